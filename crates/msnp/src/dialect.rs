@@ -1,0 +1,149 @@
+//! Protocol dialects and the differences between them, as data.
+//!
+//! The server and client ask a [`Dialect`] what shape to use rather than
+//! comparing version numbers all over their logic.
+
+use std::fmt;
+
+/// One MSNP protocol version, as negotiated by `VER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dialect {
+    Msnp2,
+    Msnp3,
+    Msnp4,
+    Msnp5,
+    Msnp6,
+    Msnp7,
+    Msnp8,
+    Msnp9,
+    Msnp10,
+    Msnp11,
+    Msnp12,
+}
+
+/// How a client authenticates to the notification server in a dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `USR MD5`: challenge-response over the password (MSNP2-7).
+    Md5,
+    /// `USR TWN`: a Passport ticket fetched over HTTPS (MSNP8+).
+    Twn,
+}
+
+impl Dialect {
+    /// Every dialect this crate can name, oldest first.
+    pub const ALL: [Dialect; 11] = [
+        Dialect::Msnp2,
+        Dialect::Msnp3,
+        Dialect::Msnp4,
+        Dialect::Msnp5,
+        Dialect::Msnp6,
+        Dialect::Msnp7,
+        Dialect::Msnp8,
+        Dialect::Msnp9,
+        Dialect::Msnp10,
+        Dialect::Msnp11,
+        Dialect::Msnp12,
+    ];
+
+    /// The version number: 2 for MSNP2.
+    pub fn number(self) -> u8 {
+        self as u8 + 2
+    }
+
+    /// Parses a dialect name as offered in `VER`; names are case-insensitive
+    /// (draft 7.1). Pseudo-dialects such as `CVR0` yield `None`.
+    pub fn from_name(name: &str) -> Option<Dialect> {
+        let digits = name.get(..4).filter(|p| p.eq_ignore_ascii_case("MSNP")).map(|_| &name[4..])?;
+        if digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u8 = digits.parse().ok()?;
+        Dialect::ALL.into_iter().find(|d| d.number() == n)
+    }
+
+    /// The login scheme of this dialect.
+    pub fn auth_scheme(self) -> AuthScheme {
+        if self >= Dialect::Msnp8 { AuthScheme::Twn } else { AuthScheme::Md5 }
+    }
+
+    /// Whether `INF` (security package query) exists.
+    pub fn has_inf(self) -> bool {
+        self <= Dialect::Msnp7
+    }
+
+    /// Whether list replies (`ADD`, `REM`, `GTC`, `BLP`, `REA`, ...) carry the
+    /// list serial number. MSNP10 dropped it.
+    pub fn replies_carry_serial(self) -> bool {
+        self <= Dialect::Msnp9
+    }
+
+    /// Whether `USR ... OK` ends with the "verified" flag (MSNP6+).
+    pub fn usr_ok_has_verified_flag(self) -> bool {
+        self >= Dialect::Msnp6
+    }
+
+    /// Whether `XFR ... NS` carries the trailing `0` (MSNP3+) and the current
+    /// server address (MSNP7+).
+    pub fn xfr_ns_fields(self) -> (bool, bool) {
+        (self >= Dialect::Msnp3, self >= Dialect::Msnp7)
+    }
+
+    /// Whether presence lines carry the client capability id (MSNP8+).
+    pub fn presence_has_client_id(self) -> bool {
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether presence lines may carry an MSN object (MSNP9+).
+    pub fn presence_has_msn_object(self) -> bool {
+        self >= Dialect::Msnp9
+    }
+
+    /// Whether `QNG` carries the seconds until the next ping (MSNP9+).
+    pub fn qng_has_interval(self) -> bool {
+        self >= Dialect::Msnp9
+    }
+
+    /// Whether contacts belong to groups (MSNP7+).
+    pub fn has_groups(self) -> bool {
+        self >= Dialect::Msnp7
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MSNP{}", self.number())
+    }
+}
+
+/// Picks the dialect for a connection: the highest one the client offers that
+/// the server supports. `None` means the server must answer `VER trid 0`.
+pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>, supported: &[Dialect]) -> Option<Dialect> {
+    offered.into_iter().filter_map(Dialect::from_name).filter(|d| supported.contains(d)).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_case_insensitively() {
+        for d in Dialect::ALL {
+            assert_eq!(Dialect::from_name(&d.to_string()), Some(d));
+            assert_eq!(Dialect::from_name(&d.to_string().to_lowercase()), Some(d));
+        }
+        assert_eq!(Dialect::from_name("CVR0"), None);
+        assert_eq!(Dialect::from_name("MSNP"), None);
+        assert_eq!(Dialect::from_name("MSNP99"), None);
+        assert_eq!(Dialect::from_name("MSNP+2"), None);
+    }
+
+    #[test]
+    fn negotiation_picks_highest_supported() {
+        let supported = [Dialect::Msnp2, Dialect::Msnp3];
+        assert_eq!(negotiate(["MSNP4", "MSNP3", "MSNP2", "CVR0"], &supported), Some(Dialect::Msnp3));
+        assert_eq!(negotiate(["MSNP2", "MSNP3"], &supported), Some(Dialect::Msnp3));
+        assert_eq!(negotiate(["MSNP8", "CVR0"], &supported), None);
+        assert_eq!(negotiate([], &supported), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! The MIME-style payloads carried by `MSG` (draft 8.8): a block of
+//! `Name: value` header lines, an empty line, then a body.
+
+/// Why a payload is not a MIME message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MimeError {
+    #[error("header block is not terminated by an empty line")]
+    Unterminated,
+    #[error("header line without a colon")]
+    BadHeader,
+    #[error("header block is not UTF-8")]
+    NotUtf8,
+}
+
+/// A parsed or to-be-sent message payload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MimeMessage {
+    /// Headers in order; names keep their case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl MimeMessage {
+    /// A message with `MIME-Version: 1.0` and the given content type.
+    pub fn new(content_type: &str) -> MimeMessage {
+        MimeMessage {
+            headers: vec![("MIME-Version".into(), "1.0".into()), ("Content-Type".into(), content_type.into())],
+            body: Vec::new(),
+        }
+    }
+
+    /// Appends a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> MimeMessage {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> MimeMessage {
+        self.body = body.into();
+        self
+    }
+
+    /// The first header of that name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The content type without parameters, e.g. `text/plain`.
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type").map(|v| v.split(';').next().unwrap_or("").trim())
+    }
+
+    /// Parses a payload. Header lines may end in CRLF or LF; the first empty
+    /// line ends the headers and everything after it is the body.
+    pub fn parse(payload: &[u8]) -> Result<MimeMessage, MimeError> {
+        let mut headers = Vec::new();
+        let mut rest = payload;
+        loop {
+            let nl = rest.iter().position(|&b| b == b'\n').ok_or(MimeError::Unterminated)?;
+            let raw = &rest[..nl];
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            rest = &rest[nl + 1..];
+            if raw.is_empty() {
+                break;
+            }
+            let line = std::str::from_utf8(raw).map_err(|_| MimeError::NotUtf8)?;
+            let (name, value) = line.split_once(':').ok_or(MimeError::BadHeader)?;
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        Ok(MimeMessage { headers, body: rest.to_vec() })
+    }
+
+    /// Encodes with CRLF line ends and exactly one space after each colon.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, v) in &self.headers {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msnp2_profile_is_95_bytes() {
+        // The MSNP2 login profile from the reference transcript.
+        let m = MimeMessage::new("text/x-msmsgsprofile; charset=UTF-8").with_header("LoginTime", "1726321960");
+        assert_eq!(m.to_bytes().len(), 95);
+        assert_eq!(MimeMessage::parse(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn typing_notification_is_90_bytes() {
+        let m =
+            MimeMessage::new("text/x-msmsgscontrol").with_header("TypingUser", "alice@hotmail.com").with_body(*b"\r\n");
+        assert_eq!(m.to_bytes().len(), 90);
+        let parsed = MimeMessage::parse(&m.to_bytes()).unwrap();
+        assert_eq!(parsed.content_type(), Some("text/x-msmsgscontrol"));
+        assert_eq!(parsed.header("typinguser"), Some("alice@hotmail.com"));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(MimeMessage::parse(b"no end"), Err(MimeError::Unterminated));
+        assert_eq!(MimeMessage::parse(b"nocolon\r\n\r\n"), Err(MimeError::BadHeader));
+    }
+}

@@ -1,0 +1,356 @@
+//! What a client sends, parsed into typed requests.
+//!
+//! Parsing is purely syntactic: argument counts, TrIDs, enumerated keywords
+//! and the URL decoding of names. Whether a handle exists or a change is
+//! allowed is the backend's business. Arguments beyond those a dialect
+//! defines are ignored, because real clients are noisy (a second `CVR`, group
+//! ids on `ADD`, stray tabs) and refusing them would break them.
+
+use bytes::Bytes;
+
+use crate::error::ErrorCode;
+use crate::frame::Frame;
+use crate::types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, TrId, parse_trid};
+use crate::urlencode;
+
+/// Longest user handle (draft 5.4).
+pub const MAX_HANDLE_LEN: usize = 129;
+/// Longest URL-encoded friendly name (draft 5.5).
+pub const MAX_FRIENDLY_NAME_LEN: usize = 387;
+
+/// A request that could not be parsed, with what to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} for TrID {trid:?}")]
+pub struct ParseError {
+    /// The TrID to echo, when the line carried a readable one.
+    pub trid: Option<TrId>,
+    pub code: ErrorCode,
+}
+
+fn err(trid: Option<TrId>, code: ErrorCode) -> ParseError {
+    ParseError { trid, code }
+}
+
+/// A split command line with helpers that turn missing or malformed
+/// arguments into the right protocol error.
+struct Args<'a> {
+    verb: &'a str,
+    args: Vec<&'a str>,
+    trid: Option<TrId>,
+}
+
+impl<'a> Args<'a> {
+    fn new(frame: &'a Frame) -> Args<'a> {
+        let mut parts = frame.line.split([' ', '\t']).filter(|s| !s.is_empty());
+        let verb = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        let trid = args.first().and_then(|a| parse_trid(a));
+        Args { verb, args, trid }
+    }
+
+    /// The TrID, which every request but `OUT` and `PNG` starts with.
+    fn trid(&self) -> Result<TrId, ParseError> {
+        self.trid.ok_or(err(None, ErrorCode::SyntaxError))
+    }
+
+    /// The argument at `i` (0 is the TrID), or a syntax error.
+    fn get(&self, i: usize) -> Result<&'a str, ParseError> {
+        self.args.get(i).copied().ok_or(err(self.trid, ErrorCode::SyntaxError))
+    }
+
+    fn opt(&self, i: usize) -> Option<&'a str> {
+        self.args.get(i).copied()
+    }
+
+    fn invalid(&self) -> ParseError {
+        err(self.trid, ErrorCode::InvalidParameter)
+    }
+
+    fn list(&self, i: usize) -> Result<ListKind, ParseError> {
+        ListKind::from_code(self.get(i)?).ok_or(self.invalid())
+    }
+
+    fn friendly(&self, i: usize) -> Result<String, ParseError> {
+        decode_friendly(self.get(i)?).map_err(|code| err(self.trid, code))
+    }
+
+    fn number(&self, i: usize) -> Result<u32, ParseError> {
+        parse_trid(self.get(i)?).ok_or(self.invalid())
+    }
+
+    fn owned_from(&self, i: usize) -> Vec<String> {
+        self.args.iter().skip(i).map(|s| s.to_string()).collect()
+    }
+}
+
+/// Decodes a URL-encoded friendly name, enforcing the draft's length limit.
+pub fn decode_friendly(arg: &str) -> Result<String, ErrorCode> {
+    if arg.len() > MAX_FRIENDLY_NAME_LEN {
+        return Err(ErrorCode::InvalidFriendlyName);
+    }
+    let name = urlencode::decode(arg).map_err(|_| ErrorCode::InvalidFriendlyName)?;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(ErrorCode::InvalidFriendlyName);
+    }
+    Ok(name)
+}
+
+/// The stages of `USR` on a dispatch or notification server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsrStep {
+    /// `USR trid MD5 I handle`
+    Md5Initiate { handle: String },
+    /// `USR trid MD5 S response`
+    Md5Response { response: String },
+    /// `USR trid TWN I handle`
+    TwnInitiate { handle: String },
+    /// `USR trid TWN S ticket`
+    TwnResponse { ticket: String },
+}
+
+/// A request to a dispatch or notification server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsRequest {
+    Ver {
+        trid: TrId,
+        dialects: Vec<String>,
+    },
+    Inf {
+        trid: TrId,
+    },
+    Cvr {
+        trid: TrId,
+        args: Vec<String>,
+    },
+    Usr {
+        trid: TrId,
+        step: UsrStep,
+    },
+    Syn {
+        trid: TrId,
+        serial: u32,
+    },
+    Lst {
+        trid: TrId,
+        list: ListKind,
+    },
+    Gtc {
+        trid: TrId,
+        mode: PromptMode,
+    },
+    Blp {
+        trid: TrId,
+        mode: PrivacyMode,
+    },
+    Add {
+        trid: TrId,
+        list: ListKind,
+        handle: String,
+        friendly: String,
+    },
+    Rem {
+        trid: TrId,
+        list: ListKind,
+        handle: String,
+    },
+    Chg {
+        trid: TrId,
+        state: OnlineState,
+        client_id: Option<u32>,
+        msn_object: Option<String>,
+    },
+    Rea {
+        trid: TrId,
+        handle: String,
+        friendly: String,
+    },
+    /// `XFR trid SB`; other targets are refused by the parser.
+    XfrSb {
+        trid: TrId,
+    },
+    Png,
+    Out,
+    /// A client may never send `MSG` to a notification server: the request is
+    /// parsed only so that the server can close the connection.
+    Msg {
+        trid: Option<TrId>,
+    },
+}
+
+impl NsRequest {
+    /// Parses one frame received by a dispatch or notification server.
+    pub fn parse(frame: &Frame) -> Result<NsRequest, ParseError> {
+        let a = Args::new(frame);
+        Ok(match a.verb {
+            "OUT" => NsRequest::Out,
+            "PNG" => NsRequest::Png,
+            "MSG" => NsRequest::Msg { trid: a.trid },
+            "VER" => {
+                let trid = a.trid()?;
+                a.get(1)?;
+                NsRequest::Ver { trid, dialects: a.owned_from(1) }
+            }
+            "INF" => NsRequest::Inf { trid: a.trid()? },
+            "CVR" => NsRequest::Cvr { trid: a.trid()?, args: a.owned_from(1) },
+            "USR" => {
+                let trid = a.trid()?;
+                let step = match (a.get(1)?, a.get(2)?) {
+                    ("MD5", "I") => UsrStep::Md5Initiate { handle: a.get(3)?.to_string() },
+                    ("MD5", "S") => UsrStep::Md5Response { response: a.get(3)?.to_string() },
+                    ("TWN", "I") => UsrStep::TwnInitiate { handle: a.get(3)?.to_string() },
+                    ("TWN", "S") => UsrStep::TwnResponse { ticket: a.get(3)?.to_string() },
+                    _ => return Err(a.invalid()),
+                };
+                NsRequest::Usr { trid, step }
+            }
+            "SYN" => NsRequest::Syn { trid: a.trid()?, serial: a.number(1)? },
+            "LST" => NsRequest::Lst { trid: a.trid()?, list: a.list(1)? },
+            "GTC" => NsRequest::Gtc { trid: a.trid()?, mode: PromptMode::from_code(a.get(1)?).ok_or(a.invalid())? },
+            "BLP" => NsRequest::Blp { trid: a.trid()?, mode: PrivacyMode::from_code(a.get(1)?).ok_or(a.invalid())? },
+            "ADD" => NsRequest::Add {
+                trid: a.trid()?,
+                list: a.list(1)?,
+                handle: a.get(2)?.to_string(),
+                friendly: a.friendly(3)?,
+            },
+            "REM" => NsRequest::Rem { trid: a.trid()?, list: a.list(1)?, handle: a.get(2)?.to_string() },
+            "CHG" => {
+                let trid = a.trid()?;
+                let state = OnlineState::from_code(a.get(1)?).ok_or(a.invalid())?;
+                let client_id = match a.opt(2) {
+                    Some(id) => Some(parse_trid(id).ok_or(a.invalid())?),
+                    None => None,
+                };
+                NsRequest::Chg { trid, state, client_id, msn_object: a.opt(3).map(str::to_string) }
+            }
+            "REA" => NsRequest::Rea { trid: a.trid()?, handle: a.get(1)?.to_string(), friendly: a.friendly(2)? },
+            "XFR" => {
+                let trid = a.trid()?;
+                match a.get(1)? {
+                    "SB" => NsRequest::XfrSb { trid },
+                    _ => return Err(a.invalid()),
+                }
+            }
+            _ => return Err(err(a.trid, ErrorCode::SyntaxError)),
+        })
+    }
+}
+
+/// A request to a switchboard server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SbRequest {
+    /// `USR trid handle cookie`: the caller opens a new session.
+    Usr {
+        trid: TrId,
+        handle: String,
+        cookie: String,
+    },
+    /// `ANS trid handle cookie session-id`: an invitee joins.
+    Ans {
+        trid: TrId,
+        handle: String,
+        cookie: String,
+        session_id: u32,
+    },
+    Cal {
+        trid: TrId,
+        handle: String,
+    },
+    Msg {
+        trid: TrId,
+        ack: AckMode,
+        payload: Bytes,
+    },
+    /// `OUT`, and the `BYE` some clients send instead.
+    Out,
+}
+
+impl SbRequest {
+    /// Parses one frame received by a switchboard server.
+    pub fn parse(frame: &Frame) -> Result<SbRequest, ParseError> {
+        let a = Args::new(frame);
+        Ok(match a.verb {
+            "OUT" | "BYE" => SbRequest::Out,
+            "USR" => SbRequest::Usr { trid: a.trid()?, handle: a.get(1)?.to_string(), cookie: a.get(2)?.to_string() },
+            "ANS" => SbRequest::Ans {
+                trid: a.trid()?,
+                handle: a.get(1)?.to_string(),
+                cookie: a.get(2)?.to_string(),
+                session_id: a.number(3).map_err(|_| err(a.trid, ErrorCode::AuthenticationFailed))?,
+            },
+            "CAL" => SbRequest::Cal { trid: a.trid()?, handle: a.get(1)?.to_string() },
+            "MSG" => SbRequest::Msg {
+                trid: a.trid()?,
+                ack: AckMode::from_code(a.get(1)?).ok_or(a.invalid())?,
+                payload: frame.payload.clone().unwrap_or_default(),
+            },
+            _ => return Err(err(a.trid, ErrorCode::SyntaxError)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(line: &str) -> Result<NsRequest, ParseError> {
+        NsRequest::parse(&Frame { line: line.into(), payload: None })
+    }
+
+    #[test]
+    fn parses_the_draft_commands() {
+        assert_eq!(
+            ns("VER 1 MSNP2 CVR0").unwrap(),
+            NsRequest::Ver { trid: 1, dialects: vec!["MSNP2".into(), "CVR0".into()] }
+        );
+        assert_eq!(
+            ns("USR 6 MD5 I alice@hotmail.com").unwrap(),
+            NsRequest::Usr { trid: 6, step: UsrStep::Md5Initiate { handle: "alice@hotmail.com".into() } }
+        );
+        assert_eq!(
+            ns("ADD 10 FL carol@hotmail.com Carol%20C").unwrap(),
+            NsRequest::Add {
+                trid: 10,
+                list: ListKind::Forward,
+                handle: "carol@hotmail.com".into(),
+                friendly: "Carol C".into()
+            }
+        );
+        assert_eq!(
+            ns("CHG 9 NLN").unwrap(),
+            NsRequest::Chg { trid: 9, state: OnlineState::Online, client_id: None, msn_object: None }
+        );
+        assert_eq!(ns("XFR 12 SB").unwrap(), NsRequest::XfrSb { trid: 12 });
+        assert_eq!(ns("OUT").unwrap(), NsRequest::Out);
+    }
+
+    #[test]
+    fn errors_carry_the_trid_and_code() {
+        assert_eq!(ns("FOO 7").unwrap_err(), ParseError { trid: Some(7), code: ErrorCode::SyntaxError });
+        assert_eq!(
+            ns("ADD 8 XL a@b.c a").unwrap_err(),
+            ParseError { trid: Some(8), code: ErrorCode::InvalidParameter }
+        );
+        assert_eq!(ns("ADD 8 FL").unwrap_err(), ParseError { trid: Some(8), code: ErrorCode::SyntaxError });
+        assert_eq!(ns("CHG 9 XYZ").unwrap_err().code, ErrorCode::InvalidParameter);
+        assert_eq!(ns("SYN x 0").unwrap_err(), ParseError { trid: None, code: ErrorCode::SyntaxError });
+        assert_eq!(ns("SYN 4294967296 0").unwrap_err().trid, None);
+        assert_eq!(ns("REA 3 a@b.c %ZZ").unwrap_err().code, ErrorCode::InvalidFriendlyName);
+        let long = format!("REA 3 a@b.c {}", "a".repeat(388));
+        assert_eq!(ns(&long).unwrap_err().code, ErrorCode::InvalidFriendlyName);
+        assert_eq!(ns("REA 3 a@b.c a%0Ab").unwrap_err().code, ErrorCode::InvalidFriendlyName);
+    }
+
+    #[test]
+    fn switchboard_requests() {
+        let f = Frame { line: "MSG 3 N 2".into(), payload: Some(Bytes::from_static(b"hi")) };
+        assert_eq!(
+            SbRequest::parse(&f).unwrap(),
+            SbRequest::Msg { trid: 3, ack: AckMode::NegativeOnly, payload: Bytes::from_static(b"hi") }
+        );
+        let f = Frame { line: "ANS 1 bob@x.com 123.456 11752013".into(), payload: None };
+        assert!(matches!(SbRequest::parse(&f).unwrap(), SbRequest::Ans { session_id: 11752013, .. }));
+        let f = Frame { line: "MSG 3 n 2".into(), payload: Some(Bytes::from_static(b"hi")) };
+        assert_eq!(SbRequest::parse(&f).unwrap_err().code, ErrorCode::InvalidParameter);
+    }
+}
