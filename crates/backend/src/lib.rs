@@ -1,1 +1,32 @@
+//! The Mariposa domain: accounts, the four lists and the privacy rules,
+//! presence, switchboard sessions, and the store they persist to.
+//!
+//! It knows nothing of sockets. The server's protocol fronts call into
+//! [`Backend`] with typed requests and receive protocol-neutral events
+//! ([`NsEvent`], [`SbEvent`]) which they encode in their connection's dialect.
+//!
+//! Layout:
+//! - [`handle`]: user handles and their validation.
+//! - [`lists`]: one user's lists and the rules for changing them.
+//! - [`presence`]: who is online, and who may see whom.
+//! - [`switchboard`]: chat sessions, invitations and the cookies that admit users.
+//! - [`secrets`]: the server key, password hashes and the sealed MD5 secret.
+//! - [`store`]: the [`Store`] trait and its SQLite implementation.
+//! - [`service`]: [`Backend`], the operations the fronts call.
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod handle;
+pub mod lists;
+pub mod presence;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod switchboard;
+
+pub use config::BackendConfig;
+pub use handle::Handle;
+pub use presence::{NsEvent, OnlineUser};
+pub use service::Backend;
+pub use store::{Store, StoreError};
+pub use switchboard::{SbEvent, SwitchboardSession};

@@ -1,0 +1,34 @@
+//! Limits and lifetimes the domain enforces.
+
+use std::time::Duration;
+
+/// Settings of the domain layer; the server fills them from its config.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// Most entries on a forward list (error 210 beyond).
+    pub max_forward_list: usize,
+    /// Most entries on an allow list.
+    pub max_allow_list: usize,
+    /// Most entries on a block list.
+    pub max_block_list: usize,
+    /// How long a switchboard cookie from `XFR SB` or `RNG` stays valid.
+    pub cookie_lifetime: Duration,
+    /// Most people in one switchboard session.
+    pub max_switchboard_participants: usize,
+    /// Queue length of events waiting for one connection; a connection that
+    /// falls this far behind is disconnected so it cannot hold memory.
+    pub outbox_capacity: usize,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            max_forward_list: 1000,
+            max_allow_list: 1500,
+            max_block_list: 1500,
+            cookie_lifetime: Duration::from_secs(120),
+            max_switchboard_participants: 20,
+            outbox_capacity: 512,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Who is online, in what state, and the events sent to their connections.
+//!
+//! Each signed-in user has one [`OnlineUser`] in the [`Registry`]. It holds
+//! the user's presence and an in-memory copy of their lists, so that fan-out
+//! (one state change to every watcher) and privacy checks are memory lookups.
+//! Events reach a user's connection through a bounded queue: a connection that
+//! stops reading is disconnected rather than allowed to hold memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use msnp::reply::{OutReason, PresenceLine};
+use msnp::{ListKind, OnlineState};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{Notify, mpsc};
+
+use crate::lists::{AccountId, ContactLists, ListSnapshot};
+
+/// Something a notification-server connection must tell its client. The
+/// connection encodes it in its own dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsEvent {
+    /// A contact is online or changed state or name (`NLN`).
+    Presence(PresenceLine),
+    /// A contact went offline, hid, or blocked us (`FLN`).
+    Offline { handle: String },
+    /// The server put someone on one of our lists (`ADD 0 RL ...`).
+    ListAdded { list: ListKind, serial: u32, handle: String, friendly: String },
+    /// The server took someone off one of our lists (`REM 0 RL ...`).
+    ListRemoved { list: ListKind, serial: u32, handle: String },
+    /// Someone invites us to a switchboard session (`RNG`).
+    Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String },
+    /// A message from the service itself (`MSG Hotmail Hotmail`).
+    SystemMessage { payload: Bytes },
+    /// The session must end with `OUT reason`.
+    Kick(OutReason),
+}
+
+/// The presence-related properties of an online user.
+#[derive(Debug, Clone, Default)]
+pub struct PresenceInfo {
+    pub state: OnlineState,
+    pub friendly: String,
+    pub client_id: u32,
+    pub msn_object: Option<String>,
+    /// Set by the first `CHG`: from then on the user receives `NLN`/`FLN`.
+    pub started: bool,
+}
+
+/// Reverse-list changes that arrived while the user's lists were loading.
+#[derive(Debug, Default)]
+struct ListCache {
+    lists: ContactLists,
+    loaded: bool,
+    pending: Vec<(String, ListKind, bool)>,
+}
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// One signed-in user.
+#[derive(Debug)]
+pub struct OnlineUser {
+    pub account_id: AccountId,
+    /// The handle as spelled on the account.
+    pub handle: String,
+    /// The case-folded handle.
+    pub key: String,
+    /// Distinguishes this sign-in from a later one of the same account.
+    pub session_id: u64,
+    presence: Mutex<PresenceInfo>,
+    cache: RwLock<ListCache>,
+    outbox: mpsc::Sender<NsEvent>,
+    overflowed: AtomicBool,
+    wake: Notify,
+}
+
+impl OnlineUser {
+    /// Creates a user whose events go to `outbox`.
+    pub fn new(account_id: AccountId, handle: &str, friendly: &str, outbox: mpsc::Sender<NsEvent>) -> OnlineUser {
+        OnlineUser {
+            account_id,
+            handle: handle.to_string(),
+            key: handle.to_ascii_lowercase(),
+            session_id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            presence: Mutex::new(PresenceInfo { friendly: friendly.to_string(), ..Default::default() }),
+            cache: RwLock::new(ListCache::default()),
+            outbox,
+            overflowed: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Queues an event for this user's connection. If the queue is full the
+    /// connection is flagged to be closed: it is not reading.
+    pub fn deliver(&self, event: NsEvent) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.try_send(event) {
+            self.overflowed.store(true, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves when the connection must close because its queue overflowed.
+    pub async fn overflowed(&self) {
+        loop {
+            if self.overflowed.load(Ordering::Relaxed) {
+                return;
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    pub fn presence(&self) -> PresenceInfo {
+        self.presence.lock().clone()
+    }
+
+    /// Changes the presence under the lock; returns the value before and after.
+    pub fn update_presence(&self, f: impl FnOnce(&mut PresenceInfo)) -> (PresenceInfo, PresenceInfo) {
+        let mut p = self.presence.lock();
+        let before = p.clone();
+        f(&mut p);
+        (before, p.clone())
+    }
+
+    /// The line others see for this user, if they may see it at all.
+    pub fn presence_line(&self) -> Option<PresenceLine> {
+        let p = self.presence.lock();
+        (p.started && p.state.is_visible()).then(|| PresenceLine {
+            state: p.state,
+            handle: self.handle.clone(),
+            friendly: p.friendly.clone(),
+            client_id: p.client_id,
+            msn_object: p.msn_object.clone(),
+        })
+    }
+
+    /// Installs the lists loaded from the store, then replays any reverse-list
+    /// change that other users made while they were loading.
+    pub fn install_lists(&self, snapshot: &ListSnapshot) {
+        let mut cache = self.cache.write();
+        cache.lists = ContactLists::from_snapshot(snapshot);
+        let pending = std::mem::take(&mut cache.pending);
+        for (key, list, member) in pending {
+            cache.lists.set(&key, list, member);
+        }
+        cache.loaded = true;
+    }
+
+    /// Applies a change to the in-memory lists (own changes, or reverse-list
+    /// changes made by others).
+    pub fn set_list(&self, key: &str, list: ListKind, member: bool) {
+        let mut cache = self.cache.write();
+        if cache.loaded {
+            cache.lists.set(key, list, member);
+        } else {
+            cache.pending.push((key.to_string(), list, member));
+        }
+    }
+
+    /// Reads the in-memory lists.
+    pub fn with_lists<T>(&self, f: impl FnOnce(&ContactLists) -> T) -> T {
+        f(&self.cache.read().lists)
+    }
+
+    /// Changes the in-memory lists' settings.
+    pub fn with_lists_mut<T>(&self, f: impl FnOnce(&mut ContactLists) -> T) -> T {
+        f(&mut self.cache.write().lists)
+    }
+}
+
+const SHARDS: usize = 32;
+
+/// Every signed-in user, by handle key. Sharded so that sign-ins and look-ups
+/// on different users rarely contend.
+#[derive(Debug)]
+pub struct Registry {
+    shards: Vec<RwLock<HashMap<String, Arc<OnlineUser>>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect() }
+    }
+}
+
+impl Registry {
+    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<OnlineUser>>> {
+        // FNV-1a: cheap and good enough to spread e-mail addresses.
+        let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    /// The online user with this handle key.
+    pub fn get(&self, key: &str) -> Option<Arc<OnlineUser>> {
+        self.shard(key).read().get(key).cloned()
+    }
+
+    /// Registers a sign-in, returning the session it replaces.
+    pub fn insert(&self, user: Arc<OnlineUser>) -> Option<Arc<OnlineUser>> {
+        self.shard(&user.key).write().insert(user.key.clone(), user)
+    }
+
+    /// Removes a sign-in, unless a newer one of the same account replaced it.
+    /// Returns whether it was removed.
+    pub fn remove(&self, user: &OnlineUser) -> bool {
+        let mut shard = self.shard(&user.key).write();
+        if shard.get(&user.key).is_some_and(|u| u.session_id == user.session_id) {
+            shard.remove(&user.key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Every online user (for shutdown and the status page).
+    pub fn all(&self) -> Vec<Arc<OnlineUser>> {
+        self.shards.iter().flat_map(|s| s.read().values().cloned().collect::<Vec<_>>()).collect()
+    }
+
+    /// How many users are signed in.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

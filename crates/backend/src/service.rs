@@ -1,0 +1,485 @@
+//! [`Backend`]: the operations the protocol fronts call.
+//!
+//! Every method takes dialect-neutral values and returns either a result for
+//! the caller's reply or a protocol [`ErrorCode`]. Effects on other users are
+//! delivered as events to their connections. A change is written to the
+//! store before the method returns, so a reply sent after it is never ahead
+//! of the disk.
+
+use std::sync::Arc;
+
+use msnp::reply::{OutReason, PresenceLine};
+use msnp::request::decode_friendly;
+use msnp::{ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
+use tokio::sync::mpsc;
+
+use crate::config::BackendConfig;
+use crate::handle::Handle;
+use crate::lists::ListSnapshot;
+use crate::presence::{NsEvent, OnlineUser, Registry};
+use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
+use crate::store::{Account, AccountSummary, Credentials, NewAccount, Store, StoreError};
+use crate::switchboard::{CookieJar, CookieKind, Participant, SbEvent, SwitchboardSession, Switchboards};
+
+/// Errors of account administration (the CLI and, later, the web pages).
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid handle (protocol error {0})")]
+    InvalidHandle(ErrorCode),
+    #[error("invalid friendly name")]
+    InvalidName,
+    #[error("the password must not be empty")]
+    EmptyPassword,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// What a successful `ADD` produced.
+#[derive(Debug, Clone)]
+pub struct AddOutcome {
+    pub serial: u32,
+    /// The contact's presence for the `ILN` that follows an `ADD FL`.
+    pub initial_presence: Option<PresenceLine>,
+}
+
+/// The domain services shared by every connection.
+pub struct Backend {
+    store: Arc<dyn Store>,
+    key: ServerKey,
+    config: BackendConfig,
+    registry: Registry,
+    cookies: CookieJar,
+    switchboards: Switchboards,
+}
+
+fn store_error(e: StoreError) -> ErrorCode {
+    tracing::error!("store failure: {e}");
+    ErrorCode::DbServer
+}
+
+impl Backend {
+    pub fn new(store: Arc<dyn Store>, key: ServerKey, config: BackendConfig) -> Backend {
+        Backend {
+            store,
+            key,
+            config,
+            registry: Registry::default(),
+            cookies: CookieJar::default(),
+            switchboards: Switchboards::default(),
+        }
+    }
+
+    pub fn config(&self) -> &BackendConfig {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn switchboards(&self) -> &Switchboards {
+        &self.switchboards
+    }
+
+    // ----- accounts -------------------------------------------------------
+
+    fn credentials(&self, handle: &Handle, password: &str) -> Result<Credentials, AccountError> {
+        if password.is_empty() {
+            return Err(AccountError::EmptyPassword);
+        }
+        Ok(Credentials {
+            password_hash: secrets::hash_password(password)?,
+            sealed_secret: Some(self.key.seal(handle.key(), password)),
+        })
+    }
+
+    /// Creates an account. The friendly name defaults to the handle.
+    pub async fn create_account(
+        &self,
+        handle: &str,
+        friendly: Option<&str>,
+        password: &str,
+    ) -> Result<(), AccountError> {
+        let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
+        let friendly = friendly.unwrap_or(handle.as_str());
+        decode_friendly(&urlencode::encode(friendly)).map_err(|_| AccountError::InvalidName)?;
+        let credentials = self.credentials(&handle, password)?;
+        self.store
+            .create_account(NewAccount { handle: handle.as_str().into(), friendly: friendly.into(), credentials })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_account(&self, handle: &str) -> Result<(), AccountError> {
+        Ok(self.store.delete_account(&handle.to_ascii_lowercase()).await?)
+    }
+
+    pub async fn set_password(&self, handle: &str, password: &str) -> Result<(), AccountError> {
+        let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
+        let credentials = self.credentials(&handle, password)?;
+        Ok(self.store.set_credentials(handle.key(), credentials).await?)
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<AccountSummary>, AccountError> {
+        Ok(self.store.list_accounts().await?)
+    }
+
+    // ----- login ----------------------------------------------------------
+
+    /// Checks the handle of `USR ... I`. Only its syntax: whether the account
+    /// exists is not revealed before the password is checked.
+    pub fn check_login_handle(handle: &str) -> Result<Handle, ErrorCode> {
+        if !handle.contains('@') {
+            return Err(ErrorCode::FqdnMissing);
+        }
+        Handle::parse(handle)
+    }
+
+    /// A fresh MD5 challenge (the salt of draft 7.3), random rather than the
+    /// historic predictable time stamp.
+    pub fn md5_challenge() -> String {
+        format!("{}.{}", secrets::random_digits(10), secrets::random_digits(9))
+    }
+
+    /// Verifies an MD5 response. Unknown accounts, disabled accounts and wrong
+    /// passwords are all answered 911, so a guesser learns nothing.
+    pub async fn authenticate_md5(
+        &self,
+        handle: &Handle,
+        challenge: &str,
+        response: &str,
+    ) -> Result<Account, ErrorCode> {
+        let account = self.store.account(handle.key()).await.map_err(store_error)?;
+        let Some(account) = account.filter(|a| !a.disabled) else {
+            return Err(ErrorCode::AuthenticationFailed);
+        };
+        let Some(sealed) = &account.credentials.sealed_secret else {
+            return Err(ErrorCode::AuthenticationFailed);
+        };
+        let password = self.key.open(handle.key(), sealed).map_err(|e| {
+            tracing::error!("cannot open the MD5 secret of {}: {e}", handle);
+            ErrorCode::AuthenticationFailed
+        })?;
+        let expected = md5_response(challenge, &password);
+        if constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes()) {
+            Ok(account)
+        } else {
+            Err(ErrorCode::AuthenticationFailed)
+        }
+    }
+
+    /// Registers a signed-in user. An earlier sign-in of the same account is
+    /// told `OUT OTH`.
+    pub async fn sign_in(
+        &self,
+        account: &Account,
+        outbox: mpsc::Sender<NsEvent>,
+    ) -> Result<Arc<OnlineUser>, ErrorCode> {
+        let user = Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, outbox));
+        // Register before loading the lists: a reverse-list change made by
+        // someone else in between is queued on the user and replayed.
+        if let Some(previous) = self.registry.insert(user.clone()) {
+            previous.deliver(NsEvent::Kick(OutReason::OtherLogin));
+        }
+        match self.store.list_snapshot(account.id).await {
+            Ok(snapshot) => {
+                user.install_lists(&snapshot);
+                Ok(user)
+            }
+            Err(e) => {
+                self.registry.remove(&user);
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// Ends a sign-in: watchers who saw the user online get `FLN`, unless a
+    /// newer sign-in of the same account is already visible to them.
+    pub fn sign_out(&self, user: &Arc<OnlineUser>) {
+        let was_visible = user.presence_line().is_some();
+        let removed = self.registry.remove(user);
+        if !was_visible {
+            return;
+        }
+        if !removed && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
+            return;
+        }
+        self.notify_watchers(user, |_| Some(NsEvent::Offline { handle: user.handle.clone() }));
+    }
+
+    // ----- lists ----------------------------------------------------------
+
+    /// The lists and settings for `SYN` and `LST`, read from the store.
+    pub async fn list_snapshot(&self, user: &OnlineUser) -> Result<ListSnapshot, ErrorCode> {
+        self.store.list_snapshot(user.account_id).await.map_err(store_error)
+    }
+
+    /// Sends an event to every online watcher (someone with `user` on their
+    /// forward list) who has started receiving presence and whom `user`'s
+    /// privacy allows; `event` may decline per watcher.
+    fn notify_watchers(&self, user: &OnlineUser, event: impl Fn(&OnlineUser) -> Option<NsEvent>) {
+        let watchers: Vec<String> =
+            user.with_lists(|l| l.members(ListKind::Reverse).filter(|k| l.allows(k)).map(str::to_string).collect());
+        for key in watchers {
+            if let Some(w) = self.registry.get(&key).filter(|w| w.presence().started) {
+                if let Some(e) = event(&w) {
+                    w.deliver(e);
+                }
+            }
+        }
+    }
+
+    /// After a privacy change by `user`, tells one watcher whose view of
+    /// `user` flipped: `FLN` if they may no longer see them, `NLN` if they now may.
+    fn refresh_view(&self, user: &OnlineUser, watcher_key: &str, allowed_before: bool) {
+        let (watching, allowed_after) =
+            user.with_lists(|l| (l.bits(watcher_key).contains(ListKind::Reverse), l.allows(watcher_key)));
+        if !watching || allowed_before == allowed_after {
+            return;
+        }
+        let Some(line) = user.presence_line() else { return };
+        let Some(w) = self.registry.get(watcher_key).filter(|w| w.presence().started) else { return };
+        w.deliver(if allowed_after {
+            NsEvent::Presence(line)
+        } else {
+            NsEvent::Offline { handle: user.handle.clone() }
+        });
+    }
+
+    /// `ADD`: puts someone on one of the user's lists.
+    pub async fn add_to_list(&self, user: &OnlineUser, list: ListKind, handle: &str) -> Result<AddOutcome, ErrorCode> {
+        let handle = Handle::parse(handle)?;
+        let key = handle.key();
+        if list == ListKind::Forward && key == user.key {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        user.with_lists(|l| l.check_add(list, key, &self.config))?;
+        let contact = self.store.account(key).await.map_err(store_error)?.ok_or(ErrorCode::InvalidUser)?;
+        let allowed_before = user.with_lists(|l| l.allows(key));
+        let change =
+            self.store.set_list_membership(user.account_id, contact.id, list, true).await.map_err(store_error)?;
+        user.set_list(key, list, true);
+
+        let online = self.registry.get(key);
+        let mut initial_presence = None;
+        match list {
+            ListKind::Forward => {
+                if let (Some(c), Some(serial)) = (&online, change.contact_serial) {
+                    c.set_list(&user.key, ListKind::Reverse, true);
+                    c.deliver(NsEvent::ListAdded {
+                        list: ListKind::Reverse,
+                        serial,
+                        handle: user.handle.clone(),
+                        friendly: user.presence().friendly,
+                    });
+                }
+                if user.presence().started {
+                    initial_presence =
+                        online.filter(|c| c.with_lists(|l| l.allows(&user.key))).and_then(|c| c.presence_line());
+                }
+            }
+            _ => self.refresh_view(user, key, allowed_before),
+        }
+        Ok(AddOutcome { serial: change.owner_serial, initial_presence })
+    }
+
+    /// `REM`: takes someone off one of the user's lists.
+    pub async fn remove_from_list(&self, user: &OnlineUser, list: ListKind, handle: &str) -> Result<u32, ErrorCode> {
+        let handle = Handle::parse(handle)?;
+        let key = handle.key();
+        user.with_lists(|l| l.check_remove(list, key))?;
+        let Some(contact) = self.store.account(key).await.map_err(store_error)? else {
+            // The account was deleted behind our back; forget it here too.
+            user.set_list(key, list, false);
+            return Err(ErrorCode::NotOnList);
+        };
+        let allowed_before = user.with_lists(|l| l.allows(key));
+        let change =
+            self.store.set_list_membership(user.account_id, contact.id, list, false).await.map_err(store_error)?;
+        user.set_list(key, list, false);
+        match list {
+            ListKind::Forward => {
+                if let (Some(c), Some(serial)) = (self.registry.get(key), change.contact_serial) {
+                    c.set_list(&user.key, ListKind::Reverse, false);
+                    c.deliver(NsEvent::ListRemoved { list: ListKind::Reverse, serial, handle: user.handle.clone() });
+                }
+            }
+            _ => self.refresh_view(user, key, allowed_before),
+        }
+        Ok(change.owner_serial)
+    }
+
+    /// `BLP`: changes the privacy mode; watchers whose view flips are told.
+    pub async fn set_privacy(&self, user: &OnlineUser, mode: PrivacyMode) -> Result<u32, ErrorCode> {
+        if user.with_lists(|l| l.privacy) == mode {
+            return Err(ErrorCode::AlreadyInMode);
+        }
+        let before: Vec<(String, bool)> =
+            user.with_lists(|l| l.members(ListKind::Reverse).map(|k| (k.to_string(), l.allows(k))).collect());
+        let serial = self.store.set_privacy(user.account_id, mode).await.map_err(store_error)?;
+        user.with_lists_mut(|l| l.privacy = mode);
+        for (key, allowed_before) in before {
+            self.refresh_view(user, &key, allowed_before);
+        }
+        Ok(serial)
+    }
+
+    /// `GTC`: stores the reverse-list prompt setting.
+    pub async fn set_prompt(&self, user: &OnlineUser, mode: PromptMode) -> Result<u32, ErrorCode> {
+        if user.with_lists(|l| l.prompt) == mode {
+            return Err(ErrorCode::AlreadyInMode);
+        }
+        let serial = self.store.set_prompt(user.account_id, mode).await.map_err(store_error)?;
+        user.with_lists_mut(|l| l.prompt = mode);
+        Ok(serial)
+    }
+
+    /// `REA` of the user's own handle: stores the new friendly name and shows
+    /// it to watchers.
+    pub async fn rename(&self, user: &OnlineUser, handle: &str, friendly: &str) -> Result<u32, ErrorCode> {
+        if !handle.eq_ignore_ascii_case(&user.handle) {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let serial = self.store.set_friendly_name(user.account_id, friendly).await.map_err(store_error)?;
+        user.update_presence(|p| p.friendly = friendly.to_string());
+        if let Some(line) = user.presence_line() {
+            self.notify_watchers(user, |_| Some(NsEvent::Presence(line.clone())));
+        }
+        Ok(serial)
+    }
+
+    // ----- presence -------------------------------------------------------
+
+    /// `CHG`: sets the user's state. Watchers get `NLN` (or `FLN` when the user
+    /// hides). On the first `CHG` the result holds an `ILN` line for every
+    /// forward-list contact who is online and lets the user see them.
+    pub fn change_state(
+        &self,
+        user: &OnlineUser,
+        state: OnlineState,
+        client_id: Option<u32>,
+        msn_object: Option<String>,
+    ) -> Result<Vec<PresenceLine>, ErrorCode> {
+        if state == OnlineState::Offline {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let (before, after) = user.update_presence(|p| {
+            p.state = state;
+            p.client_id = client_id.unwrap_or(0);
+            p.msn_object = msn_object;
+            p.started = true;
+        });
+        let was_visible = before.started && before.state.is_visible();
+        let changed = !before.started
+            || before.state != after.state
+            || before.client_id != after.client_id
+            || before.msn_object != after.msn_object;
+        if changed {
+            if let Some(line) = user.presence_line() {
+                self.notify_watchers(user, |_| Some(NsEvent::Presence(line.clone())));
+            } else if was_visible {
+                self.notify_watchers(user, |_| Some(NsEvent::Offline { handle: user.handle.clone() }));
+            }
+        }
+        if before.started {
+            return Ok(Vec::new());
+        }
+        let forward: Vec<String> = user.with_lists(|l| l.members(ListKind::Forward).map(str::to_string).collect());
+        let mut initial: Vec<PresenceLine> = forward
+            .iter()
+            .filter_map(|k| self.registry.get(k))
+            .filter(|c| c.with_lists(|l| l.allows(&user.key)))
+            .filter_map(|c| c.presence_line())
+            .collect();
+        initial.sort_by(|a, b| a.handle.cmp(&b.handle));
+        Ok(initial)
+    }
+
+    // ----- switchboard ----------------------------------------------------
+
+    /// `XFR SB`: a cookie for opening a new session. Hidden users and users
+    /// who have not yet set a state cannot chat (913).
+    pub fn request_switchboard(&self, user: &OnlineUser) -> Result<String, ErrorCode> {
+        let p = user.presence();
+        if !p.started || !p.state.is_visible() {
+            return Err(ErrorCode::NotAllowedWhenOffline);
+        }
+        Ok(self.cookies.issue(
+            &user.handle,
+            &p.friendly,
+            p.client_id,
+            CookieKind::NewSession,
+            self.config.cookie_lifetime,
+        ))
+    }
+
+    /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.
+    pub fn open_switchboard(
+        &self,
+        handle: &str,
+        cookie: &str,
+        connection_id: u64,
+        outbox: mpsc::Sender<SbEvent>,
+    ) -> Result<(Arc<SwitchboardSession>, Arc<Participant>), ErrorCode> {
+        let grant = self.cookies.redeem(cookie, handle, CookieKind::NewSession)?;
+        let me = Arc::new(Participant::new(&grant, connection_id, outbox));
+        Ok((self.switchboards.open(me.clone()), me))
+    }
+
+    /// Switchboard `ANS`: joins the session named in an `RNG` cookie. Returns
+    /// the roster before the join, for `IRO`.
+    pub fn join_switchboard(
+        &self,
+        handle: &str,
+        cookie: &str,
+        session_id: u32,
+        connection_id: u64,
+        outbox: mpsc::Sender<SbEvent>,
+    ) -> Result<(Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>), ErrorCode> {
+        let grant = self.cookies.redeem(cookie, handle, CookieKind::Invitation { session_id })?;
+        let session = self.switchboards.get(session_id).ok_or(ErrorCode::AuthenticationFailed)?;
+        let me = Arc::new(Participant::new(&grant, connection_id, outbox));
+        let roster = self.switchboards.join(&session, me.clone(), self.config.max_switchboard_participants)?;
+        Ok((session, me, roster))
+    }
+
+    /// `CAL`: invites someone. The invitee must be online and visible and
+    /// their privacy must allow the caller; a refusal for privacy looks the
+    /// same as an offline invitee (217), so it reveals nothing.
+    pub fn invite(&self, session: &SwitchboardSession, caller: &Participant, handle: &str) -> Result<(), ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::InvalidUsername)?;
+        if session.contains(handle.key()) {
+            return Err(ErrorCode::AlreadyThere);
+        }
+        if session.participants().len() >= self.config.max_switchboard_participants {
+            return Err(ErrorCode::SessionOverload);
+        }
+        let invitee = self
+            .registry
+            .get(handle.key())
+            .filter(|u| u.presence_line().is_some() && u.with_lists(|l| l.allows(&caller.key)))
+            .ok_or(ErrorCode::NotOnline)?;
+        let p = invitee.presence();
+        let cookie = self.cookies.issue(
+            &invitee.handle,
+            &p.friendly,
+            p.client_id,
+            CookieKind::Invitation { session_id: session.id },
+            self.config.cookie_lifetime,
+        );
+        invitee.deliver(NsEvent::Ring {
+            session_id: session.id,
+            cookie,
+            caller: caller.handle.clone(),
+            caller_friendly: caller.friendly.clone(),
+        });
+        Ok(())
+    }
+
+    /// Leaves a session (on `OUT` or a dropped connection).
+    pub fn leave_switchboard(&self, session: &SwitchboardSession, who: &Participant, idle: bool) {
+        self.switchboards.leave(session, who, idle);
+    }
+}

@@ -1,0 +1,108 @@
+//! Persistence behind one trait, so that the embedded SQLite store and the
+//! PostgreSQL store of a cluster are interchangeable.
+//!
+//! The operations are domain-shaped (set a list bit, bump the serial) rather
+//! than generic key-value calls, so each back end can do every change in one
+//! transaction. A call returns only after its change is durable: the server
+//! acknowledges a change to a client only after that.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use msnp::{ListKind, PrivacyMode, PromptMode};
+
+pub use sqlite::SqliteStore;
+
+use crate::lists::{AccountId, ListSnapshot};
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("an account with that handle already exists")]
+    AccountExists,
+    #[error("no such account")]
+    NoSuchAccount,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store has shut down")]
+    Closed,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The handle as the user spelled it.
+    pub handle: String,
+    pub friendly: String,
+    pub credentials: Credentials,
+}
+
+/// The stored forms of a password (see [`crate::secrets`]).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// The password sealed under the server key, for MD5 login.
+    pub sealed_secret: Option<Vec<u8>>,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    pub handle: String,
+    pub friendly: String,
+    pub credentials: Credentials,
+    pub disabled: bool,
+}
+
+/// A line of `msnd user list`.
+#[derive(Debug, Clone)]
+pub struct AccountSummary {
+    pub handle: String,
+    pub friendly: String,
+    pub contacts: usize,
+    pub disabled: bool,
+}
+
+/// The serial numbers after a list change: the owner's, and for forward-list
+/// changes also the contact's (whose reverse list changed with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListChange {
+    pub owner_serial: u32,
+    pub contact_serial: Option<u32>,
+}
+
+/// The persistence the domain needs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account; handles are unique without regard to case.
+    async fn create_account(&self, account: NewAccount) -> Result<AccountId, StoreError>;
+    /// Deletes an account and every list entry that names it; the serial of
+    /// each user whose lists changed is bumped so their clients resync.
+    async fn delete_account(&self, handle_key: &str) -> Result<(), StoreError>;
+    /// Replaces an account's credentials.
+    async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError>;
+    /// All accounts, ordered by handle.
+    async fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError>;
+    /// Looks an account up by its case-folded handle.
+    async fn account(&self, handle_key: &str) -> Result<Option<Account>, StoreError>;
+    /// Everything `SYN` sends for one account.
+    async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError>;
+    /// Puts `contact` on or off one of `owner`'s lists and bumps the owner's
+    /// serial. For the forward list, `owner` goes on or off the contact's
+    /// reverse list in the same transaction and the contact's serial is bumped.
+    async fn set_list_membership(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        list: ListKind,
+        member: bool,
+    ) -> Result<ListChange, StoreError>;
+    /// Stores the privacy mode (`BLP`); returns the new serial.
+    async fn set_privacy(&self, id: AccountId, mode: PrivacyMode) -> Result<u32, StoreError>;
+    /// Stores the reverse-list prompt setting (`GTC`); returns the new serial.
+    async fn set_prompt(&self, id: AccountId, mode: PromptMode) -> Result<u32, StoreError>;
+    /// Stores the friendly name (`REA`); returns the new serial.
+    async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError>;
+}

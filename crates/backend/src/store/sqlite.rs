@@ -1,0 +1,478 @@
+//! The embedded store: SQLite through rusqlite on a thread of its own.
+//!
+//! One worker thread owns the connection. Callers send it closures; it runs
+//! every closure that is waiting in one transaction (each inside a savepoint,
+//! so one failure does not undo its neighbours), commits once with a full
+//! fsync, and only then answers them all. This is group commit: durability
+//! per acknowledged change, at the cost of one fsync per batch rather than
+//! per change. ARCHITECTURE.md says why rusqlite on a thread and not sqlx.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use async_trait::async_trait;
+use msnp::{ListKind, PrivacyMode, PromptMode};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, Store, StoreError};
+use crate::lists::{AccountId, ListBits, ListEntry, ListSnapshot};
+
+/// Versioned schema migrations, applied in order, each exactly once.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        handle        TEXT NOT NULL,
+        handle_key    TEXT NOT NULL UNIQUE,
+        friendly      TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        sealed_secret BLOB,
+        serial        INTEGER NOT NULL DEFAULT 0,
+        prompt        TEXT NOT NULL DEFAULT 'A',
+        privacy       TEXT NOT NULL DEFAULT 'AL',
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE list_entries (
+        owner_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        contact_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        lists      INTEGER NOT NULL CHECK (lists > 0),
+        PRIMARY KEY (owner_id, contact_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX list_entries_contact ON list_entries(contact_id);",
+)];
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+        // WAL lets the CLI read and write while the server runs; FULL makes
+        // every commit reach the disk before it returns.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        migrate(&mut conn)?;
+
+        let (jobs, queue) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("sqlite-store".into())
+            .spawn(move || worker(conn, queue))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore { jobs })
+    }
+
+    /// Runs `f` on the worker inside the current batch's transaction and
+    /// returns its result once the batch is committed.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (ok, completion)
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(db)?;
+    let current: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db)?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute_batch(sql).map_err(db)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now()])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+    }
+    Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Runs batches until every sender is gone.
+fn worker(conn: Connection, queue: mpsc::Receiver<Job>) {
+    const MAX_BATCH: usize = 256;
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(db);
+        if let Err(e) = begun {
+            let msg = e.to_string();
+            // Run nothing; tell every caller.
+            for job in batch {
+                drop(job);
+            }
+            tracing::error!("store: cannot begin a transaction: {msg}");
+            continue;
+        }
+        for job in batch {
+            let _ = conn.execute_batch("SAVEPOINT job");
+            let (ok, completion) = job(&conn);
+            if !ok {
+                let _ = conn.execute_batch("ROLLBACK TO job");
+            }
+            let _ = conn.execute_batch("RELEASE job");
+            completions.push(completion);
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => completions.into_iter().for_each(|c| c(Ok(()))),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                let msg = e.to_string();
+                tracing::error!("store: commit failed: {msg}");
+                completions.into_iter().for_each(|c| c(Err(StoreError::Database(msg.clone()))));
+            }
+        }
+    }
+}
+
+fn bump_serial(conn: &Connection, id: AccountId) -> Result<u32, StoreError> {
+    conn.query_row("UPDATE accounts SET serial = serial + 1 WHERE id = ?1 RETURNING serial", [id], |r| r.get(0))
+        .optional()
+        .map_err(db)?
+        .ok_or(StoreError::NoSuchAccount)
+}
+
+fn set_bit(conn: &Connection, owner: AccountId, contact: AccountId, bit: u8, member: bool) -> Result<(), StoreError> {
+    if member {
+        conn.execute(
+            "INSERT INTO list_entries (owner_id, contact_id, lists) VALUES (?1, ?2, ?3)
+             ON CONFLICT (owner_id, contact_id) DO UPDATE SET lists = lists | excluded.lists",
+            params![owner, contact, bit],
+        )
+        .map_err(db)?;
+    } else {
+        conn.execute(
+            "UPDATE list_entries SET lists = lists & ~?3 WHERE owner_id = ?1 AND contact_id = ?2 AND lists != ?3",
+            params![owner, contact, bit],
+        )
+        .map_err(db)?;
+        conn.execute(
+            "DELETE FROM list_entries WHERE owner_id = ?1 AND contact_id = ?2 AND lists = ?3",
+            params![owner, contact, bit],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: NewAccount) -> Result<AccountId, StoreError> {
+        self.run(move |conn| {
+            let key = account.handle.to_ascii_lowercase();
+            let exists: bool = conn
+                .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE handle_key = ?1)", [&key], |r| r.get(0))
+                .map_err(db)?;
+            if exists {
+                return Err(StoreError::AccountExists);
+            }
+            conn.execute(
+                "INSERT INTO accounts (handle, handle_key, friendly, password_hash, sealed_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    account.handle,
+                    key,
+                    account.friendly,
+                    account.credentials.password_hash,
+                    account.credentials.sealed_secret,
+                    now()
+                ],
+            )
+            .map_err(db)?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn delete_account(&self, handle_key: &str) -> Result<(), StoreError> {
+        let key = handle_key.to_string();
+        self.run(move |conn| {
+            let id: AccountId = conn
+                .query_row("SELECT id FROM accounts WHERE handle_key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(db)?
+                .ok_or(StoreError::NoSuchAccount)?;
+            conn.execute(
+                "UPDATE accounts SET serial = serial + 1
+                 WHERE id IN (SELECT owner_id FROM list_entries WHERE contact_id = ?1)",
+                [id],
+            )
+            .map_err(db)?;
+            conn.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError> {
+        let key = handle_key.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE accounts SET password_hash = ?2, sealed_secret = ?3 WHERE handle_key = ?1",
+                    params![key, credentials.password_hash, credentials.sealed_secret],
+                )
+                .map_err(db)?;
+            if n == 0 { Err(StoreError::NoSuchAccount) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
+        self.run(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT handle, friendly, disabled,
+                            (SELECT COUNT(*) FROM list_entries WHERE owner_id = accounts.id AND lists & 1)
+                     FROM accounts ORDER BY handle_key",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(AccountSummary {
+                        handle: r.get(0)?,
+                        friendly: r.get(1)?,
+                        disabled: r.get(2)?,
+                        contacts: r.get::<_, i64>(3)? as usize,
+                    })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        })
+        .await
+    }
+
+    async fn account(&self, handle_key: &str) -> Result<Option<Account>, StoreError> {
+        let key = handle_key.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT id, handle, friendly, password_hash, sealed_secret, disabled FROM accounts WHERE handle_key = ?1",
+                [&key],
+                |r| {
+                    Ok(Account {
+                        id: r.get(0)?,
+                        handle: r.get(1)?,
+                        friendly: r.get(2)?,
+                        credentials: Credentials { password_hash: r.get(3)?, sealed_secret: r.get(4)? },
+                        disabled: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
+        self.run(move |conn| {
+            let (serial, prompt, privacy): (u32, String, String) = conn
+                .query_row("SELECT serial, prompt, privacy FROM accounts WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(db)?
+                .ok_or(StoreError::NoSuchAccount)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT e.contact_id, a.handle, a.friendly, e.lists
+                     FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+                     WHERE e.owner_id = ?1 ORDER BY a.handle_key",
+                )
+                .map_err(db)?;
+            let entries = stmt
+                .query_map([id], |r| {
+                    Ok(ListEntry {
+                        contact_id: r.get(0)?,
+                        handle: r.get(1)?,
+                        friendly: r.get(2)?,
+                        lists: ListBits(r.get(3)?),
+                    })
+                })
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            Ok(ListSnapshot {
+                serial,
+                prompt: PromptMode::from_code(&prompt).unwrap_or_default(),
+                privacy: PrivacyMode::from_code(&privacy).unwrap_or_default(),
+                entries,
+            })
+        })
+        .await
+    }
+
+    async fn set_list_membership(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        list: ListKind,
+        member: bool,
+    ) -> Result<ListChange, StoreError> {
+        self.run(move |conn| {
+            set_bit(conn, owner, contact, list.bit(), member)?;
+            let owner_serial = bump_serial(conn, owner)?;
+            let contact_serial = if list == ListKind::Forward {
+                set_bit(conn, contact, owner, ListKind::Reverse.bit(), member)?;
+                Some(bump_serial(conn, contact)?)
+            } else {
+                None
+            };
+            Ok(ListChange { owner_serial, contact_serial })
+        })
+        .await
+    }
+
+    async fn set_privacy(&self, id: AccountId, mode: PrivacyMode) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            conn.execute("UPDATE accounts SET privacy = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
+            bump_serial(conn, id)
+        })
+        .await
+    }
+
+    async fn set_prompt(&self, id: AccountId, mode: PromptMode) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            conn.execute("UPDATE accounts SET prompt = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
+            bump_serial(conn, id)
+        })
+        .await
+    }
+
+    async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError> {
+        let friendly = friendly.to_string();
+        self.run(move |conn| {
+            conn.execute("UPDATE accounts SET friendly = ?2 WHERE id = ?1", params![id, friendly]).map_err(db)?;
+            bump_serial(conn, id)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials { password_hash: "x".into(), sealed_secret: None }
+    }
+
+    async fn account(store: &SqliteStore, handle: &str) -> AccountId {
+        store
+            .create_account(NewAccount { handle: handle.into(), friendly: handle.into(), credentials: creds() })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn forward_list_mirrors_reverse_list_and_bumps_both_serials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let a = account(&store, "a@x.com").await;
+        let b = account(&store, "B@x.com").await;
+        assert!(matches!(
+            store
+                .create_account(NewAccount { handle: "b@X.com".into(), friendly: "b".into(), credentials: creds() })
+                .await,
+            Err(StoreError::AccountExists)
+        ));
+        let change = store.set_list_membership(a, b, ListKind::Forward, true).await.unwrap();
+        assert_eq!(change, ListChange { owner_serial: 1, contact_serial: Some(1) });
+        store.set_list_membership(a, b, ListKind::Allow, true).await.unwrap();
+        let snap = store.list_snapshot(b).await.unwrap();
+        assert_eq!(snap.serial, 1);
+        assert_eq!(snap.list(ListKind::Reverse).map(|e| e.handle.as_str()).collect::<Vec<_>>(), ["a@x.com"]);
+        let snap = store.list_snapshot(a).await.unwrap();
+        assert_eq!(snap.serial, 2);
+        assert_eq!(snap.entries[0].lists, ListBits(3));
+        assert_eq!(snap.entries[0].handle, "B@x.com");
+
+        store.set_list_membership(a, b, ListKind::Forward, false).await.unwrap();
+        store.set_list_membership(a, b, ListKind::Allow, false).await.unwrap();
+        assert!(store.list_snapshot(a).await.unwrap().entries.is_empty());
+        assert!(store.list_snapshot(b).await.unwrap().entries.is_empty());
+
+        store.set_list_membership(b, a, ListKind::Forward, true).await.unwrap();
+        store.delete_account("b@x.com").await.unwrap();
+        let snap = store.list_snapshot(a).await.unwrap();
+        assert!(snap.entries.is_empty());
+        assert_eq!(snap.serial, 6, "four own changes, one reverse-list add, one deletion");
+    }
+
+    #[tokio::test]
+    async fn concurrent_changes_are_batched_and_all_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        let owner = account(&store, "owner@x.com").await;
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            ids.push(account(&store, &format!("c{i}@x.com")).await);
+        }
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|&c| {
+                let s = store.clone();
+                tokio::spawn(async move { s.set_list_membership(owner, c, ListKind::Block, true).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        let snap = reopened.list_snapshot(owner).await.unwrap();
+        assert_eq!(snap.serial, 50);
+        assert_eq!(snap.list(ListKind::Block).count(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_undo_its_batch_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let a = account(&store, "a@x.com").await;
+        let bad = store.set_list_membership(a, 9999, ListKind::Block, true);
+        let good = store.set_privacy(a, PrivacyMode::BlockUnlisted);
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap(), 1);
+        assert_eq!(store.list_snapshot(a).await.unwrap().privacy, PrivacyMode::BlockUnlisted);
+    }
+}

@@ -1,0 +1,344 @@
+//! Switchboard sessions (draft section 8): the cookies that admit people, the
+//! sessions, and relaying between participants.
+//!
+//! A cookie is random, single-use, bound to one account and, for an
+//! invitation, to one session; it expires. Sessions exist while someone is
+//! in them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use msnp::ErrorCode;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+
+use crate::secrets::{constant_time_eq, random_digits, random_u32};
+
+/// Something a switchboard connection must tell its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SbEvent {
+    /// Someone joined (`JOI`).
+    Joined { handle: String, friendly: String, client_id: u32 },
+    /// Someone left (`BYE`); `idle` when the server ended their stay.
+    Left { handle: String, idle: bool },
+    /// A message from another participant (`MSG handle friendly n`).
+    Message { handle: String, friendly: String, payload: Bytes },
+}
+
+/// What a cookie admits its holder to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieKind {
+    /// From `XFR SB`: may open a new session with `USR`.
+    NewSession,
+    /// From `RNG`: may join this session with `ANS`.
+    Invitation { session_id: u32 },
+}
+
+/// A cookie's record: who may use it, for what, until when.
+#[derive(Debug, Clone)]
+pub struct CookieGrant {
+    pub handle: String,
+    pub friendly: String,
+    pub client_id: u32,
+    pub kind: CookieKind,
+    expires: Instant,
+}
+
+/// Outstanding cookies.
+#[derive(Debug, Default)]
+pub struct CookieJar {
+    grants: Mutex<HashMap<String, CookieGrant>>,
+}
+
+impl CookieJar {
+    /// Issues a fresh cookie.
+    pub fn issue(&self, handle: &str, friendly: &str, client_id: u32, kind: CookieKind, lifetime: Duration) -> String {
+        let cookie = format!("{}.{}.{}", random_digits(10), random_digits(10), random_digits(10));
+        let now = Instant::now();
+        let mut grants = self.grants.lock();
+        // Expired cookies are swept as new ones are issued, so the jar's size
+        // is bounded by the issue rate times the lifetime.
+        if grants.len() >= 1024 && grants.len().is_power_of_two() {
+            grants.retain(|_, g| g.expires > now);
+        }
+        grants.insert(
+            cookie.clone(),
+            CookieGrant {
+                handle: handle.to_string(),
+                friendly: friendly.to_string(),
+                client_id,
+                kind,
+                expires: now + lifetime,
+            },
+        );
+        cookie
+    }
+
+    /// Consumes a cookie: it must exist, be unexpired, belong to `handle` and
+    /// be of the expected kind. The cookie is gone afterwards either way, so a
+    /// guess or a replay cannot be retried against it.
+    pub fn redeem(&self, cookie: &str, handle: &str, kind: CookieKind) -> Result<CookieGrant, ErrorCode> {
+        let grant = self.grants.lock().remove(cookie).ok_or(ErrorCode::AuthenticationFailed)?;
+        let handle_ok =
+            constant_time_eq(grant.handle.to_ascii_lowercase().as_bytes(), handle.to_ascii_lowercase().as_bytes());
+        if !handle_ok || grant.kind != kind || grant.expires <= Instant::now() {
+            return Err(ErrorCode::AuthenticationFailed);
+        }
+        Ok(grant)
+    }
+
+    /// How many cookies are outstanding (expired ones may still be counted).
+    pub fn len(&self) -> usize {
+        self.grants.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One person in a session, as seen by the others.
+#[derive(Debug)]
+pub struct Participant {
+    pub handle: String,
+    pub key: String,
+    pub friendly: String,
+    pub client_id: u32,
+    /// Distinguishes two connections of the same user.
+    pub connection_id: u64,
+    outbox: mpsc::Sender<SbEvent>,
+    overflowed: AtomicBool,
+    wake: Notify,
+}
+
+impl Participant {
+    pub fn new(grant: &CookieGrant, connection_id: u64, outbox: mpsc::Sender<SbEvent>) -> Participant {
+        Participant {
+            handle: grant.handle.clone(),
+            key: grant.handle.to_ascii_lowercase(),
+            friendly: grant.friendly.clone(),
+            client_id: grant.client_id,
+            connection_id,
+            outbox,
+            overflowed: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Queues an event; returns false if it could not be queued. A full queue
+    /// flags the connection to be closed.
+    fn deliver(&self, event: SbEvent) -> bool {
+        match self.outbox.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.store(true, Ordering::Relaxed);
+                self.wake.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Resolves when the connection must close because its queue overflowed.
+    pub async fn overflowed(&self) {
+        loop {
+            if self.overflowed.load(Ordering::Relaxed) {
+                return;
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// One conversation.
+#[derive(Debug)]
+pub struct SwitchboardSession {
+    pub id: u32,
+    participants: Mutex<Vec<Arc<Participant>>>,
+    ended: AtomicBool,
+}
+
+impl SwitchboardSession {
+    /// The participants now in the session.
+    pub fn participants(&self) -> Vec<Arc<Participant>> {
+        self.participants.lock().clone()
+    }
+
+    /// Whether a user (by handle key) is in the session.
+    pub fn contains(&self, key: &str) -> bool {
+        self.participants.lock().iter().any(|p| p.key == key)
+    }
+
+    /// Relays a message to everyone but the sender. Returns whether every
+    /// other participant got it; false also when there is nobody else.
+    pub fn relay(&self, from: &Participant, payload: Bytes) -> bool {
+        let others: Vec<_> =
+            self.participants.lock().iter().filter(|p| p.connection_id != from.connection_id).cloned().collect();
+        let mut all = !others.is_empty();
+        for p in others {
+            let event = SbEvent::Message {
+                handle: from.handle.clone(),
+                friendly: from.friendly.clone(),
+                payload: payload.clone(),
+            };
+            all &= p.deliver(event);
+        }
+        all
+    }
+}
+
+/// Every session on this switchboard.
+#[derive(Debug, Default)]
+pub struct Switchboards {
+    sessions: Mutex<HashMap<u32, Arc<SwitchboardSession>>>,
+}
+
+impl Switchboards {
+    /// Opens a session with its first participant.
+    pub fn open(&self, first: Arc<Participant>) -> Arc<SwitchboardSession> {
+        let mut sessions = self.sessions.lock();
+        let id = loop {
+            // Eight digits like the historic ids; never 0.
+            let id = random_u32() % 90_000_000 + 10_000_000;
+            if !sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let session =
+            Arc::new(SwitchboardSession { id, participants: Mutex::new(vec![first]), ended: AtomicBool::new(false) });
+        sessions.insert(id, session.clone());
+        session
+    }
+
+    pub fn get(&self, id: u32) -> Option<Arc<SwitchboardSession>> {
+        self.sessions.lock().get(&id).cloned()
+    }
+
+    /// Adds an invitee. Everyone already there gets `JOI`; the returned list
+    /// is the roster before the join, for `IRO`. Fails if the session ended or
+    /// is full.
+    pub fn join(
+        &self,
+        session: &SwitchboardSession,
+        joiner: Arc<Participant>,
+        max_participants: usize,
+    ) -> Result<Vec<Arc<Participant>>, ErrorCode> {
+        let mut participants = session.participants.lock();
+        if session.ended.load(Ordering::Acquire) {
+            return Err(ErrorCode::AuthenticationFailed);
+        }
+        if participants.len() >= max_participants {
+            return Err(ErrorCode::SessionOverload);
+        }
+        let roster = participants.clone();
+        for p in &roster {
+            p.deliver(SbEvent::Joined {
+                handle: joiner.handle.clone(),
+                friendly: joiner.friendly.clone(),
+                client_id: joiner.client_id,
+            });
+        }
+        participants.push(joiner);
+        Ok(roster)
+    }
+
+    /// Removes a participant; the others get `BYE`. The session ends when the
+    /// last one leaves.
+    pub fn leave(&self, session: &SwitchboardSession, who: &Participant, idle: bool) {
+        let mut participants = session.participants.lock();
+        let before = participants.len();
+        participants.retain(|p| p.connection_id != who.connection_id);
+        if participants.len() == before {
+            return;
+        }
+        for p in participants.iter() {
+            p.deliver(SbEvent::Left { handle: who.handle.clone(), idle });
+        }
+        if participants.is_empty() {
+            session.ended.store(true, Ordering::Release);
+            drop(participants);
+            self.sessions.lock().remove(&session.id);
+        }
+    }
+
+    /// How many sessions are open.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_single_use_and_bound() {
+        let jar = CookieJar::default();
+        let ttl = Duration::from_secs(60);
+        let c = jar.issue("a@x.com", "A", 0, CookieKind::NewSession, ttl);
+        assert_eq!(jar.redeem(&c, "b@x.com", CookieKind::NewSession).unwrap_err(), ErrorCode::AuthenticationFailed);
+        // The failed attempt consumed it.
+        assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
+        let c = jar.issue("a@x.com", "A", 0, CookieKind::Invitation { session_id: 5 }, ttl);
+        assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 6 }).is_err());
+        let c = jar.issue("a@x.com", "A", 0, CookieKind::Invitation { session_id: 5 }, ttl);
+        assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 5 }).is_ok());
+        assert!(jar.redeem(&c, "a@x.com", CookieKind::Invitation { session_id: 5 }).is_err());
+        let c = jar.issue("a@x.com", "A", 0, CookieKind::NewSession, Duration::ZERO);
+        assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
+    }
+
+    fn participant(handle: &str, id: u64) -> (Arc<Participant>, mpsc::Receiver<SbEvent>) {
+        let (tx, rx) = mpsc::channel(4);
+        let grant = CookieGrant {
+            handle: handle.into(),
+            friendly: handle.into(),
+            client_id: 0,
+            kind: CookieKind::NewSession,
+            expires: Instant::now(),
+        };
+        (Arc::new(Participant::new(&grant, id, tx)), rx)
+    }
+
+    #[test]
+    fn sessions_relay_and_end_when_empty() {
+        let sbs = Switchboards::default();
+        let (a, mut arx) = participant("a@x.com", 1);
+        let (b, mut brx) = participant("b@x.com", 2);
+        let s = sbs.open(a.clone());
+        assert!(!s.relay(&a, Bytes::from_static(b"alone")));
+        let roster = sbs.join(&s, b.clone(), 10).unwrap();
+        assert_eq!(roster.len(), 1);
+        assert!(matches!(arx.try_recv().unwrap(), SbEvent::Joined { .. }));
+        assert!(s.relay(&a, Bytes::from_static(b"hi")));
+        assert!(matches!(brx.try_recv().unwrap(), SbEvent::Message { .. }));
+        assert!(arx.try_recv().is_err());
+        sbs.leave(&s, &a, false);
+        assert!(matches!(brx.try_recv().unwrap(), SbEvent::Left { .. }));
+        sbs.leave(&s, &b, false);
+        assert!(sbs.get(s.id).is_none());
+        let (c, _crx) = participant("c@x.com", 3);
+        assert!(sbs.join(&s, c, 10).is_err());
+    }
+
+    #[test]
+    fn a_reader_that_stops_is_flagged() {
+        let sbs = Switchboards::default();
+        let (a, _arx) = participant("a@x.com", 1);
+        let (b, _brx) = participant("b@x.com", 2);
+        let s = sbs.open(a.clone());
+        sbs.join(&s, b.clone(), 10).unwrap();
+        for _ in 0..4 {
+            assert!(s.relay(&a, Bytes::from_static(b"x")));
+        }
+        assert!(!s.relay(&a, Bytes::from_static(b"x")));
+        assert!(b.overflowed.load(Ordering::Relaxed));
+    }
+}
