@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use msnp::reply::{OutReason, PresenceLine};
-use msnp::{ListKind, OnlineState};
+use msnp::{Dialect, ListKind, OnlineState};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc};
 
@@ -69,6 +69,8 @@ pub struct OnlineUser {
     pub key: String,
     /// Distinguishes this sign-in from a later one of the same account.
     pub session_id: u64,
+    /// The dialect the user's connection speaks (switchboards inherit it).
+    pub dialect: Dialect,
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
     outbox: mpsc::Sender<NsEvent>,
@@ -78,9 +80,16 @@ pub struct OnlineUser {
 
 impl OnlineUser {
     /// Creates a user whose events go to `outbox`.
-    pub fn new(account_id: AccountId, handle: &str, friendly: &str, outbox: mpsc::Sender<NsEvent>) -> OnlineUser {
+    pub fn new(
+        account_id: AccountId,
+        handle: &str,
+        friendly: &str,
+        dialect: Dialect,
+        outbox: mpsc::Sender<NsEvent>,
+    ) -> OnlineUser {
         OnlineUser {
             account_id,
+            dialect,
             handle: handle.to_string(),
             key: handle.to_ascii_lowercase(),
             session_id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::request::decode_friendly;
-use msnp::{ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
+use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
 use tokio::sync::mpsc;
 
 use crate::config::BackendConfig;
@@ -19,7 +19,7 @@ use crate::lists::ListSnapshot;
 use crate::presence::{NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, Store, StoreError};
-use crate::switchboard::{CookieJar, CookieKind, Participant, SbEvent, SwitchboardSession, Switchboards};
+use crate::switchboard::{CookieJar, CookieKind, GrantFor, Participant, SbEvent, SwitchboardSession, Switchboards};
 
 /// Errors of account administration (the CLI and, later, the web pages).
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +175,10 @@ impl Backend {
     pub async fn sign_in(
         &self,
         account: &Account,
+        dialect: Dialect,
         outbox: mpsc::Sender<NsEvent>,
     ) -> Result<Arc<OnlineUser>, ErrorCode> {
-        let user = Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, outbox));
+        let user = Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, outbox));
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
         if let Some(previous) = self.registry.insert(user.clone()) {
@@ -406,13 +407,9 @@ impl Backend {
         if !p.started || !p.state.is_visible() {
             return Err(ErrorCode::NotAllowedWhenOffline);
         }
-        Ok(self.cookies.issue(
-            &user.handle,
-            &p.friendly,
-            p.client_id,
-            CookieKind::NewSession,
-            self.config.cookie_lifetime,
-        ))
+        let grant =
+            GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
+        Ok(self.cookies.issue(grant, CookieKind::NewSession, self.config.cookie_lifetime))
     }
 
     /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.
@@ -462,13 +459,14 @@ impl Backend {
             .filter(|u| u.presence_line().is_some() && u.with_lists(|l| l.allows(&caller.key)))
             .ok_or(ErrorCode::NotOnline)?;
         let p = invitee.presence();
-        let cookie = self.cookies.issue(
-            &invitee.handle,
-            &p.friendly,
-            p.client_id,
-            CookieKind::Invitation { session_id: session.id },
-            self.config.cookie_lifetime,
-        );
+        let grant = GrantFor {
+            handle: &invitee.handle,
+            friendly: &p.friendly,
+            client_id: p.client_id,
+            dialect: invitee.dialect,
+        };
+        let cookie =
+            self.cookies.issue(grant, CookieKind::Invitation { session_id: session.id }, self.config.cookie_lifetime);
         invitee.deliver(NsEvent::Ring {
             session_id: session.id,
             cookie,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msnp::ErrorCode;
+use msnp::{Dialect, ErrorCode};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 
@@ -41,10 +41,22 @@ pub enum CookieKind {
 #[derive(Debug, Clone)]
 pub struct CookieGrant {
     pub handle: String,
+    /// The dialect of the holder's notification connection; the switchboard
+    /// has no `VER` of its own (draft 8.2).
+    pub dialect: Dialect,
     pub friendly: String,
     pub client_id: u32,
     pub kind: CookieKind,
     expires: Instant,
+}
+
+/// Whom a cookie is issued to.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantFor<'a> {
+    pub handle: &'a str,
+    pub friendly: &'a str,
+    pub client_id: u32,
+    pub dialect: Dialect,
 }
 
 /// Outstanding cookies.
@@ -55,7 +67,7 @@ pub struct CookieJar {
 
 impl CookieJar {
     /// Issues a fresh cookie.
-    pub fn issue(&self, handle: &str, friendly: &str, client_id: u32, kind: CookieKind, lifetime: Duration) -> String {
+    pub fn issue(&self, user: GrantFor<'_>, kind: CookieKind, lifetime: Duration) -> String {
         let cookie = format!("{}.{}.{}", random_digits(10), random_digits(10), random_digits(10));
         let now = Instant::now();
         let mut grants = self.grants.lock();
@@ -67,9 +79,10 @@ impl CookieJar {
         grants.insert(
             cookie.clone(),
             CookieGrant {
-                handle: handle.to_string(),
-                friendly: friendly.to_string(),
-                client_id,
+                handle: user.handle.to_string(),
+                dialect: user.dialect,
+                friendly: user.friendly.to_string(),
+                client_id: user.client_id,
                 kind,
                 expires: now + lifetime,
             },
@@ -107,6 +120,7 @@ pub struct Participant {
     pub key: String,
     pub friendly: String,
     pub client_id: u32,
+    pub dialect: Dialect,
     /// Distinguishes two connections of the same user.
     pub connection_id: u64,
     outbox: mpsc::Sender<SbEvent>,
@@ -121,6 +135,7 @@ impl Participant {
             key: grant.handle.to_ascii_lowercase(),
             friendly: grant.friendly.clone(),
             client_id: grant.client_id,
+            dialect: grant.dialect,
             connection_id,
             outbox,
             overflowed: AtomicBool::new(false),
@@ -282,16 +297,17 @@ mod tests {
     fn cookies_are_single_use_and_bound() {
         let jar = CookieJar::default();
         let ttl = Duration::from_secs(60);
-        let c = jar.issue("a@x.com", "A", 0, CookieKind::NewSession, ttl);
+        let a = GrantFor { handle: "a@x.com", friendly: "A", client_id: 0, dialect: Dialect::Msnp2 };
+        let c = jar.issue(a, CookieKind::NewSession, ttl);
         assert_eq!(jar.redeem(&c, "b@x.com", CookieKind::NewSession).unwrap_err(), ErrorCode::AuthenticationFailed);
         // The failed attempt consumed it.
         assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
-        let c = jar.issue("a@x.com", "A", 0, CookieKind::Invitation { session_id: 5 }, ttl);
+        let c = jar.issue(a, CookieKind::Invitation { session_id: 5 }, ttl);
         assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 6 }).is_err());
-        let c = jar.issue("a@x.com", "A", 0, CookieKind::Invitation { session_id: 5 }, ttl);
+        let c = jar.issue(a, CookieKind::Invitation { session_id: 5 }, ttl);
         assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 5 }).is_ok());
         assert!(jar.redeem(&c, "a@x.com", CookieKind::Invitation { session_id: 5 }).is_err());
-        let c = jar.issue("a@x.com", "A", 0, CookieKind::NewSession, Duration::ZERO);
+        let c = jar.issue(a, CookieKind::NewSession, Duration::ZERO);
         assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
     }
 
@@ -299,6 +315,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(4);
         let grant = CookieGrant {
             handle: handle.into(),
+            dialect: Dialect::Msnp2,
             friendly: handle.into(),
             client_id: 0,
             kind: CookieKind::NewSession,

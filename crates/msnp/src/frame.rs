@@ -115,6 +115,11 @@ impl Decoder {
         self.limits
     }
 
+    /// Whether a command line was read whose payload has not fully arrived.
+    pub fn is_mid_frame(&self) -> bool {
+        self.awaiting_payload.is_some()
+    }
+
     /// Takes the next complete frame from `buf`, or `Ok(None)` when more bytes
     /// are needed. Consumed bytes are removed from `buf`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {

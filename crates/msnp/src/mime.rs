@@ -114,3 +114,51 @@ mod tests {
         assert_eq!(MimeMessage::parse(b"nocolon\r\n\r\n"), Err(MimeError::BadHeader));
     }
 }
+
+/// The login profile the notification server sends after `USR ... OK`
+/// (`text/x-msmsgsprofile`). MSNP2 carries only the login time; later
+/// dialects add the Passport profile fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginProfile {
+    /// Unix time of the sign-in.
+    pub login_time: u64,
+    pub email: String,
+    /// The 64-bit member id, split into the two profile fields.
+    pub member_id: u64,
+    pub client_ip: String,
+    pub client_port: u16,
+}
+
+impl LoginProfile {
+    /// The profile payload in the shape of `dialect`.
+    pub fn to_message(&self, dialect: crate::Dialect) -> MimeMessage {
+        use crate::Dialect;
+        let mut m = MimeMessage::new("text/x-msmsgsprofile; charset=UTF-8")
+            .with_header("LoginTime", self.login_time.to_string());
+        if dialect >= Dialect::Msnp3 {
+            m = m
+                .with_header("EmailEnabled", "0")
+                .with_header("MemberIdHigh", (self.member_id >> 32).to_string())
+                .with_header("MemberIdLow", (self.member_id as u32 as i32).to_string())
+                .with_header("lang_preference", "1033")
+                .with_header("preferredEmail", self.email.clone());
+            for field in ["country", "PostalCode", "Gender"] {
+                m = m.with_header(field, "");
+            }
+            m = m.with_header("Kid", "0");
+            for field in ["Age", "BDayPre", "Birthday", "Wallet"] {
+                m = m.with_header(field, "");
+            }
+            m = m.with_header("Flags", "1027").with_header("sid", "507");
+        }
+        if dialect >= Dialect::Msnp8 {
+            m = m
+                .with_header("ClientIP", self.client_ip.clone())
+                .with_header("ClientPort", self.client_port.to_string());
+        }
+        if dialect >= Dialect::Msnp10 {
+            m = m.with_header("ABCHMigrated", "1");
+        }
+        m
+    }
+}

@@ -1,1 +1,207 @@
-fn main() {}
+//! `msnd`: run the Mariposa servers, and administer accounts.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use server::Server;
+use server::config::ServerConfig;
+use server::server::open_backend;
+
+#[derive(Parser)]
+#[command(name = "msnd", version, about = "The Mariposa MSN Messenger servers")]
+struct Cli {
+    /// Where the database and the server key live.
+    #[arg(long, global = true, default_value = "./msnd-data", env = "MSND_DATA_DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run dispatch, notification, switchboard (and HTTP) in one process.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The MSNP port: dispatch, and switchboard connections.
+    #[arg(long, default_value = "0.0.0.0:1863")]
+    listen: SocketAddr,
+    /// The notification server's port [default: the MSNP port + 1, or any
+    /// free port when the MSNP port is 0].
+    #[arg(long)]
+    ns_listen: Option<SocketAddr>,
+    /// The HTTP side (status, and the login service of later dialects).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// The host name or address that XFR and RNG advertise [default: the
+    /// address the client connected to].
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Serve the notification role on the MSNP port itself instead of
+    /// referring clients with XFR NS.
+    #[arg(long)]
+    no_referral: bool,
+    /// Largest switchboard message payload in bytes; a larger one closes the
+    /// connection, as the official service did.
+    #[arg(long, default_value_t = 1664)]
+    max_message_size: usize,
+    /// Most entries on each of a user's forward, allow and block lists
+    /// [default: 1000 forward, 1500 allow, 1500 block].
+    #[arg(long)]
+    max_list_size: Option<usize>,
+    /// Seconds a switchboard cookie from XFR SB or RNG stays valid.
+    #[arg(long, default_value_t = 120)]
+    cookie_lifetime_secs: u64,
+    /// Seconds a client has to sign in, or to join its switchboard session.
+    #[arg(long, default_value_t = 60)]
+    login_timeout_secs: u64,
+    /// Seconds a started command may stay unfinished before the connection closes.
+    #[arg(long, default_value_t = 60)]
+    partial_line_timeout_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        email: String,
+        /// The friendly name [default: the e-mail address].
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account and every list entry naming it.
+    Del { email: String },
+    /// Change an account's password.
+    Passwd {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the accounts.
+    List,
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            bail!("no password given on standard input");
+        }
+        return Ok(password);
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MSND_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = ServerConfig::new(cli.data_dir);
+    match cli.command {
+        Command::Serve(args) => {
+            config.listen = args.listen;
+            config.ns_listen = args.ns_listen.unwrap_or_else(|| {
+                let port = if args.listen.port() == 0 { 0 } else { args.listen.port().wrapping_add(1) };
+                SocketAddr::new(args.listen.ip(), port)
+            });
+            config.http_listen = args.http_listen;
+            config.public_host = args.public_host;
+            config.referral = !args.no_referral;
+            config.max_message_size = args.max_message_size;
+            if let Some(n) = args.max_list_size {
+                config.backend.max_forward_list = n;
+                config.backend.max_allow_list = n;
+                config.backend.max_block_list = n;
+            }
+            config.backend.cookie_lifetime = Duration::from_secs(args.cookie_lifetime_secs);
+            config.login_timeout = Duration::from_secs(args.login_timeout_secs);
+            config.partial_line_timeout = Duration::from_secs(args.partial_line_timeout_secs.max(1));
+            serve(config).await
+        }
+        Command::User(cmd) => {
+            let backend = open_backend(&config)?;
+            match cmd {
+                UserCommand::Add { email, name, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    backend.create_account(&email, name.as_deref(), &password).await?;
+                    println!("created {email}");
+                }
+                UserCommand::Del { email } => {
+                    backend.delete_account(&email).await?;
+                    println!("deleted {email}");
+                }
+                UserCommand::Passwd { email, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    backend.set_password(&email, &password).await?;
+                    println!("password changed for {email}");
+                }
+                UserCommand::List => {
+                    for a in backend.list_accounts().await? {
+                        let state = if a.disabled { " (disabled)" } else { "" };
+                        println!("{}\t{}\t{} contacts{state}", a.handle, a.friendly, a.contacts);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let running = Server::start(config).await?;
+    // Machine-readable lines on stdout: tests and scripts read the ports here.
+    println!("msnd: dispatch and switchboard listening on {}", running.dispatch_addr);
+    println!("msnd: notification listening on {}", running.ns_addr);
+    if let Some(http) = running.http_addr {
+        println!("msnd: http listening on {http}");
+    }
+    println!("msnd: ready");
+    wait_for_signal().await?;
+    tracing::info!("shutting down: telling every client OUT SSD");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

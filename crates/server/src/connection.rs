@@ -1,0 +1,151 @@
+//! One client socket: framed reading with hard limits, buffered writing with
+//! a timeout.
+//!
+//! Reading goes through `FramedRead`, whose buffer survives a cancelled
+//! `select!` branch, so no byte is lost when an event or the shutdown signal
+//! wins the race. Replies are collected in one buffer and written with one
+//! `write_all`, so a client never sees half a command.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use msnp::{Decoder, Dialect, Direction, Frame, FrameError, Limits, Reply};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{sleep, timeout};
+use tokio_util::codec::FramedRead;
+
+/// The `tokio_util` codec over the sans-IO [`Decoder`]. It also notes when
+/// the current unfinished frame began, so that the reader can refuse a client
+/// that trickles a command forever.
+pub struct MsnpCodec {
+    decoder: Decoder,
+    partial_since: Option<std::time::Instant>,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("a command stayed unfinished too long")]
+    PartialLineTimeout,
+}
+
+impl tokio_util::codec::Decoder for MsnpCodec {
+    type Item = Frame;
+    type Error = ReadError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ReadError> {
+        let frame = self.decoder.decode(src)?;
+        if src.is_empty() && !self.decoder.is_mid_frame() {
+            self.partial_since = None;
+        } else if frame.is_some() || self.partial_since.is_none() {
+            self.partial_since = Some(std::time::Instant::now());
+        }
+        Ok(frame)
+    }
+}
+
+/// The reading half of a client connection.
+pub struct Reader {
+    framed: FramedRead<OwnedReadHalf, MsnpCodec>,
+    partial_limit: Duration,
+}
+
+impl Reader {
+    /// Reads the next frame. `Ok(None)` is a clean end of stream. A frame that
+    /// was started but not finished within the partial-line limit is an error.
+    pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
+        loop {
+            tokio::select! {
+                f = self.framed.next() => return f.transpose(),
+                _ = sleep(self.partial_limit / 2) => {
+                    let since = self.framed.decoder().partial_since;
+                    if since.is_some_and(|t| t.elapsed() >= self.partial_limit) {
+                        return Err(ReadError::PartialLineTimeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Changes the framing limits once the connection's role is known.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.framed.decoder_mut().decoder.set_limits(limits);
+    }
+}
+
+/// The writing half: replies are buffered, then flushed in one write.
+pub struct Writer {
+    half: OwnedWriteHalf,
+    buf: BytesMut,
+    pub dialect: Dialect,
+    write_timeout: Duration,
+}
+
+impl Writer {
+    /// Queues a reply in the connection's dialect.
+    pub fn push(&mut self, reply: &Reply) {
+        reply.encode(self.dialect, &mut self.buf);
+    }
+
+    /// Writes everything queued. A client that does not take its data within
+    /// the write timeout is treated as gone.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = self.buf.split().freeze();
+        match timeout(self.write_timeout, self.half.write_all(&data)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
+        }
+    }
+
+    /// Flushes and closes the sending side.
+    pub async fn close(&mut self) {
+        let _ = self.flush().await;
+        let _ = timeout(self.write_timeout, self.half.shutdown()).await;
+    }
+}
+
+/// A client connection split into its halves.
+pub struct Connection {
+    pub reader: Reader,
+    pub writer: Writer,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+impl Connection {
+    pub fn new(
+        stream: TcpStream,
+        limits: Limits,
+        partial_limit: Duration,
+        write_timeout: Duration,
+    ) -> io::Result<Connection> {
+        let peer = stream.peer_addr()?;
+        let local = stream.local_addr()?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok(Connection {
+            reader: Reader {
+                framed: FramedRead::new(
+                    read,
+                    MsnpCodec { decoder: Decoder::new(Direction::ToServer, limits), partial_since: None },
+                ),
+                partial_limit,
+            },
+            writer: Writer { half: write, buf: BytesMut::new(), dialect: Dialect::Msnp2, write_timeout },
+            peer,
+            local,
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! Listeners, the role of each accepted socket, and graceful shutdown.
+//!
+//! The MSNP port carries dispatch connections (which start with `VER`) and
+//! switchboard connections (which start with `USR` or `ANS`); the
+//! notification server has a port of its own, which dispatch refers clients
+//! to. On shutdown every connection is told `OUT SSD` before it closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use backend::Backend;
+use backend::secrets::ServerKey;
+use backend::store::SqliteStore;
+use msnp::Limits;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::timeout;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::connection::Connection;
+use crate::notification::{self, Role};
+use crate::switchboard;
+
+/// What every connection shares.
+pub struct Shared {
+    pub backend: Arc<Backend>,
+    pub config: ServerConfig,
+    /// The bound notification port (referred to by `XFR NS`).
+    pub ns_port: u16,
+    /// The bound switchboard port (referred to by `XFR SB` and `RNG`).
+    pub sb_port: u16,
+}
+
+/// Opens the data dir's store and key, as `serve` and the admin commands do.
+pub fn open_backend(config: &ServerConfig) -> anyhow::Result<Backend> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    let key = ServerKey::load_or_create(&config.data_dir)?;
+    let store = SqliteStore::open(&config.data_dir.join("mariposa.db"))?;
+    Ok(Backend::new(Arc::new(store), key, config.backend.clone()))
+}
+
+/// The server entry point.
+pub struct Server;
+
+/// A started server: its bound addresses and the means to stop it.
+pub struct RunningServer {
+    pub dispatch_addr: SocketAddr,
+    pub ns_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Binds every listener and starts serving.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+        let backend = Arc::new(open_backend(&config)?);
+        let main =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let dispatch_addr = main.local_addr()?;
+        let ns = if config.referral {
+            Some(
+                TcpListener::bind(config.ns_listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.ns_listen))?,
+            )
+        } else {
+            None
+        };
+        let ns_addr = match &ns {
+            Some(l) => l.local_addr()?,
+            None => dispatch_addr,
+        };
+        let http = match config.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),
+            None => None,
+        };
+        let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+
+        let shared = Arc::new(Shared { backend, ns_port: ns_addr.port(), sb_port: dispatch_addr.port(), config });
+        let (shutdown, _) = watch::channel(false);
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+
+        tracker.spawn(accept_loop(
+            main,
+            Port::Main,
+            shared.clone(),
+            shutdown.subscribe(),
+            tracker.clone(),
+            permits.clone(),
+        ));
+        if let Some(ns) = ns {
+            tracker.spawn(accept_loop(
+                ns,
+                Port::Notification,
+                shared.clone(),
+                shutdown.subscribe(),
+                tracker.clone(),
+                permits,
+            ));
+        }
+        if let Some(http) = http {
+            let mut stop = shutdown.subscribe();
+            let app = crate::http::router(shared.clone());
+            tracker.spawn(async move {
+                let served = axum::serve(http, app).with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!("http server failed: {e}");
+                }
+            });
+        }
+        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, shutdown, tracker })
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, tells every client `OUT SSD`, and waits (a bounded
+    /// time) for the connections to close.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.tracker.close();
+        if timeout(std::time::Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within 10 s");
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Port {
+    /// Dispatch and switchboard.
+    Main,
+    Notification,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    port: Port,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: TaskTracker,
+    permits: Arc<Semaphore>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_socket(stream, port, shared, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let config = &shared.config;
+    let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
+    let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
+    let first_limits =
+        Limits { max_line: config.max_line, max_payload: ns_limits.max_payload.max(sb_limits.max_payload) };
+    let limits = match port {
+        Port::Main => first_limits,
+        Port::Notification => ns_limits,
+    };
+    let Ok(mut conn) = Connection::new(stream, limits, config.partial_line_timeout, config.write_timeout) else {
+        return;
+    };
+    match port {
+        Port::Notification => notification::serve(conn, None, Role::Notification, shared, shutdown).await,
+        Port::Main => {
+            // The first command tells the role: VER opens a dispatch (or, with
+            // referral off, a notification) session; USR or ANS a switchboard one.
+            let first = match timeout(config.login_timeout, conn.reader.next()).await {
+                Ok(Ok(Some(frame))) => frame,
+                _ => return,
+            };
+            match first.verb() {
+                "USR" | "ANS" => {
+                    conn.reader.set_limits(sb_limits);
+                    switchboard::serve(conn, first, shared, shutdown).await
+                }
+                _ => {
+                    conn.reader.set_limits(ns_limits);
+                    let role = if shared.config.referral { Role::Dispatch } else { Role::Notification };
+                    notification::serve(conn, Some(first), role, shared, shutdown).await
+                }
+            }
+        }
+    }
+}

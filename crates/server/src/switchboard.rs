@@ -1,0 +1,167 @@
+//! The switchboard role (draft section 8): sessions opened with an `XFR SB`
+//! cookie or joined with an `RNG` cookie, invitations, and message relay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use backend::switchboard::{Participant, SbEvent, SwitchboardSession};
+use msnp::request::SbRequest;
+use msnp::{AckMode, ErrorCode, Frame, Reply};
+use tokio::sync::{mpsc, watch};
+use tokio::time::sleep_until;
+
+use crate::connection::{Connection, Writer};
+use crate::server::Shared;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct SbConnection {
+    shared: Arc<Shared>,
+    id: u64,
+    events: mpsc::Sender<SbEvent>,
+    joined: Option<(Arc<SwitchboardSession>, Arc<Participant>)>,
+}
+
+/// Serves one switchboard connection, whose first frame (`USR` or `ANS`) has
+/// already been read.
+pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
+    let deadline = tokio::time::Instant::now() + shared.config.login_timeout;
+    let mut sb =
+        SbConnection { shared, id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), events: events_tx, joined: None };
+    let mut flow = sb.handle(first, &mut conn.writer);
+    while flow == Flow::Continue {
+        if conn.writer.flush().await.is_err() {
+            break;
+        }
+        let me = sb.joined.as_ref().map(|(_, p)| p.clone());
+        let overflowed = async {
+            match &me {
+                Some(p) => p.overflowed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let not_joined_in_time =
+            async { if me.is_none() { sleep_until(deadline).await } else { std::future::pending().await } };
+        flow = tokio::select! {
+            frame = conn.reader.next() => match frame {
+                Ok(Some(frame)) => sb.handle(frame, &mut conn.writer),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
+                    break;
+                }
+            },
+            Some(event) = events.recv() => {
+                sb.event(event, &mut conn.writer);
+                Flow::Continue
+            }
+            _ = shutdown.changed() => {
+                conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
+                Flow::Close
+            }
+            _ = overflowed => break,
+            _ = not_joined_in_time => break,
+        };
+    }
+    conn.writer.close().await;
+    if let Some((session, me)) = sb.joined.take() {
+        sb.shared.backend.leave_switchboard(&session, &me, false);
+    }
+}
+
+impl SbConnection {
+    fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+        let request = match SbRequest::parse(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                w.push(&Reply::Error { code: e.code, trid: e.trid });
+                // A malformed MSG (e.g. a lower-case ack letter) closed the
+                // connection on the official service.
+                return if frame.verb() == "MSG" { Flow::Close } else { Flow::Continue };
+            }
+        };
+        let backend = self.shared.backend.clone();
+        match (request, &self.joined) {
+            (SbRequest::Out, _) => Flow::Close,
+            (SbRequest::Usr { trid, handle, cookie }, None) => {
+                match backend.open_switchboard(&handle, &cookie, self.id, self.events.clone()) {
+                    Ok((session, me)) => {
+                        w.dialect = me.dialect;
+                        w.push(&Reply::SbUsrOk { trid, handle: me.handle.clone(), friendly: me.friendly.clone() });
+                        self.joined = Some((session, me));
+                        Flow::Continue
+                    }
+                    Err(code) => {
+                        w.push(&Reply::error(code, trid));
+                        Flow::Close
+                    }
+                }
+            }
+            (SbRequest::Ans { trid, handle, cookie, session_id }, None) => {
+                match backend.join_switchboard(&handle, &cookie, session_id, self.id, self.events.clone()) {
+                    Ok((session, me, roster)) => {
+                        w.dialect = me.dialect;
+                        let total = roster.len();
+                        for (i, p) in roster.iter().enumerate() {
+                            w.push(&Reply::Iro {
+                                trid,
+                                index: i + 1,
+                                total,
+                                handle: p.handle.clone(),
+                                friendly: p.friendly.clone(),
+                                client_id: p.client_id,
+                            });
+                        }
+                        w.push(&Reply::AnsOk { trid });
+                        self.joined = Some((session, me));
+                        Flow::Continue
+                    }
+                    Err(code) => {
+                        w.push(&Reply::error(code, trid));
+                        Flow::Close
+                    }
+                }
+            }
+            (SbRequest::Usr { trid, .. } | SbRequest::Ans { trid, .. }, Some(_)) => {
+                w.push(&Reply::error(ErrorCode::NotExpected, trid));
+                Flow::Continue
+            }
+            (SbRequest::Cal { trid, .. } | SbRequest::Msg { trid, .. }, None) => {
+                w.push(&Reply::error(ErrorCode::NotLoggedIn, trid));
+                Flow::Continue
+            }
+            (SbRequest::Cal { trid, handle }, Some((session, me))) => {
+                match backend.invite(session, me, &handle) {
+                    Ok(()) => w.push(&Reply::CalRinging { trid, session_id: session.id }),
+                    Err(code) => w.push(&Reply::error(code, trid)),
+                }
+                Flow::Continue
+            }
+            (SbRequest::Msg { trid, ack, payload }, Some((session, me))) => {
+                let delivered = session.relay(me, payload);
+                match (ack, delivered) {
+                    (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}
+                    (AckMode::NegativeOnly | AckMode::Always, false) => w.push(&Reply::Nak { trid }),
+                    (AckMode::Always | AckMode::Data, true) => w.push(&Reply::Ack { trid }),
+                    (AckMode::Data, false) => w.push(&Reply::error(ErrorCode::P2pNotDelivered, trid)),
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn event(&mut self, event: SbEvent, w: &mut Writer) {
+        match event {
+            SbEvent::Joined { handle, friendly, client_id } => w.push(&Reply::Joi { handle, friendly, client_id }),
+            SbEvent::Left { handle, idle } => w.push(&Reply::Bye { handle, idle }),
+            SbEvent::Message { handle, friendly, payload } => w.push(&Reply::Msg { handle, friendly, payload }),
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Test harness: starts the real `msnd` binary on loopback with a temporary
+//! data dir, and speaks MSNP to it over real TCP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use md5::{Digest, Md5};
+use msnp::{Decoder, Direction, Frame, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// How long a test waits for a line it expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running `msnd serve`.
+pub struct TestServer {
+    child: Option<Child>,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    pub dispatch: SocketAddr,
+    pub ns: SocketAddr,
+    pub http: Option<SocketAddr>,
+    extra: Vec<String>,
+}
+
+pub fn msnd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_msnd"))
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data dir.
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a fresh data dir with extra `serve` arguments.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut s = Self::spawn(&dir, extra.iter().map(|s| s.to_string()).collect());
+        s._temp = Some(temp);
+        s
+    }
+
+    fn spawn(dir: &Path, extra: Vec<String>) -> TestServer {
+        let mut child = msnd()
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(&extra)
+            .env("MSND_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("msnd starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut dispatch, mut ns, mut http) = (None, None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("msnd stdout");
+            let addr = || line.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
+            if line.starts_with("msnd: dispatch") {
+                dispatch = Some(addr());
+            } else if line.starts_with("msnd: notification") {
+                ns = Some(addr());
+            } else if line.starts_with("msnd: http") {
+                http = Some(addr());
+            } else if line == "msnd: ready" {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        TestServer {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            _temp: None,
+            dispatch: dispatch.expect("msnd printed its dispatch address"),
+            ns: ns.expect("msnd printed its notification address"),
+            http,
+            extra,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates an account with `msnd user add`.
+    pub fn add_user(&self, email: &str, password: &str) {
+        self.add_user_named(email, password, None)
+    }
+
+    pub fn add_user_named(&self, email: &str, password: &str, name: Option<&str>) {
+        let mut cmd = msnd();
+        cmd.arg("--data-dir").arg(&self.dir).args(["user", "add", email, "--password-stdin"]);
+        if let Some(n) = name {
+            cmd.args(["--name", n]);
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).env("MSND_LOG", "warn").spawn().unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success(), "user add {email} failed");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.take().unwrap().wait().unwrap()
+    }
+
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the server again on the same data dir (new ports).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.kill9();
+        }
+        let temp = self._temp.take();
+        let mut s = Self::spawn(&self.dir.clone(), self.extra.clone());
+        s._temp = temp;
+        std::mem::swap(self, &mut s);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One received command.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub text: String,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Line {
+    pub fn args(&self) -> Vec<&str> {
+        self.text.split(' ').collect()
+    }
+}
+
+/// A raw MSNP client connection.
+pub struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+pub fn md5_hex(challenge: &str, password: &str) -> String {
+    let mut h = Md5::new();
+    h.update(challenge.as_bytes());
+    h.update(password.as_bytes());
+    hex::encode(h.finalize())
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").expect("connect");
+        Client {
+            stream,
+            buf: BytesMut::new(),
+            decoder: Decoder::new(Direction::ToClient, Limits { max_line: 1 << 16, max_payload: 1 << 20 }),
+        }
+    }
+
+    pub async fn connect_str(addr: &str) -> Client {
+        Self::connect(addr.parse().expect("host:port")).await
+    }
+
+    /// Sends one command line (CRLF added).
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// Sends a payload command: `line` gets the payload length appended.
+    pub async fn send_payload(&mut self, line: &str, payload: &[u8]) {
+        let mut bytes = format!("{line} {}\r\n", payload.len()).into_bytes();
+        bytes.extend_from_slice(payload);
+        self.send_raw(&bytes).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        // A server that already closed may reset the connection; tests check
+        // for the close itself.
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    async fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("server framing") {
+                return Some(f);
+            }
+            let mut chunk = [0u8; 8192];
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The next command from the server; panics on timeout or close.
+    pub async fn recv(&mut self) -> Line {
+        let f = timeout(WAIT, self.next_frame()).await.expect("a line in time").expect("connection open");
+        Line { text: f.line, payload: f.payload.map(|p| p.to_vec()) }
+    }
+
+    /// Receives and checks one line.
+    pub async fn expect(&mut self, expected: &str) -> Line {
+        let l = self.recv().await;
+        assert_eq!(l.text, expected);
+        l
+    }
+
+    /// Receives a line and checks that it starts with `prefix`.
+    pub async fn expect_prefix(&mut self, prefix: &str) -> Line {
+        let l = self.recv().await;
+        assert!(l.text.starts_with(prefix), "expected `{prefix}...`, got `{}`", l.text);
+        l
+    }
+
+    /// Checks that the server closes the connection (after any lines it sends first, returned).
+    pub async fn expect_closed(&mut self) -> Vec<Line> {
+        let mut seen = Vec::new();
+        loop {
+            match timeout(WAIT, self.next_frame()).await.expect("close in time") {
+                Some(f) => seen.push(Line { text: f.line, payload: f.payload.map(|p| p.to_vec()) }),
+                None => return seen,
+            }
+        }
+    }
+
+    /// Checks that nothing arrives for a while (used sparingly: only where
+    /// the protocol says the server stays silent).
+    pub async fn expect_silence(&mut self) {
+        let r = timeout(Duration::from_millis(300), self.next_frame()).await;
+        if let Ok(Some(f)) = r {
+            panic!("expected silence, got `{}`", f.line);
+        }
+    }
+
+    /// A round trip that proves every earlier reply has arrived: PNG → QNG.
+    pub async fn sync_point(&mut self) {
+        self.send("PNG").await;
+        self.expect("QNG").await;
+    }
+}
+
+/// Logs in through the dispatch server's `XFR NS` referral; returns the
+/// notification connection after `USR ... OK` and the profile message.
+pub async fn login(server: &TestServer, email: &str, password: &str) -> Client {
+    let mut ds = Client::connect(server.dispatch).await;
+    ds.send("VER 1 MSNP2 CVR0").await;
+    ds.expect("VER 1 MSNP2").await;
+    ds.send("INF 2").await;
+    ds.expect("INF 2 MD5").await;
+    ds.send(&format!("USR 3 MD5 I {email}")).await;
+    let xfr = ds.expect_prefix("XFR 3 NS ").await;
+    assert!(ds.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
+    let ns_addr = xfr.args()[3].to_string();
+
+    let mut ns = Client::connect_str(&ns_addr).await;
+    ns.send("VER 4 MSNP2 CVR0").await;
+    ns.expect("VER 4 MSNP2").await;
+    ns.send("INF 5").await;
+    ns.expect("INF 5 MD5").await;
+    ns.send(&format!("USR 6 MD5 I {email}")).await;
+    let challenge = ns.expect_prefix("USR 6 MD5 S ").await.args()[4].to_string();
+    ns.send(&format!("USR 7 MD5 S {}", md5_hex(&challenge, password))).await;
+    ns.expect_prefix(&format!("USR 7 OK {email} ")).await;
+    let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
+    let text = String::from_utf8(profile.payload.unwrap()).unwrap();
+    assert!(text.contains("Content-Type: text/x-msmsgsprofile"));
+    ns
+}
+
+/// Logs in, syncs from an empty cache and goes online (`NLN`), consuming
+/// everything those commands return. ILN lines are returned.
+pub async fn online(server: &TestServer, email: &str, password: &str) -> (Client, Vec<String>) {
+    let mut c = login(server, email, password).await;
+    c.send("SYN 100 0").await;
+    let syn = c.expect_prefix("SYN 100 ").await;
+    let serial: u32 = syn.args()[2].parse().unwrap();
+    if serial != 0 {
+        c.expect_prefix("GTC 100 ").await;
+        c.expect_prefix("BLP 100 ").await;
+        for list in ["FL", "AL", "BL", "RL"] {
+            loop {
+                let l = c.expect_prefix(&format!("LST 100 {list} ")).await;
+                let a = l.args();
+                if a[4] == a[5] {
+                    break;
+                }
+            }
+        }
+    }
+    c.send("CHG 101 NLN").await;
+    c.expect("CHG 101 NLN").await;
+    c.send("PNG").await;
+    let mut ilns = Vec::new();
+    loop {
+        let l = c.recv().await;
+        if l.text == "QNG" {
+            break;
+        }
+        assert!(l.text.starts_with("ILN 101 "), "unexpected {}", l.text);
+        ilns.push(l.text);
+    }
+    (c, ilns)
+}
+
+/// Creates accounts `names[i]@example.com` with password `pw-<name>` and
+/// friendly name = capitalised name.
+pub fn users(server: &TestServer, names: &[&str]) {
+    for n in names {
+        server.add_user_named(&format!("{n}@example.com"), &format!("pw-{n}"), Some(&capitalise(n)));
+    }
+}
+
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+/// `online` for a user created by [`users`].
+pub async fn online_as(server: &TestServer, name: &str) -> (Client, Vec<String>) {
+    online(server, &format!("{name}@example.com"), &format!("pw-{name}")).await
+}
+
+/// A plain-text instant message payload.
+pub fn text_message(body: &str) -> Vec<u8> {
+    format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{body}").into_bytes()
+}
