@@ -100,14 +100,9 @@ pub async fn serve(
         let login_expired =
             async { if user.is_none() { sleep_until(login_deadline).await } else { std::future::pending().await } };
         flow = tokio::select! {
-            frame = conn.reader.next() => match frame {
-                Ok(Some(frame)) => session.handle(frame, &mut conn.writer).await,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(peer = %session.peer, "closing: {e}");
-                    break;
-                }
-            },
+            // Events queued before a request are answered first, so a
+            // client sees the world in the order the server saw it.
+            biased;
             Some(event) = events.recv() => session.event(event, &mut conn.writer),
             _ = shutdown.changed() => {
                 conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
@@ -118,6 +113,14 @@ pub async fn serve(
                 break;
             }
             _ = login_expired => break,
+            frame = conn.reader.next() => match frame {
+                Ok(Some(frame)) => session.handle(frame, &mut conn.writer).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer = %session.peer, "closing: {e}");
+                    break;
+                }
+            },
         };
     }
     conn.writer.close().await;

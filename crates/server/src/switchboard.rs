@@ -50,14 +50,9 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         let not_joined_in_time =
             async { if me.is_none() { sleep_until(deadline).await } else { std::future::pending().await } };
         flow = tokio::select! {
-            frame = conn.reader.next() => match frame {
-                Ok(Some(frame)) => sb.handle(frame, &mut conn.writer),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
-                    break;
-                }
-            },
+            // Events queued before a request are answered first, so a
+            // client sees the world in the order the server saw it.
+            biased;
             Some(event) = events.recv() => {
                 sb.event(event, &mut conn.writer);
                 Flow::Continue
@@ -68,6 +63,14 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             }
             _ = overflowed => break,
             _ = not_joined_in_time => break,
+            frame = conn.reader.next() => match frame {
+                Ok(Some(frame)) => sb.handle(frame, &mut conn.writer),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
+                    break;
+                }
+            },
         };
     }
     conn.writer.close().await;
