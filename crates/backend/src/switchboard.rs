@@ -188,7 +188,10 @@ impl SwitchboardSession {
     }
 
     /// Relays a message to everyone but the sender. Returns whether every
-    /// other participant got it; false also when there is nobody else.
+    /// other participant got it; false also when there is nobody else. A
+    /// participant whose queue is full has stopped reading: it is removed
+    /// from the session at once (the others get `BYE`), so that it holds no
+    /// more memory and the conversation goes on without it.
     pub fn relay(&self, from: &Participant, payload: Bytes) -> bool {
         let others: Vec<_> =
             self.participants.lock().iter().filter(|p| p.connection_id != from.connection_id).cloned().collect();
@@ -199,9 +202,33 @@ impl SwitchboardSession {
                 friendly: from.friendly.clone(),
                 payload: payload.clone(),
             };
-            all &= p.deliver(event);
+            if !p.deliver(event) {
+                all = false;
+                if p.overflowed.load(Ordering::Relaxed) {
+                    self.remove(&p, false);
+                }
+            }
         }
         all
+    }
+
+    /// Takes a participant out and tells the others. Returns whether the
+    /// session is now empty (and so has ended).
+    fn remove(&self, who: &Participant, idle: bool) -> bool {
+        let mut participants = self.participants.lock();
+        let before = participants.len();
+        participants.retain(|p| p.connection_id != who.connection_id);
+        if participants.len() == before {
+            return false;
+        }
+        for p in participants.iter() {
+            p.deliver(SbEvent::Left { handle: who.handle.clone(), idle });
+        }
+        if participants.is_empty() {
+            self.ended.store(true, Ordering::Release);
+            return true;
+        }
+        false
     }
 }
 
@@ -263,18 +290,7 @@ impl Switchboards {
     /// Removes a participant; the others get `BYE`. The session ends when the
     /// last one leaves.
     pub fn leave(&self, session: &SwitchboardSession, who: &Participant, idle: bool) {
-        let mut participants = session.participants.lock();
-        let before = participants.len();
-        participants.retain(|p| p.connection_id != who.connection_id);
-        if participants.len() == before {
-            return;
-        }
-        for p in participants.iter() {
-            p.deliver(SbEvent::Left { handle: who.handle.clone(), idle });
-        }
-        if participants.is_empty() {
-            session.ended.store(true, Ordering::Release);
-            drop(participants);
+        if session.remove(who, idle) {
             self.sessions.lock().remove(&session.id);
         }
     }
@@ -357,5 +373,6 @@ mod tests {
         }
         assert!(!s.relay(&a, Bytes::from_static(b"x")));
         assert!(b.overflowed.load(Ordering::Relaxed));
+        assert!(!s.contains("b@x.com"), "the stalled reader left the session");
     }
 }

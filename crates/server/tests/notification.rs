@@ -413,3 +413,37 @@ async fn unknown_and_malformed_commands_get_200_and_the_connection_goes_on() {
     a.expect("200 44").await;
     a.sync_point().await;
 }
+
+#[tokio::test]
+async fn without_referral_the_msnp_port_serves_notification_itself() {
+    let server = TestServer::start_with(&["--no-referral"]);
+    users(&server, &["alice"]);
+    let mut c = Client::connect(server.dispatch).await;
+    c.send("VER 1 MSNP2 CVR0").await;
+    c.expect("VER 1 MSNP2").await;
+    c.send("USR 2 MD5 I alice@example.com").await;
+    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
+    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "pw-alice"))).await;
+    c.expect("USR 3 OK alice@example.com Alice").await;
+    c.expect_prefix("MSG Hotmail Hotmail ").await;
+    // Switchboard connections still share the port.
+    c.send("CHG 4 NLN").await;
+    c.expect("CHG 4 NLN").await;
+    c.send("XFR 5 SB").await;
+    let xfr = c.expect_prefix("XFR 5 SB ").await;
+    let mut sb = Client::connect_str(xfr.args()[3]).await;
+    sb.send(&format!("USR 1 alice@example.com {}", xfr.args()[5])).await;
+    sb.expect("USR 1 OK alice@example.com Alice").await;
+}
+
+#[tokio::test]
+async fn cvr_echoes_the_client_version() {
+    let server = TestServer::start();
+    let mut c = Client::connect(server.dispatch).await;
+    c.send("VER 1 MSNP2 CVR0").await;
+    c.expect("VER 1 MSNP2").await;
+    c.send("CVR 2 0x0409 win 4.10 i386 MSMSGS 1.0.0863 MSMSGS").await;
+    c.expect_prefix("CVR 2 1.0.0863 1.0.0863 1.0.0863 ").await;
+    c.send("CVR 3 0x0409").await;
+    c.expect("710 3").await;
+}
