@@ -36,6 +36,10 @@ pub enum AccountError {
     Secret(#[from] SecretError),
 }
 
+/// A session joined with `ANS`: the session, the new participant, and the
+/// roster before the join (for `IRO`).
+pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
+
 /// What a successful `ADD` produced.
 #[derive(Debug, Clone)]
 pub struct AddOutcome {
@@ -207,7 +211,7 @@ impl Backend {
         if !removed && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
             return;
         }
-        self.notify_watchers(user, |_| Some(NsEvent::Offline { handle: user.handle.clone() }));
+        self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
     }
 
     // ----- lists ----------------------------------------------------------
@@ -219,15 +223,13 @@ impl Backend {
 
     /// Sends an event to every online watcher (someone with `user` on their
     /// forward list) who has started receiving presence and whom `user`'s
-    /// privacy allows; `event` may decline per watcher.
-    fn notify_watchers(&self, user: &OnlineUser, event: impl Fn(&OnlineUser) -> Option<NsEvent>) {
+    /// privacy allows.
+    fn notify_watchers(&self, user: &OnlineUser, event: NsEvent) {
         let watchers: Vec<String> =
             user.with_lists(|l| l.members(ListKind::Reverse).filter(|k| l.allows(k)).map(str::to_string).collect());
         for key in watchers {
             if let Some(w) = self.registry.get(&key).filter(|w| w.presence().started) {
-                if let Some(e) = event(&w) {
-                    w.deliver(e);
-                }
+                w.deliver(event.clone());
             }
         }
     }
@@ -346,7 +348,7 @@ impl Backend {
         let serial = self.store.set_friendly_name(user.account_id, friendly).await.map_err(store_error)?;
         user.update_presence(|p| p.friendly = friendly.to_string());
         if let Some(line) = user.presence_line() {
-            self.notify_watchers(user, |_| Some(NsEvent::Presence(line.clone())));
+            self.notify_watchers(user, NsEvent::Presence(line));
         }
         Ok(serial)
     }
@@ -379,9 +381,9 @@ impl Backend {
             || before.msn_object != after.msn_object;
         if changed {
             if let Some(line) = user.presence_line() {
-                self.notify_watchers(user, |_| Some(NsEvent::Presence(line.clone())));
+                self.notify_watchers(user, NsEvent::Presence(line));
             } else if was_visible {
-                self.notify_watchers(user, |_| Some(NsEvent::Offline { handle: user.handle.clone() }));
+                self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
             }
         }
         if before.started {
@@ -434,7 +436,7 @@ impl Backend {
         session_id: u32,
         connection_id: u64,
         outbox: mpsc::Sender<SbEvent>,
-    ) -> Result<(Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>), ErrorCode> {
+    ) -> Result<Joined, ErrorCode> {
         let grant = self.cookies.redeem(cookie, handle, CookieKind::Invitation { session_id })?;
         let session = self.switchboards.get(session_id).ok_or(ErrorCode::AuthenticationFailed)?;
         let me = Arc::new(Participant::new(&grant, connection_id, outbox));
