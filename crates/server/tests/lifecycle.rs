@@ -49,13 +49,8 @@ async fn everything_survives_a_restart() {
     server.terminate();
     server.restart();
 
-    let mut a = Client::connect(server.ns).await;
-    a.send("VER 1 MSNP2").await;
-    a.expect("VER 1 MSNP2").await;
-    a.send("USR 2 MD5 I alice@example.com").await;
-    let challenge = a.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    a.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "pw-alice"))).await;
-    a.expect("USR 3 OK alice@example.com Alice%20Liddell").await;
+    let (mut a, answer) = direct_login(server.ns, "alice@example.com", "pw-alice").await;
+    assert_eq!(answer, "USR 3 OK alice@example.com Alice%20Liddell");
     a.expect_prefix("MSG Hotmail Hotmail ").await;
     a.send("SYN 4 0").await;
     for line in [
@@ -147,13 +142,7 @@ async fn user_commands_manage_accounts() {
     login(&server, "dora@example.com", "first").await;
 
     assert!(run(&server, &["user", "passwd", "dora@example.com", "--password-stdin"], Some("second")).0);
-    let mut c = Client::connect(server.ns).await;
-    c.send("VER 1 MSNP2").await;
-    c.expect("VER 1 MSNP2").await;
-    c.send("USR 2 MD5 I dora@example.com").await;
-    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "first"))).await;
-    c.expect("911 3").await;
+    assert_eq!(direct_login(server.ns, "dora@example.com", "first").await.1, "911 3");
     login(&server, "dora@example.com", "second").await;
 
     assert!(run(&server, &["user", "del", "dora@example.com"], None).0);

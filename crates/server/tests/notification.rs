@@ -96,13 +96,8 @@ async fn challenges_are_fresh_and_usr_after_login_is_207() {
 async fn login_returns_the_friendly_name_and_a_profile() {
     let server = TestServer::start();
     server.add_user_named("em@example.com", "secret", Some("Auntie Em"));
-    let mut c = Client::connect(server.ns).await;
-    c.send("VER 1 MSNP2").await;
-    c.expect("VER 1 MSNP2").await;
-    c.send("USR 2 MD5 I em@example.com").await;
-    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "secret"))).await;
-    c.expect("USR 3 OK em@example.com Auntie%20Em").await;
+    let (mut c, answer) = direct_login(server.ns, "em@example.com", "secret").await;
+    assert_eq!(answer, "USR 3 OK em@example.com Auntie%20Em");
     let profile = c.expect_prefix("MSG Hotmail Hotmail ").await;
     let payload = String::from_utf8(profile.payload.unwrap()).unwrap();
     assert!(
@@ -327,13 +322,8 @@ async fn rea_renames_persistently_and_watchers_see_the_new_name() {
     drop(b);
     a.expect("FLN bob@example.com").await;
 
-    let mut c = Client::connect(server.ns).await;
-    c.send("VER 1 MSNP2").await;
-    c.expect("VER 1 MSNP2").await;
-    c.send("USR 2 MD5 I bob@example.com").await;
-    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "pw-bob"))).await;
-    c.expect("USR 3 OK bob@example.com Bobby%20%C3%BC").await;
+    let (_, answer) = direct_login(server.ns, "bob@example.com", "pw-bob").await;
+    assert_eq!(answer, "USR 3 OK bob@example.com Bobby%20%C3%BC");
 }
 
 #[tokio::test]

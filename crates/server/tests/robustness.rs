@@ -102,18 +102,8 @@ async fn a_client_that_stops_reading_is_dropped_without_hurting_the_sender() {
     users(&server, &["alice", "bob"]);
     let (mut a_ns, _) = online_as(&server, "alice").await;
     let (mut b_ns, _) = online_as(&server, "bob").await;
-    a_ns.send("XFR 1 SB").await;
-    let xfr = a_ns.expect_prefix("XFR 1 SB ").await;
-    let mut a = Client::connect_str(xfr.args()[3]).await;
-    a.send(&format!("USR 1 alice@example.com {}", xfr.args()[5])).await;
-    a.expect_prefix("USR 1 OK ").await;
-    a.send("CAL 2 bob@example.com").await;
-    let sid = a.expect_prefix("CAL 2 RINGING ").await.args()[3].to_string();
-    let rng = b_ns.expect_prefix("RNG ").await;
-    let mut b = Client::connect_str(rng.args()[2]).await;
-    b.send(&format!("ANS 1 bob@example.com {} {sid}", rng.args()[4])).await;
-    b.expect_prefix("IRO ").await;
-    b.expect("ANS 1 OK").await;
+    let mut a = open_session(&server, &mut a_ns, "alice@example.com", "Alice").await;
+    let (_b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
     a.expect_prefix("JOI ").await;
     // Bob never reads again. Alice sends far more than any buffer holds;
     // the server drops Bob rather than queueing without bound, and Alice

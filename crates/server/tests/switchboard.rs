@@ -5,42 +5,6 @@ mod common;
 
 use common::*;
 
-/// Alice opens a session with `XFR SB` + `USR`.
-async fn open_session(server: &TestServer, ns: &mut Client, handle: &str, friendly: &str) -> Client {
-    ns.send("XFR 50 SB").await;
-    let xfr = ns.expect_prefix("XFR 50 SB ").await;
-    let (addr, cookie) = (xfr.args()[3].to_string(), xfr.args()[5].to_string());
-    assert_eq!(addr, server.dispatch.to_string());
-    let mut sb = Client::connect_str(&addr).await;
-    sb.send(&format!("USR 1 {handle} {cookie}")).await;
-    sb.expect(&format!("USR 1 OK {handle} {friendly}")).await;
-    sb
-}
-
-/// `CAL` from `sb`; the invitee's notification connection gets `RNG`; the
-/// invitee answers; returns the invitee's switchboard connection and the IRO lines.
-async fn invite(sb: &mut Client, trid: u32, invitee_ns: &mut Client, invitee: &str) -> (Client, Vec<String>) {
-    sb.send(&format!("CAL {trid} {invitee}")).await;
-    let cal = sb.expect_prefix(&format!("CAL {trid} RINGING ")).await;
-    let session_id = cal.args()[3].to_string();
-    let rng = invitee_ns.expect_prefix(&format!("RNG {session_id} ")).await;
-    let a = rng.args();
-    assert_eq!(a[3], "CKI");
-    let (addr, cookie) = (a[2].to_string(), a[4].to_string());
-    let mut joined = Client::connect_str(&addr).await;
-    joined.send(&format!("ANS 7 {invitee} {cookie} {session_id}")).await;
-    let mut iro = Vec::new();
-    loop {
-        let l = joined.recv().await;
-        if l.text == "ANS 7 OK" {
-            break;
-        }
-        assert!(l.text.starts_with("IRO 7 "), "{}", l.text);
-        iro.push(l.text);
-    }
-    (joined, iro)
-}
-
 #[tokio::test]
 async fn two_party_chat_follows_the_draft() {
     let server = TestServer::start();
