@@ -411,7 +411,7 @@ impl Backend {
         }
         let grant =
             GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
-        Ok(self.cookies.issue(grant, CookieKind::NewSession, self.config.cookie_lifetime))
+        self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)
     }
 
     /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.
@@ -467,8 +467,8 @@ impl Backend {
             client_id: p.client_id,
             dialect: invitee.dialect,
         };
-        let cookie =
-            self.cookies.issue(grant, CookieKind::Invitation { session_id: session.id }, self.config.cookie_lifetime);
+        let kind = CookieKind::Invitation { session_id: session.id };
+        let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
         invitee.deliver(NsEvent::Ring {
             session_id: session.id,
             cookie,

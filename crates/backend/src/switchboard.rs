@@ -59,42 +59,87 @@ pub struct GrantFor<'a> {
     pub dialect: Dialect,
 }
 
-/// Outstanding cookies.
+/// Outstanding cookies, with a cap on how many one user may have caused, so
+/// that a client looping on `XFR SB` or `CAL` cannot grow the jar without
+/// bound.
 #[derive(Debug, Default)]
 pub struct CookieJar {
-    grants: Mutex<HashMap<String, CookieGrant>>,
+    inner: Mutex<Jar>,
 }
 
+#[derive(Debug, Default)]
+struct Jar {
+    grants: HashMap<String, (CookieGrant, String)>,
+    per_requester: HashMap<String, usize>,
+}
+
+impl Jar {
+    fn forget(&mut self, requester: &str) {
+        if let Some(n) = self.per_requester.get_mut(requester) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_requester.remove(requester);
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let expired: Vec<String> =
+            self.grants.iter().filter(|(_, (g, _))| g.expires <= now).map(|(c, _)| c.clone()).collect();
+        for cookie in expired {
+            if let Some((_, requester)) = self.grants.remove(&cookie) {
+                self.forget(&requester);
+            }
+        }
+    }
+}
+
+/// Most unexpired cookies one user's requests may have outstanding.
+pub const MAX_COOKIES_PER_REQUESTER: usize = 64;
+
 impl CookieJar {
-    /// Issues a fresh cookie.
-    pub fn issue(&self, user: GrantFor<'_>, kind: CookieKind, lifetime: Duration) -> String {
+    /// Issues a fresh cookie for `user`, on behalf of `requester_key` (the
+    /// user who asked: the `XFR SB` sender or the `CAL` caller). Refuses with
+    /// 713 when the requester has too many outstanding.
+    pub fn issue(
+        &self,
+        user: GrantFor<'_>,
+        requester_key: &str,
+        kind: CookieKind,
+        lifetime: Duration,
+    ) -> Result<String, ErrorCode> {
         let cookie = format!("{}.{}.{}", random_digits(10), random_digits(10), random_digits(10));
         let now = Instant::now();
-        let mut grants = self.grants.lock();
-        // Expired cookies are swept as new ones are issued, so the jar's size
-        // is bounded by the issue rate times the lifetime.
-        if grants.len() >= 1024 && grants.len().is_power_of_two() {
-            grants.retain(|_, g| g.expires > now);
+        let mut jar = self.inner.lock();
+        if jar.per_requester.get(requester_key).copied().unwrap_or(0) >= MAX_COOKIES_PER_REQUESTER {
+            jar.sweep(now);
+            if jar.per_requester.get(requester_key).copied().unwrap_or(0) >= MAX_COOKIES_PER_REQUESTER {
+                return Err(ErrorCode::UserTooActive);
+            }
         }
-        grants.insert(
-            cookie.clone(),
-            CookieGrant {
-                handle: user.handle.to_string(),
-                dialect: user.dialect,
-                friendly: user.friendly.to_string(),
-                client_id: user.client_id,
-                kind,
-                expires: now + lifetime,
-            },
-        );
-        cookie
+        let grant = CookieGrant {
+            handle: user.handle.to_string(),
+            dialect: user.dialect,
+            friendly: user.friendly.to_string(),
+            client_id: user.client_id,
+            kind,
+            expires: now + lifetime,
+        };
+        *jar.per_requester.entry(requester_key.to_string()).or_default() += 1;
+        jar.grants.insert(cookie.clone(), (grant, requester_key.to_string()));
+        Ok(cookie)
     }
 
     /// Consumes a cookie: it must exist, be unexpired, belong to `handle` and
     /// be of the expected kind. The cookie is gone afterwards either way, so a
     /// guess or a replay cannot be retried against it.
     pub fn redeem(&self, cookie: &str, handle: &str, kind: CookieKind) -> Result<CookieGrant, ErrorCode> {
-        let grant = self.grants.lock().remove(cookie).ok_or(ErrorCode::AuthenticationFailed)?;
+        let grant = {
+            let mut jar = self.inner.lock();
+            let (grant, requester) = jar.grants.remove(cookie).ok_or(ErrorCode::AuthenticationFailed)?;
+            jar.forget(&requester);
+            grant
+        };
         let handle_ok =
             constant_time_eq(grant.handle.to_ascii_lowercase().as_bytes(), handle.to_ascii_lowercase().as_bytes());
         if !handle_ok || grant.kind != kind || grant.expires <= Instant::now() {
@@ -105,7 +150,7 @@ impl CookieJar {
 
     /// How many cookies are outstanding (expired ones may still be counted).
     pub fn len(&self) -> usize {
-        self.grants.lock().len()
+        self.inner.lock().grants.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -314,17 +359,37 @@ mod tests {
         let jar = CookieJar::default();
         let ttl = Duration::from_secs(60);
         let a = GrantFor { handle: "a@x.com", friendly: "A", client_id: 0, dialect: Dialect::Msnp2 };
-        let c = jar.issue(a, CookieKind::NewSession, ttl);
+        let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
         assert_eq!(jar.redeem(&c, "b@x.com", CookieKind::NewSession).unwrap_err(), ErrorCode::AuthenticationFailed);
         // The failed attempt consumed it.
         assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
-        let c = jar.issue(a, CookieKind::Invitation { session_id: 5 }, ttl);
+        let c = jar.issue(a, "a@x.com", CookieKind::Invitation { session_id: 5 }, ttl).unwrap();
         assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 6 }).is_err());
-        let c = jar.issue(a, CookieKind::Invitation { session_id: 5 }, ttl);
+        let c = jar.issue(a, "a@x.com", CookieKind::Invitation { session_id: 5 }, ttl).unwrap();
         assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 5 }).is_ok());
         assert!(jar.redeem(&c, "a@x.com", CookieKind::Invitation { session_id: 5 }).is_err());
-        let c = jar.issue(a, CookieKind::NewSession, Duration::ZERO);
+        let c = jar.issue(a, "a@x.com", CookieKind::NewSession, Duration::ZERO).unwrap();
         assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
+    }
+
+    #[test]
+    fn one_requester_cannot_fill_the_jar() {
+        let jar = CookieJar::default();
+        let a = GrantFor { handle: "a@x.com", friendly: "A", client_id: 0, dialect: Dialect::Msnp2 };
+        let ttl = Duration::from_secs(60);
+        for _ in 0..MAX_COOKIES_PER_REQUESTER {
+            jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
+        }
+        assert_eq!(jar.issue(a, "a@x.com", CookieKind::NewSession, ttl), Err(ErrorCode::UserTooActive));
+        // Someone else is unaffected.
+        assert!(jar.issue(a, "b@x.com", CookieKind::NewSession, ttl).is_ok());
+        // Expired cookies free the quota.
+        let jar = CookieJar::default();
+        for _ in 0..MAX_COOKIES_PER_REQUESTER {
+            jar.issue(a, "a@x.com", CookieKind::NewSession, Duration::ZERO).unwrap();
+        }
+        assert!(jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).is_ok());
+        assert_eq!(jar.len(), 1);
     }
 
     fn participant(handle: &str, id: u64) -> (Arc<Participant>, mpsc::Receiver<SbEvent>) {
