@@ -108,6 +108,50 @@ impl Dialect {
     pub fn has_groups(self) -> bool {
         self >= Dialect::Msnp7
     }
+
+    /// Whether groups and contacts are named by GUIDs (`ABCHMigrated`, MSNP10+)
+    /// rather than numbers.
+    pub fn uses_guids(self) -> bool {
+        self >= Dialect::Msnp10
+    }
+
+    /// Whether phone numbers (`PRP`, `BPR`) exist (MSNP5+).
+    pub fn has_phones(self) -> bool {
+        self >= Dialect::Msnp5
+    }
+
+    /// Whether `SYN` answers in the MSNP8 shape: counts, and list lines
+    /// without TrIDs, serials or iterators.
+    pub fn has_compact_sync(self) -> bool {
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether the personal message (`UUX`/`UBX`) exists (MSNP11+).
+    pub fn has_personal_message(self) -> bool {
+        self >= Dialect::Msnp11
+    }
+
+    /// Whether a client command exists in this dialect (the availability
+    /// matrix of the protocol reference). The server answers 502 otherwise.
+    pub fn has_command(self, verb: &str) -> bool {
+        let n = self.number();
+        match verb {
+            "VER" | "CVR" | "USR" | "XFR" | "SYN" | "GTC" | "BLP" | "REM" | "CHG" | "PNG" | "URL" | "OUT" | "MSG" => {
+                true
+            }
+            "INF" | "LST" | "FND" => n <= 7,
+            "LSG" => n == 7,
+            "REA" | "ADD" => n <= 9,
+            "ADC" | "SBP" => n >= 10,
+            "PRP" | "SDC" => n >= 5,
+            "ADG" | "RMG" | "REG" => n >= 7,
+            "SND" => n <= 4,
+            "IMS" => n >= 3,
+            "QRY" => n >= 6,
+            "UUX" | "GCF" => n >= 11,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Dialect {
@@ -136,6 +180,18 @@ mod tests {
         assert_eq!(Dialect::from_name("MSNP"), None);
         assert_eq!(Dialect::from_name("MSNP99"), None);
         assert_eq!(Dialect::from_name("MSNP+2"), None);
+    }
+
+    #[test]
+    fn command_availability_follows_the_matrix() {
+        assert!(Dialect::Msnp2.has_command("INF"));
+        assert!(!Dialect::Msnp8.has_command("INF"));
+        assert!(Dialect::Msnp9.has_command("ADD") && !Dialect::Msnp10.has_command("ADD"));
+        assert!(Dialect::Msnp10.has_command("ADC") && !Dialect::Msnp9.has_command("ADC"));
+        assert!(!Dialect::Msnp6.has_command("ADG") && Dialect::Msnp7.has_command("ADG"));
+        assert!(!Dialect::Msnp10.has_command("UUX") && Dialect::Msnp11.has_command("UUX"));
+        assert!(!Dialect::Msnp5.has_command("QRY") && Dialect::Msnp6.has_command("QRY"));
+        assert!(!Dialect::Msnp2.has_command("XYZ"));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum ErrorCode {
     AlreadyInOppositeList = 219,
     TooManyGroups = 223,
     InvalidGroup = 224,
+    NotInGroup = 225,
+    GroupExists = 228,
+    GroupNameTooLong = 229,
+    CannotRemoveGroupZero = 230,
     SwitchboardFailed = 280,
     NotifyXfrFailed = 281,
     P2pNotDelivered = 282,
@@ -60,7 +64,7 @@ impl ErrorCode {
     /// The code for a number, if it is one this crate names.
     pub fn from_code(code: u16) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 41] = [
+        const ALL: [ErrorCode; 45] = [
             SyntaxError,
             InvalidParameter,
             InvalidUser,
@@ -76,6 +80,10 @@ impl ErrorCode {
             AlreadyInOppositeList,
             TooManyGroups,
             InvalidGroup,
+            NotInGroup,
+            GroupExists,
+            GroupNameTooLong,
+            CannotRemoveGroupZero,
             SwitchboardFailed,
             NotifyXfrFailed,
             P2pNotDelivered,

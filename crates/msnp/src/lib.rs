@@ -16,12 +16,14 @@
 //! - [`mime`]: the MIME-style payloads carried by `MSG`.
 #![forbid(unsafe_code)]
 
+pub mod challenge;
 pub mod dialect;
 pub mod error;
 pub mod frame;
 pub mod mime;
 pub mod reply;
 pub mod request;
+pub mod sync;
 pub mod types;
 pub mod urlencode;
 

@@ -41,6 +41,37 @@ pub struct PresenceLine {
     pub msn_object: Option<String>,
 }
 
+/// A list item of MSNP2-7 `LST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LstItem {
+    pub handle: String,
+    pub friendly: String,
+    /// Group ids of a forward-list entry (printed from MSNP7; `0` if none).
+    pub groups: Vec<u32>,
+}
+
+/// A group as both naming schemes see it: the number of MSNP7-9 and the
+/// GUID of MSNP10+.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: u32,
+    pub guid: String,
+    pub name: String,
+}
+
+/// One contact of a MSNP8+ `SYN` batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncContact {
+    pub handle: String,
+    pub friendly: String,
+    /// The contact GUID (`C=`), sent for forward-list contacts in MSNP10+.
+    pub guid: String,
+    /// List bits: FL=1, AL=2, BL=4, RL=8.
+    pub bits: u8,
+    pub group_ids: Vec<u32>,
+    pub group_guids: Vec<String>,
+}
+
 /// One server-to-client command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -88,41 +119,154 @@ pub enum Reply {
         address: String,
         cookie: String,
     },
+    /// The `SYN` reply: the serial (MSNP2-9) or time stamps (MSNP10+), and
+    /// from MSNP8 the contact and group counts (absent when nothing follows).
     Syn {
         trid: TrId,
         serial: u32,
+        timestamp: String,
+        counts: Option<(usize, usize)>,
     },
+    /// `in_sync`: a line of a `SYN` batch rather than the reply to `GTC`.
     Gtc {
         trid: TrId,
         serial: u32,
         mode: PromptMode,
+        in_sync: bool,
     },
     Blp {
         trid: TrId,
         serial: u32,
         mode: PrivacyMode,
+        in_sync: bool,
     },
-    /// One list item; `item` is `None` for the `0 0` line of an empty list.
+    /// A phone number or other property of mine; `value` is decoded text.
+    Prp {
+        trid: TrId,
+        serial: u32,
+        kind: String,
+        value: Option<String>,
+        in_sync: bool,
+    },
+    /// A contact's property; in a `SYN` batch of MSNP8+ it follows its `LST`.
+    Bpr {
+        serial: u32,
+        handle: String,
+        kind: String,
+        value: Option<String>,
+        in_sync: bool,
+    },
+    /// One list item of MSNP2-7; `item` is `None` for the `0 0` line of an
+    /// empty list.
     Lst {
         trid: TrId,
         list: ListKind,
         serial: u32,
         index: usize,
         total: usize,
-        item: Option<(String, String)>,
+        item: Option<LstItem>,
     },
+    /// One contact of a MSNP8+ `SYN` batch, with its list bits.
+    SyncContact(SyncContact),
+    /// A group: in a `SYN` batch, or in reply to MSNP7's `LSG`.
+    Lsg {
+        trid: TrId,
+        serial: u32,
+        index: usize,
+        total: usize,
+        group: GroupRef,
+        in_sync: bool,
+    },
+    /// `ADD` (MSNP2-9) or `ADC` (MSNP10+) putting someone on a list.
     Add {
         trid: TrId,
         list: ListKind,
         serial: u32,
         handle: String,
         friendly: String,
+        group: Option<u32>,
+        guid: Option<String>,
     },
+    /// A forward-list contact put into a group.
+    AddToGroup {
+        trid: TrId,
+        serial: u32,
+        handle: String,
+        friendly: String,
+        guid: String,
+        group: GroupRef,
+    },
+    /// `REM`: `group` when only a group membership is removed.
     Rem {
         trid: TrId,
         list: ListKind,
         serial: u32,
         handle: String,
+        guid: Option<String>,
+        group: Option<GroupRef>,
+    },
+    Adg {
+        trid: TrId,
+        serial: u32,
+        group: GroupRef,
+    },
+    Rmg {
+        trid: TrId,
+        serial: u32,
+        group: GroupRef,
+    },
+    Reg {
+        trid: TrId,
+        serial: u32,
+        group: GroupRef,
+    },
+    /// `SBP` echo (arguments as the client sent them).
+    Sbp {
+        trid: TrId,
+        contact_guid: String,
+        kind: String,
+        value: String,
+    },
+    /// `CHL 0 challenge`
+    Chl {
+        challenge: String,
+    },
+    /// `QRY trid`: the challenge answer was accepted.
+    QryOk {
+        trid: TrId,
+    },
+    /// `UUX trid 0`
+    Uux {
+        trid: TrId,
+    },
+    /// A contact's personal message.
+    Ubx {
+        handle: String,
+        payload: Bytes,
+    },
+    Gcf {
+        trid: TrId,
+        file: String,
+        payload: Bytes,
+    },
+    /// `SBS 0 null` after login in MSNP11+.
+    Sbs,
+    Url {
+        trid: TrId,
+        rru: String,
+        url: String,
+        id: u32,
+    },
+    Sdc {
+        trid: TrId,
+    },
+    Snd {
+        trid: TrId,
+        email: String,
+    },
+    Ims {
+        trid: TrId,
+        on: bool,
     },
     Rea {
         trid: TrId,
@@ -216,7 +360,7 @@ impl Reply {
         out.reserve(line.len() + 2);
         out.put_slice(line.as_bytes());
         out.put_slice(b"\r\n");
-        if let Reply::Msg { payload, .. } = self {
+        if let Reply::Msg { payload, .. } | Reply::Ubx { payload, .. } | Reply::Gcf { payload, .. } = self {
             out.put_slice(payload);
         }
     }
@@ -263,19 +407,166 @@ impl Reply {
                 }
             }
             Reply::XfrSb { trid, address, cookie } => write!(line, "XFR {trid} SB {address} CKI {cookie}"),
-            Reply::Syn { trid, serial } => write!(line, "SYN {trid} {serial}"),
-            Reply::Gtc { trid, serial: s, mode } => write!(line, "GTC {trid}{} {}", serial(*s), mode.code()),
-            Reply::Blp { trid, serial: s, mode } => write!(line, "BLP {trid}{} {}", serial(*s), mode.code()),
+            Reply::Syn { trid, serial, timestamp, counts } => {
+                if dialect.uses_guids() {
+                    write!(line, "SYN {trid} {timestamp} {timestamp}")?;
+                } else {
+                    write!(line, "SYN {trid} {serial}")?;
+                }
+                match counts {
+                    Some((c, g)) if dialect.has_compact_sync() => write!(line, " {c} {g}"),
+                    _ => Ok(()),
+                }
+            }
+            Reply::Gtc { trid, serial: s, mode, in_sync } => {
+                line.push_str("GTC");
+                head(line, dialect, *trid, *s, *in_sync)?;
+                write!(line, " {}", mode.code())
+            }
+            Reply::Blp { trid, serial: s, mode, in_sync } => {
+                line.push_str("BLP");
+                head(line, dialect, *trid, *s, *in_sync)?;
+                write!(line, " {}", mode.code())
+            }
+            Reply::Prp { trid, serial: s, kind, value, in_sync } => {
+                line.push_str("PRP");
+                head(line, dialect, *trid, *s, *in_sync)?;
+                write!(line, " {kind}")?;
+                optional_value(line, value)
+            }
+            Reply::Bpr { serial: s, handle, kind, value, in_sync } => {
+                line.push_str("BPR");
+                if !(*in_sync && dialect.has_compact_sync()) {
+                    if dialect <= Dialect::Msnp9 {
+                        write!(line, " {s}")?;
+                    }
+                    write!(line, " {handle}")?;
+                }
+                write!(line, " {kind}")?;
+                optional_value(line, value)
+            }
             Reply::Lst { trid, list, serial, index, total, item } => match item {
-                Some((handle, friendly)) => {
-                    write!(line, "LST {trid} {list} {serial} {index} {total} {handle} {}", encode(friendly))
+                Some(item) => {
+                    write!(
+                        line,
+                        "LST {trid} {list} {serial} {index} {total} {} {}",
+                        item.handle,
+                        encode(&item.friendly)
+                    )?;
+                    if dialect.has_groups() && *list == ListKind::Forward {
+                        write!(line, " {}", group_ids(&item.groups))?;
+                    }
+                    Ok(())
                 }
                 None => write!(line, "LST {trid} {list} {serial} 0 0"),
             },
-            Reply::Add { trid, list, serial: s, handle, friendly } => {
-                write!(line, "ADD {trid} {list}{} {handle} {}", serial(*s), encode(friendly))
+            Reply::SyncContact(c) => {
+                let on_forward = c.bits & ListKind::Forward.bit() != 0;
+                if dialect.uses_guids() {
+                    write!(line, "LST N={} F={}", c.handle, encode(&c.friendly))?;
+                    if on_forward {
+                        write!(line, " C={}", c.guid)?;
+                    }
+                    write!(line, " {}", c.bits)?;
+                    if dialect >= Dialect::Msnp12 {
+                        line.push_str(" 1");
+                    }
+                    if on_forward && !c.group_guids.is_empty() {
+                        write!(line, " {}", c.group_guids.join(","))?;
+                    }
+                    Ok(())
+                } else {
+                    write!(line, "LST {} {} {}", c.handle, encode(&c.friendly), c.bits)?;
+                    if on_forward {
+                        write!(line, " {}", group_ids(&c.group_ids))?;
+                    }
+                    Ok(())
+                }
             }
-            Reply::Rem { trid, list, serial: s, handle } => write!(line, "REM {trid} {list}{} {handle}", serial(*s)),
+            Reply::Lsg { trid, serial, index, total, group, in_sync } => {
+                if dialect.uses_guids() {
+                    write!(line, "LSG {} {}", encode(&group.name), group.guid)
+                } else if *in_sync && dialect.has_compact_sync() {
+                    write!(line, "LSG {} {} 0", group.id, encode(&group.name))
+                } else {
+                    write!(line, "LSG {trid} {serial} {index} {total} {} {} 0", group.id, encode(&group.name))
+                }
+            }
+            Reply::Add { trid, list, serial: s, handle, friendly, group, guid } => {
+                if dialect.uses_guids() {
+                    write!(line, "ADC {trid} {list} N={handle}")?;
+                    if matches!(list, ListKind::Forward | ListKind::Reverse) {
+                        write!(line, " F={}", encode(friendly))?;
+                    }
+                    match (list, guid) {
+                        (ListKind::Forward, Some(g)) => write!(line, " C={g}"),
+                        _ => Ok(()),
+                    }
+                } else {
+                    write!(line, "ADD {trid} {list}{} {handle} {}", serial(*s), encode(friendly))?;
+                    match group {
+                        Some(g) if dialect.has_groups() && *list == ListKind::Forward => write!(line, " {g}"),
+                        _ => Ok(()),
+                    }
+                }
+            }
+            Reply::AddToGroup { trid, serial: s, handle, friendly, guid, group } => {
+                if dialect.uses_guids() {
+                    write!(line, "ADC {trid} FL C={guid} {}", group.guid)
+                } else {
+                    write!(line, "ADD {trid} FL{} {handle} {} {}", serial(*s), encode(friendly), group.id)
+                }
+            }
+            Reply::Rem { trid, list, serial: s, handle, guid, group } => {
+                if dialect.uses_guids() {
+                    match (list, guid) {
+                        (ListKind::Forward, Some(g)) => write!(line, "REM {trid} FL {g}")?,
+                        _ => write!(line, "REM {trid} {list} {handle}")?,
+                    }
+                    match group {
+                        Some(g) => write!(line, " {}", g.guid),
+                        None => Ok(()),
+                    }
+                } else {
+                    write!(line, "REM {trid} {list}{} {handle}", serial(*s))?;
+                    match group {
+                        Some(g) if dialect.has_groups() => write!(line, " {}", g.id),
+                        _ => Ok(()),
+                    }
+                }
+            }
+            Reply::Adg { trid, serial: s, group } => {
+                if dialect.uses_guids() {
+                    write!(line, "ADG {trid} {} {} 0", encode(&group.name), group.guid)
+                } else {
+                    write!(line, "ADG {trid}{} {} {} 0", serial(*s), encode(&group.name), group.id)
+                }
+            }
+            Reply::Rmg { trid, serial: s, group } => {
+                if dialect.uses_guids() {
+                    write!(line, "RMG {trid} 1 {}", group.guid)
+                } else {
+                    write!(line, "RMG {trid}{} {}", serial(*s), group.id)
+                }
+            }
+            Reply::Reg { trid, serial: s, group } => {
+                if dialect.uses_guids() {
+                    write!(line, "REG {trid} 1 {} {} 0", encode(&group.name), group.guid)
+                } else {
+                    write!(line, "REG {trid}{} {} {} 0", serial(*s), group.id, encode(&group.name))
+                }
+            }
+            Reply::Sbp { trid, contact_guid, kind, value } => write!(line, "SBP {trid} {contact_guid} {kind} {value}"),
+            Reply::Chl { challenge } => write!(line, "CHL 0 {challenge}"),
+            Reply::QryOk { trid } => write!(line, "QRY {trid}"),
+            Reply::Uux { trid } => write!(line, "UUX {trid} 0"),
+            Reply::Ubx { handle, payload } => write!(line, "UBX {handle} {}", payload.len()),
+            Reply::Gcf { trid, file, payload } => write!(line, "GCF {trid} {file} {}", payload.len()),
+            Reply::Sbs => write!(line, "SBS 0 null"),
+            Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
+            Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),
+            Reply::Snd { trid, email } => write!(line, "SND {trid} {email}"),
+            Reply::Ims { trid, on } => write!(line, "IMS {trid} 0 {}", if *on { "ON" } else { "OFF" }),
             Reply::Rea { trid, serial: s, handle, friendly } => {
                 write!(line, "REA {trid}{} {handle} {}", serial(*s), encode(friendly))
             }
@@ -342,6 +633,32 @@ impl Reply {
     }
 }
 
+/// The TrID and serial at the head of GTC, BLP and PRP: both in MSNP2-7
+/// (reply and sync alike), none inside a MSNP8+ sync, and in replies the
+/// serial only until MSNP9.
+fn head(line: &mut String, dialect: Dialect, trid: TrId, serial: u32, in_sync: bool) -> std::fmt::Result {
+    if in_sync && dialect.has_compact_sync() {
+        return Ok(());
+    }
+    write!(line, " {trid}")?;
+    if dialect.replies_carry_serial() {
+        write!(line, " {serial}")?;
+    }
+    Ok(())
+}
+
+fn optional_value(line: &mut String, value: &Option<String>) -> std::fmt::Result {
+    match value {
+        Some(v) if !v.is_empty() => write!(line, " {}", encode(v)),
+        _ => Ok(()),
+    }
+}
+
+/// Comma-separated group ids; `0` (the implicit "Other Contacts") when none.
+fn group_ids(groups: &[u32]) -> String {
+    if groups.is_empty() { "0".into() } else { groups.iter().map(u32::to_string).collect::<Vec<_>>().join(",") }
+}
+
 fn presence_fields(line: &mut String, dialect: Dialect, p: &PresenceLine) -> std::fmt::Result {
     write!(line, "{} {} {}", p.state, p.handle, encode(&p.friendly))?;
     if dialect.presence_has_client_id() {
@@ -378,7 +695,7 @@ mod tests {
             text(Reply::Lst { trid: 8, list: ListKind::Block, serial: 3, index: 0, total: 0, item: None }, d),
             "LST 8 BL 3 0 0\r\n"
         );
-        assert_eq!(text(Reply::Gtc { trid: 8, serial: 3, mode: PromptMode::Ask }, d), "GTC 8 3 A\r\n");
+        assert_eq!(text(Reply::Gtc { trid: 8, serial: 3, mode: PromptMode::Ask, in_sync: true }, d), "GTC 8 3 A\r\n");
         let p = PresenceLine {
             state: OnlineState::Away,
             handle: "bob@hotmail.com".into(),
@@ -398,7 +715,7 @@ mod tests {
             "XFR 3 NS a:1 0 b:2\r\n"
         );
         assert_eq!(
-            text(Reply::Blp { trid: 2, serial: 9, mode: PrivacyMode::BlockUnlisted }, Dialect::Msnp10),
+            text(Reply::Blp { trid: 2, serial: 9, mode: PrivacyMode::BlockUnlisted, in_sync: false }, Dialect::Msnp10),
             "BLP 2 BL\r\n"
         );
         assert_eq!(text(Reply::Qng { interval: 50 }, Dialect::Msnp2), "QNG\r\n");

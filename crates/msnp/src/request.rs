@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::dialect::Dialect;
 use crate::error::ErrorCode;
 use crate::frame::Frame;
 use crate::types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, TrId, parse_trid};
@@ -74,6 +75,10 @@ impl<'a> Args<'a> {
         decode_friendly(self.get(i)?).map_err(|code| err(self.trid, code))
     }
 
+    fn group_name(&self, i: usize) -> Result<String, ParseError> {
+        decode_group_name(self.get(i)?).map_err(|code| err(self.trid, code))
+    }
+
     fn number(&self, i: usize) -> Result<u32, ParseError> {
         parse_trid(self.get(i)?).ok_or(self.invalid())
     }
@@ -95,6 +100,21 @@ pub fn decode_friendly(arg: &str) -> Result<String, ErrorCode> {
     Ok(name)
 }
 
+/// Longest URL-encoded group name.
+pub const MAX_GROUP_NAME_LEN: usize = 61;
+
+/// Decodes a URL-encoded group name (61 encoded bytes at most, error 229).
+pub fn decode_group_name(arg: &str) -> Result<String, ErrorCode> {
+    if arg.len() > MAX_GROUP_NAME_LEN {
+        return Err(ErrorCode::GroupNameTooLong);
+    }
+    let name = urlencode::decode(arg).map_err(|_| ErrorCode::InvalidParameter)?;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(ErrorCode::InvalidParameter);
+    }
+    Ok(name)
+}
+
 /// The stages of `USR` on a dispatch or notification server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsrStep {
@@ -106,6 +126,24 @@ pub enum UsrStep {
     TwnInitiate { handle: String },
     /// `USR trid TWN S ticket`
     TwnResponse { ticket: String },
+}
+
+/// How the client names the list version it has cached in `SYN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncVersion {
+    /// MSNP2-9: one serial number.
+    Serial(u32),
+    /// MSNP10+: the list and settings time stamps (or `0`).
+    Timestamps(String, String),
+}
+
+/// What an `ADC` (MSNP10+) names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdcTarget {
+    /// `N=handle [F=friendly]`: put someone on a list.
+    Handle { handle: String, friendly: Option<String> },
+    /// `C=contact-guid group-guid`: put a forward-list contact into a group.
+    Group { contact_guid: String, group_guid: String },
 }
 
 /// A request to a dispatch or notification server.
@@ -128,11 +166,14 @@ pub enum NsRequest {
     },
     Syn {
         trid: TrId,
-        serial: u32,
+        version: SyncVersion,
     },
     Lst {
         trid: TrId,
         list: ListKind,
+    },
+    Lsg {
+        trid: TrId,
     },
     Gtc {
         trid: TrId,
@@ -142,16 +183,53 @@ pub enum NsRequest {
         trid: TrId,
         mode: PrivacyMode,
     },
+    /// `ADD` (MSNP2-9); `group` is the numeric group of MSNP7+ forward-list adds.
     Add {
         trid: TrId,
         list: ListKind,
         handle: String,
         friendly: String,
+        group: Option<u32>,
     },
+    /// `ADC` (MSNP10+).
+    Adc {
+        trid: TrId,
+        list: ListKind,
+        target: AdcTarget,
+    },
+    /// `REM`: `target` is a handle, or in MSNP10+ forward lists a contact
+    /// GUID; `group` a group id (MSNP7-9) or GUID (MSNP10+).
     Rem {
         trid: TrId,
         list: ListKind,
-        handle: String,
+        target: String,
+        group: Option<String>,
+    },
+    Adg {
+        trid: TrId,
+        name: String,
+    },
+    Rmg {
+        trid: TrId,
+        group: String,
+    },
+    Reg {
+        trid: TrId,
+        group: String,
+        name: String,
+    },
+    /// `PRP type [value]`; the value is URL-decoded.
+    Prp {
+        trid: TrId,
+        kind: String,
+        value: Option<String>,
+    },
+    /// `SBP contact-guid type value` (MSNP10+).
+    Sbp {
+        trid: TrId,
+        contact_guid: String,
+        kind: String,
+        value: String,
     },
     Chg {
         trid: TrId,
@@ -168,6 +246,37 @@ pub enum NsRequest {
     XfrSb {
         trid: TrId,
     },
+    Qry {
+        trid: TrId,
+        product_id: String,
+        payload: Bytes,
+    },
+    Uux {
+        trid: TrId,
+        payload: Bytes,
+    },
+    Gcf {
+        trid: TrId,
+        file: String,
+    },
+    Url {
+        trid: TrId,
+        service: String,
+    },
+    Sdc {
+        trid: TrId,
+    },
+    Snd {
+        trid: TrId,
+        email: String,
+    },
+    Ims {
+        trid: TrId,
+        on: bool,
+    },
+    Fnd {
+        trid: TrId,
+    },
     Png,
     Out,
     /// A client may never send `MSG` to a notification server: the request is
@@ -178,9 +287,11 @@ pub enum NsRequest {
 }
 
 impl NsRequest {
-    /// Parses one frame received by a dispatch or notification server.
-    pub fn parse(frame: &Frame) -> Result<NsRequest, ParseError> {
+    /// Parses one frame received by a dispatch or notification server, in the
+    /// shape of the connection's dialect.
+    pub fn parse(frame: &Frame, dialect: Dialect) -> Result<NsRequest, ParseError> {
         let a = Args::new(frame);
+        let payload = || frame.payload.clone().unwrap_or_default();
         Ok(match a.verb {
             "OUT" => NsRequest::Out,
             "PNG" => NsRequest::Png,
@@ -203,17 +314,70 @@ impl NsRequest {
                 };
                 NsRequest::Usr { trid, step }
             }
-            "SYN" => NsRequest::Syn { trid: a.trid()?, serial: a.number(1)? },
+            "SYN" => {
+                let trid = a.trid()?;
+                let version = if dialect.uses_guids() {
+                    SyncVersion::Timestamps(a.get(1)?.to_string(), a.opt(2).unwrap_or("0").to_string())
+                } else {
+                    SyncVersion::Serial(a.number(1)?)
+                };
+                NsRequest::Syn { trid, version }
+            }
             "LST" => NsRequest::Lst { trid: a.trid()?, list: a.list(1)? },
+            "LSG" => NsRequest::Lsg { trid: a.trid()? },
             "GTC" => NsRequest::Gtc { trid: a.trid()?, mode: PromptMode::from_code(a.get(1)?).ok_or(a.invalid())? },
             "BLP" => NsRequest::Blp { trid: a.trid()?, mode: PrivacyMode::from_code(a.get(1)?).ok_or(a.invalid())? },
-            "ADD" => NsRequest::Add {
+            "ADD" => {
+                let trid = a.trid()?;
+                let list = a.list(1)?;
+                let group = match (dialect.has_groups() && list == ListKind::Forward, a.opt(4)) {
+                    (true, Some(g)) => Some(parse_trid(g).ok_or(a.invalid())?),
+                    _ => None,
+                };
+                NsRequest::Add { trid, list, handle: a.get(2)?.to_string(), friendly: a.friendly(3)?, group }
+            }
+            "ADC" => {
+                let trid = a.trid()?;
+                let list = a.list(1)?;
+                let first = a.get(2)?;
+                let target = if let Some(guid) = first.strip_prefix("C=") {
+                    AdcTarget::Group { contact_guid: guid.to_string(), group_guid: a.get(3)?.to_string() }
+                } else if let Some(handle) = first.strip_prefix("N=") {
+                    let friendly = match a.opt(3).and_then(|f| f.strip_prefix("F=")) {
+                        Some(f) => Some(decode_friendly(f).map_err(|code| err(a.trid, code))?),
+                        None => None,
+                    };
+                    AdcTarget::Handle { handle: handle.to_string(), friendly }
+                } else {
+                    return Err(a.invalid());
+                };
+                NsRequest::Adc { trid, list, target }
+            }
+            "REM" => {
+                let trid = a.trid()?;
+                let list = a.list(1)?;
+                let target = a.get(2)?;
+                let target = target.strip_prefix("N=").unwrap_or(target).to_string();
+                NsRequest::Rem { trid, list, target, group: a.opt(3).map(str::to_string) }
+            }
+            "ADG" => NsRequest::Adg { trid: a.trid()?, name: a.group_name(1)? },
+            "RMG" => NsRequest::Rmg { trid: a.trid()?, group: a.get(1)?.to_string() },
+            "REG" => NsRequest::Reg { trid: a.trid()?, group: a.get(1)?.to_string(), name: a.group_name(2)? },
+            "PRP" => {
+                let trid = a.trid()?;
+                let kind = a.get(1)?.to_string();
+                let value = match a.opt(2) {
+                    Some(v) => Some(urlencode::decode(v).map_err(|_| a.invalid())?),
+                    None => None,
+                };
+                NsRequest::Prp { trid, kind, value }
+            }
+            "SBP" => NsRequest::Sbp {
                 trid: a.trid()?,
-                list: a.list(1)?,
-                handle: a.get(2)?.to_string(),
-                friendly: a.friendly(3)?,
+                contact_guid: a.get(1)?.to_string(),
+                kind: a.get(2)?.to_string(),
+                value: a.get(3)?.to_string(),
             },
-            "REM" => NsRequest::Rem { trid: a.trid()?, list: a.list(1)?, handle: a.get(2)?.to_string() },
             "CHG" => {
                 let trid = a.trid()?;
                 let state = OnlineState::from_code(a.get(1)?).ok_or(a.invalid())?;
@@ -231,8 +395,60 @@ impl NsRequest {
                     _ => return Err(a.invalid()),
                 }
             }
+            "QRY" => NsRequest::Qry { trid: a.trid()?, product_id: a.get(1)?.to_string(), payload: payload() },
+            "UUX" => NsRequest::Uux { trid: a.trid()?, payload: payload() },
+            "GCF" => NsRequest::Gcf { trid: a.trid()?, file: a.get(1)?.to_string() },
+            "URL" => NsRequest::Url { trid: a.trid()?, service: a.get(1)?.to_string() },
+            "SDC" => NsRequest::Sdc { trid: a.trid()? },
+            "SND" => NsRequest::Snd { trid: a.trid()?, email: a.get(1)?.to_string() },
+            "IMS" => NsRequest::Ims {
+                trid: a.trid()?,
+                on: match a.get(1)? {
+                    "ON" => true,
+                    "OFF" => false,
+                    _ => return Err(a.invalid()),
+                },
+            },
+            "FND" => NsRequest::Fnd { trid: a.trid()? },
             _ => return Err(err(a.trid, ErrorCode::SyntaxError)),
         })
+    }
+
+    /// The request's TrID, for error replies.
+    pub fn trid(&self) -> Option<TrId> {
+        use NsRequest::*;
+        match self {
+            Ver { trid, .. }
+            | Inf { trid }
+            | Cvr { trid, .. }
+            | Usr { trid, .. }
+            | Syn { trid, .. }
+            | Lst { trid, .. }
+            | Lsg { trid }
+            | Gtc { trid, .. }
+            | Blp { trid, .. }
+            | Add { trid, .. }
+            | Adc { trid, .. }
+            | Rem { trid, .. }
+            | Adg { trid, .. }
+            | Rmg { trid, .. }
+            | Reg { trid, .. }
+            | Prp { trid, .. }
+            | Sbp { trid, .. }
+            | Chg { trid, .. }
+            | Rea { trid, .. }
+            | XfrSb { trid }
+            | Qry { trid, .. }
+            | Uux { trid, .. }
+            | Gcf { trid, .. }
+            | Url { trid, .. }
+            | Sdc { trid }
+            | Snd { trid, .. }
+            | Ims { trid, .. }
+            | Fnd { trid } => Some(*trid),
+            Msg { trid } => *trid,
+            Png | Out => None,
+        }
     }
 }
 
@@ -294,7 +510,57 @@ mod tests {
     use super::*;
 
     fn ns(line: &str) -> Result<NsRequest, ParseError> {
-        NsRequest::parse(&Frame { line: line.into(), payload: None })
+        NsRequest::parse(&Frame { line: line.into(), payload: None }, Dialect::Msnp2)
+    }
+
+    fn ns_in(line: &str, d: Dialect) -> Result<NsRequest, ParseError> {
+        NsRequest::parse(&Frame { line: line.into(), payload: None }, d)
+    }
+
+    #[test]
+    fn later_dialect_shapes() {
+        assert_eq!(
+            ns_in("ADD 3 FL bob@x.com Bob 2", Dialect::Msnp7).unwrap(),
+            NsRequest::Add {
+                trid: 3,
+                list: ListKind::Forward,
+                handle: "bob@x.com".into(),
+                friendly: "Bob".into(),
+                group: Some(2)
+            }
+        );
+        assert!(matches!(ns("ADD 3 FL bob@x.com Bob 2").unwrap(), NsRequest::Add { group: None, .. }));
+        assert_eq!(
+            ns_in("SYN 5 0 0", Dialect::Msnp11).unwrap(),
+            NsRequest::Syn { trid: 5, version: SyncVersion::Timestamps("0".into(), "0".into()) }
+        );
+        assert_eq!(
+            ns_in("ADC 10 FL N=dave@x.com F=Dave%20D", Dialect::Msnp11).unwrap(),
+            NsRequest::Adc {
+                trid: 10,
+                list: ListKind::Forward,
+                target: AdcTarget::Handle { handle: "dave@x.com".into(), friendly: Some("Dave D".into()) }
+            }
+        );
+        assert_eq!(
+            ns_in("ADC 12 FL C=abc def", Dialect::Msnp11).unwrap(),
+            NsRequest::Adc {
+                trid: 12,
+                list: ListKind::Forward,
+                target: AdcTarget::Group { contact_guid: "abc".into(), group_guid: "def".into() }
+            }
+        );
+        assert!(
+            matches!(ns_in("REM 2 AL N=a@b.c", Dialect::Msnp12).unwrap(), NsRequest::Rem { ref target, .. } if target == "a@b.c")
+        );
+        assert_eq!(
+            ns_in(&format!("ADG 3 {} 0", "g".repeat(62)), Dialect::Msnp7).unwrap_err().code,
+            ErrorCode::GroupNameTooLong
+        );
+        assert_eq!(
+            ns_in("PRP 4 PHH 555%20123", Dialect::Msnp5).unwrap(),
+            NsRequest::Prp { trid: 4, kind: "PHH".into(), value: Some("555 123".into()) }
+        );
     }
 
     #[test]
@@ -313,7 +579,8 @@ mod tests {
                 trid: 10,
                 list: ListKind::Forward,
                 handle: "carol@hotmail.com".into(),
-                friendly: "Carol C".into()
+                friendly: "Carol C".into(),
+                group: None
             }
         );
         assert_eq!(
