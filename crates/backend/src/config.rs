@@ -13,6 +13,11 @@ pub struct BackendConfig {
     pub max_block_list: usize,
     /// How long a switchboard cookie from `XFR SB` or `RNG` stays valid.
     pub cookie_lifetime: Duration,
+    /// How long a Passport ticket stays valid for `USR ... TWN S`.
+    pub ticket_lifetime: Duration,
+    /// Most password hashes computed at once (Passport logins); each takes a
+    /// core for tens of milliseconds, so more than the cores only queues.
+    pub password_hash_workers: usize,
     /// Most people in one switchboard session.
     pub max_switchboard_participants: usize,
     /// Queue length of events waiting for one connection; a connection that
@@ -27,6 +32,8 @@ impl Default for BackendConfig {
             max_allow_list: 1500,
             max_block_list: 1500,
             cookie_lifetime: Duration::from_secs(120),
+            ticket_lifetime: Duration::from_secs(600),
+            password_hash_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_switchboard_participants: 20,
             outbox_capacity: 512,
         }

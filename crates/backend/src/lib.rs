@@ -18,6 +18,7 @@
 pub mod config;
 pub mod handle;
 pub mod lists;
+pub mod passport;
 pub mod presence;
 pub mod secrets;
 pub mod service;

@@ -4,7 +4,7 @@
 //! the same bits MSNP8+ puts on the wire. The reverse list is kept by the
 //! server: adding someone to my forward list puts me on their reverse list.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use msnp::{ErrorCode, ListKind, PrivacyMode, PromptMode};
 
@@ -31,6 +31,25 @@ impl ListBits {
     }
 }
 
+/// Most groups one user may have (error 223 beyond).
+pub const MAX_GROUPS: usize = 30;
+
+/// The property kinds that are phone settings (`PRP`/`BPR`).
+pub const PHONE_KINDS: [&str; 5] = ["PHH", "PHW", "PHM", "MOB", "MBE"];
+
+/// The property kind under which the personal message (UUX payload) is kept.
+pub const PERSONAL_MESSAGE: &str = "PSM";
+
+/// A contact group. `id` is the number older dialects use (1..); `guid` the
+/// name newer dialects use. Group 0 ("Other Contacts") is implicit: a
+/// forward-list contact in no group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u32,
+    pub guid: String,
+    pub name: String,
+}
+
 /// One person on one or more of my lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
@@ -40,14 +59,30 @@ pub struct ListEntry {
     /// The contact's current friendly name.
     pub friendly: String,
     pub lists: ListBits,
+    /// The contact GUID of MSNP10+ (`C=`).
+    pub guid: String,
+    /// The ids of the groups this forward-list contact is in.
+    pub groups: Vec<u32>,
+    /// The name I gave this contact (`SBP ... MFN`).
+    pub nickname: Option<String>,
+    /// The contact's phone properties, when the contact allows me to see them.
+    pub phones: Vec<(String, String)>,
 }
 
-/// Everything `SYN` sends: the serial, the two settings and the lists.
+/// Everything `SYN` sends: serial, settings, my properties, groups, lists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListSnapshot {
     pub serial: u32,
+    /// When the lists last changed, in Unix milliseconds (MSNP10+ versions).
+    pub modified_ms: i64,
     pub prompt: PromptMode,
     pub privacy: PrivacyMode,
+    pub friendly: String,
+    /// My phone properties that are set.
+    pub phones: Vec<(String, String)>,
+    /// My personal message (the UUX payload), if any.
+    pub personal_message: Option<String>,
+    pub groups: Vec<Group>,
     /// Ordered by handle so that `LST` output is stable.
     pub entries: Vec<ListEntry>,
 }
@@ -59,13 +94,24 @@ impl ListSnapshot {
     }
 }
 
+/// What memory holds about one contact of an online user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactState {
+    pub bits: ListBits,
+    /// The contact GUID; empty until known (a reverse-list entry made by the
+    /// other user gets its GUID from the store when I add them).
+    pub guid: String,
+    pub groups: BTreeSet<u32>,
+}
+
 /// An online user's lists, kept current in memory so that presence fan-out
 /// and privacy checks never touch the store. Keyed by the contact's handle key.
 #[derive(Debug, Clone, Default)]
 pub struct ContactLists {
     pub privacy: PrivacyMode,
     pub prompt: PromptMode,
-    entries: HashMap<String, ListBits>,
+    pub groups: Vec<Group>,
+    entries: HashMap<String, ContactState>,
 }
 
 impl ContactLists {
@@ -73,31 +119,93 @@ impl ContactLists {
         ContactLists {
             privacy: s.privacy,
             prompt: s.prompt,
-            entries: s.entries.iter().map(|e| (e.handle.to_ascii_lowercase(), e.lists)).collect(),
+            groups: s.groups.clone(),
+            entries: s
+                .entries
+                .iter()
+                .map(|e| {
+                    let state = ContactState {
+                        bits: e.lists,
+                        guid: e.guid.clone(),
+                        groups: e.groups.iter().copied().collect(),
+                    };
+                    (e.handle.to_ascii_lowercase(), state)
+                })
+                .collect(),
         }
     }
 
     pub fn bits(&self, key: &str) -> ListBits {
-        self.entries.get(key).copied().unwrap_or_default()
+        self.entries.get(key).map(|c| c.bits).unwrap_or_default()
+    }
+
+    pub fn contact(&self, key: &str) -> Option<&ContactState> {
+        self.entries.get(key)
+    }
+
+    /// The handle key of the contact with this GUID.
+    pub fn key_of_guid(&self, guid: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, c)| !c.guid.is_empty() && c.guid.eq_ignore_ascii_case(guid))
+            .map(|(k, _)| k.as_str())
     }
 
     pub fn set(&mut self, key: &str, list: ListKind, member: bool) {
-        let bits = self.bits(key).with(list, member);
-        if bits.is_empty() {
+        let entry = self.entries.entry(key.to_string()).or_default();
+        entry.bits = entry.bits.with(list, member);
+        if list == ListKind::Forward && !member {
+            entry.groups.clear();
+        }
+        if entry.bits.is_empty() {
             self.entries.remove(key);
-        } else {
-            self.entries.insert(key.to_string(), bits);
+        }
+    }
+
+    /// Records the contact GUID the store assigned.
+    pub fn set_guid(&mut self, key: &str, guid: &str) {
+        if let Some(c) = self.entries.get_mut(key) {
+            c.guid = guid.to_string();
+        }
+    }
+
+    pub fn set_group_member(&mut self, key: &str, group: u32, member: bool) {
+        if let Some(c) = self.entries.get_mut(key) {
+            if member {
+                c.groups.insert(group);
+            } else {
+                c.groups.remove(&group);
+            }
         }
     }
 
     /// How many people are on a list.
     pub fn count(&self, list: ListKind) -> usize {
-        self.entries.values().filter(|b| b.contains(list)).count()
+        self.entries.values().filter(|c| c.bits.contains(list)).count()
     }
 
     /// The handle keys on a list.
     pub fn members(&self, list: ListKind) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter(move |(_, b)| b.contains(list)).map(|(k, _)| k.as_str())
+        self.entries.iter().filter(move |(_, c)| c.bits.contains(list)).map(|(k, _)| k.as_str())
+    }
+
+    /// A group by its number (MSNP7-9) or GUID (MSNP10+).
+    pub fn group(&self, reference: &str) -> Option<&Group> {
+        match reference.parse::<u32>() {
+            Ok(id) if !reference.contains('-') => self.groups.iter().find(|g| g.id == id),
+            _ => self.groups.iter().find(|g| g.guid.eq_ignore_ascii_case(reference)),
+        }
+    }
+
+    /// Checks a new group name: at most 30 groups (223), names unique (228).
+    pub fn check_new_group(&self, name: &str) -> Result<(), ErrorCode> {
+        if self.groups.len() >= MAX_GROUPS {
+            return Err(ErrorCode::TooManyGroups);
+        }
+        if self.groups.iter().any(|g| g.name == name) {
+            return Err(ErrorCode::GroupExists);
+        }
+        Ok(())
     }
 
     /// The privacy rule of draft 7.6 and 8.3: may `other` see my presence and
@@ -163,6 +271,25 @@ mod tests {
         assert!(!l.allows("stranger@x.com"));
         l.set("friend@x.com", ListKind::Allow, true);
         assert!(l.allows("friend@x.com"));
+    }
+
+    #[test]
+    fn groups_by_number_or_guid() {
+        let mut l = ContactLists::default();
+        l.groups.push(Group { id: 3, guid: "0b9b9f02-32b4-4bd0-87c4-2a3f8ae1b4c3".into(), name: "Work".into() });
+        assert_eq!(l.group("3").unwrap().name, "Work");
+        assert_eq!(l.group("0B9B9F02-32B4-4BD0-87C4-2A3F8AE1B4C3").unwrap().id, 3);
+        assert!(l.group("4").is_none());
+        assert_eq!(l.check_new_group("Work"), Err(ErrorCode::GroupExists));
+        for i in 0..29 {
+            l.groups.push(Group { id: 10 + i, guid: format!("g{i}"), name: format!("n{i}") });
+        }
+        assert_eq!(l.check_new_group("New"), Err(ErrorCode::TooManyGroups));
+        l.set("a@x.com", ListKind::Forward, true);
+        l.set_group_member("a@x.com", 3, true);
+        l.set("a@x.com", ListKind::Allow, true);
+        l.set("a@x.com", ListKind::Forward, false);
+        assert!(l.contact("a@x.com").unwrap().groups.is_empty(), "leaving the forward list leaves its groups");
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub enum NsEvent {
     Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String },
     /// A message from the service itself (`MSG Hotmail Hotmail`).
     SystemMessage { payload: Bytes },
+    /// A contact's personal message changed (`UBX`, MSNP11+ only).
+    PersonalMessage { handle: String, payload: String },
+    /// A contact's phone property changed (`BPR`).
+    ContactProperty { serial: u32, handle: String, kind: String, value: Option<String> },
     /// The session must end with `OUT reason`.
     Kick(OutReason),
 }
@@ -47,6 +51,10 @@ pub struct PresenceInfo {
     pub msn_object: Option<String>,
     /// Set by the first `CHG`: from then on the user receives `NLN`/`FLN`.
     pub started: bool,
+    /// The personal message (`UUX` payload), kept across dialects.
+    pub personal_message: Option<String>,
+    /// `IMS OFF` turns switchboard invitations off.
+    pub refuses_invitations: bool,
 }
 
 /// Reverse-list changes that arrived while the user's lists were loading.
@@ -147,6 +155,7 @@ impl OnlineUser {
     /// Installs the lists loaded from the store, then replays any reverse-list
     /// change that other users made while they were loading.
     pub fn install_lists(&self, snapshot: &ListSnapshot) {
+        self.presence.lock().personal_message = snapshot.personal_message.clone();
         let mut cache = self.cache.write();
         cache.lists = ContactLists::from_snapshot(snapshot);
         let pending = std::mem::take(&mut cache.pending);

@@ -174,6 +174,16 @@ pub fn random_digits(digits: usize) -> String {
     out
 }
 
+/// A random (version 4) GUID in the lower-case `8-4-4-4-12` form MSNP10+ uses.
+pub fn new_guid() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
 /// A random `u32` from the operating system's CSPRNG.
 pub fn random_u32() -> u32 {
     OsRng.next_u32()
@@ -220,6 +230,14 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password("pw", &h));
         assert!(!verify_password("pW", &h));
+    }
+
+    #[test]
+    fn guids_have_the_msnp10_shape() {
+        let g = new_guid();
+        assert_eq!(g.len(), 36);
+        assert_eq!(g.matches('-').count(), 4);
+        assert_ne!(g, new_guid());
     }
 
     #[test]

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::BackendConfig;
 use crate::handle::Handle;
-use crate::lists::ListSnapshot;
+use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
+use crate::passport::TicketJar;
 use crate::presence::{NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, Store, StoreError};
@@ -44,8 +45,36 @@ pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participan
 #[derive(Debug, Clone)]
 pub struct AddOutcome {
     pub serial: u32,
+    /// The contact GUID of the entry.
+    pub guid: String,
     /// The contact's presence for the `ILN` that follows an `ADD FL`.
-    pub initial_presence: Option<PresenceLine>,
+    pub initial_presence: Option<ContactPresence>,
+}
+
+/// What a successful `REM` produced.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub serial: u32,
+    /// The contact's handle as spelled on their account.
+    pub handle: String,
+    pub guid: String,
+}
+
+/// A contact's presence line and personal message, as a watcher sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPresence {
+    pub line: PresenceLine,
+    pub personal_message: Option<String>,
+}
+
+/// A change of group membership.
+#[derive(Debug, Clone)]
+pub struct GroupChange {
+    pub serial: u32,
+    pub group: Group,
+    pub handle: String,
+    pub friendly: String,
+    pub guid: String,
 }
 
 /// The domain services shared by every connection.
@@ -56,6 +85,8 @@ pub struct Backend {
     registry: Registry,
     cookies: CookieJar,
     switchboards: Switchboards,
+    tickets: TicketJar,
+    hashing: Arc<Semaphore>,
 }
 
 fn store_error(e: StoreError) -> ErrorCode {
@@ -68,10 +99,12 @@ impl Backend {
         Backend {
             store,
             key,
-            config,
             registry: Registry::default(),
             cookies: CookieJar::default(),
             switchboards: Switchboards::default(),
+            tickets: TicketJar::default(),
+            hashing: Arc::new(Semaphore::new(config.password_hash_workers.max(1))),
+            config,
         }
     }
 
@@ -174,6 +207,41 @@ impl Backend {
         }
     }
 
+    /// The Passport login service: checks the password and issues a ticket.
+    /// Unknown accounts cost a hash too, so timing does not tell them apart.
+    pub async fn passport_login(&self, handle: &str, password: &str) -> Result<String, ErrorCode> {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
+        let hash = match &account {
+            Some(a) => a.credentials.password_hash.clone(),
+            None => DUMMY.get_or_init(|| secrets::hash_password("dummy").unwrap_or_default()).clone(),
+        };
+        let permit = self.hashing.clone().acquire_owned().await.map_err(|_| ErrorCode::ServerUnavailable)?;
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            secrets::verify_password(&password, &hash)
+        })
+        .await
+        .map_err(|_| ErrorCode::InternalServer)?;
+        match (ok, account) {
+            (true, Some(_)) => Ok(self.tickets.issue(handle.key(), self.config.ticket_lifetime)),
+            _ => Err(ErrorCode::AuthenticationFailed),
+        }
+    }
+
+    /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once.
+    pub async fn authenticate_ticket(&self, handle: &Handle, ticket: &str) -> Result<Account, ErrorCode> {
+        self.tickets.redeem(handle.key(), ticket)?;
+        self.store
+            .account(handle.key())
+            .await
+            .map_err(store_error)?
+            .filter(|a| !a.disabled)
+            .ok_or(ErrorCode::AuthenticationFailed)
+    }
+
     /// Registers a signed-in user. An earlier sign-in of the same account is
     /// told `OUT OTH`.
     pub async fn sign_in(
@@ -251,7 +319,17 @@ impl Backend {
         });
     }
 
-    /// `ADD`: puts someone on one of the user's lists.
+    /// Finds a contact by handle, or (MSNP10+) by contact GUID; returns the
+    /// handle key.
+    pub fn resolve_contact(&self, user: &OnlineUser, target: &str) -> Option<String> {
+        if target.contains('@') {
+            Some(target.to_ascii_lowercase())
+        } else {
+            user.with_lists(|l| l.key_of_guid(target).map(str::to_string))
+        }
+    }
+
+    /// `ADD`/`ADC`: puts someone on one of the user's lists.
     pub async fn add_to_list(&self, user: &OnlineUser, list: ListKind, handle: &str) -> Result<AddOutcome, ErrorCode> {
         let handle = Handle::parse(handle)?;
         let key = handle.key();
@@ -261,9 +339,15 @@ impl Backend {
         user.with_lists(|l| l.check_add(list, key, &self.config))?;
         let contact = self.store.account(key).await.map_err(store_error)?.ok_or(ErrorCode::InvalidUser)?;
         let allowed_before = user.with_lists(|l| l.allows(key));
-        let change =
-            self.store.set_list_membership(user.account_id, contact.id, list, true).await.map_err(store_error)?;
-        user.set_list(key, list, true);
+        let change = self
+            .store
+            .set_list_membership(user.account_id, contact.id, list, true, &secrets::new_guid())
+            .await
+            .map_err(store_error)?;
+        user.with_lists_mut(|l| {
+            l.set(key, list, true);
+            l.set_guid(key, &change.guid);
+        });
 
         let online = self.registry.get(key);
         let mut initial_presence = None;
@@ -279,39 +363,216 @@ impl Backend {
                     });
                 }
                 if user.presence().started {
-                    initial_presence =
-                        online.filter(|c| c.with_lists(|l| l.allows(&user.key))).and_then(|c| c.presence_line());
+                    initial_presence = online.and_then(|c| self.visible_presence(&c, user));
                 }
             }
             _ => self.refresh_view(user, key, allowed_before),
         }
-        Ok(AddOutcome { serial: change.owner_serial, initial_presence })
+        Ok(AddOutcome { serial: change.owner_serial, guid: change.guid, initial_presence })
     }
 
-    /// `REM`: takes someone off one of the user's lists.
-    pub async fn remove_from_list(&self, user: &OnlineUser, list: ListKind, handle: &str) -> Result<u32, ErrorCode> {
-        let handle = Handle::parse(handle)?;
-        let key = handle.key();
-        user.with_lists(|l| l.check_remove(list, key))?;
-        let Some(contact) = self.store.account(key).await.map_err(store_error)? else {
+    /// `REM`: takes someone off one of the user's lists. `target` is a handle
+    /// or, for the forward list of MSNP10+, a contact GUID.
+    pub async fn remove_from_list(
+        &self,
+        user: &OnlineUser,
+        list: ListKind,
+        target: &str,
+    ) -> Result<Removed, ErrorCode> {
+        let key = if target.contains('@') {
+            Handle::parse(target)?.key().to_string()
+        } else {
+            self.resolve_contact(user, target).ok_or(ErrorCode::NotOnList)?
+        };
+        user.with_lists(|l| l.check_remove(list, &key))?;
+        let guid = user.with_lists(|l| l.contact(&key).map(|c| c.guid.clone()).unwrap_or_default());
+        let Some(contact) = self.store.account(&key).await.map_err(store_error)? else {
             // The account was deleted behind our back; forget it here too.
-            user.set_list(key, list, false);
+            user.set_list(&key, list, false);
             return Err(ErrorCode::NotOnList);
         };
-        let allowed_before = user.with_lists(|l| l.allows(key));
+        let allowed_before = user.with_lists(|l| l.allows(&key));
         let change =
-            self.store.set_list_membership(user.account_id, contact.id, list, false).await.map_err(store_error)?;
-        user.set_list(key, list, false);
+            self.store.set_list_membership(user.account_id, contact.id, list, false, "").await.map_err(store_error)?;
+        user.set_list(&key, list, false);
         match list {
             ListKind::Forward => {
-                if let (Some(c), Some(serial)) = (self.registry.get(key), change.contact_serial) {
+                if let (Some(c), Some(serial)) = (self.registry.get(&key), change.contact_serial) {
                     c.set_list(&user.key, ListKind::Reverse, false);
                     c.deliver(NsEvent::ListRemoved { list: ListKind::Reverse, serial, handle: user.handle.clone() });
                 }
             }
-            _ => self.refresh_view(user, key, allowed_before),
+            _ => self.refresh_view(user, &key, allowed_before),
         }
-        Ok(change.owner_serial)
+        Ok(Removed { serial: change.owner_serial, handle: contact.handle, guid })
+    }
+
+    /// A contact's presence as `user` may see it, with its personal message.
+    fn visible_presence(&self, contact: &OnlineUser, user: &OnlineUser) -> Option<ContactPresence> {
+        if !contact.with_lists(|l| l.allows(&user.key)) {
+            return None;
+        }
+        let line = contact.presence_line()?;
+        Some(ContactPresence { line, personal_message: contact.presence().personal_message })
+    }
+
+    // ----- groups ---------------------------------------------------------
+
+    /// `ADG`: creates a group.
+    pub async fn create_group(&self, user: &OnlineUser, name: &str) -> Result<(u32, Group), ErrorCode> {
+        user.with_lists(|l| l.check_new_group(name))?;
+        let guid = secrets::new_guid();
+        let (id, serial) = self.store.create_group(user.account_id, name, &guid).await.map_err(store_error)?;
+        let group = Group { id, guid, name: name.to_string() };
+        user.with_lists_mut(|l| l.groups.push(group.clone()));
+        Ok((serial, group))
+    }
+
+    /// `RMG`: deletes a group; its members stay on the forward list, in no
+    /// group (group 0 to older dialects).
+    pub async fn delete_group(&self, user: &OnlineUser, reference: &str) -> Result<(u32, Group), ErrorCode> {
+        if reference == "0" {
+            return Err(ErrorCode::CannotRemoveGroupZero);
+        }
+        let group = self.find_group(user, reference)?;
+        let serial = self.store.delete_group(user.account_id, group.id).await.map_err(store_error)?;
+        user.with_lists_mut(|l| {
+            l.groups.retain(|g| g.id != group.id);
+            let members: Vec<String> = l.members(ListKind::Forward).map(str::to_string).collect();
+            for key in members {
+                l.set_group_member(&key, group.id, false);
+            }
+        });
+        Ok((serial, group))
+    }
+
+    /// `REG`: renames a group.
+    pub async fn rename_group(
+        &self,
+        user: &OnlineUser,
+        reference: &str,
+        name: &str,
+    ) -> Result<(u32, Group), ErrorCode> {
+        let mut group = self.find_group(user, reference)?;
+        if group.name != name && user.with_lists(|l| l.groups.iter().any(|g| g.name == name)) {
+            return Err(ErrorCode::GroupExists);
+        }
+        let serial = self.store.rename_group(user.account_id, group.id, name).await.map_err(store_error)?;
+        group.name = name.to_string();
+        user.with_lists_mut(|l| {
+            if let Some(g) = l.groups.iter_mut().find(|g| g.id == group.id) {
+                g.name = name.to_string();
+            }
+        });
+        Ok((serial, group))
+    }
+
+    fn find_group(&self, user: &OnlineUser, reference: &str) -> Result<Group, ErrorCode> {
+        user.with_lists(|l| l.group(reference).cloned()).ok_or(ErrorCode::InvalidGroup)
+    }
+
+    /// Puts a forward-list contact (by handle or GUID) into a group.
+    pub async fn add_to_group(&self, user: &OnlineUser, contact: &str, group: &str) -> Result<GroupChange, ErrorCode> {
+        self.change_group(user, contact, group, true).await
+    }
+
+    /// Takes a forward-list contact out of a group (it stays on the list).
+    pub async fn remove_from_group(
+        &self,
+        user: &OnlineUser,
+        contact: &str,
+        group: &str,
+    ) -> Result<GroupChange, ErrorCode> {
+        self.change_group(user, contact, group, false).await
+    }
+
+    async fn change_group(
+        &self,
+        user: &OnlineUser,
+        contact: &str,
+        group: &str,
+        member: bool,
+    ) -> Result<GroupChange, ErrorCode> {
+        let group = self.find_group(user, group)?;
+        let key = self.resolve_contact(user, contact).ok_or(ErrorCode::NotOnList)?;
+        let (on_forward, in_group, guid) = user.with_lists(|l| match l.contact(&key) {
+            Some(c) => (c.bits.contains(ListKind::Forward), c.groups.contains(&group.id), c.guid.clone()),
+            None => (false, false, String::new()),
+        });
+        if !on_forward {
+            return Err(ErrorCode::NotOnList);
+        }
+        match (member, in_group) {
+            (true, true) => return Err(ErrorCode::AlreadyThere),
+            (false, false) => return Err(ErrorCode::NotInGroup),
+            _ => {}
+        }
+        let account = self.store.account(&key).await.map_err(store_error)?.ok_or(ErrorCode::NotOnList)?;
+        let serial = self
+            .store
+            .set_group_membership(user.account_id, account.id, group.id, member)
+            .await
+            .map_err(store_error)?;
+        user.with_lists_mut(|l| l.set_group_member(&key, group.id, member));
+        Ok(GroupChange { serial, group, handle: account.handle, friendly: account.friendly, guid })
+    }
+
+    // ----- properties -----------------------------------------------------
+
+    /// `PRP` of a phone property: stores it (an empty value clears it) and
+    /// tells online contacts who may see it.
+    pub async fn set_phone(&self, user: &OnlineUser, kind: &str, value: Option<&str>) -> Result<u32, ErrorCode> {
+        if !PHONE_KINDS.contains(&kind) {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let value = value.filter(|v| !v.is_empty());
+        if let Some(v) = value {
+            let flag = matches!(kind, "MOB" | "MBE");
+            if v.len() > 95 || v.chars().any(char::is_control) || (flag && v != "Y" && v != "N") {
+                return Err(ErrorCode::InvalidParameter);
+            }
+        }
+        let serial = self.store.set_property(user.account_id, kind, value, true).await.map_err(store_error)?;
+        let watchers: Vec<String> = user.with_lists(|l| {
+            l.members(ListKind::Reverse).filter(|k| l.bits(k).contains(ListKind::Allow)).map(str::to_string).collect()
+        });
+        for key in watchers {
+            if let Some(w) = self.registry.get(&key) {
+                w.deliver(NsEvent::ContactProperty {
+                    serial,
+                    handle: user.handle.clone(),
+                    kind: kind.to_string(),
+                    value: value.map(str::to_string),
+                });
+            }
+        }
+        Ok(serial)
+    }
+
+    /// `SBP ... MFN`: the name the user gives a forward-list contact.
+    pub async fn set_nickname(&self, user: &OnlineUser, contact_guid: &str, nickname: &str) -> Result<(), ErrorCode> {
+        let key = self.resolve_contact(user, contact_guid).ok_or(ErrorCode::InvalidParameter)?;
+        let account = self.store.account(&key).await.map_err(store_error)?.ok_or(ErrorCode::InvalidParameter)?;
+        self.store.set_nickname(user.account_id, account.id, Some(nickname)).await.map_err(store_error)
+    }
+
+    /// `UUX`: stores the personal message and shows it to watchers (as `UBX`
+    /// on MSNP11+ connections).
+    pub async fn set_personal_message(&self, user: &OnlineUser, payload: &str) -> Result<(), ErrorCode> {
+        self.store.set_property(user.account_id, PERSONAL_MESSAGE, Some(payload), false).await.map_err(store_error)?;
+        user.update_presence(|p| p.personal_message = Some(payload.to_string()));
+        if user.presence_line().is_some() {
+            self.notify_watchers(
+                user,
+                NsEvent::PersonalMessage { handle: user.handle.clone(), payload: payload.to_string() },
+            );
+        }
+        Ok(())
+    }
+
+    /// `IMS ON|OFF`: whether the user accepts switchboard invitations.
+    pub fn set_accepts_invitations(&self, user: &OnlineUser, on: bool) {
+        user.update_presence(|p| p.refuses_invitations = !on);
     }
 
     /// `BLP`: changes the privacy mode; watchers whose view flips are told.
@@ -364,7 +625,7 @@ impl Backend {
         state: OnlineState,
         client_id: Option<u32>,
         msn_object: Option<String>,
-    ) -> Result<Vec<PresenceLine>, ErrorCode> {
+    ) -> Result<Vec<ContactPresence>, ErrorCode> {
         if state == OnlineState::Offline {
             return Err(ErrorCode::InvalidParameter);
         }
@@ -390,13 +651,12 @@ impl Backend {
             return Ok(Vec::new());
         }
         let forward: Vec<String> = user.with_lists(|l| l.members(ListKind::Forward).map(str::to_string).collect());
-        let mut initial: Vec<PresenceLine> = forward
+        let mut initial: Vec<ContactPresence> = forward
             .iter()
             .filter_map(|k| self.registry.get(k))
-            .filter(|c| c.with_lists(|l| l.allows(&user.key)))
-            .filter_map(|c| c.presence_line())
+            .filter_map(|c| self.visible_presence(&c, user))
             .collect();
-        initial.sort_by(|a, b| a.handle.cmp(&b.handle));
+        initial.sort_by(|a, b| a.line.handle.cmp(&b.line.handle));
         Ok(initial)
     }
 
@@ -458,7 +718,11 @@ impl Backend {
         let invitee = self
             .registry
             .get(handle.key())
-            .filter(|u| u.presence_line().is_some() && u.with_lists(|l| l.allows(&caller.key)))
+            .filter(|u| {
+                u.presence_line().is_some()
+                    && !u.presence().refuses_invitations
+                    && u.with_lists(|l| l.allows(&caller.key))
+            })
             .ok_or(ErrorCode::NotOnline)?;
         let p = invitee.presence();
         let grant = GrantFor {

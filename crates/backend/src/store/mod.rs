@@ -66,11 +66,13 @@ pub struct AccountSummary {
 }
 
 /// The serial numbers after a list change: the owner's, and for forward-list
-/// changes also the contact's (whose reverse list changed with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// changes also the contact's (whose reverse list changed with it); and the
+/// GUID of the owner's entry for the contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListChange {
     pub owner_serial: u32,
     pub contact_serial: Option<u32>,
+    pub guid: String,
 }
 
 /// The persistence the domain needs.
@@ -91,14 +93,47 @@ pub trait Store: Send + Sync + 'static {
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError>;
     /// Puts `contact` on or off one of `owner`'s lists and bumps the owner's
     /// serial. For the forward list, `owner` goes on or off the contact's
-    /// reverse list in the same transaction and the contact's serial is bumped.
+    /// reverse list in the same transaction and the contact's serial is
+    /// bumped; leaving the forward list leaves every group. A new entry gets
+    /// `new_guid` as its contact GUID; an existing one keeps its own.
     async fn set_list_membership(
         &self,
         owner: AccountId,
         contact: AccountId,
         list: ListKind,
         member: bool,
+        new_guid: &str,
     ) -> Result<ListChange, StoreError>;
+    /// Creates a group with the lowest free id from 1; returns (id, serial).
+    async fn create_group(&self, owner: AccountId, name: &str, guid: &str) -> Result<(u32, u32), StoreError>;
+    /// Deletes a group (its members stay on the forward list); returns the serial.
+    async fn delete_group(&self, owner: AccountId, id: u32) -> Result<u32, StoreError>;
+    /// Renames a group; returns the serial.
+    async fn rename_group(&self, owner: AccountId, id: u32, name: &str) -> Result<u32, StoreError>;
+    /// Puts a forward-list contact into a group or out of it; returns the serial.
+    async fn set_group_membership(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        group: u32,
+        member: bool,
+    ) -> Result<u32, StoreError>;
+    /// Sets or clears an account property (phones, the personal message);
+    /// returns the new serial when `bump_serial`, else the current one.
+    async fn set_property(
+        &self,
+        id: AccountId,
+        kind: &str,
+        value: Option<&str>,
+        bump_serial: bool,
+    ) -> Result<u32, StoreError>;
+    /// Stores the name `owner` gave a contact (`SBP ... MFN`).
+    async fn set_nickname(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        nickname: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Stores the privacy mode (`BLP`); returns the new serial.
     async fn set_privacy(&self, id: AccountId, mode: PrivacyMode) -> Result<u32, StoreError>;
     /// Stores the reverse-list prompt setting (`GTC`); returns the new serial.

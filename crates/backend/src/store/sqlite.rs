@@ -17,12 +17,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, Store, StoreError};
-use crate::lists::{AccountId, ListBits, ListEntry, ListSnapshot};
+use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 
 /// Versioned schema migrations, applied in order, each exactly once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE accounts (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE accounts (
         id            INTEGER PRIMARY KEY,
         handle        TEXT NOT NULL,
         handle_key    TEXT NOT NULL UNIQUE,
@@ -42,7 +43,39 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (owner_id, contact_id)
     ) WITHOUT ROWID;
     CREATE INDEX list_entries_contact ON list_entries(contact_id);",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE accounts ADD COLUMN list_modified_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE list_entries ADD COLUMN guid TEXT;
+    ALTER TABLE list_entries ADD COLUMN nickname TEXT;
+    UPDATE list_entries SET guid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||
+        substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||
+        substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));
+    CREATE TABLE account_properties (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        PRIMARY KEY (account_id, kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE contact_groups (
+        owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        group_id INTEGER NOT NULL CHECK (group_id > 0),
+        guid     TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        PRIMARY KEY (owner_id, group_id),
+        UNIQUE (owner_id, guid)
+    ) WITHOUT ROWID;
+    CREATE TABLE group_members (
+        owner_id   INTEGER NOT NULL,
+        contact_id INTEGER NOT NULL,
+        group_id   INTEGER NOT NULL,
+        PRIMARY KEY (owner_id, contact_id, group_id),
+        FOREIGN KEY (owner_id, group_id) REFERENCES contact_groups(owner_id, group_id) ON DELETE CASCADE,
+        FOREIGN KEY (owner_id, contact_id) REFERENCES list_entries(owner_id, contact_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;",
+    ),
+];
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
@@ -162,19 +195,38 @@ fn worker(conn: Connection, queue: mpsc::Receiver<Job>) {
     }
 }
 
-fn bump_serial(conn: &Connection, id: AccountId) -> Result<u32, StoreError> {
-    conn.query_row("UPDATE accounts SET serial = serial + 1 WHERE id = ?1 RETURNING serial", [id], |r| r.get(0))
-        .optional()
-        .map_err(db)?
-        .ok_or(StoreError::NoSuchAccount)
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn set_bit(conn: &Connection, owner: AccountId, contact: AccountId, bit: u8, member: bool) -> Result<(), StoreError> {
+fn bump_serial(conn: &Connection, id: AccountId) -> Result<u32, StoreError> {
+    // The modification time never goes backwards, so MSNP10+ versions change
+    // with every change even if the clock does.
+    conn.query_row(
+        "UPDATE accounts SET serial = serial + 1, list_modified_ms = max(list_modified_ms + 1, ?2)
+         WHERE id = ?1 RETURNING serial",
+        params![id, now_ms()],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or(StoreError::NoSuchAccount)
+}
+
+fn set_bit(
+    conn: &Connection,
+    owner: AccountId,
+    contact: AccountId,
+    bit: u8,
+    member: bool,
+    new_guid: &str,
+) -> Result<(), StoreError> {
     if member {
         conn.execute(
-            "INSERT INTO list_entries (owner_id, contact_id, lists) VALUES (?1, ?2, ?3)
-             ON CONFLICT (owner_id, contact_id) DO UPDATE SET lists = lists | excluded.lists",
-            params![owner, contact, bit],
+            "INSERT INTO list_entries (owner_id, contact_id, lists, guid) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (owner_id, contact_id) DO UPDATE
+             SET lists = lists | excluded.lists, guid = COALESCE(guid, excluded.guid)",
+            params![owner, contact, bit, new_guid],
         )
         .map_err(db)?;
     } else {
@@ -190,6 +242,103 @@ fn set_bit(conn: &Connection, owner: AccountId, contact: AccountId, bit: u8, mem
         .map_err(db)?;
     }
     Ok(())
+}
+
+/// Reads everything `SYN` needs for one account.
+fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError> {
+    let (serial, modified_ms, prompt, privacy, friendly): (u32, i64, String, String, String) = conn
+        .query_row(
+            "SELECT serial, list_modified_ms, prompt, privacy, friendly FROM accounts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(db)?
+        .ok_or(StoreError::NoSuchAccount)?;
+    let mut phones = Vec::new();
+    let mut personal_message = None;
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, value FROM account_properties WHERE account_id = ?1").map_err(db)?;
+    for row in stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(db)? {
+        let (kind, value) = row.map_err(db)?;
+        if kind == PERSONAL_MESSAGE {
+            personal_message = Some(value);
+        } else if PHONE_KINDS.contains(&kind.as_str()) {
+            phones.push((kind, value));
+        }
+    }
+    phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
+    let groups = conn
+        .prepare_cached("SELECT group_id, guid, name FROM contact_groups WHERE owner_id = ?1 ORDER BY group_id")
+        .map_err(db)?
+        .query_map([id], |r| Ok(Group { id: r.get(0)?, guid: r.get(1)?, name: r.get(2)? }))
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let mut entries = conn
+        .prepare_cached(
+            "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
+             FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+             WHERE e.owner_id = ?1 ORDER BY a.handle_key",
+        )
+        .map_err(db)?
+        .query_map([id], |r| {
+            Ok(ListEntry {
+                contact_id: r.get(0)?,
+                handle: r.get(1)?,
+                friendly: r.get(2)?,
+                lists: ListBits(r.get(3)?),
+                guid: r.get(4)?,
+                groups: Vec::new(),
+                nickname: r.get(5)?,
+                phones: Vec::new(),
+            })
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let index: std::collections::HashMap<AccountId, usize> =
+        entries.iter().enumerate().map(|(i, e)| (e.contact_id, i)).collect();
+    let mut stmt = conn
+        .prepare_cached("SELECT contact_id, group_id FROM group_members WHERE owner_id = ?1 ORDER BY group_id")
+        .map_err(db)?;
+    for row in stmt.query_map([id], |r| Ok((r.get::<_, AccountId>(0)?, r.get::<_, u32>(1)?))).map_err(db)? {
+        let (contact, group) = row.map_err(db)?;
+        if let Some(&i) = index.get(&contact) {
+            entries[i].groups.push(group);
+        }
+    }
+    // A contact's phones are shown to those the contact allows explicitly.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.account_id, p.kind, p.value FROM account_properties p
+             JOIN list_entries r ON r.owner_id = p.account_id AND r.contact_id = ?1 AND (r.lists & 2) != 0
+             WHERE p.kind IN ('PHH', 'PHW', 'PHM', 'MOB', 'MBE')",
+        )
+        .map_err(db)?;
+    for row in stmt
+        .query_map([id], |r| Ok((r.get::<_, AccountId>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(db)?
+    {
+        let (contact, kind, value) = row.map_err(db)?;
+        if let Some(&i) = index.get(&contact) {
+            entries[i].phones.push((kind, value));
+        }
+    }
+    for e in &mut entries {
+        e.phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
+    }
+    Ok(ListSnapshot {
+        serial,
+        modified_ms,
+        prompt: PromptMode::from_code(&prompt).unwrap_or_default(),
+        privacy: PrivacyMode::from_code(&privacy).unwrap_or_default(),
+        friendly,
+        phones,
+        personal_message,
+        groups,
+        entries,
+    })
 }
 
 #[async_trait]
@@ -302,41 +451,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
-        self.run(move |conn| {
-            let (serial, prompt, privacy): (u32, String, String) = conn
-                .query_row("SELECT serial, prompt, privacy FROM accounts WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()
-                .map_err(db)?
-                .ok_or(StoreError::NoSuchAccount)?;
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT e.contact_id, a.handle, a.friendly, e.lists
-                     FROM list_entries e JOIN accounts a ON a.id = e.contact_id
-                     WHERE e.owner_id = ?1 ORDER BY a.handle_key",
-                )
-                .map_err(db)?;
-            let entries = stmt
-                .query_map([id], |r| {
-                    Ok(ListEntry {
-                        contact_id: r.get(0)?,
-                        handle: r.get(1)?,
-                        friendly: r.get(2)?,
-                        lists: ListBits(r.get(3)?),
-                    })
-                })
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?;
-            Ok(ListSnapshot {
-                serial,
-                prompt: PromptMode::from_code(&prompt).unwrap_or_default(),
-                privacy: PrivacyMode::from_code(&privacy).unwrap_or_default(),
-                entries,
-            })
-        })
-        .await
+        self.run(move |conn| snapshot(conn, id)).await
     }
 
     async fn set_list_membership(
@@ -345,17 +460,149 @@ impl Store for SqliteStore {
         contact: AccountId,
         list: ListKind,
         member: bool,
+        new_guid: &str,
     ) -> Result<ListChange, StoreError> {
+        let new_guid = new_guid.to_string();
+        // The reverse-list entry the other side gets needs a GUID too.
+        let reverse_guid = crate::secrets::new_guid();
         self.run(move |conn| {
-            set_bit(conn, owner, contact, list.bit(), member)?;
+            set_bit(conn, owner, contact, list.bit(), member, &new_guid)?;
+            if list == ListKind::Forward && !member {
+                conn.execute("DELETE FROM group_members WHERE owner_id = ?1 AND contact_id = ?2", [owner, contact])
+                    .map_err(db)?;
+            }
             let owner_serial = bump_serial(conn, owner)?;
             let contact_serial = if list == ListKind::Forward {
-                set_bit(conn, contact, owner, ListKind::Reverse.bit(), member)?;
+                set_bit(conn, contact, owner, ListKind::Reverse.bit(), member, &reverse_guid)?;
                 Some(bump_serial(conn, contact)?)
             } else {
                 None
             };
-            Ok(ListChange { owner_serial, contact_serial })
+            let guid: Option<String> = conn
+                .query_row(
+                    "SELECT guid FROM list_entries WHERE owner_id = ?1 AND contact_id = ?2",
+                    [owner, contact],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .flatten();
+            Ok(ListChange { owner_serial, contact_serial, guid: guid.unwrap_or_default() })
+        })
+        .await
+    }
+
+    async fn create_group(&self, owner: AccountId, name: &str, guid: &str) -> Result<(u32, u32), StoreError> {
+        let (name, guid) = (name.to_string(), guid.to_string());
+        self.run(move |conn| {
+            let id: u32 = conn
+                .query_row(
+                    "SELECT COALESCE(MIN(g.group_id + 1), 1) FROM (SELECT 0 AS group_id UNION ALL
+                         SELECT group_id FROM contact_groups WHERE owner_id = ?1) g
+                     WHERE NOT EXISTS (SELECT 1 FROM contact_groups c WHERE c.owner_id = ?1 AND c.group_id = g.group_id + 1)",
+                    [owner],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            conn.execute(
+                "INSERT INTO contact_groups (owner_id, group_id, guid, name) VALUES (?1, ?2, ?3, ?4)",
+                params![owner, id, guid, name],
+            )
+            .map_err(db)?;
+            Ok((id, bump_serial(conn, owner)?))
+        })
+        .await
+    }
+
+    async fn delete_group(&self, owner: AccountId, id: u32) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            conn.execute("DELETE FROM contact_groups WHERE owner_id = ?1 AND group_id = ?2", params![owner, id])
+                .map_err(db)?;
+            bump_serial(conn, owner)
+        })
+        .await
+    }
+
+    async fn rename_group(&self, owner: AccountId, id: u32, name: &str) -> Result<u32, StoreError> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE contact_groups SET name = ?3 WHERE owner_id = ?1 AND group_id = ?2",
+                params![owner, id, name],
+            )
+            .map_err(db)?;
+            bump_serial(conn, owner)
+        })
+        .await
+    }
+
+    async fn set_group_membership(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        group: u32,
+        member: bool,
+    ) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            if member {
+                conn.execute(
+                    "INSERT OR IGNORE INTO group_members (owner_id, contact_id, group_id) VALUES (?1, ?2, ?3)",
+                    params![owner, contact, group],
+                )
+            } else {
+                conn.execute(
+                    "DELETE FROM group_members WHERE owner_id = ?1 AND contact_id = ?2 AND group_id = ?3",
+                    params![owner, contact, group],
+                )
+            }
+            .map_err(db)?;
+            bump_serial(conn, owner)
+        })
+        .await
+    }
+
+    async fn set_property(
+        &self,
+        id: AccountId,
+        kind: &str,
+        value: Option<&str>,
+        bump: bool,
+    ) -> Result<u32, StoreError> {
+        let (kind, value) = (kind.to_string(), value.map(str::to_string));
+        self.run(move |conn| {
+            match &value {
+                Some(v) => conn.execute(
+                    "INSERT INTO account_properties (account_id, kind, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id, kind) DO UPDATE SET value = excluded.value",
+                    params![id, kind, v],
+                ),
+                None => conn
+                    .execute("DELETE FROM account_properties WHERE account_id = ?1 AND kind = ?2", params![id, kind]),
+            }
+            .map_err(db)?;
+            if bump {
+                bump_serial(conn, id)
+            } else {
+                conn.query_row("SELECT serial FROM accounts WHERE id = ?1", [id], |r| r.get(0)).map_err(db)
+            }
+        })
+        .await
+    }
+
+    async fn set_nickname(
+        &self,
+        owner: AccountId,
+        contact: AccountId,
+        nickname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let nickname = nickname.map(str::to_string);
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE list_entries SET nickname = ?3 WHERE owner_id = ?1 AND contact_id = ?2",
+                params![owner, contact, nickname],
+            )
+            .map_err(db)?;
+            Ok(())
         })
         .await
     }
@@ -413,9 +660,9 @@ mod tests {
                 .await,
             Err(StoreError::AccountExists)
         ));
-        let change = store.set_list_membership(a, b, ListKind::Forward, true).await.unwrap();
-        assert_eq!(change, ListChange { owner_serial: 1, contact_serial: Some(1) });
-        store.set_list_membership(a, b, ListKind::Allow, true).await.unwrap();
+        let change = store.set_list_membership(a, b, ListKind::Forward, true, "g1").await.unwrap();
+        assert_eq!(change, ListChange { owner_serial: 1, contact_serial: Some(1), guid: "g1".into() });
+        store.set_list_membership(a, b, ListKind::Allow, true, "g1").await.unwrap();
         let snap = store.list_snapshot(b).await.unwrap();
         assert_eq!(snap.serial, 1);
         assert_eq!(snap.list(ListKind::Reverse).map(|e| e.handle.as_str()).collect::<Vec<_>>(), ["a@x.com"]);
@@ -424,16 +671,56 @@ mod tests {
         assert_eq!(snap.entries[0].lists, ListBits(3));
         assert_eq!(snap.entries[0].handle, "B@x.com");
 
-        store.set_list_membership(a, b, ListKind::Forward, false).await.unwrap();
-        store.set_list_membership(a, b, ListKind::Allow, false).await.unwrap();
+        store.set_list_membership(a, b, ListKind::Forward, false, "").await.unwrap();
+        store.set_list_membership(a, b, ListKind::Allow, false, "").await.unwrap();
         assert!(store.list_snapshot(a).await.unwrap().entries.is_empty());
         assert!(store.list_snapshot(b).await.unwrap().entries.is_empty());
 
-        store.set_list_membership(b, a, ListKind::Forward, true).await.unwrap();
+        store.set_list_membership(b, a, ListKind::Forward, true, "g2").await.unwrap();
         store.delete_account("b@x.com").await.unwrap();
         let snap = store.list_snapshot(a).await.unwrap();
         assert!(snap.entries.is_empty());
         assert_eq!(snap.serial, 6, "four own changes, one reverse-list add, one deletion");
+    }
+
+    #[tokio::test]
+    async fn groups_properties_and_guids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let a = account(&store, "a@x.com").await;
+        let b = account(&store, "b@x.com").await;
+        assert_eq!(store.create_group(a, "Work", "gw").await.unwrap(), (1, 1));
+        assert_eq!(store.create_group(a, "Home", "gh").await.unwrap(), (2, 2));
+        store.delete_group(a, 1).await.unwrap();
+        assert_eq!(store.create_group(a, "Play", "gp").await.unwrap().0, 1, "the lowest free id is reused");
+        store.set_list_membership(a, b, ListKind::Forward, true, "cg").await.unwrap();
+        store.set_group_membership(a, b, 2, true).await.unwrap();
+        store.rename_group(a, 2, "House").await.unwrap();
+        store.set_property(a, "PHH", Some("555"), true).await.unwrap();
+        store.set_property(b, "PHM", Some("777"), true).await.unwrap();
+        store.set_property(a, PERSONAL_MESSAGE, Some("<Data/>"), false).await.unwrap();
+        store.set_nickname(a, b, Some("Bobby")).await.unwrap();
+        let snap = store.list_snapshot(a).await.unwrap();
+        assert_eq!(
+            snap.groups.iter().map(|g| (g.id, g.name.as_str())).collect::<Vec<_>>(),
+            [(1, "Play"), (2, "House")]
+        );
+        assert_eq!(snap.phones, [("PHH".to_string(), "555".to_string())]);
+        assert_eq!(snap.personal_message.as_deref(), Some("<Data/>"));
+        let e = &snap.entries[0];
+        assert_eq!((e.guid.as_str(), e.groups.as_slice(), e.nickname.as_deref()), ("cg", &[2][..], Some("Bobby")));
+        assert!(e.phones.is_empty(), "b does not allow a explicitly");
+        store.set_list_membership(b, a, ListKind::Allow, true, "x").await.unwrap();
+        assert_eq!(store.list_snapshot(a).await.unwrap().entries[0].phones, [("PHM".to_string(), "777".to_string())]);
+        // Leaving the forward list leaves the groups; the GUID stays with the entry.
+        store.set_list_membership(a, b, ListKind::Allow, true, "other").await.unwrap();
+        store.set_list_membership(a, b, ListKind::Forward, false, "").await.unwrap();
+        let e = &store.list_snapshot(a).await.unwrap().entries[0];
+        assert!(e.groups.is_empty());
+        assert_eq!(e.guid, "cg");
+        let before = store.list_snapshot(a).await.unwrap().modified_ms;
+        store.set_privacy(a, PrivacyMode::BlockUnlisted).await.unwrap();
+        assert!(store.list_snapshot(a).await.unwrap().modified_ms > before);
     }
 
     #[tokio::test]
@@ -450,7 +737,7 @@ mod tests {
             .iter()
             .map(|&c| {
                 let s = store.clone();
-                tokio::spawn(async move { s.set_list_membership(owner, c, ListKind::Block, true).await })
+                tokio::spawn(async move { s.set_list_membership(owner, c, ListKind::Block, true, "g").await })
             })
             .collect();
         for t in tasks {
@@ -468,7 +755,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();
         let a = account(&store, "a@x.com").await;
-        let bad = store.set_list_membership(a, 9999, ListKind::Block, true);
+        let bad = store.set_list_membership(a, 9999, ListKind::Block, true, "g");
         let good = store.set_privacy(a, PrivacyMode::BlockUnlisted);
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
