@@ -127,6 +127,9 @@ pub struct LoginProfile {
     pub member_id: u64,
     pub client_ip: String,
     pub client_port: u16,
+    /// The Passport cookie (`MSPAuth`), conventionally the ticket's `t=`
+    /// token followed by `$$`.
+    pub mspauth: String,
 }
 
 impl LoginProfile {
@@ -150,6 +153,10 @@ impl LoginProfile {
                 m = m.with_header(field, "");
             }
             m = m.with_header("Flags", "1027").with_header("sid", "507");
+            if (Dialect::Msnp8..=Dialect::Msnp9).contains(&dialect) {
+                m = m.with_header("kv", "5");
+            }
+            m = m.with_header("MSPAuth", format!("{}$$", self.mspauth));
         }
         if dialect >= Dialect::Msnp8 {
             m = m

@@ -601,8 +601,18 @@ impl Reply {
                     write!(line, "QNG")
                 }
             }
-            Reply::Error { code, trid: Some(t) } => write!(line, "{} {t}", code.code()),
-            Reply::Error { code, trid: None } => write!(line, "{}", code.code()),
+            Reply::Error { code, trid } => {
+                // MSNP10 answers an unknown account with 208 where older
+                // dialects said 205.
+                let code = match code {
+                    ErrorCode::InvalidUser if dialect.uses_guids() => ErrorCode::InvalidUsername,
+                    c => *c,
+                };
+                match trid {
+                    Some(t) => write!(line, "{} {t}", code.code()),
+                    None => write!(line, "{}", code.code()),
+                }
+            }
             Reply::CalRinging { trid, session_id } => {
                 write!(line, "CAL {trid} RINGING {session_id}")
             }

@@ -16,8 +16,15 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The notification server's own port, where dispatch refers clients.
     pub ns_listen: SocketAddr,
-    /// The HTTP side, if any.
+    /// The HTTP side, if any: status, and the Passport nexus and login
+    /// service in plain HTTP (for local use and tests).
     pub http_listen: Option<SocketAddr>,
+    /// The Passport nexus and login service over TLS.
+    pub https_listen: Option<SocketAddr>,
+    /// The certificate chain and key for `https_listen`; generated into the
+    /// data dir when absent.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// The host name or address put in `XFR` and `RNG`. By default, the
     /// address the client reached us on.
     pub public_host: Option<String>,
@@ -43,6 +50,12 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The `QNG` interval advertised to dialects that carry one.
     pub ping_interval: u32,
+    /// What CHL/QRY challenges are for (MSNP6+).
+    pub challenges: ChallengePolicy,
+    /// Time between challenges after the first (sent after the first CHG).
+    pub challenge_interval: Duration,
+    /// Time a client has to answer a challenge.
+    pub challenge_timeout: Duration,
     pub backend: BackendConfig,
 }
 
@@ -55,9 +68,12 @@ impl ServerConfig {
             listen: "0.0.0.0:1863".parse().expect("valid address"),
             ns_listen: "0.0.0.0:1864".parse().expect("valid address"),
             http_listen: None,
+            https_listen: None,
+            tls_cert: None,
+            tls_key: None,
             public_host: None,
             referral: true,
-            dialects: vec![Dialect::Msnp2],
+            dialects: Dialect::ALL.to_vec(),
             max_message_size: 1664,
             max_line: 4096,
             login_timeout: Duration::from_secs(60),
@@ -65,7 +81,37 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             max_connections: 200_000,
             ping_interval: 50,
+            challenges: ChallengePolicy::Lenient,
+            challenge_interval: Duration::from_secs(600),
+            challenge_timeout: Duration::from_secs(60),
             backend: BackendConfig::default(),
+        }
+    }
+}
+
+/// What happens with CHL/QRY challenges. Some third-party clients in use
+/// today never answer CHL, so the default keeps serving them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePolicy {
+    /// Never send CHL.
+    Off,
+    /// Send and verify; a wrong, missing or unknown-product answer is counted
+    /// and logged, and the client is served on.
+    Lenient,
+    /// A wrong answer, an unknown product id or silence past the timeout gets
+    /// error 540 (or, for silence, the connection closed).
+    Strict,
+}
+
+impl std::str::FromStr for ChallengePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(ChallengePolicy::Off),
+            "lenient" => Ok(ChallengePolicy::Lenient),
+            "strict" => Ok(ChallengePolicy::Strict),
+            _ => Err(format!("unknown challenge policy `{s}` (off, lenient, strict)")),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod notification;
 pub mod server;
 pub mod switchboard;
+pub mod tls;
 
 pub use config::ServerConfig;
 pub use server::{RunningServer, Server};

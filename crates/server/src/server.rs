@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use backend::Backend;
@@ -23,6 +24,17 @@ use crate::connection::Connection;
 use crate::notification::{self, Role};
 use crate::switchboard;
 
+/// Counts of events an operator wants to see (the metrics work exposes them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// QRY answers that were wrong.
+    pub challenges_failed: AtomicU64,
+    /// Challenges not answered in time.
+    pub challenges_unanswered: AtomicU64,
+    /// QRY answers from product ids we do not know.
+    pub unknown_products: AtomicU64,
+}
+
 /// What every connection shares.
 pub struct Shared {
     pub backend: Arc<Backend>,
@@ -31,6 +43,9 @@ pub struct Shared {
     pub ns_port: u16,
     /// The bound switchboard port (referred to by `XFR SB` and `RNG`).
     pub sb_port: u16,
+    pub counters: Counters,
+    /// The `DALogin` value the nexus advertises.
+    pub da_login: std::sync::OnceLock<String>,
 }
 
 /// Opens the data dir's store and key, as `serve` and the admin commands do.
@@ -80,7 +95,14 @@ impl Server {
         };
         let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
 
-        let shared = Arc::new(Shared { backend, ns_port: ns_addr.port(), sb_port: dispatch_addr.port(), config });
+        let shared = Arc::new(Shared {
+            backend,
+            ns_port: ns_addr.port(),
+            sb_port: dispatch_addr.port(),
+            config,
+            counters: Counters::default(),
+            da_login: std::sync::OnceLock::new(),
+        });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));

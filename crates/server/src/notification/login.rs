@@ -1,0 +1,124 @@
+//! `USR`: MD5 logins (MSNP2-7) and Passport/TWN logins (MSNP8+).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use backend::Backend;
+use backend::store::Account;
+use msnp::dialect::AuthScheme;
+use msnp::mime::LoginProfile;
+use msnp::request::UsrStep;
+use msnp::{Dialect, ErrorCode, Reply, TrId};
+
+use super::{Flow, Login, NsSession, Role, system_message};
+use crate::connection::Writer;
+
+/// Failed password attempts allowed on one connection before it is closed.
+const MAX_FAILED_LOGINS: u8 = 3;
+
+fn unix_time() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl NsSession {
+    pub(super) async fn usr(&mut self, trid: TrId, step: UsrStep, w: &mut Writer) -> Flow {
+        if matches!(self.login, Login::SignedIn(_)) {
+            w.push(&Reply::error(ErrorCode::AlreadyLoggedIn, trid));
+            return Flow::Continue;
+        }
+        let scheme = w.dialect.auth_scheme();
+        match step {
+            UsrStep::Md5Initiate { handle } if scheme == AuthScheme::Md5 => self.initiate(trid, handle, w),
+            UsrStep::TwnInitiate { handle } if scheme == AuthScheme::Twn => self.initiate(trid, handle, w),
+            UsrStep::Md5Response { response } if scheme == AuthScheme::Md5 => {
+                let Login::Challenged { handle, sent_handle, challenge } =
+                    std::mem::replace(&mut self.login, Login::Initial)
+                else {
+                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+                    return Flow::Continue;
+                };
+                let result = self.backend().authenticate_md5(&handle, &challenge, &response).await;
+                self.finish_login(trid, result, sent_handle, None, w).await
+            }
+            UsrStep::TwnResponse { ticket } if scheme == AuthScheme::Twn => {
+                let Login::Challenged { handle, sent_handle, .. } = std::mem::replace(&mut self.login, Login::Initial)
+                else {
+                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+                    return Flow::Continue;
+                };
+                let result = self.backend().authenticate_ticket(&handle, &ticket).await;
+                let token = ticket.strip_prefix("t=").unwrap_or(&ticket).split('&').next().unwrap_or("").to_string();
+                self.finish_login(trid, result, sent_handle, Some(token), w).await
+            }
+            _ => {
+                w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+                Flow::Continue
+            }
+        }
+    }
+
+    /// `USR ... I handle`: the dispatch role refers the client on; the
+    /// notification role answers with the dialect's challenge.
+    fn initiate(&mut self, trid: TrId, handle: String, w: &mut Writer) -> Flow {
+        let parsed = match Backend::check_login_handle(&handle) {
+            Ok(h) => h,
+            Err(code) => {
+                w.push(&Reply::error(code, trid));
+                return Flow::Continue;
+            }
+        };
+        if self.role == Role::Dispatch {
+            let address = format!("{}:{}", self.host(), self.shared.ns_port);
+            let current = format!("{}:{}", self.host(), self.local.port());
+            w.push(&Reply::XfrNs { trid, address, current });
+            return Flow::Close;
+        }
+        let (package, challenge) = match w.dialect.auth_scheme() {
+            AuthScheme::Md5 => ("MD5", Backend::md5_challenge()),
+            AuthScheme::Twn => ("TWN", backend::passport::twn_challenge(unix_time())),
+        };
+        w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
+        self.login = Login::Challenged { handle: parsed, sent_handle: handle, challenge };
+        Flow::Continue
+    }
+
+    async fn finish_login(
+        &mut self,
+        trid: TrId,
+        result: Result<Account, ErrorCode>,
+        sent_handle: String,
+        ticket_token: Option<String>,
+        w: &mut Writer,
+    ) -> Flow {
+        let account = match result {
+            Ok(a) => a,
+            Err(code) => {
+                w.push(&Reply::error(code, trid));
+                self.failed_logins += 1;
+                return if self.failed_logins >= MAX_FAILED_LOGINS { Flow::Close } else { Flow::Continue };
+            }
+        };
+        let user = match self.backend().sign_in(&account, w.dialect, self.events.clone()).await {
+            Ok(u) => u,
+            Err(code) => {
+                w.push(&Reply::error(code, trid));
+                return Flow::Close;
+            }
+        };
+        tracing::info!(peer = %self.peer, handle = %account.handle, dialect = %w.dialect, "signed in");
+        w.push(&Reply::UsrOk { trid, handle: sent_handle, friendly: account.friendly.clone() });
+        if w.dialect >= Dialect::Msnp11 {
+            w.push(&Reply::Sbs);
+        }
+        let profile = LoginProfile {
+            login_time: unix_time(),
+            email: account.handle.clone(),
+            member_id: account.id as u64,
+            client_ip: self.peer.ip().to_string(),
+            client_port: self.peer.port(),
+            mspauth: ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32)),
+        };
+        w.push(&system_message(profile.to_message(w.dialect).to_bytes()));
+        self.login = Login::SignedIn(user);
+        Flow::Continue
+    }
+}

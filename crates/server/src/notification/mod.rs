@@ -1,0 +1,452 @@
+//! The dispatch and notification roles (draft section 7).
+//!
+//! One state machine serves both: a dispatch connection negotiates the
+//! dialect and refers the client to the notification server with `XFR NS`
+//! at `USR ... I`; a notification connection carries on with the login, the
+//! lists, presence and switchboard referrals. Each request becomes a backend
+//! call; each backend event is encoded in the connection's dialect.
+//!
+//! - `mod.rs`: the connection loop, dispatch of requests, events, challenges.
+//! - `login.rs`: `USR` for MD5 and Passport (TWN) logins.
+//! - `lists.rs`: `SYN`, lists, groups and properties.
+
+mod lists;
+mod login;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use backend::Backend;
+use backend::presence::{NsEvent, OnlineUser};
+use backend::service::ContactPresence;
+use bytes::Bytes;
+use msnp::challenge::{self, QryVerdict};
+use msnp::dialect::negotiate;
+use msnp::request::NsRequest;
+use msnp::{ErrorCode, Frame, Reply, TrId};
+use tokio::sync::{mpsc, watch};
+use tokio::time::sleep_until;
+
+use crate::config::ChallengePolicy;
+use crate::connection::{Connection, Writer};
+use crate::server::Shared;
+
+/// Which role a connection plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Negotiates, then refers the client to a notification server.
+    Dispatch,
+    Notification,
+}
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// How far the login has come.
+enum Login {
+    Initial,
+    Challenged { handle: backend::Handle, sent_handle: String, challenge: String },
+    SignedIn(Arc<OnlineUser>),
+}
+
+/// A CHL sent and not yet answered.
+struct PendingChallenge {
+    challenge: String,
+    sent: Instant,
+}
+
+struct NsSession {
+    shared: Arc<Shared>,
+    role: Role,
+    negotiated: bool,
+    login: Login,
+    events: mpsc::Sender<NsEvent>,
+    failed_logins: u8,
+    peer: SocketAddr,
+    local: SocketAddr,
+    pending_challenge: Option<PendingChallenge>,
+    /// When the next CHL is due, once challenges have started.
+    next_challenge: Option<Instant>,
+}
+
+/// Serves one dispatch or notification connection until it ends.
+/// `first` is a frame already read while the role was being decided.
+pub async fn serve(
+    mut conn: Connection,
+    first: Option<Frame>,
+    role: Role,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
+    let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
+    let mut session = NsSession {
+        shared,
+        role,
+        negotiated: false,
+        login: Login::Initial,
+        events: events_tx,
+        failed_logins: 0,
+        peer: conn.peer,
+        local: conn.local,
+        pending_challenge: None,
+        next_challenge: None,
+    };
+
+    let mut flow = match first {
+        Some(frame) => session.handle(frame, &mut conn.writer).await,
+        None => Flow::Continue,
+    };
+    while flow == Flow::Continue {
+        if conn.writer.flush().await.is_err() {
+            break;
+        }
+        let user = session.user();
+        let overflowed = async {
+            match &user {
+                Some(u) => u.overflowed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let login_expired =
+            async { if user.is_none() { sleep_until(login_deadline).await } else { std::future::pending().await } };
+        let timer = session.next_timer();
+        let timer_fired = async {
+            match timer {
+                Some(t) => sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        flow = tokio::select! {
+            // Events queued before a request are answered first, so a
+            // client sees the world in the order the server saw it.
+            biased;
+            Some(event) = events.recv() => session.event(event, &mut conn.writer),
+            _ = shutdown.changed() => {
+                conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
+                Flow::Close
+            }
+            _ = overflowed => {
+                tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
+                break;
+            }
+            _ = login_expired => break,
+            _ = timer_fired => session.on_timer(&mut conn.writer),
+            frame = conn.reader.next() => match frame {
+                Ok(Some(frame)) => session.handle(frame, &mut conn.writer).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer = %session.peer, "closing: {e}");
+                    break;
+                }
+            },
+        };
+    }
+    conn.writer.close().await;
+    if let Some(user) = session.user() {
+        session.shared.backend.sign_out(&user);
+    }
+}
+
+impl NsSession {
+    fn user(&self) -> Option<Arc<OnlineUser>> {
+        match &self.login {
+            Login::SignedIn(u) => Some(u.clone()),
+            _ => None,
+        }
+    }
+
+    fn backend(&self) -> &Backend {
+        &self.shared.backend
+    }
+
+    /// The host put into referrals: the configured public host, or the
+    /// address this client reached us on.
+    fn host(&self) -> String {
+        match &self.shared.config.public_host {
+            Some(h) => h.clone(),
+            None if self.local.is_ipv6() => format!("[{}]", self.local.ip()),
+            None => self.local.ip().to_string(),
+        }
+    }
+
+    fn sb_address(&self) -> String {
+        format!("{}:{}", self.host(), self.shared.sb_port)
+    }
+
+    async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+        let request = match NsRequest::parse(&frame, w.dialect) {
+            Ok(r) => r,
+            Err(e) => {
+                w.push(&Reply::Error { code: e.code, trid: e.trid });
+                return Flow::Continue;
+            }
+        };
+        match request {
+            // A client may never send MSG to a notification server; the
+            // official service closed the connection at once.
+            NsRequest::Msg { .. } => return Flow::Close,
+            NsRequest::Out => {
+                w.push(&Reply::Out { reason: None });
+                return Flow::Close;
+            }
+            NsRequest::Png => {
+                w.push(&Reply::Qng { interval: self.shared.config.ping_interval });
+                return Flow::Continue;
+            }
+            NsRequest::Ver { trid, dialects } => {
+                if self.negotiated {
+                    w.push(&Reply::error(ErrorCode::NotExpected, trid));
+                    return Flow::Continue;
+                }
+                return match negotiate(dialects.iter().map(String::as_str), &self.shared.config.dialects) {
+                    Some(d) => {
+                        self.negotiated = true;
+                        w.dialect = d;
+                        w.push(&Reply::Ver { trid, dialect: Some(d) });
+                        Flow::Continue
+                    }
+                    None => {
+                        w.push(&Reply::Ver { trid, dialect: None });
+                        Flow::Close
+                    }
+                };
+            }
+            _ => {}
+        }
+        if !self.negotiated {
+            w.push(&Reply::Error { code: ErrorCode::NotExpected, trid: request.trid() });
+            return Flow::Continue;
+        }
+        if !w.dialect.has_command(frame.verb()) {
+            w.push(&Reply::Error { code: ErrorCode::CommandDisabled, trid: request.trid() });
+            return Flow::Continue;
+        }
+        match request {
+            NsRequest::Inf { trid } => {
+                w.push(&Reply::Inf { trid, packages: &["MD5"] });
+                Flow::Continue
+            }
+            NsRequest::Cvr { trid, args } => {
+                // Echo the client's own version everywhere: that never
+                // triggers an upgrade prompt.
+                match args.get(5) {
+                    Some(version) => w.push(&Reply::Cvr {
+                        trid,
+                        recommended: version.clone(),
+                        minimum: version.clone(),
+                        download_url: "http://messenger.invalid/download".into(),
+                        info_url: "http://messenger.invalid/".into(),
+                    }),
+                    None => w.push(&Reply::error(ErrorCode::BadCvr, trid)),
+                }
+                Flow::Continue
+            }
+            NsRequest::Usr { trid, step } => self.usr(trid, step, w).await,
+            // QRY answers a challenge; it may come at any time after one.
+            NsRequest::Qry { trid, product_id, payload } => self.qry(trid, &product_id, &payload, w),
+            other => match self.user() {
+                Some(user) => self.signed_in(other, &user, w).await,
+                None => {
+                    w.push(&Reply::Error { code: ErrorCode::NotLoggedIn, trid: other.trid() });
+                    Flow::Continue
+                }
+            },
+        }
+    }
+
+    async fn signed_in(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
+        let backend = self.shared.backend.clone();
+        match request {
+            NsRequest::Chg { trid, state, client_id, msn_object } => {
+                let first = !user.presence().started;
+                match backend.change_state(user, state, client_id, msn_object.clone()) {
+                    Ok(initial) => {
+                        w.push(&Reply::Chg { trid, state, client_id, msn_object });
+                        for contact in initial {
+                            push_presence(w, Some(trid), contact);
+                        }
+                        if first {
+                            self.start_challenges(w);
+                        }
+                    }
+                    Err(code) => w.push(&Reply::error(code, trid)),
+                }
+            }
+            NsRequest::XfrSb { trid } => match backend.request_switchboard(user) {
+                Ok(cookie) => w.push(&Reply::XfrSb { trid, address: self.sb_address(), cookie }),
+                Err(code) => w.push(&Reply::error(code, trid)),
+            },
+            NsRequest::Uux { trid, payload } => {
+                let result = match std::str::from_utf8(&payload) {
+                    Ok(text) => backend.set_personal_message(user, text).await,
+                    Err(_) => Err(ErrorCode::InvalidParameter),
+                };
+                match result {
+                    Ok(()) => w.push(&Reply::Uux { trid }),
+                    Err(code) => w.push(&Reply::error(code, trid)),
+                }
+            }
+            NsRequest::Gcf { trid, file } => {
+                const SHIELDS: &str = r#"<?xml version="1.0" encoding="utf-8" ?><config><shield><cli maj="7" min="0" minbld="0" maxbld="9999" deny=" " /></shield><block></block></config>"#;
+                w.push(&Reply::Gcf { trid, file, payload: Bytes::from_static(SHIELDS.as_bytes()) });
+            }
+            NsRequest::Url { trid, service } => {
+                let base = match self.shared.config.http_listen {
+                    Some(a) => format!("http://{}:{}", self.host(), a.port()),
+                    None => format!("http://{}", self.host()),
+                };
+                w.push(&Reply::Url {
+                    trid,
+                    rru: format!("/{}", service.to_ascii_lowercase()),
+                    url: format!("{base}/status.json"),
+                    id: 2,
+                });
+            }
+            NsRequest::Ims { trid, on } => {
+                backend.set_accepts_invitations(user, on);
+                w.push(&Reply::Ims { trid, on });
+            }
+            // We send no e-mail and have no member directory: say so rather
+            // than pretend.
+            NsRequest::Sdc { trid } | NsRequest::Snd { trid, .. } | NsRequest::Fnd { trid } => {
+                w.push(&Reply::error(ErrorCode::CommandDisabled, trid));
+            }
+            other => return self.list_request(other, user, w).await,
+        }
+        Flow::Continue
+    }
+
+    fn event(&mut self, event: NsEvent, w: &mut Writer) -> Flow {
+        let dialect = w.dialect;
+        match event {
+            NsEvent::Presence(presence) => w.push(&Reply::Nln { presence }),
+            NsEvent::Offline { handle } => w.push(&Reply::Fln { handle }),
+            NsEvent::ListAdded { list, serial, handle, friendly } => {
+                w.push(&Reply::Add { trid: 0, list, serial, handle, friendly, group: None, guid: None })
+            }
+            NsEvent::ListRemoved { list, serial, handle } => {
+                w.push(&Reply::Rem { trid: 0, list, serial, handle, guid: None, group: None })
+            }
+            NsEvent::Ring { session_id, cookie, caller, caller_friendly } => {
+                let address = self.sb_address();
+                w.push(&Reply::Rng { session_id, address, cookie, caller, caller_friendly });
+            }
+            NsEvent::SystemMessage { payload } => w.push(&system_message(payload.to_vec())),
+            NsEvent::PersonalMessage { handle, payload } => {
+                if dialect.has_personal_message() {
+                    w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
+                }
+            }
+            NsEvent::ContactProperty { serial, handle, kind, value } => {
+                if dialect.has_phones() {
+                    w.push(&Reply::Bpr { serial, handle, kind, value, in_sync: false });
+                }
+            }
+            NsEvent::Kick(reason) => {
+                w.push(&Reply::Out { reason: Some(reason) });
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    // ----- challenges -----------------------------------------------------
+
+    /// Sends the first CHL after the first CHG, for dialects that have it.
+    fn start_challenges(&mut self, w: &mut Writer) {
+        if self.shared.config.challenges == ChallengePolicy::Off
+            || challenge::ChallengeAlgorithm::for_dialect(w.dialect).is_none()
+        {
+            return;
+        }
+        self.send_challenge(w);
+    }
+
+    fn send_challenge(&mut self, w: &mut Writer) {
+        // 20 digits: never a multiple of 8 with a 16-character product id,
+        // which avoids the MSNP11 padding ambiguity.
+        let challenge = backend::secrets::random_digits(20);
+        w.push(&Reply::Chl { challenge: challenge.clone() });
+        self.pending_challenge = Some(PendingChallenge { challenge, sent: Instant::now() });
+        self.next_challenge = Some(Instant::now() + self.shared.config.challenge_interval);
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let answer_due = self.pending_challenge.as_ref().map(|p| p.sent + self.shared.config.challenge_timeout);
+        match (answer_due, self.next_challenge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_timer(&mut self, w: &mut Writer) -> Flow {
+        let now = Instant::now();
+        if let Some(p) = &self.pending_challenge {
+            if p.sent + self.shared.config.challenge_timeout <= now {
+                self.pending_challenge = None;
+                self.shared.counters.challenges_unanswered.fetch_add(1, Ordering::Relaxed);
+                if self.shared.config.challenges == ChallengePolicy::Strict {
+                    tracing::info!(peer = %self.peer, "closing: challenge not answered");
+                    return Flow::Close;
+                }
+            }
+        }
+        if self.next_challenge.is_some_and(|t| t <= now) {
+            self.send_challenge(w);
+        }
+        Flow::Continue
+    }
+
+    fn qry(&mut self, trid: TrId, product_id: &str, payload: &[u8], w: &mut Writer) -> Flow {
+        let Some(pending) = self.pending_challenge.take() else {
+            w.push(&Reply::error(ErrorCode::NotExpected, trid));
+            return Flow::Continue;
+        };
+        let verdict = challenge::verify(w.dialect, &pending.challenge, product_id, payload);
+        let counters = &self.shared.counters;
+        match verdict {
+            QryVerdict::Correct => {}
+            QryVerdict::Wrong => {
+                counters.challenges_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            QryVerdict::UnknownProduct => {
+                counters.unknown_products.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if verdict != QryVerdict::Correct && self.shared.config.challenges == ChallengePolicy::Strict {
+            tracing::info!(peer = %self.peer, product_id, ?verdict, "closing: challenge failed");
+            w.push(&Reply::error(ErrorCode::ChallengeFailed, trid));
+            return Flow::Close;
+        }
+        if verdict != QryVerdict::Correct {
+            tracing::debug!(peer = %self.peer, product_id, ?verdict, "challenge failed; serving on (lenient)");
+        }
+        w.push(&Reply::QryOk { trid });
+        Flow::Continue
+    }
+}
+
+/// An `ILN` (with a TrID) or `NLN`, followed on MSNP11+ by the contact's
+/// personal message.
+fn push_presence(w: &mut Writer, trid: Option<TrId>, contact: ContactPresence) {
+    let handle = contact.line.handle.clone();
+    match trid {
+        Some(trid) => w.push(&Reply::Iln { trid, presence: contact.line }),
+        None => w.push(&Reply::Nln { presence: contact.line }),
+    }
+    if let (true, Some(psm)) = (w.dialect.has_personal_message(), contact.personal_message) {
+        w.push(&Reply::Ubx { handle, payload: Bytes::from(psm) });
+    }
+}
+
+/// A message from the service itself, which clients see as from `Hotmail`.
+fn system_message(payload: Vec<u8>) -> Reply {
+    Reply::Msg { handle: "Hotmail".into(), friendly: "Hotmail".into(), payload: Bytes::from(payload) }
+}
