@@ -207,9 +207,11 @@ impl Backend {
         }
     }
 
-    /// The Passport login service: checks the password and issues a ticket.
-    /// Unknown accounts cost a hash too, so timing does not tell them apart.
-    pub async fn passport_login(&self, handle: &str, password: &str) -> Result<String, ErrorCode> {
+    /// The Passport login service: checks the password (each of the given
+    /// candidate forms, for clients that may or may not URL-encode it) and
+    /// issues a ticket. Unknown accounts cost a hash too, so timing does not
+    /// tell them apart.
+    pub async fn passport_login(&self, handle: &str, passwords: &[&str]) -> Result<String, ErrorCode> {
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
         let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
@@ -218,10 +220,10 @@ impl Backend {
             None => DUMMY.get_or_init(|| secrets::hash_password("dummy").unwrap_or_default()).clone(),
         };
         let permit = self.hashing.clone().acquire_owned().await.map_err(|_| ErrorCode::ServerUnavailable)?;
-        let password = password.to_string();
+        let passwords: Vec<String> = passwords.iter().take(2).map(|p| p.to_string()).collect();
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            secrets::verify_password(&password, &hash)
+            passwords.iter().any(|p| secrets::verify_password(p, &hash))
         })
         .await
         .map_err(|_| ErrorCode::InternalServer)?;

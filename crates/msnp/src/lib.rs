@@ -21,6 +21,7 @@ pub mod dialect;
 pub mod error;
 pub mod frame;
 pub mod mime;
+pub mod passport;
 pub mod reply;
 pub mod request;
 pub mod sync;

@@ -1,14 +1,35 @@
-//! The HTTP side: a health check and a status document for now; the
-//! Passport login service and the web pages of later work live here too.
+//! The HTTP side: the Passport nexus and login service that MSNP8+ clients
+//! fetch their tickets from, a health check and a status document.
+//!
+//! Requests are read by a small HTTP/1.x reader of our own rather than a
+//! full HTTP stack because real clients need things such stacks refuse or
+//! change: Gaim 1.x sends `GET /rdr/pprdr.asp` with no HTTP version and no
+//! headers, and the official client matches the `PassportURLs` header name
+//! case-sensitively. Everything but the Passport paths is handed to an axum
+//! router. One request per connection, answered with `Connection: close`,
+//! because some clients read the reply until the server closes.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use msnp::passport::parse_authorization;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+use tower::ServiceExt;
 
 use crate::server::Shared;
+
+/// Largest request head we read.
+const MAX_HEAD: usize = 16 * 1024;
+/// Largest request body we read.
+const MAX_BODY: usize = 64 * 1024;
+/// Time a client has to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 struct HttpState {
@@ -16,7 +37,7 @@ struct HttpState {
     started: Instant,
 }
 
-/// The routes served on `--http-listen`.
+/// The routes served by axum (everything but the Passport paths).
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
@@ -26,10 +47,204 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value> {
     let backend = &state.shared.backend;
+    let c = &state.shared.counters;
     axum::Json(serde_json::json!({
         "users_online": backend.registry().len(),
         "switchboard_sessions": backend.switchboards().len(),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
+        "challenges_failed": c.challenges_failed.load(Ordering::Relaxed),
+        "challenges_unanswered": c.challenges_unanswered.load(Ordering::Relaxed),
+        "challenge_unknown_products": c.unknown_products.load(Ordering::Relaxed),
     }))
+}
+
+/// A parsed request.
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// A response about to be written; header names are written as given.
+struct Response {
+    status: u16,
+    reason: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn empty(status: u16, reason: &'static str) -> Response {
+        Response { status, reason, headers: Vec::new(), body: Vec::new() }
+    }
+
+    fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, self.reason);
+        for (n, v) in &self.headers {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// Serves one HTTP connection (plain or TLS): one request, then close.
+/// `tls` says whether the client reached us over TLS.
+pub async fn serve<S>(mut stream: S, local: SocketAddr, tls: bool, shared: Arc<Shared>, router: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = match timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+        Ok(Some(r)) => r,
+        _ => {
+            let _ = stream.write_all(&Response::empty(400, "Bad Request").to_bytes()).await;
+            return;
+        }
+    };
+    let response = match request.path() {
+        "/rdr/pprdr.asp" => nexus(&shared, local, tls),
+        "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request).await,
+        _ => forward(router, request).await,
+    };
+    let _ = stream.write_all(&response.to_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if let Some(i) = find(&buf, b"\n\n") {
+            break i + 2;
+        }
+        if buf.len() >= MAX_HEAD {
+            return None;
+        }
+        let mut chunk = [0u8; 2048];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
+    let mut request_line = lines.next()?.split(' ').filter(|s| !s.is_empty());
+    let method = request_line.next()?.to_string();
+    let target = request_line.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    if length > MAX_BODY {
+        return None;
+    }
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let mut chunk = vec![0u8; (length - body.len()).min(8192)];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    Some(Request { method, target, headers, body })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The host part of our own URLs: the public host, or the address the
+/// client reached us on.
+fn host(shared: &Shared, local: SocketAddr) -> String {
+    match &shared.config.public_host {
+        Some(h) => h.clone(),
+        None if local.is_ipv6() => format!("[{}]", local.ip()),
+        None => local.ip().to_string(),
+    }
+}
+
+/// The nexus: where to log in. Over HTTPS the value has no scheme, as real
+/// Passport sent it (Gaim splits host and path at the first `/`); when the
+/// service only runs over plain HTTP it says `http://`. Exactly one field,
+/// because some clients take the whole value after `DALogin=`.
+fn nexus(shared: &Shared, local: SocketAddr, tls: bool) -> Response {
+    let host = host(shared, local);
+    let da_login = match (shared.config.https_listen, shared.https_port(), shared.config.http_listen) {
+        (Some(_), Some(443), _) => format!("{host}/login2.srf"),
+        (Some(_), Some(port), _) => format!("{host}:{port}/login2.srf"),
+        _ if tls => format!("{host}:{}/login2.srf", local.port()),
+        _ => format!("http://{host}:{}/login2.srf", shared.http_port().unwrap_or(local.port())),
+    };
+    Response::empty(200, "OK").with_header("PassportURLs", format!("DALogin={da_login}"))
+}
+
+/// The login service: `Authorization: Passport1.4 ...` → a ticket, or 401.
+async fn login(shared: &Shared, request: &Request) -> Response {
+    let failed = || {
+        Response::empty(401, "Unauthorized").with_header(
+            "WWW-Authenticate",
+            "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,cbtxt=The%20e-mail%20address%20or%20password%20is%20incorrect",
+        )
+    };
+    let Some(credentials) = request.header("Authorization").and_then(parse_authorization) else {
+        return failed();
+    };
+    match shared.backend.passport_login(&credentials.sign_in, &credentials.password_candidates()).await {
+        Ok(ticket) => Response::empty(200, "OK").with_header(
+            "Authentication-Info",
+            // from-PP last: some clients take everything after it.
+            format!("Passport1.4 da-status=success,tname=MSPAuth,tname=MSPProf,tname=MSPSec,from-PP='{ticket}'"),
+        ),
+        Err(_) => failed(),
+    }
+}
+
+/// Hands a request to the axum router and turns its answer into ours.
+async fn forward(router: Router, request: Request) -> Response {
+    let mut builder = axum::http::Request::builder().method(request.method.as_str()).uri(request.target.as_str());
+    for (n, v) in &request.headers {
+        builder = builder.header(n.as_str(), v.as_str());
+    }
+    let Ok(http_request) = builder.body(axum::body::Body::from(request.body)) else {
+        return Response::empty(400, "Bad Request");
+    };
+    let Ok(answer) = router.oneshot(http_request).await;
+    let status = answer.status();
+    let headers: Vec<(String, String)> = answer
+        .headers()
+        .iter()
+        .filter(|(n, _)| *n != "content-length" && *n != "connection")
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.to_string(), v.to_string())))
+        .collect();
+    let body = axum::body::to_bytes(answer.into_body(), MAX_BODY * 16).await.map(|b| b.to_vec()).unwrap_or_default();
+    Response { status: status.as_u16(), reason: status.canonical_reason().unwrap_or(""), headers, body }
 }

@@ -39,9 +39,24 @@ struct ServeArgs {
     /// free port when the MSNP port is 0].
     #[arg(long)]
     ns_listen: Option<SocketAddr>,
-    /// The HTTP side (status, and the login service of later dialects).
+    /// Plain HTTP: status, and the Passport nexus and login service for
+    /// local use and tests.
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// HTTPS: the Passport nexus and login service for MSNP8+ clients
+    /// (real clients expect port 443).
+    #[arg(long)]
+    https_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for --https-listen [default: generated into DATA_DIR/tls].
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CHL/QRY challenges: off, lenient (send, verify, count; never
+    /// disconnect) or strict (540 and disconnect).
+    #[arg(long, default_value = "lenient")]
+    challenges: server::config::ChallengePolicy,
     /// The host name or address that XFR and RNG advertise [default: the
     /// address the client connected to].
     #[arg(long)]
@@ -131,6 +146,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 SocketAddr::new(args.listen.ip(), port)
             });
             config.http_listen = args.http_listen;
+            config.https_listen = args.https_listen;
+            config.tls_cert = args.tls_cert;
+            config.tls_key = args.tls_key;
+            config.challenges = args.challenges;
             config.public_host = args.public_host;
             config.referral = !args.no_referral;
             config.max_message_size = args.max_message_size;
@@ -180,6 +199,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("msnd: notification listening on {}", running.ns_addr);
     if let Some(http) = running.http_addr {
         println!("msnd: http listening on {http}");
+    }
+    if let Some(https) = running.https_addr {
+        println!("msnd: https listening on {https}");
     }
     println!("msnd: ready");
     wait_for_signal().await?;

@@ -44,8 +44,20 @@ pub struct Shared {
     /// The bound switchboard port (referred to by `XFR SB` and `RNG`).
     pub sb_port: u16,
     pub counters: Counters,
-    /// The `DALogin` value the nexus advertises.
-    pub da_login: std::sync::OnceLock<String>,
+    /// The bound plain HTTP port, if any.
+    pub http_port: Option<u16>,
+    /// The bound HTTPS port, if any.
+    pub https_port: Option<u16>,
+}
+
+impl Shared {
+    pub fn http_port(&self) -> Option<u16> {
+        self.http_port
+    }
+
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port
+    }
 }
 
 /// Opens the data dir's store and key, as `serve` and the admin commands do.
@@ -65,6 +77,7 @@ pub struct RunningServer {
     pub dispatch_addr: SocketAddr,
     pub ns_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tracker: TaskTracker,
 }
@@ -94,6 +107,20 @@ impl Server {
             None => None,
         };
         let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+        let https = match config.https_listen {
+            Some(addr) => {
+                let tls = crate::tls::server_config(
+                    &config.data_dir,
+                    config.tls_cert.as_deref(),
+                    config.tls_key.as_deref(),
+                    config.public_host.as_deref(),
+                )?;
+                let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+                Some((listener, tokio_rustls::TlsAcceptor::from(tls)))
+            }
+            None => None,
+        };
+        let https_addr = https.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
         let shared = Arc::new(Shared {
             backend,
@@ -101,7 +128,8 @@ impl Server {
             sb_port: dispatch_addr.port(),
             config,
             counters: Counters::default(),
-            da_login: std::sync::OnceLock::new(),
+            http_port: http_addr.map(|a| a.port()),
+            https_port: https_addr.map(|a| a.port()),
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
@@ -125,19 +153,28 @@ impl Server {
                 permits,
             ));
         }
+        let router = crate::http::router(shared.clone());
         if let Some(http) = http {
-            let mut stop = shutdown.subscribe();
-            let app = crate::http::router(shared.clone());
-            tracker.spawn(async move {
-                let served = axum::serve(http, app).with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                });
-                if let Err(e) = served.await {
-                    tracing::error!("http server failed: {e}");
-                }
-            });
+            tracker.spawn(http_accept_loop(
+                http,
+                None,
+                shared.clone(),
+                router.clone(),
+                shutdown.subscribe(),
+                tracker.clone(),
+            ));
         }
-        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, shutdown, tracker })
+        if let Some((https, acceptor)) = https {
+            tracker.spawn(http_accept_loop(
+                https,
+                Some(acceptor),
+                shared.clone(),
+                router,
+                shutdown.subscribe(),
+                tracker.clone(),
+            ));
+        }
+        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, https_addr, shutdown, tracker })
     }
 }
 
@@ -150,6 +187,41 @@ impl RunningServer {
         if timeout(std::time::Duration::from_secs(10), self.tracker.wait()).await.is_err() {
             tracing::warn!("some connections did not close within 10 s");
         }
+    }
+}
+
+/// Accepts HTTP (or, with an acceptor, HTTPS) connections.
+async fn http_accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("http accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(local) = stream.local_addr() else { continue };
+        let (shared, router, tls) = (shared.clone(), router.clone(), tls.clone());
+        tracker.spawn(async move {
+            match tls {
+                None => crate::http::serve(stream, local, false, shared, router).await,
+                Some(acceptor) => match timeout(std::time::Duration::from_secs(30), acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, local, true, shared, router).await,
+                    _ => tracing::debug!(%peer, "TLS handshake failed"),
+                },
+            }
+        });
     }
 }
 
