@@ -76,6 +76,9 @@ struct ServeArgs {
     /// Seconds a switchboard cookie from XFR SB or RNG stays valid.
     #[arg(long, default_value_t = 120)]
     cookie_lifetime_secs: u64,
+    /// Seconds a Passport ticket stays valid for USR ... TWN S.
+    #[arg(long, default_value_t = 600)]
+    ticket_lifetime_secs: u64,
     /// Seconds a client has to sign in, or to join its switchboard session.
     #[arg(long, default_value_t = 60)]
     login_timeout_secs: u64,
@@ -159,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.backend.max_block_list = n;
             }
             config.backend.cookie_lifetime = Duration::from_secs(args.cookie_lifetime_secs);
+            config.backend.ticket_lifetime = Duration::from_secs(args.ticket_lifetime_secs);
             config.login_timeout = Duration::from_secs(args.login_timeout_secs);
             config.partial_line_timeout = Duration::from_secs(args.partial_line_timeout_secs.max(1));
             serve(config).await

@@ -273,17 +273,8 @@ async fn a_session_with_nobody_left_ends() {
     let mut b = Client::connect_str(rng.args()[2]).await;
     b.send(&format!("ANS 1 bob@example.com {} {sid}", rng.args()[4])).await;
     b.expect("911 1").await;
-    let status: serde_json::Value =
-        serde_json::from_str(&http_get(server.http.unwrap(), "/status.json").await).unwrap();
+    let answer = http_get(server.http.unwrap(), "/status.json", &[]).await;
+    let status: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(status["switchboard_sessions"], 0);
     assert_eq!(status["users_online"], 2);
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n").unwrap().1.to_string()
 }

@@ -26,6 +26,7 @@ pub struct TestServer {
     pub dispatch: SocketAddr,
     pub ns: SocketAddr,
     pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
     extra: Vec<String>,
 }
 
@@ -61,7 +62,7 @@ impl TestServer {
             .expect("msnd starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut dispatch, mut ns, mut http) = (None, None, None);
+        let (mut dispatch, mut ns, mut http, mut https) = (None, None, None, None);
         for line in lines.by_ref() {
             let line = line.expect("msnd stdout");
             let addr = || line.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
@@ -69,6 +70,8 @@ impl TestServer {
                 dispatch = Some(addr());
             } else if line.starts_with("msnd: notification") {
                 ns = Some(addr());
+            } else if line.starts_with("msnd: https") {
+                https = Some(addr());
             } else if line.starts_with("msnd: http") {
                 http = Some(addr());
             } else if line == "msnd: ready" {
@@ -84,6 +87,7 @@ impl TestServer {
             dispatch: dispatch.expect("msnd printed its dispatch address"),
             ns: ns.expect("msnd printed its notification address"),
             http,
+            https,
             extra,
         }
     }
@@ -400,4 +404,163 @@ pub async fn direct_login(addr: SocketAddr, handle: &str, password: &str) -> (Cl
     c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, password))).await;
     let answer = c.recv().await.text;
     (c, answer)
+}
+
+/// An HTTP answer: status, headers (names as sent), body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// A header by exact (case-sensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends raw request bytes over any stream and reads the answer to the end.
+pub async fn http_exchange<S>(mut stream: S, request: &[u8]) -> HttpAnswer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answer in time");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines.filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    HttpAnswer { status, headers, body: body.as_bytes().to_vec() }
+}
+
+/// A GET over plain HTTP with extra header lines.
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    http_exchange(stream, request_bytes(path, headers).as_bytes()).await
+}
+
+fn request_bytes(path: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// A GET over HTTPS, trusting only the CA the server generated.
+pub async fn https_get(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    let stream = TcpStream::connect(server.https.expect("https listener")).await.unwrap();
+    let tls = tls_connector(server).connect("localhost".try_into().unwrap(), stream).await.expect("TLS handshake");
+    http_exchange(tls, request_bytes(path, headers).as_bytes()).await
+}
+
+pub fn tls_connector(server: &TestServer) -> tokio_rustls::TlsConnector {
+    let ca = std::fs::read(server.data_dir().join("tls/ca.pem")).expect("generated CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// The Passport 1.4 Authorization header a client sends.
+pub fn passport_authorization(email: &str, password: &str, challenge: &str) -> String {
+    let enc = |s: &str| s.replace('%', "%25").replace('@', "%40").replace(',', "%2C");
+    format!(
+        "Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom,sign-in={},pwd={},{challenge}",
+        enc(email),
+        enc(password)
+    )
+}
+
+/// Fetches a ticket the way a client does: nexus, then the login URL it names.
+pub async fn passport_ticket(server: &TestServer, email: &str, password: &str, challenge: &str) -> Result<String, u16> {
+    let nexus = http_get(server.http.unwrap(), "/rdr/pprdr.asp", &[]).await;
+    let urls = nexus.header("PassportURLs").expect("PassportURLs header");
+    let url = urls.strip_prefix("DALogin=").expect("one DALogin field");
+    let (addr, path) = url.strip_prefix("http://").expect("plain http login url").split_once('/').unwrap();
+    let auth = passport_authorization(email, password, challenge);
+    let answer = http_get(addr.parse().unwrap(), &format!("/{path}"), &[("Authorization", &auth)]).await;
+    if answer.status != 200 {
+        return Err(answer.status);
+    }
+    let info = answer.header("Authentication-Info").expect("Authentication-Info");
+    let ticket = info.split("from-PP='").nth(1).unwrap().trim_end_matches('\'');
+    Ok(ticket.to_string())
+}
+
+/// Logs in with any dialect through the dispatch referral, the way clients
+/// of that dialect do; returns the notification connection after the
+/// profile message.
+pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, password: &str) -> Client {
+    let ver = format!("MSNP{dialect}");
+    let cvr = format!("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0813 msmsgs {email}");
+    let mut ds = Client::connect(server.dispatch).await;
+    ds.send(&format!("VER 1 {ver} CVR0")).await;
+    ds.expect(&format!("VER 1 {ver}")).await;
+    let package = if dialect >= 8 { "TWN" } else { "MD5" };
+    if dialect >= 8 {
+        ds.send(&cvr).await;
+        ds.expect_prefix("CVR 2 7.0.0813 7.0.0813 7.0.0813 ").await;
+    } else {
+        ds.send("INF 2").await;
+        ds.expect("INF 2 MD5").await;
+    }
+    ds.send(&format!("USR 3 {package} I {email}")).await;
+    let xfr = ds.expect_prefix("XFR 3 NS ").await;
+    let expected_len = match dialect {
+        2 => 4,
+        3..=6 => 5,
+        _ => 6,
+    };
+    assert_eq!(xfr.args().len(), expected_len, "XFR NS shape of {ver}: {}", xfr.text);
+    if dialect >= 7 {
+        assert_eq!(xfr.args()[5], server.dispatch.to_string());
+    }
+    assert!(ds.expect_closed().await.is_empty());
+
+    let mut ns = Client::connect_str(xfr.args()[3]).await;
+    ns.send(&format!("VER 4 {ver} CVR0")).await;
+    ns.expect(&format!("VER 4 {ver}")).await;
+    if dialect >= 8 {
+        ns.send(&cvr.replace("CVR 2", "CVR 5")).await;
+        ns.expect_prefix("CVR 5 ").await;
+    }
+    ns.send(&format!("USR 6 {package} I {email}")).await;
+    let challenge = ns.expect_prefix(&format!("USR 6 {package} S ")).await.args()[4].to_string();
+    let response = if dialect >= 8 {
+        passport_ticket(server, email, password, &challenge).await.expect("a ticket")
+    } else {
+        md5_hex(&challenge, password)
+    };
+    ns.send(&format!("USR 7 {package} S {response}")).await;
+    let ok = ns.expect_prefix(&format!("USR 7 OK {email}")).await;
+    let expected_ok_len = match dialect {
+        2..=5 => 5,
+        6 | 7 => 6,
+        8 | 9 => 7,
+        _ => 6,
+    };
+    assert_eq!(ok.args().len(), expected_ok_len, "USR OK shape of {ver}: {}", ok.text);
+    if dialect >= 11 {
+        ns.expect("SBS 0 null").await;
+    }
+    let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
+    let text = String::from_utf8(profile.payload.unwrap()).unwrap();
+    assert!(text.contains("text/x-msmsgsprofile"));
+    assert_eq!(text.contains("ABCHMigrated: 1"), dialect >= 10);
+    assert_eq!(text.contains("ClientIP: "), dialect >= 8);
+    assert_eq!(text.contains("MSPAuth: "), dialect >= 3);
+    ns
 }

@@ -1,0 +1,145 @@
+//! The Passport 1.4 login service over real HTTP and HTTPS, and TWN logins
+//! with its tickets.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn nexus_names_the_login_service_in_exact_header_case() {
+    let server = TestServer::start();
+    let nexus = http_get(server.http.unwrap(), "/rdr/pprdr.asp", &[]).await;
+    assert_eq!(nexus.status, 200);
+    let urls = nexus.header("PassportURLs").expect("exact case");
+    assert_eq!(urls, format!("DALogin=http://127.0.0.1:{}/login2.srf", server.http.unwrap().port()));
+    assert_eq!(nexus.header("Connection"), Some("close"));
+    // Gaim 1.x: no HTTP version, no headers at all.
+    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+    let bare = http_exchange(stream, b"GET /rdr/pprdr.asp\r\n\r\n").await;
+    assert_eq!(bare.status, 200);
+    assert!(bare.header("PassportURLs").is_some());
+}
+
+#[tokio::test]
+async fn login_service_issues_tickets_and_refuses_alike() {
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    server.add_user("comma@example.com", "p@ss,w%rd");
+    let http = server.http.unwrap();
+    let ok = http_get(
+        http,
+        "/login2.srf",
+        &[("Authorization", &passport_authorization("alice@example.com", "pw-alice", "lc=1033,id=507"))],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let info = ok.header("Authentication-Info").unwrap();
+    assert!(info.starts_with("Passport1.4 da-status=success,"), "{info}");
+    assert!(info.ends_with('\''), "from-PP comes last: {info}");
+    assert!(info.contains("from-PP='t="));
+
+    let wrong = http_get(
+        http,
+        "/login2.srf",
+        &[("Authorization", &passport_authorization("alice@example.com", "nope", "lc=1033"))],
+    )
+    .await;
+    let unknown = http_get(
+        http,
+        "/login2.srf",
+        &[("Authorization", &passport_authorization("nobody@example.com", "nope", "lc=1033"))],
+    )
+    .await;
+    for answer in [&wrong, &unknown] {
+        assert_eq!(answer.status, 401);
+        assert!(answer.header("WWW-Authenticate").unwrap().starts_with("Passport1.4 da-status=failed"));
+    }
+    assert_eq!(wrong.headers, unknown.headers, "unknown account and wrong password look the same");
+    let none = http_get(http, "/login2.srf", &[]).await;
+    assert_eq!(none.status, 401);
+
+    // Encoded (official clients) and raw (some libraries) passwords both work.
+    assert!(passport_ticket(&server, "comma@example.com", "p@ss,w%rd", "lc=1033").await.is_ok());
+    let raw = "Passport1.4 OrgVerb=GET,OrgURL=x,sign-in=comma@example.com,pwd=p@ss,w%rd,lc=1033,id=507";
+    assert_eq!(http_get(http, "/login2.srf", &[("Authorization", raw)]).await.status, 200);
+}
+
+#[tokio::test]
+async fn tickets_are_single_use_and_bound_to_their_account() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let ticket = passport_ticket(&server, "alice@example.com", "pw-alice", "lc=1033").await.unwrap();
+    let twn = |handle: &'static str, ticket: String| {
+        let ns = server.ns;
+        async move {
+            let mut c = Client::connect(ns).await;
+            c.send("VER 1 MSNP8 CVR0").await;
+            c.expect("VER 1 MSNP8").await;
+            c.send(&format!("USR 2 TWN I {handle}")).await;
+            c.expect_prefix("USR 2 TWN S lc=1033,id=507,").await;
+            c.send(&format!("USR 3 TWN S {ticket}")).await;
+            c.recv().await.text
+        }
+    };
+    // Someone else's ticket fails, and is spent by the attempt.
+    assert_eq!(twn("bob@example.com", ticket.clone()).await, "911 3");
+    assert_eq!(twn("alice@example.com", ticket).await, "911 3");
+    let ticket = passport_ticket(&server, "alice@example.com", "pw-alice", "lc=1033").await.unwrap();
+    assert_eq!(twn("alice@example.com", ticket.clone()).await, "USR 3 OK alice@example.com Alice 1 0");
+    assert_eq!(twn("alice@example.com", ticket).await, "911 3", "replayed");
+    assert_eq!(twn("alice@example.com", "t=forged&p=x".into()).await, "911 3");
+}
+
+#[tokio::test]
+async fn expired_tickets_are_refused() {
+    let server = TestServer::start_with(&["--ticket-lifetime-secs", "1"]);
+    users(&server, &["alice"]);
+    let ticket = passport_ticket(&server, "alice@example.com", "pw-alice", "lc=1033").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut c = Client::connect(server.ns).await;
+    c.send("VER 1 MSNP9 CVR0").await;
+    c.expect("VER 1 MSNP9").await;
+    c.send("USR 2 TWN I alice@example.com").await;
+    c.expect_prefix("USR 2 TWN S ").await;
+    c.send(&format!("USR 3 TWN S {ticket}")).await;
+    c.expect("911 3").await;
+}
+
+#[tokio::test]
+async fn https_serves_the_nexus_without_a_scheme_and_logs_in() {
+    let server = TestServer::start_with(&["--https-listen", "127.0.0.1:0"]);
+    users(&server, &["alice"]);
+    let https = server.https.unwrap();
+    let nexus = https_get(&server, "/rdr/pprdr.asp", &[]).await;
+    assert_eq!(nexus.header("PassportURLs").unwrap(), format!("DALogin=127.0.0.1:{}/login2.srf", https.port()));
+    let auth = passport_authorization("alice@example.com", "pw-alice", "lc=1033");
+    let ok = https_get(&server, "/login2.srf", &[("Authorization", &auth)]).await;
+    assert_eq!(ok.status, 200);
+    let ticket = ok.header("Authentication-Info").unwrap().split("from-PP='").nth(1).unwrap().trim_end_matches('\'');
+    let mut c = Client::connect(server.ns).await;
+    c.send("VER 1 MSNP11 CVR0").await;
+    c.expect("VER 1 MSNP11").await;
+    c.send("USR 2 TWN I alice@example.com").await;
+    c.expect_prefix("USR 2 TWN S ").await;
+    c.send(&format!("USR 3 TWN S {ticket}")).await;
+    c.expect("USR 3 OK alice@example.com 1 0").await;
+    // A client that does not trust the certificate cannot talk to it.
+    let stream = tokio::net::TcpStream::connect(https).await.unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let untrusting = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(untrusting));
+    assert!(connector.connect("localhost".try_into().unwrap(), stream).await.is_err());
+}
+
+#[tokio::test]
+async fn status_and_health_are_still_served() {
+    let server = TestServer::start();
+    let health = http_get(server.http.unwrap(), "/health", &[]).await;
+    assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
+    let missing = http_get(server.http.unwrap(), "/nothing-here", &[]).await;
+    assert_eq!(missing.status, 404);
+}
