@@ -388,14 +388,13 @@ impl NsSession {
 
     fn on_timer(&mut self, w: &mut Writer) -> Flow {
         let now = Instant::now();
-        if let Some(p) = &self.pending_challenge {
-            if p.sent + self.shared.config.challenge_timeout <= now {
-                self.pending_challenge = None;
-                self.shared.counters.challenges_unanswered.fetch_add(1, Ordering::Relaxed);
-                if self.shared.config.challenges == ChallengePolicy::Strict {
-                    tracing::info!(peer = %self.peer, "closing: challenge not answered");
-                    return Flow::Close;
-                }
+        let timeout = self.shared.config.challenge_timeout;
+        if self.pending_challenge.as_ref().is_some_and(|p| p.sent + timeout <= now) {
+            self.pending_challenge = None;
+            self.shared.counters.challenges_unanswered.fetch_add(1, Ordering::Relaxed);
+            if self.shared.config.challenges == ChallengePolicy::Strict {
+                tracing::info!(peer = %self.peer, "closing: challenge not answered");
+                return Flow::Close;
             }
         }
         if self.next_challenge.is_some_and(|t| t <= now) {

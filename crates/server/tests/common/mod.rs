@@ -266,7 +266,7 @@ impl Client {
     /// A round trip that proves every earlier reply has arrived: PNG → QNG.
     pub async fn sync_point(&mut self) {
         self.send("PNG").await;
-        self.expect("QNG").await;
+        self.expect_prefix("QNG").await;
     }
 }
 
