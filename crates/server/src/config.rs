@@ -25,6 +25,13 @@ pub struct ServerConfig {
     /// data dir when absent.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The legacy TLS listener (TLS 1.0, RSA, 3DES) for Windows XP-era
+    /// clients; off unless set. Needs the `legacy-tls` build feature.
+    pub legacy_https_listen: Option<SocketAddr>,
+    /// An RSA certificate chain and key for the legacy listener; generated
+    /// into the data dir when absent.
+    pub legacy_tls_cert: Option<PathBuf>,
+    pub legacy_tls_key: Option<PathBuf>,
     /// The host name or address put in `XFR` and `RNG`. By default, the
     /// address the client reached us on.
     pub public_host: Option<String>,
@@ -71,6 +78,9 @@ impl ServerConfig {
             https_listen: None,
             tls_cert: None,
             tls_key: None,
+            legacy_https_listen: None,
+            legacy_tls_cert: None,
+            legacy_tls_key: None,
             public_host: None,
             referral: true,
             dialects: Dialect::ALL.to_vec(),

@@ -12,6 +12,8 @@
 pub mod config;
 pub mod connection;
 pub mod http;
+#[cfg(feature = "legacy-tls")]
+pub mod legacy_tls;
 pub mod notification;
 pub mod server;
 pub mod switchboard;

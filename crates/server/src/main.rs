@@ -53,6 +53,16 @@ struct ServeArgs {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The legacy TLS listener (TLS 1.0, RSA key exchange, 3DES) for
+    /// Windows XP-era clients. Off by default: these algorithms are weak.
+    #[arg(long)]
+    legacy_https_listen: Option<SocketAddr>,
+    /// RSA certificate chain (PEM) for --legacy-https-listen [default: generated].
+    #[arg(long, requires = "legacy_tls_key")]
+    legacy_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --legacy-tls-cert.
+    #[arg(long, requires = "legacy_tls_cert")]
+    legacy_tls_key: Option<PathBuf>,
     /// CHL/QRY challenges: off, lenient (send, verify, count; never
     /// disconnect) or strict (540 and disconnect).
     #[arg(long, default_value = "lenient")]
@@ -153,6 +163,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.tls_cert = args.tls_cert;
             config.tls_key = args.tls_key;
             config.challenges = args.challenges;
+            config.legacy_https_listen = args.legacy_https_listen;
+            config.legacy_tls_cert = args.legacy_tls_cert;
+            config.legacy_tls_key = args.legacy_tls_key;
             config.public_host = args.public_host;
             config.referral = !args.no_referral;
             config.max_message_size = args.max_message_size;
@@ -206,6 +219,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     if let Some(https) = running.https_addr {
         println!("msnd: https listening on {https}");
+    }
+    if let Some(legacy) = running.legacy_https_addr {
+        println!("msnd: legacy-https listening on {legacy}");
     }
     println!("msnd: ready");
     wait_for_signal().await?;

@@ -78,6 +78,7 @@ pub struct RunningServer {
     pub ns_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    pub legacy_https_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tracker: TaskTracker,
 }
@@ -121,6 +122,11 @@ impl Server {
             None => None,
         };
         let https_addr = https.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        let legacy = match config.legacy_https_listen {
+            Some(addr) => Some(legacy_listener(&config, addr).await?),
+            None => None,
+        };
+        let legacy_https_addr = legacy.as_ref().map(|l| l.local_addr()).transpose()?;
 
         let shared = Arc::new(Shared {
             backend,
@@ -164,6 +170,15 @@ impl Server {
                 tracker.clone(),
             ));
         }
+        if let Some(listener) = legacy {
+            tracker.spawn(legacy_accept_loop(
+                listener,
+                shared.clone(),
+                router.clone(),
+                shutdown.subscribe(),
+                tracker.clone(),
+            ));
+        }
         if let Some((https, acceptor)) = https {
             tracker.spawn(http_accept_loop(
                 https,
@@ -174,7 +189,7 @@ impl Server {
                 tracker.clone(),
             ));
         }
-        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, https_addr, shutdown, tracker })
+        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, https_addr, legacy_https_addr, shutdown, tracker })
     }
 }
 
@@ -188,6 +203,92 @@ impl RunningServer {
             tracing::warn!("some connections did not close within 10 s");
         }
     }
+}
+
+/// The legacy TLS listener, with its context built up front so that a bad
+/// certificate stops the start rather than the first client.
+#[cfg(feature = "legacy-tls")]
+struct LegacyListener {
+    listener: TcpListener,
+    context: openssl::ssl::SslContext,
+}
+
+#[cfg(feature = "legacy-tls")]
+impl LegacyListener {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+#[cfg(feature = "legacy-tls")]
+async fn legacy_listener(config: &ServerConfig, addr: SocketAddr) -> anyhow::Result<LegacyListener> {
+    let context = crate::legacy_tls::context(
+        &config.data_dir,
+        config.legacy_tls_cert.as_deref(),
+        config.legacy_tls_key.as_deref(),
+        config.public_host.as_deref(),
+    )?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(LegacyListener { listener, context })
+}
+
+#[cfg(not(feature = "legacy-tls"))]
+struct LegacyListener;
+
+#[cfg(not(feature = "legacy-tls"))]
+impl LegacyListener {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        unreachable!("never constructed without the legacy-tls feature")
+    }
+}
+
+#[cfg(not(feature = "legacy-tls"))]
+async fn legacy_listener(_config: &ServerConfig, _addr: SocketAddr) -> anyhow::Result<LegacyListener> {
+    anyhow::bail!("this msnd was built without the legacy-tls feature")
+}
+
+#[cfg(feature = "legacy-tls")]
+async fn legacy_accept_loop(
+    legacy: LegacyListener,
+    shared: Arc<Shared>,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = legacy.listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("legacy https accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(local) = stream.local_addr() else { continue };
+        let (shared, router) = (shared.clone(), router.clone());
+        let Ok(ssl) = openssl::ssl::Ssl::new(&legacy.context) else { continue };
+        tracker.spawn(async move {
+            let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else { return };
+            let handshake = timeout(std::time::Duration::from_secs(30), std::pin::Pin::new(&mut tls).accept()).await;
+            match handshake {
+                Ok(Ok(())) => crate::http::serve(tls, local, true, shared, router).await,
+                _ => tracing::debug!(%peer, "legacy TLS handshake failed"),
+            }
+        });
+    }
+}
+
+#[cfg(not(feature = "legacy-tls"))]
+async fn legacy_accept_loop(
+    _legacy: LegacyListener,
+    _shared: Arc<Shared>,
+    _router: axum::Router,
+    _shutdown: watch::Receiver<bool>,
+    _tracker: TaskTracker,
+) {
 }
 
 /// Accepts HTTP (or, with an acceptor, HTTPS) connections.

@@ -143,3 +143,37 @@ async fn status_and_health_are_still_served() {
     let missing = http_get(server.http.unwrap(), "/nothing-here", &[]).await;
     assert_eq!(missing.status, 404);
 }
+
+/// What a Windows XP client can do: TLS 1.0, RSA key exchange, 3DES.
+#[cfg(feature = "legacy-tls")]
+#[tokio::test]
+async fn the_legacy_listener_speaks_tls1_with_3des_and_only_when_asked() {
+    use openssl::ssl::{SslConnector, SslMethod, SslVersion};
+    let server = TestServer::start_with(&["--legacy-https-listen", "127.0.0.1:0"]);
+    users(&server, &["alice"]);
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    builder.set_security_level(0);
+    builder.set_min_proto_version(Some(SslVersion::TLS1)).unwrap();
+    builder.set_max_proto_version(Some(SslVersion::TLS1)).unwrap();
+    builder.set_cipher_list("DES-CBC3-SHA").unwrap();
+    builder.set_ca_file(server.data_dir().join("tls/legacy-ca.pem")).unwrap();
+    let connector = builder.build();
+    let auth = passport_authorization("alice@example.com", "pw-alice", "lc=1033");
+    for (path, header) in [("/rdr/pprdr.asp", None), ("/login2.srf", Some(auth.as_str()))] {
+        let ssl = connector.configure().unwrap().into_ssl("localhost").unwrap();
+        let tcp = tokio::net::TcpStream::connect(server.legacy_https.unwrap()).await.unwrap();
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        std::pin::Pin::new(&mut tls).connect().await.expect("a TLS 1.0 handshake");
+        assert_eq!(tls.ssl().version_str(), "TLSv1");
+        assert_eq!(tls.ssl().current_cipher().unwrap().name(), "DES-CBC3-SHA");
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+        if let Some(h) = header {
+            req.push_str(&format!("Authorization: {h}\r\n"));
+        }
+        req.push_str("\r\n");
+        let answer = http_exchange(tls, req.as_bytes()).await;
+        assert_eq!(answer.status, 200, "{path}");
+    }
+    // Without the option there is no such listener.
+    assert!(TestServer::start().legacy_https.is_none());
+}

@@ -27,6 +27,7 @@ pub struct TestServer {
     pub ns: SocketAddr,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    pub legacy_https: Option<SocketAddr>,
     extra: Vec<String>,
 }
 
@@ -62,7 +63,7 @@ impl TestServer {
             .expect("msnd starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut dispatch, mut ns, mut http, mut https) = (None, None, None, None);
+        let (mut dispatch, mut ns, mut http, mut https, mut legacy_https) = (None, None, None, None, None);
         for line in lines.by_ref() {
             let line = line.expect("msnd stdout");
             let addr = || line.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
@@ -70,6 +71,8 @@ impl TestServer {
                 dispatch = Some(addr());
             } else if line.starts_with("msnd: notification") {
                 ns = Some(addr());
+            } else if line.starts_with("msnd: legacy-https") {
+                legacy_https = Some(addr());
             } else if line.starts_with("msnd: https") {
                 https = Some(addr());
             } else if line.starts_with("msnd: http") {
@@ -88,6 +91,7 @@ impl TestServer {
             ns: ns.expect("msnd printed its notification address"),
             http,
             https,
+            legacy_https,
             extra,
         }
     }
