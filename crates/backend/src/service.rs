@@ -233,6 +233,12 @@ impl Backend {
         }
     }
 
+    /// A further ticket for an account whose password was just checked (RST
+    /// asks for one per service in a single request).
+    pub fn issue_ticket(&self, handle: &str) -> String {
+        self.tickets.issue(&handle.to_ascii_lowercase(), self.config.ticket_lifetime)
+    }
+
     /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once.
     pub async fn authenticate_ticket(&self, handle: &Handle, ticket: &str) -> Result<Account, ErrorCode> {
         self.tickets.redeem(handle.key(), ticket)?;

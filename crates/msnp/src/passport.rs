@@ -103,3 +103,90 @@ mod tests {
         assert_eq!(parse_authorization("Passport1.4 xsign-in=a@b.c,pwd=x"), None);
     }
 }
+
+/// A WS-Trust `RequestSecurityToken` request (`RST.srf`), as MSN 7.5 sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RstRequest {
+    pub username: String,
+    pub password: String,
+    /// The services tokens are asked for (`wsa:Address`), in order.
+    pub addresses: Vec<String>,
+}
+
+/// Parses an RST envelope: the `wsse:Username` and `wsse:Password` of its
+/// security header and every `wsa:Address` asked for. Namespace prefixes are
+/// ignored; `None` if a credential is missing.
+pub fn parse_rst_request(xml: &str) -> Option<RstRequest> {
+    let username = element_texts(xml, "Username").into_iter().next()?;
+    let password = element_texts(xml, "Password").into_iter().next()?;
+    let addresses = element_texts(xml, "Address");
+    Some(RstRequest { username, password, addresses })
+}
+
+/// The unescaped text of every element with this local name.
+fn element_texts(xml: &str, local: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(lt) = rest.find('<') {
+        rest = &rest[lt + 1..];
+        let Some(gt) = rest.find('>') else { break };
+        let tag = &rest[..gt];
+        let name = tag.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
+        let name = name.rsplit(':').next().unwrap_or(name);
+        let self_closing = tag.ends_with('/');
+        rest = &rest[gt + 1..];
+        let text = (name == local && !tag.starts_with('/') && !self_closing)
+            .then(|| rest.find("</"))
+            .flatten()
+            .and_then(|end| unescape_xml(&rest[..end]));
+        out.extend(text);
+    }
+    out
+}
+
+/// Replaces the five XML entities and numeric character references.
+pub fn unescape_xml(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let semi = rest[amp..].find(';')? + amp;
+        let entity = &rest[amp + 1..semi];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            e if e.starts_with("#x") => char::from_u32(u32::from_str_radix(&e[2..], 16).ok()?)?,
+            e if e.starts_with('#') => char::from_u32(e[1..].parse().ok()?)?,
+            _ => return None,
+        };
+        out.push(c);
+        rest = &rest[semi + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Escapes text for XML content.
+pub fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+mod rst_tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_rst_envelope() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext"><Header><wsse:Security><wsse:UsernameToken Id="user"><wsse:Username>alice@hotmail.com</wsse:Username><wsse:Password>p&amp;ss&lt;1&#62;</wsse:Password></wsse:UsernameToken></wsse:Security></Header><Body><ps:RequestMultipleSecurityTokens xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="RSTS"><wst:RequestSecurityToken Id="RST0"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>http://Passport.NET/tb</wsa:Address></wsa:EndpointReference></wsp:AppliesTo></wst:RequestSecurityToken><wst:RequestSecurityToken Id="RST1"><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>messenger.msn.com</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wsse:PolicyReference URI="?id=507"></wsse:PolicyReference></wst:RequestSecurityToken></ps:RequestMultipleSecurityTokens></Body></Envelope>"#;
+        let r = parse_rst_request(xml).unwrap();
+        assert_eq!(r.username, "alice@hotmail.com");
+        assert_eq!(r.password, "p&ss<1>");
+        assert_eq!(r.addresses, ["http://Passport.NET/tb", "messenger.msn.com"]);
+        assert_eq!(parse_rst_request("<Envelope><Username>a</Username></Envelope>"), None);
+        assert_eq!(unescape_xml("a&bogus;"), None);
+        assert_eq!(escape_xml("t=1&p=2"), "t=1&amp;p=2");
+    }
+}

@@ -123,6 +123,7 @@ where
     let response = match request.path() {
         "/rdr/pprdr.asp" => nexus(&shared, local, tls),
         "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request).await,
+        "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request).await,
         _ => forward(router, request).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
@@ -226,6 +227,75 @@ async fn login(shared: &Shared, request: &Request) -> Response {
         ),
         Err(_) => failed(),
     }
+}
+
+/// RST SOAP (MSN 7.5): a WS-Trust request for tokens, answered with one
+/// compact ticket per service asked for (the `messenger.msn.com` one goes
+/// into `USR ... TWN S`), or a SOAP fault.
+async fn rst(shared: &Shared, request: &Request) -> Response {
+    use msnp::passport::{escape_xml, parse_rst_request};
+    let soap = |status, reason, body: String| {
+        let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
+        r.body = body.into_bytes();
+        r
+    };
+    let fault = || {
+        soap(
+            500,
+            "Internal Server Error",
+            concat!(
+                r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext">"#,
+                r#"<S:Body><S:Fault><faultcode>wsse:FailedAuthentication</faultcode><faultstring>Authentication Failure</faultstring></S:Fault></S:Body></S:Envelope>"#
+            )
+            .to_string(),
+        )
+    };
+    let Some(rst) = std::str::from_utf8(&request.body).ok().and_then(parse_rst_request) else {
+        return fault();
+    };
+    let addresses: Vec<&String> =
+        rst.addresses.iter().filter(|a| !a.eq_ignore_ascii_case("http://Passport.NET/tb")).collect();
+    // The password check issues the first ticket; each further service gets
+    // one of its own, so that every token is single-use.
+    let Ok(first) = shared.backend.passport_login(&rst.username, &[rst.password.as_str()]).await else {
+        return fault();
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let lifetime = shared.backend.config().ticket_lifetime.as_secs();
+    let (created, expires) = (crate::time::iso8601(now as i64), crate::time::iso8601((now + lifetime) as i64));
+    let mut responses = String::new();
+    for (i, address) in addresses.iter().enumerate() {
+        let ticket = if i == 0 { first.clone() } else { shared.backend.issue_ticket(&rst.username) };
+        let n = i + 1;
+        responses.push_str(&format!(
+            concat!(
+                "<wst:RequestSecurityTokenResponse><wst:TokenType>urn:passport:compact</wst:TokenType>",
+                "<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{address}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>",
+                "<wst:LifeTime><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:LifeTime>",
+                "<wst:RequestedSecurityToken><wsse:BinarySecurityToken Id=\"Compact{n}\">{ticket}</wsse:BinarySecurityToken></wst:RequestedSecurityToken>",
+                "<wst:RequestedTokenReference><wsse:KeyIdentifier ValueType=\"urn:passport:compact\"></wsse:KeyIdentifier><wsse:Reference URI=\"#Compact{n}\"></wsse:Reference></wst:RequestedTokenReference>",
+                "</wst:RequestSecurityTokenResponse>"
+            ),
+            address = escape_xml(address),
+            created = created,
+            expires = expires,
+            ticket = escape_xml(&ticket),
+            n = n,
+        ));
+    }
+    soap(
+        200,
+        "OK",
+        format!(
+            concat!(
+                r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/">"#,
+                r#"<S:Header><psf:pp xmlns:psf="http://schemas.microsoft.com/Passport/SoapServices/SOAPFault"><psf:serverVersion>1</psf:serverVersion><psf:authstate>0x48803</psf:authstate><psf:reqstatus>0x0</psf:reqstatus></psf:pp></S:Header>"#,
+                r#"<S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing">"#,
+                "{}</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"
+            ),
+            responses
+        ),
+    )
 }
 
 /// Hands a request to the axum router and turns its answer into ours.

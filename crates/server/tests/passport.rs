@@ -177,3 +177,57 @@ async fn the_legacy_listener_speaks_tls1_with_3des_and_only_when_asked() {
     // Without the option there is no such listener.
     assert!(TestServer::start().legacy_https.is_none());
 }
+
+fn rst_envelope(user: &str, password: &str) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing" xmlns:wssc="http://schemas.xmlsoap.org/ws/2004/04/sc" xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust">"#,
+            r#"<Header><ps:AuthInfo xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="PPAuthInfo"><ps:HostingApp>{{7108E71A-9926-4FCB-BCC9-9A9D3F32E423}}</ps:HostingApp></ps:AuthInfo>"#,
+            r#"<wsse:Security><wsse:UsernameToken Id="user"><wsse:Username>{}</wsse:Username><wsse:Password>{}</wsse:Password></wsse:UsernameToken></wsse:Security></Header>"#,
+            r#"<Body><ps:RequestMultipleSecurityTokens xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="RSTS">"#,
+            r#"<wst:RequestSecurityToken Id="RST0"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>http://Passport.NET/tb</wsa:Address></wsa:EndpointReference></wsp:AppliesTo></wst:RequestSecurityToken>"#,
+            r#"<wst:RequestSecurityToken Id="RST1"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>messenger.msn.com</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wsse:PolicyReference URI="?id=507"></wsse:PolicyReference></wst:RequestSecurityToken>"#,
+            r#"<wst:RequestSecurityToken Id="RST2"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>contacts.msn.com</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wsse:PolicyReference URI="MBI"></wsse:PolicyReference></wst:RequestSecurityToken>"#,
+            r#"</ps:RequestMultipleSecurityTokens></Body></Envelope>"#
+        ),
+        user, password
+    )
+}
+
+async fn http_post(addr: std::net::SocketAddr, path: &str, body: &str) -> HttpAnswer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    http_exchange(stream, req.as_bytes()).await
+}
+
+/// MSN 7.5 gets its ticket with RST SOAP instead of Passport 1.4.
+#[tokio::test]
+async fn rst_soap_issues_a_token_per_service_that_logs_in() {
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    let answer = http_post(server.http.unwrap(), "/RST.srf", &rst_envelope("alice@example.com", "pw-alice")).await;
+    assert_eq!(answer.status, 200);
+    let xml = String::from_utf8(answer.body).unwrap();
+    assert_eq!(xml.matches("<wst:RequestSecurityTokenResponse>").count(), 2, "none for Passport.NET/tb: {xml}");
+    let messenger = xml.split("<wsa:Address>messenger.msn.com</wsa:Address>").nth(1).unwrap();
+    let token =
+        messenger.split("<wsse:BinarySecurityToken Id=\"Compact1\">").nth(1).unwrap().split('<').next().unwrap();
+    let ticket = msnp::passport::unescape_xml(token).unwrap();
+    assert!(ticket.starts_with("t=") && ticket.contains("&p="), "{ticket}");
+    let mut c = Client::connect(server.ns).await;
+    c.send("VER 1 MSNP12 CVR0").await;
+    c.expect("VER 1 MSNP12").await;
+    c.send("USR 2 TWN I alice@example.com").await;
+    c.expect_prefix("USR 2 TWN S ").await;
+    c.send(&format!("USR 3 TWN S {ticket}")).await;
+    c.expect("USR 3 OK alice@example.com 1 0").await;
+
+    let wrong = http_post(server.http.unwrap(), "/RST.srf", &rst_envelope("alice@example.com", "nope")).await;
+    assert_eq!(wrong.status, 500);
+    assert!(String::from_utf8(wrong.body).unwrap().contains("wsse:FailedAuthentication"));
+    let garbage = http_post(server.http.unwrap(), "/RST.srf", "<not-soap/>").await;
+    assert_eq!(garbage.status, 500);
+}

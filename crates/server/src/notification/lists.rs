@@ -16,36 +16,12 @@ fn group_ref(g: &Group) -> GroupRef {
     GroupRef { id: g.id, guid: g.guid.clone(), name: g.name.clone() }
 }
 
-/// Unix milliseconds as the ISO 8601 time stamp MSNP10+ uses as a list
-/// version (`2005-04-23T18:57:44.8130000+00:00`).
-fn timestamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:03}0000+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The dialect-neutral sync data of a snapshot.
 pub(super) fn sync_data(s: &ListSnapshot) -> SyncData {
     let group = |id: &u32| s.groups.iter().find(|g| g.id == *id).map(group_ref);
     SyncData {
         serial: s.serial,
-        timestamp: timestamp(s.modified_ms),
+        timestamp: crate::time::msnp_timestamp(s.modified_ms),
         prompt: s.prompt,
         privacy: s.privacy,
         friendly: s.friendly.clone(),
@@ -340,17 +316,5 @@ impl NsSession {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::timestamp;
-
-    #[test]
-    fn timestamps_are_iso_8601() {
-        assert_eq!(timestamp(0), "1970-01-01T00:00:00.0000000+00:00");
-        assert_eq!(timestamp(1_114_300_664_813), "2005-04-23T23:57:44.8130000+00:00");
-        assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00:00.0000000+00:00");
     }
 }
