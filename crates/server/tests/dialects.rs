@@ -323,6 +323,16 @@ async fn msnp11_and_12_personal_messages_gcf_challenges_and_network_ids() {
     assert_eq!(iro, ["IRO 7 1 1 dan@example.com Dan 1073791020"]);
     sb.expect("JOI erin@example.com Erin").await;
     esb.sync_point_sb_peer(&mut sb).await;
+    // P2P data (ack mode D) is acknowledged when delivered, 282 when not.
+    let p2p =
+        b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: erin@example.com\r\n\r\n0123456789";
+    sb.send_payload("MSG 10 D", p2p).await;
+    sb.expect("ACK 10").await;
+    assert_eq!(esb.expect(&format!("MSG dan@example.com Dan {}", p2p.len())).await.payload.unwrap(), p2p);
+    esb.send("OUT").await;
+    sb.expect("BYE erin@example.com").await;
+    sb.send_payload("MSG 11 D", p2p).await;
+    sb.expect("282 11").await;
 }
 
 trait SbPeer {
