@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::limits::RateLimits;
+
 /// Settings of the domain layer; the server fills them from its config.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
@@ -20,6 +22,10 @@ pub struct BackendConfig {
     pub password_hash_workers: usize,
     /// Most people in one switchboard session.
     pub max_switchboard_participants: usize,
+    /// Most switchboard sessions one user may be in at once (error 714).
+    pub max_sessions_per_user: usize,
+    /// Flood control.
+    pub rate_limits: RateLimits,
     /// Queue length of events waiting for one connection; a connection that
     /// falls this far behind is disconnected so it cannot hold memory.
     pub outbox_capacity: usize,
@@ -35,7 +41,9 @@ impl Default for BackendConfig {
             ticket_lifetime: Duration::from_secs(600),
             password_hash_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_switchboard_participants: 20,
+            max_sessions_per_user: 32,
             outbox_capacity: 512,
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod handle;
+pub mod limits;
 pub mod lists;
 pub mod passport;
 pub mod presence;

@@ -11,10 +11,14 @@ use std::sync::Arc;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::BackendConfig;
 use crate::handle::Handle;
+use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::passport::TicketJar;
 use crate::presence::{NsEvent, OnlineUser, Registry};
@@ -87,6 +91,25 @@ pub struct Backend {
     switchboards: Switchboards,
     tickets: TicketJar,
     hashing: Arc<Semaphore>,
+    buckets: KeyedBuckets,
+    logins: LoginThrottle,
+    stats: BackendStats,
+}
+
+/// Counts of refusals, for the metrics.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    pub rate_limited_messages: AtomicU64,
+    pub rate_limited_data: AtomicU64,
+    pub rate_limited_invitations: AtomicU64,
+    pub rate_limited_list_changes: AtomicU64,
+    pub rate_limited_state_changes: AtomicU64,
+    /// Login attempts answered only after a delay.
+    pub logins_slowed: AtomicU64,
+    /// Login attempts refused unchecked by the throttle.
+    pub logins_refused: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_succeeded: AtomicU64,
 }
 
 fn store_error(e: StoreError) -> ErrorCode {
@@ -104,12 +127,69 @@ impl Backend {
             switchboards: Switchboards::default(),
             tickets: TicketJar::default(),
             hashing: Arc::new(Semaphore::new(config.password_hash_workers.max(1))),
+            buckets: KeyedBuckets::default(),
+            logins: LoginThrottle::default(),
+            stats: BackendStats::default(),
             config,
         }
     }
 
     pub fn config(&self) -> &BackendConfig {
         &self.config
+    }
+
+    pub fn stats(&self) -> &BackendStats {
+        &self.stats
+    }
+
+    /// Whether the user (by handle key) may do `action` now; a refusal is counted.
+    pub fn allow(&self, key: &str, action: Action) -> bool {
+        let ok = self.buckets.take(key, action, self.config.rate_limits.rate(action));
+        if !ok {
+            let s = &self.stats;
+            let counter = match action {
+                Action::Message => &s.rate_limited_messages,
+                Action::Data => &s.rate_limited_data,
+                Action::Invitation => &s.rate_limited_invitations,
+                Action::ListChange => &s.rate_limited_list_changes,
+                Action::StateChange => &s.rate_limited_state_changes,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Consults the failed-login throttle before a password or ticket is
+    /// checked: refuses (911, like a wrong password) or waits as it says.
+    async fn throttle_login(&self, key: &str, source: IpAddr) -> Result<(), ErrorCode> {
+        match self.logins.check(&self.config.rate_limits.logins, key, source) {
+            LoginVerdict::Allow => Ok(()),
+            LoginVerdict::Slow(delay) => {
+                self.stats.logins_slowed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            LoginVerdict::Refuse => {
+                self.stats.logins_refused.fetch_add(1, Ordering::Relaxed);
+                Err(ErrorCode::AuthenticationFailed)
+            }
+        }
+    }
+
+    /// Records the outcome of a checked login.
+    fn login_outcome<T>(&self, key: &str, source: IpAddr, result: Result<T, ErrorCode>) -> Result<T, ErrorCode> {
+        match &result {
+            Ok(_) => {
+                self.logins.succeeded(key);
+                self.stats.logins_succeeded.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(ErrorCode::AuthenticationFailed) => {
+                self.logins.failed(&self.config.rate_limits.logins, key, source);
+                self.stats.logins_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     pub fn registry(&self) -> &Registry {
@@ -187,7 +267,14 @@ impl Backend {
         handle: &Handle,
         challenge: &str,
         response: &str,
+        source: IpAddr,
     ) -> Result<Account, ErrorCode> {
+        self.throttle_login(handle.key(), source).await?;
+        let result = self.check_md5(handle, challenge, response).await;
+        self.login_outcome(handle.key(), source, result)
+    }
+
+    async fn check_md5(&self, handle: &Handle, challenge: &str, response: &str) -> Result<Account, ErrorCode> {
         let account = self.store.account(handle.key()).await.map_err(store_error)?;
         let Some(account) = account.filter(|a| !a.disabled) else {
             return Err(ErrorCode::AuthenticationFailed);
@@ -211,9 +298,15 @@ impl Backend {
     /// candidate forms, for clients that may or may not URL-encode it) and
     /// issues a ticket. Unknown accounts cost a hash too, so timing does not
     /// tell them apart.
-    pub async fn passport_login(&self, handle: &str, passwords: &[&str]) -> Result<String, ErrorCode> {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    pub async fn passport_login(&self, handle: &str, passwords: &[&str], source: IpAddr) -> Result<String, ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        self.throttle_login(handle.key(), source).await?;
+        let result = self.check_passport(&handle, passwords).await;
+        self.login_outcome(handle.key(), source, result)
+    }
+
+    async fn check_passport(&self, handle: &Handle, passwords: &[&str]) -> Result<String, ErrorCode> {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
         let hash = match &account {
             Some(a) => a.credentials.password_hash.clone(),
@@ -677,6 +770,9 @@ impl Backend {
         if !p.started || !p.state.is_visible() {
             return Err(ErrorCode::NotAllowedWhenOffline);
         }
+        if self.switchboards.sessions_of(&user.key) >= self.config.max_sessions_per_user {
+            return Err(ErrorCode::TooManySessions);
+        }
         let grant =
             GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
         self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)
@@ -692,6 +788,7 @@ impl Backend {
     ) -> Result<(Arc<SwitchboardSession>, Arc<Participant>), ErrorCode> {
         let grant = self.cookies.redeem(cookie, handle, CookieKind::NewSession)?;
         let me = Arc::new(Participant::new(&grant, connection_id, outbox));
+        self.switchboards.enter(&me.key, self.config.max_sessions_per_user)?;
         Ok((self.switchboards.open(me.clone()), me))
     }
 
@@ -708,8 +805,14 @@ impl Backend {
         let grant = self.cookies.redeem(cookie, handle, CookieKind::Invitation { session_id })?;
         let session = self.switchboards.get(session_id).ok_or(ErrorCode::AuthenticationFailed)?;
         let me = Arc::new(Participant::new(&grant, connection_id, outbox));
-        let roster = self.switchboards.join(&session, me.clone(), self.config.max_switchboard_participants)?;
-        Ok((session, me, roster))
+        self.switchboards.enter(&me.key, self.config.max_sessions_per_user)?;
+        match self.switchboards.join(&session, me.clone(), self.config.max_switchboard_participants) {
+            Ok(roster) => Ok((session, me, roster)),
+            Err(code) => {
+                self.switchboards.release(&me);
+                Err(code)
+            }
+        }
     }
 
     /// `CAL`: invites someone. The invitee must be online and visible and
@@ -750,8 +853,10 @@ impl Backend {
         Ok(())
     }
 
-    /// Leaves a session (on `OUT` or a dropped connection).
+    /// Leaves a session (on `OUT`, idleness or a dropped connection) and
+    /// gives back the user's place in the per-user session count.
     pub fn leave_switchboard(&self, session: &SwitchboardSession, who: &Participant, idle: bool) {
         self.switchboards.leave(session, who, idle);
+        self.switchboards.release(who);
     }
 }

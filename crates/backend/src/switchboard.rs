@@ -277,14 +277,42 @@ impl SwitchboardSession {
     }
 }
 
-/// Every session on this switchboard.
+/// Every session on this switchboard, and how many each user is in.
 #[derive(Debug, Default)]
 pub struct Switchboards {
     sessions: Mutex<HashMap<u32, Arc<SwitchboardSession>>>,
+    per_user: Mutex<HashMap<String, usize>>,
 }
 
 impl Switchboards {
-    /// Opens a session with its first participant.
+    /// How many sessions a user (by handle key) is in.
+    pub fn sessions_of(&self, key: &str) -> usize {
+        self.per_user.lock().get(key).copied().unwrap_or(0)
+    }
+
+    /// Counts a user into one more session, unless they are at `max` (714).
+    pub fn enter(&self, key: &str, max: usize) -> Result<(), ErrorCode> {
+        let mut per_user = self.per_user.lock();
+        let n = per_user.entry(key.to_string()).or_insert(0);
+        if *n >= max {
+            return Err(ErrorCode::TooManySessions);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    fn exit(&self, key: &str) {
+        let mut per_user = self.per_user.lock();
+        if let Some(n) = per_user.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                per_user.remove(key);
+            }
+        }
+    }
+
+    /// Opens a session with its first participant (already counted in with
+    /// [`Switchboards::enter`]).
     pub fn open(&self, first: Arc<Participant>) -> Arc<SwitchboardSession> {
         let mut sessions = self.sessions.lock();
         let id = loop {
@@ -338,6 +366,12 @@ impl Switchboards {
         if session.remove(who, idle) {
             self.sessions.lock().remove(&session.id);
         }
+    }
+
+    /// Forgets a participant's place in the per-user count; called once per
+    /// participant when its connection ends.
+    pub fn release(&self, who: &Participant) {
+        self.exit(&who.key);
     }
 
     /// How many sessions are open.

@@ -55,6 +55,20 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Most simultaneous connections on all ports together.
     pub max_connections: usize,
+    /// Most simultaneous connections from one address.
+    pub max_connections_per_address: usize,
+    /// A signed-in notification connection silent this long is closed (its
+    /// user goes offline), for dialects whose `QNG` tells the client when to
+    /// ping (MSNP9+: every 50 s).
+    pub idle_timeout: Duration,
+    /// The same for older dialects, whose clients ping less predictably.
+    pub legacy_idle_timeout: Duration,
+    /// A switchboard participant silent this long is removed (`BYE handle 1`).
+    pub switchboard_idle_timeout: Duration,
+    /// TCP keepalive probes find half-open connections: first probe after
+    /// this much silence, then every `keepalive_interval`, three times.
+    pub keepalive_time: Duration,
+    pub keepalive_interval: Duration,
     /// The `QNG` interval advertised to dialects that carry one.
     pub ping_interval: u32,
     /// What CHL/QRY challenges are for (MSNP6+).
@@ -90,6 +104,12 @@ impl ServerConfig {
             partial_line_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             max_connections: 200_000,
+            max_connections_per_address: 256,
+            idle_timeout: Duration::from_secs(300),
+            legacy_idle_timeout: Duration::from_secs(1800),
+            switchboard_idle_timeout: Duration::from_secs(600),
+            keepalive_time: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(10),
             ping_interval: 50,
             challenges: ChallengePolicy::Lenient,
             challenge_interval: Duration::from_secs(600),

@@ -130,10 +130,15 @@ impl Connection {
         limits: Limits,
         partial_limit: Duration,
         write_timeout: Duration,
+        keepalive: (Duration, Duration),
     ) -> io::Result<Connection> {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
         let _ = stream.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(keepalive.0).with_interval(keepalive.1).with_retries(3);
+        // A peer that vanished without a FIN (cable pulled, NAT dropped the
+        // mapping) is found by the kernel's probes and its reads fail.
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let (read, write) = stream.into_split();
         Ok(Connection {
             reader: Reader {

@@ -48,6 +48,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value> {
     let backend = &state.shared.backend;
     let c = &state.shared.counters;
+    let b = backend.stats();
     axum::Json(serde_json::json!({
         "users_online": backend.registry().len(),
         "switchboard_sessions": backend.switchboards().len(),
@@ -56,6 +57,21 @@ async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value>
         "challenges_failed": c.challenges_failed.load(Ordering::Relaxed),
         "challenges_unanswered": c.challenges_unanswered.load(Ordering::Relaxed),
         "challenge_unknown_products": c.unknown_products.load(Ordering::Relaxed),
+        "refused_connections": c.refused_connections.load(Ordering::Relaxed),
+        "abuse_disconnects": c.abuse_disconnects.load(Ordering::Relaxed),
+        "rate_limited": {
+            "messages": b.rate_limited_messages.load(Ordering::Relaxed),
+            "data": b.rate_limited_data.load(Ordering::Relaxed),
+            "invitations": b.rate_limited_invitations.load(Ordering::Relaxed),
+            "list_changes": b.rate_limited_list_changes.load(Ordering::Relaxed),
+            "state_changes": b.rate_limited_state_changes.load(Ordering::Relaxed),
+        },
+        "logins": {
+            "succeeded": b.logins_succeeded.load(Ordering::Relaxed),
+            "failed": b.logins_failed.load(Ordering::Relaxed),
+            "slowed": b.logins_slowed.load(Ordering::Relaxed),
+            "refused": b.logins_refused.load(Ordering::Relaxed),
+        },
     }))
 }
 
@@ -109,8 +125,14 @@ impl Response {
 
 /// Serves one HTTP connection (plain or TLS): one request, then close.
 /// `tls` says whether the client reached us over TLS.
-pub async fn serve<S>(mut stream: S, local: SocketAddr, tls: bool, shared: Arc<Shared>, router: Router)
-where
+pub async fn serve<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+    shared: Arc<Shared>,
+    router: Router,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = match timeout(READ_TIMEOUT, read_request(&mut stream)).await {
@@ -122,8 +144,8 @@ where
     };
     let response = match request.path() {
         "/rdr/pprdr.asp" => nexus(&shared, local, tls),
-        "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request).await,
-        "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request).await,
+        "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request, peer).await,
+        "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
         _ => forward(router, request).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
@@ -209,7 +231,7 @@ fn nexus(shared: &Shared, local: SocketAddr, tls: bool) -> Response {
 }
 
 /// The login service: `Authorization: Passport1.4 ...` → a ticket, or 401.
-async fn login(shared: &Shared, request: &Request) -> Response {
+async fn login(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     let failed = || {
         Response::empty(401, "Unauthorized").with_header(
             "WWW-Authenticate",
@@ -219,7 +241,7 @@ async fn login(shared: &Shared, request: &Request) -> Response {
     let Some(credentials) = request.header("Authorization").and_then(parse_authorization) else {
         return failed();
     };
-    match shared.backend.passport_login(&credentials.sign_in, &credentials.password_candidates()).await {
+    match shared.backend.passport_login(&credentials.sign_in, &credentials.password_candidates(), peer.ip()).await {
         Ok(ticket) => Response::empty(200, "OK").with_header(
             "Authentication-Info",
             // from-PP last: some clients take everything after it.
@@ -232,7 +254,7 @@ async fn login(shared: &Shared, request: &Request) -> Response {
 /// RST SOAP (MSN 7.5): a WS-Trust request for tokens, answered with one
 /// compact ticket per service asked for (the `messenger.msn.com` one goes
 /// into `USR ... TWN S`), or a SOAP fault.
-async fn rst(shared: &Shared, request: &Request) -> Response {
+async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     use msnp::passport::{escape_xml, parse_rst_request};
     let soap = |status, reason, body: String| {
         let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
@@ -257,7 +279,7 @@ async fn rst(shared: &Shared, request: &Request) -> Response {
         rst.addresses.iter().filter(|a| !a.eq_ignore_ascii_case("http://Passport.NET/tb")).collect();
     // The password check issues the first ticket; each further service gets
     // one of its own, so that every token is single-use.
-    let Ok(first) = shared.backend.passport_login(&rst.username, &[rst.password.as_str()]).await else {
+    let Ok(first) = shared.backend.passport_login(&rst.username, &[rst.password.as_str()], peer.ip()).await else {
         return fault();
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

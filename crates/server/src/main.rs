@@ -92,6 +92,47 @@ struct ServeArgs {
     /// Seconds a client has to sign in, or to join its switchboard session.
     #[arg(long, default_value_t = 60)]
     login_timeout_secs: u64,
+    /// Seconds a signed-in MSNP9+ client may stay silent (they ping every 50 s)
+    /// before it is disconnected and shown offline.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// The same for MSNP2-8 clients, which ping less predictably.
+    #[arg(long, default_value_t = 1800)]
+    legacy_idle_timeout_secs: u64,
+    /// Seconds a switchboard participant may stay silent before it is removed.
+    #[arg(long, default_value_t = 600)]
+    switchboard_idle_timeout_secs: u64,
+    /// Most simultaneous connections from one address.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
+    /// Typed messages a user may send: BURST/PER_SECOND.
+    #[arg(long, default_value = "30/5")]
+    rate_messages: RateArg,
+    /// Typed messages through one switchboard connection: BURST/PER_SECOND.
+    #[arg(long, default_value = "20/4")]
+    rate_messages_per_connection: RateArg,
+    /// P2P data messages (file transfers, pictures) a user may send: BURST/PER_SECOND.
+    #[arg(long, default_value = "1000/500")]
+    rate_data: RateArg,
+    /// Switchboard invitations (XFR SB, CAL) a user may make: BURST/PER_SECOND.
+    #[arg(long, default_value = "10/0.5")]
+    rate_invitations: RateArg,
+    /// List and group changes a user may make: BURST/PER_SECOND.
+    #[arg(long, default_value = "100/2")]
+    rate_list_changes: RateArg,
+    /// State, name and personal-message changes a user may make: BURST/PER_SECOND.
+    #[arg(long, default_value = "10/0.5")]
+    rate_state_changes: RateArg,
+    /// Refusals in a minute after which a connection is closed.
+    #[arg(long, default_value_t = 30)]
+    abuse_strikes: u32,
+    /// Failed logins of one account (within 15 minutes) after which its
+    /// logins are refused for 15 minutes; slowing starts at half this.
+    #[arg(long, default_value_t = 10)]
+    login_failures_per_account: u32,
+    /// Failed logins from one address after which its logins are refused.
+    #[arg(long, default_value_t = 30)]
+    login_failures_per_address: u32,
     /// Seconds a started command may stay unfinished before the connection closes.
     #[arg(long, default_value_t = 60)]
     partial_line_timeout_secs: u64,
@@ -119,6 +160,24 @@ enum UserCommand {
     },
     /// List the accounts.
     List,
+}
+
+/// A rate given as `BURST/PER_SECOND`, e.g. `10/0.5`.
+#[derive(Clone, Copy)]
+struct RateArg(backend::limits::Rate);
+
+impl std::str::FromStr for RateArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (burst, rate) = s.split_once('/').ok_or("expected BURST/PER_SECOND, e.g. 10/0.5")?;
+        let burst: u32 = burst.parse().map_err(|_| format!("`{burst}` is not a whole number"))?;
+        let rate: f64 = rate.parse().map_err(|_| format!("`{rate}` is not a number"))?;
+        if burst == 0 || !(rate >= 0.0 && rate.is_finite()) {
+            return Err("the burst must be at least 1 and the rate a number of zero or more".into());
+        }
+        Ok(RateArg(backend::limits::Rate::new(burst, rate)))
+    }
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -178,6 +237,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.backend.ticket_lifetime = Duration::from_secs(args.ticket_lifetime_secs);
             config.login_timeout = Duration::from_secs(args.login_timeout_secs);
             config.partial_line_timeout = Duration::from_secs(args.partial_line_timeout_secs.max(1));
+            config.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+            config.legacy_idle_timeout = Duration::from_secs(args.legacy_idle_timeout_secs.max(1));
+            config.switchboard_idle_timeout = Duration::from_secs(args.switchboard_idle_timeout_secs.max(1));
+            config.max_connections_per_address = args.max_connections_per_address;
+            let limits = &mut config.backend.rate_limits;
+            limits.messages = args.rate_messages.0;
+            limits.messages_per_connection = args.rate_messages_per_connection.0;
+            limits.data = args.rate_data.0;
+            limits.invitations = args.rate_invitations.0;
+            limits.list_changes = args.rate_list_changes.0;
+            limits.state_changes = args.rate_state_changes.0;
+            limits.abuse_strikes = args.abuse_strikes;
+            limits.logins.refuse_after_account = args.login_failures_per_account.max(1);
+            limits.logins.slow_after_account = args.login_failures_per_account / 2;
+            limits.logins.refuse_after_address = args.login_failures_per_address.max(1);
+            limits.logins.slow_after_address = args.login_failures_per_address / 3;
             serve(config).await
         }
         Command::User(cmd) => {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use backend::Backend;
@@ -33,6 +33,10 @@ pub struct Counters {
     pub challenges_unanswered: AtomicU64,
     /// QRY answers from product ids we do not know.
     pub unknown_products: AtomicU64,
+    /// Connections refused at accept (total or per-address limit).
+    pub refused_connections: AtomicU64,
+    /// Connections closed for flooding past the rate limits.
+    pub abuse_disconnects: AtomicU64,
 }
 
 /// What every connection shares.
@@ -44,6 +48,8 @@ pub struct Shared {
     /// The bound switchboard port (referred to by `XFR SB` and `RNG`).
     pub sb_port: u16,
     pub counters: Counters,
+    /// Open MSNP connections per client address.
+    pub per_address: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// The bound plain HTTP port, if any.
     pub http_port: Option<u16>,
     /// The bound HTTPS port, if any.
@@ -134,6 +140,7 @@ impl Server {
             sb_port: dispatch_addr.port(),
             config,
             counters: Counters::default(),
+            per_address: Default::default(),
             http_port: http_addr.map(|a| a.port()),
             https_port: https_addr.map(|a| a.port()),
         });
@@ -274,7 +281,7 @@ async fn legacy_accept_loop(
             let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else { return };
             let handshake = timeout(std::time::Duration::from_secs(30), std::pin::Pin::new(&mut tls).accept()).await;
             match handshake {
-                Ok(Ok(())) => crate::http::serve(tls, local, true, shared, router).await,
+                Ok(Ok(())) => crate::http::serve(tls, peer, local, true, shared, router).await,
                 _ => tracing::debug!(%peer, "legacy TLS handshake failed"),
             }
         });
@@ -316,13 +323,43 @@ async fn http_accept_loop(
         let (shared, router, tls) = (shared.clone(), router.clone(), tls.clone());
         tracker.spawn(async move {
             match tls {
-                None => crate::http::serve(stream, local, false, shared, router).await,
+                None => crate::http::serve(stream, peer, local, false, shared, router).await,
                 Some(acceptor) => match timeout(std::time::Duration::from_secs(30), acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, local, true, shared, router).await,
+                    Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, peer, local, true, shared, router).await,
                     _ => tracing::debug!(%peer, "TLS handshake failed"),
                 },
             }
         });
+    }
+}
+
+/// One connection's place in the per-address count; given back on drop.
+struct AddressSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut counts = shared.per_address.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= shared.config.max_connections_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { shared: shared.clone(), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.shared.per_address.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -356,13 +393,20 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        };
+        let Some(slot) = AddressSlot::take(&shared, peer.ip()) else {
+            shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, "too many connections from this address; refusing");
             continue;
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             serve_socket(stream, port, shared, shutdown).await;
+            drop(slot);
             drop(permit);
         });
     }
@@ -378,7 +422,9 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
         Port::Main => first_limits,
         Port::Notification => ns_limits,
     };
-    let Ok(mut conn) = Connection::new(stream, limits, config.partial_line_timeout, config.write_timeout) else {
+    let keepalive = (config.keepalive_time, config.keepalive_interval);
+    let Ok(mut conn) = Connection::new(stream, limits, config.partial_line_timeout, config.write_timeout, keepalive)
+    else {
         return;
     };
     match port {

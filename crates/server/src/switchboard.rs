@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use backend::limits::{Action, Strikes, TokenBucket};
 use backend::switchboard::{Participant, SbEvent, SwitchboardSession};
 use msnp::request::SbRequest;
 use msnp::{AckMode, ErrorCode, Frame, Reply};
@@ -26,6 +27,9 @@ struct SbConnection {
     id: u64,
     events: mpsc::Sender<SbEvent>,
     joined: Option<(Arc<SwitchboardSession>, Arc<Participant>)>,
+    /// Messages through this connection (on top of the user's own limit).
+    messages: TokenBucket,
+    strikes: Strikes,
 }
 
 /// Serves one switchboard connection, whose first frame (`USR` or `ANS`) has
@@ -33,9 +37,18 @@ struct SbConnection {
 pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
     let deadline = tokio::time::Instant::now() + shared.config.login_timeout;
-    let mut sb =
-        SbConnection { shared, id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), events: events_tx, joined: None };
+    let messages = TokenBucket::new(shared.backend.config().rate_limits.messages_per_connection);
+    let mut sb = SbConnection {
+        shared,
+        id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+        events: events_tx,
+        joined: None,
+        messages,
+        strikes: Strikes::default(),
+    };
     let mut flow = sb.handle(first, &mut conn.writer);
+    let idle_limit = sb.shared.config.switchboard_idle_timeout;
+    let mut last_heard = tokio::time::Instant::now();
     while flow == Flow::Continue {
         if conn.writer.flush().await.is_err() {
             break;
@@ -47,8 +60,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                 None => std::future::pending().await,
             }
         };
-        let not_joined_in_time =
-            async { if me.is_none() { sleep_until(deadline).await } else { std::future::pending().await } };
+        let deadline = if me.is_none() { deadline } else { last_heard + idle_limit };
         flow = tokio::select! {
             // Events queued before a request are answered first, so a
             // client sees the world in the order the server saw it.
@@ -62,9 +74,18 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                 Flow::Close
             }
             _ = overflowed => break,
-            _ = not_joined_in_time => break,
+            _ = sleep_until(deadline) => {
+                // An idle participant leaves with `BYE handle 1` to the others.
+                if let Some((session, me)) = sb.joined.take() {
+                    sb.shared.backend.leave_switchboard(&session, &me, true);
+                }
+                break;
+            }
             frame = conn.reader.next() => match frame {
-                Ok(Some(frame)) => sb.handle(frame, &mut conn.writer),
+                Ok(Some(frame)) => {
+                    last_heard = tokio::time::Instant::now();
+                    sb.handle(frame, &mut conn.writer)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
@@ -141,6 +162,10 @@ impl SbConnection {
                 Flow::Continue
             }
             (SbRequest::Cal { trid, handle }, Some((session, me))) => {
+                if !backend.allow(&me.key, Action::Invitation) {
+                    w.push(&Reply::error(ErrorCode::UserTooActive, trid));
+                    return self.strike();
+                }
                 match backend.invite(session, me, &handle) {
                     Ok(()) => w.push(&Reply::CalRinging { trid, session_id: session.id }),
                     Err(code) => w.push(&Reply::error(code, trid)),
@@ -148,6 +173,23 @@ impl SbConnection {
                 Flow::Continue
             }
             (SbRequest::Msg { trid, ack, payload }, Some((session, me))) => {
+                let limits = &backend.config().rate_limits;
+                let allowed = if ack == AckMode::Data {
+                    backend.allow(&me.key, Action::Data)
+                } else {
+                    self.messages.take(limits.messages_per_connection, std::time::Instant::now())
+                        && backend.allow(&me.key, Action::Message)
+                };
+                if !allowed {
+                    // Refused like an undeliverable message: the sender's
+                    // client shows it as not sent.
+                    match ack {
+                        AckMode::Unacknowledged => {}
+                        AckMode::NegativeOnly | AckMode::Always => w.push(&Reply::Nak { trid }),
+                        AckMode::Data => w.push(&Reply::error(ErrorCode::P2pNotDelivered, trid)),
+                    }
+                    return self.strike();
+                }
                 let delivered = session.relay(me, payload);
                 match (ack, delivered) {
                     (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}
@@ -157,6 +199,16 @@ impl SbConnection {
                 }
                 Flow::Continue
             }
+        }
+    }
+
+    /// Counts a refusal; too many in a minute and the connection is closed.
+    fn strike(&mut self) -> Flow {
+        if self.strikes.strike(self.shared.backend.config().rate_limits.abuse_strikes) {
+            self.shared.counters.abuse_disconnects.fetch_add(1, Ordering::Relaxed);
+            Flow::Close
+        } else {
+            Flow::Continue
         }
     }
 

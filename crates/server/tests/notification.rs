@@ -265,7 +265,8 @@ async fn first_chg_sends_iln_for_each_visible_online_contact() {
 
 #[tokio::test]
 async fn state_changes_reach_watchers_as_nln_and_fln() {
-    let server = TestServer::start();
+    // Faster than a person changes state: lift the flood limit.
+    let server = TestServer::start_with(&["--rate-state-changes", "100/10"]);
     users(&server, &["alice", "bob"]);
     let (mut a, _) = online_as(&server, "alice").await;
     a.send("ADD 1 FL bob@example.com Bob").await;

@@ -82,7 +82,7 @@ async fn garbage_gets_errors_not_crashes() {
 
 #[tokio::test]
 async fn pipelined_requests_are_all_answered_in_order() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&["--rate-list-changes", "1000/100", "--abuse-strikes", "1000"]);
     users(&server, &["alice"]);
     let mut a = login(&server, "alice@example.com", "pw-alice").await;
     let mut burst = String::new();
@@ -98,7 +98,14 @@ async fn pipelined_requests_are_all_answered_in_order() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_without_hurting_the_sender() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&[
+        "--rate-messages",
+        "100000/100000",
+        "--rate-messages-per-connection",
+        "100000/100000",
+        "--abuse-strikes",
+        "100000",
+    ]);
     users(&server, &["alice", "bob"]);
     let (mut a_ns, _) = online_as(&server, "alice").await;
     let (mut b_ns, _) = online_as(&server, "bob").await;

@@ -36,7 +36,7 @@ impl NsSession {
                     w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
                     return Flow::Continue;
                 };
-                let result = self.backend().authenticate_md5(&handle, &challenge, &response).await;
+                let result = self.backend().authenticate_md5(&handle, &challenge, &response, self.peer.ip()).await;
                 self.finish_login(trid, result, sent_handle, None, w).await
             }
             UsrStep::TwnResponse { ticket } if scheme == AuthScheme::Twn => {

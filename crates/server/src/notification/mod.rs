@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use backend::Backend;
+use backend::limits::{Action, Strikes};
 use backend::presence::{NsEvent, OnlineUser};
 use backend::service::ContactPresence;
 use bytes::Bytes;
@@ -73,6 +74,8 @@ struct NsSession {
     pending_challenge: Option<PendingChallenge>,
     /// When the next CHL is due, once challenges have started.
     next_challenge: Option<Instant>,
+    /// Rate-limit refusals on this connection.
+    strikes: Strikes,
 }
 
 /// Serves one dispatch or notification connection until it ends.
@@ -97,12 +100,14 @@ pub async fn serve(
         local: conn.local,
         pending_challenge: None,
         next_challenge: None,
+        strikes: Strikes::default(),
     };
 
     let mut flow = match first {
         Some(frame) => session.handle(frame, &mut conn.writer).await,
         None => Flow::Continue,
     };
+    let mut last_heard = tokio::time::Instant::now();
     while flow == Flow::Continue {
         if conn.writer.flush().await.is_err() {
             break;
@@ -114,8 +119,12 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
-        let login_expired =
-            async { if user.is_none() { sleep_until(login_deadline).await } else { std::future::pending().await } };
+        // Before sign-in the login deadline applies; after it, silence past
+        // the idle limit means the client is gone.
+        let config = &session.shared.config;
+        let idle_limit =
+            if conn.writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
+        let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
         let timer = session.next_timer();
         let timer_fired = async {
             match timer {
@@ -136,10 +145,16 @@ pub async fn serve(
                 tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
                 break;
             }
-            _ = login_expired => break,
+            _ = sleep_until(deadline) => {
+                tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
+                break;
+            }
             _ = timer_fired => session.on_timer(&mut conn.writer),
             frame = conn.reader.next() => match frame {
-                Ok(Some(frame)) => session.handle(frame, &mut conn.writer).await,
+                Ok(Some(frame)) => {
+                    last_heard = tokio::time::Instant::now();
+                    session.handle(frame, &mut conn.writer).await
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(peer = %session.peer, "closing: {e}");
@@ -263,6 +278,12 @@ impl NsSession {
 
     async fn signed_in(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
         let backend = self.shared.backend.clone();
+        if let Some((action, code)) = rate_limited_action(&request) {
+            if !backend.allow(&user.key, action) {
+                w.push(&Reply::Error { code, trid: request.trid() });
+                return self.strike();
+            }
+        }
         match request {
             NsRequest::Chg { trid, state, client_id, msn_object } => {
                 let first = !user.presence().started;
@@ -357,6 +378,17 @@ impl NsSession {
         Flow::Continue
     }
 
+    /// Counts a refusal; too many in a minute and the connection is closed.
+    fn strike(&mut self) -> Flow {
+        if self.strikes.strike(self.shared.backend.config().rate_limits.abuse_strikes) {
+            self.shared.counters.abuse_disconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(peer = %self.peer, "closing a connection that keeps flooding");
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+
     // ----- challenges -----------------------------------------------------
 
     /// Sends the first CHL after the first CHG, for dialects that have it.
@@ -429,6 +461,29 @@ impl NsSession {
         }
         w.push(&Reply::QryOk { trid });
         Flow::Continue
+    }
+}
+
+/// The rate-limited kind of a request, and the error a dialect's clients
+/// expect when it is refused: 800 "changing too rapidly" for names and
+/// states, 713 "user too active" for invitations and list changes.
+fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
+    use NsRequest::*;
+    match request {
+        Chg { .. } | Rea { .. } | Uux { .. } => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
+        Prp { kind, .. } if kind == "MFN" => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
+        XfrSb { .. } => Some((Action::Invitation, ErrorCode::UserTooActive)),
+        Add { .. }
+        | Adc { .. }
+        | Rem { .. }
+        | Adg { .. }
+        | Rmg { .. }
+        | Reg { .. }
+        | Prp { .. }
+        | Sbp { .. }
+        | Gtc { .. }
+        | Blp { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
+        _ => None,
     }
 }
 
