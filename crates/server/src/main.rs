@@ -105,6 +105,12 @@ struct ServeArgs {
     /// Most simultaneous connections from one address.
     #[arg(long, default_value_t = 256)]
     max_connections_per_address: usize,
+    /// Most switchboard sessions one user may be in at once (714 beyond).
+    #[arg(long, default_value_t = 32)]
+    max_sessions_per_user: usize,
+    /// Most people in one switchboard session (712 beyond).
+    #[arg(long, default_value_t = 20)]
+    max_switchboard_participants: usize,
     /// Typed messages a user may send: BURST/PER_SECOND.
     #[arg(long, default_value = "30/5")]
     rate_messages: RateArg,
@@ -241,6 +247,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.legacy_idle_timeout = Duration::from_secs(args.legacy_idle_timeout_secs.max(1));
             config.switchboard_idle_timeout = Duration::from_secs(args.switchboard_idle_timeout_secs.max(1));
             config.max_connections_per_address = args.max_connections_per_address;
+            config.backend.max_sessions_per_user = args.max_sessions_per_user.max(1);
+            config.backend.max_switchboard_participants = args.max_switchboard_participants.max(2);
             let limits = &mut config.backend.rate_limits;
             limits.messages = args.rate_messages.0;
             limits.messages_per_connection = args.rate_messages_per_connection.0;

@@ -233,6 +233,15 @@ impl Client {
         Line { text: f.line, payload: f.payload.map(|p| p.to_vec()) }
     }
 
+    /// The next command if one arrives within `wait`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Line> {
+        match timeout(wait, self.next_frame()).await {
+            Ok(Some(f)) => Some(Line { text: f.line, payload: f.payload.map(|p| p.to_vec()) }),
+            Ok(None) => panic!("connection closed"),
+            Err(_) => None,
+        }
+    }
+
     /// Receives and checks one line.
     pub async fn expect(&mut self, expected: &str) -> Line {
         let l = self.recv().await;
