@@ -141,11 +141,14 @@ impl RateLimits {
 
 const SHARDS: usize = 16;
 
+/// A shard: each (user, action) bucket with the rate it was made for.
+type BucketMap = HashMap<(String, Action), (TokenBucket, Rate)>;
+
 /// Token buckets by key (account, action), sharded; full buckets are dropped
 /// as keys are added, so memory follows the number of recently active users.
 #[derive(Debug)]
 pub struct KeyedBuckets {
-    shards: Vec<Mutex<HashMap<(String, Action), (TokenBucket, Rate)>>>,
+    shards: Vec<Mutex<BucketMap>>,
 }
 
 impl Default for KeyedBuckets {

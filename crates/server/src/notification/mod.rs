@@ -278,11 +278,11 @@ impl NsSession {
 
     async fn signed_in(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
         let backend = self.shared.backend.clone();
-        if let Some((action, code)) = rate_limited_action(&request) {
-            if !backend.allow(&user.key, action) {
-                w.push(&Reply::Error { code, trid: request.trid() });
-                return self.strike();
-            }
+        if let Some((action, code)) = rate_limited_action(&request)
+            && !backend.allow(&user.key, action)
+        {
+            w.push(&Reply::Error { code, trid: request.trid() });
+            return self.strike();
         }
         match request {
             NsRequest::Chg { trid, state, client_id, msn_object } => {
