@@ -24,6 +24,11 @@ pub struct BackendConfig {
     pub max_switchboard_participants: usize,
     /// Most switchboard sessions one user may be in at once (error 714).
     pub max_sessions_per_user: usize,
+    /// Most offline messages waiting for one user; beyond, senders are refused.
+    pub offline_quota: usize,
+    /// Largest offline message (MIME) in bytes; it must fit a switchboard
+    /// message with the delivery note added.
+    pub max_offline_message: usize,
     /// Flood control.
     pub rate_limits: RateLimits,
     /// Queue length of events waiting for one connection; a connection that
@@ -44,6 +49,8 @@ impl Default for BackendConfig {
             max_sessions_per_user: 32,
             outbox_capacity: 512,
             rate_limits: RateLimits::default(),
+            offline_quota: 100,
+            max_offline_message: 1400,
         }
     }
 }

@@ -79,6 +79,12 @@ pub struct OnlineUser {
     pub session_id: u64,
     /// The dialect the user's connection speaks (switchboards inherit it).
     pub dialect: Dialect,
+    /// The `MSPAuth` token of this sign-in: the credential the web services
+    /// (offline messages) accept while the user is signed in.
+    pub web_token: String,
+    /// Offline messages being delivered in this sign-in, so that they are
+    /// not offered twice.
+    pub offline_in_flight: Mutex<std::collections::HashSet<i64>>,
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
     outbox: mpsc::Sender<NsEvent>,
@@ -93,11 +99,14 @@ impl OnlineUser {
         handle: &str,
         friendly: &str,
         dialect: Dialect,
+        web_token: String,
         outbox: mpsc::Sender<NsEvent>,
     ) -> OnlineUser {
         OnlineUser {
             account_id,
             dialect,
+            web_token,
+            offline_in_flight: Mutex::new(Default::default()),
             handle: handle.to_string(),
             key: handle.to_ascii_lowercase(),
             session_id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),

@@ -23,7 +23,7 @@ use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::passport::TicketJar;
 use crate::presence::{NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
-use crate::store::{Account, AccountSummary, Credentials, NewAccount, Store, StoreError};
+use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
 use crate::switchboard::{CookieJar, CookieKind, GrantFor, Participant, SbEvent, SwitchboardSession, Switchboards};
 
 /// Errors of account administration (the CLI and, later, the web pages).
@@ -44,6 +44,19 @@ pub enum AccountError {
 /// A session joined with `ANS`: the session, the new participant, and the
 /// roster before the join (for `IRO`).
 pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
+
+/// Why an offline message was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OfflineError {
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("the recipient has too many offline messages waiting")]
+    QuotaFull,
+    #[error("the message is too long")]
+    TooLong,
+    #[error("internal error")]
+    Internal,
+}
 
 /// What a successful `ADD` produced.
 #[derive(Debug, Clone)]
@@ -94,6 +107,8 @@ pub struct Backend {
     buckets: KeyedBuckets,
     logins: LoginThrottle,
     stats: BackendStats,
+    /// Web-service tokens of current sign-ins, to their handle keys.
+    web_tokens: parking_lot::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Counts of refusals, for the metrics.
@@ -130,6 +145,7 @@ impl Backend {
             buckets: KeyedBuckets::default(),
             logins: LoginThrottle::default(),
             stats: BackendStats::default(),
+            web_tokens: Default::default(),
             config,
         }
     }
@@ -349,14 +365,18 @@ impl Backend {
         &self,
         account: &Account,
         dialect: Dialect,
+        web_token: String,
         outbox: mpsc::Sender<NsEvent>,
     ) -> Result<Arc<OnlineUser>, ErrorCode> {
-        let user = Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, outbox));
+        let user =
+            Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox));
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
         if let Some(previous) = self.registry.insert(user.clone()) {
             previous.deliver(NsEvent::Kick(OutReason::OtherLogin));
+            self.web_tokens.lock().remove(&previous.web_token);
         }
+        self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
         match self.store.list_snapshot(account.id).await {
             Ok(snapshot) => {
                 user.install_lists(&snapshot);
@@ -374,6 +394,9 @@ impl Backend {
     pub fn sign_out(&self, user: &Arc<OnlineUser>) {
         let was_visible = user.presence_line().is_some();
         let removed = self.registry.remove(user);
+        if removed {
+            self.web_tokens.lock().remove(&user.web_token);
+        }
         if !was_visible {
             return;
         }
@@ -759,6 +782,156 @@ impl Backend {
             .collect();
         initial.sort_by(|a, b| a.line.handle.cmp(&b.line.handle));
         Ok(initial)
+    }
+
+    // ----- offline messages -----------------------------------------------
+
+    /// The signed-in user a web-service token belongs to: the token (bare or
+    /// as `t=...&p=...`) must be the `MSPAuth` of a current sign-in.
+    pub fn web_user(&self, token: &str) -> Option<Arc<OnlineUser>> {
+        let token = token.strip_prefix("t=").unwrap_or(token);
+        let token = token.split('&').next().unwrap_or("");
+        let key = self.web_tokens.lock().get(token).cloned()?;
+        self.registry
+            .get(&key)
+            .filter(|u| !token.is_empty() && constant_time_eq(u.web_token.as_bytes(), token.as_bytes()))
+    }
+
+    /// Keeps a message for a user who is offline (or hidden), to be delivered
+    /// at their next sign-in. A recipient whose privacy does not allow the
+    /// sender gets nothing, and the sender is not told: a block looks like
+    /// any other accepted message.
+    pub async fn send_offline_message(
+        self: &Arc<Self>,
+        sender: &OnlineUser,
+        recipient: &str,
+        payload: &[u8],
+    ) -> Result<(), OfflineError> {
+        if payload.len() > self.config.max_offline_message {
+            return Err(OfflineError::TooLong);
+        }
+        let handle = Handle::parse(recipient).map_err(|_| OfflineError::NoSuchUser)?;
+        let account = self
+            .store
+            .account(handle.key())
+            .await
+            .map_err(|_| OfflineError::Internal)?
+            .filter(|a| !a.disabled)
+            .ok_or(OfflineError::NoSuchUser)?;
+        let online = self.registry.get(handle.key());
+        let allowed = match &online {
+            Some(u) => u.with_lists(|l| l.allows(&sender.key)),
+            None => {
+                let snapshot = self.store.list_snapshot(account.id).await.map_err(|_| OfflineError::Internal)?;
+                crate::lists::ContactLists::from_snapshot(&snapshot).allows(&sender.key)
+            }
+        };
+        if !allowed {
+            return Ok(());
+        }
+        let message = OfflineMessage {
+            id: 0,
+            guid: secrets::new_guid().to_uppercase(),
+            sender: sender.handle.clone(),
+            sender_friendly: sender.presence().friendly,
+            sent_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            payload: payload.to_vec(),
+        };
+        match self.store.store_offline_message(account.id, message, self.config.offline_quota).await {
+            Ok(_) => {}
+            Err(StoreError::QuotaExceeded) => return Err(OfflineError::QuotaFull),
+            Err(e) => {
+                tracing::error!("cannot store an offline message: {e}");
+                return Err(OfflineError::Internal);
+            }
+        }
+        // Someone who is online and visible gets it now.
+        if let Some(user) = online.filter(|u| u.presence_line().is_some()) {
+            self.deliver_offline(&user).await;
+        }
+        Ok(())
+    }
+
+    /// The offline messages waiting for a user.
+    pub async fn pending_offline(&self, user: &OnlineUser) -> Vec<OfflineMessage> {
+        self.store.offline_messages(user.account_id).await.unwrap_or_default()
+    }
+
+    /// Offers a visible user their waiting offline messages: one switchboard
+    /// invitation per sender, from a stand-in for that sender, so that every
+    /// dialect's client shows them as a conversation. The messages stay
+    /// stored until the client confirms them ([`Backend::confirm_offline`]);
+    /// an invitation nobody answers leaves them for the next sign-in.
+    pub async fn deliver_offline(self: &Arc<Self>, user: &Arc<OnlineUser>) {
+        let waiting = self.pending_offline(user).await;
+        let fresh: Vec<OfflineMessage> = {
+            let mut in_flight = user.offline_in_flight.lock();
+            waiting.into_iter().filter(|m| in_flight.insert(m.id)).collect()
+        };
+        let mut by_sender: Vec<(String, Vec<OfflineMessage>)> = Vec::new();
+        for m in fresh {
+            match by_sender.iter_mut().find(|(s, _)| s.eq_ignore_ascii_case(&m.sender)) {
+                Some((_, list)) => list.push(m),
+                None => by_sender.push((m.sender.clone(), vec![m])),
+            }
+        }
+        for (sender, messages) in by_sender {
+            let friendly = messages.last().map(|m| m.sender_friendly.clone()).unwrap_or_default();
+            let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+            let stand_in = Arc::new(Participant::stand_in(&sender, &friendly, user.dialect));
+            let session = self.switchboards.open_offline(stand_in, messages);
+            let p = user.presence();
+            let grant =
+                GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
+            let kind = CookieKind::Invitation { session_id: session.id };
+            let cookie = match self.cookies.issue(grant, &user.key, kind, self.config.cookie_lifetime) {
+                Ok(c) => c,
+                Err(_) => {
+                    self.switchboards.end_if_unjoined(&session);
+                    user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+                    continue;
+                }
+            };
+            user.deliver(NsEvent::Ring { session_id: session.id, cookie, caller: sender, caller_friendly: friendly });
+            // An invitation nobody answers lapses with its cookie; the
+            // messages are offered again at the next sign-in.
+            let (backend, user, lifetime) = (self.clone(), user.clone(), self.config.cookie_lifetime);
+            tokio::spawn(async move {
+                tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
+                if backend.switchboards.end_if_unjoined(&session) {
+                    user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+                }
+            });
+        }
+    }
+
+    /// The client has shown these offline messages: delete them.
+    pub async fn confirm_offline(&self, recipient: &str, ids: &[i64]) {
+        let Some(user) = self.registry.get(&recipient.to_ascii_lowercase()) else {
+            // Signed out in between: the account id is needed to delete.
+            if let Ok(Some(account)) = self.store.account(&recipient.to_ascii_lowercase()).await {
+                let _ = self.store.delete_offline_messages(account.id, ids).await;
+            }
+            return;
+        };
+        if let Err(e) = self.store.delete_offline_messages(user.account_id, ids).await {
+            tracing::error!("cannot delete delivered offline messages: {e}");
+            return;
+        }
+        user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+    }
+
+    /// Deletes messages by their web-service GUIDs (`DeleteMessages`).
+    pub async fn delete_offline_by_guid(&self, user: &OnlineUser, guids: &[String]) -> usize {
+        let waiting = self.pending_offline(user).await;
+        let ids: Vec<i64> =
+            waiting.iter().filter(|m| guids.iter().any(|g| g.eq_ignore_ascii_case(&m.guid))).map(|m| m.id).collect();
+        let n = self.store.delete_offline_messages(user.account_id, &ids).await.unwrap_or(0);
+        user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+        n
     }
 
     // ----- switchboard ----------------------------------------------------

@@ -168,6 +168,9 @@ pub struct Participant {
     pub dialect: Dialect,
     /// Distinguishes two connections of the same user.
     pub connection_id: u64,
+    /// A stand-in for the sender of offline messages: present in the roster,
+    /// with no connection behind it.
+    pub stand_in: bool,
     outbox: mpsc::Sender<SbEvent>,
     overflowed: AtomicBool,
     wake: Notify,
@@ -182,6 +185,25 @@ impl Participant {
             client_id: grant.client_id,
             dialect: grant.dialect,
             connection_id,
+            stand_in: false,
+            outbox,
+            overflowed: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A roster entry for someone who is not connected (the sender of
+    /// offline messages). Messages to it are not delivered.
+    pub fn stand_in(handle: &str, friendly: &str, dialect: Dialect) -> Participant {
+        let (outbox, _) = mpsc::channel(1);
+        Participant {
+            handle: handle.to_string(),
+            key: handle.to_ascii_lowercase(),
+            friendly: friendly.to_string(),
+            client_id: 0,
+            dialect,
+            connection_id: 0,
+            stand_in: true,
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -219,12 +241,24 @@ pub struct SwitchboardSession {
     pub id: u32,
     participants: Mutex<Vec<Arc<Participant>>>,
     ended: AtomicBool,
+    /// Offline messages this session was opened to deliver.
+    offline: Mutex<Vec<crate::store::OfflineMessage>>,
 }
 
 impl SwitchboardSession {
     /// The participants now in the session.
     pub fn participants(&self) -> Vec<Arc<Participant>> {
         self.participants.lock().clone()
+    }
+
+    /// Takes the offline messages this session carries (once).
+    pub fn take_offline(&self) -> Vec<crate::store::OfflineMessage> {
+        std::mem::take(&mut self.offline.lock())
+    }
+
+    /// Whether anyone with a connection is in the session.
+    pub fn has_real_participants(&self) -> bool {
+        self.participants.lock().iter().any(|p| !p.stand_in)
     }
 
     /// Whether a user (by handle key) is in the session.
@@ -269,7 +303,8 @@ impl SwitchboardSession {
         for p in participants.iter() {
             p.deliver(SbEvent::Left { handle: who.handle.clone(), idle });
         }
-        if participants.is_empty() {
+        // Stand-ins do not keep a session alive.
+        if participants.iter().all(|p| p.stand_in) {
             self.ended.store(true, Ordering::Release);
             return true;
         }
@@ -322,10 +357,38 @@ impl Switchboards {
                 break id;
             }
         };
-        let session =
-            Arc::new(SwitchboardSession { id, participants: Mutex::new(vec![first]), ended: AtomicBool::new(false) });
+        let session = Arc::new(SwitchboardSession {
+            id,
+            participants: Mutex::new(vec![first]),
+            ended: AtomicBool::new(false),
+            offline: Mutex::new(Vec::new()),
+        });
         sessions.insert(id, session.clone());
         session
+    }
+
+    /// Opens a session whose only participant is the stand-in for the sender
+    /// of `messages`; the recipient is invited to it.
+    pub fn open_offline(
+        &self,
+        stand_in: Arc<Participant>,
+        messages: Vec<crate::store::OfflineMessage>,
+    ) -> Arc<SwitchboardSession> {
+        let session = self.open(stand_in);
+        *session.offline.lock() = messages;
+        session
+    }
+
+    /// Ends a session nobody joined.
+    pub fn end_if_unjoined(&self, session: &SwitchboardSession) -> bool {
+        let participants = session.participants.lock();
+        if participants.iter().any(|p| !p.stand_in) {
+            return false;
+        }
+        session.ended.store(true, Ordering::Release);
+        drop(participants);
+        self.sessions.lock().remove(&session.id);
+        true
     }
 
     pub fn get(&self, id: u32) -> Option<Arc<SwitchboardSession>> {

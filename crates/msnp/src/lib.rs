@@ -21,10 +21,13 @@ pub mod dialect;
 pub mod error;
 pub mod frame;
 pub mod mime;
+pub mod oim;
 pub mod passport;
 pub mod reply;
 pub mod request;
+pub mod soap;
 pub mod sync;
+pub mod time;
 pub mod types;
 pub mod urlencode;
 

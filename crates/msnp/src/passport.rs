@@ -6,6 +6,7 @@
 //! the next `,` that starts a known key, and callers get both the raw and the
 //! decoded form to try.
 
+use crate::soap::element_texts;
 use crate::urlencode;
 
 /// Keys that may follow `pwd=` in the header.
@@ -123,60 +124,11 @@ pub fn parse_rst_request(xml: &str) -> Option<RstRequest> {
     Some(RstRequest { username, password, addresses })
 }
 
-/// The unescaped text of every element with this local name.
-fn element_texts(xml: &str, local: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(lt) = rest.find('<') {
-        rest = &rest[lt + 1..];
-        let Some(gt) = rest.find('>') else { break };
-        let tag = &rest[..gt];
-        let name = tag.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
-        let name = name.rsplit(':').next().unwrap_or(name);
-        let self_closing = tag.ends_with('/');
-        rest = &rest[gt + 1..];
-        let text = (name == local && !tag.starts_with('/') && !self_closing)
-            .then(|| rest.find("</"))
-            .flatten()
-            .and_then(|end| unescape_xml(&rest[..end]));
-        out.extend(text);
-    }
-    out
-}
-
-/// Replaces the five XML entities and numeric character references.
-pub fn unescape_xml(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let semi = rest[amp..].find(';')? + amp;
-        let entity = &rest[amp + 1..semi];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            e if e.starts_with("#x") => char::from_u32(u32::from_str_radix(&e[2..], 16).ok()?)?,
-            e if e.starts_with('#') => char::from_u32(e[1..].parse().ok()?)?,
-            _ => return None,
-        };
-        out.push(c);
-        rest = &rest[semi + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-/// Escapes text for XML content.
-pub fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
-}
-
 #[cfg(test)]
 mod rst_tests {
     use super::*;
+
+    use crate::soap::{escape_xml, unescape_xml};
 
     #[test]
     fn parses_an_rst_envelope() {

@@ -146,6 +146,8 @@ pub async fn serve<S>(
         "/rdr/pprdr.asp" => nexus(&shared, local, tls),
         "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request, peer).await,
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
+        "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
+        "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
         _ => forward(router, request).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
@@ -255,7 +257,8 @@ async fn login(shared: &Shared, request: &Request, peer: SocketAddr) -> Response
 /// compact ticket per service asked for (the `messenger.msn.com` one goes
 /// into `USR ... TWN S`), or a SOAP fault.
 async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
-    use msnp::passport::{escape_xml, parse_rst_request};
+    use msnp::passport::parse_rst_request;
+    use msnp::soap::escape_xml;
     let soap = |status, reason, body: String| {
         let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
         r.body = body.into_bytes();
@@ -284,7 +287,7 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let lifetime = shared.backend.config().ticket_lifetime.as_secs();
-    let (created, expires) = (crate::time::iso8601(now as i64), crate::time::iso8601((now + lifetime) as i64));
+    let (created, expires) = (msnp::time::iso8601(now as i64), msnp::time::iso8601((now + lifetime) as i64));
     let mut responses = String::new();
     for (i, address) in addresses.iter().enumerate() {
         let ticket = if i == 0 { first.clone() } else { shared.backend.issue_ticket(&rst.username) };
@@ -318,6 +321,100 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
             responses
         ),
     )
+}
+
+/// A SOAP answer: `body` goes inside `<soap:Body>`.
+fn soap_answer(status: u16, reason: &'static str, body: &str) -> Response {
+    let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
+    r.body = format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
+            r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>{}</soap:Body></soap:Envelope>"#
+        ),
+        body
+    )
+    .into_bytes();
+    r
+}
+
+fn soap_fault(code: &str, text: &str) -> Response {
+    soap_answer(
+        500,
+        "Internal Server Error",
+        &format!("<soap:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring></soap:Fault>"),
+    )
+}
+
+/// `StoreMessage` (OIM): a signed-in user leaves a message for someone
+/// offline. Authenticated by the sender's web ticket (the profile's MSPAuth).
+async fn store_offline_message(shared: &Arc<Shared>, request: &Request) -> Response {
+    use backend::service::OfflineError;
+    let Some(m) = std::str::from_utf8(&request.body).ok().and_then(msnp::soap::parse_store_message) else {
+        return soap_fault("soap:Client", "Malformed request");
+    };
+    let Some(sender) = shared.backend.web_user(&m.ticket).filter(|u| u.key.eq_ignore_ascii_case(&m.from)) else {
+        return soap_fault("AuthenticationFailed", "Authentication Failed");
+    };
+    match shared.backend.send_offline_message(&sender, &m.to, m.content.as_bytes()).await {
+        Ok(()) => soap_answer(200, "OK", r#"<StoreMessageResponse xmlns="http://messenger.msn.com/ws/2004/09/oim/"/>"#),
+        Err(OfflineError::QuotaFull) => soap_fault("QuotaExceeded", "The recipient's mailbox is full"),
+        Err(OfflineError::NoSuchUser) => soap_fault("InvalidRecipient", "No such user"),
+        Err(OfflineError::TooLong) => soap_fault("MessageTooLong", "The message is too long"),
+        Err(OfflineError::Internal) => soap_fault("soap:Server", "Try again later"),
+    }
+}
+
+/// `rsi.asmx`: a signed-in user reads (`GetMetadata`, `GetMessage`) and
+/// confirms (`DeleteMessages`) their offline messages.
+async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
+    use msnp::oim::{OimEntry, message_text, metadata};
+    use msnp::soap::{element_text, element_texts, escape_xml, passport_cookie};
+    let Ok(xml) = std::str::from_utf8(&request.body) else {
+        return soap_fault("soap:Client", "Malformed request");
+    };
+    let Some(user) = passport_cookie(xml).and_then(|t| shared.backend.web_user(&t)) else {
+        return soap_fault("AuthenticationFailed", "Authentication Failed");
+    };
+    let waiting = shared.backend.pending_offline(&user).await;
+    let entry = |m: &backend::store::OfflineMessage| OimEntry {
+        guid: m.guid.clone(),
+        sender: m.sender.clone(),
+        sender_friendly: m.sender_friendly.clone(),
+        sent_at_ms: m.sent_at_ms,
+        size: m.payload.len(),
+    };
+    const NS: &str = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi";
+    let action = request.header("SOAPAction").unwrap_or("");
+    if action.contains("DeleteMessages") || xml.contains("DeleteMessages") {
+        let guids = element_texts(xml, "messageId");
+        shared.backend.delete_offline_by_guid(&user, &guids).await;
+        soap_answer(200, "OK", &format!(r#"<DeleteMessagesResponse xmlns="{NS}"/>"#))
+    } else if action.contains("GetMessage") || xml.contains("GetMessage") {
+        let id = element_text(xml, "messageId").unwrap_or_default();
+        match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&id)) {
+            Some(m) => {
+                let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload));
+                soap_answer(
+                    200,
+                    "OK",
+                    &format!(
+                        r#"<GetMessageResponse xmlns="{NS}"><GetMessageResult>{}</GetMessageResult></GetMessageResponse>"#,
+                        escape_xml(&text)
+                    ),
+                )
+            }
+            None => soap_fault("q0:AuthenticationFailed", "No such message"),
+        }
+    } else if action.contains("GetMetadata") || xml.contains("GetMetadata") {
+        let entries: Vec<OimEntry> = waiting.iter().map(entry).collect();
+        soap_answer(
+            200,
+            "OK",
+            &format!(r#"<GetMetadataResponse xmlns="{NS}">{}</GetMetadataResponse>"#, metadata(&entries)),
+        )
+    } else {
+        soap_fault("soap:Client", "Unknown method")
+    }
 }
 
 /// Hands a request to the axum router and turns its answer into ours.

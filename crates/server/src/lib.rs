@@ -17,7 +17,7 @@ pub mod legacy_tls;
 pub mod notification;
 pub mod server;
 pub mod switchboard;
-pub mod time;
+
 pub mod tls;
 
 pub use config::ServerConfig;

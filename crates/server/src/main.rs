@@ -108,6 +108,9 @@ struct ServeArgs {
     /// Most switchboard sessions one user may be in at once (714 beyond).
     #[arg(long, default_value_t = 32)]
     max_sessions_per_user: usize,
+    /// Most offline messages waiting for one user; senders beyond it are refused.
+    #[arg(long, default_value_t = 100)]
+    offline_quota: usize,
     /// Most people in one switchboard session (712 beyond).
     #[arg(long, default_value_t = 20)]
     max_switchboard_participants: usize,
@@ -248,6 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.switchboard_idle_timeout = Duration::from_secs(args.switchboard_idle_timeout_secs.max(1));
             config.max_connections_per_address = args.max_connections_per_address;
             config.backend.max_sessions_per_user = args.max_sessions_per_user.max(1);
+            config.backend.offline_quota = args.offline_quota;
             config.backend.max_switchboard_participants = args.max_switchboard_participants.max(2);
             let limits = &mut config.backend.rate_limits;
             limits.messages = args.rate_messages.0;

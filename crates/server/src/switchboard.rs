@@ -29,6 +29,8 @@ struct SbConnection {
     joined: Option<(Arc<SwitchboardSession>, Arc<Participant>)>,
     /// Messages through this connection (on top of the user's own limit).
     messages: TokenBucket,
+    /// Offline messages shown on this connection and not yet confirmed.
+    unconfirmed: Vec<i64>,
     strikes: Strikes,
 }
 
@@ -44,6 +46,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         events: events_tx,
         joined: None,
         messages,
+        unconfirmed: Vec::new(),
         strikes: Strikes::default(),
     };
     let mut flow = sb.handle(first, &mut conn.writer);
@@ -112,6 +115,14 @@ impl SbConnection {
             }
         };
         let backend = self.shared.backend.clone();
+        // Offline messages were shown: the client read them if it speaks
+        // again (any command, OUT included) after they were written.
+        if !self.unconfirmed.is_empty()
+            && let Some((_, me)) = &self.joined
+        {
+            let (ids, handle, backend) = (std::mem::take(&mut self.unconfirmed), me.handle.clone(), backend.clone());
+            tokio::spawn(async move { backend.confirm_offline(&handle, &ids).await });
+        }
         match (request, &self.joined) {
             (SbRequest::Out, _) => Flow::Close,
             (SbRequest::Usr { trid, handle, cookie }, None) => {
@@ -144,6 +155,15 @@ impl SbConnection {
                             });
                         }
                         w.push(&Reply::AnsOk { trid });
+                        for m in session.take_offline() {
+                            let payload = msnp::oim::annotate_for_switchboard(&m.payload, m.sent_at_ms);
+                            w.push(&Reply::Msg {
+                                handle: m.sender.clone(),
+                                friendly: m.sender_friendly.clone(),
+                                payload: payload.into(),
+                            });
+                            self.unconfirmed.push(m.id);
+                        }
                         self.joined = Some((session, me));
                         Flow::Continue
                     }

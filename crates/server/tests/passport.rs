@@ -215,7 +215,7 @@ async fn rst_soap_issues_a_token_per_service_that_logs_in() {
     let messenger = xml.split("<wsa:Address>messenger.msn.com</wsa:Address>").nth(1).unwrap();
     let token =
         messenger.split("<wsse:BinarySecurityToken Id=\"Compact1\">").nth(1).unwrap().split('<').next().unwrap();
-    let ticket = msnp::passport::unescape_xml(token).unwrap();
+    let ticket = msnp::soap::unescape_xml(token).unwrap();
     assert!(ticket.starts_with("t=") && ticket.contains("&p="), "{ticket}");
     let mut c = Client::connect(server.ns).await;
     c.send("VER 1 MSNP12 CVR0").await;

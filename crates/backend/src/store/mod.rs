@@ -26,6 +26,22 @@ pub enum StoreError {
     Database(String),
     #[error("the store has shut down")]
     Closed,
+    #[error("the recipient's offline message quota is full")]
+    QuotaExceeded,
+}
+
+/// A message kept for a user who was offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineMessage {
+    pub id: i64,
+    /// A GUID, the id the offline-message web service names it by.
+    pub guid: String,
+    pub sender: String,
+    pub sender_friendly: String,
+    /// When it was sent, Unix milliseconds.
+    pub sent_at_ms: i64,
+    /// The MIME message as the sender wrote it.
+    pub payload: Vec<u8>,
 }
 
 /// What is needed to create an account.
@@ -127,6 +143,18 @@ pub trait Store: Send + Sync + 'static {
         value: Option<&str>,
         bump_serial: bool,
     ) -> Result<u32, StoreError>;
+    /// Keeps a message for `recipient`, unless they already have `quota`
+    /// waiting (checked in the same transaction).
+    async fn store_offline_message(
+        &self,
+        recipient: AccountId,
+        message: OfflineMessage,
+        quota: usize,
+    ) -> Result<OfflineMessage, StoreError>;
+    /// The messages waiting for `recipient`, oldest first.
+    async fn offline_messages(&self, recipient: AccountId) -> Result<Vec<OfflineMessage>, StoreError>;
+    /// Deletes delivered messages; returns how many were deleted.
+    async fn delete_offline_messages(&self, recipient: AccountId, ids: &[i64]) -> Result<usize, StoreError>;
     /// Stores the name `owner` gave a contact (`SBP ... MFN`).
     async fn set_nickname(
         &self,

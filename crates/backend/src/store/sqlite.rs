@@ -16,7 +16,7 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, Store, StoreError};
+use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, Store, StoreError};
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 
 /// Versioned schema migrations, applied in order, each exactly once.
@@ -74,6 +74,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         FOREIGN KEY (owner_id, group_id) REFERENCES contact_groups(owner_id, group_id) ON DELETE CASCADE,
         FOREIGN KEY (owner_id, contact_id) REFERENCES list_entries(owner_id, contact_id) ON DELETE CASCADE
     ) WITHOUT ROWID;",
+    ),
+    (
+        3,
+        "CREATE TABLE offline_messages (
+        id              INTEGER PRIMARY KEY,
+        recipient_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        guid            TEXT NOT NULL UNIQUE,
+        sender          TEXT NOT NULL,
+        sender_friendly TEXT NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        payload         BLOB NOT NULL
+    );
+    CREATE INDEX offline_messages_recipient ON offline_messages(recipient_id, id);",
     ),
 ];
 
@@ -589,6 +602,75 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn store_offline_message(
+        &self,
+        recipient: AccountId,
+        message: OfflineMessage,
+        quota: usize,
+    ) -> Result<OfflineMessage, StoreError> {
+        self.run(move |conn| {
+            let waiting: i64 = conn
+                .query_row("SELECT COUNT(*) FROM offline_messages WHERE recipient_id = ?1", [recipient], |r| r.get(0))
+                .map_err(db)?;
+            if waiting as usize >= quota {
+                return Err(StoreError::QuotaExceeded);
+            }
+            conn.execute(
+                "INSERT INTO offline_messages (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    recipient,
+                    message.guid,
+                    message.sender,
+                    message.sender_friendly,
+                    message.sent_at_ms,
+                    message.payload
+                ],
+            )
+            .map_err(db)?;
+            Ok(OfflineMessage { id: conn.last_insert_rowid(), ..message })
+        })
+        .await
+    }
+
+    async fn offline_messages(&self, recipient: AccountId) -> Result<Vec<OfflineMessage>, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, guid, sender, sender_friendly, sent_at_ms, payload FROM offline_messages
+                 WHERE recipient_id = ?1 ORDER BY id",
+            )
+            .map_err(db)?
+            .query_map([recipient], |r| {
+                Ok(OfflineMessage {
+                    id: r.get(0)?,
+                    guid: r.get(1)?,
+                    sender: r.get(2)?,
+                    sender_friendly: r.get(3)?,
+                    sent_at_ms: r.get(4)?,
+                    payload: r.get(5)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn delete_offline_messages(&self, recipient: AccountId, ids: &[i64]) -> Result<usize, StoreError> {
+        let ids = ids.to_vec();
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("DELETE FROM offline_messages WHERE recipient_id = ?1 AND id = ?2").map_err(db)?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute(params![recipient, id]).map_err(db)?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     async fn set_nickname(
         &self,
         owner: AccountId,
@@ -721,6 +803,29 @@ mod tests {
         let before = store.list_snapshot(a).await.unwrap().modified_ms;
         store.set_privacy(a, PrivacyMode::BlockUnlisted).await.unwrap();
         assert!(store.list_snapshot(a).await.unwrap().modified_ms > before);
+    }
+
+    #[tokio::test]
+    async fn offline_messages_respect_the_quota_and_are_deleted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let a = account(&store, "a@x.com").await;
+        let msg = |n: u8| OfflineMessage {
+            id: 0,
+            guid: format!("g{n}"),
+            sender: "b@x.com".into(),
+            sender_friendly: "B".into(),
+            sent_at_ms: n as i64,
+            payload: vec![n],
+        };
+        let first = store.store_offline_message(a, msg(1), 2).await.unwrap();
+        store.store_offline_message(a, msg(2), 2).await.unwrap();
+        assert!(matches!(store.store_offline_message(a, msg(3), 2).await, Err(StoreError::QuotaExceeded)));
+        let waiting = store.offline_messages(a).await.unwrap();
+        assert_eq!(waiting.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.delete_offline_messages(a, &[first.id]).await.unwrap(), 1);
+        assert_eq!(store.delete_offline_messages(a, &[first.id]).await.unwrap(), 0);
+        assert_eq!(store.offline_messages(a).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ pub(super) fn sync_data(s: &ListSnapshot) -> SyncData {
     let group = |id: &u32| s.groups.iter().find(|g| g.id == *id).map(group_ref);
     SyncData {
         serial: s.serial,
-        timestamp: crate::time::msnp_timestamp(s.modified_ms),
+        timestamp: msnp::time::msnp_timestamp(s.modified_ms),
         prompt: s.prompt,
         privacy: s.privacy,
         friendly: s.friendly.clone(),

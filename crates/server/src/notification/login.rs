@@ -97,7 +97,10 @@ impl NsSession {
                 return if self.failed_logins >= MAX_FAILED_LOGINS { Flow::Close } else { Flow::Continue };
             }
         };
-        let user = match self.backend().sign_in(&account, w.dialect, self.events.clone()).await {
+        // The MSPAuth token of the profile doubles as the credential for the
+        // web services while this sign-in lasts.
+        let mspauth = ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32));
+        let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), self.events.clone()).await {
             Ok(u) => u,
             Err(code) => {
                 w.push(&Reply::error(code, trid));
@@ -115,7 +118,7 @@ impl NsSession {
             member_id: account.id as u64,
             client_ip: self.peer.ip().to_string(),
             client_port: self.peer.port(),
-            mspauth: ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32)),
+            mspauth,
         };
         w.push(&system_message(profile.to_message(w.dialect).to_bytes()));
         self.login = Login::SignedIn(user);

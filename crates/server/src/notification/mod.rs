@@ -25,6 +25,7 @@ use backend::service::ContactPresence;
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
 use msnp::dialect::negotiate;
+use msnp::oim::OimEntry;
 use msnp::request::NsRequest;
 use msnp::{ErrorCode, Frame, Reply, TrId};
 use tokio::sync::{mpsc, watch};
@@ -287,6 +288,7 @@ impl NsSession {
         match request {
             NsRequest::Chg { trid, state, client_id, msn_object } => {
                 let first = !user.presence().started;
+                let was_visible = user.presence_line().is_some();
                 match backend.change_state(user, state, client_id, msn_object.clone()) {
                     Ok(initial) => {
                         w.push(&Reply::Chg { trid, state, client_id, msn_object });
@@ -295,6 +297,9 @@ impl NsSession {
                         }
                         if first {
                             self.start_challenges(w);
+                        }
+                        if !was_visible && state.is_visible() {
+                            self.offer_offline_messages(user, first, w).await;
                         }
                     }
                     Err(code) => w.push(&Reply::error(code, trid)),
@@ -376,6 +381,30 @@ impl NsSession {
             }
         }
         Flow::Continue
+    }
+
+    /// When a user becomes visible: MSNP11+ clients get the mail-data
+    /// notification listing their offline messages (at sign-in), and every
+    /// dialect gets them through switchboard invitations from their senders.
+    async fn offer_offline_messages(&mut self, user: &Arc<OnlineUser>, first: bool, w: &mut Writer) {
+        let backend = self.shared.backend.clone();
+        if first && w.dialect.has_personal_message() {
+            let waiting = backend.pending_offline(user).await;
+            if !waiting.is_empty() {
+                let entries: Vec<OimEntry> = waiting
+                    .iter()
+                    .map(|m| OimEntry {
+                        guid: m.guid.clone(),
+                        sender: m.sender.clone(),
+                        sender_friendly: m.sender_friendly.clone(),
+                        sent_at_ms: m.sent_at_ms,
+                        size: m.payload.len(),
+                    })
+                    .collect();
+                w.push(&system_message(msnp::oim::mail_data_notification(&entries).to_bytes()));
+            }
+        }
+        backend.deliver_offline(user).await;
     }
 
     /// Counts a refusal; too many in a minute and the connection is closed.

@@ -173,6 +173,17 @@ pub struct Client {
     stream: TcpStream,
     buf: BytesMut,
     decoder: Decoder,
+    /// The login profile message, once signed in.
+    pub profile: Option<String>,
+}
+
+impl Client {
+    /// The `MSPAuth` token of the login profile: the web-service credential.
+    pub fn mspauth(&self) -> String {
+        let profile = self.profile.as_deref().expect("signed in");
+        let line = profile.lines().find(|l| l.starts_with("MSPAuth: ")).expect("MSPAuth in the profile");
+        line.trim_start_matches("MSPAuth: ").trim_end_matches("$$").to_string()
+    }
 }
 
 pub fn md5_hex(challenge: &str, password: &str) -> String {
@@ -189,6 +200,7 @@ impl Client {
             stream,
             buf: BytesMut::new(),
             decoder: Decoder::new(Direction::ToClient, Limits { max_line: 1 << 16, max_payload: 1 << 20 }),
+            profile: None,
         }
     }
 
@@ -308,6 +320,7 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Client {
     let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
     let text = String::from_utf8(profile.payload.unwrap()).unwrap();
     assert!(text.contains("Content-Type: text/x-msmsgsprofile"));
+    ns.profile = Some(text);
     ns
 }
 
@@ -575,5 +588,35 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     assert_eq!(text.contains("ABCHMigrated: 1"), dialect >= 10);
     assert_eq!(text.contains("ClientIP: "), dialect >= 8);
     assert_eq!(text.contains("MSPAuth: "), dialect >= 3);
+    ns.profile = Some(text);
     ns
+}
+
+/// Leaves an offline message through the OIM web service, as `from` (who
+/// must be signed in on `sender`, a connection with an MSPAuth token).
+pub async fn store_offline(server: &TestServer, sender: &Client, from: &str, to: &str, text: &str) -> HttpAnswer {
+    let content = String::from_utf8(text_message(text)).unwrap().replace('&', "&amp;").replace('<', "&lt;");
+    let body = format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
+            r#"<From memberName="{}" friendlyName="=?utf-8?B?QQ==?=" xml:lang="en-US" proxy="MSNMSGR" msnpVer="MSNP11" buildVer="8.1"/>"#,
+            r#"<To memberName="{}"/><Ticket passport="t={}&amp;p=x" appid="PROD0090YUAUV{{2B" lockkey="x"/>"#,
+            r#"</soap:Header><soap:Body><MessageType xmlns="http://messenger.msn.com/ws/2004/09/oim/">text</MessageType>"#,
+            r#"<Content xmlns="http://messenger.msn.com/ws/2004/09/oim/">{}</Content></soap:Body></soap:Envelope>"#
+        ),
+        from,
+        to,
+        sender.mspauth(),
+        content
+    );
+    soap_post(server, "/OimWS/oim.asmx", "http://messenger.msn.com/ws/2004/09/oim/StoreMessage", &body).await
+}
+
+pub async fn soap_post(server: &TestServer, path: &str, action: &str, body: &str) -> HttpAnswer {
+    let stream = TcpStream::connect(server.http.unwrap()).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"{action}\"\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    http_exchange(stream, req.as_bytes()).await
 }

@@ -30,6 +30,15 @@ pub fn iso8601(secs: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// Unix seconds as an RFC 822 date (`Tue, 22 Nov 2026 10:04:00 +0000`).
+pub fn rfc822(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (y, mo, d, h, mi, s) = civil(secs);
+    let weekday = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
+    format!("{weekday}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} +0000", MONTHS[(mo - 1) as usize])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +49,7 @@ mod tests {
         assert_eq!(msnp_timestamp(1_114_300_664_813), "2005-04-23T23:57:44.8130000+00:00");
         assert_eq!(msnp_timestamp(951_782_400_000), "2000-02-29T00:00:00.0000000+00:00");
         assert_eq!(iso8601(1_114_300_664), "2005-04-23T23:57:44Z");
+        assert_eq!(rfc822(1_114_300_664), "Sat, 23 Apr 2005 23:57:44 +0000");
     }
 }
+
