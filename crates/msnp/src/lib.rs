@@ -22,6 +22,7 @@ pub mod error;
 pub mod frame;
 pub mod mime;
 pub mod oim;
+pub mod p2p;
 pub mod passport;
 pub mod reply;
 pub mod request;
