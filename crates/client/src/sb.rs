@@ -1,0 +1,364 @@
+//! Conversations: one switchboard connection each, run by a task; the
+//! [`Conversation`] handle sends it commands.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use msnp::mime::MimeMessage;
+use msnp::{Frame, urlencode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{Conn, error_code};
+use crate::error::{ClientError, Result};
+use crate::event::Event;
+use crate::message;
+use crate::ns::Shared;
+use crate::transfer::{Action, Method, Report, Transfers};
+
+enum Command {
+    Text { payload: Vec<u8>, reply: oneshot::Sender<Result<()>> },
+    Unacknowledged(Vec<u8>),
+    Invite { handle: String, reply: oneshot::Sender<Result<()>> },
+    SendFile { path: PathBuf, method: Option<Method>, reply: oneshot::Sender<Result<u64>> },
+    Accept { transfer: u64, dest: PathBuf },
+    Decline { transfer: u64 },
+    Cancel { transfer: u64 },
+    Leave(oneshot::Sender<()>),
+}
+
+/// A conversation (one switchboard session). Cheap to clone.
+#[derive(Clone)]
+pub struct Conversation {
+    pub id: u64,
+    commands: mpsc::Sender<Command>,
+    participants: Arc<Mutex<Vec<String>>>,
+}
+
+impl Conversation {
+    /// Who else is in the conversation now.
+    pub fn participants(&self) -> Vec<String> {
+        self.participants.lock().expect("participants lock").clone()
+    }
+
+    async fn command(&self, c: Command) -> Result<()> {
+        self.commands.send(c).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Sends a text message and waits for the switchboard's acknowledgement.
+    pub async fn send_text(&self, text: &str) -> Result<()> {
+        self.send_formatted(text, None).await
+    }
+
+    /// Sends a text message with an `X-MMS-IM-Format` font header.
+    pub async fn send_formatted(&self, text: &str, format: Option<&str>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Text { payload: message::text(text, format), reply: tx }).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Tells the others I am typing (unacknowledged).
+    pub async fn send_typing(&self, me: &str) -> Result<()> {
+        self.command(Command::Unacknowledged(message::typing(me))).await
+    }
+
+    /// Sends a nudge.
+    pub async fn send_nudge(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Text { payload: message::nudge(), reply: tx }).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Invites someone else into the conversation.
+    pub async fn invite(&self, handle: &str) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Invite { handle: handle.into(), reply: tx }).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Offers a file to the other participant; returns the transfer id. The
+    /// method is MSNSLP/P2P when the dialect has it, else MSNFTP.
+    pub async fn send_file(&self, path: &Path) -> Result<u64> {
+        self.send_file_with(path, None).await
+    }
+
+    /// Offers a file with a chosen method.
+    pub async fn send_file_with(&self, path: &Path, method: Option<Method>) -> Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::SendFile { path: path.into(), method, reply: tx }).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Accepts an offered file into `dest`.
+    pub async fn accept_file(&self, transfer: u64, dest: &Path) -> Result<()> {
+        self.command(Command::Accept { transfer, dest: dest.into() }).await
+    }
+
+    /// Declines an offered file.
+    pub async fn decline_file(&self, transfer: u64) -> Result<()> {
+        self.command(Command::Decline { transfer }).await
+    }
+
+    /// Stops a transfer.
+    pub async fn cancel_transfer(&self, transfer: u64) -> Result<()> {
+        self.command(Command::Cancel { transfer }).await
+    }
+
+    /// Leaves the conversation.
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.command(Command::Leave(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn expect(conn: &mut Conn, shared: &Shared) -> Result<Frame> {
+    let f = conn.expect_frame(shared.config.timeout).await?;
+    match error_code(&f) {
+        Some(code) => Err(ClientError::Server(code)),
+        None => Ok(f),
+    }
+}
+
+/// Calls someone: `XFR SB`, `USR`, `CAL`.
+pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversation> {
+    let xfr = {
+        let _one_at_a_time = shared.switchboard_requests.lock().await;
+        shared.request("XFR", "SB".into(), None).await?
+    };
+    let a = xfr.args();
+    let (Some(address), Some(cookie)) = (a.get(2), a.get(4)) else {
+        return Err(ClientError::Protocol(xfr.line.clone()));
+    };
+    let mut conn = Conn::connect(address).await?;
+    let me = shared.me().0;
+    conn.send_line(&format!("USR 1 {me} {cookie}")).await?;
+    expect(&mut conn, shared).await?;
+    conn.send_line(&format!("CAL 2 {handle}")).await?;
+    expect(&mut conn, shared).await?;
+    let id = shared.fresh_id();
+    let conversation = start(shared.clone(), conn, id, Vec::new(), 3);
+    shared.emit(Event::ConversationStarted { conversation: id, with: vec![handle.to_string()], invited_by: None });
+    Ok(conversation)
+}
+
+/// Answers an invitation (`RNG`): `ANS`, the roster, then the conversation.
+pub(crate) fn answer(shared: &Arc<Shared>, session: &str, address: &str, cookie: &str, caller: &str) {
+    let (shared, session, address, cookie, caller) =
+        (shared.clone(), session.to_string(), address.to_string(), cookie.to_string(), caller.to_string());
+    tokio::spawn(async move {
+        let result: Result<()> = async {
+            let mut conn = Conn::connect(&address).await?;
+            let me = shared.me().0;
+            conn.send_line(&format!("ANS 1 {me} {cookie} {session}")).await?;
+            let mut roster = Vec::new();
+            loop {
+                let f = expect(&mut conn, &shared).await?;
+                match f.verb() {
+                    "IRO" => roster.push(f.args().get(3).unwrap_or(&"").to_string()),
+                    "ANS" => break,
+                    _ => return Err(ClientError::Protocol(f.line.clone())),
+                }
+            }
+            let id = shared.fresh_id();
+            start(shared.clone(), conn, id, roster.clone(), 2);
+            shared.emit(Event::ConversationStarted { conversation: id, with: roster, invited_by: Some(caller) });
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!("could not answer an invitation: {e}");
+        }
+    });
+}
+
+fn start(shared: Arc<Shared>, conn: Conn, id: u64, roster: Vec<String>, next_trid: u32) -> Conversation {
+    let (tx, rx) = mpsc::channel(64);
+    let participants = Arc::new(Mutex::new(roster));
+    let conversation = Conversation { id, commands: tx, participants: participants.clone() };
+    shared.conversations.lock().expect("conversations lock").insert(id, conversation.clone());
+    tokio::spawn(run(shared, conn, id, participants, rx, next_trid));
+    conversation
+}
+
+/// One conversation's task.
+async fn run(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    id: u64,
+    participants: Arc<Mutex<Vec<String>>>,
+    mut commands: mpsc::Receiver<Command>,
+    mut trid: u32,
+) {
+    let me = shared.me().0;
+    let local_ip = conn.local_addr().map(|a| a.ip());
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let mut transfers = Transfers::new(shared.clone(), id, me.clone(), reports_tx, local_ip);
+    let mut acks: HashMap<u32, oneshot::Sender<Result<()>>> = HashMap::new();
+    let mut invites: HashMap<u32, oneshot::Sender<Result<()>>> = HashMap::new();
+    // P2P packets go one at a time: the next when the switchboard ACKs.
+    let mut p2p_queue: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+    let mut p2p_inflight: Option<u32> = None;
+    let mut leaving: Option<oneshot::Sender<()>> = None;
+
+    loop {
+        // Feed the P2P pipe.
+        if p2p_inflight.is_none() {
+            if p2p_queue.is_empty()
+                && let Some((packet, progress)) = transfers.next_data()
+            {
+                let peer = participants.lock().expect("participants lock").first().cloned().unwrap_or_default();
+                p2p_queue.push_back((peer, packet.to_bytes()));
+                if let Some(e) = progress {
+                    shared.emit(e);
+                }
+            }
+            if let Some((dest, body)) = p2p_queue.pop_front() {
+                let payload = MimeMessage::new("application/x-msnmsgrp2p")
+                    .with_header("P2P-Dest", dest)
+                    .with_body(body)
+                    .to_bytes();
+                let t = next(&mut trid);
+                if conn.send_payload(&format!("MSG {t} D"), &payload).await.is_err() {
+                    break;
+                }
+                p2p_inflight = Some(t);
+            }
+        }
+        let mut actions = Vec::new();
+        tokio::select! {
+            command = commands.recv(), if leaving.is_none() => match command {
+                Some(Command::Text { payload, reply }) => {
+                    let t = next(&mut trid);
+                    match conn.send_payload(&format!("MSG {t} A"), &payload).await {
+                        Ok(()) => { acks.insert(t, reply); }
+                        Err(e) => { let _ = reply.send(Err(e)); }
+                    }
+                }
+                Some(Command::Unacknowledged(payload)) => {
+                    let t = next(&mut trid);
+                    let _ = conn.send_payload(&format!("MSG {t} U"), &payload).await;
+                }
+                Some(Command::Invite { handle, reply }) => {
+                    let t = next(&mut trid);
+                    match conn.send_line(&format!("CAL {t} {handle}")).await {
+                        Ok(()) => { invites.insert(t, reply); }
+                        Err(e) => { let _ = reply.send(Err(e)); }
+                    }
+                }
+                Some(Command::SendFile { path, method, reply }) => {
+                    let peer = participants.lock().expect("participants lock").first().cloned();
+                    let Some(peer) = peer else {
+                        let _ = reply.send(Err(ClientError::Transfer("nobody else is in the conversation".into())));
+                        continue;
+                    };
+                    let method = method.unwrap_or(if shared.dialect.number() >= 9 { Method::P2p } else { Method::Msnftp });
+                    if method == Method::P2p && shared.dialect.number() < 9 {
+                        let _ = reply.send(Err(ClientError::Transfer(format!("{} has no P2P transfers", shared.dialect))));
+                        continue;
+                    }
+                    let transfer = shared.fresh_id();
+                    match transfers.send(transfer, &peer, &path, method) {
+                        Ok(a) => { actions = a; let _ = reply.send(Ok(transfer)); }
+                        Err(e) => { let _ = reply.send(Err(ClientError::Transfer(format!("cannot read {}: {e}", path.display())))); }
+                    }
+                }
+                Some(Command::Accept { transfer, dest }) => actions = transfers.accept(transfer, dest),
+                Some(Command::Decline { transfer }) => actions = transfers.decline(transfer),
+                Some(Command::Cancel { transfer }) => actions = transfers.cancel(transfer),
+                Some(Command::Leave(done)) => {
+                    let _ = conn.send_line("OUT").await;
+                    leaving = Some(done);
+                }
+                None => break,
+            },
+            Some(report) = reports.recv() => match report {
+                Report::DirectFailed { transfer, reason } => actions = transfers.direct_failed(transfer, reason),
+            },
+            frame = conn.next_frame() => {
+                let f = match frame {
+                    Ok(Some(f)) => f,
+                    _ => break,
+                };
+                let a = f.args();
+                let t = a.first().and_then(|t| t.parse::<u32>().ok());
+                if let Some(code) = error_code(&f) {
+                    let t = t.unwrap_or(0);
+                    if let Some(r) = acks.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
+                    if let Some(r) = invites.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
+                    if p2p_inflight == Some(t) { p2p_inflight = None; }
+                    continue;
+                }
+                match f.verb() {
+                    "ACK" | "NAK" => {
+                        let t = t.unwrap_or(0);
+                        if p2p_inflight == Some(t) {
+                            p2p_inflight = None;
+                        } else if let Some(r) = acks.remove(&t) {
+                            let _ = r.send(if f.verb() == "ACK" { Ok(()) } else { Err(ClientError::Protocol("not delivered".into())) });
+                        }
+                    }
+                    "CAL" => {
+                        if let Some(r) = t.and_then(|t| invites.remove(&t)) { let _ = r.send(Ok(())); }
+                    }
+                    "JOI" => {
+                        let handle = a.first().unwrap_or(&"").to_string();
+                        let friendly = a.get(1).map(|x| urlencode::decode(x).unwrap_or_else(|_| x.to_string())).unwrap_or_default();
+                        participants.lock().expect("participants lock").push(handle.clone());
+                        shared.emit(Event::Joined { conversation: id, handle, friendly });
+                    }
+                    "BYE" => {
+                        let handle = a.first().unwrap_or(&"").to_string();
+                        participants.lock().expect("participants lock").retain(|p| !p.eq_ignore_ascii_case(&handle));
+                        shared.emit(Event::Left { conversation: id, handle, idle: a.get(1) == Some(&"1") });
+                    }
+                    "MSG" => {
+                        let from = a.first().unwrap_or(&"").to_string();
+                        let friendly = a.get(1).map(|x| urlencode::decode(x).unwrap_or_else(|_| x.to_string())).unwrap_or_default();
+                        let payload = f.payload.as_deref().unwrap_or_default();
+                        match message::parse(payload) {
+                            message::Incoming::Text { text, format, offline_sent } => {
+                                shared.emit(Event::Message { conversation: id, from, friendly, text, format, offline_sent })
+                            }
+                            message::Incoming::Typing => shared.emit(Event::Typing { conversation: id, from }),
+                            message::Incoming::Nudge => shared.emit(Event::Nudge { conversation: id, from }),
+                            message::Incoming::Invitation(fields) => actions = transfers.on_invitation(&from, &fields),
+                            message::Incoming::P2p { dest, body } if dest.eq_ignore_ascii_case(&me) => actions = transfers.on_p2p(&from, &body),
+                            _ => {}
+                        }
+                    }
+                    "OUT" => break,
+                    _ => {}
+                }
+            }
+        }
+        for action in actions {
+            match action {
+                Action::Invitation(payload) => {
+                    let t = next(&mut trid);
+                    let _ = conn.send_payload(&format!("MSG {t} N"), &payload).await;
+                }
+                Action::P2p(packet) => {
+                    let peer = participants.lock().expect("participants lock").first().cloned().unwrap_or_default();
+                    p2p_queue.push_back((peer, packet.to_bytes()));
+                }
+                Action::Emit(e) => shared.emit(e),
+            }
+        }
+    }
+    for (_, r) in acks.drain().chain(invites.drain()) {
+        let _ = r.send(Err(ClientError::Closed));
+    }
+    shared.conversations.lock().expect("conversations lock").remove(&id);
+    if let Some(done) = leaving {
+        let _ = done.send(());
+    }
+    shared.emit(Event::ConversationEnded { conversation: id });
+}
+
+fn next(trid: &mut u32) -> u32 {
+    let t = *trid;
+    *trid = trid.wrapping_add(1).max(1);
+    t
+}
