@@ -108,7 +108,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             messages: Rate::new(30, 5.0),
-            data: Rate::new(1000, 500.0),
+            data: Rate::new(2000, 2000.0),
             invitations: Rate::new(10, 0.5),
             list_changes: Rate::new(100, 2.0),
             state_changes: Rate::new(10, 0.5),

@@ -197,14 +197,21 @@ async fn run(
     let mut transfers = Transfers::new(shared.clone(), id, me.clone(), reports_tx, local_ip);
     let mut acks: HashMap<u32, oneshot::Sender<Result<()>>> = HashMap::new();
     let mut invites: HashMap<u32, oneshot::Sender<Result<()>>> = HashMap::new();
-    // P2P packets go one at a time: the next when the switchboard ACKs.
+    // P2P packets are kept in order with a few in flight; one the server
+    // refuses (282: not delivered, or over the rate limit) is sent again
+    // after a pause rather than lost.
     let mut p2p_queue: VecDeque<(String, Vec<u8>)> = VecDeque::new();
-    let mut p2p_inflight: Option<u32> = None;
+    let mut p2p_inflight: VecDeque<(u32, String, Vec<u8>)> = VecDeque::new();
+    let mut p2p_paused_until: Option<tokio::time::Instant> = None;
     let mut leaving: Option<oneshot::Sender<()>> = None;
 
     loop {
         // Feed the P2P pipe.
-        if p2p_inflight.is_none() {
+        if p2p_paused_until.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            p2p_paused_until = None;
+        }
+        let mut broken = false;
+        while p2p_paused_until.is_none() && p2p_inflight.len() < P2P_WINDOW {
             if p2p_queue.is_empty()
                 && let Some((packet, progress)) = transfers.next_data()
             {
@@ -214,18 +221,27 @@ async fn run(
                     shared.emit(e);
                 }
             }
-            if let Some((dest, body)) = p2p_queue.pop_front() {
-                let payload = MimeMessage::new("application/x-msnmsgrp2p")
-                    .with_header("P2P-Dest", dest)
-                    .with_body(body)
-                    .to_bytes();
-                let t = next(&mut trid);
-                if conn.send_payload(&format!("MSG {t} D"), &payload).await.is_err() {
-                    break;
-                }
-                p2p_inflight = Some(t);
+            let Some((dest, body)) = p2p_queue.pop_front() else { break };
+            let payload = MimeMessage::new("application/x-msnmsgrp2p")
+                .with_header("P2P-Dest", dest.clone())
+                .with_body(body.clone())
+                .to_bytes();
+            let t = next(&mut trid);
+            if conn.send_payload(&format!("MSG {t} D"), &payload).await.is_err() {
+                broken = true;
+                break;
             }
+            p2p_inflight.push_back((t, dest, body));
         }
+        if broken {
+            break;
+        }
+        let pause = async {
+            match p2p_paused_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         let mut actions = Vec::new();
         tokio::select! {
             command = commands.recv(), if leaving.is_none() => match command {
@@ -273,6 +289,7 @@ async fn run(
                 }
                 None => break,
             },
+            _ = pause => {}
             Some(report) = reports.recv() => match report {
                 Report::DirectFailed { transfer, reason } => actions = transfers.direct_failed(transfer, reason),
             },
@@ -287,14 +304,21 @@ async fn run(
                     let t = t.unwrap_or(0);
                     if let Some(r) = acks.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
                     if let Some(r) = invites.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
-                    if p2p_inflight == Some(t) { p2p_inflight = None; }
+                    if let Some(i) = p2p_inflight.iter().position(|(x, _, _)| *x == t) {
+                        // Everything from the refused packet on goes again, in order.
+                        let again: Vec<_> = p2p_inflight.drain(i..).collect();
+                        for (_, dest, body) in again.into_iter().rev() {
+                            p2p_queue.push_front((dest, body));
+                        }
+                        p2p_paused_until = Some(tokio::time::Instant::now() + std::time::Duration::from_millis(250));
+                    }
                     continue;
                 }
                 match f.verb() {
                     "ACK" | "NAK" => {
                         let t = t.unwrap_or(0);
-                        if p2p_inflight == Some(t) {
-                            p2p_inflight = None;
+                        if let Some(i) = p2p_inflight.iter().position(|(x, _, _)| *x == t) {
+                            p2p_inflight.remove(i);
                         } else if let Some(r) = acks.remove(&t) {
                             let _ = r.send(if f.verb() == "ACK" { Ok(()) } else { Err(ClientError::Protocol("not delivered".into())) });
                         }
@@ -356,6 +380,9 @@ async fn run(
     }
     shared.emit(Event::ConversationEnded { conversation: id });
 }
+
+/// P2P packets sent before the switchboard acknowledges the first of them.
+const P2P_WINDOW: usize = 8;
 
 fn next(trid: &mut u32) -> u32 {
     let t = *trid;

@@ -65,7 +65,7 @@ enum Transfer {
         cookie: String,
         path: PathBuf,
         size: u64,
-        cancel: Option<oneshot::Sender<()>>,
+        cancel: Option<oneshot::Sender<Stop>>,
     },
     FtpIn {
         cookie: String,
@@ -73,7 +73,7 @@ enum Transfer {
         size: u64,
         sha: Option<String>,
         dest: Option<PathBuf>,
-        cancel: Option<oneshot::Sender<()>>,
+        cancel: Option<oneshot::Sender<Stop>>,
     },
     P2pOut {
         session: u32,
@@ -306,11 +306,12 @@ impl Transfers {
     /// Stops a transfer in progress (or withdraws an offer).
     pub fn cancel(&mut self, transfer: u64) -> Vec<Action> {
         let Some((peer, t)) = self.items.remove(&transfer) else { return Vec::new() };
-        let mut actions = vec![Action::Emit(Event::FileFailed { transfer, reason: "cancelled".into() })];
+        let mut actions = Vec::new();
         match t {
             Transfer::FtpOut { cookie, cancel, .. } | Transfer::FtpIn { cookie, cancel, .. } => {
-                if let Some(c) = cancel {
-                    let _ = c.send(());
+                // A running connection reports its own end; an offer does not run.
+                if !stop(cancel) {
+                    actions.push(Action::Emit(Event::FileFailed { transfer, reason: "cancelled".into() }));
                 }
                 actions.push(Action::Invitation(invitation(&[
                     ("Invitation-Command", "CANCEL".into()),
@@ -319,6 +320,7 @@ impl Transfers {
                 ])));
             }
             Transfer::P2pOut { invite, .. } | Transfer::P2pIn { invite, .. } => {
+                actions.push(Action::Emit(Event::FileFailed { transfer, reason: "cancelled".into() }));
                 let to = peer;
                 let bye = SlpMessage::request(
                     "BYE",
@@ -373,8 +375,9 @@ impl Transfers {
                     Transfer::FtpOut { path, cancel, .. }
                         if matches!(code.as_str(), "FAIL" | "FTTIMEOUT") && self.shared.dialect.number() >= 9 =>
                     {
+                        // The listener is no longer needed; its task ends quietly.
                         if let Some(c) = cancel {
-                            let _ = c.send(());
+                            let _ = c.send(Stop::Quietly);
                         }
                         let mut actions = vec![Action::Emit(Event::FileFallback {
                             transfer,
@@ -389,8 +392,9 @@ impl Transfers {
                         actions
                     }
                     Transfer::FtpOut { cancel, .. } | Transfer::FtpIn { cancel, .. } => {
-                        if let Some(c) = cancel {
-                            let _ = c.send(());
+                        // A running connection reports its own end.
+                        if stop(cancel) {
+                            return Vec::new();
                         }
                         let reason = if code == "REJECT" {
                             "declined by the receiver".to_string()
@@ -446,7 +450,7 @@ impl Transfers {
                     ("Request-Data", "IP-Address:".into()),
                 ]))]
             }
-            Transfer::FtpIn { name, size, sha, dest: Some(dest), cancel, .. } if cancel.is_none() => {
+            Transfer::FtpIn { size, sha, dest: Some(dest), cancel, .. } if cancel.is_none() => {
                 let (Some(ip), Some(port), Some(auth)) =
                     (fields.header("IP-Address"), fields.header("Port"), fields.header("AuthCookie"))
                 else {
@@ -455,8 +459,6 @@ impl Transfers {
                 let address = format!("{ip}:{port}");
                 let (tx, rx) = oneshot::channel();
                 *cancel = Some(tx);
-                self.fallbacks
-                    .push((peer.clone(), Fallback { transfer, name: name.clone(), size: *size, dest: dest.clone() }));
                 tokio::spawn(msnftp_receive(
                     shared,
                     transfer,
@@ -477,16 +479,23 @@ impl Transfers {
 
     /// The direct connection of an accepted MSNFTP transfer failed.
     pub fn direct_failed(&mut self, transfer: u64, reason: String) -> Vec<Action> {
-        let Some((_, Transfer::FtpIn { cookie, .. })) = self.items.remove(&transfer) else { return Vec::new() };
-        let fallback = self.shared.dialect.number() >= 9;
-        let event = if fallback {
-            Event::FileFallback {
-                transfer,
-                reason: format!("{reason}; asking the sender to send through the switchboard"),
+        let Some((peer, Transfer::FtpIn { cookie, name, size, dest, .. })) = self.items.remove(&transfer) else {
+            return Vec::new();
+        };
+        let event = match dest {
+            Some(dest) if self.shared.dialect.number() >= 9 => {
+                // The sender will offer it again through the switchboard;
+                // that offer is taken without asking the user twice.
+                self.fallbacks.push((peer, Fallback { transfer, name, size, dest }));
+                Event::FileFallback {
+                    transfer,
+                    reason: format!("{reason}; asking the sender to send through the switchboard"),
+                }
             }
-        } else {
-            self.fallbacks.retain(|(_, f)| f.transfer != transfer);
-            Event::FileFailed { transfer, reason: format!("{reason}; this dialect has no switchboard path for files") }
+            _ => Event::FileFailed {
+                transfer,
+                reason: format!("{reason}; this dialect has no switchboard path for files"),
+            },
         };
         vec![
             Action::Emit(event),
@@ -727,9 +736,24 @@ impl Transfers {
         let before = *sent;
         *sent += buf.len() as u64;
         let progress = (*sent / PROGRESS_STEP != before / PROGRESS_STEP || *sent == *size)
-            .then(|| Event::FileProgress { transfer: *transfer, done: *sent, total: *size });
+            .then_some(Event::FileProgress { transfer: *transfer, done: *sent, total: *size });
         Some((Packet { header, payload: buf, footer: 2 }, progress))
     }
+}
+
+/// Tells a running connection task to stop; returns whether one was running
+/// (it then reports the end itself).
+fn stop(cancel: Option<oneshot::Sender<Stop>>) -> bool {
+    cancel.is_some_and(|c| c.send(Stop::Cancel).is_ok())
+}
+
+/// How a connection task is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The user or the peer cancelled: report it.
+    Cancel,
+    /// The transfer goes on another way: end without a report.
+    Quietly,
 }
 
 /// Checks a received file and reports it.
@@ -779,12 +803,12 @@ async fn msnftp_send(
     size: u64,
     peer: String,
     auth: u32,
-    mut cancel: oneshot::Receiver<()>,
+    mut cancel: oneshot::Receiver<Stop>,
 ) {
     let result = async {
         let (stream, _) = tokio::select! {
             a = tokio::time::timeout(Duration::from_secs(60), listener.accept()) => a.map_err(|_| "the receiver never connected".to_string())?.map_err(|e| e.to_string())?,
-            _ = &mut cancel => return Err("cancelled".to_string()),
+            stop = &mut cancel => return Err(if stop == Ok(Stop::Quietly) { String::new() } else { "cancelled".to_string() }),
         };
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
@@ -815,7 +839,14 @@ async fn msnftp_send(
             let mut block = vec![0u8, (n & 0xff) as u8, (n >> 8) as u8];
             block.extend_from_slice(&buf[..n]);
             tokio::select! {
-                w = write.write_all(&block) => w.map_err(|e| e.to_string())?,
+                w = write.write_all(&block) => if let Err(e) = w {
+                    // The receiver may have said why before it hung up.
+                    let why = tokio::time::timeout(Duration::from_secs(1), next_line(&mut lines)).await;
+                    return Err(match why {
+                        Ok(Ok(l)) if l == "CCL" => "cancelled by the receiver".into(),
+                        _ => format!("the connection broke: {e}"),
+                    });
+                },
                 _ = &mut cancel => {
                     let _ = write.write_all(&[1, 0, 0]).await;
                     return Err("cancelled".into());
@@ -846,6 +877,8 @@ async fn msnftp_send(
             sha256: sha256_file(&path).unwrap_or_default(),
             verified: true,
         },
+        // Stopped quietly: the transfer goes on through the switchboard.
+        Err(reason) if reason.is_empty() => return,
         Err(reason) => Event::FileFailed { transfer, reason },
     });
 }
@@ -861,7 +894,7 @@ async fn msnftp_receive(
     dest: PathBuf,
     size: u64,
     sha: Option<String>,
-    mut cancel: oneshot::Receiver<()>,
+    mut cancel: oneshot::Receiver<Stop>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let stream = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address)).await {

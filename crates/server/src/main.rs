@@ -121,7 +121,7 @@ struct ServeArgs {
     #[arg(long, default_value = "20/4")]
     rate_messages_per_connection: RateArg,
     /// P2P data messages (file transfers, pictures) a user may send: BURST/PER_SECOND.
-    #[arg(long, default_value = "1000/500")]
+    #[arg(long, default_value = "2000/2000")]
     rate_data: RateArg,
     /// Switchboard invitations (XFR SB, CAL) a user may make: BURST/PER_SECOND.
     #[arg(long, default_value = "10/0.5")]

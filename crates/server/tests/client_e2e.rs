@@ -1,0 +1,351 @@
+//! The client library against the real server: two or three `client::Client`s
+//! on loopback, signing in through the dispatch referral, syncing, presence,
+//! privacy, a three-party chat, typing, and file transfers.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use client::transfer::Method;
+use client::{Client, ClientConfig, Event};
+use common::*;
+use msnp::{Dialect, OnlineState};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+
+fn config(server: &TestServer, name: &str, dialect: Dialect) -> ClientConfig {
+    let mut c = ClientConfig::new(&server.dispatch.to_string(), &format!("{name}@example.com"), &format!("pw-{name}"));
+    c.dialect = dialect;
+    c.login_url = Some(format!("http://{}/rdr/pprdr.asp", server.http.unwrap()));
+    c.timeout = Duration::from_secs(10);
+    c
+}
+
+async fn sign_in(server: &TestServer, name: &str, dialect: Dialect) -> (Client, UnboundedReceiver<Event>) {
+    Client::sign_in(config(server, name, dialect)).await.expect("signs in")
+}
+
+/// Waits for the first event `pick` accepts, skipping others.
+async fn wait<T>(events: &mut UnboundedReceiver<Event>, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    timeout(Duration::from_secs(60), async {
+        loop {
+            let e = events.recv().await.expect("event stream open");
+            if let Some(t) = pick(&e) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+#[tokio::test]
+async fn signs_in_through_the_referral_in_both_login_schemes_and_syncs_from_the_cache() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let dir = tempfile::tempdir().unwrap();
+    for dialect in [Dialect::Msnp7, Dialect::Msnp11] {
+        let mut cfg = config(&server, "alice", dialect);
+        cfg.cache_dir = Some(dir.path().join(dialect.to_string()));
+        let (alice, mut events) = Client::sign_in(cfg.clone()).await.unwrap();
+        assert!(matches!(events.recv().await, Some(Event::SignedIn { .. })));
+        assert!(!alice.state().from_cache, "nothing cached yet");
+        if alice.contacts().is_empty() {
+            alice.add_contact("bob@example.com", "Bob").await.unwrap();
+        }
+        alice.sign_out().await;
+        // The change made the server's version move on: this sign-in syncs
+        // for real and caches the new version.
+        let (second, _) = Client::sign_in(cfg.clone()).await.unwrap();
+        second.sign_out().await;
+        // Nothing changed since: the server says so and the cache is used.
+        let (again, _) = Client::sign_in(cfg.clone()).await.unwrap();
+        assert!(again.state().from_cache, "{dialect}: lists from the cache");
+        assert_eq!(again.contacts().iter().map(|c| c.handle.as_str()).collect::<Vec<_>>(), ["bob@example.com"]);
+        again.sign_out().await;
+    }
+    // A change while away (Bob adds Alice) makes the next sign-in sync for real.
+    let (bob, _) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    bob.add_contact("alice@example.com", "Alice").await.unwrap();
+    let mut cfg = config(&server, "alice", Dialect::Msnp11);
+    cfg.cache_dir = Some(dir.path().join("MSNP11"));
+    let (alice, _) = Client::sign_in(cfg).await.unwrap();
+    let state = alice.state();
+    assert!(!state.from_cache);
+    assert!(state.contact("bob@example.com").unwrap().on(msnp::ListKind::Reverse));
+    // A wrong password is refused.
+    let mut bad = config(&server, "alice", Dialect::Msnp7);
+    bad.password = "nope".into();
+    assert!(matches!(Client::sign_in(bad).await, Err(client::ClientError::AuthenticationFailed)));
+}
+
+#[tokio::test]
+async fn presence_in_every_state_and_privacy_effects() {
+    let server = TestServer::start_with(&["--rate-state-changes", "100/10"]);
+    users(&server, &["alice", "bob"]);
+    let (bob, mut b_events) = sign_in(&server, "bob", Dialect::Msnp7).await;
+    let (alice, mut a_events) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    alice.add_contact("bob@example.com", "Bob").await.unwrap();
+    alice.set_state(OnlineState::Online).await.unwrap();
+    // Bob is told, and his client should ask him (he has not answered yet).
+    wait(&mut b_events, |e| matches!(e, Event::AddedBy { needs_answer: true, .. }).then_some(())).await;
+    assert_eq!(bob.state().needs_answer().count(), 1);
+    for state in ["NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN"] {
+        bob.set_state(OnlineState::from_code(state).unwrap()).await.unwrap();
+        let seen = wait(&mut a_events, |e| match e {
+            Event::Presence { handle, state, .. } if handle == "bob@example.com" => Some(state.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(seen, state);
+    }
+    assert_eq!(alice.state().contact("bob@example.com").unwrap().state, OnlineState::OutToLunch);
+    bob.set_state(OnlineState::Hidden).await.unwrap();
+    wait(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(())).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    wait(&mut a_events, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
+    // Bob blocks Alice: she sees him go offline; allowing her again brings him back.
+    bob.block("alice@example.com").await.unwrap();
+    wait(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(())).await;
+    let err = alice.start_conversation("bob@example.com").await.err().expect("cannot call someone who blocks you");
+    assert_eq!(err.code(), Some(217));
+    bob.allow("alice@example.com").await.unwrap();
+    wait(&mut a_events, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
+    let b = bob.state();
+    let a_entry = b.contact("alice@example.com").unwrap();
+    assert!(a_entry.on(msnp::ListKind::Allow) && !a_entry.on(msnp::ListKind::Block));
+    // Names and personal messages.
+    bob.set_name("Bobby").await.unwrap();
+    wait(&mut a_events, |e| matches!(e, Event::Presence { friendly, .. } if friendly == "Bobby").then_some(())).await;
+    let (carol, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let _ = carol; // Alice signs in again elsewhere: the first session is told.
+    wait(&mut a_events, |e| matches!(e, Event::SignedOut { reason } if reason == "OTH").then_some(())).await;
+}
+
+#[tokio::test]
+async fn a_three_party_chat_with_typing() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob", "carol"]);
+    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp7).await;
+    let (carol, mut c) = sign_in(&server, "carol", Dialect::Msnp12).await;
+    for client in [&alice, &bob, &carol] {
+        client.set_state(OnlineState::Online).await.unwrap();
+    }
+    let chat = alice.start_conversation("bob@example.com").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    let bob_chat = wait(&mut b, |e| match e {
+        Event::ConversationStarted { conversation, invited_by: Some(by), .. } if by == "alice@example.com" => {
+            Some(*conversation)
+        }
+        _ => None,
+    })
+    .await;
+    chat.invite("carol@example.com").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "carol@example.com").then_some(())).await;
+    let carol_chat = wait(&mut c, |e| match e {
+        Event::ConversationStarted { conversation, with, .. } => {
+            assert_eq!(with.len(), 2, "Carol's roster has Alice and Bob: {with:?}");
+            Some(*conversation)
+        }
+        _ => None,
+    })
+    .await;
+    chat.send_typing("alice@example.com").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Typing { from, .. } if from == "alice@example.com").then_some(())).await;
+    chat.send_formatted("hello both", Some("FN=Arial; EF=B; CO=ff0000; CS=0; PF=22")).await.unwrap();
+    for events in [&mut b, &mut c] {
+        let (text, format) = wait(events, |e| match e {
+            Event::Message { from, text, format, .. } if from == "alice@example.com" => {
+                Some((text.clone(), format.clone()))
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(text, "hello both");
+        assert_eq!(format.as_deref(), Some("FN=Arial; EF=B; CO=ff0000; CS=0; PF=22"));
+    }
+    bob.conversation(bob_chat).unwrap().send_text("hi from 2002").await.unwrap();
+    wait(&mut c, |e| matches!(e, Event::Message { from, .. } if from == "bob@example.com").then_some(())).await;
+    carol.conversation(carol_chat).unwrap().leave().await;
+    wait(&mut a, |e| matches!(e, Event::Left { handle, .. } if handle == "carol@example.com").then_some(())).await;
+}
+
+/// Five and a bit mebibytes of bytes that are not all alike.
+fn big_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("holiday photos.bin");
+    let data: Vec<u8> = (0..5 * 1024 * 1024 + 12_345u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+async fn chat_pair(
+    server: &TestServer,
+    dialect: Dialect,
+) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
+    let (alice, mut a) = sign_in(server, "alice", dialect).await;
+    let (bob, mut b) = sign_in(server, "bob", dialect).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let chat = alice.start_conversation("bob@example.com").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Joined { .. }).then_some(())).await;
+    let bob_chat = wait(&mut b, |e| match e {
+        Event::ConversationStarted { conversation, .. } => Some(*conversation),
+        _ => None,
+    })
+    .await;
+    (alice, a, chat, bob, b, bob_chat)
+}
+
+async fn transfer_and_compare(dialect: Dialect, method: Method, expected_method: &str) {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let dir = tempfile::tempdir().unwrap();
+    let source = big_file(dir.path());
+    let (_alice, mut a, chat, bob, mut b, bob_chat) = chat_pair(&server, dialect).await;
+    let sent = chat.send_file_with(&source, Some(method)).await.unwrap();
+    let (offer, name, size, how) = wait(&mut b, |e| match e {
+        Event::FileOffer { transfer, name, size, method, .. } => Some((*transfer, name.clone(), *size, method.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!((name.as_str(), size, how.as_str()), ("holiday photos.bin", 5 * 1024 * 1024 + 12_345, expected_method));
+    let dest = dir.path().join("received.bin");
+    bob.conversation(bob_chat).unwrap().accept_file(offer, &dest).await.unwrap();
+    let mut progress = 0;
+    let verified = wait(&mut b, |e| match e {
+        Event::FileProgress { transfer, .. } if *transfer == offer => {
+            progress += 1;
+            None
+        }
+        Event::FileDone { transfer, verified, .. } if *transfer == offer => Some(*verified),
+        Event::FileFailed { reason, .. } => panic!("transfer failed: {reason}"),
+        _ => None,
+    })
+    .await;
+    assert!(verified, "the checksum was checked");
+    assert!(progress > 5, "progress was reported");
+    wait(&mut a, |e| matches!(e, Event::FileDone { transfer, .. } if *transfer == sent).then_some(())).await;
+    assert!(std::fs::read(&source).unwrap() == std::fs::read(&dest).unwrap(), "byte for byte");
+}
+
+#[tokio::test]
+async fn a_5_mib_file_over_msnftp_arrives_byte_for_byte() {
+    transfer_and_compare(Dialect::Msnp7, Method::Msnftp, "msnftp").await;
+}
+
+#[tokio::test]
+async fn a_5_mib_file_over_msnslp_arrives_byte_for_byte() {
+    transfer_and_compare(Dialect::Msnp11, Method::P2p, "p2p").await;
+}
+
+#[tokio::test]
+async fn transfers_can_be_refused_and_cancelled() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let dir = tempfile::tempdir().unwrap();
+    let source = big_file(dir.path());
+    let (_alice, mut a, chat, bob, mut b, bob_chat) = chat_pair(&server, Dialect::Msnp11).await;
+    let bob_chat = bob.conversation(bob_chat).unwrap();
+    for method in [Method::Msnftp, Method::P2p] {
+        // Refused.
+        let t = chat.send_file_with(&source, Some(method)).await.unwrap();
+        let offer = wait(&mut b, |e| match e {
+            Event::FileOffer { transfer, .. } => Some(*transfer),
+            _ => None,
+        })
+        .await;
+        bob_chat.decline_file(offer).await.unwrap();
+        let reason = wait(&mut a, |e| match e {
+            Event::FileFailed { transfer, reason } if *transfer == t => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+        assert!(reason.contains("declined"), "{method:?}: {reason}");
+        // Cancelled by the receiver while it runs.
+        let t = chat.send_file_with(&source, Some(method)).await.unwrap();
+        let offer = wait(&mut b, |e| match e {
+            Event::FileOffer { transfer, .. } => Some(*transfer),
+            _ => None,
+        })
+        .await;
+        bob_chat.accept_file(offer, &dir.path().join("partial.bin")).await.unwrap();
+        wait(&mut b, |e| matches!(e, Event::FileProgress { transfer, .. } if *transfer == offer).then_some(())).await;
+        bob_chat.cancel_transfer(offer).await.unwrap();
+        let reason = wait(&mut a, |e| match e {
+            Event::FileFailed { transfer, reason } if *transfer == t => Some(reason.clone()),
+            Event::FileDone { transfer, .. } if *transfer == t => Some("finished before the cancel arrived".into()),
+            _ => None,
+        })
+        .await;
+        assert!(reason.contains("cancel"), "{method:?}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_direct_connection_falls_back_to_the_switchboard() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let dir = tempfile::tempdir().unwrap();
+    let source = big_file(dir.path());
+    // Alice listens on 127.0.0.1 but tells Bob to connect to 127.0.0.2,
+    // where nothing listens: the direct connection must fail.
+    let mut cfg = config(&server, "alice", Dialect::Msnp11);
+    cfg.transfer_address = Some("127.0.0.1".parse().unwrap());
+    cfg.transfer_advertise = Some("127.0.0.2".parse().unwrap());
+    let (alice, mut a) = Client::sign_in(cfg).await.unwrap();
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let chat = alice.start_conversation("bob@example.com").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Joined { .. }).then_some(())).await;
+    let bob_chat = wait(&mut b, |e| match e {
+        Event::ConversationStarted { conversation, .. } => Some(*conversation),
+        _ => None,
+    })
+    .await;
+    chat.send_file_with(&source, Some(Method::Msnftp)).await.unwrap();
+    let offer = wait(&mut b, |e| match e {
+        Event::FileOffer { transfer, .. } => Some(*transfer),
+        _ => None,
+    })
+    .await;
+    let dest = dir.path().join("via-switchboard.bin");
+    bob.conversation(bob_chat).unwrap().accept_file(offer, &dest).await.unwrap();
+    let reason = wait(&mut b, |e| match e {
+        Event::FileFallback { transfer, reason } if *transfer == offer => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("could not connect directly"), "{reason}");
+    wait(&mut a, |e| matches!(e, Event::FileFallback { .. }).then_some(())).await;
+    wait(&mut b, |e| match e {
+        Event::FileDone { transfer, verified: true, .. } if *transfer == offer => Some(()),
+        Event::FileFailed { reason, .. } => panic!("{reason}"),
+        _ => None,
+    })
+    .await;
+    assert!(std::fs::read(&source).unwrap() == std::fs::read(&dest).unwrap());
+}
+
+#[tokio::test]
+async fn offline_messages_are_sent_and_shown() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    alice.send_offline_message("bob@example.com", "call me when you're back").await.unwrap();
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp7).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let (text, sent) = wait(&mut b, |e| match e {
+        Event::Message { from, text, offline_sent, .. } if from == "alice@example.com" => {
+            Some((text.clone(), offline_sent.clone()))
+        }
+        _ => None,
+    })
+    .await;
+    assert!(text.ends_with("call me when you're back"));
+    assert!(sent.is_some(), "the original time comes with it");
+}
