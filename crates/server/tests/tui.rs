@@ -1,0 +1,183 @@
+//! The terminal messenger, driven with real key events on ratatui's test
+//! backend, against the real server and a second real client: log in, open a
+//! chat, send, receive, see typing, send a file, answer someone who added you.
+
+mod common;
+
+use std::time::Duration;
+
+use client::{Client, ClientConfig, Event};
+use common::*;
+use msn::app::App;
+use msnp::{Dialect, OnlineState};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn config(server: &TestServer, name: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(&server.dispatch.to_string(), &format!("{name}@example.com"), &format!("pw-{name}"));
+    c.dialect = Dialect::Msnp11;
+    c.login_url = Some(format!("http://{}/rdr/pprdr.asp", server.http.unwrap()));
+    c
+}
+
+struct Screen {
+    app: App,
+    events: UnboundedReceiver<Event>,
+    terminal: Terminal<TestBackend>,
+}
+
+impl Screen {
+    async fn new(server: &TestServer, name: &str, downloads: &std::path::Path) -> Screen {
+        let (client, events) = Client::sign_in(config(server, name)).await.unwrap();
+        client.set_state(OnlineState::Online).await.unwrap();
+        let mut app = App::new(client, None, downloads.to_path_buf());
+        app.ask_pending();
+        Screen { app, events, terminal: Terminal::new(TestBackend::new(110, 30)).unwrap() }
+    }
+
+    /// Feeds pending client events to the app and draws; returns the screen text.
+    async fn draw(&mut self) -> String {
+        while let Ok(e) = self.events.try_recv() {
+            self.app.on_event(e).await;
+        }
+        self.terminal.draw(|f| self.app.render(f)).unwrap();
+        let buffer = self.terminal.backend().buffer().clone();
+        let mut text = String::new();
+        for y in 0..buffer.area.height {
+            for x in 0..buffer.area.width {
+                text.push_str(buffer[(x, y)].symbol());
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    async fn key(&mut self, code: KeyCode) {
+        self.app.on_key(KeyEvent::new(code, KeyModifiers::NONE)).await;
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        for c in line.chars() {
+            self.key(KeyCode::Char(c)).await;
+        }
+        self.key(KeyCode::Enter).await;
+    }
+
+    /// Draws until the screen shows `needle` (events arrive asynchronously).
+    async fn wait_for(&mut self, needle: &str) -> String {
+        for _ in 0..200 {
+            let text = self.draw().await;
+            if text.contains(needle) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the screen never showed `{needle}`:\n{}", self.draw().await);
+    }
+}
+
+#[tokio::test]
+async fn the_tui_logs_in_chats_shows_typing_and_sends_a_file() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    // Bob uses the library; Alice the terminal app.
+    let (bob, mut bob_events) = Client::sign_in(config(&server, "bob")).await.unwrap();
+    bob.set_state(OnlineState::Busy).await.unwrap();
+    let mut alice = Screen::new(&server, "alice", downloads.path()).await;
+
+    // Log in: the contact list is there; add Bob with a command.
+    alice.type_line("/add bob@example.com").await;
+    let screen = alice.wait_for("Busy").await;
+    assert!(screen.contains("bob@example.com"), "{screen}");
+    // Bob's client was told; he adds Alice back and she is asked about him.
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(Event::AddedBy { handle, .. }) = bob_events.recv().await {
+                    return handle;
+                }
+            }
+        })
+        .await,
+        Ok(h) if h == "alice@example.com"
+    ));
+    bob.add_contact("alice@example.com", "Alice").await.unwrap();
+    alice.wait_for("Someone added you").await;
+    alice.key(KeyCode::Char('a')).await;
+    let screen = alice.draw().await;
+    assert!(screen.contains("allowed bob@example.com"), "{screen}");
+
+    // Open a chat from the contact list: Enter on the selected contact.
+    alice.key(KeyCode::Enter).await;
+    alice.wait_for("Conversation with bob@example.com").await;
+    alice.wait_for("bob@example.com joined").await;
+    let bob_chat = loop {
+        match bob_events.recv().await {
+            Some(Event::ConversationStarted { conversation, .. }) => break bob.conversation(conversation).unwrap(),
+            Some(_) => continue,
+            None => panic!("bob's session ended"),
+        }
+    };
+
+    // Send: typing reaches Bob first, then the message.
+    alice.type_line("hello from the terminal").await;
+    alice.wait_for("alice@example.com: hello from the terminal").await;
+    let mut saw_typing = false;
+    loop {
+        match bob_events.recv().await {
+            Some(Event::Typing { from, .. }) if from == "alice@example.com" => saw_typing = true,
+            Some(Event::Message { text, .. }) => {
+                assert_eq!(text, "hello from the terminal");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_typing, "Alice's keystrokes sent a typing notification");
+
+    // Receive, and see Bob typing.
+    bob_chat.send_typing("bob@example.com").await.unwrap();
+    alice.wait_for("bob@example.com is typing").await;
+    bob_chat.send_text("hi Alice!").await.unwrap();
+    alice.wait_for("bob@example.com: hi Alice!").await;
+
+    // Send a file with /send; Bob accepts; the tab shows it done.
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "meeting at noon\n".repeat(5000)).unwrap();
+    alice.type_line(&format!("/send {}", file.display())).await;
+    alice.wait_for("offering notes.txt").await;
+    let offer = loop {
+        if let Some(Event::FileOffer { transfer, .. }) = bob_events.recv().await {
+            break transfer;
+        }
+    };
+    bob_chat.accept_file(offer, &dir.path().join("got.txt")).await.unwrap();
+    alice.wait_for("transfer done").await;
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(dir.path().join("got.txt")).unwrap());
+
+    // And a file offered to Alice: /accept puts it in her downloads.
+    let back = dir.path().join("reply.txt");
+    std::fs::write(&back, "thanks!").unwrap();
+    bob_chat.send_file(&back).await.unwrap();
+    alice.wait_for("offers reply.txt").await;
+    alice.type_line("/accept").await;
+    let got = downloads.path().join("reply.txt");
+    for _ in 0..200 {
+        alice.draw().await;
+        if alice
+            .app
+            .transcript("bob@example.com")
+            .iter()
+            .any(|l| l.contains("transfer done") && l.contains("reply.txt"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read(&got).unwrap(), b"thanks!");
+    assert_eq!(alice.app.transcript("bob@example.com").iter().filter(|l| l.starts_with("bob@example.com:")).count(), 1);
+}
