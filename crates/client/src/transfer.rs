@@ -38,6 +38,8 @@ pub enum Method {
 
 /// The MSNFTP block payload limit.
 const BLOCK: usize = 2045;
+/// The `Application-GUID` of an MSNFTP file invitation.
+const MSNFTP_GUID: &str = "{5D3E02AB-6190-11d3-BBBB-00C04F795683}";
 /// MSNFTP: the receiver's code for "received successfully".
 const BYE_OK: &str = "BYE 16777989";
 /// The largest SLP message we reassemble from a peer.
@@ -188,7 +190,7 @@ impl Transfers {
                 let cookie = rand::thread_rng().gen_range(100_000u32..u32::MAX / 2).to_string();
                 let payload = invitation(&[
                     ("Application-Name", "File Transfer".into()),
-                    ("Application-GUID", "{5D3E02AB-6190-11d3-BBBB-00C04F795683}".into()),
+                    ("Application-GUID", MSNFTP_GUID.into()),
                     ("Invitation-Command", "INVITE".into()),
                     ("Invitation-Cookie", cookie.clone()),
                     ("Application-File", name.clone()),
@@ -289,18 +291,21 @@ impl Transfers {
                 ("Invitation-Cookie", cookie),
                 ("Cancel-Code", "REJECT".into()),
             ]))],
-            Some((_, Transfer::P2pIn { session, invite, .. })) => {
-                let no = SlpMessage::response(
-                    "603 Decline",
-                    &invite,
-                    "application/x-msnmsgr-sessionreqbody",
-                    &format!("SessionID: {session}\r\n\r\n"),
-                );
-                let id = self.message_id();
-                p2p::chunks(0, id, 0, rand::random(), 0, &no.to_bytes()).into_iter().map(Action::P2p).collect()
-            }
+            Some((_, Transfer::P2pIn { session, invite, .. })) => self.slp_decline(&invite, session),
             _ => Vec::new(),
         }
+    }
+
+    /// `603 Decline` to an MSNSLP session invitation.
+    fn slp_decline(&mut self, invite: &SlpMessage, session: u32) -> Vec<Action> {
+        let no = SlpMessage::response(
+            "603 Decline",
+            invite,
+            "application/x-msnmsgr-sessionreqbody",
+            &format!("SessionID: {session}\r\n\r\n"),
+        );
+        let id = self.message_id();
+        p2p::chunks(0, id, 0, rand::random(), 0, &no.to_bytes()).into_iter().map(Action::P2p).collect()
     }
 
     /// Stops a transfer in progress (or withdraws an offer).
@@ -346,6 +351,16 @@ impl Transfers {
             _ => None,
         });
         match (fields.header("Invitation-Command"), found) {
+            // NetMeeting, voice, remote assistance...: not something we run.
+            (Some("INVITE"), None)
+                if !fields.header("Application-GUID").is_some_and(|g| g.eq_ignore_ascii_case(MSNFTP_GUID)) =>
+            {
+                vec![Action::Invitation(invitation(&[
+                    ("Invitation-Command", "CANCEL".into()),
+                    ("Invitation-Cookie", cookie),
+                    ("Cancel-Code", "REJECT_NOT_INSTALLED".into()),
+                ]))]
+            }
             (Some("INVITE"), None) => {
                 let size: u64 = fields.header("Application-FileSize").and_then(|s| s.parse().ok()).unwrap_or(0);
                 let name = fields.header("Application-File").unwrap_or("file").to_string();
@@ -615,6 +630,11 @@ impl Transfers {
                     size,
                     method: "p2p".into(),
                 })]
+            }
+            // Display pictures, emoticons, webcam...: we offer none of them.
+            "INVITE" if slp.header("Content-Type") == Some("application/x-msnmsgr-sessionreqbody") => {
+                let session: u32 = slp.body_field("SessionID").and_then(|s| s.parse().ok()).unwrap_or(0);
+                self.slp_decline(&slp, session)
             }
             "200" => {
                 let Some(transfer) = find(&self.items) else { return Vec::new() };

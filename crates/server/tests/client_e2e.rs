@@ -349,3 +349,75 @@ async fn offline_messages_are_sent_and_shown() {
     assert!(text.ends_with("call me when you're back"));
     assert!(sent.is_some(), "the original time comes with it");
 }
+
+/// What the other side's SB connection sent, as one string per `MSG` payload.
+async fn payloads_for(sb: &mut common::Client, wait: Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(l) = sb.try_recv(wait).await {
+        if let Some(p) = l.payload {
+            out.push(String::from_utf8_lossy(&p).into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn invitations_the_client_cannot_serve_are_declined_not_shown_as_files() {
+    // Bob is a raw connection that would have to answer CHL: challenges off.
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    let mut bob_ns = login_as_dialect(&server, 11, "bob@example.com", "pw-bob").await;
+    bob_ns.send("CHG 20 NLN 0").await;
+    bob_ns.expect_prefix("CHG 20 NLN").await;
+    let (alice, mut events) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    let starting = tokio::spawn(async move { alice.start_conversation("bob@example.com").await.map(|c| (alice, c)) });
+    let rng = bob_ns.expect_prefix("RNG ").await;
+    let a = rng.args();
+    let mut bob = common::Client::connect_str(a[2]).await;
+    bob.send(&format!("ANS 1 bob@example.com {} {}", a[4], a[1])).await;
+    loop {
+        if bob.recv().await.text == "ANS 1 OK" {
+            break;
+        }
+    }
+    let (_alice, _chat) = starting.await.unwrap().unwrap();
+
+    // A NetMeeting invitation (not a file): cancelled as not installed.
+    let netmeeting = "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinvite; charset=UTF-8\r\n\r\n\
+        Application-Name: NetMeeting\r\nApplication-GUID: {44BBA842-CC51-11CF-AAFA-00AA00B6015C}\r\n\
+        Session-Protocol: SM1\r\nInvitation-Command: INVITE\r\nInvitation-Cookie: 4242\r\n\r\n";
+    bob.send_payload(&format!("MSG 2 N {}", netmeeting.len()), netmeeting.as_bytes()).await;
+    let answers = payloads_for(&mut bob, Duration::from_secs(2)).await;
+    assert!(
+        answers.iter().any(|p| p.contains("Invitation-Command: CANCEL")
+            && p.contains("Invitation-Cookie: 4242")
+            && p.contains("Cancel-Code: REJECT_NOT_INSTALLED")),
+        "{answers:?}"
+    );
+
+    // A display-picture request over MSNSLP: declined with 603.
+    let invite = msnp::p2p::SlpMessage::request(
+        "INVITE",
+        "alice@example.com",
+        "bob@example.com",
+        "{11111111-2222-3333-4444-555555555555}",
+        "{66666666-7777-8888-9999-000000000000}",
+        "application/x-msnmsgr-sessionreqbody",
+        "EUF-GUID: {A4268EEC-FEC5-49E5-95C3-F126696BDBF6}\r\nSessionID: 77\r\nAppID: 1\r\nContext: AAAA\r\n\r\n\0",
+    );
+    for packet in msnp::p2p::chunks(0, 9000, 0, 1, 0, &invite.to_bytes()) {
+        let mut body =
+            b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: alice@example.com\r\n\r\n"
+                .to_vec();
+        body.extend_from_slice(&packet.to_bytes());
+        bob.send_payload(&format!("MSG 3 D {}", body.len()), &body).await;
+    }
+    let answers = payloads_for(&mut bob, Duration::from_secs(2)).await;
+    assert!(answers.iter().any(|p| p.contains("MSNSLP/1.0 603 Decline") && p.contains("SessionID: 77")), "{answers:?}");
+
+    // Neither reached the application as a file offer.
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, Event::FileOffer { .. }), "{e:?}");
+    }
+}
