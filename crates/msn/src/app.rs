@@ -539,12 +539,14 @@ impl App {
             KeyCode::Char(c) => {
                 self.input.push(c);
                 let typing_due = self.last_typing_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(4));
-                if self.active > 0 && !self.input.starts_with('/') && typing_due {
-                    if let Some(conv) = self.tabs[self.active].conversation.and_then(|id| self.client.conversation(id))
-                    {
-                        let _ = conv.send_typing(&self.me).await;
-                        self.last_typing_sent = Some(Instant::now());
-                    }
+                let conversation = self.tabs[self.active].conversation.and_then(|id| self.client.conversation(id));
+                if self.active > 0
+                    && !self.input.starts_with('/')
+                    && typing_due
+                    && let Some(conv) = conversation
+                {
+                    let _ = conv.send_typing(&self.me).await;
+                    self.last_typing_sent = Some(Instant::now());
                 }
             }
             _ => {}
