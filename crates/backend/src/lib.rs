@@ -29,6 +29,6 @@ pub mod switchboard;
 pub use config::BackendConfig;
 pub use handle::Handle;
 pub use presence::{NsEvent, OnlineUser};
-pub use service::Backend;
+pub use service::{Backend, ImportedAccount};
 pub use store::{Store, StoreError};
 pub use switchboard::{SbEvent, SwitchboardSession};

@@ -41,6 +41,14 @@ pub enum AccountError {
     Secret(#[from] SecretError),
 }
 
+/// One line of `msnd user import`.
+#[derive(Debug, Clone)]
+pub struct ImportedAccount {
+    pub handle: String,
+    pub password: String,
+    pub friendly: Option<String>,
+}
+
 /// A session joined with `ANS`: the session, the new participant, and the
 /// roster before the join (for `IRO`).
 pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
@@ -243,6 +251,63 @@ impl Backend {
             .create_account(NewAccount { handle: handle.as_str().into(), friendly: friendly.into(), credentials })
             .await?;
         Ok(())
+    }
+
+    /// Creates many accounts at once (`msnd user import`): the password
+    /// hashes run on every core, the inserts go to the store concurrently so
+    /// its group commit batches them. Accounts that already exist are left as
+    /// they are. Returns how many were created.
+    pub async fn import_accounts(&self, accounts: Vec<ImportedAccount>) -> Result<usize, AccountError> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut created = 0;
+        for batch in accounts.chunks(workers * 64) {
+            let mut prepared = Vec::with_capacity(batch.len());
+            for a in batch {
+                let handle = Handle::parse(&a.handle).map_err(AccountError::InvalidHandle)?;
+                let friendly = a.friendly.clone().unwrap_or_else(|| handle.as_str().to_string());
+                decode_friendly(&urlencode::encode(&friendly)).map_err(|_| AccountError::InvalidName)?;
+                if a.password.is_empty() {
+                    return Err(AccountError::EmptyPassword);
+                }
+                prepared.push((handle, friendly, a.password.clone()));
+            }
+            // Hash on plain threads, off the async workers: this is a batch
+            // job, not the serving path.
+            let (prepared, hashes) = tokio::task::spawn_blocking(move || {
+                let per_thread = prepared.len().div_ceil(workers).max(1);
+                let hashes: Vec<Result<String, SecretError>> = std::thread::scope(|scope| {
+                    let jobs: Vec<_> = prepared
+                        .chunks(per_thread)
+                        .map(|chunk| {
+                            scope.spawn(move || {
+                                chunk.iter().map(|(_, _, p)| secrets::hash_password(p)).collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    jobs.into_iter().flat_map(|j| j.join().unwrap_or_default()).collect()
+                });
+                (prepared, hashes)
+            })
+            .await
+            .map_err(|e| SecretError::Hash(e.to_string()))?;
+            let inserts = prepared.into_iter().zip(hashes).map(|((handle, friendly, password), hash)| async move {
+                let credentials =
+                    Credentials { password_hash: hash?, sealed_secret: Some(self.key.seal(handle.key(), &password)) };
+                match self
+                    .store
+                    .create_account(NewAccount { handle: handle.as_str().into(), friendly, credentials })
+                    .await
+                {
+                    Ok(_) => Ok(1),
+                    Err(StoreError::AccountExists) => Ok(0),
+                    Err(e) => Err(AccountError::from(e)),
+                }
+            });
+            for r in futures::future::join_all(inserts).await {
+                created += r?;
+            }
+        }
+        Ok(created)
     }
 
     pub async fn delete_account(&self, handle: &str) -> Result<(), AccountError> {

@@ -50,7 +50,7 @@ async fn reply(conn: &mut Conn, config: &ClientConfig, trid: u32) -> Result<Fram
 
 /// Gets a Passport ticket: the nexus names the login service, which takes the
 /// credentials and the server's challenge.
-async fn passport_ticket(config: &ClientConfig, challenge: &str) -> Result<String> {
+pub async fn passport_ticket(config: &ClientConfig, challenge: &str) -> Result<String> {
     let nexus = config
         .login_url
         .as_deref()

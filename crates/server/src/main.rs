@@ -169,6 +169,9 @@ enum UserCommand {
     },
     /// List the accounts.
     List,
+    /// Create many accounts from standard input, one per line:
+    /// `EMAIL<TAB>PASSWORD[<TAB>FRIENDLY NAME]`. Existing accounts are kept.
+    Import,
 }
 
 /// A rate given as `BURST/PER_SECOND`, e.g. `10/0.5`.
@@ -283,6 +286,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let password = read_password(password_stdin)?;
                     backend.set_password(&email, &password).await?;
                     println!("password changed for {email}");
+                }
+                UserCommand::Import => {
+                    let mut accounts = Vec::new();
+                    for (n, line) in std::io::stdin().lines().enumerate() {
+                        let line = line?;
+                        if line.trim().is_empty() || line.starts_with('#') {
+                            continue;
+                        }
+                        let mut fields = line.splitn(3, '\t');
+                        let (Some(handle), Some(password)) = (fields.next(), fields.next()) else {
+                            anyhow::bail!("line {}: expected EMAIL<TAB>PASSWORD[<TAB>NAME]", n + 1);
+                        };
+                        accounts.push(backend::ImportedAccount {
+                            handle: handle.to_string(),
+                            password: password.to_string(),
+                            friendly: fields.next().map(str::to_string),
+                        });
+                    }
+                    let total = accounts.len();
+                    let created = backend.import_accounts(accounts).await?;
+                    println!("created {created} of {total} accounts ({} existed)", total - created);
                 }
                 UserCommand::List => {
                     for a in backend.list_accounts().await? {

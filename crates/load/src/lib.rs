@@ -1,0 +1,736 @@
+//! `msn-load`: simulated users against a running `msnd`, and what they saw.
+//!
+//! A run has phases, each measured on its own:
+//! 1. **lists**: if the first user's lists are empty, every user signs in
+//!    once and adds their contacts (forward and allow list) from the social
+//!    graph; the rate of durably acknowledged list changes is reported.
+//! 2. **logins**: every user signs in at the target rate and stays online.
+//! 3. **presence**: users change state at the target rate; every watcher's
+//!    connection notes when the `NLN` arrives. A change's fan-out latency is
+//!    the time until its last watcher heard it.
+//! 4. **switchboard**: pairs of users open sessions and send 150-byte
+//!    messages at the target rate; the receiver notes each one's latency.
+//! 5. **held**: every connection pings; the count that answer `QNG`.
+//!
+//! Success means nothing was refused, dropped or lost: a run where the
+//! server refuses logins or drops messages reports failure.
+
+pub mod graph;
+pub mod launch;
+pub mod link;
+pub mod process;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use msnp::{Dialect, Frame};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use link::{Link, Target};
+use process::Usage;
+use stats::{Samples, Summary};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub users: usize,
+    /// Accounts are `PREFIX0@example.com`, `PREFIX1@example.com`, ...
+    pub prefix: String,
+    pub password: String,
+    /// Contacts per user, and the fraction of them that are mutual.
+    pub contacts: usize,
+    pub mutual: f64,
+    /// Logins started per second, and at most this many in flight.
+    pub login_rate: f64,
+    pub login_concurrency: usize,
+    /// State changes per second, for this long.
+    pub presence_rate: f64,
+    pub presence_duration: Duration,
+    /// Two-party switchboard sessions, messages per second across them all,
+    /// for this long, each message payload this many bytes.
+    pub sessions: usize,
+    pub message_rate: f64,
+    pub message_duration: Duration,
+    pub message_size: usize,
+    /// The server's process, for RSS and CPU (when on this machine).
+    pub server_pid: Option<u32>,
+}
+
+/// What a run saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub users: usize,
+    pub dialect: String,
+    pub lists: Option<ListsReport>,
+    pub logins: LoginsReport,
+    pub presence: PresenceReport,
+    pub switchboard: SwitchboardReport,
+    pub held: HeldReport,
+    pub server: Option<ServerReport>,
+    /// Everything that went wrong (the first few of each kind).
+    pub problems: Vec<String>,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListsReport {
+    pub changes: u64,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoginsReport {
+    pub attempted: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub per_second: f64,
+    pub latency: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PresenceReport {
+    pub changes: usize,
+    /// Changes every watcher heard.
+    pub complete: usize,
+    pub notifications: usize,
+    /// Change to its last watcher.
+    pub fanout: Summary,
+    /// Change to each watcher.
+    pub delivery: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SwitchboardReport {
+    pub sessions: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub per_second: f64,
+    pub latency: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeldReport {
+    pub connections: usize,
+    pub dropped: u64,
+    pub answered_ping: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerReport {
+    pub rss_before_bytes: u64,
+    pub rss_logged_in_bytes: u64,
+    pub rss_per_user_bytes: u64,
+    pub rss_max_bytes: u64,
+    pub cpu_seconds_logins: f64,
+    pub cpu_seconds_presence: f64,
+    pub cpu_seconds_switchboard: f64,
+    pub cpu_seconds_total: f64,
+}
+
+/// A change in flight: who, to what, when, and who has heard it.
+struct Change {
+    state: String,
+    at: Instant,
+    expected: usize,
+    heard: usize,
+    slowest: Duration,
+}
+
+/// What every simulated user's reader reports to.
+struct Shared {
+    base: Instant,
+    target: Target,
+    changes: Mutex<HashMap<String, Change>>,
+    fanout: Mutex<Samples>,
+    delivery: Mutex<Samples>,
+    complete: AtomicU64,
+    notifications: AtomicU64,
+    sb_latency: Mutex<Samples>,
+    sb_received: AtomicU64,
+    pongs: AtomicU64,
+    dropped: AtomicU64,
+    ending: AtomicBool,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn problem(&self, p: String) {
+        let mut ps = self.problems.lock().unwrap();
+        if ps.len() < 20 {
+            ps.push(p);
+        }
+    }
+
+    fn heard(&self, handle: &str, state: &str) {
+        let now = Instant::now();
+        let mut changes = self.changes.lock().unwrap();
+        let Some(c) = changes.get_mut(handle) else { return };
+        if c.state != state {
+            return;
+        }
+        let took = now - c.at;
+        c.heard += 1;
+        c.slowest = c.slowest.max(took);
+        self.delivery.lock().unwrap().push(took);
+        self.notifications.fetch_add(1, Ordering::Relaxed);
+        if c.heard == c.expected {
+            let c = changes.remove(handle).expect("present");
+            self.fanout.lock().unwrap().push(c.slowest);
+            self.complete.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A signed-in user: the writer's queue and replies awaited by TrID.
+struct Online {
+    handle: String,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    trid: AtomicU32,
+    waiting: Mutex<HashMap<u32, oneshot::Sender<Frame>>>,
+}
+
+impl Online {
+    fn send(&self, line: String) {
+        let _ = self.out.send(line.into_bytes());
+    }
+
+    /// Sends `VERB trid rest` and waits for its reply.
+    async fn request(&self, verb: &str, rest: &str, wait: Duration) -> anyhow::Result<Frame> {
+        let trid = self.trid.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap().insert(trid, tx);
+        self.send(format!("{verb} {trid} {rest}\r\n"));
+        let f = tokio::time::timeout(wait, rx).await.map_err(|_| anyhow!("no reply to {verb}"))??;
+        if f.verb().parse::<u16>().is_ok() {
+            bail!("{verb} answered `{}`", f.line);
+        }
+        Ok(f)
+    }
+}
+
+/// Runs the phases and reports.
+pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
+    let handles: Vec<String> = (0..cfg.users).map(|i| launch::handle(&cfg.prefix, i)).collect();
+    let contacts = graph::contacts(cfg.users, cfg.contacts, cfg.mutual);
+    let watchers = graph::watchers(&contacts);
+    let shared = Arc::new(Shared {
+        base: Instant::now(),
+        target: cfg.target.clone(),
+        changes: Mutex::default(),
+        fanout: Mutex::default(),
+        delivery: Mutex::default(),
+        complete: AtomicU64::new(0),
+        notifications: AtomicU64::new(0),
+        sb_latency: Mutex::default(),
+        sb_received: AtomicU64::new(0),
+        pongs: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        ending: AtomicBool::new(false),
+        problems: Mutex::default(),
+    });
+    let mut report = Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), ..Report::default() };
+    let sampler = cfg.server_pid.map(Sampler::start);
+    let before = cfg.server_pid.and_then(process::usage);
+
+    report.lists = set_up_lists(cfg, &handles, &contacts).await?;
+
+    // Logins, at the target rate.
+    let cpu_before_logins = cfg.server_pid.and_then(process::usage);
+    let (online, logins) = sign_in_all(cfg, &handles, &shared).await;
+    report.logins = logins;
+    let logged_in = cfg.server_pid.and_then(process::usage);
+
+    // Presence: one change per user in turn (away, then back), among users
+    // with online watchers.
+    let online_set: Vec<Option<Arc<Online>>> = online;
+    let movers: Vec<usize> = (0..cfg.users)
+        .filter(|&i| online_set[i].is_some() && watchers[i].iter().any(|&w| online_set[w].is_some()))
+        .collect();
+    let changes = (cfg.presence_rate * cfg.presence_duration.as_secs_f64()).round() as usize;
+    let mut presence = PresenceReport::default();
+    if !movers.is_empty() && changes > 0 {
+        let period = Duration::from_secs_f64(1.0 / cfg.presence_rate.max(0.001));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for n in 0..changes {
+            tick.tick().await;
+            let i = movers[n % movers.len()];
+            let state = if (n / movers.len()).is_multiple_of(2) { "AWY" } else { "NLN" };
+            let expected = watchers[i].iter().filter(|&&w| online_set[w].is_some()).count();
+            let user = online_set[i].as_ref().expect("a mover is online");
+            shared.changes.lock().unwrap().insert(
+                user.handle.to_ascii_lowercase(),
+                Change { state: state.into(), at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
+            );
+            let tail = if cfg.target.dialect >= Dialect::Msnp8 { " 0" } else { "" };
+            user.send(format!("CHG {} {state}{tail}\r\n", user.trid.fetch_add(1, Ordering::Relaxed)));
+        }
+        // Let the last changes arrive.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !shared.changes.lock().unwrap().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let incomplete = shared.changes.lock().unwrap().len();
+        if incomplete > 0 {
+            shared.problem(format!("{incomplete} state changes did not reach every watcher within 5 s"));
+        }
+        presence = PresenceReport {
+            changes,
+            complete: shared.complete.load(Ordering::Relaxed) as usize,
+            notifications: shared.notifications.load(Ordering::Relaxed) as usize,
+            fanout: shared.fanout.lock().unwrap().summary(),
+            delivery: shared.delivery.lock().unwrap().summary(),
+        };
+    }
+    report.presence = presence;
+    let after_presence = cfg.server_pid.and_then(process::usage);
+
+    report.switchboard = switchboard_phase(cfg, &online_set, &shared).await;
+    let after_switchboard = cfg.server_pid.and_then(process::usage);
+
+    // Held: every connection still there answers a ping.
+    let connections = online_set.iter().flatten().count();
+    for user in online_set.iter().flatten() {
+        user.send("PNG\r\n".into());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (shared.pongs.load(Ordering::Relaxed) as usize) < connections && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.ending.store(true, Ordering::Relaxed);
+    report.held = HeldReport {
+        connections,
+        dropped: shared.dropped.load(Ordering::Relaxed),
+        answered_ping: shared.pongs.load(Ordering::Relaxed),
+    };
+
+    if let (Some(before), Some(start), Some(logged_in), Some(p), Some(s)) =
+        (before, cpu_before_logins, logged_in, after_presence, after_switchboard)
+    {
+        let max = sampler.map(|s| s.stop()).unwrap_or_default();
+        let users = report.logins.succeeded.max(1) as u64;
+        report.server = Some(ServerReport {
+            rss_before_bytes: before.rss_bytes,
+            rss_logged_in_bytes: logged_in.rss_bytes,
+            rss_per_user_bytes: logged_in.rss_bytes.saturating_sub(start.rss_bytes) / users,
+            rss_max_bytes: max.max(s.rss_bytes),
+            cpu_seconds_logins: logged_in.cpu_seconds - start.cpu_seconds,
+            cpu_seconds_presence: p.cpu_seconds - logged_in.cpu_seconds,
+            cpu_seconds_switchboard: s.cpu_seconds - p.cpu_seconds,
+            cpu_seconds_total: s.cpu_seconds - before.cpu_seconds,
+        });
+    }
+
+    // Sign everyone out.
+    for user in online_set.iter().flatten() {
+        user.send("OUT\r\n".into());
+    }
+
+    let mut problems = shared.problems.lock().unwrap().clone();
+    let r = &report;
+    if r.logins.failed > 0 {
+        problems.push(format!("{} of {} logins failed", r.logins.failed, r.logins.attempted));
+    }
+    if r.held.dropped > 0 {
+        problems.push(format!("{} connections were dropped", r.held.dropped));
+    }
+    if (r.held.answered_ping as usize) < r.held.connections {
+        problems.push(format!(
+            "{} of {} connections did not answer PNG",
+            r.held.connections - r.held.answered_ping as usize,
+            r.held.connections
+        ));
+    }
+    if r.switchboard.lost > 0 {
+        problems.push(format!("{} of {} switchboard messages were lost", r.switchboard.lost, r.switchboard.sent));
+    }
+    if r.presence.complete < r.presence.changes {
+        problems.push(format!(
+            "{} of {} state changes were not heard by every watcher",
+            r.presence.changes - r.presence.complete,
+            r.presence.changes
+        ));
+    }
+    report.success = problems.is_empty();
+    report.problems = problems;
+    Ok(report)
+}
+
+/// Phase 1: the social graph, unless the first user already has a list.
+async fn set_up_lists(
+    cfg: &Config,
+    handles: &[String],
+    contacts: &[Vec<usize>],
+) -> anyhow::Result<Option<ListsReport>> {
+    if cfg.contacts == 0 || handles.is_empty() {
+        return Ok(None);
+    }
+    // Lists are made over MSNP2 whatever the measured dialect: ADD has one shape there.
+    let target = Target { dialect: Dialect::Msnp2, ..cfg.target.clone() };
+    let (mut first, version) =
+        link::sign_in(&target, &handles[0], &cfg.password).await.context("signing in the first user")?;
+    let _ = first.send("OUT").await;
+    if version != "0" {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let changes = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(Semaphore::new(cfg.login_concurrency.clamp(1, 256)));
+    let mut jobs = tokio::task::JoinSet::new();
+    for (i, cs) in contacts.iter().enumerate() {
+        let (target, handle, password) = (target.clone(), handles[i].clone(), cfg.password.clone());
+        let names: Vec<String> = cs.iter().map(|&c| handles[c].clone()).collect();
+        let (gate, changes) = (gate.clone(), changes.clone());
+        jobs.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
+            let mut batch = String::new();
+            let mut trid = 10;
+            for name in &names {
+                for list in ["FL", "AL"] {
+                    batch.push_str(&format!("ADD {trid} {list} {name} {name}\r\n"));
+                    trid += 1;
+                }
+            }
+            link.write.write_all(batch.as_bytes()).await?;
+            for t in 10..trid {
+                match link.reply(t, target.timeout).await {
+                    Ok(_) => {}
+                    // Already there (a rerun after an interrupted set-up).
+                    Err(e) if e.to_string().contains("`215 ") => {}
+                    Err(e) => return Err(e),
+                }
+                changes.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = link.send("OUT").await;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = jobs.join_next().await {
+        r??;
+    }
+    let n = changes.load(Ordering::Relaxed);
+    Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
+}
+
+/// Phase 2: every user signs in at the target rate and stays.
+async fn sign_in_all(
+    cfg: &Config,
+    handles: &[String],
+    shared: &Arc<Shared>,
+) -> (Vec<Option<Arc<Online>>>, LoginsReport) {
+    let gate = Arc::new(Semaphore::new(cfg.login_concurrency.max(1)));
+    let period = Duration::from_secs_f64(1.0 / cfg.login_rate.max(0.001));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut jobs = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for (i, handle) in handles.iter().enumerate() {
+        tick.tick().await;
+        let permit = gate.clone().acquire_owned().await.expect("never closed");
+        let (handle, password, shared) = (handle.clone(), cfg.password.clone(), shared.clone());
+        jobs.spawn(async move {
+            let _permit = permit;
+            let t0 = Instant::now();
+            let result = link::sign_in(&shared.target, &handle, &password).await;
+            (i, t0.elapsed(), Instant::now(), result.map(|(link, _)| spawn_user(handle, link, shared.clone())))
+        });
+    }
+    let mut online = vec![None; handles.len()];
+    let mut latency = Samples::default();
+    let mut last = started;
+    let mut failed = 0;
+    while let Some(joined) = jobs.join_next().await {
+        let Ok((i, took, done, result)) = joined else { continue };
+        match result {
+            Ok(user) => {
+                latency.push(took);
+                last = last.max(done);
+                online[i] = Some(user);
+            }
+            Err(e) => {
+                failed += 1;
+                shared.problem(format!("login of {}: {e:#}", handles[i]));
+            }
+        }
+    }
+    let succeeded = latency.len();
+    let secs = (last - started).as_secs_f64().max(1e-6);
+    let report = LoginsReport {
+        attempted: handles.len(),
+        succeeded,
+        failed,
+        per_second: succeeded as f64 / secs,
+        latency: latency.summary(),
+    };
+    (online, report)
+}
+
+/// A signed-in user's two tasks: the writer drains its queue; the reader
+/// answers challenges, notes presence, pongs and replies, and joins the
+/// switchboard sessions it is rung for.
+fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let user = Arc::new(Online { handle, out: tx, trid: AtomicU32::new(100), waiting: Mutex::default() });
+    let Link { mut reader, mut write } = link;
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let me = user.clone();
+    tokio::spawn(async move {
+        loop {
+            let frame = match reader.next().await {
+                Ok(Some(f)) => f,
+                _ => break,
+            };
+            let args = frame.args();
+            match frame.verb() {
+                "CHL" => me.send(link::qry(me.trid.fetch_add(1, Ordering::Relaxed), args.get(1).unwrap_or(&""))),
+                "NLN" => shared.heard(&args.get(1).unwrap_or(&"").to_ascii_lowercase(), args.first().unwrap_or(&"")),
+                "QNG" => {
+                    shared.pongs.fetch_add(1, Ordering::Relaxed);
+                }
+                "RNG" if args.len() >= 4 => {
+                    let (session, addr, cookie) = (args[0].to_string(), args[1].to_string(), args[3].to_string());
+                    tokio::spawn(answer_ring(me.handle.clone(), session, addr, cookie, shared.clone()));
+                }
+                "OUT" => break,
+                _ => {
+                    if let Some(trid) = args.first().and_then(|t| t.parse::<u32>().ok()) {
+                        let waiting = me.waiting.lock().unwrap().remove(&trid);
+                        if let Some(tx) = waiting {
+                            let _ = tx.send(frame);
+                        }
+                    }
+                }
+            }
+        }
+        if !shared.ending.load(Ordering::Relaxed) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.problem(format!("{} was disconnected", me.handle));
+        }
+    });
+    user
+}
+
+/// The header that carries a message's send time (µs since the run began).
+const SENT_AT: &str = "X-Load-Sent: ";
+
+/// Joins a session one was rung for and notes every message's latency.
+async fn answer_ring(handle: String, session: String, addr: String, cookie: String, shared: Arc<Shared>) {
+    let result = async {
+        let mut sb = Link::connect(&addr).await?;
+        sb.send(&format!("ANS 1 {handle} {cookie} {session}")).await?;
+        loop {
+            let f = sb.reader.expect(shared.target.timeout).await?;
+            if f.line.starts_with("ANS 1 OK") {
+                break;
+            }
+            if f.verb().parse::<u16>().is_ok() {
+                bail!("ANS answered `{}`", f.line);
+            }
+        }
+        while let Some(f) = sb.reader.next().await? {
+            let Some(payload) = f.payload.as_ref().filter(|_| f.verb() == "MSG") else { continue };
+            let text = String::from_utf8_lossy(payload);
+            if let Some(us) = text.split(SENT_AT).nth(1).and_then(|t| t.split("\r\n").next()?.parse::<u64>().ok()) {
+                let took = shared.base.elapsed().saturating_sub(Duration::from_micros(us));
+                shared.sb_latency.lock().unwrap().push(took);
+                shared.sb_received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        anyhow::Ok(())
+    };
+    if let Err(e) = result.await {
+        shared.problem(format!("{handle} answering a ring: {e:#}"));
+    }
+}
+
+/// Phase 4: sessions of two, messages at the target rate, latency noted by
+/// the receivers.
+async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared: &Arc<Shared>) -> SwitchboardReport {
+    let up: Vec<&Arc<Online>> = online.iter().flatten().collect();
+    let sessions = cfg.sessions.min(up.len() / 2);
+    if sessions == 0 || cfg.message_rate <= 0.0 {
+        return SwitchboardReport::default();
+    }
+    // Open every session: XFR SB, USR, CAL, and wait for the JOI.
+    let mut opening = tokio::task::JoinSet::new();
+    for s in 0..sessions {
+        let (caller, callee) = (up[2 * s].clone(), up[2 * s + 1].handle.clone());
+        let wait = cfg.target.timeout;
+        opening.spawn(async move {
+            let xfr = caller.request("XFR", "SB", wait).await?;
+            let a = xfr.args();
+            let (addr, cookie) =
+                (a.get(2).context("XFR address")?.to_string(), a.get(4).context("XFR cookie")?.to_string());
+            let mut sb = Link::connect(&addr).await?;
+            sb.send(&format!("USR 1 {} {cookie}", caller.handle)).await?;
+            sb.reply(1, wait).await?;
+            sb.send(&format!("CAL 2 {callee}")).await?;
+            sb.reply(2, wait).await?;
+            loop {
+                let f = sb.reader.expect(wait).await?;
+                if f.verb() == "JOI" {
+                    return anyhow::Ok(sb);
+                }
+            }
+        });
+    }
+    let mut links = Vec::new();
+    while let Some(r) = opening.join_next().await {
+        match r {
+            Ok(Ok(link)) => links.push(link),
+            Ok(Err(e)) => shared.problem(format!("opening a session: {e:#}")),
+            Err(e) => shared.problem(format!("opening a session: {e}")),
+        }
+    }
+    // Send: each session its share of the rate.
+    let total = (cfg.message_rate * cfg.message_duration.as_secs_f64()).round() as u64;
+    let per_session = total / links.len().max(1) as u64;
+    let period = Duration::from_secs_f64(links.len() as f64 / cfg.message_rate);
+    let sent = Arc::new(AtomicU64::new(0));
+    let before = shared.sb_received.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let mut sending = tokio::task::JoinSet::new();
+    for (n, mut link) in links.into_iter().enumerate() {
+        let (sent, shared, size) = (sent.clone(), shared.clone(), cfg.message_size);
+        sending.spawn(async move {
+            // Spread the sessions' ticks over one period.
+            tokio::time::sleep(period.mul_f64((n % 100) as f64 / 100.0)).await;
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for trid in 0..per_session {
+                tick.tick().await;
+                let head = format!(
+                    "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n{SENT_AT}{}\r\n\r\n",
+                    shared.base.elapsed().as_micros()
+                );
+                let mut payload = head.into_bytes();
+                payload.resize(size.max(payload.len()), b'x');
+                let mut bytes = format!("MSG {} U {}\r\n", trid + 10, payload.len()).into_bytes();
+                bytes.extend_from_slice(&payload);
+                if link.write.write_all(&bytes).await.is_err() {
+                    shared.problem("a switchboard connection closed while sending".into());
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            link
+        });
+    }
+    let mut links = Vec::new();
+    while let Some(r) = sending.join_next().await {
+        if let Ok(link) = r {
+            links.push(link);
+        }
+    }
+    let sent = sent.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shared.sb_received.load(Ordering::Relaxed) - before < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let received = shared.sb_received.load(Ordering::Relaxed) - before;
+    for mut link in links {
+        let _ = link.send("OUT").await;
+    }
+    SwitchboardReport {
+        sessions,
+        sent,
+        received,
+        lost: sent.saturating_sub(received),
+        per_second: received as f64 / elapsed.max(1e-6),
+        latency: shared.sb_latency.lock().unwrap().summary(),
+    }
+}
+
+/// Samples the server's RSS every 200 ms, keeping the maximum.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicU64>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let (stop, max) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (s, m) = (stop.clone(), max.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(Usage { rss_bytes, .. }) = process::usage(pid) {
+                    m.fetch_max(rss_bytes, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Sampler { stop, max }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mut row = |k: &str, v: String| t.push_str(&format!("{k:<34} {v}\n"));
+        row("users / dialect", format!("{} / {}", self.users, self.dialect));
+        if let Some(l) = &self.lists {
+            row("list changes (durable)", format!("{} at {:.0}/s", l.changes, l.per_second));
+        }
+        let l = &self.logins;
+        row("logins", format!("{} of {} at {:.0}/s", l.succeeded, l.attempted, l.per_second));
+        row("login latency p50/p99/max ms", fmt(&l.latency));
+        let p = &self.presence;
+        row("state changes (complete)", format!("{} ({}), {} notifications", p.changes, p.complete, p.notifications));
+        row("presence fan-out p50/p99/max ms", fmt(&p.fanout));
+        row("presence delivery p50/p99/max ms", fmt(&p.delivery));
+        let s = &self.switchboard;
+        row("switchboard sessions", s.sessions.to_string());
+        row("messages sent/received/lost", format!("{}/{}/{} at {:.0}/s", s.sent, s.received, s.lost, s.per_second));
+        row("message latency p50/p99/max ms", fmt(&s.latency));
+        let h = &self.held;
+        row("connections held / dropped / PNG", format!("{} / {} / {}", h.connections, h.dropped, h.answered_ping));
+        if let Some(s) = &self.server {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            row(
+                "server RSS before/logged in/max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} MiB",
+                    mib(s.rss_before_bytes),
+                    mib(s.rss_logged_in_bytes),
+                    mib(s.rss_max_bytes)
+                ),
+            );
+            row("server RSS per user", format!("{:.2} KiB", s.rss_per_user_bytes as f64 / 1024.0));
+            row(
+                "server CPU logins/presence/sb s",
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    s.cpu_seconds_logins, s.cpu_seconds_presence, s.cpu_seconds_switchboard
+                ),
+            );
+        }
+        row("result", if self.success { "success".into() } else { format!("FAILED: {}", self.problems.join("; ")) });
+        t
+    }
+}
+
+fn fmt(s: &Summary) -> String {
+    format!("{:.2} / {:.2} / {:.2} (n={})", s.p50_ms, s.p99_ms, s.max_ms, s.count)
+}

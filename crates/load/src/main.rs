@@ -1,0 +1,142 @@
+//! `msn-load`: see the library's documentation for the phases.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use load::link::Target;
+use load::{Config, launch};
+use msnp::Dialect;
+
+/// Drives an msnd with simulated users and reports logins/s, presence
+/// fan-out, switchboard latency and throughput, and the server's memory and CPU.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// A running server's dispatch address; without it, msn-load starts an
+    /// msnd of its own on loopback (accounts created with `msnd user import`).
+    #[arg(long)]
+    server: Option<String>,
+    /// The Passport nexus of --server, for --dialect 8 and up.
+    #[arg(long)]
+    login_url: Option<String>,
+    /// The running server's process id, to report its RSS and CPU.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The msnd binary to start [default: beside msn-load, else on PATH].
+    #[arg(long)]
+    msnd: Option<PathBuf>,
+    /// The data dir of the started msnd; kept between runs so the accounts
+    /// and lists are made once [default: a temporary directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Simulated users.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// The protocol version: 2 (MD5 login) to 12 (Passport).
+    #[arg(long, default_value_t = 2)]
+    dialect: u8,
+    #[arg(long, default_value = "load")]
+    prefix: String,
+    #[arg(long, default_value = "load-password")]
+    password: String,
+    /// Contacts per user.
+    #[arg(long, default_value_t = 10)]
+    contacts: usize,
+    /// The fraction of contacts that have each other.
+    #[arg(long, default_value_t = 0.6)]
+    mutual: f64,
+    /// Logins started per second.
+    #[arg(long, default_value_t = 5000.0)]
+    login_rate: f64,
+    /// Logins in flight at once.
+    #[arg(long, default_value_t = 512)]
+    login_concurrency: usize,
+    /// State changes per second.
+    #[arg(long, default_value_t = 100.0)]
+    presence_rate: f64,
+    #[arg(long, default_value_t = 5.0)]
+    presence_secs: f64,
+    /// Two-party switchboard sessions.
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
+    /// Messages per second across all sessions.
+    #[arg(long, default_value_t = 1000.0)]
+    message_rate: f64,
+    #[arg(long, default_value_t = 5.0)]
+    message_secs: f64,
+    /// Bytes of each message's payload.
+    #[arg(long, default_value_t = 150)]
+    message_size: usize,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Seconds to wait for any one reply.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dialect = Dialect::ALL.into_iter().find(|d| d.number() == args.dialect).context("--dialect: 2 to 12")?;
+    let temp;
+    let mut launched = None;
+    let (server, login_url, pid) = match &args.server {
+        Some(s) => (s.clone(), args.login_url.clone(), args.server_pid),
+        None => {
+            let msnd = args.msnd.clone().unwrap_or_else(launch::find_msnd);
+            let dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => {
+                    temp = tempdir()?;
+                    temp.clone()
+                }
+            };
+            std::fs::create_dir_all(&dir)?;
+            eprintln!("msn-load: creating {} accounts in {}", args.users, dir.display());
+            launch::import_accounts(&msnd, &dir, args.users, &args.prefix, &args.password)?;
+            let l = launch::serve(&msnd, &dir, true)?;
+            let found = (l.dispatch.clone(), Some(l.nexus.clone()), Some(l.child.id()));
+            launched = Some(l);
+            found
+        }
+    };
+    let config = Config {
+        target: Target { server, dialect, login_url, timeout: Duration::from_secs(args.timeout_secs) },
+        users: args.users,
+        prefix: args.prefix.clone(),
+        password: args.password.clone(),
+        contacts: args.contacts,
+        mutual: args.mutual,
+        login_rate: args.login_rate,
+        login_concurrency: args.login_concurrency,
+        presence_rate: args.presence_rate,
+        presence_duration: Duration::from_secs_f64(args.presence_secs),
+        sessions: args.sessions,
+        message_rate: args.message_rate,
+        message_duration: Duration::from_secs_f64(args.message_secs),
+        message_size: args.message_size,
+        server_pid: pid,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(load::run(&config))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    drop(launched);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if !report.success {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// A fresh directory under the system temp dir (removed by the OS, not us:
+/// the data is handy for a second look after a run).
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("msn-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

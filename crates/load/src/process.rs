@@ -1,0 +1,44 @@
+//! The server's memory and CPU, read from `/proc` (Linux).
+
+use serde::Serialize;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Usage {
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// User + system CPU time since the process started, seconds.
+    pub cpu_seconds: f64,
+}
+
+/// Reads `/proc/PID/status` and `/proc/PID/stat`; `None` where there is no
+/// `/proc` or no such process.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the state.
+    let (utime, stime) = (ticks(11)?, ticks(12)?);
+    Some(Usage { rss_bytes: rss_kib * 1024, cpu_seconds: (utime + stime) as f64 / clock_ticks() })
+}
+
+/// `sysconf(_SC_CLK_TCK)`: 100 on every Linux we run on; no libc call for one number.
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_its_own_process() {
+        if std::path::Path::new("/proc/self/stat").exists() {
+            let u = super::usage(std::process::id()).expect("own usage");
+            assert!(u.rss_bytes > 0);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! msn-load on a small scale against a real msnd: it reports what happened,
+//! and it must not report success when the server refuses or drops.
+
+use std::time::Duration;
+
+use load::link::Target;
+use load::{Config, launch};
+use msnp::Dialect;
+
+/// msnd is built into the same target directory; skip (loudly) without it.
+fn msnd() -> Option<std::path::PathBuf> {
+    let path = launch::find_msnd();
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: no msnd binary beside the test (build the workspace: cargo test --workspace)");
+        None
+    }
+}
+
+fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
+    Config {
+        target: Target {
+            server: l.dispatch.clone(),
+            dialect,
+            login_url: Some(l.nexus.clone()),
+            timeout: Duration::from_secs(20),
+        },
+        users,
+        prefix: "u".into(),
+        password: "secret".into(),
+        contacts: 4,
+        mutual: 0.5,
+        login_rate: 500.0,
+        login_concurrency: 64,
+        presence_rate: 50.0,
+        presence_duration: Duration::from_millis(400),
+        sessions: 4,
+        message_rate: 100.0,
+        message_duration: Duration::from_millis(500),
+        message_size: 150,
+        server_pid: Some(l.child.id()),
+    }
+}
+
+fn start(users: usize, open_limits: bool) -> Option<(tempfile::TempDir, launch::Launched)> {
+    let msnd = msnd()?;
+    let dir = tempfile::tempdir().unwrap();
+    launch::import_accounts(&msnd, dir.path(), users, "u", "secret").unwrap();
+    let l = launch::serve(&msnd, dir.path(), open_limits).unwrap();
+    Some((dir, l))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_in_both_login_schemes_sees_every_login_change_and_message() {
+    let Some((_dir, l)) = start(12, true) else { return };
+    for dialect in [Dialect::Msnp2, Dialect::Msnp11] {
+        let r = load::run(&config(&l, 12, dialect)).await.unwrap();
+        assert!(r.success, "{}", r.table());
+        assert_eq!((r.logins.succeeded, r.logins.failed), (12, 0));
+        assert_eq!(r.presence.changes, 20);
+        assert_eq!(r.presence.complete, 20);
+        // Each user has 4 contacts, so 4 watchers on average; all are online.
+        assert!(r.presence.notifications >= 20, "{}", r.table());
+        assert_eq!(r.switchboard.sessions, 4);
+        assert_eq!(r.switchboard.sent, 48);
+        assert_eq!(r.switchboard.received, 48);
+        assert_eq!(r.held.answered_ping, 12);
+        assert!(r.server.as_ref().is_some_and(|s| s.rss_logged_in_bytes > 0));
+        assert!(r.table().contains("success"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_the_lists_once_and_reuses_them() {
+    let Some((_dir, l)) = start(6, true) else { return };
+    let first = load::run(&config(&l, 6, Dialect::Msnp2)).await.unwrap();
+    assert_eq!(first.lists.as_ref().map(|x| x.changes), Some(6 * 4 * 2));
+    let second = load::run(&config(&l, 6, Dialect::Msnp2)).await.unwrap();
+    assert!(second.lists.is_none(), "the graph was already there");
+    assert!(second.success, "{}", second.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_logins_are_a_failure() {
+    let Some((_dir, l)) = start(4, true) else { return };
+    let mut cfg = config(&l, 4, Dialect::Msnp2);
+    cfg.contacts = 0;
+    cfg.password = "not-the-password".into();
+    let r = load::run(&cfg).await.unwrap();
+    assert!(!r.success);
+    assert_eq!(r.logins.failed, 4);
+    assert!(r.problems.iter().any(|p| p.contains("logins failed")), "{:?}", r.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_server_drops_are_a_failure() {
+    // msnd's default flood control: 20 messages at once per connection, then
+    // 4 a second. 100 a second through one session loses most of them.
+    let Some((_dir, l)) = start(2, false) else { return };
+    let mut cfg = config(&l, 2, Dialect::Msnp2);
+    cfg.contacts = 1;
+    cfg.sessions = 1;
+    cfg.message_rate = 100.0;
+    cfg.message_duration = Duration::from_secs(1);
+    let r = load::run(&cfg).await.unwrap();
+    assert!(!r.success, "{}", r.table());
+    assert!(r.switchboard.lost > 0, "{}", r.table());
+    assert!(r.problems.iter().any(|p| p.contains("were lost")), "{:?}", r.problems);
+}
