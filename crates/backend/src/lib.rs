@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod handle;
+pub mod hashing;
 pub mod limits;
 pub mod lists;
 pub mod passport;

@@ -14,10 +14,11 @@ use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, u
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::BackendConfig;
 use crate::handle::Handle;
+use crate::hashing::PasswordChecker;
 use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::passport::TicketJar;
@@ -111,7 +112,7 @@ pub struct Backend {
     cookies: CookieJar,
     switchboards: Switchboards,
     tickets: TicketJar,
-    hashing: Arc<Semaphore>,
+    hashing: PasswordChecker,
     buckets: KeyedBuckets,
     logins: LoginThrottle,
     stats: BackendStats,
@@ -149,7 +150,7 @@ impl Backend {
             cookies: CookieJar::default(),
             switchboards: Switchboards::default(),
             tickets: TicketJar::default(),
-            hashing: Arc::new(Semaphore::new(config.password_hash_workers.max(1))),
+            hashing: PasswordChecker::new(config.password_hash_workers),
             buckets: KeyedBuckets::default(),
             logins: LoginThrottle::default(),
             stats: BackendStats::default(),
@@ -393,14 +394,8 @@ impl Backend {
             Some(a) => a.credentials.password_hash.clone(),
             None => DUMMY.get_or_init(|| secrets::hash_password("dummy").unwrap_or_default()).clone(),
         };
-        let permit = self.hashing.clone().acquire_owned().await.map_err(|_| ErrorCode::ServerUnavailable)?;
         let passwords: Vec<String> = passwords.iter().take(2).map(|p| p.to_string()).collect();
-        let ok = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            passwords.iter().any(|p| secrets::verify_password(p, &hash))
-        })
-        .await
-        .map_err(|_| ErrorCode::InternalServer)?;
+        let ok = self.hashing.verify(passwords, hash).await.ok_or(ErrorCode::ServerUnavailable)?;
         match (ok, account) {
             (true, Some(_)) => Ok(self.tickets.issue(handle.key(), self.config.ticket_lifetime)),
             _ => Err(ErrorCode::AuthenticationFailed),
