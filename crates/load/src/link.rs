@@ -57,7 +57,7 @@ pub struct Link {
 
 impl Link {
     pub async fn connect(addr: &str) -> anyhow::Result<Link> {
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let stream = connect_spread(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
         let limits = Limits { max_line: 8192, max_payload: 64 * 1024 };
@@ -95,6 +95,26 @@ impl Link {
             }
             return Ok(f);
         }
+    }
+}
+
+/// Connects from a rotating loopback source address when the server is on
+/// loopback: one source address has only ~28,000 ephemeral ports towards one
+/// server port, and a run may hold 100,000 connections.
+async fn connect_spread(addr: &str) -> std::io::Result<TcpStream> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let target: Option<SocketAddr> = addr.parse().ok();
+    match target {
+        Some(t) if t.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) => {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % 64;
+            let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + n as u8)), 0);
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(source)?;
+            socket.connect(t).await
+        }
+        _ => TcpStream::connect(addr).await,
     }
 }
 
