@@ -117,6 +117,9 @@ impl Writer {
 }
 
 /// A client connection split into its halves.
+/// The initial read buffer of a connection: a few command lines.
+const READ_BUFFER: usize = 512;
+
 pub struct Connection {
     pub reader: Reader,
     pub writer: Writer,
@@ -142,9 +145,13 @@ impl Connection {
         let (read, write) = stream.into_split();
         Ok(Connection {
             reader: Reader {
-                framed: FramedRead::new(
+                // Start small: most connections idle, and an idle one should
+                // not hold tokio-util's default 8 KiB. The buffer grows for
+                // the rare large payload.
+                framed: FramedRead::with_capacity(
                     read,
                     MsnpCodec { decoder: Decoder::new(Direction::ToServer, limits), partial_since: None },
+                    READ_BUFFER,
                 ),
                 partial_limit,
             },
