@@ -1,0 +1,106 @@
+//! The domain's hot paths, without sockets: one state change fanned out to
+//! 1,000 online watchers, and one message relayed in a two-party switchboard.
+
+use std::sync::Arc;
+
+use backend::store::{SqliteStore, Store};
+use backend::{Backend, BackendConfig, ImportedAccount};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use msnp::{Dialect, ListKind, OnlineState};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+const WATCHERS: usize = 1000;
+
+struct World {
+    backend: Backend,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn world(rt: &Runtime, users: usize) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let key = backend::secrets::ServerKey::load_or_create(dir.path()).unwrap();
+    let backend = Backend::new(store.clone(), key, BackendConfig::default());
+    let accounts = (0..users)
+        .map(|i| ImportedAccount { handle: format!("u{i}@example.com"), password: "pw".into(), friendly: None })
+        .collect();
+    rt.block_on(backend.import_accounts(accounts)).unwrap();
+    World { backend, store, _dir: dir }
+}
+
+fn fan_out(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let w = world(&rt, WATCHERS + 1);
+    let b = &w.backend;
+    let online = |i: usize, rt: &Runtime| {
+        let (tx, rx) = mpsc::channel(4096);
+        let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap();
+        (user, rx)
+    };
+    let (star, _star_rx) = online(0, &rt);
+    b.change_state(&star, OnlineState::Online, None, None).unwrap();
+    let mut watchers = Vec::new();
+    for i in 1..=WATCHERS {
+        let (user, rx) = online(i, &rt);
+        rt.block_on(b.add_to_list(&user, ListKind::Forward, "u0@example.com")).unwrap();
+        b.change_state(&user, OnlineState::Online, None, None).unwrap();
+        watchers.push((user, rx));
+    }
+    for (_, rx) in watchers.iter_mut() {
+        while rx.try_recv().is_ok() {}
+    }
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(WATCHERS as u64));
+    let mut away = false;
+    g.bench_function("state change to 1000 watchers", |bench| {
+        bench.iter(|| {
+            away = !away;
+            let state = if away { OnlineState::Away } else { OnlineState::Online };
+            b.change_state(&star, state, None, None).unwrap();
+            for (_, rx) in watchers.iter_mut() {
+                assert!(rx.try_recv().is_ok(), "every watcher is told");
+            }
+        })
+    });
+    g.finish();
+}
+
+fn relay(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let w = world(&rt, 2);
+    let b = &w.backend;
+    let mut users = Vec::new();
+    for i in 0..2 {
+        let (tx, rx) = mpsc::channel(64);
+        let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap();
+        b.change_state(&user, OnlineState::Online, None, None).unwrap();
+        users.push((user, rx));
+    }
+    let cookie = b.request_switchboard(&users[0].0).unwrap();
+    let (a_tx, _a_rx) = mpsc::channel(64);
+    let (session, alice) = b.open_switchboard("u0@example.com", &cookie, 1, a_tx).unwrap();
+    b.invite(&session, &alice, "u1@example.com").unwrap();
+    let ring = users[1].1.try_recv().unwrap();
+    let backend::NsEvent::Ring { session_id, cookie, .. } = ring else { panic!("a ring: {ring:?}") };
+    let (b_tx, mut b_rx) = mpsc::channel(4096);
+    b.join_switchboard("u1@example.com", &cookie, session_id, 2, b_tx).unwrap();
+    while b_rx.try_recv().is_ok() {}
+    let payload = Bytes::from(vec![b'x'; 150]);
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("switchboard relay (150 B, two parties)", |bench| {
+        bench.iter(|| {
+            assert!(session.relay(&alice, payload.clone()));
+            assert!(b_rx.try_recv().is_ok());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fan_out, relay);
+criterion_main!(benches);
