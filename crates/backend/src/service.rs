@@ -270,6 +270,11 @@ impl Backend {
                 if a.password.is_empty() {
                     return Err(AccountError::EmptyPassword);
                 }
+                // Hashing is the cost of an import: skip accounts that exist
+                // before paying it (a re-run of a bulk import is then cheap).
+                if self.store.account(handle.key()).await?.is_some() {
+                    continue;
+                }
                 prepared.push((handle, friendly, a.password.clone()));
             }
             // Hash on plain threads, off the async workers: this is a batch

@@ -113,6 +113,10 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // Sign-ins read the account and its lists; SQLite's default 2 MiB
+        // page cache made them read from the OS in a login burst (a third of
+        // the server's CPU at 10,000 users). 16 MiB holds the hot pages.
+        conn.pragma_update(None, "cache_size", -16 * 1024).map_err(db)?;
         migrate(&mut conn)?;
 
         let (jobs, queue) = mpsc::channel::<Job>();
