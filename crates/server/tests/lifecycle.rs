@@ -167,3 +167,52 @@ async fn secrets_are_not_stored_in_plain_text() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Runs `msnd user import` on the server's data dir with `input`.
+fn import(server: &TestServer, input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = msnd()
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .args(["user", "import"])
+        .env("MSND_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn user_import_creates_accounts_in_bulk_and_keeps_existing_ones() {
+    let server = TestServer::start();
+    server.add_user("old@example.com", "old-password");
+    let (ok, out, _) = import(
+        &server,
+        "# handle, password, name\nnew1@example.com\tpw-one\tNew One\nnew2@example.com\tpw-two\nold@example.com\tchanged\n\n",
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), "created 2 of 3 accounts (1 existed)");
+    // The imported accounts sign in (MD5 needs the sealed secret, so this
+    // checks both halves of the credentials), with the given name.
+    let mut c = login(&server, "new1@example.com", "pw-one").await;
+    c.send("SYN 10 0").await;
+    c.expect_prefix("SYN 10 ").await;
+    let (_, reply) = direct_login(server.ns, "new2@example.com", "pw-two").await;
+    assert!(reply.starts_with("USR 3 OK new2@example.com new2@example.com"), "{reply}");
+    // The existing account kept its password.
+    let (_, reply) = direct_login(server.ns, "old@example.com", "old-password").await;
+    assert!(reply.starts_with("USR 3 OK"), "{reply}");
+    let (_, reply) = direct_login(server.ns, "new1@example.com", "wrong").await;
+    assert!(reply.starts_with("911"), "{reply}");
+
+    // A malformed line fails the whole import, naming the line.
+    let (ok, _, err) = import(&server, "a@example.com\tpw\nno-tab-here\n");
+    assert!(!ok);
+    assert!(err.contains("line 2"), "{err}");
+    let (_, reply) = direct_login(server.ns, "a@example.com", "pw").await;
+    assert!(reply.starts_with("911"), "nothing was imported: {reply}");
+}
