@@ -265,9 +265,8 @@ impl Transfers {
                             "application/x-msnmsgr-sessionreqbody",
                             &format!("SessionID: {session}\r\n\r\n"),
                         );
-                        let id = self.message_id();
                         let _ = peer;
-                        p2p::chunks(0, id, 0, rand::random(), 0, &ok.to_bytes()).into_iter().map(Action::P2p).collect()
+                        self.slp_packets(&ok)
                     }
                     Err(e) => {
                         let mut actions = self.decline(transfer);
@@ -296,6 +295,26 @@ impl Transfers {
         }
     }
 
+    /// An SLP message as P2P packets on the signalling session (0).
+    fn slp_packets(&mut self, message: &SlpMessage) -> Vec<Action> {
+        let id = self.message_id();
+        p2p::chunks(0, id, 0, rand::random(), 0, &message.to_bytes()).into_iter().map(Action::P2p).collect()
+    }
+
+    /// The `BYE` that ends an MSNSLP session.
+    fn slp_bye(&mut self, peer: &str, invite: &SlpMessage) -> Vec<Action> {
+        let bye = SlpMessage::request(
+            "BYE",
+            peer,
+            &self.me,
+            &guid(),
+            invite.header("Call-ID").unwrap_or(""),
+            "application/x-msnmsgr-sessionclosebody",
+            "\r\n",
+        );
+        self.slp_packets(&bye)
+    }
+
     /// `603 Decline` to an MSNSLP session invitation.
     fn slp_decline(&mut self, invite: &SlpMessage, session: u32) -> Vec<Action> {
         let no = SlpMessage::response(
@@ -304,8 +323,7 @@ impl Transfers {
             "application/x-msnmsgr-sessionreqbody",
             &format!("SessionID: {session}\r\n\r\n"),
         );
-        let id = self.message_id();
-        p2p::chunks(0, id, 0, rand::random(), 0, &no.to_bytes()).into_iter().map(Action::P2p).collect()
+        self.slp_packets(&no)
     }
 
     /// Stops a transfer in progress (or withdraws an offer).
@@ -326,18 +344,7 @@ impl Transfers {
             }
             Transfer::P2pOut { invite, .. } | Transfer::P2pIn { invite, .. } => {
                 actions.push(Action::Emit(Event::FileFailed { transfer, reason: "cancelled".into() }));
-                let to = peer;
-                let bye = SlpMessage::request(
-                    "BYE",
-                    &to,
-                    &self.me,
-                    &guid(),
-                    invite.header("Call-ID").unwrap_or(""),
-                    "application/x-msnmsgr-sessionclosebody",
-                    "\r\n",
-                );
-                let id = self.message_id();
-                actions.extend(p2p::chunks(0, id, 0, rand::random(), 0, &bye.to_bytes()).into_iter().map(Action::P2p));
+                actions.extend(self.slp_bye(&peer, &invite));
             }
         }
         actions
@@ -572,8 +579,7 @@ impl Transfers {
                 let nonce = guid();
                 let body = format!("Bridge: TCPv1\r\nListening: false\r\nNonce: {nonce}\r\n\r\n");
                 let ok = SlpMessage::response("200 OK", &slp, "application/x-msnmsgr-transrespbody", &body);
-                let id = self.message_id();
-                p2p::chunks(0, id, 0, rand::random(), 0, &ok.to_bytes()).into_iter().map(Action::P2p).collect()
+                self.slp_packets(&ok)
             }
             "INVITE" if slp.body_field("EUF-GUID").is_some_and(|g| g.eq_ignore_ascii_case(FILE_TRANSFER_GUID)) => {
                 let session: u32 = slp.body_field("SessionID").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -708,18 +714,7 @@ impl Transfers {
         let (peer, t) = self.items.remove(&transfer).expect("found");
         let Transfer::P2pOut { invite, path, size, .. } = t else { return Vec::new() };
         let sha = sha256_file(&path).unwrap_or_default();
-        let bye = SlpMessage::request(
-            "BYE",
-            &peer,
-            &self.me,
-            &guid(),
-            invite.header("Call-ID").unwrap_or(""),
-            "application/x-msnmsgr-sessionclosebody",
-            "\r\n",
-        );
-        let id = self.message_id();
-        let mut actions: Vec<Action> =
-            p2p::chunks(0, id, 0, rand::random(), 0, &bye.to_bytes()).into_iter().map(Action::P2p).collect();
+        let mut actions = self.slp_bye(&peer, &invite);
         actions.push(Action::Emit(Event::FileDone {
             transfer,
             path: Some(path.display().to_string()),

@@ -263,16 +263,8 @@ async fn legacy_accept_loop(
     tracker: TaskTracker,
 ) {
     loop {
-        let (stream, peer) = tokio::select! {
-            a = legacy.listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("legacy https accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
+        let Some((stream, peer)) = accept_or_stop(&legacy.listener, &mut shutdown, "legacy https").await else {
+            return;
         };
         let Ok(local) = stream.local_addr() else { continue };
         let (shared, router) = (shared.clone(), router.clone());
@@ -308,17 +300,7 @@ async fn http_accept_loop(
     tracker: TaskTracker,
 ) {
     loop {
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("http accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
+        let Some((stream, peer)) = accept_or_stop(&listener, &mut shutdown, "http").await else { return };
         let Ok(local) = stream.local_addr() else { continue };
         let (shared, router, tls) = (shared.clone(), router.clone(), tls.clone());
         tracker.spawn(async move {
@@ -379,19 +361,7 @@ async fn accept_loop(
     permits: Arc<Semaphore>,
 ) {
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: back off briefly.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let Some((stream, peer)) = accept_or_stop(&listener, &mut shutdown, "msnp").await else { return };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, "connection limit reached; refusing");
@@ -447,6 +417,28 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
                     notification::serve(conn, Some(first), role, shared, shutdown).await
                 }
             }
+        }
+    }
+}
+
+/// The next connection, or `None` once shutdown begins. A failed accept (out
+/// of file descriptors and the like) is logged and retried after a short
+/// back-off rather than ending the listener.
+async fn accept_or_stop(
+    listener: &TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    tracing::warn!("{what} accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return None,
         }
     }
 }
