@@ -102,5 +102,27 @@ fn relay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fan_out, relay);
+/// What flood control adds to every message of a user within the limits:
+/// one per-account bucket and one per-connection bucket.
+fn flood_control(c: &mut Criterion) {
+    use backend::limits::{Action, KeyedBuckets, Rate, TokenBucket};
+    let accounts = KeyedBuckets::default();
+    for i in 0..10_000 {
+        accounts.take(&format!("u{i}@example.com"), Action::Message, Rate::new(30, 5.0));
+    }
+    let wide = Rate::new(u32::MAX, 1e12);
+    let mut connection = TokenBucket::new(wide);
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("flood control per message (account + connection bucket)", |bench| {
+        bench.iter(|| {
+            let now = std::time::Instant::now();
+            assert!(accounts.take("u4242@example.com", Action::Message, wide));
+            assert!(connection.take(wide, now));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fan_out, relay, flood_control);
 criterion_main!(benches);
