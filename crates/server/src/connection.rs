@@ -103,6 +103,11 @@ impl Writer {
             return Ok(());
         }
         let data = self.buf.split().freeze();
+        // After a burst (a sign-in's SYN), do not keep its allocation alive
+        // for an idle connection: the next reply allocates what it needs.
+        if self.buf.capacity() > RETAINED_WRITE_BUFFER {
+            self.buf = BytesMut::new();
+        }
         match timeout(self.write_timeout, self.half.write_all(&data)).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
@@ -117,6 +122,9 @@ impl Writer {
 }
 
 /// A client connection split into its halves.
+/// The most write-buffer capacity an idle connection keeps.
+const RETAINED_WRITE_BUFFER: usize = 1024;
+
 /// The initial read buffer of a connection: a few command lines.
 const READ_BUFFER: usize = 512;
 
