@@ -20,6 +20,7 @@ pub mod handle;
 pub mod hashing;
 pub mod limits;
 pub mod lists;
+pub mod outbox;
 pub mod passport;
 pub mod presence;
 pub mod secrets;

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::{Dialect, ListKind, OnlineState};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+
+use crate::outbox::Outbox;
 
 use crate::lists::{AccountId, ContactLists, ListSnapshot};
 
@@ -87,7 +89,7 @@ pub struct OnlineUser {
     pub offline_in_flight: Mutex<std::collections::HashSet<i64>>,
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
-    outbox: mpsc::Sender<NsEvent>,
+    outbox: Outbox<NsEvent>,
     overflowed: AtomicBool,
     wake: Notify,
 }
@@ -100,7 +102,7 @@ impl OnlineUser {
         friendly: &str,
         dialect: Dialect,
         web_token: String,
-        outbox: mpsc::Sender<NsEvent>,
+        outbox: Outbox<NsEvent>,
     ) -> OnlineUser {
         OnlineUser {
             account_id,
@@ -121,7 +123,7 @@ impl OnlineUser {
     /// Queues an event for this user's connection. If the queue is full the
     /// connection is flagged to be closed: it is not reading.
     pub fn deliver(&self, event: NsEvent) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.try_send(event) {
+        if self.outbox.try_push(event).is_err() {
             self.overflowed.store(true, Ordering::Relaxed);
             self.wake.notify_one();
         }

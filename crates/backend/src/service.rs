@@ -21,6 +21,7 @@ use crate::handle::Handle;
 use crate::hashing::PasswordChecker;
 use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
+use crate::outbox::Outbox;
 use crate::passport::TicketJar;
 use crate::presence::{NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
@@ -431,7 +432,7 @@ impl Backend {
         account: &Account,
         dialect: Dialect,
         web_token: String,
-        outbox: mpsc::Sender<NsEvent>,
+        outbox: Outbox<NsEvent>,
     ) -> Result<Arc<OnlineUser>, ErrorCode> {
         let user =
             Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox));

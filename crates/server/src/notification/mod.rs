@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use backend::Backend;
 use backend::limits::{Action, Strikes};
+use backend::outbox::Outbox;
 use backend::presence::{NsEvent, OnlineUser};
 use backend::service::ContactPresence;
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use msnp::dialect::negotiate;
 use msnp::oim::OimEntry;
 use msnp::request::NsRequest;
 use msnp::{ErrorCode, Frame, Reply, TrId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::config::ChallengePolicy;
@@ -68,7 +69,7 @@ struct NsSession {
     role: Role,
     negotiated: bool,
     login: Login,
-    events: mpsc::Sender<NsEvent>,
+    events: Outbox<NsEvent>,
     failed_logins: u8,
     peer: SocketAddr,
     local: SocketAddr,
@@ -88,14 +89,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
+    let events = Outbox::new(shared.backend.config().outbox_capacity);
     let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
     let mut session = NsSession {
         shared,
         role,
         negotiated: false,
         login: Login::Initial,
-        events: events_tx,
+        events: events.clone(),
         failed_logins: 0,
         peer: conn.peer,
         local: conn.local,
@@ -137,7 +138,7 @@ pub async fn serve(
             // Events queued before a request are answered first, so a
             // client sees the world in the order the server saw it.
             biased;
-            Some(event) = events.recv() => session.event(event, &mut conn.writer),
+            event = events.recv() => session.event(event, &mut conn.writer),
             _ = shutdown.changed() => {
                 conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
                 Flow::Close
