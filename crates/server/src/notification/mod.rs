@@ -165,10 +165,12 @@ pub async fn serve(
             },
         };
     }
-    conn.writer.close().await;
+    // Sign out first: once the client sees the connection close, its
+    // presence and web token are already gone.
     if let Some(user) = session.user() {
         session.shared.backend.sign_out(&user);
     }
+    conn.writer.close().await;
 }
 
 impl NsSession {
