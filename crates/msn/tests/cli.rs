@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 fn msnd_path() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_BIN_EXE_msn")).with_file_name("msnd");
@@ -239,5 +238,4 @@ fn a_config_file_supplies_what_flags_and_environment_do_not() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    std::thread::sleep(Duration::from_millis(10));
 }

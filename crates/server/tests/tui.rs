@@ -65,16 +65,36 @@ impl Screen {
         self.key(KeyCode::Enter).await;
     }
 
-    /// Draws until the screen shows `needle` (events arrive asynchronously).
+    /// Draws until the screen shows `needle`: after each draw it waits for
+    /// the next client event (events arrive asynchronously), for 10 s at most.
     async fn wait_for(&mut self, needle: &str) -> String {
-        for _ in 0..200 {
-            let text = self.draw().await;
-            if text.contains(needle) {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut text = String::new();
+        let shown = self
+            .wait_until(|_, drawn| {
+                text = drawn.to_string();
+                drawn.contains(needle)
+            })
+            .await;
+        if shown {
+            return text;
         }
         panic!("the screen never showed `{needle}`:\n{}", self.draw().await);
+    }
+
+    /// Draws until `done` holds for the app and the screen text, waiting for
+    /// the next client event between draws; false after 10 s.
+    async fn wait_until(&mut self, mut done: impl FnMut(&App, &str) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.draw().await;
+            if done(&self.app, &text) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(e)) => self.app.on_event(e).await,
+                _ => return false,
+            }
+        }
     }
 }
 
@@ -166,18 +186,12 @@ async fn the_tui_logs_in_chats_shows_typing_and_sends_a_file() {
     alice.wait_for("offers reply.txt").await;
     alice.type_line("/accept").await;
     let got = downloads.path().join("reply.txt");
-    for _ in 0..200 {
-        alice.draw().await;
-        if alice
-            .app
-            .transcript("bob@example.com")
-            .iter()
-            .any(|l| l.contains("transfer done") && l.contains("reply.txt"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = alice
+        .wait_until(|app, _| {
+            app.transcript("bob@example.com").iter().any(|l| l.contains("transfer done") && l.contains("reply.txt"))
+        })
+        .await;
+    assert!(done, "the received file is shown as done");
     assert_eq!(std::fs::read(&got).unwrap(), b"thanks!");
     assert_eq!(alice.app.transcript("bob@example.com").iter().filter(|l| l.starts_with("bob@example.com:")).count(), 1);
 }
