@@ -587,47 +587,29 @@ impl Transfers {
                     slp.body_field("Context").and_then(base64_decode).and_then(|c| p2p::parse_file_context(&c));
                 let Some((name, size)) = context else { return Vec::new() };
                 let sha = slp.body_field("X-SHA256").map(str::to_string);
+                let incoming = Transfer::P2pIn {
+                    session,
+                    invite: slp,
+                    size,
+                    sha,
+                    dest: None,
+                    file: None,
+                    received: 0,
+                    reported: 0,
+                };
+                // The same file we asked for over MSNFTP and are now getting
+                // over the switchboard: accept it where that one was going.
                 let pos = self
                     .fallbacks
                     .iter()
                     .position(|(p, f)| p.eq_ignore_ascii_case(from) && f.name == name && f.size == size);
                 if let Some(i) = pos {
                     let (_, f) = self.fallbacks.remove(i);
-                    self.items.insert(
-                        f.transfer,
-                        (
-                            from.to_string(),
-                            Transfer::P2pIn {
-                                session,
-                                invite: slp,
-                                size,
-                                sha,
-                                dest: None,
-                                file: None,
-                                received: 0,
-                                reported: 0,
-                            },
-                        ),
-                    );
+                    self.items.insert(f.transfer, (from.to_string(), incoming));
                     return self.accept(f.transfer, f.dest);
                 }
                 let transfer = self.shared.fresh_id();
-                self.items.insert(
-                    transfer,
-                    (
-                        from.to_string(),
-                        Transfer::P2pIn {
-                            session,
-                            invite: slp,
-                            size,
-                            sha,
-                            dest: None,
-                            file: None,
-                            received: 0,
-                            reported: 0,
-                        },
-                    ),
-                );
+                self.items.insert(transfer, (from.to_string(), incoming));
                 vec![Action::Emit(Event::FileOffer {
                     conversation: self.conversation,
                     transfer,

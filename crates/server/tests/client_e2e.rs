@@ -186,7 +186,16 @@ async fn chat_pair(
     server: &TestServer,
     dialect: Dialect,
 ) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
-    let (alice, mut a) = sign_in(server, "alice", dialect).await;
+    chat_pair_with(server, config(server, "alice", dialect), dialect).await
+}
+
+/// `chat_pair` with Alice signed in by the given configuration.
+async fn chat_pair_with(
+    server: &TestServer,
+    alice_config: ClientConfig,
+    dialect: Dialect,
+) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
+    let (alice, mut a) = Client::sign_in(alice_config).await.expect("signs in");
     let (bob, mut b) = sign_in(server, "bob", dialect).await;
     alice.set_state(OnlineState::Online).await.unwrap();
     bob.set_state(OnlineState::Online).await.unwrap();
@@ -296,17 +305,7 @@ async fn a_failed_direct_connection_falls_back_to_the_switchboard() {
     let mut cfg = config(&server, "alice", Dialect::Msnp11);
     cfg.transfer_address = Some("127.0.0.1".parse().unwrap());
     cfg.transfer_advertise = Some("127.0.0.2".parse().unwrap());
-    let (alice, mut a) = Client::sign_in(cfg).await.unwrap();
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp11).await;
-    alice.set_state(OnlineState::Online).await.unwrap();
-    bob.set_state(OnlineState::Online).await.unwrap();
-    let chat = alice.start_conversation("bob@example.com").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Joined { .. }).then_some(())).await;
-    let bob_chat = wait(&mut b, |e| match e {
-        Event::ConversationStarted { conversation, .. } => Some(*conversation),
-        _ => None,
-    })
-    .await;
+    let (_alice, mut a, chat, bob, mut b, bob_chat) = chat_pair_with(&server, cfg, Dialect::Msnp11).await;
     chat.send_file_with(&source, Some(Method::Msnftp)).await.unwrap();
     let offer = wait(&mut b, |e| match e {
         Event::FileOffer { transfer, .. } => Some(*transfer),
