@@ -16,12 +16,7 @@ async fn status(server: &TestServer) -> serde_json::Value {
 #[tokio::test]
 async fn a_silent_client_is_reaped_and_its_watchers_see_it_leave() {
     let server = TestServer::start_with(&["--idle-timeout-secs", "1", "--legacy-idle-timeout-secs", "1"]);
-    users(&server, &["alice", "bob"]);
-    let (mut a, _) = online_as(&server, "alice").await;
-    a.send("ADD 1 FL bob@example.com Bob").await;
-    a.expect_prefix("ADD 1 FL ").await;
-    let (mut b, _) = online_as(&server, "bob").await;
-    a.expect("NLN NLN bob@example.com Bob").await;
+    let (mut a, mut b) = alice_watching_bob(&server).await;
     // Bob says nothing more; Alice waits for his FLN, pinging whenever the
     // line has been quiet for a while so that she is not reaped herself.
     let mut bob_closed = false;

@@ -267,12 +267,7 @@ async fn first_chg_sends_iln_for_each_visible_online_contact() {
 async fn state_changes_reach_watchers_as_nln_and_fln() {
     // Faster than a person changes state: lift the flood limit.
     let server = TestServer::start_with(&["--rate-state-changes", "100/10"]);
-    users(&server, &["alice", "bob"]);
-    let (mut a, _) = online_as(&server, "alice").await;
-    a.send("ADD 1 FL bob@example.com Bob").await;
-    a.expect_prefix("ADD 1 FL ").await;
-    let (mut b, _) = online_as(&server, "bob").await;
-    a.expect("NLN NLN bob@example.com Bob").await;
+    let (mut a, mut b) = alice_watching_bob(&server).await;
     for state in ["BSY", "IDL", "BRB", "AWY", "PHN", "LUN", "NLN"] {
         b.send(&format!("CHG 2 {state}")).await;
         b.expect(&format!("CHG 2 {state}")).await;
@@ -304,12 +299,7 @@ async fn state_changes_reach_watchers_as_nln_and_fln() {
 #[tokio::test]
 async fn rea_renames_persistently_and_watchers_see_the_new_name() {
     let server = TestServer::start();
-    users(&server, &["alice", "bob"]);
-    let (mut a, _) = online_as(&server, "alice").await;
-    a.send("ADD 1 FL bob@example.com Bob").await;
-    a.expect_prefix("ADD 1 FL ").await;
-    let (mut b, _) = online_as(&server, "bob").await;
-    a.expect("NLN NLN bob@example.com Bob").await;
+    let (mut a, mut b) = alice_watching_bob(&server).await;
     b.send("REA 2 bob@example.com Bobby%20%C3%BC").await;
     b.expect("REA 2 2 bob@example.com Bobby%20%C3%BC").await;
     a.expect("NLN NLN bob@example.com Bobby%20%C3%BC").await;

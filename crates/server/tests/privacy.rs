@@ -63,12 +63,7 @@ async fn presence_visibility_for_each_privacy_combination() {
 #[tokio::test]
 async fn blocking_shows_offline_at_once_and_unblocking_shows_online_again() {
     let server = TestServer::start();
-    users(&server, &["alice", "bob"]);
-    let (mut a, _) = online_as(&server, "alice").await;
-    a.send("ADD 1 FL bob@example.com Bob").await;
-    a.expect_prefix("ADD 1 FL ").await;
-    let (mut b, _) = online_as(&server, "bob").await;
-    a.expect("NLN NLN bob@example.com Bob").await;
+    let (mut a, mut b) = alice_watching_bob(&server).await;
 
     b.send("ADD 2 BL alice@example.com alice@example.com").await;
     b.expect("ADD 2 BL 2 alice@example.com alice@example.com").await;

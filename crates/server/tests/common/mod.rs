@@ -367,6 +367,18 @@ pub fn users(server: &TestServer, names: &[&str]) {
     }
 }
 
+/// Alice and Bob online (MSNP2), Bob on Alice's forward list and Alice
+/// already told he is online. Returns their notification connections.
+pub async fn alice_watching_bob(server: &TestServer) -> (Client, Client) {
+    users(server, &["alice", "bob"]);
+    let (mut a, _) = online_as(server, "alice").await;
+    a.send("ADD 1 FL bob@example.com Bob").await;
+    a.expect_prefix("ADD 1 FL ").await;
+    let (b, _) = online_as(server, "bob").await;
+    a.expect("NLN NLN bob@example.com Bob").await;
+    (a, b)
+}
+
 pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
