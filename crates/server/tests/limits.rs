@@ -38,12 +38,7 @@ async fn a_silent_client_is_reaped_and_its_watchers_see_it_leave() {
 #[tokio::test]
 async fn an_idle_switchboard_participant_leaves_with_bye_1() {
     let server = TestServer::start_with(&["--switchboard-idle-timeout-secs", "1"]);
-    users(&server, &["alice", "bob"]);
-    let (mut a_ns, _) = online_as(&server, "alice").await;
-    let (mut b_ns, _) = online_as(&server, "bob").await;
-    let mut a = open_session(&server, &mut a_ns, "alice@example.com", "Alice").await;
-    let (mut b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
-    a.expect("JOI bob@example.com Bob").await;
+    let (_a_ns, _b_ns, mut a, mut b) = alice_and_bob_in_a_session(&server).await;
     // Alice keeps talking, Bob says nothing: Bob is timed out.
     let mut bye = None;
     for i in 0..8u32 {

@@ -218,12 +218,7 @@ async fn commands_outside_a_session_are_refused() {
 #[tokio::test]
 async fn oversized_messages_and_bad_ack_letters_close_the_connection() {
     let server = TestServer::start_with(&["--max-message-size", "100"]);
-    users(&server, &["alice", "bob"]);
-    let (mut a_ns, _) = online_as(&server, "alice").await;
-    let (mut b_ns, _) = online_as(&server, "bob").await;
-    let mut a = open_session(&server, &mut a_ns, "alice@example.com", "Alice").await;
-    let (mut b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
-    a.expect("JOI bob@example.com Bob").await;
+    let (mut a_ns, mut b_ns, mut a, mut b) = alice_and_bob_in_a_session(&server).await;
     let exactly = vec![b'x'; 100];
     a.send_payload("MSG 3 A", &exactly).await;
     a.expect("ACK 3").await;
@@ -245,12 +240,7 @@ async fn oversized_messages_and_bad_ack_letters_close_the_connection() {
 #[tokio::test]
 async fn the_default_limit_is_1664_bytes() {
     let server = TestServer::start();
-    users(&server, &["alice", "bob"]);
-    let (mut a_ns, _) = online_as(&server, "alice").await;
-    let (mut b_ns, _) = online_as(&server, "bob").await;
-    let mut a = open_session(&server, &mut a_ns, "alice@example.com", "Alice").await;
-    let (mut b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
-    a.expect("JOI bob@example.com Bob").await;
+    let (_a_ns, _b_ns, mut a, mut b) = alice_and_bob_in_a_session(&server).await;
     a.send_payload("MSG 3 N", &vec![b'y'; 1664]).await;
     b.expect("MSG alice@example.com Alice 1664").await;
     a.send_payload("MSG 4 N", &vec![b'y'; 1665]).await;

@@ -379,6 +379,19 @@ pub async fn alice_watching_bob(server: &TestServer) -> (Client, Client) {
     (a, b)
 }
 
+/// Alice and Bob online (MSNP2) and in a switchboard session Alice opened
+/// (Bob joined with `ANS`, Alice saw his `JOI`). Returns both notification
+/// connections, then both switchboard connections.
+pub async fn alice_and_bob_in_a_session(server: &TestServer) -> (Client, Client, Client, Client) {
+    users(server, &["alice", "bob"]);
+    let (mut a_ns, _) = online_as(server, "alice").await;
+    let (mut b_ns, _) = online_as(server, "bob").await;
+    let mut a = open_session(server, &mut a_ns, "alice@example.com", "Alice").await;
+    let (b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
+    a.expect("JOI bob@example.com Bob").await;
+    (a_ns, b_ns, a, b)
+}
+
 pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
