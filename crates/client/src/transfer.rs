@@ -205,7 +205,7 @@ impl Transfers {
             }
             Method::P2p => {
                 let session: u32 = rand::thread_rng().gen_range(1..u32::MAX);
-                let context = msnp::oim::base64(&p2p::file_context(&name, size));
+                let context = msnp::base64::encode(&p2p::file_context(&name, size));
                 let body = format!(
                     "EUF-GUID: {FILE_TRANSFER_GUID}\r\nSessionID: {session}\r\nAppID: 2\r\nContext: {context}\r\nX-SHA256: {sha}\r\n\r\n"
                 );
@@ -584,7 +584,7 @@ impl Transfers {
             "INVITE" if slp.body_field("EUF-GUID").is_some_and(|g| g.eq_ignore_ascii_case(FILE_TRANSFER_GUID)) => {
                 let session: u32 = slp.body_field("SessionID").and_then(|s| s.parse().ok()).unwrap_or(0);
                 let context =
-                    slp.body_field("Context").and_then(base64_decode).and_then(|c| p2p::parse_file_context(&c));
+                    slp.body_field("Context").and_then(msnp::base64::decode).and_then(|c| p2p::parse_file_context(&c));
                 let Some((name, size)) = context else { return Vec::new() };
                 let sha = slp.body_field("X-SHA256").map(str::to_string);
                 let incoming = Transfer::P2pIn {
@@ -770,26 +770,6 @@ fn finish_received(transfer: u64, dest: &Path, size: u64, expected: Option<&str>
     }
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().trim_end_matches('\0');
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let vals: Vec<u8> = chunk.iter().map(|c| value(*c)).collect::<Option<_>>()?;
-        let n = vals.iter().enumerate().fold(0u32, |acc, (i, v)| acc | (*v as u32) << (18 - 6 * i));
-        out.extend_from_slice(&n.to_be_bytes()[1..vals.len()]);
-    }
-    Some(out)
-}
-
 /// The sender's side of an MSNFTP connection.
 #[allow(clippy::too_many_arguments)]
 async fn msnftp_send(
@@ -966,17 +946,4 @@ async fn msnftp_receive(
         Ok(()) => finish_received(transfer, &dest, size, sha.as_deref()),
         Err(reason) => Event::FileFailed { transfer, reason },
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trip() {
-        for data in [&b""[..], b"a", b"ab", b"abc", b"abcd", &[0xff, 0, 0x80, 1]] {
-            assert_eq!(base64_decode(&msnp::oim::base64(data)).unwrap(), data);
-        }
-        assert_eq!(base64_decode("!!!"), None);
-    }
 }

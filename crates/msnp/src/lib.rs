@@ -16,6 +16,7 @@
 //! - [`mime`]: the MIME-style payloads carried by `MSG`.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod challenge;
 pub mod dialect;
 pub mod error;

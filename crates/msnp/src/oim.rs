@@ -16,27 +16,9 @@ pub struct OimEntry {
     pub size: usize,
 }
 
-/// Standard base64 with padding.
-pub fn base64(bytes: &[u8]) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n =
-            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// `=?utf-8?B?...?=`: the RFC 2047 form names take in OIM metadata.
 pub fn encoded_word(text: &str) -> String {
-    format!("=?utf-8?B?{}?=", base64(text.as_bytes()))
+    format!("=?utf-8?B?{}?=", crate::base64::encode(text.as_bytes()))
 }
 
 /// The `<MD>` metadata document listing waiting messages.
@@ -72,7 +54,7 @@ pub fn message_text(entry: &OimEntry, recipient: &str, body: &[u8]) -> String {
         entry.sender,
         recipient,
         rfc822(entry.sent_at_ms.div_euclid(1000)),
-        base64(body)
+        crate::base64::encode(body)
     )
 }
 

@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(ctx.len(), 574);
         assert_eq!(hex(&ctx[..24]), "3e 02 00 00 02 00 00 00 0b 00 00 00 00 00 00 00 01 00 00 00 68 00 65 00");
         assert_eq!(parse_file_context(&ctx), Some(("hello.txt".into(), 11)));
-        let b64 = crate::oim::base64(&ctx);
+        let b64 = crate::base64::encode(&ctx);
         assert_eq!(b64.len(), 768);
         assert!(b64.starts_with("PgIAAAIAAAALAAAAAAAAAAEAAABoAGUAbABsAG8A"));
         let body =
