@@ -21,7 +21,6 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use md5::{Digest, Md5};
 
 /// Errors of key handling and sealing.
 #[derive(Debug, thiserror::Error)]
@@ -139,14 +138,6 @@ pub fn hash_password(password: &str) -> Result<String, SecretError> {
         .map_err(|e| SecretError::Hash(e.to_string()))
 }
 
-/// The MD5 login response: lower-case hex of MD5(challenge || password).
-pub fn md5_response(challenge: &str, password: &str) -> String {
-    let mut h = Md5::new();
-    h.update(challenge.as_bytes());
-    h.update(password.as_bytes());
-    hex::encode(h.finalize())
-}
-
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -187,13 +178,6 @@ pub fn random_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn md5_vectors_from_the_reference() {
-        assert_eq!(md5_response("1013928519.693957190", "password"), "7f919fab309532df353c901430df36fa");
-        assert_eq!(md5_response("1013928519.693957190", "Secret123"), "e03fb6da3c097283211bd0b7c35d115a");
-        assert_eq!(md5_response("1062764229.33190", "hunter2"), "62f9013909827841a84946093271c012");
-    }
 
     #[test]
     fn sealing_binds_key_and_account() {

@@ -24,7 +24,7 @@ use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::TicketJar;
 use crate::presence::{NsEvent, OnlineUser, Registry};
-use crate::secrets::{self, SecretError, ServerKey, constant_time_eq, md5_response};
+use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
 use crate::switchboard::{CookieJar, CookieKind, GrantFor, Participant, SbEvent, SwitchboardSession, Switchboards};
 
@@ -374,7 +374,7 @@ impl Backend {
             tracing::error!("cannot open the MD5 secret of {}: {e}", handle);
             ErrorCode::AuthenticationFailed
         })?;
-        let expected = md5_response(challenge, &password);
+        let expected = msnp::challenge::md5_response(challenge, &password);
         if constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes()) {
             Ok(account)
         } else {

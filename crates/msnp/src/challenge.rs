@@ -46,7 +46,9 @@ pub fn product_key(product_id: &str) -> Option<&'static str> {
     PRODUCTS.iter().find(|(id, _, _)| *id == product_id).map(|(_, k, _)| *k)
 }
 
-/// The MD5 variant: lower-case hex of MD5(challenge || key).
+/// Lower-case hex of MD5(challenge || secret): the `CHL` answer of
+/// MSNP6-10 (secret = the product key) and the MSNP2-7 `USR MD5 S` login
+/// response (secret = the password).
 pub fn md5_response(challenge: &str, key: &str) -> String {
     let mut h = Md5::new();
     h.update(challenge.as_bytes());
@@ -113,6 +115,13 @@ pub fn verify(dialect: Dialect, challenge: &str, product_id: &str, answer: &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn md5_login_vectors_from_the_reference() {
+        assert_eq!(md5_response("1013928519.693957190", "password"), "7f919fab309532df353c901430df36fa");
+        assert_eq!(md5_response("1013928519.693957190", "Secret123"), "e03fb6da3c097283211bd0b7c35d115a");
+        assert_eq!(md5_response("1062764229.33190", "hunter2"), "62f9013909827841a84946093271c012");
+    }
 
     // Vectors from ../shared/protocol/vectors/chl.py (auth.md 4.6).
     #[test]
