@@ -249,8 +249,6 @@ pub enum Reply {
         file: String,
         payload: Bytes,
     },
-    /// `SBS 0 null` after login in MSNP11+.
-    Sbs,
     Url {
         trid: TrId,
         rru: String,
@@ -390,12 +388,16 @@ impl Reply {
                     write!(line, " {}", encode(friendly))?;
                 }
                 if dialect >= Dialect::Msnp8 {
-                    write!(line, " 1 0")
+                    write!(line, " 1 0")?;
                 } else if dialect.usr_ok_has_verified_flag() {
-                    write!(line, " 1")
-                } else {
-                    Ok(())
+                    write!(line, " 1")?;
                 }
+                // MSNP11 follows a successful login with `SBS 0 null`: part of
+                // the same reply, so the session logic need not know.
+                if dialect >= Dialect::Msnp11 {
+                    write!(line, "\r\nSBS 0 null")?;
+                }
+                Ok(())
             }
             Reply::SbUsrOk { trid, handle, friendly } => write!(line, "USR {trid} OK {handle} {}", encode(friendly)),
             Reply::XfrNs { trid, address, current } => {
@@ -562,7 +564,6 @@ impl Reply {
             Reply::Uux { trid } => write!(line, "UUX {trid} 0"),
             Reply::Ubx { handle, payload } => write!(line, "UBX {handle} {}", payload.len()),
             Reply::Gcf { trid, file, payload } => write!(line, "GCF {trid} {file} {}", payload.len()),
-            Reply::Sbs => write!(line, "SBS 0 null"),
             Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
             Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),
             Reply::Snd { trid, email } => write!(line, "SND {trid} {email}"),
@@ -686,6 +687,15 @@ mod tests {
 
     fn text(r: Reply, d: Dialect) -> String {
         String::from_utf8(r.to_bytes(d).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn login_success_per_family() {
+        let ok = || Reply::UsrOk { trid: 7, handle: "a@b.com".into(), friendly: "A".into() };
+        assert_eq!(text(ok(), Dialect::Msnp8), "USR 7 OK a@b.com A 1 0\r\n");
+        assert_eq!(text(ok(), Dialect::Msnp10), "USR 7 OK a@b.com 1 0\r\n");
+        assert_eq!(text(ok(), Dialect::Msnp11), "USR 7 OK a@b.com 1 0\r\nSBS 0 null\r\n");
+        assert_eq!(text(ok(), Dialect::Msnp12), "USR 7 OK a@b.com 1 0\r\nSBS 0 null\r\n");
     }
 
     #[test]

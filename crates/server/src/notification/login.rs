@@ -7,7 +7,7 @@ use backend::store::Account;
 use msnp::dialect::AuthScheme;
 use msnp::mime::LoginProfile;
 use msnp::request::UsrStep;
-use msnp::{Dialect, ErrorCode, Reply, TrId};
+use msnp::{ErrorCode, Reply, TrId};
 
 use super::{Flow, Login, NsSession, Role, system_message};
 use crate::connection::Writer;
@@ -109,9 +109,6 @@ impl NsSession {
         };
         tracing::info!(peer = %self.peer, handle = %account.handle, dialect = %w.dialect, "signed in");
         w.push(&Reply::UsrOk { trid, handle: sent_handle, friendly: account.friendly.clone() });
-        if w.dialect >= Dialect::Msnp11 {
-            w.push(&Reply::Sbs);
-        }
         let profile = LoginProfile {
             login_time: unix_time(),
             email: account.handle.clone(),
