@@ -30,7 +30,7 @@ use anyhow::{Context, anyhow, bail};
 use msnp::{Dialect, Frame};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use link::{Link, Target};
 use process::Usage;
@@ -151,13 +151,12 @@ struct Shared {
     changes: Mutex<HashMap<String, Change>>,
     fanout: Mutex<Samples>,
     delivery: Mutex<Samples>,
-    complete: AtomicU64,
-    notifications: AtomicU64,
     sb_latency: Mutex<Samples>,
-    sb_received: AtomicU64,
     pongs: AtomicU64,
     dropped: AtomicU64,
     ending: AtomicBool,
+    /// Woken on every change heard in full, pong and message received.
+    progress: Notify,
     problems: Mutex<Vec<String>>,
 }
 
@@ -166,6 +165,19 @@ impl Shared {
         let mut ps = self.problems.lock().unwrap();
         if ps.len() < 20 {
             ps.push(p);
+        }
+    }
+
+    /// Waits until `done` holds, checking after every bit of progress;
+    /// gives up after `limit`.
+    async fn settle(&self, limit: Duration, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the check, so progress in between is not missed.
+            let progressed = self.progress.notified();
+            if done() || tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -180,11 +192,10 @@ impl Shared {
         c.heard += 1;
         c.slowest = c.slowest.max(took);
         self.delivery.lock().unwrap().push(took);
-        self.notifications.fetch_add(1, Ordering::Relaxed);
         if c.heard == c.expected {
             let c = changes.remove(handle).expect("present");
             self.fanout.lock().unwrap().push(c.slowest);
-            self.complete.fetch_add(1, Ordering::Relaxed);
+            self.progress.notify_waiters();
         }
     }
 }
@@ -227,13 +238,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         changes: Mutex::default(),
         fanout: Mutex::default(),
         delivery: Mutex::default(),
-        complete: AtomicU64::new(0),
-        notifications: AtomicU64::new(0),
         sb_latency: Mutex::default(),
-        sb_received: AtomicU64::new(0),
         pongs: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         ending: AtomicBool::new(false),
+        progress: Notify::new(),
         problems: Mutex::default(),
     });
     let mut report = Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), ..Report::default() };
@@ -274,20 +283,22 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             user.send(format!("CHG {} {state}{tail}\r\n", user.trid.fetch_add(1, Ordering::Relaxed)));
         }
         // Let the last changes arrive.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !shared.changes.lock().unwrap().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        shared.settle(Duration::from_secs(5), || shared.changes.lock().unwrap().is_empty()).await;
         let incomplete = shared.changes.lock().unwrap().len();
         if incomplete > 0 {
             shared.problem(format!("{incomplete} state changes did not reach every watcher within 5 s"));
         }
+        // One fan-out sample per complete change, one delivery sample per
+        // notification. (Each lock is taken in its own statement: a guard
+        // lives to the end of the statement that made it.)
+        let fanout = shared.fanout.lock().unwrap().clone();
+        let delivery = shared.delivery.lock().unwrap().clone();
         presence = PresenceReport {
             changes,
-            complete: shared.complete.load(Ordering::Relaxed) as usize,
-            notifications: shared.notifications.load(Ordering::Relaxed) as usize,
-            fanout: shared.fanout.lock().unwrap().summary(),
-            delivery: shared.delivery.lock().unwrap().summary(),
+            complete: fanout.len(),
+            notifications: delivery.len(),
+            fanout: fanout.summary(),
+            delivery: delivery.summary(),
         };
     }
     report.presence = presence;
@@ -301,10 +312,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     for user in online_set.iter().flatten() {
         user.send("PNG\r\n".into());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while (shared.pongs.load(Ordering::Relaxed) as usize) < connections && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    shared.settle(Duration::from_secs(10), || shared.pongs.load(Ordering::Relaxed) as usize >= connections).await;
     shared.ending.store(true, Ordering::Relaxed);
     report.held = HeldReport {
         connections,
@@ -501,6 +509,7 @@ fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
                 "NLN" => shared.heard(&args.get(1).unwrap_or(&"").to_ascii_lowercase(), args.first().unwrap_or(&"")),
                 "QNG" => {
                     shared.pongs.fetch_add(1, Ordering::Relaxed);
+                    shared.progress.notify_waiters();
                 }
                 "RNG" if args.len() >= 4 => {
                     let (session, addr, cookie) = (args[0].to_string(), args[1].to_string(), args[3].to_string());
@@ -548,7 +557,7 @@ async fn answer_ring(handle: String, session: String, addr: String, cookie: Stri
             if let Some(us) = text.split(SENT_AT).nth(1).and_then(|t| t.split("\r\n").next()?.parse::<u64>().ok()) {
                 let took = shared.base.elapsed().saturating_sub(Duration::from_micros(us));
                 shared.sb_latency.lock().unwrap().push(took);
-                shared.sb_received.fetch_add(1, Ordering::Relaxed);
+                shared.progress.notify_waiters();
             }
         }
         anyhow::Ok(())
@@ -602,7 +611,6 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
     let per_session = total / links.len().max(1) as u64;
     let period = Duration::from_secs_f64(links.len() as f64 / cfg.message_rate);
     let sent = Arc::new(AtomicU64::new(0));
-    let before = shared.sb_received.load(Ordering::Relaxed);
     let started = Instant::now();
     let mut sending = tokio::task::JoinSet::new();
     for (n, mut link) in links.into_iter().enumerate() {
@@ -638,12 +646,10 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
         }
     }
     let sent = sent.load(Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while shared.sb_received.load(Ordering::Relaxed) - before < sent && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let received = || shared.sb_latency.lock().unwrap().len() as u64;
+    shared.settle(Duration::from_secs(5), || received() >= sent).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let received = shared.sb_received.load(Ordering::Relaxed) - before;
+    let received = received();
     for mut link in links {
         let _ = link.send("OUT").await;
     }
