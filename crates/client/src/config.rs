@@ -19,6 +19,9 @@ pub struct ClientConfig {
     /// A CA certificate (PEM) to trust for the Passport service, in addition
     /// to the public roots: e.g. the server's generated `tls/ca.pem`.
     pub trust_ca: Option<PathBuf>,
+    /// Speak MSNP over TLS to every server (the server's
+    /// `--msnp-tls-listen` port), trusting `trust_ca` besides the public roots.
+    pub tls: bool,
     /// Where the lists are cached between sessions (none: no cache).
     pub cache_dir: Option<PathBuf>,
     /// How long to wait for a reply from a server.
@@ -41,6 +44,7 @@ impl ClientConfig {
             dialect: Dialect::Msnp11,
             login_url: None,
             trust_ca: None,
+            tls: false,
             cache_dir: None,
             timeout: Duration::from_secs(15),
             transfer_address: None,

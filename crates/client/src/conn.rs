@@ -7,24 +7,40 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use msnp::{Decoder, Direction, Frame, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
+
+/// A plain TCP socket or a TLS session over one.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
 
 /// One connection to a dispatch, notification or switchboard server.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
+    local: Option<SocketAddr>,
     buf: BytesMut,
     decoder: Decoder,
 }
 
 impl Conn {
-    pub async fn connect(addr: &str) -> Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        let _ = stream.set_nodelay(true);
+    /// Connects to `addr`, over TLS when the configuration asks for it
+    /// (a server's `--msnp-tls-listen` port).
+    pub async fn connect(addr: &str, config: &ClientConfig) -> Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
+        let stream: Box<dyn Stream> = if config.tls {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+            Box::new(crate::http::tls_connect(host, tcp, config.trust_ca.as_deref()).await?)
+        } else {
+            Box::new(tcp)
+        };
         Ok(Conn {
             stream,
+            local,
             buf: BytesMut::with_capacity(4096),
             // Servers send payloads (profiles, messages, mail data) of a few
             // kilobytes; a megabyte bounds a hostile one.
@@ -33,7 +49,7 @@ impl Conn {
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream.local_addr().ok()
+        self.local
     }
 
     /// Sends one command line.

@@ -73,6 +73,18 @@ fn tls_config(trust_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
+/// Opens TLS over `tcp`, checking the certificate against `host`.
+pub(crate) async fn tls_connect(
+    host: &str,
+    tcp: TcpStream,
+    trust_ca: Option<&Path>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(tls_config(trust_ca)?);
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| ClientError::Tls(e.to_string()))?;
+    connector.connect(name, tcp).await.map_err(|e| ClientError::Tls(e.to_string()))
+}
+
 /// GETs `url` with extra headers.
 pub async fn get(url: &str, headers: &[(&str, &str)], trust_ca: Option<&Path>) -> Result<Answer> {
     let u = parse_url(url)?;
@@ -88,11 +100,7 @@ pub async fn get(url: &str, headers: &[(&str, &str)], trust_ca: Option<&Path>) -
 async fn send(u: &Url<'_>, request: &[u8], trust_ca: Option<&Path>) -> Result<Answer> {
     let tcp = TcpStream::connect((u.host, u.port)).await?;
     if u.tls {
-        let connector = tokio_rustls::TlsConnector::from(tls_config(trust_ca)?);
-        let name =
-            rustls::pki_types::ServerName::try_from(u.host.to_string()).map_err(|e| ClientError::Tls(e.to_string()))?;
-        let stream = connector.connect(name, tcp).await.map_err(|e| ClientError::Tls(e.to_string()))?;
-        exchange(stream, request).await
+        exchange(tls_connect(u.host, tcp, trust_ca).await?, request).await
     } else {
         exchange(tcp, request).await
     }

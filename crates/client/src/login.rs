@@ -84,7 +84,7 @@ pub async fn passport_ticket(config: &ClientConfig, challenge: &str) -> Result<S
 /// and syncs the lists.
 pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     let dialect = config.dialect;
-    let mut conn = Conn::connect(&config.server).await?;
+    let mut conn = Conn::connect(&config.server, config).await?;
     let mut trid = 1u32;
     let mut referrals = 0;
     let (account_friendly, profile) = loop {
@@ -124,7 +124,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
                 }
                 let address = args.get(2).ok_or_else(|| ClientError::Protocol(answer.line.clone()))?.to_string();
                 conn.shutdown().await;
-                conn = Conn::connect(&address).await?;
+                conn = Conn::connect(&address, config).await?;
                 continue;
             }
             ("USR", Some(p)) if p == package && args.get(2) == Some(&"S") => {

@@ -131,7 +131,7 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
     let (Some(address), Some(cookie)) = (a.get(2), a.get(4)) else {
         return Err(ClientError::Protocol(xfr.line.clone()));
     };
-    let mut conn = Conn::connect(address).await?;
+    let mut conn = Conn::connect(address, &shared.config).await?;
     let me = shared.me().0;
     conn.send_line(&format!("USR 1 {me} {cookie}")).await?;
     expect(&mut conn, shared).await?;
@@ -149,7 +149,7 @@ pub(crate) fn answer(shared: &Arc<Shared>, session: &str, address: &str, cookie:
         (shared.clone(), session.to_string(), address.to_string(), cookie.to_string(), caller.to_string());
     tokio::spawn(async move {
         let result: Result<()> = async {
-            let mut conn = Conn::connect(&address).await?;
+            let mut conn = Conn::connect(&address, &shared.config).await?;
             let me = shared.me().0;
             conn.send_line(&format!("ANS 1 {me} {cookie} {session}")).await?;
             let mut roster = Vec::new();

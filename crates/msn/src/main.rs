@@ -32,6 +32,9 @@ struct Cli {
     /// A CA certificate (PEM) to trust for the Passport service.
     #[arg(long, global = true)]
     trust_ca: Option<PathBuf>,
+    /// Speak MSNP over TLS: for a server's --msnp-tls-listen port.
+    #[arg(long, global = true)]
+    tls: bool,
     /// The config file [default: ~/.config/msn/config.toml].
     #[arg(long, global = true)]
     config: Option<PathBuf>,
@@ -102,6 +105,7 @@ fn given(cli: &Cli) -> Given {
         dialect: cli.dialect,
         login_url: cli.login_url.clone(),
         trust_ca: cli.trust_ca.clone(),
+        tls: cli.tls,
         data_dir: cli.data_dir.clone(),
         config: cli.config.clone(),
         password_stdin: cli.password_stdin,

@@ -19,6 +19,8 @@ pub struct FileSettings {
     pub dialect: Option<u8>,
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
+    /// Speak MSNP over TLS (to a server's `--msnp-tls-listen` port).
+    pub tls: Option<bool>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -30,6 +32,7 @@ pub struct Given {
     pub dialect: Option<u8>,
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
+    pub tls: bool,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub password_stdin: bool,
@@ -43,6 +46,7 @@ pub struct Settings {
     pub dialect: Dialect,
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
+    pub tls: bool,
     /// History and the list cache live here.
     pub data_dir: PathBuf,
 }
@@ -99,7 +103,16 @@ pub fn resolve(given: &Given) -> anyhow::Result<Settings> {
     let data_dir = given.data_dir.clone().or(file.data_dir).unwrap_or_else(|| {
         std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".local/share")).join("msn")
     });
-    Ok(Settings { server, account, dialect, login_url, trust_ca: given.trust_ca.clone().or(file.trust_ca), data_dir })
+    let tls = given.tls || file.tls.unwrap_or(false);
+    Ok(Settings {
+        server,
+        account,
+        dialect,
+        login_url,
+        trust_ca: given.trust_ca.clone().or(file.trust_ca),
+        tls,
+        data_dir,
+    })
 }
 
 /// The password: one line from standard input with `--password-stdin`, else
@@ -126,6 +139,7 @@ impl Settings {
         c.dialect = self.dialect;
         c.login_url = self.login_url.clone();
         c.trust_ca = self.trust_ca.clone();
+        c.tls = self.tls;
         c.cache_dir = Some(self.data_dir.join("cache"));
         c
     }

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// into the data dir when absent.
     pub legacy_tls_cert: Option<PathBuf>,
     pub legacy_tls_key: Option<PathBuf>,
+    /// MSNP over TLS, for clients that can wrap the protocol in TLS (ours,
+    /// or any behind a local TLS tunnel): notification and switchboard on
+    /// one port, without referral. Uses the `tls_cert`/`tls_key` pair.
+    pub msnp_tls_listen: Option<SocketAddr>,
     /// The host name or address put in `XFR` and `RNG`. By default, the
     /// address the client reached us on.
     pub public_host: Option<String>,
@@ -95,6 +99,7 @@ impl ServerConfig {
             legacy_https_listen: None,
             legacy_tls_cert: None,
             legacy_tls_key: None,
+            msnp_tls_listen: None,
             public_host: None,
             referral: true,
             dialects: Dialect::ALL.to_vec(),

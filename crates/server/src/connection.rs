@@ -13,9 +13,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::StreamExt;
 use msnp::{Decoder, Dialect, Direction, Frame, FrameError, Limits, Reply};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{sleep, timeout};
 use tokio_util::codec::FramedRead;
 
@@ -53,9 +52,15 @@ impl tokio_util::codec::Decoder for MsnpCodec {
     }
 }
 
+/// Either half of a client's byte stream: a TCP socket's, or a TLS
+/// session's (or, in tests and fuzzing, an in-memory pipe's). Boxed so that
+/// the sessions are written once for every transport.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// The reading half of a client connection.
 pub struct Reader {
-    framed: FramedRead<OwnedReadHalf, MsnpCodec>,
+    framed: FramedRead<ReadHalf, MsnpCodec>,
     partial_limit: Duration,
 }
 
@@ -84,7 +89,7 @@ impl Reader {
 
 /// The writing half: replies are buffered, then flushed in one write.
 pub struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf,
     buf: BytesMut,
     pub dialect: Dialect,
     write_timeout: Duration,
@@ -121,37 +126,73 @@ impl Writer {
     }
 }
 
-/// A client connection split into its halves.
 /// The most write-buffer capacity an idle connection keeps.
 const RETAINED_WRITE_BUFFER: usize = 1024;
 
 /// The initial read buffer of a connection: a few command lines.
 const READ_BUFFER: usize = 512;
 
+/// How long a write may take and how long a command may stay unfinished.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub partial_line: Duration,
+    pub write: Duration,
+}
+
+/// A client connection split into its halves.
 pub struct Connection {
     pub reader: Reader,
     pub writer: Writer,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Whether the connection arrived over TLS: its referrals then name the
+    /// TLS port, so that it never falls back to plain text.
+    pub secure: bool,
+}
+
+/// Nagle off (replies are whole commands, written once) and keepalive
+/// probes on: a peer that vanished without a FIN (cable pulled, NAT dropped
+/// the mapping) is found by the kernel's probes and its reads fail.
+pub fn tune_tcp(stream: &TcpStream, keepalive: (Duration, Duration)) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new().with_time(keepalive.0).with_interval(keepalive.1).with_retries(3);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
 impl Connection {
-    pub fn new(
+    /// A TCP client: keepalive probes on, Nagle off.
+    pub fn tcp(
         stream: TcpStream,
         limits: Limits,
-        partial_limit: Duration,
-        write_timeout: Duration,
+        timeouts: Timeouts,
         keepalive: (Duration, Duration),
     ) -> io::Result<Connection> {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
-        let _ = stream.set_nodelay(true);
-        let keepalive = socket2::TcpKeepalive::new().with_time(keepalive.0).with_interval(keepalive.1).with_retries(3);
-        // A peer that vanished without a FIN (cable pulled, NAT dropped the
-        // mapping) is found by the kernel's probes and its reads fail.
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        tune_tcp(&stream, keepalive);
         let (read, write) = stream.into_split();
-        Ok(Connection {
+        Ok(Connection::from_halves(Box::new(read), Box::new(write), peer, local, limits, timeouts))
+    }
+
+    /// Any other byte stream (TLS, an in-memory pipe), with the addresses
+    /// that its transport reports.
+    pub fn stream<S>(stream: S, peer: SocketAddr, local: SocketAddr, limits: Limits, timeouts: Timeouts) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        Connection::from_halves(Box::new(read), Box::new(write), peer, local, limits, timeouts)
+    }
+
+    fn from_halves(
+        read: ReadHalf,
+        write: WriteHalf,
+        peer: SocketAddr,
+        local: SocketAddr,
+        limits: Limits,
+        timeouts: Timeouts,
+    ) -> Connection {
+        Connection {
             reader: Reader {
                 // Start small: most connections idle, and an idle one should
                 // not hold tokio-util's default 8 KiB. The buffer grows for
@@ -161,11 +202,17 @@ impl Connection {
                     MsnpCodec { decoder: Decoder::new(Direction::ToServer, limits), partial_since: None },
                     READ_BUFFER,
                 ),
-                partial_limit,
+                partial_limit: timeouts.partial_line,
             },
-            writer: Writer { half: write, buf: BytesMut::new(), dialect: Dialect::Msnp2, write_timeout },
+            writer: Writer {
+                half: write,
+                buf: BytesMut::new(),
+                dialect: Dialect::Msnp2,
+                write_timeout: timeouts.write,
+            },
             peer,
             local,
-        })
+            secure: false,
+        }
     }
 }

@@ -63,6 +63,15 @@ struct ServeArgs {
     /// Private key (PEM) for --legacy-tls-cert.
     #[arg(long, requires = "legacy_tls_cert")]
     legacy_tls_key: Option<PathBuf>,
+    /// MSNP over TLS (notification and switchboard on one port, no
+    /// referral) for clients that can use it, such as `msn --tls`. Uses the
+    /// --tls-cert pair, or the generated one.
+    #[arg(long)]
+    msnp_tls_listen: Option<SocketAddr>,
+    /// Refuse the MD5 dialects (MSNP2-7) entirely: only Passport logins,
+    /// whose passwords travel over TLS, are served.
+    #[arg(long)]
+    refuse_md5: bool,
     /// CHL/QRY challenges: off, lenient (send, verify, count; never
     /// disconnect) or strict (540 and disconnect).
     #[arg(long, default_value = "lenient")]
@@ -235,6 +244,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.tls_key = args.tls_key;
             config.challenges = args.challenges;
             config.legacy_https_listen = args.legacy_https_listen;
+            config.msnp_tls_listen = args.msnp_tls_listen;
+            if args.refuse_md5 {
+                config.dialects.retain(|d| d.auth_scheme() != msnp::dialect::AuthScheme::Md5);
+            }
             config.legacy_tls_cert = args.legacy_tls_cert;
             config.legacy_tls_key = args.legacy_tls_key;
             config.public_host = args.public_host;
@@ -333,6 +346,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     if let Some(legacy) = running.legacy_https_addr {
         println!("msnd: legacy-https listening on {legacy}");
+    }
+    if let Some(addr) = running.msnp_tls_addr {
+        println!("msnd: msnp-tls listening on {addr}");
     }
     println!("msnd: ready");
     wait_for_signal().await?;

@@ -20,7 +20,7 @@ use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::connection::Connection;
+use crate::connection::{Connection, Timeouts};
 use crate::notification::{self, Role};
 use crate::switchboard;
 
@@ -54,6 +54,9 @@ pub struct Shared {
     pub http_port: Option<u16>,
     /// The bound HTTPS port, if any.
     pub https_port: Option<u16>,
+    /// The bound MSNP-over-TLS port, if any (notification and switchboard
+    /// in one, referred to by the `XFR SB` and `RNG` of TLS clients).
+    pub msnp_tls_port: Option<u16>,
 }
 
 impl Shared {
@@ -85,6 +88,8 @@ pub struct RunningServer {
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     pub legacy_https_addr: Option<SocketAddr>,
+    pub msnp_tls_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tracker: TaskTracker,
 }
@@ -133,6 +138,24 @@ impl Server {
             None => None,
         };
         let legacy_https_addr = legacy.as_ref().map(|l| l.local_addr()).transpose()?;
+        let msnp_tls = match config.msnp_tls_listen {
+            Some(addr) => {
+                let mut tls = (*crate::tls::server_config(
+                    &config.data_dir,
+                    config.tls_cert.as_deref(),
+                    config.tls_key.as_deref(),
+                    config.public_host.as_deref(),
+                )?)
+                .clone();
+                // The HTTP side's ALPN would refuse a client that offers
+                // some other protocol name; MSNP has none.
+                tls.alpn_protocols.clear();
+                let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+                Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+            }
+            None => None,
+        };
+        let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
         let shared = Arc::new(Shared {
             backend,
@@ -143,23 +166,27 @@ impl Server {
             per_address: Default::default(),
             http_port: http_addr.map(|a| a.port()),
             https_port: https_addr.map(|a| a.port()),
+            msnp_tls_port: msnp_tls_addr.map(|a| a.port()),
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
 
-        tracker.spawn(accept_loop(
-            main,
-            Port::Main,
-            shared.clone(),
-            shutdown.subscribe(),
-            tracker.clone(),
-            permits.clone(),
-        ));
-        if let Some(ns) = ns {
+        let listeners = [Some((main, Port::Main)), ns.map(|l| (l, Port::Notification))];
+        for (listener, port) in listeners.into_iter().flatten() {
             tracker.spawn(accept_loop(
-                ns,
-                Port::Notification,
+                listener,
+                port,
+                shared.clone(),
+                shutdown.subscribe(),
+                tracker.clone(),
+                permits.clone(),
+            ));
+        }
+        if let Some((listener, acceptor)) = msnp_tls {
+            tracker.spawn(accept_loop(
+                listener,
+                Port::Tls(acceptor),
                 shared.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
@@ -196,11 +223,35 @@ impl Server {
                 tracker.clone(),
             ));
         }
-        Ok(RunningServer { dispatch_addr, ns_addr, http_addr, https_addr, legacy_https_addr, shutdown, tracker })
+        Ok(RunningServer {
+            dispatch_addr,
+            ns_addr,
+            http_addr,
+            https_addr,
+            legacy_https_addr,
+            msnp_tls_addr,
+            shared,
+            shutdown,
+            tracker,
+        })
     }
 }
 
 impl RunningServer {
+    /// Serves a byte stream that did not come through a listener (an
+    /// in-memory pipe in a fuzzer or test) as if it had arrived on the MSNP
+    /// port with referral off: `VER` opens a notification session, `USR` or
+    /// `ANS` a switchboard one. Returns when the session ends.
+    pub async fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let local = self.dispatch_addr;
+        let conn = Connection::stream(stream, peer, local, Limits::default(), timeouts(&self.shared.config));
+        let task = serve_connection(conn, Port::Unreferred, self.shared.clone(), self.shutdown.subscribe());
+        self.tracker.track_future(task).await
+    }
+
     /// Stops accepting, tells every client `OUT SSD`, and waits (a bounded
     /// time) for the connections to close.
     pub async fn shutdown(self) {
@@ -345,11 +396,16 @@ impl Drop for AddressSlot {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Port {
     /// Dispatch and switchboard.
     Main,
     Notification,
+    /// Notification (without referral) and switchboard, over TLS.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// Notification (without referral) and switchboard, over a stream that
+    /// came from elsewhere.
+    Unreferred,
 }
 
 async fn accept_loop(
@@ -372,8 +428,7 @@ async fn accept_loop(
             tracing::info!(%peer, "too many connections from this address; refusing");
             continue;
         };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
+        let (shared, shutdown, port) = (shared.clone(), shutdown.clone(), port.clone());
         tracker.spawn(async move {
             serve_socket(stream, port, shared, shutdown).await;
             drop(slot);
@@ -382,41 +437,67 @@ async fn accept_loop(
     }
 }
 
+fn timeouts(config: &ServerConfig) -> Timeouts {
+    Timeouts { partial_line: config.partial_line_timeout, write: config.write_timeout }
+}
+
+/// Wraps an accepted socket (completing the TLS handshake on the TLS port)
+/// and serves it.
 async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let config = &shared.config;
+    let keepalive = (config.keepalive_time, config.keepalive_interval);
+    let conn = if let Port::Tls(acceptor) = &port {
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return };
+        crate::connection::tune_tcp(&stream, keepalive);
+        let tls = match timeout(config.login_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            _ => {
+                tracing::debug!(%peer, "MSNP TLS handshake failed");
+                return;
+            }
+        };
+        let mut conn = Connection::stream(tls, peer, local, Limits::default(), timeouts(config));
+        conn.secure = true;
+        conn
+    } else {
+        match Connection::tcp(stream, Limits::default(), timeouts(config), keepalive) {
+            Ok(conn) => conn,
+            Err(_) => return,
+        }
+    };
+    serve_connection(conn, port, shared, shutdown).await
+}
+
+/// Decides a connection's role and serves it until it ends.
+async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     let config = &shared.config;
     let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
     let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
     let first_limits =
         Limits { max_line: config.max_line, max_payload: ns_limits.max_payload.max(sb_limits.max_payload) };
-    let limits = match port {
-        Port::Main => first_limits,
-        Port::Notification => ns_limits,
+    if let Port::Notification = port {
+        conn.reader.set_limits(ns_limits);
+        return notification::serve(conn, None, Role::Notification, shared, shutdown).await;
+    }
+    conn.reader.set_limits(first_limits);
+    // The first command tells the role: VER opens a dispatch (or, without
+    // referral, a notification) session; USR or ANS a switchboard one.
+    let first = match timeout(config.login_timeout, conn.reader.next()).await {
+        Ok(Ok(Some(frame))) => frame,
+        _ => return,
     };
-    let keepalive = (config.keepalive_time, config.keepalive_interval);
-    let Ok(mut conn) = Connection::new(stream, limits, config.partial_line_timeout, config.write_timeout, keepalive)
-    else {
-        return;
-    };
-    match port {
-        Port::Notification => notification::serve(conn, None, Role::Notification, shared, shutdown).await,
-        Port::Main => {
-            // The first command tells the role: VER opens a dispatch (or, with
-            // referral off, a notification) session; USR or ANS a switchboard one.
-            let first = match timeout(config.login_timeout, conn.reader.next()).await {
-                Ok(Ok(Some(frame))) => frame,
-                _ => return,
+    match first.verb() {
+        "USR" | "ANS" => {
+            conn.reader.set_limits(sb_limits);
+            switchboard::serve(conn, first, shared, shutdown).await
+        }
+        _ => {
+            conn.reader.set_limits(ns_limits);
+            let role = match port {
+                Port::Main if shared.config.referral => Role::Dispatch,
+                _ => Role::Notification,
             };
-            match first.verb() {
-                "USR" | "ANS" => {
-                    conn.reader.set_limits(sb_limits);
-                    switchboard::serve(conn, first, shared, shutdown).await
-                }
-                _ => {
-                    conn.reader.set_limits(ns_limits);
-                    let role = if shared.config.referral { Role::Dispatch } else { Role::Notification };
-                    notification::serve(conn, Some(first), role, shared, shutdown).await
-                }
-            }
+            notification::serve(conn, Some(first), role, shared, shutdown).await
         }
     }
 }

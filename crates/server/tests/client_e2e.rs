@@ -11,6 +11,7 @@ use client::transfer::Method;
 use client::{Client, ClientConfig, Event};
 use common::*;
 use msnp::{Dialect, OnlineState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
@@ -195,8 +196,17 @@ async fn chat_pair_with(
     alice_config: ClientConfig,
     dialect: Dialect,
 ) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
+    chat_pair_with_both(alice_config, config(server, "bob", dialect)).await
+}
+
+/// Alice and Bob signed in by the given configurations, online, with a
+/// conversation Alice started.
+async fn chat_pair_with_both(
+    alice_config: ClientConfig,
+    bob_config: ClientConfig,
+) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
     let (alice, mut a) = Client::sign_in(alice_config).await.expect("signs in");
-    let (bob, mut b) = sign_in(server, "bob", dialect).await;
+    let (bob, mut b) = Client::sign_in(bob_config).await.expect("signs in");
     alice.set_state(OnlineState::Online).await.unwrap();
     bob.set_state(OnlineState::Online).await.unwrap();
     let chat = alice.start_conversation("bob@example.com").await.unwrap();
@@ -419,4 +429,36 @@ async fn invitations_the_client_cannot_serve_are_declined_not_shown_as_files() {
     while let Ok(e) = events.try_recv() {
         assert!(!matches!(e, Event::FileOffer { .. }), "{e:?}");
     }
+}
+
+#[tokio::test]
+async fn msnp_over_tls_carries_sign_in_referrals_and_a_chat() {
+    let server = TestServer::start_with(&["--msnp-tls-listen", "127.0.0.1:0"]);
+    users(&server, &["alice", "bob"]);
+    let tls_config = |name: &str, dialect: Dialect| {
+        let mut c = config(&server, name, dialect);
+        c.server = server.msnp_tls.expect("msnp-tls listener").to_string();
+        c.tls = true;
+        c.trust_ca = Some(server.data_dir().join("tls/ca.pem"));
+        c
+    };
+    // MD5 and Passport logins both work over TLS; the switchboard referral
+    // (XFR SB for Alice, RNG for Bob) must name the TLS port, or the TLS
+    // handshake would meet a plain-text port and the chat would fail.
+    let (_alice, _a, chat, _bob, mut b, _) =
+        chat_pair_with_both(tls_config("alice", Dialect::Msnp7), tls_config("bob", Dialect::Msnp11)).await;
+    chat.send_text("over TLS").await.unwrap();
+    let text = wait(&mut b, |e| match e {
+        Event::Message { text, .. } => Some(text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "over TLS");
+
+    // A plain-text client on the TLS port gets no MSNP answer, only a close.
+    let mut plain = tokio::net::TcpStream::connect(server.msnp_tls.unwrap()).await.unwrap();
+    plain.write_all(b"VER 1 MSNP7 CVR0\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    timeout(Duration::from_secs(30), plain.read_to_end(&mut answer)).await.expect("closed in time").ok();
+    assert!(!answer.windows(3).any(|w| w == b"VER"), "plain text answered: {answer:?}");
 }

@@ -466,3 +466,23 @@ async fn challenge_policy_strict_disconnects_and_lenient_counts() {
     a.expect("CHG 1 NLN 0").await;
     a.sync_point().await;
 }
+
+#[tokio::test]
+async fn refuse_md5_serves_only_the_passport_dialects() {
+    let server = TestServer::start_with(&["--refuse-md5"]);
+    users(&server, &["alice"]);
+    // A client that offers only MD5 dialects finds no common one, on the
+    // dispatch port and on the notification port alike.
+    for addr in [server.dispatch, server.ns] {
+        let mut c = Client::connect(addr).await;
+        c.send("VER 1 MSNP7 MSNP6 MSNP5 CVR0").await;
+        c.expect("VER 1 0").await;
+    }
+    // One that also offers a Passport dialect gets it, and signs in.
+    let mut c = Client::connect(server.dispatch).await;
+    c.send("VER 1 MSNP8 MSNP7 CVR0").await;
+    c.expect("VER 1 MSNP8").await;
+    let mut c = as_dialect(&server, 11, "alice").await;
+    c.send("PNG").await;
+    c.expect_prefix("QNG").await;
+}

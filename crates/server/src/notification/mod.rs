@@ -73,6 +73,8 @@ struct NsSession {
     failed_logins: u8,
     peer: SocketAddr,
     local: SocketAddr,
+    /// Arrived over TLS: switchboard referrals then name the TLS port.
+    secure: bool,
     pending_challenge: Option<PendingChallenge>,
     /// When the next CHL is due, once challenges have started.
     next_challenge: Option<Instant>,
@@ -100,6 +102,7 @@ pub async fn serve(
         failed_logins: 0,
         peer: conn.peer,
         local: conn.local,
+        secure: conn.secure,
         pending_challenge: None,
         next_challenge: None,
         strikes: Strikes::default(),
@@ -196,7 +199,11 @@ impl NsSession {
     }
 
     fn sb_address(&self) -> String {
-        format!("{}:{}", self.host(), self.shared.sb_port)
+        let port = match self.shared.msnp_tls_port {
+            Some(port) if self.secure => port,
+            _ => self.shared.sb_port,
+        };
+        format!("{}:{}", self.host(), port)
     }
 
     async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {

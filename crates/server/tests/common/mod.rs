@@ -28,6 +28,7 @@ pub struct TestServer {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
     pub legacy_https: Option<SocketAddr>,
+    pub msnp_tls: Option<SocketAddr>,
     extra: Vec<String>,
 }
 
@@ -63,7 +64,8 @@ impl TestServer {
             .expect("msnd starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut dispatch, mut ns, mut http, mut https, mut legacy_https) = (None, None, None, None, None);
+        let (mut dispatch, mut ns, mut http, mut https, mut legacy_https, mut msnp_tls) =
+            (None, None, None, None, None, None);
         for line in lines.by_ref() {
             let line = line.expect("msnd stdout");
             let addr = || line.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
@@ -71,6 +73,8 @@ impl TestServer {
                 dispatch = Some(addr());
             } else if line.starts_with("msnd: notification") {
                 ns = Some(addr());
+            } else if line.starts_with("msnd: msnp-tls") {
+                msnp_tls = Some(addr());
             } else if line.starts_with("msnd: legacy-https") {
                 legacy_https = Some(addr());
             } else if line.starts_with("msnd: https") {
@@ -92,6 +96,7 @@ impl TestServer {
             http,
             https,
             legacy_https,
+            msnp_tls,
             extra,
         }
     }
