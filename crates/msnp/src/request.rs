@@ -452,6 +452,100 @@ impl NsRequest {
     }
 }
 
+/// Builds a frame: `line`, plus the payload length for payload commands.
+fn frame(line: String, payload: Option<&Bytes>) -> Frame {
+    match payload {
+        Some(p) => Frame { line: format!("{line} {}", p.len()), payload: Some(p.clone()) },
+        None => Frame { line, payload: None },
+    }
+}
+
+impl NsRequest {
+    /// Encodes the request as a client sends it in `dialect`: the inverse of
+    /// [`NsRequest::parse`] for every request that dialect can carry.
+    pub fn to_frame(&self, dialect: Dialect) -> Frame {
+        use NsRequest::*;
+        let enc = urlencode::encode;
+        let line = match self {
+            Out => "OUT".to_string(),
+            Png => "PNG".to_string(),
+            // A TrID that is absent travels as an unreadable one.
+            Msg { trid } => {
+                let trid = trid.map_or("-".to_string(), |t| t.to_string());
+                return frame(format!("MSG {trid}"), Some(&Bytes::new()));
+            }
+            Ver { trid, dialects } => format!("VER {trid} {}", dialects.join(" ")),
+            Inf { trid } => format!("INF {trid}"),
+            Cvr { trid, args } => format!("CVR {trid} {}", args.join(" ")),
+            Usr { trid, step } => match step {
+                UsrStep::Md5Initiate { handle } => format!("USR {trid} MD5 I {handle}"),
+                UsrStep::Md5Response { response } => format!("USR {trid} MD5 S {response}"),
+                UsrStep::TwnInitiate { handle } => format!("USR {trid} TWN I {handle}"),
+                UsrStep::TwnResponse { ticket } => format!("USR {trid} TWN S {ticket}"),
+            },
+            Syn { trid, version } => match version {
+                SyncVersion::Serial(serial) if !dialect.uses_guids() => format!("SYN {trid} {serial}"),
+                SyncVersion::Serial(serial) => format!("SYN {trid} {serial} 0"),
+                SyncVersion::Timestamps(list, settings) => format!("SYN {trid} {list} {settings}"),
+            },
+            Lst { trid, list } => format!("LST {trid} {}", list.code()),
+            Lsg { trid } => format!("LSG {trid}"),
+            Gtc { trid, mode } => format!("GTC {trid} {}", mode.code()),
+            Blp { trid, mode } => format!("BLP {trid} {}", mode.code()),
+            Add { trid, list, handle, friendly, group } => {
+                let mut line = format!("ADD {trid} {} {handle} {}", list.code(), enc(friendly));
+                if let Some(g) = group {
+                    line.push_str(&format!(" {g}"));
+                }
+                line
+            }
+            Adc { trid, list, target } => match target {
+                AdcTarget::Handle { handle, friendly: Some(f) } => {
+                    format!("ADC {trid} {} N={handle} F={}", list.code(), enc(f))
+                }
+                AdcTarget::Handle { handle, friendly: None } => format!("ADC {trid} {} N={handle}", list.code()),
+                AdcTarget::Group { contact_guid, group_guid } => {
+                    format!("ADC {trid} {} C={contact_guid} {group_guid}", list.code())
+                }
+            },
+            Rem { trid, list, target, group } => {
+                let mut line = format!("REM {trid} {} {target}", list.code());
+                if let Some(g) = group {
+                    line.push_str(&format!(" {g}"));
+                }
+                line
+            }
+            Adg { trid, name } => format!("ADG {trid} {} 0", enc(name)),
+            Rmg { trid, group } => format!("RMG {trid} {group}"),
+            Reg { trid, group, name } => format!("REG {trid} {group} {} 0", enc(name)),
+            Prp { trid, kind, value: Some(v) } => format!("PRP {trid} {kind} {}", enc(v)),
+            Prp { trid, kind, value: None } => format!("PRP {trid} {kind}"),
+            Sbp { trid, contact_guid, kind, value } => format!("SBP {trid} {contact_guid} {kind} {value}"),
+            Chg { trid, state, client_id, msn_object } => {
+                let mut line = format!("CHG {trid} {}", state.code());
+                if let Some(id) = client_id {
+                    line.push_str(&format!(" {id}"));
+                    if let Some(o) = msn_object {
+                        line.push_str(&format!(" {o}"));
+                    }
+                }
+                line
+            }
+            Rea { trid, handle, friendly } => format!("REA {trid} {handle} {}", enc(friendly)),
+            XfrSb { trid } => format!("XFR {trid} SB"),
+            Qry { trid, product_id, payload } => return frame(format!("QRY {trid} {product_id}"), Some(payload)),
+            Uux { trid, payload } => return frame(format!("UUX {trid}"), Some(payload)),
+            Gcf { trid, file } => format!("GCF {trid} {file}"),
+            Url { trid, service } => format!("URL {trid} {service}"),
+            Sdc { trid } => return frame(format!("SDC {trid}"), Some(&Bytes::new())),
+            Snd { trid, email } => format!("SND {trid} {email}"),
+            Ims { trid, on } => format!("IMS {trid} {}", if *on { "ON" } else { "OFF" }),
+            Fnd { trid } => format!("FND {trid}"),
+        };
+        frame(line, None)
+    }
+}
+
 /// A request to a switchboard server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SbRequest {
@@ -502,6 +596,22 @@ impl SbRequest {
             },
             _ => return Err(err(a.trid, ErrorCode::SyntaxError)),
         })
+    }
+}
+
+impl SbRequest {
+    /// Encodes the request as a client sends it: the inverse of
+    /// [`SbRequest::parse`].
+    pub fn to_frame(&self) -> Frame {
+        match self {
+            SbRequest::Out => frame("OUT".to_string(), None),
+            SbRequest::Usr { trid, handle, cookie } => frame(format!("USR {trid} {handle} {cookie}"), None),
+            SbRequest::Ans { trid, handle, cookie, session_id } => {
+                frame(format!("ANS {trid} {handle} {cookie} {session_id}"), None)
+            }
+            SbRequest::Cal { trid, handle } => frame(format!("CAL {trid} {handle}"), None),
+            SbRequest::Msg { trid, ack, payload } => frame(format!("MSG {trid} {}", ack.code()), Some(payload)),
+        }
     }
 }
 

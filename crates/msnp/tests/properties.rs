@@ -115,3 +115,177 @@ proptest! {
         prop_assert_eq!(frame.payload.as_deref(), Some(&payload[..]));
     }
 }
+
+// ---- parse(encode(x)) == x for every request shape of every dialect ----
+
+use msnp::request::{AdcTarget, SyncVersion, UsrStep};
+use msnp::types::{AckMode, ListKind, PrivacyMode, PromptMode};
+
+/// One argument: printable ASCII without spaces, as keywords and handles are.
+fn token() -> impl Strategy<Value = String> {
+    "[!-~]{1,24}"
+}
+
+/// A name as people type them (any non-control characters), short enough
+/// that its URL encoding fits `limit`.
+fn name(limit: usize) -> impl Strategy<Value = String> {
+    "\\PC{1,30}".prop_filter("fits when encoded", move |n| msnp::urlencode::encode(n).len() <= limit)
+}
+
+fn payload() -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from)
+}
+
+fn list() -> impl Strategy<Value = ListKind> {
+    prop::sample::select(vec![
+        ListKind::Forward,
+        ListKind::Reverse,
+        ListKind::Allow,
+        ListKind::Block,
+        ListKind::Pending,
+    ])
+}
+
+fn state() -> impl Strategy<Value = OnlineState> {
+    let all = [
+        OnlineState::Online,
+        OnlineState::Busy,
+        OnlineState::Idle,
+        OnlineState::BeRightBack,
+        OnlineState::Away,
+        OnlineState::OnThePhone,
+        OnlineState::OutToLunch,
+        OnlineState::Hidden,
+        OnlineState::Offline,
+    ];
+    // Only the states a client may ask for travel in CHG.
+    prop::sample::select(all.into_iter().filter(|s| OnlineState::from_code(s.code()) == Some(*s)).collect::<Vec<_>>())
+}
+
+/// Every request a client can send to a notification server in `dialect`.
+fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
+    let t = any::<u32>;
+    let usr = prop_oneof![
+        token().prop_map(|handle| UsrStep::Md5Initiate { handle }),
+        token().prop_map(|response| UsrStep::Md5Response { response }),
+        token().prop_map(|handle| UsrStep::TwnInitiate { handle }),
+        token().prop_map(|ticket| UsrStep::TwnResponse { ticket }),
+    ];
+    let sync = if dialect.uses_guids() {
+        (token(), token()).prop_map(|(a, b)| SyncVersion::Timestamps(a, b)).boxed()
+    } else {
+        any::<u32>().prop_map(SyncVersion::Serial).boxed()
+    };
+    let add = (t(), list(), token(), name(387), any::<u32>()).prop_map(move |(trid, list, handle, friendly, g)| {
+        let group = (dialect.has_groups() && list == ListKind::Forward).then_some(g);
+        NsRequest::Add { trid, list, handle, friendly, group }
+    });
+    let adc_target = prop_oneof![
+        (token(), proptest::option::of(name(387)))
+            .prop_map(|(handle, friendly)| AdcTarget::Handle { handle, friendly }),
+        (token(), token()).prop_map(|(contact_guid, group_guid)| AdcTarget::Group { contact_guid, group_guid }),
+    ];
+    let rem_target = token().prop_filter("not N=", |t| !t.starts_with("N="));
+    let chg = (t(), state(), proptest::option::of((any::<u32>(), proptest::option::of(token())))).prop_map(
+        |(trid, state, extra)| NsRequest::Chg {
+            trid,
+            state,
+            client_id: extra.as_ref().map(|e| e.0),
+            msn_object: extra.and_then(|e| e.1),
+        },
+    );
+    let lists_and_groups = prop_oneof![
+        (t(), sync).prop_map(|(trid, version)| NsRequest::Syn { trid, version }),
+        (t(), list()).prop_map(|(trid, list)| NsRequest::Lst { trid, list }),
+        t().prop_map(|trid| NsRequest::Lsg { trid }),
+        (t(), prop::sample::select(vec![PromptMode::Ask, PromptMode::DontAsk]))
+            .prop_map(|(trid, mode)| NsRequest::Gtc { trid, mode }),
+        (t(), prop::sample::select(vec![PrivacyMode::AllowUnlisted, PrivacyMode::BlockUnlisted]))
+            .prop_map(|(trid, mode)| NsRequest::Blp { trid, mode }),
+        add,
+        (t(), list(), adc_target).prop_map(|(trid, list, target)| NsRequest::Adc { trid, list, target }),
+        (t(), list(), rem_target, proptest::option::of(token()))
+            .prop_map(|(trid, list, target, group)| NsRequest::Rem { trid, list, target, group }),
+        (t(), name(61)).prop_map(|(trid, name)| NsRequest::Adg { trid, name }),
+        (t(), token()).prop_map(|(trid, group)| NsRequest::Rmg { trid, group }),
+        (t(), token(), name(61)).prop_map(|(trid, group, name)| NsRequest::Reg { trid, group, name }),
+    ];
+    let profile = prop_oneof![
+        (t(), token(), proptest::option::of(name(387))).prop_map(|(trid, kind, value)| NsRequest::Prp {
+            trid,
+            kind,
+            value
+        }),
+        (t(), token(), token(), token()).prop_map(|(trid, contact_guid, kind, value)| NsRequest::Sbp {
+            trid,
+            contact_guid,
+            kind,
+            value
+        }),
+        chg,
+        (t(), token(), name(387)).prop_map(|(trid, handle, friendly)| NsRequest::Rea { trid, handle, friendly }),
+        (t(), token(), payload()).prop_map(|(trid, product_id, payload)| NsRequest::Qry { trid, product_id, payload }),
+        (t(), payload()).prop_map(|(trid, payload)| NsRequest::Uux { trid, payload }),
+    ];
+    let session = prop_oneof![
+        Just(NsRequest::Out),
+        Just(NsRequest::Png),
+        proptest::option::of(t()).prop_map(|trid| NsRequest::Msg { trid }),
+        (t(), proptest::collection::vec(token(), 1..5)).prop_map(|(trid, dialects)| NsRequest::Ver { trid, dialects }),
+        t().prop_map(|trid| NsRequest::Inf { trid }),
+        (t(), proptest::collection::vec(token(), 0..8)).prop_map(|(trid, args)| NsRequest::Cvr { trid, args }),
+        (t(), usr).prop_map(|(trid, step)| NsRequest::Usr { trid, step }),
+        t().prop_map(|trid| NsRequest::XfrSb { trid }),
+        (t(), token()).prop_map(|(trid, file)| NsRequest::Gcf { trid, file }),
+        (t(), token()).prop_map(|(trid, service)| NsRequest::Url { trid, service }),
+        t().prop_map(|trid| NsRequest::Sdc { trid }),
+        (t(), token()).prop_map(|(trid, email)| NsRequest::Snd { trid, email }),
+        (t(), any::<bool>()).prop_map(|(trid, on)| NsRequest::Ims { trid, on }),
+        t().prop_map(|trid| NsRequest::Fnd { trid }),
+    ];
+    prop_oneof![session, lists_and_groups, profile]
+}
+
+fn sb_request() -> impl Strategy<Value = SbRequest> {
+    let ack =
+        prop::sample::select(vec![AckMode::Unacknowledged, AckMode::NegativeOnly, AckMode::Always, AckMode::Data]);
+    prop_oneof![
+        Just(SbRequest::Out),
+        (any::<u32>(), token(), token()).prop_map(|(trid, handle, cookie)| SbRequest::Usr { trid, handle, cookie }),
+        (any::<u32>(), token(), token(), any::<u32>()).prop_map(|(trid, handle, cookie, session_id)| SbRequest::Ans {
+            trid,
+            handle,
+            cookie,
+            session_id
+        }),
+        (any::<u32>(), token()).prop_map(|(trid, handle)| SbRequest::Cal { trid, handle }),
+        (any::<u32>(), ack, payload()).prop_map(|(trid, ack, payload)| SbRequest::Msg { trid, ack, payload }),
+    ]
+}
+
+/// Encodes a frame to bytes and decodes it back as a server would.
+fn through_the_wire(frame: &Frame) -> Frame {
+    let mut decoder = Decoder::new(Direction::ToServer, Limits { max_line: 4096, max_payload: 4096 });
+    let mut buf = BytesMut::from(&frame.to_bytes()[..]);
+    let decoded = decoder.decode(&mut buf).expect("valid framing").expect("one whole frame");
+    assert!(buf.is_empty(), "bytes left over: {buf:?}");
+    decoded
+}
+
+fn dialect_and_ns_request() -> impl Strategy<Value = (Dialect, NsRequest)> {
+    prop::sample::select(Dialect::ALL.to_vec()).prop_flat_map(|d| (Just(d), ns_request(d)))
+}
+
+proptest! {
+    #[test]
+    fn every_notification_request_survives_encode_and_parse((dialect, request) in dialect_and_ns_request()) {
+        let frame = through_the_wire(&request.to_frame(dialect));
+        prop_assert_eq!(NsRequest::parse(&frame, dialect), Ok(request));
+    }
+
+    #[test]
+    fn every_switchboard_request_survives_encode_and_parse(request in sb_request()) {
+        let frame = through_the_wire(&request.to_frame());
+        prop_assert_eq!(SbRequest::parse(&frame), Ok(request));
+    }
+}
