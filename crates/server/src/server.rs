@@ -238,6 +238,12 @@ impl Server {
 }
 
 impl RunningServer {
+    /// The domain the server runs on (for harnesses that set up accounts or
+    /// tickets without a network round trip).
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.shared.backend
+    }
+
     /// Serves a byte stream that did not come through a listener (an
     /// in-memory pipe in a fuzzer or test) as if it had arrived on the MSNP
     /// port with referral off: `VER` opens a notification session, `USR` or

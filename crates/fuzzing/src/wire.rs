@@ -1,0 +1,107 @@
+//! The stateless targets: the parsers of `msnp`, one per input format.
+
+use bytes::BytesMut;
+use msnp::mime::MimeMessage;
+use msnp::p2p::{Packet, SlpMessage};
+use msnp::request::{NsRequest, SbRequest};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits};
+
+/// Limits small enough that the fuzzer reaches them.
+const LIMITS: Limits = Limits { max_line: 256, max_payload: 512 };
+
+/// Frames a byte stream as a server does.
+fn frames(data: &[u8], direction: Direction, limits: Limits) -> Vec<Frame> {
+    let mut decoder = Decoder::new(direction, limits);
+    let mut buf = BytesMut::from(data);
+    let mut out = Vec::new();
+    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+        out.push(frame);
+    }
+    out
+}
+
+/// The command parsers: every frame parses in every dialect without panic,
+/// and whatever parses encodes back to a request that parses the same.
+pub fn command_parser(data: &[u8]) {
+    for frame in frames(data, Direction::ToServer, Limits::default()) {
+        for dialect in Dialect::ALL {
+            if let Ok(request) = NsRequest::parse(&frame, dialect) {
+                let again = NsRequest::parse(&request.to_frame(dialect), dialect);
+                assert_eq!(again.as_ref(), Ok(&request), "{dialect} {:?}", frame.line);
+            }
+        }
+        if let Ok(request) = SbRequest::parse(&frame) {
+            assert_eq!(SbRequest::parse(&request.to_frame()), Ok(request), "{:?}", frame.line);
+        }
+    }
+}
+
+/// The framing: the same frames and the same error whether the bytes come
+/// at once or in pieces (sizes taken from the input's first byte), and
+/// never more buffered than the limits allow.
+pub fn framing(data: &[u8]) {
+    let Some((&first, input)) = data.split_first() else { return };
+    let step = usize::from(first % 16) + 1;
+    for direction in [Direction::ToServer, Direction::ToClient] {
+        let mut whole = Decoder::new(direction, LIMITS);
+        let mut buf = BytesMut::from(input);
+        let mut expected = Vec::new();
+        let expected_end = loop {
+            match whole.decode(&mut buf) {
+                Ok(Some(f)) => expected.push(f),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+
+        let mut pieces = Decoder::new(direction, LIMITS);
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        let mut end = None;
+        'feed: for chunk in input.chunks(step) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match pieces.decode(&mut buf) {
+                    Ok(Some(f)) => got.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        end = Some(e);
+                        break 'feed;
+                    }
+                }
+            }
+            assert!(buf.len() <= LIMITS.max_line + 2 + LIMITS.max_payload + step, "buffered {} bytes", buf.len());
+        }
+        assert_eq!(got, expected);
+        assert_eq!(end, expected_end);
+    }
+}
+
+/// MIME payloads: parsing never panics, and a parsed message re-encodes to
+/// one that parses the same.
+pub fn mime(data: &[u8]) {
+    if let Ok(message) = MimeMessage::parse(data) {
+        let again = MimeMessage::parse(&message.to_bytes()).expect("an encoded message parses");
+        assert_eq!(again, message);
+    }
+}
+
+/// The Passport side: the `Authorization` header and the RST request body.
+pub fn passport(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Some(credentials) = msnp::passport::parse_authorization(text) {
+        assert!(!credentials.password_candidates().is_empty());
+    }
+    let _ = msnp::passport::parse_rst_request(text);
+}
+
+/// P2P (MSNSLP) binary packets and the SLP text inside them.
+pub fn p2p(data: &[u8]) {
+    if let Ok(packet) = Packet::parse(data) {
+        assert_eq!(Packet::parse(&packet.to_bytes()).ok().as_ref(), Some(&packet));
+        let _ = packet.header.completes();
+        let _ = SlpMessage::parse(&packet.payload);
+        let _ = msnp::p2p::parse_file_context(&packet.payload);
+    }
+    let _ = SlpMessage::parse(data);
+}
