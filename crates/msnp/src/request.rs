@@ -88,13 +88,21 @@ impl<'a> Args<'a> {
     }
 }
 
+/// A name must have something in it and no control characters. The
+/// replacement character is refused too: it stands for bytes that were not
+/// UTF-8 (the decoder substitutes it for them), and a name quietly turned
+/// into `\u{FFFD}\u{FFFD}` is worse than an error the client can show.
+fn is_acceptable_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+}
+
 /// Decodes a URL-encoded friendly name, enforcing the draft's length limit.
 pub fn decode_friendly(arg: &str) -> Result<String, ErrorCode> {
     if arg.len() > MAX_FRIENDLY_NAME_LEN {
         return Err(ErrorCode::InvalidFriendlyName);
     }
     let name = urlencode::decode(arg).map_err(|_| ErrorCode::InvalidFriendlyName)?;
-    if name.is_empty() || name.chars().any(char::is_control) {
+    if !is_acceptable_name(&name) {
         return Err(ErrorCode::InvalidFriendlyName);
     }
     Ok(name)
@@ -109,7 +117,7 @@ pub fn decode_group_name(arg: &str) -> Result<String, ErrorCode> {
         return Err(ErrorCode::GroupNameTooLong);
     }
     let name = urlencode::decode(arg).map_err(|_| ErrorCode::InvalidParameter)?;
-    if name.is_empty() || name.chars().any(char::is_control) {
+    if !is_acceptable_name(&name) {
         return Err(ErrorCode::InvalidParameter);
     }
     Ok(name)

@@ -129,7 +129,9 @@ fn token() -> impl Strategy<Value = String> {
 /// A name as people type them (any non-control characters), short enough
 /// that its URL encoding fits `limit`.
 fn name(limit: usize) -> impl Strategy<Value = String> {
-    "\\PC{1,30}".prop_filter("fits when encoded", move |n| msnp::urlencode::encode(n).len() <= limit)
+    "\\PC{1,30}".prop_filter("fits when encoded, and no replacement character (refused in names)", move |n| {
+        msnp::urlencode::encode(n).len() <= limit && !n.contains(char::REPLACEMENT_CHARACTER)
+    })
 }
 
 fn payload() -> impl Strategy<Value = Bytes> {

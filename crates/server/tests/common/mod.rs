@@ -121,7 +121,7 @@ impl TestServer {
         assert!(child.wait().unwrap().success(), "user add {email} failed");
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
