@@ -168,24 +168,6 @@ async fn secrets_are_not_stored_in_plain_text() {
     }
 }
 
-/// Runs `msnd user import` on the server's data dir with `input`.
-fn import(server: &TestServer, input: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = msnd()
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .args(["user", "import"])
-        .env("MSND_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
 #[tokio::test]
 async fn user_import_creates_accounts_in_bulk_and_keeps_existing_ones() {
     let server = TestServer::start();

@@ -5,33 +5,6 @@ mod common;
 
 use common::*;
 
-/// Signs in with MSNP2 and goes online without the helpers' expectations
-/// about what follows the CHG.
-async fn sign_in_plain(server: &TestServer, name: &str) -> Client {
-    let mut c = login(server, &format!("{name}@example.com"), &format!("pw-{name}")).await;
-    c.send("CHG 50 NLN").await;
-    c.expect("CHG 50 NLN").await;
-    c
-}
-
-/// Answers the RNG of an offline-message invitation; returns the
-/// switchboard connection and the messages shown.
-async fn answer_offline(ns: &mut Client, me: &str, sender: &str) -> (Client, Vec<String>) {
-    let rng = ns.expect_prefix("RNG ").await;
-    let a = rng.args();
-    assert_eq!(a[5], sender, "{}", rng.text);
-    let mut sb = Client::connect_str(a[2]).await;
-    sb.send(&format!("ANS 1 {me} {} {}", a[4], a[1])).await;
-    sb.expect_prefix(&format!("IRO 1 1 1 {sender} ")).await;
-    sb.expect("ANS 1 OK").await;
-    let mut shown = Vec::new();
-    while let Some(l) = sb.try_recv(std::time::Duration::from_millis(300)).await {
-        assert!(l.text.starts_with(&format!("MSG {sender} ")), "{}", l.text);
-        shown.push(String::from_utf8(l.payload.unwrap()).unwrap());
-    }
-    (sb, shown)
-}
-
 #[tokio::test]
 async fn a_message_to_an_offline_user_arrives_once_at_the_next_sign_in() {
     let server = TestServer::start();

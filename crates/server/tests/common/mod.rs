@@ -180,6 +180,8 @@ pub struct Client {
     decoder: Decoder,
     /// The login profile message, once signed in.
     pub profile: Option<String>,
+    /// The friendly name `USR ... OK` gave, once signed in (URL-encoded).
+    pub friendly: Option<String>,
 }
 
 impl Client {
@@ -206,6 +208,7 @@ impl Client {
             buf: BytesMut::new(),
             decoder: Decoder::new(Direction::ToClient, Limits { max_line: 1 << 16, max_payload: 1 << 20 }),
             profile: None,
+            friendly: None,
         }
     }
 
@@ -242,6 +245,13 @@ impl Client {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
+    }
+
+    /// The next command, or `None` once the server has closed (or gone
+    /// quiet past the usual wait): for tasks that outlive a killed server.
+    pub async fn next_line(&mut self) -> Option<Line> {
+        let f = timeout(WAIT, self.next_frame()).await.ok().flatten()?;
+        Some(Line { text: f.line, payload: f.payload.map(|p| p.to_vec()) })
     }
 
     /// The next command from the server; panics on timeout or close.
@@ -321,7 +331,8 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Client {
     ns.send(&format!("USR 6 MD5 I {email}")).await;
     let challenge = ns.expect_prefix("USR 6 MD5 S ").await.args()[4].to_string();
     ns.send(&format!("USR 7 MD5 S {}", md5_hex(&challenge, password))).await;
-    ns.expect_prefix(&format!("USR 7 OK {email} ")).await;
+    let ok = ns.expect_prefix(&format!("USR 7 OK {email} ")).await;
+    ns.friendly = ok.args().get(4).map(|n| n.to_string());
     let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
     let text = String::from_utf8(profile.payload.unwrap()).unwrap();
     assert!(text.contains("Content-Type: text/x-msmsgsprofile"));
@@ -367,9 +378,28 @@ pub async fn online(server: &TestServer, email: &str, password: &str) -> (Client
 /// Creates accounts `names[i]@example.com` with password `pw-<name>` and
 /// friendly name = capitalised name.
 pub fn users(server: &TestServer, names: &[&str]) {
-    for n in names {
-        server.add_user_named(&format!("{n}@example.com"), &format!("pw-{n}"), Some(&capitalise(n)));
-    }
+    // One `msnd user import` hashes the passwords in parallel: much faster
+    // than an `msnd user add` per account.
+    let input: String = names.iter().map(|n| format!("{n}@example.com\tpw-{n}\t{}\n", capitalise(n))).collect();
+    let (ok, _, err) = import(server, &input);
+    assert!(ok, "user import failed: {err}");
+}
+
+/// Runs `msnd user import` on the server's data dir with `input`.
+pub fn import(server: &TestServer, input: &str) -> (bool, String, String) {
+    let mut child = msnd()
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .args(["user", "import"])
+        .env("MSND_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// Alice and Bob online (MSNP2), Bob on Alice's forward list and Alice
@@ -625,6 +655,23 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
 /// Leaves an offline message through the OIM web service, as `from` (who
 /// must be signed in on `sender`, a connection with an MSPAuth token).
 pub async fn store_offline(server: &TestServer, sender: &Client, from: &str, to: &str, text: &str) -> HttpAnswer {
+    let (action, body) = oim_store_request(&sender.mspauth(), from, to, text);
+    soap_post(server, "/OimWS/oim.asmx", action, &body).await
+}
+
+/// The same, for a caller that expects the server may be gone: the HTTP
+/// status, or `None` if there was no answer.
+pub async fn try_store_offline(http: SocketAddr, auth: &str, from: &str, to: &str, text: &str) -> Option<u16> {
+    let (action, body) = oim_store_request(auth, from, to, text);
+    let mut stream = TcpStream::connect(http).await.ok()?;
+    stream.write_all(soap_request("/OimWS/oim.asmx", action, &body).as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw)).await.ok()?.ok()?;
+    String::from_utf8_lossy(&raw).split(' ').nth(1)?.parse().ok()
+}
+
+/// The SOAP action and envelope of an OIM `StoreMessage`.
+fn oim_store_request(auth: &str, from: &str, to: &str, text: &str) -> (&'static str, String) {
     let content = String::from_utf8(text_message(text)).unwrap().replace('&', "&amp;").replace('<', "&lt;");
     let body = format!(
         concat!(
@@ -634,19 +681,46 @@ pub async fn store_offline(server: &TestServer, sender: &Client, from: &str, to:
             r#"</soap:Header><soap:Body><MessageType xmlns="http://messenger.msn.com/ws/2004/09/oim/">text</MessageType>"#,
             r#"<Content xmlns="http://messenger.msn.com/ws/2004/09/oim/">{}</Content></soap:Body></soap:Envelope>"#
         ),
-        from,
-        to,
-        sender.mspauth(),
-        content
+        from, to, auth, content
     );
-    soap_post(server, "/OimWS/oim.asmx", "http://messenger.msn.com/ws/2004/09/oim/StoreMessage", &body).await
+    ("http://messenger.msn.com/ws/2004/09/oim/StoreMessage", body)
+}
+
+fn soap_request(path: &str, action: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"{action}\"\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 pub async fn soap_post(server: &TestServer, path: &str, action: &str, body: &str) -> HttpAnswer {
     let stream = TcpStream::connect(server.http.unwrap()).await.unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"{action}\"\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    http_exchange(stream, req.as_bytes()).await
+    http_exchange(stream, soap_request(path, action, body).as_bytes()).await
+}
+
+/// Signs in with MSNP2 and goes online without the helpers' expectations
+/// about what follows the CHG.
+pub async fn sign_in_plain(server: &TestServer, name: &str) -> Client {
+    let mut c = login(server, &format!("{name}@example.com"), &format!("pw-{name}")).await;
+    c.send("CHG 50 NLN").await;
+    c.expect("CHG 50 NLN").await;
+    c
+}
+
+/// Answers the RNG of an offline-message invitation; returns the
+/// switchboard connection and the messages shown.
+pub async fn answer_offline(ns: &mut Client, me: &str, sender: &str) -> (Client, Vec<String>) {
+    let rng = ns.expect_prefix("RNG ").await;
+    let a = rng.args();
+    assert_eq!(a[5], sender, "{}", rng.text);
+    let mut sb = Client::connect_str(a[2]).await;
+    sb.send(&format!("ANS 1 {me} {} {}", a[4], a[1])).await;
+    sb.expect_prefix(&format!("IRO 1 1 1 {sender} ")).await;
+    sb.expect("ANS 1 OK").await;
+    let mut shown = Vec::new();
+    while let Some(l) = sb.try_recv(std::time::Duration::from_millis(300)).await {
+        assert!(l.text.starts_with(&format!("MSG {sender} ")), "{}", l.text);
+        shown.push(String::from_utf8(l.payload.unwrap()).unwrap());
+    }
+    (sb, shown)
 }
