@@ -118,3 +118,46 @@ async fn a_blocked_user_cannot_learn_state_by_adding_or_ringing() {
     b.expect("ADD 0 RL 2 alice@example.com Alice").await;
     a.sync_point().await;
 }
+
+/// An MSNP11 client signed in, synced, and online.
+async fn online11(server: &TestServer, name: &str, client_id: &str) -> Client {
+    let mut c = login_as_dialect(server, 11, &format!("{name}@example.com"), &format!("pw-{name}")).await;
+    c.send("SYN 6 0 0").await;
+    c.sync_point_skipping().await;
+    c.send(&format!("CHG 7 NLN {client_id}")).await;
+    c.expect_prefix("CHG 7 NLN").await;
+    c
+}
+
+#[tokio::test]
+async fn msnp11_presence_pictures_and_personal_messages_stay_hidden_from_blocked_users() {
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob", "carol"]);
+    let mut bob = online11(&server, "bob", "0").await;
+    let mut alice = online11(&server, "alice", "0").await;
+    let mut carol = online11(&server, "carol", "0").await;
+    for (c, trid) in [(&mut alice, 8), (&mut carol, 9)] {
+        c.send(&format!("ADC {trid} FL N=bob@example.com F=Bob")).await;
+        c.expect_prefix(&format!("ADC {trid} FL N=bob@example.com")).await;
+        // Bob is online and not blocking yet: both see him.
+        c.expect_prefix("ILN ").await;
+    }
+    bob.send("ADC 10 BL N=alice@example.com").await;
+    bob.sync_point_skipping().await;
+    // Blocking shows Bob offline to Alice at once.
+    alice.expect("FLN bob@example.com").await;
+
+    // A state change with a display picture, and a personal message.
+    let object = "%3Cmsnobj%20Creator%3D%22bob%40example.com%22%2F%3E";
+    bob.send(&format!("CHG 11 BSY 1342177280 {object}")).await;
+    bob.expect_prefix("CHG 11 BSY").await;
+    let psm = b"<Data><PSM>only for friends</PSM><CurrentMedia></CurrentMedia></Data>";
+    bob.send_payload("UUX 12", psm).await;
+    bob.expect("UUX 12 0").await;
+    // Carol, who is not blocked, gets both...
+    carol.expect_prefix("NLN BSY bob@example.com ").await;
+    carol.expect_prefix("UBX bob@example.com ").await;
+    // ...Alice neither: her next line is the answer to her own ping.
+    alice.send("PNG").await;
+    alice.expect_prefix("QNG").await;
+}
