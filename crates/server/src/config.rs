@@ -19,6 +19,9 @@ pub struct ServerConfig {
     /// The HTTP side, if any: status, and the Passport nexus and login
     /// service in plain HTTP (for local use and tests).
     pub http_listen: Option<SocketAddr>,
+    /// Serve the login service over plain HTTP to clients that are not on
+    /// loopback too (passwords then cross the network readable).
+    pub insecure_http_login: bool,
     /// The Passport nexus and login service over TLS.
     pub https_listen: Option<SocketAddr>,
     /// The certificate chain and key for `https_listen`; generated into the
@@ -93,6 +96,7 @@ impl ServerConfig {
             listen: "0.0.0.0:1863".parse().expect("valid address"),
             ns_listen: "0.0.0.0:1864".parse().expect("valid address"),
             http_listen: None,
+            insecure_http_login: false,
             https_listen: None,
             tls_cert: None,
             tls_key: None,

@@ -142,6 +142,11 @@ pub async fn serve<S>(
             return;
         }
     };
+    if !password_may_arrive(request.path(), tls, peer, shared.config.insecure_http_login) {
+        let refusal = Response::empty(403, "Forbidden").with_header("X-Mariposa", "the login service needs HTTPS");
+        let _ = stream.write_all(&refusal.to_bytes()).await;
+        return;
+    }
     let response = match request.path() {
         "/rdr/pprdr.asp" => nexus(&shared, local, tls),
         "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request, peer).await,
@@ -152,6 +157,15 @@ pub async fn serve<S>(
     };
     let _ = stream.write_all(&response.to_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// Passwords cross the network only inside TLS: over plain HTTP the login
+/// services answer loopback clients (local tools, tests) unless the operator
+/// allowed more.
+fn password_may_arrive(path: &str, tls: bool, peer: SocketAddr, insecure_http_login: bool) -> bool {
+    let carries_password =
+        matches!(path, "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" | "/RST.srf" | "/RST2.srf");
+    !carries_password || tls || peer.ip().is_loopback() || insecure_http_login
 }
 
 async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
@@ -436,4 +450,24 @@ async fn forward(router: Router, request: Request) -> Response {
         .collect();
     let body = axum::body::to_bytes(answer.into_body(), MAX_BODY * 16).await.map(|b| b.to_vec()).unwrap_or_default();
     Response { status: status.as_u16(), reason: status.canonical_reason().unwrap_or(""), headers, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_may_arrive;
+
+    #[test]
+    fn passwords_over_plain_http_only_from_loopback_unless_allowed() {
+        let lan = "192.168.1.20:5000".parse().unwrap();
+        let local = "127.0.0.1:5000".parse().unwrap();
+        let local6 = "[::1]:5000".parse().unwrap();
+        for path in ["/login2.srf", "/RST.srf", "/ppsecure/login.srf"] {
+            assert!(!password_may_arrive(path, false, lan, false), "{path}");
+            assert!(password_may_arrive(path, true, lan, false), "{path} over TLS");
+            assert!(password_may_arrive(path, false, local, false), "{path} from loopback");
+            assert!(password_may_arrive(path, false, local6, false), "{path} from ::1");
+            assert!(password_may_arrive(path, false, lan, true), "{path} when the operator allows it");
+        }
+        assert!(password_may_arrive("/rdr/pprdr.asp", false, lan, false), "the nexus carries no password");
+    }
 }

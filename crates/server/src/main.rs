@@ -43,6 +43,10 @@ struct ServeArgs {
     /// local use and tests.
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// Also serve the login service over plain HTTP to clients that are not
+    /// on loopback. Off by default: passwords would cross the network readable.
+    #[arg(long)]
+    insecure_http_login: bool,
     /// HTTPS: the Passport nexus and login service for MSNP8+ clients
     /// (real clients expect port 443).
     #[arg(long)]
@@ -240,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             config.http_listen = args.http_listen;
             config.https_listen = args.https_listen;
+            config.insecure_http_login = args.insecure_http_login;
             config.tls_cert = args.tls_cert;
             config.tls_key = args.tls_key;
             config.challenges = args.challenges;
