@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod switchboard;
+pub mod testing;
 
 pub use config::BackendConfig;
 pub use handle::Handle;

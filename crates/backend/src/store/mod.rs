@@ -6,11 +6,15 @@
 //! transaction. A call returns only after its change is durable: the server
 //! acknowledges a change to a client only after that.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::lists::{AccountId, ListSnapshot};

@@ -1,0 +1,67 @@
+//! For tests that need the shared services of a cluster (PostgreSQL, NATS):
+//! where to find them, and what to do when they are absent.
+//!
+//! A machine without them still passes the default test command: each such
+//! test says on the terminal that it was skipped and why (past cargo's
+//! output capture, so the line shows even when the test passes). CI sets
+//! `MARIPOSA_REQUIRE_SERVICES=1`, which turns every skip into a failure, so
+//! the tests cannot silently stop running there.
+
+use std::io::Write;
+use std::str::FromStr;
+
+/// The PostgreSQL for tests: `MARIPOSA_TEST_POSTGRES`, or the project
+/// machines' local server.
+pub fn postgres_url() -> String {
+    std::env::var("MARIPOSA_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The NATS server for tests: `MARIPOSA_TEST_NATS`, or the local one.
+pub fn nats_url() -> String {
+    std::env::var("MARIPOSA_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// Whether absent services fail the tests instead of skipping them.
+pub fn services_required() -> bool {
+    std::env::var("MARIPOSA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Reports that `test` did not run because of `reason`; panics instead when
+/// the services are required.
+pub fn skip(test: &str, reason: &str) {
+    if services_required() {
+        panic!("{test}: {reason} (MARIPOSA_REQUIRE_SERVICES=1)");
+    }
+    // Straight to the terminal: cargo captures only print!/eprint!.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// A schema of its own in the test PostgreSQL, so tests run in parallel
+/// without seeing each other's rows; `None` (after [`skip`]) when the server
+/// cannot be reached. The schema is left behind for inspection; its name
+/// carries the test's name and a random suffix.
+pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
+    let url = postgres_url();
+    let mut config = match tokio_postgres::Config::from_str(&url) {
+        Ok(c) => c,
+        Err(e) => {
+            skip(test, &format!("bad MARIPOSA_TEST_POSTGRES {url}: {e}"));
+            return None;
+        }
+    };
+    config.connect_timeout(std::time::Duration::from_secs(3));
+    let (client, connection) = match config.connect(tokio_postgres::NoTls).await {
+        Ok(c) => c,
+        Err(e) => {
+            skip(test, &format!("PostgreSQL is not reachable at {url}: {e}"));
+            return None;
+        }
+    };
+    tokio::spawn(connection);
+    let suffix: u32 = rand::random();
+    let schema = format!("t_{}_{suffix:08x}", test.rsplit("::").next().unwrap_or(test).to_ascii_lowercase());
+    let schema: String = schema.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(60).collect();
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("CREATE SCHEMA");
+    config.options(&format!("-c search_path={schema}"));
+    Some(config)
+}
