@@ -1,6 +1,7 @@
 //! The domain's hot paths, without sockets: one state change fanned out to
 //! 1,000 online watchers, and one message relayed in a two-party switchboard.
 
+use futures::FutureExt;
 use std::sync::Arc;
 
 use backend::outbox::Outbox;
@@ -44,12 +45,12 @@ fn fan_out(c: &mut Criterion) {
         (user, rx)
     };
     let (star, _star_rx) = online(0, &rt);
-    b.change_state(&star, OnlineState::Online, None, None).unwrap();
+    b.change_state(&star, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
     let mut watchers = Vec::new();
     for i in 1..=WATCHERS {
         let (user, rx) = online(i, &rt);
         rt.block_on(b.add_to_list(&user, ListKind::Forward, "u0@example.com")).unwrap();
-        b.change_state(&user, OnlineState::Online, None, None).unwrap();
+        b.change_state(&user, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
         watchers.push((user, rx));
     }
     for (_, rx) in watchers.iter_mut() {
@@ -62,7 +63,7 @@ fn fan_out(c: &mut Criterion) {
         bench.iter(|| {
             away = !away;
             let state = if away { OnlineState::Away } else { OnlineState::Online };
-            b.change_state(&star, state, None, None).unwrap();
+            b.change_state(&star, state, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
             for (_, rx) in watchers.iter_mut() {
                 assert!(rx.pop().is_some(), "every watcher is told");
             }
@@ -81,13 +82,13 @@ fn relay(c: &mut Criterion) {
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
         let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap();
-        b.change_state(&user, OnlineState::Online, None, None).unwrap();
+        b.change_state(&user, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
         users.push((user, rx));
     }
     let cookie = b.request_switchboard(&users[0].0).unwrap();
     let (a_tx, _a_rx) = mpsc::channel(64);
     let (session, alice) = b.open_switchboard("u0@example.com", &cookie, 1, a_tx).unwrap();
-    b.invite(&session, &alice, "u1@example.com").unwrap();
+    rt.block_on(b.invite(&session, &alice, "u1@example.com")).unwrap();
     let ring = users[1].1.pop().unwrap();
     let backend::NsEvent::Ring { session_id, cookie, .. } = ring else { panic!("a ring: {ring:?}") };
     let (b_tx, mut b_rx) = mpsc::channel(4096);

@@ -15,6 +15,7 @@
 //! - [`service`]: [`Backend`], the operations the fronts call.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod config;
 pub mod handle;
 pub mod hashing;

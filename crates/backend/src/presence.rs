@@ -22,7 +22,7 @@ use crate::lists::{AccountId, ContactLists, ListSnapshot};
 
 /// Something a notification-server connection must tell its client. The
 /// connection encodes it in its own dialect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NsEvent {
     /// A contact is online or changed state or name (`NLN`).
     Presence(PresenceLine),
@@ -32,8 +32,9 @@ pub enum NsEvent {
     ListAdded { list: ListKind, serial: u32, handle: String, friendly: String },
     /// The server took someone off one of our lists (`REM 0 RL ...`).
     ListRemoved { list: ListKind, serial: u32, handle: String },
-    /// Someone invites us to a switchboard session (`RNG`).
-    Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String },
+    /// Someone invites us to a switchboard session (`RNG`). `address` is
+    /// the switchboard's, when it is another node's.
+    Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String, address: Option<String> },
     /// A message from the service itself (`MSG Hotmail Hotmail`).
     SystemMessage { payload: Bytes },
     /// A contact's personal message changed (`UBX`, MSNP11+ only).

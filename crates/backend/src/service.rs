@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
+use crate::cluster::{Cluster, Envelope, Invitee, NodeId, Request, Response};
 use crate::config::BackendConfig;
 use crate::handle::Handle;
 use crate::hashing::PasswordChecker;
@@ -119,6 +120,8 @@ pub struct Backend {
     stats: BackendStats,
     /// Web-service tokens of current sign-ins, to their handle keys.
     web_tokens: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    /// The other nodes, when this one is part of a cluster.
+    cluster: std::sync::OnceLock<Arc<dyn Cluster>>,
 }
 
 /// Counts of refusals, for the metrics.
@@ -156,6 +159,7 @@ impl Backend {
             logins: LoginThrottle::default(),
             stats: BackendStats::default(),
             web_tokens: Default::default(),
+            cluster: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -220,6 +224,125 @@ impl Backend {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    // ----- cluster --------------------------------------------------------
+
+    /// Joins a cluster: from now on users signed in on other nodes are
+    /// reached through `cluster`. Set once, at start.
+    pub fn join_cluster(&self, cluster: Arc<dyn Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The node a user who is not signed in here is signed in on.
+    fn remote(&self, key: &str) -> Option<(&Arc<dyn Cluster>, NodeId)> {
+        let cluster = self.cluster.get()?;
+        cluster.locate(key).map(|node| (cluster, node))
+    }
+
+    /// Delivers an event about someone's presence to a watcher, wherever the
+    /// watcher is signed in; only sessions that have sent their first `CHG`
+    /// receive presence.
+    fn deliver_to_watcher(&self, key: &str, event: NsEvent) {
+        if let Some(w) = self.registry.get(key) {
+            if w.presence().started {
+                w.deliver(event);
+            }
+        } else if let Some((cluster, node)) = self.remote(key) {
+            cluster.send(&node, Envelope::Deliver { to: key.to_string(), event });
+        }
+    }
+
+    /// Acts on a message from another node.
+    pub async fn on_envelope(self: &Arc<Self>, envelope: Envelope) {
+        match envelope {
+            Envelope::Deliver { to, event } => {
+                if let Some(u) = self.registry.get(&to) {
+                    let presence_only = matches!(
+                        event,
+                        NsEvent::Presence(_) | NsEvent::Offline { .. } | NsEvent::PersonalMessage { .. }
+                    );
+                    if !presence_only || u.presence().started {
+                        u.deliver(event);
+                    }
+                }
+            }
+            Envelope::ListChanged { to, contact, list, member, event } => {
+                if let Some(u) = self.registry.get(&to) {
+                    u.set_list(&contact, list, member);
+                    u.deliver(event);
+                }
+            }
+            Envelope::SignedInElsewhere { to, session } => {
+                if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.session_id == session) {
+                    u.deliver(NsEvent::Kick(OutReason::OtherLogin));
+                }
+            }
+            Envelope::OfflineMessageWaiting { to } => {
+                if let Some(u) = self.registry.get(&to).filter(|u| u.presence_line().is_some()) {
+                    self.deliver_offline(&u).await;
+                }
+            }
+        }
+    }
+
+    /// Answers a question from another node about users signed in here.
+    pub fn on_request(&self, request: Request) -> Response {
+        match request {
+            Request::Visible { watcher, contacts } => Response::Visible(
+                contacts
+                    .iter()
+                    .filter_map(|k| self.registry.get(k))
+                    .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
+                    .collect(),
+            ),
+            Request::Invitable { invitee, caller_key } => Response::Invitable(
+                self.registry.get(&invitee).filter(|u| Self::takes_invitation_from(u, &caller_key)).map(|u| {
+                    let p = u.presence();
+                    Invitee { handle: u.handle.clone(), friendly: p.friendly, client_id: p.client_id, dialect: u.dialect }
+                }),
+            ),
+        }
+    }
+
+    /// A node stopped answering: its users are gone. Every local watcher
+    /// who had one of them on the forward list is told `FLN` (harmless if
+    /// the contact already looked offline to them).
+    /// `gone` holds (handle key, handle) pairs.
+    pub fn node_down(&self, gone: &[(String, String)]) {
+        for u in self.registry.all() {
+            if !u.presence().started {
+                continue;
+            }
+            for (key, handle) in gone {
+                if u.with_lists(|l| l.bits(key).contains(ListKind::Forward)) {
+                    u.deliver(NsEvent::Offline { handle: handle.clone() });
+                }
+            }
+        }
+    }
+
+    /// The presence of users on other nodes that `user` may see, among `keys`.
+    async fn remote_presence(&self, user: &OnlineUser, keys: &[String]) -> Vec<ContactPresence> {
+        let Some(cluster) = self.cluster.get() else { return Vec::new() };
+        let mut by_node: std::collections::HashMap<NodeId, Vec<String>> = Default::default();
+        for key in keys {
+            if self.registry.get(key).is_none()
+                && let Some(node) = cluster.locate(key)
+            {
+                by_node.entry(node).or_default().push(key.clone());
+            }
+        }
+        let asks = by_node.into_iter().map(|(node, contacts)| {
+            cluster.request(&node, Request::Visible { watcher: user.key.clone(), contacts })
+        });
+        let mut found = Vec::new();
+        for answer in futures::future::join_all(asks).await {
+            if let Some(Response::Visible(list)) = answer {
+                found.extend(list.into_iter().map(|(_, p)| ContactPresence::from(p)));
+            }
+        }
+        found
     }
 
     pub fn switchboards(&self) -> &Switchboards {
@@ -441,6 +564,11 @@ impl Backend {
         if let Some(previous) = self.registry.insert(user.clone()) {
             previous.deliver(NsEvent::Kick(OutReason::OtherLogin));
             self.web_tokens.lock().remove(&previous.web_token);
+        } else if let Some((cluster, node)) = self.remote(&user.key) {
+            cluster.send(&node, Envelope::SignedInElsewhere { to: user.key.clone(), session: 0 });
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.signed_in(&user);
         }
         self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
         match self.store.list_snapshot(account.id).await {
@@ -462,6 +590,9 @@ impl Backend {
         let removed = self.registry.remove(user);
         if removed {
             self.web_tokens.lock().remove(&user.web_token);
+            if let Some(cluster) = self.cluster.get() {
+                cluster.signed_out(user);
+            }
         }
         if !was_visible {
             return;
@@ -486,9 +617,7 @@ impl Backend {
         let watchers: Vec<String> =
             user.with_lists(|l| l.members(ListKind::Reverse).filter(|k| l.allows(k)).map(str::to_string).collect());
         for key in watchers {
-            if let Some(w) = self.registry.get(&key).filter(|w| w.presence().started) {
-                w.deliver(event.clone());
-            }
+            self.deliver_to_watcher(&key, event.clone());
         }
     }
 
@@ -501,12 +630,28 @@ impl Backend {
             return;
         }
         let Some(line) = user.presence_line() else { return };
-        let Some(w) = self.registry.get(watcher_key).filter(|w| w.presence().started) else { return };
-        w.deliver(if allowed_after {
-            NsEvent::Presence(line)
-        } else {
-            NsEvent::Offline { handle: user.handle.clone() }
-        });
+        self.deliver_to_watcher(
+            watcher_key,
+            if allowed_after { NsEvent::Presence(line) } else { NsEvent::Offline { handle: user.handle.clone() } },
+        );
+    }
+
+    /// `user` went on or off `contact`'s reverse list: update the contact's
+    /// lists in memory and tell them, on whichever node they are.
+    fn reverse_list_changed(&self, contact: &str, user: &OnlineUser, member: bool, event: NsEvent) {
+        if let Some(c) = self.registry.get(contact) {
+            c.set_list(&user.key, ListKind::Reverse, member);
+            c.deliver(event);
+        } else if let Some((cluster, node)) = self.remote(contact) {
+            let envelope = Envelope::ListChanged {
+                to: contact.to_string(),
+                contact: user.key.clone(),
+                list: ListKind::Reverse,
+                member,
+                event,
+            };
+            cluster.send(&node, envelope);
+        }
     }
 
     /// Finds a contact by handle, or (MSNP10+) by contact GUID; returns the
@@ -543,17 +688,20 @@ impl Backend {
         let mut initial_presence = None;
         match list {
             ListKind::Forward => {
-                if let (Some(c), Some(serial)) = (&online, change.contact_serial) {
-                    c.set_list(&user.key, ListKind::Reverse, true);
-                    c.deliver(NsEvent::ListAdded {
+                if let Some(serial) = change.contact_serial {
+                    let event = NsEvent::ListAdded {
                         list: ListKind::Reverse,
                         serial,
                         handle: user.handle.clone(),
                         friendly: user.presence().friendly,
-                    });
+                    };
+                    self.reverse_list_changed(key, user, true, event);
                 }
                 if user.presence().started {
-                    initial_presence = online.and_then(|c| self.visible_presence(&c, user));
+                    initial_presence = match online {
+                        Some(c) => self.visible_presence(&c, user),
+                        None => self.remote_presence(user, &[key.to_string()]).await.pop(),
+                    };
                 }
             }
             _ => self.refresh_view(user, key, allowed_before),
@@ -587,9 +735,9 @@ impl Backend {
         user.set_list(&key, list, false);
         match list {
             ListKind::Forward => {
-                if let (Some(c), Some(serial)) = (self.registry.get(&key), change.contact_serial) {
-                    c.set_list(&user.key, ListKind::Reverse, false);
-                    c.deliver(NsEvent::ListRemoved { list: ListKind::Reverse, serial, handle: user.handle.clone() });
+                if let Some(serial) = change.contact_serial {
+                    let event = NsEvent::ListRemoved { list: ListKind::Reverse, serial, handle: user.handle.clone() };
+                    self.reverse_list_changed(&key, user, false, event);
                 }
             }
             _ => self.refresh_view(user, &key, allowed_before),
@@ -599,11 +747,24 @@ impl Backend {
 
     /// A contact's presence as `user` may see it, with its personal message.
     fn visible_presence(&self, contact: &OnlineUser, user: &OnlineUser) -> Option<ContactPresence> {
-        if !contact.with_lists(|l| l.allows(&user.key)) {
+        self.presence_for(contact, &user.key)
+    }
+
+    /// `contact`'s presence as the watcher with key `watcher` may see it.
+    fn presence_for(&self, contact: &OnlineUser, watcher: &str) -> Option<ContactPresence> {
+        if !contact.with_lists(|l| l.allows(watcher)) {
             return None;
         }
         let line = contact.presence_line()?;
         Some(ContactPresence { line, personal_message: contact.presence().personal_message })
+    }
+
+    /// Whether `invitee` accepts a switchboard invitation from `caller_key`:
+    /// visible, taking invitations, and allowing the caller.
+    fn takes_invitation_from(invitee: &OnlineUser, caller_key: &str) -> bool {
+        invitee.presence_line().is_some()
+            && !invitee.presence().refuses_invitations
+            && invitee.with_lists(|l| l.allows(caller_key))
     }
 
     // ----- groups ---------------------------------------------------------
@@ -809,7 +970,7 @@ impl Backend {
     /// `CHG`: sets the user's state. Watchers get `NLN` (or `FLN` when the user
     /// hides). On the first `CHG` the result holds an `ILN` line for every
     /// forward-list contact who is online and lets the user see them.
-    pub fn change_state(
+    pub async fn change_state(
         &self,
         user: &OnlineUser,
         state: OnlineState,
@@ -846,6 +1007,7 @@ impl Backend {
             .filter_map(|k| self.registry.get(k))
             .filter_map(|c| self.visible_presence(&c, user))
             .collect();
+        initial.extend(self.remote_presence(user, &forward).await);
         initial.sort_by(|a, b| a.line.handle.cmp(&b.line.handle));
         Ok(initial)
     }
@@ -915,8 +1077,14 @@ impl Backend {
             }
         }
         // Someone who is online and visible gets it now.
-        if let Some(user) = online.filter(|u| u.presence_line().is_some()) {
-            self.deliver_offline(&user).await;
+        match online {
+            Some(user) if user.presence_line().is_some() => self.deliver_offline(&user).await,
+            Some(_) => {}
+            None => {
+                if let Some((cluster, node)) = self.remote(handle.key()) {
+                    cluster.send(&node, Envelope::OfflineMessageWaiting { to: handle.key().to_string() });
+                }
+            }
         }
         Ok(())
     }
@@ -961,7 +1129,8 @@ impl Backend {
                     continue;
                 }
             };
-            user.deliver(NsEvent::Ring { session_id: session.id, cookie, caller: sender, caller_friendly: friendly });
+            let ring = NsEvent::Ring { session_id: session.id, cookie, caller: sender, caller_friendly: friendly, address: None };
+            user.deliver(ring);
             // An invitation nobody answers lapses with its cookie; the
             // messages are offered again at the next sign-in.
             let (backend, user, lifetime) = (self.clone(), user.clone(), self.config.cookie_lifetime);
@@ -1057,7 +1226,12 @@ impl Backend {
     /// `CAL`: invites someone. The invitee must be online and visible and
     /// their privacy must allow the caller; a refusal for privacy looks the
     /// same as an offline invitee (217), so it reveals nothing.
-    pub fn invite(&self, session: &SwitchboardSession, caller: &Participant, handle: &str) -> Result<(), ErrorCode> {
+    pub async fn invite(
+        &self,
+        session: &SwitchboardSession,
+        caller: &Participant,
+        handle: &str,
+    ) -> Result<(), ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::InvalidUsername)?;
         if session.contains(handle.key()) {
             return Err(ErrorCode::AlreadyThere);
@@ -1065,30 +1239,49 @@ impl Backend {
         if session.participants().len() >= self.config.max_switchboard_participants {
             return Err(ErrorCode::SessionOverload);
         }
-        let invitee = self
-            .registry
-            .get(handle.key())
-            .filter(|u| {
-                u.presence_line().is_some()
-                    && !u.presence().refuses_invitations
-                    && u.with_lists(|l| l.allows(&caller.key))
-            })
-            .ok_or(ErrorCode::NotOnline)?;
-        let p = invitee.presence();
+        let local = self.registry.get(handle.key());
+        let invitee = match &local {
+            Some(u) => Self::takes_invitation_from(u, &caller.key).then(|| {
+                let p = u.presence();
+                Invitee { handle: u.handle.clone(), friendly: p.friendly, client_id: p.client_id, dialect: u.dialect }
+            }),
+            None => match self.remote(handle.key()) {
+                Some((cluster, node)) => {
+                    let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: caller.key.clone() };
+                    match cluster.request(&node, ask).await {
+                        Some(Response::Invitable(found)) => found,
+                        _ => None,
+                    }
+                }
+                None => None,
+            },
+        }
+        .ok_or(ErrorCode::NotOnline)?;
         let grant = GrantFor {
             handle: &invitee.handle,
-            friendly: &p.friendly,
-            client_id: p.client_id,
+            friendly: &invitee.friendly,
+            client_id: invitee.client_id,
             dialect: invitee.dialect,
         };
         let kind = CookieKind::Invitation { session_id: session.id };
         let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
-        invitee.deliver(NsEvent::Ring {
+        let ring = |address| NsEvent::Ring {
             session_id: session.id,
-            cookie,
+            cookie: cookie.clone(),
             caller: caller.handle.clone(),
             caller_friendly: caller.friendly.clone(),
-        });
+            address,
+        };
+        match (local, self.cluster.get()) {
+            (Some(u), _) => u.deliver(ring(None)),
+            (None, Some(cluster)) => {
+                if let Some(node) = cluster.locate(handle.key()) {
+                    let event = ring(Some(cluster.switchboard_address()));
+                    cluster.send(&node, Envelope::Deliver { to: handle.key().to_string(), event });
+                }
+            }
+            (None, None) => {}
+        }
         Ok(())
     }
 

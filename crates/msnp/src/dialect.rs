@@ -7,6 +7,7 @@ use std::fmt;
 
 /// One MSNP protocol version, as negotiated by `VER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Dialect {
     Msnp2,
     Msnp3,

@@ -15,6 +15,7 @@ use crate::urlencode::encode;
 
 /// Why the server ends a session with `OUT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OutReason {
     /// The same account signed in elsewhere.
     OtherLogin,
@@ -33,6 +34,7 @@ impl OutReason {
 
 /// A contact's presence as carried by `ILN` and `NLN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PresenceLine {
     pub state: OnlineState,
     pub handle: String,

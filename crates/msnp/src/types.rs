@@ -15,6 +15,7 @@ pub fn parse_trid(arg: &str) -> Option<TrId> {
 
 /// The user lists of draft 5.7 (and the pending list of MSNP10+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ListKind {
     /// FL: the people whose presence I watch (my contact list).
     Forward,
@@ -136,6 +137,7 @@ impl PromptMode {
 
 /// A user's state (draft 7.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OnlineState {
     Online,
     Busy,

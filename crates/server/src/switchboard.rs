@@ -49,7 +49,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         unconfirmed: Vec::new(),
         strikes: Strikes::default(),
     };
-    let mut flow = sb.handle(first, &mut conn.writer);
+    let mut flow = sb.handle(first, &mut conn.writer).await;
     let idle_limit = sb.shared.config.switchboard_idle_timeout;
     let mut last_heard = tokio::time::Instant::now();
     while flow == Flow::Continue {
@@ -87,7 +87,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             frame = conn.reader.next() => match frame {
                 Ok(Some(frame)) => {
                     last_heard = tokio::time::Instant::now();
-                    sb.handle(frame, &mut conn.writer)
+                    sb.handle(frame, &mut conn.writer).await
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -104,7 +104,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
 }
 
 impl SbConnection {
-    fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+    async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
         let request = match SbRequest::parse(&frame) {
             Ok(r) => r,
             Err(e) => {
@@ -186,7 +186,7 @@ impl SbConnection {
                     w.push(&Reply::error(ErrorCode::UserTooActive, trid));
                     return self.strike();
                 }
-                match backend.invite(session, me, &handle) {
+                match backend.invite(session, me, &handle).await {
                     Ok(()) => w.push(&Reply::CalRinging { trid, session_id: session.id }),
                     Err(code) => w.push(&Reply::error(code, trid)),
                 }

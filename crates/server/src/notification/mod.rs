@@ -299,7 +299,7 @@ impl NsSession {
             NsRequest::Chg { trid, state, client_id, msn_object } => {
                 let first = !user.presence().started;
                 let was_visible = user.presence_line().is_some();
-                match backend.change_state(user, state, client_id, msn_object.clone()) {
+                match backend.change_state(user, state, client_id, msn_object.clone()).await {
                     Ok(initial) => {
                         w.push(&Reply::Chg { trid, state, client_id, msn_object });
                         for contact in initial {
@@ -370,8 +370,9 @@ impl NsSession {
             NsEvent::ListRemoved { list, serial, handle } => {
                 w.push(&Reply::Rem { trid: 0, list, serial, handle, guid: None, group: None })
             }
-            NsEvent::Ring { session_id, cookie, caller, caller_friendly } => {
-                let address = self.sb_address();
+            NsEvent::Ring { session_id, cookie, caller, caller_friendly, address } => {
+                // Another node's switchboard names its own address.
+                let address = address.unwrap_or_else(|| self.sb_address());
                 w.push(&Reply::Rng { session_id, address, cookie, caller, caller_friendly });
             }
             NsEvent::SystemMessage { payload } => w.push(&system_message(payload.to_vec())),

@@ -1,0 +1,108 @@
+//! What crosses between nodes when the service runs as a cluster, and the
+//! interface the domain uses to send it. The transport (NATS, in the server
+//! crate) implements [`Cluster`]; a single node has none and every user is
+//! local.
+//!
+//! The rule: a user's node is the authority on that user. Presence and
+//! privacy are decided where the user is signed in, so a node that needs to
+//! know whether a remote contact is visible asks that contact's node
+//! ([`Request::Visible`]), and a node that has something to tell a remote
+//! user sends it to that user's node ([`Envelope`]), which delivers it the
+//! way it delivers local events.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use msnp::ListKind;
+use serde::{Deserialize, Serialize};
+
+use crate::presence::{NsEvent, OnlineUser};
+use crate::service::ContactPresence;
+
+/// A node's name in the cluster (unique per running process).
+pub type NodeId = String;
+
+/// A one-way message to the node of user `to` (by handle key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Envelope {
+    /// Deliver an event to `to`'s connection.
+    Deliver { to: String, event: NsEvent },
+    /// `contact` was put on or taken off `to`'s `list` by a change `contact`
+    /// made (the reverse list of a forward-list change): update the lists in
+    /// memory, then deliver `event`.
+    ListChanged { to: String, contact: String, list: ListKind, member: bool, event: NsEvent },
+    /// `to` signed in elsewhere: end the session `session` with `OUT OTH`.
+    SignedInElsewhere { to: String, session: u64 },
+    /// An offline message for `to` was stored: offer it now.
+    OfflineMessageWaiting { to: String },
+}
+
+/// A question to another node, answered with a [`Response`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Which of `contacts` (users of the asked node) may `watcher` see, and how?
+    Visible { watcher: String, contacts: Vec<String> },
+    /// May `caller_key` invite `invitee` to a switchboard session (online,
+    /// visible, taking invitations, allowing the caller)? If so, with what
+    /// name and dialect do they join?
+    Invitable { invitee: String, caller_key: String },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Visible(Vec<(String, SerializablePresence)>),
+    Invitable(Option<Invitee>),
+}
+
+/// Who an invitation cookie is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invitee {
+    pub handle: String,
+    pub friendly: String,
+    pub client_id: u32,
+    pub dialect: msnp::Dialect,
+}
+
+/// [`ContactPresence`] in the form that crosses the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SerializablePresence {
+    pub line: msnp::reply::PresenceLine,
+    pub personal_message: Option<String>,
+}
+
+impl From<ContactPresence> for SerializablePresence {
+    fn from(p: ContactPresence) -> Self {
+        SerializablePresence { line: p.line, personal_message: p.personal_message }
+    }
+}
+
+impl From<SerializablePresence> for ContactPresence {
+    fn from(p: SerializablePresence) -> Self {
+        ContactPresence { line: p.line, personal_message: p.personal_message }
+    }
+}
+
+/// A boxed future: the trait is used as `dyn Cluster`.
+pub type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The transport between nodes, as the domain sees it.
+pub trait Cluster: Send + Sync + 'static {
+    /// This node's name.
+    fn node_id(&self) -> &str;
+    /// The other node a user (by handle key) is signed in on, if any and if
+    /// that node is alive.
+    fn locate(&self, key: &str) -> Option<NodeId>;
+    /// Sends a message to a node; messages from one node to another arrive
+    /// in the order they were sent.
+    fn send(&self, node: &str, envelope: Envelope);
+    /// Asks a node; `None` if it did not answer in time.
+    fn request(&self, node: &str, request: Request) -> Pending<Option<Response>>;
+    /// Records in the directory that `user` is signed in here.
+    fn signed_in(&self, user: &OnlineUser);
+    /// Removes `user` from the directory if it still names this sign-in.
+    fn signed_out(&self, user: &OnlineUser);
+    /// Where this node's switchboard takes `ANS`, for `RNG` sent to users
+    /// on other nodes.
+    fn switchboard_address(&self) -> String;
+}
