@@ -45,12 +45,18 @@ fn fan_out(c: &mut Criterion) {
         (user, rx)
     };
     let (star, _star_rx) = online(0, &rt);
-    b.change_state(&star, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
+    b.change_state(&star, OnlineState::Online, None, None)
+        .now_or_never()
+        .expect("no remote nodes to wait for")
+        .unwrap();
     let mut watchers = Vec::new();
     for i in 1..=WATCHERS {
         let (user, rx) = online(i, &rt);
         rt.block_on(b.add_to_list(&user, ListKind::Forward, "u0@example.com")).unwrap();
-        b.change_state(&user, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
+        b.change_state(&user, OnlineState::Online, None, None)
+            .now_or_never()
+            .expect("no remote nodes to wait for")
+            .unwrap();
         watchers.push((user, rx));
     }
     for (_, rx) in watchers.iter_mut() {
@@ -82,10 +88,13 @@ fn relay(c: &mut Criterion) {
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
         let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap();
-        b.change_state(&user, OnlineState::Online, None, None).now_or_never().expect("no remote nodes to wait for").unwrap();
+        b.change_state(&user, OnlineState::Online, None, None)
+            .now_or_never()
+            .expect("no remote nodes to wait for")
+            .unwrap();
         users.push((user, rx));
     }
-    let cookie = b.request_switchboard(&users[0].0).unwrap();
+    let (cookie, _) = rt.block_on(b.request_switchboard(&users[0].0)).unwrap();
     let (a_tx, _a_rx) = mpsc::channel(64);
     let (session, alice) = b.open_switchboard("u0@example.com", &cookie, 1, a_tx).unwrap();
     rt.block_on(b.invite(&session, &alice, "u1@example.com")).unwrap();

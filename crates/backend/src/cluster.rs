@@ -46,6 +46,9 @@ pub enum Request {
     /// visible, taking invitations, allowing the caller)? If so, with what
     /// name and dialect do they join?
     Invitable { invitee: String, caller_key: String },
+    /// Issue a cookie for a new switchboard session for `user` (`XFR SB`
+    /// on a notification node that is not a switchboard).
+    OpenSession { user: Invitee, requester: String },
 }
 
 /// The answer to a [`Request`].
@@ -53,6 +56,8 @@ pub enum Request {
 pub enum Response {
     Visible(Vec<(String, SerializablePresence)>),
     Invitable(Option<Invitee>),
+    /// The cookie, or the error code to answer `XFR SB` with.
+    Session(Result<String, u16>),
 }
 
 /// Who an invitation cookie is for.
@@ -105,4 +110,7 @@ pub trait Cluster: Send + Sync + 'static {
     /// Where this node's switchboard takes `ANS`, for `RNG` sent to users
     /// on other nodes.
     fn switchboard_address(&self) -> String;
+    /// The switchboard node for a new session and its address, or `None`
+    /// when this node serves switchboards itself.
+    fn pick_switchboard(&self) -> Option<(NodeId, String)>;
 }

@@ -296,10 +296,25 @@ impl Backend {
                     .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
                     .collect(),
             ),
+            Request::OpenSession { user, requester } => {
+                let grant = GrantFor {
+                    handle: &user.handle,
+                    friendly: &user.friendly,
+                    client_id: user.client_id,
+                    dialect: user.dialect,
+                };
+                let cookie = self.cookies.issue(grant, &requester, CookieKind::NewSession, self.config.cookie_lifetime);
+                Response::Session(cookie.map_err(|code| code.code()))
+            }
             Request::Invitable { invitee, caller_key } => Response::Invitable(
                 self.registry.get(&invitee).filter(|u| Self::takes_invitation_from(u, &caller_key)).map(|u| {
                     let p = u.presence();
-                    Invitee { handle: u.handle.clone(), friendly: p.friendly, client_id: p.client_id, dialect: u.dialect }
+                    Invitee {
+                        handle: u.handle.clone(),
+                        friendly: p.friendly,
+                        client_id: p.client_id,
+                        dialect: u.dialect,
+                    }
                 }),
             ),
         }
@@ -333,9 +348,9 @@ impl Backend {
                 by_node.entry(node).or_default().push(key.clone());
             }
         }
-        let asks = by_node.into_iter().map(|(node, contacts)| {
-            cluster.request(&node, Request::Visible { watcher: user.key.clone(), contacts })
-        });
+        let asks = by_node
+            .into_iter()
+            .map(|(node, contacts)| cluster.request(&node, Request::Visible { watcher: user.key.clone(), contacts }));
         let mut found = Vec::new();
         for answer in futures::future::join_all(asks).await {
             if let Some(Response::Visible(list)) = answer {
@@ -1129,7 +1144,13 @@ impl Backend {
                     continue;
                 }
             };
-            let ring = NsEvent::Ring { session_id: session.id, cookie, caller: sender, caller_friendly: friendly, address: None };
+            let ring = NsEvent::Ring {
+                session_id: session.id,
+                cookie,
+                caller: sender,
+                caller_friendly: friendly,
+                address: None,
+            };
             user.deliver(ring);
             // An invitation nobody answers lapses with its cookie; the
             // messages are offered again at the next sign-in.
@@ -1173,17 +1194,35 @@ impl Backend {
 
     /// `XFR SB`: a cookie for opening a new session. Hidden users and users
     /// who have not yet set a state cannot chat (913).
-    pub fn request_switchboard(&self, user: &OnlineUser) -> Result<String, ErrorCode> {
+    /// Returns the cookie and, when another node serves the session, its address.
+    pub async fn request_switchboard(&self, user: &OnlineUser) -> Result<(String, Option<String>), ErrorCode> {
         let p = user.presence();
         if !p.started || !p.state.is_visible() {
             return Err(ErrorCode::NotAllowedWhenOffline);
+        }
+        if let Some((cluster, (node, address))) = self.cluster.get().and_then(|c| c.pick_switchboard().map(|n| (c, n)))
+        {
+            let me = Invitee {
+                handle: user.handle.clone(),
+                friendly: p.friendly,
+                client_id: p.client_id,
+                dialect: user.dialect,
+            };
+            return match cluster.request(&node, Request::OpenSession { user: me, requester: user.key.clone() }).await {
+                Some(Response::Session(Ok(cookie))) => Ok((cookie, Some(address))),
+                Some(Response::Session(Err(code))) => {
+                    Err(ErrorCode::from_code(code).unwrap_or(ErrorCode::ServerUnavailable))
+                }
+                _ => Err(ErrorCode::ServerUnavailable),
+            };
         }
         if self.switchboards.sessions_of(&user.key) >= self.config.max_sessions_per_user {
             return Err(ErrorCode::TooManySessions);
         }
         let grant =
             GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
-        self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)
+        let cookie = self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)?;
+        Ok((cookie, None))
     }
 
     /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.

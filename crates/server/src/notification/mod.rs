@@ -315,8 +315,11 @@ impl NsSession {
                     Err(code) => w.push(&Reply::error(code, trid)),
                 }
             }
-            NsRequest::XfrSb { trid } => match backend.request_switchboard(user) {
-                Ok(cookie) => w.push(&Reply::XfrSb { trid, address: self.sb_address(), cookie }),
+            NsRequest::XfrSb { trid } => match backend.request_switchboard(user).await {
+                Ok((cookie, elsewhere)) => {
+                    let address = elsewhere.unwrap_or_else(|| self.sb_address());
+                    w.push(&Reply::XfrSb { trid, address, cookie })
+                }
                 Err(code) => w.push(&Reply::error(code, trid)),
             },
             NsRequest::Uux { trid, payload } => {
