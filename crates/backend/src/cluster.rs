@@ -101,6 +101,8 @@ pub trait Cluster: Send + Sync + 'static {
     /// Sends a message to a node; messages from one node to another arrive
     /// in the order they were sent.
     fn send(&self, node: &str, envelope: Envelope);
+    /// Sends a message to every node (each acts on it only for its own users).
+    fn broadcast(&self, envelope: Envelope);
     /// Asks a node; `None` if it did not answer in time.
     fn request(&self, node: &str, request: Request) -> Pending<Option<Response>>;
     /// Records in the directory that `user` is signed in here.

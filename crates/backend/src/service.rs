@@ -657,7 +657,11 @@ impl Backend {
         if let Some(c) = self.registry.get(contact) {
             c.set_list(&user.key, ListKind::Reverse, member);
             c.deliver(event);
-        } else if let Some((cluster, node)) = self.remote(contact) {
+        } else if let Some(cluster) = self.cluster.get() {
+            // To every node rather than the one the directory names: a user
+            // signing in elsewhere right now may not be in this node's copy
+            // of the directory yet, and a missed change would leave their
+            // lists wrong for the whole session. List changes are rare.
             let envelope = Envelope::ListChanged {
                 to: contact.to_string(),
                 contact: user.key.clone(),
@@ -665,7 +669,7 @@ impl Backend {
                 member,
                 event,
             };
-            cluster.send(&node, envelope);
+            cluster.broadcast(envelope);
         }
     }
 

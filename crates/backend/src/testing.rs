@@ -65,3 +65,32 @@ pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
     config.options(&format!("-c search_path={schema}"));
     Some(config)
 }
+
+/// A `postgres://` URL whose connections use a fresh schema of their own
+/// (for tests that start `msnd` processes with `--database`); `None` after
+/// [`skip`] when PostgreSQL is absent.
+pub async fn postgres_schema_url(test: &str) -> Option<String> {
+    let config = postgres_schema(test).await?;
+    let options = config.get_options().unwrap_or_default().to_string();
+    let schema = options.trim_start_matches("-c search_path=");
+    let base = postgres_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// The NATS URL, if something answers there; `None` after [`skip`].
+pub async fn nats(test: &str) -> Option<String> {
+    let url = nats_url();
+    let address = url.trim_start_matches("nats://").to_string();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(&address)).await {
+        Ok(Ok(_)) => Some(url),
+        Ok(Err(e)) => {
+            skip(test, &format!("NATS is not reachable at {url}: {e}"));
+            None
+        }
+        Err(_) => {
+            skip(test, &format!("NATS did not answer at {url}"));
+            None
+        }
+    }
+}

@@ -85,6 +85,13 @@ pub struct ServerConfig {
     /// Time a client has to answer a challenge.
     pub challenge_timeout: Duration,
     pub backend: BackendConfig,
+    /// The store: `None` for the embedded SQLite file in the data dir, or a
+    /// `postgres://` URL for the shared store of a cluster.
+    pub database: Option<String>,
+    /// What this process serves.
+    pub roles: crate::cluster::Roles,
+    /// Cluster membership, when the node is one of several.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl ServerConfig {
@@ -124,6 +131,9 @@ impl ServerConfig {
             challenge_interval: Duration::from_secs(600),
             challenge_timeout: Duration::from_secs(60),
             backend: BackendConfig::default(),
+            database: None,
+            roles: crate::cluster::Roles::ALL,
+            cluster: None,
         }
     }
 }

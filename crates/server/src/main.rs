@@ -17,6 +17,10 @@ struct Cli {
     /// Where the database and the server key live.
     #[arg(long, global = true, default_value = "./msnd-data", env = "MSND_DATA_DIR")]
     data_dir: PathBuf,
+    /// The store: a postgres:// URL for a cluster's shared store [default:
+    /// SQLite in the data dir].
+    #[arg(long, global = true, env = "MSND_DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +80,28 @@ struct ServeArgs {
     /// whose passwords travel over TLS, are served.
     #[arg(long)]
     refuse_md5: bool,
+    /// What this process serves: dispatch, notification, switchboard, http,
+    /// comma-separated, or all.
+    #[arg(long, default_value = "all", value_parser = server::cluster::Roles::parse)]
+    role: server::cluster::Roles,
+    /// Join a cluster through this NATS server (nats://host:4222); needs a
+    /// shared --database.
+    #[arg(long)]
+    nats: Option<String>,
+    /// The cluster's name: nodes with the same NATS and name form one
+    /// cluster.
+    #[arg(long, default_value = "mariposa")]
+    cluster_name: String,
+    /// This node's name in the cluster [default: generated].
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Milliseconds between cluster heartbeats.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// Milliseconds of silence after which a node counts as dead and its
+    /// users are shown offline.
+    #[arg(long, default_value_t = 5000)]
+    node_timeout_ms: u64,
     /// CHL/QRY challenges: off, lenient (send, verify, count; never
     /// disconnect) or strict (540 and disconnect).
     #[arg(long, default_value = "lenient")]
@@ -235,6 +261,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(cli.data_dir);
+    config.database = cli.database;
     match cli.command {
         Command::Serve(args) => {
             config.listen = args.listen;
@@ -250,6 +277,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.challenges = args.challenges;
             config.legacy_https_listen = args.legacy_https_listen;
             config.msnp_tls_listen = args.msnp_tls_listen;
+            config.roles = args.role;
+            if let Some(nats_url) = args.nats {
+                if config.database.is_none() {
+                    bail!("a cluster node needs the shared store: give --database postgres://...");
+                }
+                let node_id = args.node_id.unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+                if !node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    bail!("--node-id may hold letters, digits, - and _ only");
+                }
+                if !args.cluster_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    bail!("--cluster-name may hold letters, digits, - and _ only");
+                }
+                config.cluster = Some(server::cluster::ClusterSettings {
+                    nats_url,
+                    cluster_name: args.cluster_name,
+                    node_id,
+                    heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
+                    node_timeout: Duration::from_millis(args.node_timeout_ms.max(args.heartbeat_ms * 2)),
+                    request_timeout: Duration::from_secs(2),
+                });
+            }
             if args.refuse_md5 {
                 config.dialects.retain(|d| d.auth_scheme() != msnp::dialect::AuthScheme::Md5);
             }
@@ -289,7 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config).await
         }
         Command::User(cmd) => {
-            let backend = open_backend(&config)?;
+            let backend = open_backend(&config).await?;
             match cmd {
                 UserCommand::Add { email, name, password_stdin } => {
                     let password = read_password(password_stdin)?;
@@ -354,6 +402,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     if let Some(addr) = running.msnp_tls_addr {
         println!("msnd: msnp-tls listening on {addr}");
+    }
+    if let Some(cluster) = running.cluster() {
+        println!("msnd: node {}", cluster.node_id());
     }
     println!("msnd: ready");
     wait_for_signal().await?;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use backend::Backend;
 use backend::secrets::ServerKey;
-use backend::store::SqliteStore;
+use backend::store::{PostgresStore, SqliteStore};
 use msnp::Limits;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -57,6 +57,10 @@ pub struct Shared {
     /// The bound MSNP-over-TLS port, if any (notification and switchboard
     /// in one, referred to by the `XFR SB` and `RNG` of TLS clients).
     pub msnp_tls_port: Option<u16>,
+    /// The other nodes, when this one is part of a cluster.
+    pub cluster: Option<Arc<crate::cluster::NatsCluster>>,
+    /// Open client connections (the load a node reports to the cluster).
+    pub connections: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -69,13 +73,20 @@ impl Shared {
     }
 }
 
-/// Opens the data dir's store and key, as `serve` and the admin commands do.
-pub fn open_backend(config: &ServerConfig) -> anyhow::Result<Backend> {
+/// Opens the store (the data dir's SQLite file, or PostgreSQL) and the
+/// server key, as `serve` and the admin commands do.
+pub async fn open_backend(config: &ServerConfig) -> anyhow::Result<Backend> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let key = ServerKey::load_or_create(&config.data_dir)?;
-    let store = SqliteStore::open(&config.data_dir.join("mariposa.db"))?;
-    Ok(Backend::new(Arc::new(store), key, config.backend.clone()))
+    let store: Arc<dyn backend::store::Store> = match &config.database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PostgresStore::connect(url, 16).await.with_context(|| format!("cannot open the store at {url}"))?)
+        }
+        Some(other) => anyhow::bail!("--database must be a postgres:// URL (got {other:?}); leave it out for SQLite"),
+        None => Arc::new(SqliteStore::open(&config.data_dir.join("mariposa.db"))?),
+    };
+    Ok(Backend::new(store, key, config.backend.clone()))
 }
 
 /// The server entry point.
@@ -97,11 +108,11 @@ pub struct RunningServer {
 impl Server {
     /// Binds every listener and starts serving.
     pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
-        let backend = Arc::new(open_backend(&config)?);
+        let backend = Arc::new(open_backend(&config).await?);
         let main =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let dispatch_addr = main.local_addr()?;
-        let ns = if config.referral {
+        let ns = if config.referral && config.roles.notification {
             Some(
                 TcpListener::bind(config.ns_listen)
                     .await
@@ -114,12 +125,12 @@ impl Server {
             Some(l) => l.local_addr()?,
             None => dispatch_addr,
         };
-        let http = match config.http_listen {
+        let http = match config.http_listen.filter(|_| config.roles.http) {
             Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),
             None => None,
         };
         let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
-        let https = match config.https_listen {
+        let https = match config.https_listen.filter(|_| config.roles.http) {
             Some(addr) => {
                 let tls = crate::tls::server_config(
                     &config.data_dir,
@@ -157,6 +168,27 @@ impl Server {
         };
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
+        let connections = Arc::new(AtomicU64::new(0));
+        let cluster = match &config.cluster {
+            Some(settings) => {
+                let host = config.public_host.clone().unwrap_or_else(|| dispatch_addr.ip().to_string());
+                let me = crate::cluster::NodeInfo {
+                    node: settings.node_id.clone(),
+                    roles: config.roles,
+                    notification_address: config.roles.notification.then(|| format!("{host}:{}", ns_addr.port())),
+                    switchboard_address: Some(format!("{host}:{}", dispatch_addr.port())),
+                    load: 0,
+                    draining: false,
+                    leaving: false,
+                };
+                let cluster =
+                    crate::cluster::NatsCluster::join(settings.clone(), me, connections.clone(), backend.clone())
+                        .await?;
+                backend.join_cluster(cluster.clone());
+                Some(cluster)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             backend,
             ns_port: ns_addr.port(),
@@ -167,6 +199,8 @@ impl Server {
             http_port: http_addr.map(|a| a.port()),
             https_port: https_addr.map(|a| a.port()),
             msnp_tls_port: msnp_tls_addr.map(|a| a.port()),
+            cluster,
+            connections,
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
@@ -238,6 +272,11 @@ impl Server {
 }
 
 impl RunningServer {
+    /// The node's place in a cluster, if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::NatsCluster>> {
+        self.shared.cluster.as_ref()
+    }
+
     /// The domain the server runs on (for harnesses that set up accounts or
     /// tickets without a network round trip).
     pub fn backend(&self) -> &Arc<Backend> {
@@ -261,6 +300,9 @@ impl RunningServer {
     /// Stops accepting, tells every client `OUT SSD`, and waits (a bounded
     /// time) for the connections to close.
     pub async fn shutdown(self) {
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.leave().await;
+        }
         let _ = self.shutdown.send(true);
         self.tracker.close();
         if timeout(std::time::Duration::from_secs(10), self.tracker.wait()).await.is_err() {
@@ -372,6 +414,15 @@ async fn http_accept_loop(
     }
 }
 
+/// Counts a connection as open until dropped.
+struct OpenConnection(Arc<AtomicU64>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One connection's place in the per-address count; given back on drop.
 struct AddressSlot {
     shared: Arc<Shared>,
@@ -476,6 +527,8 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
 
 /// Decides a connection's role and serves it until it ends.
 async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenConnection(shared.connections.clone());
     let config = &shared.config;
     let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
     let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
@@ -499,9 +552,12 @@ async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>,
         }
         _ => {
             conn.reader.set_limits(ns_limits);
+            let roles = shared.config.roles;
             let role = match port {
-                Port::Main if shared.config.referral => Role::Dispatch,
-                _ => Role::Notification,
+                Port::Main if shared.config.referral && roles.dispatch => Role::Dispatch,
+                Port::Main if shared.config.referral => return, // a switchboard-only port
+                _ if roles.notification => Role::Notification,
+                _ => return,
             };
             notification::serve(conn, Some(first), role, shared, shutdown).await
         }

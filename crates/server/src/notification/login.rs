@@ -67,7 +67,17 @@ impl NsSession {
             }
         };
         if self.role == Role::Dispatch {
-            let address = format!("{}:{}", self.host(), self.shared.ns_port);
+            let address = match &self.shared.cluster {
+                // The user's notification node in the cluster.
+                Some(cluster) => match cluster.pick_notification(parsed.key(), None) {
+                    Some(address) => address,
+                    None => {
+                        w.push(&Reply::error(ErrorCode::ServerUnavailable, trid));
+                        return Flow::Close;
+                    }
+                },
+                None => format!("{}:{}", self.host(), self.shared.ns_port),
+            };
             let current = format!("{}:{}", self.host(), self.local.port());
             w.push(&Reply::XfrNs { trid, address, current });
             return Flow::Close;

@@ -51,6 +51,12 @@ impl TestServer {
         s
     }
 
+    /// Starts a server on a data dir the caller owns (cluster nodes share a
+    /// server key, copied into each one's dir).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        Self::spawn(dir, extra.iter().map(|s| s.to_string()).collect())
+    }
+
     fn spawn(dir: &Path, extra: Vec<String>) -> TestServer {
         let mut child = msnd()
             .arg("--data-dir")

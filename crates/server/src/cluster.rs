@@ -1,0 +1,521 @@
+//! The bus between nodes: NATS.
+//!
+//! - **Membership**: every node publishes a heartbeat on `mariposa.heartbeat`
+//!   (its roles, public addresses, load, whether it is draining) every
+//!   `heartbeat` and a last one when it leaves. A node not heard from for
+//!   `node_timeout` is dead: its users are shown offline to local watchers.
+//! - **Directory**: which node each signed-in user is on, in the JetStream
+//!   key-value bucket `mariposa_sessions`, watched by every node (a node
+//!   that starts late reads the current entries first).
+//! - **Messages**: one-way [`Envelope`]s on `mariposa.node.<id>`, questions
+//!   ([`Request`]) on `mariposa.request.<id>` with NATS request-reply. One
+//!   task publishes everything a node sends, so messages from one node to
+//!   another arrive in order.
+//!
+//! Why NATS and not Redis: the cluster needs subject-addressed messages to
+//! one node, request-reply with timeouts, and a watched directory that a
+//! late node can read in full; NATS has all three built in (pub/sub,
+//! request-reply, JetStream KV with history-then-updates watches), where
+//! Redis would need pub/sub plus keyspace notifications plus a home-made
+//! reply protocol.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream::kv;
+use backend::Backend;
+use backend::cluster::{Cluster, Envelope, NodeId, Pending, Request, Response};
+use backend::presence::OnlineUser;
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    pub dispatch: bool,
+    pub notification: bool,
+    pub switchboard: bool,
+    pub http: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { dispatch: true, notification: true, switchboard: true, http: true };
+
+    /// Parses `dispatch,notification,...` or `all`.
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => roles = Roles::ALL,
+                "dispatch" => roles.dispatch = true,
+                "notification" => roles.notification = true,
+                "switchboard" => roles.switchboard = true,
+                "http" => roles.http = true,
+                other => {
+                    return Err(format!("unknown role {other:?} (dispatch, notification, switchboard, http, all)"));
+                }
+            }
+        }
+        if roles == Roles::default() { Err("no role given".into()) } else { Ok(roles) }
+    }
+}
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub nats_url: String,
+    /// Names the cluster's subjects and directory, so that several clusters
+    /// (or test runs) can share one NATS server.
+    pub cluster_name: String,
+    /// Unique per running node; by default generated at start.
+    pub node_id: String,
+    pub heartbeat: Duration,
+    /// Silence after which a node counts as dead.
+    pub node_timeout: Duration,
+    /// How long a request to another node may take.
+    pub request_timeout: Duration,
+}
+
+/// A node as its heartbeats describe it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node: NodeId,
+    pub roles: Roles,
+    /// Where clients reach its notification server (`XFR NS`).
+    pub notification_address: Option<String>,
+    /// Where clients reach its switchboard (`XFR SB`, `RNG`).
+    pub switchboard_address: Option<String>,
+    /// Open client connections.
+    pub load: u64,
+    pub draining: bool,
+    /// The last heartbeat of a node that leaves cleanly.
+    pub leaving: bool,
+}
+
+/// A directory entry: who is signed in where.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Seat {
+    node: NodeId,
+    session: u64,
+    handle: String,
+}
+
+/// What the publishing task does, in order.
+enum Outgoing {
+    Publish(String, Bytes),
+    Seat(String, Seat),
+    Unseat(String, NodeId, u64),
+}
+
+/// A node's membership of the cluster.
+pub struct NatsCluster {
+    settings: ClusterSettings,
+    client: async_nats::Client,
+    me: RwLock<NodeInfo>,
+    /// Live nodes (this one included) with when they were last heard.
+    nodes: RwLock<HashMap<NodeId, (NodeInfo, Instant)>>,
+    directory: RwLock<HashMap<String, Seat>>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    draining: AtomicBool,
+    /// Open connections, shared with the listeners.
+    load: Arc<AtomicU64>,
+}
+
+impl ClusterSettings {
+    fn heartbeats(&self) -> String {
+        format!("{}.heartbeat", self.cluster_name)
+    }
+
+    fn bucket(&self) -> String {
+        format!("{}_sessions", self.cluster_name)
+    }
+
+    fn broadcast_subject(&self) -> String {
+        format!("{}.all", self.cluster_name)
+    }
+
+    fn node_subject(&self, node: &str) -> String {
+        format!("{}.node.{node}", self.cluster_name)
+    }
+
+    fn request_subject(&self, node: &str) -> String {
+        format!("{}.request.{node}", self.cluster_name)
+    }
+}
+
+/// Directory keys: handles hold `@` and other characters NATS keys may
+/// not, so they travel hex-encoded.
+fn seat_key(handle_key: &str) -> String {
+    hex::encode(handle_key.as_bytes())
+}
+
+fn handle_of_seat_key(key: &str) -> Option<String> {
+    String::from_utf8(hex::decode(key).ok()?).ok()
+}
+
+/// A stable hash (FNV-1a), the same on every node, for rendezvous hashing.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h = 0xcbf29ce484222325u64;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+impl NatsCluster {
+    /// Connects, joins, and starts the background tasks. `me` describes this
+    /// node; `load` is its live connection count.
+    pub async fn join(
+        settings: ClusterSettings,
+        me: NodeInfo,
+        load: Arc<AtomicU64>,
+        backend: Arc<Backend>,
+    ) -> anyhow::Result<Arc<NatsCluster>> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("msnd {}", settings.node_id))
+            .request_timeout(Some(settings.request_timeout))
+            .connect(&settings.nats_url)
+            .await
+            .with_context(|| format!("cannot reach NATS at {}", settings.nats_url))?;
+        let js = async_nats::jetstream::new(client.clone());
+        let bucket = settings.bucket();
+        let sessions = match js.get_key_value(&bucket).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config { bucket, history: 1, ..Default::default() })
+                .await
+                .context("cannot create the session directory in JetStream")?,
+        };
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let cluster = Arc::new(NatsCluster {
+            settings,
+            client: client.clone(),
+            me: RwLock::new(me),
+            nodes: RwLock::new(HashMap::new()),
+            directory: RwLock::new(HashMap::new()),
+            outgoing,
+            draining: AtomicBool::new(false),
+            load,
+        });
+
+        // Subscribe before announcing ourselves, so nothing sent to us is lost.
+        let settings = &cluster.settings;
+        let mut envelopes = client.subscribe(settings.node_subject(&settings.node_id)).await?;
+        let mut requests = client.subscribe(settings.request_subject(&settings.node_id)).await?;
+        let mut heartbeats = client.subscribe(settings.heartbeats()).await?;
+        let mut broadcasts = client.subscribe(settings.broadcast_subject()).await?;
+        let directory_store = sessions.clone();
+        // Read the current entries before serving anyone.
+        let initial = directory_store.watch_with_history(">").await.context("cannot watch the session directory")?;
+        drop(initial);
+
+        tokio::spawn(publisher(client.clone(), sessions, queue));
+        let b = backend.clone();
+        tokio::spawn(async move {
+            while let Some(message) = envelopes.next().await {
+                match serde_json::from_slice::<Envelope>(&message.payload) {
+                    Ok(envelope) => b.on_envelope(envelope).await,
+                    Err(e) => tracing::warn!("cluster: unreadable envelope: {e}"),
+                }
+            }
+        });
+        let b = backend.clone();
+        tokio::spawn(async move {
+            while let Some(message) = broadcasts.next().await {
+                if let Ok(envelope) = serde_json::from_slice::<Envelope>(&message.payload) {
+                    b.on_envelope(envelope).await;
+                }
+            }
+        });
+        let (b, c) = (backend.clone(), client.clone());
+        tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                let Some(reply) = message.reply else { continue };
+                let answer = match serde_json::from_slice::<Request>(&message.payload) {
+                    Ok(request) => b.on_request(request),
+                    Err(e) => {
+                        tracing::warn!("cluster: unreadable request: {e}");
+                        continue;
+                    }
+                };
+                let payload = serde_json::to_vec(&answer).unwrap_or_default();
+                let _ = c.publish(reply, payload.into()).await;
+            }
+        });
+        let weak = Arc::downgrade(&cluster);
+        let b = backend.clone();
+        tokio::spawn(async move {
+            while let Some(message) = heartbeats.next().await {
+                let Some(cluster) = weak.upgrade() else { return };
+                if let Ok(info) = serde_json::from_slice::<NodeInfo>(&message.payload) {
+                    cluster.heard(info, &b);
+                }
+            }
+        });
+        let weak = Arc::downgrade(&cluster);
+        tokio::spawn(async move {
+            let Ok(mut watch) = directory_store.watch_with_history(">").await else {
+                tracing::error!("cluster: cannot watch the session directory");
+                return;
+            };
+            while let Some(entry) = watch.next().await {
+                let Some(cluster) = weak.upgrade() else { return };
+                let Ok(entry) = entry else { continue };
+                let Some(key) = handle_of_seat_key(&entry.key) else { continue };
+                // Deletes, purges and the empty value of a sign-out all end a seat.
+                let seat = match entry.operation {
+                    kv::Operation::Put => serde_json::from_slice::<Seat>(&entry.value).ok(),
+                    _ => None,
+                };
+                let mut directory = cluster.directory.write();
+                match seat {
+                    Some(seat) => directory.insert(key, seat),
+                    None => directory.remove(&key),
+                };
+            }
+        });
+        let weak = Arc::downgrade(&cluster);
+        let interval = cluster.settings.heartbeat;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                let Some(cluster) = weak.upgrade() else { return };
+                cluster.beat(false);
+                cluster.sweep(&backend);
+            }
+        });
+        cluster.beat(false);
+        Ok(cluster)
+    }
+
+    /// Publishes this node's heartbeat.
+    fn beat(&self, leaving: bool) {
+        let info = {
+            let mut me = self.me.write();
+            me.load = self.load.load(Ordering::Relaxed);
+            me.draining = self.draining.load(Ordering::Relaxed);
+            me.leaving = leaving;
+            me.clone()
+        };
+        let payload = serde_json::to_vec(&info).unwrap_or_default();
+        let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
+    }
+
+    /// A heartbeat arrived.
+    fn heard(&self, info: NodeInfo, backend: &Backend) {
+        if info.leaving {
+            let gone = self.nodes.write().remove(&info.node).is_some();
+            if gone && info.node != self.settings.node_id {
+                self.forget_node(&info.node, backend);
+            }
+        } else {
+            self.nodes.write().insert(info.node.clone(), (info, Instant::now()));
+        }
+    }
+
+    /// Declares nodes dead that have been silent too long.
+    fn sweep(&self, backend: &Backend) {
+        let timeout = self.settings.node_timeout;
+        let dead: Vec<NodeId> = {
+            let mut nodes = self.nodes.write();
+            let dead: Vec<NodeId> = nodes
+                .iter()
+                .filter(|(id, (_, seen))| **id != self.settings.node_id && seen.elapsed() > timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &dead {
+                nodes.remove(id);
+            }
+            dead
+        };
+        for node in dead {
+            tracing::warn!(%node, "cluster: node silent for {timeout:?}; its users are offline");
+            self.forget_node(&node, backend);
+        }
+    }
+
+    /// A node is gone: its users are offline to everyone here.
+    fn forget_node(&self, node: &str, backend: &Backend) {
+        let gone: Vec<(String, String)> = {
+            let mut directory = self.directory.write();
+            let keys: Vec<String> = directory.iter().filter(|(_, s)| s.node == node).map(|(k, _)| k.clone()).collect();
+            keys.into_iter().filter_map(|k| directory.remove(&k).map(|s| (k, s.handle))).collect()
+        };
+        backend.node_down(&gone);
+    }
+
+    fn alive(&self, node: &str) -> bool {
+        self.nodes.read().contains_key(node)
+    }
+
+    /// The notification node for a handle: rendezvous hashing over the live
+    /// notification nodes that are not draining, so that each user keeps
+    /// the same node while the set of nodes stays the same, and only the
+    /// users of a node that leaves move. `None` when there is none.
+    pub fn pick_notification(&self, handle_key: &str, except: Option<&str>) -> Option<String> {
+        let nodes = self.nodes.read();
+        nodes
+            .values()
+            .map(|(info, _)| info)
+            .filter(|i| i.roles.notification && !i.draining && Some(i.node.as_str()) != except)
+            .filter_map(|i| i.notification_address.as_ref().map(|a| (stable_hash(&[&i.node, handle_key]), a)))
+            .max_by_key(|(score, _)| *score)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// Marks this node as draining (dispatch stops sending users here) and
+    /// tells the others at once.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.beat(false);
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    /// The live nodes, for the status page and tests.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes: Vec<NodeInfo> = self.nodes.read().values().map(|(i, _)| i.clone()).collect();
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        nodes
+    }
+
+    /// Says goodbye, so the others need not wait for the timeout.
+    pub async fn leave(&self) {
+        self.beat(true);
+        // Let the publisher send it before the connection goes.
+        let _ = self.client.flush().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = self.client.flush().await;
+    }
+}
+
+/// Publishes everything a node sends, one at a time, in order.
+async fn publisher(client: async_nats::Client, sessions: kv::Store, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(item) = queue.recv().await {
+        match item {
+            Outgoing::Publish(subject, payload) => {
+                if let Err(e) = client.publish(subject, payload).await {
+                    tracing::warn!("cluster: publish failed: {e}");
+                }
+            }
+            Outgoing::Seat(key, seat) => {
+                let value = serde_json::to_vec(&seat).unwrap_or_default();
+                if let Err(e) = sessions.put(seat_key(&key), value.into()).await {
+                    tracing::warn!("cluster: cannot record a sign-in: {e}");
+                }
+            }
+            Outgoing::Unseat(key, node, session) => {
+                // Only our own entry: a newer sign-in elsewhere must stay.
+                let name = seat_key(&key);
+                if let Ok(Some(entry)) = sessions.entry(name.clone()).await
+                    && let Ok(seat) = serde_json::from_slice::<Seat>(&entry.value)
+                    && seat.node == node
+                    && seat.session == session
+                {
+                    // An empty value, written only if nobody wrote since
+                    // the read: a sign-in elsewhere in between stays.
+                    let _ = sessions.update(name, Bytes::new(), entry.revision).await;
+                }
+            }
+        }
+    }
+}
+
+impl Cluster for NatsCluster {
+    fn node_id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    fn locate(&self, key: &str) -> Option<NodeId> {
+        let node = self.directory.read().get(key).map(|s| s.node.clone())?;
+        (node != self.settings.node_id && self.alive(&node)).then_some(node)
+    }
+
+    fn send(&self, node: &str, envelope: Envelope) {
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => {
+                let _ = self.outgoing.send(Outgoing::Publish(self.settings.node_subject(node), payload.into()));
+            }
+            Err(e) => tracing::error!("cluster: cannot encode an envelope: {e}"),
+        }
+    }
+
+    fn broadcast(&self, envelope: Envelope) {
+        if let Ok(payload) = serde_json::to_vec(&envelope) {
+            let _ = self.outgoing.send(Outgoing::Publish(self.settings.broadcast_subject(), payload.into()));
+        }
+    }
+
+    fn request(&self, node: &str, request: Request) -> Pending<Option<Response>> {
+        let (client, subject, timeout) =
+            (self.client.clone(), self.settings.request_subject(node), self.settings.request_timeout);
+        Box::pin(async move {
+            let payload = serde_json::to_vec(&request).ok()?;
+            let answer = tokio::time::timeout(timeout, client.request(subject, payload.into())).await.ok()?.ok()?;
+            serde_json::from_slice(&answer.payload).ok()
+        })
+    }
+
+    fn signed_in(&self, user: &OnlineUser) {
+        let seat = Seat { node: self.settings.node_id.clone(), session: user.session_id, handle: user.handle.clone() };
+        // Seen here at once; the others see it through the directory.
+        self.directory.write().insert(user.key.clone(), seat.clone());
+        let _ = self.outgoing.send(Outgoing::Seat(user.key.clone(), seat));
+    }
+
+    fn signed_out(&self, user: &OnlineUser) {
+        let _ = self.outgoing.send(Outgoing::Unseat(user.key.clone(), self.settings.node_id.clone(), user.session_id));
+    }
+
+    fn switchboard_address(&self) -> String {
+        self.me.read().switchboard_address.clone().unwrap_or_default()
+    }
+
+    fn pick_switchboard(&self) -> Option<(NodeId, String)> {
+        if self.me.read().roles.switchboard {
+            return None;
+        }
+        let nodes = self.nodes.read();
+        nodes
+            .values()
+            .map(|(info, _)| info)
+            .filter(|i| i.roles.switchboard && !i.draining)
+            .filter_map(|i| i.switchboard_address.as_ref().map(|a| (i.load, i.node.clone(), a.clone())))
+            .min()
+            .map(|(_, node, address)| (node, address))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse() {
+        assert_eq!(Roles::parse("all").unwrap(), Roles::ALL);
+        let r = Roles::parse("dispatch, switchboard").unwrap();
+        assert!(r.dispatch && r.switchboard && !r.notification && !r.http);
+        assert!(Roles::parse("dispatcher").is_err());
+        assert!(Roles::parse("").is_err());
+    }
+
+    #[test]
+    fn seat_keys_round_trip_and_are_valid_nats_keys() {
+        for handle in ["alice@example.com", "o'neil+x@host.example", "ü@x.y"] {
+            let key = seat_key(handle);
+            assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
+            assert_eq!(handle_of_seat_key(&key).as_deref(), Some(handle));
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! A cluster of separate `msnd` processes on loopback, as the draft's
+//! section 4 lays it out: one dispatch node, two notification nodes, two
+//! switchboard nodes, on the shared PostgreSQL store and the NATS bus.
+//!
+//! These tests need PostgreSQL and NATS (the project machines and CI run
+//! both); where they are absent each test says so on the terminal and
+//! passes without running, unless `MARIPOSA_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Fast heartbeats, so that a dead node is noticed in about a second.
+const HEARTBEAT_MS: &str = "200";
+const NODE_TIMEOUT_MS: &str = "1200";
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    dispatch: TestServer,
+    notification: Vec<TestServer>,
+    switchboards: Vec<TestServer>,
+}
+
+async fn cluster(test: &str) -> Option<Cluster> {
+    let name = format!("cluster::{test}");
+    let database = backend::testing::postgres_schema_url(&name).await?;
+    let nats = backend::testing::nats(&name).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_name = format!("t{:08x}", rand_u32());
+    // Every node needs the same server key (MD5 secrets are sealed under it).
+    let key_dir = dir.path().join("key");
+    std::fs::create_dir_all(&key_dir).unwrap();
+    let status =
+        msnd().arg("--data-dir").arg(&key_dir).args(["--database", &database, "user", "list"]).status().unwrap();
+    assert!(status.success());
+    let node = |name: &str, role: &str| {
+        let node_dir = dir.path().join(name);
+        std::fs::create_dir_all(&node_dir).unwrap();
+        copy_key(&key_dir, &node_dir);
+        TestServer::start_in(
+            &node_dir,
+            &[
+                "--database",
+                &database,
+                "--nats",
+                &nats,
+                "--cluster-name",
+                &cluster_name,
+                "--node-id",
+                name,
+                "--role",
+                role,
+                "--ns-listen",
+                "127.0.0.1:0",
+                "--heartbeat-ms",
+                HEARTBEAT_MS,
+                "--node-timeout-ms",
+                NODE_TIMEOUT_MS,
+                "--challenges",
+                "off",
+            ],
+        )
+    };
+    let cluster = Cluster {
+        notification: vec![node("ns1", "notification"), node("ns2", "notification")],
+        switchboards: vec![node("sb1", "switchboard"), node("sb2", "switchboard")],
+        dispatch: node("ds", "dispatch,http"),
+        _dir: dir,
+    };
+    // Accounts go into the shared store.
+    let input: String = (0..12).map(|i| format!("u{i}@example.com\tpw-u{i}\n")).collect();
+    let mut import = msnd()
+        .arg("--data-dir")
+        .arg(&key_dir)
+        .args(["--database", &database, "user", "import"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    assert!(import.wait().unwrap().success());
+    // Wait until the dispatch node has heard every node's heartbeat.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    Some(cluster)
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() ^ std::process::id()
+}
+
+fn copy_key(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let target = to.join("server.key");
+    std::fs::copy(from.join("server.key"), &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Signs a user in through the dispatch node; returns the connection and
+/// the notification node's address it was referred to.
+async fn sign_in(c: &Cluster, name: &str) -> (Client, String) {
+    let (_, ns) = refer(c, name).await;
+    (direct(&ns, name).await, ns)
+}
+
+/// The dispatch node's referral for a user.
+async fn refer(c: &Cluster, name: &str) -> (Client, String) {
+    let mut ds = Client::connect(c.dispatch.dispatch).await;
+    ds.send("VER 1 MSNP7 CVR0").await;
+    ds.expect("VER 1 MSNP7").await;
+    ds.send(&format!("USR 2 MD5 I {name}@example.com")).await;
+    let xfr = ds.expect_prefix("XFR 2 NS ").await;
+    let ns = xfr.args()[3].to_string();
+    (ds, ns)
+}
+
+/// Signs in on a given notification node, skipping the dispatch node.
+async fn direct(ns: &str, name: &str) -> Client {
+    let mut c = Client::connect_str(ns).await;
+    c.send("VER 1 MSNP7 CVR0").await;
+    c.expect("VER 1 MSNP7").await;
+    c.send(&format!("USR 2 MD5 I {name}@example.com")).await;
+    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
+    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, &format!("pw-{name}")))).await;
+    c.expect_prefix(&format!("USR 3 OK {name}@example.com ")).await;
+    c.expect_prefix("MSG Hotmail Hotmail").await;
+    c
+}
+
+/// Reads lines until one starts with `prefix`, skipping others.
+async fn until(c: &mut Client, prefix: &str) -> Line {
+    loop {
+        let line = c.recv().await;
+        if line.text.starts_with(prefix) {
+            return line;
+        }
+    }
+}
+
+/// Two users whom the dispatch node put on different notification nodes.
+async fn users_on_two_nodes(c: &Cluster) -> ((Client, String, String), (Client, String, String)) {
+    let mut first: Option<(Client, String, String)> = None;
+    for i in 0..12 {
+        let name = format!("u{i}");
+        let (client, ns) = sign_in(c, &name).await;
+        match &first {
+            None => first = Some((client, name, ns)),
+            Some((_, _, first_ns)) if *first_ns != ns => return (first.unwrap(), (client, name, ns)),
+            Some(_) => {}
+        }
+    }
+    panic!("the dispatch node sent twelve users to one notification node");
+}
+
+#[tokio::test]
+async fn users_on_different_nodes_add_each_other_see_presence_and_chat() {
+    let Some(c) = cluster("presence_and_chat").await else { return };
+    let ((mut a, a_name, _a_ns), (mut b, b_name, b_ns)) = users_on_two_nodes(&c).await;
+    for (client, trid) in [(&mut a, 5), (&mut b, 5)] {
+        client.send(&format!("CHG {trid} NLN")).await;
+        client.expect(&format!("CHG {trid} NLN")).await;
+    }
+    // A adds B (on the other node): B is told through the bus, A sees B online.
+    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    a.expect_prefix(&format!("ADD 6 FL 1 {b_name}@example.com")).await;
+    let iln = until(&mut a, "ILN ").await;
+    assert!(iln.text.contains(&format!("NLN {b_name}@example.com")), "{}", iln.text);
+    until(&mut b, &format!("ADD 0 RL 1 {a_name}@example.com")).await;
+    b.send(&format!("ADD 6 FL {a_name}@example.com {a_name}")).await;
+    until(&mut b, &format!("ADD 6 FL 2 {a_name}@example.com")).await;
+
+    // State changes cross nodes both ways.
+    b.send("CHG 7 BSY").await;
+    until(&mut a, &format!("NLN BSY {b_name}@example.com")).await;
+    a.send("CHG 7 AWY").await;
+    until(&mut b, &format!("NLN AWY {a_name}@example.com")).await;
+    a.send("CHG 8 NLN").await;
+    until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
+
+    // A chat: A's notification node hands out a switchboard node, which
+    // rings B on the other notification node.
+    a.send("XFR 9 SB").await;
+    let xfr = until(&mut a, "XFR 9 SB ").await;
+    let (sb_address, cookie) = (xfr.args()[3].to_string(), xfr.args()[5].to_string());
+    let sb_ports: Vec<String> = c.switchboards.iter().map(|s| s.dispatch.to_string()).collect();
+    assert!(sb_ports.contains(&sb_address), "{sb_address} is a switchboard node ({sb_ports:?})");
+    let mut a_sb = Client::connect_str(&sb_address).await;
+    a_sb.send(&format!("USR 1 {a_name}@example.com {cookie}")).await;
+    a_sb.expect_prefix("USR 1 OK").await;
+    a_sb.send(&format!("CAL 2 {b_name}@example.com")).await;
+    a_sb.expect_prefix("CAL 2 RINGING").await;
+    let rng = until(&mut b, "RNG ").await;
+    assert_eq!(rng.args()[2], sb_address, "RNG names the switchboard node");
+    let mut b_sb = Client::connect_str(rng.args()[2]).await;
+    b_sb.send(&format!("ANS 1 {b_name}@example.com {} {}", rng.args()[4], rng.args()[1])).await;
+    until(&mut b_sb, "ANS 1 OK").await;
+    until(&mut a_sb, &format!("JOI {b_name}@example.com")).await;
+
+    // A third user, on whichever node, joins: a multi-party chat.
+    let (mut third, _) = sign_in(&c, "u11").await;
+    third.send("CHG 5 NLN").await;
+    third.expect("CHG 5 NLN").await;
+    a_sb.send("CAL 3 u11@example.com").await;
+    a_sb.expect_prefix("CAL 3 RINGING").await;
+    let rng = until(&mut third, "RNG ").await;
+    let mut t_sb = Client::connect_str(rng.args()[2]).await;
+    t_sb.send(&format!("ANS 1 u11@example.com {} {}", rng.args()[4], rng.args()[1])).await;
+    until(&mut t_sb, "ANS 1 OK").await;
+    a_sb.send_payload("MSG 4 N", &text_message("hello, three nodes")).await;
+    for sb in [&mut b_sb, &mut t_sb] {
+        let msg = until(sb, &format!("MSG {a_name}@example.com")).await;
+        assert!(String::from_utf8(msg.payload.unwrap()).unwrap().ends_with("hello, three nodes"));
+    }
+
+    // Signing in again on the other node ends the first session with OTH.
+    let other_ns = c.notification.iter().map(|n| n.ns.to_string()).find(|ns| *ns != b_ns).unwrap();
+    let _b_again = direct(&other_ns, &b_name).await;
+    until(&mut b, "OUT OTH").await;
+}
+
+#[tokio::test]
+async fn a_killed_notification_node_shows_its_users_offline_and_they_sign_in_again() {
+    let Some(mut c) = cluster("kill_9").await else { return };
+    let ((mut a, a_name, a_ns), (mut b, b_name, _)) = users_on_two_nodes(&c).await;
+    for client in [&mut a, &mut b] {
+        client.send("CHG 5 NLN").await;
+        client.expect("CHG 5 NLN").await;
+    }
+    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    until(&mut a, &format!("ADD 6 FL 1 {b_name}@example.com")).await;
+    b.send(&format!("ADD 6 FL {a_name}@example.com {a_name}")).await;
+    until(&mut b, &format!("ADD 6 FL 2 {a_name}@example.com")).await;
+    until(&mut b, &format!("ILN 6 NLN {a_name}@example.com")).await;
+
+    // kill -9 the node A is on: B sees A go offline within the bound.
+    let index = c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap();
+    let killed = Instant::now();
+    c.notification[index].kill9();
+    until(&mut b, &format!("FLN {a_name}@example.com")).await;
+    let took = killed.elapsed();
+    println!("FLN after {took:?} (node timeout {NODE_TIMEOUT_MS} ms)");
+
+    // A signs in again at once, through dispatch, onto the surviving node,
+    // with the forward list intact; B sees A online again.
+    // (The dispatch node may take one heartbeat longer than B's node to
+    // notice; a client whose referral fails simply tries again.)
+    let (mut a, ns) = loop {
+        let (ds, ns) = refer(&c, &a_name).await;
+        drop(ds);
+        if ns != a_ns {
+            break (direct(&ns, &a_name).await, ns);
+        }
+        assert!(killed.elapsed() < Duration::from_secs(10), "dispatch kept referring to the dead node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(ns, a_ns);
+    a.send("SYN 7 0").await;
+    until(&mut a, "LST 7 FL").await;
+    a.send("CHG 8 NLN").await;
+    until(&mut a, &format!("ILN 8 NLN {b_name}@example.com")).await;
+    until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
+}
