@@ -62,7 +62,7 @@ pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
     let schema = format!("t_{}_{suffix:08x}", test.rsplit("::").next().unwrap_or(test).to_ascii_lowercase());
     let schema: String = schema.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(60).collect();
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("CREATE SCHEMA");
-    config.options(&format!("-c search_path={schema}"));
+    config.options(format!("-c search_path={schema}"));
     Some(config)
 }
 

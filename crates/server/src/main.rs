@@ -32,6 +32,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Drain the cluster node serving from this data dir: new users go to
+    /// other nodes and its clients are moved there (the same as SIGUSR1).
+    Drain,
 }
 
 #[derive(clap::Args)]
@@ -252,7 +255,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MSND_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MSND_LOG")
+                .unwrap_or_else(|_| "info,tokio_postgres=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -336,6 +342,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             limits.logins.slow_after_address = args.login_failures_per_address / 3;
             serve(config).await
         }
+        Command::Drain => {
+            let pid_file = config.data_dir.join("msnd.pid");
+            let pid = std::fs::read_to_string(&pid_file)
+                .with_context(|| format!("no running msnd here ({} is missing)", pid_file.display()))?;
+            let pid = pid.trim();
+            let status = std::process::Command::new("kill").args(["-USR1", pid]).status()?;
+            if !status.success() {
+                bail!("cannot signal msnd (pid {pid})");
+            }
+            println!("asked msnd (pid {pid}) to drain");
+            Ok(())
+        }
         Command::User(cmd) => {
             let backend = open_backend(&config).await?;
             match cmd {
@@ -387,7 +405,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let pid_file = config.data_dir.join("msnd.pid");
     let running = Server::start(config).await?;
+    // For `msnd drain`: the process to signal.
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     // Machine-readable lines on stdout: tests and scripts read the ports here.
     println!("msnd: dispatch and switchboard listening on {}", running.dispatch_addr);
     println!("msnd: notification listening on {}", running.ns_addr);
@@ -407,26 +429,43 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         println!("msnd: node {}", cluster.node_id());
     }
     println!("msnd: ready");
-    wait_for_signal().await?;
+    while wait_for_signal().await? == Signal::Drain {
+        if running.drain() {
+            tracing::info!("draining: new users go to other nodes; clients here are moved with XFR NS");
+        } else {
+            tracing::warn!("SIGUSR1 asks to drain, but this node is not in a cluster");
+        }
+    }
     tracing::info!("shutting down: telling every client OUT SSD");
     running.shutdown().await;
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
+}
+
+/// What a signal asks for.
+#[derive(PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM, SIGINT: stop.
+    Stop,
+    /// SIGUSR1 (`msnd drain`): move this node's users elsewhere.
+    Drain,
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
+async fn wait_for_signal() -> anyhow::Result<Signal> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    Ok(tokio::select! {
+        _ = term.recv() => Signal::Stop,
+        _ = int.recv() => Signal::Stop,
+        _ = usr1.recv() => Signal::Drain,
+    })
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
+async fn wait_for_signal() -> anyhow::Result<Signal> {
     tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(Signal::Stop)
 }

@@ -61,6 +61,9 @@ pub struct Shared {
     pub cluster: Option<Arc<crate::cluster::NatsCluster>>,
     /// Open client connections (the load a node reports to the cluster).
     pub connections: Arc<AtomicU64>,
+    /// Set when the node drains: notification sessions move their clients
+    /// to other nodes.
+    pub drain: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -201,6 +204,7 @@ impl Server {
             msnp_tls_port: msnp_tls_addr.map(|a| a.port()),
             cluster,
             connections,
+            drain: watch::channel(false).0,
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
@@ -275,6 +279,17 @@ impl RunningServer {
     /// The node's place in a cluster, if any.
     pub fn cluster(&self) -> Option<&Arc<crate::cluster::NatsCluster>> {
         self.shared.cluster.as_ref()
+    }
+
+    /// Drains this node: the cluster stops sending users here, and every
+    /// notification client is referred to another node (`XFR 0 NS`).
+    /// Switchboard sessions carry on until they end. Returns false when the
+    /// node is not in a cluster.
+    pub fn drain(&self) -> bool {
+        let Some(cluster) = &self.shared.cluster else { return false };
+        cluster.set_draining();
+        let _ = self.shared.drain.send(true);
+        true
     }
 
     /// The domain the server runs on (for harnesses that set up accounts or

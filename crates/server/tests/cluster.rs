@@ -76,7 +76,9 @@ async fn cluster(test: &str) -> Option<Cluster> {
         .arg("--data-dir")
         .arg(&key_dir)
         .args(["--database", &database, "user", "import"])
+        .env("MSND_LOG", "warn")
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::io::Write::write_all(&mut import.stdin.take().unwrap(), input.as_bytes()).unwrap();
@@ -260,4 +262,47 @@ async fn a_killed_notification_node_shows_its_users_offline_and_they_sign_in_aga
     a.send("CHG 8 NLN").await;
     until(&mut a, &format!("ILN 8 NLN {b_name}@example.com")).await;
     until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
+}
+
+#[tokio::test]
+async fn draining_a_notification_node_moves_every_client_with_xfr_ns() {
+    let Some(c) = cluster("drain").await else { return };
+    let ((mut a, a_name, a_ns), (mut b, _, b_ns)) = users_on_two_nodes(&c).await;
+    for client in [&mut a, &mut b] {
+        client.send("CHG 5 NLN").await;
+        client.expect("CHG 5 NLN").await;
+    }
+    b.send(&format!("ADD 6 FL {a_name}@example.com {a_name}")).await;
+    until(&mut b, &format!("ILN 6 NLN {a_name}@example.com")).await;
+    // More clients on A's node, signed in directly.
+    let mut others = Vec::new();
+    for name in ["u9", "u10"] {
+        others.push(direct(&a_ns, name).await);
+    }
+
+    let index = c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap();
+    let status = msnd()
+        .arg("--data-dir")
+        .arg(c.notification[index].data_dir())
+        .arg("drain")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Every client of the draining node is referred to the other one.
+    for client in std::iter::once(&mut a).chain(others.iter_mut()) {
+        let lines = client.expect_closed().await;
+        let xfr = lines.iter().find(|l| l.text.starts_with("XFR 0 NS ")).expect("an asynchronous XFR NS");
+        assert_eq!(xfr.args()[3], b_ns, "{}", xfr.text);
+    }
+    // A follows the referral and is back online for B.
+    let mut a = direct(&b_ns, &a_name).await;
+    a.send("CHG 7 NLN").await;
+    until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
+    // New sign-ins no longer go to the draining node.
+    for i in 0..6 {
+        let (_, ns) = refer(&c, &format!("u{i}")).await;
+        assert_eq!(ns, b_ns, "dispatch skips a draining node");
+    }
 }

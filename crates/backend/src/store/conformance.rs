@@ -14,14 +14,14 @@ use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
 /// restart) on the same data.
 enum Fixture {
     Sqlite(tempfile::TempDir),
-    Postgres(tokio_postgres::Config),
+    Postgres(Box<tokio_postgres::Config>),
 }
 
 impl Fixture {
     async fn open(&self) -> Arc<dyn Store> {
         match self {
             Fixture::Sqlite(dir) => Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap()),
-            Fixture::Postgres(config) => Arc::new(PostgresStore::connect_with(config.clone(), 8).await.unwrap()),
+            Fixture::Postgres(config) => Arc::new(PostgresStore::connect_with((**config).clone(), 8).await.unwrap()),
         }
     }
 }
@@ -240,7 +240,7 @@ macro_rules! suite {
                 async fn $name() {
                     let name = concat!("store::conformance::postgres::", stringify!($name));
                     let Some(config) = crate::testing::postgres_schema(name).await else { return };
-                    super::$name(super::Fixture::Postgres(config)).await;
+                    super::$name(super::Fixture::Postgres(Box::new(config))).await;
                 }
             )*
         }

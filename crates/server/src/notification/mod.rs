@@ -113,6 +113,7 @@ pub async fn serve(
         None => Flow::Continue,
     };
     let mut last_heard = tokio::time::Instant::now();
+    let mut drain = session.shared.drain.subscribe();
     while flow == Flow::Continue {
         if conn.writer.flush().await.is_err() {
             break;
@@ -146,6 +147,7 @@ pub async fn serve(
                 conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
                 Flow::Close
             }
+            _ = drain.changed() => session.move_elsewhere(&mut conn.writer),
             _ = overflowed => {
                 tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
                 break;
@@ -195,6 +197,28 @@ impl NsSession {
             Some(h) => h.clone(),
             None if self.local.is_ipv6() => format!("[{}]", self.local.ip()),
             None => self.local.ip().to_string(),
+        }
+    }
+
+    /// The node is draining: refer the client to another notification node
+    /// with an asynchronous `XFR 0 NS` (draft 7.4) and close; it signs in
+    /// there. Without another node, carry on.
+    fn move_elsewhere(&mut self, w: &mut Writer) -> Flow {
+        let Some(cluster) = &self.shared.cluster else { return Flow::Continue };
+        let key = match &self.login {
+            Login::SignedIn(u) => u.key.clone(),
+            _ => String::new(),
+        };
+        match cluster.pick_notification(&key, Some(cluster.node_id())) {
+            Some(address) => {
+                let current = format!("{}:{}", self.host(), self.local.port());
+                w.push(&Reply::XfrNs { trid: 0, address, current });
+                Flow::Close
+            }
+            None => {
+                tracing::warn!("draining, but no other notification node to move clients to");
+                Flow::Continue
+            }
         }
     }
 
