@@ -46,6 +46,9 @@ pub enum Request {
     /// visible, taking invitations, allowing the caller)? If so, with what
     /// name and dialect do they join?
     Invitable { invitee: String, caller_key: String },
+    /// Consume a Passport ticket this node issued, if it did (`USR TWN S`
+    /// on a notification node other than the login service's).
+    RedeemTicket { handle_key: String, ticket: String },
     /// Issue a cookie for a new switchboard session for `user` (`XFR SB`
     /// on a notification node that is not a switchboard).
     OpenSession { user: Invitee, requester: String },
@@ -56,6 +59,8 @@ pub enum Request {
 pub enum Response {
     Visible(Vec<(String, SerializablePresence)>),
     Invitable(Option<Invitee>),
+    /// Whether the ticket was this node's, valid, and is now used up.
+    Redeemed(bool),
     /// The cookie, or the error code to answer `XFR SB` with.
     Session(Result<String, u16>),
 }
@@ -109,6 +114,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn signed_in(&self, user: &OnlineUser);
     /// Removes `user` from the directory if it still names this sign-in.
     fn signed_out(&self, user: &OnlineUser);
+    /// Every other live node.
+    fn peers(&self) -> Vec<NodeId>;
+    /// The user (handle key) whose sign-in on a live node has this web
+    /// token (`MSPAuth`).
+    fn user_of_token(&self, token: &str) -> Option<String>;
     /// Where this node's switchboard takes `ANS`, for `RNG` sent to users
     /// on other nodes.
     fn switchboard_address(&self) -> String;

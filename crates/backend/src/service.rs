@@ -296,6 +296,9 @@ impl Backend {
                     .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
                     .collect(),
             ),
+            Request::RedeemTicket { handle_key, ticket } => {
+                Response::Redeemed(self.tickets.redeem(&handle_key, &ticket).is_ok())
+            }
             Request::OpenSession { user, requester } => {
                 let grant = GrantFor {
                     handle: &user.handle,
@@ -318,6 +321,17 @@ impl Backend {
                 }),
             ),
         }
+    }
+
+    /// Asks the other nodes whether one of them issued this ticket (the
+    /// login service may run on another node); it is used up there.
+    async fn redeem_elsewhere(&self, handle_key: &str, ticket: &str) -> bool {
+        let Some(cluster) = self.cluster.get() else { return false };
+        let asks = cluster.peers().into_iter().map(|node| {
+            let ask = Request::RedeemTicket { handle_key: handle_key.to_string(), ticket: ticket.to_string() };
+            cluster.request(&node, ask)
+        });
+        futures::future::join_all(asks).await.into_iter().any(|a| matches!(a, Some(Response::Redeemed(true))))
     }
 
     /// A node stopped answering: its users are gone. Every local watcher
@@ -554,7 +568,9 @@ impl Backend {
 
     /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once.
     pub async fn authenticate_ticket(&self, handle: &Handle, ticket: &str) -> Result<Account, ErrorCode> {
-        self.tickets.redeem(handle.key(), ticket)?;
+        if self.tickets.redeem(handle.key(), ticket).is_err() && !self.redeem_elsewhere(handle.key(), ticket).await {
+            return Err(ErrorCode::AuthenticationFailed);
+        }
         self.store
             .account(handle.key())
             .await
@@ -1035,13 +1051,32 @@ impl Backend {
 
     /// The signed-in user a web-service token belongs to: the token (bare or
     /// as `t=...&p=...`) must be the `MSPAuth` of a current sign-in.
-    pub fn web_user(&self, token: &str) -> Option<Arc<OnlineUser>> {
+    ///
+    /// In a cluster the user may be signed in on another node: the token is
+    /// then found in the directory, and the result stands for that user
+    /// here (for sending and reading offline messages; it is not registered
+    /// and receives nothing).
+    pub async fn web_user(&self, token: &str) -> Option<Arc<OnlineUser>> {
         let token = token.strip_prefix("t=").unwrap_or(token);
         let token = token.split('&').next().unwrap_or("");
-        let key = self.web_tokens.lock().get(token).cloned()?;
-        self.registry
-            .get(&key)
-            .filter(|u| !token.is_empty() && constant_time_eq(u.web_token.as_bytes(), token.as_bytes()))
+        if token.is_empty() {
+            return None;
+        }
+        let local = self.web_tokens.lock().get(token).cloned();
+        if let Some(key) = local {
+            return self.registry.get(&key).filter(|u| constant_time_eq(u.web_token.as_bytes(), token.as_bytes()));
+        }
+        let key = self.cluster.get()?.user_of_token(token)?;
+        let account = self.store.account(&key).await.ok()??;
+        let stand_in = OnlineUser::new(
+            account.id,
+            &account.handle,
+            &account.friendly,
+            Dialect::Msnp11,
+            token.to_string(),
+            Outbox::new(1),
+        );
+        Some(Arc::new(stand_in))
     }
 
     /// Keeps a message for a user who is offline (or hidden), to be delivered

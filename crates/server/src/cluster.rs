@@ -104,6 +104,8 @@ struct Seat {
     node: NodeId,
     session: u64,
     handle: String,
+    /// The sign-in's web token, so that any node's web services accept it.
+    token: String,
 }
 
 /// What the publishing task does, in order.
@@ -468,7 +470,12 @@ impl Cluster for NatsCluster {
     }
 
     fn signed_in(&self, user: &OnlineUser) {
-        let seat = Seat { node: self.settings.node_id.clone(), session: user.session_id, handle: user.handle.clone() };
+        let seat = Seat {
+            node: self.settings.node_id.clone(),
+            session: user.session_id,
+            handle: user.handle.clone(),
+            token: user.web_token.clone(),
+        };
         // Seen here at once; the others see it through the directory.
         self.directory.write().insert(user.key.clone(), seat.clone());
         let _ = self.outgoing.send(Outgoing::Seat(user.key.clone(), seat));
@@ -476,6 +483,19 @@ impl Cluster for NatsCluster {
 
     fn signed_out(&self, user: &OnlineUser) {
         let _ = self.outgoing.send(Outgoing::Unseat(user.key.clone(), self.settings.node_id.clone(), user.session_id));
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        self.nodes.read().keys().filter(|n| **n != self.settings.node_id).cloned().collect()
+    }
+
+    /// A scan of the directory: web-service calls (offline messages) are
+    /// rare next to everything else a node does.
+    fn user_of_token(&self, token: &str) -> Option<String> {
+        let directory = self.directory.read();
+        let (key, seat) =
+            directory.iter().find(|(_, s)| backend::secrets::constant_time_eq(s.token.as_bytes(), token.as_bytes()))?;
+        self.alive(&seat.node).then(|| key.clone())
     }
 
     fn switchboard_address(&self) -> String {

@@ -366,7 +366,7 @@ async fn store_offline_message(shared: &Arc<Shared>, request: &Request) -> Respo
     let Some(m) = std::str::from_utf8(&request.body).ok().and_then(msnp::soap::parse_store_message) else {
         return soap_fault("soap:Client", "Malformed request");
     };
-    let Some(sender) = shared.backend.web_user(&m.ticket).filter(|u| u.key.eq_ignore_ascii_case(&m.from)) else {
+    let Some(sender) = shared.backend.web_user(&m.ticket).await.filter(|u| u.key.eq_ignore_ascii_case(&m.from)) else {
         return soap_fault("AuthenticationFailed", "Authentication Failed");
     };
     match shared.backend.send_offline_message(&sender, &m.to, m.content.as_bytes()).await {
@@ -386,7 +386,11 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
     let Ok(xml) = std::str::from_utf8(&request.body) else {
         return soap_fault("soap:Client", "Malformed request");
     };
-    let Some(user) = passport_cookie(xml).and_then(|t| shared.backend.web_user(&t)) else {
+    let user = match passport_cookie(xml) {
+        Some(token) => shared.backend.web_user(&token).await,
+        None => None,
+    };
+    let Some(user) = user else {
         return soap_fault("AuthenticationFailed", "Authentication Failed");
     };
     let waiting = shared.backend.pending_offline(&user).await;

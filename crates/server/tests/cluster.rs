@@ -306,3 +306,21 @@ async fn draining_a_notification_node_moves_every_client_with_xfr_ns() {
         assert_eq!(ns, b_ns, "dispatch skips a draining node");
     }
 }
+
+#[tokio::test]
+async fn passport_logins_and_offline_messages_cross_nodes() {
+    let Some(c) = cluster("passport_and_offline").await else { return };
+    // The ticket comes from the login service on the dispatch node and is
+    // redeemed by whichever notification node the user is sent to.
+    let carol = login_as_dialect(&c.dispatch, 11, "u7@example.com", "pw-u7").await;
+    let (mut b, _) = sign_in(&c, "u3").await;
+    b.send("CHG 5 NLN").await;
+    b.expect("CHG 5 NLN").await;
+    // An offline message stored through the web service on the dispatch node
+    // (Carol's token is known there only through the directory) wakes B up
+    // on B's node.
+    let stored = store_offline(&c.dispatch, &carol, "u7@example.com", "u3@example.com", "across the bus").await;
+    assert_eq!(stored.status, 200, "{}", String::from_utf8_lossy(&stored.body));
+    let (_sb, shown) = answer_offline(&mut b, "u3@example.com", "u7@example.com").await;
+    assert!(shown.iter().any(|m| m.ends_with("across the bus")), "{shown:?}");
+}
