@@ -66,6 +66,10 @@ async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value>
             "list_changes": b.rate_limited_list_changes.load(Ordering::Relaxed),
             "state_changes": b.rate_limited_state_changes.load(Ordering::Relaxed),
         },
+        "cluster": state.shared.cluster.as_ref().map(|c| serde_json::json!({
+            "node": c.node_id(),
+            "nodes": c.nodes(),
+        })),
         "logins": {
             "succeeded": b.logins_succeeded.load(Ordering::Relaxed),
             "failed": b.logins_failed.load(Ordering::Relaxed),

@@ -84,7 +84,17 @@ async fn cluster(test: &str) -> Option<Cluster> {
     std::io::Write::write_all(&mut import.stdin.take().unwrap(), input.as_bytes()).unwrap();
     assert!(import.wait().unwrap().success());
     // Wait until the dispatch node has heard every node's heartbeat.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started = Instant::now();
+    loop {
+        let status = http_get(cluster.dispatch.http.unwrap(), "/status.json", &[]).await;
+        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let known = status["cluster"]["nodes"].as_array().map_or(0, Vec::len);
+        if known == 5 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the dispatch node knows {known} of 5 nodes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Some(cluster)
 }
 
