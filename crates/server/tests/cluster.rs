@@ -268,7 +268,8 @@ async fn a_killed_notification_node_shows_its_users_offline_and_they_sign_in_aga
     };
     assert_ne!(ns, a_ns);
     a.send("SYN 7 0").await;
-    until(&mut a, "LST 7 FL").await;
+    let forward = until(&mut a, "LST 7 FL").await;
+    assert!(forward.text.contains(&format!("{b_name}@example.com")), "the forward list survived: {}", forward.text);
     a.send("CHG 8 NLN").await;
     until(&mut a, &format!("ILN 8 NLN {b_name}@example.com")).await;
     until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
