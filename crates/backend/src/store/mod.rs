@@ -17,7 +17,7 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::lists::{AccountId, ListSnapshot};
+use crate::lists::{AccountId, Group, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 
 /// Errors of a store.
 #[derive(Debug, thiserror::Error)]
@@ -172,4 +172,66 @@ pub trait Store: Send + Sync + 'static {
     async fn set_prompt(&self, id: AccountId, mode: PromptMode) -> Result<u32, StoreError>;
     /// Stores the friendly name (`REA`); returns the new serial.
     async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError>;
+}
+
+/// The rows `SYN` needs, as each back end reads them in its own SQL; the
+/// snapshot is assembled from them in one place.
+pub(crate) struct SnapshotRows {
+    pub serial: u32,
+    pub modified_ms: i64,
+    pub prompt: String,
+    pub privacy: String,
+    pub friendly: String,
+    /// The account's own properties (phones, the personal message).
+    pub properties: Vec<(String, String)>,
+    pub groups: Vec<Group>,
+    /// List entries, ordered by the contact's handle key.
+    pub entries: Vec<ListEntry>,
+    /// (contact, group) memberships, ordered by group.
+    pub memberships: Vec<(AccountId, u32)>,
+    /// Phones of contacts who allow the account explicitly: (contact, kind, value).
+    pub contact_phones: Vec<(AccountId, String, String)>,
+}
+
+impl SnapshotRows {
+    pub(crate) fn into_snapshot(self) -> ListSnapshot {
+        let phone_order = |kind: &str| PHONE_KINDS.iter().position(|p| *p == kind);
+        let mut phones = Vec::new();
+        let mut personal_message = None;
+        for (kind, value) in self.properties {
+            if kind == PERSONAL_MESSAGE {
+                personal_message = Some(value);
+            } else if PHONE_KINDS.contains(&kind.as_str()) {
+                phones.push((kind, value));
+            }
+        }
+        phones.sort_by_key(|(k, _)| phone_order(k));
+        let mut entries = self.entries;
+        let index: std::collections::HashMap<AccountId, usize> =
+            entries.iter().enumerate().map(|(i, e)| (e.contact_id, i)).collect();
+        for (contact, group) in self.memberships {
+            if let Some(&i) = index.get(&contact) {
+                entries[i].groups.push(group);
+            }
+        }
+        for (contact, kind, value) in self.contact_phones {
+            if let Some(&i) = index.get(&contact) {
+                entries[i].phones.push((kind, value));
+            }
+        }
+        for e in &mut entries {
+            e.phones.sort_by_key(|(k, _)| phone_order(k));
+        }
+        ListSnapshot {
+            serial: self.serial,
+            modified_ms: self.modified_ms,
+            prompt: PromptMode::from_code(&self.prompt).unwrap_or_default(),
+            privacy: PrivacyMode::from_code(&self.privacy).unwrap_or_default(),
+            friendly: self.friendly,
+            phones,
+            personal_message,
+            groups: self.groups,
+            entries,
+        }
+    }
 }

@@ -19,8 +19,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use msnp::{ListKind, PrivacyMode, PromptMode};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
-use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, Store, StoreError};
-use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
+use super::{
+    Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+};
+use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
 /// The schema, version by version (the same versions as SQLite's).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -225,85 +227,63 @@ async fn snapshot(tx: &Transaction<'_>, id: AccountId) -> Result<ListSnapshot, S
         .await
         .map_err(pg)?
         .ok_or(StoreError::NoSuchAccount)?;
-    let mut phones = Vec::new();
-    let mut personal_message = None;
-    for row in tx.query("SELECT kind, value FROM account_properties WHERE account_id = $1", &[&id]).await.map_err(pg)? {
-        let (kind, value): (String, String) = (row.get(0), row.get(1));
-        if kind == PERSONAL_MESSAGE {
-            personal_message = Some(value);
-        } else if PHONE_KINDS.contains(&kind.as_str()) {
-            phones.push((kind, value));
-        }
-    }
-    phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
-    let groups = tx
-        .query("SELECT group_id, guid, name FROM contact_groups WHERE owner_id = $1 ORDER BY group_id", &[&id])
-        .await
-        .map_err(pg)?
+    let query = |sql: &'static str| async move { tx.query(sql, &[&id]).await.map_err(pg) };
+    let properties = query("SELECT kind, value FROM account_properties WHERE account_id = $1")
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let groups = query("SELECT group_id, guid, name FROM contact_groups WHERE owner_id = $1 ORDER BY group_id")
+        .await?
         .iter()
         .map(|r| Group { id: r.get::<_, i32>(0) as u32, guid: r.get(1), name: r.get(2) })
         .collect();
-    let mut entries: Vec<ListEntry> = tx
-        .query(
-            "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
-             FROM list_entries e JOIN accounts a ON a.id = e.contact_id
-             WHERE e.owner_id = $1 ORDER BY a.handle_key COLLATE \"C\"",
-            &[&id],
-        )
-        .await
-        .map_err(pg)?
+    let entries = query(
+        "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
+         FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+         WHERE e.owner_id = $1 ORDER BY a.handle_key COLLATE \"C\"",
+    )
+    .await?
+    .iter()
+    .map(|r| ListEntry {
+        contact_id: r.get(0),
+        handle: r.get(1),
+        friendly: r.get(2),
+        lists: ListBits(r.get::<_, i32>(3) as u8),
+        guid: r.get(4),
+        groups: Vec::new(),
+        nickname: r.get(5),
+        phones: Vec::new(),
+    })
+    .collect();
+    let memberships = query("SELECT contact_id, group_id FROM group_members WHERE owner_id = $1 ORDER BY group_id")
+        .await?
         .iter()
-        .map(|r| ListEntry {
-            contact_id: r.get(0),
-            handle: r.get(1),
-            friendly: r.get(2),
-            lists: ListBits(r.get::<_, i32>(3) as u8),
-            guid: r.get(4),
-            groups: Vec::new(),
-            nickname: r.get(5),
-            phones: Vec::new(),
-        })
+        .map(|r| (r.get(0), r.get::<_, i32>(1) as u32))
         .collect();
-    let index: std::collections::HashMap<AccountId, usize> =
-        entries.iter().enumerate().map(|(i, e)| (e.contact_id, i)).collect();
-    for row in tx
-        .query("SELECT contact_id, group_id FROM group_members WHERE owner_id = $1 ORDER BY group_id", &[&id])
-        .await
-        .map_err(pg)?
-    {
-        if let Some(&i) = index.get(&row.get::<_, AccountId>(0)) {
-            entries[i].groups.push(row.get::<_, i32>(1) as u32);
-        }
-    }
     // A contact's phones are shown to those the contact allows explicitly.
-    for row in tx
-        .query(
-            "SELECT p.account_id, p.kind, p.value FROM account_properties p
-             JOIN list_entries r ON r.owner_id = p.account_id AND r.contact_id = $1 AND (r.lists & 2) != 0
-             WHERE p.kind IN ('PHH', 'PHW', 'PHM', 'MOB', 'MBE')",
-            &[&id],
-        )
-        .await
-        .map_err(pg)?
-    {
-        if let Some(&i) = index.get(&row.get::<_, AccountId>(0)) {
-            entries[i].phones.push((row.get(1), row.get(2)));
-        }
-    }
-    for e in &mut entries {
-        e.phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
-    }
-    Ok(ListSnapshot {
+    let contact_phones = query(
+        "SELECT p.account_id, p.kind, p.value FROM account_properties p
+         JOIN list_entries r ON r.owner_id = p.account_id AND r.contact_id = $1 AND (r.lists & 2) != 0
+         WHERE p.kind IN ('PHH', 'PHW', 'PHM', 'MOB', 'MBE')",
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    Ok(SnapshotRows {
         serial: serial(account.get(0)),
         modified_ms: account.get(1),
-        prompt: PromptMode::from_code(account.get(2)).unwrap_or_default(),
-        privacy: PrivacyMode::from_code(account.get(3)).unwrap_or_default(),
+        prompt: account.get(2),
+        privacy: account.get(3),
         friendly: account.get(4),
-        phones,
-        personal_message,
+        properties,
         groups,
         entries,
-    })
+        memberships,
+        contact_phones,
+    }
+    .into_snapshot())
 }
 
 /// A transaction for a change: committed by the caller on success, rolled

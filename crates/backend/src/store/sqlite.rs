@@ -16,8 +16,10 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, Store, StoreError};
-use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
+use super::{
+    Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+};
+use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
 /// Versioned schema migrations, applied in order, each exactly once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -263,7 +265,7 @@ fn set_bit(
 
 /// Reads everything `SYN` needs for one account.
 fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError> {
-    let (serial, modified_ms, prompt, privacy, friendly): (u32, i64, String, String, String) = conn
+    let (serial, modified_ms, prompt, privacy, friendly) = conn
         .query_row(
             "SELECT serial, list_modified_ms, prompt, privacy, friendly FROM accounts WHERE id = ?1",
             [id],
@@ -272,34 +274,20 @@ fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError
         .optional()
         .map_err(db)?
         .ok_or(StoreError::NoSuchAccount)?;
-    let mut phones = Vec::new();
-    let mut personal_message = None;
-    let mut stmt =
-        conn.prepare_cached("SELECT kind, value FROM account_properties WHERE account_id = ?1").map_err(db)?;
-    for row in stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(db)? {
-        let (kind, value) = row.map_err(db)?;
-        if kind == PERSONAL_MESSAGE {
-            personal_message = Some(value);
-        } else if PHONE_KINDS.contains(&kind.as_str()) {
-            phones.push((kind, value));
-        }
-    }
-    phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
-    let groups = conn
-        .prepare_cached("SELECT group_id, guid, name FROM contact_groups WHERE owner_id = ?1 ORDER BY group_id")
-        .map_err(db)?
-        .query_map([id], |r| Ok(Group { id: r.get(0)?, guid: r.get(1)?, name: r.get(2)? }))
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    let mut entries = conn
-        .prepare_cached(
-            "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
-             FROM list_entries e JOIN accounts a ON a.id = e.contact_id
-             WHERE e.owner_id = ?1 ORDER BY a.handle_key",
-        )
-        .map_err(db)?
-        .query_map([id], |r| {
+    let properties = rows(conn, "SELECT kind, value FROM account_properties WHERE account_id = ?1", id, |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    let groups =
+        rows(conn, "SELECT group_id, guid, name FROM contact_groups WHERE owner_id = ?1 ORDER BY group_id", id, |r| {
+            Ok(Group { id: r.get(0)?, guid: r.get(1)?, name: r.get(2)? })
+        })?;
+    let entries = rows(
+        conn,
+        "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
+         FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+         WHERE e.owner_id = ?1 ORDER BY a.handle_key",
+        id,
+        |r| {
             Ok(ListEntry {
                 contact_id: r.get(0)?,
                 handle: r.get(1)?,
@@ -310,52 +298,44 @@ fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError
                 nickname: r.get(5)?,
                 phones: Vec::new(),
             })
-        })
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    let index: std::collections::HashMap<AccountId, usize> =
-        entries.iter().enumerate().map(|(i, e)| (e.contact_id, i)).collect();
-    let mut stmt = conn
-        .prepare_cached("SELECT contact_id, group_id FROM group_members WHERE owner_id = ?1 ORDER BY group_id")
-        .map_err(db)?;
-    for row in stmt.query_map([id], |r| Ok((r.get::<_, AccountId>(0)?, r.get::<_, u32>(1)?))).map_err(db)? {
-        let (contact, group) = row.map_err(db)?;
-        if let Some(&i) = index.get(&contact) {
-            entries[i].groups.push(group);
-        }
-    }
+        },
+    )?;
+    let memberships =
+        rows(conn, "SELECT contact_id, group_id FROM group_members WHERE owner_id = ?1 ORDER BY group_id", id, |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     // A contact's phones are shown to those the contact allows explicitly.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT p.account_id, p.kind, p.value FROM account_properties p
-             JOIN list_entries r ON r.owner_id = p.account_id AND r.contact_id = ?1 AND (r.lists & 2) != 0
-             WHERE p.kind IN ('PHH', 'PHW', 'PHM', 'MOB', 'MBE')",
-        )
-        .map_err(db)?;
-    for row in stmt
-        .query_map([id], |r| Ok((r.get::<_, AccountId>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
-        .map_err(db)?
-    {
-        let (contact, kind, value) = row.map_err(db)?;
-        if let Some(&i) = index.get(&contact) {
-            entries[i].phones.push((kind, value));
-        }
-    }
-    for e in &mut entries {
-        e.phones.sort_by_key(|(k, _)| PHONE_KINDS.iter().position(|p| p == k));
-    }
-    Ok(ListSnapshot {
+    let contact_phones = rows(
+        conn,
+        "SELECT p.account_id, p.kind, p.value FROM account_properties p
+         JOIN list_entries r ON r.owner_id = p.account_id AND r.contact_id = ?1 AND (r.lists & 2) != 0
+         WHERE p.kind IN ('PHH', 'PHW', 'PHM', 'MOB', 'MBE')",
+        id,
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(SnapshotRows {
         serial,
         modified_ms,
-        prompt: PromptMode::from_code(&prompt).unwrap_or_default(),
-        privacy: PrivacyMode::from_code(&privacy).unwrap_or_default(),
+        prompt,
+        privacy,
         friendly,
-        phones,
-        personal_message,
+        properties,
         groups,
         entries,
-    })
+        memberships,
+        contact_phones,
+    }
+    .into_snapshot())
+}
+
+/// Runs a cached query for one account id and collects its rows.
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    id: AccountId,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    conn.prepare_cached(sql).map_err(db)?.query_map([id], row).map_err(db)?.collect::<Result<_, _>>().map_err(db)
 }
 
 #[async_trait]
