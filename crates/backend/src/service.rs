@@ -138,6 +138,10 @@ pub struct BackendStats {
     pub logins_refused: AtomicU64,
     pub logins_failed: AtomicU64,
     pub logins_succeeded: AtomicU64,
+    /// Offline messages kept for a recipient.
+    pub offline_messages_stored: AtomicU64,
+    /// How long store calls take.
+    pub store_latency: Arc<crate::store::timed::Latency>,
 }
 
 fn store_error(e: StoreError) -> ErrorCode {
@@ -147,6 +151,8 @@ fn store_error(e: StoreError) -> ErrorCode {
 
 impl Backend {
     pub fn new(store: Arc<dyn Store>, key: ServerKey, config: BackendConfig) -> Backend {
+        let stats = BackendStats::default();
+        let store = Arc::new(crate::store::timed::TimedStore { inner: store, latency: stats.store_latency.clone() });
         Backend {
             store,
             key,
@@ -157,7 +163,7 @@ impl Backend {
             hashing: PasswordChecker::new(config.password_hash_workers),
             buckets: KeyedBuckets::default(),
             logins: LoginThrottle::default(),
-            stats: BackendStats::default(),
+            stats,
             web_tokens: Default::default(),
             cluster: std::sync::OnceLock::new(),
             config,
@@ -1123,7 +1129,9 @@ impl Backend {
             payload: payload.to_vec(),
         };
         match self.store.store_offline_message(account.id, message, self.config.offline_quota).await {
-            Ok(_) => {}
+            Ok(_) => {
+                self.stats.offline_messages_stored.fetch_add(1, Ordering::Relaxed);
+            }
             Err(StoreError::QuotaExceeded) => return Err(OfflineError::QuotaFull),
             Err(e) => {
                 tracing::error!("cannot store an offline message: {e}");

@@ -42,7 +42,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status.json", get(status))
+        .route("/metrics", get(metrics))
         .with_state(HttpState { shared, started: Instant::now() })
+}
+
+async fn metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(&state.shared, state.started.elapsed()),
+    )
 }
 
 async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value> {

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod http;
 #[cfg(feature = "legacy-tls")]
 pub mod legacy_tls;
+pub mod metrics;
 pub mod notification;
 pub mod server;
 pub mod switchboard;

@@ -37,6 +37,42 @@ pub struct Counters {
     pub refused_connections: AtomicU64,
     /// Connections closed for flooding past the rate limits.
     pub abuse_disconnects: AtomicU64,
+    /// Switchboard messages relayed to the other participants.
+    pub messages_relayed: AtomicU64,
+    /// Open connections per role, indexed by [`ConnectionRole`].
+    pub by_role: [AtomicU64; 3],
+}
+
+/// What an open connection is, for the connection gauges.
+#[derive(Debug, Clone, Copy)]
+pub enum ConnectionRole {
+    Dispatch = 0,
+    Notification = 1,
+    Switchboard = 2,
+}
+
+impl ConnectionRole {
+    pub const ALL: [(ConnectionRole, &'static str); 3] = [
+        (ConnectionRole::Dispatch, "dispatch"),
+        (ConnectionRole::Notification, "notification"),
+        (ConnectionRole::Switchboard, "switchboard"),
+    ];
+}
+
+/// Counts a connection under its role until dropped.
+struct InRole(Arc<Shared>, ConnectionRole);
+
+impl InRole {
+    fn new(shared: &Arc<Shared>, role: ConnectionRole) -> InRole {
+        shared.counters.by_role[role as usize].fetch_add(1, Ordering::Relaxed);
+        InRole(shared.clone(), role)
+    }
+}
+
+impl Drop for InRole {
+    fn drop(&mut self) {
+        self.0.counters.by_role[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What every connection shares.
@@ -551,6 +587,7 @@ async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>,
         Limits { max_line: config.max_line, max_payload: ns_limits.max_payload.max(sb_limits.max_payload) };
     if let Port::Notification = port {
         conn.reader.set_limits(ns_limits);
+        let _counted = InRole::new(&shared, ConnectionRole::Notification);
         return notification::serve(conn, None, Role::Notification, shared, shutdown).await;
     }
     conn.reader.set_limits(first_limits);
@@ -563,6 +600,7 @@ async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>,
     match first.verb() {
         "USR" | "ANS" => {
             conn.reader.set_limits(sb_limits);
+            let _counted = InRole::new(&shared, ConnectionRole::Switchboard);
             switchboard::serve(conn, first, shared, shutdown).await
         }
         _ => {
@@ -574,6 +612,8 @@ async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>,
                 _ if roles.notification => Role::Notification,
                 _ => return,
             };
+            let counted = if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
+            let _counted = InRole::new(&shared, counted);
             notification::serve(conn, Some(first), role, shared, shutdown).await
         }
     }

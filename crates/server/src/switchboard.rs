@@ -211,6 +211,7 @@ impl SbConnection {
                     return self.strike();
                 }
                 let delivered = session.relay(me, payload);
+                self.shared.counters.messages_relayed.fetch_add(1, Ordering::Relaxed);
                 match (ack, delivered) {
                     (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}
                     (AckMode::NegativeOnly | AckMode::Always, false) => w.push(&Reply::Nak { trid }),

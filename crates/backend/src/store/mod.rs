@@ -10,6 +10,7 @@
 mod conformance;
 mod postgres;
 mod sqlite;
+pub mod timed;
 
 use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
