@@ -32,6 +32,11 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Write a consistent copy of the SQLite store to FILE, while msnd runs.
+    /// (The server key is not in it: back DATA_DIR/server.key up apart.)
+    Backup { file: PathBuf },
+    /// Replace the SQLite store with a backup. msnd must be stopped.
+    Restore { file: PathBuf },
     /// Drain the cluster node serving from this data dir: new users go to
     /// other nodes and its clients are moved there (the same as SIGUSR1).
     Drain,
@@ -342,6 +347,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             limits.logins.slow_after_address = args.login_failures_per_address / 3;
             serve(config).await
         }
+        Command::Backup { file } => {
+            if config.database.is_some() {
+                bail!("msnd backup copies the embedded SQLite store; back PostgreSQL up with pg_dump");
+            }
+            let db = config.data_dir.join("mariposa.db");
+            if !db.exists() {
+                bail!("no store at {}", db.display());
+            }
+            backend::store::backup_sqlite(&db, &file)?;
+            println!("backed up {} to {} (the server key is not included)", db.display(), file.display());
+            Ok(())
+        }
+        Command::Restore { file } => {
+            if config.database.is_some() {
+                bail!("msnd restore replaces the embedded SQLite store; restore PostgreSQL with pg_restore");
+            }
+            if let Some(pid) = running_pid(&config.data_dir) {
+                bail!("msnd (pid {pid}) is serving from {}: stop it first", config.data_dir.display());
+            }
+            backend::store::verify_sqlite(&file)
+                .with_context(|| format!("{} is not a usable backup", file.display()))?;
+            let db = config.data_dir.join("mariposa.db");
+            let staged = config.data_dir.join("mariposa.db.restoring");
+            std::fs::copy(&file, &staged)?;
+            std::fs::File::open(&staged)?.sync_all()?;
+            // The old write-ahead log belongs to the old database.
+            for stale in ["mariposa.db-wal", "mariposa.db-shm"] {
+                let _ = std::fs::remove_file(config.data_dir.join(stale));
+            }
+            std::fs::rename(&staged, &db)?;
+            println!("restored {} from {}", db.display(), file.display());
+            Ok(())
+        }
         Command::Drain => {
             let pid_file = config.data_dir.join("msnd.pid");
             let pid = std::fs::read_to_string(&pid_file)
@@ -402,6 +440,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The pid of an msnd serving from `data_dir`, if one is running.
+fn running_pid(data_dir: &std::path::Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(data_dir.join("msnd.pid")).ok()?.trim().parse().ok()?;
+    // A pid file left by a killed msnd may name a process that is not ours.
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (name.trim() == "msnd").then_some(pid)
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

@@ -59,3 +59,46 @@ async fn metrics_count_a_scripted_session() {
     let health = http_get(server.http.unwrap(), "/health", &[]).await;
     assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
 }
+
+fn msnd_in(server: &TestServer, args: &[&str]) -> std::process::Output {
+    msnd().arg("--data-dir").arg(server.data_dir()).args(args).env("MSND_LOG", "warn").output().unwrap()
+}
+
+#[tokio::test]
+async fn backup_while_clients_are_connected_then_restore() {
+    let mut server = TestServer::start();
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut a, _) = online_as(&server, "alice").await;
+    a.send("ADD 1 FL bob@example.com Bob").await;
+    a.expect_prefix("ADD 1 FL ").await;
+
+    // A backup while Alice is connected holds what was acknowledged before it.
+    let backup = server.data_dir().parent().unwrap().join(format!("backup-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&backup);
+    let out = msnd_in(&server, &["backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    a.send("ADD 2 FL carol@example.com Carol").await;
+    a.expect_prefix("ADD 2 FL ").await;
+
+    // Restoring under a running server is refused.
+    let out = msnd_in(&server, &["restore", backup.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    // A file that is not a backup is refused too.
+    let junk = backup.with_extension("junk");
+    std::fs::write(&junk, b"not a database").unwrap();
+
+    server.terminate();
+    let out = msnd_in(&server, &["restore", junk.to_str().unwrap()]);
+    assert!(!out.status.success(), "junk restored");
+    let out = msnd_in(&server, &["restore", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.restart();
+    let mut a = login(&server, "alice@example.com", "pw-alice").await;
+    a.send("LST 3 FL").await;
+    let l = a.expect_prefix("LST 3 FL ").await;
+    assert!(l.text.ends_with("1 1 bob@example.com Bob"), "only what the backup held: {}", l.text);
+    a.sync_point().await;
+    let _ = std::fs::remove_file(&backup);
+    let _ = std::fs::remove_file(&junk);
+}

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, backup as backup_sqlite, verify as verify_sqlite};
 
 use crate::lists::{AccountId, Group, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 

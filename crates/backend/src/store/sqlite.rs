@@ -150,6 +150,37 @@ impl SqliteStore {
     }
 }
 
+/// Writes a consistent copy of the database at `db` to `dest` (which must
+/// not exist), while a server may be using it: `VACUUM INTO` reads one
+/// snapshot, so the copy holds every change committed before it began and
+/// none after.
+pub fn backup(database: &Path, dest: &Path) -> Result<(), StoreError> {
+    if dest.exists() {
+        return Err(StoreError::Database(format!("{} already exists", dest.display())));
+    }
+    let conn = Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+    let dest = dest.to_str().ok_or_else(|| StoreError::Database("the backup path is not UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", [dest]).map_err(db)?;
+    Ok(())
+}
+
+/// Checks that `file` is a whole Mariposa database: SQLite's integrity
+/// check passes and the schema is one we know.
+pub fn verify(file: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(db)?;
+    if check != "ok" {
+        return Err(StoreError::Database(format!("integrity check: {check}")));
+    }
+    let version: i64 = conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0)).map_err(db)?;
+    let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if version > newest {
+        return Err(StoreError::Database(format!("schema version {version} is newer than this msnd ({newest})")));
+    }
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
