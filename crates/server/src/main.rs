@@ -259,13 +259,18 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MSND_LOG")
-                .unwrap_or_else(|_| "info,tokio_postgres=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Human-readable by default; MSND_LOG_FORMAT=json for log collectors.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MSND_LOG").unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("MSND_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.init(),
+        Ok(other) => {
+            logs.init();
+            tracing::warn!("MSND_LOG_FORMAT={other:?} is neither text nor json; logging as text");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(cli))
 }

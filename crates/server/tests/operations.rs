@@ -102,3 +102,38 @@ async fn backup_while_clients_are_connected_then_restore() {
     let _ = std::fs::remove_file(&backup);
     let _ = std::fs::remove_file(&junk);
 }
+
+#[test]
+fn logs_are_json_lines_on_request() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = msnd()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MSND_LOG", "info")
+        .env("MSND_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap() == "msnd: ready" {
+            break;
+        }
+    }
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO"
+                && l["fields"]["message"].as_str().is_some_and(|m| m.contains("shutting down"))),
+        "{stderr}"
+    );
+}
