@@ -36,12 +36,36 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// What a node runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
     pub dispatch: bool,
     pub notification: bool,
     pub switchboard: bool,
     pub http: bool,
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == Roles::ALL {
+            return f.write_str("all");
+        }
+        let names = [
+            (self.dispatch, "dispatch"),
+            (self.notification, "notification"),
+            (self.switchboard, "switchboard"),
+            (self.http, "http"),
+        ];
+        let on: Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        f.write_str(&on.join(","))
+    }
+}
+
+impl std::str::FromStr for Roles {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Roles, String> {
+        Roles::parse(s)
+    }
 }
 
 impl Roles {

@@ -152,6 +152,16 @@ pub enum ChallengePolicy {
     Strict,
 }
 
+impl std::fmt::Display for ChallengePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChallengePolicy::Off => "off",
+            ChallengePolicy::Lenient => "lenient",
+            ChallengePolicy::Strict => "strict",
+        })
+    }
+}
+
 impl std::str::FromStr for ChallengePolicy {
     type Err = String;
 

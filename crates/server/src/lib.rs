@@ -17,6 +17,7 @@ pub mod http;
 pub mod legacy_tls;
 pub mod metrics;
 pub mod notification;
+pub mod options;
 pub mod server;
 pub mod switchboard;
 

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use server::Server;
 use server::config::ServerConfig;
+use server::options::ServeOptions;
 use server::server::open_backend;
 
 #[derive(Parser)]
@@ -21,6 +22,9 @@ struct Cli {
     /// SQLite in the data dir].
     #[arg(long, global = true, env = "MSND_DATABASE")]
     database: Option<String>,
+    /// The config file [default: DATA_DIR/msnd.toml, if it exists].
+    #[arg(long, global = true, env = "MSND_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,7 +32,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run dispatch, notification, switchboard (and HTTP) in one process.
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServeOptions>),
+    /// Write a commented config file (DATA_DIR/msnd.toml, or --config).
+    Init,
+    /// Check the config file (and the environment and flags given here) and
+    /// print the configuration in force.
+    CheckConfig(Box<ServeOptions>),
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -40,158 +49,6 @@ enum Command {
     /// Drain the cluster node serving from this data dir: new users go to
     /// other nodes and its clients are moved there (the same as SIGUSR1).
     Drain,
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// The MSNP port: dispatch, and switchboard connections.
-    #[arg(long, default_value = "0.0.0.0:1863")]
-    listen: SocketAddr,
-    /// The notification server's port [default: the MSNP port + 1, or any
-    /// free port when the MSNP port is 0].
-    #[arg(long)]
-    ns_listen: Option<SocketAddr>,
-    /// Plain HTTP: status, and the Passport nexus and login service for
-    /// local use and tests.
-    #[arg(long)]
-    http_listen: Option<SocketAddr>,
-    /// Also serve the login service over plain HTTP to clients that are not
-    /// on loopback. Off by default: passwords would cross the network readable.
-    #[arg(long)]
-    insecure_http_login: bool,
-    /// HTTPS: the Passport nexus and login service for MSNP8+ clients
-    /// (real clients expect port 443).
-    #[arg(long)]
-    https_listen: Option<SocketAddr>,
-    /// Certificate chain (PEM) for --https-listen [default: generated into DATA_DIR/tls].
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// Private key (PEM) for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// The legacy TLS listener (TLS 1.0, RSA key exchange, 3DES) for
-    /// Windows XP-era clients. Off by default: these algorithms are weak.
-    #[arg(long)]
-    legacy_https_listen: Option<SocketAddr>,
-    /// RSA certificate chain (PEM) for --legacy-https-listen [default: generated].
-    #[arg(long, requires = "legacy_tls_key")]
-    legacy_tls_cert: Option<PathBuf>,
-    /// Private key (PEM) for --legacy-tls-cert.
-    #[arg(long, requires = "legacy_tls_cert")]
-    legacy_tls_key: Option<PathBuf>,
-    /// MSNP over TLS (notification and switchboard on one port, no
-    /// referral) for clients that can use it, such as `msn --tls`. Uses the
-    /// --tls-cert pair, or the generated one.
-    #[arg(long)]
-    msnp_tls_listen: Option<SocketAddr>,
-    /// Refuse the MD5 dialects (MSNP2-7) entirely: only Passport logins,
-    /// whose passwords travel over TLS, are served.
-    #[arg(long)]
-    refuse_md5: bool,
-    /// What this process serves: dispatch, notification, switchboard, http,
-    /// comma-separated, or all.
-    #[arg(long, default_value = "all", value_parser = server::cluster::Roles::parse)]
-    role: server::cluster::Roles,
-    /// Join a cluster through this NATS server (nats://host:4222); needs a
-    /// shared --database.
-    #[arg(long)]
-    nats: Option<String>,
-    /// The cluster's name: nodes with the same NATS and name form one
-    /// cluster.
-    #[arg(long, default_value = "mariposa")]
-    cluster_name: String,
-    /// This node's name in the cluster [default: generated].
-    #[arg(long)]
-    node_id: Option<String>,
-    /// Milliseconds between cluster heartbeats.
-    #[arg(long, default_value_t = 1000)]
-    heartbeat_ms: u64,
-    /// Milliseconds of silence after which a node counts as dead and its
-    /// users are shown offline.
-    #[arg(long, default_value_t = 5000)]
-    node_timeout_ms: u64,
-    /// CHL/QRY challenges: off, lenient (send, verify, count; never
-    /// disconnect) or strict (540 and disconnect).
-    #[arg(long, default_value = "lenient")]
-    challenges: server::config::ChallengePolicy,
-    /// The host name or address that XFR and RNG advertise [default: the
-    /// address the client connected to].
-    #[arg(long)]
-    public_host: Option<String>,
-    /// Serve the notification role on the MSNP port itself instead of
-    /// referring clients with XFR NS.
-    #[arg(long)]
-    no_referral: bool,
-    /// Largest switchboard message payload in bytes; a larger one closes the
-    /// connection, as the official service did.
-    #[arg(long, default_value_t = 1664)]
-    max_message_size: usize,
-    /// Most entries on each of a user's forward, allow and block lists
-    /// [default: 1000 forward, 1500 allow, 1500 block].
-    #[arg(long)]
-    max_list_size: Option<usize>,
-    /// Seconds a switchboard cookie from XFR SB or RNG stays valid.
-    #[arg(long, default_value_t = 120)]
-    cookie_lifetime_secs: u64,
-    /// Seconds a Passport ticket stays valid for USR ... TWN S.
-    #[arg(long, default_value_t = 600)]
-    ticket_lifetime_secs: u64,
-    /// Seconds a client has to sign in, or to join its switchboard session.
-    #[arg(long, default_value_t = 60)]
-    login_timeout_secs: u64,
-    /// Seconds a signed-in MSNP9+ client may stay silent (they ping every 50 s)
-    /// before it is disconnected and shown offline.
-    #[arg(long, default_value_t = 300)]
-    idle_timeout_secs: u64,
-    /// The same for MSNP2-8 clients, which ping less predictably.
-    #[arg(long, default_value_t = 1800)]
-    legacy_idle_timeout_secs: u64,
-    /// Seconds a switchboard participant may stay silent before it is removed.
-    #[arg(long, default_value_t = 600)]
-    switchboard_idle_timeout_secs: u64,
-    /// Most simultaneous connections from one address.
-    #[arg(long, default_value_t = 256)]
-    max_connections_per_address: usize,
-    /// Most switchboard sessions one user may be in at once (714 beyond).
-    #[arg(long, default_value_t = 32)]
-    max_sessions_per_user: usize,
-    /// Most offline messages waiting for one user; senders beyond it are refused.
-    #[arg(long, default_value_t = 100)]
-    offline_quota: usize,
-    /// Most people in one switchboard session (712 beyond).
-    #[arg(long, default_value_t = 20)]
-    max_switchboard_participants: usize,
-    /// Typed messages a user may send: BURST/PER_SECOND.
-    #[arg(long, default_value = "30/5")]
-    rate_messages: RateArg,
-    /// Typed messages through one switchboard connection: BURST/PER_SECOND.
-    #[arg(long, default_value = "20/4")]
-    rate_messages_per_connection: RateArg,
-    /// P2P data messages (file transfers, pictures) a user may send: BURST/PER_SECOND.
-    #[arg(long, default_value = "2000/2000")]
-    rate_data: RateArg,
-    /// Switchboard invitations (XFR SB, CAL) a user may make: BURST/PER_SECOND.
-    #[arg(long, default_value = "10/0.5")]
-    rate_invitations: RateArg,
-    /// List and group changes a user may make: BURST/PER_SECOND.
-    #[arg(long, default_value = "100/2")]
-    rate_list_changes: RateArg,
-    /// State, name and personal-message changes a user may make: BURST/PER_SECOND.
-    #[arg(long, default_value = "10/0.5")]
-    rate_state_changes: RateArg,
-    /// Refusals in a minute after which a connection is closed.
-    #[arg(long, default_value_t = 30)]
-    abuse_strikes: u32,
-    /// Failed logins of one account (within 15 minutes) after which its
-    /// logins are refused for 15 minutes; slowing starts at half this.
-    #[arg(long, default_value_t = 10)]
-    login_failures_per_account: u32,
-    /// Failed logins from one address after which its logins are refused.
-    #[arg(long, default_value_t = 30)]
-    login_failures_per_address: u32,
-    /// Seconds a started command may stay unfinished before the connection closes.
-    #[arg(long, default_value_t = 60)]
-    partial_line_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -219,24 +76,6 @@ enum UserCommand {
     /// Create many accounts from standard input, one per line:
     /// `EMAIL<TAB>PASSWORD[<TAB>FRIENDLY NAME]`. Existing accounts are kept.
     Import,
-}
-
-/// A rate given as `BURST/PER_SECOND`, e.g. `10/0.5`.
-#[derive(Clone, Copy)]
-struct RateArg(backend::limits::Rate);
-
-impl std::str::FromStr for RateArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (burst, rate) = s.split_once('/').ok_or("expected BURST/PER_SECOND, e.g. 10/0.5")?;
-        let burst: u32 = burst.parse().map_err(|_| format!("`{burst}` is not a whole number"))?;
-        let rate: f64 = rate.parse().map_err(|_| format!("`{rate}` is not a number"))?;
-        if burst == 0 || !(rate >= 0.0 && rate.is_finite()) {
-            return Err("the burst must be at least 1 and the rate a number of zero or more".into());
-        }
-        Ok(RateArg(backend::limits::Rate::new(burst, rate)))
-    }
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -276,81 +115,31 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = ServerConfig::new(cli.data_dir);
-    config.database = cli.database;
+    let data_dir = cli.data_dir.clone();
+    let mut config = ServerConfig::new(cli.data_dir.clone());
+    config.database = cli.database.clone();
     match cli.command {
-        Command::Serve(args) => {
-            config.listen = args.listen;
-            config.ns_listen = args.ns_listen.unwrap_or_else(|| {
-                let port = if args.listen.port() == 0 { 0 } else { args.listen.port().wrapping_add(1) };
-                SocketAddr::new(args.listen.ip(), port)
-            });
-            config.http_listen = args.http_listen;
-            config.https_listen = args.https_listen;
-            config.insecure_http_login = args.insecure_http_login;
-            config.tls_cert = args.tls_cert;
-            config.tls_key = args.tls_key;
-            config.challenges = args.challenges;
-            config.legacy_https_listen = args.legacy_https_listen;
-            config.msnp_tls_listen = args.msnp_tls_listen;
-            config.roles = args.role;
-            if let Some(nats_url) = args.nats {
-                if config.database.is_none() {
-                    bail!("a cluster node needs the shared store: give --database postgres://...");
-                }
-                let node_id = args.node_id.unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
-                if !node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                    bail!("--node-id may hold letters, digits, - and _ only");
-                }
-                if !args.cluster_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                    bail!("--cluster-name may hold letters, digits, - and _ only");
-                }
-                config.cluster = Some(server::cluster::ClusterSettings {
-                    nats_url,
-                    cluster_name: args.cluster_name,
-                    node_id,
-                    heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
-                    node_timeout: Duration::from_millis(args.node_timeout_ms.max(args.heartbeat_ms * 2)),
-                    request_timeout: Duration::from_secs(2),
-                });
-            }
-            if args.refuse_md5 {
-                config.dialects.retain(|d| d.auth_scheme() != msnp::dialect::AuthScheme::Md5);
-            }
-            config.legacy_tls_cert = args.legacy_tls_cert;
-            config.legacy_tls_key = args.legacy_tls_key;
-            config.public_host = args.public_host;
-            config.referral = !args.no_referral;
-            config.max_message_size = args.max_message_size;
-            if let Some(n) = args.max_list_size {
-                config.backend.max_forward_list = n;
-                config.backend.max_allow_list = n;
-                config.backend.max_block_list = n;
-            }
-            config.backend.cookie_lifetime = Duration::from_secs(args.cookie_lifetime_secs);
-            config.backend.ticket_lifetime = Duration::from_secs(args.ticket_lifetime_secs);
-            config.login_timeout = Duration::from_secs(args.login_timeout_secs);
-            config.partial_line_timeout = Duration::from_secs(args.partial_line_timeout_secs.max(1));
-            config.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
-            config.legacy_idle_timeout = Duration::from_secs(args.legacy_idle_timeout_secs.max(1));
-            config.switchboard_idle_timeout = Duration::from_secs(args.switchboard_idle_timeout_secs.max(1));
-            config.max_connections_per_address = args.max_connections_per_address;
-            config.backend.max_sessions_per_user = args.max_sessions_per_user.max(1);
-            config.backend.offline_quota = args.offline_quota;
-            config.backend.max_switchboard_participants = args.max_switchboard_participants.max(2);
-            let limits = &mut config.backend.rate_limits;
-            limits.messages = args.rate_messages.0;
-            limits.messages_per_connection = args.rate_messages_per_connection.0;
-            limits.data = args.rate_data.0;
-            limits.invitations = args.rate_invitations.0;
-            limits.list_changes = args.rate_list_changes.0;
-            limits.state_changes = args.rate_state_changes.0;
-            limits.abuse_strikes = args.abuse_strikes;
-            limits.logins.refuse_after_account = args.login_failures_per_account.max(1);
-            limits.logins.slow_after_account = args.login_failures_per_account / 2;
-            limits.logins.refuse_after_address = args.login_failures_per_address.max(1);
-            limits.logins.slow_after_address = args.login_failures_per_address / 3;
+        Command::Serve(flags) => {
+            let options = layered(&flags, &cli.config, &data_dir)?;
+            configure(&options, &mut config)?;
             serve(config).await
+        }
+        Command::Init => {
+            let path = cli.config.clone().unwrap_or_else(|| data_dir.join("msnd.toml"));
+            if path.exists() {
+                bail!("{} exists; not overwriting it", path.display());
+            }
+            std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+            std::fs::write(&path, ServeOptions::template())?;
+            println!("wrote {}: every option, commented out, with its default", path.display());
+            Ok(())
+        }
+        Command::CheckConfig(flags) => {
+            let options = layered(&flags, &cli.config, &data_dir)?;
+            configure(&options, &mut config)?;
+            println!("# the configuration in force (file, then environment and flags over the defaults)");
+            print!("{}", options.to_toml());
+            Ok(())
         }
         Command::Backup { file } => {
             if config.database.is_some() {
@@ -445,6 +234,107 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Applies the merged options to the server configuration, checking what
+/// the types alone cannot.
+fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> {
+    config.listen = o.listen.unwrap();
+    config.ns_listen = o.ns_listen.unwrap_or_else(|| {
+        let port = if o.listen.unwrap().port() == 0 { 0 } else { o.listen.unwrap().port().wrapping_add(1) };
+        SocketAddr::new(o.listen.unwrap().ip(), port)
+    });
+    config.http_listen = o.http_listen;
+    config.https_listen = o.https_listen;
+    config.insecure_http_login = o.insecure_http_login.unwrap();
+    config.tls_cert = o.tls_cert.clone();
+    config.tls_key = o.tls_key.clone();
+    config.challenges = o.challenges.unwrap();
+    config.legacy_https_listen = o.legacy_https_listen;
+    config.msnp_tls_listen = o.msnp_tls_listen;
+    config.roles = o.role.unwrap();
+    if let Some(nats_url) = o.nats.clone() {
+        if config.database.is_none() {
+            bail!("a cluster node needs the shared store: give --database postgres://...");
+        }
+        let node_id = o.node_id.clone().unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+        if !node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("--node-id may hold letters, digits, - and _ only");
+        }
+        if !o
+            .cluster_name
+            .as_deref()
+            .unwrap_or_default()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!("--cluster-name may hold letters, digits, - and _ only");
+        }
+        config.cluster = Some(server::cluster::ClusterSettings {
+            nats_url,
+            cluster_name: o.cluster_name.clone().unwrap(),
+            node_id,
+            heartbeat: Duration::from_millis(o.heartbeat_ms.unwrap().max(50)),
+            node_timeout: Duration::from_millis(o.node_timeout_ms.unwrap().max(o.heartbeat_ms.unwrap() * 2)),
+            request_timeout: Duration::from_secs(2),
+        });
+    }
+    if o.refuse_md5.unwrap() {
+        config.dialects.retain(|d| d.auth_scheme() != msnp::dialect::AuthScheme::Md5);
+    }
+    config.legacy_tls_cert = o.legacy_tls_cert.clone();
+    config.legacy_tls_key = o.legacy_tls_key.clone();
+    config.public_host = o.public_host.clone();
+    config.referral = !o.no_referral.unwrap();
+    config.max_message_size = o.max_message_size.unwrap();
+    if let Some(n) = o.max_list_size {
+        config.backend.max_forward_list = n;
+        config.backend.max_allow_list = n;
+        config.backend.max_block_list = n;
+    }
+    config.backend.cookie_lifetime = Duration::from_secs(o.cookie_lifetime_secs.unwrap());
+    config.backend.ticket_lifetime = Duration::from_secs(o.ticket_lifetime_secs.unwrap());
+    config.login_timeout = Duration::from_secs(o.login_timeout_secs.unwrap());
+    config.partial_line_timeout = Duration::from_secs(o.partial_line_timeout_secs.unwrap().max(1));
+    config.idle_timeout = Duration::from_secs(o.idle_timeout_secs.unwrap().max(1));
+    config.legacy_idle_timeout = Duration::from_secs(o.legacy_idle_timeout_secs.unwrap().max(1));
+    config.switchboard_idle_timeout = Duration::from_secs(o.switchboard_idle_timeout_secs.unwrap().max(1));
+    config.max_connections_per_address = o.max_connections_per_address.unwrap();
+    config.backend.max_sessions_per_user = o.max_sessions_per_user.unwrap().max(1);
+    config.backend.offline_quota = o.offline_quota.unwrap();
+    config.backend.max_switchboard_participants = o.max_switchboard_participants.unwrap().max(2);
+    let limits = &mut config.backend.rate_limits;
+    limits.messages = o.rate_messages.unwrap().0;
+    limits.messages_per_connection = o.rate_messages_per_connection.unwrap().0;
+    limits.data = o.rate_data.unwrap().0;
+    limits.invitations = o.rate_invitations.unwrap().0;
+    limits.list_changes = o.rate_list_changes.unwrap().0;
+    limits.state_changes = o.rate_state_changes.unwrap().0;
+    limits.abuse_strikes = o.abuse_strikes.unwrap();
+    limits.logins.refuse_after_account = o.login_failures_per_account.unwrap().max(1);
+    limits.logins.slow_after_account = o.login_failures_per_account.unwrap() / 2;
+    limits.logins.refuse_after_address = o.login_failures_per_address.unwrap().max(1);
+    limits.logins.slow_after_address = o.login_failures_per_address.unwrap() / 3;
+    if o.tls_cert.is_some() != o.tls_key.is_some() {
+        bail!("tls_cert and tls_key go together");
+    }
+    if o.legacy_tls_cert.is_some() != o.legacy_tls_key.is_some() {
+        bail!("legacy_tls_cert and legacy_tls_key go together");
+    }
+    Ok(())
+}
+
+/// The options in force: flags and environment over the config file over
+/// the defaults. The file is `--config`, else `DATA_DIR/msnd.toml` if it
+/// exists.
+fn layered(flags: &ServeOptions, given: &Option<PathBuf>, data_dir: &std::path::Path) -> anyhow::Result<ServeOptions> {
+    let path = given.clone().unwrap_or_else(|| data_dir.join("msnd.toml"));
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => ServeOptions::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && given.is_none() => ServeOptions::default(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    Ok(flags.over(&file.over(&ServeOptions::defaults())))
 }
 
 /// The pid of an msnd serving from `data_dir`, if one is running.

@@ -137,3 +137,67 @@ fn logs_are_json_lines_on_request() {
         "{stderr}"
     );
 }
+
+/// `msnd check-config` in `dir` with extra arguments and environment.
+fn check_config(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = msnd()
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("check-config")
+        .args(args)
+        .envs(env.iter().copied())
+        .env("MSND_LOG", "warn")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn config_file_environment_and_flags_in_that_order_of_strength() {
+    let dir = tempfile::tempdir().unwrap();
+    // init writes the commented file, and will not overwrite it.
+    let init = msnd().arg("--data-dir").arg(dir.path()).arg("init").output().unwrap();
+    assert!(init.status.success());
+    let template = std::fs::read_to_string(dir.path().join("msnd.toml")).unwrap();
+    assert!(template.contains("#max_message_size = 1664"), "{template}");
+    assert!(!msnd().arg("--data-dir").arg(dir.path()).arg("init").output().unwrap().status.success());
+    // The untouched template is all defaults.
+    let (ok, out, err) = check_config(dir.path(), &[], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("max_message_size = 1664"), "{out}");
+
+    std::fs::write(dir.path().join("msnd.toml"), "max_message_size = 1000\noffline_quota = 7\n").unwrap();
+    let (_, out, _) = check_config(dir.path(), &[], &[]);
+    assert!(out.contains("max_message_size = 1000") && out.contains("offline_quota = 7"), "{out}");
+    let (_, out, _) = check_config(dir.path(), &[], &[("MSND_MAX_MESSAGE_SIZE", "1200")]);
+    assert!(out.contains("max_message_size = 1200") && out.contains("offline_quota = 7"), "{out}");
+    let (_, out, _) =
+        check_config(dir.path(), &["--max-message-size", "1400"], &[("MSND_MAX_MESSAGE_SIZE", "1200")]);
+    assert!(out.contains("max_message_size = 1400"), "{out}");
+}
+
+#[test]
+fn config_mistakes_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msnd.toml");
+    let cases: &[(&str, &str)] = &[
+        ("listen = \"0.0.0.0:1863\"\nmax_mesage_size = 10\n", "unknown field `max_mesage_size`"),
+        ("max_message_size = \"big\"\n", "max_message_size"),
+        ("rate_messages = \"fast\"\n", "BURST/PER_SECOND"),
+        ("role = \"dispatcher\"\n", "unknown role"),
+        ("listen = \"nowhere\"\n", "listen"),
+        ("tls_cert = \"/x.pem\"\n", "tls_cert and tls_key go together"),
+        ("nats = \"nats://127.0.0.1:4222\"\n", "needs the shared store"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&file, text).unwrap();
+        let (ok, _, err) = check_config(dir.path(), &[], &[]);
+        assert!(!ok, "{text:?} was accepted");
+        assert!(err.contains(expected), "{text:?}: {err}");
+    }
+    // A missing --config file is an error; a missing default one is not.
+    let (ok, _, err) = check_config(dir.path(), &["--config", "/nonexistent/msnd.toml"], &[]);
+    assert!(!ok && err.contains("/nonexistent/msnd.toml"), "{err}");
+    std::fs::remove_file(&file).unwrap();
+    assert!(check_config(dir.path(), &[], &[]).0);
+}
