@@ -30,6 +30,7 @@ pub mod request;
 pub mod soap;
 pub mod sync;
 pub mod time;
+pub mod trace;
 pub mod types;
 pub mod urlencode;
 

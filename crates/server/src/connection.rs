@@ -93,12 +93,26 @@ pub struct Writer {
     buf: BytesMut,
     pub dialect: Dialect,
     write_timeout: Duration,
+    /// The account whose protocol trace the operator switched on, if this
+    /// connection is theirs (`msnd trace`).
+    pub trace: Option<String>,
 }
 
 impl Writer {
     /// Queues a reply in the connection's dialect.
     pub fn push(&mut self, reply: &Reply) {
+        let start = self.buf.len();
         reply.encode(self.dialect, &mut self.buf);
+        if let Some(account) = &self.trace {
+            trace_bytes(account, "S", &self.buf[start..]);
+        }
+    }
+
+    /// Traces a command the client sent, if this connection is traced.
+    pub fn trace_in(&self, frame: &Frame) {
+        if let Some(account) = &self.trace {
+            trace_frame(account, "C", frame);
+        }
     }
 
     /// Writes everything queued. A client that does not take its data within
@@ -123,6 +137,27 @@ impl Writer {
     pub async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = timeout(self.write_timeout, self.half.shutdown()).await;
+    }
+}
+
+/// Logs one frame of a traced connection, secrets masked.
+fn trace_frame(account: &str, from: &str, frame: &Frame) {
+    let line = msnp::trace::mask_line(&frame.line);
+    match &frame.payload {
+        Some(p) => {
+            let payload = msnp::trace::mask_payload(p);
+            tracing::info!(target: "msnp::trace", %account, from, %line, %payload);
+        }
+        None => tracing::info!(target: "msnp::trace", %account, from, %line),
+    }
+}
+
+/// Logs encoded server output (one reply may be several frames).
+fn trace_bytes(account: &str, from: &str, bytes: &[u8]) {
+    let mut decoder = Decoder::new(Direction::ToClient, Limits { max_line: 1 << 20, max_payload: 1 << 20 });
+    let mut buf = BytesMut::from(bytes);
+    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+        trace_frame(account, from, &frame);
     }
 }
 
@@ -209,6 +244,7 @@ impl Connection {
                 buf: BytesMut::new(),
                 dialect: Dialect::Msnp2,
                 write_timeout: timeouts.write,
+                trace: None,
             },
             peer,
             local,

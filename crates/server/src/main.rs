@@ -46,6 +46,14 @@ enum Command {
     Backup { file: PathBuf },
     /// Replace the SQLite store with a backup. msnd must be stopped.
     Restore { file: PathBuf },
+    /// Log the protocol of one account (secrets masked), at run time: adds
+    /// the handle to DATA_DIR/trace and tells the running msnd (SIGHUP).
+    Trace {
+        email: String,
+        /// Stop tracing the account instead.
+        #[arg(long)]
+        off: bool,
+    },
     /// Drain the cluster node serving from this data dir: new users go to
     /// other nodes and its clients are moved there (the same as SIGUSR1).
     Drain,
@@ -101,7 +109,13 @@ fn main() -> anyhow::Result<()> {
     // Human-readable by default; MSND_LOG_FORMAT=json for log collectors.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("MSND_LOG").unwrap_or_else(|_| "info,tokio_postgres=warn".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A trace the operator asked for shows whatever the filter says.
+    let filter = filter.add_directive("msnp::trace=info".parse().expect("a valid directive"));
+    // Colours only for a person at a terminal, not in files or journald.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match std::env::var("MSND_LOG_FORMAT").as_deref() {
         Ok("json") => logs.json().init(),
         Ok("text") | Err(_) => logs.init(),
@@ -172,6 +186,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             std::fs::rename(&staged, &db)?;
             println!("restored {} from {}", db.display(), file.display());
+            Ok(())
+        }
+        Command::Trace { email, off } => {
+            let key = email.to_ascii_lowercase();
+            let mut list = server::server::read_trace_list(&data_dir);
+            let changed = if off { list.remove(&key) } else { list.insert(key.clone()) };
+            let mut sorted: Vec<String> = list.into_iter().collect();
+            sorted.sort();
+            std::fs::create_dir_all(&data_dir)?;
+            let text = format!("# accounts whose protocol msnd logs (msnd trace)\n{}", sorted.join("\n") + "\n");
+            std::fs::write(data_dir.join("trace"), text)?;
+            if let Some(pid) = running_pid(&data_dir) {
+                std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status()?;
+            }
+            let what = if off { "no longer traced" } else { "traced (log target msnp::trace)" };
+            println!("{key}: {what}{}", if changed { "" } else { " already" });
             Ok(())
         }
         Command::Drain => {
@@ -370,11 +400,17 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         println!("msnd: node {}", cluster.node_id());
     }
     println!("msnd: ready");
-    while wait_for_signal().await? == Signal::Drain {
-        if running.drain() {
-            tracing::info!("draining: new users go to other nodes; clients here are moved with XFR NS");
-        } else {
-            tracing::warn!("SIGUSR1 asks to drain, but this node is not in a cluster");
+    loop {
+        match wait_for_signal().await? {
+            Signal::Stop => break,
+            Signal::Drain if running.drain() => {
+                tracing::info!("draining: new users go to other nodes; clients here are moved with XFR NS")
+            }
+            Signal::Drain => tracing::warn!("SIGUSR1 asks to drain, but this node is not in a cluster"),
+            Signal::Reload => {
+                let n = running.reload_trace_list();
+                tracing::info!("tracing the protocol of {n} account(s)");
+            }
         }
     }
     tracing::info!("shutting down: telling every client OUT SSD");
@@ -390,6 +426,8 @@ enum Signal {
     Stop,
     /// SIGUSR1 (`msnd drain`): move this node's users elsewhere.
     Drain,
+    /// SIGHUP (`msnd trace`): re-read the list of traced accounts.
+    Reload,
 }
 
 #[cfg(unix)]
@@ -398,10 +436,12 @@ async fn wait_for_signal() -> anyhow::Result<Signal> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
     Ok(tokio::select! {
         _ = term.recv() => Signal::Stop,
         _ = int.recv() => Signal::Stop,
         _ = usr1.recv() => Signal::Drain,
+        _ = hup.recv() => Signal::Reload,
     })
 }
 

@@ -100,6 +100,29 @@ pub struct Shared {
     /// Set when the node drains: notification sessions move their clients
     /// to other nodes.
     pub drain: watch::Sender<bool>,
+    /// Accounts (handle keys) whose protocol the operator is tracing.
+    pub traced: parking_lot::RwLock<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    /// The account to trace a connection under, if its user is traced.
+    pub fn trace_for(&self, key: Option<&str>) -> Option<String> {
+        let key = key?;
+        let traced = self.traced.read();
+        (!traced.is_empty() && traced.contains(key)).then(|| key.to_string())
+    }
+}
+
+/// The accounts listed in `DATA_DIR/trace` (one handle per line; `#`
+/// comments).
+pub fn read_trace_list(data_dir: &std::path::Path) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(data_dir.join("trace"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 impl Shared {
@@ -208,6 +231,7 @@ impl Server {
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
         let connections = Arc::new(AtomicU64::new(0));
+        let config_data_dir = config.data_dir.clone();
         let cluster = match &config.cluster {
             Some(settings) => {
                 let host = config.public_host.clone().unwrap_or_else(|| dispatch_addr.ip().to_string());
@@ -241,6 +265,7 @@ impl Server {
             cluster,
             connections,
             drain: watch::channel(false).0,
+            traced: parking_lot::RwLock::new(read_trace_list(&config_data_dir)),
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
@@ -315,6 +340,14 @@ impl RunningServer {
     /// The node's place in a cluster, if any.
     pub fn cluster(&self) -> Option<&Arc<crate::cluster::NatsCluster>> {
         self.shared.cluster.as_ref()
+    }
+
+    /// Re-reads `DATA_DIR/trace`: the accounts whose protocol is logged.
+    pub fn reload_trace_list(&self) -> usize {
+        let list = read_trace_list(&self.shared.config.data_dir);
+        let n = list.len();
+        *self.shared.traced.write() = list;
+        n
     }
 
     /// Drains this node: the cluster stops sending users here, and every

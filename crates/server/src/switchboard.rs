@@ -57,6 +57,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             break;
         }
         let me = sb.joined.as_ref().map(|(_, p)| p.clone());
+        conn.writer.trace = sb.shared.trace_for(me.as_ref().map(|p| p.key.as_str()));
         let overflowed = async {
             match &me {
                 Some(p) => p.overflowed().await,
@@ -105,6 +106,9 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
 
 impl SbConnection {
     async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+        // Looked up per command, so `msnd trace` takes effect at once.
+        w.trace = self.shared.trace_for(self.joined.as_ref().map(|(_, p)| p.key.as_str()));
+        w.trace_in(&frame);
         let request = match SbRequest::parse(&frame) {
             Ok(r) => r,
             Err(e) => {

@@ -171,8 +171,7 @@ fn config_file_environment_and_flags_in_that_order_of_strength() {
     assert!(out.contains("max_message_size = 1000") && out.contains("offline_quota = 7"), "{out}");
     let (_, out, _) = check_config(dir.path(), &[], &[("MSND_MAX_MESSAGE_SIZE", "1200")]);
     assert!(out.contains("max_message_size = 1200") && out.contains("offline_quota = 7"), "{out}");
-    let (_, out, _) =
-        check_config(dir.path(), &["--max-message-size", "1400"], &[("MSND_MAX_MESSAGE_SIZE", "1200")]);
+    let (_, out, _) = check_config(dir.path(), &["--max-message-size", "1400"], &[("MSND_MAX_MESSAGE_SIZE", "1200")]);
     assert!(out.contains("max_message_size = 1400"), "{out}");
 }
 
@@ -200,4 +199,77 @@ fn config_mistakes_are_explained() {
     assert!(!ok && err.contains("/nonexistent/msnd.toml"), "{err}");
     std::fs::remove_file(&file).unwrap();
     assert!(check_config(dir.path(), &[], &[]).0);
+}
+
+#[tokio::test]
+async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let mut child = msnd()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .env("MSND_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    // A TestServer view of it, for the helpers (it does not own the process).
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addrs = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "msnd: ready" {
+            break;
+        }
+        addrs.push(line);
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let addr = |prefix: &str| -> std::net::SocketAddr {
+        addrs.iter().find(|l| l.starts_with(prefix)).unwrap().rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let server = TestServer::attach(&data, addr("msnd: dispatch"), addr("msnd: notification"), addr("msnd: http"));
+    let (mut a_ns, mut b_ns, mut a, _b) = alice_and_bob_in_a_session(&server).await;
+    let log = || std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log().contains("msnp::trace"), "nobody is traced yet");
+
+    let trace = |args: &[&str]| {
+        let out = msnd().arg("--data-dir").arg(&data).arg("trace").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    trace(&["alice@example.com"]);
+    // The running server picks the list up on SIGHUP; ping until it shows.
+    let started = std::time::Instant::now();
+    while !log().contains("from=\"C\" line=PNG") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "trace never started: {}", log());
+        a_ns.sync_point().await;
+    }
+    a_ns.send("XFR 40 SB").await;
+    let xfr = a_ns.expect_prefix("XFR 40 SB ").await;
+    let cookie = xfr.args()[5].to_string();
+    a.send_payload("MSG 41 N", &text_message("traced words")).await;
+    b_ns.sync_point().await;
+    a_ns.sync_point().await;
+    let text = log();
+    assert!(text.contains("account=alice@example.com"), "{text}");
+    assert!(text.contains("CKI ***"), "the cookie is masked: {text}");
+    assert!(!text.contains(&cookie), "the cookie never appears: {text}");
+    assert!(text.contains("traced words"), "switchboard traffic of the account is traced too: {text}");
+    assert!(!text.contains("account=bob@example.com"), "only the account asked for");
+
+    trace(&["alice@example.com", "--off"]);
+    let started = std::time::Instant::now();
+    loop {
+        // Once a ping goes by untraced, tracing is off.
+        let before = log().len();
+        a_ns.sync_point().await;
+        if !log()[before..].contains("line=PNG") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "trace never stopped");
+    }
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    child.wait().unwrap();
 }

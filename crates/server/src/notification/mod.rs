@@ -119,6 +119,7 @@ pub async fn serve(
             break;
         }
         let user = session.user();
+        conn.writer.trace = session.shared.trace_for(user.as_ref().map(|u| u.key.as_str()));
         let overflowed = async {
             match &user {
                 Some(u) => u.overflowed().await,
@@ -231,6 +232,9 @@ impl NsSession {
     }
 
     async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+        // Looked up per command, so `msnd trace` takes effect at once.
+        w.trace = self.shared.trace_for(self.user().as_ref().map(|u| u.key.as_str()));
+        w.trace_in(&frame);
         let request = match NsRequest::parse(&frame, w.dialect) {
             Ok(r) => r,
             Err(e) => {

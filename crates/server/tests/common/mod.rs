@@ -51,6 +51,22 @@ impl TestServer {
         s
     }
 
+    /// Stands for a server the caller started and owns (to use the helpers).
+    pub fn attach(dir: &Path, dispatch: SocketAddr, ns: SocketAddr, http: SocketAddr) -> TestServer {
+        TestServer {
+            child: None,
+            dir: dir.to_path_buf(),
+            _temp: None,
+            dispatch,
+            ns,
+            http: Some(http),
+            https: None,
+            legacy_https: None,
+            msnp_tls: None,
+            extra: Vec::new(),
+        }
+    }
+
     /// Starts a server on a data dir the caller owns (cluster nodes share a
     /// server key, copied into each one's dir).
     pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
