@@ -38,8 +38,8 @@ pub fn skip(test: &str, reason: &str) {
 
 /// A schema of its own in the test PostgreSQL, so tests run in parallel
 /// without seeing each other's rows; `None` (after [`skip`]) when the server
-/// cannot be reached. The schema is left behind for inspection; its name
-/// carries the test's name and a random suffix.
+/// cannot be reached. The schema outlives the test, for inspection, until a
+/// later run finds the process that made it gone and drops it.
 pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
     let url = postgres_url();
     let mut config = match tokio_postgres::Config::from_str(&url) {
@@ -58,9 +58,32 @@ pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
         }
     };
     tokio::spawn(connection);
-    let suffix: u32 = rand::random();
-    let schema = format!("t_{}_{suffix:08x}", test.rsplit("::").next().unwrap_or(test).to_ascii_lowercase());
-    let schema: String = schema.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(60).collect();
+    // The random part first: PostgreSQL cuts names at 63 bytes, and a name
+    // cut before its random part would collide with an earlier run's.
+    let suffix: u64 = rand::random();
+    let name: String = test
+        .rsplit("::")
+        .next()
+        .unwrap_or(test)
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect();
+    // The test process's id leads, so that schemas of finished runs can be
+    // told apart from those of runs still going and dropped.
+    let schema = format!("t_{}_{suffix:016x}_{name}", std::process::id());
+    let existing = client
+        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'", &[])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for old in existing {
+        let pid = old.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{old}\" CASCADE")).await;
+        }
+    }
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("CREATE SCHEMA");
     config.options(format!("-c search_path={schema}"));
     Some(config)
