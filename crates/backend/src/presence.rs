@@ -41,8 +41,9 @@ pub enum NsEvent {
     PersonalMessage { handle: String, payload: String },
     /// A contact's phone property changed (`BPR`).
     ContactProperty { serial: u32, handle: String, kind: String, value: Option<String> },
-    /// The session must end with `OUT reason`.
-    Kick(OutReason),
+    /// The session must end with `OUT reason` (`OUT` alone when an
+    /// operator ends it).
+    Kick(Option<OutReason>),
 }
 
 /// The presence-related properties of an online user.

@@ -281,7 +281,7 @@ impl Backend {
             }
             Envelope::SignedInElsewhere { to, session } => {
                 if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.session_id == session) {
-                    u.deliver(NsEvent::Kick(OutReason::OtherLogin));
+                    u.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
                 }
             }
             Envelope::OfflineMessageWaiting { to } => {
@@ -552,6 +552,13 @@ impl Backend {
     }
 
     async fn check_passport(&self, handle: &Handle, passwords: &[&str]) -> Result<String, ErrorCode> {
+        self.check_password(handle, passwords).await?;
+        Ok(self.tickets.issue(handle.key(), self.config.ticket_lifetime))
+    }
+
+    /// The account, if one of `passwords` is its password (and it is not
+    /// disabled). Unknown accounts cost a hash too.
+    async fn check_password(&self, handle: &Handle, passwords: &[&str]) -> Result<Account, ErrorCode> {
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
         let hash = match &account {
@@ -561,9 +568,49 @@ impl Backend {
         let passwords: Vec<String> = passwords.iter().take(2).map(|p| p.to_string()).collect();
         let ok = self.hashing.verify(passwords, hash).await.ok_or(ErrorCode::ServerUnavailable)?;
         match (ok, account) {
-            (true, Some(_)) => Ok(self.tickets.issue(handle.key(), self.config.ticket_lifetime)),
+            (true, Some(account)) => Ok(account),
             _ => Err(ErrorCode::AuthenticationFailed),
         }
+    }
+
+    /// Checks a password typed into a web page (throttled like any login).
+    pub async fn web_login(&self, handle: &str, password: &str, source: IpAddr) -> Result<Account, ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        self.throttle_login(handle.key(), source).await?;
+        let result = self.check_password(&handle, &[password]).await;
+        self.login_outcome(handle.key(), source, result)
+    }
+
+    /// Disables an account (and ends its session) or enables it again.
+    pub async fn set_disabled(&self, handle: &str, disabled: bool) -> Result<(), AccountError> {
+        let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
+        self.store.set_disabled(handle.key(), disabled).await?;
+        if disabled {
+            self.kick(handle.key());
+        }
+        Ok(())
+    }
+
+    /// Ends a user's session on this node with `OUT`; false if not signed in here.
+    pub fn kick(&self, handle: &str) -> bool {
+        match self.registry.get(&handle.to_ascii_lowercase()) {
+            Some(u) => {
+                u.deliver(NsEvent::Kick(None));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends a message from the service to everyone signed in here; returns
+    /// how many.
+    pub fn broadcast(&self, text: &str) -> usize {
+        let payload = format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}");
+        let users = self.registry.all();
+        for u in &users {
+            u.deliver(NsEvent::SystemMessage { payload: bytes::Bytes::from(payload.clone()) });
+        }
+        users.len()
     }
 
     /// A further ticket for an account whose password was just checked (RST
@@ -599,7 +646,7 @@ impl Backend {
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
         if let Some(previous) = self.registry.insert(user.clone()) {
-            previous.deliver(NsEvent::Kick(OutReason::OtherLogin));
+            previous.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
             self.web_tokens.lock().remove(&previous.web_token);
         } else if let Some((cluster, node)) = self.remote(&user.key) {
             cluster.send(&node, Envelope::SignedInElsewhere { to: user.key.clone(), session: 0 });

@@ -92,6 +92,46 @@ pub struct ServerConfig {
     pub roles: crate::cluster::Roles,
     /// Cluster membership, when the node is one of several.
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// Who may create an account on the web page.
+    pub registration: Registration,
+    /// The code `Registration::Invite` asks for.
+    pub invite_code: Option<String>,
+    /// Accounts (handles) that may use the operator page.
+    pub operators: Vec<String>,
+}
+
+/// Who may sign up on the web page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone.
+    Open,
+    /// Whoever has the operator's invite code.
+    Invite,
+    /// Nobody: the operator creates accounts (`msnd user add`).
+    Closed,
+}
+
+impl std::fmt::Display for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Registration::Open => "open",
+            Registration::Invite => "invite",
+            Registration::Closed => "closed",
+        })
+    }
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(Registration::Open),
+            "invite" => Ok(Registration::Invite),
+            "closed" => Ok(Registration::Closed),
+            _ => Err(format!("unknown registration `{s}` (open, invite, closed)")),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -134,6 +174,9 @@ impl ServerConfig {
             database: None,
             roles: crate::cluster::Roles::ALL,
             cluster: None,
+            registration: Registration::Closed,
+            invite_code: None,
+            operators: Vec::new(),
         }
     }
 }

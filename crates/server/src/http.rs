@@ -39,11 +39,13 @@ struct HttpState {
 
 /// The routes served by axum (everything but the Passport paths).
 pub fn router(shared: Arc<Shared>) -> Router {
+    let started = Instant::now();
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status.json", get(status))
         .route("/metrics", get(metrics))
-        .with_state(HttpState { shared, started: Instant::now() })
+        .with_state(HttpState { shared: shared.clone(), started })
+        .merge(crate::web::routes(crate::web::WebState { shared, started, sessions: Default::default() }))
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
@@ -165,7 +167,7 @@ pub async fn serve<S>(
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
         "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
         "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
-        _ => forward(router, request).await,
+        _ => forward(router, request, peer).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
     let _ = stream.shutdown().await;
@@ -175,8 +177,17 @@ pub async fn serve<S>(
 /// services answer loopback clients (local tools, tests) unless the operator
 /// allowed more.
 fn password_may_arrive(path: &str, tls: bool, peer: SocketAddr, insecure_http_login: bool) -> bool {
-    let carries_password =
-        matches!(path, "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" | "/RST.srf" | "/RST2.srf");
+    let carries_password = matches!(
+        path,
+        "/login2.srf"
+            | "/login.srf"
+            | "/ppsecure/login.srf"
+            | "/RST.srf"
+            | "/RST2.srf"
+            | "/signup"
+            | "/password"
+            | "/admin/login"
+    );
     !carries_password || tls || peer.ip().is_loopback() || insecure_http_login
 }
 
@@ -448,8 +459,11 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
 }
 
 /// Hands a request to the axum router and turns its answer into ours.
-async fn forward(router: Router, request: Request) -> Response {
-    let mut builder = axum::http::Request::builder().method(request.method.as_str()).uri(request.target.as_str());
+async fn forward(router: Router, request: Request, peer: SocketAddr) -> Response {
+    let mut builder = axum::http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.target.as_str())
+        .extension(crate::web::Peer(peer));
     for (n, v) in &request.headers {
         builder = builder.header(n.as_str(), v.as_str());
     }

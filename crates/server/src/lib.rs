@@ -22,6 +22,7 @@ pub mod server;
 pub mod switchboard;
 
 pub mod tls;
+pub mod web;
 
 pub use config::ServerConfig;
 pub use server::{RunningServer, Server};

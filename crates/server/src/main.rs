@@ -345,6 +345,12 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     limits.logins.slow_after_account = o.login_failures_per_account.unwrap() / 2;
     limits.logins.refuse_after_address = o.login_failures_per_address.unwrap().max(1);
     limits.logins.slow_after_address = o.login_failures_per_address.unwrap() / 3;
+    config.registration = o.registration.unwrap();
+    config.invite_code = o.invite_code.clone().filter(|c| !c.is_empty());
+    if config.registration == server::config::Registration::Invite && config.invite_code.is_none() {
+        bail!("registration = \"invite\" needs an invite_code");
+    }
+    config.operators = o.operators.clone().unwrap_or_default().iter().map(|h| h.to_ascii_lowercase()).collect();
     if o.tls_cert.is_some() != o.tls_key.is_some() {
         bail!("tls_cert and tls_key go together");
     }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Roles;
-use crate::config::ChallengePolicy;
+use crate::config::{ChallengePolicy, Registration};
 
 /// Gives a type that reads and writes itself as a string (`FromStr` and
 /// `Display`) the same form in the config file.
@@ -35,7 +35,7 @@ macro_rules! string_serde {
     )*};
 }
 
-string_serde!(RateArg, Roles, ChallengePolicy);
+string_serde!(RateArg, Roles, ChallengePolicy, Registration);
 
 /// A flood-control rate: `BURST/PER_SECOND`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -240,6 +240,17 @@ pub struct ServeOptions {
     /// [default: 60]
     #[arg(long, env = "MSND_PARTIAL_LINE_TIMEOUT_SECS")]
     pub partial_line_timeout_secs: Option<u64>,
+    /// Who may create an account on the web page: open, invite (with
+    /// invite_code) or closed. [default: closed]
+    #[arg(long, env = "MSND_REGISTRATION")]
+    pub registration: Option<Registration>,
+    /// The code the sign-up page asks for when registration is invite.
+    #[arg(long, env = "MSND_INVITE_CODE")]
+    pub invite_code: Option<String>,
+    /// Accounts that may sign in to the operator page (/admin); repeat the
+    /// flag, or a list in the file.
+    #[arg(long = "operator", env = "MSND_OPERATORS", value_delimiter = ',')]
+    pub operators: Option<Vec<String>>,
 }
 
 impl ServeOptions {
@@ -276,6 +287,7 @@ impl ServeOptions {
             insecure_http_login: Some(false),
             refuse_md5: Some(false),
             no_referral: Some(false),
+            registration: Some(Registration::Closed),
             ..Default::default()
         }
     }

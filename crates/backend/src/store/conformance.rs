@@ -85,6 +85,12 @@ async fn accounts_credentials_and_listing(f: Fixture) {
     let got = store.account("zed@x.com").await.unwrap().unwrap();
     assert_eq!((got.credentials.password_hash.as_str(), got.credentials.sealed_secret), ("y", None));
     assert!(matches!(store.set_credentials("nobody@x.com", creds()).await, Err(StoreError::NoSuchAccount)));
+    store.set_disabled("zed@x.com", true).await.unwrap();
+    assert!(store.account("zed@x.com").await.unwrap().unwrap().disabled);
+    assert!(store.list_accounts().await.unwrap().iter().any(|a| a.handle == "Zed@x.com" && a.disabled));
+    store.set_disabled("zed@x.com", false).await.unwrap();
+    assert!(!store.account("zed@x.com").await.unwrap().unwrap().disabled);
+    assert!(matches!(store.set_disabled("nobody@x.com", true).await, Err(StoreError::NoSuchAccount)));
     // Ordered by handle bytes, whatever the database's collation.
     let list = store.list_accounts().await.unwrap();
     let order: Vec<_> = list.iter().map(|s| (s.handle.as_str(), s.contacts)).collect();

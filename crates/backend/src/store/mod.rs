@@ -104,6 +104,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an account and every list entry that names it; the serial of
     /// each user whose lists changed is bumped so their clients resync.
     async fn delete_account(&self, handle_key: &str) -> Result<(), StoreError>;
+    /// Disables an account (it cannot sign in) or enables it again.
+    async fn set_disabled(&self, handle_key: &str, disabled: bool) -> Result<(), StoreError>;
     /// Replaces an account's credentials.
     async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError>;
     /// All accounts, ordered by handle.

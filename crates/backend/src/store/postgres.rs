@@ -363,6 +363,16 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn set_disabled(&self, handle_key: &str, disabled: bool) -> Result<(), StoreError> {
+        change!(self, tx, {
+            let n = tx
+                .execute("UPDATE accounts SET disabled = $2 WHERE handle_key = $1", &[&handle_key, &disabled])
+                .await
+                .map_err(pg)?;
+            if n == 0 { Err(StoreError::NoSuchAccount) } else { Ok(()) }
+        })
+    }
+
     async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError> {
         change!(self, tx, {
             let n = tx

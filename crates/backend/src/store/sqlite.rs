@@ -418,6 +418,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_disabled(&self, handle_key: &str, disabled: bool) -> Result<(), StoreError> {
+        let key = handle_key.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute("UPDATE accounts SET disabled = ?2 WHERE handle_key = ?1", params![key, disabled])
+                .map_err(db)?;
+            if n == 0 { Err(StoreError::NoSuchAccount) } else { Ok(()) }
+        })
+        .await
+    }
+
     async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError> {
         let key = handle_key.to_string();
         self.run(move |conn| {

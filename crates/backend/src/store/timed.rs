@@ -71,6 +71,9 @@ impl Store for TimedStore {
     async fn delete_account(&self, handle_key: &str) -> Result<(), StoreError> {
         self.time(self.inner.delete_account(handle_key)).await
     }
+    async fn set_disabled(&self, handle_key: &str, disabled: bool) -> Result<(), StoreError> {
+        self.time(self.inner.set_disabled(handle_key, disabled)).await
+    }
     async fn set_credentials(&self, handle_key: &str, credentials: Credentials) -> Result<(), StoreError> {
         self.time(self.inner.set_credentials(handle_key, credentials)).await
     }

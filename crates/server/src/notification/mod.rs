@@ -418,7 +418,7 @@ impl NsSession {
                 }
             }
             NsEvent::Kick(reason) => {
-                w.push(&Reply::Out { reason: Some(reason) });
+                w.push(&Reply::Out { reason });
                 return Flow::Close;
             }
         }

@@ -1,0 +1,385 @@
+//! The web pages: a public status page, sign-up (open, by invite code, or
+//! closed), password change, and an operator page behind a login (accounts,
+//! live sessions, kick, disable, broadcast).
+//!
+//! Server-rendered HTML with plain forms: nothing to build, nothing to run
+//! in the browser. Operator sessions are random tokens in an `HttpOnly`,
+//! `SameSite=Strict` cookie, and every operator form carries the session's
+//! own anti-forgery token as well.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Extension, Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use backend::secrets::constant_time_eq;
+use serde::Deserialize;
+
+use crate::config::Registration;
+use crate::server::Shared;
+
+/// The address a request came from (set by the HTTP front).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Operator sessions: token → (handle, anti-forgery token, expiry).
+#[derive(Default)]
+pub struct Sessions(parking_lot::Mutex<HashMap<String, (String, String, Instant)>>);
+
+/// How long an operator stays signed in.
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+const COOKIE: &str = "msnd_operator";
+
+#[derive(Clone)]
+pub struct WebState {
+    pub shared: Arc<Shared>,
+    pub started: Instant,
+    pub sessions: Arc<Sessions>,
+}
+
+pub fn routes(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/signup", get(signup_page).post(signup))
+        .route("/password", get(password_page).post(change_password))
+        .route("/admin/login", get(admin_login_page).post(admin_login))
+        .route("/admin", get(admin))
+        .route("/admin/kick", post(admin_kick))
+        .route("/admin/disable", post(admin_disable))
+        .route("/admin/broadcast", post(admin_broadcast))
+        .route("/admin/logout", post(admin_logout))
+        .with_state(state)
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · Mariposa</title><style>\
+         body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+         label{{display:block;margin:.6rem 0 .2rem}} input{{font:inherit;padding:.3rem;width:20rem;max-width:100%}}\
+         button{{font:inherit;padding:.3rem .8rem;margin-top:.8rem}} table{{border-collapse:collapse}}\
+         td,th{{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}}\
+         .error{{color:#a00}} .ok{{color:#060}} nav a{{margin-right:1rem}}\
+         </style></head><body><nav><a href=\"/\">Mariposa</a><a href=\"/signup\">Sign up</a>\
+         <a href=\"/password\">Change password</a><a href=\"/admin\">Operator</a></nav>\
+         <h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    ))
+}
+
+fn message(kind: &str, text: &str) -> String {
+    format!("<p class=\"{kind}\" id=\"{kind}\">{}</p>", esc(text))
+}
+
+async fn home(State(s): State<WebState>) -> Html<String> {
+    let backend = &s.shared.backend;
+    let uptime = s.started.elapsed().as_secs();
+    let body = format!(
+        "<p>A Mariposa MSN Messenger service.</p>\
+         <table><tr><th>Users online</th><td id=\"online\">{}</td></tr>\
+         <tr><th>Conversations</th><td>{}</td></tr>\
+         <tr><th>Up for</th><td>{}d {}h {}m</td></tr></table>",
+        backend.registry().len(),
+        backend.switchboards().len(),
+        uptime / 86400,
+        uptime / 3600 % 24,
+        uptime / 60 % 60,
+    );
+    page("Status", &body)
+}
+
+fn signup_form(s: &WebState, note: &str) -> String {
+    let code = if s.shared.config.registration == Registration::Invite {
+        "<label for=\"code\">Invite code</label><input id=\"code\" name=\"code\" required>"
+    } else {
+        ""
+    };
+    format!(
+        "{note}<form method=\"post\" action=\"/signup\">\
+         <label for=\"email\">E-mail address (your sign-in name)</label><input id=\"email\" name=\"email\" type=\"email\" required>\
+         <label for=\"name\">Display name</label><input id=\"name\" name=\"name\">\
+         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" required>\
+         <label for=\"password2\">Password again</label><input id=\"password2\" name=\"password2\" type=\"password\" required>\
+         {code}<button id=\"submit\" type=\"submit\">Create the account</button></form>"
+    )
+}
+
+async fn signup_page(State(s): State<WebState>) -> Html<String> {
+    if s.shared.config.registration == Registration::Closed {
+        return page("Sign up", &message("error", "Sign-up is closed here: ask the operator for an account."));
+    }
+    page("Sign up", &signup_form(&s, ""))
+}
+
+#[derive(Deserialize)]
+struct Signup {
+    email: String,
+    #[serde(default)]
+    name: String,
+    password: String,
+    password2: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn signup(State(s): State<WebState>, Form(f): Form<Signup>) -> Response {
+    let refuse = |text: &str| (StatusCode::BAD_REQUEST, page("Sign up", &signup_form(&s, &message("error", text))));
+    match s.shared.config.registration {
+        Registration::Closed => return refuse("Sign-up is closed here.").into_response(),
+        Registration::Invite => {
+            let expected = s.shared.config.invite_code.as_deref().unwrap_or("");
+            if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.code.trim().as_bytes()) {
+                return refuse("That invite code is not right.").into_response();
+            }
+        }
+        Registration::Open => {}
+    }
+    if f.password != f.password2 {
+        return refuse("The two passwords differ.").into_response();
+    }
+    if f.password.chars().count() < 6 {
+        return refuse("Choose a password of six characters or more.").into_response();
+    }
+    let name = Some(f.name.trim()).filter(|n| !n.is_empty());
+    match s.shared.backend.create_account(f.email.trim(), name, &f.password).await {
+        Ok(()) => page(
+            "Welcome",
+            &message("ok", &format!("Account {} created. Sign in with it in your messenger.", f.email.trim())),
+        )
+        .into_response(),
+        Err(backend::service::AccountError::Store(backend::store::StoreError::AccountExists)) => {
+            refuse("That address already has an account.").into_response()
+        }
+        Err(backend::service::AccountError::InvalidHandle(_)) => {
+            refuse("That is not an address the service can use.").into_response()
+        }
+        Err(backend::service::AccountError::InvalidName) => refuse("That display name cannot be used.").into_response(),
+        Err(e) => {
+            tracing::error!("sign-up failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, page("Sign up", &message("error", "Something went wrong.")))
+                .into_response()
+        }
+    }
+}
+
+fn password_form(note: &str) -> String {
+    format!(
+        "{note}<form method=\"post\" action=\"/password\">\
+         <label for=\"email\">E-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required>\
+         <label for=\"old\">Current password</label><input id=\"old\" name=\"old\" type=\"password\" required>\
+         <label for=\"new\">New password</label><input id=\"new\" name=\"new\" type=\"password\" required>\
+         <label for=\"new2\">New password again</label><input id=\"new2\" name=\"new2\" type=\"password\" required>\
+         <button id=\"submit\" type=\"submit\">Change it</button></form>"
+    )
+}
+
+async fn password_page() -> Html<String> {
+    page("Change password", &password_form(""))
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    email: String,
+    old: String,
+    new: String,
+    new2: String,
+}
+
+async fn change_password(
+    State(s): State<WebState>,
+    Extension(peer): Extension<Peer>,
+    Form(f): Form<PasswordChange>,
+) -> Response {
+    let refuse =
+        |text: &str| (StatusCode::BAD_REQUEST, page("Change password", &password_form(&message("error", text))));
+    if f.new != f.new2 {
+        return refuse("The two new passwords differ.").into_response();
+    }
+    if f.new.chars().count() < 6 {
+        return refuse("Choose a password of six characters or more.").into_response();
+    }
+    let backend = &s.shared.backend;
+    if backend.web_login(f.email.trim(), &f.old, peer.0.ip()).await.is_err() {
+        // The same answer for an unknown address and a wrong password.
+        return refuse("The address or the current password is not right.").into_response();
+    }
+    match backend.set_password(f.email.trim(), &f.new).await {
+        Ok(()) => page("Change password", &message("ok", "Your password is changed.")).into_response(),
+        Err(e) => {
+            tracing::error!("password change failed: {e}");
+            refuse("Something went wrong.").into_response()
+        }
+    }
+}
+
+fn login_form(note: &str) -> String {
+    format!(
+        "{note}<form method=\"post\" action=\"/admin/login\">\
+         <label for=\"email\">Operator's e-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required>\
+         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" required>\
+         <button id=\"submit\" type=\"submit\">Sign in</button></form>"
+    )
+}
+
+async fn admin_login_page() -> Html<String> {
+    page("Operator sign-in", &login_form(""))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+async fn admin_login(State(s): State<WebState>, Extension(peer): Extension<Peer>, Form(f): Form<Login>) -> Response {
+    let key = f.email.trim().to_ascii_lowercase();
+    let operator = s.shared.config.operators.contains(&key);
+    // The password is checked either way, so the answer's timing does not
+    // tell operators from other accounts.
+    let checked = s.shared.backend.web_login(&key, &f.password, peer.0.ip()).await.is_ok();
+    if !(operator && checked) {
+        let note = message("error", "That is not an operator's address and password.");
+        return (StatusCode::UNAUTHORIZED, page("Operator sign-in", &login_form(&note))).into_response();
+    }
+    let token = backend::secrets::random_token(32);
+    let csrf = backend::secrets::random_token(32);
+    {
+        let mut sessions = s.sessions.0.lock();
+        sessions.retain(|_, (_, _, expires)| *expires > Instant::now());
+        sessions.insert(token.clone(), (key, csrf, Instant::now() + SESSION_LIFETIME));
+    }
+    let cookie =
+        format!("{COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_LIFETIME.as_secs());
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response()
+}
+
+/// The operator and the session's anti-forgery token, from the cookie.
+fn operator(s: &WebState, headers: &HeaderMap) -> Option<(String, String)> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let token = cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix(&format!("{COOKIE}=")))?;
+    let sessions = s.sessions.0.lock();
+    let (handle, csrf, expires) = sessions.get(token)?;
+    (*expires > Instant::now() && s.shared.config.operators.contains(handle)).then(|| (handle.clone(), csrf.clone()))
+}
+
+/// The operator of a form post whose anti-forgery token matches.
+fn authorised(s: &WebState, headers: &HeaderMap, csrf: &str) -> Option<String> {
+    let (handle, expected) = operator(s, headers)?;
+    constant_time_eq(expected.as_bytes(), csrf.as_bytes()).then_some(handle)
+}
+
+async fn admin(State(s): State<WebState>, headers: HeaderMap) -> Response {
+    let Some((me, csrf)) = operator(&s, &headers) else { return Redirect::to("/admin/login").into_response() };
+    let backend = &s.shared.backend;
+    let hidden = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&csrf));
+    let mut online: Vec<_> = backend.registry().all();
+    online.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut sessions =
+        String::from("<table id=\"sessions\"><tr><th>Account</th><th>State</th><th>Dialect</th><th></th></tr>");
+    for u in &online {
+        let p = u.presence();
+        let state = if p.started { p.state.code() } else { "signing in" };
+        sessions.push_str(&format!(
+            "<tr><td>{h}</td><td>{state}</td><td>{d}</td><td><form method=\"post\" action=\"/admin/kick\">{hidden}\
+             <input type=\"hidden\" name=\"handle\" value=\"{h}\"><button id=\"kick-{h}\">Kick</button></form></td></tr>",
+            h = esc(&u.handle),
+            d = u.dialect,
+        ));
+    }
+    sessions.push_str("</table>");
+    let accounts = match backend.list_accounts().await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::error!("cannot list accounts: {e}");
+            Vec::new()
+        }
+    };
+    let mut table =
+        String::from("<table id=\"accounts\"><tr><th>Account</th><th>Name</th><th>Contacts</th><th></th></tr>");
+    for a in &accounts {
+        let (label, value) = if a.disabled { ("Enable", "0") } else { ("Disable", "1") };
+        table.push_str(&format!(
+            "<tr><td>{h}</td><td>{n}</td><td>{c}</td><td><form method=\"post\" action=\"/admin/disable\">{hidden}\
+             <input type=\"hidden\" name=\"handle\" value=\"{h}\"><input type=\"hidden\" name=\"disable\" value=\"{value}\">\
+             <button id=\"{id}-{h}\">{label}</button></form></td></tr>",
+            h = esc(&a.handle),
+            n = esc(&a.friendly),
+            c = a.contacts,
+            id = label.to_ascii_lowercase(),
+        ));
+    }
+    table.push_str("</table>");
+    let body = format!(
+        "<p>Signed in as {me}. <form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{hidden}<button>Sign out</button></form></p>\
+         <h2>Signed in now ({n})</h2>{sessions}\
+         <h2>Accounts ({m})</h2>{table}\
+         <h2>Message to everyone signed in</h2><form method=\"post\" action=\"/admin/broadcast\">{hidden}\
+         <input id=\"text\" name=\"text\" required><button id=\"broadcast\">Send</button></form>",
+        me = esc(&me),
+        n = online.len(),
+        m = accounts.len(),
+    );
+    page("Operator", &body).into_response()
+}
+
+#[derive(Deserialize)]
+struct Target {
+    csrf: String,
+    handle: String,
+    #[serde(default)]
+    disable: String,
+}
+
+async fn admin_kick(State(s): State<WebState>, headers: HeaderMap, Form(f): Form<Target>) -> Response {
+    let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
+    let kicked = s.shared.backend.kick(&f.handle);
+    tracing::info!(operator = %me, handle = %f.handle, kicked, "operator ended a session");
+    Redirect::to("/admin").into_response()
+}
+
+async fn admin_disable(State(s): State<WebState>, headers: HeaderMap, Form(f): Form<Target>) -> Response {
+    let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
+    let disable = f.disable == "1";
+    if let Err(e) = s.shared.backend.set_disabled(&f.handle, disable).await {
+        return (StatusCode::BAD_REQUEST, page("Operator", &message("error", &e.to_string()))).into_response();
+    }
+    tracing::info!(operator = %me, handle = %f.handle, disable, "operator changed an account");
+    Redirect::to("/admin").into_response()
+}
+
+#[derive(Deserialize)]
+struct Broadcast {
+    csrf: String,
+    text: String,
+}
+
+async fn admin_broadcast(State(s): State<WebState>, headers: HeaderMap, Form(f): Form<Broadcast>) -> Response {
+    let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
+    let n = s.shared.backend.broadcast(f.text.trim());
+    tracing::info!(operator = %me, users = n, "operator broadcast a message");
+    Redirect::to("/admin").into_response()
+}
+
+#[derive(Deserialize)]
+struct Csrf {
+    csrf: String,
+}
+
+async fn admin_logout(State(s): State<WebState>, headers: HeaderMap, Form(f): Form<Csrf>) -> Response {
+    if authorised(&s, &headers, &f.csrf).is_some() {
+        s.sessions.0.lock().retain(|_, (_, csrf, _)| *csrf != f.csrf);
+    }
+    let expired = format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, expired)], Redirect::to("/")).into_response()
+}
