@@ -134,3 +134,116 @@ async fn sign_up_change_password_sign_in_and_an_operator_kicks_the_session() {
     assert_eq!(reason, "signed out", "a plain OUT");
     b.close().await.unwrap();
 }
+
+/// Posts a form (`application/x-www-form-urlencoded`), with a cookie if given.
+async fn post_form(server: &TestServer, path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> HttpAnswer {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", msnp::urlencode::encode(v))).collect();
+    let body = body.join("&");
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+    http_exchange(stream, request.as_bytes()).await
+}
+
+fn body(answer: &HttpAnswer) -> String {
+    String::from_utf8_lossy(&answer.body).into_owned()
+}
+
+#[tokio::test]
+async fn registration_modes_are_enforced() {
+    let signup = [("email", "eve@example.com"), ("password", "secret-1"), ("password2", "secret-1")];
+    // Closed (the default): no sign-up at all.
+    let closed = TestServer::start();
+    assert!(body(&http_get(closed.http.unwrap(), "/signup", &[]).await).contains("closed"));
+    let answer = post_form(&closed, "/signup", &signup, None).await;
+    assert_eq!(answer.status, 400);
+    // By invite: the code must match.
+    let invite = TestServer::start_with(&["--registration", "invite", "--invite-code", "sesame"]);
+    let mut wrong = signup.to_vec();
+    wrong.push(("code", "open-sesame"));
+    assert_eq!(post_form(&invite, "/signup", &wrong, None).await.status, 400);
+    let mut right = signup.to_vec();
+    right.push(("code", "sesame"));
+    let answer = post_form(&invite, "/signup", &right, None).await;
+    assert_eq!(answer.status, 200, "{}", body(&answer));
+    let mut eve = login(&invite, "eve@example.com", "secret-1").await;
+    eve.sync_point().await;
+    // The same address twice, and mismatched passwords, are refused.
+    assert!(body(&post_form(&invite, "/signup", &right, None).await).contains("already has an account"));
+    let mut differ = right.clone();
+    differ[2] = ("password2", "secret-2");
+    assert!(body(&post_form(&invite, "/signup", &differ, None).await).contains("differ"));
+}
+
+/// Signs the operator in; returns the session cookie and the page's
+/// anti-forgery token.
+async fn operator_session(server: &TestServer) -> (String, String) {
+    let answer =
+        post_form(server, "/admin/login", &[("email", "boss@example.com"), ("password", "pw-boss")], None).await;
+    assert_eq!(answer.status, 303);
+    let cookie = answer.header("set-cookie").expect("a session cookie").split(';').next().unwrap().to_string();
+    let page = http_get(server.http.unwrap(), "/admin", &[("Cookie", &cookie)]).await;
+    let html = body(&page);
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn the_operator_page_needs_an_operator_and_its_forms_need_the_session_token() {
+    let server = TestServer::start_with(&["--operator", "boss@example.com"]);
+    users(&server, &["boss", "alice", "bob"]);
+    // Not signed in: off to the login form.
+    let answer = http_get(server.http.unwrap(), "/admin", &[]).await;
+    assert!(answer.status == 303 || answer.status == 302 || answer.status == 307);
+    // A real account that is not an operator, and a wrong password, are refused alike.
+    for (email, password) in [("alice@example.com", "pw-alice"), ("boss@example.com", "wrong")] {
+        let answer = post_form(&server, "/admin/login", &[("email", email), ("password", password)], None).await;
+        assert_eq!(answer.status, 401, "{email}");
+        assert!(answer.header("set-cookie").is_none());
+    }
+    let (cookie, csrf) = operator_session(&server).await;
+    let (mut a, _) = online_as(&server, "alice").await;
+    let (mut b, _) = online_as(&server, "bob").await;
+
+    // A form without the session's token does nothing.
+    let forged =
+        post_form(&server, "/admin/kick", &[("csrf", "guess"), ("handle", "alice@example.com")], Some(&cookie)).await;
+    assert_eq!(forged.status, 403);
+    let no_cookie = post_form(&server, "/admin/kick", &[("csrf", &csrf), ("handle", "alice@example.com")], None).await;
+    assert_eq!(no_cookie.status, 403);
+    a.sync_point().await;
+
+    // Broadcast reaches everyone signed in, as a message from the service.
+    let text = "Maintenance at noon";
+    assert_eq!(
+        post_form(&server, "/admin/broadcast", &[("csrf", &csrf), ("text", text)], Some(&cookie)).await.status,
+        303
+    );
+    for c in [&mut a, &mut b] {
+        let msg = c.expect_prefix("MSG Hotmail Hotmail ").await;
+        assert!(String::from_utf8(msg.payload.unwrap()).unwrap().ends_with(text));
+    }
+    // Disabling an account ends its session and refuses its logins.
+    let fields = [("csrf", csrf.as_str()), ("handle", "bob@example.com"), ("disable", "1")];
+    assert_eq!(post_form(&server, "/admin/disable", &fields, Some(&cookie)).await.status, 303);
+    assert_eq!(b.expect_closed().await.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["OUT"]);
+    let mut x = Client::connect(server.ns).await;
+    x.send("VER 1 MSNP2 CVR0").await;
+    x.expect("VER 1 MSNP2").await;
+    x.send("USR 2 MD5 I bob@example.com").await;
+    let challenge = x.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
+    x.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, "pw-bob"))).await;
+    x.expect("911 3").await;
+    // ...and enabling it lets them back in.
+    let fields = [("csrf", csrf.as_str()), ("handle", "bob@example.com"), ("disable", "0")];
+    assert_eq!(post_form(&server, "/admin/disable", &fields, Some(&cookie)).await.status, 303);
+    let mut b = login(&server, "bob@example.com", "pw-bob").await;
+    b.sync_point().await;
+    // Signing out ends the session.
+    assert_eq!(post_form(&server, "/admin/logout", &[("csrf", &csrf)], Some(&cookie)).await.status, 303);
+    let after = http_get(server.http.unwrap(), "/admin", &[("Cookie", &cookie)]).await;
+    assert_ne!(after.status, 200);
+}
