@@ -175,6 +175,13 @@ pub fn random_u32() -> u32 {
     OsRng.next_u32()
 }
 
+/// A random string of `len` letters and digits from the operating system's
+/// CSPRNG (web sessions and their anti-forgery tokens).
+pub fn random_token(len: usize) -> String {
+    use rand::Rng;
+    rand::rngs::OsRng.sample_iter(&rand::distributions::Alphanumeric).take(len).map(char::from).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,11 +236,4 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
-}
-
-/// A random string of `len` letters and digits from the operating system's
-/// CSPRNG (web sessions and their anti-forgery tokens).
-pub fn random_token(len: usize) -> String {
-    use rand::Rng;
-    rand::rngs::OsRng.sample_iter(&rand::distributions::Alphanumeric).take(len).map(char::from).collect()
 }
