@@ -153,6 +153,19 @@ pub enum OnlineState {
 }
 
 impl OnlineState {
+    /// Every state, in the order of the reference's table.
+    pub const ALL: [OnlineState; 9] = [
+        OnlineState::Online,
+        OnlineState::Busy,
+        OnlineState::Idle,
+        OnlineState::BeRightBack,
+        OnlineState::Away,
+        OnlineState::OnThePhone,
+        OnlineState::OutToLunch,
+        OnlineState::Hidden,
+        OnlineState::Offline,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             OnlineState::Online => "NLN",

@@ -149,19 +149,10 @@ fn list() -> impl Strategy<Value = ListKind> {
 }
 
 fn state() -> impl Strategy<Value = OnlineState> {
-    let all = [
-        OnlineState::Online,
-        OnlineState::Busy,
-        OnlineState::Idle,
-        OnlineState::BeRightBack,
-        OnlineState::Away,
-        OnlineState::OnThePhone,
-        OnlineState::OutToLunch,
-        OnlineState::Hidden,
-        OnlineState::Offline,
-    ];
     // Only the states a client may ask for travel in CHG.
-    prop::sample::select(all.into_iter().filter(|s| OnlineState::from_code(s.code()) == Some(*s)).collect::<Vec<_>>())
+    prop::sample::select(
+        OnlineState::ALL.into_iter().filter(|s| OnlineState::from_code(s.code()) == Some(*s)).collect::<Vec<_>>(),
+    )
 }
 
 /// Every request a client can send to a notification server in `dialect`.

@@ -33,17 +33,7 @@ pub fn render(shared: &Shared, uptime: Duration) -> String {
             None => by_state.push((state, 1)),
         }
     }
-    for state in [
-        OnlineState::Online,
-        OnlineState::Busy,
-        OnlineState::Idle,
-        OnlineState::BeRightBack,
-        OnlineState::Away,
-        OnlineState::OnThePhone,
-        OnlineState::OutToLunch,
-        OnlineState::Hidden,
-        OnlineState::Offline,
-    ] {
+    for state in OnlineState::ALL {
         let n = by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "msnd_users_online{{state=\"{}\"}} {n}", state.code());
     }
