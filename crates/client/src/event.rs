@@ -52,6 +52,8 @@ pub enum Event {
     FileFallback { transfer: u64, reason: String },
     /// A transfer did not happen or stopped.
     FileFailed { transfer: u64, reason: String },
+    /// A message from the service itself (an operator's broadcast).
+    ServiceMessage { text: String },
     /// The server ended the session (`OTH`: signed in elsewhere; `SSD`:
     /// shutting down) or the connection was lost.
     SignedOut { reason: String },

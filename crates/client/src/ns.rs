@@ -445,6 +445,16 @@ async fn handle(
                 shared.emit(Event::Offline { handle: handle.to_string() });
             }
         }
+        // The service's own messages; text ones are for the user to read
+        // (the profile, mail and maintenance notices are other types).
+        "MSG" if a.first() == Some(&"Hotmail") => {
+            if let Some(message) = f.payload.as_deref().and_then(|p| msnp::mime::MimeMessage::parse(p).ok())
+                && message.content_type().is_some_and(|t| t.starts_with("text/plain"))
+            {
+                let text = String::from_utf8_lossy(&message.body).into_owned();
+                shared.emit(Event::ServiceMessage { text });
+            }
+        }
         "UBX" => {
             if let Some(handle) = a.first() {
                 let text = psm_text(f.payload.as_deref().unwrap_or_default());

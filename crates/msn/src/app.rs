@@ -288,6 +288,7 @@ impl App {
                     t.offer = None;
                 }
             }
+            Event::ServiceMessage { text } => self.status = format!("From the service: {text}"),
             Event::SignedOut { reason } => {
                 self.status = match reason.as_str() {
                     "OTH" => "Signed out: you signed in somewhere else".into(),

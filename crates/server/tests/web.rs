@@ -72,6 +72,21 @@ async fn browser(port: u16) -> fantoccini::Client {
         .expect("a browser session")
 }
 
+/// The first event `want` picks, skipping others.
+async fn wait_for(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    want: impl Fn(&Event) -> Option<String>,
+) -> String {
+    let found = async {
+        loop {
+            if let Some(found) = want(&events.recv().await.expect("events")) {
+                return found;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), found).await.expect("the event in time")
+}
+
 async fn fill(b: &fantoccini::Client, fields: &[(&str, &str)]) {
     for (id, value) in fields {
         b.find(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
@@ -120,17 +135,21 @@ async fn sign_up_change_password_sign_in_and_an_operator_kicks_the_session() {
     b.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
     let sessions = text_of(&b, "sessions").await;
     assert!(sessions.contains("newbie@example.com"), "{sessions}");
-    b.find(Locator::Css("button[id='kick-newbie@example.com']")).await.unwrap().click().await.unwrap();
-    let reason = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match events.recv().await.expect("events") {
-                Event::SignedOut { reason } => return reason,
-                _ => continue,
-            }
-        }
+    // A broadcast reaches the client as a message from the service.
+    fill(&b, &[("text", "Back in five")]).await;
+    b.find(Locator::Id("broadcast")).await.unwrap().click().await.unwrap();
+    let text = wait_for(&mut events, |e| match e {
+        Event::ServiceMessage { text } => Some(text.clone()),
+        _ => None,
     })
-    .await
-    .expect("the client is told it was signed out");
+    .await;
+    assert_eq!(text, "Back in five");
+    b.find(Locator::Css("button[id='kick-newbie@example.com']")).await.unwrap().click().await.unwrap();
+    let reason = wait_for(&mut events, |e| match e {
+        Event::SignedOut { reason } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
     assert_eq!(reason, "signed out", "a plain OUT");
     b.close().await.unwrap();
 }
