@@ -345,14 +345,21 @@ impl Backend {
     /// the contact already looked offline to them).
     /// `gone` holds (handle key, handle) pairs.
     pub fn node_down(&self, gone: &[(String, String)]) {
+        if gone.is_empty() {
+            return;
+        }
+        // Each local user's forward list against the set of the gone: the
+        // work grows with the lists, not with (local users × gone users).
+        let gone: std::collections::HashMap<&str, &str> = gone.iter().map(|(k, h)| (k.as_str(), h.as_str())).collect();
         for u in self.registry.all() {
             if !u.presence().started {
                 continue;
             }
-            for (key, handle) in gone {
-                if u.with_lists(|l| l.bits(key).contains(ListKind::Forward)) {
-                    u.deliver(NsEvent::Offline { handle: handle.clone() });
-                }
+            let offline: Vec<String> = u.with_lists(|l| {
+                l.members(ListKind::Forward).filter_map(|k| gone.get(k).map(|h| h.to_string())).collect()
+            });
+            for handle in offline {
+                u.deliver(NsEvent::Offline { handle });
             }
         }
     }
