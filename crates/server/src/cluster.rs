@@ -137,6 +137,8 @@ enum Outgoing {
     Publish(String, Bytes),
     Seat(String, Seat),
     Unseat(String, NodeId, u64),
+    /// Answered once everything queued before it is on the wire.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A node's membership of the cluster.
@@ -239,9 +241,8 @@ impl NatsCluster {
         let mut heartbeats = client.subscribe(settings.heartbeats()).await?;
         let mut broadcasts = client.subscribe(settings.broadcast_subject()).await?;
         let directory_store = sessions.clone();
-        // Read the current entries before serving anyone.
-        let initial = directory_store.watch_with_history(">").await.context("cannot watch the session directory")?;
-        drop(initial);
+        let empty = sessions.status().await.map(|s| s.values() == 0).unwrap_or(true);
+        let (loaded, directory_ready) = tokio::sync::oneshot::channel::<()>();
 
         tokio::spawn(publisher(client.clone(), sessions, queue));
         let b = backend.clone();
@@ -292,20 +293,34 @@ impl NatsCluster {
                 tracing::error!("cluster: cannot watch the session directory");
                 return;
             };
+            // Told once the entries that existed at the start are read.
+            let mut loaded = if empty {
+                let _ = loaded.send(());
+                None
+            } else {
+                Some(loaded)
+            };
             while let Some(entry) = watch.next().await {
                 let Some(cluster) = weak.upgrade() else { return };
                 let Ok(entry) = entry else { continue };
+                // The last entry that existed at the start: say so once applied.
+                let caught_up = if entry.delta == 0 { loaded.take() } else { None };
                 let Some(key) = handle_of_seat_key(&entry.key) else { continue };
                 // Deletes, purges and the empty value of a sign-out all end a seat.
                 let seat = match entry.operation {
                     kv::Operation::Put => serde_json::from_slice::<Seat>(&entry.value).ok(),
                     _ => None,
                 };
-                let mut directory = cluster.directory.write();
-                match seat {
-                    Some(seat) => directory.insert(key, seat),
-                    None => directory.remove(&key),
-                };
+                {
+                    let mut directory = cluster.directory.write();
+                    match seat {
+                        Some(seat) => directory.insert(key, seat),
+                        None => directory.remove(&key),
+                    };
+                }
+                if let Some(done) = caught_up {
+                    let _ = done.send(());
+                }
             }
         });
         let weak = Arc::downgrade(&cluster);
@@ -316,10 +331,17 @@ impl NatsCluster {
                 ticks.tick().await;
                 let Some(cluster) = weak.upgrade() else { return };
                 cluster.beat(false);
-                cluster.sweep(&backend);
+                cluster.sweep();
             }
         });
+        // Serve only once the node knows the cluster: the directory as it
+        // stands, and every live node (each beats once per interval).
+        let wait = cluster.settings.request_timeout;
+        if tokio::time::timeout(wait, directory_ready).await.is_err() {
+            tracing::warn!("cluster: the session directory did not load within {wait:?}; going on");
+        }
         cluster.beat(false);
+        tokio::time::sleep(cluster.settings.heartbeat).await;
         Ok(cluster)
     }
 
@@ -348,24 +370,27 @@ impl NatsCluster {
         }
     }
 
-    /// Declares nodes dead that have been silent too long.
-    fn sweep(&self, backend: &Backend) {
+    /// Declares nodes dead that have been silent too long: tells every
+    /// node, this one included, in one message, and each acts on it as it
+    /// arrives (as for a node that leaves). So the dispatch node stops
+    /// referring users to a dead node as their watchers see them go offline,
+    /// rather than at its own next sweep.
+    fn sweep(&self) {
         let timeout = self.settings.node_timeout;
-        let dead: Vec<NodeId> = {
-            let mut nodes = self.nodes.write();
-            let dead: Vec<NodeId> = nodes
-                .iter()
-                .filter(|(id, (_, seen))| **id != self.settings.node_id && seen.elapsed() > timeout)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &dead {
-                nodes.remove(id);
+        let mut dead = Vec::new();
+        for (id, (info, seen)) in self.nodes.write().iter_mut() {
+            if *id != self.settings.node_id && seen.elapsed() > timeout {
+                // Not declared again while the obituary is on its way (and
+                // declared again should it be lost).
+                *seen = Instant::now();
+                dead.push(NodeInfo { leaving: true, ..info.clone() });
             }
-            dead
-        };
-        for node in dead {
-            tracing::warn!(%node, "cluster: node silent for {timeout:?}; its users are offline");
-            self.forget_node(&node, backend);
+        }
+        for obituary in dead {
+            tracing::warn!(node = %obituary.node, "cluster: node silent for {timeout:?}; its users are offline");
+            if let Ok(payload) = serde_json::to_vec(&obituary) {
+                let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
+            }
         }
     }
 
@@ -419,10 +444,11 @@ impl NatsCluster {
     /// Says goodbye, so the others need not wait for the timeout.
     pub async fn leave(&self) {
         self.beat(true);
-        // Let the publisher send it before the connection goes.
-        let _ = self.client.flush().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = self.client.flush().await;
+        // Wait until the publisher has sent it (and all before it).
+        let (done, sent) = tokio::sync::oneshot::channel();
+        if self.outgoing.send(Outgoing::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(self.settings.request_timeout, sent).await;
+        }
     }
 }
 
@@ -440,6 +466,10 @@ async fn publisher(client: async_nats::Client, sessions: kv::Store, mut queue: m
                 if let Err(e) = sessions.put(seat_key(&key), value.into()).await {
                     tracing::warn!("cluster: cannot record a sign-in: {e}");
                 }
+            }
+            Outgoing::Flush(done) => {
+                let _ = client.flush().await;
+                let _ = done.send(());
             }
             Outgoing::Unseat(key, node, session) => {
                 // Only our own entry: a newer sign-in elsewhere must stay.
