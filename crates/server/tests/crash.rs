@@ -3,8 +3,8 @@
 //! clients were told. Every acknowledged change must be there; a change sent
 //! but not yet acknowledged may or may not be, but nothing else may appear.
 //!
-//! The kill moments come from a seed printed at the start, so a failure can
-//! be replayed with `CRASH_SEED=<seed>`.
+//! The kill moments (after how many acknowledgements) come from a seed
+//! printed at the start, so a failure can be replayed with `CRASH_SEED=<seed>`.
 
 mod common;
 
@@ -23,6 +23,31 @@ struct Ledger {
 
 type Shared = Arc<Mutex<Ledger>>;
 
+/// Acknowledgements seen by all writers together; the kill waits on it.
+#[derive(Default)]
+struct Progress {
+    acked: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl Progress {
+    fn ack(&self) {
+        self.acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves once `n` changes have been acknowledged.
+    async fn reached(&self, n: usize) {
+        loop {
+            let changed = self.changed.notified();
+            if self.acked.load(std::sync::atomic::Ordering::SeqCst) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 /// A small deterministic generator (xorshift): the test needs only
 /// reproducible delays, not a dependency.
 struct Seeded(u64);
@@ -37,7 +62,7 @@ impl Seeded {
 }
 
 /// Alice adds contacts with up to 16 ADDs in flight.
-async fn add_contacts(mut alice: Client, round: usize, ledger: Shared) {
+async fn add_contacts(mut alice: Client, round: usize, ledger: Shared, progress: Arc<Progress>) {
     let mut next = 0usize;
     let mut in_flight = std::collections::VecDeque::new();
     loop {
@@ -52,6 +77,7 @@ async fn add_contacts(mut alice: Client, round: usize, ledger: Shared) {
         assert!(line.text.starts_with("ADD "), "round {round}: {}", line.text);
         let handle = in_flight.pop_front().expect("an ADD in flight");
         ledger.lock().unwrap().acked.push(handle);
+        progress.ack();
         if in_flight.is_empty() && next == CONTACTS {
             return;
         }
@@ -59,7 +85,7 @@ async fn add_contacts(mut alice: Client, round: usize, ledger: Shared) {
 }
 
 /// Bob changes his name, privacy mode and prompt setting, one at a time.
-async fn change_settings(mut bob: Client, round: usize, ledger: Shared) {
+async fn change_settings(mut bob: Client, round: usize, ledger: Shared, progress: Arc<Progress>) {
     for i in 0.. {
         let flip = (i / 3) % 2 == 0;
         let (command, value) = match i % 3 {
@@ -75,11 +101,18 @@ async fn change_settings(mut bob: Client, round: usize, ledger: Shared) {
         // acknowledgement of the state as an echo.
         assert!(line.text.starts_with(command) || line.text.starts_with("218 "), "round {round}: {}", line.text);
         ledger.lock().unwrap().acked.push(record);
+        progress.ack();
     }
 }
 
 /// Carol stores offline messages for Olivia through the web service.
-async fn store_messages(server_http: std::net::SocketAddr, carol_auth: String, round: usize, ledger: Shared) {
+async fn store_messages(
+    server_http: std::net::SocketAddr,
+    carol_auth: String,
+    round: usize,
+    ledger: Shared,
+    progress: Arc<Progress>,
+) {
     let _ = round;
     for i in 0.. {
         let text = format!("r{round}-m{i}");
@@ -90,6 +123,7 @@ async fn store_messages(server_http: std::net::SocketAddr, carol_auth: String, r
             return;
         }
         ledger.lock().unwrap().acked.push(text);
+        progress.ack();
     }
 }
 
@@ -129,13 +163,24 @@ async fn acknowledged_changes_survive_kill_9_at_random_moments() {
         let bob = login(&server, "bob@example.com", "pw-bob").await;
         let carol = login_as_dialect(&server, 11, "carol@example.com", "pw-carol").await;
         let ledgers: [Shared; 3] = Default::default();
+        let progress = Arc::new(Progress::default());
         let writers = [
-            tokio::spawn(add_contacts(alice, round, ledgers[0].clone())),
-            tokio::spawn(change_settings(bob, round, ledgers[1].clone())),
-            tokio::spawn(store_messages(server.http.unwrap(), carol.mspauth(), round, ledgers[2].clone())),
+            tokio::spawn(add_contacts(alice, round, ledgers[0].clone(), progress.clone())),
+            tokio::spawn(change_settings(bob, round, ledgers[1].clone(), progress.clone())),
+            tokio::spawn(store_messages(
+                server.http.unwrap(),
+                carol.mspauth(),
+                round,
+                ledgers[2].clone(),
+                progress.clone(),
+            )),
         ];
-        let delay = Duration::from_millis(60 + random.next() % 400);
-        tokio::time::sleep(delay).await;
+        // The kill comes after a random number of acknowledgements, while
+        // all three writers still have changes in flight.
+        let target = 10 + (random.next() % 120) as usize;
+        tokio::time::timeout(Duration::from_secs(60), progress.reached(target))
+            .await
+            .expect("the writers make progress");
         server.kill9();
         for w in writers {
             w.await.expect("a writer ends cleanly when the server dies");
@@ -146,7 +191,7 @@ async fn acknowledged_changes_survive_kill_9_at_random_moments() {
             *n += ledger.acked.len();
         }
         println!(
-            "round {round}: killed after {delay:?}; acknowledged {} adds, {} settings, {} messages",
+            "round {round}: killed after {target} acknowledgements; acknowledged {} adds, {} settings, {} messages",
             adds.acked.len(),
             settings.acked.len(),
             messages.acked.len()

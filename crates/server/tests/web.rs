@@ -39,20 +39,25 @@ async fn chromedriver(test: &str) -> Option<(Driver, u16)> {
         }
     }
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("/usr/bin/chromedriver")
+    let mut child = Command::new("/usr/bin/chromedriver")
         .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
+    // It says when it listens.
+    let stdout = child.stdout.take().unwrap();
     let driver = Driver(child);
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some((driver, port));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not listen on {port}");
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let ok = lines.by_ref().any(|l| l.is_ok_and(|l| l.contains("started successfully")));
+        std::thread::spawn(move || for _ in lines {});
+        ok
+    });
+    let ok = tokio::time::timeout(Duration::from_secs(30), started).await.expect("chromedriver in time").unwrap();
+    assert!(ok, "chromedriver did not start");
+    Some((driver, port))
 }
 
 async fn browser(port: u16) -> fantoccini::Client {
