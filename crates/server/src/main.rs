@@ -197,22 +197,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&data_dir)?;
             let text = format!("# accounts whose protocol msnd logs (msnd trace)\n{}", sorted.join("\n") + "\n");
             std::fs::write(data_dir.join("trace"), text)?;
-            if let Some(pid) = running_pid(&data_dir) {
-                std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status()?;
+            // A running msnd re-reads the list; a stopped one reads it at start.
+            if running_pid(&data_dir).is_some() {
+                signal_running(&data_dir, "-HUP")?;
             }
             let what = if off { "no longer traced" } else { "traced (log target msnp::trace)" };
             println!("{key}: {what}{}", if changed { "" } else { " already" });
             Ok(())
         }
         Command::Drain => {
-            let pid_file = config.data_dir.join("msnd.pid");
-            let pid = std::fs::read_to_string(&pid_file)
-                .with_context(|| format!("no running msnd here ({} is missing)", pid_file.display()))?;
-            let pid = pid.trim();
-            let status = std::process::Command::new("kill").args(["-USR1", pid]).status()?;
-            if !status.success() {
-                bail!("cannot signal msnd (pid {pid})");
-            }
+            let pid = signal_running(&data_dir, "-USR1")?;
             println!("asked msnd (pid {pid}) to drain");
             Ok(())
         }
@@ -371,6 +365,17 @@ fn layered(flags: &ServeOptions, given: &Option<PathBuf>, data_dir: &std::path::
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     Ok(flags.over(&file.over(&ServeOptions::defaults())))
+}
+
+/// Sends `signal` (as `kill` spells it) to the msnd serving from `data_dir`.
+fn signal_running(data_dir: &std::path::Path, signal: &str) -> anyhow::Result<u32> {
+    let Some(pid) = running_pid(data_dir) else {
+        bail!("no msnd is serving from {}", data_dir.display());
+    };
+    if !std::process::Command::new("kill").args([signal, &pid.to_string()]).status()?.success() {
+        bail!("cannot signal msnd (pid {pid})");
+    }
+    Ok(pid)
 }
 
 /// The pid of an msnd serving from `data_dir`, if one is running.
