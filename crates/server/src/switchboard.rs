@@ -57,7 +57,6 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             break;
         }
         let me = sb.joined.as_ref().map(|(_, p)| p.clone());
-        conn.writer.trace = sb.shared.trace_for(me.as_ref().map(|p| p.key.as_str()));
         let overflowed = async {
             match &me {
                 Some(p) => p.overflowed().await,
@@ -105,9 +104,14 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
 }
 
 impl SbConnection {
-    async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
-        // Looked up per command, so `msnd trace` takes effect at once.
+    /// Looked up for each command and event, so `msnd trace` takes effect
+    /// at once.
+    fn refresh_trace(&self, w: &mut Writer) {
         w.trace = self.shared.trace_for(self.joined.as_ref().map(|(_, p)| p.key.as_str()));
+    }
+
+    async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
+        self.refresh_trace(w);
         w.trace_in(&frame);
         let request = match SbRequest::parse(&frame) {
             Ok(r) => r,
@@ -238,6 +242,7 @@ impl SbConnection {
     }
 
     fn event(&mut self, event: SbEvent, w: &mut Writer) {
+        self.refresh_trace(w);
         match event {
             SbEvent::Joined { handle, friendly, client_id } => w.push(&Reply::Joi { handle, friendly, client_id }),
             SbEvent::Left { handle, idle } => w.push(&Reply::Bye { handle, idle }),

@@ -119,7 +119,6 @@ pub async fn serve(
             break;
         }
         let user = session.user();
-        conn.writer.trace = session.shared.trace_for(user.as_ref().map(|u| u.key.as_str()));
         let overflowed = async {
             match &user {
                 Some(u) => u.overflowed().await,
@@ -180,6 +179,16 @@ pub async fn serve(
 }
 
 impl NsSession {
+    /// Looked up for each command and event, so `msnd trace` takes effect
+    /// at once.
+    fn refresh_trace(&self, w: &mut Writer) {
+        let key = match &self.login {
+            Login::SignedIn(u) => Some(u.key.as_str()),
+            _ => None,
+        };
+        w.trace = self.shared.trace_for(key);
+    }
+
     fn user(&self) -> Option<Arc<OnlineUser>> {
         match &self.login {
             Login::SignedIn(u) => Some(u.clone()),
@@ -232,8 +241,7 @@ impl NsSession {
     }
 
     async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
-        // Looked up per command, so `msnd trace` takes effect at once.
-        w.trace = self.shared.trace_for(self.user().as_ref().map(|u| u.key.as_str()));
+        self.refresh_trace(w);
         w.trace_in(&frame);
         let request = match NsRequest::parse(&frame, w.dialect) {
             Ok(r) => r,
@@ -391,6 +399,7 @@ impl NsSession {
     }
 
     fn event(&mut self, event: NsEvent, w: &mut Writer) -> Flow {
+        self.refresh_trace(w);
         let dialect = w.dialect;
         match event {
             NsEvent::Presence(presence) => w.push(&Reply::Nln { presence }),
