@@ -23,6 +23,7 @@ use tokio::time::timeout;
 use tower::ServiceExt;
 
 use crate::server::Shared;
+use crate::web::WebState;
 
 /// Largest request head we read.
 const MAX_HEAD: usize = 16 * 1024;
@@ -31,31 +32,25 @@ const MAX_BODY: usize = 64 * 1024;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
-struct HttpState {
-    shared: Arc<Shared>,
-    started: Instant,
-}
-
-/// The routes served by axum (everything but the Passport paths).
+/// The routes served by axum (everything but the Passport paths): health,
+/// status, metrics, and the web pages, on one state.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let started = Instant::now();
-    Router::new()
+    let state = WebState { shared, started: Instant::now(), sessions: Default::default() };
+    crate::web::routes()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status.json", get(status))
         .route("/metrics", get(metrics))
-        .with_state(HttpState { shared: shared.clone(), started })
-        .merge(crate::web::routes(crate::web::WebState { shared, started, sessions: Default::default() }))
+        .with_state(state)
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
+async fn metrics(State(state): State<WebState>) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         crate::metrics::render(&state.shared, state.started.elapsed()),
     )
 }
 
-async fn status(State(state): State<HttpState>) -> axum::Json<serde_json::Value> {
+async fn status(State(state): State<WebState>) -> axum::Json<serde_json::Value> {
     let backend = &state.shared.backend;
     let c = &state.shared.counters;
     let b = backend.stats();

@@ -42,7 +42,8 @@ pub struct WebState {
     pub sessions: Arc<Sessions>,
 }
 
-pub fn routes(state: WebState) -> Router {
+/// The pages' routes; the caller adds its own and the state.
+pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/", get(home))
         .route("/signup", get(signup_page).post(signup))
@@ -53,7 +54,6 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/disable", post(admin_disable))
         .route("/admin/broadcast", post(admin_broadcast))
         .route("/admin/logout", post(admin_logout))
-        .with_state(state)
 }
 
 /// Escapes text for HTML.
