@@ -151,8 +151,9 @@ pub struct NatsCluster {
     directory: RwLock<HashMap<String, Seat>>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     draining: AtomicBool,
-    /// Open connections, shared with the listeners.
-    load: Arc<AtomicU64>,
+    /// Open connections by role, shared with the listeners; their sum is
+    /// the load.
+    load: Arc<[AtomicU64; 3]>,
 }
 
 impl ClusterSettings {
@@ -200,11 +201,11 @@ fn stable_hash(parts: &[&str]) -> u64 {
 
 impl NatsCluster {
     /// Connects, joins, and starts the background tasks. `me` describes this
-    /// node; `load` is its live connection count.
+    /// node; `load` counts its open connections by role.
     pub async fn join(
         settings: ClusterSettings,
         me: NodeInfo,
-        load: Arc<AtomicU64>,
+        load: Arc<[AtomicU64; 3]>,
         backend: Arc<Backend>,
     ) -> anyhow::Result<Arc<NatsCluster>> {
         let client = async_nats::ConnectOptions::new()
@@ -349,7 +350,7 @@ impl NatsCluster {
     fn beat(&self, leaving: bool) {
         let info = {
             let mut me = self.me.write();
-            me.load = self.load.load(Ordering::Relaxed);
+            me.load = self.load.iter().map(|n| n.load(Ordering::Relaxed)).sum();
             me.draining = self.draining.load(Ordering::Relaxed);
             me.leaving = leaving;
             me.clone()

@@ -40,8 +40,11 @@ pub fn render(shared: &Shared, uptime: Duration) -> String {
 
     family(&mut out, "msnd_connections", "gauge", "Open client connections, by role.");
     for (role, name) in ConnectionRole::ALL {
-        let _ =
-            writeln!(out, "msnd_connections{{role=\"{name}\"}} {}", c.by_role[role as usize].load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "msnd_connections{{role=\"{name}\"}} {}",
+            shared.by_role[role as usize].load(Ordering::Relaxed)
+        );
     }
 
     family(&mut out, "msnd_switchboard_sessions", "gauge", "Switchboard sessions open on this node.");

@@ -39,8 +39,6 @@ pub struct Counters {
     pub abuse_disconnects: AtomicU64,
     /// Switchboard messages relayed to the other participants.
     pub messages_relayed: AtomicU64,
-    /// Open connections per role, indexed by [`ConnectionRole`].
-    pub by_role: [AtomicU64; 3],
 }
 
 /// What an open connection is, for the connection gauges.
@@ -64,14 +62,14 @@ struct InRole(Arc<Shared>, ConnectionRole);
 
 impl InRole {
     fn new(shared: &Arc<Shared>, role: ConnectionRole) -> InRole {
-        shared.counters.by_role[role as usize].fetch_add(1, Ordering::Relaxed);
+        shared.by_role[role as usize].fetch_add(1, Ordering::Relaxed);
         InRole(shared.clone(), role)
     }
 }
 
 impl Drop for InRole {
     fn drop(&mut self) {
-        self.0.counters.by_role[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
+        self.0.by_role[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -95,8 +93,9 @@ pub struct Shared {
     pub msnp_tls_port: Option<u16>,
     /// The other nodes, when this one is part of a cluster.
     pub cluster: Option<Arc<crate::cluster::NatsCluster>>,
-    /// Open client connections (the load a node reports to the cluster).
-    pub connections: Arc<AtomicU64>,
+    /// Open client connections per role, indexed by [`ConnectionRole`]
+    /// (for the metrics; their sum is the load a node reports to the cluster).
+    pub by_role: Arc<[AtomicU64; 3]>,
     /// Set when the node drains: notification sessions move their clients
     /// to other nodes.
     pub drain: watch::Sender<bool>,
@@ -230,7 +229,7 @@ impl Server {
         };
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
-        let connections = Arc::new(AtomicU64::new(0));
+        let by_role: Arc<[AtomicU64; 3]> = Arc::default();
         let config_data_dir = config.data_dir.clone();
         let cluster = match &config.cluster {
             Some(settings) => {
@@ -245,8 +244,7 @@ impl Server {
                     leaving: false,
                 };
                 let cluster =
-                    crate::cluster::NatsCluster::join(settings.clone(), me, connections.clone(), backend.clone())
-                        .await?;
+                    crate::cluster::NatsCluster::join(settings.clone(), me, by_role.clone(), backend.clone()).await?;
                 backend.join_cluster(cluster.clone());
                 Some(cluster)
             }
@@ -263,7 +261,7 @@ impl Server {
             https_port: https_addr.map(|a| a.port()),
             msnp_tls_port: msnp_tls_addr.map(|a| a.port()),
             cluster,
-            connections,
+            by_role,
             drain: watch::channel(false).0,
             traced: parking_lot::RwLock::new(read_trace_list(&config_data_dir)),
         });
@@ -498,15 +496,6 @@ async fn http_accept_loop(
     }
 }
 
-/// Counts a connection as open until dropped.
-struct OpenConnection(Arc<AtomicU64>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// One connection's place in the per-address count; given back on drop.
 struct AddressSlot {
     shared: Arc<Shared>,
@@ -611,8 +600,6 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
 
 /// Decides a connection's role and serves it until it ends.
 async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    shared.connections.fetch_add(1, Ordering::Relaxed);
-    let _open = OpenConnection(shared.connections.clone());
     let config = &shared.config;
     let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
     let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
