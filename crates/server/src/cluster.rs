@@ -63,16 +63,8 @@ impl std::fmt::Display for Roles {
 impl std::str::FromStr for Roles {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Roles, String> {
-        Roles::parse(s)
-    }
-}
-
-impl Roles {
-    pub const ALL: Roles = Roles { dispatch: true, notification: true, switchboard: true, http: true };
-
     /// Parses `dispatch,notification,...` or `all`.
-    pub fn parse(text: &str) -> Result<Roles, String> {
+    fn from_str(text: &str) -> Result<Roles, String> {
         let mut roles = Roles::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
@@ -88,6 +80,10 @@ impl Roles {
         }
         if roles == Roles::default() { Err("no role given".into()) } else { Ok(roles) }
     }
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { dispatch: true, notification: true, switchboard: true, http: true };
 }
 
 /// How a node joins the cluster.
@@ -578,11 +574,11 @@ mod tests {
 
     #[test]
     fn roles_parse() {
-        assert_eq!(Roles::parse("all").unwrap(), Roles::ALL);
-        let r = Roles::parse("dispatch, switchboard").unwrap();
+        assert_eq!("all".parse::<Roles>().unwrap(), Roles::ALL);
+        let r = "dispatch, switchboard".parse::<Roles>().unwrap();
         assert!(r.dispatch && r.switchboard && !r.notification && !r.http);
-        assert!(Roles::parse("dispatcher").is_err());
-        assert!(Roles::parse("").is_err());
+        assert!("dispatcher".parse::<Roles>().is_err());
+        assert!("".parse::<Roles>().is_err());
     }
 
     #[test]
