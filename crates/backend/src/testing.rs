@@ -73,11 +73,17 @@ pub async fn postgres_schema(test: &str) -> Option<tokio_postgres::Config> {
     // The test process's id leads, so that schemas of finished runs can be
     // told apart from those of runs still going and dropped.
     let schema = format!("t_{}_{suffix:016x}_{name}", std::process::id());
-    let existing = client
-        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'", &[])
-        .await
-        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
-        .unwrap_or_default();
+    // Once per test process: one pass drops every schema of finished runs.
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let existing = if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        Vec::new()
+    } else {
+        client
+            .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     for old in existing {
         let pid = old.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
