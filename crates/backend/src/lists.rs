@@ -4,8 +4,6 @@
 //! the same bits MSNP8+ puts on the wire. The reverse list is kept by the
 //! server: adding someone to my forward list puts me on their reverse list.
 
-use std::collections::{BTreeSet, HashMap};
-
 use msnp::{ErrorCode, ListKind, PrivacyMode, PromptMode};
 
 use crate::config::BackendConfig;
@@ -94,99 +92,200 @@ impl ListSnapshot {
     }
 }
 
+/// A contact GUID as memory keeps it. The server issues GUIDs in the
+/// lower-case `8-4-4-4-12` form, which packs into 16 bytes instead of a
+/// 36-byte string on the heap; anything else (a GUID stored by another
+/// implementation, or none yet) is kept as it came.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ContactGuid {
+    #[default]
+    None,
+    Packed([u8; 16]),
+    Text(Box<str>),
+}
+
+impl ContactGuid {
+    pub fn new(guid: &str) -> ContactGuid {
+        if guid.is_empty() {
+            return ContactGuid::None;
+        }
+        match pack_guid(guid) {
+            Some(bytes) => ContactGuid::Packed(bytes),
+            None => ContactGuid::Text(guid.into()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == ContactGuid::None
+    }
+
+    /// Whether a GUID a client sent names this one (clients may change the
+    /// case of the hex digits).
+    pub fn matches(&self, guid: &str) -> bool {
+        match self {
+            ContactGuid::None => false,
+            ContactGuid::Packed(bytes) => pack_guid(&guid.to_ascii_lowercase()).is_some_and(|b| b == *bytes),
+            ContactGuid::Text(text) => text.eq_ignore_ascii_case(guid),
+        }
+    }
+}
+
+impl std::fmt::Display for ContactGuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContactGuid::None => Ok(()),
+            ContactGuid::Text(text) => f.write_str(text),
+            ContactGuid::Packed(b) => {
+                for (i, byte) in b.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        f.write_str("-")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The 16 bytes of a GUID in exactly the lower-case `8-4-4-4-12` form, so
+/// that formatting them gives the same text back.
+fn pack_guid(guid: &str) -> Option<[u8; 16]> {
+    let g = guid.as_bytes();
+    if g.len() != 36 || [8, 13, 18, 23].iter().any(|&i| g[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = g.iter().filter(|&&c| c != b'-');
+    for byte in &mut out {
+        let mut value = 0u8;
+        for _ in 0..2 {
+            let c = *digits.next()?;
+            let nibble = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            value = value << 4 | nibble;
+        }
+        *byte = value;
+    }
+    digits.next().is_none().then_some(out)
+}
+
 /// What memory holds about one contact of an online user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactState {
     pub bits: ListBits,
     /// The contact GUID; empty until known (a reverse-list entry made by the
     /// other user gets its GUID from the store when I add them).
-    pub guid: String,
-    pub groups: BTreeSet<u32>,
+    pub guid: ContactGuid,
+    /// The groups this forward-list contact is in, in order.
+    pub groups: Vec<u32>,
 }
 
 /// An online user's lists, kept current in memory so that presence fan-out
-/// and privacy checks never touch the store. Keyed by the contact's handle key.
+/// and privacy checks never touch the store.
+///
+/// Every signed-in user holds one, so it is kept small: the entries are a
+/// vector sorted by the contact's handle key (a third of a hash map's
+/// memory for the few dozen contacts a list usually has, and a binary search
+/// over it is as quick), each key boxed to its exact length.
 #[derive(Debug, Clone, Default)]
 pub struct ContactLists {
     pub privacy: PrivacyMode,
     pub prompt: PromptMode,
     pub groups: Vec<Group>,
-    entries: HashMap<String, ContactState>,
+    entries: Vec<(Box<str>, ContactState)>,
 }
 
 impl ContactLists {
     pub fn from_snapshot(s: &ListSnapshot) -> ContactLists {
-        ContactLists {
-            privacy: s.privacy,
-            prompt: s.prompt,
-            groups: s.groups.clone(),
-            entries: s
-                .entries
-                .iter()
-                .map(|e| {
-                    let state = ContactState {
-                        bits: e.lists,
-                        guid: e.guid.clone(),
-                        groups: e.groups.iter().copied().collect(),
-                    };
-                    (e.handle.to_ascii_lowercase(), state)
-                })
-                .collect(),
-        }
+        let mut entries: Vec<(Box<str>, ContactState)> = s
+            .entries
+            .iter()
+            .map(|e| {
+                let mut groups = e.groups.clone();
+                groups.sort_unstable();
+                groups.dedup();
+                groups.shrink_to_fit();
+                let state = ContactState { bits: e.lists, guid: ContactGuid::new(&e.guid), groups };
+                (e.handle.to_ascii_lowercase().into_boxed_str(), state)
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        entries.shrink_to_fit();
+        ContactLists { privacy: s.privacy, prompt: s.prompt, groups: s.groups.clone(), entries }
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(key))
     }
 
     pub fn bits(&self, key: &str) -> ListBits {
-        self.entries.get(key).map(|c| c.bits).unwrap_or_default()
+        self.contact(key).map(|c| c.bits).unwrap_or_default()
     }
 
     pub fn contact(&self, key: &str) -> Option<&ContactState> {
-        self.entries.get(key)
+        self.position(key).ok().map(|i| &self.entries[i].1)
+    }
+
+    fn contact_mut(&mut self, key: &str) -> Option<&mut ContactState> {
+        self.position(key).ok().map(|i| &mut self.entries[i].1)
     }
 
     /// The handle key of the contact with this GUID.
     pub fn key_of_guid(&self, guid: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(_, c)| !c.guid.is_empty() && c.guid.eq_ignore_ascii_case(guid))
-            .map(|(k, _)| k.as_str())
+        self.entries.iter().find(|(_, c)| c.guid.matches(guid)).map(|(k, _)| &**k)
     }
 
     pub fn set(&mut self, key: &str, list: ListKind, member: bool) {
-        let entry = self.entries.entry(key.to_string()).or_default();
+        let i = match self.position(key) {
+            Ok(i) => i,
+            Err(_) if !member => return,
+            Err(i) => {
+                self.entries.insert(i, (key.into(), ContactState::default()));
+                i
+            }
+        };
+        let entry = &mut self.entries[i].1;
         entry.bits = entry.bits.with(list, member);
         if list == ListKind::Forward && !member {
-            entry.groups.clear();
+            entry.groups = Vec::new();
         }
         if entry.bits.is_empty() {
-            self.entries.remove(key);
+            self.entries.remove(i);
         }
     }
 
     /// Records the contact GUID the store assigned.
     pub fn set_guid(&mut self, key: &str, guid: &str) {
-        if let Some(c) = self.entries.get_mut(key) {
-            c.guid = guid.to_string();
+        if let Some(c) = self.contact_mut(key) {
+            c.guid = ContactGuid::new(guid);
         }
     }
 
     pub fn set_group_member(&mut self, key: &str, group: u32, member: bool) {
-        if let Some(c) = self.entries.get_mut(key) {
-            if member {
-                c.groups.insert(group);
-            } else {
-                c.groups.remove(&group);
+        if let Some(c) = self.contact_mut(key) {
+            match (c.groups.binary_search(&group), member) {
+                (Err(i), true) => c.groups.insert(i, group),
+                (Ok(i), false) => {
+                    c.groups.remove(i);
+                }
+                _ => {}
             }
         }
     }
 
     /// How many people are on a list.
     pub fn count(&self, list: ListKind) -> usize {
-        self.entries.values().filter(|c| c.bits.contains(list)).count()
+        self.entries.iter().filter(|(_, c)| c.bits.contains(list)).count()
     }
 
     /// The handle keys on a list.
     pub fn members(&self, list: ListKind) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter(move |(_, c)| c.bits.contains(list)).map(|(k, _)| k.as_str())
+        self.entries.iter().filter(move |(_, c)| c.bits.contains(list)).map(|(k, _)| &**k)
     }
 
     /// A group by its number (MSNP7-9) or GUID (MSNP10+).
@@ -290,6 +389,50 @@ mod tests {
         l.set("a@x.com", ListKind::Allow, true);
         l.set("a@x.com", ListKind::Forward, false);
         assert!(l.contact("a@x.com").unwrap().groups.is_empty(), "leaving the forward list leaves its groups");
+    }
+
+    #[test]
+    fn issued_guids_pack_into_bytes_and_print_the_same() {
+        let issued = crate::secrets::new_guid();
+        let g = ContactGuid::new(&issued);
+        assert!(matches!(g, ContactGuid::Packed(_)));
+        assert_eq!(g.to_string(), issued);
+        assert!(g.matches(&issued.to_uppercase()));
+        assert!(!g.matches(&crate::secrets::new_guid()));
+        // Other shapes are kept as they came.
+        for other in [
+            "cg",
+            "0B9B9F02-32B4-4BD0-87C4-2A3F8AE1B4C3",
+            "0b9b9f02-32b4-4bd0-87c4-2a3f8ae1b4cz",
+            "0b9b9f0232b44bd087c42a3f8ae1b4c3xxxx",
+        ] {
+            let g = ContactGuid::new(other);
+            assert!(matches!(g, ContactGuid::Text(_)), "{other}");
+            assert_eq!(g.to_string(), other);
+            assert!(g.matches(&other.to_lowercase()));
+        }
+        assert!(ContactGuid::new("").is_empty());
+        assert!(!ContactGuid::new("").matches(""));
+    }
+
+    #[test]
+    fn entries_stay_sorted_and_unique_whatever_the_order_of_changes() {
+        let mut l = ContactLists::default();
+        for key in ["d@x.com", "b@x.com", "a@x.com", "c@x.com", "b@x.com"] {
+            l.set(key, ListKind::Forward, true);
+            l.set(key, ListKind::Reverse, true);
+        }
+        assert_eq!(l.members(ListKind::Forward).collect::<Vec<_>>(), ["a@x.com", "b@x.com", "c@x.com", "d@x.com"]);
+        l.set("b@x.com", ListKind::Forward, false);
+        l.set("b@x.com", ListKind::Reverse, false);
+        l.set("zz@x.com", ListKind::Allow, false);
+        assert_eq!(l.members(ListKind::Reverse).collect::<Vec<_>>(), ["a@x.com", "c@x.com", "d@x.com"]);
+        l.set_group_member("c@x.com", 7, true);
+        l.set_group_member("c@x.com", 2, true);
+        l.set_group_member("c@x.com", 7, true);
+        assert_eq!(l.contact("c@x.com").unwrap().groups, [2, 7]);
+        l.set_group_member("c@x.com", 2, false);
+        assert_eq!(l.contact("c@x.com").unwrap().groups, [7]);
     }
 
     #[test]
