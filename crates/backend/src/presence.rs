@@ -61,12 +61,25 @@ pub struct PresenceInfo {
     pub refuses_invitations: bool,
 }
 
-/// Reverse-list changes that arrived while the user's lists were loading.
+/// The user's lists in memory, and reverse-list changes that arrived while
+/// they were loading.
 #[derive(Debug, Default)]
 struct ListCache {
     lists: ContactLists,
     loaded: bool,
     pending: Vec<(String, ListKind, bool)>,
+    /// Counts every change to `lists` (and every pending one), so that a
+    /// snapshot read from the store can be known to be still current.
+    version: u64,
+}
+
+/// The lists a sign-in read from the store, kept for the session's first
+/// `SYN`: a login then reads them once, not twice. Only used while the
+/// user's lists in memory are unchanged since they were read.
+#[derive(Debug)]
+pub struct LoadedLists {
+    snapshot: ListSnapshot,
+    version: u64,
 }
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -167,21 +180,33 @@ impl OnlineUser {
 
     /// Installs the lists loaded from the store, then replays any reverse-list
     /// change that other users made while they were loading.
-    pub fn install_lists(&self, snapshot: &ListSnapshot) {
+    ///
+    /// Returns the snapshot for the first `SYN` when no change was replayed
+    /// (a replayed change may or may not be in it).
+    pub fn install_lists(&self, snapshot: ListSnapshot) -> Option<LoadedLists> {
         self.presence.lock().personal_message = snapshot.personal_message.clone();
         let mut cache = self.cache.write();
-        cache.lists = ContactLists::from_snapshot(snapshot);
+        cache.lists = ContactLists::from_snapshot(&snapshot);
         let pending = std::mem::take(&mut cache.pending);
+        let replayed = !pending.is_empty();
         for (key, list, member) in pending {
             cache.lists.set(&key, list, member);
         }
         cache.loaded = true;
+        cache.version += 1;
+        (!replayed).then_some(LoadedLists { snapshot, version: cache.version })
+    }
+
+    /// The snapshot the sign-in read, if the lists have not changed since.
+    pub fn current_snapshot(&self, loaded: LoadedLists) -> Option<ListSnapshot> {
+        (self.cache.read().version == loaded.version).then_some(loaded.snapshot)
     }
 
     /// Applies a change to the in-memory lists (own changes, or reverse-list
     /// changes made by others).
     pub fn set_list(&self, key: &str, list: ListKind, member: bool) {
         let mut cache = self.cache.write();
+        cache.version += 1;
         if cache.loaded {
             cache.lists.set(key, list, member);
         } else {
@@ -196,7 +221,9 @@ impl OnlineUser {
 
     /// Changes the in-memory lists' settings.
     pub fn with_lists_mut<T>(&self, f: impl FnOnce(&mut ContactLists) -> T) -> T {
-        f(&mut self.cache.write().lists)
+        let mut cache = self.cache.write();
+        cache.version += 1;
+        f(&mut cache.lists)
     }
 }
 

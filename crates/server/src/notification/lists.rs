@@ -43,11 +43,19 @@ pub(super) fn sync_data(s: &ListSnapshot) -> SyncData {
 }
 
 impl NsSession {
+    /// The lists the sign-in read, while still current; else the store's.
+    async fn first_or_fresh_snapshot(&mut self, user: &OnlineUser) -> Result<ListSnapshot, ErrorCode> {
+        if let Some(snapshot) = self.loaded_lists.take().and_then(|l| user.current_snapshot(l)) {
+            return Ok(snapshot);
+        }
+        self.shared.backend.list_snapshot(user).await
+    }
+
     pub(super) async fn list_request(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
         let backend = self.shared.backend.clone();
         let dialect = w.dialect;
         match request {
-            NsRequest::Syn { trid, version } => match backend.list_snapshot(user).await {
+            NsRequest::Syn { trid, version } => match self.first_or_fresh_snapshot(user).await {
                 Ok(snap) => {
                     for reply in msnp::sync::batch(dialect, trid, &version, &sync_data(&snap)) {
                         w.push(&reply);
