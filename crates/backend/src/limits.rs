@@ -50,6 +50,14 @@ impl TokenBucket {
         }
     }
 
+    /// How long until the bucket holds a token again (after a failed take).
+    fn time_to_next_token(&self, rate: Rate) -> Duration {
+        if rate.per_second <= 0.0 {
+            return Duration::MAX;
+        }
+        Duration::from_secs_f64(((1.0 - self.tokens) / rate.per_second).max(0.0))
+    }
+
     /// Whether the bucket has refilled completely (and so can be forgotten).
     fn is_full(&self, rate: Rate, now: Instant) -> bool {
         self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate.per_second >= rate.burst as f64
@@ -160,19 +168,27 @@ impl Default for KeyedBuckets {
 impl KeyedBuckets {
     /// Takes a token from `key`'s bucket for `action`.
     pub fn take(&self, key: &str, action: Action, rate: Rate) -> bool {
+        self.take_or_wait(key, action, rate).is_ok()
+    }
+
+    /// Takes a token, or says how long until there is one.
+    pub fn take_or_wait(&self, key: &str, action: Action, rate: Rate) -> Result<(), Duration> {
         let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
         let mut shard = self.shards[(h as usize) % SHARDS].lock();
         let now = Instant::now();
+        let outcome = |bucket: &mut TokenBucket| {
+            if bucket.take(rate, now) { Ok(()) } else { Err(bucket.time_to_next_token(rate)) }
+        };
         if let Some((bucket, _)) = shard.get_mut(&(key.to_string(), action)) {
-            return bucket.take(rate, now);
+            return outcome(bucket);
         }
         if shard.len() >= 4096 && shard.len().is_power_of_two() {
             shard.retain(|_, (b, r)| !b.is_full(*r, now));
         }
         let mut bucket = TokenBucket::new(rate);
-        let ok = bucket.take(rate, now);
+        let result = outcome(&mut bucket);
         shard.insert((key.to_string(), action), (bucket, rate));
-        ok
+        result
     }
 }
 

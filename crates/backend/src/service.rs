@@ -24,7 +24,7 @@ use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::TicketJar;
-use crate::presence::{NsEvent, OnlineUser, Registry};
+use crate::presence::{LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
 use crate::switchboard::{CookieJar, CookieKind, GrantFor, Participant, SbEvent, SwitchboardSession, Switchboards};
@@ -182,17 +182,37 @@ impl Backend {
     pub fn allow(&self, key: &str, action: Action) -> bool {
         let ok = self.buckets.take(key, action, self.config.rate_limits.rate(action));
         if !ok {
-            let s = &self.stats;
-            let counter = match action {
-                Action::Message => &s.rate_limited_messages,
-                Action::Data => &s.rate_limited_data,
-                Action::Invitation => &s.rate_limited_invitations,
-                Action::ListChange => &s.rate_limited_list_changes,
-                Action::StateChange => &s.rate_limited_state_changes,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.limited(action).fetch_add(1, Ordering::Relaxed);
         }
         ok
+    }
+
+    /// The counter of refused (or paced) actions of a kind.
+    fn limited(&self, action: Action) -> &AtomicU64 {
+        let s = &self.stats;
+        match action {
+            Action::Message => &s.rate_limited_messages,
+            Action::Data => &s.rate_limited_data,
+            Action::Invitation => &s.rate_limited_invitations,
+            Action::ListChange => &s.rate_limited_list_changes,
+            Action::StateChange => &s.rate_limited_state_changes,
+        }
+    }
+
+    /// Waits until the user (by handle key) may do `action`: flood control
+    /// that paces rather than refuses, for P2P data through a switchboard,
+    /// where a refusal would only make the client send the packet again.
+    /// A paced action is counted like a refusal.
+    pub async fn pace(&self, key: &str, action: Action) {
+        let rate = self.config.rate_limits.rate(action);
+        let mut counted = false;
+        while let Err(wait) = self.buckets.take_or_wait(key, action, rate) {
+            if !counted {
+                self.limited(action).fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            tokio::time::sleep(wait.max(std::time::Duration::from_micros(100))).await;
+        }
     }
 
     /// Consults the failed-login throttle before a password or ticket is
@@ -640,14 +660,14 @@ impl Backend {
     }
 
     /// Registers a signed-in user. An earlier sign-in of the same account is
-    /// told `OUT OTH`.
+    /// told `OUT OTH`. Also returns the lists it read, for the first `SYN`.
     pub async fn sign_in(
         &self,
         account: &Account,
         dialect: Dialect,
         web_token: String,
         outbox: Outbox<NsEvent>,
-    ) -> Result<Arc<OnlineUser>, ErrorCode> {
+    ) -> Result<(Arc<OnlineUser>, Option<LoadedLists>), ErrorCode> {
         let user =
             Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox));
         // Register before loading the lists: a reverse-list change made by
@@ -664,8 +684,8 @@ impl Backend {
         self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
         match self.store.list_snapshot(account.id).await {
             Ok(snapshot) => {
-                user.install_lists(&snapshot);
-                Ok(user)
+                let loaded = user.install_lists(snapshot);
+                Ok((user, loaded))
             }
             Err(e) => {
                 self.registry.remove(&user);
@@ -818,7 +838,7 @@ impl Backend {
             self.resolve_contact(user, target).ok_or(ErrorCode::NotOnList)?
         };
         user.with_lists(|l| l.check_remove(list, &key))?;
-        let guid = user.with_lists(|l| l.contact(&key).map(|c| c.guid.clone()).unwrap_or_default());
+        let guid = user.with_lists(|l| l.contact(&key).map(|c| c.guid.to_string()).unwrap_or_default());
         let Some(contact) = self.store.account(&key).await.map_err(store_error)? else {
             // The account was deleted behind our back; forget it here too.
             user.set_list(&key, list, false);
@@ -942,7 +962,7 @@ impl Backend {
         let group = self.find_group(user, group)?;
         let key = self.resolve_contact(user, contact).ok_or(ErrorCode::NotOnList)?;
         let (on_forward, in_group, guid) = user.with_lists(|l| match l.contact(&key) {
-            Some(c) => (c.bits.contains(ListKind::Forward), c.groups.contains(&group.id), c.guid.clone()),
+            Some(c) => (c.bits.contains(ListKind::Forward), c.groups.contains(&group.id), c.guid.to_string()),
             None => (false, false, String::new()),
         });
         if !on_forward {

@@ -210,6 +210,12 @@ impl Participant {
         }
     }
 
+    /// Whether the queue can take one more event (a closed one drops
+    /// whatever it is given, so it never holds a sender up).
+    fn has_room(&self) -> bool {
+        self.outbox.is_closed() || self.outbox.capacity() > 0
+    }
+
     /// Queues an event; returns false if it could not be queued. A full queue
     /// flags the connection to be closed.
     fn deliver(&self, event: SbEvent) -> bool {
@@ -267,13 +273,18 @@ impl SwitchboardSession {
     }
 
     /// Relays a message to everyone but the sender. Returns whether every
-    /// other participant got it; false also when there is nobody else. A
-    /// participant whose queue is full has stopped reading: it is removed
-    /// from the session at once (the others get `BYE`), so that it holds no
-    /// more memory and the conversation goes on without it.
-    pub fn relay(&self, from: &Participant, payload: Bytes) -> bool {
-        let others: Vec<_> =
-            self.participants.lock().iter().filter(|p| p.connection_id != from.connection_id).cloned().collect();
+    /// other participant got it; false also when there is nobody else.
+    ///
+    /// A participant whose queue is full is slower than the sender (a file
+    /// going through the switchboard to a busy client): the message waits
+    /// for room, up to `patience`, so that the sender is paced to the
+    /// reader as TCP would pace it. One still full after that has stopped
+    /// reading: it is removed from the session (the others get `BYE`), so
+    /// that it holds no more memory and the conversation goes on without
+    /// it. (Senders also stop reading while someone lacks room, see
+    /// [`SwitchboardSession::wait_for_room`], so the wait here is rare.)
+    pub async fn relay(&self, from: &Participant, payload: Bytes, patience: Duration) -> bool {
+        let others = self.others(from);
         let mut all = !others.is_empty();
         for p in others {
             let event = SbEvent::Message {
@@ -281,14 +292,56 @@ impl SwitchboardSession {
                 friendly: from.friendly.clone(),
                 payload: payload.clone(),
             };
-            if !p.deliver(event) {
-                all = false;
-                if p.overflowed.load(Ordering::Relaxed) {
-                    self.remove(&p, false);
+            let delivered = match p.outbox.try_send(event) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    match tokio::time::timeout(patience, p.outbox.send(event)).await {
+                        Ok(sent) => sent.is_ok(),
+                        Err(_) => {
+                            self.stalled(&p);
+                            false
+                        }
+                    }
                 }
-            }
+            };
+            all &= delivered;
         }
         all
+    }
+
+    /// Whether every other participant can take one more message now.
+    pub fn others_have_room(&self, from: &Participant) -> bool {
+        self.participants.lock().iter().filter(|p| p.connection_id != from.connection_id).all(|p| p.has_room())
+    }
+
+    /// Waits until every other participant can take one more message; one
+    /// whose queue stays full for `patience` has stopped reading and is
+    /// removed. A sender's connection waits here before it reads its next
+    /// command, while it goes on writing what others send it, so two busy
+    /// senders never wait on each other.
+    pub async fn wait_for_room(&self, from: &Participant, patience: Duration) {
+        for p in self.others(from) {
+            if p.has_room() {
+                continue;
+            }
+            match tokio::time::timeout(patience, p.outbox.reserve()).await {
+                Ok(_permit) => {}
+                Err(_) => self.stalled(&p),
+            }
+        }
+    }
+
+    fn others(&self, from: &Participant) -> Vec<Arc<Participant>> {
+        self.participants.lock().iter().filter(|p| p.connection_id != from.connection_id).cloned().collect()
+    }
+
+    /// A participant that took nothing for a whole `patience`: flagged, so
+    /// its connection closes, and taken out of the session.
+    fn stalled(&self, p: &Participant) {
+        p.overflowed.store(true, Ordering::Relaxed);
+        p.wake.notify_one();
+        self.remove(p, false);
     }
 
     /// Takes a participant out and tells the others. Returns whether the
@@ -502,17 +555,19 @@ mod tests {
         (Arc::new(Participant::new(&grant, id, tx)), rx)
     }
 
-    #[test]
-    fn sessions_relay_and_end_when_empty() {
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn sessions_relay_and_end_when_empty() {
         let sbs = Switchboards::default();
         let (a, mut arx) = participant("a@x.com", 1);
         let (b, mut brx) = participant("b@x.com", 2);
         let s = sbs.open(a.clone());
-        assert!(!s.relay(&a, Bytes::from_static(b"alone")));
+        assert!(!s.relay(&a, Bytes::from_static(b"alone"), PATIENCE).await);
         let roster = sbs.join(&s, b.clone(), 10).unwrap();
         assert_eq!(roster.len(), 1);
         assert!(matches!(arx.try_recv().unwrap(), SbEvent::Joined { .. }));
-        assert!(s.relay(&a, Bytes::from_static(b"hi")));
+        assert!(s.relay(&a, Bytes::from_static(b"hi"), PATIENCE).await);
         assert!(matches!(brx.try_recv().unwrap(), SbEvent::Message { .. }));
         assert!(arx.try_recv().is_err());
         sbs.leave(&s, &a, false);
@@ -523,18 +578,63 @@ mod tests {
         assert!(sbs.join(&s, c, 10).is_err());
     }
 
-    #[test]
-    fn a_reader_that_stops_is_flagged() {
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_stops_is_flagged_after_the_patience() {
         let sbs = Switchboards::default();
         let (a, _arx) = participant("a@x.com", 1);
         let (b, _brx) = participant("b@x.com", 2);
         let s = sbs.open(a.clone());
         sbs.join(&s, b.clone(), 10).unwrap();
         for _ in 0..4 {
-            assert!(s.relay(&a, Bytes::from_static(b"x")));
+            assert!(s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
         }
-        assert!(!s.relay(&a, Bytes::from_static(b"x")));
+        assert!(!s.others_have_room(&a));
+        let started = tokio::time::Instant::now();
+        assert!(!s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
+        assert_eq!(started.elapsed(), PATIENCE, "it waited for room first");
         assert!(b.overflowed.load(Ordering::Relaxed));
         assert!(!s.contains("b@x.com"), "the stalled reader left the session");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_paces_the_sender_and_stays() {
+        let sbs = Switchboards::default();
+        let (a, _arx) = participant("a@x.com", 1);
+        let (b, mut brx) = participant("b@x.com", 2);
+        let s = sbs.open(a.clone());
+        sbs.join(&s, b.clone(), 10).unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            while got < 100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(SbEvent::Message { .. }) = brx.recv().await {
+                    got += 1;
+                }
+            }
+            got
+        });
+        for _ in 0..100 {
+            s.wait_for_room(&a, PATIENCE).await;
+            assert!(s.others_have_room(&a));
+            assert!(s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
+        }
+        assert_eq!(reader.await.unwrap(), 100, "every message arrived");
+        assert!(s.contains("b@x.com"), "a reader that keeps reading stays");
+        assert!(!b.overflowed.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_room_gives_up_on_a_stalled_reader() {
+        let sbs = Switchboards::default();
+        let (a, _arx) = participant("a@x.com", 1);
+        let (b, _brx) = participant("b@x.com", 2);
+        let s = sbs.open(a.clone());
+        sbs.join(&s, b.clone(), 10).unwrap();
+        for _ in 0..4 {
+            assert!(s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
+        }
+        s.wait_for_room(&a, PATIENCE).await;
+        assert!(!s.contains("b@x.com"));
+        assert!(s.others_have_room(&a), "nobody is left to wait for");
     }
 }

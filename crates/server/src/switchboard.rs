@@ -16,6 +16,15 @@ use crate::server::Shared;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// The most queued messages, or pipelined commands, answered in one write.
+const BATCH: usize = 64;
+
+/// How long a sender waits for a participant whose queue is full before
+/// that participant counts as stalled and is removed. A reader that is only
+/// slow frees a slot long before this; one that takes nothing this long
+/// with 512 messages waiting has stopped reading.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -49,9 +58,12 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         unconfirmed: Vec::new(),
         strikes: Strikes::default(),
     };
-    let mut flow = sb.handle(first, &mut conn.writer).await;
+    let mut flow = Box::pin(sb.handle(first, &mut conn.writer)).await;
     let idle_limit = sb.shared.config.switchboard_idle_timeout;
     let mut last_heard = tokio::time::Instant::now();
+    // Moved, not recreated, on each turn (see notification::serve).
+    let silence = sleep_until(deadline);
+    tokio::pin!(silence);
     while flow == Flow::Continue {
         if conn.writer.flush().await.is_err() {
             break;
@@ -64,12 +76,32 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             }
         };
         let deadline = if me.is_none() { deadline } else { last_heard + idle_limit };
+        if silence.deadline() != deadline {
+            silence.as_mut().reset(deadline);
+        }
+        // The next command is read only when everyone else can take a
+        // message: a sender faster than a reader is paced, not the reader
+        // dropped (see SwitchboardSession::relay).
+        let room = sb.has_room();
+        let patience = PATIENCE;
+        let wait_for_room = async {
+            if let Some((session, me)) = &sb.joined {
+                session.wait_for_room(me, patience).await;
+            }
+        };
         flow = tokio::select! {
             // Events queued before a request are answered first, so a
             // client sees the world in the order the server saw it.
             biased;
             Some(event) = events.recv() => {
+                // Every message already waiting goes out in the same write.
                 sb.event(event, &mut conn.writer);
+                for _ in 0..BATCH {
+                    match events.try_recv() {
+                        Ok(event) => sb.event(event, &mut conn.writer),
+                        Err(_) => break,
+                    }
+                }
                 Flow::Continue
             }
             _ = shutdown.changed() => {
@@ -77,17 +109,34 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                 Flow::Close
             }
             _ = overflowed => break,
-            _ = sleep_until(deadline) => {
+            _ = &mut silence => {
                 // An idle participant leaves with `BYE handle 1` to the others.
                 if let Some((session, me)) = sb.joined.take() {
                     sb.shared.backend.leave_switchboard(&session, &me, true);
                 }
                 break;
             }
-            frame = conn.reader.next() => match frame {
+            _ = wait_for_room, if !room => Flow::Continue,
+            frame = conn.reader.next(), if room => match frame {
                 Ok(Some(frame)) => {
                     last_heard = tokio::time::Instant::now();
-                    sb.handle(frame, &mut conn.writer).await
+                    // Boxed: see notification::serve.
+                    let mut flow = Box::pin(sb.handle(frame, &mut conn.writer)).await;
+                    // Pipelined commands are answered before the one write.
+                    for _ in 0..BATCH {
+                        if flow != Flow::Continue || !events.is_empty() || !sb.has_room() {
+                            break;
+                        }
+                        match conn.reader.buffered() {
+                            Ok(Some(frame)) => flow = Box::pin(sb.handle(frame, &mut conn.writer)).await,
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
+                                flow = Flow::Close;
+                            }
+                        }
+                    }
+                    flow
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -104,6 +153,11 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
 }
 
 impl SbConnection {
+    /// Whether everyone else in the session can take one more message.
+    fn has_room(&self) -> bool {
+        self.joined.as_ref().is_none_or(|(session, me)| session.others_have_room(me))
+    }
+
     /// Looked up for each command and event, so `msnd trace` takes effect
     /// at once.
     fn refresh_trace(&self, w: &mut Writer) {
@@ -203,7 +257,11 @@ impl SbConnection {
             (SbRequest::Msg { trid, ack, payload }, Some((session, me))) => {
                 let limits = &backend.config().rate_limits;
                 let allowed = if ack == AckMode::Data {
-                    backend.allow(&me.key, Action::Data)
+                    // File data is paced to the limit, not refused: a
+                    // refused packet only comes back, and official clients
+                    // abandon a transfer the server refuses.
+                    backend.pace(&me.key, Action::Data).await;
+                    true
                 } else {
                     self.messages.take(limits.messages_per_connection, std::time::Instant::now())
                         && backend.allow(&me.key, Action::Message)
@@ -218,7 +276,7 @@ impl SbConnection {
                     }
                     return self.strike();
                 }
-                let delivered = session.relay(me, payload);
+                let delivered = session.relay(me, payload, PATIENCE).await;
                 self.shared.counters.messages_relayed.fetch_add(1, Ordering::Relaxed);
                 match (ack, delivered) {
                     (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}

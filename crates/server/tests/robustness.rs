@@ -113,10 +113,11 @@ async fn a_client_that_stops_reading_is_dropped_without_hurting_the_sender() {
     let (_b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
     a.expect_prefix("JOI ").await;
     // Bob never reads again. Alice sends far more than any buffer holds;
-    // the server drops Bob rather than queueing without bound, and Alice
-    // keeps getting her acknowledgements.
+    // she is paced while Bob's queue is full (not refused: a slow reader
+    // is not a dead one), and once Bob has taken nothing for the patience
+    // the server drops him rather than queueing without bound, and Alice
+    // carries on with her acknowledgements.
     let payload = text_message(&"z".repeat(1500));
-    let mut naks = 0;
     let mut bye = false;
     for i in 0..40_000u32 {
         a.send_payload(&format!("MSG {i} N"), &payload).await;
@@ -129,8 +130,6 @@ async fn a_client_that_stops_reading_is_dropped_without_hurting_the_sender() {
                 }
                 if l.text == "BYE bob@example.com" {
                     bye = true;
-                } else if l.text.starts_with("NAK ") {
-                    naks += 1;
                 }
             }
             if bye {
@@ -139,7 +138,6 @@ async fn a_client_that_stops_reading_is_dropped_without_hurting_the_sender() {
         }
     }
     assert!(bye, "the stalled reader was removed from the session");
-    assert!(naks > 0, "messages Bob could not take were NAKed");
     a.send_payload("MSG 5 N", &text_message("still here")).await;
     a.expect("NAK 5").await;
 }
