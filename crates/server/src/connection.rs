@@ -1,30 +1,24 @@
 //! One client socket: framed reading with hard limits, buffered writing with
 //! a timeout.
 //!
-//! Reading goes through `FramedRead`, whose buffer survives a cancelled
-//! `select!` branch, so no byte is lost when an event or the shutdown signal
-//! wins the race. Replies are collected in one buffer and written with one
+//! Reading frames through the sans-IO [`Decoder`] out of a buffer that
+//! survives a cancelled `select!` branch and holds no memory between
+//! commands. Replies are collected in one buffer and written with one
 //! `write_all`, so a client never sees half a command.
 
+use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures::StreamExt;
 use msnp::{Decoder, Dialect, Direction, Frame, FrameError, Limits, Reply};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{sleep, timeout};
-use tokio_util::codec::FramedRead;
-
-/// The `tokio_util` codec over the sans-IO [`Decoder`]. It also notes when
-/// the current unfinished frame began, so that the reader can refuse a client
-/// that trickles a command forever.
-pub struct MsnpCodec {
-    decoder: Decoder,
-    partial_since: Option<std::time::Instant>,
-}
+use tokio::time::{Sleep, sleep_until, timeout};
 
 /// Why reading stopped.
 #[derive(Debug, thiserror::Error)]
@@ -37,21 +31,6 @@ pub enum ReadError {
     PartialLineTimeout,
 }
 
-impl tokio_util::codec::Decoder for MsnpCodec {
-    type Item = Frame;
-    type Error = ReadError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ReadError> {
-        let frame = self.decoder.decode(src)?;
-        if src.is_empty() && !self.decoder.is_mid_frame() {
-            self.partial_since = None;
-        } else if frame.is_some() || self.partial_since.is_none() {
-            self.partial_since = Some(std::time::Instant::now());
-        }
-        Ok(frame)
-    }
-}
-
 /// Either half of a client's byte stream: a TCP socket's, or a TLS
 /// session's (or, in tests and fuzzing, an in-memory pipe's). Boxed so that
 /// the sessions are written once for every transport.
@@ -59,31 +38,105 @@ type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The reading half of a client connection.
+///
+/// Bytes are read into a small buffer on the stack and only what a frame
+/// still needs is kept on the heap: between commands `buf` is empty and
+/// holds no allocation, so an idle connection costs no read buffer. (The
+/// one copy is a few hundred bytes per command; a read system call costs far
+/// more.) `buf` survives a cancelled `select!` branch, so no byte is lost
+/// when an event or the shutdown signal wins the race.
 pub struct Reader {
-    framed: FramedRead<ReadHalf, MsnpCodec>,
+    half: ReadHalf,
+    buf: BytesMut,
+    decoder: Decoder,
+    /// The client closed its sending side.
+    eof: bool,
+    /// When the unfinished frame in `buf` began.
+    partial_since: Option<tokio::time::Instant>,
     partial_limit: Duration,
+    /// Armed only while a command is unfinished: an idle connection holds
+    /// no timer and is never woken by one, and a command that arrives whole
+    /// costs no timer-wheel insertion.
+    partial_timer: Option<Pin<Box<Sleep>>>,
 }
+
+/// How much one read takes from the socket at most.
+const READ_CHUNK: usize = 4096;
 
 impl Reader {
     /// Reads the next frame. `Ok(None)` is a clean end of stream. A frame that
     /// was started but not finished within the partial-line limit is an error.
+    /// Cancel-safe: bytes already read stay in the buffer.
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, ReadError>> {
         loop {
-            tokio::select! {
-                f = self.framed.next() => return f.transpose(),
-                _ = sleep(self.partial_limit / 2) => {
-                    let since = self.framed.decoder().partial_since;
-                    if since.is_some_and(|t| t.elapsed() >= self.partial_limit) {
-                        return Err(ReadError::PartialLineTimeout);
-                    }
-                }
+            if let Some(frame) = self.decode()? {
+                return Poll::Ready(Ok(Some(frame)));
             }
+            if self.eof {
+                return Poll::Ready(match self.partial_since {
+                    None => Ok(None),
+                    Some(_) => Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
+                });
+            }
+            // Uninitialised: zeroing 4 KiB on every poll would cost more
+            // than the copy out of it.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut self.half).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => self.eof = true,
+                Poll::Ready(Ok(())) => self.buf.extend_from_slice(read.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => return self.poll_partial_timer(cx),
+            }
+        }
+    }
+
+    /// The next frame if one is already buffered complete (the client
+    /// pipelined it), without reading: a session answers every such command
+    /// before it writes, so that a burst costs one write.
+    pub fn buffered(&mut self) -> Result<Option<Frame>, ReadError> {
+        self.decode()
+    }
+
+    /// Frames what is buffered, noting when an unfinished frame began and
+    /// giving the buffer's memory back once everything in it is framed.
+    fn decode(&mut self) -> Result<Option<Frame>, ReadError> {
+        let frame = self.decoder.decode(&mut self.buf)?;
+        if self.buf.is_empty() && !self.decoder.is_mid_frame() {
+            self.partial_since = None;
+            if self.buf.capacity() > 0 {
+                self.buf = BytesMut::new();
+            }
+        } else if frame.is_some() || self.partial_since.is_none() {
+            self.partial_since = Some(tokio::time::Instant::now());
+        }
+        Ok(frame)
+    }
+
+    /// Waits out the partial-line limit while a frame is unfinished.
+    fn poll_partial_timer(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, ReadError>> {
+        let Some(since) = self.partial_since else {
+            self.partial_timer = None;
+            return Poll::Pending;
+        };
+        let due = since + self.partial_limit;
+        let timer = self.partial_timer.get_or_insert_with(|| Box::pin(sleep_until(due)));
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(ReadError::PartialLineTimeout)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
     /// Changes the framing limits once the connection's role is known.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.framed.decoder_mut().decoder.set_limits(limits);
+        self.decoder.set_limits(limits);
     }
 }
 
@@ -164,9 +217,6 @@ fn trace_bytes(account: &str, from: &str, bytes: &[u8]) {
 /// The most write-buffer capacity an idle connection keeps.
 const RETAINED_WRITE_BUFFER: usize = 1024;
 
-/// The initial read buffer of a connection: a few command lines.
-const READ_BUFFER: usize = 512;
-
 /// How long a write may take and how long a command may stay unfinished.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -229,15 +279,13 @@ impl Connection {
     ) -> Connection {
         Connection {
             reader: Reader {
-                // Start small: most connections idle, and an idle one should
-                // not hold tokio-util's default 8 KiB. The buffer grows for
-                // the rare large payload.
-                framed: FramedRead::with_capacity(
-                    read,
-                    MsnpCodec { decoder: Decoder::new(Direction::ToServer, limits), partial_since: None },
-                    READ_BUFFER,
-                ),
+                half: read,
+                buf: BytesMut::new(),
+                decoder: Decoder::new(Direction::ToServer, limits),
+                eof: false,
+                partial_since: None,
                 partial_limit: timeouts.partial_line,
+                partial_timer: None,
             },
             writer: Writer {
                 half: write,
@@ -250,5 +298,61 @@ impl Connection {
             local,
             secure: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn reader(stream: tokio::io::DuplexStream) -> Reader {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let timeouts = Timeouts { partial_line: Duration::from_secs(5), write: Duration::from_secs(5) };
+        let limits = Limits { max_line: 1024, max_payload: 64 * 1024 };
+        Connection::stream(stream, addr, addr, limits, timeouts).reader
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_whole_however_the_bytes_are_split() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut r = reader(server);
+        let mut wire = Vec::new();
+        for i in 0..500 {
+            let payload = vec![b'a' + (i % 26) as u8; 100 + (i * 37) % 3000];
+            wire.extend_from_slice(format!("MSG {i} D {}\r\n", payload.len()).as_bytes());
+            wire.extend_from_slice(&payload);
+        }
+        let writer = tokio::spawn(async move {
+            for piece in wire.chunks(777) {
+                client.write_all(piece).await.unwrap();
+            }
+            client.shutdown().await.unwrap();
+        });
+        for i in 0..500 {
+            let f = r.next().await.unwrap().expect("a frame");
+            assert_eq!(f.args()[0], i.to_string());
+            assert_eq!(f.payload.unwrap().len(), 100 + (i * 37) % 3000);
+        }
+        assert!(r.next().await.unwrap().is_none());
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_frame_finished_after_a_pause_arrives() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut r = reader(server);
+        let writer = tokio::spawn(async move {
+            for _ in 0..20 {
+                client.write_all(b"MSG 1 D 10\r\n12345").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                client.write_all(b"67890").await.unwrap();
+            }
+        });
+        for _ in 0..20 {
+            let f = tokio::time::timeout(Duration::from_secs(2), r.next()).await.expect("in time").unwrap().unwrap();
+            assert_eq!(f.payload.unwrap().len(), 10);
+        }
+        writer.await.unwrap();
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use backend::Backend;
 use backend::secrets::ServerKey;
 use backend::store::{PostgresStore, SqliteStore};
-use msnp::Limits;
+use msnp::{Frame, Limits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
@@ -579,7 +579,8 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
     let conn = if let Port::Tls(acceptor) = &port {
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return };
         crate::connection::tune_tcp(&stream, keepalive);
-        let tls = match timeout(config.login_timeout, acceptor.accept(stream)).await {
+        // Boxed: the handshake's state is large and brief (see serve_connection).
+        let tls = match timeout(config.login_timeout, Box::pin(acceptor.accept(stream))).await {
             Ok(Ok(tls)) => tls,
             _ => {
                 tracing::debug!(%peer, "MSNP TLS handshake failed");
@@ -598,8 +599,39 @@ async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdo
     serve_connection(conn, port, shared, shutdown).await
 }
 
-/// Decides a connection's role and serves it until it ends.
-async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+/// A connection whose role is known, with the frame that told it.
+enum Session {
+    Notification { conn: Connection, first: Option<Frame>, role: Role },
+    Switchboard { conn: Connection, first: Frame },
+}
+
+/// Serves a connection until it ends.
+///
+/// A task's future is as large as its largest state, and every idle
+/// connection is one task: so the brief, large states (the TLS handshake,
+/// the wait for the first command with its timer) are boxed and freed
+/// before the session starts, and the task holds little more than the
+/// session itself.
+async fn serve_connection(conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
+    match session {
+        Session::Notification { conn, first, role } => {
+            let counted = if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
+            let _counted = InRole::new(&shared, counted);
+            notification::serve(conn, first, role, shared, shutdown).await
+        }
+        Session::Switchboard { conn, first } => {
+            let _counted = InRole::new(&shared, ConnectionRole::Switchboard);
+            switchboard::serve(conn, first, shared, shutdown).await
+        }
+    }
+}
+
+/// The role of a connection: the notification port's, or on the MSNP port
+/// what its first command says (`VER` opens a dispatch or, without referral,
+/// a notification session; `USR` or `ANS` a switchboard one). `None` when
+/// the client said nothing in time or this node does not serve the role.
+async fn decide_role(mut conn: Connection, port: Port, shared: &Shared) -> Option<Session> {
     let config = &shared.config;
     let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
     let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
@@ -607,36 +639,26 @@ async fn serve_connection(mut conn: Connection, port: Port, shared: Arc<Shared>,
         Limits { max_line: config.max_line, max_payload: ns_limits.max_payload.max(sb_limits.max_payload) };
     if let Port::Notification = port {
         conn.reader.set_limits(ns_limits);
-        let _counted = InRole::new(&shared, ConnectionRole::Notification);
-        return notification::serve(conn, None, Role::Notification, shared, shutdown).await;
+        return Some(Session::Notification { conn, first: None, role: Role::Notification });
     }
     conn.reader.set_limits(first_limits);
-    // The first command tells the role: VER opens a dispatch (or, without
-    // referral, a notification) session; USR or ANS a switchboard one.
     let first = match timeout(config.login_timeout, conn.reader.next()).await {
         Ok(Ok(Some(frame))) => frame,
-        _ => return,
+        _ => return None,
     };
-    match first.verb() {
-        "USR" | "ANS" => {
-            conn.reader.set_limits(sb_limits);
-            let _counted = InRole::new(&shared, ConnectionRole::Switchboard);
-            switchboard::serve(conn, first, shared, shutdown).await
-        }
-        _ => {
-            conn.reader.set_limits(ns_limits);
-            let roles = shared.config.roles;
-            let role = match port {
-                Port::Main if shared.config.referral && roles.dispatch => Role::Dispatch,
-                Port::Main if shared.config.referral => return, // a switchboard-only port
-                _ if roles.notification => Role::Notification,
-                _ => return,
-            };
-            let counted = if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
-            let _counted = InRole::new(&shared, counted);
-            notification::serve(conn, Some(first), role, shared, shutdown).await
-        }
+    if matches!(first.verb(), "USR" | "ANS") {
+        conn.reader.set_limits(sb_limits);
+        return Some(Session::Switchboard { conn, first });
     }
+    conn.reader.set_limits(ns_limits);
+    let roles = config.roles;
+    let role = match port {
+        Port::Main if config.referral && roles.dispatch => Role::Dispatch,
+        Port::Main if config.referral => return None, // a switchboard-only port
+        _ if roles.notification => Role::Notification,
+        _ => return None,
+    };
+    Some(Session::Notification { conn, first: Some(first), role })
 }
 
 /// The next connection, or `None` once shutdown begins. A failed accept (out

@@ -9,7 +9,7 @@ use msnp::mime::LoginProfile;
 use msnp::request::UsrStep;
 use msnp::{ErrorCode, Reply, TrId};
 
-use super::{Flow, Login, NsSession, Role, system_message};
+use super::{Challenged, Flow, Login, NsSession, Role, system_message};
 use crate::connection::Writer;
 
 /// Failed password attempts allowed on one connection before it is closed.
@@ -30,21 +30,20 @@ impl NsSession {
             UsrStep::Md5Initiate { handle } if scheme == AuthScheme::Md5 => self.initiate(trid, handle, w),
             UsrStep::TwnInitiate { handle } if scheme == AuthScheme::Twn => self.initiate(trid, handle, w),
             UsrStep::Md5Response { response } if scheme == AuthScheme::Md5 => {
-                let Login::Challenged { handle, sent_handle, challenge } =
-                    std::mem::replace(&mut self.login, Login::Initial)
-                else {
+                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
                     w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
                     return Flow::Continue;
                 };
+                let Challenged { handle, sent_handle, challenge } = *challenged;
                 let result = self.backend().authenticate_md5(&handle, &challenge, &response, self.peer.ip()).await;
                 self.finish_login(trid, result, sent_handle, None, w).await
             }
             UsrStep::TwnResponse { ticket } if scheme == AuthScheme::Twn => {
-                let Login::Challenged { handle, sent_handle, .. } = std::mem::replace(&mut self.login, Login::Initial)
-                else {
+                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
                     w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
                     return Flow::Continue;
                 };
+                let Challenged { handle, sent_handle, .. } = *challenged;
                 let result = self.backend().authenticate_ticket(&handle, &ticket).await;
                 let token = ticket.strip_prefix("t=").unwrap_or(&ticket).split('&').next().unwrap_or("").to_string();
                 self.finish_login(trid, result, sent_handle, Some(token), w).await
@@ -87,7 +86,7 @@ impl NsSession {
             AuthScheme::Twn => ("TWN", backend::passport::twn_challenge(unix_time())),
         };
         w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
-        self.login = Login::Challenged { handle: parsed, sent_handle: handle, challenge };
+        self.login = Login::Challenged(Box::new(Challenged { handle: parsed, sent_handle: handle, challenge }));
         Flow::Continue
     }
 
@@ -111,7 +110,10 @@ impl NsSession {
         // web services while this sign-in lasts.
         let mspauth = ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32));
         let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), self.events.clone()).await {
-            Ok(u) => u,
+            Ok((user, loaded)) => {
+                self.loaded_lists = loaded;
+                user
+            }
             Err(code) => {
                 w.push(&Reply::error(code, trid));
                 return Flow::Close;

@@ -13,6 +13,7 @@
 mod lists;
 mod login;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use backend::Backend;
 use backend::limits::{Action, Strikes};
 use backend::outbox::Outbox;
-use backend::presence::{NsEvent, OnlineUser};
+use backend::presence::{LoadedLists, NsEvent, OnlineUser};
 use backend::service::ContactPresence;
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
@@ -51,11 +52,23 @@ enum Flow {
     Close,
 }
 
+/// The most queued events, or pipelined commands, answered in one write.
+const BATCH: usize = 64;
+
 /// How far the login has come.
 enum Login {
     Initial,
-    Challenged { handle: backend::Handle, sent_handle: String, challenge: String },
+    /// Boxed: it lasts one round trip, and every signed-in session would
+    /// otherwise keep its space.
+    Challenged(Box<Challenged>),
     SignedIn(Arc<OnlineUser>),
+}
+
+/// A login between `USR ... I` and `USR ... S`.
+struct Challenged {
+    handle: backend::Handle,
+    sent_handle: String,
+    challenge: String,
 }
 
 /// A CHL sent and not yet answered.
@@ -80,102 +93,139 @@ struct NsSession {
     next_challenge: Option<Instant>,
     /// Rate-limit refusals on this connection.
     strikes: Strikes,
+    /// The lists the sign-in read, for the first `SYN`; dropped at the first
+    /// request that could change what a `SYN` shows.
+    loaded_lists: Option<LoadedLists>,
 }
 
 /// Serves one dispatch or notification connection until it ends.
 /// `first` is a frame already read while the role was being decided.
-pub async fn serve(
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see the body
+pub fn serve(
     mut conn: Connection,
     first: Option<Frame>,
     role: Role,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let events = Outbox::new(shared.backend.config().outbox_capacity);
-    let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
-    let mut session = NsSession {
-        shared,
-        role,
-        negotiated: false,
-        login: Login::Initial,
-        events: events.clone(),
-        failed_logins: 0,
-        peer: conn.peer,
-        local: conn.local,
-        secure: conn.secure,
-        pending_challenge: None,
-        next_challenge: None,
-        strikes: Strikes::default(),
-    };
+) -> impl Future<Output = ()> + Send + 'static {
+    // An `async` block rather than an `async fn`: an `async fn` keeps a
+    // second copy of its arguments (the connection, the first frame) in
+    // its future, and this future is the bulk of every idle user's memory.
+    async move {
+        let events = Outbox::new(shared.backend.config().outbox_capacity);
+        let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
+        let mut session = NsSession {
+            shared,
+            role,
+            negotiated: false,
+            login: Login::Initial,
+            events: events.clone(),
+            failed_logins: 0,
+            peer: conn.peer,
+            local: conn.local,
+            secure: conn.secure,
+            pending_challenge: None,
+            next_challenge: None,
+            strikes: Strikes::default(),
+            loaded_lists: None,
+        };
 
-    let mut flow = match first {
-        Some(frame) => session.handle(frame, &mut conn.writer).await,
-        None => Flow::Continue,
-    };
-    let mut last_heard = tokio::time::Instant::now();
-    let mut drain = session.shared.drain.subscribe();
-    while flow == Flow::Continue {
-        if conn.writer.flush().await.is_err() {
-            break;
-        }
-        let user = session.user();
-        let overflowed = async {
-            match &user {
-                Some(u) => u.overflowed().await,
-                None => std::future::pending().await,
-            }
+        let mut flow = match first {
+            Some(frame) => Box::pin(session.handle(frame, &mut conn.writer)).await,
+            None => Flow::Continue,
         };
-        // Before sign-in the login deadline applies; after it, silence past
-        // the idle limit means the client is gone.
-        let config = &session.shared.config;
-        let idle_limit =
-            if conn.writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
-        let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
-        let timer = session.next_timer();
-        let timer_fired = async {
-            match timer {
-                Some(t) => sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        flow = tokio::select! {
-            // Events queued before a request are answered first, so a
-            // client sees the world in the order the server saw it.
-            biased;
-            event = events.recv() => session.event(event, &mut conn.writer),
-            _ = shutdown.changed() => {
-                conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
-                Flow::Close
-            }
-            _ = drain.changed() => session.move_elsewhere(&mut conn.writer),
-            _ = overflowed => {
-                tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
+        let mut last_heard = tokio::time::Instant::now();
+        let mut drain = session.shared.drain.subscribe();
+        // One timer for silence and one for challenges live as long as the
+        // connection and are moved, not recreated, on each turn: pushing a
+        // deadline later is a compare-and-swap in tokio, not a timer-wheel
+        // insertion, and an idle connection holds no other timer.
+        let silence = sleep_until(login_deadline);
+        let challenge_due = sleep_until(login_deadline);
+        tokio::pin!(silence, challenge_due);
+        while flow == Flow::Continue {
+            if conn.writer.flush().await.is_err() {
                 break;
             }
-            _ = sleep_until(deadline) => {
-                tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
-                break;
-            }
-            _ = timer_fired => session.on_timer(&mut conn.writer),
-            frame = conn.reader.next() => match frame {
-                Ok(Some(frame)) => {
-                    last_heard = tokio::time::Instant::now();
-                    session.handle(frame, &mut conn.writer).await
+            let user = session.user();
+            let overflowed = async {
+                match &user {
+                    Some(u) => u.overflowed().await,
+                    None => std::future::pending().await,
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(peer = %session.peer, "closing: {e}");
+            };
+            // Before sign-in the login deadline applies; after it, silence past
+            // the idle limit means the client is gone.
+            let config = &session.shared.config;
+            let idle_limit =
+                if conn.writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
+            let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
+            if silence.deadline() != deadline {
+                silence.as_mut().reset(deadline);
+            }
+            let timer = session.next_timer().map(tokio::time::Instant::from_std);
+            if let Some(t) = timer
+                && challenge_due.deadline() != t
+            {
+                challenge_due.as_mut().reset(t);
+            }
+            flow = tokio::select! {
+                // Events queued before a request are answered first, so a
+                // client sees the world in the order the server saw it.
+                biased;
+                event = events.recv() => session.events(event, &mut conn.writer),
+                _ = shutdown.changed() => {
+                    conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
+                    Flow::Close
+                }
+                _ = drain.changed() => session.move_elsewhere(&mut conn.writer),
+                _ = overflowed => {
+                    tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
                     break;
                 }
-            },
-        };
+                _ = &mut silence => {
+                    tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
+                    break;
+                }
+                _ = &mut challenge_due, if timer.is_some() => session.on_timer(&mut conn.writer),
+                frame = conn.reader.next() => match frame {
+                    Ok(Some(frame)) => {
+                        last_heard = tokio::time::Instant::now();
+                        // Boxed: a request's future (store calls, hashing) is
+                        // far larger than the idle loop's, and boxing it keeps
+                        // every idle connection's task small.
+                        let mut flow = Box::pin(session.handle(frame, &mut conn.writer)).await;
+                        // Pipelined commands are answered before the one write.
+                        for _ in 0..BATCH {
+                            if flow != Flow::Continue || !events.is_empty() {
+                                break;
+                            }
+                            match conn.reader.buffered() {
+                                Ok(Some(frame)) => flow = Box::pin(session.handle(frame, &mut conn.writer)).await,
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::debug!(peer = %session.peer, "closing: {e}");
+                                    flow = Flow::Close;
+                                }
+                            }
+                        }
+                        flow
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(peer = %session.peer, "closing: {e}");
+                        break;
+                    }
+                },
+            };
+        }
+        // Sign out first: once the client sees the connection close, its
+        // presence and web token are already gone.
+        if let Some(user) = session.user() {
+            session.shared.backend.sign_out(&user);
+        }
+        conn.writer.close().await;
     }
-    // Sign out first: once the client sees the connection close, its
-    // presence and web token are already gone.
-    if let Some(user) = session.user() {
-        session.shared.backend.sign_out(&user);
-    }
-    conn.writer.close().await;
 }
 
 impl NsSession {
@@ -250,6 +300,9 @@ impl NsSession {
                 return Flow::Continue;
             }
         };
+        if !leaves_lists_as_they_were(&request) {
+            self.loaded_lists = None;
+        }
         match request {
             // A client may never send MSG to a notification server; the
             // official service closed the connection at once.
@@ -396,6 +449,22 @@ impl NsSession {
             other => return self.list_request(other, user, w).await,
         }
         Flow::Continue
+    }
+
+    /// Encodes an event and every other one already waiting (up to a
+    /// batch), so that a burst of presence reaches the client in one write.
+    fn events(&mut self, first: NsEvent, w: &mut Writer) -> Flow {
+        let mut flow = self.event(first, w);
+        for _ in 0..BATCH {
+            if flow != Flow::Continue {
+                break;
+            }
+            match self.events.pop() {
+                Some(event) => flow = self.event(event, w),
+                None => break,
+            }
+        }
+        flow
     }
 
     fn event(&mut self, event: NsEvent, w: &mut Writer) -> Flow {
@@ -565,6 +634,16 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
         | Blp { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
         _ => None,
     }
+}
+
+/// Requests after which the lists the sign-in read are still kept for the
+/// first `SYN`: the ones clients send between signing in and their `SYN`,
+/// none of which changes what it shows. Anything else (a `CHG` first, for
+/// a client that syncs late or never) drops them, so that no session holds
+/// a snapshot for long.
+fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
+    use NsRequest::*;
+    matches!(request, Syn { .. } | Cvr { .. } | Gcf { .. } | Url { .. })
 }
 
 /// An `ILN` (with a TrID) or `NLN`, followed on MSNP11+ by the contact's
