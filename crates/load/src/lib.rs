@@ -127,7 +127,11 @@ pub struct HeldReport {
 pub struct ServerReport {
     pub rss_before_bytes: u64,
     pub rss_logged_in_bytes: u64,
+    /// The growth over all logins, divided by the users.
     pub rss_per_user_bytes: u64,
+    /// The growth over the second half of the logins, divided by its users:
+    /// the cost of one more user, without fixed costs.
+    pub rss_per_added_user_bytes: u64,
     pub rss_max_bytes: u64,
     pub cpu_seconds_logins: f64,
     pub cpu_seconds_presence: f64,
@@ -251,11 +255,31 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     report.lists = set_up_lists(cfg, &handles, &contacts).await?;
 
-    // Logins, at the target rate.
+    // Logins, at the target rate, in two halves: the server's memory is read
+    // between them, so that the second half's growth gives the cost of one
+    // more user without the fixed costs (caches filling, runtime) that the
+    // first users pay.
     let cpu_before_logins = cfg.server_pid.and_then(process::usage);
-    let (online, logins) = sign_in_all(cfg, &handles, &shared).await;
-    report.logins = logins;
+    let half = cfg.users / 2;
+    let first = sign_in_batch(cfg, &handles, 0..half, &shared).await;
+    let halfway = cfg.server_pid.and_then(process::usage);
+    let second = sign_in_batch(cfg, &handles, half..cfg.users, &shared).await;
     let logged_in = cfg.server_pid.and_then(process::usage);
+    let second_half_users = second.online.len() as u64;
+    let mut online = vec![None; cfg.users];
+    let mut latency = first.latency;
+    latency.extend(second.latency);
+    for (i, user) in first.online.into_iter().chain(second.online) {
+        online[i] = Some(user);
+    }
+    let succeeded = latency.len();
+    report.logins = LoginsReport {
+        attempted: cfg.users,
+        succeeded,
+        failed: first.failed + second.failed,
+        per_second: succeeded as f64 / (first.busy + second.busy).as_secs_f64().max(1e-6),
+        latency: latency.summary(),
+    };
 
     // Presence: one change per user in turn (away, then back), among users
     // with online watchers.
@@ -320,8 +344,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         answered_ping: shared.pongs.load(Ordering::Relaxed),
     };
 
-    if let (Some(before), Some(start), Some(logged_in), Some(p), Some(s)) =
-        (before, cpu_before_logins, logged_in, after_presence, after_switchboard)
+    if let (Some(before), Some(start), Some(halfway), Some(logged_in), Some(p), Some(s)) =
+        (before, cpu_before_logins, halfway, logged_in, after_presence, after_switchboard)
     {
         let max = sampler.map(|s| s.stop()).unwrap_or_default();
         let users = report.logins.succeeded.max(1) as u64;
@@ -329,6 +353,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             rss_before_bytes: before.rss_bytes,
             rss_logged_in_bytes: logged_in.rss_bytes,
             rss_per_user_bytes: logged_in.rss_bytes.saturating_sub(start.rss_bytes) / users,
+            rss_per_added_user_bytes: logged_in.rss_bytes.saturating_sub(halfway.rss_bytes) / second_half_users.max(1),
             rss_max_bytes: max.max(s.rss_bytes),
             cpu_seconds_logins: logged_in.cpu_seconds - start.cpu_seconds,
             cpu_seconds_presence: p.cpu_seconds - logged_in.cpu_seconds,
@@ -429,22 +454,33 @@ async fn set_up_lists(
     Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
 }
 
-/// Phase 2: every user signs in at the target rate and stays.
-async fn sign_in_all(
+/// The users of one login batch that signed in, and how it went.
+#[derive(Default)]
+struct LoginBatch {
+    online: Vec<(usize, Arc<Online>)>,
+    latency: Samples,
+    failed: usize,
+    /// From the first login started to the last one finished.
+    busy: Duration,
+}
+
+/// Phase 2: the users in `range` sign in at the target rate and stay.
+async fn sign_in_batch(
     cfg: &Config,
     handles: &[String],
+    range: std::ops::Range<usize>,
     shared: &Arc<Shared>,
-) -> (Vec<Option<Arc<Online>>>, LoginsReport) {
+) -> LoginBatch {
     let gate = Arc::new(Semaphore::new(cfg.login_concurrency.max(1)));
     let period = Duration::from_secs_f64(1.0 / cfg.login_rate.max(0.001));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut jobs = tokio::task::JoinSet::new();
     let started = Instant::now();
-    for (i, handle) in handles.iter().enumerate() {
+    for i in range {
         tick.tick().await;
         let permit = gate.clone().acquire_owned().await.expect("never closed");
-        let (handle, password, shared) = (handle.clone(), cfg.password.clone(), shared.clone());
+        let (handle, password, shared) = (handles[i].clone(), cfg.password.clone(), shared.clone());
         jobs.spawn(async move {
             let _permit = permit;
             let t0 = Instant::now();
@@ -452,34 +488,24 @@ async fn sign_in_all(
             (i, t0.elapsed(), Instant::now(), result.map(|(link, _)| spawn_user(handle, link, shared.clone())))
         });
     }
-    let mut online = vec![None; handles.len()];
-    let mut latency = Samples::default();
+    let mut batch = LoginBatch::default();
     let mut last = started;
-    let mut failed = 0;
     while let Some(joined) = jobs.join_next().await {
         let Ok((i, took, done, result)) = joined else { continue };
         match result {
             Ok(user) => {
-                latency.push(took);
+                batch.latency.push(took);
                 last = last.max(done);
-                online[i] = Some(user);
+                batch.online.push((i, user));
             }
             Err(e) => {
-                failed += 1;
+                batch.failed += 1;
                 shared.problem(format!("login of {}: {e:#}", handles[i]));
             }
         }
     }
-    let succeeded = latency.len();
-    let secs = (last - started).as_secs_f64().max(1e-6);
-    let report = LoginsReport {
-        attempted: handles.len(),
-        succeeded,
-        failed,
-        per_second: succeeded as f64 / secs,
-        latency: latency.summary(),
-    };
-    (online, report)
+    batch.busy = last - started;
+    batch
 }
 
 /// A signed-in user's two tasks: the writer drains its queue; the reader
@@ -723,7 +749,14 @@ impl Report {
                     mib(s.rss_max_bytes)
                 ),
             );
-            row("server RSS per user", format!("{:.2} KiB", s.rss_per_user_bytes as f64 / 1024.0));
+            row(
+                "server RSS per user / added user",
+                format!(
+                    "{:.2} / {:.2} KiB",
+                    s.rss_per_user_bytes as f64 / 1024.0,
+                    s.rss_per_added_user_bytes as f64 / 1024.0
+                ),
+            );
             row(
                 "server CPU logins/presence/sb s",
                 format!(
