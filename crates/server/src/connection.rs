@@ -170,17 +170,19 @@ impl Writer {
 
     /// Writes everything queued. A client that does not take its data within
     /// the write timeout is treated as gone.
+    ///
+    /// The buffer is given back after every write: a connection is idle
+    /// nearly all the time, and a buffer kept for the next reply (or, worse,
+    /// the tail of one that still pins the whole allocation of a sign-in's
+    /// `SYN`, as `split` did) would cost every idle user kilobytes. An
+    /// allocation per write costs far less than its system call.
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = self.buf.split().freeze();
-        // After a burst (a sign-in's SYN), do not keep its allocation alive
-        // for an idle connection: the next reply allocates what it needs.
-        if self.buf.capacity() > RETAINED_WRITE_BUFFER {
-            self.buf = BytesMut::new();
-        }
-        match timeout(self.write_timeout, self.half.write_all(&data)).await {
+        let written = timeout(self.write_timeout, self.half.write_all(&self.buf)).await;
+        self.buf = BytesMut::new();
+        match written {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
         }
@@ -213,9 +215,6 @@ fn trace_bytes(account: &str, from: &str, bytes: &[u8]) {
         trace_frame(account, from, &frame);
     }
 }
-
-/// The most write-buffer capacity an idle connection keeps.
-const RETAINED_WRITE_BUFFER: usize = 1024;
 
 /// How long a write may take and how long a command may stay unfinished.
 #[derive(Debug, Clone, Copy)]
