@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use msnp::dialect::AuthScheme;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
@@ -681,7 +682,12 @@ impl Backend {
         if let Some(cluster) = self.cluster.get() {
             cluster.signed_in(&user);
         }
-        self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
+        // The web services (offline messages over SOAP) are for Passport
+        // dialects; an MD5 sign-in's token is never presented, so it is not
+        // kept where it would cost memory for nothing.
+        if dialect.auth_scheme() == AuthScheme::Twn {
+            self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
+        }
         match self.store.list_snapshot(account.id).await {
             Ok(snapshot) => {
                 let loaded = user.install_lists(snapshot);

@@ -45,7 +45,7 @@ pub(super) fn sync_data(s: &ListSnapshot) -> SyncData {
 impl NsSession {
     /// The lists the sign-in read, while still current; else the store's.
     async fn first_or_fresh_snapshot(&mut self, user: &OnlineUser) -> Result<ListSnapshot, ErrorCode> {
-        if let Some(snapshot) = self.loaded_lists.take().and_then(|l| user.current_snapshot(l)) {
+        if let Some(snapshot) = self.loaded_lists.take().and_then(|l| user.current_snapshot(*l)) {
             return Ok(snapshot);
         }
         self.shared.backend.list_snapshot(user).await

@@ -111,7 +111,7 @@ impl NsSession {
         let mspauth = ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32));
         let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), self.events.clone()).await {
             Ok((user, loaded)) => {
-                self.loaded_lists = loaded;
+                self.loaded_lists = loaded.map(Box::new);
                 user
             }
             Err(code) => {

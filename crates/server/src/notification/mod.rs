@@ -95,7 +95,7 @@ struct NsSession {
     strikes: Strikes,
     /// The lists the sign-in read, for the first `SYN`; dropped at the first
     /// request that could change what a `SYN` shows.
-    loaded_lists: Option<LoadedLists>,
+    loaded_lists: Option<Box<LoadedLists>>,
 }
 
 /// Serves one dispatch or notification connection until it ends.
@@ -136,13 +136,12 @@ pub fn serve(
         };
         let mut last_heard = tokio::time::Instant::now();
         let mut drain = session.shared.drain.subscribe();
-        // One timer for silence and one for challenges live as long as the
-        // connection and are moved, not recreated, on each turn: pushing a
-        // deadline later is a compare-and-swap in tokio, not a timer-wheel
-        // insertion, and an idle connection holds no other timer.
-        let silence = sleep_until(login_deadline);
-        let challenge_due = sleep_until(login_deadline);
-        tokio::pin!(silence, challenge_due);
+        // One timer lives as long as the connection and is moved, not
+        // recreated, on each turn: to the silence deadline or the next
+        // challenge, whichever is first. Pushing a deadline later is a
+        // compare-and-swap in tokio, not a timer-wheel insertion.
+        let timer = sleep_until(login_deadline);
+        tokio::pin!(timer);
         while flow == Flow::Continue {
             if conn.writer.flush().await.is_err() {
                 break;
@@ -160,14 +159,10 @@ pub fn serve(
             let idle_limit =
                 if conn.writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
             let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
-            if silence.deadline() != deadline {
-                silence.as_mut().reset(deadline);
-            }
-            let timer = session.next_timer().map(tokio::time::Instant::from_std);
-            if let Some(t) = timer
-                && challenge_due.deadline() != t
-            {
-                challenge_due.as_mut().reset(t);
+            let challenge_due = session.next_timer().map(tokio::time::Instant::from_std);
+            let next = challenge_due.map_or(deadline, |c| c.min(deadline));
+            if timer.deadline() != next {
+                timer.as_mut().reset(next);
             }
             flow = tokio::select! {
                 // Events queued before a request are answered first, so a
@@ -183,11 +178,13 @@ pub fn serve(
                     tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
                     break;
                 }
-                _ = &mut silence => {
-                    tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
-                    break;
+                _ = &mut timer => {
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
+                        break;
+                    }
+                    session.on_timer(&mut conn.writer)
                 }
-                _ = &mut challenge_due, if timer.is_some() => session.on_timer(&mut conn.writer),
                 frame = conn.reader.next() => match frame {
                     Ok(Some(frame)) => {
                         last_heard = tokio::time::Instant::now();
