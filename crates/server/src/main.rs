@@ -12,6 +12,11 @@ use server::config::ServerConfig;
 use server::options::ServeOptions;
 use server::server::open_backend;
 
+/// See the `jemalloc` feature in Cargo.toml.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "msnd", version, about = "The Mariposa MSN Messenger servers")]
 struct Cli {
