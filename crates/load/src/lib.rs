@@ -50,6 +50,9 @@ pub struct Config {
     /// Logins started per second, and at most this many in flight.
     pub login_rate: f64,
     pub login_concurrency: usize,
+    /// Sustained logins: for this long, users sign in and straight out
+    /// again at `login_rate` (zero: none).
+    pub churn_duration: Duration,
     /// State changes per second, for this long.
     pub presence_rate: f64,
     pub presence_duration: Duration,
@@ -69,6 +72,8 @@ pub struct Report {
     pub users: usize,
     pub dialect: String,
     pub lists: Option<ListsReport>,
+    /// Sustained logins (sign in, then out), when asked for.
+    pub churn: Option<LoginsReport>,
     pub logins: LoginsReport,
     pub presence: PresenceReport,
     pub switchboard: SwitchboardReport,
@@ -133,6 +138,8 @@ pub struct ServerReport {
     /// the cost of one more user, without fixed costs.
     pub rss_per_added_user_bytes: u64,
     pub rss_max_bytes: u64,
+    /// Server CPU per sustained login (sign in and out), in milliseconds.
+    pub cpu_ms_per_churn_login: f64,
     pub cpu_seconds_logins: f64,
     pub cpu_seconds_presence: f64,
     pub cpu_seconds_switchboard: f64,
@@ -250,10 +257,21 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         problems: Mutex::default(),
     });
     let mut report = Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), ..Report::default() };
+    let mut churn_cpu_ms = 0.0;
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
 
     report.lists = set_up_lists(cfg, &handles, &contacts).await?;
+
+    if !cfg.churn_duration.is_zero() {
+        let before = cfg.server_pid.and_then(process::usage);
+        let churn = sustained_logins(cfg, &handles, &shared).await;
+        let after = cfg.server_pid.and_then(process::usage);
+        if let (Some(b), Some(a)) = (before, after) {
+            churn_cpu_ms = (a.cpu_seconds - b.cpu_seconds) * 1000.0 / churn.succeeded.max(1) as f64;
+        }
+        report.churn = Some(churn);
+    }
 
     // Logins, at the target rate, in two halves: the server's memory is read
     // between them, so that the second half's growth gives the cost of one
@@ -355,6 +373,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             rss_per_user_bytes: logged_in.rss_bytes.saturating_sub(start.rss_bytes) / users,
             rss_per_added_user_bytes: logged_in.rss_bytes.saturating_sub(halfway.rss_bytes) / second_half_users.max(1),
             rss_max_bytes: max.max(s.rss_bytes),
+            cpu_ms_per_churn_login: churn_cpu_ms,
             cpu_seconds_logins: logged_in.cpu_seconds - start.cpu_seconds,
             cpu_seconds_presence: p.cpu_seconds - logged_in.cpu_seconds,
             cpu_seconds_switchboard: s.cpu_seconds - p.cpu_seconds,
@@ -369,6 +388,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     let mut problems = shared.problems.lock().unwrap().clone();
     let r = &report;
+    if let Some(c) = &r.churn
+        && c.failed > 0
+    {
+        problems.push(format!("{} of {} sustained logins failed", c.failed, c.attempted));
+    }
     if r.logins.failed > 0 {
         problems.push(format!("{} of {} logins failed", r.logins.failed, r.logins.attempted));
     }
@@ -452,6 +476,63 @@ async fn set_up_lists(
     }
     let n = changes.load(Ordering::Relaxed);
     Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
+}
+
+/// Phase 1b: sustained logins. For the configured time, users (in turn)
+/// sign in completely and straight out again at the target rate, so that
+/// the rate can be held longer than the open-file limit would allow users
+/// to stay.
+async fn sustained_logins(cfg: &Config, handles: &[String], shared: &Arc<Shared>) -> LoginsReport {
+    let gate = Arc::new(Semaphore::new(cfg.login_concurrency.max(1)));
+    let period = Duration::from_secs_f64(1.0 / cfg.login_rate.max(0.001));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut jobs = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let mut latency = Samples::default();
+    let (mut attempted, mut failed, mut last) = (0, 0, started);
+    let mut note = |joined: Result<(Duration, Instant, anyhow::Result<()>, String), _>| match joined {
+        Ok((took, done, Ok(()), _)) => {
+            latency.push(took);
+            last = last.max(done);
+        }
+        Ok((_, _, Err(e), handle)) => {
+            failed += 1;
+            shared.problem(format!("sustained login of {handle}: {e:#}"));
+        }
+        Err(_) => failed += 1,
+    };
+    while started.elapsed() < cfg.churn_duration {
+        tick.tick().await;
+        let permit = gate.clone().acquire_owned().await.expect("never closed");
+        let (handle, password, target) =
+            (handles[attempted % handles.len()].clone(), cfg.password.clone(), cfg.target.clone());
+        attempted += 1;
+        jobs.spawn(async move {
+            let _permit = permit;
+            let t0 = Instant::now();
+            let result = async {
+                let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
+                link.send("OUT").await
+            }
+            .await;
+            (t0.elapsed(), Instant::now(), result, handle)
+        });
+        while let Some(joined) = jobs.try_join_next() {
+            note(joined);
+        }
+    }
+    while let Some(joined) = jobs.join_next().await {
+        note(joined);
+    }
+    let succeeded = latency.len();
+    LoginsReport {
+        attempted,
+        succeeded,
+        failed,
+        per_second: succeeded as f64 / (last - started).as_secs_f64().max(1e-6),
+        latency: latency.summary(),
+    }
 }
 
 /// The users of one login batch that signed in, and how it went.
@@ -726,6 +807,10 @@ impl Report {
             row("list changes (durable)", format!("{} at {:.0}/s", l.changes, l.per_second));
         }
         let l = &self.logins;
+        if let Some(c) = &self.churn {
+            row("sustained logins (in and out)", format!("{} of {} at {:.0}/s", c.succeeded, c.attempted, c.per_second));
+            row("sustained login latency p50/p99/max ms", fmt(&c.latency));
+        }
         row("logins", format!("{} of {} at {:.0}/s", l.succeeded, l.attempted, l.per_second));
         row("login latency p50/p99/max ms", fmt(&l.latency));
         let p = &self.presence;
@@ -764,6 +849,9 @@ impl Report {
                     s.cpu_seconds_logins, s.cpu_seconds_presence, s.cpu_seconds_switchboard
                 ),
             );
+            if self.churn.is_some() {
+                row("server CPU per sustained login", format!("{:.3} ms", s.cpu_ms_per_churn_login));
+            }
         }
         row("result", if self.success { "success".into() } else { format!("FAILED: {}", self.problems.join("; ")) });
         t

@@ -53,6 +53,10 @@ struct Args {
     /// Logins in flight at once.
     #[arg(long, default_value_t = 512)]
     login_concurrency: usize,
+    /// Before the users stay online: sign users in and straight out again
+    /// at --login-rate for this many seconds (sustained logins).
+    #[arg(long, default_value_t = 0.0)]
+    churn_secs: f64,
     /// State changes per second.
     #[arg(long, default_value_t = 100.0)]
     presence_rate: f64,
@@ -111,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         mutual: args.mutual,
         login_rate: args.login_rate,
         login_concurrency: args.login_concurrency,
+        churn_duration: Duration::from_secs_f64(args.churn_secs),
         presence_rate: args.presence_rate,
         presence_duration: Duration::from_secs_f64(args.presence_secs),
         sessions: args.sessions,

@@ -33,6 +33,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
         mutual: 0.5,
         login_rate: 500.0,
         login_concurrency: 64,
+        churn_duration: Duration::ZERO,
         presence_rate: 50.0,
         presence_duration: Duration::from_millis(400),
         sessions: 4,
@@ -79,6 +80,39 @@ async fn made_the_lists_once_and_reuses_them() {
     let second = load::run(&config(&l, 6, Dialect::Msnp2)).await.unwrap();
     assert!(second.lists.is_none(), "the graph was already there");
     assert!(second.success, "{}", second.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
+    let Some((_dir, l)) = start(12, true) else { return };
+    let mut cfg = config(&l, 12, Dialect::Msnp2);
+    cfg.churn_duration = Duration::from_millis(500);
+    cfg.login_rate = 100.0;
+    let r = load::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    let churn = r.churn.as_ref().expect("a sustained-login report");
+    // 100/s for half a second: about 50, every one complete, each account
+    // signed in several times over (12 accounts).
+    assert!(churn.attempted >= 30, "{}", r.table());
+    assert_eq!((churn.succeeded, churn.failed), (churn.attempted, 0));
+    // Afterwards the users sign in to stay as usual, none told OUT OTH.
+    assert_eq!(r.logins.succeeded, 12);
+    assert_eq!(r.held.dropped, 0);
+    assert!(r.table().contains("sustained logins"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_sustained_logins_are_a_failure() {
+    let Some((_dir, l)) = start(3, true) else { return };
+    let mut cfg = config(&l, 3, Dialect::Msnp2);
+    cfg.contacts = 0;
+    cfg.password = "not-the-password".into();
+    cfg.churn_duration = Duration::from_millis(200);
+    cfg.login_rate = 50.0;
+    let r = load::run(&cfg).await.unwrap();
+    assert!(!r.success);
+    assert!(r.churn.as_ref().is_some_and(|c| c.failed > 0 && c.succeeded == 0), "{}", r.table());
+    assert!(r.problems.iter().any(|p| p.contains("sustained logins failed")), "{:?}", r.problems);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
