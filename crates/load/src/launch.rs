@@ -58,6 +58,25 @@ pub fn import_accounts(msnd: &Path, data_dir: &Path, users: usize, prefix: &str,
     Ok(())
 }
 
+/// The lists in a data dir are made once, for one social graph; a run with
+/// another graph would expect watchers the lists do not have. The graph's
+/// parameters are written beside the data the first time and must match
+/// afterwards.
+pub fn check_graph(data_dir: &Path, users: usize, contacts: usize, mutual: f64, prefix: &str) -> anyhow::Result<()> {
+    let path = data_dir.join("msn-load-graph");
+    let wanted = format!("users={users} contacts={contacts} mutual={mutual} prefix={prefix}\n");
+    match std::fs::read_to_string(&path) {
+        Ok(made) if made == wanted => Ok(()),
+        Ok(made) => bail!(
+            "{} holds lists made for `{}`, not `{}`: use another --data-dir",
+            data_dir.display(),
+            made.trim(),
+            wanted.trim()
+        ),
+        Err(_) => std::fs::write(&path, wanted).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
 /// The handle of user `i`.
 pub fn handle(prefix: &str, i: usize) -> String {
     format!("{prefix}{i}@example.com")

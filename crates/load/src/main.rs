@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             std::fs::create_dir_all(&dir)?;
+            launch::check_graph(&dir, args.users, args.contacts, args.mutual, &args.prefix)?;
             eprintln!("msn-load: creating {} accounts in {}", args.users, dir.display());
             launch::import_accounts(&msnd, &dir, args.users, &args.prefix, &args.password)?;
             let l = launch::serve(&msnd, &dir, true)?;
