@@ -139,5 +139,19 @@ fn flood_control(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fan_out, relay, flood_control);
+/// One Passport password check with the parameters accounts are hashed
+/// with: what sets the pace of MSNP8+ logins. A login's server CPU less
+/// this is what the rest of the login costs (docs/PERFORMANCE.md).
+fn password_check(c: &mut Criterion) {
+    let hash = backend::secrets::hash_password("load-password").unwrap();
+    let mut memory = Vec::new();
+    let mut g = c.benchmark_group("core");
+    g.sample_size(20);
+    g.bench_function("argon2id password check (account parameters, one core)", |bench| {
+        bench.iter(|| assert!(backend::hashing::verify_with(&mut memory, "load-password", &hash)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fan_out, relay, flood_control, password_check);
 criterion_main!(benches);

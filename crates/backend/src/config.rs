@@ -20,6 +20,10 @@ pub struct BackendConfig {
     /// Most password hashes computed at once (Passport logins); each takes a
     /// core for tens of milliseconds, so more than the cores only queues.
     pub password_hash_workers: usize,
+    /// Called first on each password-hashing thread: msnd lowers their
+    /// priority there, so that a burst of Passport logins slows down rather
+    /// than stalling the users already online.
+    pub hashing_thread_start: Option<fn()>,
     /// Most people in one switchboard session.
     pub max_switchboard_participants: usize,
     /// Most switchboard sessions one user may be in at once (error 714).
@@ -45,6 +49,7 @@ impl Default for BackendConfig {
             cookie_lifetime: Duration::from_secs(120),
             ticket_lifetime: Duration::from_secs(600),
             password_hash_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            hashing_thread_start: None,
             max_switchboard_participants: 20,
             max_sessions_per_user: 32,
             outbox_capacity: 512,

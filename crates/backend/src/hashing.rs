@@ -26,15 +26,18 @@ pub struct PasswordChecker {
 }
 
 impl PasswordChecker {
-    /// `workers` threads; at most four checks queued per worker beyond the
-    /// ones running.
-    pub fn new(workers: usize) -> PasswordChecker {
+    /// `workers` threads, each running `on_start` first; at most four checks
+    /// queued per worker beyond the ones running.
+    pub fn new(workers: usize, on_start: Option<fn()>) -> PasswordChecker {
         let workers = workers.max(1);
         let (tx, rx) = std_mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for n in 0..workers {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
+                if let Some(start) = on_start {
+                    start();
+                }
                 let mut memory = Vec::new();
                 loop {
                     let job = match rx.lock() {
@@ -110,7 +113,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pool_checks_candidates() {
-        let pool = PasswordChecker::new(2);
+        let pool = PasswordChecker::new(2, None);
         let hash = hash_password("pw").unwrap();
         assert_eq!(pool.verify(vec!["nope".into(), "pw".into()], hash.clone()).await, Some(true));
         assert_eq!(pool.verify(vec!["nope".into()], hash).await, Some(false));

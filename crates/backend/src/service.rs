@@ -161,7 +161,7 @@ impl Backend {
             cookies: CookieJar::default(),
             switchboards: Switchboards::default(),
             tickets: TicketJar::default(),
-            hashing: PasswordChecker::new(config.password_hash_workers),
+            hashing: PasswordChecker::new(config.password_hash_workers, config.hashing_thread_start),
             buckets: KeyedBuckets::default(),
             logins: LoginThrottle::default(),
             stats,

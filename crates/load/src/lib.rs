@@ -53,6 +53,9 @@ pub struct Config {
     /// Sustained logins: for this long, users sign in and straight out
     /// again at `login_rate` (zero: none).
     pub churn_duration: Duration,
+    /// Logins of other accounts that go on while presence and messages are
+    /// measured, to see whether they slow the users already online.
+    pub background: Option<BackgroundLogins>,
     /// State changes per second, for this long.
     pub presence_rate: f64,
     pub presence_duration: Duration,
@@ -66,6 +69,21 @@ pub struct Config {
     pub server_pid: Option<u32>,
 }
 
+/// Background logins in flight at once.
+const BACKGROUND_CONCURRENCY: usize = 16;
+
+/// Accounts signing in and out in the background of the presence and
+/// switchboard phases.
+#[derive(Debug, Clone)]
+pub struct BackgroundLogins {
+    pub dialect: Dialect,
+    /// Accounts `PREFIX0@example.com`.. (not the measured users, who would
+    /// be told `OUT OTH`).
+    pub prefix: String,
+    pub users: usize,
+    pub rate: f64,
+}
+
 /// What a run saw.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -74,6 +92,8 @@ pub struct Report {
     pub lists: Option<ListsReport>,
     /// Sustained logins (sign in, then out), when asked for.
     pub churn: Option<LoginsReport>,
+    /// Logins in the background of presence and messages, when asked for.
+    pub background_logins: Option<LoginsReport>,
     pub logins: LoginsReport,
     pub presence: PresenceReport,
     pub switchboard: SwitchboardReport,
@@ -299,6 +319,22 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         latency: latency.summary(),
     };
 
+    // Background logins, from here to the end of the switchboard phase.
+    let background_stop = Arc::new(AtomicBool::new(false));
+    let background = cfg.background.clone().map(|b| {
+        let (stop, shared) = (background_stop.clone(), shared.clone());
+        // A few at a time: they share the open-file limit with every
+        // held user.
+        let concurrency = BACKGROUND_CONCURRENCY;
+        let password = cfg.password.clone();
+        let target = Target { dialect: b.dialect, ..cfg.target.clone() };
+        tokio::spawn(async move {
+            let handles: Vec<String> = (0..b.users).map(|i| launch::handle(&b.prefix, i)).collect();
+            let churn = Churn { target, password, rate: b.rate };
+            churn.run(&handles, concurrency, &shared, || stop.load(Ordering::Relaxed)).await
+        })
+    });
+
     // Presence: one change per user in turn (away, then back), among users
     // with online watchers.
     let online_set: Vec<Option<Arc<Online>>> = online;
@@ -348,6 +384,10 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     report.switchboard = switchboard_phase(cfg, &online_set, &shared).await;
     let after_switchboard = cfg.server_pid.and_then(process::usage);
+    background_stop.store(true, Ordering::Relaxed);
+    if let Some(task) = background {
+        report.background_logins = task.await.ok();
+    }
 
     // Held: every connection still there answers a ping.
     let connections = online_set.iter().flatten().count();
@@ -392,6 +432,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         && c.failed > 0
     {
         problems.push(format!("{} of {} sustained logins failed", c.failed, c.attempted));
+    }
+    if let Some(b) = &r.background_logins
+        && b.failed > 0
+    {
+        problems.push(format!("{} of {} background logins failed", b.failed, b.attempted));
     }
     if r.logins.failed > 0 {
         problems.push(format!("{} of {} logins failed", r.logins.failed, r.logins.attempted));
@@ -483,55 +528,77 @@ async fn set_up_lists(
 /// the rate can be held longer than the open-file limit would allow users
 /// to stay.
 async fn sustained_logins(cfg: &Config, handles: &[String], shared: &Arc<Shared>) -> LoginsReport {
-    let gate = Arc::new(Semaphore::new(cfg.login_concurrency.max(1)));
-    let period = Duration::from_secs_f64(1.0 / cfg.login_rate.max(0.001));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut jobs = tokio::task::JoinSet::new();
     let started = Instant::now();
-    let mut latency = Samples::default();
-    let (mut attempted, mut failed, mut last) = (0, 0, started);
-    let mut note = |joined: Result<(Duration, Instant, anyhow::Result<()>, String), _>| match joined {
-        Ok((took, done, Ok(()), _)) => {
-            latency.push(took);
-            last = last.max(done);
-        }
-        Ok((_, _, Err(e), handle)) => {
-            failed += 1;
-            shared.problem(format!("sustained login of {handle}: {e:#}"));
-        }
-        Err(_) => failed += 1,
-    };
-    while started.elapsed() < cfg.churn_duration {
-        tick.tick().await;
-        let permit = gate.clone().acquire_owned().await.expect("never closed");
-        let (handle, password, target) =
-            (handles[attempted % handles.len()].clone(), cfg.password.clone(), cfg.target.clone());
-        attempted += 1;
-        jobs.spawn(async move {
-            let _permit = permit;
-            let t0 = Instant::now();
-            let result = async {
-                let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
-                link.send("OUT").await
+    let churn = Churn { target: cfg.target.clone(), password: cfg.password.clone(), rate: cfg.login_rate };
+    churn.run(handles, cfg.login_concurrency, shared, || started.elapsed() >= cfg.churn_duration).await
+}
+
+/// Users signing in and straight out again, at a rate.
+struct Churn {
+    target: Target,
+    password: String,
+    rate: f64,
+}
+
+impl Churn {
+    /// Runs until `done` says so; then waits for the logins in flight.
+    async fn run(
+        &self,
+        handles: &[String],
+        concurrency: usize,
+        shared: &Arc<Shared>,
+        done: impl Fn() -> bool,
+    ) -> LoginsReport {
+        let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+        let period = Duration::from_secs_f64(1.0 / self.rate.max(0.001));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut jobs = tokio::task::JoinSet::new();
+        let started = Instant::now();
+        let mut latency = Samples::default();
+        let (mut attempted, mut failed, mut last) = (0, 0, started);
+        let mut note = |joined: Result<(Duration, Instant, anyhow::Result<()>, String), _>| match joined {
+            Ok((took, done, Ok(()), _)) => {
+                latency.push(took);
+                last = last.max(done);
             }
-            .await;
-            (t0.elapsed(), Instant::now(), result, handle)
-        });
-        while let Some(joined) = jobs.try_join_next() {
+            Ok((_, _, Err(e), handle)) => {
+                failed += 1;
+                shared.problem(format!("sustained login of {handle}: {e:#}"));
+            }
+            Err(_) => failed += 1,
+        };
+        while !done() && !handles.is_empty() {
+            tick.tick().await;
+            let permit = gate.clone().acquire_owned().await.expect("never closed");
+            let (handle, password, target) =
+                (handles[attempted % handles.len()].clone(), self.password.clone(), self.target.clone());
+            attempted += 1;
+            jobs.spawn(async move {
+                let _permit = permit;
+                let t0 = Instant::now();
+                let result = async {
+                    let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
+                    link.send("OUT").await
+                }
+                .await;
+                (t0.elapsed(), Instant::now(), result, handle)
+            });
+            while let Some(joined) = jobs.try_join_next() {
+                note(joined);
+            }
+        }
+        while let Some(joined) = jobs.join_next().await {
             note(joined);
         }
-    }
-    while let Some(joined) = jobs.join_next().await {
-        note(joined);
-    }
-    let succeeded = latency.len();
-    LoginsReport {
-        attempted,
-        succeeded,
-        failed,
-        per_second: succeeded as f64 / (last - started).as_secs_f64().max(1e-6),
-        latency: latency.summary(),
+        let succeeded = latency.len();
+        LoginsReport {
+            attempted,
+            succeeded,
+            failed,
+            per_second: succeeded as f64 / (last - started).as_secs_f64().max(1e-6),
+            latency: latency.summary(),
+        }
     }
 }
 
@@ -808,10 +875,20 @@ impl Report {
         }
         let l = &self.logins;
         if let Some(c) = &self.churn {
-            row("sustained logins (in and out)", format!("{} of {} at {:.0}/s", c.succeeded, c.attempted, c.per_second));
+            row(
+                "sustained logins (in and out)",
+                format!("{} of {} at {:.0}/s", c.succeeded, c.attempted, c.per_second),
+            );
             row("sustained login latency p50/p99/max ms", fmt(&c.latency));
         }
         row("logins", format!("{} of {} at {:.0}/s", l.succeeded, l.attempted, l.per_second));
+        if let Some(b) = &self.background_logins {
+            row(
+                "background logins (in and out)",
+                format!("{} of {} at {:.0}/s", b.succeeded, b.attempted, b.per_second),
+            );
+            row("background login latency p50/p99/max ms", fmt(&b.latency));
+        }
         row("login latency p50/p99/max ms", fmt(&l.latency));
         let p = &self.presence;
         row("state changes (complete)", format!("{} ({}), {} notifications", p.changes, p.complete, p.notifications));

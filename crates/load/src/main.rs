@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use load::link::Target;
-use load::{Config, launch};
+use load::{BackgroundLogins, Config, launch};
 use msnp::Dialect;
 
 /// Drives an msnd with simulated users and reports logins/s, presence
@@ -57,6 +57,15 @@ struct Args {
     /// at --login-rate for this many seconds (sustained logins).
     #[arg(long, default_value_t = 0.0)]
     churn_secs: f64,
+    /// While presence and messages are measured, other accounts (`bgN`)
+    /// sign in and out at this rate (zero: none), in --background-dialect.
+    #[arg(long, default_value_t = 0.0)]
+    background_login_rate: f64,
+    #[arg(long, default_value_t = 11)]
+    background_dialect: u8,
+    /// How many `bgN` accounts take turns in the background logins.
+    #[arg(long, default_value_t = 200)]
+    background_users: usize,
     /// State changes per second.
     #[arg(long, default_value_t = 100.0)]
     presence_rate: f64,
@@ -101,6 +110,9 @@ fn main() -> anyhow::Result<()> {
             launch::check_graph(&dir, args.users, args.contacts, args.mutual, &args.prefix)?;
             eprintln!("msn-load: creating {} accounts in {}", args.users, dir.display());
             launch::import_accounts(&msnd, &dir, args.users, &args.prefix, &args.password)?;
+            if args.background_login_rate > 0.0 {
+                launch::import_accounts(&msnd, &dir, args.background_users, "bg", &args.password)?;
+            }
             let l = launch::serve(&msnd, &dir, true)?;
             let found = (l.dispatch.clone(), Some(l.nexus.clone()), Some(l.child.id()));
             launched = Some(l);
@@ -117,6 +129,19 @@ fn main() -> anyhow::Result<()> {
         login_rate: args.login_rate,
         login_concurrency: args.login_concurrency,
         churn_duration: Duration::from_secs_f64(args.churn_secs),
+        background: (args.background_login_rate > 0.0)
+            .then(|| -> anyhow::Result<BackgroundLogins> {
+                Ok(BackgroundLogins {
+                    dialect: Dialect::ALL
+                        .into_iter()
+                        .find(|d| d.number() == args.background_dialect)
+                        .context("--background-dialect: 2 to 12")?,
+                    prefix: "bg".into(),
+                    users: args.background_users,
+                    rate: args.background_login_rate,
+                })
+            })
+            .transpose()?,
         presence_rate: args.presence_rate,
         presence_duration: Duration::from_secs_f64(args.presence_secs),
         sessions: args.sessions,

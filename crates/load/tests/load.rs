@@ -34,6 +34,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
         login_rate: 500.0,
         login_concurrency: 64,
         churn_duration: Duration::ZERO,
+        background: None,
         presence_rate: 50.0,
         presence_duration: Duration::from_millis(400),
         sessions: 4,
@@ -99,6 +100,24 @@ async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
     assert_eq!(r.logins.succeeded, 12);
     assert_eq!(r.held.dropped, 0);
     assert!(r.table().contains("sustained logins"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_logins_run_beside_the_measured_traffic() {
+    let Some(msnd) = msnd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    launch::import_accounts(&msnd, dir.path(), 8, "u", "secret").unwrap();
+    launch::import_accounts(&msnd, dir.path(), 4, "bg", "secret").unwrap();
+    let l = launch::serve(&msnd, dir.path(), true).unwrap();
+    let mut cfg = config(&l, 8, Dialect::Msnp2);
+    cfg.background =
+        Some(load::BackgroundLogins { dialect: Dialect::Msnp11, prefix: "bg".into(), users: 4, rate: 20.0 });
+    let r = load::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    let b = r.background_logins.as_ref().expect("a background report");
+    assert!(b.succeeded > 0 && b.failed == 0, "{}", r.table());
+    assert_eq!(r.switchboard.lost, 0);
+    assert!(r.table().contains("background logins"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
