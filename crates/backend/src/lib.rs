@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod handle;
 pub mod hashing;
+pub mod intern;
 pub mod limits;
 pub mod lists;
 pub mod outbox;

@@ -6,6 +6,8 @@
 
 use msnp::{ErrorCode, ListKind, PrivacyMode, PromptMode};
 
+use crate::intern::Key;
+
 use crate::config::BackendConfig;
 
 /// The database id of an account.
@@ -190,18 +192,19 @@ pub struct ContactState {
 /// Every signed-in user holds one, so it is kept small: the entries are a
 /// vector sorted by the contact's handle key (a third of a hash map's
 /// memory for the few dozen contacts a list usually has, and a binary search
-/// over it is as quick), each key boxed to its exact length.
+/// over it is as quick), each key an interned [`Key`] shared with every other
+/// list that holds the same handle.
 #[derive(Debug, Clone, Default)]
 pub struct ContactLists {
     pub privacy: PrivacyMode,
     pub prompt: PromptMode,
     pub groups: Vec<Group>,
-    entries: Vec<(Box<str>, ContactState)>,
+    entries: Vec<(Key, ContactState)>,
 }
 
 impl ContactLists {
     pub fn from_snapshot(s: &ListSnapshot) -> ContactLists {
-        let mut entries: Vec<(Box<str>, ContactState)> = s
+        let mut entries: Vec<(Key, ContactState)> = s
             .entries
             .iter()
             .map(|e| {
@@ -210,7 +213,7 @@ impl ContactLists {
                 groups.dedup();
                 groups.shrink_to_fit();
                 let state = ContactState { bits: e.lists, guid: ContactGuid::new(&e.guid), groups };
-                (e.handle.to_ascii_lowercase().into_boxed_str(), state)
+                (Key::new(&e.handle.to_ascii_lowercase()), state)
             })
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -245,7 +248,7 @@ impl ContactLists {
             Ok(i) => i,
             Err(_) if !member => return,
             Err(i) => {
-                self.entries.insert(i, (key.into(), ContactState::default()));
+                self.entries.insert(i, (Key::new(key), ContactState::default()));
                 i
             }
         };

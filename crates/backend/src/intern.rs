@@ -1,0 +1,118 @@
+//! One shared copy of each handle key that the lists in memory hold.
+//!
+//! Every online user's lists name their contacts by handle key, and the same
+//! handles recur across many lists: with ten contacts each, 100,000 users
+//! hold a million keys for 100,000 handles. Interned, a handle is stored once
+//! however many lists hold it, and a list entry costs a pointer.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
+
+const SHARDS: usize = 16;
+
+/// The handles held by at least one [`Key`], sharded so that sign-ins on
+/// both cores rarely meet.
+static INTERNED: LazyLock<Vec<Mutex<HashSet<Arc<str>>>>> =
+    LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect());
+
+fn shard(key: &str) -> &'static Mutex<HashSet<Arc<str>>> {
+    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    &INTERNED[(h as usize) % SHARDS]
+}
+
+/// A handle key shared with every other list that holds the same handle.
+/// Forgotten by the interner when the last `Key` for it is dropped.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(Arc<str>);
+
+impl Key {
+    pub fn new(key: &str) -> Key {
+        let mut set = shard(key).lock();
+        if let Some(shared) = set.get(key) {
+            return Key(shared.clone());
+        }
+        let shared: Arc<str> = Arc::from(key);
+        set.insert(shared.clone());
+        Key(shared)
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // Two owners, the interner and this key, means this is the last
+        // key. A new one for the same handle can only be made under the
+        // shard's lock, so checking under it is exact.
+        if Arc::strong_count(&self.0) == 2 {
+            let mut set = shard(&self.0).lock();
+            if Arc::strong_count(&self.0) == 2 {
+                set.remove(&*self.0);
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// How many handles are interned now (for tests and the curious).
+pub fn interned() -> usize {
+    INTERNED.iter().map(|s| s.lock().len()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(key: &str) -> bool {
+        shard(key).lock().contains(key)
+    }
+
+    #[test]
+    fn one_copy_per_handle_while_any_key_holds_it() {
+        let a = Key::new("intern-a@x.com");
+        let b = Key::new("intern-a@x.com");
+        assert!(Arc::ptr_eq(&a.0, &b.0), "the same allocation");
+        assert_eq!(&*a, "intern-a@x.com");
+        drop(a);
+        assert!(held("intern-a@x.com"), "b still holds it");
+        let c = b.clone();
+        drop(b);
+        assert!(held("intern-a@x.com"), "c still holds it");
+        drop(c);
+        assert!(!held("intern-a@x.com"), "forgotten with the last key");
+    }
+
+    #[test]
+    fn keys_made_and_dropped_on_many_threads_leave_nothing_behind() {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for round in 0..2_000 {
+                        let keys: Vec<Key> =
+                            (0..8).map(|i| Key::new(&format!("race{}@x.com", (i + round + t) % 5))).collect();
+                        drop(keys);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for i in 0..5 {
+            assert!(!held(&format!("race{i}@x.com")));
+        }
+    }
+}
