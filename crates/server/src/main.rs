@@ -415,9 +415,13 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(cluster) = running.cluster() {
         println!("msnd: node {}", cluster.node_id());
     }
+    // Listening before saying ready: a supervisor (or a test) that signals
+    // the moment it reads "ready" must not meet the default action, which
+    // kills without the OUT SSD goodbye.
+    let mut signals = Signals::listen()?;
     println!("msnd: ready");
     loop {
-        match wait_for_signal().await? {
+        match signals.next().await {
             Signal::Stop => break,
             Signal::Drain if running.drain() => {
                 tracing::info!("draining: new users go to other nodes; clients here are moved with XFR NS")
@@ -446,23 +450,49 @@ enum Signal {
     Reload,
 }
 
+/// The signals `serve` answers, listened for from start to end, so that
+/// none is missed between two waits.
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<Signal> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(tokio::select! {
-        _ = term.recv() => Signal::Stop,
-        _ = int.recv() => Signal::Stop,
-        _ = usr1.recv() => Signal::Drain,
-        _ = hup.recv() => Signal::Reload,
-    })
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.usr1.recv() => Signal::Drain,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<Signal> {
-    tokio::signal::ctrl_c().await?;
-    Ok(Signal::Stop)
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn next(&mut self) -> Signal {
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
+    }
 }
