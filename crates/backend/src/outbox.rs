@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -21,6 +22,9 @@ struct Inner<T> {
     queue: Mutex<VecDeque<T>>,
     ready: Notify,
     capacity: usize,
+    /// An item was refused for want of room: the receiver is not keeping
+    /// up, and its connection is to close once the queue is drained.
+    overflowed: AtomicBool,
 }
 
 impl<T> Clone for Outbox<T> {
@@ -43,16 +47,20 @@ impl<T> Outbox<T> {
                 queue: Mutex::new(VecDeque::new()),
                 ready: Notify::new(),
                 capacity: capacity.max(1),
+                overflowed: AtomicBool::new(false),
             }),
         }
     }
 
     /// Queues an item, or gives it back when the queue is full (the
-    /// receiver is not keeping up).
+    /// receiver is not keeping up; it is then told so by [`Outbox::recv`]).
     pub fn try_push(&self, item: T) -> Result<(), T> {
         {
             let mut q = self.inner.queue.lock();
             if q.len() >= self.inner.capacity {
+                self.inner.overflowed.store(true, Ordering::Relaxed);
+                drop(q);
+                self.inner.ready.notify_one();
                 return Err(item);
             }
             q.push_back(item);
@@ -62,12 +70,18 @@ impl<T> Outbox<T> {
         Ok(())
     }
 
-    /// The next item, waiting for one. Cancel-safe: an item is taken only in
-    /// the same poll that returns it.
-    pub async fn recv(&self) -> T {
+    /// The next item, waiting for one; `None` once an item was refused for
+    /// want of room and everything queued before has been taken (the one
+    /// signal a receiver needs, so that an idle connection waits on one
+    /// future, not two). Cancel-safe: an item is taken only in the same poll
+    /// that returns it.
+    pub async fn recv(&self) -> Option<T> {
         loop {
             if let Some(item) = self.pop() {
-                return item;
+                return Some(item);
+            }
+            if self.inner.overflowed.load(Ordering::Relaxed) {
+                return None;
             }
             self.inner.ready.notified().await;
         }
@@ -109,6 +123,17 @@ mod tests {
         assert_eq!((q.pop(), q.pop(), q.pop()), (Some(1), Some(2), None));
     }
 
+    #[tokio::test]
+    async fn an_overflow_is_told_after_what_was_queued_before_it() {
+        let q = Outbox::new(2);
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        assert_eq!(q.try_push(3), Err(3));
+        assert_eq!(q.recv().await, Some(1));
+        assert_eq!(q.recv().await, Some(2));
+        assert_eq!(q.recv().await, None, "then the overflow");
+    }
+
     #[test]
     fn gives_memory_back_after_a_burst() {
         let q = Outbox::new(1000);
@@ -133,7 +158,7 @@ mod tests {
         });
         let mut got = Vec::new();
         while got.len() < 50 {
-            got.push(tokio::time::timeout(Duration::from_secs(5), q.recv()).await.expect("woken"));
+            got.push(tokio::time::timeout(Duration::from_secs(5), q.recv()).await.expect("woken").expect("an item"));
         }
         sender.await.unwrap();
         assert_eq!(got, (0..50).collect::<Vec<_>>());

@@ -8,13 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::{Dialect, ListKind, OnlineState};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use crate::outbox::Outbox;
 
@@ -105,8 +104,6 @@ pub struct OnlineUser {
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
     outbox: Outbox<NsEvent>,
-    overflowed: AtomicBool,
-    wake: Notify,
 }
 
 impl OnlineUser {
@@ -130,28 +127,14 @@ impl OnlineUser {
             presence: Mutex::new(PresenceInfo { friendly: friendly.to_string(), ..Default::default() }),
             cache: RwLock::new(ListCache::default()),
             outbox,
-            overflowed: AtomicBool::new(false),
-            wake: Notify::new(),
         }
     }
 
     /// Queues an event for this user's connection. If the queue is full the
-    /// connection is flagged to be closed: it is not reading.
+    /// connection is to close (its receiver learns it from the queue): it
+    /// is not reading.
     pub fn deliver(&self, event: NsEvent) {
-        if self.outbox.try_push(event).is_err() {
-            self.overflowed.store(true, Ordering::Relaxed);
-            self.wake.notify_one();
-        }
-    }
-
-    /// Resolves when the connection must close because its queue overflowed.
-    pub async fn overflowed(&self) {
-        loop {
-            if self.overflowed.load(Ordering::Relaxed) {
-                return;
-            }
-            self.wake.notified().await;
-        }
+        let _ = self.outbox.try_push(event);
     }
 
     pub fn presence(&self) -> PresenceInfo {

@@ -5,6 +5,7 @@
 //! notification server has a port of its own, which dispatch refers clients
 //! to. On shutdown every connection is told `OUT SSD` before it closes.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,8 @@ use anyhow::Context;
 use backend::Backend;
 use backend::secrets::ServerKey;
 use backend::store::{PostgresStore, SqliteStore};
+use futures::FutureExt;
+use futures::future::Either;
 use msnp::{Frame, Limits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -558,11 +561,15 @@ async fn accept_loop(
             tracing::info!(%peer, "too many connections from this address; refusing");
             continue;
         };
-        let (shared, shutdown, port) = (shared.clone(), shutdown.clone(), port.clone());
+        let (shared, shutdown, port, sessions) = (shared.clone(), shutdown.clone(), port.clone(), tracker.clone());
         tracker.spawn(async move {
-            serve_socket(stream, port, shared, shutdown).await;
-            drop(slot);
-            drop(permit);
+            let Some(conn) = Box::pin(open_socket(stream, &port, &shared)).await else { return };
+            let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
+            // The session runs as a task of its own, made of the session's
+            // future alone: this task (the handshake, the wait for the first
+            // command) ends here, and none of its state is carried through
+            // the hours a connection idles.
+            sessions.spawn(session.run(shared, shutdown, (slot, permit)));
         });
     }
 }
@@ -571,32 +578,26 @@ fn timeouts(config: &ServerConfig) -> Timeouts {
     Timeouts { partial_line: config.partial_line_timeout, write: config.write_timeout }
 }
 
-/// Wraps an accepted socket (completing the TLS handshake on the TLS port)
-/// and serves it.
-async fn serve_socket(stream: TcpStream, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+/// Wraps an accepted socket, completing the TLS handshake on the TLS port.
+async fn open_socket(stream: TcpStream, port: &Port, shared: &Shared) -> Option<Connection> {
     let config = &shared.config;
     let keepalive = (config.keepalive_time, config.keepalive_interval);
-    let conn = if let Port::Tls(acceptor) = &port {
-        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return };
+    if let Port::Tls(acceptor) = port {
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return None };
         crate::connection::tune_tcp(&stream, keepalive);
-        // Boxed: the handshake's state is large and brief (see serve_connection).
-        let tls = match timeout(config.login_timeout, Box::pin(acceptor.accept(stream))).await {
+        let tls = match timeout(config.login_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
             _ => {
                 tracing::debug!(%peer, "MSNP TLS handshake failed");
-                return;
+                return None;
             }
         };
         let mut conn = Connection::stream(tls, peer, local, Limits::default(), timeouts(config));
         conn.secure = true;
-        conn
+        Some(conn)
     } else {
-        match Connection::tcp(stream, Limits::default(), timeouts(config), keepalive) {
-            Ok(conn) => conn,
-            Err(_) => return,
-        }
-    };
-    serve_connection(conn, port, shared, shutdown).await
+        Connection::tcp(stream, Limits::default(), timeouts(config), keepalive).ok()
+    }
 }
 
 /// A connection whose role is known, with the frame that told it.
@@ -605,26 +606,41 @@ enum Session {
     Switchboard { conn: Connection, first: Frame },
 }
 
-/// Serves a connection until it ends.
-///
-/// A task's future is as large as its largest state, and every idle
-/// connection is one task: so the brief, large states (the TLS handshake,
-/// the wait for the first command with its timer) are boxed and freed
-/// before the session starts, and the task holds little more than the
-/// session itself.
-async fn serve_connection(conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
-    match session {
-        Session::Notification { conn, first, role } => {
-            let counted = if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
-            let _counted = InRole::new(&shared, counted);
-            notification::serve(conn, first, role, shared, shutdown).await
-        }
-        Session::Switchboard { conn, first } => {
-            let _counted = InRole::new(&shared, ConnectionRole::Switchboard);
-            switchboard::serve(conn, first, shared, shutdown).await
+impl Session {
+    /// The session's future, holding `guards` (and the connection's place
+    /// in the role gauges) until it ends.
+    fn run(
+        self,
+        shared: Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+        guards: impl Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        match self {
+            Session::Notification { conn, first, role } => {
+                let role_gauge =
+                    if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
+                let counted = InRole::new(&shared, role_gauge);
+                Either::Left(
+                    notification::serve(conn, first, role, shared, shutdown).map(move |()| drop((counted, guards))),
+                )
+            }
+            Session::Switchboard { conn, first } => {
+                let counted = InRole::new(&shared, ConnectionRole::Switchboard);
+                // Boxed: switchboard sessions are few and brief, and the
+                // notification sessions that idle for hours should not be
+                // as large as the larger of the two.
+                Either::Right(
+                    Box::pin(switchboard::serve(conn, first, shared, shutdown)).map(move |()| drop((counted, guards))),
+                )
+            }
         }
     }
+}
+
+/// Serves a connection that did not come through a listener, until it ends.
+async fn serve_connection(conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
+    session.run(shared, shutdown, ()).await
 }
 
 /// The role of a connection: the notification port's, or on the MSNP port

@@ -147,12 +147,6 @@ pub fn serve(
                 break;
             }
             let user = session.user();
-            let overflowed = async {
-                match &user {
-                    Some(u) => u.overflowed().await,
-                    None => std::future::pending().await,
-                }
-            };
             // Before sign-in the login deadline applies; after it, silence past
             // the idle limit means the client is gone.
             let config = &session.shared.config;
@@ -168,16 +162,18 @@ pub fn serve(
                 // Events queued before a request are answered first, so a
                 // client sees the world in the order the server saw it.
                 biased;
-                event = events.recv() => session.events(event, &mut conn.writer),
+                event = events.recv() => match event {
+                    Some(event) => session.events(event, &mut conn.writer),
+                    None => {
+                        tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
+                        break;
+                    }
+                },
                 _ = shutdown.changed() => {
                     conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
                     Flow::Close
                 }
                 _ = drain.changed() => session.move_elsewhere(&mut conn.writer),
-                _ = overflowed => {
-                    tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
-                    break;
-                }
                 _ = &mut timer => {
                     if tokio::time::Instant::now() >= deadline {
                         tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
