@@ -578,16 +578,23 @@ mod tests {
         assert!(sbs.join(&s, c, 10).is_err());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_reader_that_stops_is_flagged_after_the_patience() {
+    /// A session of a and b whose b has taken nothing while a filled its
+    /// queue (4 slots). The receivers are returned so the queues stay open.
+    async fn b_full() -> (Arc<SwitchboardSession>, Arc<Participant>, Arc<Participant>, Vec<mpsc::Receiver<SbEvent>>) {
         let sbs = Switchboards::default();
-        let (a, _arx) = participant("a@x.com", 1);
-        let (b, _brx) = participant("b@x.com", 2);
+        let (a, arx) = participant("a@x.com", 1);
+        let (b, brx) = participant("b@x.com", 2);
         let s = sbs.open(a.clone());
         sbs.join(&s, b.clone(), 10).unwrap();
         for _ in 0..4 {
             assert!(s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
         }
+        (s, a, b, vec![arx, brx])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_stops_is_flagged_after_the_patience() {
+        let (s, a, b, _queues) = b_full().await;
         assert!(!s.others_have_room(&a));
         let started = tokio::time::Instant::now();
         assert!(!s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
@@ -625,14 +632,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_room_gives_up_on_a_stalled_reader() {
-        let sbs = Switchboards::default();
-        let (a, _arx) = participant("a@x.com", 1);
-        let (b, _brx) = participant("b@x.com", 2);
-        let s = sbs.open(a.clone());
-        sbs.join(&s, b.clone(), 10).unwrap();
-        for _ in 0..4 {
-            assert!(s.relay(&a, Bytes::from_static(b"x"), PATIENCE).await);
-        }
+        let (s, a, _b, _queues) = b_full().await;
         s.wait_for_room(&a, PATIENCE).await;
         assert!(!s.contains("b@x.com"));
         assert!(s.others_have_room(&a), "nobody is left to wait for");

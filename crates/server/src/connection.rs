@@ -195,6 +195,47 @@ impl Writer {
     }
 }
 
+/// Whether a connection goes on after a request or an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// The most queued events, or pipelined commands, answered in one write.
+pub const BATCH: usize = 64;
+
+/// A request's answer as a boxed future: each session's `handle` is far
+/// larger than its idle loop, and boxing keeps every idle task small.
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Flow> + Send + 'a>>;
+
+/// Answers `first`, then every command the client pipelined behind it that
+/// is already buffered (up to [`BATCH`], and while `more` allows: no event
+/// waiting, room to relay), so that the burst costs one write.
+pub async fn answer_pipelined<S>(
+    session: &mut S,
+    first: Frame,
+    conn: &mut Connection,
+    answer: for<'a> fn(&'a mut S, Frame, &'a mut Writer) -> Answer<'a>,
+    more: impl Fn(&S) -> bool,
+) -> Flow {
+    let mut flow = answer(session, first, &mut conn.writer).await;
+    for _ in 0..BATCH {
+        if flow != Flow::Continue || !more(session) {
+            break;
+        }
+        match conn.reader.buffered() {
+            Ok(Some(frame)) => flow = answer(session, frame, &mut conn.writer).await,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(peer = %conn.peer, "closing: {e}");
+                flow = Flow::Close;
+            }
+        }
+    }
+    flow
+}
+
 /// Logs one frame of a traced connection, secrets masked.
 fn trace_frame(account: &str, from: &str, frame: &Frame) {
     let line = msnp::trace::mask_line(&frame.line);

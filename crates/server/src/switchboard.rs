@@ -11,25 +11,16 @@ use msnp::{AckMode, ErrorCode, Frame, Reply};
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
-use crate::connection::{Connection, Writer};
+use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
 use crate::server::Shared;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
-/// The most queued messages, or pipelined commands, answered in one write.
-const BATCH: usize = 64;
 
 /// How long a sender waits for a participant whose queue is full before
 /// that participant counts as stalled and is removed. A reader that is only
 /// slow frees a slot long before this; one that takes nothing this long
 /// with 512 messages waiting has stopped reading.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Close,
-}
 
 struct SbConnection {
     shared: Arc<Shared>,
@@ -121,22 +112,10 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                 Ok(Some(frame)) => {
                     last_heard = tokio::time::Instant::now();
                     // Boxed: see notification::serve.
-                    let mut flow = Box::pin(sb.handle(frame, &mut conn.writer)).await;
-                    // Pipelined commands are answered before the one write.
-                    for _ in 0..BATCH {
-                        if flow != Flow::Continue || !events.is_empty() || !sb.has_room() {
-                            break;
-                        }
-                        match conn.reader.buffered() {
-                            Ok(Some(frame)) => flow = Box::pin(sb.handle(frame, &mut conn.writer)).await,
-                            Ok(None) => break,
-                            Err(e) => {
-                                tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
-                                flow = Flow::Close;
-                            }
-                        }
-                    }
-                    flow
+                    answer_pipelined(&mut sb, frame, &mut conn, SbConnection::answer, |sb| {
+                        events.is_empty() && sb.has_room()
+                    })
+                    .await
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -153,6 +132,10 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
 }
 
 impl SbConnection {
+    fn answer<'a>(&'a mut self, frame: Frame, w: &'a mut Writer) -> Answer<'a> {
+        Box::pin(self.handle(frame, w))
+    }
+
     /// Whether everyone else in the session can take one more message.
     fn has_room(&self) -> bool {
         self.joined.as_ref().is_none_or(|(session, me)| session.others_have_room(me))

@@ -9,8 +9,8 @@ use msnp::mime::LoginProfile;
 use msnp::request::UsrStep;
 use msnp::{ErrorCode, Reply, TrId};
 
-use super::{Challenged, Flow, Login, NsSession, Role, system_message};
-use crate::connection::Writer;
+use super::{Challenged, Login, NsSession, Role, system_message};
+use crate::connection::{Flow, Writer};
 
 /// Failed password attempts allowed on one connection before it is closed.
 const MAX_FAILED_LOGINS: u8 = 3;

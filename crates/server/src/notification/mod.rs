@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::config::ChallengePolicy;
-use crate::connection::{Connection, Writer};
+use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
 use crate::server::Shared;
 
 /// Which role a connection plays.
@@ -44,16 +44,6 @@ pub enum Role {
     Dispatch,
     Notification,
 }
-
-/// Whether the connection goes on after a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Close,
-}
-
-/// The most queued events, or pipelined commands, answered in one write.
-const BATCH: usize = 64;
 
 /// How far the login has come.
 enum Login {
@@ -184,25 +174,7 @@ pub fn serve(
                 frame = conn.reader.next() => match frame {
                     Ok(Some(frame)) => {
                         last_heard = tokio::time::Instant::now();
-                        // Boxed: a request's future (store calls, hashing) is
-                        // far larger than the idle loop's, and boxing it keeps
-                        // every idle connection's task small.
-                        let mut flow = Box::pin(session.handle(frame, &mut conn.writer)).await;
-                        // Pipelined commands are answered before the one write.
-                        for _ in 0..BATCH {
-                            if flow != Flow::Continue || !events.is_empty() {
-                                break;
-                            }
-                            match conn.reader.buffered() {
-                                Ok(Some(frame)) => flow = Box::pin(session.handle(frame, &mut conn.writer)).await,
-                                Ok(None) => break,
-                                Err(e) => {
-                                    tracing::debug!(peer = %session.peer, "closing: {e}");
-                                    flow = Flow::Close;
-                                }
-                            }
-                        }
-                        flow
+                        answer_pipelined(&mut session, frame, &mut conn, NsSession::answer, |s| s.events.is_empty()).await
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -222,6 +194,10 @@ pub fn serve(
 }
 
 impl NsSession {
+    fn answer<'a>(&'a mut self, frame: Frame, w: &'a mut Writer) -> Answer<'a> {
+        Box::pin(self.handle(frame, w))
+    }
+
     /// Looked up for each command and event, so `msnd trace` takes effect
     /// at once.
     fn refresh_trace(&self, w: &mut Writer) {
