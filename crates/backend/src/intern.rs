@@ -24,32 +24,34 @@ fn shard(key: &str) -> &'static Mutex<HashSet<Arc<str>>> {
 
 /// A handle key shared with every other list that holds the same handle.
 /// Forgotten by the interner when the last `Key` for it is dropped.
+/// (Always `Some`; `None` only inside `drop`.)
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(Arc<str>);
+pub struct Key(Option<Arc<str>>);
 
 impl Key {
     pub fn new(key: &str) -> Key {
         let mut set = shard(key).lock();
         if let Some(shared) = set.get(key) {
-            return Key(shared.clone());
+            return Key(Some(shared.clone()));
         }
         let shared: Arc<str> = Arc::from(key);
         set.insert(shared.clone());
-        Key(shared)
+        Key(Some(shared))
     }
 }
 
 impl Drop for Key {
     fn drop(&mut self) {
-        // Two owners, the interner and this key, means this is the last
-        // key. A new one for the same handle can only be made under the
-        // shard's lock, so checking under it is exact.
-        if Arc::strong_count(&self.0) == 2 {
-            let mut set = shard(&self.0).lock();
-            if Arc::strong_count(&self.0) == 2 {
-                set.remove(&*self.0);
-            }
+        let Some(mine) = self.0.take() else { return };
+        // Counted and released under the shard's lock: a new key for the
+        // handle is made only under it, and a clone only from a live key,
+        // which the count includes. So two owners (the interner and this
+        // key) means this is the last key, even when others drop at once.
+        let mut set = shard(&mine).lock();
+        if Arc::strong_count(&mine) == 2 {
+            set.remove(&*mine);
         }
+        drop(mine);
     }
 }
 
@@ -57,13 +59,13 @@ impl std::ops::Deref for Key {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
+        std::fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -84,7 +86,7 @@ mod tests {
     fn one_copy_per_handle_while_any_key_holds_it() {
         let a = Key::new("intern-a@x.com");
         let b = Key::new("intern-a@x.com");
-        assert!(Arc::ptr_eq(&a.0, &b.0), "the same allocation");
+        assert!(Arc::ptr_eq(a.0.as_ref().unwrap(), b.0.as_ref().unwrap()), "the same allocation");
         assert_eq!(&*a, "intern-a@x.com");
         drop(a);
         assert!(held("intern-a@x.com"), "b still holds it");
