@@ -74,10 +74,9 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         // message: a sender faster than a reader is paced, not the reader
         // dropped (see SwitchboardSession::relay).
         let room = sb.has_room();
-        let patience = PATIENCE;
         let wait_for_room = async {
             if let Some((session, me)) = &sb.joined {
-                session.wait_for_room(me, patience).await;
+                session.wait_for_room(me, PATIENCE).await;
             }
         };
         flow = tokio::select! {
@@ -111,7 +110,6 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             frame = conn.reader.next(), if room => match frame {
                 Ok(Some(frame)) => {
                     last_heard = tokio::time::Instant::now();
-                    // Boxed: see notification::serve.
                     answer_pipelined(&mut sb, frame, &mut conn, SbConnection::answer, |sb| {
                         events.is_empty() && sb.has_room()
                     })
