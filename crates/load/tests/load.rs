@@ -92,9 +92,9 @@ async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
     let r = load::run(&cfg).await.unwrap();
     assert!(r.success, "{}", r.table());
     let churn = r.churn.as_ref().expect("a sustained-login report");
-    // 100/s for half a second: about 50, every one complete, each account
-    // signed in several times over (12 accounts).
-    assert!(churn.attempted >= 30, "{}", r.table());
+    // 100/s for half a second: about 50 (fewer on a busy machine), every one
+    // complete, each account signed in more than once (12 accounts).
+    assert!(churn.attempted > 12, "{}", r.table());
     assert_eq!((churn.succeeded, churn.failed), (churn.attempted, 0));
     // Afterwards the users sign in to stay as usual, none told OUT OTH.
     assert_eq!(r.logins.succeeded, 12);
