@@ -563,8 +563,8 @@ async fn accept_loop(
         };
         let (shared, shutdown, port, sessions) = (shared.clone(), shutdown.clone(), port.clone(), tracker.clone());
         tracker.spawn(async move {
-            let Some(conn) = Box::pin(open_socket(stream, &port, &shared)).await else { return };
-            let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
+            let Some(conn) = open_socket(stream, &port, &shared).await else { return };
+            let Some(session) = decide_role(conn, port, &shared).await else { return };
             // The session runs as a task of its own, made of the session's
             // future alone: this task (the handshake, the wait for the first
             // command) ends here, and none of its state is carried through
@@ -639,7 +639,7 @@ impl Session {
 
 /// Serves a connection that did not come through a listener, until it ends.
 async fn serve_connection(conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let Some(session) = Box::pin(decide_role(conn, port, &shared)).await else { return };
+    let Some(session) = decide_role(conn, port, &shared).await else { return };
     session.run(shared, shutdown, ()).await
 }
 

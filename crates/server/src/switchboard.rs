@@ -49,7 +49,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         unconfirmed: Vec::new(),
         strikes: Strikes::default(),
     };
-    let mut flow = Box::pin(sb.handle(first, &mut conn.writer)).await;
+    let mut flow = sb.answer(first, &mut conn.writer).await;
     let idle_limit = sb.shared.config.switchboard_idle_timeout;
     let mut last_heard = tokio::time::Instant::now();
     // Moved, not recreated, on each turn (see notification::serve).

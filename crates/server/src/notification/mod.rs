@@ -121,7 +121,7 @@ pub fn serve(
         };
 
         let mut flow = match first {
-            Some(frame) => Box::pin(session.handle(frame, &mut conn.writer)).await,
+            Some(frame) => session.answer(frame, &mut conn.writer).await,
             None => Flow::Continue,
         };
         let mut last_heard = tokio::time::Instant::now();
