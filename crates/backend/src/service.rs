@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use msnp::dialect::AuthScheme;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
@@ -682,10 +681,9 @@ impl Backend {
         if let Some(cluster) = self.cluster.get() {
             cluster.signed_in(&user);
         }
-        // The web services (offline messages over SOAP) are for Passport
-        // dialects; an MD5 sign-in's token is never presented, so it is not
-        // kept where it would cost memory for nothing.
-        if dialect.auth_scheme() == AuthScheme::Twn {
+        // An MD5 sign-in's token is never presented, so it is not kept
+        // where it would cost memory for nothing.
+        if dialect.has_web_services() {
             self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
         }
         match self.store.list_snapshot(account.id).await {

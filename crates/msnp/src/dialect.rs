@@ -132,6 +132,12 @@ impl Dialect {
         self >= Dialect::Msnp11
     }
 
+    /// Whether the client can present its sign-in's `MSPAuth` token to the
+    /// web services (offline messages over SOAP): the Passport dialects.
+    pub fn has_web_services(self) -> bool {
+        self.auth_scheme() == AuthScheme::Twn
+    }
+
     /// Whether a client command exists in this dialect (the availability
     /// matrix of the protocol reference). The server answers 502 otherwise.
     pub fn has_command(self, verb: &str) -> bool {
