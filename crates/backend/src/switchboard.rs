@@ -210,6 +210,12 @@ impl Participant {
         }
     }
 
+    /// Marks the connection to be closed: it is not reading.
+    fn flag_overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
     /// Whether the queue can take one more event (a closed one drops
     /// whatever it is given, so it never holds a sender up).
     fn has_room(&self) -> bool {
@@ -222,8 +228,7 @@ impl Participant {
         match self.outbox.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.store(true, Ordering::Relaxed);
-                self.wake.notify_one();
+                self.flag_overflow();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -339,8 +344,7 @@ impl SwitchboardSession {
     /// A participant that took nothing for a whole `patience`: flagged, so
     /// its connection closes, and taken out of the session.
     fn stalled(&self, p: &Participant) {
-        p.overflowed.store(true, Ordering::Relaxed);
-        p.wake.notify_one();
+        p.flag_overflow();
         self.remove(p, false);
     }
 
