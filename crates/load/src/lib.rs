@@ -428,18 +428,10 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     let mut problems = shared.problems.lock().unwrap().clone();
     let r = &report;
-    if let Some(c) = &r.churn
-        && c.failed > 0
-    {
-        problems.push(format!("{} of {} sustained logins failed", c.failed, c.attempted));
-    }
-    if let Some(b) = &r.background_logins
-        && b.failed > 0
-    {
-        problems.push(format!("{} of {} background logins failed", b.failed, b.attempted));
-    }
-    if r.logins.failed > 0 {
-        problems.push(format!("{} of {} logins failed", r.logins.failed, r.logins.attempted));
+    for (kind, _, l) in r.login_kinds() {
+        if l.failed > 0 {
+            problems.push(format!("{} of {} {kind} failed", l.failed, l.attempted));
+        }
     }
     if r.held.dropped > 0 {
         problems.push(format!("{} connections were dropped", r.held.dropped));
@@ -866,6 +858,18 @@ impl Sampler {
 
 impl Report {
     /// The human-readable table.
+    /// Each kind of login that was measured: its name, how it went on, and
+    /// its report.
+    fn login_kinds(&self) -> impl Iterator<Item = (&'static str, &'static str, &LoginsReport)> {
+        [
+            ("sustained logins", " (in and out)", self.churn.as_ref()),
+            ("logins", "", Some(&self.logins)),
+            ("background logins", " (in and out)", self.background_logins.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, how, report)| Some((kind, how, report?)))
+    }
+
     pub fn table(&self) -> String {
         let mut t = String::new();
         let mut row = |k: &str, v: String| t.push_str(&format!("{k:<34} {v}\n"));
@@ -873,23 +877,11 @@ impl Report {
         if let Some(l) = &self.lists {
             row("list changes (durable)", format!("{} at {:.0}/s", l.changes, l.per_second));
         }
-        let l = &self.logins;
-        if let Some(c) = &self.churn {
-            row(
-                "sustained logins (in and out)",
-                format!("{} of {} at {:.0}/s", c.succeeded, c.attempted, c.per_second),
-            );
-            row("sustained login latency p50/p99/max ms", fmt(&c.latency));
+        for (kind, how, l) in self.login_kinds() {
+            row(&format!("{kind}{how}"), format!("{} of {} at {:.0}/s", l.succeeded, l.attempted, l.per_second));
+            let one = kind.strip_suffix('s').unwrap_or(kind);
+            row(&format!("{one} latency p50/p99/max ms"), fmt(&l.latency));
         }
-        row("logins", format!("{} of {} at {:.0}/s", l.succeeded, l.attempted, l.per_second));
-        if let Some(b) = &self.background_logins {
-            row(
-                "background logins (in and out)",
-                format!("{} of {} at {:.0}/s", b.succeeded, b.attempted, b.per_second),
-            );
-            row("background login latency p50/p99/max ms", fmt(&b.latency));
-        }
-        row("login latency p50/p99/max ms", fmt(&l.latency));
         let p = &self.presence;
         row("state changes (complete)", format!("{} ({}), {} notifications", p.changes, p.complete, p.notifications));
         row("presence fan-out p50/p99/max ms", fmt(&p.fanout));
