@@ -92,7 +92,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dialect = Dialect::ALL.into_iter().find(|d| d.number() == args.dialect).context("--dialect: 2 to 12")?;
+    let dialect = dialect_numbered(args.dialect, "--dialect")?;
+    let background_dialect = dialect_numbered(args.background_dialect, "--background-dialect")?;
     let temp;
     let mut launched = None;
     let (server, login_url, pid) = match &args.server {
@@ -129,19 +130,12 @@ fn main() -> anyhow::Result<()> {
         login_rate: args.login_rate,
         login_concurrency: args.login_concurrency,
         churn_duration: Duration::from_secs_f64(args.churn_secs),
-        background: (args.background_login_rate > 0.0)
-            .then(|| -> anyhow::Result<BackgroundLogins> {
-                Ok(BackgroundLogins {
-                    dialect: Dialect::ALL
-                        .into_iter()
-                        .find(|d| d.number() == args.background_dialect)
-                        .context("--background-dialect: 2 to 12")?,
-                    prefix: "bg".into(),
-                    users: args.background_users,
-                    rate: args.background_login_rate,
-                })
-            })
-            .transpose()?,
+        background: (args.background_login_rate > 0.0).then(|| BackgroundLogins {
+            dialect: background_dialect,
+            prefix: "bg".into(),
+            users: args.background_users,
+            rate: args.background_login_rate,
+        }),
         presence_rate: args.presence_rate,
         presence_duration: Duration::from_secs_f64(args.presence_secs),
         sessions: args.sessions,
@@ -162,6 +156,11 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The dialect a flag names by its number.
+fn dialect_numbered(number: u8, flag: &str) -> anyhow::Result<Dialect> {
+    Dialect::ALL.into_iter().find(|d| d.number() == number).with_context(|| format!("{flag}: 2 to 12"))
 }
 
 /// A fresh directory under the system temp dir (removed by the OS, not us:
