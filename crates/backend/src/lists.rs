@@ -111,7 +111,8 @@ impl ContactGuid {
         if guid.is_empty() {
             return ContactGuid::None;
         }
-        match pack_guid(guid) {
+        // Only the lower-case form packs: formatting must give it back.
+        match pack_guid(guid).filter(|_| !guid.bytes().any(|b| b.is_ascii_uppercase())) {
             Some(bytes) => ContactGuid::Packed(bytes),
             None => ContactGuid::Text(guid.into()),
         }
@@ -126,7 +127,7 @@ impl ContactGuid {
     pub fn matches(&self, guid: &str) -> bool {
         match self {
             ContactGuid::None => false,
-            ContactGuid::Packed(bytes) => pack_guid(&guid.to_ascii_lowercase()).is_some_and(|b| b == *bytes),
+            ContactGuid::Packed(bytes) => pack_guid(guid).is_some_and(|b| b == *bytes),
             ContactGuid::Text(text) => text.eq_ignore_ascii_case(guid),
         }
     }
@@ -150,8 +151,8 @@ impl std::fmt::Display for ContactGuid {
     }
 }
 
-/// The 16 bytes of a GUID in exactly the lower-case `8-4-4-4-12` form, so
-/// that formatting them gives the same text back.
+/// The 16 bytes of a GUID in the `8-4-4-4-12` form, in either case (no
+/// allocation, so that a search by GUID over a whole list makes none).
 fn pack_guid(guid: &str) -> Option<[u8; 16]> {
     let g = guid.as_bytes();
     if g.len() != 36 || [8, 13, 18, 23].iter().any(|&i| g[i] != b'-') {
@@ -166,6 +167,7 @@ fn pack_guid(guid: &str) -> Option<[u8; 16]> {
             let nibble = match c {
                 b'0'..=b'9' => c - b'0',
                 b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
                 _ => return None,
             };
             value = value << 4 | nibble;
