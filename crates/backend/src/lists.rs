@@ -69,6 +69,16 @@ pub struct ListEntry {
     pub phones: Vec<(String, String)>,
 }
 
+/// Whether putting someone on the allow or block list while they are on
+/// the other is refused (219, the draft's rule) or accepted. When accepted
+/// the contact is briefly on both, and the block wins ([`ContactLists::allows`])
+/// until the client takes them off the other list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OppositeList {
+    Refuse,
+    Accept,
+}
+
 /// Everything `SYN` sends: serial, settings, my properties, groups, lists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListSnapshot {
@@ -328,7 +338,13 @@ impl ContactLists {
 
     /// Checks a client's ADD against the draft's rules and the configured
     /// limits, before anything is written.
-    pub fn check_add(&self, list: ListKind, key: &str, config: &BackendConfig) -> Result<(), ErrorCode> {
+    pub fn check_add(
+        &self,
+        list: ListKind,
+        key: &str,
+        opposite: OppositeList,
+        config: &BackendConfig,
+    ) -> Result<(), ErrorCode> {
         let limit = match list {
             ListKind::Forward => config.max_forward_list,
             ListKind::Allow => config.max_allow_list,
@@ -340,7 +356,7 @@ impl ContactLists {
         if bits.contains(list) {
             return Err(ErrorCode::AlreadyThere);
         }
-        if list.opposite().is_some_and(|o| bits.contains(o)) {
+        if opposite == OppositeList::Refuse && list.opposite().is_some_and(|o| bits.contains(o)) {
             return Err(ErrorCode::AlreadyInOppositeList);
         }
         if self.count(list) >= limit {
@@ -444,12 +460,17 @@ mod tests {
     fn add_rules() {
         let config = BackendConfig { max_forward_list: 1, ..Default::default() };
         let mut l = ContactLists::default();
-        assert_eq!(l.check_add(ListKind::Reverse, "a@x.com", &config), Err(ErrorCode::InvalidParameter));
+        let refuse = OppositeList::Refuse;
+        assert_eq!(l.check_add(ListKind::Reverse, "a@x.com", refuse, &config), Err(ErrorCode::InvalidParameter));
         l.set("a@x.com", ListKind::Forward, true);
-        assert_eq!(l.check_add(ListKind::Forward, "a@x.com", &config), Err(ErrorCode::AlreadyThere));
-        assert_eq!(l.check_add(ListKind::Forward, "b@x.com", &config), Err(ErrorCode::ListFull));
+        assert_eq!(l.check_add(ListKind::Forward, "a@x.com", refuse, &config), Err(ErrorCode::AlreadyThere));
+        assert_eq!(l.check_add(ListKind::Forward, "b@x.com", refuse, &config), Err(ErrorCode::ListFull));
         l.set("a@x.com", ListKind::Allow, true);
-        assert_eq!(l.check_add(ListKind::Block, "a@x.com", &config), Err(ErrorCode::AlreadyInOppositeList));
+        assert_eq!(l.check_add(ListKind::Block, "a@x.com", refuse, &config), Err(ErrorCode::AlreadyInOppositeList));
+        assert_eq!(l.check_add(ListKind::Block, "a@x.com", OppositeList::Accept, &config), Ok(()));
+        l.set("a@x.com", ListKind::Block, true);
+        assert!(!l.allows("a@x.com"), "on both lists, the block wins");
+        l.set("a@x.com", ListKind::Block, false);
         assert_eq!(l.check_remove(ListKind::Block, "a@x.com"), Err(ErrorCode::NotOnList));
         assert_eq!(l.check_remove(ListKind::Allow, "a@x.com"), Ok(()));
         l.set("a@x.com", ListKind::Allow, false);

@@ -98,12 +98,22 @@ pub struct OnlineUser {
     /// The `MSPAuth` token of this sign-in: the credential the web services
     /// (offline messages) accept while the user is signed in.
     pub web_token: String,
-    /// Offline messages being delivered in this sign-in, so that they are
-    /// not offered twice.
-    pub offline_in_flight: Mutex<std::collections::HashSet<i64>>,
+    /// Offline messages being delivered in this sign-in.
+    pub offline_delivery: Mutex<OfflineDelivery>,
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
     outbox: Outbox<NsEvent>,
+}
+
+/// Where a sign-in's offline messages are in their delivery.
+#[derive(Debug, Default)]
+pub struct OfflineDelivery {
+    /// Offered on a switchboard and not yet confirmed or given up, so that
+    /// they are not offered twice.
+    pub in_flight: std::collections::HashSet<i64>,
+    /// Written to the client's switchboard connection: the next word the
+    /// client says on any of its connections confirms them.
+    pub shown: Vec<i64>,
 }
 
 impl OnlineUser {
@@ -120,7 +130,7 @@ impl OnlineUser {
             account_id,
             dialect,
             web_token,
-            offline_in_flight: Mutex::new(Default::default()),
+            offline_delivery: Mutex::new(Default::default()),
             handle: handle.to_string(),
             key: handle.to_ascii_lowercase(),
             session_id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),

@@ -21,7 +21,7 @@ use crate::config::BackendConfig;
 use crate::handle::Handle;
 use crate::hashing::PasswordChecker;
 use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
-use crate::lists::{Group, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
+use crate::lists::{Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::TicketJar;
 use crate::presence::{LoadedLists, NsEvent, OnlineUser, Registry};
@@ -55,6 +55,15 @@ pub struct ImportedAccount {
 /// A session joined with `ANS`: the session, the new participant, and the
 /// roster before the join (for `IRO`).
 pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
+
+/// What a `BLP` or `GTC` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeChange {
+    /// The mode was stored; the lists are at `serial` now.
+    Changed { serial: u32 },
+    /// The mode was already the one asked for; nothing was written.
+    Unchanged { serial: u32 },
+}
 
 /// Why an offline message was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -784,13 +793,19 @@ impl Backend {
     }
 
     /// `ADD`/`ADC`: puts someone on one of the user's lists.
-    pub async fn add_to_list(&self, user: &OnlineUser, list: ListKind, handle: &str) -> Result<AddOutcome, ErrorCode> {
+    pub async fn add_to_list(
+        &self,
+        user: &OnlineUser,
+        list: ListKind,
+        handle: &str,
+        opposite: OppositeList,
+    ) -> Result<AddOutcome, ErrorCode> {
         let handle = Handle::parse(handle)?;
         let key = handle.key();
         if list == ListKind::Forward && key == user.key {
             return Err(ErrorCode::InvalidParameter);
         }
-        user.with_lists(|l| l.check_add(list, key, &self.config))?;
+        user.with_lists(|l| l.check_add(list, key, opposite, &self.config))?;
         let contact = self.store.account(key).await.map_err(store_error)?.ok_or(ErrorCode::InvalidUser)?;
         let allowed_before = user.with_lists(|l| l.allows(key));
         let change = self
@@ -1046,9 +1061,9 @@ impl Backend {
     }
 
     /// `BLP`: changes the privacy mode; watchers whose view flips are told.
-    pub async fn set_privacy(&self, user: &OnlineUser, mode: PrivacyMode) -> Result<u32, ErrorCode> {
+    pub async fn set_privacy(&self, user: &OnlineUser, mode: PrivacyMode) -> Result<ModeChange, ErrorCode> {
         if user.with_lists(|l| l.privacy) == mode {
-            return Err(ErrorCode::AlreadyInMode);
+            return Ok(ModeChange::Unchanged { serial: self.list_serial(user).await? });
         }
         let before: Vec<(String, bool)> =
             user.with_lists(|l| l.members(ListKind::Reverse).map(|k| (k.to_string(), l.allows(k))).collect());
@@ -1057,17 +1072,23 @@ impl Backend {
         for (key, allowed_before) in before {
             self.refresh_view(user, &key, allowed_before);
         }
-        Ok(serial)
+        Ok(ModeChange::Changed { serial })
+    }
+
+    /// The current list serial (read for an unchanged mode: nothing in
+    /// memory keeps it).
+    async fn list_serial(&self, user: &OnlineUser) -> Result<u32, ErrorCode> {
+        Ok(self.store.list_snapshot(user.account_id).await.map_err(store_error)?.serial)
     }
 
     /// `GTC`: stores the reverse-list prompt setting.
-    pub async fn set_prompt(&self, user: &OnlineUser, mode: PromptMode) -> Result<u32, ErrorCode> {
+    pub async fn set_prompt(&self, user: &OnlineUser, mode: PromptMode) -> Result<ModeChange, ErrorCode> {
         if user.with_lists(|l| l.prompt) == mode {
-            return Err(ErrorCode::AlreadyInMode);
+            return Ok(ModeChange::Unchanged { serial: self.list_serial(user).await? });
         }
         let serial = self.store.set_prompt(user.account_id, mode).await.map_err(store_error)?;
         user.with_lists_mut(|l| l.prompt = mode);
-        Ok(serial)
+        Ok(ModeChange::Changed { serial })
     }
 
     /// `REA` of the user's own handle: stores the new friendly name and shows
@@ -1242,8 +1263,8 @@ impl Backend {
     pub async fn deliver_offline(self: &Arc<Self>, user: &Arc<OnlineUser>) {
         let waiting = self.pending_offline(user).await;
         let fresh: Vec<OfflineMessage> = {
-            let mut in_flight = user.offline_in_flight.lock();
-            waiting.into_iter().filter(|m| in_flight.insert(m.id)).collect()
+            let mut delivery = user.offline_delivery.lock();
+            waiting.into_iter().filter(|m| delivery.in_flight.insert(m.id)).collect()
         };
         let mut by_sender: Vec<(String, Vec<OfflineMessage>)> = Vec::new();
         for m in fresh {
@@ -1265,7 +1286,7 @@ impl Backend {
                 Ok(c) => c,
                 Err(_) => {
                     self.switchboards.end_if_unjoined(&session);
-                    user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+                    user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
                     continue;
                 }
             };
@@ -1283,7 +1304,7 @@ impl Backend {
             tokio::spawn(async move {
                 tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
                 if backend.switchboards.end_if_unjoined(&session) {
-                    user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+                    user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
                 }
             });
         }
@@ -1302,7 +1323,39 @@ impl Backend {
             tracing::error!("cannot delete delivered offline messages: {e}");
             return;
         }
-        user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+        let mut delivery = user.offline_delivery.lock();
+        delivery.in_flight.retain(|id| !ids.contains(id));
+        delivery.shown.retain(|id| !ids.contains(id));
+    }
+
+    /// These offline messages were written to the recipient's switchboard
+    /// connection. Whatever the client says next, on any connection,
+    /// confirms them ([`Backend::client_spoke`]): a client that goes on
+    /// talking is alive and has read what came before.
+    pub fn offline_written(&self, recipient: &str, ids: &[i64]) {
+        if let Some(user) = self.registry.get(&recipient.to_ascii_lowercase()) {
+            user.offline_delivery.lock().shown.extend_from_slice(ids);
+        }
+    }
+
+    /// The client said something on its notification connection: the
+    /// offline messages written to it before are confirmed.
+    pub async fn client_spoke(&self, user: &OnlineUser) {
+        let shown = std::mem::take(&mut user.offline_delivery.lock().shown);
+        if !shown.is_empty() {
+            self.confirm_offline(&user.handle, &shown).await;
+        }
+    }
+
+    /// These offline messages may not have reached the person (the
+    /// connection broke before the client showed any sign of reading them):
+    /// they stay stored and are offered again at the next sign-in.
+    pub fn release_offline(&self, recipient: &str, ids: &[i64]) {
+        if let Some(user) = self.registry.get(&recipient.to_ascii_lowercase()) {
+            let mut delivery = user.offline_delivery.lock();
+            delivery.in_flight.retain(|id| !ids.contains(id));
+            delivery.shown.retain(|id| !ids.contains(id));
+        }
     }
 
     /// Deletes messages by their web-service GUIDs (`DeleteMessages`).
@@ -1311,7 +1364,7 @@ impl Backend {
         let ids: Vec<i64> =
             waiting.iter().filter(|m| guids.iter().any(|g| g.eq_ignore_ascii_case(&m.guid))).map(|m| m.id).collect();
         let n = self.store.delete_offline_messages(user.account_id, &ids).await.unwrap_or(0);
-        user.offline_in_flight.lock().retain(|id| !ids.contains(id));
+        user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
         n
     }
 

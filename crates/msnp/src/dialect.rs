@@ -79,6 +79,22 @@ impl Dialect {
         self <= Dialect::Msnp9
     }
 
+    /// Whether a `BLP` or `GTC` that repeats the current mode is answered
+    /// like a change (MSNP8+) rather than with 218 (MSNP2-7, draft 7.6).
+    /// libpurple's MSN plugins send back the mode they were given at every
+    /// sign-in and ran against the official MSNP9-12 service for years.
+    pub fn echoes_repeated_mode(self) -> bool {
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether putting someone on the allow or block list while they are on
+    /// the other is accepted (MSNP10+) rather than refused with 219:
+    /// clients of these dialects block with `ADC BL` first and `REM AL`
+    /// after. The block takes effect at once either way.
+    pub fn accepts_add_to_opposite_list(self) -> bool {
+        self >= Dialect::Msnp10
+    }
+
     /// Whether `USR ... OK` ends with the "verified" flag (MSNP6+).
     pub fn usr_ok_has_verified_flag(self) -> bool {
         self >= Dialect::Msnp6

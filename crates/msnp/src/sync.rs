@@ -49,11 +49,15 @@ pub fn group_zero() -> GroupRef {
 }
 
 /// Whether the client's cache is current, so that the reply is the bare
-/// `SYN` line. A MSNP8/9 client that sends 0 always gets the full batch
-/// (Gaim treats a count-less answer to 0 as an error).
-pub fn is_current(dialect: Dialect, client: &SyncVersion, data: &SyncData) -> bool {
+/// `SYN` line. A client that sends 0 has no cache and always gets the full
+/// batch, in every dialect, even for a fresh account whose serial is still
+/// 0: its settings and (MSNP7-9) group 0 are part of the list, the real
+/// service sent them, and clients wait for them (MSNP7 gtmess says "List is
+/// empty" and cannot add anyone without group 0; Gaim treats a count-less
+/// answer to 0 as an error).
+pub fn is_current(client: &SyncVersion, data: &SyncData) -> bool {
     match client {
-        SyncVersion::Serial(n) => *n == data.serial && !(dialect.has_compact_sync() && *n == 0),
+        SyncVersion::Serial(n) => *n == data.serial && *n != 0,
         SyncVersion::Timestamps(a, b) => a != "0" && *a == data.timestamp && *b == data.timestamp,
     }
 }
@@ -62,7 +66,7 @@ pub fn is_current(dialect: Dialect, client: &SyncVersion, data: &SyncData) -> bo
 pub fn batch(dialect: Dialect, trid: TrId, client: &SyncVersion, data: &SyncData) -> Vec<Reply> {
     let serial = data.serial;
     let header = |counts| Reply::Syn { trid, serial, timestamp: data.timestamp.clone(), counts };
-    if is_current(dialect, client, data) {
+    if is_current(client, data) {
         return vec![header(None)];
     }
     let mut out = Vec::new();
@@ -266,13 +270,23 @@ mod tests {
     }
 
     #[test]
-    fn current_serial_means_nothing_more_except_zero_in_compact_dialects() {
+    fn current_serial_means_nothing_more_except_zero() {
         let mut d = sample();
         assert_eq!(batch(Dialect::Msnp2, 1, &SyncVersion::Serial(12), &d).len(), 1);
         assert_eq!(batch(Dialect::Msnp9, 1, &SyncVersion::Serial(12), &d).len(), 1);
         d.serial = 0;
         d.contacts.clear();
-        assert_eq!(batch(Dialect::Msnp2, 1, &SyncVersion::Serial(0), &d).len(), 1);
-        assert!(batch(Dialect::Msnp9, 1, &SyncVersion::Serial(0), &d).len() > 1);
+        d.groups.clear();
+        for dialect in Dialect::ALL {
+            let version = if dialect.uses_guids() {
+                SyncVersion::Timestamps("0".into(), "0".into())
+            } else {
+                SyncVersion::Serial(0)
+            };
+            let got = batch(dialect, 1, &version, &d);
+            assert!(got.len() > 1, "{dialect}: a fresh account's first sync is the whole batch");
+            let has_group_zero = got.iter().any(|r| matches!(r, Reply::Lsg { group, .. } if group.id == 0));
+            assert_eq!(has_group_zero, dialect.has_groups() && !dialect.uses_guids(), "{dialect}");
+        }
     }
 }

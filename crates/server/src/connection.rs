@@ -51,6 +51,8 @@ pub struct Reader {
     decoder: Decoder,
     /// The client closed its sending side.
     eof: bool,
+    /// Bytes read from the client so far.
+    bytes_read: u64,
     /// When the unfinished frame in `buf` began.
     partial_since: Option<tokio::time::Instant>,
     partial_limit: Duration,
@@ -88,7 +90,10 @@ impl Reader {
             let mut read = ReadBuf::uninit(&mut chunk);
             match Pin::new(&mut self.half).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) if read.filled().is_empty() => self.eof = true,
-                Poll::Ready(Ok(())) => self.buf.extend_from_slice(read.filled()),
+                Poll::Ready(Ok(())) => {
+                    self.bytes_read += read.filled().len() as u64;
+                    self.buf.extend_from_slice(read.filled());
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => return self.poll_partial_timer(cx),
             }
@@ -132,6 +137,18 @@ impl Reader {
             Poll::Ready(()) => Poll::Ready(Err(ReadError::PartialLineTimeout)),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// How many bytes the client has sent so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Where in the client's byte stream the frames handed out so far end:
+    /// a frame with `position() > mark` holds bytes read after `mark` was
+    /// [`Reader::bytes_read`].
+    pub fn position(&self) -> u64 {
+        self.bytes_read - self.buf.len() as u64
     }
 
     /// Changes the framing limits once the connection's role is known.
@@ -273,6 +290,10 @@ pub struct Connection {
     /// Whether the connection arrived over TLS: its referrals then name the
     /// TLS port, so that it never falls back to plain text.
     pub secure: bool,
+    /// The TCP socket under a plain connection, for asking the kernel what
+    /// the client has acknowledged. Owned by the halves, which live as long
+    /// as this connection.
+    socket: Option<std::os::fd::RawFd>,
 }
 
 /// Nagle off (replies are whole commands, written once) and keepalive
@@ -295,8 +316,11 @@ impl Connection {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
         tune_tcp(&stream, keepalive);
+        let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
         let (read, write) = stream.into_split();
-        Ok(Connection::from_halves(Box::new(read), Box::new(write), peer, local, limits, timeouts))
+        let mut conn = Connection::from_halves(Box::new(read), Box::new(write), peer, local, limits, timeouts);
+        conn.socket = Some(socket);
+        Ok(conn)
     }
 
     /// Any other byte stream (TLS, an in-memory pipe), with the addresses
@@ -323,6 +347,7 @@ impl Connection {
                 buf: BytesMut::new(),
                 decoder: Decoder::new(Direction::ToServer, limits),
                 eof: false,
+                bytes_read: 0,
                 partial_since: None,
                 partial_limit: timeouts.partial_line,
                 partial_timer: None,
@@ -337,7 +362,19 @@ impl Connection {
             peer,
             local,
             secure: false,
+            socket: None,
         }
+    }
+
+    /// Whether the client's TCP stack has acknowledged every byte written to
+    /// it; `None` when the transport cannot tell (TLS, in-memory).
+    pub fn all_acknowledged(&self) -> Option<bool> {
+        let fd = self.socket?;
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: `fd` is the socket the halves own, open while `self` lives;
+        // TIOCOUTQ (SIOCOUTQ) writes one int: the bytes not yet acknowledged.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unacknowledged) };
+        (r == 0).then_some(unacknowledged == 0)
     }
 }
 

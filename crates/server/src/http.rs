@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tower::ServiceExt;
 
+use crate::request_target::{RequestTarget, host_of};
 use crate::server::Shared;
 use crate::web::WebState;
 
@@ -87,7 +88,7 @@ async fn status(State(state): State<WebState>) -> axum::Json<serde_json::Value> 
 /// A parsed request.
 struct Request {
     method: String,
-    target: String,
+    target: RequestTarget,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -97,8 +98,15 @@ impl Request {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// The normalised path every decision is taken on.
     fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
+        &self.target.path
+    }
+
+    /// The host name the client used to reach us: the absolute-form
+    /// target's, else the `Host` header's (RFC 9112 section 3.2.2).
+    fn host(&self) -> Option<String> {
+        self.target.host.clone().or_else(|| self.header("Host").and_then(host_of))
     }
 }
 
@@ -157,7 +165,7 @@ pub async fn serve<S>(
         return;
     }
     let response = match request.path() {
-        "/rdr/pprdr.asp" => nexus(&shared, local, tls),
+        "/rdr/pprdr.asp" => nexus(&shared, &request, local, tls),
         "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request, peer).await,
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
         "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
@@ -209,7 +217,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
     let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
     let mut request_line = lines.next()?.split(' ').filter(|s| !s.is_empty());
     let method = request_line.next()?.to_string();
-    let target = request_line.next()?.to_string();
+    let target = RequestTarget::parse(request_line.next()?)?;
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
@@ -239,29 +247,43 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The host part of our own URLs: the public host, or the address the
-/// client reached us on.
-fn host(shared: &Shared, local: SocketAddr) -> String {
-    match &shared.config.public_host {
-        Some(h) => h.clone(),
+/// The host part of our own URLs: the public host; else the name the
+/// client reached us by (so that a client that checks certificates by DNS
+/// name and came as `localhost` is sent to `localhost`); else the address.
+fn host(shared: &Shared, request: &Request, local: SocketAddr) -> String {
+    if let Some(h) = &shared.config.public_host {
+        return h.clone();
+    }
+    match request.host() {
+        Some(h) => h,
         None if local.is_ipv6() => format!("[{}]", local.ip()),
         None => local.ip().to_string(),
     }
 }
 
-/// The nexus: where to log in. Over HTTPS the value has no scheme, as real
-/// Passport sent it (Gaim splits host and path at the first `/`); when the
-/// service only runs over plain HTTP it says `http://`. Exactly one field,
-/// because some clients take the whole value after `DALogin=`.
-fn nexus(shared: &Shared, local: SocketAddr, tls: bool) -> Response {
-    let host = host(shared, local);
-    let da_login = match (shared.config.https_listen, shared.https_port(), shared.config.http_listen) {
-        (Some(_), Some(443), _) => format!("{host}/login2.srf"),
-        (Some(_), Some(port), _) => format!("{host}:{port}/login2.srf"),
-        _ if tls => format!("{host}:{}/login2.srf", local.port()),
-        _ => format!("http://{host}:{}/login2.srf", shared.http_port().unwrap_or(local.port())),
+/// The nexus: where to log in, in the field set the real nexus sent
+/// (clients read the `DALogin` value up to the next comma, and one crashes
+/// when there is none). `DALogin` comes first because msnp11-sdk takes the
+/// whole value after `DALogin=` as the URL (the login service accepts that
+/// spelling, see `request_target`). Over HTTPS the value has no scheme, as
+/// real Passport sent it (Gaim splits host and path at the first `/`); when
+/// the service only runs over plain HTTP it says `http://`.
+fn nexus(shared: &Shared, request: &Request, local: SocketAddr, tls: bool) -> Response {
+    let host = host(shared, request, local);
+    let (da_login, pages) = match (shared.config.https_listen, shared.https_port(), shared.config.http_listen) {
+        (Some(_), Some(443), _) => (format!("{host}/login2.srf"), format!("https://{host}")),
+        (Some(_), Some(port), _) => (format!("{host}:{port}/login2.srf"), format!("https://{host}:{port}")),
+        _ if tls => (format!("{host}:{}/login2.srf", local.port()), format!("https://{host}:{}", local.port())),
+        _ => {
+            let base = format!("http://{host}:{}", shared.http_port().unwrap_or(local.port()));
+            (format!("{base}/login2.srf"), base)
+        }
     };
-    Response::empty(200, "OK").with_header("PassportURLs", format!("DALogin={da_login}"))
+    let urls = format!(
+        "DALogin={da_login},DARealm=Passport.Net,DAReg={pages}/signup,Properties={pages}/password,\
+         Privacy={pages}/,GeneralRedir={pages}/,Help={pages}/,ConfigVersion=11"
+    );
+    Response::empty(200, "OK").with_header("PassportURLs", urls)
 }
 
 /// The login service: `Authorization: Passport1.4 ...` → a ticket, or 401.
@@ -457,7 +479,7 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
 async fn forward(router: Router, request: Request, peer: SocketAddr) -> Response {
     let mut builder = axum::http::Request::builder()
         .method(request.method.as_str())
-        .uri(request.target.as_str())
+        .uri(request.target.origin_form())
         .extension(crate::web::Peer(peer));
     for (n, v) in &request.headers {
         builder = builder.header(n.as_str(), v.as_str());

@@ -39,8 +39,10 @@ pub fn context(
         (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
         _ => {
             let (c, k) = (dir.join("legacy-cert.pem"), dir.join("legacy-key.pem"));
-            if !c.exists() || !k.exists() {
-                generate(&dir, public_host)?;
+            let names = crate::tls::generated_names(public_host);
+            if !crate::tls::covers(&dir, "legacy-cert", &c, &k, &names) {
+                generate(&dir, &names)?;
+                crate::tls::record_names(&dir, "legacy-cert", &names)?;
             }
             (c, k)
         }
@@ -110,15 +112,12 @@ fn certificate(
 }
 
 /// Generates an RSA CA and an RSA server certificate it signs.
-fn generate(dir: &Path, public_host: Option<&str>) -> anyhow::Result<()> {
+fn generate(dir: &Path, names: &[String]) -> anyhow::Result<()> {
     fs::create_dir_all(dir)?;
     let ca_key = PKey::from_rsa(Rsa::generate(2048)?)?;
     let ca = certificate("Mariposa legacy local CA (do not trust elsewhere)", &ca_key, None, &[])?;
     let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-    let mut hosts = vec!["localhost", "127.0.0.1"];
-    if let Some(h) = public_host.filter(|h| !hosts.contains(h)) {
-        hosts.push(h);
-    }
+    let hosts: Vec<&str> = names.iter().map(String::as_str).collect();
     let cert = certificate("Mariposa login service (legacy TLS)", &key, Some((&ca, &ca_key)), &hosts)?;
     fs::write(dir.join("legacy-ca.pem"), ca.to_pem()?)?;
     fs::write(dir.join("legacy-cert.pem"), [cert.to_pem()?, ca.to_pem()?].concat())?;

@@ -18,6 +18,7 @@ pub mod legacy_tls;
 pub mod metrics;
 pub mod notification;
 pub mod options;
+pub mod request_target;
 pub mod server;
 pub mod switchboard;
 

@@ -29,8 +29,12 @@ struct SbConnection {
     joined: Option<(Arc<SwitchboardSession>, Arc<Participant>)>,
     /// Messages through this connection (on top of the user's own limit).
     messages: TokenBucket,
-    /// Offline messages shown on this connection and not yet confirmed.
-    unconfirmed: Vec<i64>,
+    /// Offline messages queued for this connection, not yet written.
+    offline_queued: Vec<i64>,
+    /// Offline messages written to the client and not yet confirmed, and
+    /// how many bytes the client had sent when they were.
+    offline_written: Vec<i64>,
+    written_mark: u64,
     strikes: Strikes,
 }
 
@@ -46,7 +50,9 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         events: events_tx,
         joined: None,
         messages,
-        unconfirmed: Vec::new(),
+        offline_queued: Vec::new(),
+        offline_written: Vec::new(),
+        written_mark: 0,
         strikes: Strikes::default(),
     };
     let mut flow = sb.answer(first, &mut conn.writer).await;
@@ -55,10 +61,12 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
     // Moved, not recreated, on each turn (see notification::serve).
     let silence = sleep_until(deadline);
     tokio::pin!(silence);
+    let mut clean_end = false;
     while flow == Flow::Continue {
         if conn.writer.flush().await.is_err() {
             break;
         }
+        sb.offline_flushed(conn.reader.bytes_read());
         let me = sb.joined.as_ref().map(|(_, p)| p.clone());
         let overflowed = async {
             match &me {
@@ -110,12 +118,18 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             frame = conn.reader.next(), if room => match frame {
                 Ok(Some(frame)) => {
                     last_heard = tokio::time::Instant::now();
+                    if conn.reader.position() > sb.written_mark {
+                        sb.offline_read().await;
+                    }
                     answer_pipelined(&mut sb, frame, &mut conn, SbConnection::answer, |sb| {
                         events.is_empty() && sb.has_room()
                     })
                     .await
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    clean_end = true;
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(peer = %conn.peer, "switchboard connection closing: {e}");
                     break;
@@ -124,6 +138,14 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
         };
     }
     conn.writer.close().await;
+    // A client that closed with a FIN after its stack acknowledged every
+    // byte has read them all: a socket closed with unread data sends a
+    // reset instead, and data arriving after the close is never
+    // acknowledged. Anything less and the messages are offered again.
+    if clean_end && conn.all_acknowledged() == Some(true) {
+        sb.offline_read().await;
+    }
+    sb.offline_unread();
     if let Some((session, me)) = sb.joined.take() {
         sb.shared.backend.leave_switchboard(&session, &me, false);
     }
@@ -158,14 +180,6 @@ impl SbConnection {
             }
         };
         let backend = self.shared.backend.clone();
-        // Offline messages were shown: the client read them if it speaks
-        // again (any command, OUT included) after they were written.
-        if !self.unconfirmed.is_empty()
-            && let Some((_, me)) = &self.joined
-        {
-            let (ids, handle, backend) = (std::mem::take(&mut self.unconfirmed), me.handle.clone(), backend.clone());
-            tokio::spawn(async move { backend.confirm_offline(&handle, &ids).await });
-        }
         match (request, &self.joined) {
             (SbRequest::Out, _) => Flow::Close,
             (SbRequest::Usr { trid, handle, cookie }, None) => {
@@ -205,7 +219,7 @@ impl SbConnection {
                                 friendly: m.sender_friendly.clone(),
                                 payload: payload.into(),
                             });
-                            self.unconfirmed.push(m.id);
+                            self.offline_queued.push(m.id);
                         }
                         self.joined = Some((session, me));
                         Flow::Continue
@@ -266,6 +280,42 @@ impl SbConnection {
                     (AckMode::Data, false) => w.push(&Reply::error(ErrorCode::P2pNotDelivered, trid)),
                 }
                 Flow::Continue
+            }
+        }
+    }
+
+    /// The queued offline messages are written: the client now has them, and
+    /// whatever it says after `mark` bytes (here or on its notification
+    /// connection) confirms them.
+    fn offline_flushed(&mut self, mark: u64) {
+        if self.offline_queued.is_empty() {
+            return;
+        }
+        if let Some((_, me)) = &self.joined {
+            self.shared.backend.offline_written(&me.handle, &self.offline_queued);
+        }
+        self.offline_written.append(&mut self.offline_queued);
+        self.written_mark = mark;
+    }
+
+    /// The client spoke after the offline messages were written: it read them.
+    async fn offline_read(&mut self) {
+        if self.offline_written.is_empty() {
+            return;
+        }
+        if let Some((_, me)) = &self.joined {
+            let ids = std::mem::take(&mut self.offline_written);
+            self.shared.backend.confirm_offline(&me.handle, &ids).await;
+        }
+    }
+
+    /// The connection ended without a sign that the client read what it was
+    /// given: those messages are offered again.
+    fn offline_unread(&mut self) {
+        if let Some((_, me)) = &self.joined {
+            let ids: Vec<i64> = self.offline_queued.drain(..).chain(self.offline_written.drain(..)).collect();
+            if !ids.is_empty() {
+                self.shared.backend.release_offline(&me.handle, &ids);
             }
         }
     }

@@ -34,8 +34,10 @@ pub fn server_config(
         (None, None) => {
             let dir = tls_dir(data_dir);
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-            if !c.exists() || !k.exists() {
-                generate(&dir, public_host)?;
+            let names = generated_names(public_host);
+            if !covers(&dir, "cert", &c, &k, &names) {
+                generate(&dir, &names)?;
+                record_names(&dir, "cert", &names)?;
             }
             (c, k)
         }
@@ -61,8 +63,36 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The names a generated certificate covers: those a local user types
+/// (`localhost` and the loopback addresses) and the configured public host.
+pub fn generated_names(public_host: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if let Some(h) = public_host.map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+        && !names.contains(&h)
+    {
+        names.push(h);
+    }
+    names
+}
+
+/// Whether the generated files `stem` exist and were made for `names`
+/// (recorded beside them): a certificate generated before the public host
+/// was configured does not name it and is made again.
+pub fn covers(dir: &Path, stem: &str, cert: &Path, key: &Path, names: &[String]) -> bool {
+    let recorded = fs::read_to_string(dir.join(format!("{stem}.names"))).unwrap_or_default();
+    let recorded: Vec<&str> = recorded.lines().collect();
+    cert.exists() && key.exists() && names.iter().all(|n| recorded.contains(&n.as_str()))
+}
+
+/// Notes which names the generated files `stem` cover.
+pub fn record_names(dir: &Path, stem: &str, names: &[String]) -> anyhow::Result<()> {
+    tracing::info!("generated a TLS certificate for {} in {}", names.join(", "), dir.display());
+    fs::write(dir.join(format!("{stem}.names")), names.join("\n"))?;
+    Ok(())
+}
+
 /// Generates `ca.pem`, `cert.pem` (server certificate then CA) and `key.pem`.
-fn generate(dir: &Path, public_host: Option<&str>) -> anyhow::Result<()> {
+fn generate(dir: &Path, names: &[String]) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -71,12 +101,8 @@ fn generate(dir: &Path, public_host: Option<&str>) -> anyhow::Result<()> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca_params.self_signed(&ca_key)?;
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    if let Some(h) = public_host.filter(|h| !names.iter().any(|n| n == h)) {
-        names.push(h.to_string());
-    }
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names)?;
+    let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name.push(DnType::CommonName, "Mariposa login service");
     let issuer = Issuer::new(ca_params, ca_key);
     let cert = params.signed_by(&key, &issuer)?;

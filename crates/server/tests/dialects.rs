@@ -6,22 +6,6 @@ mod common;
 use common::*;
 use msnp::challenge::{md5_response, msnp11_response};
 
-trait ClientExt {
-    async fn expect_all(&mut self, lines: &[&str]);
-}
-
-impl ClientExt for Client {
-    async fn expect_all(&mut self, lines: &[&str]) {
-        for line in lines {
-            self.expect(line).await;
-        }
-    }
-}
-
-async fn as_dialect(server: &TestServer, dialect: u8, name: &str) -> Client {
-    login_as_dialect(server, dialect, &format!("{name}@example.com"), &format!("pw-{name}")).await
-}
-
 #[tokio::test]
 async fn every_family_logs_in_through_the_dispatch_referral() {
     let server = TestServer::start();
@@ -29,7 +13,7 @@ async fn every_family_logs_in_through_the_dispatch_referral() {
     for dialect in 2..=12u8 {
         let mut c = as_dialect(&server, dialect, "alice").await;
         c.send("OUT").await;
-        c.expect("OUT").await;
+        c.expect_closed().await;
     }
 }
 
@@ -41,7 +25,7 @@ async fn msnp3_and_msnp4_are_msnp2_with_a_longer_referral() {
         let mut a = as_dialect(&server, dialect, "alice").await;
         a.send("SYN 8 0").await;
         a.expect_prefix("SYN 8 ").await;
-        a.sync_point().await;
+        a.sync_point_skipping().await;
         a.send("IMS 9 OFF").await;
         a.expect("IMS 9 0 OFF").await;
         a.send("SND 10 friend@example.com").await;
@@ -400,7 +384,7 @@ async fn data_an_old_dialect_cannot_carry_is_kept() {
     b.send_payload("UUX 4", psm).await;
     b.expect("UUX 4 0").await;
     b.send("OUT").await;
-    b.expect("OUT").await;
+    b.expect_closed().await;
 
     // Then on MSNP2, which knows nothing of groups or personal messages,
     // adds Dave and removes nobody.
@@ -408,7 +392,7 @@ async fn data_an_old_dialect_cannot_carry_is_kept() {
     b2.send("ADD 1 FL dave@example.com Dave").await;
     b2.expect_prefix("ADD 1 FL ").await;
     b2.send("OUT").await;
-    b2.expect("OUT").await;
+    b2.expect_closed().await;
 
     // Back on MSNP12 everything is there.
     let mut b3 = as_dialect(&server, 12, "bob").await;

@@ -45,7 +45,7 @@ async fn everything_survives_a_restart() {
         a.recv().await;
     }
     a.send("OUT").await;
-    a.expect("OUT").await;
+    a.expect_closed().await;
     server.terminate();
     server.restart();
 

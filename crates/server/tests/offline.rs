@@ -24,7 +24,7 @@ async fn a_message_to_an_offline_user_arrives_once_at_the_next_sign_in() {
     sb.send("OUT").await;
     sb.expect_closed().await;
     bob.send("OUT").await;
-    bob.expect("OUT").await;
+    bob.expect_closed().await;
     // Gone: the next sign-in offers nothing.
     let mut bob = sign_in_plain(&server, "bob").await;
     bob.sync_point().await;
@@ -39,7 +39,7 @@ async fn an_unanswered_offer_is_made_again_next_time() {
     let mut bob = sign_in_plain(&server, "bob").await;
     bob.expect_prefix("RNG ").await;
     bob.send("OUT").await;
-    bob.expect("OUT").await;
+    bob.expect_closed().await;
     let mut bob = sign_in_plain(&server, "bob").await;
     let (_sb, shown) = answer_offline(&mut bob, "bob@example.com", "alice@example.com").await;
     assert!(shown[0].ends_with("are you there?"));
@@ -81,7 +81,7 @@ async fn a_blocked_sender_is_told_nothing_and_nothing_arrives() {
     bob.send("ADD 1 BL alice@example.com alice@example.com").await;
     bob.expect_prefix("ADD 1 BL ").await;
     bob.send("OUT").await;
-    bob.expect("OUT").await;
+    bob.expect_closed().await;
     let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
     assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", "hi").await.status, 200);
     let mut bob = sign_in_plain(&server, "bob").await;
@@ -100,7 +100,7 @@ async fn the_web_service_needs_the_senders_current_sign_in() {
     // A token of a sign-in that ended no longer works.
     let mut a2 = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
     a2.send("OUT").await;
-    a2.expect("OUT").await;
+    a2.expect_closed().await;
     // The server signs a user out before it closes the connection.
     a2.expect_closed().await;
     let stale = store_offline(&server, &a2, "alice@example.com", "bob@example.com", "hi").await;

@@ -30,7 +30,7 @@ async fn presence_visibility_for_each_privacy_combination() {
             c.expect_prefix(&format!("ADD 2 {list} ")).await;
         }
         c.send("OUT").await;
-        c.expect("OUT").await;
+        c.expect_closed().await;
     }
     let mut a = login(&server, "alice@example.com", "pw-alice").await;
     for (i, (name, ..)) in combos.iter().enumerate() {

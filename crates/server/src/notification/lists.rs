@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use backend::lists::{Group, ListSnapshot};
+use backend::lists::{Group, ListSnapshot, OppositeList};
 use backend::presence::OnlineUser;
+use backend::service::ModeChange;
 use msnp::reply::GroupRef;
 use msnp::request::{AdcTarget, NsRequest, decode_friendly};
 use msnp::sync::{ContactData, SyncData};
@@ -40,6 +41,20 @@ pub(super) fn sync_data(s: &ListSnapshot) -> SyncData {
             })
             .collect(),
     }
+}
+
+/// A repeated mode is echoed like a change where the dialect's service did
+/// so, and is 218 where it did not.
+fn mode_answer(dialect: msnp::Dialect, change: Result<ModeChange, ErrorCode>) -> Result<u32, ErrorCode> {
+    match change? {
+        ModeChange::Changed { serial } => Ok(serial),
+        ModeChange::Unchanged { serial } if dialect.echoes_repeated_mode() => Ok(serial),
+        ModeChange::Unchanged { .. } => Err(ErrorCode::AlreadyInMode),
+    }
+}
+
+fn opposite_rule(dialect: msnp::Dialect) -> OppositeList {
+    if dialect.accepts_add_to_opposite_list() { OppositeList::Accept } else { OppositeList::Refuse }
 }
 
 impl NsSession {
@@ -88,11 +103,11 @@ impl NsSession {
                 }
                 Err(code) => w.push(&Reply::error(code, trid)),
             },
-            NsRequest::Gtc { trid, mode } => match backend.set_prompt(user, mode).await {
+            NsRequest::Gtc { trid, mode } => match mode_answer(dialect, backend.set_prompt(user, mode).await) {
                 Ok(serial) => w.push(&Reply::Gtc { trid, serial, mode, in_sync: false }),
                 Err(code) => w.push(&Reply::error(code, trid)),
             },
-            NsRequest::Blp { trid, mode } => match backend.set_privacy(user, mode).await {
+            NsRequest::Blp { trid, mode } => match mode_answer(dialect, backend.set_privacy(user, mode).await) {
                 Ok(serial) => w.push(&Reply::Blp { trid, serial, mode, in_sync: false }),
                 Err(code) => w.push(&Reply::error(code, trid)),
             },
@@ -214,7 +229,7 @@ impl NsSession {
             });
             return Ok(());
         }
-        let outcome = backend.add_to_list(user, list, &handle).await?;
+        let outcome = backend.add_to_list(user, list, &handle, opposite_rule(w.dialect)).await?;
         let mut serial = outcome.serial;
         if let Some(g) = group {
             serial = backend.add_to_group(user, &handle, &g.to_string()).await?.serial;
@@ -253,7 +268,7 @@ impl NsSession {
                 });
             }
             AdcTarget::Handle { handle, friendly } => {
-                let outcome = backend.add_to_list(user, list, &handle).await?;
+                let outcome = backend.add_to_list(user, list, &handle, opposite_rule(w.dialect)).await?;
                 let friendly = friendly.unwrap_or_else(|| handle.clone());
                 w.push(&Reply::Add {
                     trid,

@@ -272,14 +272,18 @@ impl NsSession {
         if !leaves_lists_as_they_were(&request) {
             self.loaded_lists = None;
         }
+        // Offline messages written to one of this client's switchboard
+        // connections are confirmed by its next word here (a PNG will do).
+        if let Some(user) = self.user() {
+            self.shared.backend.client_spoke(&user).await;
+        }
         match request {
             // A client may never send MSG to a notification server; the
             // official service closed the connection at once.
             NsRequest::Msg { .. } => return Flow::Close,
-            NsRequest::Out => {
-                w.push(&Reply::Out { reason: None });
-                return Flow::Close;
-            }
+            // The official service answered a client's OUT by closing the
+            // connection; a bare `OUT` back breaks strict parsers.
+            NsRequest::Out => return Flow::Close,
             NsRequest::Png => {
                 w.push(&Reply::Qng { interval: self.shared.config.ping_interval });
                 return Flow::Continue;
