@@ -27,7 +27,9 @@ use crate::passport::TicketJar;
 use crate::presence::{LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
-use crate::switchboard::{CookieJar, CookieKind, GrantFor, Participant, SbEvent, SwitchboardSession, Switchboards};
+use crate::switchboard::{
+    CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
+};
 
 /// Errors of account administration (the CLI and, later, the web pages).
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,13 @@ pub struct ImportedAccount {
 /// A session joined with `ANS`: the session, the new participant, and the
 /// roster before the join (for `IRO`).
 pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
+
+/// Who an offline message is from.
+struct OfflineSender {
+    key: String,
+    handle: String,
+    friendly: String,
+}
 
 /// What a `BLP` or `GTC` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1194,6 +1203,16 @@ impl Backend {
         recipient: &str,
         payload: &[u8],
     ) -> Result<(), OfflineError> {
+        let from = OfflineSender { key: sender.key.clone(), handle: sender.handle.clone(), friendly: sender.presence().friendly };
+        self.store_offline_from(&from, recipient, payload).await
+    }
+
+    async fn store_offline_from(
+        self: &Arc<Self>,
+        sender: &OfflineSender,
+        recipient: &str,
+        payload: &[u8],
+    ) -> Result<(), OfflineError> {
         if payload.len() > self.config.max_offline_message {
             return Err(OfflineError::TooLong);
         }
@@ -1220,7 +1239,7 @@ impl Backend {
             id: 0,
             guid: secrets::new_guid().to_uppercase(),
             sender: sender.handle.clone(),
-            sender_friendly: sender.presence().friendly,
+            sender_friendly: sender.friendly.clone(),
             sent_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -1440,6 +1459,82 @@ impl Backend {
         }
     }
 
+    /// `MSG` in a session: relayed to everyone connected, and a reply to
+    /// the stand-in of an offline message's sender reaches that sender: the
+    /// text is kept while they are invited into this conversation (and
+    /// given to them when they join), and left as an offline message when
+    /// they cannot be invited or do not answer. Returns whether it was
+    /// delivered or taken for delivery.
+    pub async fn send_in_session(
+        self: &Arc<Self>,
+        session: &Arc<SwitchboardSession>,
+        me: &Participant,
+        payload: bytes::Bytes,
+        patience: std::time::Duration,
+    ) -> bool {
+        let stand_ins = session.stand_ins();
+        let relayed = session.relay(me, payload.clone(), patience).await;
+        if stand_ins.is_empty() {
+            return relayed;
+        }
+        // Typing notifications and the like mean nothing to someone absent.
+        let is_text = msnp::mime::MimeMessage::parse(&payload)
+            .is_ok_and(|m| m.content_type().is_none_or(|t| t.eq_ignore_ascii_case("text/plain")));
+        if !is_text {
+            return relayed;
+        }
+        let mut taken = true;
+        for absent in stand_ins {
+            let held = HeldMessage {
+                for_key: absent.key.clone(),
+                from_key: me.key.clone(),
+                from_handle: me.handle.clone(),
+                from_friendly: me.friendly.clone(),
+                payload: payload.clone(),
+            };
+            if session.holds_for(&absent.key) {
+                // Already invited: waits with the others.
+                if !session.hold(held.clone()) {
+                    taken &= self.leave_offline(&held).await;
+                }
+                continue;
+            }
+            if !session.hold(held.clone()) {
+                taken &= self.leave_offline(&held).await;
+                continue;
+            }
+            match self.invite(session, me, &absent.handle).await {
+                Ok(()) => self.clone().give_up_on_invitee_later(session.clone(), absent.key.clone()),
+                Err(_) => {
+                    for held in session.take_held(&absent.key) {
+                        taken &= self.leave_offline(&held).await;
+                    }
+                }
+            }
+        }
+        taken
+    }
+
+    /// An invitee who does not join while their cookie lives gets what was
+    /// kept for them as offline messages.
+    fn give_up_on_invitee_later(self: Arc<Self>, session: Arc<SwitchboardSession>, key: String) {
+        let lifetime = self.config.cookie_lifetime;
+        tokio::spawn(async move {
+            tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
+            if !session.contains_connected(&key) {
+                for held in session.take_held(&key) {
+                    self.leave_offline(&held).await;
+                }
+            }
+        });
+    }
+
+    async fn leave_offline(self: &Arc<Self>, held: &HeldMessage) -> bool {
+        let from =
+            OfflineSender { key: held.from_key.clone(), handle: held.from_handle.clone(), friendly: held.from_friendly.clone() };
+        self.store_offline_from(&from, &held.for_key, &held.payload).await.is_ok()
+    }
+
     /// `CAL`: invites someone. The invitee must be online and visible and
     /// their privacy must allow the caller; a refusal for privacy looks the
     /// same as an offline invitee (217), so it reveals nothing.
@@ -1450,7 +1545,8 @@ impl Backend {
         handle: &str,
     ) -> Result<(), ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::InvalidUsername)?;
-        if session.contains(handle.key()) {
+        // A stand-in's user may be invited: they take its place.
+        if session.contains_connected(handle.key()) {
             return Err(ErrorCode::AlreadyThere);
         }
         if session.participants().len() >= self.config.max_switchboard_participants {

@@ -254,7 +254,24 @@ pub struct SwitchboardSession {
     ended: AtomicBool,
     /// Offline messages this session was opened to deliver.
     offline: Mutex<Vec<crate::store::OfflineMessage>>,
+    /// Replies to a stand-in, kept for its user while they are invited.
+    held: Mutex<Vec<HeldMessage>>,
 }
+
+/// A message sent to a stand-in, waiting for its user to join.
+#[derive(Debug, Clone)]
+pub struct HeldMessage {
+    /// Who it waits for (handle key).
+    pub for_key: String,
+    pub from_key: String,
+    pub from_handle: String,
+    pub from_friendly: String,
+    pub payload: Bytes,
+}
+
+/// The most replies a session keeps for invitees who have not joined yet:
+/// a conversation's worth, not a mailbox.
+pub const MAX_HELD: usize = 32;
 
 impl SwitchboardSession {
     /// The participants now in the session.
@@ -265,6 +282,40 @@ impl SwitchboardSession {
     /// Takes the offline messages this session carries (once).
     pub fn take_offline(&self) -> Vec<crate::store::OfflineMessage> {
         std::mem::take(&mut self.offline.lock())
+    }
+
+    /// The stand-ins for senders of offline messages in the session.
+    pub fn stand_ins(&self) -> Vec<Arc<Participant>> {
+        self.participants.lock().iter().filter(|p| p.stand_in).cloned().collect()
+    }
+
+    /// Keeps a reply for an invitee until they join; false when the session
+    /// already keeps as many as it may.
+    pub fn hold(&self, message: HeldMessage) -> bool {
+        let mut held = self.held.lock();
+        if held.len() >= MAX_HELD {
+            return false;
+        }
+        held.push(message);
+        true
+    }
+
+    /// Whether replies are already waiting for `key` (an invitation is out).
+    pub fn holds_for(&self, key: &str) -> bool {
+        self.held.lock().iter().any(|m| m.for_key == key)
+    }
+
+    /// Takes the replies kept for `key`.
+    pub fn take_held(&self, key: &str) -> Vec<HeldMessage> {
+        let mut held = self.held.lock();
+        let (mine, rest) = std::mem::take(&mut *held).into_iter().partition(|m| m.for_key == key);
+        *held = rest;
+        mine
+    }
+
+    /// Whether a user (by handle key) is in the session with a connection.
+    pub fn contains_connected(&self, key: &str) -> bool {
+        self.participants.lock().iter().any(|p| p.key == key && !p.stand_in)
     }
 
     /// Whether anyone with a connection is in the session.
@@ -289,7 +340,7 @@ impl SwitchboardSession {
     /// it. (Senders also stop reading while someone lacks room, see
     /// [`SwitchboardSession::wait_for_room`], so the wait here is rare.)
     pub async fn relay(&self, from: &Participant, payload: Bytes, patience: Duration) -> bool {
-        let others = self.others(from);
+        let others: Vec<Arc<Participant>> = self.others(from).into_iter().filter(|p| !p.stand_in).collect();
         let mut all = !others.is_empty();
         for p in others {
             let event = SbEvent::Message {
@@ -419,6 +470,7 @@ impl Switchboards {
             participants: Mutex::new(vec![first]),
             ended: AtomicBool::new(false),
             offline: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         });
         sessions.insert(id, session.clone());
         session
@@ -465,11 +517,15 @@ impl Switchboards {
         if session.ended.load(Ordering::Acquire) {
             return Err(ErrorCode::AuthenticationFailed);
         }
-        if participants.len() >= max_participants {
+        // The user a stand-in stood for takes its place: the others already
+        // show them in the conversation, so they are told nothing.
+        let replaces_stand_in = participants.iter().any(|p| p.stand_in && p.key == joiner.key);
+        if participants.len() - usize::from(replaces_stand_in) >= max_participants {
             return Err(ErrorCode::SessionOverload);
         }
+        participants.retain(|p| !(p.stand_in && p.key == joiner.key));
         let roster = participants.clone();
-        for p in &roster {
+        for p in roster.iter().filter(|_| !replaces_stand_in) {
             p.deliver(SbEvent::Joined {
                 handle: joiner.handle.clone(),
                 friendly: joiner.friendly.clone(),

@@ -221,6 +221,10 @@ impl SbConnection {
                             });
                             self.offline_queued.push(m.id);
                         }
+                        // Replies to the stand-in this user now replaces.
+                        for m in session.take_held(&me.key) {
+                            w.push(&Reply::Msg { handle: m.from_handle, friendly: m.from_friendly, payload: m.payload });
+                        }
                         self.joined = Some((session, me));
                         Flow::Continue
                     }
@@ -271,7 +275,7 @@ impl SbConnection {
                     }
                     return self.strike();
                 }
-                let delivered = session.relay(me, payload, PATIENCE).await;
+                let delivered = backend.send_in_session(session, me, payload, PATIENCE).await;
                 self.shared.counters.messages_relayed.fetch_add(1, Ordering::Relaxed);
                 match (ack, delivered) {
                     (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}

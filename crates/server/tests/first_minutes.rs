@@ -266,3 +266,57 @@ async fn a_client_that_answers_and_quits_in_one_write_gets_the_message_again() {
     bob.expect_closed().await;
     assert!(offered_again(&server).await, "OUT sent before the message was written confirmed it");
 }
+
+/// Bob's reply, typed in the conversation an offline message opened.
+async fn reply_in_offline_conversation(server: &TestServer, alice: &Client, text: &str) -> (Client, Client) {
+    assert_eq!(store_offline(server, alice, "alice@example.com", "bob@example.com", "call me").await.status, 200);
+    let mut bob = sign_in_plain(server, "bob").await;
+    let (mut sb, shown) = answer_offline(&mut bob, "bob@example.com", "alice@example.com").await;
+    assert!(shown[0].ends_with("call me"));
+    sb.send_payload("MSG 2 A", format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}").as_bytes())
+        .await;
+    sb.expect("ACK 2").await;
+    (bob, sb)
+}
+
+#[tokio::test]
+async fn a_reply_to_an_offline_message_reaches_its_sender_online_in_a_real_conversation() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let mut alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
+    alice.send("CHG 1 NLN 0").await;
+    alice.expect("CHG 1 NLN 0").await;
+    alice.sync_point_skipping().await;
+    let (_bob, mut bob_sb) = reply_in_offline_conversation(&server, &alice, "on my way").await;
+    let rng = alice.expect_prefix("RNG ").await;
+    let a = rng.args();
+    assert_eq!(a[5], "bob@example.com", "{}", rng.text);
+    let mut sb = Client::connect_str(a[2]).await;
+    sb.send(&format!("ANS 1 alice@example.com {} {}", a[4], a[1])).await;
+    sb.expect_prefix("IRO 1 1 1 bob@example.com ").await;
+    sb.expect("ANS 1 OK").await;
+    let reply = sb.expect_prefix("MSG bob@example.com ").await;
+    assert!(String::from_utf8(reply.payload.unwrap()).unwrap().ends_with("on my way"));
+    // From now on it is an ordinary conversation, both ways.
+    bob_sb.send_payload("MSG 3 A", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nsecond").await;
+    bob_sb.expect("ACK 3").await;
+    assert!(String::from_utf8(sb.expect_prefix("MSG bob@example.com ").await.payload.unwrap()).unwrap().ends_with("second"));
+    sb.send_payload("MSG 2 A", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhello bob").await;
+    sb.expect("ACK 2").await;
+    let back = bob_sb.expect_prefix("MSG alice@example.com ").await;
+    assert!(String::from_utf8(back.payload.unwrap()).unwrap().ends_with("hello bob"));
+}
+
+#[tokio::test]
+async fn a_reply_to_an_offline_message_whose_sender_is_offline_is_left_for_them() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
+    let (_bob, _sb) = reply_in_offline_conversation(&server, &alice, "got it").await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut alice = sign_in_plain(&server, "alice").await;
+    let (_sb, shown) = answer_offline(&mut alice, "alice@example.com", "bob@example.com").await;
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].ends_with("got it"), "{}", shown[0]);
+}
