@@ -441,6 +441,7 @@ async fn handle(
                 if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase())
                 {
                     c.state = OnlineState::Offline;
+                    c.presence_name = None;
                 }
                 shared.emit(Event::Offline { handle: handle.to_string() });
             }
@@ -528,7 +529,7 @@ fn presence(shared: &Shared, _dialect: Dialect, a: &[&str]) {
         let mut s = shared.state.lock().expect("state lock");
         let c = s.contact_mut(handle);
         c.state = state;
-        c.friendly = friendly.clone();
+        c.presence_name = Some(friendly.clone());
         c.client_id = a.get(3).and_then(|id| id.parse().ok()).unwrap_or(0);
     }
     shared.emit(Event::Presence { handle: handle.to_string(), friendly, state: state.code().to_string() });

@@ -22,6 +22,10 @@ pub struct Contact {
     pub client_id: u32,
     #[serde(skip, default)]
     pub personal_message: Option<String>,
+    /// The name the contact is signed in with (from presence), while they
+    /// are online; `friendly` is the name stored on my list.
+    #[serde(skip, default)]
+    pub presence_name: Option<String>,
 }
 
 impl Contact {
@@ -35,7 +39,14 @@ impl Contact {
             state: OnlineState::Offline,
             client_id: 0,
             personal_message: None,
+            presence_name: None,
         }
+    }
+
+    /// The name to show: the one they signed in with while online, else the
+    /// one stored on my list.
+    pub fn display_name(&self) -> &str {
+        self.presence_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.friendly)
     }
 
     pub fn on(&self, list: ListKind) -> bool {

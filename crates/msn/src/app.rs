@@ -42,6 +42,10 @@ struct Tab {
     offer: Option<(u64, String, u64)>,
     /// Messages typed before the other side joined.
     queued: Vec<String>,
+    /// The other side was invited and has not joined yet.
+    inviting: bool,
+    /// The tab last said the other side is offline.
+    said_offline: bool,
 }
 
 impl Tab {
@@ -54,6 +58,8 @@ impl Tab {
             transfer: None,
             offer: None,
             queued: Vec::new(),
+            inviting: false,
+            said_offline: false,
         }
     }
 
@@ -178,8 +184,22 @@ impl App {
             Event::Presence { handle, state, .. } => {
                 let s = OnlineState::from_code(&state).map(state_name).unwrap_or("online");
                 self.status = format!("{handle} is {s}");
+                if let Some(t) = self.tabs.iter_mut().skip(1).find(|t| t.title.eq_ignore_ascii_case(&handle))
+                    && t.said_offline
+                {
+                    t.said_offline = false;
+                    t.note(format!("{handle} is {s} now: what you type starts a conversation"));
+                }
             }
-            Event::Offline { handle } => self.status = format!("{handle} went offline"),
+            Event::Offline { handle } => {
+                self.status = format!("{handle} went offline");
+                if let Some(t) = self.tabs.iter_mut().skip(1).find(|t| t.title.eq_ignore_ascii_case(&handle))
+                    && !t.said_offline
+                {
+                    t.said_offline = true;
+                    t.note(format!("{handle} is offline: what you type is left as an offline message"));
+                }
+            }
             Event::PersonalMessage { .. } | Event::RemovedBy { .. } => {}
             Event::AddedBy { handle, needs_answer, .. } => {
                 self.status = format!("{handle} added you to their contact list");
@@ -189,16 +209,31 @@ impl App {
             }
             Event::ConversationStarted { conversation, with, invited_by } => {
                 let peer = invited_by.clone().or_else(|| with.first().cloned()).unwrap_or_default();
-                let existing =
-                    self.tabs.iter().position(|t| t.conversation.is_none() && t.title.eq_ignore_ascii_case(&peer));
+                // One tab per contact, across switchboards: a new invitation
+                // from the same person lands in their tab, and what is typed
+                // there goes to the new conversation. A group conversation
+                // (someone else already in it) gets a tab of its own.
+                let one_to_one = with.len() <= 1;
+                let existing = self.tabs.iter().position(|t| {
+                    t.title.eq_ignore_ascii_case(&peer)
+                        && (t.conversation.is_none() || one_to_one)
+                        && t.conversation != Some(conversation)
+                });
                 let i = match existing {
                     Some(i) => i,
-                    None => {
-                        self.tabs.push(Tab::new(&peer));
-                        self.tabs.len() - 1
-                    }
+                    None => match self.tab_of(conversation) {
+                        Some(_) => return,
+                        None => {
+                            self.tabs.push(Tab::new(&peer));
+                            self.tabs.len() - 1
+                        }
+                    },
                 };
-                self.tabs[i].conversation = Some(conversation);
+                let replaced = self.tabs[i].conversation.replace(conversation);
+                if let Some(old) = replaced.and_then(|id| self.client.conversation(id)) {
+                    old.leave().await;
+                }
+                self.tabs[i].inviting = false;
                 if let Some(by) = invited_by {
                     self.status = format!("{by} started a conversation");
                 }
@@ -207,6 +242,7 @@ impl App {
                 let queued = match self.tab_of(conversation) {
                     Some(t) => {
                         t.note(format!("{handle} joined"));
+                        t.inviting = false;
                         std::mem::take(&mut t.queued)
                     }
                     None => Vec::new(),
@@ -334,9 +370,11 @@ impl App {
             Ok(c) => {
                 let i = self.active;
                 self.tabs[i].conversation = Some(c.id);
+                self.tabs[i].inviting = true;
             }
             Err(e) if e.code() == Some(217) => {
                 let i = self.active;
+                self.tabs[i].said_offline = true;
                 self.tabs[i].note(format!("{handle} is offline: what you type is left as an offline message"));
             }
             Err(e) => {
@@ -355,11 +393,32 @@ impl App {
         let peer = self.tabs[i].title.clone();
         match self.tabs[i].conversation {
             Some(id) => {
-                let waiting = self.client.conversation(id).is_some_and(|c| c.participants().is_empty());
-                if waiting {
-                    self.tabs[i].queued.push(text);
-                } else {
+                let conversation = self.client.conversation(id);
+                let alone = conversation.as_ref().is_some_and(|c| c.participants().is_empty());
+                if !alone {
                     self.send_in(id, &text).await;
+                    return;
+                }
+                self.tabs[i].queued.push(text);
+                // The other side left: the next message calls them back in.
+                if !self.tabs[i].inviting
+                    && let Some(c) = conversation
+                {
+                    self.tabs[i].inviting = true;
+                    if let Err(e) = c.invite(&peer).await {
+                        self.tabs[i].inviting = false;
+                        let queued = std::mem::take(&mut self.tabs[i].queued);
+                        self.tabs[i].conversation = None;
+                        c.leave().await;
+                        if e.code() == Some(217) {
+                            // Gone offline meanwhile: left for later instead.
+                            for text in queued {
+                                Box::pin(self.send_typed(text)).await;
+                            }
+                        } else {
+                            self.tabs[i].note(format!("could not call {peer} back: {e}"));
+                        }
+                    }
                 }
             }
             None => {
@@ -564,7 +623,7 @@ impl App {
             _ => 3,
         };
         contacts.sort_by(|a, b| {
-            rank(a.state).cmp(&rank(b.state)).then(a.friendly.to_lowercase().cmp(&b.friendly.to_lowercase()))
+            rank(a.state).cmp(&rank(b.state)).then(a.display_name().to_lowercase().cmp(&b.display_name().to_lowercase()))
         });
         contacts
     }
@@ -644,8 +703,12 @@ impl App {
             }
             let psm =
                 c.personal_message.as_deref().filter(|p| !p.is_empty()).map(|p| format!(" — {p}")).unwrap_or_default();
+            let name = match c.display_name() {
+                n if n.eq_ignore_ascii_case(&c.handle) || n.is_empty() => c.handle.clone(),
+                n => format!("{n} <{}>", c.handle),
+            };
             items.push(ListItem::new(Line::styled(
-                format!("● {} <{}> {}{psm}", c.friendly, c.handle, state_name(c.state)),
+                format!("● {name} {}{psm}", state_name(c.state)),
                 Style::new().fg(colour(c.state)),
             )));
         }
@@ -675,8 +738,10 @@ impl App {
             .collect();
         let height = area.height.saturating_sub(2) as usize;
         let scroll = lines.len().saturating_sub(height) as u16;
+        let offline = self.client.state().contact(&tab.title).is_none_or(|c| !c.state.is_visible());
         let title = match tab.conversation {
             Some(_) => format!("Conversation with {}", tab.title),
+            None if offline => format!("{} (offline: messages are left for later)", tab.title),
             None => format!("{} (not connected)", tab.title),
         };
         f.render_widget(
@@ -703,6 +768,11 @@ impl App {
                 gauge,
             );
         }
+    }
+
+    /// The titles of the open tabs, the contact list first.
+    pub fn tab_titles(&self) -> Vec<String> {
+        self.tabs.iter().map(|t| t.title.clone()).collect()
     }
 
     /// The text of the conversation tab with `title`, for tests and logs.

@@ -58,6 +58,10 @@ impl Screen {
         self.app.on_key(KeyEvent::new(code, KeyModifiers::NONE)).await;
     }
 
+    async fn ctrl(&mut self, c: char) {
+        self.app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)).await;
+    }
+
     async fn type_line(&mut self, line: &str) {
         for c in line.chars() {
             self.key(KeyCode::Char(c)).await;
@@ -79,6 +83,13 @@ impl Screen {
             return text;
         }
         panic!("the screen never showed `{needle}`:\n{}", self.draw().await);
+    }
+
+    /// Waits until the tab `title` (shown or not) has a line containing `needle`.
+    async fn wait_for_line(&mut self, title: &str, needle: &str) {
+        if !self.wait_until(|app, _| app.transcript(title).iter().any(|l| l.contains(needle))).await {
+            panic!("the tab {title} never showed `{needle}`: {:?}", self.app.transcript(title));
+        }
     }
 
     /// Draws until `done` holds for the app and the screen text, waiting for
@@ -194,4 +205,81 @@ async fn the_tui_logs_in_chats_shows_typing_and_sends_a_file() {
     assert!(done, "the received file is shown as done");
     assert_eq!(std::fs::read(&got).unwrap(), b"thanks!");
     assert_eq!(alice.app.transcript("bob@example.com").iter().filter(|l| l.starts_with("bob@example.com:")).count(), 1);
+}
+
+/// The README's quick start with two terminals: Bob leaves Alice a message
+/// while she is away; she signs in, reads it and answers in the same tab;
+/// they go on across a second switchboard, each in one tab per person.
+#[tokio::test]
+async fn the_quick_start_offline_message_reply_and_second_switchboard() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let downloads = tempfile::tempdir().unwrap();
+    let mut bob = Screen::new(&server, "bob", downloads.path()).await;
+    bob.type_line("/add alice@example.com").await;
+    bob.wait_for("alice@example.com").await;
+    bob.type_line("/chat alice@example.com").await;
+    bob.wait_for_line("alice@example.com", "alice@example.com is offline: what you type is left as an offline message").await;
+    bob.type_line("are you there?").await;
+    bob.wait_for_line("alice@example.com", "left as an offline message").await;
+
+    let mut alice = Screen::new(&server, "alice", downloads.path()).await;
+    alice.wait_for_line("bob@example.com", "bob@example.com: are you there?").await;
+    // Bob's tab follows Alice's presence.
+    bob.wait_for_line("alice@example.com", "alice@example.com is online now: what you type starts a conversation").await;
+    // The list shows the name she signed in with, the handle beside it.
+    bob.key(KeyCode::Esc).await;
+    let list = bob.draw().await;
+    assert!(list.contains("Alice <alice@example.com>"), "{list}");
+    bob.ctrl('n').await;
+
+    // Alice answers in the conversation the offline message opened.
+    // She is asked about Bob, who added her, and allows him.
+    alice.wait_for("Someone added you").await;
+    alice.key(KeyCode::Char('a')).await;
+    alice.ctrl('n').await;
+    alice.type_line("yes, just back").await;
+    alice.wait_for_line("bob@example.com", "alice@example.com: yes, just back").await;
+    assert!(!alice.app.transcript("bob@example.com").iter().any(|l| l.contains("not delivered")));
+    bob.wait_for_line("alice@example.com", "alice@example.com: yes, just back").await;
+    assert_eq!(bob.app.tab_titles().iter().filter(|t| *t == "alice@example.com").count(), 1, "one tab for Alice");
+
+    // Bob answers: a real conversation now.
+    bob.type_line("welcome back").await;
+    alice.wait_for_line("bob@example.com", "bob@example.com: welcome back").await;
+
+    // Alice's side starts a new switchboard: Bob's invitation lands in the
+    // tab he has, and what he types goes there.
+    bob.app.status.clear();
+    let started = alice.app.client.start_conversation("bob@example.com").await.unwrap();
+    assert!(bob.wait_until(|app, _| app.status.contains("alice@example.com started a conversation")).await);
+    assert_eq!(bob.app.tab_titles().iter().filter(|t| *t == "alice@example.com").count(), 1, "still one tab for Alice");
+    bob.type_line("same tab").await;
+    let mut on_new = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        while let Ok(e) = alice.events.try_recv() {
+            if let Event::Message { conversation, text, .. } = &e
+                && *conversation == started.id
+                && text == "same tab"
+            {
+                on_new = true;
+            }
+            alice.app.on_event(e).await;
+        }
+        if on_new {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(on_new, "Bob's message reached Alice through the new switchboard");
+
+    // Alice closes the window; Bob's next message calls her back in.
+    started.leave().await;
+    bob.wait_for_line("alice@example.com", "alice@example.com left").await;
+    bob.type_line("come back").await;
+    bob.wait_for_line("alice@example.com", "bob@example.com: come back").await;
+    alice.wait_for_line("bob@example.com", "bob@example.com: come back").await;
+    assert_eq!(bob.app.tab_titles().iter().filter(|t| *t == "alice@example.com").count(), 1);
+    assert_eq!(alice.app.tab_titles().iter().filter(|t| *t == "bob@example.com").count(), 1);
 }
