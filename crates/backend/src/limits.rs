@@ -192,21 +192,47 @@ impl KeyedBuckets {
     }
 }
 
-/// Failures of one key within the window.
+/// Attempts of one key within the window. `count` includes the attempts
+/// still being checked: an attempt is counted as a failure before its
+/// password is looked at (reserved) and given back only if it succeeds, so
+/// that parallel guesses cannot all pass the check before any is counted.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
+    in_flight: u32,
     since: Instant,
     locked_until: Option<Instant>,
 }
 
+impl Failures {
+    fn fresh(now: Instant) -> Failures {
+        Failures { count: 0, in_flight: 0, since: now, locked_until: None }
+    }
+
+    fn live(&self, limits: &LoginLimits, now: Instant) -> bool {
+        self.in_flight > 0
+            || now.saturating_duration_since(self.since) < limits.window
+            || self.locked_until.is_some_and(|t| t > now)
+    }
+
+    fn locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
+}
+
+/// Attempts one account may have being checked at once: a person signs in
+/// from one place at a time (a client retrying meanwhile is the second).
+pub const MAX_IN_FLIGHT_PER_ACCOUNT: u32 = 2;
+/// Attempts one address may have being checked at once (a household or an
+/// office behind one NAT signing in together).
+pub const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 8;
+
 /// What the throttle says about a login attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginVerdict {
-    /// Go ahead.
-    Allow,
-    /// Go ahead, but answer only after this delay.
-    Slow(Duration),
+#[derive(Debug)]
+pub enum LoginVerdict<'a> {
+    /// Go ahead, after waiting `delay` (zero when the key has few
+    /// failures), and then ask [`LoginAttempt::still_allowed`] again.
+    Go { attempt: LoginAttempt<'a>, delay: Duration },
     /// Refuse without checking the password.
     Refuse,
 }
@@ -214,80 +240,155 @@ pub enum LoginVerdict {
 /// Failed logins per account and per address.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    accounts: Mutex<HashMap<String, Failures>>,
-    addresses: Mutex<HashMap<IpAddr, Failures>>,
+    keys: Mutex<Keys>,
+}
+
+#[derive(Debug, Default)]
+struct Keys {
+    accounts: HashMap<String, Failures>,
+    addresses: HashMap<IpAddr, Failures>,
+}
+
+/// An attempt counted against its account and address until it is settled.
+/// Dropped unsettled (the request went away mid-check) it stays counted as
+/// a failure: cancelling must not be a way to guess for free.
+#[derive(Debug)]
+pub struct LoginAttempt<'a> {
+    throttle: &'a LoginThrottle,
+    limits: &'a LoginLimits,
+    account: String,
+    address: IpAddr,
+    settled: bool,
+}
+
+/// How a checked attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Succeeded,
+    /// Wrong password, unknown or disabled account.
+    Failed,
+    /// The check could not be made (the store or the hashing pool failed):
+    /// not the client's fault, not counted.
+    NotChecked,
 }
 
 impl LoginThrottle {
-    /// The verdict for an attempt on `account` from `address`.
-    pub fn check(&self, limits: &LoginLimits, account: &str, address: IpAddr) -> LoginVerdict {
+    /// Reserves an attempt on `account` from `address`, or refuses it: when
+    /// either is locked, has as many attempts (failed or in flight) as it may
+    /// within the window, or as many in flight as it may at once.
+    pub fn begin<'a>(&'a self, limits: &'a LoginLimits, account: &str, address: IpAddr) -> LoginVerdict<'a> {
         let now = Instant::now();
-        let a = current(&mut self.accounts.lock(), account.to_string(), limits, now);
-        let b = current(&mut self.addresses.lock(), address, limits, now);
-        if a.locked_until.is_some_and(|t| t > now) || b.locked_until.is_some_and(|t| t > now) {
+        let mut keys = self.keys.lock();
+        let keys = &mut *keys;
+        if keys.accounts.len() >= 65_536 {
+            keys.accounts.retain(|_, f| f.live(limits, now));
+        }
+        if keys.addresses.len() >= 65_536 {
+            keys.addresses.retain(|_, f| f.live(limits, now));
+        }
+        let a = current(&keys.accounts, account, limits, now);
+        let b = current(&keys.addresses, &address, limits, now);
+        let refused = a.locked(now)
+            || b.locked(now)
+            || a.count >= limits.refuse_after_account
+            || b.count >= limits.refuse_after_address
+            || a.in_flight >= MAX_IN_FLIGHT_PER_ACCOUNT
+            || b.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS;
+        if refused {
             return LoginVerdict::Refuse;
         }
-        let over =
-            a.count.saturating_sub(limits.slow_after_account).max(b.count.saturating_sub(limits.slow_after_address));
-        if over == 0 {
-            LoginVerdict::Allow
-        } else {
-            LoginVerdict::Slow(Duration::from_secs(over as u64).min(limits.max_delay))
-        }
+        let over = a.count.saturating_sub(limits.slow_after_account).max(b.count.saturating_sub(limits.slow_after_address));
+        let reserve = |mut f: Failures| {
+            f.count += 1;
+            f.in_flight += 1;
+            f
+        };
+        keys.accounts.insert(account.to_string(), reserve(a));
+        keys.addresses.insert(address, reserve(b));
+        let attempt = LoginAttempt { throttle: self, limits, account: account.to_string(), address, settled: false };
+        LoginVerdict::Go { attempt, delay: Duration::from_secs(over as u64).min(limits.max_delay) }
     }
 
-    /// Records a failed attempt.
-    pub fn failed(&self, limits: &LoginLimits, account: &str, address: IpAddr) {
+    fn settle(&self, limits: &LoginLimits, account: &str, address: IpAddr, outcome: LoginOutcome) {
         let now = Instant::now();
-        bump(&mut self.accounts.lock(), account.to_string(), limits, limits.refuse_after_account, now);
-        bump(&mut self.addresses.lock(), address, limits, limits.refuse_after_address, now);
-    }
-
-    /// A successful login clears the account's failures (not the address's:
-    /// one good password must not reset a guessing run on other accounts).
-    pub fn succeeded(&self, account: &str) {
-        self.accounts.lock().remove(account);
+        let mut keys = self.keys.lock();
+        let keys = &mut *keys;
+        let give_back = |f: &mut Failures| {
+            f.in_flight = f.in_flight.saturating_sub(1);
+            f.count = f.count.saturating_sub(1);
+        };
+        match outcome {
+            // A good password clears the account's failures, not the
+            // address's: one must not reset a guessing run on other accounts.
+            LoginOutcome::Succeeded => {
+                if let Some(f) = keys.accounts.get_mut(account) {
+                    f.in_flight = f.in_flight.saturating_sub(1);
+                    f.count = 0;
+                    f.locked_until = None;
+                    if f.in_flight == 0 {
+                        keys.accounts.remove(account);
+                    }
+                }
+                if let Some(f) = keys.addresses.get_mut(&address) {
+                    give_back(f);
+                }
+            }
+            LoginOutcome::NotChecked => {
+                keys.accounts.get_mut(account).map(give_back);
+                keys.addresses.get_mut(&address).map(give_back);
+            }
+            LoginOutcome::Failed => {
+                if let Some(f) = keys.accounts.get_mut(account) {
+                    f.in_flight = f.in_flight.saturating_sub(1);
+                    if f.count >= limits.refuse_after_account {
+                        f.locked_until = Some(now + limits.lockout);
+                    }
+                }
+                if let Some(f) = keys.addresses.get_mut(&address) {
+                    f.in_flight = f.in_flight.saturating_sub(1);
+                    if f.count >= limits.refuse_after_address {
+                        f.locked_until = Some(now + limits.lockout);
+                    }
+                }
+            }
+        }
     }
 }
 
-fn current<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Failures>,
-    key: K,
-    limits: &LoginLimits,
-    now: Instant,
-) -> Failures {
-    match map.get(&key) {
-        Some(f)
-            if now.saturating_duration_since(f.since) < limits.window || f.locked_until.is_some_and(|t| t > now) =>
-        {
-            *f
-        }
-        Some(_) => {
-            map.remove(&key);
-            Failures { count: 0, since: now, locked_until: None }
-        }
-        None => Failures { count: 0, since: now, locked_until: None },
+impl LoginAttempt<'_> {
+    /// Whether the attempt may still be checked after its delay: failures
+    /// settled meanwhile may have locked the account or the address.
+    pub fn still_allowed(&self) -> bool {
+        let now = Instant::now();
+        let keys = self.throttle.keys.lock();
+        let locked = |f: Option<&Failures>| f.is_some_and(|f| f.locked(now));
+        !locked(keys.accounts.get(&self.account)) && !locked(keys.addresses.get(&self.address))
+    }
+
+    /// Records how the check ended.
+    pub fn settle(mut self, outcome: LoginOutcome) {
+        self.settled = true;
+        self.throttle.settle(self.limits, &self.account, self.address, outcome);
     }
 }
 
-fn bump<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, Failures>,
-    key: K,
-    limits: &LoginLimits,
-    refuse_after: u32,
-    now: Instant,
-) {
-    if map.len() >= 65_536 {
-        map.retain(|_, f| {
-            now.saturating_duration_since(f.since) < limits.window || f.locked_until.is_some_and(|t| t > now)
-        });
+impl Drop for LoginAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle.settle(self.limits, &self.account, self.address, LoginOutcome::Failed);
+        }
     }
-    let mut f = current(map, key.clone(), limits, now);
-    f.count += 1;
-    if f.count >= refuse_after {
-        f.locked_until = Some(now + limits.lockout);
+}
+
+fn current<K, Q>(map: &HashMap<K, Failures>, key: &Q, limits: &LoginLimits, now: Instant) -> Failures
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    match map.get(key) {
+        Some(f) if f.live(limits, now) => *f,
+        _ => Failures::fresh(now),
     }
-    map.insert(key, f);
 }
 
 /// Counts refusals on one connection; too many in a minute means abuse.
@@ -342,29 +443,99 @@ mod tests {
         assert!(k.take("a", Action::Invitation, rate));
     }
 
+    fn attempt(t: &LoginThrottle, limits: &LoginLimits, account: &str, ip: IpAddr, outcome: LoginOutcome) -> Option<Duration> {
+        match t.begin(limits, account, ip) {
+            LoginVerdict::Go { attempt, delay } => {
+                attempt.settle(outcome);
+                Some(delay)
+            }
+            LoginVerdict::Refuse => None,
+        }
+    }
+
     #[test]
     fn failed_logins_slow_then_refuse() {
         let limits = RateLimits::default().logins;
         let t = LoginThrottle::default();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..limits.slow_after_account {
-            assert_eq!(t.check(&limits, "a@x.com", ip), LoginVerdict::Allow);
-            t.failed(&limits, "a@x.com", ip);
+            assert_eq!(attempt(&t, &limits, "a@x.com", ip, LoginOutcome::Failed), Some(Duration::ZERO));
         }
-        assert_eq!(t.check(&limits, "a@x.com", ip), LoginVerdict::Allow);
-        t.failed(&limits, "a@x.com", ip);
-        assert_eq!(t.check(&limits, "a@x.com", ip), LoginVerdict::Slow(Duration::from_secs(1)));
-        for _ in 0..limits.refuse_after_account {
-            t.failed(&limits, "a@x.com", ip);
-        }
-        assert_eq!(t.check(&limits, "a@x.com", ip), LoginVerdict::Refuse);
+        assert_eq!(attempt(&t, &limits, "a@x.com", ip, LoginOutcome::Failed), Some(Duration::ZERO));
+        assert_eq!(attempt(&t, &limits, "a@x.com", ip, LoginOutcome::Failed), Some(Duration::from_secs(1)));
+        while attempt(&t, &limits, "a@x.com", ip, LoginOutcome::Failed).is_some() {}
+        assert_eq!(attempt(&t, &limits, "a@x.com", ip, LoginOutcome::Succeeded), None, "locked, even for the owner");
         // Another account from another address is unaffected.
-        assert_eq!(t.check(&limits, "b@x.com", "192.0.2.2".parse().unwrap()), LoginVerdict::Allow);
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(attempt(&t, &limits, "b@x.com", other, LoginOutcome::Succeeded), Some(Duration::ZERO));
         // The same address is locked for every account once it passes its limit.
         for i in 0..limits.refuse_after_address {
-            t.failed(&limits, &format!("c{i}@x.com"), ip);
+            attempt(&t, &limits, &format!("c{i}@x.com"), ip, LoginOutcome::Failed);
         }
-        assert_eq!(t.check(&limits, "fresh@x.com", ip), LoginVerdict::Refuse);
+        assert_eq!(attempt(&t, &limits, "fresh@x.com", ip, LoginOutcome::Succeeded), None);
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_they_are_checked() {
+        let limits = LoginLimits { refuse_after_account: 1000, refuse_after_address: 1000, ..RateLimits::default().logins };
+        let t = LoginThrottle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT_PER_ACCOUNT {
+            match t.begin(&limits, "a@x.com", ip) {
+                LoginVerdict::Go { attempt, .. } => held.push(attempt),
+                LoginVerdict::Refuse => panic!("within the in-flight bound"),
+            }
+        }
+        assert!(matches!(t.begin(&limits, "a@x.com", ip), LoginVerdict::Refuse), "a third at once is refused");
+        // The address bound holds across accounts.
+        for i in 0..MAX_IN_FLIGHT_PER_ADDRESS - MAX_IN_FLIGHT_PER_ACCOUNT {
+            match t.begin(&limits, &format!("b{i}@x.com"), ip) {
+                LoginVerdict::Go { attempt, .. } => held.push(attempt),
+                LoginVerdict::Refuse => panic!("within the address bound"),
+            }
+        }
+        assert!(matches!(t.begin(&limits, "z@x.com", ip), LoginVerdict::Refuse));
+        drop(held);
+    }
+
+    #[test]
+    fn reservations_hit_the_refusal_limit_before_the_checks_finish() {
+        let limits = LoginLimits { refuse_after_account: 2, ..RateLimits::default().logins };
+        let t = LoginThrottle::default();
+        let ips: Vec<IpAddr> = (1..=2).map(|i| format!("192.0.2.{i}").parse().unwrap()).collect();
+        // Two attempts from two addresses, both still being checked.
+        let held: Vec<_> = ips
+            .iter()
+            .map(|ip| match t.begin(&limits, "a@x.com", *ip) {
+                LoginVerdict::Go { attempt, .. } => attempt,
+                LoginVerdict::Refuse => panic!("under the limit"),
+            })
+            .collect::<Vec<_>>();
+        let fourth: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(matches!(t.begin(&limits, "a@x.com", fourth), LoginVerdict::Refuse), "the reservations count");
+        // An attempt that waited sees the lock its siblings' failures set.
+        let mut held = held.into_iter();
+        let waiting = held.next().unwrap();
+        for a in held {
+            a.settle(LoginOutcome::Failed);
+        }
+        assert!(!waiting.still_allowed());
+        waiting.settle(LoginOutcome::Failed);
+        // A check that could not be made is given back.
+        let limits = RateLimits::default().logins;
+        let t = LoginThrottle::default();
+        let ips: Vec<IpAddr> = (1..=3).map(|i| format!("192.0.2.{i}").parse().unwrap()).collect();
+        for _ in 0..50 {
+            assert!(attempt(&t, &limits, "a@x.com", ips[0], LoginOutcome::NotChecked).is_some());
+        }
+        // Dropped unsettled: counted as a failure.
+        for _ in 0..limits.refuse_after_account {
+            if let LoginVerdict::Go { attempt, .. } = t.begin(&limits, "d@x.com", ips[1]) {
+                drop(attempt);
+            }
+        }
+        assert!(matches!(t.begin(&limits, "d@x.com", ips[1]), LoginVerdict::Refuse));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::cluster::{Cluster, Envelope, Invitee, NodeId, Request, Response};
 use crate::config::BackendConfig;
 use crate::handle::Handle;
 use crate::hashing::PasswordChecker;
-use crate::limits::{Action, KeyedBuckets, LoginThrottle, LoginVerdict};
+use crate::limits::{Action, KeyedBuckets, LoginOutcome, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::TicketJar;
@@ -233,35 +233,46 @@ impl Backend {
         }
     }
 
-    /// Consults the failed-login throttle before a password or ticket is
-    /// checked: refuses (911, like a wrong password) or waits as it says.
-    async fn throttle_login(&self, key: &str, source: IpAddr) -> Result<(), ErrorCode> {
-        match self.logins.check(&self.config.rate_limits.logins, key, source) {
-            LoginVerdict::Allow => Ok(()),
-            LoginVerdict::Slow(delay) => {
-                self.stats.logins_slowed.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(delay).await;
-                Ok(())
+    /// Checks a password, ticket or response under the failed-login
+    /// throttle: the attempt is counted before `check` runs (so parallel
+    /// guesses are counted too), waits as the throttle says, is looked at
+    /// again after the wait, and is settled by its result. A refusal is
+    /// 911, like a wrong password.
+    async fn throttled<T>(
+        &self,
+        key: &str,
+        source: IpAddr,
+        check: impl std::future::Future<Output = Result<T, ErrorCode>>,
+    ) -> Result<T, ErrorCode> {
+        let refuse = || {
+            self.stats.logins_refused.fetch_add(1, Ordering::Relaxed);
+            Err(ErrorCode::AuthenticationFailed)
+        };
+        let attempt = match self.logins.begin(&self.config.rate_limits.logins, key, source) {
+            LoginVerdict::Go { attempt, delay } => {
+                if !delay.is_zero() {
+                    self.stats.logins_slowed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                    if !attempt.still_allowed() {
+                        attempt.settle(LoginOutcome::NotChecked);
+                        return refuse();
+                    }
+                }
+                attempt
             }
-            LoginVerdict::Refuse => {
-                self.stats.logins_refused.fetch_add(1, Ordering::Relaxed);
-                Err(ErrorCode::AuthenticationFailed)
-            }
-        }
-    }
-
-    /// Records the outcome of a checked login.
-    fn login_outcome<T>(&self, key: &str, source: IpAddr, result: Result<T, ErrorCode>) -> Result<T, ErrorCode> {
+            LoginVerdict::Refuse => return refuse(),
+        };
+        let result = check.await;
         match &result {
             Ok(_) => {
-                self.logins.succeeded(key);
+                attempt.settle(LoginOutcome::Succeeded);
                 self.stats.logins_succeeded.fetch_add(1, Ordering::Relaxed);
             }
             Err(ErrorCode::AuthenticationFailed) => {
-                self.logins.failed(&self.config.rate_limits.logins, key, source);
+                attempt.settle(LoginOutcome::Failed);
                 self.stats.logins_failed.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {}
+            Err(_) => attempt.settle(LoginOutcome::NotChecked),
         }
         result
     }
@@ -560,9 +571,7 @@ impl Backend {
         response: &str,
         source: IpAddr,
     ) -> Result<Account, ErrorCode> {
-        self.throttle_login(handle.key(), source).await?;
-        let result = self.check_md5(handle, challenge, response).await;
-        self.login_outcome(handle.key(), source, result)
+        self.throttled(handle.key(), source, self.check_md5(handle, challenge, response)).await
     }
 
     async fn check_md5(&self, handle: &Handle, challenge: &str, response: &str) -> Result<Account, ErrorCode> {
@@ -591,9 +600,7 @@ impl Backend {
     /// tell them apart.
     pub async fn passport_login(&self, handle: &str, passwords: &[&str], source: IpAddr) -> Result<String, ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
-        self.throttle_login(handle.key(), source).await?;
-        let result = self.check_passport(&handle, passwords).await;
-        self.login_outcome(handle.key(), source, result)
+        self.throttled(handle.key(), source, self.check_passport(&handle, passwords)).await
     }
 
     async fn check_passport(&self, handle: &Handle, passwords: &[&str]) -> Result<String, ErrorCode> {
@@ -621,9 +628,7 @@ impl Backend {
     /// Checks a password typed into a web page (throttled like any login).
     pub async fn web_login(&self, handle: &str, password: &str, source: IpAddr) -> Result<Account, ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
-        self.throttle_login(handle.key(), source).await?;
-        let result = self.check_password(&handle, &[password]).await;
-        self.login_outcome(handle.key(), source, result)
+        self.throttled(handle.key(), source, self.check_password(&handle, &[password])).await
     }
 
     /// Disables an account (and ends its session) or enables it again.

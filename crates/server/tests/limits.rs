@@ -156,6 +156,47 @@ async fn brute_force_logins_are_slowed_then_refused() {
 }
 
 #[tokio::test]
+async fn parallel_guesses_are_counted_before_they_are_checked() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let http = server.http.unwrap();
+    // 200 Passport guesses at once from one address; number 190 is right.
+    let guesses: Vec<_> = (0..200)
+        .map(|i| {
+            let password = if i == 190 { "pw-alice".to_string() } else { format!("guess{i}") };
+            tokio::spawn(async move {
+                let auth = passport_authorization("alice@example.com", &password, "lc=1033");
+                http_get(http, "/login2.srf", &[("Authorization", &auth)]).await.status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 401), "a guess got through: {statuses:?}");
+    // And 40 MD5 guesses at once on another account, the right one last.
+    let md5: Vec<_> = (0..40)
+        .map(|i| {
+            let ns = server.ns;
+            let password = if i == 39 { "pw-bob".to_string() } else { format!("guess{i}") };
+            tokio::spawn(async move { direct_login(ns, "bob@example.com", &password).await.1 })
+        })
+        .collect();
+    let mut md5_answers = Vec::new();
+    for g in md5 {
+        md5_answers.push(g.await.unwrap());
+    }
+    // Only guesses admitted under the limits are checked; a right password
+    // among those may pass, no more than that.
+    assert!(md5_answers.iter().filter(|a| a.starts_with("USR 3 OK")).count() <= 1);
+    let s = status(&server).await;
+    let checked = s["logins"]["failed"].as_u64().unwrap() + s["logins"]["succeeded"].as_u64().unwrap();
+    assert!(checked <= 30, "at most the address's limit of passwords was checked: {s}");
+    assert!(s["logins"]["refused"].as_u64().unwrap() >= 200, "{s}");
+}
+
+#[tokio::test]
 async fn one_address_guessing_many_accounts_is_refused() {
     let server = TestServer::start_with(&["--login-failures-per-address", "3", "--login-failures-per-account", "1000"]);
     let names: Vec<String> = (0..4).map(|i| format!("u{i}")).collect();
