@@ -320,3 +320,14 @@ async fn a_reply_to_an_offline_message_whose_sender_is_offline_is_left_for_them(
     assert_eq!(shown.len(), 1);
     assert!(shown[0].ends_with("got it"), "{}", shown[0]);
 }
+
+#[tokio::test]
+async fn url_names_the_port_the_http_listener_bound() {
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    let mut a = as_dialect(&server, 8, "alice").await;
+    a.send("URL 5 INBOX").await;
+    let url = a.expect_prefix("URL 5 /inbox ").await;
+    let port = server.http.unwrap().port();
+    assert!(url.text.contains(&format!(":{port}/")), "{} (listener on port {port})", url.text);
+}

@@ -399,8 +399,9 @@ impl NsSession {
                 w.push(&Reply::Gcf { trid, file, payload: Bytes::from_static(SHIELDS.as_bytes()) });
             }
             NsRequest::Url { trid, service } => {
-                let base = match self.shared.config.http_listen {
-                    Some(a) => format!("http://{}:{}", self.host(), a.port()),
+                // The bound port: the configured one may be 0.
+                let base = match self.shared.http_port() {
+                    Some(port) => format!("http://{}:{port}", self.host()),
                     None => format!("http://{}", self.host()),
                 };
                 w.push(&Reply::Url {
