@@ -52,7 +52,8 @@ fn fan_out(c: &mut Criterion) {
     let mut watchers = Vec::new();
     for i in 1..=WATCHERS {
         let (user, rx) = online(i, &rt);
-        rt.block_on(b.add_to_list(&user, ListKind::Forward, "u0@example.com", backend::lists::OppositeList::Refuse)).unwrap();
+        rt.block_on(b.add_to_list(&user, ListKind::Forward, "u0@example.com", backend::lists::OppositeList::Refuse))
+            .unwrap();
         b.change_state(&user, OnlineState::Online, None, None)
             .now_or_never()
             .expect("no remote nodes to wait for")

@@ -297,7 +297,8 @@ impl LoginThrottle {
         if refused {
             return LoginVerdict::Refuse;
         }
-        let over = a.count.saturating_sub(limits.slow_after_account).max(b.count.saturating_sub(limits.slow_after_address));
+        let over =
+            a.count.saturating_sub(limits.slow_after_account).max(b.count.saturating_sub(limits.slow_after_address));
         let reserve = |mut f: Failures| {
             f.count += 1;
             f.in_flight += 1;
@@ -443,7 +444,13 @@ mod tests {
         assert!(k.take("a", Action::Invitation, rate));
     }
 
-    fn attempt(t: &LoginThrottle, limits: &LoginLimits, account: &str, ip: IpAddr, outcome: LoginOutcome) -> Option<Duration> {
+    fn attempt(
+        t: &LoginThrottle,
+        limits: &LoginLimits,
+        account: &str,
+        ip: IpAddr,
+        outcome: LoginOutcome,
+    ) -> Option<Duration> {
         match t.begin(limits, account, ip) {
             LoginVerdict::Go { attempt, delay } => {
                 attempt.settle(outcome);
@@ -477,7 +484,8 @@ mod tests {
 
     #[test]
     fn parallel_attempts_are_counted_before_they_are_checked() {
-        let limits = LoginLimits { refuse_after_account: 1000, refuse_after_address: 1000, ..RateLimits::default().logins };
+        let limits =
+            LoginLimits { refuse_after_account: 1000, refuse_after_address: 1000, ..RateLimits::default().logins };
         let t = LoginThrottle::default();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let mut held = Vec::new();

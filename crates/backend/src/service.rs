@@ -1208,7 +1208,11 @@ impl Backend {
         recipient: &str,
         payload: &[u8],
     ) -> Result<(), OfflineError> {
-        let from = OfflineSender { key: sender.key.clone(), handle: sender.handle.clone(), friendly: sender.presence().friendly };
+        let from = OfflineSender {
+            key: sender.key.clone(),
+            handle: sender.handle.clone(),
+            friendly: sender.presence().friendly,
+        };
         self.store_offline_from(&from, recipient, payload).await
     }
 
@@ -1535,8 +1539,11 @@ impl Backend {
     }
 
     async fn leave_offline(self: &Arc<Self>, held: &HeldMessage) -> bool {
-        let from =
-            OfflineSender { key: held.from_key.clone(), handle: held.from_handle.clone(), friendly: held.from_friendly.clone() };
+        let from = OfflineSender {
+            key: held.from_key.clone(),
+            handle: held.from_handle.clone(),
+            friendly: held.from_friendly.clone(),
+        };
         self.store_offline_from(&from, &held.for_key, &held.payload).await.is_ok()
     }
 

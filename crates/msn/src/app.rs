@@ -623,7 +623,9 @@ impl App {
             _ => 3,
         };
         contacts.sort_by(|a, b| {
-            rank(a.state).cmp(&rank(b.state)).then(a.display_name().to_lowercase().cmp(&b.display_name().to_lowercase()))
+            rank(a.state)
+                .cmp(&rank(b.state))
+                .then(a.display_name().to_lowercase().cmp(&b.display_name().to_lowercase()))
         });
         contacts
     }

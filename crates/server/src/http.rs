@@ -522,7 +522,14 @@ mod tests {
     fn the_password_rule_sees_the_path_the_router_sees() {
         use crate::request_target::RequestTarget;
         let lan = "192.168.1.20:5000".parse().unwrap();
-        for raw in ["http://127.0.0.1/admin/login", "/signup#x", "//password", "/x/../signup", "/%73ignup", "HTTPS://localhost/RST.srf"] {
+        for raw in [
+            "http://127.0.0.1/admin/login",
+            "/signup#x",
+            "//password",
+            "/x/../signup",
+            "/%73ignup",
+            "HTTPS://localhost/RST.srf",
+        ] {
             let target = RequestTarget::parse(raw).unwrap();
             assert!(!password_may_arrive(&target.path, false, lan, false), "{raw} -> {}", target.path);
         }

@@ -168,7 +168,10 @@ mod tests {
             assert_eq!(path(raw).as_deref(), Some("/login2.srf"), "{raw}");
         }
         let t = RequestTarget::parse("http://Example.COM:80/signup?invite=a#frag").unwrap();
-        assert_eq!((t.path.as_str(), t.query.as_deref(), t.host.as_deref()), ("/signup", Some("invite=a"), Some("example.com")));
+        assert_eq!(
+            (t.path.as_str(), t.query.as_deref(), t.host.as_deref()),
+            ("/signup", Some("invite=a"), Some("example.com"))
+        );
         assert_eq!(t.origin_form(), "/signup?invite=a");
         assert_eq!(path("http://localhost").as_deref(), Some("/"));
         assert_eq!(path("/../../etc").as_deref(), Some("/etc"));
@@ -181,6 +184,24 @@ mod tests {
             assert_eq!(path(raw), None, "{raw:?}");
         }
         assert_eq!(path("/a%20b").as_deref(), Some("/a%20b"), "reserved escapes stay escaped");
+    }
+
+    #[test]
+    fn any_target_parses_or_is_refused_and_a_parsed_path_is_already_normal() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d61_7269);
+        let alphabet = b"/.%2fF5cC:?#@[]a-_~\\x00 ,";
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..40);
+            let raw: String = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect();
+            let raw = if rng.gen_bool(0.3) { format!("http://h{raw}") } else { raw };
+            if let Some(t) = RequestTarget::parse(&raw) {
+                assert!(t.path.starts_with('/') || t.path == "*", "{raw:?} -> {t:?}");
+                let again = RequestTarget::parse(&t.path).map(|t| t.path);
+                assert!(again.as_deref() == Some(t.path.as_str()) || t.path == "*", "{raw:?}: {t:?} then {again:?}");
+                assert!(!t.path.contains("/../") && !t.path.contains("//"), "{raw:?} -> {}", t.path);
+            }
+        }
     }
 
     #[test]

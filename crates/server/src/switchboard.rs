@@ -223,7 +223,11 @@ impl SbConnection {
                         }
                         // Replies to the stand-in this user now replaces.
                         for m in session.take_held(&me.key) {
-                            w.push(&Reply::Msg { handle: m.from_handle, friendly: m.from_friendly, payload: m.payload });
+                            w.push(&Reply::Msg {
+                                handle: m.from_handle,
+                                friendly: m.from_friendly,
+                                payload: m.payload,
+                            });
                         }
                         self.joined = Some((session, me));
                         Flow::Continue

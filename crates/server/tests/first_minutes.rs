@@ -82,7 +82,15 @@ async fn a_fresh_account_first_sync_is_the_whole_batch_in_every_dialect() {
         c.send(if n >= 10 { "SYN 1 0 0" } else { "SYN 1 0" }).await;
         let lines: Vec<String> = c.sync_point_skipping().await.into_iter().map(|l| l.text).collect();
         let expected: Vec<&str> = match n {
-            2..=4 => vec!["SYN 1 0", "GTC 1 0 A", "BLP 1 0 AL", "LST 1 FL 0 0 0", "LST 1 AL 0 0 0", "LST 1 BL 0 0 0", "LST 1 RL 0 0 0"],
+            2..=4 => vec![
+                "SYN 1 0",
+                "GTC 1 0 A",
+                "BLP 1 0 AL",
+                "LST 1 FL 0 0 0",
+                "LST 1 AL 0 0 0",
+                "LST 1 BL 0 0 0",
+                "LST 1 RL 0 0 0",
+            ],
             5 | 6 => vec![
                 "SYN 1 0",
                 "GTC 1 0 A",
@@ -273,8 +281,11 @@ async fn reply_in_offline_conversation(server: &TestServer, alice: &Client, text
     let mut bob = sign_in_plain(server, "bob").await;
     let (mut sb, shown) = answer_offline(&mut bob, "bob@example.com", "alice@example.com").await;
     assert!(shown[0].ends_with("call me"));
-    sb.send_payload("MSG 2 A", format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}").as_bytes())
-        .await;
+    sb.send_payload(
+        "MSG 2 A",
+        format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}").as_bytes(),
+    )
+    .await;
     sb.expect("ACK 2").await;
     (bob, sb)
 }
@@ -300,7 +311,9 @@ async fn a_reply_to_an_offline_message_reaches_its_sender_online_in_a_real_conve
     // From now on it is an ordinary conversation, both ways.
     bob_sb.send_payload("MSG 3 A", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nsecond").await;
     bob_sb.expect("ACK 3").await;
-    assert!(String::from_utf8(sb.expect_prefix("MSG bob@example.com ").await.payload.unwrap()).unwrap().ends_with("second"));
+    assert!(
+        String::from_utf8(sb.expect_prefix("MSG bob@example.com ").await.payload.unwrap()).unwrap().ends_with("second")
+    );
     sb.send_payload("MSG 2 A", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhello bob").await;
     sb.expect("ACK 2").await;
     let back = bob_sb.expect_prefix("MSG alice@example.com ").await;

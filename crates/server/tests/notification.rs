@@ -116,8 +116,16 @@ async fn syn_sends_everything_in_the_draft_order_and_nothing_when_current() {
     // A fresh account's first sync is the whole (empty) batch: clients wait
     // for its settings and lists.
     a.send("SYN 1 0").await;
-    a.expect_all(&["SYN 1 0", "GTC 1 0 A", "BLP 1 0 AL", "LST 1 FL 0 0 0", "LST 1 AL 0 0 0", "LST 1 BL 0 0 0", "LST 1 RL 0 0 0"])
-        .await;
+    a.expect_all(&[
+        "SYN 1 0",
+        "GTC 1 0 A",
+        "BLP 1 0 AL",
+        "LST 1 FL 0 0 0",
+        "LST 1 AL 0 0 0",
+        "LST 1 BL 0 0 0",
+        "LST 1 RL 0 0 0",
+    ])
+    .await;
     a.sync_point().await;
 
     a.send("ADD 2 FL bob@example.com Bob").await;

@@ -11,7 +11,10 @@ async fn nexus_names_the_login_service_in_exact_header_case() {
     let nexus = http_get(server.http.unwrap(), "/rdr/pprdr.asp", &[]).await;
     assert_eq!(nexus.status, 200);
     let urls = nexus.header("PassportURLs").expect("exact case");
-    assert!(urls.starts_with(&format!("DALogin=http://localhost:{}/login2.srf,", server.http.unwrap().port())), "{urls}");
+    assert!(
+        urls.starts_with(&format!("DALogin=http://localhost:{}/login2.srf,", server.http.unwrap().port())),
+        "{urls}"
+    );
     assert_eq!(nexus.header("Connection"), Some("close"));
     // Gaim 1.x: no HTTP version, no headers at all.
     let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();

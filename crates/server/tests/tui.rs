@@ -219,14 +219,16 @@ async fn the_quick_start_offline_message_reply_and_second_switchboard() {
     bob.type_line("/add alice@example.com").await;
     bob.wait_for("alice@example.com").await;
     bob.type_line("/chat alice@example.com").await;
-    bob.wait_for_line("alice@example.com", "alice@example.com is offline: what you type is left as an offline message").await;
+    bob.wait_for_line("alice@example.com", "alice@example.com is offline: what you type is left as an offline message")
+        .await;
     bob.type_line("are you there?").await;
     bob.wait_for_line("alice@example.com", "left as an offline message").await;
 
     let mut alice = Screen::new(&server, "alice", downloads.path()).await;
     alice.wait_for_line("bob@example.com", "bob@example.com: are you there?").await;
     // Bob's tab follows Alice's presence.
-    bob.wait_for_line("alice@example.com", "alice@example.com is online now: what you type starts a conversation").await;
+    bob.wait_for_line("alice@example.com", "alice@example.com is online now: what you type starts a conversation")
+        .await;
     // The list shows the name she signed in with, the handle beside it.
     bob.key(KeyCode::Esc).await;
     let list = bob.draw().await;

@@ -627,7 +627,8 @@ pub async fn passport_ticket(server: &TestServer, email: &str, password: &str, c
     // As gtmess reads it: the value after `DALogin=` up to the next comma.
     let url = urls.split("DALogin=").nth(1).and_then(|v| v.split(',').next()).expect("a DALogin field");
     let (authority, path) = url.strip_prefix("http://").expect("plain http login url").split_once('/').unwrap();
-    let addr = tokio::net::lookup_host(authority).await.unwrap().find(|a| a.is_ipv4()).expect("the login host resolves");
+    let addr =
+        tokio::net::lookup_host(authority).await.unwrap().find(|a| a.is_ipv4()).expect("the login host resolves");
     let auth = passport_authorization(email, password, challenge);
     let answer = http_get(addr, &format!("/{path}"), &[("Authorization", &auth)]).await;
     if answer.status != 200 {
