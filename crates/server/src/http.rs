@@ -170,7 +170,7 @@ pub async fn serve<S>(
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
         "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
         "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
-        _ => forward(router, request, peer).await,
+        _ => forward(router, request, peer, tls).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
     let _ = stream.shutdown().await;
@@ -476,11 +476,12 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
 }
 
 /// Hands a request to the axum router and turns its answer into ours.
-async fn forward(router: Router, request: Request, peer: SocketAddr) -> Response {
+async fn forward(router: Router, request: Request, peer: SocketAddr, tls: bool) -> Response {
     let mut builder = axum::http::Request::builder()
         .method(request.method.as_str())
         .uri(request.target.origin_form())
-        .extension(crate::web::Peer(peer));
+        .extension(crate::web::Peer(peer))
+        .extension(crate::web::OverTls(tls));
     for (n, v) in &request.headers {
         builder = builder.header(n.as_str(), v.as_str());
     }

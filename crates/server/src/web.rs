@@ -27,6 +27,11 @@ use crate::server::Shared;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
+/// Whether the request arrived over TLS (set by the HTTP front): cookies
+/// issued over HTTPS are marked `Secure`, so they never travel in clear.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls(pub bool);
+
 /// Operator sessions: token → (handle, anti-forgery token, expiry).
 #[derive(Default)]
 pub struct Sessions(parking_lot::Mutex<HashMap<String, (String, String, Instant)>>);
@@ -242,7 +247,12 @@ struct Login {
     password: String,
 }
 
-async fn admin_login(State(s): State<WebState>, Extension(peer): Extension<Peer>, Form(f): Form<Login>) -> Response {
+async fn admin_login(
+    State(s): State<WebState>,
+    Extension(peer): Extension<Peer>,
+    Extension(tls): Extension<OverTls>,
+    Form(f): Form<Login>,
+) -> Response {
     let key = f.email.trim().to_ascii_lowercase();
     let operator = s.shared.config.operators.contains(&key);
     // The password is checked either way, so the answer's timing does not
@@ -259,8 +269,11 @@ async fn admin_login(State(s): State<WebState>, Extension(peer): Extension<Peer>
         sessions.retain(|_, (_, _, expires)| *expires > Instant::now());
         sessions.insert(token.clone(), (key, csrf, Instant::now() + SESSION_LIFETIME));
     }
-    let cookie =
-        format!("{COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_LIFETIME.as_secs());
+    let secure = if tls.0 { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_LIFETIME.as_secs()
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response()
 }
 

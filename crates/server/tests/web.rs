@@ -271,3 +271,24 @@ async fn the_operator_page_needs_an_operator_and_its_forms_need_the_session_toke
     let after = http_get(server.http.unwrap(), "/admin", &[("Cookie", &cookie)]).await;
     assert_ne!(after.status, 200);
 }
+
+/// The operator's session cookie is `Secure` when it was issued over HTTPS.
+#[tokio::test]
+async fn the_operator_cookie_is_secure_over_https() {
+    let server = TestServer::start_with(&["--https-listen", "127.0.0.1:0", "--operator", "alice@example.com"]);
+    users(&server, &["alice"]);
+    let body = "email=alice%40example.com&password=pw-alice";
+    let request = format!(
+        "POST /admin/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(server.https.unwrap()).await.unwrap();
+    let tls = tls_connector(&server).connect("localhost".try_into().unwrap(), stream).await.unwrap();
+    let over_tls = http_exchange(tls, request.as_bytes()).await;
+    let cookie = over_tls.header("set-cookie").expect("a session cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.ends_with("; Secure"), "{cookie}");
+    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+    let plain = http_exchange(stream, request.as_bytes()).await;
+    let cookie = plain.header("set-cookie").expect("a session cookie");
+    assert!(!cookie.contains("Secure"), "loopback plain HTTP cannot keep a Secure cookie: {cookie}");
+}
