@@ -58,6 +58,10 @@ pub struct ImportedAccount {
 /// roster before the join (for `IRO`).
 pub type Joined = (Arc<SwitchboardSession>, Arc<Participant>, Vec<Arc<Participant>>);
 
+/// The longest operator broadcast: with its MIME header it stays within
+/// the 1,664-byte messages the oldest clients read.
+pub const MAX_BROADCAST_BYTES: usize = 1_500;
+
 /// Who an offline message is from.
 struct OfflineSender {
     key: String,
@@ -653,14 +657,19 @@ impl Backend {
     }
 
     /// Sends a message from the service to everyone signed in here; returns
-    /// how many.
-    pub fn broadcast(&self, text: &str) -> usize {
+    /// how many, or `None` when the text is longer than
+    /// [`MAX_BROADCAST_BYTES`] (older clients take a message of about 1,600
+    /// bytes at most and choke on more).
+    pub fn broadcast(&self, text: &str) -> Option<usize> {
+        if text.len() > MAX_BROADCAST_BYTES {
+            return None;
+        }
         let payload = format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}");
         let users = self.registry.all();
         for u in &users {
             u.deliver(NsEvent::SystemMessage { payload: bytes::Bytes::from(payload.clone()) });
         }
-        users.len()
+        Some(users.len())
     }
 
     /// A further ticket for an account whose password was just checked (RST

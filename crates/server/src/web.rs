@@ -379,7 +379,11 @@ struct Broadcast {
 
 async fn admin_broadcast(State(s): State<WebState>, headers: HeaderMap, Form(f): Form<Broadcast>) -> Response {
     let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
-    let n = s.shared.backend.broadcast(f.text.trim());
+    let Some(n) = s.shared.backend.broadcast(f.text.trim()) else {
+        let limit = backend::service::MAX_BROADCAST_BYTES;
+        let note = message("error", &format!("A message to everyone is {limit} bytes at most."));
+        return (StatusCode::PAYLOAD_TOO_LARGE, page("Operator", &note)).into_response();
+    };
     tracing::info!(operator = %me, users = n, "operator broadcast a message");
     Redirect::to("/admin").into_response()
 }

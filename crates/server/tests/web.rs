@@ -292,3 +292,51 @@ async fn the_operator_cookie_is_secure_over_https() {
     let cookie = plain.header("set-cookie").expect("a session cookie");
     assert!(!cookie.contains("Secure"), "loopback plain HTTP cannot keep a Secure cookie: {cookie}");
 }
+
+/// An operator broadcast longer than old clients can read is refused, and
+/// nobody receives it; one within the limit arrives.
+#[tokio::test]
+async fn an_oversized_broadcast_is_refused() {
+    let server = TestServer::start_with(&["--operator", "alice@example.com"]);
+    users(&server, &["alice", "bob"]);
+    let mut bob = as_dialect(&server, 7, "bob").await;
+    let http = server.http.unwrap();
+    let post = |path: &str, cookie: &str, body: String| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    let login = http_exchange(
+        stream,
+        post("/admin/login", "", "email=alice%40example.com&password=pw-alice".into()).as_bytes(),
+    )
+    .await;
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    let page =
+        http_exchange(stream, format!("GET /admin HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n").as_bytes())
+            .await;
+    let html = String::from_utf8(page.body).unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    let big = http_exchange(
+        stream,
+        post("/admin/broadcast", &cookie, format!("csrf={csrf}&text={}", "x".repeat(60_000))).as_bytes(),
+    )
+    .await;
+    assert_eq!(big.status, 413);
+    let stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    let small = http_exchange(
+        stream,
+        post("/admin/broadcast", &cookie, format!("csrf={csrf}&text=maintenance+at+noon")).as_bytes(),
+    )
+    .await;
+    assert_eq!(small.status, 303, "{}", String::from_utf8_lossy(&small.body));
+    let msg = bob.expect_prefix("MSG Hotmail Hotmail ").await;
+    assert!(
+        String::from_utf8(msg.payload.unwrap()).unwrap().ends_with("maintenance at noon"),
+        "only the small one arrived"
+    );
+}
