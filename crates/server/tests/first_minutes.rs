@@ -210,10 +210,24 @@ async fn bob_is_offered_one(server: &TestServer, text: &str) -> Client {
     sign_in_plain(server, "bob").await
 }
 
+/// Waits until the server has seen every connection end (nobody signed
+/// in, no conversation open): it notices a closed socket asynchronously.
+async fn wait_until_everyone_left(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = http_get(server.http.unwrap(), "/status.json", &[]).await;
+        let s: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        if s["users_online"] == 0 && s["switchboard_sessions"] == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "connections still open: {s}");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Bob's next sign-in: whether the message is offered again.
 async fn offered_again(server: &TestServer) -> bool {
-    // The server notices the last connection's end asynchronously.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_everyone_left(server).await;
     let mut bob = sign_in_plain(server, "bob").await;
     bob.try_recv(Duration::from_secs(2)).await.is_some_and(|l| l.text.starts_with("RNG "))
 }
@@ -253,8 +267,18 @@ async fn a_message_to_a_client_killed_before_reading_it_is_offered_again() {
     let a = rng.args();
     let mut sb = tokio::net::TcpStream::connect(a[2]).await.unwrap();
     sb.write_all(format!("ANS 1 bob@example.com {} {}\r\n", a[4], a[1]).as_bytes()).await.unwrap();
-    // The message arrives in the kernel's buffer; the process dies unread.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message arrives in the kernel's buffer (peeked at, not read);
+    // the process dies with it unread.
+    let mut seen = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = sb.peek(&mut seen).await.unwrap();
+        if String::from_utf8_lossy(&seen[..n]).contains("MSG alice@example.com") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the message never arrived");
+        tokio::task::yield_now().await;
+    }
     drop(sb);
     bob.reset();
     assert!(offered_again(&server).await, "a message the client never read is lost");
@@ -327,7 +351,8 @@ async fn a_reply_to_an_offline_message_whose_sender_is_offline_is_left_for_them(
     let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
     let (_bob, _sb) = reply_in_offline_conversation(&server, &alice, "got it").await;
     drop(alice);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Signing in again replaces the old session if the server has not yet
+    // seen it end.
     let mut alice = sign_in_plain(&server, "alice").await;
     let (_sb, shown) = answer_offline(&mut alice, "alice@example.com", "bob@example.com").await;
     assert_eq!(shown.len(), 1);
