@@ -274,8 +274,8 @@ impl NsSession {
         }
         // Offline messages written to one of this client's switchboard
         // connections are confirmed by its next word here (a PNG will do).
-        if let Some(user) = self.user() {
-            self.shared.backend.client_spoke(&user).await;
+        if let Login::SignedIn(user) = &self.login {
+            self.shared.backend.client_spoke(user).await;
         }
         match request {
             // A client may never send MSG to a notification server; the
