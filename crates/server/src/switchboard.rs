@@ -137,6 +137,12 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
             },
         };
     }
+    // When we end the connection, what was not confirmed is released
+    // before the client can see the close: its next word on the
+    // notification connection must not confirm a message it never read.
+    if !clean_end {
+        sb.offline_unread();
+    }
     conn.writer.close().await;
     // A client that closed with a FIN after its stack acknowledged every
     // byte has read them all: a socket closed with unread data sends a
