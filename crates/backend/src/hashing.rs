@@ -8,53 +8,101 @@
 //! worker. Callers wait for admission asynchronously, so a burst queues
 //! without threads or memory growing.
 
-use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::secrets::constant_time_eq;
+use crate::secrets::{SecretError, constant_time_eq};
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
+/// Work waiting for a worker. Logins go first: a burst of sign-ups or
+/// password changes (each a fresh hash) waits behind them, so it can slow
+/// only itself, never someone signing in.
+#[derive(Default)]
+struct Queues {
+    logins: VecDeque<Job>,
+    new_hashes: VecDeque<Job>,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn push(&self, job: Job, urgent: bool) -> Option<()> {
+        let mut q = self.queues.lock().ok()?;
+        if q.closed {
+            return None;
+        }
+        if urgent { q.logins.push_back(job) } else { q.new_hashes.push_back(job) }
+        drop(q);
+        self.ready.notify_one();
+        Some(())
+    }
+
+    /// The next job, logins first; `None` once the pool is closed and empty.
+    fn next(&self) -> Option<Job> {
+        let mut q = self.queues.lock().ok()?;
+        loop {
+            if let Some(job) = q.logins.pop_front().or_else(|| q.new_hashes.pop_front()) {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+}
+
 /// The pool. Dropping it lets the workers finish and exit.
 pub struct PasswordChecker {
-    jobs: Mutex<std_mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
     admission: Arc<Semaphore>,
+    new_hash_admission: Arc<Semaphore>,
+}
+
+impl Drop for PasswordChecker {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.queues.lock() {
+            q.closed = true;
+        }
+        self.shared.ready.notify_all();
+    }
 }
 
 impl PasswordChecker {
     /// `workers` threads, each running `on_start` first; at most four checks
-    /// queued per worker beyond the ones running.
+    /// (and as many new hashes) queued per worker beyond the ones running.
     pub fn new(workers: usize, on_start: Option<fn()>) -> PasswordChecker {
         let workers = workers.max(1);
-        let (tx, rx) = std_mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared { queues: Mutex::new(Queues::default()), ready: Condvar::new() });
         for n in 0..workers {
-            let rx = rx.clone();
+            let shared = shared.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
                 if let Some(start) = on_start {
                     start();
                 }
                 let mut memory = Vec::new();
-                loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(&mut memory),
-                        Err(_) => return,
-                    }
+                while let Some(job) = shared.next() {
+                    job(&mut memory);
                 }
             });
             if let Err(e) = spawned {
                 tracing::error!("cannot start a password-hashing thread: {e}");
             }
         }
-        PasswordChecker { jobs: Mutex::new(tx), admission: Arc::new(Semaphore::new(workers * 5)) }
+        PasswordChecker {
+            shared,
+            admission: Arc::new(Semaphore::new(workers * 5)),
+            new_hash_admission: Arc::new(Semaphore::new(workers * 5)),
+        }
     }
 
     /// Whether any of `candidates` matches `hash` (a PHC string). `None`
@@ -66,7 +114,20 @@ impl PasswordChecker {
             let ok = candidates.iter().any(|c| verify_with(memory, c, &hash));
             let _ = tx.send(ok);
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.shared.push(job, true)?;
+        rx.await.ok()
+    }
+
+    /// A new Argon2id hash of `password` (sign-up, password change), on the
+    /// same threads but behind every waiting login check. `None` when the
+    /// pool has shut down.
+    pub async fn hash(&self, password: String) -> Option<Result<String, SecretError>> {
+        let _permit = self.new_hash_admission.acquire().await.ok()?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |_| {
+            let _ = tx.send(crate::secrets::hash_password(&password));
+        });
+        self.shared.push(job, false)?;
         rx.await.ok()
     }
 }
@@ -117,5 +178,58 @@ mod tests {
         let hash = hash_password("pw").unwrap();
         assert_eq!(pool.verify(vec!["nope".into(), "pw".into()], hash.clone()).await, Some(true));
         assert_eq!(pool.verify(vec!["nope".into()], hash).await, Some(false));
+        let made = pool.hash("fresh".into()).await.unwrap().unwrap();
+        assert_eq!(pool.verify(vec!["fresh".into()], made).await, Some(true));
+    }
+
+    /// With the one worker busy, a login check queued after a new hash still
+    /// runs before it.
+    #[tokio::test]
+    async fn a_login_check_overtakes_waiting_new_hashes() {
+        let pool = Arc::new(PasswordChecker::new(1, None));
+        let hash = hash_password("pw").unwrap();
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        // Occupy the worker until told to go on.
+        pool.shared
+            .push(
+                Box::new(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = hold_rx.recv();
+                }),
+                true,
+            )
+            .unwrap();
+        started_rx.await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let sign_ups: Vec<_> = (0..3)
+            .map(|i| {
+                let (pool, order) = (pool.clone(), order.clone());
+                tokio::spawn(async move {
+                    pool.hash(format!("new-{i}")).await;
+                    order.lock().unwrap().push("sign-up");
+                })
+            })
+            .collect();
+        // Every sign-up is queued before the login arrives.
+        while pool.shared.queues.lock().unwrap().new_hashes.len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        let login = {
+            let (pool, order) = (pool.clone(), order.clone());
+            tokio::spawn(async move {
+                assert_eq!(pool.verify(vec!["pw".into()], hash).await, Some(true));
+                order.lock().unwrap().push("login");
+            })
+        };
+        while pool.shared.queues.lock().unwrap().logins.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        hold_tx.send(()).unwrap();
+        login.await.unwrap();
+        for s in sign_ups {
+            s.await.unwrap();
+        }
+        assert_eq!(order.lock().unwrap()[0], "login");
     }
 }

@@ -78,6 +78,11 @@ pub enum Action {
     ListChange,
     /// `CHG`, `REA`, `PRP MFN`, `UUX`.
     StateChange,
+    /// Offline messages one sender leaves, to anyone.
+    OfflineMessage,
+    /// Accounts created from one address (the web sign-up page), counted
+    /// before the invite code or anything else is looked at.
+    SignUp,
 }
 
 /// The limits, from the configuration.
@@ -88,6 +93,8 @@ pub struct RateLimits {
     pub invitations: Rate,
     pub list_changes: Rate,
     pub state_changes: Rate,
+    pub offline_messages: Rate,
+    pub sign_ups: Rate,
     /// Messages through one switchboard connection.
     pub messages_per_connection: Rate,
     /// Refusals in one minute after which a connection is closed.
@@ -120,6 +127,12 @@ impl Default for RateLimits {
             invitations: Rate::new(10, 0.5),
             list_changes: Rate::new(100, 2.0),
             state_changes: Rate::new(10, 0.5),
+            // A busy evening of messages to friends who are away, not a
+            // mailbox flood: 20 at once, then one every 6 s.
+            offline_messages: Rate::new(20, 1.0 / 6.0),
+            // A family behind one address signs up a few accounts; a script
+            // gets 5, then one every 10 minutes.
+            sign_ups: Rate::new(5, 1.0 / 600.0),
             messages_per_connection: Rate::new(20, 4.0),
             abuse_strikes: 30,
             logins: LoginLimits {
@@ -143,6 +156,8 @@ impl RateLimits {
             Action::Invitation => self.invitations,
             Action::ListChange => self.list_changes,
             Action::StateChange => self.state_changes,
+            Action::OfflineMessage => self.offline_messages,
+            Action::SignUp => self.sign_ups,
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct BackendStats {
     pub rate_limited_invitations: AtomicU64,
     pub rate_limited_list_changes: AtomicU64,
     pub rate_limited_state_changes: AtomicU64,
+    pub rate_limited_offline_messages: AtomicU64,
+    pub rate_limited_sign_ups: AtomicU64,
     /// Login attempts answered only after a delay.
     pub logins_slowed: AtomicU64,
     /// Login attempts refused unchecked by the throttle.
@@ -209,6 +211,12 @@ impl Backend {
         ok
     }
 
+    /// Whether the sign-up page may create one more account for someone at
+    /// `source`; a refusal is counted.
+    pub fn allow_sign_up(&self, source: IpAddr) -> bool {
+        self.allow(&format!("address:{source}"), Action::SignUp)
+    }
+
     /// The counter of refused (or paced) actions of a kind.
     fn limited(&self, action: Action) -> &AtomicU64 {
         let s = &self.stats;
@@ -218,6 +226,8 @@ impl Backend {
             Action::Invitation => &s.rate_limited_invitations,
             Action::ListChange => &s.rate_limited_list_changes,
             Action::StateChange => &s.rate_limited_state_changes,
+            Action::OfflineMessage => &s.rate_limited_offline_messages,
+            Action::SignUp => &s.rate_limited_sign_ups,
         }
     }
 
@@ -446,12 +456,20 @@ impl Backend {
 
     // ----- accounts -------------------------------------------------------
 
-    fn credentials(&self, handle: &Handle, password: &str) -> Result<Credentials, AccountError> {
+    /// A new password's hash and sealed secret. The hash runs on the
+    /// password pool behind any login waiting there (and off the async
+    /// workers, which a 20 ms hash would stall).
+    async fn credentials(&self, handle: &Handle, password: &str) -> Result<Credentials, AccountError> {
         if password.is_empty() {
             return Err(AccountError::EmptyPassword);
         }
+        let hash = self
+            .hashing
+            .hash(password.to_string())
+            .await
+            .ok_or_else(|| SecretError::Hash("the password pool has stopped".into()))??;
         Ok(Credentials {
-            password_hash: secrets::hash_password(password)?,
+            password_hash: hash,
             sealed_secret: Some(self.key.seal(handle.key(), password)),
         })
     }
@@ -466,7 +484,7 @@ impl Backend {
         let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
         let friendly = friendly.unwrap_or(handle.as_str());
         decode_friendly(&urlencode::encode(friendly)).map_err(|_| AccountError::InvalidName)?;
-        let credentials = self.credentials(&handle, password)?;
+        let credentials = self.credentials(&handle, password).await?;
         self.store
             .create_account(NewAccount { handle: handle.as_str().into(), friendly: friendly.into(), credentials })
             .await?;
@@ -541,7 +559,7 @@ impl Backend {
 
     pub async fn set_password(&self, handle: &str, password: &str) -> Result<(), AccountError> {
         let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
-        let credentials = self.credentials(&handle, password)?;
+        let credentials = self.credentials(&handle, password).await?;
         Ok(self.store.set_credentials(handle.key(), credentials).await?)
     }
 

@@ -71,6 +71,8 @@ async fn status(State(state): State<WebState>) -> axum::Json<serde_json::Value> 
             "invitations": b.rate_limited_invitations.load(Ordering::Relaxed),
             "list_changes": b.rate_limited_list_changes.load(Ordering::Relaxed),
             "state_changes": b.rate_limited_state_changes.load(Ordering::Relaxed),
+            "offline_messages": b.rate_limited_offline_messages.load(Ordering::Relaxed),
+            "sign_ups": b.rate_limited_sign_ups.load(Ordering::Relaxed),
         },
         "cluster": state.shared.cluster.as_ref().map(|c| serde_json::json!({
             "node": c.node_id(),

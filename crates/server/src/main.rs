@@ -339,6 +339,8 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     limits.invitations = o.rate_invitations.unwrap().0;
     limits.list_changes = o.rate_list_changes.unwrap().0;
     limits.state_changes = o.rate_state_changes.unwrap().0;
+    limits.offline_messages = o.rate_offline_messages.unwrap().0;
+    limits.sign_ups = o.rate_sign_ups.unwrap().0;
     limits.abuse_strikes = o.abuse_strikes.unwrap();
     limits.logins.refuse_after_account = o.login_failures_per_account.unwrap().max(1);
     limits.logins.slow_after_account = o.login_failures_per_account.unwrap() / 2;

@@ -84,6 +84,8 @@ pub fn render(shared: &Shared, uptime: Duration) -> String {
         ("invitations", &stats.rate_limited_invitations),
         ("list_changes", &stats.rate_limited_list_changes),
         ("state_changes", &stats.rate_limited_state_changes),
+        ("offline_messages", &stats.rate_limited_offline_messages),
+        ("sign_ups", &stats.rate_limited_sign_ups),
     ] {
         let _ = writeln!(out, "msnd_rate_limited_total{{action=\"{action}\"}} {}", n.load(Ordering::Relaxed));
     }

@@ -223,6 +223,14 @@ pub struct ServeOptions {
     /// [default: 10/0.5]
     #[arg(long, env = "MSND_RATE_STATE_CHANGES")]
     pub rate_state_changes: Option<RateArg>,
+    /// Offline messages one user may leave (to anyone): BURST/PER_SECOND.
+    /// [default: 20/0.1667]
+    #[arg(long, env = "MSND_RATE_OFFLINE_MESSAGES")]
+    pub rate_offline_messages: Option<RateArg>,
+    /// Accounts the sign-up page creates for one address: BURST/PER_SECOND.
+    /// [default: 5/0.001667]
+    #[arg(long, env = "MSND_RATE_SIGN_UPS")]
+    pub rate_sign_ups: Option<RateArg>,
     /// Refusals in a minute after which a connection is closed.
     /// [default: 30]
     #[arg(long, env = "MSND_ABUSE_STRIKES")]
@@ -280,6 +288,8 @@ impl ServeOptions {
             rate_invitations: Some("10/0.5".parse().expect("a valid default")),
             rate_list_changes: Some("100/2".parse().expect("a valid default")),
             rate_state_changes: Some("10/0.5".parse().expect("a valid default")),
+            rate_offline_messages: Some("20/0.1667".parse().expect("a valid default")),
+            rate_sign_ups: Some("5/0.001667".parse().expect("a valid default")),
             abuse_strikes: Some(30),
             login_failures_per_account: Some(10),
             login_failures_per_address: Some(30),

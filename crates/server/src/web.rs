@@ -138,8 +138,18 @@ struct Signup {
     code: String,
 }
 
-async fn signup(State(s): State<WebState>, Form(f): Form<Signup>) -> Response {
+async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, Form(f): Form<Signup>) -> Response {
     let refuse = |text: &str| (StatusCode::BAD_REQUEST, page("Sign up", &signup_form(&s, &message("error", text))));
+    if s.shared.config.registration == Registration::Closed {
+        return refuse("Sign-up is closed here.").into_response();
+    }
+    // Counted before anything is looked at, so that invite codes cannot be
+    // guessed at speed either.
+    if !s.shared.backend.allow_sign_up(peer.0.ip()) {
+        let text = "Too many accounts were made from your address. Try again later.";
+        return (StatusCode::TOO_MANY_REQUESTS, page("Sign up", &signup_form(&s, &message("error", text))))
+            .into_response();
+    }
     match s.shared.config.registration {
         Registration::Closed => return refuse("Sign-up is closed here.").into_response(),
         Registration::Invite => {
@@ -157,15 +167,20 @@ async fn signup(State(s): State<WebState>, Form(f): Form<Signup>) -> Response {
         return refuse("Choose a password of six characters or more.").into_response();
     }
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
+    // An address that already has an account gets the same page (after the
+    // same hash): strangers must not learn which addresses are taken. The
+    // note tells its real owner why an old password still applies.
+    let welcome = || {
+        let text = format!(
+            "Account {} is ready. Sign in with it in your messenger. \
+             (If that address had an account already, it is unchanged and keeps its password.)",
+            f.email.trim()
+        );
+        page("Welcome", &message("ok", &text)).into_response()
+    };
     match s.shared.backend.create_account(f.email.trim(), name, &f.password).await {
-        Ok(()) => page(
-            "Welcome",
-            &message("ok", &format!("Account {} created. Sign in with it in your messenger.", f.email.trim())),
-        )
-        .into_response(),
-        Err(backend::service::AccountError::Store(backend::store::StoreError::AccountExists)) => {
-            refuse("That address already has an account.").into_response()
-        }
+        Ok(()) => welcome(),
+        Err(backend::service::AccountError::Store(backend::store::StoreError::AccountExists)) => welcome(),
         Err(backend::service::AccountError::InvalidHandle(_)) => {
             refuse("That is not an address the service can use.").into_response()
         }

@@ -195,11 +195,50 @@ async fn registration_modes_are_enforced() {
     assert_eq!(answer.status, 200, "{}", body(&answer));
     let mut eve = login(&invite, "eve@example.com", "secret-1").await;
     eve.sync_point().await;
-    // The same address twice, and mismatched passwords, are refused.
-    assert!(body(&post_form(&invite, "/signup", &right, None).await).contains("already has an account"));
+    // Mismatched passwords are refused.
     let mut differ = right.clone();
     differ[2] = ("password2", "secret-2");
     assert!(body(&post_form(&invite, "/signup", &differ, None).await).contains("differ"));
+}
+
+/// A stranger must not learn which addresses have accounts: signing up a
+/// taken address answers exactly as a free one, and changes nothing.
+#[tokio::test]
+async fn signing_up_a_taken_address_looks_like_signing_up_a_free_one() {
+    let server = TestServer::start_with(&["--registration", "open"]);
+    users(&server, &["alice"]);
+    let form = |email: &'static str| vec![("email", email), ("password", "taken-pw"), ("password2", "taken-pw")];
+    let free = post_form(&server, "/signup", &form("newcomer@example.com"), None).await;
+    let taken = post_form(&server, "/signup", &form("alice@example.com"), None).await;
+    assert_eq!((free.status, taken.status), (200, 200));
+    let scrub = |b: String, email: &str| b.replace(email, "ADDRESS");
+    assert_eq!(
+        scrub(body(&free), "newcomer@example.com"),
+        scrub(body(&taken), "alice@example.com"),
+        "the page differs for a taken address"
+    );
+    // Alice's account is as it was.
+    login(&server, "alice@example.com", "pw-alice").await.sync_point().await;
+}
+
+/// Accounts from one address are rate-limited, invite guesses included:
+/// a script gets the burst, then 429 before its code is even looked at.
+#[tokio::test]
+async fn sign_ups_from_one_address_are_throttled_before_the_invite_code_is_checked() {
+    let server = TestServer::start_with(&["--registration", "invite", "--invite-code", "sesame", "--rate-sign-ups", "3/0.001"]);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let email = format!("bot{i}@example.com");
+        let form = [("email", email.as_str()), ("password", "botbot"), ("password2", "botbot"), ("code", "guess")];
+        statuses.push(post_form(&server, "/signup", &form, None).await.status);
+    }
+    assert_eq!(statuses, [400, 400, 400, 429, 429, 429]);
+    // Even the right code is refused now: the address has used its share.
+    let form = [("email", "late@example.com"), ("password", "botbot"), ("password2", "botbot"), ("code", "sesame")];
+    assert_eq!(post_form(&server, "/signup", &form, None).await.status, 429);
+    let status = http_get(server.http.unwrap(), "/status.json", &[]).await;
+    let s: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(s["rate_limited"]["sign_ups"], 4);
 }
 
 /// Signs the operator in; returns the session cookie and the page's
