@@ -154,5 +154,43 @@ fn password_check(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fan_out, relay, flood_control, password_check);
+/// An offline message from a sender the recipient allows and from one the
+/// recipient blocks: the two must cost the same, or the answer's timing
+/// tells a blocked sender that he is blocked (issue 15). The mailbox is
+/// emptied between iterations, outside the timing.
+fn offline_privacy(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let key = backend::secrets::ServerKey::load_or_create(dir.path()).unwrap();
+    let mut config = BackendConfig::default();
+    config.rate_limits.offline_messages = backend::limits::Rate::new(u32::MAX, 1e12);
+    let b = Arc::new(Backend::new(store.clone(), key, config));
+    let accounts = ["friend", "blocked", "recipient"]
+        .map(|n| ImportedAccount { handle: format!("{n}@example.com"), password: "pw".into(), friendly: None });
+    rt.block_on(b.import_accounts(accounts.to_vec())).unwrap();
+    let account = |n: &str| rt.block_on(store.account(&format!("{n}@example.com"))).unwrap().unwrap();
+    let recipient = account("recipient").id;
+    let blocked = account("blocked").id;
+    rt.block_on(store.set_list_membership(recipient, blocked, ListKind::Block, true, "g")).unwrap();
+    let mut g = c.benchmark_group("core");
+    for who in ["friend", "blocked"] {
+        let sender = rt.block_on(b.sign_in(&account(who), Dialect::Msnp11, format!("t-{who}"), Outbox::new(8))).unwrap().0;
+        let payload = vec![b'x'; 300];
+        g.bench_function(format!("offline message from a {who} sender (SQLite)"), |bench| {
+            bench.iter_batched(
+                || {
+                    let waiting = rt.block_on(store.offline_messages(recipient)).unwrap();
+                    let ids: Vec<i64> = waiting.iter().map(|m| m.id).collect();
+                    rt.block_on(store.delete_offline_messages(recipient, &ids)).unwrap();
+                },
+                |()| rt.block_on(b.send_offline_message(&sender, "recipient@example.com", &payload)).unwrap(),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fan_out, relay, flood_control, password_check, offline_privacy);
 criterion_main!(benches);

@@ -208,6 +208,11 @@ impl OnlineUser {
     }
 
     /// Reads the in-memory lists.
+    /// Whether the lists were loaded (a cluster stand-in's never are).
+    pub fn lists_loaded(&self) -> bool {
+        self.cache.read().loaded
+    }
+
     pub fn with_lists<T>(&self, f: impl FnOnce(&ContactLists) -> T) -> T {
         f(&self.cache.read().lists)
     }

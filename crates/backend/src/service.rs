@@ -87,6 +87,8 @@ pub enum OfflineError {
     QuotaFull,
     #[error("the message is too long")]
     TooLong,
+    #[error("too many offline messages from this sender")]
+    RateLimited,
     #[error("internal error")]
     Internal,
 }
@@ -1227,8 +1229,10 @@ impl Backend {
 
     /// Keeps a message for a user who is offline (or hidden), to be delivered
     /// at their next sign-in. A recipient whose privacy does not allow the
-    /// sender gets nothing, and the sender is not told: a block looks like
-    /// any other accepted message.
+    /// sender gets nothing, and the sender cannot tell: the same checks, the
+    /// same write and the same quota answer a blocked sender as anyone (the
+    /// message is kept withheld, without its text, and dropped unseen).
+    /// An address without an account answers as a delivered message.
     pub async fn send_offline_message(
         self: &Arc<Self>,
         sender: &OnlineUser,
@@ -1252,25 +1256,22 @@ impl Backend {
         if payload.len() > self.config.max_offline_message {
             return Err(OfflineError::TooLong);
         }
+        if !self.allow(&sender.key, Action::OfflineMessage) {
+            return Err(OfflineError::RateLimited);
+        }
         let handle = Handle::parse(recipient).map_err(|_| OfflineError::NoSuchUser)?;
-        let account = self
-            .store
-            .account(handle.key())
-            .await
-            .map_err(|_| OfflineError::Internal)?
-            .filter(|a| !a.disabled)
-            .ok_or(OfflineError::NoSuchUser)?;
-        let online = self.registry.get(handle.key());
-        let allowed = match &online {
-            Some(u) => u.with_lists(|l| l.allows(&sender.key)),
+        let account = self.store.account(handle.key()).await.map_err(|_| OfflineError::Internal)?;
+        // Strangers must not learn which addresses have accounts.
+        let Some(account) = account.filter(|a| !a.disabled) else { return Ok(()) };
+        let online = self.registry.get(handle.key()).filter(|u| u.lists_loaded());
+        let (allowed, from_contact) = match &online {
+            Some(u) => u.with_lists(|l| (l.allows(&sender.key), l.bits(&sender.key).contains(ListKind::Allow))),
             None => {
                 let snapshot = self.store.list_snapshot(account.id).await.map_err(|_| OfflineError::Internal)?;
-                crate::lists::ContactLists::from_snapshot(&snapshot).allows(&sender.key)
+                let lists = crate::lists::ContactLists::from_snapshot(&snapshot);
+                (lists.allows(&sender.key), lists.bits(&sender.key).contains(ListKind::Allow))
             }
         };
-        if !allowed {
-            return Ok(());
-        }
         let message = OfflineMessage {
             id: 0,
             guid: secrets::new_guid().to_uppercase(),
@@ -1280,21 +1281,29 @@ impl Backend {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
-            payload: payload.to_vec(),
+            payload: if allowed { payload.to_vec() } else { Vec::new() },
+            from_contact,
+            withheld: !allowed,
         };
-        match self.store.store_offline_message(account.id, message, self.config.offline_quota).await {
-            Ok(_) => {
+        let limits = crate::store::MailboxLimits::of(self.config.offline_quota);
+        match self.store.store_offline_message(account.id, message, limits).await {
+            Ok(_) if allowed => {
                 self.stats.offline_messages_stored.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(_) => return Ok(()),
             Err(StoreError::QuotaExceeded) => return Err(OfflineError::QuotaFull),
             Err(e) => {
                 tracing::error!("cannot store an offline message: {e}");
                 return Err(OfflineError::Internal);
             }
         }
-        // Someone who is online and visible gets it now.
+        // Someone who is online and visible gets it now, after the answer:
+        // its timing must not depend on whether the recipient is there.
         match online {
-            Some(user) if user.presence_line().is_some() => self.deliver_offline(&user).await,
+            Some(user) if user.presence_line().is_some() => {
+                let backend = self.clone();
+                tokio::spawn(async move { backend.deliver_offline(&user).await });
+            }
             Some(_) => {}
             None => {
                 if let Some((cluster, node)) = self.remote(handle.key()) {
@@ -1305,9 +1314,32 @@ impl Backend {
         Ok(())
     }
 
-    /// The offline messages waiting for a user.
+    /// The offline messages waiting for a user that they may see. Withheld
+    /// ones, and those from anyone the user's lists no longer allow (blocked
+    /// since), are deleted unseen.
     pub async fn pending_offline(&self, user: &OnlineUser) -> Vec<OfflineMessage> {
-        self.store.offline_messages(user.account_id).await.unwrap_or_default()
+        let waiting = self.store.offline_messages(user.account_id).await.unwrap_or_default();
+        let stand_in_lists = if user.lists_loaded() {
+            None
+        } else {
+            match self.store.list_snapshot(user.account_id).await {
+                Ok(s) => Some(crate::lists::ContactLists::from_snapshot(&s)),
+                Err(_) => return Vec::new(),
+            }
+        };
+        let allows = |sender: &str| match &stand_in_lists {
+            Some(lists) => lists.allows(&sender.to_ascii_lowercase()),
+            None => user.with_lists(|l| l.allows(&sender.to_ascii_lowercase())),
+        };
+        let (shown, dropped): (Vec<OfflineMessage>, Vec<OfflineMessage>) =
+            waiting.into_iter().partition(|m| !m.withheld && allows(&m.sender));
+        if !dropped.is_empty() {
+            let ids: Vec<i64> = dropped.iter().map(|m| m.id).collect();
+            if let Err(e) = self.store.delete_offline_messages(user.account_id, &ids).await {
+                tracing::error!("cannot drop withheld offline messages: {e}");
+            }
+        }
+        shown
     }
 
     /// Offers a visible user their waiting offline messages: one switchboard

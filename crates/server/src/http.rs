@@ -416,6 +416,8 @@ async fn store_offline_message(shared: &Arc<Shared>, request: &Request) -> Respo
         Err(OfflineError::QuotaFull) => soap_fault("QuotaExceeded", "The recipient's mailbox is full"),
         Err(OfflineError::NoSuchUser) => soap_fault("InvalidRecipient", "No such user"),
         Err(OfflineError::TooLong) => soap_fault("MessageTooLong", "The message is too long"),
+        // The fault the real service sent a sender going too fast.
+        Err(OfflineError::RateLimited) => soap_fault("SenderThrottleLimitExceeded", "Too many messages; wait a little"),
         Err(OfflineError::Internal) => soap_fault("soap:Server", "Try again later"),
     }
 }

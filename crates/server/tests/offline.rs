@@ -58,34 +58,138 @@ async fn stored_messages_survive_kill_9() {
     assert!(shown[0].ends_with("durable"));
 }
 
-#[tokio::test]
-async fn the_quota_refuses_and_tells_the_sender() {
-    let server = TestServer::start_with(&["--offline-quota", "2"]);
-    users(&server, &["alice", "bob"]);
-    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
-    for _ in 0..2 {
-        assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", "x").await.status, 200);
+/// The fault a `StoreMessage` got, or "ok".
+async fn leave(server: &TestServer, sender: &Client, from: &str, to: &str) -> String {
+    let answer = store_offline(server, sender, from, to, &format!("from {from}")).await;
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    match answer.status {
+        200 => "ok".into(),
+        _ => body.split("<faultcode>").nth(1).and_then(|f| f.split('<').next()).unwrap_or(&body).to_string(),
     }
-    let refused = store_offline(&server, &alice, "alice@example.com", "bob@example.com", "x").await;
-    assert_eq!(refused.status, 500);
-    assert!(String::from_utf8(refused.body).unwrap().contains("QuotaExceeded"));
-    let unknown = store_offline(&server, &alice, "alice@example.com", "nobody@example.com", "x").await;
-    assert!(String::from_utf8(unknown.body).unwrap().contains("InvalidRecipient"));
+}
+
+/// Signs `name` in (MSNP11), for leaving offline messages.
+async fn sender(server: &TestServer, name: &str) -> Client {
+    login_as_dialect(server, 11, &format!("{name}@example.com"), &format!("pw-{name}")).await
+}
+
+/// Bob puts people on his lists, then signs out.
+async fn bob_lists(server: &TestServer, entries: &[(&str, &str)]) {
+    let mut bob = sign_in_plain(server, "bob").await;
+    for (n, (list, who)) in entries.iter().enumerate() {
+        bob.send(&format!("ADD {} {list} {who}@example.com {who}@example.com", n + 1)).await;
+        bob.expect_prefix(&format!("ADD {} {list} ", n + 1)).await;
+    }
+    bob.send("OUT").await;
+    bob.expect_closed().await;
+}
+
+/// Everyone who left Bob a message he is shown at his next sign-in.
+async fn bob_is_shown(server: &TestServer) -> Vec<String> {
+    let mut bob = sign_in_plain(server, "bob").await;
+    let mut senders = Vec::new();
+    while let Some(line) = bob.try_recv(std::time::Duration::from_secs(2)).await {
+        if line.text.starts_with("RNG ") {
+            senders.push(line.args()[5].trim_end_matches("@example.com").to_string());
+        }
+    }
+    senders.sort();
+    senders
 }
 
 #[tokio::test]
-async fn a_blocked_sender_is_told_nothing_and_nothing_arrives() {
+async fn a_mailbox_gives_one_sender_a_fifth_strangers_half_and_contacts_the_rest() {
+    // 10 in all: 2 per sender, 5 for everyone not on Bob's allow list.
+    let server = TestServer::start_with(&["--offline-quota", "10"]);
+    users(&server, &["bob", "carol", "dave", "erin", "frank"]);
+    bob_lists(&server, &[("AL", "frank")]).await;
+    let (carol, dave, frank) = (sender(&server, "carol").await, sender(&server, "dave").await, sender(&server, "frank").await);
+    let bob = "bob@example.com";
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(leave(&server, &carol, "carol@example.com", bob).await);
+    }
+    assert_eq!(seen, ["ok", "ok", "QuotaExceeded"], "one stranger takes more than a fifth");
+    for _ in 0..3 {
+        seen.push(leave(&server, &dave, "dave@example.com", bob).await);
+    }
+    // Carol's two and Dave's two: a fifth of room left for strangers.
+    assert_eq!(seen[3..], ["ok", "ok", "QuotaExceeded"]);
+    let erin = sender(&server, "erin").await;
+    // Erin is a stranger too: hers fills the strangers' half, and the next
+    // is refused while a contact still gets in.
+    assert_eq!(leave(&server, &erin, "erin@example.com", bob).await, "ok");
+    assert_eq!(leave(&server, &erin, "erin@example.com", bob).await, "QuotaExceeded");
+    assert_eq!(leave(&server, &frank, "frank@example.com", bob).await, "ok", "strangers crowded out a contact");
+    assert_eq!(bob_is_shown(&server).await, ["carol", "dave", "erin", "frank"]);
+}
+
+#[tokio::test]
+async fn a_blocked_sender_is_answered_exactly_as_anyone_and_nothing_arrives() {
+    let server = TestServer::start_with(&["--offline-quota", "10"]);
+    users(&server, &["bob", "carol", "mallory", "dave", "erin", "grace"]);
+    bob_lists(&server, &[("BL", "mallory"), ("BL", "grace")]).await;
+    let bob = "bob@example.com";
+    let (carol, mallory) = (sender(&server, "carol").await, sender(&server, "mallory").await);
+    let mut allowed = Vec::new();
+    let mut blocked = Vec::new();
+    for _ in 0..3 {
+        allowed.push(leave(&server, &carol, "carol@example.com", bob).await);
+        blocked.push(leave(&server, &mallory, "mallory@example.com", bob).await);
+    }
+    assert_eq!(allowed, ["ok", "ok", "QuotaExceeded"]);
+    assert_eq!(blocked, allowed, "a blocked sender can tell from the answers");
+    // Strangers' half full (Carol 2, Mallory 2, Dave 1): the next stranger
+    // and the next blocked sender are both told the mailbox is full.
+    let (dave, erin, grace) = (sender(&server, "dave").await, sender(&server, "erin").await, sender(&server, "grace").await);
+    assert_eq!(leave(&server, &dave, "dave@example.com", bob).await, "ok");
+    assert_eq!(leave(&server, &erin, "erin@example.com", bob).await, "QuotaExceeded");
+    assert_eq!(leave(&server, &grace, "grace@example.com", bob).await, "QuotaExceeded");
+    assert_eq!(bob_is_shown(&server).await, ["carol", "dave"]);
+    // What the blocked left was dropped, not kept: Bob's mailbox has room.
+    assert_eq!(leave(&server, &erin, "erin@example.com", bob).await, "ok");
+}
+
+#[tokio::test]
+async fn blocking_drops_what_the_blocked_person_left_waiting() {
     let server = TestServer::start();
-    users(&server, &["alice", "bob"]);
-    let mut bob = sign_in_plain(&server, "bob").await;
+    users(&server, &["alice", "bob", "carol"]);
+    let (alice, carol) = (sender(&server, "alice").await, sender(&server, "carol").await);
+    assert_eq!(leave(&server, &alice, "alice@example.com", "bob@example.com").await, "ok");
+    assert_eq!(leave(&server, &carol, "carol@example.com", "bob@example.com").await, "ok");
+    // Bob signs in and blocks Alice before he appears (and is offered them).
+    let mut bob = login(&server, "bob@example.com", "pw-bob").await;
     bob.send("ADD 1 BL alice@example.com alice@example.com").await;
     bob.expect_prefix("ADD 1 BL ").await;
+    bob.send("CHG 2 NLN").await;
+    bob.expect("CHG 2 NLN").await;
+    let (_sb, shown) = answer_offline(&mut bob, "bob@example.com", "carol@example.com").await;
+    assert!(shown[0].ends_with("from carol@example.com"));
+    bob.sync_point_skipping().await;
+    // Unblocking does not bring it back: it is gone.
+    bob.send("REM 3 BL alice@example.com").await;
+    bob.expect_prefix("REM 3 BL ").await;
     bob.send("OUT").await;
     bob.expect_closed().await;
-    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
-    assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", "hi").await.status, 200);
-    let mut bob = sign_in_plain(&server, "bob").await;
-    bob.sync_point().await;
+    assert_eq!(bob_is_shown(&server).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn one_sender_is_rate_limited_across_recipients_and_an_unknown_address_looks_like_any() {
+    let server = TestServer::start_with(&["--rate-offline-messages", "3/0.001"]);
+    users(&server, &["alice", "bob", "carol"]);
+    let alice = sender(&server, "alice").await;
+    let seen = [
+        leave(&server, &alice, "alice@example.com", "bob@example.com").await,
+        leave(&server, &alice, "alice@example.com", "carol@example.com").await,
+        // Strangers must not learn that no such account exists.
+        leave(&server, &alice, "alice@example.com", "nobody@example.com").await,
+        leave(&server, &alice, "alice@example.com", "bob@example.com").await,
+    ];
+    assert_eq!(seen, ["ok", "ok", "ok", "SenderThrottleLimitExceeded"]);
+    let status = http_get(server.http.unwrap(), "/status.json", &[]).await;
+    let s: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(s["rate_limited"]["offline_messages"], 1);
 }
 
 #[tokio::test]

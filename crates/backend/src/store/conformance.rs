@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use msnp::{ListKind, PrivacyMode};
 
-use super::{Credentials, ListChange, NewAccount, OfflineMessage, PostgresStore, SqliteStore, Store, StoreError};
+use super::{
+    Credentials, ListChange, MailboxLimits, NewAccount, OfflineMessage, PostgresStore, SqliteStore, Store, StoreError,
+};
 use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
 
 /// Where a test's store lives, so that it can be opened again (as after a
@@ -150,16 +152,56 @@ async fn offline_messages_respect_the_quota_and_are_deleted_once(f: Fixture) {
         sender_friendly: "B".into(),
         sent_at_ms: n as i64,
         payload: vec![n, 0, 255],
+        from_contact: true,
+        withheld: false,
     };
-    let first = store.store_offline_message(a, msg(1), 2).await.unwrap();
-    store.store_offline_message(a, msg(2), 2).await.unwrap();
-    assert!(matches!(store.store_offline_message(a, msg(3), 2).await, Err(StoreError::QuotaExceeded)));
+    let two = MailboxLimits { total: 2, per_sender: 2, from_strangers: 2 };
+    let first = store.store_offline_message(a, msg(1), two).await.unwrap();
+    store.store_offline_message(a, msg(2), two).await.unwrap();
+    assert!(matches!(store.store_offline_message(a, msg(3), two).await, Err(StoreError::QuotaExceeded)));
     let waiting = store.offline_messages(a).await.unwrap();
     assert_eq!(waiting.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(waiting[0], first);
     assert_eq!(store.delete_offline_messages(a, &[first.id]).await.unwrap(), 1);
     assert_eq!(store.delete_offline_messages(a, &[first.id]).await.unwrap(), 0);
     assert_eq!(store.offline_messages(a).await.unwrap().len(), 1);
+}
+
+async fn a_mailbox_is_shared_among_senders_and_withheld_messages_count_unseen(f: Fixture) {
+    let store = f.open().await;
+    let store = store.as_ref();
+    let a = account(store, "a@x.com").await;
+    let limits = MailboxLimits { total: 5, per_sender: 2, from_strangers: 3 };
+    let msg = |n: u8, sender: &str, from_contact: bool, withheld: bool| OfflineMessage {
+        id: 0,
+        guid: format!("g{n}"),
+        sender: sender.into(),
+        sender_friendly: "S".into(),
+        sent_at_ms: n as i64,
+        payload: if withheld { Vec::new() } else { vec![n] },
+        from_contact,
+        withheld,
+    };
+    let full = |r: Result<OfflineMessage, StoreError>| matches!(r, Err(StoreError::QuotaExceeded));
+    // One sender gets two, whatever the case of its handle.
+    store.store_offline_message(a, msg(1, "s1@x.com", false, false), limits).await.unwrap();
+    store.store_offline_message(a, msg(2, "S1@x.com", false, true), limits).await.unwrap();
+    assert!(full(store.store_offline_message(a, msg(3, "s1@x.com", false, false), limits).await));
+    // Strangers together get three.
+    store.store_offline_message(a, msg(4, "s2@x.com", false, false), limits).await.unwrap();
+    assert!(full(store.store_offline_message(a, msg(5, "s3@x.com", false, false), limits).await));
+    // Contacts still have room, up to the total.
+    store.store_offline_message(a, msg(6, "c1@x.com", true, false), limits).await.unwrap();
+    store.store_offline_message(a, msg(7, "c2@x.com", true, false), limits).await.unwrap();
+    assert!(full(store.store_offline_message(a, msg(8, "c3@x.com", true, false), limits).await));
+    // The withheld one is counted, flagged and without its text; once
+    // deleted, there is room again.
+    let waiting = store.offline_messages(a).await.unwrap();
+    let withheld: Vec<&OfflineMessage> = waiting.iter().filter(|m| m.withheld).collect();
+    assert_eq!((waiting.len(), withheld.len()), (5, 1));
+    assert!(withheld[0].payload.is_empty() && !withheld[0].from_contact);
+    assert_eq!(store.delete_offline_messages(a, &[withheld[0].id]).await.unwrap(), 1);
+    store.store_offline_message(a, msg(9, "c3@x.com", true, false), limits).await.unwrap();
 }
 
 async fn concurrent_changes_are_all_durable(f: Fixture) {
@@ -258,6 +300,7 @@ suite!(
     accounts_credentials_and_listing,
     groups_properties_and_guids,
     offline_messages_respect_the_quota_and_are_deleted_once,
+    a_mailbox_is_shared_among_senders_and_withheld_messages_count_unseen,
     concurrent_changes_are_all_durable,
     mutual_adds_at_once_neither_deadlock_nor_lose_serials,
     a_failing_change_does_not_undo_its_neighbours,

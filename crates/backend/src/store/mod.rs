@@ -47,6 +47,49 @@ pub struct OfflineMessage {
     pub sent_at_ms: i64,
     /// The MIME message as the sender wrote it.
     pub payload: Vec<u8>,
+    /// Whether the sender was on the recipient's allow list when it was
+    /// sent: contacts have a share of the mailbox strangers cannot take.
+    pub from_contact: bool,
+    /// Kept only so that a sender the recipient blocks is answered exactly
+    /// as anyone else (same checks, same write, same quota): never shown,
+    /// its text not kept, dropped when the recipient next signs in.
+    pub withheld: bool,
+}
+
+/// How one recipient's mailbox is shared, checked in the transaction that
+/// stores a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxLimits {
+    /// Messages waiting in all.
+    pub total: usize,
+    /// From any one sender.
+    pub per_sender: usize,
+    /// From everyone not on the recipient's allow list, together.
+    pub from_strangers: usize,
+}
+
+impl MailboxLimits {
+    /// The shares of a mailbox of `total`: a fifth for any one sender, half
+    /// for strangers, so that one stranger cannot fill it and strangers
+    /// together cannot crowd out contacts.
+    pub fn of(total: usize) -> MailboxLimits {
+        MailboxLimits { total, per_sender: (total / 5).max(1), from_strangers: (total / 2).max(1) }
+    }
+
+    /// Whether a message from `sender` fits beside what is waiting.
+    pub fn admits(&self, waiting: MailboxCounts, from_contact: bool) -> bool {
+        waiting.total < self.total
+            && waiting.from_sender < self.per_sender
+            && (from_contact || waiting.from_strangers < self.from_strangers)
+    }
+}
+
+/// What is waiting in a mailbox, as the limits count it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MailboxCounts {
+    pub total: usize,
+    pub from_sender: usize,
+    pub from_strangers: usize,
 }
 
 /// What is needed to create an account.
@@ -150,15 +193,16 @@ pub trait Store: Send + Sync + 'static {
         value: Option<&str>,
         bump_serial: bool,
     ) -> Result<u32, StoreError>;
-    /// Keeps a message for `recipient`, unless they already have `quota`
-    /// waiting (checked in the same transaction).
+    /// Keeps a message for `recipient`, unless the mailbox `limits` leave
+    /// no room for it (checked in the same transaction).
     async fn store_offline_message(
         &self,
         recipient: AccountId,
         message: OfflineMessage,
-        quota: usize,
+        limits: MailboxLimits,
     ) -> Result<OfflineMessage, StoreError>;
-    /// The messages waiting for `recipient`, oldest first.
+    /// The messages waiting for `recipient`, oldest first, withheld ones
+    /// included (the backend drops them unseen).
     async fn offline_messages(&self, recipient: AccountId) -> Result<Vec<OfflineMessage>, StoreError>;
     /// Deletes delivered messages; returns how many were deleted.
     async fn delete_offline_messages(&self, recipient: AccountId, ids: &[i64]) -> Result<usize, StoreError>;

@@ -20,7 +20,8 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+    Account, AccountSummary, Credentials, ListChange, MailboxCounts, MailboxLimits, NewAccount, OfflineMessage,
+    SnapshotRows, Store, StoreError,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -90,6 +91,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
             payload         BYTEA NOT NULL
         );
         CREATE INDEX offline_messages_recipient ON offline_messages(recipient_id, id);",
+    ),
+    (
+        4,
+        "ALTER TABLE offline_messages ADD COLUMN from_contact BOOLEAN NOT NULL DEFAULT TRUE;
+        ALTER TABLE offline_messages ADD COLUMN withheld BOOLEAN NOT NULL DEFAULT FALSE;",
     ),
 ];
 
@@ -570,23 +576,34 @@ impl Store for PostgresStore {
         &self,
         recipient: AccountId,
         message: OfflineMessage,
-        quota: usize,
+        limits: MailboxLimits,
     ) -> Result<OfflineMessage, StoreError> {
         change!(self, tx, {
             // The lock makes the quota hold against concurrent senders.
             lock_accounts(&tx, &[recipient]).await?;
-            let waiting: i64 = tx
-                .query_one("SELECT COUNT(*) FROM offline_messages WHERE recipient_id = $1", &[&recipient])
+            let row = tx
+                .query_one(
+                    "SELECT COUNT(*),
+                        COALESCE(SUM(CASE WHEN lower(sender) = lower($2) THEN 1 ELSE 0 END), 0)::BIGINT,
+                        COALESCE(SUM(CASE WHEN NOT from_contact THEN 1 ELSE 0 END), 0)::BIGINT
+                     FROM offline_messages WHERE recipient_id = $1",
+                    &[&recipient, &message.sender],
+                )
                 .await
-                .map_err(pg)?
-                .get(0);
-            if waiting as usize >= quota {
+                .map_err(pg)?;
+            let waiting = MailboxCounts {
+                total: row.get::<_, i64>(0) as usize,
+                from_sender: row.get::<_, i64>(1) as usize,
+                from_strangers: row.get::<_, i64>(2) as usize,
+            };
+            if !limits.admits(waiting, message.from_contact) {
                 return Err(StoreError::QuotaExceeded);
             }
             let id: i64 = tx
                 .query_one(
-                    "INSERT INTO offline_messages (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    "INSERT INTO offline_messages
+                        (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload, from_contact, withheld)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                     &[
                         &recipient,
                         &message.guid,
@@ -594,6 +611,8 @@ impl Store for PostgresStore {
                         &message.sender_friendly,
                         &message.sent_at_ms,
                         &message.payload,
+                        &message.from_contact,
+                        &message.withheld,
                     ],
                 )
                 .await
@@ -607,8 +626,8 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, guid, sender, sender_friendly, sent_at_ms, payload FROM offline_messages
-                 WHERE recipient_id = $1 ORDER BY id",
+                "SELECT id, guid, sender, sender_friendly, sent_at_ms, payload, from_contact, withheld
+                 FROM offline_messages WHERE recipient_id = $1 ORDER BY id",
                 &[&recipient],
             )
             .await
@@ -622,6 +641,8 @@ impl Store for PostgresStore {
                 sender_friendly: r.get(3),
                 sent_at_ms: r.get(4),
                 payload: r.get(5),
+                from_contact: r.get(6),
+                withheld: r.get(7),
             })
             .collect())
     }

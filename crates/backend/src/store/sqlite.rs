@@ -17,7 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+    Account, AccountSummary, Credentials, ListChange, MailboxCounts, MailboxLimits, NewAccount, OfflineMessage,
+    SnapshotRows, Store, StoreError,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -89,6 +90,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         payload         BLOB NOT NULL
     );
     CREATE INDEX offline_messages_recipient ON offline_messages(recipient_id, id);",
+    ),
+    (
+        4,
+        "ALTER TABLE offline_messages ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE offline_messages ADD COLUMN withheld INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
 
@@ -632,25 +638,41 @@ impl Store for SqliteStore {
         &self,
         recipient: AccountId,
         message: OfflineMessage,
-        quota: usize,
+        limits: MailboxLimits,
     ) -> Result<OfflineMessage, StoreError> {
         self.run(move |conn| {
-            let waiting: i64 = conn
-                .query_row("SELECT COUNT(*) FROM offline_messages WHERE recipient_id = ?1", [recipient], |r| r.get(0))
+            let waiting = conn
+                .query_row(
+                    "SELECT COUNT(*),
+                        COALESCE(SUM(CASE WHEN lower(sender) = lower(?2) THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN from_contact = 0 THEN 1 ELSE 0 END), 0)
+                     FROM offline_messages WHERE recipient_id = ?1",
+                    params![recipient, message.sender],
+                    |r| {
+                        Ok(MailboxCounts {
+                            total: r.get::<_, i64>(0)? as usize,
+                            from_sender: r.get::<_, i64>(1)? as usize,
+                            from_strangers: r.get::<_, i64>(2)? as usize,
+                        })
+                    },
+                )
                 .map_err(db)?;
-            if waiting as usize >= quota {
+            if !limits.admits(waiting, message.from_contact) {
                 return Err(StoreError::QuotaExceeded);
             }
             conn.execute(
-                "INSERT INTO offline_messages (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO offline_messages
+                    (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload, from_contact, withheld)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     recipient,
                     message.guid,
                     message.sender,
                     message.sender_friendly,
                     message.sent_at_ms,
-                    message.payload
+                    message.payload,
+                    message.from_contact,
+                    message.withheld
                 ],
             )
             .map_err(db)?;
@@ -662,8 +684,8 @@ impl Store for SqliteStore {
     async fn offline_messages(&self, recipient: AccountId) -> Result<Vec<OfflineMessage>, StoreError> {
         self.run(move |conn| {
             conn.prepare_cached(
-                "SELECT id, guid, sender, sender_friendly, sent_at_ms, payload FROM offline_messages
-                 WHERE recipient_id = ?1 ORDER BY id",
+                "SELECT id, guid, sender, sender_friendly, sent_at_ms, payload, from_contact, withheld
+                 FROM offline_messages WHERE recipient_id = ?1 ORDER BY id",
             )
             .map_err(db)?
             .query_map([recipient], |r| {
@@ -674,6 +696,8 @@ impl Store for SqliteStore {
                     sender_friendly: r.get(3)?,
                     sent_at_ms: r.get(4)?,
                     payload: r.get(5)?,
+                    from_contact: r.get(6)?,
+                    withheld: r.get(7)?,
                 })
             })
             .map_err(db)?

@@ -8,7 +8,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
-use super::{Account, AccountSummary, Credentials, ListChange, NewAccount, OfflineMessage, Store, StoreError};
+use super::{
+    Account, AccountSummary, Credentials, ListChange, MailboxLimits, NewAccount, OfflineMessage, Store, StoreError,
+};
 use crate::lists::{AccountId, ListSnapshot};
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus' `le`).
@@ -127,9 +129,9 @@ impl Store for TimedStore {
         &self,
         recipient: AccountId,
         message: OfflineMessage,
-        quota: usize,
+        limits: MailboxLimits,
     ) -> Result<OfflineMessage, StoreError> {
-        self.time(self.inner.store_offline_message(recipient, message, quota)).await
+        self.time(self.inner.store_offline_message(recipient, message, limits)).await
     }
     async fn offline_messages(&self, recipient: AccountId) -> Result<Vec<OfflineMessage>, StoreError> {
         self.time(self.inner.offline_messages(recipient)).await
