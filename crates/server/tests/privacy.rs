@@ -119,6 +119,35 @@ async fn a_blocked_user_cannot_learn_state_by_adding_or_ringing() {
     a.sync_point().await;
 }
 
+/// A blocked user's list shows the blocker by handle: a name the blocker
+/// changes afterwards must not reach him (nor the old one be refreshed).
+#[tokio::test]
+async fn a_blocked_users_sync_shows_the_blocker_by_handle_and_others_by_name() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob", "carol"]);
+    for who in ["bob", "carol"] {
+        let mut c = login(&server, &format!("{who}@example.com"), &format!("pw-{who}")).await;
+        c.send("ADD 1 FL alice@example.com Alice").await;
+        c.expect_prefix("ADD 1 FL ").await;
+        c.send("OUT").await;
+        c.expect_closed().await;
+    }
+    let (mut a, _) = online_as(&server, "alice").await;
+    a.send("ADD 2 BL bob@example.com bob@example.com").await;
+    a.expect_prefix("ADD 2 BL ").await;
+    a.send("REA 3 alice@example.com Alice%20in%20Paris").await;
+    a.expect_prefix("REA 3 ").await;
+    let server = &server;
+    let fl_line = |who: &'static str| async move {
+        let mut c = login(server, &format!("{who}@example.com"), &format!("pw-{who}")).await;
+        c.send("SYN 5 0").await;
+        let lines = c.sync_point_skipping().await;
+        lines.into_iter().find(|l| l.text.starts_with("LST 5 FL")).map(|l| l.text).unwrap()
+    };
+    assert!(fl_line("bob").await.ends_with(" alice@example.com alice@example.com"), "the blocker's name reached bob");
+    assert!(fl_line("carol").await.ends_with(" alice@example.com Alice%20in%20Paris"));
+}
+
 /// An MSNP11 client signed in, synced, and online.
 async fn online11(server: &TestServer, name: &str, client_id: &str) -> Client {
     let mut c = login_as_dialect(server, 11, &format!("{name}@example.com"), &format!("pw-{name}")).await;

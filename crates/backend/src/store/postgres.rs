@@ -245,8 +245,14 @@ async fn snapshot(tx: &Transaction<'_>, id: AccountId) -> Result<ListSnapshot, S
         .map(|r| Group { id: r.get::<_, i32>(0) as u32, guid: r.get(1), name: r.get(2) })
         .collect();
     let entries = query(
-        "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
+        // As in SQLite: a contact who does not allow the owner shows only
+        // their handle.
+        "SELECT e.contact_id, a.handle,
+            CASE WHEN COALESCE(r.lists & 4, 0) != 0 OR (a.privacy = 'BL' AND COALESCE(r.lists & 2, 0) = 0)
+                 THEN a.handle ELSE a.friendly END,
+            e.lists, COALESCE(e.guid, ''), e.nickname
          FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+         LEFT JOIN list_entries r ON r.owner_id = e.contact_id AND r.contact_id = e.owner_id
          WHERE e.owner_id = $1 ORDER BY a.handle_key COLLATE \"C\"",
     )
     .await?

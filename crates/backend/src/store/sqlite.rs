@@ -320,8 +320,15 @@ fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError
         })?;
     let entries = rows(
         conn,
-        "SELECT e.contact_id, a.handle, a.friendly, e.lists, COALESCE(e.guid, ''), e.nickname
+        // Someone who does not allow the owner (blocks them, or is in BL
+        // mode without them on the allow list) shows only their handle:
+        // their name would change before the blocked person's eyes.
+        "SELECT e.contact_id, a.handle,
+            CASE WHEN COALESCE(r.lists & 4, 0) != 0 OR (a.privacy = 'BL' AND COALESCE(r.lists & 2, 0) = 0)
+                 THEN a.handle ELSE a.friendly END,
+            e.lists, COALESCE(e.guid, ''), e.nickname
          FROM list_entries e JOIN accounts a ON a.id = e.contact_id
+         LEFT JOIN list_entries r ON r.owner_id = e.contact_id AND r.contact_id = e.owner_id
          WHERE e.owner_id = ?1 ORDER BY a.handle_key",
         id,
         |r| {
