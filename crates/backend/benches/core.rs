@@ -41,7 +41,7 @@ fn fan_out(c: &mut Criterion) {
         let rx = Outbox::new(4096);
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
-        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap().0;
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), None, tx)).unwrap().0;
         (user, rx)
     };
     let (star, _star_rx) = online(0, &rt);
@@ -88,7 +88,7 @@ fn relay(c: &mut Criterion) {
         let rx = Outbox::new(64);
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
-        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), tx)).unwrap().0;
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), None, tx)).unwrap().0;
         b.change_state(&user, OnlineState::Online, None, None)
             .now_or_never()
             .expect("no remote nodes to wait for")
@@ -166,8 +166,11 @@ fn offline_privacy(c: &mut Criterion) {
     let mut config = BackendConfig::default();
     config.rate_limits.offline_messages = backend::limits::Rate::new(u32::MAX, 1e12);
     let b = Arc::new(Backend::new(store.clone(), key, config));
-    let accounts = ["friend", "blocked", "recipient"]
-        .map(|n| ImportedAccount { handle: format!("{n}@example.com"), password: "pw".into(), friendly: None });
+    let accounts = ["friend", "blocked", "recipient"].map(|n| ImportedAccount {
+        handle: format!("{n}@example.com"),
+        password: "pw".into(),
+        friendly: None,
+    });
     rt.block_on(b.import_accounts(accounts.to_vec())).unwrap();
     let account = |n: &str| rt.block_on(store.account(&format!("{n}@example.com"))).unwrap().unwrap();
     let recipient = account("recipient").id;
@@ -175,7 +178,8 @@ fn offline_privacy(c: &mut Criterion) {
     rt.block_on(store.set_list_membership(recipient, blocked, ListKind::Block, true, "g")).unwrap();
     let mut g = c.benchmark_group("core");
     for who in ["friend", "blocked"] {
-        let sender = rt.block_on(b.sign_in(&account(who), Dialect::Msnp11, format!("t-{who}"), Outbox::new(8))).unwrap().0;
+        let sender =
+            rt.block_on(b.sign_in(&account(who), Dialect::Msnp11, format!("t-{who}"), None, Outbox::new(8))).unwrap().0;
         let payload = vec![b'x'; 300];
         g.bench_function(format!("offline message from a {who} sender (SQLite)"), |bench| {
             bench.iter_batched(

@@ -35,6 +35,8 @@ pub enum Envelope {
     SignedInElsewhere { to: String, session: u64 },
     /// An offline message for `to` was stored: offer it now.
     OfflineMessageWaiting { to: String },
+    /// `to`'s password changed: void their tickets and end their sign-in.
+    CredentialsChanged { to: String },
 }
 
 /// A question to another node, answered with a [`Response`].
@@ -59,8 +61,9 @@ pub enum Request {
 pub enum Response {
     Visible(Vec<(String, SerializablePresence)>),
     Invitable(Option<Invitee>),
-    /// Whether the ticket was this node's, valid, and is now used up.
-    Redeemed(bool),
+    /// The ticket was this node's, valid, and is now used up: the
+    /// credentials it was issued under and its milliseconds left.
+    Redeemed(Option<(u64, u64)>),
     /// The cookie, or the error code to answer `XFR SB` with.
     Session(Result<String, u16>),
 }

@@ -40,7 +40,11 @@ impl Shared {
         if q.closed {
             return None;
         }
-        if urgent { q.logins.push_back(job) } else { q.new_hashes.push_back(job) }
+        if urgent {
+            q.logins.push_back(job)
+        } else {
+            q.new_hashes.push_back(job)
+        }
         drop(q);
         self.ready.notify_one();
         Some(())

@@ -30,36 +30,73 @@ fn token(len: usize) -> String {
         .collect()
 }
 
+/// A fresh `MSPAuth` web-service token, in the ticket alphabet that clients
+/// parse out of the profile.
+pub fn web_token() -> String {
+    token(32)
+}
+
+/// A fingerprint of an account's password hash: a ticket carries the one it
+/// was issued under, so that changing the password voids every ticket issued
+/// before, on every node (the hash's salt changes with each new password).
+/// Not a secret: it only tells one hash from another.
+pub fn credential_tag(password_hash: &str) -> u64 {
+    password_hash.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// What redeeming a ticket tells: the credentials it was issued under and
+/// how long it has left (it is still good as a web-service credential
+/// until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redeemed {
+    pub tag: u64,
+    pub remaining: Duration,
+}
+
+#[derive(Debug)]
+struct Ticket {
+    owner: String,
+    expires: Instant,
+    tag: u64,
+}
+
 /// Outstanding tickets, keyed by their `t=` token.
 #[derive(Debug, Default)]
 pub struct TicketJar {
-    tickets: Mutex<HashMap<String, (String, Instant)>>,
+    tickets: Mutex<HashMap<String, Ticket>>,
 }
 
 impl TicketJar {
-    /// Issues a ticket `t=...&p=...` for the account with this handle key.
-    pub fn issue(&self, handle_key: &str, lifetime: Duration) -> String {
+    /// Issues a ticket `t=...&p=...` for the account with this handle key,
+    /// under the credentials `tag` names.
+    pub fn issue(&self, handle_key: &str, tag: u64, lifetime: Duration) -> String {
         let t = token(32);
         let p = token(16);
         let now = Instant::now();
         let mut tickets = self.tickets.lock();
         if tickets.len() >= 1024 && tickets.len().is_power_of_two() {
-            tickets.retain(|_, (_, expires)| *expires > now);
+            tickets.retain(|_, ticket| ticket.expires > now);
         }
-        tickets.insert(t.clone(), (handle_key.to_string(), now + lifetime));
+        tickets.insert(t.clone(), Ticket { owner: handle_key.to_string(), expires: now + lifetime, tag });
         format!("t={t}&p={p}")
     }
 
     /// Consumes a ticket for `handle_key`. The client may send the whole
     /// `t=...&p=...` string or just the token.
-    pub fn redeem(&self, handle_key: &str, ticket: &str) -> Result<(), ErrorCode> {
+    pub fn redeem(&self, handle_key: &str, ticket: &str) -> Result<Redeemed, ErrorCode> {
         let t = ticket.strip_prefix("t=").unwrap_or(ticket);
         let t = t.split('&').next().unwrap_or("");
-        let (owner, expires) = self.tickets.lock().remove(t).ok_or(ErrorCode::AuthenticationFailed)?;
-        if !constant_time_eq(owner.as_bytes(), handle_key.as_bytes()) || expires <= Instant::now() {
+        let ticket = self.tickets.lock().remove(t).ok_or(ErrorCode::AuthenticationFailed)?;
+        let now = Instant::now();
+        if !constant_time_eq(ticket.owner.as_bytes(), handle_key.as_bytes()) || ticket.expires <= now {
             return Err(ErrorCode::AuthenticationFailed);
         }
-        Ok(())
+        Ok(Redeemed { tag: ticket.tag, remaining: ticket.expires - now })
+    }
+
+    /// Voids every outstanding ticket of an account (its password changed).
+    pub fn revoke(&self, handle_key: &str) {
+        self.tickets.lock().retain(|_, ticket| ticket.owner != handle_key);
     }
 }
 
@@ -79,16 +116,36 @@ mod tests {
     #[test]
     fn tickets_are_single_use_bound_and_expiring() {
         let jar = TicketJar::default();
-        let ticket = jar.issue("a@x.com", Duration::from_secs(60));
+        let ticket = jar.issue("a@x.com", 7, Duration::from_secs(60));
         assert!(ticket.starts_with("t=") && ticket.contains("&p="));
         assert!(!ticket.contains(['\'', ',', ' ', '%']));
         assert_eq!(jar.redeem("b@x.com", &ticket), Err(ErrorCode::AuthenticationFailed));
-        let ticket = jar.issue("a@x.com", Duration::from_secs(60));
+        let ticket = jar.issue("a@x.com", 7, Duration::from_secs(60));
         let bare = ticket[2..].split('&').next().unwrap().to_string();
-        assert_eq!(jar.redeem("a@x.com", &bare), Ok(()));
+        let redeemed = jar.redeem("a@x.com", &bare).unwrap();
+        assert_eq!(redeemed.tag, 7);
+        assert!(redeemed.remaining > Duration::from_secs(50) && redeemed.remaining <= Duration::from_secs(60));
         assert_eq!(jar.redeem("a@x.com", &ticket), Err(ErrorCode::AuthenticationFailed), "replayed");
-        let ticket = jar.issue("a@x.com", Duration::ZERO);
+        let ticket = jar.issue("a@x.com", 7, Duration::ZERO);
         assert_eq!(jar.redeem("a@x.com", &ticket), Err(ErrorCode::AuthenticationFailed), "expired");
+    }
+
+    #[test]
+    fn revoking_voids_only_that_accounts_tickets() {
+        let jar = TicketJar::default();
+        let a = jar.issue("a@x.com", 1, Duration::from_secs(60));
+        let b = jar.issue("b@x.com", 1, Duration::from_secs(60));
+        jar.revoke("a@x.com");
+        assert!(jar.redeem("a@x.com", &a).is_err());
+        assert!(jar.redeem("b@x.com", &b).is_ok());
+    }
+
+    #[test]
+    fn a_new_password_hash_has_a_new_tag() {
+        let one = crate::secrets::hash_password("same").unwrap();
+        let two = crate::secrets::hash_password("same").unwrap();
+        assert_ne!(credential_tag(&one), credential_tag(&two), "a new salt, a new tag");
+        assert_eq!(credential_tag(&one), credential_tag(&one));
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub struct OnlineUser {
     /// The `MSPAuth` token of this sign-in: the credential the web services
     /// (offline messages) accept while the user is signed in.
     pub web_token: String,
+    /// The token of the Passport ticket this sign-in presented: also taken
+    /// by the web services, but only until the ticket would have expired.
+    pub ticket_token: Option<String>,
     /// Offline messages being delivered in this sign-in.
     pub offline_delivery: Mutex<OfflineDelivery>,
     presence: Mutex<PresenceInfo>,
@@ -130,6 +133,7 @@ impl OnlineUser {
             account_id,
             dialect,
             web_token,
+            ticket_token: None,
             offline_delivery: Mutex::new(Default::default()),
             handle: handle.to_string(),
             key: handle.to_ascii_lowercase(),

@@ -23,7 +23,7 @@ use crate::hashing::PasswordChecker;
 use crate::limits::{Action, KeyedBuckets, LoginOutcome, LoginThrottle, LoginVerdict};
 use crate::lists::{Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
-use crate::passport::TicketJar;
+use crate::passport::{Redeemed, TicketJar, credential_tag};
 use crate::presence::{LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
@@ -142,10 +142,19 @@ pub struct Backend {
     buckets: KeyedBuckets,
     logins: LoginThrottle,
     stats: BackendStats,
-    /// Web-service tokens of current sign-ins, to their handle keys.
-    web_tokens: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    /// Web-service credentials of current sign-ins, by token.
+    web_tokens: parking_lot::Mutex<std::collections::HashMap<String, WebCredential>>,
     /// The other nodes, when this one is part of a cluster.
     cluster: std::sync::OnceLock<Arc<dyn Cluster>>,
+}
+
+/// What a web-service token stands for: one sign-in of one account, and,
+/// for a ticket's token, no longer than the ticket's lifetime.
+#[derive(Debug, Clone)]
+struct WebCredential {
+    key: String,
+    session: u64,
+    until: Option<std::time::Instant>,
 }
 
 /// Counts of refusals, for the metrics.
@@ -354,6 +363,7 @@ impl Backend {
                     self.deliver_offline(&u).await;
                 }
             }
+            Envelope::CredentialsChanged { to } => self.end_credentials_here(&to),
         }
     }
 
@@ -367,9 +377,9 @@ impl Backend {
                     .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
                     .collect(),
             ),
-            Request::RedeemTicket { handle_key, ticket } => {
-                Response::Redeemed(self.tickets.redeem(&handle_key, &ticket).is_ok())
-            }
+            Request::RedeemTicket { handle_key, ticket } => Response::Redeemed(
+                self.tickets.redeem(&handle_key, &ticket).ok().map(|r| (r.tag, r.remaining.as_millis() as u64)),
+            ),
             Request::OpenSession { user, requester } => {
                 let grant = GrantFor {
                     handle: &user.handle,
@@ -396,13 +406,18 @@ impl Backend {
 
     /// Asks the other nodes whether one of them issued this ticket (the
     /// login service may run on another node); it is used up there.
-    async fn redeem_elsewhere(&self, handle_key: &str, ticket: &str) -> bool {
-        let Some(cluster) = self.cluster.get() else { return false };
+    async fn redeem_elsewhere(&self, handle_key: &str, ticket: &str) -> Option<Redeemed> {
+        let cluster = self.cluster.get()?;
         let asks = cluster.peers().into_iter().map(|node| {
             let ask = Request::RedeemTicket { handle_key: handle_key.to_string(), ticket: ticket.to_string() };
             cluster.request(&node, ask)
         });
-        futures::future::join_all(asks).await.into_iter().any(|a| matches!(a, Some(Response::Redeemed(true))))
+        futures::future::join_all(asks).await.into_iter().find_map(|a| match a {
+            Some(Response::Redeemed(Some((tag, ms)))) => {
+                Some(Redeemed { tag, remaining: std::time::Duration::from_millis(ms) })
+            }
+            _ => None,
+        })
     }
 
     /// A node stopped answering: its users are gone. Every local watcher
@@ -470,10 +485,7 @@ impl Backend {
             .hash(password.to_string())
             .await
             .ok_or_else(|| SecretError::Hash("the password pool has stopped".into()))??;
-        Ok(Credentials {
-            password_hash: hash,
-            sealed_secret: Some(self.key.seal(handle.key(), password)),
-        })
+        Ok(Credentials { password_hash: hash, sealed_secret: Some(self.key.seal(handle.key(), password)) })
     }
 
     /// Creates an account. The friendly name defaults to the handle.
@@ -559,10 +571,31 @@ impl Backend {
         Ok(self.store.delete_account(&handle.to_ascii_lowercase()).await?)
     }
 
+    /// Changes a password and ends what the old one opened, as someone
+    /// changing a leaked password expects: the sign-in (`OUT`), its
+    /// web-service tokens, and every ticket not yet used, on every node.
+    /// Tickets also carry the credentials they were issued under, so a
+    /// ticket checked by a process that missed this (a `msnd user passwd`
+    /// beside a running server) is refused too.
     pub async fn set_password(&self, handle: &str, password: &str) -> Result<(), AccountError> {
         let handle = Handle::parse(handle).map_err(AccountError::InvalidHandle)?;
         let credentials = self.credentials(&handle, password).await?;
-        Ok(self.store.set_credentials(handle.key(), credentials).await?)
+        self.store.set_credentials(handle.key(), credentials).await?;
+        self.end_credentials_here(handle.key());
+        if let Some(cluster) = self.cluster.get() {
+            for node in cluster.peers() {
+                cluster.send(&node, Envelope::CredentialsChanged { to: handle.key().to_string() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Voids this node's tickets and web tokens of an account and ends its
+    /// sign-in here.
+    fn end_credentials_here(&self, key: &str) {
+        self.tickets.revoke(key);
+        self.web_tokens.lock().retain(|_, c| c.key != key);
+        self.kick(key);
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<AccountSummary>, AccountError> {
@@ -628,8 +661,9 @@ impl Backend {
     }
 
     async fn check_passport(&self, handle: &Handle, passwords: &[&str]) -> Result<String, ErrorCode> {
-        self.check_password(handle, passwords).await?;
-        Ok(self.tickets.issue(handle.key(), self.config.ticket_lifetime))
+        let account = self.check_password(handle, passwords).await?;
+        let tag = credential_tag(&account.credentials.password_hash);
+        Ok(self.tickets.issue(handle.key(), tag, self.config.ticket_lifetime))
     }
 
     /// The account, if one of `passwords` is its password (and it is not
@@ -694,39 +728,60 @@ impl Backend {
 
     /// A further ticket for an account whose password was just checked (RST
     /// asks for one per service in a single request).
-    pub fn issue_ticket(&self, handle: &str) -> String {
-        self.tickets.issue(&handle.to_ascii_lowercase(), self.config.ticket_lifetime)
+    pub async fn issue_ticket(&self, handle: &str) -> Result<String, ErrorCode> {
+        let key = handle.to_ascii_lowercase();
+        let account = self.store.account(&key).await.map_err(store_error)?.ok_or(ErrorCode::AuthenticationFailed)?;
+        let tag = credential_tag(&account.credentials.password_hash);
+        Ok(self.tickets.issue(&key, tag, self.config.ticket_lifetime))
     }
 
-    /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once.
-    pub async fn authenticate_ticket(&self, handle: &Handle, ticket: &str) -> Result<Account, ErrorCode> {
-        if self.tickets.redeem(handle.key(), ticket).is_err() && !self.redeem_elsewhere(handle.key(), ticket).await {
-            return Err(ErrorCode::AuthenticationFailed);
-        }
-        self.store
+    /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once,
+    /// if the password has not changed since. Also returns how long the
+    /// ticket had left.
+    pub async fn authenticate_ticket(
+        &self,
+        handle: &Handle,
+        ticket: &str,
+    ) -> Result<(Account, std::time::Duration), ErrorCode> {
+        let redeemed = match self.tickets.redeem(handle.key(), ticket) {
+            Ok(r) => r,
+            Err(_) => self.redeem_elsewhere(handle.key(), ticket).await.ok_or(ErrorCode::AuthenticationFailed)?,
+        };
+        let account = self
+            .store
             .account(handle.key())
             .await
             .map_err(store_error)?
             .filter(|a| !a.disabled)
-            .ok_or(ErrorCode::AuthenticationFailed)
+            .ok_or(ErrorCode::AuthenticationFailed)?;
+        if credential_tag(&account.credentials.password_hash) != redeemed.tag {
+            return Err(ErrorCode::AuthenticationFailed);
+        }
+        Ok((account, redeemed.remaining))
     }
 
     /// Registers a signed-in user. An earlier sign-in of the same account is
     /// told `OUT OTH`. Also returns the lists it read, for the first `SYN`.
+    ///
+    /// `web_token` is the sign-in's `MSPAuth`, taken by the web services
+    /// while it lasts; `ticket` the token of the Passport ticket it
+    /// presented and that ticket's time left, taken no longer than that.
     pub async fn sign_in(
         &self,
         account: &Account,
         dialect: Dialect,
         web_token: String,
+        ticket: Option<(String, std::time::Duration)>,
         outbox: Outbox<NsEvent>,
     ) -> Result<(Arc<OnlineUser>, Option<LoadedLists>), ErrorCode> {
-        let user =
-            Arc::new(OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox));
+        let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox);
+        user.ticket_token = ticket.as_ref().map(|(t, _)| t.clone());
+        let user = Arc::new(user);
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
         if let Some(previous) = self.registry.insert(user.clone()) {
             previous.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
-            self.web_tokens.lock().remove(&previous.web_token);
+            self.forget_web_tokens(&previous);
         } else if let Some((cluster, node)) = self.remote(&user.key) {
             cluster.send(&node, Envelope::SignedInElsewhere { to: user.key.clone(), session: 0 });
         }
@@ -736,7 +791,12 @@ impl Backend {
         // An MD5 sign-in's token is never presented, so it is not kept
         // where it would cost memory for nothing.
         if dialect.has_web_services() {
-            self.web_tokens.lock().insert(user.web_token.clone(), user.key.clone());
+            let credential = |until| WebCredential { key: user.key.clone(), session: user.session_id, until };
+            let mut tokens = self.web_tokens.lock();
+            tokens.insert(user.web_token.clone(), credential(None));
+            if let Some((token, left)) = ticket {
+                tokens.insert(token, credential(Some(std::time::Instant::now() + left)));
+            }
         }
         match self.store.list_snapshot(account.id).await {
             Ok(snapshot) => {
@@ -756,7 +816,7 @@ impl Backend {
         let was_visible = user.presence_line().is_some();
         let removed = self.registry.remove(user);
         if removed {
-            self.web_tokens.lock().remove(&user.web_token);
+            self.forget_web_tokens(user);
             if let Some(cluster) = self.cluster.get() {
                 cluster.signed_out(user);
             }
@@ -768,6 +828,14 @@ impl Backend {
             return;
         }
         self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
+    }
+
+    fn forget_web_tokens(&self, user: &OnlineUser) {
+        let mut tokens = self.web_tokens.lock();
+        tokens.remove(&user.web_token);
+        if let Some(t) = &user.ticket_token {
+            tokens.remove(t);
+        }
     }
 
     // ----- lists ----------------------------------------------------------
@@ -1211,8 +1279,11 @@ impl Backend {
             return None;
         }
         let local = self.web_tokens.lock().get(token).cloned();
-        if let Some(key) = local {
-            return self.registry.get(&key).filter(|u| constant_time_eq(u.web_token.as_bytes(), token.as_bytes()));
+        if let Some(credential) = local {
+            if credential.until.is_some_and(|t| t <= std::time::Instant::now()) {
+                return None;
+            }
+            return self.registry.get(&credential.key).filter(|u| u.session_id == credential.session);
         }
         let key = self.cluster.get()?.user_of_token(token)?;
         let account = self.store.account(&key).await.ok()??;

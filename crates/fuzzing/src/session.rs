@@ -166,7 +166,7 @@ async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: Sock
     p.send(&format!("USR 2 {scheme} I {handle}")).await;
     let challenge = p.until("USR").await?;
     let answer = if dialect >= Dialect::Msnp8 {
-        h.server.backend().issue_ticket(handle)
+        h.server.backend().issue_ticket(handle).await.ok()?
     } else {
         let salt = challenge.args().get(3)?.to_string();
         let name = handle.split('@').next().unwrap_or(handle);

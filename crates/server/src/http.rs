@@ -346,7 +346,14 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     let (created, expires) = (msnp::time::iso8601(now as i64), msnp::time::iso8601((now + lifetime) as i64));
     let mut responses = String::new();
     for (i, address) in addresses.iter().enumerate() {
-        let ticket = if i == 0 { first.clone() } else { shared.backend.issue_ticket(&rst.username) };
+        let ticket = if i == 0 {
+            first.clone()
+        } else {
+            match shared.backend.issue_ticket(&rst.username).await {
+                Ok(t) => t,
+                Err(_) => return fault(),
+            }
+        };
         let n = i + 1;
         responses.push_str(&format!(
             concat!(

@@ -235,7 +235,14 @@ async fn change_password(
         return refuse("The address or the current password is not right.").into_response();
     }
     match backend.set_password(f.email.trim(), &f.new).await {
-        Ok(()) => page("Change password", &message("ok", "Your password is changed.")).into_response(),
+        Ok(()) => {
+            // The backend ended the sign-ins and tickets; the operator
+            // pages' sessions of the account end here.
+            let key = f.email.trim().to_ascii_lowercase();
+            s.sessions.0.lock().retain(|_, (handle, _, _)| *handle != key);
+            let text = "Your password is changed. Everywhere you were signed in with the old one is signed out.";
+            page("Change password", &message("ok", text)).into_response()
+        }
         Err(e) => {
             tracing::error!("password change failed: {e}");
             refuse("Something went wrong.").into_response()

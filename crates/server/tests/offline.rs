@@ -103,7 +103,8 @@ async fn a_mailbox_gives_one_sender_a_fifth_strangers_half_and_contacts_the_rest
     let server = TestServer::start_with(&["--offline-quota", "10"]);
     users(&server, &["bob", "carol", "dave", "erin", "frank"]);
     bob_lists(&server, &[("AL", "frank")]).await;
-    let (carol, dave, frank) = (sender(&server, "carol").await, sender(&server, "dave").await, sender(&server, "frank").await);
+    let (carol, dave, frank) =
+        (sender(&server, "carol").await, sender(&server, "dave").await, sender(&server, "frank").await);
     let bob = "bob@example.com";
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -141,7 +142,8 @@ async fn a_blocked_sender_is_answered_exactly_as_anyone_and_nothing_arrives() {
     assert_eq!(blocked, allowed, "a blocked sender can tell from the answers");
     // Strangers' half full (Carol 2, Mallory 2, Dave 1): the next stranger
     // and the next blocked sender are both told the mailbox is full.
-    let (dave, erin, grace) = (sender(&server, "dave").await, sender(&server, "erin").await, sender(&server, "grace").await);
+    let (dave, erin, grace) =
+        (sender(&server, "dave").await, sender(&server, "erin").await, sender(&server, "grace").await);
     assert_eq!(leave(&server, &dave, "dave@example.com", bob).await, "ok");
     assert_eq!(leave(&server, &erin, "erin@example.com", bob).await, "QuotaExceeded");
     assert_eq!(leave(&server, &grace, "grace@example.com", bob).await, "QuotaExceeded");

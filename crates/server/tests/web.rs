@@ -118,7 +118,7 @@ async fn sign_up_change_password_sign_in_and_an_operator_kicks_the_session() {
     )
     .await;
     b.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
-    assert!(text_of(&b, "ok").await.contains("newbie@example.com created"));
+    assert!(text_of(&b, "ok").await.contains("newbie@example.com is ready"));
 
     // Change the password.
     b.goto(&format!("{site}/password")).await.unwrap();
@@ -225,7 +225,8 @@ async fn signing_up_a_taken_address_looks_like_signing_up_a_free_one() {
 /// a script gets the burst, then 429 before its code is even looked at.
 #[tokio::test]
 async fn sign_ups_from_one_address_are_throttled_before_the_invite_code_is_checked() {
-    let server = TestServer::start_with(&["--registration", "invite", "--invite-code", "sesame", "--rate-sign-ups", "3/0.001"]);
+    let server =
+        TestServer::start_with(&["--registration", "invite", "--invite-code", "sesame", "--rate-sign-ups", "3/0.001"]);
     let mut statuses = Vec::new();
     for i in 0..6 {
         let email = format!("bot{i}@example.com");

@@ -44,9 +44,14 @@ impl NsSession {
                     return Flow::Continue;
                 };
                 let Challenged { handle, sent_handle, .. } = *challenged;
-                let result = self.backend().authenticate_ticket(&handle, &ticket).await;
-                let token = ticket.strip_prefix("t=").unwrap_or(&ticket).split('&').next().unwrap_or("").to_string();
-                self.finish_login(trid, result, sent_handle, Some(token), w).await
+                let (result, presented) = match self.backend().authenticate_ticket(&handle, &ticket).await {
+                    Ok((account, left)) => {
+                        let token = ticket.strip_prefix("t=").unwrap_or(&ticket).split('&').next().unwrap_or("");
+                        (Ok(account), Some((token.to_string(), left)))
+                    }
+                    Err(code) => (Err(code), None),
+                };
+                self.finish_login(trid, result, sent_handle, presented, w).await
             }
             _ => {
                 w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
@@ -95,7 +100,7 @@ impl NsSession {
         trid: TrId,
         result: Result<Account, ErrorCode>,
         sent_handle: String,
-        ticket_token: Option<String>,
+        ticket: Option<(String, std::time::Duration)>,
         w: &mut Writer,
     ) -> Flow {
         let account = match result {
@@ -106,10 +111,13 @@ impl NsSession {
                 return if self.failed_logins >= MAX_FAILED_LOGINS { Flow::Close } else { Flow::Continue };
             }
         };
-        // The MSPAuth token of the profile doubles as the credential for the
-        // web services while this sign-in lasts.
-        let mspauth = ticket_token.unwrap_or_else(|| backend::secrets::random_digits(32));
-        let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), self.events.clone()).await {
+        // The MSPAuth token of the profile is the credential for the web
+        // services while this sign-in lasts: a fresh one, so that the
+        // ticket, which crossed the connection in `USR`, is worth no more
+        // than its own lifetime.
+        let mspauth = backend::passport::web_token();
+        let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), ticket, self.events.clone()).await
+        {
             Ok((user, loaded)) => {
                 self.loaded_lists = loaded.map(Box::new);
                 user

@@ -204,6 +204,8 @@ pub struct Client {
     pub profile: Option<String>,
     /// The friendly name `USR ... OK` gave, once signed in (URL-encoded).
     pub friendly: Option<String>,
+    /// The Passport ticket this connection signed in with (MSNP8+).
+    pub ticket: Option<String>,
 }
 
 impl Client {
@@ -231,6 +233,7 @@ impl Client {
             decoder: Decoder::new(Direction::ToClient, Limits { max_line: 1 << 16, max_payload: 1 << 20 }),
             profile: None,
             friendly: None,
+            ticket: None,
         }
     }
 
@@ -707,6 +710,7 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     assert_eq!(text.contains("ClientIP: "), dialect >= 8);
     assert_eq!(text.contains("MSPAuth: "), dialect >= 3);
     ns.profile = Some(text);
+    ns.ticket = (dialect >= 8).then_some(response);
     ns
 }
 
