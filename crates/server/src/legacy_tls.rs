@@ -19,7 +19,7 @@ use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::ssl::{SslAcceptor, SslContext, SslMethod, SslVersion};
+use openssl::ssl::{SslAcceptor, SslContext, SslMethod, SslOptions, SslVersion};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509, X509NameBuilder};
 
@@ -52,6 +52,9 @@ pub fn context(
     builder.set_min_proto_version(Some(SslVersion::TLS1))?;
     builder.set_max_proto_version(Some(SslVersion::TLS1_2))?;
     builder.set_cipher_list(CIPHERS)?;
+    // A client may not renegotiate (each one costs an RSA decryption and
+    // has been a way to inject data before), nor compress (CRIME).
+    builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
     builder.set_certificate_chain_file(&cert_path).with_context(|| format!("loading {}", cert_path.display()))?;
     builder
         .set_private_key_file(&key_path, openssl::ssl::SslFiletype::PEM)

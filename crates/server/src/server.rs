@@ -271,6 +271,9 @@ impl Server {
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+        // Web requests are short: a budget of their own, so that a flood of
+        // them (or of TLS handshakes) cannot take the sockets MSNP needs.
+        let web_permits = Arc::new(Semaphore::new(MAX_WEB_CONNECTIONS));
 
         let listeners = [Some((main, Port::Main)), ns.map(|l| (l, Port::Notification))];
         for (listener, port) in listeners.into_iter().flatten() {
@@ -302,6 +305,7 @@ impl Server {
                 router.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
+                web_permits.clone(),
             ));
         }
         if let Some(listener) = legacy {
@@ -311,6 +315,7 @@ impl Server {
                 router.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
+                web_permits.clone(),
             ));
         }
         if let Some((https, acceptor)) = https {
@@ -321,6 +326,7 @@ impl Server {
                 router,
                 shutdown.subscribe(),
                 tracker.clone(),
+                web_permits,
             ));
         }
         Ok(RunningServer {
@@ -445,17 +451,20 @@ async fn legacy_accept_loop(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
+    permits: Arc<Semaphore>,
 ) {
     loop {
         let Some((stream, peer)) = accept_or_stop(&legacy.listener, &mut shutdown, "legacy https").await else {
             return;
         };
+        let Some(admitted) = admit(&shared, &permits, peer) else { continue };
         let Ok(local) = stream.local_addr() else { continue };
         let (shared, router) = (shared.clone(), router.clone());
         let Ok(ssl) = openssl::ssl::Ssl::new(&legacy.context) else { continue };
         tracker.spawn(async move {
+            let _admitted = admitted;
             let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else { return };
-            let handshake = timeout(std::time::Duration::from_secs(30), std::pin::Pin::new(&mut tls).accept()).await;
+            let handshake = timeout(TLS_HANDSHAKE_TIMEOUT, std::pin::Pin::new(&mut tls).accept()).await;
             match handshake {
                 Ok(Ok(())) => crate::http::serve(tls, peer, local, true, shared, router).await,
                 _ => tracing::debug!(%peer, "legacy TLS handshake failed"),
@@ -471,6 +480,7 @@ async fn legacy_accept_loop(
     _router: axum::Router,
     _shutdown: watch::Receiver<bool>,
     _tracker: TaskTracker,
+    _permits: Arc<Semaphore>,
 ) {
 }
 
@@ -482,21 +492,52 @@ async fn http_accept_loop(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
+    permits: Arc<Semaphore>,
 ) {
     loop {
         let Some((stream, peer)) = accept_or_stop(&listener, &mut shutdown, "http").await else { return };
+        let Some(admitted) = admit(&shared, &permits, peer) else { continue };
         let Ok(local) = stream.local_addr() else { continue };
         let (shared, router, tls) = (shared.clone(), router.clone(), tls.clone());
         tracker.spawn(async move {
+            let _admitted = admitted;
             match tls {
                 None => crate::http::serve(stream, peer, local, false, shared, router).await,
-                Some(acceptor) => match timeout(std::time::Duration::from_secs(30), acceptor.accept(stream)).await {
+                Some(acceptor) => match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, peer, local, true, shared, router).await,
                     _ => tracing::debug!(%peer, "TLS handshake failed"),
                 },
             }
         });
     }
+}
+
+/// Web connections (HTTP, HTTPS and legacy HTTPS together) open at once.
+const MAX_WEB_CONNECTIONS: usize = 4096;
+
+/// A TLS handshake takes a client milliseconds, an XP machine on a slow
+/// link a second or two; one still unfinished after this is an attack.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes a place for a new connection from `peer`: one of `permits` and one
+/// of its address's; `None` (counted, the socket dropped) when either is
+/// used up, so that no one address can take the sockets everyone needs.
+fn admit(
+    shared: &Arc<Shared>,
+    permits: &Arc<Semaphore>,
+    peer: std::net::SocketAddr,
+) -> Option<(AddressSlot, tokio::sync::OwnedSemaphorePermit)> {
+    let Ok(permit) = permits.clone().try_acquire_owned() else {
+        shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%peer, "connection limit reached; refusing");
+        return None;
+    };
+    let Some(slot) = AddressSlot::take(shared, peer.ip()) else {
+        shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%peer, "too many connections from this address; refusing");
+        return None;
+    };
+    Some((slot, permit))
 }
 
 /// One connection's place in the per-address count; given back on drop.
@@ -551,16 +592,7 @@ async fn accept_loop(
 ) {
     loop {
         let Some((stream, peer)) = accept_or_stop(&listener, &mut shutdown, "msnp").await else { return };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "connection limit reached; refusing");
-            continue;
-        };
-        let Some(slot) = AddressSlot::take(&shared, peer.ip()) else {
-            shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, "too many connections from this address; refusing");
-            continue;
-        };
+        let Some((slot, permit)) = admit(&shared, &permits, peer) else { continue };
         let (shared, shutdown, port, sessions) = (shared.clone(), shutdown.clone(), port.clone(), tracker.clone());
         tracker.spawn(async move {
             let Some(conn) = open_socket(stream, &port, &shared).await else { return };

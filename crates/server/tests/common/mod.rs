@@ -74,10 +74,18 @@ impl TestServer {
     }
 
     fn spawn(dir: &Path, extra: Vec<String>) -> TestServer {
+        // Loopback listeners on free ports, unless the test names its own.
+        let mut defaults = Vec::new();
+        for flag in ["--listen", "--http-listen"] {
+            if !extra.iter().any(|a| a == flag) {
+                defaults.extend([flag, "127.0.0.1:0"]);
+            }
+        }
         let mut child = msnd()
             .arg("--data-dir")
             .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(&defaults)
             .args(&extra)
             .env("MSND_LOG", "warn")
             .stdout(Stdio::piped())
@@ -625,13 +633,20 @@ pub fn passport_authorization(email: &str, password: &str, challenge: &str) -> S
 
 /// Fetches a ticket the way a client does: nexus, then the login URL it names.
 pub async fn passport_ticket(server: &TestServer, email: &str, password: &str, challenge: &str) -> Result<String, u16> {
-    let nexus = http_get(server.http.unwrap(), "/rdr/pprdr.asp", &[]).await;
+    // Named as a client names the server it reached: `localhost`, or the
+    // address itself where localhost is not that address's family.
+    let http = server.http.unwrap();
+    let host = if http.is_ipv6() { http.to_string() } else { "localhost".to_string() };
+    let request = format!("GET /rdr/pprdr.asp HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let nexus = http_exchange(TcpStream::connect(http).await.unwrap(), request.as_bytes()).await;
     let urls = nexus.header("PassportURLs").expect("PassportURLs header");
     // As gtmess reads it: the value after `DALogin=` up to the next comma.
     let url = urls.split("DALogin=").nth(1).and_then(|v| v.split(',').next()).expect("a DALogin field");
     let (authority, path) = url.strip_prefix("http://").expect("plain http login url").split_once('/').unwrap();
+    // The first address of the login host's family (localhost has both).
+    let v6 = server.http.is_some_and(|h| h.is_ipv6());
     let addr =
-        tokio::net::lookup_host(authority).await.unwrap().find(|a| a.is_ipv4()).expect("the login host resolves");
+        tokio::net::lookup_host(authority).await.unwrap().find(|a| a.is_ipv6() == v6).expect("the login host resolves");
     let auth = passport_authorization(email, password, challenge);
     let answer = http_get(addr, &format!("/{path}"), &[("Authorization", &auth)]).await;
     if answer.status != 200 {
