@@ -262,3 +262,82 @@ async fn acknowledged_changes_survive_kill_9_at_random_moments() {
     // checks above proved nothing.
     assert!(checked.iter().all(|&n| n > 0), "nothing of some kind was acknowledged before a kill: {checked:?}");
 }
+
+/// PostgreSQL ends every connection of msnd's (as a restart or failover
+/// does) again and again while a client adds contacts one after another:
+/// every change acknowledged is stored, every other one was answered with
+/// an error, and msnd goes on serving once the database is back.
+#[tokio::test]
+async fn acknowledged_changes_survive_postgresql_dropping_every_connection() {
+    let test = "crash::postgres_drops_connections";
+    let Some(url) = backend::testing::postgres_schema_url(test).await else { return };
+    // msnd's connections carry a name of their own, so only they are cut.
+    let app = format!("mrp_{}_{}", std::process::id(), rand::random::<u32>());
+    let server = TestServer::start_with(&["--database", &format!("{url}&application_name={app}")]);
+    const N: usize = 60;
+    let input: String =
+        (0..N).map(|i| format!("c{i}@example.com\tpw\n")).collect::<String>() + "alice@example.com\tpw-alice\n";
+    let mut import = msnd()
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .args(["--database", &url, "user", "import"])
+        .env("MSND_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    assert!(import.wait().unwrap().success());
+    let mut alice = login(&server, "alice@example.com", "pw-alice").await;
+    alice.sync_point().await;
+
+    let (admin, connection) = tokio_postgres::connect(&backend::testing::postgres_url(), tokio_postgres::NoTls)
+        .await
+        .expect("the test reaches PostgreSQL");
+    tokio::spawn(connection);
+    let cut = || async {
+        let rows = admin
+            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&app])
+            .await
+            .unwrap();
+        rows.len()
+    };
+    let (mut acked, mut refused, mut cuts) = (Vec::new(), 0, 0);
+    for i in 0..N {
+        // Every fifth change, the database drops msnd's connections first
+        // (and, every tenth, again while the change is on its way).
+        if i % 5 == 0 {
+            cuts += cut().await;
+        }
+        alice.send(&format!("ADD {} FL c{i}@example.com c{i}", i + 1)).await;
+        if i % 10 == 5 {
+            cuts += cut().await;
+        }
+        let answer = alice.recv().await;
+        if answer.text.starts_with(&format!("ADD {} FL ", i + 1)) {
+            acked.push(format!("c{i}@example.com"));
+        } else {
+            assert!(
+                answer.text.starts_with(|c: char| c.is_ascii_digit()),
+                "neither an ADD nor an error: {}",
+                answer.text
+            );
+            refused += 1;
+        }
+    }
+    eprintln!("{} acknowledged, {refused} refused, {cuts} connections cut", acked.len());
+    assert!(cuts > 0, "no connection of msnd's was ever cut");
+    assert!(acked.len() >= N / 2, "msnd did not recover: {} of {N} acknowledged, {refused} refused", acked.len());
+    // What a fresh sign-in reads from the store.
+    let mut again = login(&server, "alice@example.com", "pw-alice").await;
+    again.send("LST 1 FL").await;
+    let stored: BTreeSet<String> = again
+        .sync_point_skipping()
+        .await
+        .into_iter()
+        .filter(|l| l.text.starts_with("LST 1 FL"))
+        .filter_map(|l| l.args().get(6).map(|h| h.to_string()))
+        .collect();
+    for handle in &acked {
+        assert!(stored.contains(handle), "{handle} was acknowledged and is not stored");
+    }
+}
