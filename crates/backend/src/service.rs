@@ -444,6 +444,35 @@ impl Backend {
         }
     }
 
+    /// A node is heard again after it was given up (the bus came back): the
+    /// users it still holds, `back` (handle keys), are shown again to every
+    /// local watcher allowed to see them, as their current `NLN` (and
+    /// personal message), asked of that node.
+    pub async fn node_up(&self, back: &[String]) {
+        if back.is_empty() {
+            return;
+        }
+        let back: std::collections::HashSet<&str> = back.iter().map(String::as_str).collect();
+        for u in self.registry.all() {
+            if !u.presence().started {
+                continue;
+            }
+            let watched: Vec<String> = u.with_lists(|l| {
+                l.members(ListKind::Forward).filter(|k| back.contains(k)).map(str::to_string).collect()
+            });
+            if watched.is_empty() {
+                continue;
+            }
+            for p in self.remote_presence(&u, &watched).await {
+                let handle = p.line.handle.clone();
+                u.deliver(NsEvent::Presence(p.line));
+                if let Some(payload) = p.personal_message {
+                    u.deliver(NsEvent::PersonalMessage { handle, payload });
+                }
+            }
+        }
+    }
+
     /// The presence of users on other nodes that `user` may see, among `keys`.
     async fn remote_presence(&self, user: &OnlineUser, keys: &[String]) -> Vec<ContactPresence> {
         let Some(cluster) = self.cluster.get() else { return Vec::new() };

@@ -114,8 +114,11 @@ pub struct NodeInfo {
     /// Open client connections.
     pub load: u64,
     pub draining: bool,
-    /// The last heartbeat of a node that leaves cleanly.
+    /// The last heartbeat of a node that leaves cleanly, or an obituary.
     pub leaving: bool,
+    /// For an obituary, the node that declared this one dead.
+    #[serde(default)]
+    pub declared_by: Option<NodeId>,
 }
 
 /// A directory entry: who is signed in where.
@@ -207,6 +210,10 @@ impl NatsCluster {
         let client = async_nats::ConnectOptions::new()
             .name(format!("msnd {}", settings.node_id))
             .request_timeout(Some(settings.request_timeout))
+            // Back soon after the bus is: a quarter second more per failed
+            // attempt, at most two seconds between attempts.
+            .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
+            .event_callback(|event| async move { tracing::info!("cluster: bus {event}") })
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("cannot reach NATS at {}", settings.nats_url))?;
@@ -322,13 +329,14 @@ impl NatsCluster {
         });
         let weak = Arc::downgrade(&cluster);
         let interval = cluster.settings.heartbeat;
+        let b = backend.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             loop {
                 ticks.tick().await;
                 let Some(cluster) = weak.upgrade() else { return };
                 cluster.beat(false);
-                cluster.sweep();
+                cluster.sweep(&b);
             }
         });
         // Serve only once the node knows the cluster: the directory as it
@@ -355,50 +363,71 @@ impl NatsCluster {
         let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
     }
 
-    /// A heartbeat arrived.
-    fn heard(&self, info: NodeInfo, backend: &Backend) {
+    /// A heartbeat arrived. A node heard again after it was given up (the
+    /// bus was away longer than the node timeout) still holds its users:
+    /// local watchers are shown them again.
+    fn heard(&self, info: NodeInfo, backend: &Arc<Backend>) {
         if info.leaving {
+            // An obituary that took long to arrive (sent while the bus was
+            // away) must not bury a node heard from since.
+            let heard_lately = |nodes: &HashMap<NodeId, (NodeInfo, Instant)>| {
+                nodes.get(&info.node).is_some_and(|(_, seen)| seen.elapsed() < self.settings.node_timeout)
+            };
+            if info.declared_by.is_some() && heard_lately(&self.nodes.read()) {
+                return;
+            }
             let gone = self.nodes.write().remove(&info.node).is_some();
             if gone && info.node != self.settings.node_id {
                 self.forget_node(&info.node, backend);
             }
         } else {
-            self.nodes.write().insert(info.node.clone(), (info, Instant::now()));
+            let node = info.node.clone();
+            let new = self.nodes.write().insert(node.clone(), (info, Instant::now())).is_none();
+            if new && node != self.settings.node_id {
+                let back = self.seated_on(&node).into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+                let backend = backend.clone();
+                tokio::spawn(async move { backend.node_up(&back).await });
+            }
         }
     }
 
-    /// Declares nodes dead that have been silent too long: tells every
-    /// node, this one included, in one message, and each acts on it as it
-    /// arrives (as for a node that leaves). So the dispatch node stops
-    /// referring users to a dead node as their watchers see them go offline,
-    /// rather than at its own next sweep.
-    fn sweep(&self) {
+    /// The users the directory places on `node`: (handle key, handle).
+    fn seated_on(&self, node: &str) -> Vec<(String, String)> {
+        let directory = self.directory.read();
+        directory.iter().filter(|(_, s)| s.node == node).map(|(k, s)| (k.clone(), s.handle.clone())).collect()
+    }
+
+    /// Declares nodes dead that have been silent too long: acts on it here
+    /// at once (the bus itself may be what is gone) and tells every other
+    /// node in one message, each acting on it as it arrives (as for a node
+    /// that leaves). So the dispatch node stops referring users to a dead
+    /// node as their watchers see them go offline, rather than at its own
+    /// next sweep.
+    fn sweep(&self, backend: &Backend) {
         let timeout = self.settings.node_timeout;
         let mut dead = Vec::new();
-        for (id, (info, seen)) in self.nodes.write().iter_mut() {
-            if *id != self.settings.node_id && seen.elapsed() > timeout {
-                // Not declared again while the obituary is on its way (and
-                // declared again should it be lost).
-                *seen = Instant::now();
-                dead.push(NodeInfo { leaving: true, ..info.clone() });
+        self.nodes.write().retain(|id, (info, seen)| {
+            let silent = *id != self.settings.node_id && seen.elapsed() > timeout;
+            if silent {
+                dead.push(NodeInfo { leaving: true, declared_by: Some(self.settings.node_id.clone()), ..info.clone() });
             }
-        }
+            !silent
+        });
         for obituary in dead {
             tracing::warn!(node = %obituary.node, "cluster: node silent for {timeout:?}; its users are offline");
+            self.forget_node(&obituary.node, backend);
             if let Ok(payload) = serde_json::to_vec(&obituary) {
                 let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
             }
         }
     }
 
-    /// A node is gone: its users are offline to everyone here.
+    /// A node is gone: its users are offline to everyone here. Their seats
+    /// stay in the directory (nobody finds them there while the node is
+    /// not alive), so that if the node is heard again they are reachable
+    /// again at once; a user who signs in elsewhere takes the seat over.
     fn forget_node(&self, node: &str, backend: &Backend) {
-        let gone: Vec<(String, String)> = {
-            let mut directory = self.directory.write();
-            let keys: Vec<String> = directory.iter().filter(|(_, s)| s.node == node).map(|(k, _)| k.clone()).collect();
-            keys.into_iter().filter_map(|k| directory.remove(&k).map(|s| (k, s.handle))).collect()
-        };
-        backend.node_down(&gone);
+        backend.node_down(&self.seated_on(node));
     }
 
     fn alive(&self, node: &str) -> bool {

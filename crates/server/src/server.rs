@@ -245,6 +245,7 @@ impl Server {
                     load: 0,
                     draining: false,
                     leaving: false,
+                    declared_by: None,
                 };
                 let cluster =
                     crate::cluster::NatsCluster::join(settings.clone(), me, by_role.clone(), backend.clone()).await?;

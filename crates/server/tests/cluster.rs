@@ -25,9 +25,15 @@ struct Cluster {
 }
 
 async fn cluster(test: &str) -> Option<Cluster> {
+    let nats = backend::testing::nats(&format!("cluster::{test}")).await?;
+    cluster_on(test, &nats).await
+}
+
+/// A cluster on the given NATS server.
+async fn cluster_on(test: &str, nats: &str) -> Option<Cluster> {
     let name = format!("cluster::{test}");
     let database = backend::testing::postgres_schema_url(&name).await?;
-    let nats = backend::testing::nats(&name).await?;
+    let nats = nats.to_string();
     let dir = tempfile::tempdir().unwrap();
     let cluster_name = format!("t{:08x}", rand_u32());
     // Every node needs the same server key (MD5 secrets are sealed under it).
@@ -329,4 +335,97 @@ async fn passport_logins_and_offline_messages_cross_nodes() {
     assert_eq!(stored.status, 200, "{}", String::from_utf8_lossy(&stored.body));
     let (_sb, shown) = answer_offline(&mut b, "u3@example.com", "u7@example.com").await;
     assert!(shown.iter().any(|m| m.ends_with("across the bus")), "{shown:?}");
+}
+
+/// A NATS server of the test's own (so that it can be stopped), on a free
+/// port, keeping JetStream in a directory that outlives a restart.
+struct PrivateNats {
+    child: std::process::Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    fn start(test: &str) -> Option<PrivateNats> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Self::spawn(test, port, store.path())?;
+        Some(PrivateNats { child, port, store })
+    }
+
+    fn spawn(test: &str, port: u16, store: &Path) -> Option<std::process::Child> {
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            backend::testing::skip(test, "nats-server is not installed");
+            return None;
+        };
+        // Serving once it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(child)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self, test: &str) {
+        self.child = Self::spawn(test, self.port, self.store.path()).expect("nats-server starts again");
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[tokio::test]
+async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_again() {
+    let test = "cluster::bus_restart";
+    if backend::testing::postgres_schema_url(test).await.is_none() {
+        return;
+    }
+    let Some(mut nats) = PrivateNats::start(test) else { return };
+    let Some(c) = cluster_on("bus_restart", &nats.url()).await else { return };
+    let ((mut a, a_name, _), (mut b, b_name, _)) = users_on_two_nodes(&c).await;
+    for client in [&mut a, &mut b] {
+        client.send("CHG 5 NLN").await;
+        client.expect("CHG 5 NLN").await;
+    }
+    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
+
+    // The bus goes away for longer than the node timeout: each node sees
+    // the others fall silent, and A is told that B is offline.
+    nats.kill9();
+    until(&mut a, &format!("FLN {b_name}@example.com")).await;
+    nats.restart(test);
+    // The nodes find each other again: A sees B online again without
+    // either signing in anew, and can call B across nodes.
+    until(&mut a, &format!("NLN NLN {b_name}@example.com")).await;
+    let mut a_sb = {
+        a.send("XFR 9 SB").await;
+        let xfr = until(&mut a, "XFR 9 SB ").await;
+        let mut sb = Client::connect_str(xfr.args()[3]).await;
+        sb.send(&format!("USR 1 {a_name}@example.com {}", xfr.args()[5])).await;
+        sb.expect_prefix("USR 1 OK").await;
+        sb
+    };
+    a_sb.send(&format!("CAL 2 {b_name}@example.com")).await;
+    a_sb.expect_prefix("CAL 2 RINGING").await;
+    until(&mut b, "RNG ").await;
 }
