@@ -401,7 +401,7 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
     }
     let Some(mut nats) = PrivateNats::start(test) else { return };
     let Some(c) = cluster_on("bus_restart", &nats.url()).await else { return };
-    let ((mut a, a_name, _), (mut b, b_name, _)) = users_on_two_nodes(&c).await;
+    let ((mut a, a_name, _), (mut b, b_name, b_ns)) = users_on_two_nodes(&c).await;
     for client in [&mut a, &mut b] {
         client.send("CHG 5 NLN").await;
         client.expect("CHG 5 NLN").await;
@@ -428,4 +428,11 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
     a_sb.send(&format!("CAL 2 {b_name}@example.com")).await;
     a_sb.expect_prefix("CAL 2 RINGING").await;
     until(&mut b, "RNG ").await;
+    // Sign-ins after the restart reach the directory too: someone new on
+    // B's node is found from A's.
+    let mut late = direct(&b_ns, "u11").await;
+    late.send("CHG 5 NLN").await;
+    late.expect("CHG 5 NLN").await;
+    a.send("ADD 10 FL u11@example.com u11").await;
+    until(&mut a, "ILN 10 NLN u11@example.com").await;
 }
