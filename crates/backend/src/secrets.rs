@@ -21,6 +21,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
 
 /// Errors of key handling and sealing.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +41,13 @@ pub enum SecretError {
 const KEY_FILE: &str = "server.key";
 const NONCE_LEN: usize = 24;
 
-/// The server's secret key for sealing MD5 secrets.
+/// The server's secret key for sealing MD5 secrets, shared by every node of
+/// a cluster (and so also the root of the key that signs the bus).
 #[derive(Clone)]
 pub struct ServerKey {
     cipher: XChaCha20Poly1305,
+    /// The bus's signing key, derived from the key file.
+    bus_key: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -66,7 +70,7 @@ impl ServerKey {
                 if key.len() != 32 {
                     return Err(SecretError::Malformed { path });
                 }
-                Ok(ServerKey { cipher: XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key") })
+                Ok(ServerKey::from_bytes(&key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
@@ -81,10 +85,22 @@ impl ServerKey {
                 let mut file = options.open(&path).map_err(io)?;
                 file.write_all(hex::encode(key).as_bytes()).map_err(io)?;
                 file.sync_all().map_err(io)?;
-                Ok(ServerKey { cipher: XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key") })
+                Ok(ServerKey::from_bytes(&key))
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    fn from_bytes(key: &[u8]) -> ServerKey {
+        // A separate key for the bus: a sealed secret and a bus message can
+        // never be mistaken for each other.
+        let bus_key = Sha256::new().chain_update(b"mariposa cluster bus v1\0").chain_update(key).finalize().into();
+        ServerKey { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"), bus_key }
+    }
+
+    /// The key that signs messages between nodes.
+    pub fn bus_key(&self) -> [u8; 32] {
+        self.bus_key
     }
 
     /// Seals a password for the account with this handle key.

@@ -205,6 +205,11 @@ impl Backend {
         }
     }
 
+    /// The key that signs messages between the nodes of a cluster.
+    pub fn bus_key(&self) -> [u8; 32] {
+        self.key.bus_key()
+    }
+
     pub fn config(&self) -> &BackendConfig {
         &self.config
     }

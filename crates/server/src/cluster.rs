@@ -35,6 +35,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::bus_seal::BusSeal;
+
 /// What a node runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
@@ -153,6 +155,28 @@ pub struct NatsCluster {
     /// Open connections by role, shared with the listeners; their sum is
     /// the load.
     load: Arc<[AtomicU64; 3]>,
+    /// Signs what this node sends, checks what it receives.
+    seal: Arc<BusSeal>,
+    /// Frames refused: unsigned, forged, stale or replayed.
+    rejected: Arc<AtomicU64>,
+}
+
+/// The body of a frame received on the bus, or `None` (counted, logged)
+/// for one that is not a current, signed frame of a node of this cluster.
+fn opened<'a>(seal: &BusSeal, rejected: &AtomicU64, subject: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
+    match seal.open(subject, payload) {
+        Ok(body) => Some(body),
+        Err(why) => {
+            rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%subject, "cluster: refused a frame on the bus ({why:?})");
+            None
+        }
+    }
+}
+
+/// The subject a directory entry is signed for.
+fn seat_subject(key: &str) -> String {
+    format!("seat.{key}")
 }
 
 impl ClusterSettings {
@@ -227,6 +251,8 @@ impl NatsCluster {
                 .context("cannot create the session directory in JetStream")?,
         };
         let (outgoing, queue) = mpsc::unbounded_channel();
+        let seal = Arc::new(BusSeal::new(backend.bus_key()));
+        let rejected = Arc::new(AtomicU64::new(0));
         let cluster = Arc::new(NatsCluster {
             settings,
             client: client.clone(),
@@ -236,41 +262,41 @@ impl NatsCluster {
             outgoing,
             draining: AtomicBool::new(false),
             load,
+            seal: seal.clone(),
+            rejected: rejected.clone(),
         });
 
         // Subscribe before announcing ourselves, so nothing sent to us is lost.
         let settings = &cluster.settings;
-        let mut envelopes = client.subscribe(settings.node_subject(&settings.node_id)).await?;
+        let envelopes = client.subscribe(settings.node_subject(&settings.node_id)).await?;
         let mut requests = client.subscribe(settings.request_subject(&settings.node_id)).await?;
         let mut heartbeats = client.subscribe(settings.heartbeats()).await?;
-        let mut broadcasts = client.subscribe(settings.broadcast_subject()).await?;
+        let broadcasts = client.subscribe(settings.broadcast_subject()).await?;
         let directory_store = sessions.clone();
         let empty = sessions.status().await.map(|s| s.values() == 0).unwrap_or(true);
         let (loaded, directory_ready) = tokio::sync::oneshot::channel::<()>();
 
-        tokio::spawn(publisher(client.clone(), sessions, queue));
-        let b = backend.clone();
-        tokio::spawn(async move {
-            while let Some(message) = envelopes.next().await {
-                match serde_json::from_slice::<Envelope>(&message.payload) {
-                    Ok(envelope) => b.on_envelope(envelope).await,
-                    Err(e) => tracing::warn!("cluster: unreadable envelope: {e}"),
+        tokio::spawn(publisher(client.clone(), sessions, queue, seal.clone()));
+        for mut subscription in [envelopes, broadcasts] {
+            let (b, seal, rejected) = (backend.clone(), seal.clone(), rejected.clone());
+            tokio::spawn(async move {
+                while let Some(message) = subscription.next().await {
+                    let Some(body) = opened(&seal, &rejected, message.subject.as_str(), &message.payload) else {
+                        continue;
+                    };
+                    match serde_json::from_slice::<Envelope>(body) {
+                        Ok(envelope) => b.on_envelope(envelope).await,
+                        Err(e) => tracing::warn!("cluster: unreadable envelope: {e}"),
+                    }
                 }
-            }
-        });
-        let b = backend.clone();
-        tokio::spawn(async move {
-            while let Some(message) = broadcasts.next().await {
-                if let Ok(envelope) = serde_json::from_slice::<Envelope>(&message.payload) {
-                    b.on_envelope(envelope).await;
-                }
-            }
-        });
-        let (b, c) = (backend.clone(), client.clone());
+            });
+        }
+        let (b, c, s, r) = (backend.clone(), client.clone(), seal.clone(), rejected.clone());
         tokio::spawn(async move {
             while let Some(message) = requests.next().await {
                 let Some(reply) = message.reply else { continue };
-                let answer = match serde_json::from_slice::<Request>(&message.payload) {
+                let Some(body) = opened(&s, &r, message.subject.as_str(), &message.payload) else { continue };
+                let answer = match serde_json::from_slice::<Request>(body) {
                     Ok(request) => b.on_request(request),
                     Err(e) => {
                         tracing::warn!("cluster: unreadable request: {e}");
@@ -278,20 +304,23 @@ impl NatsCluster {
                     }
                 };
                 let payload = serde_json::to_vec(&answer).unwrap_or_default();
-                let _ = c.publish(reply, payload.into()).await;
+                let frame = s.seal(reply.as_str(), &payload);
+                let _ = c.publish(reply, frame.into()).await;
             }
         });
         let weak = Arc::downgrade(&cluster);
-        let b = backend.clone();
+        let (b, s, r) = (backend.clone(), seal.clone(), rejected.clone());
         tokio::spawn(async move {
             while let Some(message) = heartbeats.next().await {
                 let Some(cluster) = weak.upgrade() else { return };
-                if let Ok(info) = serde_json::from_slice::<NodeInfo>(&message.payload) {
+                let Some(body) = opened(&s, &r, message.subject.as_str(), &message.payload) else { continue };
+                if let Ok(info) = serde_json::from_slice::<NodeInfo>(body) {
                     cluster.heard(info, &b);
                 }
             }
         });
         let weak = Arc::downgrade(&cluster);
+        let (s, r) = (seal.clone(), rejected.clone());
         tokio::spawn(async move {
             let Ok(mut watch) = directory_store.watch_with_history(">").await else {
                 tracing::error!("cluster: cannot watch the session directory");
@@ -310,9 +339,17 @@ impl NatsCluster {
                 // The last entry that existed at the start: say so once applied.
                 let caught_up = if entry.delta == 0 { loaded.take() } else { None };
                 let Some(key) = handle_of_seat_key(&entry.key) else { continue };
-                // Deletes, purges and the empty value of a sign-out all end a seat.
+                // Deletes, purges and the signed empty value of a sign-out
+                // all end a seat; a value not signed by a node changes nothing.
                 let seat = match entry.operation {
-                    kv::Operation::Put => serde_json::from_slice::<Seat>(&entry.value).ok(),
+                    kv::Operation::Put => match s.open_state(&seat_subject(&key), &entry.value) {
+                        Ok(body) => serde_json::from_slice::<Seat>(body).ok(),
+                        Err(why) => {
+                            r.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("cluster: refused a directory entry ({why:?})");
+                            continue;
+                        }
+                    },
                     _ => None,
                 };
                 {
@@ -360,7 +397,18 @@ impl NatsCluster {
             me.clone()
         };
         let payload = serde_json::to_vec(&info).unwrap_or_default();
-        let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
+        self.publish(self.settings.heartbeats(), &payload);
+    }
+
+    /// Queues a signed frame for `subject`.
+    fn publish(&self, subject: String, body: &[u8]) {
+        let frame = self.seal.seal(&subject, body);
+        let _ = self.outgoing.send(Outgoing::Publish(subject, frame.into()));
+    }
+
+    /// Bus frames refused since the start, for the status page.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// A heartbeat arrived. A node heard again after it was given up (the
@@ -417,7 +465,7 @@ impl NatsCluster {
             tracing::warn!(node = %obituary.node, "cluster: node silent for {timeout:?}; its users are offline");
             self.forget_node(&obituary.node, backend);
             if let Ok(payload) = serde_json::to_vec(&obituary) {
-                let _ = self.outgoing.send(Outgoing::Publish(self.settings.heartbeats(), payload.into()));
+                self.publish(self.settings.heartbeats(), &payload);
             }
         }
     }
@@ -479,7 +527,12 @@ impl NatsCluster {
 }
 
 /// Publishes everything a node sends, one at a time, in order.
-async fn publisher(client: async_nats::Client, sessions: kv::Store, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+async fn publisher(
+    client: async_nats::Client,
+    sessions: kv::Store,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    seal: Arc<BusSeal>,
+) {
     while let Some(item) = queue.recv().await {
         match item {
             Outgoing::Publish(subject, payload) => {
@@ -488,7 +541,7 @@ async fn publisher(client: async_nats::Client, sessions: kv::Store, mut queue: m
                 }
             }
             Outgoing::Seat(key, seat) => {
-                let value = serde_json::to_vec(&seat).unwrap_or_default();
+                let value = seal.seal(&seat_subject(&key), &serde_json::to_vec(&seat).unwrap_or_default());
                 if let Err(e) = sessions.put(seat_key(&key), value.into()).await {
                     tracing::warn!("cluster: cannot record a sign-in: {e}");
                 }
@@ -501,13 +554,15 @@ async fn publisher(client: async_nats::Client, sessions: kv::Store, mut queue: m
                 // Only our own entry: a newer sign-in elsewhere must stay.
                 let name = seat_key(&key);
                 if let Ok(Some(entry)) = sessions.entry(name.clone()).await
-                    && let Ok(seat) = serde_json::from_slice::<Seat>(&entry.value)
+                    && let Ok(body) = seal.open_state(&seat_subject(&key), &entry.value)
+                    && let Ok(seat) = serde_json::from_slice::<Seat>(body)
                     && seat.node == node
                     && seat.session == session
                 {
-                    // An empty value, written only if nobody wrote since
-                    // the read: a sign-in elsewhere in between stays.
-                    let _ = sessions.update(name, Bytes::new(), entry.revision).await;
+                    // A signed empty value, written only if nobody wrote
+                    // since the read: a sign-in elsewhere in between stays.
+                    let empty = seal.seal(&seat_subject(&key), b"");
+                    let _ = sessions.update(name, empty.into(), entry.revision).await;
                 }
             }
         }
@@ -526,26 +581,26 @@ impl Cluster for NatsCluster {
 
     fn send(&self, node: &str, envelope: Envelope) {
         match serde_json::to_vec(&envelope) {
-            Ok(payload) => {
-                let _ = self.outgoing.send(Outgoing::Publish(self.settings.node_subject(node), payload.into()));
-            }
+            Ok(payload) => self.publish(self.settings.node_subject(node), &payload),
             Err(e) => tracing::error!("cluster: cannot encode an envelope: {e}"),
         }
     }
 
     fn broadcast(&self, envelope: Envelope) {
         if let Ok(payload) = serde_json::to_vec(&envelope) {
-            let _ = self.outgoing.send(Outgoing::Publish(self.settings.broadcast_subject(), payload.into()));
+            self.publish(self.settings.broadcast_subject(), &payload);
         }
     }
 
     fn request(&self, node: &str, request: Request) -> Pending<Option<Response>> {
         let (client, subject, timeout) =
             (self.client.clone(), self.settings.request_subject(node), self.settings.request_timeout);
+        let (seal, rejected) = (self.seal.clone(), self.rejected.clone());
         Box::pin(async move {
-            let payload = serde_json::to_vec(&request).ok()?;
-            let answer = tokio::time::timeout(timeout, client.request(subject, payload.into())).await.ok()?.ok()?;
-            serde_json::from_slice(&answer.payload).ok()
+            let frame = seal.seal(&subject, &serde_json::to_vec(&request).ok()?);
+            let answer = tokio::time::timeout(timeout, client.request(subject, frame.into())).await.ok()?.ok()?;
+            let body = opened(&seal, &rejected, answer.subject.as_str(), &answer.payload)?;
+            serde_json::from_slice(body).ok()
         })
     }
 

@@ -77,6 +77,7 @@ async fn status(State(state): State<WebState>) -> axum::Json<serde_json::Value> 
         "cluster": state.shared.cluster.as_ref().map(|c| serde_json::json!({
             "node": c.node_id(),
             "nodes": c.nodes(),
+            "rejected_frames": c.rejected(),
         })),
         "logins": {
             "succeeded": b.logins_succeeded.load(Ordering::Relaxed),

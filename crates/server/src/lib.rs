@@ -9,6 +9,7 @@
 //! - [`http`]: the HTTP side (health and status for now).
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
 
+pub mod bus_seal;
 pub mod cluster;
 pub mod config;
 pub mod connection;

@@ -425,8 +425,21 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
         sb.expect_prefix("USR 1 OK").await;
         sb
     };
-    a_sb.send(&format!("CAL 2 {b_name}@example.com")).await;
-    a_sb.expect_prefix("CAL 2 RINGING").await;
+    // Each node hears the others again in its own time (the switchboard
+    // that rings B must have heard B's node): A calls until B is reachable,
+    // as a person would.
+    let mut trid = 2;
+    loop {
+        a_sb.send(&format!("CAL {trid} {b_name}@example.com")).await;
+        let answer = a_sb.recv().await;
+        if answer.text.starts_with(&format!("CAL {trid} RINGING")) {
+            break;
+        }
+        assert_eq!(answer.text, format!("217 {trid}"), "a call after the restart");
+        assert!(trid < 8, "B stayed unreachable across nodes");
+        trid += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     until(&mut b, "RNG ").await;
     // Sign-ins after the restart reach the directory too: someone new on
     // B's node is found from A's.
@@ -435,4 +448,83 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
     late.expect("CHG 5 NLN").await;
     a.send("ADD 10 FL u11@example.com u11").await;
     until(&mut a, "ILN 10 NLN u11@example.com").await;
+}
+
+/// The bus frames refused by a node so far.
+async fn rejected_frames(node: &TestServer) -> u64 {
+    let status = http_get(node.http.unwrap(), "/status.json", &[]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    status["cluster"]["rejected_frames"].as_u64().unwrap_or_else(|| panic!("{status}"))
+}
+
+/// Someone who can publish on the NATS server but holds no server key:
+/// an event recorded and played again, and one forged outright, are
+/// refused, and the user sees neither.
+#[tokio::test]
+async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
+    let test = "cluster::bus_forgery";
+    if backend::testing::postgres_schema_url(test).await.is_none() {
+        return;
+    }
+    let Some(nats) = PrivateNats::start(test) else { return };
+    let Some(c) = cluster_on("bus_forgery", &nats.url()).await else { return };
+    let ((mut a, a_name, a_ns), (mut b, b_name, _)) = users_on_two_nodes(&c).await;
+    let a_node = format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap() + 1);
+    for client in [&mut a, &mut b] {
+        client.send("CHG 5 NLN").await;
+        client.expect("CHG 5 NLN").await;
+    }
+    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
+
+    let eve = async_nats::connect(nats.url()).await.unwrap();
+    // Eve listens to everything and records B's next change on its way to
+    // A's node.
+    let mut tap = eve.subscribe(">").await.unwrap();
+    // Listening once the server has the subscription.
+    eve.flush().await.unwrap();
+    b.send("CHG 7 BSY").await;
+    until(&mut a, &format!("NLN BSY {b_name}@example.com")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        assert!(Instant::now() < deadline, "no envelope for A's node was seen on the bus");
+        let m =
+            tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut tap)).await.unwrap().unwrap();
+        if m.subject.as_str().ends_with(&format!(".node.{a_node}"))
+            && String::from_utf8_lossy(&m.payload).contains("Presence")
+        {
+            break m;
+        }
+    };
+    let forged = backend::cluster::Envelope::Deliver {
+        to: format!("{a_name}@example.com"),
+        event: backend::NsEvent::SystemMessage {
+            payload: bytes::Bytes::from_static(b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nforged"),
+        },
+    };
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let before = rejected_frames(&c.dispatch).await;
+    eve.publish(recorded.subject.clone(), recorded.payload.clone()).await.unwrap();
+    eve.publish(recorded.subject.clone(), forged.clone().into()).await.unwrap();
+    // Every node hears the broadcast subject, the dispatch node too.
+    let broadcast = recorded.subject.as_str().replace(&format!("node.{a_node}"), "all");
+    eve.publish(broadcast, forged.into()).await.unwrap();
+    eve.flush().await.unwrap();
+    // B's next change travels the same subject after Eve's frames: once A
+    // sees it, A's node has dealt with them.
+    b.send("CHG 8 NLN").await;
+    let mut seen = Vec::new();
+    loop {
+        let line = a.recv().await;
+        if line.text.starts_with(&format!("NLN NLN {b_name}@example.com")) {
+            break;
+        }
+        seen.push(line.text);
+    }
+    assert!(seen.is_empty(), "A was shown what Eve sent: {seen:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rejected_frames(&c.dispatch).await < before + 1 {
+        assert!(Instant::now() < deadline, "the dispatch node took a forged broadcast");
+        tokio::task::yield_now().await;
+    }
 }
