@@ -105,3 +105,31 @@ pub fn p2p(data: &[u8]) {
     }
     let _ = SlpMessage::parse(data);
 }
+
+/// What reaches the HTTP front and the cluster bus from outside: request
+/// targets (parsed and normalised once, for routing and the loopback rule
+/// alike) and bus frames (checked before anything reads them).
+pub fn web_and_bus(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let line = text.lines().next().unwrap_or("");
+        if let Some(target) = server::request_target::RequestTarget::parse(line) {
+            let path = &target.path;
+            if path != "*" {
+                assert!(path.starts_with('/'), "{line:?} -> {path:?}");
+                assert!(!path.contains("//") && !path.contains('#'), "{line:?} -> {path:?}");
+                assert!(!path.split('/').any(|s| s == "." || s == ".."), "{line:?} -> {path:?}");
+                // Normalising is idempotent: the router sees what the rule saw.
+                let again = server::request_target::RequestTarget::parse(&target.origin_form()).expect("reparses");
+                assert_eq!(&again.path, path, "{line:?}");
+            }
+        }
+        let _ = server::request_target::host_of(line);
+    }
+    let seal = server::bus_seal::BusSeal::new([9; 32]);
+    let _ = seal.open("c.node.n1", data);
+    let _ = seal.open_state("seat.x", data);
+    // A frame it sealed itself opens once, whatever the body.
+    let frame = seal.seal("c.node.n1", data);
+    assert_eq!(seal.open("c.node.n1", &frame), Ok(data));
+    assert!(seal.open("c.node.n1", &frame).is_err());
+}

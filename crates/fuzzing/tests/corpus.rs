@@ -44,6 +44,11 @@ fn passport() {
 }
 
 #[test]
+fn web_and_bus() {
+    replay("web_and_bus", fuzzing::wire::web_and_bus);
+}
+
+#[test]
 fn p2p() {
     replay("p2p", fuzzing::wire::p2p);
 }
