@@ -98,7 +98,9 @@ pub fn host_of(authority: &str) -> Option<String> {
 /// malformed, or that decodes to `/`, `\` or a control byte, makes the
 /// path invalid: those exist only to confuse routers.
 fn normalise_path(path: &str) -> Option<String> {
-    let mut decoded = String::with_capacity(path.len());
+    // Bytes, not chars: a path may carry raw UTF-8 (clients ought to escape
+    // it, some do not), which must come out as it went in.
+    let mut decoded: Vec<u8> = Vec::with_capacity(path.len());
     let bytes = path.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -107,12 +109,12 @@ fn normalise_path(path: &str) -> Option<String> {
             let hex = path.get(i + 1..i + 3)?;
             let v = u8::from_str_radix(hex, 16).ok()?;
             if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
-                decoded.push(v as char);
+                decoded.push(v);
             } else if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
                 return None;
             } else {
-                decoded.push('%');
-                decoded.push_str(&hex.to_ascii_uppercase());
+                decoded.push(b'%');
+                decoded.extend_from_slice(hex.to_ascii_uppercase().as_bytes());
             }
             i += 3;
             continue;
@@ -120,9 +122,11 @@ fn normalise_path(path: &str) -> Option<String> {
         if b < 0x20 || b == 0x7f || b == b'\\' {
             return None;
         }
-        decoded.push(b as char);
+        decoded.push(b);
         i += 1;
     }
+    // Only ASCII was decoded, so the bytes are still the UTF-8 they were.
+    let decoded = String::from_utf8(decoded).ok()?;
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
         match segment {
@@ -150,6 +154,12 @@ mod tests {
 
     fn path(raw: &str) -> Option<String> {
         RequestTarget::parse(raw).map(|t| t.path)
+    }
+
+    #[test]
+    fn raw_utf8_in_a_path_comes_out_as_it_went_in() {
+        assert_eq!(path("/edmin/l/qn\u{456}/").as_deref(), Some("/edmin/l/qn\u{456}/"));
+        assert_eq!(path("/caf\u{e9}/../x").as_deref(), Some("/x"));
     }
 
     #[test]
