@@ -1,0 +1,181 @@
+//! What crosses between nodes: joining a cluster, envelopes and requests from
+//! other nodes, nodes that go and come back, and asking them about their users.
+
+use super::*;
+
+impl Backend {
+    /// Joins a cluster: from now on users signed in on other nodes are
+    /// reached through `cluster`. Set once, at start.
+    pub fn join_cluster(&self, cluster: Arc<dyn Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The node a user who is not signed in here is signed in on.
+    pub(super) fn remote(&self, key: &str) -> Option<(&Arc<dyn Cluster>, NodeId)> {
+        let cluster = self.cluster.get()?;
+        cluster.locate(key).map(|node| (cluster, node))
+    }
+
+    /// Acts on a message from another node.
+    pub async fn on_envelope(self: &Arc<Self>, envelope: Envelope) {
+        match envelope {
+            Envelope::Deliver { to, event } => {
+                if let Some(u) = self.registry.get(&to) {
+                    let presence_only = matches!(
+                        event,
+                        NsEvent::Presence(_) | NsEvent::Offline { .. } | NsEvent::PersonalMessage { .. }
+                    );
+                    if !presence_only || u.presence().started {
+                        u.deliver(event);
+                    }
+                }
+            }
+            Envelope::ListChanged { to, contact, list, member, event } => {
+                if let Some(u) = self.registry.get(&to) {
+                    u.set_list(&contact, list, member);
+                    u.deliver(event);
+                }
+            }
+            Envelope::SignedInElsewhere { to, session } => {
+                if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.session_id == session) {
+                    u.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
+                }
+            }
+            Envelope::OfflineMessageWaiting { to } => {
+                if let Some(u) = self.registry.get(&to).filter(|u| u.presence_line().is_some()) {
+                    self.deliver_offline(&u).await;
+                }
+            }
+            Envelope::CredentialsChanged { to } => self.end_credentials_here(&to),
+        }
+    }
+
+    /// Answers a question from another node about users signed in here.
+    pub fn on_request(&self, request: Request) -> Response {
+        match request {
+            Request::Visible { watcher, contacts } => Response::Visible(
+                contacts
+                    .iter()
+                    .filter_map(|k| self.registry.get(k))
+                    .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
+                    .collect(),
+            ),
+            Request::RedeemTicket { handle_key, ticket } => Response::Redeemed(
+                self.tickets.redeem(&handle_key, &ticket).ok().map(|r| (r.tag, r.remaining.as_millis() as u64)),
+            ),
+            Request::OpenSession { user, requester } => {
+                let grant = GrantFor {
+                    handle: &user.handle,
+                    friendly: &user.friendly,
+                    client_id: user.client_id,
+                    dialect: user.dialect,
+                };
+                let cookie = self.cookies.issue(grant, &requester, CookieKind::NewSession, self.config.cookie_lifetime);
+                Response::Session(cookie.map_err(|code| code.code()))
+            }
+            Request::Invitable { invitee, caller_key } => Response::Invitable(
+                self.registry.get(&invitee).filter(|u| Self::takes_invitation_from(u, &caller_key)).map(|u| {
+                    let p = u.presence();
+                    Invitee {
+                        handle: u.handle.clone(),
+                        friendly: p.friendly,
+                        client_id: p.client_id,
+                        dialect: u.dialect,
+                    }
+                }),
+            ),
+        }
+    }
+
+    /// Asks the other nodes whether one of them issued this ticket (the
+    /// login service may run on another node); it is used up there.
+    pub(super) async fn redeem_elsewhere(&self, handle_key: &str, ticket: &str) -> Option<Redeemed> {
+        let cluster = self.cluster.get()?;
+        let asks = cluster.peers().into_iter().map(|node| {
+            let ask = Request::RedeemTicket { handle_key: handle_key.to_string(), ticket: ticket.to_string() };
+            cluster.request(&node, ask)
+        });
+        futures::future::join_all(asks).await.into_iter().find_map(|a| match a {
+            Some(Response::Redeemed(Some((tag, ms)))) => {
+                Some(Redeemed { tag, remaining: std::time::Duration::from_millis(ms) })
+            }
+            _ => None,
+        })
+    }
+
+    /// A node stopped answering: its users are gone. Every local watcher
+    /// who had one of them on the forward list is told `FLN` (harmless if
+    /// the contact already looked offline to them).
+    /// `gone` holds (handle key, handle) pairs.
+    pub fn node_down(&self, gone: &[(String, String)]) {
+        if gone.is_empty() {
+            return;
+        }
+        // Each local user's forward list against the set of the gone: the
+        // work grows with the lists, not with (local users × gone users).
+        let gone: std::collections::HashMap<&str, &str> = gone.iter().map(|(k, h)| (k.as_str(), h.as_str())).collect();
+        for u in self.registry.all() {
+            if !u.presence().started {
+                continue;
+            }
+            let offline: Vec<String> = u.with_lists(|l| {
+                l.members(ListKind::Forward).filter_map(|k| gone.get(k).map(|h| h.to_string())).collect()
+            });
+            for handle in offline {
+                u.deliver(NsEvent::Offline { handle });
+            }
+        }
+    }
+
+    /// A node is heard again after it was given up (the bus came back): the
+    /// users it still holds, `back` (handle keys), are shown again to every
+    /// local watcher allowed to see them, as their current `NLN` (and
+    /// personal message), asked of that node.
+    pub async fn node_up(&self, back: &[String]) {
+        if back.is_empty() {
+            return;
+        }
+        let back: std::collections::HashSet<&str> = back.iter().map(String::as_str).collect();
+        for u in self.registry.all() {
+            if !u.presence().started {
+                continue;
+            }
+            let watched: Vec<String> = u.with_lists(|l| {
+                l.members(ListKind::Forward).filter(|k| back.contains(k)).map(str::to_string).collect()
+            });
+            if watched.is_empty() {
+                continue;
+            }
+            for p in self.remote_presence(&u, &watched).await {
+                let handle = p.line.handle.clone();
+                u.deliver(NsEvent::Presence(p.line));
+                if let Some(payload) = p.personal_message {
+                    u.deliver(NsEvent::PersonalMessage { handle, payload });
+                }
+            }
+        }
+    }
+
+    /// The presence of users on other nodes that `user` may see, among `keys`.
+    pub(super) async fn remote_presence(&self, user: &OnlineUser, keys: &[String]) -> Vec<ContactPresence> {
+        let Some(cluster) = self.cluster.get() else { return Vec::new() };
+        let mut by_node: std::collections::HashMap<NodeId, Vec<String>> = Default::default();
+        for key in keys {
+            if self.registry.get(key).is_none()
+                && let Some(node) = cluster.locate(key)
+            {
+                by_node.entry(node).or_default().push(key.clone());
+            }
+        }
+        let asks = by_node
+            .into_iter()
+            .map(|(node, contacts)| cluster.request(&node, Request::Visible { watcher: user.key.clone(), contacts }));
+        let mut found = Vec::new();
+        for answer in futures::future::join_all(asks).await {
+            if let Some(Response::Visible(list)) = answer {
+                found.extend(list.into_iter().map(|(_, p)| ContactPresence::from(p)));
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,203 @@
+//! Signing in and out: MD5 and Passport checks under the login throttle,
+//! tickets, registration of the sign-in and its web credentials.
+
+use super::*;
+
+impl Backend {
+    /// Checks the handle of `USR ... I`. Only its syntax: whether the account
+    /// exists is not revealed before the password is checked.
+    pub fn check_login_handle(handle: &str) -> Result<Handle, ErrorCode> {
+        if !handle.contains('@') {
+            return Err(ErrorCode::FqdnMissing);
+        }
+        Handle::parse(handle)
+    }
+
+    /// A fresh MD5 challenge (the salt of draft 7.3), random rather than the
+    /// historic predictable time stamp.
+    pub fn md5_challenge() -> String {
+        format!("{}.{}", secrets::random_digits(10), secrets::random_digits(9))
+    }
+
+    /// Verifies an MD5 response. Unknown accounts, disabled accounts and wrong
+    /// passwords are all answered 911, so a guesser learns nothing.
+    pub async fn authenticate_md5(
+        &self,
+        handle: &Handle,
+        challenge: &str,
+        response: &str,
+        source: IpAddr,
+    ) -> Result<Account, ErrorCode> {
+        self.throttled(handle.key(), source, self.check_md5(handle, challenge, response)).await
+    }
+
+    async fn check_md5(&self, handle: &Handle, challenge: &str, response: &str) -> Result<Account, ErrorCode> {
+        let account = self.store.account(handle.key()).await.map_err(store_error)?;
+        let Some(account) = account.filter(|a| !a.disabled) else {
+            return Err(ErrorCode::AuthenticationFailed);
+        };
+        let Some(sealed) = &account.credentials.sealed_secret else {
+            return Err(ErrorCode::AuthenticationFailed);
+        };
+        let password = self.key.open(handle.key(), sealed).map_err(|e| {
+            tracing::error!("cannot open the MD5 secret of {}: {e}", handle);
+            ErrorCode::AuthenticationFailed
+        })?;
+        let expected = msnp::challenge::md5_response(challenge, &password);
+        if constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes()) {
+            Ok(account)
+        } else {
+            Err(ErrorCode::AuthenticationFailed)
+        }
+    }
+
+    /// The Passport login service: checks the password (each of the given
+    /// candidate forms, for clients that may or may not URL-encode it) and
+    /// issues a ticket. Unknown accounts cost a hash too, so timing does not
+    /// tell them apart.
+    pub async fn passport_login(&self, handle: &str, passwords: &[&str], source: IpAddr) -> Result<String, ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        self.throttled(handle.key(), source, self.check_passport(&handle, passwords)).await
+    }
+
+    async fn check_passport(&self, handle: &Handle, passwords: &[&str]) -> Result<String, ErrorCode> {
+        let account = self.check_password(handle, passwords).await?;
+        let tag = credential_tag(&account.credentials.password_hash);
+        Ok(self.tickets.issue(handle.key(), tag, self.config.ticket_lifetime))
+    }
+
+    /// The account, if one of `passwords` is its password (and it is not
+    /// disabled). Unknown accounts cost a hash too.
+    async fn check_password(&self, handle: &Handle, passwords: &[&str]) -> Result<Account, ErrorCode> {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
+        let hash = match &account {
+            Some(a) => a.credentials.password_hash.clone(),
+            None => DUMMY.get_or_init(|| secrets::hash_password("dummy").unwrap_or_default()).clone(),
+        };
+        let passwords: Vec<String> = passwords.iter().take(2).map(|p| p.to_string()).collect();
+        let ok = self.hashing.verify(passwords, hash).await.ok_or(ErrorCode::ServerUnavailable)?;
+        match (ok, account) {
+            (true, Some(account)) => Ok(account),
+            _ => Err(ErrorCode::AuthenticationFailed),
+        }
+    }
+
+    /// Checks a password typed into a web page (throttled like any login).
+    pub async fn web_login(&self, handle: &str, password: &str, source: IpAddr) -> Result<Account, ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        self.throttled(handle.key(), source, self.check_password(&handle, &[password])).await
+    }
+
+    /// A further ticket for an account whose password was just checked (RST
+    /// asks for one per service in a single request).
+    pub async fn issue_ticket(&self, handle: &str) -> Result<String, ErrorCode> {
+        let key = handle.to_ascii_lowercase();
+        let account = self.store.account(&key).await.map_err(store_error)?.ok_or(ErrorCode::AuthenticationFailed)?;
+        let tag = credential_tag(&account.credentials.password_hash);
+        Ok(self.tickets.issue(&key, tag, self.config.ticket_lifetime))
+    }
+
+    /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once,
+    /// if the password has not changed since. Also returns how long the
+    /// ticket had left.
+    pub async fn authenticate_ticket(
+        &self,
+        handle: &Handle,
+        ticket: &str,
+    ) -> Result<(Account, std::time::Duration), ErrorCode> {
+        let redeemed = match self.tickets.redeem(handle.key(), ticket) {
+            Ok(r) => r,
+            Err(_) => self.redeem_elsewhere(handle.key(), ticket).await.ok_or(ErrorCode::AuthenticationFailed)?,
+        };
+        let account = self
+            .store
+            .account(handle.key())
+            .await
+            .map_err(store_error)?
+            .filter(|a| !a.disabled)
+            .ok_or(ErrorCode::AuthenticationFailed)?;
+        if credential_tag(&account.credentials.password_hash) != redeemed.tag {
+            return Err(ErrorCode::AuthenticationFailed);
+        }
+        Ok((account, redeemed.remaining))
+    }
+
+    /// Registers a signed-in user. An earlier sign-in of the same account is
+    /// told `OUT OTH`. Also returns the lists it read, for the first `SYN`.
+    ///
+    /// `web_token` is the sign-in's `MSPAuth`, taken by the web services
+    /// while it lasts; `ticket` the token of the Passport ticket it
+    /// presented and that ticket's time left, taken no longer than that.
+    pub async fn sign_in(
+        &self,
+        account: &Account,
+        dialect: Dialect,
+        web_token: String,
+        ticket: Option<(String, std::time::Duration)>,
+        outbox: Outbox<NsEvent>,
+    ) -> Result<(Arc<OnlineUser>, Option<LoadedLists>), ErrorCode> {
+        let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox);
+        user.ticket_token = ticket.as_ref().map(|(t, _)| t.clone());
+        let user = Arc::new(user);
+        // Register before loading the lists: a reverse-list change made by
+        // someone else in between is queued on the user and replayed.
+        if let Some(previous) = self.registry.insert(user.clone()) {
+            previous.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
+            self.forget_web_tokens(&previous);
+        } else if let Some((cluster, node)) = self.remote(&user.key) {
+            cluster.send(&node, Envelope::SignedInElsewhere { to: user.key.clone(), session: 0 });
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.signed_in(&user);
+        }
+        // An MD5 sign-in's token is never presented, so it is not kept
+        // where it would cost memory for nothing.
+        if dialect.has_web_services() {
+            let credential = |until| WebCredential { key: user.key.clone(), session: user.session_id, until };
+            let mut tokens = self.web_tokens.lock();
+            tokens.insert(user.web_token.clone(), credential(None));
+            if let Some((token, left)) = ticket {
+                tokens.insert(token, credential(Some(std::time::Instant::now() + left)));
+            }
+        }
+        match self.store.list_snapshot(account.id).await {
+            Ok(snapshot) => {
+                let loaded = user.install_lists(snapshot);
+                Ok((user, loaded))
+            }
+            Err(e) => {
+                self.registry.remove(&user);
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// Ends a sign-in: watchers who saw the user online get `FLN`, unless a
+    /// newer sign-in of the same account is already visible to them.
+    pub fn sign_out(&self, user: &Arc<OnlineUser>) {
+        let was_visible = user.presence_line().is_some();
+        let removed = self.registry.remove(user);
+        if removed {
+            self.forget_web_tokens(user);
+            if let Some(cluster) = self.cluster.get() {
+                cluster.signed_out(user);
+            }
+        }
+        if !was_visible {
+            return;
+        }
+        if !removed && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
+            return;
+        }
+        self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
+    }
+
+    fn forget_web_tokens(&self, user: &OnlineUser) {
+        let mut tokens = self.web_tokens.lock();
+        tokens.remove(&user.web_token);
+        if let Some(t) = &user.ticket_token {
+            tokens.remove(t);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Presence: state changes, who may see them, and who is told of them.
+
+use super::*;
+
+impl Backend {
+    /// `CHG`: sets the user's state. Watchers get `NLN` (or `FLN` when the user
+    /// hides). On the first `CHG` the result holds an `ILN` line for every
+    /// forward-list contact who is online and lets the user see them.
+    pub async fn change_state(
+        &self,
+        user: &OnlineUser,
+        state: OnlineState,
+        client_id: Option<u32>,
+        msn_object: Option<String>,
+    ) -> Result<Vec<ContactPresence>, ErrorCode> {
+        if state == OnlineState::Offline {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let (before, after) = user.update_presence(|p| {
+            p.state = state;
+            p.client_id = client_id.unwrap_or(0);
+            p.msn_object = msn_object;
+            p.started = true;
+        });
+        let was_visible = before.started && before.state.is_visible();
+        let changed = !before.started
+            || before.state != after.state
+            || before.client_id != after.client_id
+            || before.msn_object != after.msn_object;
+        if changed {
+            if let Some(line) = user.presence_line() {
+                self.notify_watchers(user, NsEvent::Presence(line));
+            } else if was_visible {
+                self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
+            }
+        }
+        if before.started {
+            return Ok(Vec::new());
+        }
+        let forward: Vec<String> = user.with_lists(|l| l.members(ListKind::Forward).map(str::to_string).collect());
+        let mut initial: Vec<ContactPresence> = forward
+            .iter()
+            .filter_map(|k| self.registry.get(k))
+            .filter_map(|c| self.visible_presence(&c, user))
+            .collect();
+        initial.extend(self.remote_presence(user, &forward).await);
+        initial.sort_by(|a, b| a.line.handle.cmp(&b.line.handle));
+        Ok(initial)
+    }
+
+    /// Sends an event to every online watcher (someone with `user` on their
+    /// forward list) who has started receiving presence and whom `user`'s
+    /// privacy allows.
+    pub(super) fn notify_watchers(&self, user: &OnlineUser, event: NsEvent) {
+        let watchers: Vec<String> =
+            user.with_lists(|l| l.members(ListKind::Reverse).filter(|k| l.allows(k)).map(str::to_string).collect());
+        for key in watchers {
+            self.deliver_to_watcher(&key, event.clone());
+        }
+    }
+
+    /// After a privacy change by `user`, tells one watcher whose view of
+    /// `user` flipped: `FLN` if they may no longer see them, `NLN` if they now may.
+    pub(super) fn refresh_view(&self, user: &OnlineUser, watcher_key: &str, allowed_before: bool) {
+        let (watching, allowed_after) =
+            user.with_lists(|l| (l.bits(watcher_key).contains(ListKind::Reverse), l.allows(watcher_key)));
+        if !watching || allowed_before == allowed_after {
+            return;
+        }
+        let Some(line) = user.presence_line() else { return };
+        self.deliver_to_watcher(
+            watcher_key,
+            if allowed_after { NsEvent::Presence(line) } else { NsEvent::Offline { handle: user.handle.clone() } },
+        );
+    }
+
+    /// Delivers an event about someone's presence to a watcher, wherever the
+    /// watcher is signed in; only sessions that have sent their first `CHG`
+    /// receive presence.
+    pub(super) fn deliver_to_watcher(&self, key: &str, event: NsEvent) {
+        if let Some(w) = self.registry.get(key) {
+            if w.presence().started {
+                w.deliver(event);
+            }
+        } else if let Some((cluster, node)) = self.remote(key) {
+            cluster.send(&node, Envelope::Deliver { to: key.to_string(), event });
+        }
+    }
+
+    /// A contact's presence as `user` may see it, with its personal message.
+    pub(super) fn visible_presence(&self, contact: &OnlineUser, user: &OnlineUser) -> Option<ContactPresence> {
+        self.presence_for(contact, &user.key)
+    }
+
+    /// `contact`'s presence as the watcher with key `watcher` may see it.
+    pub(super) fn presence_for(&self, contact: &OnlineUser, watcher: &str) -> Option<ContactPresence> {
+        if !contact.with_lists(|l| l.allows(watcher)) {
+            return None;
+        }
+        let line = contact.presence_line()?;
+        Some(ContactPresence { line, personal_message: contact.presence().personal_message })
+    }
+}

@@ -1,0 +1,237 @@
+//! Switchboard sessions: cookies, opening and joining, invitations, relaying
+//! and leaving.
+
+use super::*;
+
+impl Backend {
+    /// `XFR SB`: a cookie for opening a new session. Hidden users and users
+    /// who have not yet set a state cannot chat (913).
+    /// Returns the cookie and, when another node serves the session, its address.
+    pub async fn request_switchboard(&self, user: &OnlineUser) -> Result<(String, Option<String>), ErrorCode> {
+        let p = user.presence();
+        if !p.started || !p.state.is_visible() {
+            return Err(ErrorCode::NotAllowedWhenOffline);
+        }
+        if let Some((cluster, (node, address))) = self.cluster.get().and_then(|c| c.pick_switchboard().map(|n| (c, n)))
+        {
+            let me = Invitee {
+                handle: user.handle.clone(),
+                friendly: p.friendly,
+                client_id: p.client_id,
+                dialect: user.dialect,
+            };
+            return match cluster.request(&node, Request::OpenSession { user: me, requester: user.key.clone() }).await {
+                Some(Response::Session(Ok(cookie))) => Ok((cookie, Some(address))),
+                Some(Response::Session(Err(code))) => {
+                    Err(ErrorCode::from_code(code).unwrap_or(ErrorCode::ServerUnavailable))
+                }
+                _ => Err(ErrorCode::ServerUnavailable),
+            };
+        }
+        if self.switchboards.sessions_of(&user.key) >= self.config.max_sessions_per_user {
+            return Err(ErrorCode::TooManySessions);
+        }
+        let grant =
+            GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
+        let cookie = self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)?;
+        Ok((cookie, None))
+    }
+
+    /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.
+    pub fn open_switchboard(
+        &self,
+        handle: &str,
+        cookie: &str,
+        connection_id: u64,
+        outbox: mpsc::Sender<SbEvent>,
+    ) -> Result<(Arc<SwitchboardSession>, Arc<Participant>), ErrorCode> {
+        let grant = self.cookies.redeem(cookie, handle, CookieKind::NewSession)?;
+        let me = Arc::new(Participant::new(&grant, connection_id, outbox));
+        self.switchboards.enter(&me.key, self.config.max_sessions_per_user)?;
+        Ok((self.switchboards.open(me.clone()), me))
+    }
+
+    /// Switchboard `ANS`: joins the session named in an `RNG` cookie. Returns
+    /// the roster before the join, for `IRO`.
+    pub fn join_switchboard(
+        &self,
+        handle: &str,
+        cookie: &str,
+        session_id: u32,
+        connection_id: u64,
+        outbox: mpsc::Sender<SbEvent>,
+    ) -> Result<Joined, ErrorCode> {
+        let grant = self.cookies.redeem(cookie, handle, CookieKind::Invitation { session_id })?;
+        let session = self.switchboards.get(session_id).ok_or(ErrorCode::AuthenticationFailed)?;
+        let me = Arc::new(Participant::new(&grant, connection_id, outbox));
+        self.switchboards.enter(&me.key, self.config.max_sessions_per_user)?;
+        match self.switchboards.join(&session, me.clone(), self.config.max_switchboard_participants) {
+            Ok(roster) => Ok((session, me, roster)),
+            Err(code) => {
+                self.switchboards.release(&me);
+                Err(code)
+            }
+        }
+    }
+
+    /// `MSG` in a session: relayed to everyone connected, and a reply to
+    /// the stand-in of an offline message's sender reaches that sender: the
+    /// text is kept while they are invited into this conversation (and
+    /// given to them when they join), and left as an offline message when
+    /// they cannot be invited or do not answer. Returns whether it was
+    /// delivered or taken for delivery.
+    pub async fn send_in_session(
+        self: &Arc<Self>,
+        session: &Arc<SwitchboardSession>,
+        me: &Participant,
+        payload: bytes::Bytes,
+        patience: std::time::Duration,
+    ) -> bool {
+        let stand_ins = session.stand_ins();
+        let relayed = session.relay(me, payload.clone(), patience).await;
+        if stand_ins.is_empty() {
+            return relayed;
+        }
+        // Typing notifications and the like mean nothing to someone absent.
+        let is_text = msnp::mime::MimeMessage::parse(&payload)
+            .is_ok_and(|m| m.content_type().is_none_or(|t| t.eq_ignore_ascii_case("text/plain")));
+        if !is_text {
+            return relayed;
+        }
+        let mut taken = true;
+        for absent in stand_ins {
+            let held = HeldMessage {
+                for_key: absent.key.clone(),
+                from_key: me.key.clone(),
+                from_handle: me.handle.clone(),
+                from_friendly: me.friendly.clone(),
+                payload: payload.clone(),
+            };
+            if session.holds_for(&absent.key) {
+                // Already invited: waits with the others.
+                if !session.hold(held.clone()) {
+                    taken &= self.leave_offline(&held).await;
+                }
+                continue;
+            }
+            if !session.hold(held.clone()) {
+                taken &= self.leave_offline(&held).await;
+                continue;
+            }
+            match self.invite(session, me, &absent.handle).await {
+                Ok(()) => self.clone().give_up_on_invitee_later(session.clone(), absent.key.clone()),
+                Err(_) => {
+                    for held in session.take_held(&absent.key) {
+                        taken &= self.leave_offline(&held).await;
+                    }
+                }
+            }
+        }
+        taken
+    }
+
+    /// An invitee who does not join while their cookie lives gets what was
+    /// kept for them as offline messages.
+    fn give_up_on_invitee_later(self: Arc<Self>, session: Arc<SwitchboardSession>, key: String) {
+        let lifetime = self.config.cookie_lifetime;
+        tokio::spawn(async move {
+            tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
+            if !session.contains_connected(&key) {
+                for held in session.take_held(&key) {
+                    self.leave_offline(&held).await;
+                }
+            }
+        });
+    }
+
+    async fn leave_offline(self: &Arc<Self>, held: &HeldMessage) -> bool {
+        let from = OfflineSender {
+            key: held.from_key.clone(),
+            handle: held.from_handle.clone(),
+            friendly: held.from_friendly.clone(),
+        };
+        self.store_offline_from(&from, &held.for_key, &held.payload).await.is_ok()
+    }
+
+    /// `CAL`: invites someone. The invitee must be online and visible and
+    /// their privacy must allow the caller; a refusal for privacy looks the
+    /// same as an offline invitee (217), so it reveals nothing.
+    pub async fn invite(
+        &self,
+        session: &SwitchboardSession,
+        caller: &Participant,
+        handle: &str,
+    ) -> Result<(), ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::InvalidUsername)?;
+        // A stand-in's user may be invited: they take its place.
+        if session.contains_connected(handle.key()) {
+            return Err(ErrorCode::AlreadyThere);
+        }
+        if session.participants().len() >= self.config.max_switchboard_participants {
+            return Err(ErrorCode::SessionOverload);
+        }
+        let local = self.registry.get(handle.key());
+        let invitee = match &local {
+            Some(u) => Self::takes_invitation_from(u, &caller.key).then(|| {
+                let p = u.presence();
+                Invitee { handle: u.handle.clone(), friendly: p.friendly, client_id: p.client_id, dialect: u.dialect }
+            }),
+            None => match self.remote(handle.key()) {
+                Some((cluster, node)) => {
+                    let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: caller.key.clone() };
+                    match cluster.request(&node, ask).await {
+                        Some(Response::Invitable(found)) => found,
+                        _ => None,
+                    }
+                }
+                None => None,
+            },
+        }
+        .ok_or(ErrorCode::NotOnline)?;
+        let grant = GrantFor {
+            handle: &invitee.handle,
+            friendly: &invitee.friendly,
+            client_id: invitee.client_id,
+            dialect: invitee.dialect,
+        };
+        let kind = CookieKind::Invitation { session_id: session.id };
+        let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
+        let ring = |address| NsEvent::Ring {
+            session_id: session.id,
+            cookie: cookie.clone(),
+            caller: caller.handle.clone(),
+            caller_friendly: caller.friendly.clone(),
+            address,
+        };
+        match (local, self.cluster.get()) {
+            (Some(u), _) => u.deliver(ring(None)),
+            (None, Some(cluster)) => {
+                if let Some(node) = cluster.locate(handle.key()) {
+                    let event = ring(Some(cluster.switchboard_address()));
+                    cluster.send(&node, Envelope::Deliver { to: handle.key().to_string(), event });
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Leaves a session (on `OUT`, idleness or a dropped connection) and
+    /// gives back the user's place in the per-user session count.
+    pub fn leave_switchboard(&self, session: &SwitchboardSession, who: &Participant, idle: bool) {
+        self.switchboards.leave(session, who, idle);
+        self.switchboards.release(who);
+    }
+
+    pub fn switchboards(&self) -> &Switchboards {
+        &self.switchboards
+    }
+
+    /// Whether `invitee` accepts a switchboard invitation from `caller_key`:
+    /// visible, taking invitations, and allowing the caller.
+    pub(super) fn takes_invitation_from(invitee: &OnlineUser, caller_key: &str) -> bool {
+        invitee.presence_line().is_some()
+            && !invitee.presence().refuses_invitations
+            && invitee.with_lists(|l| l.allows(caller_key))
+    }
+}
