@@ -127,8 +127,7 @@ async fn a_ticket_is_good_once_and_only_for_its_account() {
 
 #[tokio::test]
 async fn one_sender_gets_a_fifth_of_a_mailbox_and_is_rate_limited() {
-    let mut config = BackendConfig::default();
-    config.offline_quota = 10;
+    let mut config = BackendConfig { offline_quota: 10, ..Default::default() };
     config.rate_limits.offline_messages = backend::limits::Rate::new(3, 0.001);
     let w = World::with(&["alice", "bob", "carol"], config).await;
     let b = &w.backend;

@@ -94,10 +94,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
             return Err(ClientError::NoCommonDialect);
         }
         trid += 1;
-        let package = match dialect.auth_scheme() {
-            AuthScheme::Md5 => "MD5",
-            AuthScheme::Twn => "TWN",
-        };
+        let package = dialect.auth_scheme().package();
         if dialect.has_inf() {
             conn.send_line(&format!("INF {trid}")).await?;
             reply(&mut conn, config, trid).await?;
@@ -140,7 +137,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
                 if args.get(1) != Some(&"OK") {
                     return Err(ClientError::Protocol(ok.line.clone()));
                 }
-                let friendly = if dialect < Dialect::Msnp10 {
+                let friendly = if dialect.usr_ok_has_friendly() {
                     args.get(3).and_then(|f| urlencode::decode(f).ok()).unwrap_or_else(|| config.account.clone())
                 } else {
                     config.account.clone()
@@ -292,7 +289,7 @@ fn apply_lst(dialect: Dialect, a: &[&str], state: &mut State) {
         let Some(handle) = handle else { return };
         let bits: u8 = rest.first().and_then(|b| b.parse().ok()).unwrap_or(0);
         // MSNP12 puts the network id after the bits.
-        let groups_at = if dialect >= Dialect::Msnp12 { 2 } else { 1 };
+        let groups_at = if dialect.lst_has_network_id() { 2 } else { 1 };
         let c = state.contact_mut(handle);
         c.handle = handle.to_string();
         c.friendly = friendly.unwrap_or_else(|| handle.to_string());

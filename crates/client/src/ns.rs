@@ -124,10 +124,11 @@ impl Client {
     /// The client id announced with `CHG` (MSNP8+): P2P-capable (MSNC4)
     /// from MSNP9, where P2P file transfer exists.
     fn client_id(&self) -> Option<u32> {
-        match self.shared.dialect {
-            d if d >= Dialect::Msnp9 => Some(0x4000_0000),
-            d if d >= Dialect::Msnp8 => Some(0),
-            _ => None,
+        let d = self.shared.dialect;
+        match (d.presence_has_client_id(), d.has_p2p()) {
+            (false, _) => None,
+            (true, true) => Some(0x4000_0000),
+            (true, false) => Some(0),
         }
     }
 
@@ -336,7 +337,7 @@ impl Client {
 
 /// Answers a challenge with the product key of our dialect's algorithm.
 fn qry(dialect: Dialect, challenge: &str) -> (&'static str, String) {
-    if dialect >= Dialect::Msnp11 {
+    if dialect.uses_msnp11_challenge() {
         let id = "PROD0090YUAUV{2B";
         (id, msnp11_response(challenge, id, msnp::challenge::product_key(id).expect("known product")))
     } else {

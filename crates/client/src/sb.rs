@@ -269,8 +269,8 @@ async fn run(
                         let _ = reply.send(Err(ClientError::Transfer("nobody else is in the conversation".into())));
                         continue;
                     };
-                    let method = method.unwrap_or(if shared.dialect.number() >= 9 { Method::P2p } else { Method::Msnftp });
-                    if method == Method::P2p && shared.dialect.number() < 9 {
+                    let method = method.unwrap_or(if shared.dialect.has_p2p() { Method::P2p } else { Method::Msnftp });
+                    if method == Method::P2p && !shared.dialect.has_p2p() {
                         let _ = reply.send(Err(ClientError::Transfer(format!("{} has no P2P transfers", shared.dialect))));
                         continue;
                     }

@@ -395,7 +395,7 @@ impl Transfers {
                 let (peer, t) = self.items.remove(&transfer).expect("found");
                 match t {
                     Transfer::FtpOut { path, cancel, .. }
-                        if matches!(code.as_str(), "FAIL" | "FTTIMEOUT") && self.shared.dialect.number() >= 9 =>
+                        if matches!(code.as_str(), "FAIL" | "FTTIMEOUT") && self.shared.dialect.has_p2p() =>
                     {
                         // The listener is no longer needed; its task ends quietly.
                         if let Some(c) = cancel {
@@ -505,7 +505,7 @@ impl Transfers {
             return Vec::new();
         };
         let event = match dest {
-            Some(dest) if self.shared.dialect.number() >= 9 => {
+            Some(dest) if self.shared.dialect.has_p2p() => {
                 // The sender will offer it again through the switchboard;
                 // that offer is taken without asking the user twice.
                 self.fallbacks.push((peer, Fallback { transfer, name, size, dest }));

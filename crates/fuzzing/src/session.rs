@@ -162,10 +162,11 @@ async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: Sock
     let mut p = Peer::open(h, peer);
     p.send(&format!("VER 1 {dialect} CVR0")).await;
     p.until("VER").await.filter(|f| f.args().get(1) == Some(&dialect.to_string().as_str()))?;
-    let scheme = if dialect >= Dialect::Msnp8 { "TWN" } else { "MD5" };
+    let twn = dialect.auth_scheme() == msnp::dialect::AuthScheme::Twn;
+    let scheme = dialect.auth_scheme().package();
     p.send(&format!("USR 2 {scheme} I {handle}")).await;
     let challenge = p.until("USR").await?;
-    let answer = if dialect >= Dialect::Msnp8 {
+    let answer = if twn {
         h.server.backend().issue_ticket(handle).await.ok()?
     } else {
         let salt = challenge.args().get(3)?.to_string();

@@ -357,7 +357,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
                 user.handle.to_ascii_lowercase(),
                 Change { state: state.into(), at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
             );
-            let tail = if cfg.target.dialect >= Dialect::Msnp8 { " 0" } else { "" };
+            let tail = if cfg.target.dialect.presence_has_client_id() { " 0" } else { "" };
             user.send(format!("CHG {} {state}{tail}\r\n", user.trid.fetch_add(1, Ordering::Relaxed)));
         }
         // Let the last changes arrive.

@@ -142,7 +142,7 @@ pub struct Target {
 pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::Result<(Link, String)> {
     let mut addr = target.server.clone();
     let d = target.dialect;
-    let passport = d >= Dialect::Msnp8;
+    let passport = d.auth_scheme() == msnp::dialect::AuthScheme::Twn;
     for _referral in 0..3 {
         let mut link = Link::connect(&addr).await?;
         link.send(&format!("VER 1 {d} CVR0")).await?;
@@ -171,11 +171,11 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
         } else {
             msnp::challenge::md5_response(&challenge, password)
         };
-        let scheme = if passport { "TWN" } else { "MD5" };
+        let scheme = d.auth_scheme().package();
         link.send(&format!("USR 4 {scheme} S {answer}")).await?;
         link.reply(4, target.timeout).await?;
-        let syn = if d >= Dialect::Msnp10 { "SYN 5 0 0" } else { "SYN 5 0" };
-        let chg = if d >= Dialect::Msnp8 { "CHG 6 NLN 0" } else { "CHG 6 NLN" };
+        let syn = if d.sync_has_two_versions() { "SYN 5 0 0" } else { "SYN 5 0" };
+        let chg = if d.presence_has_client_id() { "CHG 6 NLN 0" } else { "CHG 6 NLN" };
         link.write.write_all(format!("{syn}\r\n{chg}\r\n").as_bytes()).await?;
         let synced = link.reply(5, target.timeout).await?;
         let version = synced.args().get(1).unwrap_or(&"0").to_string();

@@ -21,10 +21,10 @@ pub enum ChallengeAlgorithm {
 impl ChallengeAlgorithm {
     /// The algorithm of a dialect; `None` before MSNP6, which has no CHL.
     pub fn for_dialect(dialect: Dialect) -> Option<ChallengeAlgorithm> {
-        match dialect {
-            d if d < Dialect::Msnp6 => None,
-            d if d <= Dialect::Msnp10 => Some(ChallengeAlgorithm::Md5),
-            _ => Some(ChallengeAlgorithm::Msnp11),
+        match (dialect.has_challenges(), dialect.uses_msnp11_challenge()) {
+            (false, _) => None,
+            (true, false) => Some(ChallengeAlgorithm::Md5),
+            (true, true) => Some(ChallengeAlgorithm::Msnp11),
         }
     }
 }

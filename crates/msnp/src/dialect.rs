@@ -31,6 +31,16 @@ pub enum AuthScheme {
     Twn,
 }
 
+impl AuthScheme {
+    /// The security package as `USR` names it.
+    pub const fn package(self) -> &'static str {
+        match self {
+            AuthScheme::Md5 => "MD5",
+            AuthScheme::Twn => "TWN",
+        }
+    }
+}
+
 impl Dialect {
     /// Every dialect this crate can name, oldest first.
     pub const ALL: [Dialect; 11] = [
@@ -152,6 +162,71 @@ impl Dialect {
     /// web services (offline messages over SOAP): the Passport dialects.
     pub fn has_web_services(self) -> bool {
         self.auth_scheme() == AuthScheme::Twn
+    }
+
+    /// Whether the login profile carries the account fields after
+    /// `LoginTime` (MSNP3+; MSNP2's profile is the time alone).
+    pub fn profile_has_account_fields(self) -> bool {
+        self >= Dialect::Msnp3
+    }
+
+    /// Whether the login profile carries `kv` (MSNP8 and 9 only).
+    pub fn profile_has_kv(self) -> bool {
+        (Dialect::Msnp8..=Dialect::Msnp9).contains(&self)
+    }
+
+    /// Whether the login profile carries the client's address as the
+    /// server saw it (`ClientIP`, `ClientPort`; MSNP8+).
+    pub fn profile_has_client_address(self) -> bool {
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether the server sends `CHL` challenges (MSNP6+).
+    pub fn has_challenges(self) -> bool {
+        self >= Dialect::Msnp6
+    }
+
+    /// Whether `QRY` answers with the MSNP11 algorithm (MSNP11+) rather than
+    /// MD5 of challenge and product key.
+    pub fn uses_msnp11_challenge(self) -> bool {
+        self >= Dialect::Msnp11
+    }
+
+    /// Whether `USR ... OK` carries the friendly name (before MSNP10, which
+    /// sends it in the profile's place, with `PRP MFN`).
+    pub fn usr_ok_has_friendly(self) -> bool {
+        self < Dialect::Msnp10
+    }
+
+    /// Whether `USR ... OK` ends with the Passport flags `1 0` (MSNP8+).
+    pub fn usr_ok_has_passport_flags(self) -> bool {
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether a successful login is followed by `SBS 0 null` (MSNP11+).
+    pub fn sends_sbs_after_login(self) -> bool {
+        self >= Dialect::Msnp11
+    }
+
+    /// Whether `LST` lines carry the network id after the list bits (MSNP12+).
+    pub fn lst_has_network_id(self) -> bool {
+        self >= Dialect::Msnp12
+    }
+
+    /// Whether `IRO` and `JOI` carry the participant's client id (MSNP12+).
+    pub fn roster_has_client_id(self) -> bool {
+        self >= Dialect::Msnp12
+    }
+
+    /// Whether `SYN` names two list versions (MSNP10+) rather than a serial.
+    pub fn sync_has_two_versions(self) -> bool {
+        self >= Dialect::Msnp10
+    }
+
+    /// Whether MSNSLP (P2P) runs through the switchboard: display pictures
+    /// and P2P file transfer (MSNP9+; before, files go by MSNFTP).
+    pub fn has_p2p(self) -> bool {
+        self >= Dialect::Msnp9
     }
 
     /// Whether a client command exists in this dialect (the availability

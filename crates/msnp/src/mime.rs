@@ -135,10 +135,9 @@ pub struct LoginProfile {
 impl LoginProfile {
     /// The profile payload in the shape of `dialect`.
     pub fn to_message(&self, dialect: crate::Dialect) -> MimeMessage {
-        use crate::Dialect;
         let mut m = MimeMessage::new("text/x-msmsgsprofile; charset=UTF-8")
             .with_header("LoginTime", self.login_time.to_string());
-        if dialect >= Dialect::Msnp3 {
+        if dialect.profile_has_account_fields() {
             m = m
                 .with_header("EmailEnabled", "0")
                 .with_header("MemberIdHigh", (self.member_id >> 32).to_string())
@@ -153,17 +152,17 @@ impl LoginProfile {
                 m = m.with_header(field, "");
             }
             m = m.with_header("Flags", "1027").with_header("sid", "507");
-            if (Dialect::Msnp8..=Dialect::Msnp9).contains(&dialect) {
+            if dialect.profile_has_kv() {
                 m = m.with_header("kv", "5");
             }
             m = m.with_header("MSPAuth", format!("{}$$", self.mspauth));
         }
-        if dialect >= Dialect::Msnp8 {
+        if dialect.profile_has_client_address() {
             m = m
                 .with_header("ClientIP", self.client_ip.clone())
                 .with_header("ClientPort", self.client_port.to_string());
         }
-        if dialect >= Dialect::Msnp10 {
+        if dialect.uses_guids() {
             m = m.with_header("ABCHMigrated", "1");
         }
         m

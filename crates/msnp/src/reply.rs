@@ -386,17 +386,17 @@ impl Reply {
             Reply::UsrChallenge { trid, package, challenge } => write!(line, "USR {trid} {package} S {challenge}"),
             Reply::UsrOk { trid, handle, friendly } => {
                 write!(line, "USR {trid} OK {handle}")?;
-                if dialect < Dialect::Msnp10 {
+                if dialect.usr_ok_has_friendly() {
                     write!(line, " {}", encode(friendly))?;
                 }
-                if dialect >= Dialect::Msnp8 {
+                if dialect.usr_ok_has_passport_flags() {
                     write!(line, " 1 0")?;
                 } else if dialect.usr_ok_has_verified_flag() {
                     write!(line, " 1")?;
                 }
                 // MSNP11 follows a successful login with `SBS 0 null`: part of
                 // the same reply, so the session logic need not know.
-                if dialect >= Dialect::Msnp11 {
+                if dialect.sends_sbs_after_login() {
                     write!(line, "\r\nSBS 0 null")?;
                 }
                 Ok(())
@@ -441,7 +441,7 @@ impl Reply {
             Reply::Bpr { serial: s, handle, kind, value, in_sync } => {
                 line.push_str("BPR");
                 if !(*in_sync && dialect.has_compact_sync()) {
-                    if dialect <= Dialect::Msnp9 {
+                    if dialect.replies_carry_serial() {
                         write!(line, " {s}")?;
                     }
                     write!(line, " {handle}")?;
@@ -472,7 +472,7 @@ impl Reply {
                         write!(line, " C={}", c.guid)?;
                     }
                     write!(line, " {}", c.bits)?;
-                    if dialect >= Dialect::Msnp12 {
+                    if dialect.lst_has_network_id() {
                         line.push_str(" 1");
                     }
                     if on_forward && !c.group_guids.is_empty() {
@@ -621,7 +621,7 @@ impl Reply {
             }
             Reply::Iro { trid, index, total, handle, friendly, client_id } => {
                 write!(line, "IRO {trid} {index} {total} {handle} {}", encode(friendly))?;
-                if dialect >= Dialect::Msnp12 {
+                if dialect.roster_has_client_id() {
                     write!(line, " {client_id}")?;
                 }
                 Ok(())
@@ -629,7 +629,7 @@ impl Reply {
             Reply::AnsOk { trid } => write!(line, "ANS {trid} OK"),
             Reply::Joi { handle, friendly, client_id } => {
                 write!(line, "JOI {handle} {}", encode(friendly))?;
-                if dialect >= Dialect::Msnp12 {
+                if dialect.roster_has_client_id() {
                     write!(line, " {client_id}")?;
                 }
                 Ok(())

@@ -86,9 +86,11 @@ impl NsSession {
             w.push(&Reply::XfrNs { trid, address, current });
             return Flow::Close;
         }
-        let (package, challenge) = match w.dialect.auth_scheme() {
-            AuthScheme::Md5 => ("MD5", Backend::md5_challenge()),
-            AuthScheme::Twn => ("TWN", backend::passport::twn_challenge(unix_time())),
+        let scheme = w.dialect.auth_scheme();
+        let package = scheme.package();
+        let challenge = match scheme {
+            AuthScheme::Md5 => Backend::md5_challenge(),
+            AuthScheme::Twn => backend::passport::twn_challenge(unix_time()),
         };
         w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
         self.login = Login::Challenged(Box::new(Challenged { handle: parsed, sent_handle: handle, challenge }));

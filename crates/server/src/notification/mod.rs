@@ -318,7 +318,7 @@ impl NsSession {
         }
         match request {
             NsRequest::Inf { trid } => {
-                w.push(&Reply::Inf { trid, packages: &["MD5"] });
+                w.push(&Reply::Inf { trid, packages: const { &[msnp::dialect::AuthScheme::Md5.package()] } });
                 Flow::Continue
             }
             NsRequest::Cvr { trid, args } => {
