@@ -11,8 +11,10 @@
 //! - [`presence`]: who is online, and who may see whom.
 //! - [`switchboard`]: chat sessions, invitations and the cookies that admit users.
 //! - [`secrets`]: the server key, password hashes and the sealed MD5 secret.
-//! - [`store`]: the [`Store`] trait and its SQLite implementation.
-//! - [`service`]: [`Backend`], the operations the fronts call.
+//! - [`store`]: the [`Store`] trait and its SQLite and PostgreSQL implementations.
+//! - [`service`]: [`Backend`], the operations the fronts call, one file per concern.
+//! - [`cluster`]: what crosses between nodes (the bus itself is the server's).
+//! - [`passport`], [`hashing`], [`limits`]: tickets, the password pool, flood control.
 #![forbid(unsafe_code)]
 
 pub mod cluster;

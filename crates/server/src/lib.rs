@@ -6,7 +6,12 @@
 //! - [`notification`]: the dispatch and notification server roles (one state
 //!   machine; the dispatch role refers clients on with `XFR NS`).
 //! - [`switchboard`]: the switchboard role.
-//! - [`http`]: the HTTP side (health and status for now).
+//! - [`http`]: the HTTP side: the Passport nexus and login service, RST,
+//!   the offline-message web services, health and status; the rest goes to
+//!   [`web`] (sign-up, password, operator pages).
+//! - [`request_target`]: HTTP request targets, parsed and normalised once.
+//! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames.
+//! - [`tls`], `legacy_tls`: certificates and the TLS listeners.
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
 
 pub mod bus_seal;
