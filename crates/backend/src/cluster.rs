@@ -16,8 +16,7 @@ use std::pin::Pin;
 use msnp::ListKind;
 use serde::{Deserialize, Serialize};
 
-use crate::presence::{NsEvent, OnlineUser};
-use crate::service::ContactPresence;
+use crate::presence::{ContactPresence, NsEvent, OnlineUser};
 
 /// A node's name in the cluster (unique per running process).
 pub type NodeId = String;

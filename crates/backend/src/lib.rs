@@ -35,7 +35,7 @@ pub mod testing;
 
 pub use config::BackendConfig;
 pub use handle::Handle;
-pub use presence::{NsEvent, OnlineUser};
+pub use presence::{ContactPresence, NsEvent, OnlineUser};
 pub use service::{Backend, ImportedAccount};
 pub use store::{Store, StoreError};
 pub use switchboard::{SbEvent, SwitchboardSession};

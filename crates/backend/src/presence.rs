@@ -83,6 +83,13 @@ pub struct LoadedLists {
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
+/// A contact's presence line and personal message, as a watcher sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPresence {
+    pub line: msnp::reply::PresenceLine,
+    pub personal_message: Option<String>,
+}
+
 /// One signed-in user.
 #[derive(Debug)]
 pub struct OnlineUser {

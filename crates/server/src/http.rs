@@ -23,7 +23,7 @@ use tokio::time::timeout;
 use tower::ServiceExt;
 
 use crate::request_target::{RequestTarget, host_of};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::web::WebState;
 
 /// Largest request head we read.

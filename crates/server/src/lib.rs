@@ -13,6 +13,7 @@
 //! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames.
 //! - [`tls`], `legacy_tls`: certificates and the TLS listeners.
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
+//! - [`shared`]: what every connection of a node shares (ground floor).
 
 pub mod bus_seal;
 pub mod cluster;
@@ -26,6 +27,7 @@ pub mod notification;
 pub mod options;
 pub mod request_target;
 pub mod server;
+pub mod shared;
 pub mod switchboard;
 
 pub mod tls;

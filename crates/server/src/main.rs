@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Trace { email, off } => {
             let key = email.to_ascii_lowercase();
-            let mut list = server::server::read_trace_list(&data_dir);
+            let mut list = server::shared::read_trace_list(&data_dir);
             let changed = if off { list.remove(&key) } else { list.insert(key.clone()) };
             let mut sorted: Vec<String> = list.into_iter().collect();
             sorted.sort();

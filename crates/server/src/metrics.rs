@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use msnp::OnlineState;
 
-use crate::server::{ConnectionRole, Shared};
+use crate::shared::{ConnectionRole, Shared};
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
 use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 

@@ -21,7 +21,7 @@ use backend::secrets::constant_time_eq;
 use serde::Deserialize;
 
 use crate::config::Registration;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The address a request came from (set by the HTTP front).
 #[derive(Debug, Clone, Copy)]

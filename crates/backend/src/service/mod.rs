@@ -18,7 +18,7 @@ mod switchboard;
 
 use std::sync::Arc;
 
-use msnp::reply::{OutReason, PresenceLine};
+use msnp::reply::OutReason;
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
 use std::net::IpAddr;
@@ -34,7 +34,7 @@ use crate::limits::{Action, KeyedBuckets, LoginOutcome, LoginThrottle, LoginVerd
 use crate::lists::{Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::{Redeemed, TicketJar, credential_tag};
-use crate::presence::{LoadedLists, NsEvent, OnlineUser, Registry};
+use crate::presence::{ContactPresence, LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
 use crate::switchboard::{
@@ -120,13 +120,6 @@ pub struct Removed {
     /// The contact's handle as spelled on their account.
     pub handle: String,
     pub guid: String,
-}
-
-/// A contact's presence line and personal message, as a watcher sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactPresence {
-    pub line: PresenceLine,
-    pub personal_message: Option<String>,
 }
 
 /// A change of group membership.

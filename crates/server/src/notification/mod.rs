@@ -22,8 +22,8 @@ use std::time::Instant;
 use backend::Backend;
 use backend::limits::{Action, Strikes};
 use backend::outbox::Outbox;
+use backend::presence::ContactPresence;
 use backend::presence::{LoadedLists, NsEvent, OnlineUser};
-use backend::service::ContactPresence;
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
 use msnp::dialect::negotiate;
@@ -35,7 +35,7 @@ use tokio::time::sleep_until;
 
 use crate::config::ChallengePolicy;
 use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Which role a connection plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
