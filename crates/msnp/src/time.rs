@@ -1,42 +1,39 @@
 //! Calendar time for the few places the protocol writes dates: MSNP10+ list
-//! versions and the lifetimes in RST tokens.
+//! versions, the lifetimes in RST tokens and offline-message headers. The
+//! `time` crate does the calendar; the formats are MSN's.
 
-/// Unix seconds as (year, month, day, hour, minute, second) in UTC, by
-/// Howard Hinnant's days-to-civil algorithm.
-pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// A Unix time in UTC; out of the calendar's range, the epoch (no time the
+/// service writes is).
+fn utc(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn format(at: OffsetDateTime, description: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
+    at.format(description).unwrap_or_default()
 }
 
 /// Unix milliseconds as an MSNP10+ list version:
 /// `2005-04-23T18:57:44.8130000+00:00`.
 pub fn msnp_timestamp(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms.div_euclid(1000));
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}0000+00:00", ms.rem_euclid(1000))
+    let at = utc(ms.div_euclid(1000));
+    let date = format(at, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"));
+    format!("{date}.{:03}0000+00:00", ms.rem_euclid(1000))
 }
 
 /// Unix seconds as `2005-04-23T18:57:44Z`.
 pub fn iso8601(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    format(utc(secs), format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
 }
 
 /// Unix seconds as an RFC 822 date (`Tue, 22 Nov 2026 10:04:00 +0000`).
 pub fn rfc822(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (y, mo, d, h, mi, s) = civil(secs);
-    let weekday = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
-    format!("{weekday}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} +0000", MONTHS[(mo - 1) as usize])
+    format(
+        utc(secs),
+        format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] +0000"),
+    )
 }
 
 #[cfg(test)]
