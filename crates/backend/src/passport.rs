@@ -84,8 +84,7 @@ impl TicketJar {
     /// Consumes a ticket for `handle_key`. The client may send the whole
     /// `t=...&p=...` string or just the token.
     pub fn redeem(&self, handle_key: &str, ticket: &str) -> Result<Redeemed, ErrorCode> {
-        let t = ticket.strip_prefix("t=").unwrap_or(ticket);
-        let t = t.split('&').next().unwrap_or("");
+        let t = msnp::passport::ticket_token(ticket);
         let ticket = self.tickets.lock().remove(t).ok_or(ErrorCode::AuthenticationFailed)?;
         let now = Instant::now();
         if !constant_time_eq(ticket.owner.as_bytes(), handle_key.as_bytes()) || ticket.expires <= now {
@@ -98,15 +97,6 @@ impl TicketJar {
     pub fn revoke(&self, handle_key: &str) {
         self.tickets.lock().retain(|_, ticket| ticket.owner != handle_key);
     }
-}
-
-/// The challenge string of `USR ... TWN S`: the ten keys Gaim-era clients
-/// look for, with a fresh time and a random `tpf`.
-pub fn twn_challenge(unix_time: u64) -> String {
-    let tpf: String = random_digits(32).bytes().map(|b| char::from(b"0123456789abcdef"[(b - b'0') as usize])).collect();
-    format!(
-        "lc=1033,id=507,tw=40,fs=1,ru=http%3A%2F%2Fmessenger%2Emsn%2Ecom,ct={unix_time},kpp=1,kv=5,ver=2.1.0173.1,tpf={tpf}"
-    )
 }
 
 #[cfg(test)]
@@ -146,14 +136,5 @@ mod tests {
         let two = crate::secrets::hash_password("same").unwrap();
         assert_ne!(credential_tag(&one), credential_tag(&two), "a new salt, a new tag");
         assert_eq!(credential_tag(&one), credential_tag(&one));
-    }
-
-    #[test]
-    fn the_challenge_carries_the_ten_keys() {
-        let c = twn_challenge(1062764229);
-        for key in ["lc=", "id=", "tw=", "fs=", "ru=", "ct=1062764229", "kpp=", "kv=", "ver=", "tpf="] {
-            assert!(c.contains(key), "{key}");
-        }
-        assert!(!c.contains(' '));
     }
 }

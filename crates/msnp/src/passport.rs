@@ -74,9 +74,36 @@ fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     Some(value.split(',').next().unwrap_or(""))
 }
 
+/// The challenge string of `USR ... TWN S`: the ten keys Gaim-era clients
+/// look for, with the time and a `tpf` the caller draws at random.
+pub fn twn_challenge(unix_time: u64, tpf: &str) -> String {
+    format!(
+        "lc=1033,id=507,tw=40,fs=1,ru=http%3A%2F%2Fmessenger%2Emsn%2Ecom,ct={unix_time},kpp=1,kv=5,ver=2.1.0173.1,tpf={tpf}"
+    )
+}
+
+/// The token of a ticket as clients present it: the whole `t=...&p=...`
+/// string, or the `t=` value alone.
+pub fn ticket_token(ticket: &str) -> &str {
+    let t = ticket.strip_prefix("t=").unwrap_or(ticket);
+    t.split('&').next().unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_challenge_carries_the_ten_keys_and_a_ticket_its_token() {
+        let c = twn_challenge(1062764229, "0123abcd");
+        for key in ["lc=", "id=", "tw=", "fs=", "ru=", "ct=1062764229", "kpp=", "kv=", "ver=", "tpf=0123abcd"] {
+            assert!(c.contains(key), "{key}");
+        }
+        assert!(!c.contains(' '));
+        assert_eq!(ticket_token("t=abc&p=def"), "abc");
+        assert_eq!(ticket_token("abc"), "abc");
+        assert_eq!(ticket_token("t="), "");
+    }
 
     #[test]
     fn parses_the_official_form() {

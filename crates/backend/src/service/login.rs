@@ -13,10 +13,41 @@ impl Backend {
         Handle::parse(handle)
     }
 
-    /// A fresh MD5 challenge (the salt of draft 7.3), random rather than the
-    /// historic predictable time stamp.
-    pub fn md5_challenge() -> String {
-        format!("{}.{}", secrets::random_digits(10), secrets::random_digits(9))
+    /// Starts a login: the challenge to send with `USR ... S`. For MD5 the
+    /// salt of draft 7.3 (random rather than the historic predictable time
+    /// stamp); for Passport the TWN string with the time and a random `tpf`.
+    pub fn start_login(scheme: AuthScheme, unix_time: u64) -> String {
+        match scheme {
+            AuthScheme::Md5 => format!("{}.{}", secrets::random_digits(10), secrets::random_digits(9)),
+            AuthScheme::Twn => {
+                let tpf: String = secrets::random_digits(32)
+                    .bytes()
+                    .map(|b| char::from(b"0123456789abcdef"[(b - b'0') as usize]))
+                    .collect();
+                msnp::passport::twn_challenge(unix_time, &tpf)
+            }
+        }
+    }
+
+    /// Completes a login started with [`Backend::start_login`]: the account,
+    /// and for a ticket its token and time left (it stays a web credential
+    /// that long). Every failure is 911.
+    pub async fn complete_login(
+        &self,
+        handle: &Handle,
+        proof: LoginProof<'_>,
+        source: IpAddr,
+    ) -> Result<LoginGrant, ErrorCode> {
+        match proof {
+            LoginProof::Md5 { challenge, response } => {
+                let account = self.authenticate_md5(handle, challenge, response, source).await?;
+                Ok(LoginGrant { account, ticket: None })
+            }
+            LoginProof::Ticket(ticket) => {
+                let (account, left) = self.authenticate_ticket(handle, ticket).await?;
+                Ok(LoginGrant { account, ticket: Some((msnp::passport::ticket_token(ticket).to_string(), left)) })
+            }
+        }
     }
 
     /// Verifies an MD5 response. Unknown accounts, disabled accounts and wrong

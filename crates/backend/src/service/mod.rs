@@ -18,6 +18,7 @@ mod switchboard;
 
 use std::sync::Arc;
 
+use msnp::dialect::AuthScheme;
 use msnp::reply::OutReason;
 use msnp::request::decode_friendly;
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
@@ -101,6 +102,23 @@ pub enum OfflineError {
     RateLimited,
     #[error("internal error")]
     Internal,
+}
+
+/// What a client presents to complete a login.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginProof<'a> {
+    /// `USR MD5 S`: the response to the challenge it was sent.
+    Md5 { challenge: &'a str, response: &'a str },
+    /// `USR TWN S`: a Passport ticket.
+    Ticket(&'a str),
+}
+
+/// A completed login.
+#[derive(Debug, Clone)]
+pub struct LoginGrant {
+    pub account: Account,
+    /// The presented ticket's token and its time left.
+    pub ticket: Option<(String, std::time::Duration)>,
 }
 
 /// What a successful `ADD` produced.

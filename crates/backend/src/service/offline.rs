@@ -12,8 +12,7 @@ impl Backend {
     /// here (for sending and reading offline messages; it is not registered
     /// and receives nothing).
     pub async fn web_user(&self, token: &str) -> Option<Arc<OnlineUser>> {
-        let token = token.strip_prefix("t=").unwrap_or(token);
-        let token = token.split('&').next().unwrap_or("");
+        let token = msnp::passport::ticket_token(token);
         if token.is_empty() {
             return None;
         }

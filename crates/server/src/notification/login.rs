@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backend::Backend;
-use backend::store::Account;
+use backend::service::{LoginGrant, LoginProof};
 use msnp::dialect::AuthScheme;
 use msnp::mime::LoginProfile;
 use msnp::request::UsrStep;
@@ -35,8 +35,9 @@ impl NsSession {
                     return Flow::Continue;
                 };
                 let Challenged { handle, sent_handle, challenge } = *challenged;
-                let result = self.backend().authenticate_md5(&handle, &challenge, &response, self.peer.ip()).await;
-                self.finish_login(trid, result, sent_handle, None, w).await
+                let proof = LoginProof::Md5 { challenge: &challenge, response: &response };
+                let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
+                self.finish_login(trid, result, sent_handle, w).await
             }
             UsrStep::TwnResponse { ticket } if scheme == AuthScheme::Twn => {
                 let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
@@ -44,14 +45,8 @@ impl NsSession {
                     return Flow::Continue;
                 };
                 let Challenged { handle, sent_handle, .. } = *challenged;
-                let (result, presented) = match self.backend().authenticate_ticket(&handle, &ticket).await {
-                    Ok((account, left)) => {
-                        let token = ticket.strip_prefix("t=").unwrap_or(&ticket).split('&').next().unwrap_or("");
-                        (Ok(account), Some((token.to_string(), left)))
-                    }
-                    Err(code) => (Err(code), None),
-                };
-                self.finish_login(trid, result, sent_handle, presented, w).await
+                let result = self.backend().complete_login(&handle, LoginProof::Ticket(&ticket), self.peer.ip()).await;
+                self.finish_login(trid, result, sent_handle, w).await
             }
             _ => {
                 w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
@@ -88,10 +83,7 @@ impl NsSession {
         }
         let scheme = w.dialect.auth_scheme();
         let package = scheme.package();
-        let challenge = match scheme {
-            AuthScheme::Md5 => Backend::md5_challenge(),
-            AuthScheme::Twn => backend::passport::twn_challenge(unix_time()),
-        };
+        let challenge = Backend::start_login(scheme, unix_time());
         w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
         self.login = Login::Challenged(Box::new(Challenged { handle: parsed, sent_handle: handle, challenge }));
         Flow::Continue
@@ -100,13 +92,12 @@ impl NsSession {
     async fn finish_login(
         &mut self,
         trid: TrId,
-        result: Result<Account, ErrorCode>,
+        result: Result<LoginGrant, ErrorCode>,
         sent_handle: String,
-        ticket: Option<(String, std::time::Duration)>,
         w: &mut Writer,
     ) -> Flow {
-        let account = match result {
-            Ok(a) => a,
+        let LoginGrant { account, ticket } = match result {
+            Ok(grant) => grant,
             Err(code) => {
                 w.push(&Reply::error(code, trid));
                 self.failed_logins += 1;
