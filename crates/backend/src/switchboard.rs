@@ -174,9 +174,18 @@ pub struct Participant {
     outbox: mpsc::Sender<SbEvent>,
     overflowed: AtomicBool,
     wake: Notify,
+    /// Typed messages through this one connection (flood control beside
+    /// the account's), made at the first message.
+    typed: Mutex<Option<crate::limits::TokenBucket>>,
 }
 
 impl Participant {
+    /// Takes a token from this connection's typed-message bucket.
+    pub(crate) fn take_typed(&self, rate: crate::limits::Rate) -> bool {
+        let mut bucket = self.typed.lock();
+        bucket.get_or_insert_with(|| crate::limits::TokenBucket::new(rate)).take(rate, Instant::now())
+    }
+
     pub fn new(grant: &CookieGrant, connection_id: u64, outbox: mpsc::Sender<SbEvent>) -> Participant {
         Participant {
             handle: grant.handle.clone(),
@@ -189,6 +198,7 @@ impl Participant {
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
+            typed: Mutex::new(None),
         }
     }
 
@@ -207,6 +217,7 @@ impl Participant {
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
+            typed: Mutex::new(None),
         }
     }
 

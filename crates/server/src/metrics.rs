@@ -61,7 +61,7 @@ pub fn render(shared: &Shared, uptime: Duration) -> String {
     }
 
     let counters = [
-        ("msnd_messages_relayed_total", "Switchboard messages relayed.", &c.messages_relayed),
+        ("msnd_messages_relayed_total", "Switchboard messages relayed.", &stats.messages_relayed),
         (
             "msnd_offline_messages_stored_total",
             "Offline messages kept for a recipient.",

@@ -25,8 +25,6 @@ pub struct Counters {
     pub refused_connections: AtomicU64,
     /// Connections closed for flooding past the rate limits.
     pub abuse_disconnects: AtomicU64,
-    /// Switchboard messages relayed to the other participants.
-    pub messages_relayed: AtomicU64,
 }
 
 /// What an open connection is, for the connection gauges.

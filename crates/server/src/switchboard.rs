@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use backend::limits::{Action, Strikes, TokenBucket};
+use backend::limits::{Action, Strikes};
+use backend::service::{RelayKind, Relayed};
 use backend::switchboard::{Participant, SbEvent, SwitchboardSession};
 use msnp::request::SbRequest;
 use msnp::{AckMode, ErrorCode, Frame, Reply};
@@ -27,8 +28,6 @@ struct SbConnection {
     id: u64,
     events: mpsc::Sender<SbEvent>,
     joined: Option<(Arc<SwitchboardSession>, Arc<Participant>)>,
-    /// Messages through this connection (on top of the user's own limit).
-    messages: TokenBucket,
     /// Offline messages queued for this connection, not yet written.
     offline_queued: Vec<i64>,
     /// Offline messages written to the client and not yet confirmed, and
@@ -43,13 +42,11 @@ struct SbConnection {
 pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
     let deadline = tokio::time::Instant::now() + shared.config.login_timeout;
-    let messages = TokenBucket::new(shared.backend.config().rate_limits.messages_per_connection);
     let mut sb = SbConnection {
         shared,
         id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
         events: events_tx,
         joined: None,
-        messages,
         offline_queued: Vec::new(),
         offline_written: Vec::new(),
         written_mark: 0,
@@ -264,29 +261,20 @@ impl SbConnection {
                 Flow::Continue
             }
             (SbRequest::Msg { trid, ack, payload }, Some((session, me))) => {
-                let limits = &backend.config().rate_limits;
-                let allowed = if ack == AckMode::Data {
-                    // File data is paced to the limit, not refused: a
-                    // refused packet only comes back, and official clients
-                    // abandon a transfer the server refuses.
-                    backend.pace(&me.key, Action::Data).await;
-                    true
-                } else {
-                    self.messages.take(limits.messages_per_connection, std::time::Instant::now())
-                        && backend.allow(&me.key, Action::Message)
-                };
-                if !allowed {
-                    // Refused like an undeliverable message: the sender's
-                    // client shows it as not sent.
-                    match ack {
-                        AckMode::Unacknowledged => {}
-                        AckMode::NegativeOnly | AckMode::Always => w.push(&Reply::Nak { trid }),
-                        AckMode::Data => w.push(&Reply::error(ErrorCode::P2pNotDelivered, trid)),
+                let kind = if ack == AckMode::Data { RelayKind::Data } else { RelayKind::Typed };
+                let delivered = match backend.relay(session, me, payload, kind, PATIENCE).await {
+                    Relayed::Sent { delivered } => delivered,
+                    Relayed::Refused => {
+                        // Refused like an undeliverable message: the
+                        // sender's client shows it as not sent.
+                        match ack {
+                            AckMode::Unacknowledged => {}
+                            AckMode::NegativeOnly | AckMode::Always => w.push(&Reply::Nak { trid }),
+                            AckMode::Data => w.push(&Reply::error(ErrorCode::P2pNotDelivered, trid)),
+                        }
+                        return self.strike();
                     }
-                    return self.strike();
-                }
-                let delivered = backend.send_in_session(session, me, payload, PATIENCE).await;
-                self.shared.counters.messages_relayed.fetch_add(1, Ordering::Relaxed);
+                };
                 match (ack, delivered) {
                     (AckMode::Unacknowledged, _) | (AckMode::NegativeOnly, true) => {}
                     (AckMode::NegativeOnly | AckMode::Always, false) => w.push(&Reply::Nak { trid }),

@@ -104,6 +104,25 @@ pub enum OfflineError {
     Internal,
 }
 
+/// What kind of switchboard message is relayed, for flood control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    /// Typed by a person (ack modes U, N, A): refused beyond the limits.
+    Typed,
+    /// P2P data (ack mode D): paced to the limit, never refused, since a
+    /// refused packet only comes back and clients abandon the transfer.
+    Data,
+}
+
+/// What became of a switchboard message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// Over the sender's limits: not sent.
+    Refused,
+    /// Sent; whether everyone took it.
+    Sent { delivered: bool },
+}
+
 /// What a client presents to complete a login.
 #[derive(Debug, Clone, Copy)]
 pub enum LoginProof<'a> {
@@ -196,6 +215,8 @@ pub struct BackendStats {
     pub logins_succeeded: AtomicU64,
     /// Offline messages kept for a recipient.
     pub offline_messages_stored: AtomicU64,
+    /// Switchboard messages relayed to the other participants.
+    pub messages_relayed: AtomicU64,
     /// How long store calls take.
     pub store_latency: Arc<crate::store::timed::Latency>,
 }

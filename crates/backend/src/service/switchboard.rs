@@ -80,7 +80,33 @@ impl Backend {
     /// given to them when they join), and left as an offline message when
     /// they cannot be invited or do not answer. Returns whether it was
     /// delivered or taken for delivery.
-    pub async fn send_in_session(
+    /// A message from `me` to the session: flood control (this connection's
+    /// bucket and the account's, or pacing for P2P data), the relay, held
+    /// copies for stand-ins, and the count; the one door the switchboard
+    /// front uses.
+    pub async fn relay(
+        self: &Arc<Self>,
+        session: &Arc<SwitchboardSession>,
+        me: &Participant,
+        payload: bytes::Bytes,
+        kind: RelayKind,
+        patience: std::time::Duration,
+    ) -> Relayed {
+        match kind {
+            RelayKind::Data => self.pace(&me.key, Action::Data).await,
+            RelayKind::Typed => {
+                let per_connection = self.config.rate_limits.messages_per_connection;
+                if !(me.take_typed(per_connection) && self.allow(&me.key, Action::Message)) {
+                    return Relayed::Refused;
+                }
+            }
+        }
+        let delivered = self.send_in_session(session, me, payload, patience).await;
+        self.stats.messages_relayed.fetch_add(1, Ordering::Relaxed);
+        Relayed::Sent { delivered }
+    }
+
+    async fn send_in_session(
         self: &Arc<Self>,
         session: &Arc<SwitchboardSession>,
         me: &Participant,
