@@ -170,7 +170,10 @@ impl ServerConfig {
             challenges: ChallengePolicy::Lenient,
             challenge_interval: Duration::from_secs(600),
             challenge_timeout: Duration::from_secs(60),
-            backend: BackendConfig { hashing_thread_start: Some(yield_to_connections), ..BackendConfig::default() },
+            backend: BackendConfig {
+                hashing_thread_start: Some(crate::hashing_threads::yield_to_connections),
+                ..BackendConfig::default()
+            },
             database: None,
             roles: crate::cluster::Roles::ALL,
             cluster: None,
@@ -214,23 +217,6 @@ impl std::str::FromStr for ChallengePolicy {
             "lenient" => Ok(ChallengePolicy::Lenient),
             "strict" => Ok(ChallengePolicy::Strict),
             _ => Err(format!("unknown challenge policy `{s}` (off, lenient, strict)")),
-        }
-    }
-}
-
-/// Lowers the calling thread's priority (nice +10); msnd's password-hashing
-/// threads call it first. With both cores busy, a burst of Passport logins
-/// then slows down rather than stalling the presence and messages of users
-/// already online, and an idle core still gives the hashing all of itself.
-/// Best effort: where the system refuses, the thread keeps its priority.
-fn yield_to_connections() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: two system calls about the calling thread; no memory is
-        // passed to the kernel.
-        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-        if result != 0 {
-            tracing::debug!("cannot lower the hashing threads' priority: {}", std::io::Error::last_os_error());
         }
     }
 }

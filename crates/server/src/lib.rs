@@ -19,6 +19,7 @@ pub mod bus_seal;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod hashing_threads;
 pub mod http;
 #[cfg(feature = "legacy-tls")]
 pub mod legacy_tls;
