@@ -606,7 +606,9 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
         | Sbp { .. }
         | Gtc { .. }
         | Blp { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
-        _ => None,
+        // Named one by one, so that a new command is decided here.
+        Ver { .. } | Inf { .. } | Cvr { .. } | Usr { .. } | Syn { .. } | Lst { .. } | Lsg { .. } | Qry { .. } => None,
+        Gcf { .. } | Url { .. } | Sdc { .. } | Snd { .. } | Ims { .. } | Fnd { .. } | Png | Out | Msg { .. } => None,
     }
 }
 
@@ -617,7 +619,14 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
 /// a snapshot for long.
 fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
     use NsRequest::*;
-    matches!(request, Syn { .. } | Cvr { .. } | Gcf { .. } | Url { .. })
+    // Named one by one, so that a new command is decided here.
+    match request {
+        Syn { .. } | Cvr { .. } | Gcf { .. } | Url { .. } => true,
+        Ver { .. } | Inf { .. } | Usr { .. } | Lst { .. } | Lsg { .. } | Gtc { .. } | Blp { .. } | Add { .. } => false,
+        Adc { .. } | Rem { .. } | Adg { .. } | Rmg { .. } | Reg { .. } | Prp { .. } | Sbp { .. } | Chg { .. } => false,
+        Rea { .. } | XfrSb { .. } | Qry { .. } | Uux { .. } | Sdc { .. } | Snd { .. } | Ims { .. } => false,
+        Fnd { .. } | Png | Out | Msg { .. } => false,
+    }
 }
 
 /// An `ILN` (with a TrID) or `NLN`, followed on MSNP11+ by the contact's
