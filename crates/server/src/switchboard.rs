@@ -23,7 +23,7 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// with 512 messages waiting has stopped reading.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
-struct SbConnection {
+struct SbSession {
     shared: Arc<Shared>,
     id: u64,
     events: mpsc::Sender<SbEvent>,
@@ -42,7 +42,7 @@ struct SbConnection {
 pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let (events_tx, mut events) = mpsc::channel(shared.backend.config().outbox_capacity);
     let deadline = tokio::time::Instant::now() + shared.config.login_timeout;
-    let mut sb = SbConnection {
+    let mut sb = SbSession {
         shared,
         id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
         events: events_tx,
@@ -118,7 +118,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                     if conn.reader.position() > sb.written_mark {
                         sb.offline_read().await;
                     }
-                    answer_pipelined(&mut sb, frame, &mut conn, SbConnection::answer, |sb| {
+                    answer_pipelined(&mut sb, frame, &mut conn, SbSession::answer, |sb| {
                         events.is_empty() && sb.has_room()
                     })
                     .await
@@ -154,7 +154,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
     }
 }
 
-impl SbConnection {
+impl SbSession {
     fn answer<'a>(&'a mut self, frame: Frame, w: &'a mut Writer) -> Answer<'a> {
         Box::pin(self.handle(frame, w))
     }
