@@ -164,6 +164,19 @@ async fn users_on_two_nodes(c: &Cluster) -> ((Client, String, String), (Client, 
     panic!("the dispatch node sent twelve users to one notification node");
 }
 
+/// Two users on different notification nodes, both online, A watching B
+/// (B on A's forward list, A shown B online).
+async fn a_watching_b_across_nodes(c: &Cluster) -> ((Client, String, String), (Client, String, String)) {
+    let ((mut a, a_name, a_ns), (mut b, b_name, b_ns)) = users_on_two_nodes(c).await;
+    for client in [&mut a, &mut b] {
+        client.send("CHG 5 NLN").await;
+        client.expect("CHG 5 NLN").await;
+    }
+    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
+    ((a, a_name, a_ns), (b, b_name, b_ns))
+}
+
 #[tokio::test]
 async fn users_on_different_nodes_add_each_other_see_presence_and_chat() {
     let Some(c) = cluster("presence_and_chat").await else { return };
@@ -401,13 +414,7 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
     }
     let Some(mut nats) = PrivateNats::start(test) else { return };
     let Some(c) = cluster_on("bus_restart", &nats.url()).await else { return };
-    let ((mut a, a_name, _), (mut b, b_name, b_ns)) = users_on_two_nodes(&c).await;
-    for client in [&mut a, &mut b] {
-        client.send("CHG 5 NLN").await;
-        client.expect("CHG 5 NLN").await;
-    }
-    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
-    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
+    let ((mut a, a_name, _), (mut b, b_name, b_ns)) = a_watching_b_across_nodes(&c).await;
 
     // The bus goes away for longer than the node timeout: each node sees
     // the others fall silent, and A is told that B is offline.
@@ -468,14 +475,8 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
     }
     let Some(nats) = PrivateNats::start(test) else { return };
     let Some(c) = cluster_on("bus_forgery", &nats.url()).await else { return };
-    let ((mut a, a_name, a_ns), (mut b, b_name, _)) = users_on_two_nodes(&c).await;
+    let ((mut a, a_name, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
     let a_node = format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap() + 1);
-    for client in [&mut a, &mut b] {
-        client.send("CHG 5 NLN").await;
-        client.expect("CHG 5 NLN").await;
-    }
-    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
-    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
 
     let eve = async_nats::connect(nats.url()).await.unwrap();
     // Eve listens to everything and records B's next change on its way to

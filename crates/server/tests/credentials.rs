@@ -8,17 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// `USR TWN S ticket` on a fresh notification connection: the answer line.
-async fn present_ticket(server: &TestServer, email: &str, ticket: &str) -> String {
-    let mut ns = Client::connect(server.ns).await;
-    ns.send("VER 1 MSNP11 CVR0").await;
-    ns.expect("VER 1 MSNP11").await;
-    ns.send(&format!("USR 2 TWN I {email}")).await;
-    ns.expect_prefix("USR 2 TWN S ").await;
-    ns.send(&format!("USR 3 TWN S {ticket}")).await;
-    ns.recv().await.text
-}
-
 /// The offline-message web service, with `token` as the credential.
 async fn store_with(server: &TestServer, token: &str) -> u16 {
     try_store_offline(server.http.unwrap(), token, "alice@example.com", "bob@example.com", "hi").await.unwrap()
@@ -30,24 +19,11 @@ fn token_of(ticket: &str) -> String {
 
 async fn post_password_change(server: &TestServer, email: &str, old: &str, new: &str) -> u16 {
     let fields = [("email", email), ("old", old), ("new", new), ("new2", new)];
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", msnp::urlencode::encode(v))).collect();
-    let body = body.join("&");
-    let request = format!(
-        "POST /password HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
-    http_exchange(stream, request.as_bytes()).await.status
+    post_form(server, "/password", &fields, None).await.status
 }
 
 async fn operator_cookie(server: &TestServer, email: &str, password: &str) -> String {
-    let body = format!("email={}&password={password}", msnp::urlencode::encode(email));
-    let request = format!(
-        "POST /admin/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
-    let answer = http_exchange(stream, request.as_bytes()).await;
+    let answer = post_form(server, "/admin/login", &[("email", email), ("password", password)], None).await;
     assert_eq!(answer.status, 303);
     answer.header("set-cookie").unwrap().split(';').next().unwrap().to_string()
 }
@@ -73,7 +49,7 @@ async fn a_password_change_ends_the_sign_in_its_web_tokens_unused_tickets_and_op
     assert!(last.iter().any(|l| l.text == "OUT"), "the sign-in was not ended: {last:?}");
     assert_ne!(store_with(&server, &mspauth).await, 200, "the old sign-in's web token still works");
     assert!(
-        present_ticket(&server, "alice@example.com", &spare).await.starts_with("911 3"),
+        present_ticket(server.ns, "alice@example.com", &spare).await.starts_with("911 3"),
         "an old ticket still works"
     );
     assert!(
@@ -98,7 +74,7 @@ async fn a_ticket_from_before_a_password_change_made_elsewhere_is_refused() {
     use std::io::Write;
     writeln!(child.stdin.take().unwrap(), "changed-elsewhere").unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(present_ticket(&server, "alice@example.com", &ticket).await.starts_with("911 3"));
+    assert!(present_ticket(server.ns, "alice@example.com", &ticket).await.starts_with("911 3"));
 }
 
 #[tokio::test]

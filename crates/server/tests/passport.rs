@@ -72,18 +72,7 @@ async fn tickets_are_single_use_and_bound_to_their_account() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
     let ticket = passport_ticket(&server, "alice@example.com", "pw-alice", "lc=1033").await.unwrap();
-    let twn = |handle: &'static str, ticket: String| {
-        let ns = server.ns;
-        async move {
-            let mut c = Client::connect(ns).await;
-            c.send("VER 1 MSNP8 CVR0").await;
-            c.expect("VER 1 MSNP8").await;
-            c.send(&format!("USR 2 TWN I {handle}")).await;
-            c.expect_prefix("USR 2 TWN S lc=1033,id=507,").await;
-            c.send(&format!("USR 3 TWN S {ticket}")).await;
-            c.recv().await.text
-        }
-    };
+    let twn = |handle: &'static str, ticket: String| async move { present_ticket(server.ns, handle, &ticket).await };
     // Someone else's ticket fails, and is spent by the attempt.
     assert_eq!(twn("bob@example.com", ticket.clone()).await, "911 3");
     assert_eq!(twn("alice@example.com", ticket).await, "911 3");

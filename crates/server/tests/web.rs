@@ -159,19 +159,6 @@ async fn sign_up_change_password_sign_in_and_an_operator_kicks_the_session() {
     b.close().await.unwrap();
 }
 
-/// Posts a form (`application/x-www-form-urlencoded`), with a cookie if given.
-async fn post_form(server: &TestServer, path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> HttpAnswer {
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", msnp::urlencode::encode(v))).collect();
-    let body = body.join("&");
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
-    http_exchange(stream, request.as_bytes()).await
-}
-
 fn body(answer: &HttpAnswer) -> String {
     String::from_utf8_lossy(&answer.body).into_owned()
 }

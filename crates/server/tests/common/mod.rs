@@ -801,3 +801,27 @@ pub async fn answer_offline(ns: &mut Client, me: &str, sender: &str) -> (Client,
     }
     (sb, shown)
 }
+
+/// Posts a form (`application/x-www-form-urlencoded`), with a cookie if given.
+pub async fn post_form(server: &TestServer, path: &str, fields: &[(&str, &str)], cookie: Option<&str>) -> HttpAnswer {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", msnp::urlencode::encode(v))).collect();
+    let body = body.join("&");
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+    http_exchange(stream, request.as_bytes()).await
+}
+
+/// `USR TWN S ticket` (MSNP8) on a fresh notification connection: the answer line.
+pub async fn present_ticket(ns: SocketAddr, handle: &str, ticket: &str) -> String {
+    let mut c = Client::connect(ns).await;
+    c.send("VER 1 MSNP8 CVR0").await;
+    c.expect("VER 1 MSNP8").await;
+    c.send(&format!("USR 2 TWN I {handle}")).await;
+    c.expect_prefix("USR 2 TWN S lc=1033,id=507,").await;
+    c.send(&format!("USR 3 TWN S {ticket}")).await;
+    c.recv().await.text
+}
