@@ -18,7 +18,7 @@ static INTERNED: LazyLock<Vec<Mutex<HashSet<Arc<str>>>>> =
     LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect());
 
 fn shard(key: &str) -> &'static Mutex<HashSet<Arc<str>>> {
-    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = crate::fnv1a(key.as_bytes());
     &INTERNED[(h as usize) % SHARDS]
 }
 

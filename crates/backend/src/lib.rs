@@ -39,3 +39,10 @@ pub use presence::{ContactPresence, NsEvent, OnlineUser};
 pub use service::{Backend, ImportedAccount};
 pub use store::{Store, StoreError};
 pub use switchboard::{SbEvent, SwitchboardSession};
+
+/// FNV-1a of some bytes: cheap, stable across processes and nodes, good
+/// enough to spread e-mail addresses over shards and to tell one password
+/// hash from another. Not for anything an attacker may choose to collide.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}

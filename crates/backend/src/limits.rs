@@ -188,7 +188,7 @@ impl KeyedBuckets {
 
     /// Takes a token, or says how long until there is one.
     pub fn take_or_wait(&self, key: &str, action: Action, rate: Rate) -> Result<(), Duration> {
-        let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let h = crate::fnv1a(key.as_bytes());
         let mut shard = self.shards[(h as usize) % SHARDS].lock();
         let now = Instant::now();
         let outcome = |bucket: &mut TokenBucket| {

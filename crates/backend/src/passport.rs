@@ -41,7 +41,7 @@ pub fn web_token() -> String {
 /// before, on every node (the hash's salt changes with each new password).
 /// Not a secret: it only tells one hash from another.
 pub fn credential_tag(password_hash: &str) -> u64 {
-    password_hash.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    crate::fnv1a(password_hash.as_bytes())
 }
 
 /// What redeeming a ticket tells: the credentials it was issued under and

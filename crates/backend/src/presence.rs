@@ -253,8 +253,7 @@ impl Default for Registry {
 
 impl Registry {
     fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<OnlineUser>>> {
-        // FNV-1a: cheap and good enough to spread e-mail addresses.
-        let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let h = crate::fnv1a(key.as_bytes());
         &self.shards[(h as usize) % SHARDS]
     }
 
