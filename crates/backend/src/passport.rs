@@ -93,6 +93,17 @@ impl TicketJar {
         Ok(Redeemed { tag: ticket.tag, remaining: ticket.expires - now })
     }
 
+    /// Another ticket for the owner of `first` (still outstanding), under the
+    /// same credentials: RST asks for one per service in one request.
+    pub fn issue_sibling(&self, first: &str, lifetime: Duration) -> Option<String> {
+        let (owner, tag) = {
+            let tickets = self.tickets.lock();
+            let t = tickets.get(msnp::passport::ticket_token(first))?;
+            (t.owner.clone(), t.tag)
+        };
+        Some(self.issue(&owner, tag, lifetime))
+    }
+
     /// Voids every outstanding ticket of an account (its password changed).
     pub fn revoke(&self, handle_key: &str) {
         self.tickets.lock().retain(|_, ticket| ticket.owner != handle_key);
@@ -118,6 +129,16 @@ mod tests {
         assert_eq!(jar.redeem("a@x.com", &ticket), Err(ErrorCode::AuthenticationFailed), "replayed");
         let ticket = jar.issue("a@x.com", 7, Duration::ZERO);
         assert_eq!(jar.redeem("a@x.com", &ticket), Err(ErrorCode::AuthenticationFailed), "expired");
+    }
+
+    #[test]
+    fn a_sibling_ticket_has_its_firsts_owner_and_credentials() {
+        let jar = TicketJar::default();
+        let first = jar.issue("a@x.com", 9, Duration::from_secs(60));
+        let sibling = jar.issue_sibling(&first, Duration::from_secs(60)).unwrap();
+        assert_ne!(first, sibling);
+        assert_eq!(jar.redeem("a@x.com", &sibling).unwrap().tag, 9);
+        assert!(jar.issue_sibling("t=unknown&p=x", Duration::from_secs(60)).is_none());
     }
 
     #[test]

@@ -350,7 +350,7 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
         let ticket = if i == 0 {
             first.clone()
         } else {
-            match shared.backend.issue_ticket(&rst.username).await {
+            match shared.backend.issue_sibling_ticket(&first) {
                 Ok(t) => t,
                 Err(_) => return fault(),
             }

@@ -52,7 +52,7 @@ pub struct Shared {
     /// The bound switchboard port (referred to by `XFR SB` and `RNG`).
     pub sb_port: u16,
     pub counters: Counters,
-    /// Open MSNP connections per client address.
+    /// Open connections (MSNP and web) per client address.
     pub per_address: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// The bound plain HTTP port, if any.
     pub http_port: Option<u16>,

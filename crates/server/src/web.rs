@@ -150,15 +150,11 @@ async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, For
         return (StatusCode::TOO_MANY_REQUESTS, page("Sign up", &signup_form(&s, &message("error", text))))
             .into_response();
     }
-    match s.shared.config.registration {
-        Registration::Closed => return refuse("Sign-up is closed here.").into_response(),
-        Registration::Invite => {
-            let expected = s.shared.config.invite_code.as_deref().unwrap_or("");
-            if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.code.trim().as_bytes()) {
-                return refuse("That invite code is not right.").into_response();
-            }
+    if s.shared.config.registration == Registration::Invite {
+        let expected = s.shared.config.invite_code.as_deref().unwrap_or("");
+        if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.code.trim().as_bytes()) {
+            return refuse("That invite code is not right.").into_response();
         }
-        Registration::Open => {}
     }
     if f.password != f.password2 {
         return refuse("The two passwords differ.").into_response();
