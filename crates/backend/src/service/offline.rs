@@ -4,38 +4,6 @@
 use super::*;
 
 impl Backend {
-    /// The signed-in user a web-service token belongs to: the token (bare or
-    /// as `t=...&p=...`) must be the `MSPAuth` of a current sign-in.
-    ///
-    /// In a cluster the user may be signed in on another node: the token is
-    /// then found in the directory, and the result stands for that user
-    /// here (for sending and reading offline messages; it is not registered
-    /// and receives nothing).
-    pub async fn web_user(&self, token: &str) -> Option<Arc<OnlineUser>> {
-        let token = msnp::passport::ticket_token(token);
-        if token.is_empty() {
-            return None;
-        }
-        let local = self.web_tokens.lock().get(token).cloned();
-        if let Some(credential) = local {
-            if credential.until.is_some_and(|t| t <= std::time::Instant::now()) {
-                return None;
-            }
-            return self.registry.get(&credential.key).filter(|u| u.session_id == credential.session);
-        }
-        let key = self.cluster.get()?.user_of_token(token)?;
-        let account = self.store.account(&key).await.ok()??;
-        let stand_in = OnlineUser::new(
-            account.id,
-            &account.handle,
-            &account.friendly,
-            Dialect::Msnp11,
-            token.to_string(),
-            Outbox::new(1),
-        );
-        Some(Arc::new(stand_in))
-    }
-
     /// Keeps a message for a user who is offline (or hidden), to be delivered
     /// at their next sign-in. A recipient whose privacy does not allow the
     /// sender gets nothing, and the sender cannot tell: the same checks, the
