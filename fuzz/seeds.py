@@ -64,6 +64,9 @@ def main():
         server = [c for c in commands if c[0] == "S"]
         for i, c in enumerate(client):
             write("command_parser", f"{n:02}-{title}-{i:02}", wire(c))
+        # The server's lines too: the target reads every input as replies.
+        for i, c in enumerate(server):
+            write("command_parser", f"{n:02}-{title}-server-{i:02}", wire(c))
         write("framing", f"{n:02}-client-{title}", b"\x05" + b"".join(wire(c) for c in client))
         write("framing", f"{n:02}-server-{title}", b"\x03" + b"".join(wire(c) for c in server))
         for i, c in enumerate(commands):

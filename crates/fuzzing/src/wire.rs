@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use msnp::mime::MimeMessage;
 use msnp::p2p::{Packet, SlpMessage};
 use msnp::request::{NsRequest, SbRequest};
-use msnp::{Decoder, Dialect, Direction, Frame, Limits};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits, Reply};
 
 /// Limits small enough that the fuzzer reaches them.
 const LIMITS: Limits = Limits { max_line: 256, max_payload: 512 };
@@ -20,8 +20,9 @@ fn frames(data: &[u8], direction: Direction, limits: Limits) -> Vec<Frame> {
     out
 }
 
-/// The command parsers: every frame parses in every dialect without panic,
-/// and whatever parses encodes back to a request that parses the same.
+/// The command parsers, requests and replies: every frame parses in every
+/// dialect without panic, and whatever parses encodes back to a value that
+/// parses the same.
 pub fn command_parser(data: &[u8]) {
     for frame in frames(data, Direction::ToServer, Limits::default()) {
         for dialect in Dialect::ALL {
@@ -32,6 +33,19 @@ pub fn command_parser(data: &[u8]) {
         }
         if let Ok(request) = SbRequest::parse(&frame) {
             assert_eq!(SbRequest::parse(&request.to_frame()), Ok(request), "{:?}", frame.line);
+        }
+    }
+    // The same bytes as a server's: whatever reads as a reply encodes back
+    // to one frame that reads the same.
+    for frame in frames(data, Direction::ToClient, Limits::default()) {
+        for dialect in Dialect::ALL {
+            for read in [Reply::parse, Reply::parse_from_switchboard] {
+                if let Ok(reply) = read(&frame, dialect) {
+                    let again = frames(&reply.to_bytes(dialect), Direction::ToClient, Limits::default());
+                    assert_eq!(again.len(), 1, "{dialect} {:?}", frame.line);
+                    assert_eq!(read(&again[0], dialect).as_ref(), Ok(&reply), "{dialect} {:?}", frame.line);
+                }
+            }
         }
     }
 }

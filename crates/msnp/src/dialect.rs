@@ -39,6 +39,11 @@ impl AuthScheme {
             AuthScheme::Twn => "TWN",
         }
     }
+
+    /// The scheme `USR` or `INF` names.
+    pub fn from_package(name: &str) -> Option<AuthScheme> {
+        [AuthScheme::Md5, AuthScheme::Twn].into_iter().find(|s| s.package() == name)
+    }
 }
 
 impl Dialect {

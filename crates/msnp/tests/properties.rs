@@ -8,6 +8,8 @@ use msnp::request::{NsRequest, SbRequest};
 use msnp::{Decoder, Dialect, Direction, Frame, FrameError, Limits, OnlineState, Reply};
 use proptest::prelude::*;
 
+mod strategies;
+
 const LIMITS: Limits = Limits { max_line: 64, max_payload: 32 };
 
 /// Feeds `input` in the given chunk sizes; returns the frames and whether it
@@ -120,40 +122,7 @@ proptest! {
 
 use msnp::request::{AdcTarget, SyncVersion, UsrStep};
 use msnp::types::{AckMode, ListKind, PrivacyMode, PromptMode};
-
-/// One argument: printable ASCII without spaces, as keywords and handles are.
-fn token() -> impl Strategy<Value = String> {
-    "[!-~]{1,24}"
-}
-
-/// A name as people type them (any non-control characters), short enough
-/// that its URL encoding fits `limit`.
-fn name(limit: usize) -> impl Strategy<Value = String> {
-    "\\PC{1,30}".prop_filter("fits when encoded, and no replacement character (refused in names)", move |n| {
-        msnp::urlencode::encode(n).len() <= limit && !n.contains(char::REPLACEMENT_CHARACTER)
-    })
-}
-
-fn payload() -> impl Strategy<Value = Bytes> {
-    proptest::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from)
-}
-
-fn list() -> impl Strategy<Value = ListKind> {
-    prop::sample::select(vec![
-        ListKind::Forward,
-        ListKind::Reverse,
-        ListKind::Allow,
-        ListKind::Block,
-        ListKind::Pending,
-    ])
-}
-
-fn state() -> impl Strategy<Value = OnlineState> {
-    // Only the states a client may ask for travel in CHG.
-    prop::sample::select(
-        OnlineState::ALL.into_iter().filter(|s| OnlineState::from_code(s.code()) == Some(*s)).collect::<Vec<_>>(),
-    )
-}
+use strategies::{list, name, payload, state, token};
 
 /// Every request a client can send to a notification server in `dialect`.
 fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {

@@ -81,9 +81,8 @@ impl NsSession {
             w.push(&Reply::XfrNs { trid, address, current });
             return Flow::Close;
         }
-        let scheme = w.dialect.auth_scheme();
-        let package = scheme.package();
-        let challenge = Backend::start_login(scheme, unix_time());
+        let package = w.dialect.auth_scheme();
+        let challenge = Backend::start_login(package, unix_time());
         w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
         self.login = Login::Challenged(Box::new(Challenged { handle: parsed, sent_handle: handle, challenge }));
         Flow::Continue
@@ -122,6 +121,9 @@ impl NsSession {
         };
         tracing::info!(peer = %self.peer, handle = %account.handle, dialect = %w.dialect, "signed in");
         w.push(&Reply::UsrOk { trid, handle: sent_handle, friendly: account.friendly.clone() });
+        if w.dialect.sends_sbs_after_login() {
+            w.push(&Reply::Sbs);
+        }
         let profile = LoginProfile {
             login_time: unix_time(),
             email: account.handle.clone(),

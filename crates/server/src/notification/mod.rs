@@ -318,7 +318,7 @@ impl NsSession {
         }
         match request {
             NsRequest::Inf { trid } => {
-                w.push(&Reply::Inf { trid, packages: const { &[msnp::dialect::AuthScheme::Md5.package()] } });
+                w.push(&Reply::Inf { trid, packages: vec![msnp::dialect::AuthScheme::Md5] });
                 Flow::Continue
             }
             NsRequest::Cvr { trid, args } => {

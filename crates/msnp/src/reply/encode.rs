@@ -1,389 +1,32 @@
-//! What a server sends, encoded in the shape of the connection's dialect.
-//!
-//! Every difference between dialects in what the server says lives here, in
-//! [`Reply::encode`]; the server logic builds dialect-neutral values. Names
-//! are held decoded and URL-encoded on the way out.
+//! [`Reply::encode`]'s line shapes: every difference between dialects in
+//! what a server says is decided here.
 
 use std::fmt::Write as _;
 
-use bytes::{BufMut, Bytes, BytesMut};
-
+use super::{PresenceLine, Reply};
 use crate::dialect::Dialect;
 use crate::error::ErrorCode;
-use crate::types::{ListKind, OnlineState, PrivacyMode, PromptMode, TrId};
+use crate::types::{ListKind, TrId};
 use crate::urlencode::encode;
 
-/// Why the server ends a session with `OUT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum OutReason {
-    /// The same account signed in elsewhere.
-    OtherLogin,
-    /// The server is shutting down.
-    ServerShutdown,
-}
-
-impl OutReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            OutReason::OtherLogin => "OTH",
-            OutReason::ServerShutdown => "SSD",
-        }
-    }
-}
-
-/// A contact's presence as carried by `ILN` and `NLN`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct PresenceLine {
-    pub state: OnlineState,
-    pub handle: String,
-    pub friendly: String,
-    pub client_id: u32,
-    pub msn_object: Option<String>,
-}
-
-/// A list item of MSNP2-7 `LST`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LstItem {
-    pub handle: String,
-    pub friendly: String,
-    /// Group ids of a forward-list entry (printed from MSNP7; `0` if none).
-    pub groups: Vec<u32>,
-}
-
-/// A group as both naming schemes see it: the number of MSNP7-9 and the
-/// GUID of MSNP10+.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRef {
-    pub id: u32,
-    pub guid: String,
-    pub name: String,
-}
-
-/// One contact of a MSNP8+ `SYN` batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncContact {
-    pub handle: String,
-    pub friendly: String,
-    /// The contact GUID (`C=`), sent for forward-list contacts in MSNP10+.
-    pub guid: String,
-    /// List bits: FL=1, AL=2, BL=4, RL=8.
-    pub bits: u8,
-    pub group_ids: Vec<u32>,
-    pub group_guids: Vec<String>,
-}
-
-/// One server-to-client command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `VER trid dialect`, or `VER trid 0` when no dialect is shared.
-    Ver {
-        trid: TrId,
-        dialect: Option<Dialect>,
-    },
-    Inf {
-        trid: TrId,
-        packages: &'static [&'static str],
-    },
-    Cvr {
-        trid: TrId,
-        recommended: String,
-        minimum: String,
-        download_url: String,
-        info_url: String,
-    },
-    /// `USR trid MD5 S challenge` (or `TWN S`).
-    UsrChallenge {
-        trid: TrId,
-        package: &'static str,
-        challenge: String,
-    },
-    /// Notification server login success.
-    UsrOk {
-        trid: TrId,
-        handle: String,
-        friendly: String,
-    },
-    /// Switchboard login success: `USR trid OK handle friendly` in every dialect.
-    SbUsrOk {
-        trid: TrId,
-        handle: String,
-        friendly: String,
-    },
-    XfrNs {
-        trid: TrId,
-        address: String,
-        current: String,
-    },
-    XfrSb {
-        trid: TrId,
-        address: String,
-        cookie: String,
-    },
-    /// The `SYN` reply: the serial (MSNP2-9) or time stamps (MSNP10+), and
-    /// from MSNP8 the contact and group counts (absent when nothing follows).
-    Syn {
-        trid: TrId,
-        serial: u32,
-        timestamp: String,
-        counts: Option<(usize, usize)>,
-    },
-    /// `in_sync`: a line of a `SYN` batch rather than the reply to `GTC`.
-    Gtc {
-        trid: TrId,
-        serial: u32,
-        mode: PromptMode,
-        in_sync: bool,
-    },
-    Blp {
-        trid: TrId,
-        serial: u32,
-        mode: PrivacyMode,
-        in_sync: bool,
-    },
-    /// A phone number or other property of mine; `value` is decoded text.
-    Prp {
-        trid: TrId,
-        serial: u32,
-        kind: String,
-        value: Option<String>,
-        in_sync: bool,
-    },
-    /// A contact's property; in a `SYN` batch of MSNP8+ it follows its `LST`.
-    Bpr {
-        serial: u32,
-        handle: String,
-        kind: String,
-        value: Option<String>,
-        in_sync: bool,
-    },
-    /// One list item of MSNP2-7; `item` is `None` for the `0 0` line of an
-    /// empty list.
-    Lst {
-        trid: TrId,
-        list: ListKind,
-        serial: u32,
-        index: usize,
-        total: usize,
-        item: Option<LstItem>,
-    },
-    /// One contact of a MSNP8+ `SYN` batch, with its list bits.
-    SyncContact(SyncContact),
-    /// A group: in a `SYN` batch, or in reply to MSNP7's `LSG`.
-    Lsg {
-        trid: TrId,
-        serial: u32,
-        index: usize,
-        total: usize,
-        group: GroupRef,
-        in_sync: bool,
-    },
-    /// `ADD` (MSNP2-9) or `ADC` (MSNP10+) putting someone on a list.
-    Add {
-        trid: TrId,
-        list: ListKind,
-        serial: u32,
-        handle: String,
-        friendly: String,
-        group: Option<u32>,
-        guid: Option<String>,
-    },
-    /// A forward-list contact put into a group.
-    AddToGroup {
-        trid: TrId,
-        serial: u32,
-        handle: String,
-        friendly: String,
-        guid: String,
-        group: GroupRef,
-    },
-    /// `REM`: `group` when only a group membership is removed.
-    Rem {
-        trid: TrId,
-        list: ListKind,
-        serial: u32,
-        handle: String,
-        guid: Option<String>,
-        group: Option<GroupRef>,
-    },
-    Adg {
-        trid: TrId,
-        serial: u32,
-        group: GroupRef,
-    },
-    Rmg {
-        trid: TrId,
-        serial: u32,
-        group: GroupRef,
-    },
-    Reg {
-        trid: TrId,
-        serial: u32,
-        group: GroupRef,
-    },
-    /// `SBP` echo (arguments as the client sent them).
-    Sbp {
-        trid: TrId,
-        contact_guid: String,
-        kind: String,
-        value: String,
-    },
-    /// `CHL 0 challenge`
-    Chl {
-        challenge: String,
-    },
-    /// `QRY trid`: the challenge answer was accepted.
-    QryOk {
-        trid: TrId,
-    },
-    /// `UUX trid 0`
-    Uux {
-        trid: TrId,
-    },
-    /// A contact's personal message.
-    Ubx {
-        handle: String,
-        payload: Bytes,
-    },
-    Gcf {
-        trid: TrId,
-        file: String,
-        payload: Bytes,
-    },
-    Url {
-        trid: TrId,
-        rru: String,
-        url: String,
-        id: u32,
-    },
-    Sdc {
-        trid: TrId,
-    },
-    Snd {
-        trid: TrId,
-        email: String,
-    },
-    Ims {
-        trid: TrId,
-        on: bool,
-    },
-    Rea {
-        trid: TrId,
-        serial: u32,
-        handle: String,
-        friendly: String,
-    },
-    Chg {
-        trid: TrId,
-        state: OnlineState,
-        client_id: Option<u32>,
-        msn_object: Option<String>,
-    },
-    Iln {
-        trid: TrId,
-        presence: PresenceLine,
-    },
-    Nln {
-        presence: PresenceLine,
-    },
-    Fln {
-        handle: String,
-    },
-    Rng {
-        session_id: u32,
-        address: String,
-        cookie: String,
-        caller: String,
-        caller_friendly: String,
-    },
-    Out {
-        reason: Option<OutReason>,
-    },
-    Qng {
-        interval: u32,
-    },
-    Error {
-        code: ErrorCode,
-        trid: Option<TrId>,
-    },
-    /// `CAL trid RINGING session-id`
-    CalRinging {
-        trid: TrId,
-        session_id: u32,
-    },
-    Iro {
-        trid: TrId,
-        index: usize,
-        total: usize,
-        handle: String,
-        friendly: String,
-        client_id: u32,
-    },
-    AnsOk {
-        trid: TrId,
-    },
-    Joi {
-        handle: String,
-        friendly: String,
-        client_id: u32,
-    },
-    Bye {
-        handle: String,
-        idle: bool,
-    },
-    Ack {
-        trid: TrId,
-    },
-    Nak {
-        trid: TrId,
-    },
-    /// `MSG handle friendly length` followed by the payload.
-    Msg {
-        handle: String,
-        friendly: String,
-        payload: Bytes,
-    },
-}
-
 impl Reply {
-    /// Shorthand for an error reply to a request.
-    pub fn error(code: ErrorCode, trid: TrId) -> Reply {
-        Reply::Error { code, trid: Some(trid) }
-    }
-
-    /// Encodes the command (line, CRLF, payload) into `out`.
-    pub fn encode(&self, dialect: Dialect, out: &mut BytesMut) {
-        let mut line = String::with_capacity(64);
-        // Writing into a String cannot fail.
-        let _ = self.write_line(dialect, &mut line);
-        out.reserve(line.len() + 2);
-        out.put_slice(line.as_bytes());
-        out.put_slice(b"\r\n");
-        if let Reply::Msg { payload, .. } | Reply::Ubx { payload, .. } | Reply::Gcf { payload, .. } = self {
-            out.put_slice(payload);
-        }
-    }
-
-    /// Encodes into a fresh buffer.
-    pub fn to_bytes(&self, dialect: Dialect) -> Bytes {
-        let mut out = BytesMut::new();
-        self.encode(dialect, &mut out);
-        out.freeze()
-    }
-
-    fn write_line(&self, dialect: Dialect, line: &mut String) -> std::fmt::Result {
+    pub(super) fn write_line(&self, dialect: Dialect, line: &mut String) -> std::fmt::Result {
         let serial = |s: u32| {
             if dialect.replies_carry_serial() { format!(" {s}") } else { String::new() }
         };
         match self {
             Reply::Ver { trid, dialect: Some(d) } => write!(line, "VER {trid} {d}"),
             Reply::Ver { trid, dialect: None } => write!(line, "VER {trid} 0"),
-            Reply::Inf { trid, packages } => write!(line, "INF {trid} {}", packages.join(",")),
+            Reply::Inf { trid, packages } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.package()).collect();
+                write!(line, "INF {trid} {}", names.join(","))
+            }
             Reply::Cvr { trid, recommended, minimum, download_url, info_url } => {
                 write!(line, "CVR {trid} {recommended} {recommended} {minimum} {download_url} {info_url}")
             }
-            Reply::UsrChallenge { trid, package, challenge } => write!(line, "USR {trid} {package} S {challenge}"),
+            Reply::UsrChallenge { trid, package, challenge } => {
+                write!(line, "USR {trid} {} S {challenge}", package.package())
+            }
             Reply::UsrOk { trid, handle, friendly } => {
                 write!(line, "USR {trid} OK {handle}")?;
                 if dialect.usr_ok_has_friendly() {
@@ -394,13 +37,9 @@ impl Reply {
                 } else if dialect.usr_ok_has_verified_flag() {
                     write!(line, " 1")?;
                 }
-                // MSNP11 follows a successful login with `SBS 0 null`: part of
-                // the same reply, so the session logic need not know.
-                if dialect.sends_sbs_after_login() {
-                    write!(line, "\r\nSBS 0 null")?;
-                }
                 Ok(())
             }
+            Reply::Sbs => write!(line, "SBS 0 null"),
             Reply::SbUsrOk { trid, handle, friendly } => write!(line, "USR {trid} OK {handle} {}", encode(friendly)),
             Reply::XfrNs { trid, address, current } => {
                 write!(line, "XFR {trid} NS {address}")?;
@@ -518,7 +157,17 @@ impl Reply {
                 if dialect.uses_guids() {
                     write!(line, "ADC {trid} FL C={guid} {}", group.guid)
                 } else {
-                    write!(line, "ADD {trid} FL{} {handle} {} {}", serial(*s), encode(friendly), group.id)
+                    // MSNP7-9 say it as a forward-list add naming the group.
+                    let add = Reply::Add {
+                        trid: *trid,
+                        list: ListKind::Forward,
+                        serial: *s,
+                        handle: handle.clone(),
+                        friendly: friendly.clone(),
+                        group: Some(group.id),
+                        guid: None,
+                    };
+                    add.write_line(dialect, line)
                 }
             }
             Reply::Rem { trid, list, serial: s, handle, guid, group } => {
@@ -685,7 +334,10 @@ fn presence_fields(line: &mut String, dialect: Dialect, p: &PresenceLine) -> std
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::types::{OnlineState, PrivacyMode, PromptMode};
 
     fn text(r: Reply, d: Dialect) -> String {
         String::from_utf8(r.to_bytes(d).to_vec()).unwrap()
@@ -696,8 +348,8 @@ mod tests {
         let ok = || Reply::UsrOk { trid: 7, handle: "a@b.com".into(), friendly: "A".into() };
         assert_eq!(text(ok(), Dialect::Msnp8), "USR 7 OK a@b.com A 1 0\r\n");
         assert_eq!(text(ok(), Dialect::Msnp10), "USR 7 OK a@b.com 1 0\r\n");
-        assert_eq!(text(ok(), Dialect::Msnp11), "USR 7 OK a@b.com 1 0\r\nSBS 0 null\r\n");
-        assert_eq!(text(ok(), Dialect::Msnp12), "USR 7 OK a@b.com 1 0\r\nSBS 0 null\r\n");
+        assert_eq!(text(ok(), Dialect::Msnp11), "USR 7 OK a@b.com 1 0\r\n");
+        assert_eq!(text(Reply::Sbs, Dialect::Msnp11), "SBS 0 null\r\n");
     }
 
     #[test]
