@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use msnp::{Decoder, Direction, Frame, Limits};
+use msnp::request::{NsRequest, SbRequest};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -52,20 +53,19 @@ impl Conn {
         self.local
     }
 
-    /// Sends one command line.
-    pub async fn send_line(&mut self, line: &str) -> Result<()> {
-        let mut out = Vec::with_capacity(line.len() + 2);
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        self.stream.write_all(&out).await?;
-        Ok(())
+    /// Sends a request in the connection's dialect.
+    pub async fn send(&mut self, request: &NsRequest, dialect: Dialect) -> Result<()> {
+        self.send_frame(&request.to_frame(dialect)).await
     }
 
-    /// Sends a payload command: `line` gets the payload length appended.
-    pub async fn send_payload(&mut self, line: &str, payload: &[u8]) -> Result<()> {
-        let mut out = format!("{line} {}\r\n", payload.len()).into_bytes();
-        out.extend_from_slice(payload);
-        self.stream.write_all(&out).await?;
+    /// Sends a request to a switchboard.
+    pub async fn send_sb(&mut self, request: &SbRequest) -> Result<()> {
+        self.send_frame(&request.to_frame()).await
+    }
+
+    /// Sends a frame (line, CRLF, payload).
+    pub async fn send_frame(&mut self, frame: &Frame) -> Result<()> {
+        self.stream.write_all(&frame.to_bytes()).await?;
         Ok(())
     }
 
@@ -94,10 +94,4 @@ impl Conn {
     pub async fn shutdown(&mut self) {
         let _ = self.stream.shutdown().await;
     }
-}
-
-/// The numeric error code of a frame, if it is an error reply.
-pub fn error_code(frame: &Frame) -> Option<u16> {
-    let verb = frame.verb();
-    (verb.len() == 3 && verb.bytes().all(|b| b.is_ascii_digit())).then(|| verb.parse().ok()).flatten()
 }

@@ -30,6 +30,7 @@
 pub mod cache;
 pub mod config;
 pub mod conn;
+pub mod conversation;
 pub mod error;
 pub mod event;
 pub mod http;
@@ -37,12 +38,13 @@ pub mod login;
 pub mod message;
 pub mod ns;
 pub mod sb;
+mod shared;
 pub mod state;
 pub mod transfer;
 
 pub use config::ClientConfig;
+pub use conversation::Conversation;
 pub use error::ClientError;
 pub use event::Event;
 pub use ns::Client;
-pub use sb::Conversation;
 pub use state::{Contact, State};

@@ -4,77 +4,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use msnp::challenge::{md5_response, msnp11_response};
-use msnp::{Dialect, Frame, ListKind, OnlineState, PrivacyMode, PromptMode, urlencode};
+use msnp::reply::PresenceLine;
+use msnp::request::{AdcTarget, NsRequest};
+use msnp::{Dialect, Frame, ListKind, OnlineState, PrivacyMode, PromptMode, Reply, TrId};
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
 use crate::config::ClientConfig;
-use crate::conn::{Conn, error_code};
+use crate::conn::Conn;
+use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::event::Event;
-use crate::login::{self, apply_sync_line};
-use crate::sb::{self, Conversation};
+use crate::login::{self, apply_sync_reply};
+use crate::sb;
+use crate::shared::{Command, Shared};
 use crate::state::{Contact, State};
-
-/// A request for the session task: the line after the TrID, an optional
-/// payload, and where to send the reply.
-struct Request {
-    verb: &'static str,
-    rest: String,
-    payload: Option<Vec<u8>>,
-    reply: oneshot::Sender<Result<Frame>>,
-}
-
-enum Command {
-    Request(Request),
-    SignOut(oneshot::Sender<()>),
-}
-
-/// What the client's tasks share.
-pub(crate) struct Shared {
-    pub config: ClientConfig,
-    pub dialect: Dialect,
-    pub state: std::sync::Mutex<State>,
-    pub events: mpsc::UnboundedSender<Event>,
-    pub conversations: std::sync::Mutex<HashMap<u64, Conversation>>,
-    pub next_id: AtomicU64,
-    commands: mpsc::Sender<Command>,
-    /// Serialises `XFR SB` so each answer goes to its own call.
-    pub switchboard_requests: AsyncMutex<()>,
-}
-
-impl Shared {
-    pub fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
-    }
-
-    pub fn me(&self) -> (String, String) {
-        let s = self.state.lock().expect("state lock");
-        (s.handle.clone(), s.friendly.clone())
-    }
-
-    /// A fresh id for a conversation or a transfer.
-    pub fn fresh_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Sends a request and waits for its reply.
-    pub async fn request(&self, verb: &'static str, rest: String, payload: Option<Vec<u8>>) -> Result<Frame> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request(Request { verb, rest, payload, reply: tx }))
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        match tokio::time::timeout(self.config.timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(ClientError::Closed),
-            Err(_) => Err(ClientError::Timeout),
-        }
-    }
-}
 
 /// A signed-in client. Cheap to clone; every clone drives the same session.
 #[derive(Clone)]
@@ -135,23 +82,20 @@ impl Client {
     /// Sets my state (`CHG`). The first call also brings the initial presence
     /// of my contacts.
     pub async fn set_state(&self, state: OnlineState) -> Result<()> {
-        let rest = match self.client_id() {
-            Some(id) => format!("{state} {id}"),
-            None => state.to_string(),
-        };
-        self.shared.request("CHG", rest, None).await?;
+        let client_id = self.client_id();
+        self.shared.request(move |trid| NsRequest::Chg { trid, state, client_id, msn_object: None }).await?;
         self.shared.state.lock().expect("state lock").my_state = state;
         Ok(())
     }
 
     /// Changes my friendly name.
     pub async fn set_name(&self, name: &str) -> Result<()> {
-        let encoded = urlencode::encode(name);
+        let friendly = name.to_string();
         if self.shared.dialect.uses_guids() {
-            self.shared.request("PRP", format!("MFN {encoded}"), None).await?;
+            self.shared.request(|trid| NsRequest::Prp { trid, kind: "MFN".into(), value: Some(friendly) }).await?;
         } else {
-            let me = self.shared.me().0;
-            self.shared.request("REA", format!("{me} {encoded}"), None).await?;
+            let handle = self.shared.me().0;
+            self.shared.request(|trid| NsRequest::Rea { trid, handle, friendly }).await?;
         }
         self.shared.state.lock().expect("state lock").friendly = name.to_string();
         Ok(())
@@ -163,23 +107,25 @@ impl Client {
             return Err(ClientError::Protocol(format!("{} has no personal messages", self.shared.dialect)));
         }
         let payload = format!("<Data><PSM>{}</PSM><CurrentMedia></CurrentMedia></Data>", msnp::soap::escape_xml(text));
-        self.shared.request("UUX", String::new(), Some(payload.into_bytes())).await?;
+        self.shared.request(|trid| NsRequest::Uux { trid, payload: payload.into() }).await?;
         self.shared.state.lock().expect("state lock").personal_message = Some(text.to_string());
         Ok(())
     }
 
     async fn add_to(&self, list: ListKind, handle: &str, friendly: &str) -> Result<()> {
+        let (h, f) = (handle.to_string(), friendly.to_string());
         let reply = if self.shared.dialect.uses_guids() {
-            let rest = if list == ListKind::Forward {
-                format!("FL N={handle} F={}", urlencode::encode(friendly))
-            } else {
-                format!("{list} N={handle}")
-            };
-            self.shared.request("ADC", rest, None).await?
+            let friendly = (list == ListKind::Forward).then_some(f);
+            self.shared
+                .request(move |trid| NsRequest::Adc { trid, list, target: AdcTarget::Handle { handle: h, friendly } })
+                .await?
         } else {
-            self.shared.request("ADD", format!("{list} {handle} {}", urlencode::encode(friendly)), None).await?
+            self.shared.request(move |trid| NsRequest::Add { trid, list, handle: h, friendly: f, group: None }).await?
         };
-        let guid = reply.args().iter().find_map(|a| a.strip_prefix("C=")).map(str::to_string);
+        let guid = match reply {
+            Reply::Add { guid, .. } => guid,
+            _ => None,
+        };
         let mut state = self.shared.state.lock().expect("state lock");
         let c = state.contact_mut(handle);
         c.set(list, true);
@@ -199,7 +145,7 @@ impl Client {
                 .ok_or_else(|| ClientError::Protocol(format!("{handle} is not on the contact list")))?,
             _ => handle.to_string(),
         };
-        self.shared.request("REM", format!("{list} {target}"), None).await?;
+        self.shared.request(move |trid| NsRequest::Rem { trid, list, target, group: None }).await?;
         let mut state = self.shared.state.lock().expect("state lock");
         state.contact_mut(handle).set(list, false);
         state.prune();
@@ -234,27 +180,26 @@ impl Client {
 
     /// Sets who may see me and talk to me (`BLP`).
     pub async fn set_privacy(&self, mode: PrivacyMode) -> Result<()> {
-        self.shared.request("BLP", mode.code().to_string(), None).await?;
+        self.shared.request(move |trid| NsRequest::Blp { trid, mode }).await?;
         self.shared.state.lock().expect("state lock").privacy = mode;
         Ok(())
     }
 
     /// Sets whether my client should ask about people who add me (`GTC`).
     pub async fn set_prompt(&self, mode: PromptMode) -> Result<()> {
-        self.shared.request("GTC", mode.code().to_string(), None).await?;
+        self.shared.request(move |trid| NsRequest::Gtc { trid, mode }).await?;
         self.shared.state.lock().expect("state lock").prompt = mode;
         Ok(())
     }
 
     /// Creates a contact group (MSNP7+); returns its id.
     pub async fn add_group(&self, name: &str) -> Result<String> {
-        let encoded = urlencode::encode(name);
-        let rest = if self.shared.dialect.uses_guids() { encoded } else { format!("{encoded} 0") };
-        let reply = self.shared.request("ADG", rest, None).await?;
-        let a = reply.args();
-        let id = if self.shared.dialect.uses_guids() { a.get(2) } else { a.get(3) }
-            .ok_or_else(|| ClientError::Protocol(reply.line.clone()))?
-            .to_string();
+        let group_name = name.to_string();
+        let id = match self.shared.request(|trid| NsRequest::Adg { trid, name: group_name }).await? {
+            Reply::Adg { group, .. } if self.shared.dialect.uses_guids() => group.guid,
+            Reply::Adg { group, .. } => group.id.to_string(),
+            other => return Err(ClientError::Protocol(format!("{other:?} answering ADG"))),
+        };
         self.shared
             .state
             .lock()
@@ -355,7 +300,7 @@ fn psm_text(payload: &[u8]) -> String {
 /// The session task.
 async fn run(mut conn: Conn, mut next_trid: u32, shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
     let dialect = shared.dialect;
-    let mut pending: HashMap<u32, (&'static str, oneshot::Sender<Result<Frame>>)> = HashMap::new();
+    let mut pending: HashMap<TrId, Pending> = HashMap::new();
     let mut ping_every = Duration::from_secs(50);
     let mut next_ping = tokio::time::Instant::now() + ping_every;
     let mut signing_out: Option<oneshot::Sender<()>> = None;
@@ -363,42 +308,39 @@ async fn run(mut conn: Conn, mut next_trid: u32, shared: Arc<Shared>, mut comman
         tokio::select! {
             command = commands.recv(), if signing_out.is_none() => match command {
                 Some(Command::Request(r)) => {
-                    let trid = next_trid;
-                    next_trid = next_trid.wrapping_add(1).max(1);
-                    let line = if r.rest.is_empty() { format!("{} {trid}", r.verb) } else { format!("{} {trid} {}", r.verb, r.rest) };
-                    let sent = match &r.payload {
-                        Some(p) => conn.send_payload(&line, p).await,
-                        None => conn.send_line(&line).await,
-                    };
-                    match sent {
-                        Ok(()) => { pending.insert(trid, (r.verb, r.reply)); }
+                    let request = (r.make)(take_trid(&mut next_trid));
+                    let frame = request.to_frame(dialect);
+                    match conn.send_frame(&frame).await {
+                        Ok(()) => {
+                            let verb = frame.verb().to_string();
+                            pending.insert(request.trid().unwrap_or(0), Pending { verb, reply: r.reply });
+                        }
                         Err(e) => { let _ = r.reply.send(Err(e)); }
                     }
                 }
                 Some(Command::SignOut(done)) => {
-                    let _ = conn.send_line("OUT").await;
+                    let _ = conn.send(&NsRequest::Out, dialect).await;
                     signing_out = Some(done);
                 }
                 None => break "signed out".to_string(),
             },
             frame = conn.next_frame() => match frame {
-                Ok(Some(f)) => {
-                    if f.verb() == "OUT" {
-                        let why = f.args().first().map(|r| r.to_string()).unwrap_or_else(|| "signed out".into());
-                        break why;
-                    }
-                    handle(&shared, dialect, &mut conn, &mut next_trid, &mut pending, &mut ping_every, f).await;
-                }
+                Ok(Some(f)) => match Reply::parse(&f, dialect) {
+                    Ok(Reply::Out { reason }) => break reason.map_or("signed out", |r| r.code()).to_string(),
+                    Ok(reply) => handle(&shared, &mut conn, &mut next_trid, &mut pending, &mut ping_every, &f, reply).await,
+                    // What this client cannot read it leaves alone.
+                    Err(e) => tracing::debug!("{e}"),
+                },
                 Ok(None) | Err(_) => break if signing_out.is_some() { "signed out".into() } else { "connection lost".into() },
             },
             _ = tokio::time::sleep_until(next_ping) => {
-                let _ = conn.send_line("PNG").await;
+                let _ = conn.send(&NsRequest::Png, dialect).await;
                 next_ping = tokio::time::Instant::now() + ping_every;
             }
         }
     };
-    for (_, (_, reply)) in pending.drain() {
-        let _ = reply.send(Err(ClientError::Closed));
+    for (_, waiting) in pending.drain() {
+        let _ = waiting.reply.send(Err(ClientError::Closed));
     }
     if let Some(done) = signing_out {
         let _ = done.send(());
@@ -410,76 +352,71 @@ async fn run(mut conn: Conn, mut next_trid: u32, shared: Arc<Shared>, mut comman
     shared.emit(Event::SignedOut { reason });
 }
 
+/// A request waiting for its reply, which names the same verb and TrID.
+struct Pending {
+    verb: String,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// The next TrID, never 0 (the TrID of the server's own notifications).
+fn take_trid(next: &mut TrId) -> TrId {
+    let trid = *next;
+    *next = next.wrapping_add(1).max(1);
+    trid
+}
+
 async fn handle(
     shared: &Arc<Shared>,
-    dialect: Dialect,
     conn: &mut Conn,
-    next_trid: &mut u32,
-    pending: &mut HashMap<u32, (&'static str, oneshot::Sender<Result<Frame>>)>,
+    next_trid: &mut TrId,
+    pending: &mut HashMap<TrId, Pending>,
     ping_every: &mut Duration,
-    f: Frame,
+    frame: &Frame,
+    reply: Reply,
 ) {
-    let a = f.args();
-    let trid = a.first().and_then(|t| t.parse::<u32>().ok());
-    if let Some(code) = error_code(&f) {
-        if let Some((_, reply)) = trid.and_then(|t| pending.remove(&t)) {
-            let _ = reply.send(Err(ClientError::Server(code)));
-        }
-        return;
-    }
-    if let Some(t) = trid.filter(|t| *t != 0)
-        && pending.get(&t).is_some_and(|(verb, _)| *verb == f.verb())
+    let dialect = shared.dialect;
+    // A reply to a request of ours: its TrID, and its verb (an ILN carries
+    // the TrID of the CHG that brought it) or an error.
+    let trid = reply.trid().filter(|t| *t != 0);
+    if let Some(t) = trid
+        && pending.get(&t).is_some_and(|p| p.verb == frame.verb() || matches!(reply, Reply::Error { .. }))
     {
-        let (_, reply) = pending.remove(&t).expect("checked");
-        let _ = reply.send(Ok(f));
+        let waiting = pending.remove(&t).expect("checked");
+        let answer = match reply {
+            Reply::Error { code, .. } => Err(ClientError::Server(code.code())),
+            reply => Ok(reply),
+        };
+        let _ = waiting.reply.send(answer);
         return;
     }
-    match f.verb() {
-        "ILN" => presence(shared, dialect, &a[1..]),
-        "NLN" => presence(shared, dialect, &a),
-        "FLN" => {
-            if let Some(handle) = a.first() {
-                if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase())
-                {
-                    c.state = OnlineState::Offline;
-                    c.presence_name = None;
-                }
-                shared.emit(Event::Offline { handle: handle.to_string() });
+    match reply {
+        Reply::Iln { presence: p, .. } | Reply::Nln { presence: p } => presence(shared, p),
+        Reply::Fln { handle } => {
+            if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase()) {
+                c.state = OnlineState::Offline;
+                c.presence_name = None;
             }
+            shared.emit(Event::Offline { handle });
         }
         // The service's own messages; text ones are for the user to read
         // (the profile, mail and maintenance notices are other types).
-        "MSG" if a.first() == Some(&"Hotmail") => {
-            if let Some(message) = f.payload.as_deref().and_then(|p| msnp::mime::MimeMessage::parse(p).ok())
+        Reply::Msg { handle, payload, .. } if handle == "Hotmail" => {
+            if let Ok(message) = msnp::mime::MimeMessage::parse(&payload)
                 && message.content_type().is_some_and(|t| t.starts_with("text/plain"))
             {
                 let text = String::from_utf8_lossy(&message.body).into_owned();
                 shared.emit(Event::ServiceMessage { text });
             }
         }
-        "UBX" => {
-            if let Some(handle) = a.first() {
-                let text = psm_text(f.payload.as_deref().unwrap_or_default());
-                if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase())
-                {
-                    c.personal_message = Some(text.clone());
-                }
-                shared.emit(Event::PersonalMessage { handle: handle.to_string(), text });
+        Reply::Ubx { handle, payload } => {
+            let text = psm_text(&payload);
+            if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase()) {
+                c.personal_message = Some(text.clone());
             }
+            shared.emit(Event::PersonalMessage { handle, text });
         }
-        "ADD" | "ADC" if a.get(1) == Some(&"RL") => {
-            let (handle, friendly) = if f.verb() == "ADC" {
-                let h = a.iter().find_map(|x| x.strip_prefix("N=")).unwrap_or("");
-                let fr = a.iter().find_map(|x| x.strip_prefix("F=")).unwrap_or(h);
-                (h.to_string(), urlencode::decode(fr).unwrap_or_else(|_| fr.to_string()))
-            } else {
-                let h = a.get(3).unwrap_or(&"").to_string();
-                let fr = a
-                    .get(4)
-                    .map(|x| urlencode::decode(x).unwrap_or_else(|_| x.to_string()))
-                    .unwrap_or_else(|| h.clone());
-                (h, fr)
-            };
+        Reply::Add { list: ListKind::Reverse, handle, friendly, .. } => {
+            let friendly = if friendly.is_empty() { handle.clone() } else { friendly };
             let needs_answer = {
                 let mut s = shared.state.lock().expect("state lock");
                 let c = s.contact_mut(&handle);
@@ -488,8 +425,7 @@ async fn handle(
             };
             shared.emit(Event::AddedBy { handle, friendly, needs_answer });
         }
-        "REM" if a.get(1) == Some(&"RL") => {
-            let handle = a.last().map(|h| h.trim_start_matches("N=").to_string()).unwrap_or_default();
+        Reply::Rem { list: ListKind::Reverse, handle, .. } => {
             {
                 let mut s = shared.state.lock().expect("state lock");
                 s.contact_mut(&handle).set(ListKind::Reverse, false);
@@ -497,41 +433,33 @@ async fn handle(
             }
             shared.emit(Event::RemovedBy { handle });
         }
-        "RNG" => {
-            // RNG session-id address CKI cookie caller friendly
-            if let (Some(session), Some(address), Some(cookie), Some(caller)) =
-                (a.first(), a.get(1), a.get(3), a.get(4))
-            {
-                sb::answer(shared, session, address, cookie, caller);
-            }
+        Reply::Rng { session_id, address, cookie, caller, .. } => {
+            sb::answer(shared, session_id, address, cookie, caller)
         }
-        "CHL" => {
-            if let Some(challenge) = a.get(1) {
-                let (id, answer) = qry(dialect, challenge);
-                let t = *next_trid;
-                *next_trid = next_trid.wrapping_add(1).max(1);
-                let _ = conn.send_payload(&format!("QRY {t} {id}"), answer.as_bytes()).await;
-            }
+        Reply::Chl { challenge } => {
+            let (id, answer) = qry(dialect, &challenge);
+            let request = NsRequest::Qry { trid: take_trid(next_trid), product_id: id.into(), payload: answer.into() };
+            let _ = conn.send(&request, dialect).await;
         }
-        "QNG" => *ping_every = login::ping_interval(&f),
-        "GTC" | "BLP" | "PRP" | "LSG" | "LST" => {
-            apply_sync_line(dialect, &f, &mut shared.state.lock().expect("state lock"))
-        }
+        Reply::Qng { interval } => *ping_every = login::ping_interval(interval),
+        sync @ (Reply::Gtc { .. }
+        | Reply::Blp { .. }
+        | Reply::Prp { .. }
+        | Reply::Lsg { .. }
+        | Reply::Lst { .. }
+        | Reply::SyncContact(_)) => apply_sync_reply(&sync, &mut shared.state.lock().expect("state lock")),
         _ => {}
     }
 }
 
-/// `NLN state handle friendly [client-id [object]]` (and ILN without its TrID).
-fn presence(shared: &Shared, _dialect: Dialect, a: &[&str]) {
-    let (Some(state), Some(handle), Some(friendly)) = (a.first(), a.get(1), a.get(2)) else { return };
-    let Some(state) = OnlineState::from_code(state) else { return };
-    let friendly = urlencode::decode(friendly).unwrap_or_else(|_| friendly.to_string());
+/// A contact's presence (`NLN`, or `ILN` after `CHG`).
+fn presence(shared: &Shared, p: PresenceLine) {
     {
         let mut s = shared.state.lock().expect("state lock");
-        let c = s.contact_mut(handle);
-        c.state = state;
-        c.presence_name = Some(friendly.clone());
-        c.client_id = a.get(3).and_then(|id| id.parse().ok()).unwrap_or(0);
+        let c = s.contact_mut(&p.handle);
+        c.state = p.state;
+        c.presence_name = Some(p.friendly.clone());
+        c.client_id = p.client_id;
     }
-    shared.emit(Event::Presence { handle: handle.to_string(), friendly, state: state.code().to_string() });
+    shared.emit(Event::Presence { handle: p.handle, friendly: p.friendly, state: p.state.code().to_string() });
 }

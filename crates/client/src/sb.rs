@@ -2,140 +2,50 @@
 //! [`Conversation`] handle sends it commands.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use msnp::mime::MimeMessage;
-use msnp::{Frame, urlencode};
+use msnp::request::{NsRequest, SbRequest};
+use msnp::{AckMode, Reply, TrId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::conn::{Conn, error_code};
+use crate::conn::Conn;
+use crate::conversation::{Command, Conversation, Method};
 use crate::error::{ClientError, Result};
 use crate::event::Event;
 use crate::message;
-use crate::ns::Shared;
-use crate::transfer::{Action, Method, Report, Transfers};
+use crate::shared::Shared;
+use crate::transfer::{Action, Report, Transfers};
 
-enum Command {
-    Text { payload: Vec<u8>, reply: oneshot::Sender<Result<()>> },
-    Unacknowledged(Vec<u8>),
-    Invite { handle: String, reply: oneshot::Sender<Result<()>> },
-    SendFile { path: PathBuf, method: Option<Method>, reply: oneshot::Sender<Result<u64>> },
-    Accept { transfer: u64, dest: PathBuf },
-    Decline { transfer: u64 },
-    Cancel { transfer: u64 },
-    Leave(oneshot::Sender<()>),
-}
-
-/// A conversation (one switchboard session). Cheap to clone.
-#[derive(Clone)]
-pub struct Conversation {
-    pub id: u64,
-    commands: mpsc::Sender<Command>,
-    participants: Arc<Mutex<Vec<String>>>,
-}
-
-impl Conversation {
-    /// Who else is in the conversation now.
-    pub fn participants(&self) -> Vec<String> {
-        self.participants.lock().expect("participants lock").clone()
-    }
-
-    async fn command(&self, c: Command) -> Result<()> {
-        self.commands.send(c).await.map_err(|_| ClientError::Closed)
-    }
-
-    /// Sends a text message and waits for the switchboard's acknowledgement.
-    pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.send_formatted(text, None).await
-    }
-
-    /// Sends a text message with an `X-MMS-IM-Format` font header.
-    pub async fn send_formatted(&self, text: &str, format: Option<&str>) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::Text { payload: message::text(text, format), reply: tx }).await?;
-        rx.await.map_err(|_| ClientError::Closed)?
-    }
-
-    /// Tells the others I am typing (unacknowledged).
-    pub async fn send_typing(&self, me: &str) -> Result<()> {
-        self.command(Command::Unacknowledged(message::typing(me))).await
-    }
-
-    /// Sends a nudge.
-    pub async fn send_nudge(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::Text { payload: message::nudge(), reply: tx }).await?;
-        rx.await.map_err(|_| ClientError::Closed)?
-    }
-
-    /// Invites someone else into the conversation.
-    pub async fn invite(&self, handle: &str) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::Invite { handle: handle.into(), reply: tx }).await?;
-        rx.await.map_err(|_| ClientError::Closed)?
-    }
-
-    /// Offers a file to the other participant; returns the transfer id. The
-    /// method is MSNSLP/P2P when the dialect has it, else MSNFTP.
-    pub async fn send_file(&self, path: &Path) -> Result<u64> {
-        self.send_file_with(path, None).await
-    }
-
-    /// Offers a file with a chosen method.
-    pub async fn send_file_with(&self, path: &Path, method: Option<Method>) -> Result<u64> {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::SendFile { path: path.into(), method, reply: tx }).await?;
-        rx.await.map_err(|_| ClientError::Closed)?
-    }
-
-    /// Accepts an offered file into `dest`.
-    pub async fn accept_file(&self, transfer: u64, dest: &Path) -> Result<()> {
-        self.command(Command::Accept { transfer, dest: dest.into() }).await
-    }
-
-    /// Declines an offered file.
-    pub async fn decline_file(&self, transfer: u64) -> Result<()> {
-        self.command(Command::Decline { transfer }).await
-    }
-
-    /// Stops a transfer.
-    pub async fn cancel_transfer(&self, transfer: u64) -> Result<()> {
-        self.command(Command::Cancel { transfer }).await
-    }
-
-    /// Leaves the conversation.
-    pub async fn leave(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.command(Command::Leave(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
-
-async fn expect(conn: &mut Conn, shared: &Shared) -> Result<Frame> {
+/// The switchboard's next reply; an error reply is an error.
+async fn expect(conn: &mut Conn, shared: &Shared) -> Result<Reply> {
     let f = conn.expect_frame(shared.config.timeout).await?;
-    match error_code(&f) {
-        Some(code) => Err(ClientError::Server(code)),
-        None => Ok(f),
+    match Reply::parse_from_switchboard(&f, shared.dialect) {
+        Ok(Reply::Error { code, .. }) => Err(ClientError::Server(code.code())),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(ClientError::Protocol(e.to_string())),
     }
+}
+
+/// A message with its acknowledgement mode.
+fn msg(trid: TrId, ack: AckMode, payload: &[u8]) -> SbRequest {
+    SbRequest::Msg { trid, ack, payload: payload.to_vec().into() }
 }
 
 /// Calls someone: `XFR SB`, `USR`, `CAL`.
 pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversation> {
     let xfr = {
         let _one_at_a_time = shared.switchboard_requests.lock().await;
-        shared.request("XFR", "SB".into(), None).await?
+        shared.request(|trid| NsRequest::XfrSb { trid }).await?
     };
-    let a = xfr.args();
-    let (Some(address), Some(cookie)) = (a.get(2), a.get(4)) else {
-        return Err(ClientError::Protocol(xfr.line.clone()));
+    let Reply::XfrSb { address, cookie, .. } = xfr else {
+        return Err(ClientError::Protocol(format!("{xfr:?} answering XFR SB")));
     };
-    let mut conn = Conn::connect(address, &shared.config).await?;
+    let mut conn = Conn::connect(&address, &shared.config).await?;
     let me = shared.me().0;
-    conn.send_line(&format!("USR 1 {me} {cookie}")).await?;
+    conn.send_sb(&SbRequest::Usr { trid: 1, handle: me, cookie }).await?;
     expect(&mut conn, shared).await?;
-    conn.send_line(&format!("CAL 2 {handle}")).await?;
+    conn.send_sb(&SbRequest::Cal { trid: 2, handle: handle.to_string() }).await?;
     expect(&mut conn, shared).await?;
     let id = shared.fresh_id();
     let conversation = start(shared.clone(), conn, id, Vec::new(), 3);
@@ -144,21 +54,19 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
 }
 
 /// Answers an invitation (`RNG`): `ANS`, the roster, then the conversation.
-pub(crate) fn answer(shared: &Arc<Shared>, session: &str, address: &str, cookie: &str, caller: &str) {
-    let (shared, session, address, cookie, caller) =
-        (shared.clone(), session.to_string(), address.to_string(), cookie.to_string(), caller.to_string());
+pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, cookie: String, caller: String) {
+    let shared = shared.clone();
     tokio::spawn(async move {
         let result: Result<()> = async {
             let mut conn = Conn::connect(&address, &shared.config).await?;
             let me = shared.me().0;
-            conn.send_line(&format!("ANS 1 {me} {cookie} {session}")).await?;
+            conn.send_sb(&SbRequest::Ans { trid: 1, handle: me, cookie, session_id }).await?;
             let mut roster = Vec::new();
             loop {
-                let f = expect(&mut conn, &shared).await?;
-                match f.verb() {
-                    "IRO" => roster.push(f.args().get(3).unwrap_or(&"").to_string()),
-                    "ANS" => break,
-                    _ => return Err(ClientError::Protocol(f.line.clone())),
+                match expect(&mut conn, &shared).await? {
+                    Reply::Iro { handle, .. } => roster.push(handle),
+                    Reply::AnsOk { .. } => break,
+                    other => return Err(ClientError::Protocol(format!("{other:?} answering ANS"))),
                 }
             }
             let id = shared.fresh_id();
@@ -227,7 +135,7 @@ async fn run(
                 .with_body(body.clone())
                 .to_bytes();
             let t = next(&mut trid);
-            if conn.send_payload(&format!("MSG {t} D"), &payload).await.is_err() {
+            if conn.send_sb(&msg(t, AckMode::Data, &payload)).await.is_err() {
                 broken = true;
                 break;
             }
@@ -247,18 +155,18 @@ async fn run(
             command = commands.recv(), if leaving.is_none() => match command {
                 Some(Command::Text { payload, reply }) => {
                     let t = next(&mut trid);
-                    match conn.send_payload(&format!("MSG {t} A"), &payload).await {
+                    match conn.send_sb(&msg(t, AckMode::Always, &payload)).await {
                         Ok(()) => { acks.insert(t, reply); }
                         Err(e) => { let _ = reply.send(Err(e)); }
                     }
                 }
                 Some(Command::Unacknowledged(payload)) => {
                     let t = next(&mut trid);
-                    let _ = conn.send_payload(&format!("MSG {t} U"), &payload).await;
+                    let _ = conn.send_sb(&msg(t, AckMode::Unacknowledged, &payload)).await;
                 }
                 Some(Command::Invite { handle, reply }) => {
                     let t = next(&mut trid);
-                    match conn.send_line(&format!("CAL {t} {handle}")).await {
+                    match conn.send_sb(&SbRequest::Cal { trid: t, handle }).await {
                         Ok(()) => { invites.insert(t, reply); }
                         Err(e) => { let _ = reply.send(Err(e)); }
                     }
@@ -284,7 +192,7 @@ async fn run(
                 Some(Command::Decline { transfer }) => actions = transfers.decline(transfer),
                 Some(Command::Cancel { transfer }) => actions = transfers.cancel(transfer),
                 Some(Command::Leave(done)) => {
-                    let _ = conn.send_line("OUT").await;
+                    let _ = conn.send_sb(&SbRequest::Out).await;
                     leaving = Some(done);
                 }
                 None => break,
@@ -298,50 +206,49 @@ async fn run(
                     Ok(Some(f)) => f,
                     _ => break,
                 };
-                let a = f.args();
-                let t = a.first().and_then(|t| t.parse::<u32>().ok());
-                if let Some(code) = error_code(&f) {
-                    let t = t.unwrap_or(0);
-                    if let Some(r) = acks.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
-                    if let Some(r) = invites.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
-                    if let Some(i) = p2p_inflight.iter().position(|(x, _, _)| *x == t) {
-                        // Everything from the refused packet on goes again, in order.
-                        let again: Vec<_> = p2p_inflight.drain(i..).collect();
-                        for (_, dest, body) in again.into_iter().rev() {
-                            p2p_queue.push_front((dest, body));
-                        }
-                        p2p_paused_until = Some(tokio::time::Instant::now() + std::time::Duration::from_millis(250));
+                let reply = match Reply::parse_from_switchboard(&f, shared.dialect) {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        tracing::debug!("{e}");
+                        continue;
                     }
-                    continue;
-                }
-                match f.verb() {
-                    "ACK" | "NAK" => {
-                        let t = t.unwrap_or(0);
+                };
+                match reply {
+                    Reply::Error { code, trid } => {
+                        let t = trid.unwrap_or(0);
+                        let code = code.code();
+                        if let Some(r) = acks.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
+                        if let Some(r) = invites.remove(&t) { let _ = r.send(Err(ClientError::Server(code))); }
+                        if let Some(i) = p2p_inflight.iter().position(|(x, _, _)| *x == t) {
+                            // Everything from the refused packet on goes again, in order.
+                            let again: Vec<_> = p2p_inflight.drain(i..).collect();
+                            for (_, dest, body) in again.into_iter().rev() {
+                                p2p_queue.push_front((dest, body));
+                            }
+                            p2p_paused_until = Some(tokio::time::Instant::now() + std::time::Duration::from_millis(250));
+                        }
+                    }
+                    Reply::Ack { trid: t } | Reply::Nak { trid: t } => {
+                        let delivered = matches!(reply, Reply::Ack { .. });
                         if let Some(i) = p2p_inflight.iter().position(|(x, _, _)| *x == t) {
                             p2p_inflight.remove(i);
                         } else if let Some(r) = acks.remove(&t) {
-                            let _ = r.send(if f.verb() == "ACK" { Ok(()) } else { Err(ClientError::Protocol("not delivered".into())) });
+                            let _ = r.send(if delivered { Ok(()) } else { Err(ClientError::Protocol("not delivered".into())) });
                         }
                     }
-                    "CAL" => {
-                        if let Some(r) = t.and_then(|t| invites.remove(&t)) { let _ = r.send(Ok(())); }
+                    Reply::CalRinging { trid, .. } => {
+                        if let Some(r) = invites.remove(&trid) { let _ = r.send(Ok(())); }
                     }
-                    "JOI" => {
-                        let handle = a.first().unwrap_or(&"").to_string();
-                        let friendly = a.get(1).map(|x| urlencode::decode(x).unwrap_or_else(|_| x.to_string())).unwrap_or_default();
+                    Reply::Joi { handle, friendly, .. } => {
                         participants.lock().expect("participants lock").push(handle.clone());
                         shared.emit(Event::Joined { conversation: id, handle, friendly });
                     }
-                    "BYE" => {
-                        let handle = a.first().unwrap_or(&"").to_string();
+                    Reply::Bye { handle, idle } => {
                         participants.lock().expect("participants lock").retain(|p| !p.eq_ignore_ascii_case(&handle));
-                        shared.emit(Event::Left { conversation: id, handle, idle: a.get(1) == Some(&"1") });
+                        shared.emit(Event::Left { conversation: id, handle, idle });
                     }
-                    "MSG" => {
-                        let from = a.first().unwrap_or(&"").to_string();
-                        let friendly = a.get(1).map(|x| urlencode::decode(x).unwrap_or_else(|_| x.to_string())).unwrap_or_default();
-                        let payload = f.payload.as_deref().unwrap_or_default();
-                        match message::parse(payload) {
+                    Reply::Msg { handle: from, friendly, payload } => {
+                        match message::parse(&payload) {
                             message::Incoming::Text { text, format, offline_sent } => {
                                 shared.emit(Event::Message { conversation: id, from, friendly, text, format, offline_sent })
                             }
@@ -352,7 +259,7 @@ async fn run(
                             _ => {}
                         }
                     }
-                    "OUT" => break,
+                    Reply::Out { .. } => break,
                     _ => {}
                 }
             }
@@ -361,7 +268,7 @@ async fn run(
             match action {
                 Action::Invitation(payload) => {
                     let t = next(&mut trid);
-                    let _ = conn.send_payload(&format!("MSG {t} N"), &payload).await;
+                    let _ = conn.send_sb(&msg(t, AckMode::NegativeOnly, &payload)).await;
                 }
                 Action::P2p(packet) => {
                     let peer = participants.lock().expect("participants lock").first().cloned().unwrap_or_default();

@@ -26,15 +26,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::conversation::Method;
 use crate::event::Event;
-use crate::ns::Shared;
-
-/// How a file is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Msnftp,
-    P2p,
-}
+use crate::shared::Shared;
 
 /// The MSNFTP block payload limit.
 const BLOCK: usize = 2045;

@@ -8,7 +8,9 @@
 //! - [`frame`]: splits a byte stream into command lines and their payloads,
 //!   with hard limits on line and payload length.
 //! - [`request`]: what a client may send, parsed into typed values.
-//! - [`reply`]: what a server sends, encoded in the shape of a [`Dialect`].
+//! - [`reply`]: what a server sends, encoded in the shape of a [`Dialect`]
+//!   and parsed back.
+//! - [`signin`]: the client's side of signing in, as a state machine.
 //! - [`dialect`]: the protocol versions and what differs between them.
 //! - [`types`]: small wire vocabularies (lists, states, privacy modes, acks).
 //! - [`error`]: the numeric error codes.
@@ -27,6 +29,7 @@ pub mod p2p;
 pub mod passport;
 pub mod reply;
 pub mod request;
+pub mod signin;
 pub mod soap;
 pub mod sync;
 pub mod time;

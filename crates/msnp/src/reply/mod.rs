@@ -359,6 +359,65 @@ impl Reply {
         Reply::Error { code, trid: Some(trid) }
     }
 
+    /// The TrID of the request this answers; `Some(0)` on the server's own
+    /// notifications that carry one (`ADD 0 RL`), `None` where the shape
+    /// has none.
+    pub fn trid(&self) -> Option<TrId> {
+        use Reply::*;
+        match self {
+            Ver { trid, .. }
+            | Inf { trid, .. }
+            | Cvr { trid, .. }
+            | UsrChallenge { trid, .. }
+            | UsrOk { trid, .. }
+            | SbUsrOk { trid, .. }
+            | XfrNs { trid, .. }
+            | XfrSb { trid, .. }
+            | Syn { trid, .. }
+            | Lst { trid, .. }
+            | Add { trid, .. }
+            | AddToGroup { trid, .. }
+            | Rem { trid, .. }
+            | Adg { trid, .. }
+            | Rmg { trid, .. }
+            | Reg { trid, .. }
+            | Sbp { trid, .. }
+            | QryOk { trid }
+            | Uux { trid }
+            | Gcf { trid, .. }
+            | Url { trid, .. }
+            | Sdc { trid }
+            | Snd { trid, .. }
+            | Ims { trid, .. }
+            | Rea { trid, .. }
+            | Chg { trid, .. }
+            | Iln { trid, .. }
+            | CalRinging { trid, .. }
+            | Iro { trid, .. }
+            | AnsOk { trid }
+            | Ack { trid }
+            | Nak { trid } => Some(*trid),
+            Gtc { trid, in_sync, .. }
+            | Blp { trid, in_sync, .. }
+            | Prp { trid, in_sync, .. }
+            | Lsg { trid, in_sync, .. } => (!*in_sync).then_some(*trid),
+            Error { trid, .. } => *trid,
+            Sbs
+            | Bpr { .. }
+            | SyncContact(_)
+            | Chl { .. }
+            | Ubx { .. }
+            | Nln { .. }
+            | Fln { .. }
+            | Rng { .. }
+            | Out { .. }
+            | Qng { .. }
+            | Joi { .. }
+            | Bye { .. }
+            | Msg { .. } => None,
+        }
+    }
+
     /// Encodes the command (line, CRLF, payload) into `out`.
     pub fn encode(&self, dialect: Dialect, out: &mut BytesMut) {
         let mut line = String::with_capacity(64);
