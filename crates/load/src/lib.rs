@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use msnp::{Dialect, Frame};
+use msnp::request::{NsRequest, SbRequest};
+use msnp::{AckMode, Dialect, ErrorCode, ListKind, OnlineState, Reply, TrId};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -168,7 +169,7 @@ pub struct ServerReport {
 
 /// A change in flight: who, to what, when, and who has heard it.
 struct Change {
-    state: String,
+    state: OnlineState,
     at: Instant,
     expected: usize,
     heard: usize,
@@ -212,7 +213,7 @@ impl Shared {
         }
     }
 
-    fn heard(&self, handle: &str, state: &str) {
+    fn heard(&self, handle: &str, state: OnlineState) {
         let now = Instant::now();
         let mut changes = self.changes.lock().unwrap();
         let Some(c) = changes.get_mut(handle) else { return };
@@ -234,27 +235,33 @@ impl Shared {
 /// A signed-in user: the writer's queue and replies awaited by TrID.
 struct Online {
     handle: String,
+    dialect: Dialect,
     out: mpsc::UnboundedSender<Vec<u8>>,
     trid: AtomicU32,
-    waiting: Mutex<HashMap<u32, oneshot::Sender<Frame>>>,
+    waiting: Mutex<HashMap<u32, oneshot::Sender<Reply>>>,
 }
 
 impl Online {
-    fn send(&self, line: String) {
-        let _ = self.out.send(line.into_bytes());
+    fn send(&self, request: &NsRequest) {
+        let _ = self.out.send(request.to_frame(self.dialect).to_bytes());
     }
 
-    /// Sends `VERB trid rest` and waits for its reply.
-    async fn request(&self, verb: &str, rest: &str, wait: Duration) -> anyhow::Result<Frame> {
-        let trid = self.trid.fetch_add(1, Ordering::Relaxed);
+    fn next_trid(&self) -> TrId {
+        self.trid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request and waits for its reply.
+    async fn request(&self, make: impl FnOnce(TrId) -> NsRequest, wait: Duration) -> anyhow::Result<Reply> {
+        let trid = self.next_trid();
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().unwrap().insert(trid, tx);
-        self.send(format!("{verb} {trid} {rest}\r\n"));
-        let f = tokio::time::timeout(wait, rx).await.map_err(|_| anyhow!("no reply to {verb}"))??;
-        if f.verb().parse::<u16>().is_ok() {
-            bail!("{verb} answered `{}`", f.line);
+        let request = make(trid);
+        self.send(&request);
+        let reply = tokio::time::timeout(wait, rx).await.map_err(|_| anyhow!("no reply to {request:?}"))??;
+        if let Reply::Error { code, .. } = reply {
+            return Err(link::Refused(code).into());
         }
-        Ok(f)
+        Ok(reply)
     }
 }
 
@@ -350,15 +357,15 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         for n in 0..changes {
             tick.tick().await;
             let i = movers[n % movers.len()];
-            let state = if (n / movers.len()).is_multiple_of(2) { "AWY" } else { "NLN" };
+            let state = if (n / movers.len()).is_multiple_of(2) { OnlineState::Away } else { OnlineState::Online };
             let expected = watchers[i].iter().filter(|&&w| online_set[w].is_some()).count();
             let user = online_set[i].as_ref().expect("a mover is online");
             shared.changes.lock().unwrap().insert(
                 user.handle.to_ascii_lowercase(),
-                Change { state: state.into(), at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
+                Change { state, at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
             );
-            let tail = if cfg.target.dialect.presence_has_client_id() { " 0" } else { "" };
-            user.send(format!("CHG {} {state}{tail}\r\n", user.trid.fetch_add(1, Ordering::Relaxed)));
+            let client_id = cfg.target.dialect.presence_has_client_id().then_some(0);
+            user.send(&NsRequest::Chg { trid: user.next_trid(), state, client_id, msn_object: None });
         }
         // Let the last changes arrive.
         shared.settle(Duration::from_secs(5), || shared.changes.lock().unwrap().is_empty()).await;
@@ -392,7 +399,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     // Held: every connection still there answers a ping.
     let connections = online_set.iter().flatten().count();
     for user in online_set.iter().flatten() {
-        user.send("PNG\r\n".into());
+        user.send(&NsRequest::Png);
     }
     shared.settle(Duration::from_secs(10), || shared.pongs.load(Ordering::Relaxed) as usize >= connections).await;
     shared.ending.store(true, Ordering::Relaxed);
@@ -423,7 +430,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     // Sign everyone out.
     for user in online_set.iter().flatten() {
-        user.send("OUT\r\n".into());
+        user.send(&NsRequest::Out);
     }
 
     let mut problems = shared.problems.lock().unwrap().clone();
@@ -471,7 +478,7 @@ async fn set_up_lists(
     let target = Target { dialect: Dialect::Msnp2, ..cfg.target.clone() };
     let (mut first, version) =
         link::sign_in(&target, &handles[0], &cfg.password).await.context("signing in the first user")?;
-    let _ = first.send("OUT").await;
+    let _ = first.send(&NsRequest::Out).await;
     if version != "0" {
         return Ok(None);
     }
@@ -486,25 +493,27 @@ async fn set_up_lists(
         jobs.spawn(async move {
             let _permit = gate.acquire_owned().await?;
             let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
-            let mut batch = String::new();
+            let mut batch = Vec::new();
             let mut trid = 10;
             for name in &names {
-                for list in ["FL", "AL"] {
-                    batch.push_str(&format!("ADD {trid} {list} {name} {name}\r\n"));
+                for list in [ListKind::Forward, ListKind::Allow] {
+                    let (handle, friendly) = (name.clone(), name.clone());
+                    let add = NsRequest::Add { trid, list, handle, friendly, group: None };
+                    batch.extend(add.to_frame(target.dialect).to_bytes());
                     trid += 1;
                 }
             }
-            link.write.write_all(batch.as_bytes()).await?;
+            link.write.write_all(&batch).await?;
             for t in 10..trid {
                 match link.reply(t, target.timeout).await {
                     Ok(_) => {}
                     // Already there (a rerun after an interrupted set-up).
-                    Err(e) if e.to_string().contains("`215 ") => {}
+                    Err(e) if e.downcast_ref() == Some(&link::Refused(ErrorCode::AlreadyThere)) => {}
                     Err(e) => return Err(e),
                 }
                 changes.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = link.send("OUT").await;
+            let _ = link.send(&NsRequest::Out).await;
             anyhow::Ok(())
         });
     }
@@ -571,7 +580,7 @@ impl Churn {
                 let t0 = Instant::now();
                 let result = async {
                     let (mut link, _) = link::sign_in(&target, &handle, &password).await?;
-                    link.send("OUT").await
+                    link.send(&NsRequest::Out).await
                 }
                 .await;
                 (t0.elapsed(), Instant::now(), result, handle)
@@ -653,8 +662,9 @@ async fn sign_in_batch(
 /// switchboard sessions it is rung for.
 fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let user = Arc::new(Online { handle, out: tx, trid: AtomicU32::new(100), waiting: Mutex::default() });
-    let Link { mut reader, mut write } = link;
+    let dialect = shared.target.dialect;
+    let user = Arc::new(Online { handle, dialect, out: tx, trid: AtomicU32::new(100), waiting: Mutex::default() });
+    let Link { mut reader, mut write, .. } = link;
     tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if write.write_all(&bytes).await.is_err() {
@@ -669,24 +679,29 @@ fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
                 Ok(Some(f)) => f,
                 _ => break,
             };
-            let args = frame.args();
-            match frame.verb() {
-                "CHL" => me.send(link::qry(me.trid.fetch_add(1, Ordering::Relaxed), args.get(1).unwrap_or(&""))),
-                "NLN" => shared.heard(&args.get(1).unwrap_or(&"").to_ascii_lowercase(), args.first().unwrap_or(&"")),
-                "QNG" => {
+            let reply = match Reply::parse(&frame, dialect) {
+                Ok(reply) => reply,
+                Err(e) => {
+                    shared.problem(format!("{}: {e}", me.handle));
+                    continue;
+                }
+            };
+            match reply {
+                Reply::Chl { challenge } => me.send(&link::qry(me.next_trid(), &challenge)),
+                Reply::Nln { presence } => shared.heard(&presence.handle.to_ascii_lowercase(), presence.state),
+                Reply::Qng { .. } => {
                     shared.pongs.fetch_add(1, Ordering::Relaxed);
                     shared.progress.notify_waiters();
                 }
-                "RNG" if args.len() >= 4 => {
-                    let (session, addr, cookie) = (args[0].to_string(), args[1].to_string(), args[3].to_string());
-                    tokio::spawn(answer_ring(me.handle.clone(), session, addr, cookie, shared.clone()));
+                Reply::Rng { session_id, address, cookie, .. } => {
+                    tokio::spawn(answer_ring(me.handle.clone(), session_id, address, cookie, shared.clone()));
                 }
-                "OUT" => break,
-                _ => {
-                    if let Some(trid) = args.first().and_then(|t| t.parse::<u32>().ok()) {
+                Reply::Out { .. } => break,
+                reply => {
+                    if let Some(trid) = reply.trid() {
                         let waiting = me.waiting.lock().unwrap().remove(&trid);
                         if let Some(tx) = waiting {
-                            let _ = tx.send(frame);
+                            let _ = tx.send(reply);
                         }
                     }
                 }
@@ -704,22 +719,14 @@ fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
 const SENT_AT: &str = "X-Load-Sent: ";
 
 /// Joins a session one was rung for and notes every message's latency.
-async fn answer_ring(handle: String, session: String, addr: String, cookie: String, shared: Arc<Shared>) {
+async fn answer_ring(handle: String, session_id: u32, addr: String, cookie: String, shared: Arc<Shared>) {
     let result = async {
-        let mut sb = Link::connect(&addr).await?;
-        sb.send(&format!("ANS 1 {handle} {cookie} {session}")).await?;
-        loop {
-            let f = sb.reader.expect(shared.target.timeout).await?;
-            if f.line.starts_with("ANS 1 OK") {
-                break;
-            }
-            if f.verb().parse::<u16>().is_ok() {
-                bail!("ANS answered `{}`", f.line);
-            }
-        }
+        let mut sb = Link::connect_switchboard(&addr, shared.target.dialect).await?;
+        sb.send_sb(&SbRequest::Ans { trid: 1, handle: handle.clone(), cookie, session_id }).await?;
+        sb.reply(1, shared.target.timeout).await?;
         while let Some(f) = sb.reader.next().await? {
-            let Some(payload) = f.payload.as_ref().filter(|_| f.verb() == "MSG") else { continue };
-            let text = String::from_utf8_lossy(payload);
+            let Ok(Reply::Msg { payload, .. }) = Reply::parse_from_switchboard(&f, sb.dialect) else { continue };
+            let text = String::from_utf8_lossy(&payload);
             if let Some(us) = text.split(SENT_AT).nth(1).and_then(|t| t.split("\r\n").next()?.parse::<u64>().ok()) {
                 let took = shared.base.elapsed().saturating_sub(Duration::from_micros(us));
                 shared.sb_latency.lock().unwrap().push(took);
@@ -747,18 +754,17 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
         let (caller, callee) = (up[2 * s].clone(), up[2 * s + 1].handle.clone());
         let wait = cfg.target.timeout;
         opening.spawn(async move {
-            let xfr = caller.request("XFR", "SB", wait).await?;
-            let a = xfr.args();
-            let (addr, cookie) =
-                (a.get(2).context("XFR address")?.to_string(), a.get(4).context("XFR cookie")?.to_string());
-            let mut sb = Link::connect(&addr).await?;
-            sb.send(&format!("USR 1 {} {cookie}", caller.handle)).await?;
+            let Reply::XfrSb { address, cookie, .. } = caller.request(|trid| NsRequest::XfrSb { trid }, wait).await?
+            else {
+                bail!("XFR SB answered otherwise");
+            };
+            let mut sb = Link::connect_switchboard(&address, caller.dialect).await?;
+            sb.send_sb(&SbRequest::Usr { trid: 1, handle: caller.handle.clone(), cookie }).await?;
             sb.reply(1, wait).await?;
-            sb.send(&format!("CAL 2 {callee}")).await?;
+            sb.send_sb(&SbRequest::Cal { trid: 2, handle: callee }).await?;
             sb.reply(2, wait).await?;
             loop {
-                let f = sb.reader.expect(wait).await?;
-                if f.verb() == "JOI" {
+                if let Reply::Joi { .. } = sb.next_reply(wait).await? {
                     return anyhow::Ok(sb);
                 }
             }
@@ -794,9 +800,9 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
                 );
                 let mut payload = head.into_bytes();
                 payload.resize(size.max(payload.len()), b'x');
-                let mut bytes = format!("MSG {} U {}\r\n", trid + 10, payload.len()).into_bytes();
-                bytes.extend_from_slice(&payload);
-                if link.write.write_all(&bytes).await.is_err() {
+                let message =
+                    SbRequest::Msg { trid: trid as u32 + 10, ack: AckMode::Unacknowledged, payload: payload.into() };
+                if link.send_sb(&message).await.is_err() {
                     shared.problem("a switchboard connection closed while sending".into());
                     break;
                 }
@@ -817,7 +823,7 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
     let elapsed = started.elapsed().as_secs_f64();
     let received = received();
     for mut link in links {
-        let _ = link.send("OUT").await;
+        let _ = link.send_sb(&SbRequest::Out).await;
     }
     SwitchboardReport {
         sessions,

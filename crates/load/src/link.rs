@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::BytesMut;
-use msnp::{Decoder, Dialect, Direction, Frame, Limits};
+use msnp::request::{NsRequest, SbRequest, SyncVersion};
+use msnp::signin::{Action, SignIn};
+use msnp::{Decoder, Dialect, Direction, ErrorCode, Frame, Limits, OnlineState, Reply, TrId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -49,14 +51,48 @@ impl Reader {
     }
 }
 
-/// A connection: both halves.
+/// The server answered a request with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub ErrorCode);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server answered {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A connection: both halves, and how to read what the server says.
 pub struct Link {
     pub reader: Reader,
     pub write: OwnedWriteHalf,
+    pub dialect: Dialect,
+    /// A switchboard connection (its `USR` reply has the switchboard's shape).
+    pub switchboard: bool,
+}
+
+impl Reader {
+    /// The next reply within `wait`, read in `dialect`.
+    pub async fn expect_reply(&mut self, wait: Duration, dialect: Dialect, switchboard: bool) -> anyhow::Result<Reply> {
+        let f = self.expect(wait).await?;
+        let reply = if switchboard { Reply::parse_from_switchboard(&f, dialect) } else { Reply::parse(&f, dialect) };
+        Ok(reply?)
+    }
 }
 
 impl Link {
-    pub async fn connect(addr: &str) -> anyhow::Result<Link> {
+    /// A notification (or dispatch) connection.
+    pub async fn connect(addr: &str, dialect: Dialect) -> anyhow::Result<Link> {
+        Self::open(addr, dialect, false).await
+    }
+
+    /// A switchboard connection.
+    pub async fn connect_switchboard(addr: &str, dialect: Dialect) -> anyhow::Result<Link> {
+        Self::open(addr, dialect, true).await
+    }
+
+    async fn open(addr: &str, dialect: Dialect, switchboard: bool) -> anyhow::Result<Link> {
         let stream = connect_spread(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
@@ -68,32 +104,38 @@ impl Link {
                 buf: BytesMut::with_capacity(1024),
             },
             write,
+            dialect,
+            switchboard,
         })
     }
 
-    pub async fn send(&mut self, line: &str) -> anyhow::Result<()> {
-        self.write.write_all(format!("{line}\r\n").as_bytes()).await?;
+    /// Sends a request to a notification server.
+    pub async fn send(&mut self, request: &NsRequest) -> anyhow::Result<()> {
+        self.write.write_all(&request.to_frame(self.dialect).to_bytes()).await?;
         Ok(())
     }
 
+    /// Sends a request to a switchboard.
+    pub async fn send_sb(&mut self, request: &SbRequest) -> anyhow::Result<()> {
+        self.write.write_all(&request.to_frame().to_bytes()).await?;
+        Ok(())
+    }
+
+    /// The next reply within `wait`.
+    pub async fn next_reply(&mut self, wait: Duration) -> anyhow::Result<Reply> {
+        self.reader.expect_reply(wait, self.dialect, self.switchboard).await
+    }
+
     /// Reads past asynchronous lines (presence, CHL answered here) to the
-    /// reply with `trid`; a numeric error reply fails.
-    pub async fn reply(&mut self, trid: u32, wait: Duration) -> anyhow::Result<Frame> {
+    /// reply with `trid`; an error reply fails with [`Refused`].
+    pub async fn reply(&mut self, trid: TrId, wait: Duration) -> anyhow::Result<Reply> {
         loop {
-            let f = self.reader.expect(wait).await?;
-            if f.verb() == "CHL" {
-                let challenge = f.args().get(1).map(|s| s.to_string()).unwrap_or_default();
-                self.write.write_all(qry(0, &challenge).as_bytes()).await?;
-                continue;
+            match self.next_reply(wait).await? {
+                Reply::Chl { challenge } => self.send(&qry(0, &challenge)).await?,
+                reply if reply.trid() != Some(trid) => {}
+                Reply::Error { code, .. } => return Err(Refused(code).into()),
+                reply => return Ok(reply),
             }
-            let args = f.args();
-            if args.first().and_then(|t| t.parse::<u32>().ok()) != Some(trid) {
-                continue;
-            }
-            if f.verb().parse::<u16>().is_ok() {
-                bail!("server answered `{}`", f.line);
-            }
-            return Ok(f);
         }
     }
 }
@@ -118,10 +160,10 @@ async fn connect_spread(addr: &str) -> std::io::Result<TcpStream> {
     }
 }
 
-/// The `QRY` that answers a challenge (a command with its payload).
-pub fn qry(trid: u32, challenge: &str) -> String {
+/// The `QRY` that answers a challenge.
+pub fn qry(trid: TrId, challenge: &str) -> NsRequest {
     let answer = msnp::challenge::msnp11_response(challenge, PRODUCT_ID, PRODUCT_KEY);
-    format!("QRY {trid} {PRODUCT_ID} 32\r\n{answer}")
+    NsRequest::Qry { trid, product_id: PRODUCT_ID.into(), payload: answer.into_bytes().into() }
 }
 
 /// Where and how to sign in.
@@ -140,47 +182,54 @@ pub struct Target {
 /// answered, which the server does only after the whole sync, and the list
 /// version the `SYN` reply named.
 pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::Result<(Link, String)> {
-    let mut addr = target.server.clone();
     let d = target.dialect;
-    let passport = d.auth_scheme() == msnp::dialect::AuthScheme::Twn;
-    for _referral in 0..3 {
-        let mut link = Link::connect(&addr).await?;
-        link.send(&format!("VER 1 {d} CVR0")).await?;
-        link.reply(1, target.timeout).await?;
-        if passport {
-            link.send(&format!("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.5.0324 msmsgs {handle}")).await?;
-            link.reply(2, target.timeout).await?;
-            link.send(&format!("USR 3 TWN I {handle}")).await?;
-        } else {
-            link.send("INF 2").await?;
-            link.reply(2, target.timeout).await?;
-            link.send(&format!("USR 3 MD5 I {handle}")).await?;
-        }
-        let usr = link.reply(3, target.timeout).await?;
-        let args = usr.args();
-        if usr.verb() == "XFR" {
-            addr = args.get(2).context("XFR without an address")?.to_string();
-            continue;
-        }
-        let challenge = args.get(3).context("USR without a challenge")?.to_string();
-        let answer = if passport {
-            let mut config = client::ClientConfig::new(&target.server, handle, password);
-            config.login_url = target.login_url.clone();
-            config.timeout = target.timeout;
-            client::login::passport_ticket(&config, &challenge).await?
-        } else {
-            msnp::challenge::md5_response(&challenge, password)
+    let mut link = Link::connect(&target.server, d).await?;
+    let client_version = ["0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "msmsgs"];
+    let mut signing = SignIn::new(d, handle, password, &client_version);
+    let mut action = signing.start();
+    let signed = loop {
+        action = match action {
+            Action::Send(request) => {
+                link.send(&request).await?;
+                signing.receive(&link.reader.expect(target.timeout).await?)?
+            }
+            Action::Receive => signing.receive(&link.reader.expect(target.timeout).await?)?,
+            Action::Connect(address) => {
+                link = Link::connect(&address, d).await?;
+                signing.connected()
+            }
+            Action::FetchTicket(challenge) => {
+                let mut config = client::ClientConfig::new(&target.server, handle, password);
+                config.login_url = target.login_url.clone();
+                config.timeout = target.timeout;
+                signing.ticket(client::login::passport_ticket(&config, &challenge).await?)
+            }
+            Action::Done(signed) => break signed,
         };
-        let scheme = d.auth_scheme().package();
-        link.send(&format!("USR 4 {scheme} S {answer}")).await?;
-        link.reply(4, target.timeout).await?;
-        let syn = if d.sync_has_two_versions() { "SYN 5 0 0" } else { "SYN 5 0" };
-        let chg = if d.presence_has_client_id() { "CHG 6 NLN 0" } else { "CHG 6 NLN" };
-        link.write.write_all(format!("{syn}\r\n{chg}\r\n").as_bytes()).await?;
-        let synced = link.reply(5, target.timeout).await?;
-        let version = synced.args().get(1).unwrap_or(&"0").to_string();
-        link.reply(6, target.timeout).await?;
-        return Ok((link, version));
-    }
-    bail!("referred more than three times")
+    };
+    // SYN and CHG in one write; the CHG is answered after the whole sync.
+    let (syn, chg) = (signed.next_trid, signed.next_trid + 1);
+    let version = if d.sync_has_two_versions() {
+        SyncVersion::Timestamps("0".into(), "0".into())
+    } else {
+        SyncVersion::Serial(0)
+    };
+    let client_id = d.presence_has_client_id().then_some(0);
+    let mut batch = NsRequest::Syn { trid: syn, version }.to_frame(d).to_bytes();
+    batch.extend(
+        NsRequest::Chg { trid: chg, state: OnlineState::Online, client_id, msn_object: None }.to_frame(d).to_bytes(),
+    );
+    link.write.write_all(&batch).await?;
+    let version = match link.reply(syn, target.timeout).await? {
+        Reply::Syn { serial, timestamp, .. } => {
+            if d.uses_guids() {
+                timestamp
+            } else {
+                serial.to_string()
+            }
+        }
+        other => bail!("{other:?} answering SYN"),
+    };
+    link.reply(chg, target.timeout).await?;
+    Ok((link, version))
 }
