@@ -6,11 +6,76 @@ mod common;
 use common::*;
 use msnp::challenge::{md5_response, msnp11_response};
 
+/// Each family's sign-in, line by line as its clients send it: the shape of
+/// the referral and of the login answer, and what the profile carries.
 #[tokio::test]
 async fn every_family_logs_in_through_the_dispatch_referral() {
     let server = TestServer::start();
     users(&server, &["alice"]);
+    let (email, password) = ("alice@example.com", "pw-alice");
     for dialect in 2..=12u8 {
+        let ver = format!("MSNP{dialect}");
+        let cvr = format!("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0813 msmsgs {email}");
+        let package = if dialect >= 8 { "TWN" } else { "MD5" };
+        let mut ds = Client::connect(server.dispatch).await;
+        ds.send(&format!("VER 1 {ver} CVR0")).await;
+        ds.expect(&format!("VER 1 {ver}")).await;
+        if dialect >= 8 {
+            ds.send(&cvr).await;
+            ds.expect_prefix("CVR 2 7.0.0813 7.0.0813 7.0.0813 ").await;
+        } else {
+            ds.send("INF 2").await;
+            ds.expect("INF 2 MD5").await;
+        }
+        ds.send(&format!("USR 3 {package} I {email}")).await;
+        let xfr = ds.expect_prefix("XFR 3 NS ").await;
+        let expected_len = match dialect {
+            2 => 4,
+            3..=6 => 5,
+            _ => 6,
+        };
+        assert_eq!(xfr.args().len(), expected_len, "XFR NS shape of {ver}: {}", xfr.text);
+        if dialect >= 7 {
+            assert_eq!(xfr.args()[5], server.dispatch.to_string());
+        }
+        assert!(ds.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
+
+        let mut ns = Client::connect_str(xfr.args()[3]).await;
+        ns.send(&format!("VER 4 {ver} CVR0")).await;
+        ns.expect(&format!("VER 4 {ver}")).await;
+        if dialect >= 8 {
+            ns.send(&cvr.replace("CVR 2", "CVR 5")).await;
+            ns.expect_prefix("CVR 5 ").await;
+        }
+        ns.send(&format!("USR 6 {package} I {email}")).await;
+        let challenge = ns.expect_prefix(&format!("USR 6 {package} S ")).await.args()[4].to_string();
+        let response = if dialect >= 8 {
+            passport_ticket(&server, email, password, &challenge).await.expect("a ticket")
+        } else {
+            md5_hex(&challenge, password)
+        };
+        ns.send(&format!("USR 7 {package} S {response}")).await;
+        let ok = ns.expect_prefix(&format!("USR 7 OK {email}")).await;
+        let expected_ok_len = match dialect {
+            2..=5 => 5,
+            6 | 7 => 6,
+            8 | 9 => 7,
+            _ => 6,
+        };
+        assert_eq!(ok.args().len(), expected_ok_len, "USR OK shape of {ver}: {}", ok.text);
+        if dialect >= 11 {
+            ns.expect("SBS 0 null").await;
+        }
+        let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
+        let text = String::from_utf8(profile.payload.unwrap()).unwrap();
+        assert!(text.contains("text/x-msmsgsprofile"));
+        assert_eq!(text.contains("ABCHMigrated: 1"), dialect >= 10);
+        assert_eq!(text.contains("ClientIP: "), dialect >= 8);
+        assert_eq!(text.contains("MSPAuth: "), dialect >= 3);
+        ns.send("OUT").await;
+        ns.expect_closed().await;
+
+        // The shared sign-in reaches the same place.
         let mut c = as_dialect(&server, dialect, "alice").await;
         c.send("OUT").await;
         c.expect_closed().await;

@@ -166,11 +166,7 @@ fn run_dependent_values(text: &str) -> Vec<(&str, String)> {
 /// `2005-04-23T18:57:44.8130000+00:00`, the MSNP10+ list version.
 fn is_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 20
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
+    b.len() >= 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-' && b[10] == b'T'
 }
 
 fn is_guid(s: &str) -> bool {

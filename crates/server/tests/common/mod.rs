@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use md5::{Digest, Md5};
-use msnp::{Decoder, Direction, Frame, Limits};
+use msnp::signin::{Action, SignIn};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+
+/// What the test clients' `CVR` says before the account.
+pub const CLIENT_VERSION: [&str; 7] = ["0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.0.0813", "msmsgs"];
 
 /// How long a test waits for a line it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -256,6 +260,16 @@ impl Client {
         drop(self);
     }
 
+    /// Sends a frame (a typed request's `to_frame`).
+    pub async fn send_frame(&mut self, frame: &Frame) {
+        self.send_raw(&frame.to_bytes()).await;
+    }
+
+    /// The next frame; panics on timeout or close.
+    pub async fn recv_frame(&mut self) -> Frame {
+        timeout(WAIT, self.next_frame()).await.expect("a line in time").expect("connection open")
+    }
+
     /// Sends one command line (CRLF added).
     pub async fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes()).await;
@@ -371,34 +385,10 @@ impl Client {
     }
 }
 
-/// Logs in through the dispatch server's `XFR NS` referral; returns the
-/// notification connection after `USR ... OK` and the profile message.
+/// Logs in with MSNP2 through the dispatch server's `XFR NS` referral;
+/// returns the notification connection after `USR ... OK` and the profile.
 pub async fn login(server: &TestServer, email: &str, password: &str) -> Client {
-    let mut ds = Client::connect(server.dispatch).await;
-    ds.send("VER 1 MSNP2 CVR0").await;
-    ds.expect("VER 1 MSNP2").await;
-    ds.send("INF 2").await;
-    ds.expect("INF 2 MD5").await;
-    ds.send(&format!("USR 3 MD5 I {email}")).await;
-    let xfr = ds.expect_prefix("XFR 3 NS ").await;
-    assert!(ds.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
-    let ns_addr = xfr.args()[3].to_string();
-
-    let mut ns = Client::connect_str(&ns_addr).await;
-    ns.send("VER 4 MSNP2 CVR0").await;
-    ns.expect("VER 4 MSNP2").await;
-    ns.send("INF 5").await;
-    ns.expect("INF 5 MD5").await;
-    ns.send(&format!("USR 6 MD5 I {email}")).await;
-    let challenge = ns.expect_prefix("USR 6 MD5 S ").await.args()[4].to_string();
-    ns.send(&format!("USR 7 MD5 S {}", md5_hex(&challenge, password))).await;
-    let ok = ns.expect_prefix(&format!("USR 7 OK {email} ")).await;
-    ns.friendly = ok.args().get(4).map(|n| n.to_string());
-    let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
-    let text = String::from_utf8(profile.payload.unwrap()).unwrap();
-    assert!(text.contains("Content-Type: text/x-msmsgsprofile"));
-    ns.profile = Some(text);
-    ns
+    login_as_dialect(server, 2, email, password).await
 }
 
 /// Logs in, syncs from an empty cache and goes online (`NLN`), consuming
@@ -657,76 +647,47 @@ pub async fn passport_ticket(server: &TestServer, email: &str, password: &str, c
     Ok(ticket.to_string())
 }
 
-/// Logs in with any dialect through the dispatch referral, the way clients
-/// of that dialect do; returns the notification connection after the
-/// profile message.
 /// `name@example.com` (password `pw-name`) signed in with `MSNPn`.
 pub async fn as_dialect(server: &TestServer, dialect: u8, name: &str) -> Client {
     login_as_dialect(server, dialect, &format!("{name}@example.com"), &format!("pw-{name}")).await
 }
 
+/// Logs in with `MSNPn` through the dispatch referral with `msnp::signin`,
+/// the sign-in the client and the load tool use; returns the notification
+/// connection after the profile message. (The shapes of each step are
+/// checked by `dialects.rs` and the golden transcripts.)
 pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, password: &str) -> Client {
-    let ver = format!("MSNP{dialect}");
-    let cvr = format!("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0813 msmsgs {email}");
-    let mut ds = Client::connect(server.dispatch).await;
-    ds.send(&format!("VER 1 {ver} CVR0")).await;
-    ds.expect(&format!("VER 1 {ver}")).await;
-    let package = if dialect >= 8 { "TWN" } else { "MD5" };
-    if dialect >= 8 {
-        ds.send(&cvr).await;
-        ds.expect_prefix("CVR 2 7.0.0813 7.0.0813 7.0.0813 ").await;
-    } else {
-        ds.send("INF 2").await;
-        ds.expect("INF 2 MD5").await;
-    }
-    ds.send(&format!("USR 3 {package} I {email}")).await;
-    let xfr = ds.expect_prefix("XFR 3 NS ").await;
-    let expected_len = match dialect {
-        2 => 4,
-        3..=6 => 5,
-        _ => 6,
+    let d = Dialect::ALL.into_iter().find(|d| d.number() == dialect).expect("a dialect msnp knows");
+    let mut c = Client::connect(server.dispatch).await;
+    let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION);
+    let mut ticket = None;
+    let mut action = signing.start();
+    let signed = loop {
+        action = match action {
+            Action::Send(request) => {
+                c.send_frame(&request.to_frame(d)).await;
+                signing.receive(&c.recv_frame().await).expect("signing in")
+            }
+            Action::Receive => signing.receive(&c.recv_frame().await).expect("signing in"),
+            Action::Connect(address) => {
+                assert!(c.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
+                c = Client::connect_str(&address).await;
+                signing.connected()
+            }
+            Action::FetchTicket(challenge) => {
+                let t = passport_ticket(server, email, password, &challenge).await.expect("a ticket");
+                ticket = Some(t.clone());
+                signing.ticket(t)
+            }
+            Action::Done(signed) => break signed,
+        };
     };
-    assert_eq!(xfr.args().len(), expected_len, "XFR NS shape of {ver}: {}", xfr.text);
-    if dialect >= 7 {
-        assert_eq!(xfr.args()[5], server.dispatch.to_string());
-    }
-    assert!(ds.expect_closed().await.is_empty());
-
-    let mut ns = Client::connect_str(xfr.args()[3]).await;
-    ns.send(&format!("VER 4 {ver} CVR0")).await;
-    ns.expect(&format!("VER 4 {ver}")).await;
-    if dialect >= 8 {
-        ns.send(&cvr.replace("CVR 2", "CVR 5")).await;
-        ns.expect_prefix("CVR 5 ").await;
-    }
-    ns.send(&format!("USR 6 {package} I {email}")).await;
-    let challenge = ns.expect_prefix(&format!("USR 6 {package} S ")).await.args()[4].to_string();
-    let response = if dialect >= 8 {
-        passport_ticket(server, email, password, &challenge).await.expect("a ticket")
-    } else {
-        md5_hex(&challenge, password)
-    };
-    ns.send(&format!("USR 7 {package} S {response}")).await;
-    let ok = ns.expect_prefix(&format!("USR 7 OK {email}")).await;
-    let expected_ok_len = match dialect {
-        2..=5 => 5,
-        6 | 7 => 6,
-        8 | 9 => 7,
-        _ => 6,
-    };
-    assert_eq!(ok.args().len(), expected_ok_len, "USR OK shape of {ver}: {}", ok.text);
-    if dialect >= 11 {
-        ns.expect("SBS 0 null").await;
-    }
-    let profile = ns.expect_prefix("MSG Hotmail Hotmail ").await;
-    let text = String::from_utf8(profile.payload.unwrap()).unwrap();
-    assert!(text.contains("text/x-msmsgsprofile"));
-    assert_eq!(text.contains("ABCHMigrated: 1"), dialect >= 10);
-    assert_eq!(text.contains("ClientIP: "), dialect >= 8);
-    assert_eq!(text.contains("MSPAuth: "), dialect >= 3);
-    ns.profile = Some(text);
-    ns.ticket = (dialect >= 8).then_some(response);
-    ns
+    let profile = String::from_utf8(signed.profile.to_vec()).expect("a UTF-8 profile");
+    assert!(profile.contains("Content-Type: text/x-msmsgsprofile"), "{profile}");
+    c.profile = Some(profile);
+    c.friendly = signed.friendly.map(|f| msnp::urlencode::encode(&f));
+    c.ticket = ticket;
+    c
 }
 
 /// Leaves an offline message through the OIM web service, as `from` (who
