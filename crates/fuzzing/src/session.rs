@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use backend::limits::Rate;
 use bytes::BytesMut;
-use msnp::{Decoder, Dialect, Direction, Frame, Limits};
+use msnp::request::{NsRequest, SbRequest};
+use msnp::signin::{Action, SignIn};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits, OnlineState, Reply, TrId};
 use server::RunningServer;
 use server::config::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -91,8 +93,8 @@ impl Peer {
         Peer { stream: client, buf: BytesMut::new(), decoder: client_decoder() }
     }
 
-    async fn send(&mut self, line: &str) {
-        let _ = self.stream.write_all(format!("{line}\r\n").as_bytes()).await;
+    async fn send(&mut self, frame: &Frame) {
+        let _ = self.stream.write_all(&frame.to_bytes()).await;
     }
 
     /// The next frame, or `None` when the server closed or went quiet.
@@ -110,15 +112,28 @@ impl Peer {
         }
     }
 
-    /// Reads until a frame whose verb is `verb` (or an error code) arrives.
-    async fn until(&mut self, verb: &str) -> Option<Frame> {
+    /// Reads until the reply to `trid` (or an error) arrives; `None` if the
+    /// server closed first or refused.
+    async fn reply(&mut self, trid: TrId, dialect: Dialect, switchboard: bool) -> Option<Reply> {
         while let Some(frame) = self.next().await {
-            let v = frame.verb();
-            if v == verb || v.bytes().all(|b| b.is_ascii_digit()) {
-                return Some(frame);
+            let reply = if switchboard {
+                Reply::parse_from_switchboard(&frame, dialect)
+            } else {
+                Reply::parse(&frame, dialect)
+            };
+            match reply {
+                Ok(Reply::Error { .. }) => return None,
+                Ok(reply) if reply.trid() == Some(trid) => return Some(reply),
+                _ => {}
             }
         }
         None
+    }
+
+    /// A notification request and its reply.
+    async fn request(&mut self, request: NsRequest, dialect: Dialect) -> Option<Reply> {
+        self.send(&request.to_frame(dialect)).await;
+        self.reply(request.trid()?, dialect, false).await
     }
 
     /// Sends the rest of an input, ends the stream, and reads everything
@@ -160,22 +175,29 @@ fn client_decoder() -> Decoder {
 /// (flood control from an earlier input, say): the iteration then does less.
 async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: SocketAddr) -> Option<Peer> {
     let mut p = Peer::open(h, peer);
-    p.send(&format!("VER 1 {dialect} CVR0")).await;
-    p.until("VER").await.filter(|f| f.args().get(1) == Some(&dialect.to_string().as_str()))?;
-    let twn = dialect.auth_scheme() == msnp::dialect::AuthScheme::Twn;
-    let scheme = dialect.auth_scheme().package();
-    p.send(&format!("USR 2 {scheme} I {handle}")).await;
-    let challenge = p.until("USR").await?;
-    let answer = if twn {
-        h.server.backend().issue_ticket(handle).await.ok()?
-    } else {
-        let salt = challenge.args().get(3)?.to_string();
-        let name = handle.split('@').next().unwrap_or(handle);
-        msnp::challenge::md5_response(&salt, &format!("pw-{name}"))
-    };
-    p.send(&format!("USR 3 {scheme} S {answer}")).await;
-    let ok = p.until("USR").await?;
-    (ok.args().get(1) == Some(&"OK")).then_some(p)
+    let name = handle.split('@').next().unwrap_or(handle);
+    let mut signing = SignIn::new(dialect, handle, &format!("pw-{name}"), &["0x0409", "winnt", "5.1", "i386", "FUZZ"]);
+    let mut action = signing.start();
+    loop {
+        action = match action {
+            Action::Send(request) => {
+                p.send(&request.to_frame(dialect)).await;
+                signing.receive(&p.next().await?).ok()?
+            }
+            Action::Receive => signing.receive(&p.next().await?).ok()?,
+            // This harness talks to the notification server directly.
+            Action::Connect(_) => return None,
+            // A ticket straight from the backend: no password hash spent.
+            Action::FetchTicket(_) => signing.ticket(h.server.backend().issue_ticket(handle).await.ok()?),
+            Action::Done(_) => return Some(p),
+        };
+    }
+}
+
+/// `CHG` to online, answered.
+async fn go_online(p: &mut Peer, dialect: Dialect) -> Option<Reply> {
+    let client_id = dialect.presence_has_client_id().then_some(0);
+    p.request(NsRequest::Chg { trid: 10, state: OnlineState::Online, client_id, msn_object: None }, dialect).await
 }
 
 /// How far an iteration got before the input took over: a harness that
@@ -198,18 +220,14 @@ pub fn session(data: &[u8]) -> Reached {
     let peer: SocketAddr = "127.0.0.2:40000".parse().expect("address");
     h.runtime.block_on(async move {
         let Some(mut bob) = sign_in(h, ACCOUNTS[1], Dialect::Msnp7, peer).await else { return Reached::default() };
-        bob.send("CHG 10 NLN").await;
-        bob.until("CHG").await;
+        go_online(&mut bob, Dialect::Msnp7).await;
         let Some(mut alice) = sign_in(h, ACCOUNTS[0], dialect, peer).await else { return Reached::default() };
-        alice.send("CHG 10 NLN 0").await;
-        alice.until("CHG").await;
-        alice.send("XFR 11 SB").await;
-        let switchboard = match alice.until("XFR").await {
-            Some(xfr) if xfr.verb() == "XFR" => {
-                let cookie = xfr.args().get(4).map(|c| c.to_string()).unwrap_or_default();
+        go_online(&mut alice, dialect).await;
+        let switchboard = match alice.request(NsRequest::XfrSb { trid: 11 }, dialect).await {
+            Some(Reply::XfrSb { cookie, .. }) => {
                 let mut sb = Peer::open(h, peer);
-                sb.send(&format!("USR 1 {} {cookie}", ACCOUNTS[0])).await;
-                sb.until("USR").await.map(|_| sb)
+                sb.send(&SbRequest::Usr { trid: 1, handle: ACCOUNTS[0].into(), cookie }.to_frame()).await;
+                sb.reply(1, dialect, true).await.map(|_| sb)
             }
             _ => None,
         };
@@ -223,8 +241,13 @@ pub fn session(data: &[u8]) -> Reached {
                     _ = &mut done => break,
                 }
             }
-            bob.send("PNG").await;
-            bob.until("QNG").await.is_some_and(|f| f.verb() == "QNG")
+            bob.send(&NsRequest::Png.to_frame(Dialect::Msnp7)).await;
+            while let Some(frame) = bob.next().await {
+                if let Ok(Reply::Qng { .. }) = Reply::parse(&frame, Dialect::Msnp7) {
+                    return true;
+                }
+            }
+            false
         });
         let reached = Reached { signed_in: true, switchboard: switchboard.is_some() };
         match switchboard {
