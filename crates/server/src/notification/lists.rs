@@ -6,10 +6,11 @@ use backend::lists::{Group, ListSnapshot, OppositeList};
 use backend::presence::OnlineUser;
 use backend::service::ModeChange;
 use msnp::reply::GroupRef;
-use msnp::request::{AdcTarget, NsRequest, decode_friendly};
+use msnp::request::{AdcTarget, SyncVersion, decode_friendly};
 use msnp::sync::{ContactData, SyncData};
-use msnp::{ErrorCode, ListKind, Reply, TrId, urlencode};
+use msnp::{ErrorCode, ListKind, PrivacyMode, PromptMode, Reply, TrId, urlencode};
 
+use super::dispatch::Handled;
 use super::{Flow, NsSession, push_presence};
 use crate::connection::Writer;
 
@@ -66,124 +67,150 @@ impl NsSession {
         self.shared.backend.list_snapshot(user).await
     }
 
-    pub(super) async fn list_request(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
-        let backend = self.shared.backend.clone();
-        let dialect = w.dialect;
-        match request {
-            NsRequest::Syn { trid, version } => match self.first_or_fresh_snapshot(user).await {
-                Ok(snap) => {
-                    for reply in msnp::sync::batch(dialect, trid, &version, &sync_data(&snap)) {
-                        w.push(&reply);
-                    }
-                }
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Lst { trid, list } => {
-                if list == ListKind::Pending {
-                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
-                } else {
-                    match backend.list_snapshot(user).await {
-                        Ok(snap) => {
-                            for reply in msnp::sync::list_lines(dialect, trid, list, &sync_data(&snap)) {
-                                w.push(&reply);
-                            }
-                        }
-                        Err(code) => w.push(&Reply::error(code, trid)),
-                    }
-                }
-            }
-            NsRequest::Lsg { trid } => match backend.list_snapshot(user).await {
-                Ok(snap) => {
-                    let groups: Vec<GroupRef> =
-                        std::iter::once(msnp::sync::group_zero()).chain(snap.groups.iter().map(group_ref)).collect();
-                    let total = groups.len();
-                    for (i, group) in groups.into_iter().enumerate() {
-                        w.push(&Reply::Lsg { trid, serial: snap.serial, index: i + 1, total, group, in_sync: false });
-                    }
-                }
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Gtc { trid, mode } => match mode_answer(dialect, backend.set_prompt(user, mode).await) {
-                Ok(serial) => w.push(&Reply::Gtc { trid, serial, mode, in_sync: false }),
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Blp { trid, mode } => match mode_answer(dialect, backend.set_privacy(user, mode).await) {
-                Ok(serial) => w.push(&Reply::Blp { trid, serial, mode, in_sync: false }),
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Add { trid, list, handle, friendly, group } => {
-                if let Err(code) = self.add(trid, list, handle, friendly, group, user, w).await {
-                    w.push(&Reply::error(code, trid));
-                }
-            }
-            NsRequest::Adc { trid, list, target } => {
-                if let Err(code) = self.adc(trid, list, target, user, w).await {
-                    w.push(&Reply::error(code, trid));
-                }
-            }
-            NsRequest::Rem { trid, list, target, group } => {
-                if let Err(code) = self.rem(trid, list, &target, group.as_deref(), user, w).await {
-                    w.push(&Reply::error(code, trid));
-                }
-            }
-            NsRequest::Adg { trid, name } => match backend.create_group(user, &name).await {
-                Ok((serial, g)) => w.push(&Reply::Adg { trid, serial, group: group_ref(&g) }),
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Rmg { trid, group } => {
-                // MSN 7.0 sends the group's URL-encoded name instead of its GUID.
-                let reference = self.group_reference(user, &group);
-                match backend.delete_group(user, &reference).await {
-                    Ok((serial, g)) => w.push(&Reply::Rmg { trid, serial, group: group_ref(&g) }),
-                    Err(code) => w.push(&Reply::error(code, trid)),
-                }
-            }
-            NsRequest::Reg { trid, group, name } => match backend.rename_group(user, &group, &name).await {
-                Ok((serial, g)) => w.push(&Reply::Reg { trid, serial, group: group_ref(&g) }),
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Rea { trid, handle, friendly } => match backend.rename(user, &handle, &friendly).await {
-                Ok(serial) => w.push(&Reply::Rea { trid, serial, handle, friendly }),
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Prp { trid, kind, value } => {
-                let result = if kind == "MFN" && dialect.uses_guids() {
-                    match value.as_deref().map(|v| decode_friendly(&urlencode::encode(v))) {
-                        Some(Ok(name)) => backend.rename(user, &user.handle, &name).await,
-                        _ => Err(ErrorCode::InvalidFriendlyName),
-                    }
-                } else {
-                    backend.set_phone(user, &kind, value.as_deref()).await
-                };
-                match result {
-                    Ok(serial) => w.push(&Reply::Prp { trid, serial, kind, value, in_sync: false }),
-                    Err(code) => w.push(&Reply::error(code, trid)),
-                }
-            }
-            NsRequest::Sbp { trid, contact_guid, kind, value } => {
-                let result = if backend.resolve_contact(user, &contact_guid).is_none() {
-                    Err(ErrorCode::InvalidParameter)
-                } else if kind == "MFN" {
-                    match urlencode::decode(&value) {
-                        Ok(name) => backend.set_nickname(user, &contact_guid, &name).await,
-                        Err(_) => Err(ErrorCode::InvalidFriendlyName),
-                    }
-                } else {
-                    // Other contact properties are the contact's own to set;
-                    // the echo acknowledges the client's local change.
-                    Ok(())
-                };
-                match result {
-                    Ok(()) => w.push(&Reply::Sbp { trid, contact_guid, kind, value }),
-                    Err(code) => w.push(&Reply::error(code, trid)),
-                }
-            }
-            other => {
-                // Every request is handled above or in the caller.
-                w.push(&Reply::Error { code: ErrorCode::NotExpected, trid: other.trid() });
-            }
+    pub(super) async fn syn(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        version: &SyncVersion,
+        w: &mut Writer,
+    ) -> Handled {
+        let snap = self.first_or_fresh_snapshot(user).await?;
+        for reply in msnp::sync::batch(w.dialect, trid, version, &sync_data(&snap)) {
+            w.push(&reply);
         }
-        Flow::Continue
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn lst(&mut self, user: &Arc<OnlineUser>, trid: TrId, list: ListKind, w: &mut Writer) -> Handled {
+        if list == ListKind::Pending {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let snap = self.shared.backend.list_snapshot(user).await?;
+        for reply in msnp::sync::list_lines(w.dialect, trid, list, &sync_data(&snap)) {
+            w.push(&reply);
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn lsg(&mut self, user: &Arc<OnlineUser>, trid: TrId, w: &mut Writer) -> Handled {
+        let snap = self.shared.backend.list_snapshot(user).await?;
+        let groups: Vec<GroupRef> =
+            std::iter::once(msnp::sync::group_zero()).chain(snap.groups.iter().map(group_ref)).collect();
+        let total = groups.len();
+        for (i, group) in groups.into_iter().enumerate() {
+            w.push(&Reply::Lsg { trid, serial: snap.serial, index: i + 1, total, group, in_sync: false });
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn gtc(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        mode: PromptMode,
+        w: &mut Writer,
+    ) -> Handled {
+        let serial = mode_answer(w.dialect, self.shared.backend.set_prompt(user, mode).await)?;
+        w.push(&Reply::Gtc { trid, serial, mode, in_sync: false });
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn blp(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        mode: PrivacyMode,
+        w: &mut Writer,
+    ) -> Handled {
+        let serial = mode_answer(w.dialect, self.shared.backend.set_privacy(user, mode).await)?;
+        w.push(&Reply::Blp { trid, serial, mode, in_sync: false });
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn adg(&mut self, user: &Arc<OnlineUser>, trid: TrId, name: &str, w: &mut Writer) -> Handled {
+        let (serial, g) = self.shared.backend.create_group(user, name).await?;
+        w.push(&Reply::Adg { trid, serial, group: group_ref(&g) });
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn rmg(&mut self, user: &Arc<OnlineUser>, trid: TrId, group: &str, w: &mut Writer) -> Handled {
+        // MSN 7.0 sends the group's URL-encoded name instead of its GUID.
+        let reference = self.group_reference(user, group);
+        let (serial, g) = self.shared.backend.delete_group(user, &reference).await?;
+        w.push(&Reply::Rmg { trid, serial, group: group_ref(&g) });
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn reg(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        group: &str,
+        name: &str,
+        w: &mut Writer,
+    ) -> Handled {
+        let (serial, g) = self.shared.backend.rename_group(user, group, name).await?;
+        w.push(&Reply::Reg { trid, serial, group: group_ref(&g) });
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn rea(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        handle: String,
+        friendly: String,
+        w: &mut Writer,
+    ) -> Handled {
+        let serial = self.shared.backend.rename(user, &handle, &friendly).await?;
+        w.push(&Reply::Rea { trid, serial, handle, friendly });
+        Ok(Flow::Continue)
+    }
+
+    /// `PRP`: my name (MSNP10+) or a phone number.
+    pub(super) async fn prp(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        kind: String,
+        value: Option<String>,
+        w: &mut Writer,
+    ) -> Handled {
+        let backend = self.shared.backend.clone();
+        let serial = if kind == "MFN" && w.dialect.uses_guids() {
+            match value.as_deref().map(|v| decode_friendly(&urlencode::encode(v))) {
+                Some(Ok(name)) => backend.rename(user, &user.handle, &name).await?,
+                _ => return Err(ErrorCode::InvalidFriendlyName),
+            }
+        } else {
+            backend.set_phone(user, &kind, value.as_deref()).await?
+        };
+        w.push(&Reply::Prp { trid, serial, kind, value, in_sync: false });
+        Ok(Flow::Continue)
+    }
+
+    /// `SBP`: a contact's property (MSNP10+).
+    pub(super) async fn sbp(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        contact_guid: String,
+        kind: String,
+        value: String,
+        w: &mut Writer,
+    ) -> Handled {
+        let backend = self.shared.backend.clone();
+        if backend.resolve_contact(user, &contact_guid).is_none() {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        if kind == "MFN" {
+            let name = urlencode::decode(&value).map_err(|_| ErrorCode::InvalidFriendlyName)?;
+            backend.set_nickname(user, &contact_guid, &name).await?;
+        }
+        // Other contact properties are the contact's own to set; the echo
+        // acknowledges the client's local change.
+        w.push(&Reply::Sbp { trid, contact_guid, kind, value });
+        Ok(Flow::Continue)
     }
 
     /// The group a client named: by id or GUID, or by its encoded name.
@@ -200,16 +227,16 @@ impl NsSession {
     /// `ADD` (MSNP2-9). A forward-list add may name a group (MSNP7+); adding
     /// someone already on the forward list with a group puts them into it.
     #[allow(clippy::too_many_arguments)]
-    async fn add(
+    pub(super) async fn add(
         &mut self,
+        user: &Arc<OnlineUser>,
         trid: TrId,
         list: ListKind,
         handle: String,
         friendly: String,
         group: Option<u32>,
-        user: &Arc<OnlineUser>,
         w: &mut Writer,
-    ) -> Result<(), ErrorCode> {
+    ) -> Handled {
         let backend = self.shared.backend.clone();
         let group = group.filter(|g| *g != 0);
         if let Some(g) = group {
@@ -227,7 +254,7 @@ impl NsSession {
                 guid: change.guid,
                 group: group_ref(&change.group),
             });
-            return Ok(());
+            return Ok(Flow::Continue);
         }
         let outcome = backend.add_to_list(user, list, &handle, opposite_rule(w.dialect)).await?;
         let mut serial = outcome.serial;
@@ -239,18 +266,18 @@ impl NsSession {
         if let Some(contact) = outcome.initial_presence {
             push_presence(w, Some(trid), contact);
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     /// `ADC` (MSNP10+).
-    async fn adc(
+    pub(super) async fn adc(
         &mut self,
+        user: &Arc<OnlineUser>,
         trid: TrId,
         list: ListKind,
         target: AdcTarget,
-        user: &Arc<OnlineUser>,
         w: &mut Writer,
-    ) -> Result<(), ErrorCode> {
+    ) -> Handled {
         let backend = self.shared.backend.clone();
         match target {
             AdcTarget::Group { contact_guid, group_guid } => {
@@ -284,19 +311,19 @@ impl NsSession {
                 }
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     /// `REM`: off a list, or (with a group) out of one group only.
-    async fn rem(
+    pub(super) async fn rem(
         &mut self,
+        user: &Arc<OnlineUser>,
         trid: TrId,
         list: ListKind,
         target: &str,
         group: Option<&str>,
-        user: &Arc<OnlineUser>,
         w: &mut Writer,
-    ) -> Result<(), ErrorCode> {
+    ) -> Handled {
         let backend = self.shared.backend.clone();
         match (list, group) {
             (ListKind::Forward, Some("0")) if !w.dialect.uses_guids() => {
@@ -338,6 +365,6 @@ impl NsSession {
                 });
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
 }

@@ -6,12 +6,17 @@
 //! lists, presence and switchboard referrals. Each request becomes a backend
 //! call; each backend event is encoded in the connection's dialect.
 //!
-//! - `mod.rs`: the connection loop, dispatch of requests, events, challenges.
+//! - `mod.rs`: the connection loop, events, challenges.
+//! - `dispatch.rs`: the state gate and the one `match` that sends each
+//!   request to its handler; errors are written there.
+//! - `session.rs`: version negotiation, state, referrals, settings.
 //! - `login.rs`: `USR` for MD5 and Passport (TWN) logins.
 //! - `lists.rs`: `SYN`, lists, groups and properties.
 
+mod dispatch;
 mod lists;
 mod login;
+mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,15 +25,13 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use backend::Backend;
-use backend::limits::{Action, Strikes};
+use backend::limits::Strikes;
 use backend::outbox::Outbox;
 use backend::presence::ContactPresence;
 use backend::presence::{LoadedLists, NsEvent, OnlineUser};
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
-use msnp::dialect::negotiate;
 use msnp::oim::OimEntry;
-use msnp::request::NsRequest;
 use msnp::{ErrorCode, Frame, Reply, TrId};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -259,172 +262,6 @@ impl NsSession {
         format!("{}:{}", self.host(), port)
     }
 
-    async fn handle(&mut self, frame: Frame, w: &mut Writer) -> Flow {
-        self.refresh_trace(w);
-        w.trace_in(&frame);
-        let request = match NsRequest::parse(&frame, w.dialect) {
-            Ok(r) => r,
-            Err(e) => {
-                w.push(&Reply::Error { code: e.code, trid: e.trid });
-                return Flow::Continue;
-            }
-        };
-        if !leaves_lists_as_they_were(&request) {
-            self.loaded_lists = None;
-        }
-        // Offline messages written to one of this client's switchboard
-        // connections are confirmed by its next word here (a PNG will do).
-        if let Login::SignedIn(user) = &self.login {
-            self.shared.backend.client_spoke(user).await;
-        }
-        match request {
-            // A client may never send MSG to a notification server; the
-            // official service closed the connection at once.
-            NsRequest::Msg { .. } => return Flow::Close,
-            // The official service answered a client's OUT by closing the
-            // connection; a bare `OUT` back breaks strict parsers.
-            NsRequest::Out => return Flow::Close,
-            NsRequest::Png => {
-                w.push(&Reply::Qng { interval: self.shared.config.ping_interval });
-                return Flow::Continue;
-            }
-            NsRequest::Ver { trid, dialects } => {
-                if self.negotiated {
-                    w.push(&Reply::error(ErrorCode::NotExpected, trid));
-                    return Flow::Continue;
-                }
-                return match negotiate(dialects.iter().map(String::as_str), &self.shared.config.dialects) {
-                    Some(d) => {
-                        self.negotiated = true;
-                        w.dialect = d;
-                        w.push(&Reply::Ver { trid, dialect: Some(d) });
-                        Flow::Continue
-                    }
-                    None => {
-                        w.push(&Reply::Ver { trid, dialect: None });
-                        Flow::Close
-                    }
-                };
-            }
-            _ => {}
-        }
-        if !self.negotiated {
-            w.push(&Reply::Error { code: ErrorCode::NotExpected, trid: request.trid() });
-            return Flow::Continue;
-        }
-        if !w.dialect.has_command(frame.verb()) {
-            w.push(&Reply::Error { code: ErrorCode::CommandDisabled, trid: request.trid() });
-            return Flow::Continue;
-        }
-        match request {
-            NsRequest::Inf { trid } => {
-                w.push(&Reply::Inf { trid, packages: vec![msnp::dialect::AuthScheme::Md5] });
-                Flow::Continue
-            }
-            NsRequest::Cvr { trid, args } => {
-                // Echo the client's own version everywhere: that never
-                // triggers an upgrade prompt.
-                match args.get(5) {
-                    Some(version) => w.push(&Reply::Cvr {
-                        trid,
-                        recommended: version.clone(),
-                        minimum: version.clone(),
-                        download_url: "http://messenger.invalid/download".into(),
-                        info_url: "http://messenger.invalid/".into(),
-                    }),
-                    None => w.push(&Reply::error(ErrorCode::BadCvr, trid)),
-                }
-                Flow::Continue
-            }
-            NsRequest::Usr { trid, step } => self.usr(trid, step, w).await,
-            // QRY answers a challenge; it may come at any time after one.
-            NsRequest::Qry { trid, product_id, payload } => self.qry(trid, &product_id, &payload, w),
-            other => match self.user() {
-                Some(user) => self.signed_in(other, &user, w).await,
-                None => {
-                    w.push(&Reply::Error { code: ErrorCode::NotLoggedIn, trid: other.trid() });
-                    Flow::Continue
-                }
-            },
-        }
-    }
-
-    async fn signed_in(&mut self, request: NsRequest, user: &Arc<OnlineUser>, w: &mut Writer) -> Flow {
-        let backend = self.shared.backend.clone();
-        if let Some((action, code)) = rate_limited_action(&request)
-            && !backend.allow(&user.key, action)
-        {
-            w.push(&Reply::Error { code, trid: request.trid() });
-            return self.strike();
-        }
-        match request {
-            NsRequest::Chg { trid, state, client_id, msn_object } => {
-                let first = !user.presence().started;
-                let was_visible = user.presence_line().is_some();
-                match backend.change_state(user, state, client_id, msn_object.clone()).await {
-                    Ok(initial) => {
-                        w.push(&Reply::Chg { trid, state, client_id, msn_object });
-                        for contact in initial {
-                            push_presence(w, Some(trid), contact);
-                        }
-                        if first {
-                            self.start_challenges(w);
-                        }
-                        if !was_visible && state.is_visible() {
-                            self.offer_offline_messages(user, first, w).await;
-                        }
-                    }
-                    Err(code) => w.push(&Reply::error(code, trid)),
-                }
-            }
-            NsRequest::XfrSb { trid } => match backend.request_switchboard(user).await {
-                Ok((cookie, elsewhere)) => {
-                    let address = elsewhere.unwrap_or_else(|| self.sb_address());
-                    w.push(&Reply::XfrSb { trid, address, cookie })
-                }
-                Err(code) => w.push(&Reply::error(code, trid)),
-            },
-            NsRequest::Uux { trid, payload } => {
-                let result = match std::str::from_utf8(&payload) {
-                    Ok(text) => backend.set_personal_message(user, text).await,
-                    Err(_) => Err(ErrorCode::InvalidParameter),
-                };
-                match result {
-                    Ok(()) => w.push(&Reply::Uux { trid }),
-                    Err(code) => w.push(&Reply::error(code, trid)),
-                }
-            }
-            NsRequest::Gcf { trid, file } => {
-                const SHIELDS: &str = r#"<?xml version="1.0" encoding="utf-8" ?><config><shield><cli maj="7" min="0" minbld="0" maxbld="9999" deny=" " /></shield><block></block></config>"#;
-                w.push(&Reply::Gcf { trid, file, payload: Bytes::from_static(SHIELDS.as_bytes()) });
-            }
-            NsRequest::Url { trid, service } => {
-                // The bound port: the configured one may be 0.
-                let base = match self.shared.http_port() {
-                    Some(port) => format!("http://{}:{port}", self.host()),
-                    None => format!("http://{}", self.host()),
-                };
-                w.push(&Reply::Url {
-                    trid,
-                    rru: format!("/{}", service.to_ascii_lowercase()),
-                    url: format!("{base}/status.json"),
-                    id: 2,
-                });
-            }
-            NsRequest::Ims { trid, on } => {
-                backend.set_accepts_invitations(user, on);
-                w.push(&Reply::Ims { trid, on });
-            }
-            // We send no e-mail and have no member directory: say so rather
-            // than pretend.
-            NsRequest::Sdc { trid } | NsRequest::Snd { trid, .. } | NsRequest::Fnd { trid } => {
-                w.push(&Reply::error(ErrorCode::CommandDisabled, trid));
-            }
-            other => return self.list_request(other, user, w).await,
-        }
-        Flow::Continue
-    }
-
     /// Encodes an event and every other one already waiting (up to a
     /// batch), so that a burst of presence reaches the client in one write.
     fn events(&mut self, first: NsEvent, w: &mut Writer) -> Flow {
@@ -584,48 +421,6 @@ impl NsSession {
         }
         w.push(&Reply::QryOk { trid });
         Flow::Continue
-    }
-}
-
-/// The rate-limited kind of a request, and the error a dialect's clients
-/// expect when it is refused: 800 "changing too rapidly" for names and
-/// states, 713 "user too active" for invitations and list changes.
-fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
-    use NsRequest::*;
-    match request {
-        Chg { .. } | Rea { .. } | Uux { .. } => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
-        Prp { kind, .. } if kind == "MFN" => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
-        XfrSb { .. } => Some((Action::Invitation, ErrorCode::UserTooActive)),
-        Add { .. }
-        | Adc { .. }
-        | Rem { .. }
-        | Adg { .. }
-        | Rmg { .. }
-        | Reg { .. }
-        | Prp { .. }
-        | Sbp { .. }
-        | Gtc { .. }
-        | Blp { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
-        // Named one by one, so that a new command is decided here.
-        Ver { .. } | Inf { .. } | Cvr { .. } | Usr { .. } | Syn { .. } | Lst { .. } | Lsg { .. } | Qry { .. } => None,
-        Gcf { .. } | Url { .. } | Sdc { .. } | Snd { .. } | Ims { .. } | Fnd { .. } | Png | Out | Msg { .. } => None,
-    }
-}
-
-/// Requests after which the lists the sign-in read are still kept for the
-/// first `SYN`: the ones clients send between signing in and their `SYN`,
-/// none of which changes what it shows. Anything else (a `CHG` first, for
-/// a client that syncs late or never) drops them, so that no session holds
-/// a snapshot for long.
-fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
-    use NsRequest::*;
-    // Named one by one, so that a new command is decided here.
-    match request {
-        Syn { .. } | Cvr { .. } | Gcf { .. } | Url { .. } => true,
-        Ver { .. } | Inf { .. } | Usr { .. } | Lst { .. } | Lsg { .. } | Gtc { .. } | Blp { .. } | Add { .. } => false,
-        Adc { .. } | Rem { .. } | Adg { .. } | Rmg { .. } | Reg { .. } | Prp { .. } | Sbp { .. } | Chg { .. } => false,
-        Rea { .. } | XfrSb { .. } | Qry { .. } | Uux { .. } | Sdc { .. } | Snd { .. } | Ims { .. } => false,
-        Fnd { .. } | Png | Out | Msg { .. } => false,
     }
 }
 
