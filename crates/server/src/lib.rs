@@ -23,11 +23,11 @@ pub mod hashing_threads;
 pub mod http;
 #[cfg(feature = "legacy-tls")]
 pub mod legacy_tls;
+pub mod listeners;
 pub mod metrics;
 pub mod notification;
 pub mod options;
 pub mod request_target;
-pub mod server;
 pub mod shared;
 pub mod switchboard;
 
@@ -35,4 +35,4 @@ pub mod tls;
 pub mod web;
 
 pub use config::ServerConfig;
-pub use server::{RunningServer, Server};
+pub use listeners::{RunningServer, Server, open_backend};

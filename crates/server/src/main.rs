@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use server::Server;
 use server::config::ServerConfig;
+use server::open_backend;
 use server::options::ServeOptions;
-use server::server::open_backend;
 
 /// See the `jemalloc` feature in Cargo.toml.
 #[cfg(feature = "jemalloc")]

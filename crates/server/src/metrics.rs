@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use msnp::OnlineState;
 
-use crate::shared::{ConnectionRole, Shared};
+use crate::shared::{Role, Shared};
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -39,7 +39,7 @@ pub fn render(shared: &Shared, uptime: Duration) -> String {
     }
 
     family(&mut out, "msnd_connections", "gauge", "Open client connections, by role.");
-    for (role, name) in ConnectionRole::ALL {
+    for (role, name) in Role::ALL {
         let _ = writeln!(
             out,
             "msnd_connections{{role=\"{name}\"}} {}",

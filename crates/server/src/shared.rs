@@ -27,20 +27,19 @@ pub struct Counters {
     pub abuse_disconnects: AtomicU64,
 }
 
-/// What an open connection is, for the connection gauges.
-#[derive(Debug, Clone, Copy)]
-pub enum ConnectionRole {
+/// Which role a connection plays: what its session does, and which gauge
+/// counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Negotiates, then refers the client to a notification server.
     Dispatch = 0,
     Notification = 1,
     Switchboard = 2,
 }
 
-impl ConnectionRole {
-    pub const ALL: [(ConnectionRole, &'static str); 3] = [
-        (ConnectionRole::Dispatch, "dispatch"),
-        (ConnectionRole::Notification, "notification"),
-        (ConnectionRole::Switchboard, "switchboard"),
-    ];
+impl Role {
+    pub const ALL: [(Role, &'static str); 3] =
+        [(Role::Dispatch, "dispatch"), (Role::Notification, "notification"), (Role::Switchboard, "switchboard")];
 }
 
 /// What every connection shares.
@@ -63,7 +62,7 @@ pub struct Shared {
     pub msnp_tls_port: Option<u16>,
     /// The other nodes, when this one is part of a cluster.
     pub cluster: Option<Arc<crate::cluster::NatsCluster>>,
-    /// Open client connections per role, indexed by [`ConnectionRole`]
+    /// Open client connections per role, indexed by [`Role`]
     /// (for the metrics; their sum is the load a node reports to the cluster).
     pub by_role: Arc<[AtomicU64; 3]>,
     /// Set when the node drains: notification sessions move their clients

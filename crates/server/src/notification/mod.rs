@@ -38,15 +38,7 @@ use tokio::time::sleep_until;
 
 use crate::config::ChallengePolicy;
 use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
-use crate::shared::Shared;
-
-/// Which role a connection plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Negotiates, then refers the client to a notification server.
-    Dispatch,
-    Notification,
-}
+use crate::shared::{Role, Shared};
 
 /// How far the login has come.
 enum Login {

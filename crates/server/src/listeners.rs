@@ -24,15 +24,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Timeouts};
-use crate::notification::{self, Role};
-use crate::shared::{ConnectionRole, Counters, Shared, read_trace_list};
+use crate::notification;
+use crate::shared::{Counters, Role, Shared, read_trace_list};
 use crate::switchboard;
 
 /// Counts a connection under its role until dropped.
-struct InRole(Arc<Shared>, ConnectionRole);
+struct InRole(Arc<Shared>, Role);
 
 impl InRole {
-    fn new(shared: &Arc<Shared>, role: ConnectionRole) -> InRole {
+    fn new(shared: &Arc<Shared>, role: Role) -> InRole {
         shared.by_role[role as usize].fetch_add(1, Ordering::Relaxed);
         InRole(shared.clone(), role)
     }
@@ -557,15 +557,13 @@ impl Session {
     ) -> impl Future<Output = ()> + Send + 'static {
         match self {
             Session::Notification { conn, first, role } => {
-                let role_gauge =
-                    if role == Role::Dispatch { ConnectionRole::Dispatch } else { ConnectionRole::Notification };
-                let counted = InRole::new(&shared, role_gauge);
+                let counted = InRole::new(&shared, role);
                 Either::Left(
                     notification::serve(conn, first, role, shared, shutdown).map(move |()| drop((counted, guards))),
                 )
             }
             Session::Switchboard { conn, first } => {
-                let counted = InRole::new(&shared, ConnectionRole::Switchboard);
+                let counted = InRole::new(&shared, Role::Switchboard);
                 // Boxed: switchboard sessions are few and brief, and the
                 // notification sessions that idle for hours should not be
                 // as large as the larger of the two.
