@@ -4,6 +4,10 @@
 //! A cookie is random, single-use, bound to one account and, for an
 //! invitation, to one session; it expires. Sessions exist while someone is
 //! in them.
+//!
+//! Over 700 lines on purpose: cookies, sessions and the relay share the
+//! session's one lock and its invariants (who is in, what is held for whom),
+//! which read best in one place; most of the length is its unit tests.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! both sides switch to P2P where the dialect has it. Received files are
 //! checked against the SHA-256 the sender announced (an extra field other
 //! clients ignore).
+//!
+//! Over 700 lines on purpose: MSNFTP and P2P share one transfer table, one
+//! fallback from the first to the second and one progress and checksum path.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -14,6 +14,9 @@
 //!
 //! Success means nothing was refused, dropped or lost: a run where the
 //! server refuses logins or drops messages reports failure.
+//!
+//! Over 700 lines on purpose: the phases share one run's state (`Shared`, the
+//! online users, the samples) and are read in the order they run.
 
 pub mod graph;
 pub mod launch;

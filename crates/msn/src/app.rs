@@ -3,6 +3,10 @@
 //! Tab 0 is the contact list, grouped and coloured by presence; every
 //! conversation has a tab of its own. The input line takes messages and
 //! `/commands` (see [`HELP`]).
+//!
+//! Over 700 lines on purpose: the TUI's state, key handling and drawing are
+//! one state machine over one `App`; the drawing half could move out when a
+//! second view appears.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

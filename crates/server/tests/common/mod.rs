@@ -1,5 +1,9 @@
 //! Test harness: starts the real `msnd` binary on loopback with a temporary
 //! data dir, and speaks MSNP to it over real TCP.
+//!
+//! Over 700 lines on purpose: one harness every test file includes (the server
+//! process, the raw MSNP client, the HTTP and SOAP helpers); a test file
+//! includes it whole either way.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};

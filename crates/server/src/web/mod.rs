@@ -2,8 +2,8 @@
 //! closed), password change, and an operator page behind a login (accounts,
 //! live sessions, kick, disable, broadcast).
 //!
-//! Server-rendered HTML with plain forms: nothing to build, nothing to run
-//! in the browser. Operator sessions are random tokens in an `HttpOnly`,
+//! Server-rendered HTML with plain forms (`pages.rs`): nothing to build,
+//! nothing to run in the browser. Operator sessions are random tokens in an `HttpOnly`,
 //! `SameSite=Strict` cookie, and every operator form carries the session's
 //! own anti-forgery token as well.
 
@@ -20,8 +20,14 @@ use axum::routing::{get, post};
 use backend::secrets::constant_time_eq;
 use serde::Deserialize;
 
+use maud::Markup;
+
 use crate::config::Registration;
 use crate::shared::Shared;
+
+mod pages;
+
+use pages::{AccountRow, SessionRow, login_form, message, password_form};
 
 /// The address a request came from (set by the HTTP front).
 #[derive(Debug, Clone, Copy)]
@@ -61,70 +67,29 @@ pub fn routes() -> Router<WebState> {
         .route("/admin/logout", post(admin_logout))
 }
 
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+fn page(title: &str, body: Markup) -> Html<String> {
+    Html(pages::page(title, body).into_string())
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · Mariposa</title><style>\
-         body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#222}}\
-         label{{display:block;margin:.6rem 0 .2rem}} input{{font:inherit;padding:.3rem;width:20rem;max-width:100%}}\
-         button{{font:inherit;padding:.3rem .8rem;margin-top:.8rem}} table{{border-collapse:collapse}}\
-         td,th{{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}}\
-         .error{{color:#a00}} .ok{{color:#060}} nav a{{margin-right:1rem}}\
-         </style></head><body><nav><a href=\"/\">Mariposa</a><a href=\"/signup\">Sign up</a>\
-         <a href=\"/password\">Change password</a><a href=\"/admin\">Operator</a></nav>\
-         <h1>{t}</h1>{body}</body></html>",
-        t = esc(title)
-    ))
-}
-
-fn message(kind: &str, text: &str) -> String {
-    format!("<p class=\"{kind}\" id=\"{kind}\">{}</p>", esc(text))
+fn note(kind: &str, text: &str) -> Option<Markup> {
+    Some(message(kind, text))
 }
 
 async fn home(State(s): State<WebState>) -> Html<String> {
     let backend = &s.shared.backend;
-    let uptime = s.started.elapsed().as_secs();
-    let body = format!(
-        "<p>A Mariposa MSN Messenger service.</p>\
-         <table><tr><th>Users online</th><td id=\"online\">{}</td></tr>\
-         <tr><th>Conversations</th><td>{}</td></tr>\
-         <tr><th>Up for</th><td>{}d {}h {}m</td></tr></table>",
-        backend.registry().len(),
-        backend.switchboards().len(),
-        uptime / 86400,
-        uptime / 3600 % 24,
-        uptime / 60 % 60,
-    );
-    page("Status", &body)
+    let body = pages::status(backend.registry().len(), backend.switchboards().len(), s.started.elapsed().as_secs());
+    page("Status", body)
 }
 
-fn signup_form(s: &WebState, note: &str) -> String {
-    let code = if s.shared.config.registration == Registration::Invite {
-        "<label for=\"code\">Invite code</label><input id=\"code\" name=\"code\" required>"
-    } else {
-        ""
-    };
-    format!(
-        "{note}<form method=\"post\" action=\"/signup\">\
-         <label for=\"email\">E-mail address (your sign-in name)</label><input id=\"email\" name=\"email\" type=\"email\" required>\
-         <label for=\"name\">Display name</label><input id=\"name\" name=\"name\">\
-         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" required>\
-         <label for=\"password2\">Password again</label><input id=\"password2\" name=\"password2\" type=\"password\" required>\
-         {code}<button id=\"submit\" type=\"submit\">Create the account</button></form>"
-    )
+fn signup_form(s: &WebState, note: Option<Markup>) -> Markup {
+    pages::signup_form(s.shared.config.registration == Registration::Invite, note)
 }
 
 async fn signup_page(State(s): State<WebState>) -> Html<String> {
     if s.shared.config.registration == Registration::Closed {
-        return page("Sign up", &message("error", "Sign-up is closed here: ask the operator for an account."));
+        return page("Sign up", message("error", "Sign-up is closed here: ask the operator for an account."));
     }
-    page("Sign up", &signup_form(&s, ""))
+    page("Sign up", signup_form(&s, None))
 }
 
 #[derive(Deserialize)]
@@ -139,7 +104,7 @@ struct Signup {
 }
 
 async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, Form(f): Form<Signup>) -> Response {
-    let refuse = |text: &str| (StatusCode::BAD_REQUEST, page("Sign up", &signup_form(&s, &message("error", text))));
+    let refuse = |text: &str| (StatusCode::BAD_REQUEST, page("Sign up", signup_form(&s, note("error", text))));
     if s.shared.config.registration == Registration::Closed {
         return refuse("Sign-up is closed here.").into_response();
     }
@@ -147,8 +112,7 @@ async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, For
     // guessed at speed either.
     if !s.shared.backend.allow_sign_up(peer.0.ip()) {
         let text = "Too many accounts were made from your address. Try again later.";
-        return (StatusCode::TOO_MANY_REQUESTS, page("Sign up", &signup_form(&s, &message("error", text))))
-            .into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, page("Sign up", signup_form(&s, note("error", text)))).into_response();
     }
     if s.shared.config.registration == Registration::Invite {
         let expected = s.shared.config.invite_code.as_deref().unwrap_or("");
@@ -172,7 +136,7 @@ async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, For
              (If that address had an account already, it is unchanged and keeps its password.)",
             f.email.trim()
         );
-        page("Welcome", &message("ok", &text)).into_response()
+        page("Welcome", message("ok", &text)).into_response()
     };
     match s.shared.backend.create_account(f.email.trim(), name, &f.password).await {
         Ok(()) => welcome(),
@@ -183,25 +147,14 @@ async fn signup(State(s): State<WebState>, Extension(peer): Extension<Peer>, For
         Err(backend::service::AccountError::InvalidName) => refuse("That display name cannot be used.").into_response(),
         Err(e) => {
             tracing::error!("sign-up failed: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, page("Sign up", &message("error", "Something went wrong.")))
+            (StatusCode::INTERNAL_SERVER_ERROR, page("Sign up", message("error", "Something went wrong.")))
                 .into_response()
         }
     }
 }
 
-fn password_form(note: &str) -> String {
-    format!(
-        "{note}<form method=\"post\" action=\"/password\">\
-         <label for=\"email\">E-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required>\
-         <label for=\"old\">Current password</label><input id=\"old\" name=\"old\" type=\"password\" required>\
-         <label for=\"new\">New password</label><input id=\"new\" name=\"new\" type=\"password\" required>\
-         <label for=\"new2\">New password again</label><input id=\"new2\" name=\"new2\" type=\"password\" required>\
-         <button id=\"submit\" type=\"submit\">Change it</button></form>"
-    )
-}
-
 async fn password_page() -> Html<String> {
-    page("Change password", &password_form(""))
+    page("Change password", password_form(None))
 }
 
 #[derive(Deserialize)]
@@ -217,8 +170,7 @@ async fn change_password(
     Extension(peer): Extension<Peer>,
     Form(f): Form<PasswordChange>,
 ) -> Response {
-    let refuse =
-        |text: &str| (StatusCode::BAD_REQUEST, page("Change password", &password_form(&message("error", text))));
+    let refuse = |text: &str| (StatusCode::BAD_REQUEST, page("Change password", password_form(note("error", text))));
     if f.new != f.new2 {
         return refuse("The two new passwords differ.").into_response();
     }
@@ -237,7 +189,7 @@ async fn change_password(
             let key = f.email.trim().to_ascii_lowercase();
             s.sessions.0.lock().retain(|_, (handle, _, _)| *handle != key);
             let text = "Your password is changed. Everywhere you were signed in with the old one is signed out.";
-            page("Change password", &message("ok", text)).into_response()
+            page("Change password", message("ok", text)).into_response()
         }
         Err(e) => {
             tracing::error!("password change failed: {e}");
@@ -246,17 +198,8 @@ async fn change_password(
     }
 }
 
-fn login_form(note: &str) -> String {
-    format!(
-        "{note}<form method=\"post\" action=\"/admin/login\">\
-         <label for=\"email\">Operator's e-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required>\
-         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" required>\
-         <button id=\"submit\" type=\"submit\">Sign in</button></form>"
-    )
-}
-
 async fn admin_login_page() -> Html<String> {
-    page("Operator sign-in", &login_form(""))
+    page("Operator sign-in", login_form(None))
 }
 
 #[derive(Deserialize)]
@@ -277,8 +220,8 @@ async fn admin_login(
     // tell operators from other accounts.
     let checked = s.shared.backend.web_login(&key, &f.password, peer.0.ip()).await.is_ok();
     if !(operator && checked) {
-        let note = message("error", "That is not an operator's address and password.");
-        return (StatusCode::UNAUTHORIZED, page("Operator sign-in", &login_form(&note))).into_response();
+        let refusal = note("error", "That is not an operator's address and password.");
+        return (StatusCode::UNAUTHORIZED, page("Operator sign-in", login_form(refusal))).into_response();
     }
     let token = backend::secrets::random_token(32);
     let csrf = backend::secrets::random_token(32);
@@ -313,22 +256,16 @@ fn authorised(s: &WebState, headers: &HeaderMap, csrf: &str) -> Option<String> {
 async fn admin(State(s): State<WebState>, headers: HeaderMap) -> Response {
     let Some((me, csrf)) = operator(&s, &headers) else { return Redirect::to("/admin/login").into_response() };
     let backend = &s.shared.backend;
-    let hidden = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&csrf));
     let mut online: Vec<_> = backend.registry().all();
     online.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut sessions =
-        String::from("<table id=\"sessions\"><tr><th>Account</th><th>State</th><th>Dialect</th><th></th></tr>");
-    for u in &online {
-        let p = u.presence();
-        let state = if p.started { p.state.code() } else { "signing in" };
-        sessions.push_str(&format!(
-            "<tr><td>{h}</td><td>{state}</td><td>{d}</td><td><form method=\"post\" action=\"/admin/kick\">{hidden}\
-             <input type=\"hidden\" name=\"handle\" value=\"{h}\"><button id=\"kick-{h}\">Kick</button></form></td></tr>",
-            h = esc(&u.handle),
-            d = u.dialect,
-        ));
-    }
-    sessions.push_str("</table>");
+    let sessions: Vec<SessionRow> = online
+        .iter()
+        .map(|u| {
+            let p = u.presence();
+            let state = if p.started { p.state.code() } else { "signing in" };
+            SessionRow { handle: u.handle.clone(), state: state.into(), dialect: u.dialect.to_string() }
+        })
+        .collect();
     let accounts = match backend.list_accounts().await {
         Ok(list) => list,
         Err(e) => {
@@ -336,32 +273,11 @@ async fn admin(State(s): State<WebState>, headers: HeaderMap) -> Response {
             Vec::new()
         }
     };
-    let mut table =
-        String::from("<table id=\"accounts\"><tr><th>Account</th><th>Name</th><th>Contacts</th><th></th></tr>");
-    for a in &accounts {
-        let (label, value) = if a.disabled { ("Enable", "0") } else { ("Disable", "1") };
-        table.push_str(&format!(
-            "<tr><td>{h}</td><td>{n}</td><td>{c}</td><td><form method=\"post\" action=\"/admin/disable\">{hidden}\
-             <input type=\"hidden\" name=\"handle\" value=\"{h}\"><input type=\"hidden\" name=\"disable\" value=\"{value}\">\
-             <button id=\"{id}-{h}\">{label}</button></form></td></tr>",
-            h = esc(&a.handle),
-            n = esc(&a.friendly),
-            c = a.contacts,
-            id = label.to_ascii_lowercase(),
-        ));
-    }
-    table.push_str("</table>");
-    let body = format!(
-        "<p>Signed in as {me}. <form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{hidden}<button>Sign out</button></form></p>\
-         <h2>Signed in now ({n})</h2>{sessions}\
-         <h2>Accounts ({m})</h2>{table}\
-         <h2>Message to everyone signed in</h2><form method=\"post\" action=\"/admin/broadcast\">{hidden}\
-         <input id=\"text\" name=\"text\" required><button id=\"broadcast\">Send</button></form>",
-        me = esc(&me),
-        n = online.len(),
-        m = accounts.len(),
-    );
-    page("Operator", &body).into_response()
+    let accounts: Vec<AccountRow> = accounts
+        .into_iter()
+        .map(|a| AccountRow { handle: a.handle, friendly: a.friendly, contacts: a.contacts, disabled: a.disabled })
+        .collect();
+    page("Operator", pages::operator(&me, &csrf, &sessions, &accounts)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -383,7 +299,7 @@ async fn admin_disable(State(s): State<WebState>, headers: HeaderMap, Form(f): F
     let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
     let disable = f.disable == "1";
     if let Err(e) = s.shared.backend.set_disabled(&f.handle, disable).await {
-        return (StatusCode::BAD_REQUEST, page("Operator", &message("error", &e.to_string()))).into_response();
+        return (StatusCode::BAD_REQUEST, page("Operator", message("error", &e.to_string()))).into_response();
     }
     tracing::info!(operator = %me, handle = %f.handle, disable, "operator changed an account");
     Redirect::to("/admin").into_response()
@@ -399,8 +315,8 @@ async fn admin_broadcast(State(s): State<WebState>, headers: HeaderMap, Form(f):
     let Some(me) = authorised(&s, &headers, &f.csrf) else { return StatusCode::FORBIDDEN.into_response() };
     let Some(n) = s.shared.backend.broadcast(f.text.trim()) else {
         let limit = backend::service::MAX_BROADCAST_BYTES;
-        let note = message("error", &format!("A message to everyone is {limit} bytes at most."));
-        return (StatusCode::PAYLOAD_TOO_LARGE, page("Operator", &note)).into_response();
+        let text = format!("A message to everyone is {limit} bytes at most.");
+        return (StatusCode::PAYLOAD_TOO_LARGE, page("Operator", message("error", &text))).into_response();
     };
     tracing::info!(operator = %me, users = n, "operator broadcast a message");
     Redirect::to("/admin").into_response()
