@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use md5::{Digest, Md5};
+use msnp::reply::PresenceLine;
+use msnp::request::{NsRequest, SbRequest, SyncVersion, UsrStep};
 use msnp::signin::{Action, SignIn};
-use msnp::{Decoder, Dialect, Direction, Frame, Limits};
+use msnp::{Decoder, Dialect, Direction, Frame, Limits, ListKind, OnlineState, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -222,6 +224,10 @@ pub struct Client {
     pub friendly: Option<String>,
     /// The Passport ticket this connection signed in with (MSNP8+).
     pub ticket: Option<String>,
+    /// The dialect typed requests and replies are spoken in.
+    pub dialect: Dialect,
+    /// A switchboard connection (its `USR` answer has that shape).
+    pub switchboard: bool,
 }
 
 impl Client {
@@ -250,7 +256,47 @@ impl Client {
             profile: None,
             friendly: None,
             ticket: None,
+            dialect: Dialect::Msnp2,
+            switchboard: false,
         }
+    }
+
+    /// A connection to a switchboard, speaking `dialect`.
+    pub async fn connect_switchboard(addr: &str, dialect: Dialect) -> Client {
+        let mut c = Self::connect_str(addr).await;
+        (c.dialect, c.switchboard) = (dialect, true);
+        c
+    }
+
+    /// Sends a typed request in the connection's dialect.
+    pub async fn request(&mut self, request: &NsRequest) {
+        let frame = request.to_frame(self.dialect);
+        self.send_frame(&frame).await;
+    }
+
+    /// Sends a typed request to a switchboard.
+    pub async fn sb_request(&mut self, request: &SbRequest) {
+        self.send_frame(&request.to_frame()).await;
+    }
+
+    /// The next reply, read in the connection's dialect.
+    pub async fn reply(&mut self) -> Reply {
+        let frame = self.recv_frame().await;
+        self.read(&frame)
+    }
+
+    fn read(&self, frame: &Frame) -> Reply {
+        let reply = if self.switchboard {
+            Reply::parse_from_switchboard(frame, self.dialect)
+        } else {
+            Reply::parse(frame, self.dialect)
+        };
+        reply.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Receives and checks one reply.
+    pub async fn expect_reply(&mut self, expected: Reply) {
+        assert_eq!(self.reply().await, expected);
     }
 
     pub async fn connect_str(addr: &str) -> Client {
@@ -370,21 +416,21 @@ impl Client {
 
     /// A round trip that proves every earlier reply has arrived: PNG → QNG.
     pub async fn sync_point(&mut self) {
-        self.send("PNG").await;
-        self.expect_prefix("QNG").await;
+        self.request(&NsRequest::Png).await;
+        assert!(matches!(self.reply().await, Reply::Qng { .. }));
     }
 
     /// Pings and skips whatever arrives before the answer (the replies to
     /// earlier commands whose content the test does not check).
     pub async fn sync_point_skipping(&mut self) -> Vec<Line> {
-        self.send("PNG").await;
+        self.request(&NsRequest::Png).await;
         let mut skipped = Vec::new();
         loop {
-            let line = self.recv().await;
-            if line.text.starts_with("QNG") {
+            let frame = self.recv_frame().await;
+            if let Ok(Reply::Qng { .. }) = Reply::parse(&frame, self.dialect) {
                 return skipped;
             }
-            skipped.push(line);
+            skipped.push(Line { text: frame.line, payload: frame.payload.map(|p| p.to_vec()) });
         }
     }
 }
@@ -399,33 +445,35 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Client {
 /// everything those commands return. ILN lines are returned.
 pub async fn online(server: &TestServer, email: &str, password: &str) -> (Client, Vec<String>) {
     let mut c = login(server, email, password).await;
-    c.send("SYN 100 0").await;
+    c.request(&NsRequest::Syn { trid: 100, version: SyncVersion::Serial(0) }).await;
     // An empty cache always gets the whole batch, a fresh account's too.
-    c.expect_prefix("SYN 100 ").await;
-    {
-        c.expect_prefix("GTC 100 ").await;
-        c.expect_prefix("BLP 100 ").await;
-        for list in ["FL", "AL", "BL", "RL"] {
-            loop {
-                let l = c.expect_prefix(&format!("LST 100 {list} ")).await;
-                let a = l.args();
-                if a[4] == a[5] {
-                    break;
+    assert!(matches!(c.reply().await, Reply::Syn { trid: 100, .. }));
+    assert!(matches!(c.reply().await, Reply::Gtc { trid: 100, .. }));
+    assert!(matches!(c.reply().await, Reply::Blp { trid: 100, .. }));
+    for list in [ListKind::Forward, ListKind::Allow, ListKind::Block, ListKind::Reverse] {
+        loop {
+            match c.reply().await {
+                Reply::Lst { trid: 100, list: l, index, total, .. } if l == list => {
+                    if index == total {
+                        break;
+                    }
                 }
+                other => panic!("expected the {list} list, got {other:?}"),
             }
         }
     }
-    c.send("CHG 101 NLN").await;
-    c.expect("CHG 101 NLN").await;
-    c.send("PNG").await;
+    let online = OnlineState::Online;
+    c.request(&NsRequest::Chg { trid: 101, state: online, client_id: None, msn_object: None }).await;
+    c.expect_reply(Reply::Chg { trid: 101, state: online, client_id: None, msn_object: None }).await;
+    c.request(&NsRequest::Png).await;
     let mut ilns = Vec::new();
     loop {
-        let l = c.recv().await;
-        if l.text == "QNG" {
-            break;
+        let frame = c.recv_frame().await;
+        match c.read(&frame) {
+            Reply::Qng { .. } => break,
+            Reply::Iln { trid: 101, .. } => ilns.push(frame.line),
+            other => panic!("unexpected {other:?}"),
         }
-        assert!(l.text.starts_with("ILN 101 "), "unexpected {}", l.text);
-        ilns.push(l.text);
     }
     (c, ilns)
 }
@@ -462,10 +510,20 @@ pub fn import(server: &TestServer, input: &str) -> (bool, String, String) {
 pub async fn alice_watching_bob(server: &TestServer) -> (Client, Client) {
     users(server, &["alice", "bob"]);
     let (mut a, _) = online_as(server, "alice").await;
-    a.send("ADD 1 FL bob@example.com Bob").await;
-    a.expect_prefix("ADD 1 FL ").await;
+    let bob = "bob@example.com".to_string();
+    let add =
+        NsRequest::Add { trid: 1, list: ListKind::Forward, handle: bob.clone(), friendly: "Bob".into(), group: None };
+    a.request(&add).await;
+    assert!(matches!(a.reply().await, Reply::Add { trid: 1, list: ListKind::Forward, .. }));
     let (b, _) = online_as(server, "bob").await;
-    a.expect("NLN NLN bob@example.com Bob").await;
+    let presence = PresenceLine {
+        state: OnlineState::Online,
+        handle: bob,
+        friendly: "Bob".into(),
+        client_id: 0,
+        msn_object: None,
+    };
+    a.expect_reply(Reply::Nln { presence }).await;
     (a, b)
 }
 
@@ -478,7 +536,7 @@ pub async fn alice_and_bob_in_a_session(server: &TestServer) -> (Client, Client,
     let (mut b_ns, _) = online_as(server, "bob").await;
     let mut a = open_session(server, &mut a_ns, "alice@example.com", "Alice").await;
     let (b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
-    a.expect("JOI bob@example.com Bob").await;
+    a.expect_reply(Reply::Joi { handle: "bob@example.com".into(), friendly: "Bob".into(), client_id: 0 }).await;
     (a_ns, b_ns, a, b)
 }
 
@@ -499,50 +557,50 @@ pub fn text_message(body: &str) -> Vec<u8> {
 
 /// Opens a switchboard session with `XFR SB` + `USR`.
 pub async fn open_session(server: &TestServer, ns: &mut Client, handle: &str, friendly: &str) -> Client {
-    ns.send("XFR 50 SB").await;
-    let xfr = ns.expect_prefix("XFR 50 SB ").await;
-    let (addr, cookie) = (xfr.args()[3].to_string(), xfr.args()[5].to_string());
-    assert_eq!(addr, server.dispatch.to_string());
-    let mut sb = Client::connect_str(&addr).await;
-    sb.send(&format!("USR 1 {handle} {cookie}")).await;
-    sb.expect(&format!("USR 1 OK {handle} {friendly}")).await;
+    ns.request(&NsRequest::XfrSb { trid: 50 }).await;
+    let Reply::XfrSb { trid: 50, address, cookie } = ns.reply().await else { panic!("XFR SB answered otherwise") };
+    assert_eq!(address, server.dispatch.to_string());
+    let mut sb = Client::connect_switchboard(&address, ns.dialect).await;
+    sb.sb_request(&SbRequest::Usr { trid: 1, handle: handle.into(), cookie }).await;
+    sb.expect_reply(Reply::SbUsrOk { trid: 1, handle: handle.into(), friendly: friendly.into() }).await;
     sb
 }
 
 /// `CAL` from `sb`; the invitee's notification connection gets `RNG`; the
 /// invitee answers; returns the invitee's switchboard connection and the IRO lines.
 pub async fn invite(sb: &mut Client, trid: u32, invitee_ns: &mut Client, invitee: &str) -> (Client, Vec<String>) {
-    sb.send(&format!("CAL {trid} {invitee}")).await;
-    let cal = sb.expect_prefix(&format!("CAL {trid} RINGING ")).await;
-    let session_id = cal.args()[3].to_string();
-    let rng = invitee_ns.expect_prefix(&format!("RNG {session_id} ")).await;
-    let a = rng.args();
-    assert_eq!(a[3], "CKI");
-    let (addr, cookie) = (a[2].to_string(), a[4].to_string());
-    let mut joined = Client::connect_str(&addr).await;
-    joined.send(&format!("ANS 7 {invitee} {cookie} {session_id}")).await;
+    sb.sb_request(&SbRequest::Cal { trid, handle: invitee.into() }).await;
+    let Reply::CalRinging { session_id, .. } = sb.reply().await else { panic!("CAL answered otherwise") };
+    let Reply::Rng { session_id: rung, address, cookie, .. } = invitee_ns.reply().await else {
+        panic!("the invitee was not rung")
+    };
+    assert_eq!(rung, session_id);
+    let mut joined = Client::connect_switchboard(&address, invitee_ns.dialect).await;
+    joined.sb_request(&SbRequest::Ans { trid: 7, handle: invitee.into(), cookie, session_id }).await;
     let mut iro = Vec::new();
     loop {
-        let l = joined.recv().await;
-        if l.text == "ANS 7 OK" {
-            break;
+        let frame = joined.recv_frame().await;
+        match joined.read(&frame) {
+            Reply::AnsOk { trid: 7 } => break,
+            Reply::Iro { trid: 7, .. } => iro.push(frame.line),
+            other => panic!("unexpected {other:?}"),
         }
-        assert!(l.text.starts_with("IRO 7 "), "{}", l.text);
-        iro.push(l.text);
     }
     (joined, iro)
 }
 
 /// Sends `VER`, `USR MD5 I` and `USR MD5 S` straight to `addr` (no dispatch
-/// step) and returns the connection and the server's answer to the `USR S`
-/// (`USR 3 OK ...` or an error).
+/// step, no `INF`: the server must not need them) and returns the
+/// connection and the server's answer to the `USR S` (`USR 3 OK ...` or an
+/// error), as a line.
 pub async fn direct_login(addr: SocketAddr, handle: &str, password: &str) -> (Client, String) {
     let mut c = Client::connect(addr).await;
-    c.send("VER 1 MSNP2").await;
-    c.expect("VER 1 MSNP2").await;
-    c.send(&format!("USR 2 MD5 I {handle}")).await;
-    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, password))).await;
+    c.request(&NsRequest::Ver { trid: 1, dialects: vec!["MSNP2".into()] }).await;
+    c.expect_reply(Reply::Ver { trid: 1, dialect: Some(Dialect::Msnp2) }).await;
+    c.request(&NsRequest::Usr { trid: 2, step: UsrStep::Md5Initiate { handle: handle.into() } }).await;
+    let Reply::UsrChallenge { challenge, .. } = c.reply().await else { panic!("no MD5 challenge") };
+    let response = md5_hex(&challenge, password);
+    c.request(&NsRequest::Usr { trid: 3, step: UsrStep::Md5Response { response } }).await;
     let answer = c.recv().await.text;
     (c, answer)
 }
@@ -691,6 +749,7 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     c.profile = Some(profile);
     c.friendly = signed.friendly.map(|f| msnp::urlencode::encode(&f));
     c.ticket = ticket;
+    c.dialect = d;
     c
 }
 
@@ -744,25 +803,33 @@ pub async fn soap_post(server: &TestServer, path: &str, action: &str, body: &str
 /// about what follows the CHG.
 pub async fn sign_in_plain(server: &TestServer, name: &str) -> Client {
     let mut c = login(server, &format!("{name}@example.com"), &format!("pw-{name}")).await;
-    c.send("CHG 50 NLN").await;
-    c.expect("CHG 50 NLN").await;
+    let online = OnlineState::Online;
+    c.request(&NsRequest::Chg { trid: 50, state: online, client_id: None, msn_object: None }).await;
+    c.expect_reply(Reply::Chg { trid: 50, state: online, client_id: None, msn_object: None }).await;
     c
 }
 
 /// Answers the RNG of an offline-message invitation; returns the
 /// switchboard connection and the messages shown.
 pub async fn answer_offline(ns: &mut Client, me: &str, sender: &str) -> (Client, Vec<String>) {
-    let rng = ns.expect_prefix("RNG ").await;
-    let a = rng.args();
-    assert_eq!(a[5], sender, "{}", rng.text);
-    let mut sb = Client::connect_str(a[2]).await;
-    sb.send(&format!("ANS 1 {me} {} {}", a[4], a[1])).await;
-    sb.expect_prefix(&format!("IRO 1 1 1 {sender} ")).await;
-    sb.expect("ANS 1 OK").await;
+    let Reply::Rng { session_id, address, cookie, caller, .. } = ns.reply().await else { panic!("no RNG") };
+    assert_eq!(caller, sender);
+    let mut sb = Client::connect_switchboard(&address, ns.dialect).await;
+    sb.sb_request(&SbRequest::Ans { trid: 1, handle: me.into(), cookie, session_id }).await;
+    assert!(
+        matches!(sb.reply().await, Reply::Iro { trid: 1, index: 1, total: 1, ref handle, .. } if handle == sender),
+        "the stand-in is the roster"
+    );
+    sb.expect_reply(Reply::AnsOk { trid: 1 }).await;
     let mut shown = Vec::new();
     while let Some(l) = sb.try_recv(std::time::Duration::from_millis(300)).await {
-        assert!(l.text.starts_with(&format!("MSG {sender} ")), "{}", l.text);
-        shown.push(String::from_utf8(l.payload.unwrap()).unwrap());
+        let frame = Frame { line: l.text, payload: l.payload.map(Into::into) };
+        match sb.read(&frame) {
+            Reply::Msg { handle, payload, .. } if handle == sender => {
+                shown.push(String::from_utf8(payload.to_vec()).unwrap())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
     (sb, shown)
 }
@@ -783,10 +850,12 @@ pub async fn post_form(server: &TestServer, path: &str, fields: &[(&str, &str)],
 /// `USR TWN S ticket` (MSNP8) on a fresh notification connection: the answer line.
 pub async fn present_ticket(ns: SocketAddr, handle: &str, ticket: &str) -> String {
     let mut c = Client::connect(ns).await;
-    c.send("VER 1 MSNP8 CVR0").await;
-    c.expect("VER 1 MSNP8").await;
-    c.send(&format!("USR 2 TWN I {handle}")).await;
-    c.expect_prefix("USR 2 TWN S lc=1033,id=507,").await;
-    c.send(&format!("USR 3 TWN S {ticket}")).await;
+    c.dialect = Dialect::Msnp8;
+    c.request(&NsRequest::Ver { trid: 1, dialects: vec!["MSNP8".into(), "CVR0".into()] }).await;
+    c.expect_reply(Reply::Ver { trid: 1, dialect: Some(Dialect::Msnp8) }).await;
+    c.request(&NsRequest::Usr { trid: 2, step: UsrStep::TwnInitiate { handle: handle.into() } }).await;
+    let Reply::UsrChallenge { challenge, .. } = c.reply().await else { panic!("no Passport challenge") };
+    assert!(challenge.starts_with("lc=1033,id=507,"), "{challenge}");
+    c.request(&NsRequest::Usr { trid: 3, step: UsrStep::TwnResponse { ticket: ticket.into() } }).await;
     c.recv().await.text
 }
