@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use msnp::mime::MimeMessage;
+use msnp::msnftp::{BlockHeader, Command, MAX_BLOCK, RECEIVED_OK};
 use msnp::p2p::{self, FILE_TRANSFER_GUID, FLAGS_FILE_DATA, Header, Packet, SlpMessage};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -33,12 +34,8 @@ pub use crate::conversation::Method;
 use crate::event::Event;
 use crate::shared::Shared;
 
-/// The MSNFTP block payload limit.
-const BLOCK: usize = 2045;
 /// The `Application-GUID` of an MSNFTP file invitation.
 const MSNFTP_GUID: &str = "{5D3E02AB-6190-11d3-BBBB-00C04F795683}";
-/// MSNFTP: the receiver's code for "received successfully".
-const BYE_OK: &str = "BYE 16777989";
 /// The largest SLP message we reassemble from a peer.
 const MAX_SLP: u64 = 64 * 1024;
 /// Progress is reported about this often.
@@ -786,43 +783,45 @@ async fn msnftp_send(
         };
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
-        async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>) -> Result<String, String> {
-            lines.next_line().await.map_err(|e| e.to_string())?.ok_or_else(|| "the receiver hung up".to_string())
+        async fn next_line(
+            lines: &mut tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+        ) -> Result<Option<Command>, String> {
+            let line = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the receiver hung up")?;
+            Ok(Command::parse(&line))
         }
-        if next_line(&mut lines).await? != "VER MSNFTP" {
+        if next_line(&mut lines).await? != Some(Command::Ver) {
             return Err("the receiver does not speak MSNFTP".into());
         }
-        write.write_all(b"VER MSNFTP\r\n").await.map_err(|e| e.to_string())?;
-        let usr = next_line(&mut lines).await?;
-        let ok = usr.split(' ').collect::<Vec<_>>();
-        if ok.len() != 3 || ok[0] != "USR" || !ok[1].eq_ignore_ascii_case(&peer) || ok[2] != auth.to_string() {
-            return Err("the receiver did not authenticate".into());
+        write.write_all(Command::Ver.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
+        match next_line(&mut lines).await? {
+            Some(Command::Usr { handle, cookie }) if handle.eq_ignore_ascii_case(&peer) && cookie == auth.to_string() => {}
+            _ => return Err("the receiver did not authenticate".into()),
         }
-        write.write_all(format!("FIL {size}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
-        if next_line(&mut lines).await? != "TFR" {
+        write.write_all(Command::Fil { size }.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
+        if next_line(&mut lines).await? != Some(Command::Tfr) {
             return Err("the receiver did not ask for the file".into());
         }
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; BLOCK];
+        let mut buf = vec![0u8; MAX_BLOCK];
         let mut sent = 0u64;
         while sent < size {
-            let n = file.read(&mut buf[..BLOCK.min((size - sent) as usize)]).await.map_err(|e| e.to_string())?;
+            let n = file.read(&mut buf[..MAX_BLOCK.min((size - sent) as usize)]).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("the file got shorter".into());
             }
-            let mut block = vec![0u8, (n & 0xff) as u8, (n >> 8) as u8];
+            let mut block = BlockHeader::Data(n).to_bytes().to_vec();
             block.extend_from_slice(&buf[..n]);
             tokio::select! {
                 w = write.write_all(&block) => if let Err(e) = w {
                     // The receiver may have said why before it hung up.
                     let why = tokio::time::timeout(Duration::from_secs(1), next_line(&mut lines)).await;
                     return Err(match why {
-                        Ok(Ok(l)) if l == "CCL" => "cancelled by the receiver".into(),
+                        Ok(Ok(Some(Command::Ccl))) => "cancelled by the receiver".into(),
                         _ => format!("the connection broke: {e}"),
                     });
                 },
                 _ = &mut cancel => {
-                    let _ = write.write_all(&[1, 0, 0]).await;
+                    let _ = write.write_all(&BlockHeader::Cancel.to_bytes()).await;
                     return Err("cancelled".into());
                 }
             }
@@ -836,10 +835,10 @@ async fn msnftp_send(
             l = next_line(&mut lines) => l?,
             _ = &mut cancel => return Err("cancelled".into()),
         };
-        match bye.as_str() {
-            BYE_OK => Ok(()),
-            "CCL" => Err("cancelled by the receiver".into()),
-            other => Err(format!("the receiver ended with `{other}`")),
+        match bye {
+            Some(Command::Bye { code: RECEIVED_OK }) => Ok(()),
+            Some(Command::Ccl) => Err("cancelled by the receiver".into()),
+            other => Err(format!("the receiver ended with {other:?}")),
         }
     }
     .await;
@@ -892,40 +891,40 @@ async fn msnftp_receive(
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         let mut line = String::new();
-        write.write_all(b"VER MSNFTP\r\n").await.map_err(|e| e.to_string())?;
+        write.write_all(Command::Ver.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
         reader.read_line(&mut line).await.map_err(|e| e.to_string())?;
-        if line.trim_end() != "VER MSNFTP" {
+        if Command::parse(&line) != Some(Command::Ver) {
             return Err("the sender does not speak MSNFTP".to_string());
         }
-        write.write_all(format!("USR {me} {auth}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        let usr = Command::Usr { handle: me.clone(), cookie: auth.clone() };
+        write.write_all(usr.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
         line.clear();
         reader.read_line(&mut line).await.map_err(|e| e.to_string())?;
-        let announced: u64 =
-            line.trim_end().strip_prefix("FIL ").and_then(|s| s.parse().ok()).ok_or("no FIL from the sender")?;
+        let Some(Command::Fil { size: announced }) = Command::parse(&line) else {
+            return Err("no FIL from the sender".into());
+        };
         if announced != size {
             return Err(format!("the sender announced {announced} bytes, not {size}"));
         }
-        write.write_all(b"TFR\r\n").await.map_err(|e| e.to_string())?;
+        write.write_all(Command::Tfr.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
         let mut file =
             tokio::fs::File::create(&dest).await.map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
         let mut received = 0u64;
-        let mut buf = vec![0u8; BLOCK];
+        let mut buf = vec![0u8; MAX_BLOCK];
         while received < size {
             let mut head = [0u8; 3];
             tokio::select! {
                 r = reader.read_exact(&mut head) => { r.map_err(|e| e.to_string())?; }
                 _ = &mut cancel => {
-                    let _ = write.write_all(b"CCL\r\n").await;
+                    let _ = write.write_all(Command::Ccl.to_line().as_bytes()).await;
                     return Err("cancelled".to_string());
                 }
             }
-            if head[0] == 1 {
-                return Err("cancelled by the sender".into());
-            }
-            let n = head[1] as usize | (head[2] as usize) << 8;
-            if n > BLOCK || received + n as u64 > size {
-                return Err("a malformed data block".into());
-            }
+            let n = match BlockHeader::parse(head) {
+                Some(BlockHeader::Cancel) => return Err("cancelled by the sender".into()),
+                Some(BlockHeader::Data(n)) if received + n as u64 <= size => n,
+                _ => return Err("a malformed data block".into()),
+            };
             reader.read_exact(&mut buf[..n]).await.map_err(|e| e.to_string())?;
             file.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
             let before = received;
@@ -935,7 +934,7 @@ async fn msnftp_receive(
             }
         }
         file.flush().await.map_err(|e| e.to_string())?;
-        write.write_all(format!("{BYE_OK}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        write.write_all(Command::Bye { code: RECEIVED_OK }.to_line().as_bytes()).await.map_err(|e| e.to_string())?;
         Ok(())
     }
     .await;

@@ -24,6 +24,7 @@ pub mod dialect;
 pub mod error;
 pub mod frame;
 pub mod mime;
+pub mod msnftp;
 pub mod oim;
 pub mod p2p;
 pub mod passport;
