@@ -1,5 +1,11 @@
 //! Just enough HTTP(S) for Passport: a GET with headers, one request per
 //! connection, the answer read to the end.
+//!
+//! Written here rather than with an HTTP client crate on purpose: the two
+//! exchanges the client makes (nexus, login; and the SOAP post) are one
+//! request each to servers that may answer without a length and close, and
+//! the client already has rustls for MSNP over TLS; a full client stack
+//! would bring a second runtime of connection pools for three requests.
 
 use std::path::Path;
 use std::sync::Arc;

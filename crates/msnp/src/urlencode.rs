@@ -4,6 +4,11 @@
 //! We encode the minimum that keeps an argument a single token and 7-bit
 //! clean (`%`, space, control characters and every byte >= 0x80) and decode
 //! any `%XX` escape. `+` is never a space here.
+//!
+//! Written here rather than taken from `percent-encoding` on purpose: MSN's
+//! set is its own (the clients compare encoded names byte for byte, and the
+//! crate's ready-made sets escape more or decode `+`), and decoding must
+//! refuse what the crate passes through (a lone `%`).
 
 /// Why an encoded argument could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
