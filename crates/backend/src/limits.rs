@@ -117,6 +117,8 @@ pub struct LoginLimits {
     pub refuse_after_address: u32,
     pub max_delay: Duration,
     pub lockout: Duration,
+    /// Attempts one address may have being checked at once.
+    pub in_flight_per_address: u32,
 }
 
 impl Default for RateLimits {
@@ -143,6 +145,7 @@ impl Default for RateLimits {
                 refuse_after_address: 30,
                 max_delay: Duration::from_secs(5),
                 lockout: Duration::from_secs(900),
+                in_flight_per_address: DEFAULT_IN_FLIGHT_PER_ADDRESS,
             },
         }
     }
@@ -238,9 +241,11 @@ impl Failures {
 /// Attempts one account may have being checked at once: a person signs in
 /// from one place at a time (a client retrying meanwhile is the second).
 pub const MAX_IN_FLIGHT_PER_ACCOUNT: u32 = 2;
-/// Attempts one address may have being checked at once (a household or an
-/// office behind one NAT signing in together).
-pub const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 8;
+/// Attempts one address may have being checked at once by default (a
+/// household or an office behind one NAT signing in together); a gateway
+/// or a load tool in front of many users needs more
+/// (`--logins-in-flight-per-address`).
+pub const DEFAULT_IN_FLIGHT_PER_ADDRESS: u32 = 8;
 
 /// What the throttle says about a login attempt.
 #[derive(Debug)]
@@ -308,7 +313,7 @@ impl LoginThrottle {
             || a.count >= limits.refuse_after_account
             || b.count >= limits.refuse_after_address
             || a.in_flight >= MAX_IN_FLIGHT_PER_ACCOUNT
-            || b.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS;
+            || b.in_flight >= limits.in_flight_per_address;
         if refused {
             return LoginVerdict::Refuse;
         }
@@ -512,7 +517,7 @@ mod tests {
         }
         assert!(matches!(t.begin(&limits, "a@x.com", ip), LoginVerdict::Refuse), "a third at once is refused");
         // The address bound holds across accounts.
-        for i in 0..MAX_IN_FLIGHT_PER_ADDRESS - MAX_IN_FLIGHT_PER_ACCOUNT {
+        for i in 0..limits.in_flight_per_address - MAX_IN_FLIGHT_PER_ACCOUNT {
             match t.begin(&limits, &format!("b{i}@x.com"), ip) {
                 LoginVerdict::Go { attempt, .. } => held.push(attempt),
                 LoginVerdict::Refuse => panic!("within the address bound"),

@@ -93,6 +93,7 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
     if open_limits {
         command
             .args(["--max-connections-per-address", "10000000", "--login-failures-per-address", "1000000000"])
+            .args(["--logins-in-flight-per-address", "1000000"])
             .args(["--rate-messages", wide, "--rate-messages-per-connection", wide, "--rate-invitations", wide])
             .args(["--rate-list-changes", wide, "--rate-state-changes", wide]);
     }

@@ -346,6 +346,7 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     limits.logins.slow_after_account = o.login_failures_per_account.unwrap() / 2;
     limits.logins.refuse_after_address = o.login_failures_per_address.unwrap().max(1);
     limits.logins.slow_after_address = o.login_failures_per_address.unwrap() / 3;
+    limits.logins.in_flight_per_address = o.logins_in_flight_per_address.unwrap().max(2);
     config.registration = o.registration.unwrap();
     config.invite_code = o.invite_code.clone().filter(|c| !c.is_empty());
     if config.registration == server::config::Registration::Invite && config.invite_code.is_none() {

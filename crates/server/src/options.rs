@@ -244,6 +244,11 @@ pub struct ServeOptions {
     /// [default: 30]
     #[arg(long, env = "MSND_LOGIN_FAILURES_PER_ADDRESS")]
     pub login_failures_per_address: Option<u32>,
+    /// Logins one address may have being checked at once; more are refused
+    /// (911) until one finishes. Raise it for a gateway or a load tool that
+    /// signs many users in from one address. [default: 8]
+    #[arg(long, env = "MSND_LOGINS_IN_FLIGHT_PER_ADDRESS")]
+    pub logins_in_flight_per_address: Option<u32>,
     /// Seconds a started command may stay unfinished before the connection closes.
     /// [default: 60]
     #[arg(long, env = "MSND_PARTIAL_LINE_TIMEOUT_SECS")]
@@ -293,6 +298,7 @@ impl ServeOptions {
             abuse_strikes: Some(30),
             login_failures_per_account: Some(10),
             login_failures_per_address: Some(30),
+            logins_in_flight_per_address: Some(backend::limits::DEFAULT_IN_FLIGHT_PER_ADDRESS),
             partial_line_timeout_secs: Some(60),
             insecure_http_login: Some(false),
             refuse_md5: Some(false),
