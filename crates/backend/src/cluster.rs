@@ -48,8 +48,10 @@ pub enum Request {
     /// name and dialect do they join?
     Invitable { invitee: String, caller_key: String },
     /// Consume a Passport ticket this node issued, if it did (`USR TWN S`
-    /// on a notification node other than the login service's).
-    RedeemTicket { handle_key: String, ticket: String },
+    /// or `USR SSO S` on a notification node other than the login
+    /// service's). The session key of a single sign-on ticket never leaves
+    /// its node: the proof travels to it instead.
+    RedeemTicket { handle_key: String, ticket: String, proof: Option<crate::passport::SsoProof> },
     /// Issue a cookie for a new switchboard session for `user` (`XFR SB`
     /// on a notification node that is not a switchboard).
     OpenSession { user: Invitee, requester: String },

@@ -40,6 +40,8 @@ pub enum NsEvent {
     PersonalMessage { handle: String, payload: String },
     /// A contact's phone property changed (`BPR`).
     ContactProperty { serial: u32, handle: String, kind: String, value: Option<String> },
+    /// A notification from another user's client (`UBN`, MSNP13+).
+    ClientNotice { from: String, kind: u32, payload: Bytes },
     /// The session must end with `OUT reason` (`OUT` alone when an
     /// operator ends it).
     Kick(Option<OutReason>),

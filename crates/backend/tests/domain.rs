@@ -100,10 +100,10 @@ async fn a_password_change_voids_earlier_tickets_and_ends_the_sign_in() {
     b.set_password("alice@example.com", "new-secret").await.unwrap();
     assert!(drain(&events).iter().any(|e| matches!(e, NsEvent::Kick(None))), "the sign-in was not ended");
     let handle = Handle::parse("alice@example.com").unwrap();
-    assert_eq!(b.authenticate_ticket(&handle, &ticket).await.err(), Some(ErrorCode::AuthenticationFailed));
+    assert_eq!(b.authenticate_ticket(&handle, &ticket, None).await.err(), Some(ErrorCode::AuthenticationFailed));
     assert!(b.web_user(&alice.web_token).await.is_none(), "the old web token still works");
     let fresh = b.passport_login("alice@example.com", &["new-secret"], HOME).await.unwrap();
-    assert!(b.authenticate_ticket(&handle, &fresh).await.is_ok());
+    assert!(b.authenticate_ticket(&handle, &fresh, None).await.is_ok());
 }
 
 #[tokio::test]
@@ -113,12 +113,12 @@ async fn a_ticket_is_good_once_and_only_for_its_account() {
     let ticket = b.passport_login("alice@example.com", &["pw-alice"], HOME).await.unwrap();
     let bob = Handle::parse("bob@example.com").unwrap();
     let alice = Handle::parse("alice@example.com").unwrap();
-    assert!(b.authenticate_ticket(&bob, &ticket).await.is_err(), "another account's ticket");
+    assert!(b.authenticate_ticket(&bob, &ticket, None).await.is_err(), "another account's ticket");
     // Presenting it to the wrong account used it up, as a guess would.
-    assert!(b.authenticate_ticket(&alice, &ticket).await.is_err());
+    assert!(b.authenticate_ticket(&alice, &ticket, None).await.is_err());
     let ticket = b.passport_login("alice@example.com", &["pw-alice"], HOME).await.unwrap();
-    assert!(b.authenticate_ticket(&alice, &ticket).await.is_ok());
-    assert!(b.authenticate_ticket(&alice, &ticket).await.is_err(), "replayed");
+    assert!(b.authenticate_ticket(&alice, &ticket, None).await.is_ok());
+    assert!(b.authenticate_ticket(&alice, &ticket, None).await.is_err(), "replayed");
     assert_eq!(
         b.passport_login("alice@example.com", &["wrong"], HOME).await.err(),
         Some(ErrorCode::AuthenticationFailed)

@@ -1,5 +1,7 @@
-//! Signing in: the dispatch referral, MD5 (MSNP2-7) or Passport (MSNP8+), the
-//! login profile, and `SYN` in every dialect's shape, against the cache.
+//! Signing in: the dispatch referral, MD5 (MSNP2-7), Passport (MSNP8-14) or
+//! single sign-on (MSNP15+), the login profile, and the lists: `SYN` in
+//! every dialect's shape against the cache, or the SOAP address book and
+//! `ADL` (MSNP13+).
 
 use std::time::Duration;
 
@@ -69,6 +71,115 @@ pub async fn passport_ticket(config: &ClientConfig, challenge: &str) -> Result<S
     Ok(ticket.split('\'').next().unwrap_or("").to_string())
 }
 
+/// What the RST service gave a single sign-on (MSNP15+).
+struct SsoTokens {
+    /// The `messengerclear.live.com` ticket, for `USR ... SSO S`.
+    messenger: String,
+    /// Its session key, which the login blob proves.
+    secret: Vec<u8>,
+    /// The `contacts.msn.com` ticket, for the address book services.
+    contacts: String,
+}
+
+/// The origin of the login service, named by the nexus URL the client
+/// is configured with (the RST service lives beside it).
+fn login_origin(config: &ClientConfig) -> Result<String> {
+    let nexus = config
+        .login_url
+        .as_deref()
+        .ok_or_else(|| ClientError::Protocol("single sign-on needs a login URL (MSN_LOGIN_URL)".into()))?;
+    http::origin(nexus).map(str::to_string).ok_or_else(|| ClientError::Protocol(format!("bad login URL {nexus}")))
+}
+
+/// Asks the RST service for the messenger and contacts tokens.
+async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens> {
+    use msnp::passport::{RstFailure, parse_rst_response, rst_request};
+    let services = [(msnp::sso::MESSENGER_SERVICE, policy), ("contacts.msn.com", "MBI")];
+    let body = rst_request(&config.account, &config.password, &services);
+    let url = format!("{}/RST.srf", login_origin(config)?);
+    let answer = http::post_soap(&url, "", &body, config.trust_ca.as_deref()).await?;
+    let tokens = match parse_rst_response(&String::from_utf8_lossy(&answer.body)) {
+        Ok(t) => t,
+        Err(RstFailure::FailedAuthentication) => return Err(ClientError::AuthenticationFailed),
+        Err(e) => return Err(ClientError::Protocol(e.to_string())),
+    };
+    // Tokens are numbered as asked: Compact1 the messenger's, Compact2 the
+    // address book's.
+    let by_id = |id: &str| tokens.iter().find(|t| t.id == id);
+    let messenger = by_id("Compact1").ok_or_else(|| ClientError::Protocol("no messenger token".into()))?;
+    let secret = messenger.secret.clone().ok_or_else(|| ClientError::Protocol("no session key".into()))?;
+    let contacts = by_id("Compact2").map(|t| t.ticket.clone()).unwrap_or_default();
+    Ok(SsoTokens { messenger: messenger.ticket.clone(), secret, contacts })
+}
+
+/// Fills the state from the membership and address book services
+/// (MSNP13+), which hold the lists instead of `SYN`.
+async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> Result<()> {
+    use msnp::addressbook::{
+        Role, ab_find_all_request, find_membership_request, parse_ab_find_all_response, parse_find_membership_response,
+    };
+    let base = login_origin(config)?;
+    let trust = config.trust_ca.as_deref();
+    let url = format!("{base}/abservice/SharingService.asmx");
+    let action = "http://www.msn.com/webservices/AddressBook/FindMembership";
+    let answer = http::post_soap(&url, action, &find_membership_request(ticket), trust).await?;
+    let roles = parse_find_membership_response(&String::from_utf8_lossy(&answer.body))
+        .ok_or_else(|| ClientError::Protocol(format!("FindMembership answered {}", answer.status)))?;
+    for (role, members) in roles {
+        let list = match role {
+            Role::Allow => ListKind::Allow,
+            Role::Block => ListKind::Block,
+            Role::Reverse => ListKind::Reverse,
+            Role::Pending => ListKind::Pending,
+        };
+        for m in members {
+            let contact = state.contact_mut(&m.handle);
+            contact.handle = m.handle.clone();
+            contact.friendly = if m.display_name.is_empty() { m.handle.clone() } else { m.display_name };
+            contact.set(list, true);
+        }
+    }
+    let url = format!("{base}/abservice/abservice.asmx");
+    let action = "http://www.msn.com/webservices/AddressBook/ABFindAll";
+    let answer = http::post_soap(&url, action, &ab_find_all_request(ticket), trust).await?;
+    let book = parse_ab_find_all_response(&String::from_utf8_lossy(&answer.body))
+        .ok_or_else(|| ClientError::Protocol(format!("ABFindAll answered {}", answer.status)))?;
+    state.groups = book.groups.into_iter().map(|g| Group { id: g.guid, name: g.name }).collect();
+    for c in book.contacts {
+        if c.is_me {
+            state.friendly = c.display_name;
+            continue;
+        }
+        let contact = state.contact_mut(&c.handle);
+        contact.handle = c.handle.clone();
+        contact.friendly = if c.display_name.is_empty() { c.handle.clone() } else { c.display_name };
+        contact.guid = Some(c.guid);
+        contact.groups = c.group_guids;
+        contact.set(ListKind::Forward, c.messenger_user);
+    }
+    Ok(())
+}
+
+/// The `ADL` a client sends after fetching its lists: the forward, allow
+/// and block lists it shows.
+fn initial_list_document(state: &State) -> msnp::adl::ListDocument {
+    let shown = ListKind::Forward.bit() | ListKind::Allow.bit() | ListKind::Block.bit();
+    msnp::adl::ListDocument {
+        initial: true,
+        contacts: state
+            .contacts
+            .values()
+            .filter(|c| c.lists & shown != 0)
+            .map(|c| msnp::adl::ListEntry {
+                handle: c.handle.clone(),
+                lists: c.lists & shown,
+                network: msnp::adl::MESSENGER_NETWORK,
+                friendly: None,
+            })
+            .collect(),
+    }
+}
+
 /// The words `CVR` sends before the account.
 fn client_version() -> [&'static str; 7] {
     ["0x0409", "winnt", "10.0", "i386", "MARIPOSA", env!("CARGO_PKG_VERSION"), "msmsgs"]
@@ -92,6 +203,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     let mut conn = Conn::connect(&config.server, config).await?;
     let mut signing = SignIn::new(dialect, &config.account, &config.password, &client_version());
     let mut action = signing.start();
+    let mut contacts_ticket = String::new();
     let signed = loop {
         action = match action {
             Action::Send(request) => {
@@ -105,6 +217,11 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
                 signing.connected()
             }
             Action::FetchTicket(challenge) => signing.ticket(passport_ticket(config, &challenge).await?),
+            Action::FetchSsoToken { policy } => {
+                let tokens = sso_tokens(config, &policy).await?;
+                contacts_ticket = tokens.contacts;
+                signing.sso_token(tokens.messenger, &tokens.secret, rand::random())
+            }
             Action::Done(signed) => break signed,
         };
     };
@@ -120,6 +237,19 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     };
     if let Ok(p) = MimeMessage::parse(&profile) {
         state.web_token = p.header("MSPAuth").unwrap_or("").trim_end_matches("$$").to_string();
+    }
+    if dialect.lists_over_soap() {
+        fetch_lists(config, &contacts_ticket, &mut state).await?;
+        let payload = bytes::Bytes::from(initial_list_document(&state).encode());
+        conn.send(&NsRequest::Adl { trid, payload }, dialect).await?;
+        trid += 1;
+        match Reply::parse(&conn.expect_frame(config.timeout).await?, dialect).map_err(SignInError::from)? {
+            Reply::AdlOk { .. } => {}
+            Reply::Error { code, .. } => return Err(ClientError::Server(code.code())),
+            other => return Err(ClientError::Protocol(format!("{other:?} answering ADL"))),
+        }
+        state.web_token = contacts_ticket;
+        return Ok(LoggedIn { conn, state, next_trid: trid });
     }
     let cached = config.cache_dir.as_deref().and_then(|d| cache::load(d, &config.account));
     let version = sync_version(dialect, cached.as_ref().map_or("0", |c| c.version.as_str()));

@@ -189,6 +189,10 @@ async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: Sock
             Action::Connect(_) => return None,
             // A ticket straight from the backend: no password hash spent.
             Action::FetchTicket(_) => signing.ticket(h.server.backend().issue_ticket(handle).await.ok()?),
+            Action::FetchSsoToken { .. } => {
+                let (ticket, secret) = h.server.backend().issue_sso_ticket(handle).await.ok()?;
+                signing.sso_token(ticket, &secret, [1; 8])
+            }
             Action::Done(_) => return Some(p),
         };
     }

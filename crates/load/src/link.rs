@@ -204,6 +204,8 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
                 config.timeout = target.timeout;
                 signing.ticket(client::login::passport_ticket(&config, &challenge).await?)
             }
+            // The load tool measures MSNP2-12, whose lists come with SYN.
+            Action::FetchSsoToken { .. } => anyhow::bail!("msn-load speaks MSNP2 to MSNP12, not {d}"),
             Action::Done(signed) => break signed,
         };
     };

@@ -39,6 +39,12 @@ pub const PRODUCTS: &[(&str, &str, ChallengeAlgorithm)] = &[
     ("PROD0076ENE8*@AW", "CEQJ8}OE0!WTSWII", ChallengeAlgorithm::Md5),
     ("PROD0090YUAUV{2B", "YMM8C_H7KCQ2S_KL", ChallengeAlgorithm::Msnp11),
     ("PROD0101{0RM?UBW", "CFHUR$52U_{VIX5T", ChallengeAlgorithm::Msnp11),
+    // Windows Live Messenger 8.x (MSNP13-15) and 2009 (MSNP16-18): the
+    // product ids whose keys are published.
+    ("PROD01065C%ZFN6F", "O4BG@C7BWLYQX?5G", ChallengeAlgorithm::Msnp11),
+    ("PROD0112J1LW7%NB", "RH96F{PHI8PPX_TJ", ChallengeAlgorithm::Msnp11),
+    ("PROD0119GSJUC$18", "ILTXC!4IXB5FB*PX", ChallengeAlgorithm::Msnp11),
+    ("PROD0120PW!CCV9@", "C1BX{V4W}Q3*10SM", ChallengeAlgorithm::Msnp11),
 ];
 
 /// The product key of a product id.

@@ -20,6 +20,9 @@ pub enum Dialect {
     Msnp10,
     Msnp11,
     Msnp12,
+    Msnp13,
+    Msnp14,
+    Msnp15,
 }
 
 /// How a client authenticates to the notification server in a dialect.
@@ -27,8 +30,11 @@ pub enum Dialect {
 pub enum AuthScheme {
     /// `USR MD5`: challenge-response over the password (MSNP2-7).
     Md5,
-    /// `USR TWN`: a Passport ticket fetched over HTTPS (MSNP8+).
+    /// `USR TWN`: a Passport ticket fetched over HTTPS (MSNP8-14).
     Twn,
+    /// `USR SSO`: single sign-on, a ticket from the RST service and a
+    /// proof of its session key over the server's nonce (MSNP15+).
+    Sso,
 }
 
 impl AuthScheme {
@@ -37,18 +43,19 @@ impl AuthScheme {
         match self {
             AuthScheme::Md5 => "MD5",
             AuthScheme::Twn => "TWN",
+            AuthScheme::Sso => "SSO",
         }
     }
 
     /// The scheme `USR` or `INF` names.
     pub fn from_package(name: &str) -> Option<AuthScheme> {
-        [AuthScheme::Md5, AuthScheme::Twn].into_iter().find(|s| s.package() == name)
+        [AuthScheme::Md5, AuthScheme::Twn, AuthScheme::Sso].into_iter().find(|s| s.package() == name)
     }
 }
 
 impl Dialect {
     /// Every dialect this crate can name, oldest first.
-    pub const ALL: [Dialect; 11] = [
+    pub const ALL: [Dialect; 14] = [
         Dialect::Msnp2,
         Dialect::Msnp3,
         Dialect::Msnp4,
@@ -60,6 +67,9 @@ impl Dialect {
         Dialect::Msnp10,
         Dialect::Msnp11,
         Dialect::Msnp12,
+        Dialect::Msnp13,
+        Dialect::Msnp14,
+        Dialect::Msnp15,
     ];
 
     /// The version number: 2 for MSNP2.
@@ -80,7 +90,13 @@ impl Dialect {
 
     /// The login scheme of this dialect.
     pub fn auth_scheme(self) -> AuthScheme {
-        if self >= Dialect::Msnp8 { AuthScheme::Twn } else { AuthScheme::Md5 }
+        if self >= Dialect::Msnp15 {
+            AuthScheme::Sso
+        } else if self >= Dialect::Msnp8 {
+            AuthScheme::Twn
+        } else {
+            AuthScheme::Md5
+        }
     }
 
     /// Whether `INF` (security package query) exists.
@@ -166,7 +182,44 @@ impl Dialect {
     /// Whether the client can present its sign-in's `MSPAuth` token to the
     /// web services (offline messages over SOAP): the Passport dialects.
     pub fn has_web_services(self) -> bool {
-        self.auth_scheme() == AuthScheme::Twn
+        self >= Dialect::Msnp8
+    }
+
+    /// Whether the lists live in the SOAP address book and membership
+    /// services (MSNP13+): no `SYN`, `LST`, `LSG`, `GTC` or `SBP`; the
+    /// client fetches them over HTTP and sends `ADL` with what it shows.
+    pub fn lists_over_soap(self) -> bool {
+        self >= Dialect::Msnp13
+    }
+
+    /// Whether the server sends its policy document (`GCF 0`) on its own
+    /// before the login challenge (MSNP13+).
+    pub fn sends_policies_at_login(self) -> bool {
+        self >= Dialect::Msnp13
+    }
+
+    /// Whether `XFR ... SB` and `RNG` end with the authentication kind and
+    /// the service's host name (`U messenger.msn.com`, MSNP13+).
+    pub fn switchboard_referral_names_host(self) -> bool {
+        self >= Dialect::Msnp13
+    }
+
+    /// Whether `XFR ... SB` and `RNG` end with the direct-connection flag
+    /// (`1`, MSNP14+).
+    pub fn switchboard_referral_has_direct_flag(self) -> bool {
+        self >= Dialect::Msnp14
+    }
+
+    /// Whether presence lines (`NLN`, `ILN`, `FLN`, `UBX`) carry the
+    /// contact's network id (`1` for Messenger, MSNP14+).
+    pub fn presence_has_network_id(self) -> bool {
+        self >= Dialect::Msnp14
+    }
+
+    /// Whether someone adding or removing me is told as `ADL 0`/`RML 0`
+    /// with an XML payload (MSNP13+) rather than `ADD 0 RL`/`ADC 0 RL`.
+    pub fn reverse_list_changes_as_adl(self) -> bool {
+        self >= Dialect::Msnp13
     }
 
     /// Whether the login profile carries the account fields after
@@ -239,15 +292,18 @@ impl Dialect {
     pub fn has_command(self, verb: &str) -> bool {
         let n = self.number();
         match verb {
-            "VER" | "CVR" | "USR" | "XFR" | "SYN" | "GTC" | "BLP" | "REM" | "CHG" | "PNG" | "URL" | "OUT" | "MSG" => {
-                true
-            }
+            "VER" | "CVR" | "USR" | "XFR" | "BLP" | "CHG" | "PNG" | "URL" | "OUT" | "MSG" => true,
+            "SYN" | "GTC" => n <= 12,
             "INF" | "LST" | "FND" => n <= 7,
             "LSG" => n == 7,
             "REA" | "ADD" => n <= 9,
-            "ADC" | "SBP" => n >= 10,
+            // MSNP13+ change lists over SOAP and tell the server with ADL/RML.
+            "REM" => n <= 12,
+            "ADG" | "RMG" | "REG" => (7..=12).contains(&n),
+            "ADC" | "SBP" => (10..=12).contains(&n),
+            "ADL" | "RML" | "UUN" => n >= 13,
+            "FQY" | "UUM" => n >= 14,
             "PRP" | "SDC" => n >= 5,
-            "ADG" | "RMG" | "REG" => n >= 7,
             "SND" => n <= 4,
             "IMS" => n >= 3,
             "QRY" => n >= 6,

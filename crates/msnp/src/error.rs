@@ -27,9 +27,15 @@ pub enum ErrorCode {
     GroupExists = 228,
     GroupNameTooLong = 229,
     CannotRemoveGroupZero = 230,
+    /// An `ADL`/`RML`/`FQY` payload that is not the list document (MSNP13+).
+    BadListXml = 240,
+    /// A list document naming a list or domain it may not (MSNP13+).
+    InvalidListXml = 241,
     SwitchboardFailed = 280,
     NotifyXfrFailed = 281,
     P2pNotDelivered = 282,
+    /// `UUN` of an application type the server does not relay (MSNP13+).
+    UnknownApplication = 283,
     RequiredFieldsMissing = 300,
     NotLoggedIn = 302,
     InternalServer = 500,
@@ -64,7 +70,7 @@ impl ErrorCode {
     /// The code for a number, if it is one this crate names.
     pub fn from_code(code: u16) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 45] = [
+        const ALL: [ErrorCode; 48] = [
             SyntaxError,
             InvalidParameter,
             InvalidUser,
@@ -84,9 +90,12 @@ impl ErrorCode {
             GroupExists,
             GroupNameTooLong,
             CannotRemoveGroupZero,
+            BadListXml,
+            InvalidListXml,
             SwitchboardFailed,
             NotifyXfrFailed,
             P2pNotDelivered,
+            UnknownApplication,
             RequiredFieldsMissing,
             NotLoggedIn,
             InternalServer,

@@ -28,8 +28,12 @@ impl Direction {
     /// Whether a command verb carries a payload in this direction.
     pub fn has_payload(self, verb: &[u8]) -> bool {
         match self {
-            Direction::ToServer => matches!(verb, b"MSG" | b"QRY" | b"UUX" | b"SDC"),
-            Direction::ToClient => matches!(verb, b"MSG" | b"NOT" | b"UBX" | b"GCF" | b"IPG"),
+            Direction::ToServer => {
+                matches!(verb, b"MSG" | b"QRY" | b"UUX" | b"SDC" | b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM")
+            }
+            Direction::ToClient => {
+                matches!(verb, b"MSG" | b"NOT" | b"UBX" | b"GCF" | b"IPG" | b"ADL" | b"RML" | b"FQY" | b"UBN" | b"UBM")
+            }
         }
     }
 }
@@ -161,6 +165,10 @@ impl Decoder {
                 return Ok(Some(Frame { line, payload: None }));
             }
             let last = line.split([' ', '\t']).filter(|s| !s.is_empty()).skip(1).last();
+            // A server acknowledges list payloads with `ADL trid OK`: no payload.
+            if self.direction == Direction::ToClient && last == Some("OK") {
+                return Ok(Some(Frame { line, payload: None }));
+            }
             let len = last
                 .filter(|s| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse::<usize>().ok())

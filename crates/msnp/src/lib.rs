@@ -18,6 +18,8 @@
 //! - [`mime`]: the MIME-style payloads carried by `MSG`.
 #![forbid(unsafe_code)]
 
+pub mod addressbook;
+pub mod adl;
 pub mod base64;
 pub mod challenge;
 pub mod dialect;
@@ -32,6 +34,7 @@ pub mod reply;
 pub mod request;
 pub mod signin;
 pub mod soap;
+pub mod sso;
 pub mod sync;
 pub mod time;
 pub mod trace;

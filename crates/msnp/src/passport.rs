@@ -6,7 +6,6 @@
 //! the next `,` that starts a known key, and callers get both the raw and the
 //! decoded form to try.
 
-use crate::soap::element_texts;
 use crate::urlencode;
 
 /// Keys that may follow `pwd=` in the header.
@@ -132,23 +131,150 @@ mod tests {
     }
 }
 
-/// A WS-Trust `RequestSecurityToken` request (`RST.srf`), as MSN 7.5 sends it.
+/// One token asked for in an RST request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `N` of the request's `Id="RSTN"` (its position when it has none):
+    /// the answer's token is `CompactN`, which clients map back.
+    pub index: usize,
+    /// The service (`wsa:Address`).
+    pub address: String,
+    /// The `PolicyReference URI`, if any.
+    pub policy: Option<String>,
+}
+
+/// A WS-Trust `RequestMultipleSecurityTokens` request (`RST.srf`,
+/// `RST2.srf`), as MSN 7.5 and Windows Live Messenger send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RstRequest {
     pub username: String,
     pub password: String,
-    /// The services tokens are asked for (`wsa:Address`), in order.
-    pub addresses: Vec<String>,
+    /// The tokens asked for, in order.
+    pub tokens: Vec<TokenRequest>,
 }
 
-/// Parses an RST envelope: the `wsse:Username` and `wsse:Password` of its
-/// security header and every `wsa:Address` asked for. Namespace prefixes are
-/// ignored; `None` if a credential is missing.
+/// The Passport "tb" pseudo-service every RST request asks for first.
+pub const PASSPORT_TB: &str = "http://Passport.NET/tb";
+
+/// The most tokens one request may ask for (clients ask for up to ten).
+pub const MAX_TOKENS: usize = 16;
+
+/// Parses an RST envelope: the `Username` and `Password` of its security
+/// header and every token asked for. `None` if it is not a SOAP envelope,
+/// a credential is missing, or it asks for too many tokens.
 pub fn parse_rst_request(xml: &str) -> Option<RstRequest> {
-    let username = element_texts(xml, "Username").into_iter().next()?;
-    let password = element_texts(xml, "Password").into_iter().next()?;
-    let addresses = element_texts(xml, "Address");
-    Some(RstRequest { username, password, addresses })
+    let envelope = crate::soap::Envelope::parse(xml)?;
+    let credentials = envelope.header.find("UsernameToken")?;
+    let username = credentials.child("Username")?.text.trim().to_string();
+    let password = credentials.child("Password")?.text.clone();
+    let mut requests = Vec::new();
+    envelope.body.find_all("RequestSecurityToken", &mut requests);
+    if requests.len() > MAX_TOKENS {
+        return None;
+    }
+    let tokens = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(position, r)| {
+            let address = r.find("Address")?.text.trim().to_string();
+            let index = r.attr("Id").and_then(|id| id.strip_prefix("RST")).and_then(|n| n.parse().ok());
+            let policy = r.find("PolicyReference").and_then(|p| p.attr("URI")).map(str::to_string);
+            Some(TokenRequest { index: index.unwrap_or(position), address, policy })
+        })
+        .collect();
+    Some(RstRequest { username, password, tokens })
+}
+
+/// The RST request a client sends for `services` (address, policy) after
+/// the `tb` token: `RST0` is `tb`, the first service `RST1`, and so on.
+pub fn rst_request(username: &str, password: &str, services: &[(&str, &str)]) -> String {
+    use crate::soap::escape_xml;
+    let mut tokens = format!(
+        concat!(
+            r#"<wst:RequestSecurityToken Id="RST0"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>"#,
+            r#"<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo></wst:RequestSecurityToken>"#
+        ),
+        PASSPORT_TB
+    );
+    for (i, (address, policy)) in services.iter().enumerate() {
+        tokens.push_str(&format!(
+            concat!(
+                r#"<wst:RequestSecurityToken Id="RST{}"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>"#,
+                r#"<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>"#,
+                r#"<wsse:PolicyReference URI="{}"></wsse:PolicyReference></wst:RequestSecurityToken>"#
+            ),
+            i + 1,
+            escape_xml(address),
+            escape_xml(policy)
+        ));
+    }
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing" xmlns:wssc="http://schemas.xmlsoap.org/ws/2004/04/sc" xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust">"#,
+            r#"<Header><ps:AuthInfo xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="PPAuthInfo"><ps:HostingApp>{{7108E71A-9926-4FCB-BCC9-9A9D3F32E423}}</ps:HostingApp><ps:BinaryVersion>4</ps:BinaryVersion><ps:UIVersion>1</ps:UIVersion><ps:Cookies></ps:Cookies><ps:RequestParams>AQAAAAIAAABsYwQAAAAxMDMz</ps:RequestParams></ps:AuthInfo>"#,
+            r#"<wsse:Security><wsse:UsernameToken Id="user"><wsse:Username>{}</wsse:Username><wsse:Password>{}</wsse:Password></wsse:UsernameToken></wsse:Security></Header>"#,
+            r#"<Body><ps:RequestMultipleSecurityTokens xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="RSTS">{}</ps:RequestMultipleSecurityTokens></Body></Envelope>"#
+        ),
+        escape_xml(username),
+        escape_xml(password),
+        tokens
+    )
+}
+
+/// A token in an RST answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub address: String,
+    /// The token's `Id` (`CompactN`, `PPTokenN`).
+    pub id: String,
+    /// `t=...&p=...`.
+    pub ticket: String,
+    /// The session key (`BinarySecret`, decoded), for the messenger token.
+    pub secret: Option<Vec<u8>>,
+}
+
+/// Why an RST answer gave no tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RstFailure {
+    #[error("the account name or password is wrong")]
+    FailedAuthentication,
+    #[error("the login service answered with the fault {0}")]
+    Fault(String),
+    #[error("the login service's answer is not an RST response")]
+    Malformed,
+}
+
+/// Reads an RST answer: its tokens, or the fault.
+pub fn parse_rst_response(xml: &str) -> Result<Vec<IssuedToken>, RstFailure> {
+    let envelope = crate::soap::Envelope::parse(xml).ok_or(RstFailure::Malformed)?;
+    if let Some(fault) = envelope.body.child("Fault") {
+        let code = fault.text_at(&["faultcode"]).unwrap_or("");
+        return Err(if code.ends_with("FailedAuthentication") {
+            RstFailure::FailedAuthentication
+        } else {
+            RstFailure::Fault(code.to_string())
+        });
+    }
+    let mut responses = Vec::new();
+    envelope.body.find_all("RequestSecurityTokenResponse", &mut responses);
+    let tokens: Vec<IssuedToken> = responses
+        .iter()
+        .filter_map(|r| {
+            let address = r.find("Address")?.text.trim().to_string();
+            let token = r.child("RequestedSecurityToken")?.child("BinarySecurityToken")?;
+            let secret = r
+                .child("RequestedProofToken")
+                .and_then(|p| p.child("BinarySecret"))
+                .and_then(|s| crate::base64::decode(s.text.trim()));
+            Some(IssuedToken {
+                address,
+                id: token.attr("Id")?.to_string(),
+                ticket: token.text.trim().to_string(),
+                secret,
+            })
+        })
+        .collect();
+    if tokens.is_empty() { Err(RstFailure::Malformed) } else { Ok(tokens) }
 }
 
 #[cfg(test)]
@@ -163,9 +289,39 @@ mod rst_tests {
         let r = parse_rst_request(xml).unwrap();
         assert_eq!(r.username, "alice@hotmail.com");
         assert_eq!(r.password, "p&ss<1>");
-        assert_eq!(r.addresses, ["http://Passport.NET/tb", "messenger.msn.com"]);
+        let asked: Vec<(usize, &str, Option<&str>)> =
+            r.tokens.iter().map(|t| (t.index, t.address.as_str(), t.policy.as_deref())).collect();
+        assert_eq!(asked, [(0, PASSPORT_TB, None), (1, "messenger.msn.com", Some("?id=507"))]);
         assert_eq!(parse_rst_request("<Envelope><Username>a</Username></Envelope>"), None);
         assert_eq!(unescape_xml("a&bogus;"), None);
         assert_eq!(escape_xml("t=1&p=2"), "t=1&amp;p=2");
+    }
+
+    #[test]
+    fn our_request_reads_back_numbered_as_sent() {
+        let xml = rst_request(
+            "a&b@example.com",
+            "pw<1>",
+            &[("messengerclear.live.com", "MBI_KEY_OLD"), ("contacts.msn.com", "MBI")],
+        );
+        let r = parse_rst_request(&xml).unwrap();
+        assert_eq!((r.username.as_str(), r.password.as_str()), ("a&b@example.com", "pw<1>"));
+        let asked: Vec<(usize, &str)> = r.tokens.iter().map(|t| (t.index, t.address.as_str())).collect();
+        assert_eq!(asked, [(0, PASSPORT_TB), (1, "messengerclear.live.com"), (2, "contacts.msn.com")]);
+        assert_eq!(r.tokens[1].policy.as_deref(), Some("MBI_KEY_OLD"));
+        let many: Vec<(&str, &str)> = (0..MAX_TOKENS).map(|_| ("x", "y")).collect();
+        assert_eq!(parse_rst_request(&rst_request("a", "b", &many)), None, "too many tokens");
+    }
+
+    #[test]
+    fn reads_tokens_and_faults() {
+        let ok = r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing"><wst:RequestSecurityTokenResponse><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>messengerclear.live.com</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wst:RequestedSecurityToken><wsse:BinarySecurityToken Id="Compact1">t=x&amp;p=y</wsse:BinarySecurityToken></wst:RequestedSecurityToken><wst:RequestedProofToken><wst:BinarySecret>AAECAwQFBgcICQoLDA0ODxAREhMUFRYX</wst:BinarySecret></wst:RequestedProofToken></wst:RequestSecurityTokenResponse></wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"#;
+        let tokens = parse_rst_response(ok).unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!((tokens[0].id.as_str(), tokens[0].ticket.as_str()), ("Compact1", "t=x&p=y"));
+        assert_eq!(tokens[0].secret.as_deref(), Some(&(0u8..24).collect::<Vec<u8>>()[..]));
+        let fault = r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault><faultcode>wsse:FailedAuthentication</faultcode><faultstring>x</faultstring></S:Fault></S:Body></S:Envelope>"#;
+        assert_eq!(parse_rst_response(fault), Err(RstFailure::FailedAuthentication));
+        assert_eq!(parse_rst_response("<x/>"), Err(RstFailure::Malformed));
     }
 }

@@ -138,6 +138,11 @@ pub enum UsrStep {
     TwnInitiate { handle: String },
     /// `USR trid TWN S ticket`
     TwnResponse { ticket: String },
+    /// `USR trid SSO I handle` (MSNP15+)
+    SsoInitiate { handle: String },
+    /// `USR trid SSO S ticket blob`: the `messengerclear.live.com` ticket
+    /// and the login blob proving its session key over the server's nonce.
+    SsoResponse { ticket: String, blob: String },
 }
 
 /// How the client names the list version it has cached in `SYN`.
@@ -289,6 +294,39 @@ pub enum NsRequest {
     Fnd {
         trid: TrId,
     },
+    /// `ADL trid length` with the XML list payload (MSNP13+): contacts put
+    /// on lists, or the whole list the client shows after sign-in.
+    Adl {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `RML trid length`: contacts taken off lists (MSNP13+).
+    Rml {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `FQY trid length`: which network the named contacts are on (MSNP14+).
+    Fqy {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `UUN trid handle type length`: a notification to another user's
+    /// client (MSNP13+).
+    Uun {
+        trid: TrId,
+        to: String,
+        kind: u32,
+        payload: Bytes,
+    },
+    /// `UUM trid handle network type length`: a message to a user of
+    /// another network or offline (MSNP14+).
+    Uum {
+        trid: TrId,
+        to: String,
+        network: u32,
+        kind: u32,
+        payload: Bytes,
+    },
     Png,
     Out,
     /// A client may never send `MSG` to a notification server: the request is
@@ -322,6 +360,8 @@ impl NsRequest {
                     ("MD5", "S") => UsrStep::Md5Response { response: a.get(3)?.to_string() },
                     ("TWN", "I") => UsrStep::TwnInitiate { handle: a.get(3)?.to_string() },
                     ("TWN", "S") => UsrStep::TwnResponse { ticket: a.get(3)?.to_string() },
+                    ("SSO", "I") => UsrStep::SsoInitiate { handle: a.get(3)?.to_string() },
+                    ("SSO", "S") => UsrStep::SsoResponse { ticket: a.get(3)?.to_string(), blob: a.get(4)?.to_string() },
                     _ => return Err(a.invalid()),
                 };
                 NsRequest::Usr { trid, step }
@@ -422,6 +462,19 @@ impl NsRequest {
                 },
             },
             "FND" => NsRequest::Fnd { trid: a.trid()? },
+            "ADL" => NsRequest::Adl { trid: a.trid()?, payload: payload() },
+            "RML" => NsRequest::Rml { trid: a.trid()?, payload: payload() },
+            "FQY" => NsRequest::Fqy { trid: a.trid()?, payload: payload() },
+            "UUN" => {
+                NsRequest::Uun { trid: a.trid()?, to: a.get(1)?.to_string(), kind: a.number(2)?, payload: payload() }
+            }
+            "UUM" => NsRequest::Uum {
+                trid: a.trid()?,
+                to: a.get(1)?.to_string(),
+                network: a.number(2)?,
+                kind: a.number(3)?,
+                payload: payload(),
+            },
             _ => return Err(err(a.trid, ErrorCode::SyntaxError)),
         })
     }
@@ -457,7 +510,12 @@ impl NsRequest {
             | Sdc { trid }
             | Snd { trid, .. }
             | Ims { trid, .. }
-            | Fnd { trid } => Some(*trid),
+            | Fnd { trid }
+            | Adl { trid, .. }
+            | Rml { trid, .. }
+            | Fqy { trid, .. }
+            | Uun { trid, .. }
+            | Uum { trid, .. } => Some(*trid),
             Msg { trid } => *trid,
             Png | Out => None,
         }
@@ -494,6 +552,8 @@ impl NsRequest {
                 UsrStep::Md5Response { response } => format!("USR {trid} MD5 S {response}"),
                 UsrStep::TwnInitiate { handle } => format!("USR {trid} TWN I {handle}"),
                 UsrStep::TwnResponse { ticket } => format!("USR {trid} TWN S {ticket}"),
+                UsrStep::SsoInitiate { handle } => format!("USR {trid} SSO I {handle}"),
+                UsrStep::SsoResponse { ticket, blob } => format!("USR {trid} SSO S {ticket} {blob}"),
             },
             Syn { trid, version } => match version {
                 SyncVersion::Serial(serial) if !dialect.uses_guids() => format!("SYN {trid} {serial}"),
@@ -553,6 +613,13 @@ impl NsRequest {
             Snd { trid, email } => format!("SND {trid} {email}"),
             Ims { trid, on } => format!("IMS {trid} {}", if *on { "ON" } else { "OFF" }),
             Fnd { trid } => format!("FND {trid}"),
+            Adl { trid, payload } => return frame(format!("ADL {trid}"), Some(payload)),
+            Rml { trid, payload } => return frame(format!("RML {trid}"), Some(payload)),
+            Fqy { trid, payload } => return frame(format!("FQY {trid}"), Some(payload)),
+            Uun { trid, to, kind, payload } => return frame(format!("UUN {trid} {to} {kind}"), Some(payload)),
+            Uum { trid, to, network, kind, payload } => {
+                return frame(format!("UUM {trid} {to} {network} {kind}"), Some(payload));
+            }
         };
         frame(line, None)
     }

@@ -1,6 +1,6 @@
 //! Signing in to a notification server, sans I/O: the dispatch referral,
-//! `VER`, `INF` or `CVR`, and `USR` by MD5 (MSNP2-7) or Passport (MSNP8+),
-//! up to the login profile.
+//! `VER`, `INF` or `CVR`, and `USR` by MD5 (MSNP2-7), Passport (MSNP8-14)
+//! or single sign-on (MSNP15+), up to the login profile.
 //!
 //! One implementation for every client of the protocol in this project (the
 //! `msn` client, `msn-load`, the tests): the caller owns the sockets and
@@ -33,6 +33,10 @@ pub enum Action {
     /// Get a Passport ticket for this challenge (the nexus, then the login
     /// service), then call [`SignIn::ticket`].
     FetchTicket(String),
+    /// Ask the RST service for a `messengerclear.live.com` token under
+    /// `policy` (and the others the client uses), then call
+    /// [`SignIn::sso_token`] with its ticket and session key.
+    FetchSsoToken { policy: String },
     /// Signed in.
     Done(SignedIn),
 }
@@ -69,6 +73,10 @@ enum Stage {
     ClientVersion,
     Initiate,
     Challenged,
+    /// `USR SSO S` came with this nonce; the token is being fetched.
+    SsoChallenged {
+        nonce: String,
+    },
     /// `USR OK` came; the profile (after `SBS` in MSNP11+) is next.
     Accepted {
         friendly: Option<String>,
@@ -132,6 +140,17 @@ impl SignIn {
         Action::Send(NsRequest::Usr { trid, step: UsrStep::TwnResponse { ticket } })
     }
 
+    /// The messenger ticket and its session key (the RST `BinarySecret`,
+    /// decoded) for an SSO challenge; `iv` is eight random bytes.
+    pub fn sso_token(&mut self, ticket: String, secret: &[u8], iv: [u8; 8]) -> Action {
+        let Stage::SsoChallenged { nonce } = std::mem::replace(&mut self.stage, Stage::Challenged) else {
+            return Action::Receive;
+        };
+        let blob = crate::sso::login_blob(secret, &nonce, iv);
+        let trid = self.next_trid();
+        Action::Send(NsRequest::Usr { trid, step: UsrStep::SsoResponse { ticket, blob } })
+    }
+
     fn initiate(&mut self) -> Action {
         self.stage = Stage::Initiate;
         let trid = self.next_trid();
@@ -139,6 +158,7 @@ impl SignIn {
         let step = match self.dialect.auth_scheme() {
             AuthScheme::Md5 => UsrStep::Md5Initiate { handle },
             AuthScheme::Twn => UsrStep::TwnInitiate { handle },
+            AuthScheme::Sso => UsrStep::SsoInitiate { handle },
         };
         Action::Send(NsRequest::Usr { trid, step })
     }
@@ -184,7 +204,13 @@ impl SignIn {
                         Action::Send(NsRequest::Usr { trid, step: UsrStep::Md5Response { response } })
                     }
                     AuthScheme::Twn => Action::FetchTicket(challenge),
+                    AuthScheme::Sso => return Err(unexpected()),
                 }
+            }
+            (Stage::Initiate, Reply::Policies { .. }) if d.sends_policies_at_login() => Action::Receive,
+            (Stage::Initiate, Reply::UsrSsoChallenge { policy, nonce, .. }) if d.auth_scheme() == AuthScheme::Sso => {
+                self.stage = Stage::SsoChallenged { nonce };
+                Action::FetchSsoToken { policy }
             }
             (Stage::Challenged, Reply::UsrOk { friendly, .. }) => {
                 let friendly = d.usr_ok_has_friendly().then_some(friendly);
@@ -251,6 +277,30 @@ mod tests {
         );
         assert_eq!(sent(s.ticket("t=x&p=y".into()), d), "USR 4 TWN S t=x&p=y");
         assert_eq!(s.receive(&line("USR 4 OK bob@example.com 1 0")).unwrap(), Action::Receive);
+        assert_eq!(s.receive(&line("SBS 0 null")).unwrap(), Action::Receive);
+        let done = s.receive(&Frame { line: "MSG Hotmail Hotmail 0".into(), payload: Some(Bytes::new()) }).unwrap();
+        assert!(matches!(done, Action::Done(SignedIn { friendly: None, next_trid: 5, .. })));
+    }
+
+    #[test]
+    fn single_sign_on_proves_the_session_key() {
+        let d = Dialect::Msnp15;
+        let mut s = SignIn::new(d, "carol@example.com", "pw", &["0x0409", "winnt", "5.1"]);
+        s.start();
+        s.receive(&line("VER 1 MSNP15")).unwrap();
+        assert_eq!(sent(s.receive(&line("CVR 2 8.5 8.5 8.5 a b")).unwrap(), d), "USR 3 SSO I carol@example.com");
+        let policies = Frame { line: "GCF 0 10".into(), payload: Some(Bytes::from_static(b"<Policies>")) };
+        assert_eq!(s.receive(&policies).unwrap(), Action::Receive);
+        let nonce = crate::sso::nonce(&[5; crate::sso::NONCE_LEN]);
+        assert_eq!(
+            s.receive(&line(&format!("USR 3 SSO S MBI_KEY_OLD {nonce}"))).unwrap(),
+            Action::FetchSsoToken { policy: "MBI_KEY_OLD".into() }
+        );
+        let secret = [1u8; 24];
+        let usr = sent(s.sso_token("t=a&p=b".into(), &secret, [2; 8]), d);
+        let blob = usr.strip_prefix("USR 4 SSO S t=a&p=b ").unwrap();
+        assert!(crate::sso::verify_login_blob(&secret, &nonce, blob));
+        assert_eq!(s.receive(&line("USR 4 OK carol@example.com 1 0")).unwrap(), Action::Receive);
         assert_eq!(s.receive(&line("SBS 0 null")).unwrap(), Action::Receive);
         let done = s.receive(&Frame { line: "MSG Hotmail Hotmail 0".into(), payload: Some(Bytes::new()) }).unwrap();
         assert!(matches!(done, Action::Done(SignedIn { friendly: None, next_trid: 5, .. })));

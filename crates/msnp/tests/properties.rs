@@ -101,8 +101,15 @@ proptest! {
             prop_assert_eq!(frame.verb(), "NLN");
             prop_assert_eq!(args[0], "BSY");
             prop_assert_eq!(args[1], handle.as_str());
+            // MSNP14+ name the network (1) after the handle.
+            let at = if dialect.presence_has_network_id() {
+                prop_assert_eq!(args[2], "1");
+                3
+            } else {
+                2
+            };
             // Names travel URL-encoded: one argument, decoding to the name.
-            prop_assert_eq!(msnp::urlencode::decode(args[2]).unwrap(), friendly.clone());
+            prop_assert_eq!(msnp::urlencode::decode(args[at]).unwrap(), friendly.clone());
         }
     }
 
@@ -132,6 +139,8 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         token().prop_map(|response| UsrStep::Md5Response { response }),
         token().prop_map(|handle| UsrStep::TwnInitiate { handle }),
         token().prop_map(|ticket| UsrStep::TwnResponse { ticket }),
+        token().prop_map(|handle| UsrStep::SsoInitiate { handle }),
+        (token(), token()).prop_map(|(ticket, blob)| UsrStep::SsoResponse { ticket, blob }),
     ];
     let sync = if dialect.uses_guids() {
         (token(), token()).prop_map(|(a, b)| SyncVersion::Timestamps(a, b)).boxed()
@@ -205,7 +214,21 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         (t(), any::<bool>()).prop_map(|(trid, on)| NsRequest::Ims { trid, on }),
         t().prop_map(|trid| NsRequest::Fnd { trid }),
     ];
-    prop_oneof![session, lists_and_groups, profile]
+    // MSNP13+: list documents and notifications to other clients.
+    let live = prop_oneof![
+        (t(), payload()).prop_map(|(trid, payload)| NsRequest::Adl { trid, payload }),
+        (t(), payload()).prop_map(|(trid, payload)| NsRequest::Rml { trid, payload }),
+        (t(), payload()).prop_map(|(trid, payload)| NsRequest::Fqy { trid, payload }),
+        (t(), token(), any::<u32>(), payload()).prop_map(|(trid, to, kind, payload)| NsRequest::Uun {
+            trid,
+            to,
+            kind,
+            payload
+        }),
+        (t(), token(), any::<u32>(), any::<u32>(), payload())
+            .prop_map(|(trid, to, network, kind, payload)| { NsRequest::Uum { trid, to, network, kind, payload } }),
+    ];
+    prop_oneof![session, lists_and_groups, profile, live]
 }
 
 fn sb_request() -> impl Strategy<Value = SbRequest> {

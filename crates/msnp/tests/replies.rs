@@ -227,7 +227,19 @@ fn reply() -> impl Strategy<Value = Reply> {
             payload
         }),
     ];
-    prop_oneof![session, lists, changes, presence_and_chat]
+    // What MSNP13+ servers add: single sign-on, policies, list documents.
+    let live = prop_oneof![
+        (t(), token(), token()).prop_map(|(trid, policy, nonce)| Reply::UsrSsoChallenge { trid, policy, nonce }),
+        payload().prop_map(|payload| Reply::Policies { payload }),
+        t().prop_map(|trid| Reply::AdlOk { trid }),
+        t().prop_map(|trid| Reply::RmlOk { trid }),
+        (any::<bool>(), payload()).prop_map(|(added, payload)| Reply::ReverseListChange { added, payload }),
+        (t(), payload()).prop_map(|(trid, payload)| Reply::Fqy { trid, payload }),
+        t().prop_map(|trid| Reply::UunOk { trid }),
+        (handle(), any::<u32>(), payload()).prop_map(|(handle, kind, payload)| Reply::Ubn { handle, kind, payload }),
+        payload().prop_map(|payload| Reply::Not { payload }),
+    ];
+    prop_oneof![session, lists, changes, presence_and_chat, live]
 }
 
 /// `x` as dialect `d` carries it: what the dialect's shape has no room for

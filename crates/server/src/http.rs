@@ -173,6 +173,13 @@ pub async fn serve<S>(
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
         "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
         "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
+        "/abservice/abservice.asmx" | "/abservice/SharingService.asmx" if request.method == "POST" => {
+            let answer = crate::address_book::serve(&shared, &request.body).await;
+            let (status, reason) = if answer.status == 200 { (200, "OK") } else { (500, "Internal Server Error") };
+            let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
+            r.body = answer.body.into_bytes();
+            r
+        }
         _ => forward(router, request, peer, tls).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;
@@ -310,11 +317,17 @@ async fn login(shared: &Shared, request: &Request, peer: SocketAddr) -> Response
     }
 }
 
-/// RST SOAP (MSN 7.5): a WS-Trust request for tokens, answered with one
-/// compact ticket per service asked for (the `messenger.msn.com` one goes
-/// into `USR ... TWN S`), or a SOAP fault.
+/// RST SOAP (MSN 7.5 and Windows Live Messenger): a WS-Trust request for
+/// tokens, answered with one per service asked for, or a SOAP fault.
+///
+/// Each token is numbered as it was asked for (`RSTN` → `CompactN`), which
+/// is how clients find theirs. The messenger token is a sign-in ticket:
+/// `messenger.msn.com`'s for `USR ... TWN S` (MSNP11-14), and
+/// `messengerclear.live.com`'s for `USR ... SSO S` (MSNP15+), which comes
+/// with a session key (`BinarySecret`) the client must prove it holds.
+/// Every other service gets a web-service ticket for the SOAP services.
 async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
-    use msnp::passport::parse_rst_request;
+    use msnp::passport::{PASSPORT_TB, parse_rst_request};
     use msnp::soap::escape_xml;
     let soap = |status, reason, body: String| {
         let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
@@ -335,41 +348,59 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     let Some(rst) = std::str::from_utf8(&request.body).ok().and_then(parse_rst_request) else {
         return fault();
     };
-    let addresses: Vec<&String> =
-        rst.addresses.iter().filter(|a| !a.eq_ignore_ascii_case("http://Passport.NET/tb")).collect();
-    // The password check issues the first ticket; each further service gets
-    // one of its own, so that every token is single-use.
+    // The password check issues the first ticket; every token answered is
+    // a ticket of its own, so that a sign-in ticket is single-use.
     let Ok(first) = shared.backend.passport_login(&rst.username, &[rst.password.as_str()], peer.ip()).await else {
         return fault();
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let lifetime = shared.backend.config().ticket_lifetime.as_secs();
     let (created, expires) = (msnp::time::iso8601(now as i64), msnp::time::iso8601((now + lifetime) as i64));
+    // WLM 2009's RST2.srf speaks WS-Trust 2005 (`Lifetime`), older clients'
+    // RST.srf WS-Trust 2004 (`LifeTime`).
+    let lifetime_tag = if request.path() == "/RST2.srf" { "wst:Lifetime" } else { "wst:LifeTime" };
     let mut responses = String::new();
-    for (i, address) in addresses.iter().enumerate() {
-        let ticket = if i == 0 {
-            first.clone()
+    // `first` stays the anchor its siblings are issued from; it is handed
+    // out itself at most once, as the `messenger.msn.com` ticket.
+    let mut first_handed_out = false;
+    for token in rst.tokens.iter().filter(|t| !t.address.eq_ignore_ascii_case(PASSPORT_TB)) {
+        let address = token.address.to_ascii_lowercase();
+        let single_sign_on = address == msnp::sso::MESSENGER_SERVICE;
+        let proof_key: Option<[u8; msnp::sso::SECRET_LEN]> =
+            single_sign_on.then(|| std::array::from_fn(|_| rand::random()));
+        let ticket = if address == "messenger.msn.com" && !first_handed_out {
+            first_handed_out = true;
+            Ok(first.clone())
+        } else if single_sign_on || address == "messenger.msn.com" {
+            shared.backend.issue_sibling_ticket(&first, proof_key)
         } else {
-            match shared.backend.issue_sibling_ticket(&first) {
-                Ok(t) => t,
-                Err(_) => return fault(),
-            }
+            shared.backend.issue_service_ticket(&first)
         };
-        let n = i + 1;
+        let Ok(ticket) = ticket else { return fault() };
+        let n = token.index;
+        let proof = match proof_key {
+            Some(key) => format!(
+                "<wst:RequestedProofToken><wst:BinarySecret>{}</wst:BinarySecret></wst:RequestedProofToken>",
+                msnp::base64::encode(&key)
+            ),
+            None => String::new(),
+        };
         responses.push_str(&format!(
             concat!(
                 "<wst:RequestSecurityTokenResponse><wst:TokenType>urn:passport:compact</wst:TokenType>",
                 "<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{address}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>",
-                "<wst:LifeTime><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:LifeTime>",
+                "<{lifetime_tag}><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></{lifetime_tag}>",
                 "<wst:RequestedSecurityToken><wsse:BinarySecurityToken Id=\"Compact{n}\">{ticket}</wsse:BinarySecurityToken></wst:RequestedSecurityToken>",
                 "<wst:RequestedTokenReference><wsse:KeyIdentifier ValueType=\"urn:passport:compact\"></wsse:KeyIdentifier><wsse:Reference URI=\"#Compact{n}\"></wsse:Reference></wst:RequestedTokenReference>",
-                "</wst:RequestSecurityTokenResponse>"
+                "{proof}</wst:RequestSecurityTokenResponse>"
             ),
-            address = escape_xml(address),
+            address = escape_xml(&token.address),
+            lifetime_tag = lifetime_tag,
             created = created,
             expires = expires,
             ticket = escape_xml(&ticket),
             n = n,
+            proof = proof,
         ));
     }
     soap(

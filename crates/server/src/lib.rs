@@ -15,6 +15,7 @@
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
 //! - [`shared`]: what every connection of a node shares (ground floor).
 
+pub mod address_book;
 pub mod bus_seal;
 pub mod cluster;
 pub mod config;

@@ -60,8 +60,11 @@ impl Backend {
                     .filter_map(|c| self.presence_for(&c, &watcher).map(|p| (c.key.clone(), p.into())))
                     .collect(),
             ),
-            Request::RedeemTicket { handle_key, ticket } => Response::Redeemed(
-                self.tickets.redeem(&handle_key, &ticket).ok().map(|r| (r.tag, r.remaining.as_millis() as u64)),
+            Request::RedeemTicket { handle_key, ticket, proof } => Response::Redeemed(
+                self.tickets
+                    .redeem(&handle_key, &ticket, proof.as_ref())
+                    .ok()
+                    .map(|r| (r.tag, r.remaining.as_millis() as u64)),
             ),
             Request::OpenSession { user, requester } => {
                 let grant = GrantFor {
@@ -89,10 +92,19 @@ impl Backend {
 
     /// Asks the other nodes whether one of them issued this ticket (the
     /// login service may run on another node); it is used up there.
-    pub(super) async fn redeem_elsewhere(&self, handle_key: &str, ticket: &str) -> Option<Redeemed> {
+    pub(super) async fn redeem_elsewhere(
+        &self,
+        handle_key: &str,
+        ticket: &str,
+        proof: Option<&crate::passport::SsoProof>,
+    ) -> Option<Redeemed> {
         let cluster = self.cluster.get()?;
         let asks = cluster.peers().into_iter().map(|node| {
-            let ask = Request::RedeemTicket { handle_key: handle_key.to_string(), ticket: ticket.to_string() };
+            let ask = Request::RedeemTicket {
+                handle_key: handle_key.to_string(),
+                ticket: ticket.to_string(),
+                proof: proof.cloned(),
+            };
             cluster.request(&node, ask)
         });
         futures::future::join_all(asks).await.into_iter().find_map(|a| match a {

@@ -19,6 +19,10 @@ impl Backend {
     pub fn start_login(scheme: AuthScheme, unix_time: u64) -> String {
         match scheme {
             AuthScheme::Md5 => format!("{}.{}", secrets::random_digits(10), secrets::random_digits(9)),
+            AuthScheme::Sso => {
+                let random: [u8; msnp::sso::NONCE_LEN] = std::array::from_fn(|_| rand::random());
+                msnp::sso::nonce(&random)
+            }
             AuthScheme::Twn => {
                 let tpf: String = secrets::random_digits(32)
                     .bytes()
@@ -44,7 +48,12 @@ impl Backend {
                 Ok(LoginGrant { account, ticket: None })
             }
             LoginProof::Ticket(ticket) => {
-                let (account, left) = self.authenticate_ticket(handle, ticket).await?;
+                let (account, left) = self.authenticate_ticket(handle, ticket, None).await?;
+                Ok(LoginGrant { account, ticket: Some((msnp::passport::ticket_token(ticket).to_string(), left)) })
+            }
+            LoginProof::SingleSignOn { ticket, nonce, blob } => {
+                let proof = crate::passport::SsoProof { nonce: nonce.to_string(), blob: blob.to_string() };
+                let (account, left) = self.authenticate_ticket(handle, ticket, Some(&proof)).await?;
                 Ok(LoginGrant { account, ticket: Some((msnp::passport::ticket_token(ticket).to_string(), left)) })
             }
         }
@@ -120,10 +129,22 @@ impl Backend {
         self.throttled(handle.key(), source, self.check_password(&handle, &[password])).await
     }
 
-    /// A further ticket beside `first`, which a password check just issued
-    /// (RST asks for one per service in a single request): no store read.
-    pub fn issue_sibling_ticket(&self, first: &str) -> Result<String, ErrorCode> {
-        self.tickets.issue_sibling(first, self.config.ticket_lifetime).ok_or(ErrorCode::AuthenticationFailed)
+    /// A further sign-in ticket beside `first`, which a password check just
+    /// issued (RST asks for one per service in a single request): no store
+    /// read. With `proof_key` (the RST `BinarySecret`), signing in with it
+    /// needs the proof of that key.
+    pub fn issue_sibling_ticket(
+        &self,
+        first: &str,
+        proof_key: Option<[u8; msnp::sso::SECRET_LEN]>,
+    ) -> Result<String, ErrorCode> {
+        self.tickets.issue_sibling(first, self.config.ticket_lifetime, proof_key).ok_or(ErrorCode::AuthenticationFailed)
+    }
+
+    /// A web-service ticket beside `first` (the address book's, storage's,
+    /// offline messages'): valid for every request until it expires.
+    pub fn issue_service_ticket(&self, first: &str) -> Result<String, ErrorCode> {
+        self.tickets.issue_service(first, self.config.ticket_lifetime).ok_or(ErrorCode::AuthenticationFailed)
     }
 
     /// A ticket for an account without a password check, for test and fuzz
@@ -135,6 +156,14 @@ impl Backend {
         Ok(self.tickets.issue(&key, tag, self.config.ticket_lifetime))
     }
 
+    /// A single sign-on ticket and its session key for an account without
+    /// a password check, for the same harnesses.
+    pub async fn issue_sso_ticket(&self, handle: &str) -> Result<(String, [u8; msnp::sso::SECRET_LEN]), ErrorCode> {
+        let first = self.issue_ticket(handle).await?;
+        let secret: [u8; msnp::sso::SECRET_LEN] = std::array::from_fn(|_| rand::random());
+        Ok((self.issue_sibling_ticket(&first, Some(secret))?, secret))
+    }
+
     /// `USR ... TWN S ticket`: accepts a ticket issued to this handle, once,
     /// if the password has not changed since. Also returns how long the
     /// ticket had left.
@@ -142,10 +171,13 @@ impl Backend {
         &self,
         handle: &Handle,
         ticket: &str,
+        proof: Option<&crate::passport::SsoProof>,
     ) -> Result<(Account, std::time::Duration), ErrorCode> {
-        let redeemed = match self.tickets.redeem(handle.key(), ticket) {
+        let redeemed = match self.tickets.redeem(handle.key(), ticket, proof) {
             Ok(r) => r,
-            Err(_) => self.redeem_elsewhere(handle.key(), ticket).await.ok_or(ErrorCode::AuthenticationFailed)?,
+            Err(_) => {
+                self.redeem_elsewhere(handle.key(), ticket, proof).await.ok_or(ErrorCode::AuthenticationFailed)?
+            }
         };
         let account = self
             .store
@@ -249,6 +281,10 @@ impl Backend {
         let token = msnp::passport::ticket_token(token);
         if token.is_empty() {
             return None;
+        }
+        // A web-service ticket from RST (MSNP13+): its owner's sign-in here.
+        if let Some((owner, _)) = self.tickets.service_owner(token) {
+            return self.registry.get(&owner);
         }
         let local = self.web_tokens.lock().get(token).cloned();
         if let Some(credential) = local {

@@ -10,6 +10,7 @@ mod accounts;
 mod cluster;
 mod lists;
 mod login;
+mod notices;
 mod offline;
 mod operator;
 mod presence;
@@ -41,6 +42,7 @@ use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMess
 use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };
+use bytes::Bytes;
 
 /// Errors of account administration (the CLI and, later, the web pages).
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,8 @@ pub enum LoginProof<'a> {
     Md5 { challenge: &'a str, response: &'a str },
     /// `USR TWN S`: a Passport ticket.
     Ticket(&'a str),
+    /// `USR SSO S`: a single sign-on ticket and the proof of its key.
+    SingleSignOn { ticket: &'a str, nonce: &'a str, blob: &'a str },
 }
 
 /// A completed login.

@@ -27,6 +27,7 @@ impl Reply {
             Reply::UsrChallenge { trid, package, challenge } => {
                 write!(line, "USR {trid} {} S {challenge}", package.package())
             }
+            Reply::UsrSsoChallenge { trid, policy, nonce } => write!(line, "USR {trid} SSO S {policy} {nonce}"),
             Reply::UsrOk { trid, handle, friendly } => {
                 write!(line, "USR {trid} OK {handle}")?;
                 if dialect.usr_ok_has_friendly() {
@@ -49,7 +50,10 @@ impl Reply {
                     _ => Ok(()),
                 }
             }
-            Reply::XfrSb { trid, address, cookie } => write!(line, "XFR {trid} SB {address} CKI {cookie}"),
+            Reply::XfrSb { trid, address, cookie } => {
+                write!(line, "XFR {trid} SB {address} CKI {cookie}")?;
+                referral_tail(line, dialect, "messenger.msn.com")
+            }
             Reply::Syn { trid, serial, timestamp, counts } => {
                 if dialect.uses_guids() {
                     write!(line, "SYN {trid} {timestamp} {timestamp}")?;
@@ -213,8 +217,20 @@ impl Reply {
             Reply::Chl { challenge } => write!(line, "CHL 0 {challenge}"),
             Reply::QryOk { trid } => write!(line, "QRY {trid}"),
             Reply::Uux { trid } => write!(line, "UUX {trid} 0"),
-            Reply::Ubx { handle, payload } => write!(line, "UBX {handle} {}", payload.len()),
+            Reply::Ubx { handle, payload } => {
+                write!(line, "UBX {handle}{} {}", network(dialect), payload.len())
+            }
             Reply::Gcf { trid, file, payload } => write!(line, "GCF {trid} {file} {}", payload.len()),
+            Reply::Policies { payload } => write!(line, "GCF 0 {}", payload.len()),
+            Reply::AdlOk { trid } => write!(line, "ADL {trid} OK"),
+            Reply::RmlOk { trid } => write!(line, "RML {trid} OK"),
+            Reply::ReverseListChange { added, payload } => {
+                write!(line, "{} 0 {}", if *added { "ADL" } else { "RML" }, payload.len())
+            }
+            Reply::Fqy { trid, payload } => write!(line, "FQY {trid} {}", payload.len()),
+            Reply::UunOk { trid } => write!(line, "UUN {trid} OK"),
+            Reply::Ubn { handle, kind, payload } => write!(line, "UBN {handle} {kind} {}", payload.len()),
+            Reply::Not { payload } => write!(line, "NOT {}", payload.len()),
             Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
             Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),
             Reply::Snd { trid, email } => write!(line, "SND {trid} {email}"),
@@ -240,9 +256,14 @@ impl Reply {
                 line.push_str("NLN ");
                 presence_fields(line, dialect, presence)
             }
-            Reply::Fln { handle } => write!(line, "FLN {handle}"),
+            Reply::Fln { handle } => {
+                write!(line, "FLN {handle}")?;
+                // The network, then the capabilities the contact had (none now).
+                if dialect.presence_has_network_id() { write!(line, " 1 0") } else { Ok(()) }
+            }
             Reply::Rng { session_id, address, cookie, caller, caller_friendly } => {
-                write!(line, "RNG {session_id} {address} CKI {cookie} {caller} {}", encode(caller_friendly))
+                write!(line, "RNG {session_id} {address} CKI {cookie} {caller} {}", encode(caller_friendly))?;
+                referral_tail(line, dialect, "messenger.hotmail.com")
             }
             Reply::Out { reason: Some(r) } => write!(line, "OUT {}", r.code()),
             Reply::Out { reason: None } => write!(line, "OUT"),
@@ -321,8 +342,25 @@ fn group_ids(groups: &[u32]) -> String {
     if groups.is_empty() { "0".into() } else { groups.iter().map(u32::to_string).collect::<Vec<_>>().join(",") }
 }
 
+/// ` 1`, the Messenger network, where presence lines name the network.
+fn network(dialect: Dialect) -> &'static str {
+    if dialect.presence_has_network_id() { " 1" } else { "" }
+}
+
+/// The end of `XFR ... SB` and `RNG` in MSNP13+: `U host`, then from
+/// MSNP14 the `1` that allows direct connections.
+fn referral_tail(line: &mut String, dialect: Dialect, host: &str) -> std::fmt::Result {
+    if dialect.switchboard_referral_names_host() {
+        write!(line, " U {host}")?;
+    }
+    if dialect.switchboard_referral_has_direct_flag() {
+        line.push_str(" 1");
+    }
+    Ok(())
+}
+
 fn presence_fields(line: &mut String, dialect: Dialect, p: &PresenceLine) -> std::fmt::Result {
-    write!(line, "{} {} {}", p.state, p.handle, encode(&p.friendly))?;
+    write!(line, "{} {}{} {}", p.state, p.handle, network(dialect), encode(&p.friendly))?;
     if dialect.presence_has_client_id() {
         write!(line, " {}", p.client_id)?;
         if let (true, Some(obj)) = (dialect.presence_has_msn_object(), &p.msn_object) {

@@ -98,11 +98,19 @@ pub enum Reply {
         download_url: String,
         info_url: String,
     },
-    /// `USR trid MD5 S challenge` (or `TWN S`).
+    /// `USR trid MD5 S challenge` (or `TWN S`); single sign-on has
+    /// [`Reply::UsrSsoChallenge`].
     UsrChallenge {
         trid: TrId,
         package: AuthScheme,
         challenge: String,
+    },
+    /// `USR trid SSO S policy nonce` (MSNP15+): get a ticket for the
+    /// messenger service under `policy`, and prove its key over `nonce`.
+    UsrSsoChallenge {
+        trid: TrId,
+        policy: String,
+        nonce: String,
     },
     /// Notification server login success.
     UsrOk {
@@ -258,6 +266,43 @@ pub enum Reply {
         file: String,
         payload: Bytes,
     },
+    /// `GCF 0 length`: the policy document MSNP13+ servers send at login.
+    Policies {
+        payload: Bytes,
+    },
+    /// `ADL trid OK`: the lists in an `ADL` were taken.
+    AdlOk {
+        trid: TrId,
+    },
+    /// `RML trid OK`.
+    RmlOk {
+        trid: TrId,
+    },
+    /// `ADL 0 length` / `RML 0 length`: someone put me on, or took me off,
+    /// their list (MSNP13+); the payload names them with `l="8"`.
+    ReverseListChange {
+        added: bool,
+        payload: Bytes,
+    },
+    /// `FQY trid length`: the networks of the contacts asked about.
+    Fqy {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `UUN trid OK`.
+    UunOk {
+        trid: TrId,
+    },
+    /// `UBN handle type length`: a notification from another user's client.
+    Ubn {
+        handle: String,
+        kind: u32,
+        payload: Bytes,
+    },
+    /// `NOT length`: a notification document (the address book changed).
+    Not {
+        payload: Bytes,
+    },
     Url {
         trid: TrId,
         rru: String,
@@ -369,6 +414,11 @@ impl Reply {
             | Inf { trid, .. }
             | Cvr { trid, .. }
             | UsrChallenge { trid, .. }
+            | UsrSsoChallenge { trid, .. }
+            | AdlOk { trid }
+            | RmlOk { trid }
+            | Fqy { trid, .. }
+            | UunOk { trid }
             | UsrOk { trid, .. }
             | SbUsrOk { trid, .. }
             | XfrNs { trid, .. }
@@ -406,6 +456,10 @@ impl Reply {
             | Bpr { .. }
             | SyncContact(_)
             | Chl { .. }
+            | Policies { .. }
+            | ReverseListChange { .. }
+            | Ubn { .. }
+            | Not { .. }
             | Ubx { .. }
             | Nln { .. }
             | Fln { .. }
@@ -426,7 +480,15 @@ impl Reply {
         out.reserve(line.len() + 2);
         out.put_slice(line.as_bytes());
         out.put_slice(b"\r\n");
-        if let Reply::Msg { payload, .. } | Reply::Ubx { payload, .. } | Reply::Gcf { payload, .. } = self {
+        if let Reply::Msg { payload, .. }
+        | Reply::Ubx { payload, .. }
+        | Reply::Gcf { payload, .. }
+        | Reply::Policies { payload }
+        | Reply::ReverseListChange { payload, .. }
+        | Reply::Fqy { payload, .. }
+        | Reply::Ubn { payload, .. }
+        | Reply::Not { payload } = self
+        {
             out.put_slice(payload);
         }
     }

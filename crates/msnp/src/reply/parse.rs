@@ -119,12 +119,14 @@ impl<'a> Words<'a> {
     fn presence(&self, i: usize) -> Result<PresenceLine, MalformedReply> {
         let d = self.dialect;
         let has_id = d.presence_has_client_id();
+        // MSNP14+ name the network after the handle.
+        let n = i + usize::from(d.presence_has_network_id());
         Ok(PresenceLine {
             state: self.state(i)?,
             handle: self.string(i + 1)?,
-            friendly: self.text(i + 2)?,
-            client_id: if has_id { self.number(i + 3)? } else { 0 },
-            msn_object: if has_id && d.presence_has_msn_object() { self.opt(i + 4).map(str::to_string) } else { None },
+            friendly: self.text(n + 2)?,
+            client_id: if has_id { self.number(n + 3)? } else { 0 },
+            msn_object: if has_id && d.presence_has_msn_object() { self.opt(n + 4).map(str::to_string) } else { None },
         })
     }
 
@@ -172,6 +174,10 @@ impl Reply {
                 handle: w.string(2)?,
                 friendly: if d.usr_ok_has_friendly() { w.text(3)? } else { String::new() },
             },
+            "USR" if w.get(1)? == "SSO" => {
+                w.expect(2, "S")?;
+                Reply::UsrSsoChallenge { trid: w.trid(0)?, policy: w.string(3)?, nonce: w.string(4)? }
+            }
             "USR" => {
                 w.expect(2, "S")?;
                 Reply::UsrChallenge {
@@ -400,6 +406,22 @@ impl Reply {
             "QRY" => Reply::QryOk { trid: w.trid(0)? },
             "UUX" => Reply::Uux { trid: w.trid(0)? },
             "UBX" => Reply::Ubx { handle: w.string(0)?, payload: w.payload() },
+            "GCF" if w.len() == 2 => Reply::Policies { payload: w.payload() },
+            "ADL" | "RML" if w.opt(1) == Some("OK") => {
+                let trid = w.trid(0)?;
+                if w.verb == "ADL" { Reply::AdlOk { trid } } else { Reply::RmlOk { trid } }
+            }
+            "ADL" | "RML" => {
+                w.expect(0, "0")?;
+                Reply::ReverseListChange { added: w.verb == "ADL", payload: w.payload() }
+            }
+            "FQY" => Reply::Fqy { trid: w.trid(0)?, payload: w.payload() },
+            "UUN" => {
+                w.expect(1, "OK")?;
+                Reply::UunOk { trid: w.trid(0)? }
+            }
+            "UBN" => Reply::Ubn { handle: w.string(0)?, kind: w.number(1)?, payload: w.payload() },
+            "NOT" => Reply::Not { payload: w.payload() },
             "GCF" => Reply::Gcf { trid: w.trid(0)?, file: w.string(1)?, payload: w.payload() },
             "URL" => Reply::Url { trid: w.trid(0)?, rru: w.string(1)?, url: w.string(2)?, id: w.number(3)? },
             "SDC" => Reply::Sdc { trid: w.trid(0)? },

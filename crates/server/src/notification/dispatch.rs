@@ -120,6 +120,13 @@ impl NsSession {
             Sbp { trid, contact_guid, kind, value } => {
                 self.sbp(signed(&user)?, trid, contact_guid, kind, value, w).await
             }
+            Adl { trid, payload } => self.adl(signed(&user)?, trid, &payload, w).await,
+            Rml { trid, payload } => self.rml(signed(&user)?, trid, &payload, w).await,
+            Fqy { trid, payload } => self.fqy(signed(&user)?, trid, &payload, w),
+            Uun { trid, to, kind, payload } => self.uun(signed(&user)?, trid, &to, kind, payload, w).await,
+            Uum { trid, to, network, kind, payload } => {
+                self.uum(signed(&user)?, trid, &to, network, kind, &payload, w).await
+            }
         }
     }
 }
@@ -142,7 +149,11 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
         | Prp { .. }
         | Sbp { .. }
         | Gtc { .. }
-        | Blp { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
+        | Blp { .. }
+        | Adl { .. }
+        | Rml { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
+        Uun { .. } | Uum { .. } => Some((Action::Message, ErrorCode::UserTooActive)),
+        Fqy { .. } => None,
         // Named one by one, so that a new command is decided here.
         Ver { .. } | Inf { .. } | Cvr { .. } | Usr { .. } | Syn { .. } | Lst { .. } | Lsg { .. } | Qry { .. } => None,
         Gcf { .. } | Url { .. } | Sdc { .. } | Snd { .. } | Ims { .. } | Fnd { .. } | Png | Out | Msg { .. } => None,
@@ -162,6 +173,6 @@ fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
         Ver { .. } | Inf { .. } | Usr { .. } | Lst { .. } | Lsg { .. } | Gtc { .. } | Blp { .. } | Add { .. } => false,
         Adc { .. } | Rem { .. } | Adg { .. } | Rmg { .. } | Reg { .. } | Prp { .. } | Sbp { .. } | Chg { .. } => false,
         Rea { .. } | XfrSb { .. } | Qry { .. } | Uux { .. } | Sdc { .. } | Snd { .. } | Ims { .. } => false,
-        Fnd { .. } | Png | Out | Msg { .. } => false,
+        Fnd { .. } | Png | Out | Msg { .. } | Adl { .. } | Rml { .. } | Fqy { .. } | Uun { .. } | Uum { .. } => false,
     }
 }

@@ -1,4 +1,5 @@
-//! `USR`: MD5 logins (MSNP2-7) and Passport/TWN logins (MSNP8+).
+//! `USR`: MD5 logins (MSNP2-7), Passport/TWN logins (MSNP8-14) and single
+//! sign-on (MSNP15+).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,15 @@ use msnp::{ErrorCode, Reply, TrId};
 
 use super::{Challenged, Login, NsSession, Role, system_message};
 use crate::connection::{Flow, Writer};
+
+/// The policies MSNP13+ clients are sent before the login challenge: no
+/// client version is refused (SHIELDS), and how often the address book
+/// may be fetched again after a change notice (ABCH).
+const POLICIES: &str = concat!(
+    r#"<Policies><Policy type="SHIELDS"><config><shield><cli maj="7" min="0" minbld="0" maxbld="9999" deny=" " /></shield><block></block></config></Policy>"#,
+    r#"<Policy type="ABCH"><policy><set id="push" service="ABCH" priority="200"><r id="pushstorage" threshold="180000" /></set>"#,
+    r#"<set id="using_notifications" service="ABCH" priority="100"><r id="pullab" threshold="0" timer="1800000" trigger="Timer" /></set></policy></Policy></Policies>"#
+);
 
 /// Failed password attempts allowed on one connection before it is closed.
 const MAX_FAILED_LOGINS: u8 = 3;
@@ -36,6 +46,17 @@ impl NsSession {
                 };
                 let Challenged { handle, sent_handle, challenge } = *challenged;
                 let proof = LoginProof::Md5 { challenge: &challenge, response: &response };
+                let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
+                self.finish_login(trid, result, sent_handle, w).await
+            }
+            UsrStep::SsoInitiate { handle } if scheme == AuthScheme::Sso => self.initiate(trid, handle, w),
+            UsrStep::SsoResponse { ticket, blob } if scheme == AuthScheme::Sso => {
+                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
+                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+                    return Flow::Continue;
+                };
+                let Challenged { handle, sent_handle, challenge } = *challenged;
+                let proof = LoginProof::SingleSignOn { ticket: &ticket, nonce: &challenge, blob: &blob };
                 let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
                 self.finish_login(trid, result, sent_handle, w).await
             }
@@ -83,7 +104,19 @@ impl NsSession {
         }
         let package = w.dialect.auth_scheme();
         let challenge = Backend::start_login(package, unix_time());
-        w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() });
+        if w.dialect.sends_policies_at_login() {
+            w.push(&Reply::Policies { payload: bytes::Bytes::from_static(POLICIES.as_bytes()) });
+        }
+        match package {
+            AuthScheme::Sso => w.push(&Reply::UsrSsoChallenge {
+                trid,
+                policy: msnp::sso::POLICY.to_string(),
+                nonce: challenge.clone(),
+            }),
+            AuthScheme::Md5 | AuthScheme::Twn => {
+                w.push(&Reply::UsrChallenge { trid, package, challenge: challenge.clone() })
+            }
+        }
         self.login = Login::Challenged(Box::new(Challenged { handle: parsed, sent_handle: handle, challenge }));
         Flow::Continue
     }

@@ -14,6 +14,7 @@
 //! - `lists.rs`: `SYN`, lists, groups and properties.
 
 mod dispatch;
+mod list_documents;
 mod lists;
 mod login;
 mod session;
@@ -32,7 +33,7 @@ use backend::presence::{LoadedLists, NsEvent, OnlineUser};
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
 use msnp::oim::OimEntry;
-use msnp::{ErrorCode, Frame, Reply, TrId};
+use msnp::{ErrorCode, Frame, ListKind, Reply, TrId};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
@@ -276,6 +277,16 @@ impl NsSession {
         match event {
             NsEvent::Presence(presence) => w.push(&Reply::Nln { presence }),
             NsEvent::Offline { handle } => w.push(&Reply::Fln { handle }),
+            NsEvent::ListAdded { list: ListKind::Reverse, handle, friendly, .. }
+                if dialect.reverse_list_changes_as_adl() =>
+            {
+                let payload = list_documents::reverse_list_document(&handle, Some(&friendly));
+                w.push(&Reply::ReverseListChange { added: true, payload })
+            }
+            NsEvent::ListRemoved { list: ListKind::Reverse, handle, .. } if dialect.reverse_list_changes_as_adl() => {
+                let payload = list_documents::reverse_list_document(&handle, None);
+                w.push(&Reply::ReverseListChange { added: false, payload })
+            }
             NsEvent::ListAdded { list, serial, handle, friendly } => {
                 w.push(&Reply::Add { trid: 0, list, serial, handle, friendly, group: None, guid: None })
             }
@@ -291,6 +302,11 @@ impl NsSession {
             NsEvent::PersonalMessage { handle, payload } => {
                 if dialect.has_personal_message() {
                     w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
+                }
+            }
+            NsEvent::ClientNotice { from, kind, payload } => {
+                if dialect.has_command("UUN") {
+                    w.push(&Reply::Ubn { handle: from, kind, payload });
                 }
             }
             NsEvent::ContactProperty { serial, handle, kind, value } => {

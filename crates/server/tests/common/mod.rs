@@ -224,6 +224,8 @@ pub struct Client {
     pub friendly: Option<String>,
     /// The Passport ticket this connection signed in with (MSNP8+).
     pub ticket: Option<String>,
+    /// The address book's ticket from RST (single sign-on, MSNP15+).
+    pub contacts_ticket: Option<String>,
     /// The dialect typed requests and replies are spoken in.
     pub dialect: Dialect,
     /// A switchboard connection (its `USR` answer has that shape).
@@ -256,6 +258,7 @@ impl Client {
             profile: None,
             friendly: None,
             ticket: None,
+            contacts_ticket: None,
             dialect: Dialect::Msnp2,
             switchboard: false,
         }
@@ -709,6 +712,20 @@ pub async fn passport_ticket(server: &TestServer, email: &str, password: &str, c
     Ok(ticket.to_string())
 }
 
+/// Asks the RST service for the messenger token (under `policy`) and the
+/// address book's, as an MSNP15 client does.
+pub async fn sso_tokens(
+    server: &TestServer,
+    email: &str,
+    password: &str,
+    policy: &str,
+) -> Result<Vec<msnp::passport::IssuedToken>, msnp::passport::RstFailure> {
+    let services = [(msnp::sso::MESSENGER_SERVICE, policy), ("contacts.msn.com", "MBI")];
+    let body = msnp::passport::rst_request(email, password, &services);
+    let answer = soap_post(server, "/RST.srf", "", &body).await;
+    msnp::passport::parse_rst_response(&String::from_utf8_lossy(&answer.body))
+}
+
 /// `name@example.com` (password `pw-name`) signed in with `MSNPn`.
 pub async fn as_dialect(server: &TestServer, dialect: u8, name: &str) -> Client {
     login_as_dialect(server, dialect, &format!("{name}@example.com"), &format!("pw-{name}")).await
@@ -723,6 +740,7 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     let mut c = Client::connect(server.dispatch).await;
     let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION);
     let mut ticket = None;
+    let mut contacts_ticket = None;
     let mut action = signing.start();
     let signed = loop {
         action = match action {
@@ -741,6 +759,14 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
                 ticket = Some(t.clone());
                 signing.ticket(t)
             }
+            Action::FetchSsoToken { policy } => {
+                let tokens = sso_tokens(server, email, password, &policy).await.expect("RST tokens");
+                let messenger = tokens.iter().find(|t| t.id == "Compact1").expect("the messenger token");
+                contacts_ticket = tokens.iter().find(|t| t.id == "Compact2").map(|t| t.ticket.clone());
+                ticket = Some(messenger.ticket.clone());
+                let secret = messenger.secret.clone().expect("a session key");
+                signing.sso_token(messenger.ticket.clone(), &secret, [7; 8])
+            }
             Action::Done(signed) => break signed,
         };
     };
@@ -749,6 +775,7 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     c.profile = Some(profile);
     c.friendly = signed.friendly.map(|f| msnp::urlencode::encode(&f));
     c.ticket = ticket;
+    c.contacts_ticket = contacts_ticket;
     c.dialect = d;
     c
 }

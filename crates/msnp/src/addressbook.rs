@@ -1,0 +1,416 @@
+//! The address book and membership services of MSNP13+ (`abservice.asmx`,
+//! `SharingService.asmx`), both directions: the answers a server writes
+//! and a client reads back, and the requests a client sends.
+//!
+//! Only the elements clients are known to read are written (bitlbee,
+//! Pidgin, papyon and WLM read these paths); everything is escaped.
+
+use crate::soap::{Element, Envelope, escape_xml};
+
+/// The namespace of both services.
+pub const NS: &str = "http://www.msn.com/webservices/AddressBook";
+
+/// The default address book's id.
+pub const DEFAULT_AB: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A membership role: which list a member is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Allow,
+    Block,
+    Reverse,
+    Pending,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Allow, Role::Block, Role::Reverse, Role::Pending];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Allow => "Allow",
+            Role::Block => "Block",
+            Role::Reverse => "Reverse",
+            Role::Pending => "Pending",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// A member of a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub handle: String,
+    pub display_name: String,
+    /// ISO 8601.
+    pub changed: String,
+}
+
+/// One contact of the address book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub guid: String,
+    pub handle: String,
+    pub display_name: String,
+    /// The owner's own entry (`contactType` `Me`).
+    pub is_me: bool,
+    /// On the forward list (`isMessengerUser`).
+    pub messenger_user: bool,
+    pub cid: u64,
+    pub group_guids: Vec<String>,
+    /// `AB.NickName`: the name the owner gave the contact.
+    pub nickname: Option<String>,
+    pub changed: String,
+}
+
+/// A group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub guid: String,
+    pub name: String,
+    pub changed: String,
+}
+
+/// What `ABFindAll` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressBook {
+    pub owner_handle: String,
+    pub owner_cid: u64,
+    pub groups: Vec<Group>,
+    /// The owner's `Me` contact first, then the others.
+    pub contacts: Vec<Contact>,
+    pub changed: String,
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
+            r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">"#,
+            r#"<soap:Header><ServiceHeader xmlns="{ns}"><Version>15.01.1408.0000</Version><CacheKeyChanged>false</CacheKeyChanged><PreferredHostName>contacts.msn.com</PreferredHostName></ServiceHeader></soap:Header>"#,
+            "<soap:Body>{body}</soap:Body></soap:Envelope>"
+        ),
+        ns = NS,
+        body = body
+    )
+}
+
+/// The `FindMembership` answer: the Messenger service and its roles.
+pub fn find_membership_response(roles: &[(Role, Vec<Member>)], changed: &str) -> String {
+    let mut memberships = String::new();
+    for (role, members) in roles {
+        memberships.push_str(&format!("<Membership><MemberRole>{}</MemberRole><Members>", role.name()));
+        for m in members {
+            memberships.push_str(&format!(
+                concat!(
+                    r#"<Member xsi:type="PassportMember"><MembershipId>{id}</MembershipId><Type>Passport</Type>"#,
+                    "<DisplayName>{name}</DisplayName><State>Accepted</State><Deleted>false</Deleted>",
+                    "<LastChanged>{changed}</LastChanged><JoinedDate>{changed}</JoinedDate><ExpirationDate>0001-01-01T00:00:00</ExpirationDate>",
+                    "<Changes /><PassportName>{handle}</PassportName><IsPassportNameHidden>false</IsPassportNameHidden>",
+                    "<PassportId>0</PassportId><CID>{id}</CID><PassportChanges /></Member>"
+                ),
+                id = m.id,
+                name = escape_xml(&m.display_name),
+                changed = escape_xml(&m.changed),
+                handle = escape_xml(&m.handle),
+            ));
+        }
+        memberships.push_str("</Members><MembershipIsComplete>true</MembershipIsComplete></Membership>");
+    }
+    envelope(&format!(
+        concat!(
+            r#"<FindMembershipResponse xmlns="{ns}"><FindMembershipResult><Services><Service>"#,
+            "<Memberships>{memberships}</Memberships>",
+            "<Info><Handle><Id>1</Id><Type>Messenger</Type><ForeignId /></Handle><InverseRequired>false</InverseRequired><AuthorizationCriteria>Everyone</AuthorizationCriteria><IsBot>false</IsBot></Info>",
+            "<Changes /><LastChange>{changed}</LastChange><Deleted>false</Deleted></Service></Services>",
+            "<OwnerNamespace><Info><Handle><Id>{ab}</Id><IsPassportNameHidden>false</IsPassportNameHidden><CID>0</CID></Handle><CreatorPuid>0</CreatorPuid><CreatorCID>0</CreatorCID><CreatorPassportName /><CircleAttributes><IsPresenceEnabled>false</IsPresenceEnabled><Domain>WindowsLive</Domain></CircleAttributes><MessengerApplicationServiceCreated>false</MessengerApplicationServiceCreated></Info><Changes /><CreateDate>{changed}</CreateDate><LastChange>{changed}</LastChange></OwnerNamespace>",
+            "</FindMembershipResult></FindMembershipResponse>"
+        ),
+        ns = NS,
+        memberships = memberships,
+        changed = escape_xml(changed),
+        ab = DEFAULT_AB,
+    ))
+}
+
+fn contact_xml(c: &Contact) -> String {
+    let groups: String = c.group_guids.iter().map(|g| format!("<guid>{}</guid>", escape_xml(g))).collect();
+    let annotations = match &c.nickname {
+        Some(n) => format!(
+            "<annotations><Annotation><Name>AB.NickName</Name><Value>{}</Value></Annotation></annotations>",
+            escape_xml(n)
+        ),
+        None => String::new(),
+    };
+    format!(
+        concat!(
+            "<Contact><contactId>{guid}</contactId><contactInfo>{annotations}<contactType>{kind}</contactType>",
+            "<quickName>{name}</quickName><passportName>{handle}</passportName><IsPassportNameHidden>false</IsPassportNameHidden>",
+            "<displayName>{name}</displayName><puid>0</puid>",
+            "{groups}<CID>{cid}</CID><IsNotMobileVisible>false</IsNotMobileVisible><isMobileIMEnabled>false</isMobileIMEnabled>",
+            "<isMessengerUser>{messenger}</isMessengerUser><isFavorite>false</isFavorite><isSmtp>false</isSmtp>",
+            "<hasSpace>false</hasSpace><spotWatchState>NoDevice</spotWatchState><birthdate>0001-01-01T00:00:00</birthdate>",
+            "<primaryEmailType>ContactEmailPersonal</primaryEmailType><PrimaryLocation>ContactLocationPersonal</PrimaryLocation>",
+            "<PrimaryPhone>ContactPhonePersonal</PrimaryPhone><IsPrivate>false</IsPrivate><Gender>Unspecified</Gender><TimeZone>None</TimeZone></contactInfo>",
+            "<propertiesChanged /><fDeleted>false</fDeleted><lastChange>{changed}</lastChange></Contact>"
+        ),
+        guid = escape_xml(&c.guid),
+        annotations = annotations,
+        kind = if c.is_me { "Me" } else { "Regular" },
+        name = escape_xml(&c.display_name),
+        handle = escape_xml(&c.handle),
+        groups = if groups.is_empty() { String::new() } else { format!("<groupIds>{groups}</groupIds>") },
+        cid = c.cid,
+        messenger = c.messenger_user,
+        changed = escape_xml(&c.changed),
+    )
+}
+
+/// The `ABFindAll` answer.
+pub fn ab_find_all_response(ab: &AddressBook) -> String {
+    let groups: String = ab
+        .groups
+        .iter()
+        .map(|g| {
+            format!(
+                concat!(
+                    "<Group><groupId>{guid}</groupId><groupInfo><annotations><Annotation><Name>MSN.IM.Display</Name><Value>1</Value></Annotation></annotations>",
+                    "<groupType>C8529CE2-6EAD-434d-881F-341E17DB3FF8</groupType><name>{name}</name><IsNotMobileVisible>false</IsNotMobileVisible>",
+                    "<IsPrivate>false</IsPrivate><IsFavorite>false</IsFavorite></groupInfo><propertiesChanged /><fDeleted>false</fDeleted><lastChange>{changed}</lastChange></Group>"
+                ),
+                guid = escape_xml(&g.guid),
+                name = escape_xml(&g.name),
+                changed = escape_xml(&g.changed),
+            )
+        })
+        .collect();
+    let contacts: String = ab.contacts.iter().map(contact_xml).collect();
+    envelope(&format!(
+        concat!(
+            r#"<ABFindAllResponse xmlns="{ns}"><ABFindAllResult><groups>{groups}</groups><contacts>{contacts}</contacts>"#,
+            "<ab><abId>{ab}</abId><abInfo><ownerPuid>0</ownerPuid><OwnerCID>{cid}</OwnerCID><ownerEmail>{owner}</ownerEmail>",
+            "<fDefault>true</fDefault><joinedNamespace>false</joinedNamespace><IsBot>false</IsBot><IsParentManaged>false</IsParentManaged>",
+            "<SubscribeExternalPartner>false</SubscribeExternalPartner><NotifyExternalPartner>false</NotifyExternalPartner>",
+            "<AddressBookType>Individual</AddressBookType></abInfo><lastChange>{changed}</lastChange>",
+            "<DynamicItemLastChanged>0001-01-01T00:00:00</DynamicItemLastChanged><createDate>{changed}</createDate><propertiesChanged /></ab>",
+            "</ABFindAllResult></ABFindAllResponse>"
+        ),
+        ns = NS,
+        groups = groups,
+        contacts = contacts,
+        ab = DEFAULT_AB,
+        cid = ab.owner_cid,
+        owner = escape_xml(&ab.owner_handle),
+        changed = escape_xml(&ab.changed),
+    ))
+}
+
+/// A request as a client sends it: the ticket in `ABAuthHeader` and the
+/// operation `body` (an element in the service namespace).
+pub fn request(ticket: &str, body: &str) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
+            r#"<soap:Header><ABApplicationHeader xmlns="{ns}"><ApplicationId>CFE80F9D-180F-4399-82AB-413F33A1FA11</ApplicationId><IsMigration>false</IsMigration><PartnerScenario>Initial</PartnerScenario></ABApplicationHeader>"#,
+            r#"<ABAuthHeader xmlns="{ns}"><ManagedGroupRequest>false</ManagedGroupRequest><TicketToken>{ticket}</TicketToken></ABAuthHeader></soap:Header>"#,
+            "<soap:Body>{body}</soap:Body></soap:Envelope>"
+        ),
+        ns = NS,
+        ticket = escape_xml(ticket),
+        body = body
+    )
+}
+
+/// The `FindMembership` request for the Messenger service.
+pub fn find_membership_request(ticket: &str) -> String {
+    request(
+        ticket,
+        &format!(
+            r#"<FindMembership xmlns="{NS}"><serviceFilter><Types><ServiceType>Messenger</ServiceType></Types></serviceFilter></FindMembership>"#
+        ),
+    )
+}
+
+/// The `ABFindAll` request for the default address book, whole.
+pub fn ab_find_all_request(ticket: &str) -> String {
+    request(
+        ticket,
+        &format!(
+            r#"<ABFindAll xmlns="{NS}"><abId>{DEFAULT_AB}</abId><abView>Full</abView><deltasOnly>false</deltasOnly><lastChange>0001-01-01T00:00:00.0000000-08:00</lastChange></ABFindAll>"#
+        ),
+    )
+}
+
+/// What a server reads from a request: the ticket and the operation.
+#[derive(Debug, Clone)]
+pub struct ServiceRequest {
+    pub ticket: String,
+    pub operation: Element,
+}
+
+/// Reads a request: a SOAP envelope whose operation is in the service
+/// namespace and whose header carries a ticket (`TicketToken`, MSNP15+).
+pub fn parse_request(xml: &str) -> Option<ServiceRequest> {
+    let envelope = Envelope::parse(xml)?;
+    let operation = envelope.operation()?.clone();
+    if operation.namespace.as_deref() != Some(NS) {
+        return None;
+    }
+    let ticket = envelope.header.find("TicketToken")?.text.trim().to_string();
+    Some(ServiceRequest { ticket, operation })
+}
+
+fn text(e: &Element, path: &[&str]) -> String {
+    e.text_at(path).unwrap_or("").to_string()
+}
+
+/// Reads a `FindMembership` answer back (a client's side).
+pub fn parse_find_membership_response(xml: &str) -> Option<Vec<(Role, Vec<Member>)>> {
+    let envelope = Envelope::parse(xml)?;
+    let mut memberships = Vec::new();
+    envelope.body.find_all("Membership", &mut memberships);
+    memberships
+        .into_iter()
+        .map(|m| {
+            let role = Role::from_name(m.text_at(&["MemberRole"])?)?;
+            let members = m
+                .child("Members")
+                .map(|ms| {
+                    ms.children_named("Member")
+                        .map(|x| Member {
+                            id: x.text_at(&["MembershipId"]).and_then(|i| i.parse().ok()).unwrap_or(0),
+                            handle: text(x, &["PassportName"]),
+                            display_name: text(x, &["DisplayName"]),
+                            changed: text(x, &["LastChanged"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((role, members))
+        })
+        .collect()
+}
+
+/// Reads an `ABFindAll` answer back (a client's side).
+pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
+    let envelope = Envelope::parse(xml)?;
+    let result = envelope.body.find("ABFindAllResult")?;
+    let groups = result
+        .child("groups")
+        .map(|gs| {
+            gs.children_named("Group")
+                .map(|g| Group {
+                    guid: text(g, &["groupId"]),
+                    name: text(g, &["groupInfo", "name"]),
+                    changed: text(g, &["lastChange"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let contacts = result
+        .child("contacts")
+        .map(|cs| {
+            cs.children_named("Contact")
+                .filter_map(|c| {
+                    let info = c.child("contactInfo")?;
+                    let nickname = info.child("annotations").and_then(|a| {
+                        a.children_named("Annotation")
+                            .find(|x| x.text_at(&["Name"]) == Some("AB.NickName"))
+                            .map(|x| text(x, &["Value"]))
+                    });
+                    Some(Contact {
+                        guid: text(c, &["contactId"]),
+                        handle: text(info, &["passportName"]),
+                        display_name: text(info, &["displayName"]),
+                        is_me: info.text_at(&["contactType"]) == Some("Me"),
+                        messenger_user: info.text_at(&["isMessengerUser"]) == Some("true"),
+                        cid: info.text_at(&["CID"]).and_then(|i| i.parse().ok()).unwrap_or(0),
+                        group_guids: info
+                            .child("groupIds")
+                            .map(|g| g.children_named("guid").map(|x| x.text.trim().to_string()).collect())
+                            .unwrap_or_default(),
+                        nickname,
+                        changed: text(c, &["lastChange"]),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(AddressBook {
+        owner_handle: text(result, &["ab", "abInfo", "ownerEmail"]),
+        owner_cid: result.text_at(&["ab", "abInfo", "OwnerCID"]).and_then(|i| i.parse().ok()).unwrap_or(0),
+        groups,
+        contacts,
+        changed: text(result, &["ab", "lastChange"]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_read_back() {
+        let roles = vec![
+            (
+                Role::Allow,
+                vec![Member {
+                    id: 7,
+                    handle: "bob@x.com".into(),
+                    display_name: "Bob <&>".into(),
+                    changed: "2026-01-01T00:00:00Z".into(),
+                }],
+            ),
+            (Role::Reverse, vec![]),
+        ];
+        let xml = find_membership_response(&roles, "2026-01-01T00:00:00Z");
+        assert_eq!(parse_find_membership_response(&xml).unwrap(), roles);
+        let ab = AddressBook {
+            owner_handle: "me@x.com".into(),
+            owner_cid: 1,
+            groups: vec![Group { guid: "g1".into(), name: "Friends & Co".into(), changed: "c".into() }],
+            contacts: vec![
+                Contact {
+                    guid: "c0".into(),
+                    handle: "me@x.com".into(),
+                    display_name: "Me".into(),
+                    is_me: true,
+                    messenger_user: false,
+                    cid: 1,
+                    group_guids: vec![],
+                    nickname: None,
+                    changed: "c".into(),
+                },
+                Contact {
+                    guid: "c1".into(),
+                    handle: "bob@x.com".into(),
+                    display_name: "Bob".into(),
+                    is_me: false,
+                    messenger_user: true,
+                    cid: 7,
+                    group_guids: vec!["g1".into()],
+                    nickname: Some("Bobby <3".into()),
+                    changed: "c".into(),
+                },
+            ],
+            changed: "c".into(),
+        };
+        assert_eq!(parse_ab_find_all_response(&ab_find_all_response(&ab)).unwrap(), ab);
+    }
+
+    #[test]
+    fn requests_carry_their_ticket_and_operation() {
+        let r = parse_request(&ab_find_all_request("t=a&p=b")).unwrap();
+        assert_eq!((r.ticket.as_str(), r.operation.name.as_str()), ("t=a&p=b", "ABFindAll"));
+        assert_eq!(r.operation.text_at(&["deltasOnly"]), Some("false"));
+        assert_eq!(parse_request(&find_membership_request("t")).unwrap().operation.name, "FindMembership");
+        // Another namespace, or no ticket: not a request of the service.
+        let other = find_membership_request("t").replace(NS, "urn:other");
+        assert!(parse_request(&other).is_none());
+        let no_ticket = find_membership_request("t").replace("<TicketToken>t</TicketToken>", "");
+        assert!(parse_request(&no_ticket).is_none());
+    }
+}
