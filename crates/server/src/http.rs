@@ -156,7 +156,11 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = match timeout(READ_TIMEOUT, read_request(&mut stream)).await {
-        Ok(Some(r)) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(Unread::TooLarge)) => {
+            let _ = stream.write_all(&Response::empty(413, "Payload Too Large").to_bytes()).await;
+            return;
+        }
         _ => {
             let _ = stream.write_all(&Response::empty(400, "Bad Request").to_bytes()).await;
             return;
@@ -204,7 +208,16 @@ fn password_may_arrive(path: &str, tls: bool, peer: SocketAddr, insecure_http_lo
     !carries_password || tls || peer.ip().is_loopback() || insecure_http_login
 }
 
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
+/// Why no request was read.
+enum Unread {
+    /// Not HTTP, cut short, or a head over the limit.
+    Malformed,
+    /// A body announced over [`MAX_BODY`] (413).
+    TooLarge,
+}
+
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, Unread> {
+    let none = || Unread::Malformed;
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
@@ -214,20 +227,20 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
             break i + 2;
         }
         if buf.len() >= MAX_HEAD {
-            return None;
+            return Err(none());
         }
         let mut chunk = [0u8; 2048];
-        let n = stream.read(&mut chunk).await.ok()?;
+        let n = stream.read(&mut chunk).await.map_err(|_| none())?;
         if n == 0 {
-            return None;
+            return Err(none());
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| none())?;
     let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
-    let mut request_line = lines.next()?.split(' ').filter(|s| !s.is_empty());
-    let method = request_line.next()?.to_string();
-    let target = RequestTarget::parse(request_line.next()?)?;
+    let mut request_line = lines.next().ok_or_else(none)?.split(' ').filter(|s| !s.is_empty());
+    let method = request_line.next().ok_or_else(none)?.to_string();
+    let target = request_line.next().and_then(RequestTarget::parse).ok_or_else(none)?;
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
@@ -238,19 +251,19 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     if length > MAX_BODY {
-        return None;
+        return Err(Unread::TooLarge);
     }
     let mut body = buf[head_end..].to_vec();
     while body.len() < length {
         let mut chunk = vec![0u8; (length - body.len()).min(8192)];
-        let n = stream.read(&mut chunk).await.ok()?;
+        let n = stream.read(&mut chunk).await.map_err(|_| none())?;
         if n == 0 {
-            return None;
+            return Err(none());
         }
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
-    Some(Request { method, target, headers, body })
+    Ok(Request { method, target, headers, body })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
