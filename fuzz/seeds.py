@@ -104,12 +104,23 @@ def main():
               b"ct=1062764429,kpp=1,kv=5,ver=2.1.0173.1,tpf=43f8a4c8ed940c04e3740be46c4d1619")
     write("passport", "authorization", header)
     write("passport", "raw-password", header.replace(b"p%40ss%2Cword", b"p@ss,word"))
-    rst = (b'<?xml version="1.0"?><Envelope><Header><Security><UsernameToken><Username>alice@hotmail.com'
+    rst = (b'<?xml version="1.0"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Header><Security><UsernameToken><Username>alice@hotmail.com'
            b'</Username><Password>secret</Password></UsernameToken></Security></Header><Body>'
            b'<RequestMultipleSecurityTokens><RequestSecurityToken Id="RST0"><AppliesTo><EndpointReference>'
            b'<Address>http://Passport.NET/tb</Address></EndpointReference></AppliesTo></RequestSecurityToken>'
            b'</RequestMultipleSecurityTokens></Body></Envelope>')
     write("passport", "rst", rst)
+
+    write("soap_and_lists", "adl-initial", b'<ml l="1"><d n="example.com"><c n="bob" l="3" t="1"/></d></ml>')
+    write("soap_and_lists", "adl-reverse", b'<ml><d n="example.com"><c n="alice" l="8" t="1" f="Alice%20A."/></d></ml>')
+    write("soap_and_lists", "fqy", b'<ml><d n="example.com"><c n="carol"/></d></ml>')
+    ab = (b'<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>'
+          b'<ABAuthHeader xmlns="http://www.msn.com/webservices/AddressBook"><TicketToken>t=a&amp;p=b</TicketToken>'
+          b'</ABAuthHeader></soap:Header><soap:Body><ABFindAll xmlns="http://www.msn.com/webservices/AddressBook">'
+          b'<abId>00000000-0000-0000-0000-000000000000</abId><deltasOnly>false</deltasOnly></ABFindAll></soap:Body></soap:Envelope>')
+    write("soap_and_lists", "abfindall", ab)
+    write("soap_and_lists", "bomb", b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><x>&b;</x>')
+    write("soap_and_lists", "blob", b"HAAAAAEAAAADZgAABIAAAAgAAAAUAAAASAAAAAECAwQFBgcI")
 
     slp = (b"INVITE MSNMSGR:bob@example.com MSNSLP/1.0\r\nTo: <msnmsgr:bob@example.com>\r\n"
            b"From: <msnmsgr:alice@example.com>\r\nVia: MSNSLP/1.0/TLP ;branch={33517CE4-02FC-4428-B6F4-39927229B722}\r\n"

@@ -112,9 +112,26 @@ impl Client {
         Ok(())
     }
 
+    /// The one-contact list document of `ADL`/`RML` (MSNP13+).
+    fn list_document(list: ListKind, handle: &str) -> bytes::Bytes {
+        let doc = msnp::adl::ListDocument {
+            initial: false,
+            contacts: vec![msnp::adl::ListEntry {
+                handle: handle.to_string(),
+                lists: list.bit(),
+                network: msnp::adl::MESSENGER_NETWORK,
+                friendly: None,
+            }],
+        };
+        bytes::Bytes::from(doc.encode())
+    }
+
     async fn add_to(&self, list: ListKind, handle: &str, friendly: &str) -> Result<()> {
         let (h, f) = (handle.to_string(), friendly.to_string());
-        let reply = if self.shared.dialect.uses_guids() {
+        let reply = if self.shared.dialect.lists_over_soap() {
+            let payload = Self::list_document(list, handle);
+            self.shared.request(move |trid| NsRequest::Adl { trid, payload }).await?
+        } else if self.shared.dialect.uses_guids() {
             let friendly = (list == ListKind::Forward).then_some(f);
             self.shared
                 .request(move |trid| NsRequest::Adc { trid, list, target: AdcTarget::Handle { handle: h, friendly } })
@@ -137,6 +154,14 @@ impl Client {
     }
 
     async fn remove_from(&self, list: ListKind, handle: &str) -> Result<()> {
+        if self.shared.dialect.lists_over_soap() {
+            let payload = Self::list_document(list, handle);
+            self.shared.request(move |trid| NsRequest::Rml { trid, payload }).await?;
+            let mut state = self.shared.state.lock().expect("state lock");
+            state.contact_mut(handle).set(list, false);
+            state.prune();
+            return Ok(());
+        }
         let target = match (list, self.shared.dialect.uses_guids()) {
             (ListKind::Forward, true) => self
                 .state()
@@ -365,6 +390,27 @@ fn take_trid(next: &mut TrId) -> TrId {
     trid
 }
 
+/// Someone put me on their contact list.
+fn added_by(shared: &Shared, handle: String, friendly: String) {
+    let needs_answer = {
+        let mut s = shared.state.lock().expect("state lock");
+        let c = s.contact_mut(&handle);
+        c.set(ListKind::Reverse, true);
+        !c.on(ListKind::Allow) && !c.on(ListKind::Block)
+    };
+    shared.emit(Event::AddedBy { handle, friendly, needs_answer });
+}
+
+/// Someone took me off their contact list.
+fn removed_by(shared: &Shared, handle: String) {
+    {
+        let mut s = shared.state.lock().expect("state lock");
+        s.contact_mut(&handle).set(ListKind::Reverse, false);
+        s.prune();
+    }
+    shared.emit(Event::RemovedBy { handle });
+}
+
 async fn handle(
     shared: &Arc<Shared>,
     conn: &mut Conn,
@@ -417,22 +463,21 @@ async fn handle(
         }
         Reply::Add { list: ListKind::Reverse, handle, friendly, .. } => {
             let friendly = if friendly.is_empty() { handle.clone() } else { friendly };
-            let needs_answer = {
-                let mut s = shared.state.lock().expect("state lock");
-                let c = s.contact_mut(&handle);
-                c.set(ListKind::Reverse, true);
-                !c.on(ListKind::Allow) && !c.on(ListKind::Block)
-            };
-            shared.emit(Event::AddedBy { handle, friendly, needs_answer });
+            added_by(shared, handle, friendly);
         }
-        Reply::Rem { list: ListKind::Reverse, handle, .. } => {
-            {
-                let mut s = shared.state.lock().expect("state lock");
-                s.contact_mut(&handle).set(ListKind::Reverse, false);
-                s.prune();
+        // MSNP13+ tell of someone adding or removing me with a document.
+        Reply::ReverseListChange { added, payload } => {
+            let Ok(doc) = msnp::adl::ListDocument::parse(&payload) else { return };
+            for c in doc.contacts {
+                if added {
+                    let friendly = c.friendly.unwrap_or_else(|| c.handle.clone());
+                    added_by(shared, c.handle, friendly);
+                } else {
+                    removed_by(shared, c.handle);
+                }
             }
-            shared.emit(Event::RemovedBy { handle });
         }
+        Reply::Rem { list: ListKind::Reverse, handle, .. } => removed_by(shared, handle),
         Reply::Rng { session_id, address, cookie, caller, .. } => {
             sb::answer(shared, session_id, address, cookie, caller)
         }

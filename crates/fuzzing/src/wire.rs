@@ -109,6 +109,27 @@ pub fn passport(data: &[u8]) {
     let _ = msnp::passport::parse_rst_request(text);
 }
 
+/// The XML of MSNP13+: list documents (`ADL`/`RML`/`FQY`), SOAP envelopes
+/// of the address book and RST (both directions), and the SSO login blob.
+/// A document that parses encodes to one that parses the same.
+pub fn soap_and_lists(data: &[u8]) {
+    if let Ok(doc) = msnp::adl::ListDocument::parse(data) {
+        let again = msnp::adl::ListDocument::parse(doc.encode().as_bytes()).expect("an encoded document parses");
+        assert_eq!(again, doc);
+        let _ = doc.check_client_lists();
+    }
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Some(tree) = msnp::soap::Element::parse(text) {
+        assert!(!tree.name.is_empty());
+    }
+    let _ = msnp::addressbook::parse_request(text);
+    let _ = msnp::addressbook::parse_find_membership_response(text);
+    let _ = msnp::addressbook::parse_ab_find_all_response(text);
+    let _ = msnp::passport::parse_rst_response(text);
+    let nonce = msnp::sso::nonce(&[7; msnp::sso::NONCE_LEN]);
+    assert!(!msnp::sso::verify_login_blob(&[1; msnp::sso::SECRET_LEN], &nonce, text) || text.len() > 100);
+}
+
 /// P2P (MSNSLP) binary packets and the SLP text inside them.
 pub fn p2p(data: &[u8]) {
     if let Ok(packet) = Packet::parse(data) {

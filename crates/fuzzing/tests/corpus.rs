@@ -44,6 +44,11 @@ fn passport() {
 }
 
 #[test]
+fn soap_and_lists() {
+    replay("soap_and_lists", fuzzing::wire::soap_and_lists);
+}
+
+#[test]
 fn web_and_bus() {
     replay("web_and_bus", fuzzing::wire::web_and_bus);
 }

@@ -462,3 +462,37 @@ async fn msnp_over_tls_carries_sign_in_referrals_and_a_chat() {
     timeout(Duration::from_secs(30), plain.read_to_end(&mut answer)).await.expect("closed in time").ok();
     assert!(!answer.windows(3).any(|w| w == b"VER"), "plain text answered: {answer:?}");
 }
+
+#[tokio::test]
+async fn an_msnp15_client_reads_its_lists_from_the_address_book_and_chats_with_msnp8() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    // Alice listed Bob from an older client; MSNP15 finds him in the
+    // address book.
+    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    alice.add_contact("bob@example.com", "Bob").await.unwrap();
+    alice.sign_out().await;
+    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let bob_entry = alice.state().contact("bob@example.com").cloned().expect("Bob from the address book");
+    assert!(bob_entry.on(msnp::ListKind::Forward) && bob_entry.guid.is_some());
+    alice.set_state(OnlineState::Online).await.unwrap();
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp8).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    // Bob adds Alice: she is told through an ADL document.
+    bob.add_contact("alice@example.com", "Alice").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    let chat = alice.start_conversation("bob@example.com").await.unwrap();
+    let bob_chat = wait(&mut b, |e| match e {
+        Event::ConversationStarted { conversation, .. } => Some(*conversation),
+        _ => None,
+    })
+    .await;
+    chat.send_text("hello from 2007").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "hello from 2007").then_some(())).await;
+    bob.conversation(bob_chat).unwrap().send_text("hi from 2003").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Message { text, .. } if text == "hi from 2003").then_some(())).await;
+    // Alice takes Bob off her list with RML.
+    alice.remove_contact("bob@example.com").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
+}

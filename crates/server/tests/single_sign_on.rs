@@ -150,11 +150,11 @@ async fn users_of_four_dialects_share_lists_presence_and_the_address_book() {
     // Alice adds Bob, Carol and Dave with one ADL and sees them online.
     let adl = br#"<ml><d n="example.com"><c n="bob" l="3" t="1"/><c n="carol" l="1" t="1"/><c n="dave" l="1" t="1"/></d></ml>"#;
     alice.send_payload("ADL 8", adl).await;
+    alice.expect("ADL 8 OK").await;
     for name in ["bob", "carol", "dave"] {
         let iln = alice.expect_prefix("ILN 8 NLN ").await;
         assert!(iln.text.contains(&format!("{name}@example.com")), "{}", iln.text);
     }
-    alice.expect("ADL 8 OK").await;
     bob.expect("ADC 0 RL N=alice@example.com F=Alice").await;
     carol.expect_prefix("ADD 0 RL ").await;
     dave.expect_prefix("ADD 0 RL ").await;

@@ -36,9 +36,11 @@ impl NsSession {
     /// `ADL`: the first one after sign-in (`<ml l="1">`) names what the
     /// client fetched from the services, which already are the server's
     /// lists; later ones put contacts on lists, and a contact put on the
-    /// forward list is shown at once with `ILN` under the request's TrID.
+    /// forward list is shown at once with `ILN` under the request's TrID,
+    /// after the `ADL ... OK` (the order of `ADC` and its `ILN`).
     pub(super) async fn adl(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
         let doc = client_document(payload)?;
+        let mut shown = Vec::new();
         if !doc.initial {
             let backend = self.shared.backend.clone();
             for contact in &doc.contacts {
@@ -48,13 +50,14 @@ impl NsSession {
                         continue;
                     }
                     let outcome = backend.add_to_list(user, list, &contact.handle, OppositeList::Accept).await?;
-                    if let Some(presence) = outcome.initial_presence {
-                        w.push(&Reply::Iln { trid, presence: presence.line });
-                    }
+                    shown.extend(outcome.initial_presence.map(|p| Reply::Iln { trid, presence: p.line }));
                 }
             }
         }
         w.push(&Reply::AdlOk { trid });
+        for iln in &shown {
+            w.push(iln);
+        }
         Ok(Flow::Continue)
     }
 
