@@ -56,6 +56,16 @@ impl Transcript {
         }
     }
 
+    /// The transcript under its heading, one line each.
+    fn render(self, heading: &str) -> String {
+        let mut out = format!("{heading}\n");
+        for line in self.lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
     /// Sends a command and records it.
     async fn send(&mut self, who: &str, c: &mut Client, line: &str) {
         self.record(who, ">", line, None);
@@ -254,6 +264,29 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
     ns
 }
 
+/// A switchboard chat Alice opens and Bob answers, up to Bob's `JOI` on
+/// Alice's side: the two switchboard connections.
+async fn open_chat(t: &mut Transcript, a: &mut Client, b: &mut Client) -> (Client, Client) {
+    let xfr = t.step("A", a, "XFR 50 SB", &mut []).await;
+    let (address, cookie) = (xfr[0].args()[3].to_string(), xfr[0].args()[5].to_string());
+    let mut sa = Client::connect_str(&address).await;
+    t.send("A·sb", &mut sa, &format!("USR 1 alice@example.com {cookie}")).await;
+    t.recv("A·sb", &mut sa).await;
+    t.send("A·sb", &mut sa, "CAL 2 bob@example.com").await;
+    t.recv("A·sb", &mut sa).await;
+    let ring = t.settle("B", b).await;
+    let r = ring[0].args();
+    let (address, cookie, session) = (r[2].to_string(), r[4].to_string(), r[1].to_string());
+    let mut sb = Client::connect_str(&address).await;
+    t.send("B·sb", &mut sb, &format!("ANS 1 bob@example.com {cookie} {session}")).await;
+    let ans = t.recv("B·sb", &mut sb).await;
+    if ans.text.starts_with("IRO") {
+        t.recv("B·sb", &mut sb).await;
+    }
+    t.recv("A·sb", &mut sa).await;
+    (sa, sb)
+}
+
 /// The token after `prefix` in a line.
 fn field<'a>(line: &'a Line, prefix: &str) -> Option<&'a str> {
     line.args().into_iter().find_map(|a| a.strip_prefix(prefix))
@@ -330,23 +363,7 @@ async fn scene(d: Dialect) -> String {
     }
 
     // A switchboard chat Alice opens and Bob answers.
-    let xfr = t.step("A", &mut a, "XFR 50 SB", &mut []).await;
-    let (address, cookie) = (xfr[0].args()[3].to_string(), xfr[0].args()[5].to_string());
-    let mut sa = Client::connect_str(&address).await;
-    t.send("A·sb", &mut sa, &format!("USR 1 alice@example.com {cookie}")).await;
-    t.recv("A·sb", &mut sa).await;
-    t.send("A·sb", &mut sa, "CAL 2 bob@example.com").await;
-    t.recv("A·sb", &mut sa).await;
-    let ring = t.settle("B", &mut b).await;
-    let r = ring[0].args();
-    let (address, cookie, session) = (r[2].to_string(), r[4].to_string(), r[1].to_string());
-    let mut sb = Client::connect_str(&address).await;
-    t.send("B·sb", &mut sb, &format!("ANS 1 bob@example.com {cookie} {session}")).await;
-    let ans = t.recv("B·sb", &mut sb).await;
-    if ans.text.starts_with("IRO") {
-        t.recv("B·sb", &mut sb).await;
-    }
-    t.recv("A·sb", &mut sa).await;
+    let (mut sa, mut sb) = open_chat(&mut t, &mut a, &mut b).await;
     let text = text_message("hello, Bob");
     t.send_payload("A·sb", &mut sa, "MSG 3 A", &text).await;
     t.recv("B·sb", &mut sb).await;
@@ -369,12 +386,7 @@ async fn scene(d: Dialect) -> String {
         t.record("A", "<", &l.text, l.payload.as_deref());
     }
     t.settle("B", &mut b).await;
-    let mut out = format!("# {d}: Alice and Bob, both on {d}\n");
-    for line in t.lines {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    t.render(&format!("# {d}: Alice and Bob, both on {d}"))
 }
 
 /// The scene for MSNP13+, whose lists live in the address book: Alice and
@@ -408,23 +420,7 @@ async fn scene_over_soap(d: Dialect) -> String {
     t.step("A", &mut a, "CHG 42 AWY 268435492", &mut [("B", &mut b)]).await;
     t.step("A", &mut a, "BLP 44 BL", &mut []).await;
 
-    let xfr = t.step("A", &mut a, "XFR 50 SB", &mut []).await;
-    let (address, cookie) = (xfr[0].args()[3].to_string(), xfr[0].args()[5].to_string());
-    let mut sa = Client::connect_str(&address).await;
-    t.send("A·sb", &mut sa, &format!("USR 1 alice@example.com {cookie}")).await;
-    t.recv("A·sb", &mut sa).await;
-    t.send("A·sb", &mut sa, "CAL 2 bob@example.com").await;
-    t.recv("A·sb", &mut sa).await;
-    let ring = t.settle("B", &mut b).await;
-    let r = ring[0].args();
-    let (address, cookie, session) = (r[2].to_string(), r[4].to_string(), r[1].to_string());
-    let mut sb = Client::connect_str(&address).await;
-    t.send("B·sb", &mut sb, &format!("ANS 1 bob@example.com {cookie} {session}")).await;
-    let ans = t.recv("B·sb", &mut sb).await;
-    if ans.text.starts_with("IRO") {
-        t.recv("B·sb", &mut sb).await;
-    }
-    t.recv("A·sb", &mut sa).await;
+    let (mut sa, mut sb) = open_chat(&mut t, &mut a, &mut b).await;
     t.send_payload("A·sb", &mut sa, "MSG 3 A", &text_message("hello, Bob")).await;
     t.recv("B·sb", &mut sb).await;
     t.recv("A·sb", &mut sa).await;
@@ -442,12 +438,7 @@ async fn scene_over_soap(d: Dialect) -> String {
         t.record("A", "<", &l.text, l.payload.as_deref());
     }
     t.settle("B", &mut b).await;
-    let mut out = format!("# {d}: Alice and Bob, both on {d}, lists in the address book\n");
-    for line in t.lines {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    t.render(&format!("# {d}: Alice and Bob, both on {d}, lists in the address book"))
 }
 
 fn golden_path(d: Dialect) -> PathBuf {
