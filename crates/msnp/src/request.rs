@@ -145,6 +145,18 @@ pub enum UsrStep {
     SsoResponse { ticket: String, blob: String },
 }
 
+impl UsrStep {
+    /// The login scheme the step belongs to.
+    pub fn scheme(&self) -> crate::dialect::AuthScheme {
+        use crate::dialect::AuthScheme;
+        match self {
+            UsrStep::Md5Initiate { .. } | UsrStep::Md5Response { .. } => AuthScheme::Md5,
+            UsrStep::TwnInitiate { .. } | UsrStep::TwnResponse { .. } => AuthScheme::Twn,
+            UsrStep::SsoInitiate { .. } | UsrStep::SsoResponse { .. } => AuthScheme::Sso,
+        }
+    }
+}
+
 /// How the client names the list version it has cached in `SYN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncVersion {

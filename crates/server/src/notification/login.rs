@@ -35,45 +35,32 @@ impl NsSession {
             w.push(&Reply::error(ErrorCode::AlreadyLoggedIn, trid));
             return Flow::Continue;
         }
-        let scheme = w.dialect.auth_scheme();
-        match step {
-            UsrStep::Md5Initiate { handle } if scheme == AuthScheme::Md5 => self.initiate(trid, handle, w),
-            UsrStep::TwnInitiate { handle } if scheme == AuthScheme::Twn => self.initiate(trid, handle, w),
-            UsrStep::Md5Response { response } if scheme == AuthScheme::Md5 => {
-                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
-                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
-                    return Flow::Continue;
-                };
-                let Challenged { handle, sent_handle, challenge } = *challenged;
-                let proof = LoginProof::Md5 { challenge: &challenge, response: &response };
-                let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
-                self.finish_login(trid, result, sent_handle, w).await
-            }
-            UsrStep::SsoInitiate { handle } if scheme == AuthScheme::Sso => self.initiate(trid, handle, w),
-            UsrStep::SsoResponse { ticket, blob } if scheme == AuthScheme::Sso => {
-                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
-                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
-                    return Flow::Continue;
-                };
-                let Challenged { handle, sent_handle, challenge } = *challenged;
-                let proof = LoginProof::SingleSignOn { ticket: &ticket, nonce: &challenge, blob: &blob };
-                let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
-                self.finish_login(trid, result, sent_handle, w).await
-            }
-            UsrStep::TwnResponse { ticket } if scheme == AuthScheme::Twn => {
-                let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
-                    w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
-                    return Flow::Continue;
-                };
-                let Challenged { handle, sent_handle, .. } = *challenged;
-                let result = self.backend().complete_login(&handle, LoginProof::Ticket(&ticket), self.peer.ip()).await;
-                self.finish_login(trid, result, sent_handle, w).await
-            }
-            _ => {
-                w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
-                Flow::Continue
-            }
+        if step.scheme() != w.dialect.auth_scheme() {
+            w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+            return Flow::Continue;
         }
+        let response = match step {
+            UsrStep::Md5Initiate { handle } | UsrStep::TwnInitiate { handle } | UsrStep::SsoInitiate { handle } => {
+                return self.initiate(trid, handle, w);
+            }
+            response => response,
+        };
+        let Login::Challenged(challenged) = std::mem::replace(&mut self.login, Login::Initial) else {
+            w.push(&Reply::error(ErrorCode::InvalidParameter, trid));
+            return Flow::Continue;
+        };
+        let Challenged { handle, sent_handle, challenge } = *challenged;
+        let proof = match &response {
+            UsrStep::Md5Response { response } => LoginProof::Md5 { challenge: &challenge, response },
+            UsrStep::TwnResponse { ticket } => LoginProof::Ticket(ticket),
+            UsrStep::SsoResponse { ticket, blob } => LoginProof::SingleSignOn { ticket, nonce: &challenge, blob },
+            // Sent on above.
+            UsrStep::Md5Initiate { .. } | UsrStep::TwnInitiate { .. } | UsrStep::SsoInitiate { .. } => {
+                return Flow::Continue;
+            }
+        };
+        let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
+        self.finish_login(trid, result, sent_handle, w).await
     }
 
     /// `USR ... I handle`: the dispatch role refers the client on; the
