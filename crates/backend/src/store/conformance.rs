@@ -8,7 +8,8 @@ use std::sync::Arc;
 use msnp::{ListKind, PrivacyMode};
 
 use super::{
-    Credentials, ListChange, MailboxLimits, NewAccount, OfflineMessage, PostgresStore, SqliteStore, Store, StoreError,
+    Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, PostgresStore, Removal,
+    SqliteStore, Store, StoreError,
 };
 use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
 
@@ -271,6 +272,49 @@ async fn a_failing_change_does_not_undo_its_neighbours(f: Fixture) {
     assert_eq!(store.list_snapshot(a).await.unwrap().privacy, PrivacyMode::BlockUnlisted);
 }
 
+async fn list_changes_name_what_changed_since_and_what_was_removed(f: Fixture) {
+    let store = f.open().await;
+    let store = store.as_ref();
+    let a = account(store, "a@x.com").await;
+    let b = account(store, "b@x.com").await;
+    let c = account(store, "c@x.com").await;
+    let modified = |id| async move { store.list_snapshot(id).await.unwrap().modified_ms };
+    // Nothing changed after the last modification: nothing to tell.
+    assert_eq!(store.list_changes(a, modified(a).await).await.unwrap(), Some(ListChanges::default()));
+    store.set_list_membership(a, b, ListKind::Forward, true, "gb").await.unwrap();
+    store.set_list_membership(a, c, ListKind::Forward, true, "gc").await.unwrap();
+    let (group, _) = store.create_group(a, "Friends", "gg").await.unwrap();
+    // From before the store kept removals: it cannot tell.
+    assert_eq!(store.list_changes(a, 0).await.unwrap(), None);
+    let (seen, seen_by_c) = (modified(a).await, modified(c).await);
+    assert_eq!(store.list_changes(a, seen).await.unwrap(), Some(ListChanges::default()));
+
+    store.set_group_membership(a, b, group, true).await.unwrap();
+    store.set_list_membership(a, c, ListKind::Forward, false, "").await.unwrap();
+    store.rename_group(a, group, "Pals").await.unwrap();
+    let changes = store.list_changes(a, seen).await.unwrap().unwrap();
+    assert_eq!(changes.contacts, [b], "b joined a group; c's entry is gone");
+    assert_eq!(changes.groups, [group]);
+    assert_eq!(changes.removed, [Removal::Contact { guid: "gc".into(), handle: Some("c@x.com".into()) }]);
+    // The other side: a left c's reverse list.
+    let on_c = store.list_changes(c, seen_by_c).await.unwrap().unwrap();
+    assert!(matches!(&on_c.removed[..], [Removal::Contact { handle: Some(h), .. }] if h == "a@x.com"), "{on_c:?}");
+
+    let seen = modified(a).await;
+    store.delete_group(a, group).await.unwrap();
+    let changes = store.list_changes(a, seen).await.unwrap().unwrap();
+    assert_eq!(changes.contacts, [b], "b left the deleted group");
+    assert_eq!(changes.removed, [Removal::Group { guid: "gg".into() }]);
+
+    // An account deleted: every list it was on tells its owner.
+    let seen = modified(a).await;
+    store.delete_account("b@x.com").await.unwrap();
+    let changes = store.list_changes(a, seen).await.unwrap().unwrap();
+    assert!(matches!(&changes.removed[..], [Removal::Contact { guid, .. }] if guid == "gb"), "{changes:?}");
+    assert!(changes.contacts.is_empty());
+    assert_eq!(store.list_changes(a, modified(a).await).await.unwrap(), Some(ListChanges::default()));
+}
+
 /// Declares each test once per back end.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -304,4 +348,5 @@ suite!(
     concurrent_changes_are_all_durable,
     mutual_adds_at_once_neither_deadlock_nor_lose_serials,
     a_failing_change_does_not_undo_its_neighbours,
+    list_changes_name_what_changed_since_and_what_was_removed,
 );

@@ -139,6 +139,44 @@ pub struct ListChange {
     pub guid: String,
 }
 
+/// What changed on one account's lists after a moment (the address book's
+/// delta answers): the entries and groups changed since, by id, and what
+/// was removed. Entries are named, not copied: the caller reads them from a
+/// snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListChanges {
+    pub contacts: Vec<AccountId>,
+    pub groups: Vec<u32>,
+    pub removed: Vec<Removal>,
+}
+
+/// Something taken off an account's lists: a contact's entry (its GUID and
+/// handle; no handle if the account is gone) or a group (its GUID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Contact { guid: String, handle: Option<String> },
+    Group { guid: String },
+}
+
+/// Assembles [`ListChanges`] from the rows both stores read: a removal
+/// with no handle column is a group's, one with an empty handle a contact
+/// whose account is gone.
+fn removals(contacts: Vec<AccountId>, groups: Vec<i64>, rows: Vec<(String, Option<String>)>) -> ListChanges {
+    let removed = rows
+        .into_iter()
+        .map(|(guid, handle)| match handle {
+            None => Removal::Group { guid },
+            Some(h) if h.is_empty() => Removal::Contact { guid, handle: None },
+            Some(h) => Removal::Contact { guid, handle: Some(h) },
+        })
+        .collect();
+    ListChanges { contacts, groups: groups.into_iter().map(|g| g as u32).collect(), removed }
+}
+
+/// How long removals are remembered for delta answers; an older moment is
+/// answered with "sync in full".
+pub const REMOVALS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
+
 /// The persistence the domain needs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -157,6 +195,10 @@ pub trait Store: Send + Sync + 'static {
     async fn account(&self, handle_key: &str) -> Result<Option<Account>, StoreError>;
     /// Everything `SYN` sends for one account.
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError>;
+    /// What changed on the account's lists after `since_ms` (a modification
+    /// time the store gave); `None` if the store cannot tell (the moment is
+    /// before it kept removals, or older than [`REMOVALS_KEPT_MS`]).
+    async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError>;
     /// Puts `contact` on or off one of `owner`'s lists and bumps the owner's
     /// serial. For the forward list, `owner` goes on or off the contact's
     /// reverse list in the same transaction and the contact's serial is

@@ -24,8 +24,8 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, MailboxCounts, MailboxLimits, NewAccount, OfflineMessage,
-    SnapshotRows, Store, StoreError,
+    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
+    OfflineMessage, SnapshotRows, Store, StoreError,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -100,6 +100,60 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         "ALTER TABLE offline_messages ADD COLUMN from_contact BOOLEAN NOT NULL DEFAULT TRUE;
         ALTER TABLE offline_messages ADD COLUMN withheld BOOLEAN NOT NULL DEFAULT FALSE;",
+    ),
+    // Change stamps and removal records for the address book's delta
+    // answers, kept by triggers (see the SQLite schema's version 5).
+    (
+        5,
+        "ALTER TABLE list_entries ADD COLUMN changed_ms BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE contact_groups ADD COLUMN changed_ms BIGINT NOT NULL DEFAULT 0;
+        CREATE TABLE list_removals (
+            owner_id   BIGINT NOT NULL,
+            guid       TEXT NOT NULL,
+            handle     TEXT,
+            removed_ms BIGINT NOT NULL
+        );
+        CREATE INDEX list_removals_owner ON list_removals(owner_id, removed_ms);
+        CREATE FUNCTION list_stamp(owner BIGINT) RETURNS BIGINT LANGUAGE sql STABLE AS
+            $$ SELECT COALESCE((SELECT list_modified_ms + 1 FROM accounts WHERE id = owner), 0) $$;
+        CREATE FUNCTION list_row_stamped() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.changed_ms := list_stamp(NEW.owner_id);
+            RETURN NEW;
+        END $$;
+        CREATE FUNCTION list_row_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE stamp BIGINT := list_stamp(OLD.owner_id);
+        BEGIN
+            IF stamp > 0 THEN
+                IF TG_TABLE_NAME = 'list_entries' THEN
+                    INSERT INTO list_removals (owner_id, guid, handle, removed_ms)
+                    VALUES (OLD.owner_id, COALESCE(OLD.guid, ''),
+                            COALESCE((SELECT handle FROM accounts WHERE id = OLD.contact_id), ''), stamp);
+                    DELETE FROM list_removals WHERE owner_id = OLD.owner_id AND removed_ms < stamp - 7776000000;
+                ELSE
+                    INSERT INTO list_removals (owner_id, guid, handle, removed_ms) VALUES (OLD.owner_id, OLD.guid, NULL, stamp);
+                END IF;
+            END IF;
+            RETURN OLD;
+        END $$;
+        CREATE FUNCTION group_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE r RECORD;
+        BEGIN
+            IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+            UPDATE list_entries SET changed_ms = list_stamp(r.owner_id)
+            WHERE owner_id = r.owner_id AND contact_id = r.contact_id;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER list_entries_stamped BEFORE INSERT OR UPDATE OF lists, guid, nickname ON list_entries
+            FOR EACH ROW EXECUTE FUNCTION list_row_stamped();
+        CREATE TRIGGER list_entries_removed AFTER DELETE ON list_entries
+            FOR EACH ROW EXECUTE FUNCTION list_row_removed();
+        CREATE TRIGGER contact_groups_stamped BEFORE INSERT OR UPDATE OF name ON contact_groups
+            FOR EACH ROW EXECUTE FUNCTION list_row_stamped();
+        CREATE TRIGGER contact_groups_removed AFTER DELETE ON contact_groups
+            FOR EACH ROW EXECUTE FUNCTION list_row_removed();
+        CREATE TRIGGER group_members_changed AFTER INSERT OR DELETE ON group_members
+            FOR EACH ROW EXECUTE FUNCTION group_member_changed();",
     ),
 ];
 
@@ -373,8 +427,12 @@ impl Store for PostgresStore {
                 .map(|r| r.get(0))
                 .collect();
             lock_accounts(&tx, &owners).await?;
-            tx.execute("UPDATE accounts SET serial = serial + 1 WHERE id = ANY($1)", &[&owners]).await.map_err(pg)?;
+            // After the delete, so that the modification time reaches the
+            // stamp of the removal records the delete leaves.
             tx.execute("DELETE FROM accounts WHERE id = $1", &[&id]).await.map_err(pg)?;
+            for owner in owners {
+                bump_serial(&tx, owner).await?;
+            }
             Ok(())
         })
     }
@@ -445,6 +503,52 @@ impl Store for PostgresStore {
 
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         read!(self, tx, { snapshot(&tx, id).await })
+    }
+
+    async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {
+        read!(self, tx, {
+            let row = tx
+                .query_opt(
+                    "SELECT list_modified_ms, (SELECT applied_at * 1000 FROM schema_migrations WHERE version = 5)
+                     FROM accounts WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(pg)?
+                .ok_or(StoreError::NoSuchAccount)?;
+            let (modified, kept_since): (i64, i64) = (row.get(0), row.get(1));
+            if modified <= since_ms {
+                return Ok(Some(ListChanges::default()));
+            }
+            if since_ms < kept_since.max(modified - super::REMOVALS_KEPT_MS) {
+                return Ok(None);
+            }
+            let contacts = tx
+                .query("SELECT contact_id FROM list_entries WHERE owner_id = $1 AND changed_ms > $2", &[&id, &since_ms])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let groups = tx
+                .query("SELECT group_id FROM contact_groups WHERE owner_id = $1 AND changed_ms > $2", &[&id, &since_ms])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| i64::from(r.get::<_, i32>(0)))
+                .collect();
+            let removed = tx
+                .query(
+                    "SELECT guid, handle FROM list_removals WHERE owner_id = $1 AND removed_ms > $2 ORDER BY removed_ms",
+                    &[&id, &since_ms],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            Ok(Some(super::removals(contacts, groups, removed)))
+        })
     }
 
     async fn set_list_membership(

@@ -21,8 +21,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, MailboxCounts, MailboxLimits, NewAccount, OfflineMessage,
-    SnapshotRows, Store, StoreError,
+    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
+    OfflineMessage, SnapshotRows, Store, StoreError,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -99,6 +99,59 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         "ALTER TABLE offline_messages ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE offline_messages ADD COLUMN withheld INTEGER NOT NULL DEFAULT 0;",
+    ),
+    // What changed when, for the address book's delta answers: each entry
+    // and group is stamped with the owner's next modification time (the
+    // owner's `list_modified_ms` + 1, which the change's serial bump then
+    // reaches or passes), and what is removed leaves a record. Triggers, so
+    // that no write path (nor an account's deletion) can forget.
+    (
+        5,
+        "ALTER TABLE list_entries ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE contact_groups ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE list_removals (
+        owner_id   INTEGER NOT NULL,
+        guid       TEXT NOT NULL,
+        handle     TEXT,
+        removed_ms INTEGER NOT NULL
+    );
+    CREATE INDEX list_removals_owner ON list_removals(owner_id, removed_ms);
+    CREATE TRIGGER list_entries_added AFTER INSERT ON list_entries BEGIN
+        UPDATE list_entries SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = NEW.owner_id)
+        WHERE owner_id = NEW.owner_id AND contact_id = NEW.contact_id;
+    END;
+    CREATE TRIGGER list_entries_changed AFTER UPDATE OF lists, guid, nickname ON list_entries BEGIN
+        UPDATE list_entries SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = NEW.owner_id)
+        WHERE owner_id = NEW.owner_id AND contact_id = NEW.contact_id;
+    END;
+    CREATE TRIGGER list_entries_removed AFTER DELETE ON list_entries BEGIN
+        INSERT INTO list_removals (owner_id, guid, handle, removed_ms)
+        SELECT OLD.owner_id, COALESCE(OLD.guid, ''), COALESCE((SELECT handle FROM accounts WHERE id = OLD.contact_id), ''),
+               list_modified_ms + 1
+        FROM accounts WHERE id = OLD.owner_id;
+        DELETE FROM list_removals WHERE owner_id = OLD.owner_id
+            AND removed_ms < (SELECT list_modified_ms FROM accounts WHERE id = OLD.owner_id) - 7776000000;
+    END;
+    CREATE TRIGGER contact_groups_added AFTER INSERT ON contact_groups BEGIN
+        UPDATE contact_groups SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = NEW.owner_id)
+        WHERE owner_id = NEW.owner_id AND group_id = NEW.group_id;
+    END;
+    CREATE TRIGGER contact_groups_renamed AFTER UPDATE OF name ON contact_groups BEGIN
+        UPDATE contact_groups SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = NEW.owner_id)
+        WHERE owner_id = NEW.owner_id AND group_id = NEW.group_id;
+    END;
+    CREATE TRIGGER contact_groups_removed AFTER DELETE ON contact_groups BEGIN
+        INSERT INTO list_removals (owner_id, guid, handle, removed_ms)
+        SELECT OLD.owner_id, OLD.guid, NULL, list_modified_ms + 1 FROM accounts WHERE id = OLD.owner_id;
+    END;
+    CREATE TRIGGER group_members_added AFTER INSERT ON group_members BEGIN
+        UPDATE list_entries SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = NEW.owner_id)
+        WHERE owner_id = NEW.owner_id AND contact_id = NEW.contact_id;
+    END;
+    CREATE TRIGGER group_members_removed AFTER DELETE ON group_members BEGIN
+        UPDATE list_entries SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = OLD.owner_id)
+        WHERE owner_id = OLD.owner_id AND contact_id = OLD.contact_id;
+    END;",
     ),
 ];
 
@@ -423,13 +476,16 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db)?
                 .ok_or(StoreError::NoSuchAccount)?;
-            conn.execute(
-                "UPDATE accounts SET serial = serial + 1
-                 WHERE id IN (SELECT owner_id FROM list_entries WHERE contact_id = ?1)",
-                [id],
-            )
-            .map_err(db)?;
+            let owners: Vec<AccountId> = conn
+                .prepare("SELECT owner_id FROM list_entries WHERE contact_id = ?1")
+                .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
+                .map_err(db)?;
+            // After the delete, so that the modification time reaches the
+            // stamp of the removal records the delete leaves.
             conn.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(db)?;
+            for owner in owners {
+                bump_serial(conn, owner)?;
+            }
             Ok(())
         })
         .await
@@ -508,6 +564,46 @@ impl Store for SqliteStore {
 
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         self.run(move |conn| snapshot(conn, id)).await
+    }
+
+    async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {
+        self.run(move |conn| {
+            let (modified, kept_since): (i64, i64) = conn
+                .query_row(
+                    "SELECT list_modified_ms, (SELECT applied_at * 1000 FROM schema_migrations WHERE version = 5)
+                     FROM accounts WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or(StoreError::NoSuchAccount)?;
+            if modified <= since_ms {
+                return Ok(Some(ListChanges::default()));
+            }
+            if since_ms < kept_since.max(modified - super::REMOVALS_KEPT_MS) {
+                return Ok(None);
+            }
+            let ids = |sql: &str| -> Result<Vec<i64>, StoreError> {
+                let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+                let rows = stmt.query_map(params![id, since_ms], |r| r.get(0)).map_err(db)?;
+                rows.collect::<Result<_, _>>().map_err(db)
+            };
+            let contacts = ids("SELECT contact_id FROM list_entries WHERE owner_id = ?1 AND changed_ms > ?2")?;
+            let groups = ids("SELECT group_id FROM contact_groups WHERE owner_id = ?1 AND changed_ms > ?2")?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT guid, handle FROM list_removals WHERE owner_id = ?1 AND removed_ms > ?2 ORDER BY removed_ms",
+                )
+                .map_err(db)?;
+            let removed = stmt
+                .query_map(params![id, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            Ok(Some(super::removals(contacts, groups, removed)))
+        })
+        .await
     }
 
     async fn set_list_membership(

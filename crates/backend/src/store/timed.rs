@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, MailboxLimits, NewAccount, OfflineMessage, Store, StoreError,
+    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, Store,
+    StoreError,
 };
 use crate::lists::{AccountId, ListSnapshot};
 
@@ -87,6 +88,9 @@ impl Store for TimedStore {
     }
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         self.time(self.inner.list_snapshot(id)).await
+    }
+    async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {
+        self.time(self.inner.list_changes(id, since_ms)).await
     }
     async fn set_list_membership(
         &self,

@@ -5,6 +5,10 @@
 //! Only the elements clients are known to read are written (bitlbee,
 //! Pidgin, papyon and WLM read these paths); everything is escaped.
 
+mod changes;
+
+pub use changes::{Answer, ContactRef, ContactUpdate, Fault, MAX_ITEMS, MemberRef, Operation, Unreadable};
+
 use crate::soap::{Element, Envelope, escape_xml};
 
 /// The namespace of both services.
@@ -47,6 +51,8 @@ pub struct Member {
     pub display_name: String,
     /// ISO 8601.
     pub changed: String,
+    /// In a delta answer: no longer in this role.
+    pub deleted: bool,
 }
 
 /// One contact of the address book.
@@ -64,6 +70,8 @@ pub struct Contact {
     /// `AB.NickName`: the name the owner gave the contact.
     pub nickname: Option<String>,
     pub changed: String,
+    /// In a delta answer: no longer in the address book.
+    pub deleted: bool,
 }
 
 /// A group.
@@ -72,6 +80,8 @@ pub struct Group {
     pub guid: String,
     pub name: String,
     pub changed: String,
+    /// In a delta answer: deleted.
+    pub deleted: bool,
 }
 
 /// What `ABFindAll` answers.
@@ -107,7 +117,7 @@ pub fn find_membership_response(roles: &[(Role, Vec<Member>)], changed: &str) ->
             memberships.push_str(&format!(
                 concat!(
                     r#"<Member xsi:type="PassportMember"><MembershipId>{id}</MembershipId><Type>Passport</Type>"#,
-                    "<DisplayName>{name}</DisplayName><State>Accepted</State><Deleted>false</Deleted>",
+                    "<DisplayName>{name}</DisplayName><State>Accepted</State><Deleted>{deleted}</Deleted>",
                     "<LastChanged>{changed}</LastChanged><JoinedDate>{changed}</JoinedDate><ExpirationDate>0001-01-01T00:00:00</ExpirationDate>",
                     "<Changes /><PassportName>{handle}</PassportName><IsPassportNameHidden>false</IsPassportNameHidden>",
                     "<PassportId>0</PassportId><CID>{id}</CID><PassportChanges /></Member>"
@@ -116,6 +126,7 @@ pub fn find_membership_response(roles: &[(Role, Vec<Member>)], changed: &str) ->
                 name = escape_xml(&m.display_name),
                 changed = escape_xml(&m.changed),
                 handle = escape_xml(&m.handle),
+                deleted = m.deleted,
             ));
         }
         memberships.push_str("</Members><MembershipIsComplete>true</MembershipIsComplete></Membership>");
@@ -155,7 +166,7 @@ fn contact_xml(c: &Contact) -> String {
             "<hasSpace>false</hasSpace><spotWatchState>NoDevice</spotWatchState><birthdate>0001-01-01T00:00:00</birthdate>",
             "<primaryEmailType>ContactEmailPersonal</primaryEmailType><PrimaryLocation>ContactLocationPersonal</PrimaryLocation>",
             "<PrimaryPhone>ContactPhonePersonal</PrimaryPhone><IsPrivate>false</IsPrivate><Gender>Unspecified</Gender><TimeZone>None</TimeZone></contactInfo>",
-            "<propertiesChanged /><fDeleted>false</fDeleted><lastChange>{changed}</lastChange></Contact>"
+            "<propertiesChanged /><fDeleted>{deleted}</fDeleted><lastChange>{changed}</lastChange></Contact>"
         ),
         guid = escape_xml(&c.guid),
         annotations = annotations,
@@ -166,6 +177,7 @@ fn contact_xml(c: &Contact) -> String {
         cid = c.cid,
         messenger = c.messenger_user,
         changed = escape_xml(&c.changed),
+        deleted = c.deleted,
     )
 }
 
@@ -179,11 +191,12 @@ pub fn ab_find_all_response(ab: &AddressBook) -> String {
                 concat!(
                     "<Group><groupId>{guid}</groupId><groupInfo><annotations><Annotation><Name>MSN.IM.Display</Name><Value>1</Value></Annotation></annotations>",
                     "<groupType>C8529CE2-6EAD-434d-881F-341E17DB3FF8</groupType><name>{name}</name><IsNotMobileVisible>false</IsNotMobileVisible>",
-                    "<IsPrivate>false</IsPrivate><IsFavorite>false</IsFavorite></groupInfo><propertiesChanged /><fDeleted>false</fDeleted><lastChange>{changed}</lastChange></Group>"
+                    "<IsPrivate>false</IsPrivate><IsFavorite>false</IsFavorite></groupInfo><propertiesChanged /><fDeleted>{deleted}</fDeleted><lastChange>{changed}</lastChange></Group>"
                 ),
                 guid = escape_xml(&g.guid),
                 name = escape_xml(&g.name),
                 changed = escape_xml(&g.changed),
+                deleted = g.deleted,
             )
         })
         .collect();
@@ -224,24 +237,14 @@ pub fn request(ticket: &str, body: &str) -> String {
     )
 }
 
-/// The `FindMembership` request for the Messenger service.
+/// The `FindMembership` request for the Messenger service, whole.
 pub fn find_membership_request(ticket: &str) -> String {
-    request(
-        ticket,
-        &format!(
-            r#"<FindMembership xmlns="{NS}"><serviceFilter><Types><ServiceType>Messenger</ServiceType></Types></serviceFilter></FindMembership>"#
-        ),
-    )
+    request(ticket, &Operation::FindMembership { deltas_since: None }.to_xml())
 }
 
 /// The `ABFindAll` request for the default address book, whole.
 pub fn ab_find_all_request(ticket: &str) -> String {
-    request(
-        ticket,
-        &format!(
-            r#"<ABFindAll xmlns="{NS}"><abId>{DEFAULT_AB}</abId><abView>Full</abView><deltasOnly>false</deltasOnly><lastChange>0001-01-01T00:00:00.0000000-08:00</lastChange></ABFindAll>"#
-        ),
-    )
+    request(ticket, &Operation::FindAll { deltas_since: None }.to_xml())
 }
 
 /// What a server reads from a request: the ticket and the operation.
@@ -285,6 +288,7 @@ pub fn parse_find_membership_response(xml: &str) -> Option<Vec<(Role, Vec<Member
                             handle: text(x, &["PassportName"]),
                             display_name: text(x, &["DisplayName"]),
                             changed: text(x, &["LastChanged"]),
+                            deleted: x.text_at(&["Deleted"]) == Some("true"),
                         })
                         .collect()
                 })
@@ -306,6 +310,7 @@ pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
                     guid: text(g, &["groupId"]),
                     name: text(g, &["groupInfo", "name"]),
                     changed: text(g, &["lastChange"]),
+                    deleted: g.text_at(&["fDeleted"]) == Some("true"),
                 })
                 .collect()
         })
@@ -334,6 +339,7 @@ pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
                             .unwrap_or_default(),
                         nickname,
                         changed: text(c, &["lastChange"]),
+                        deleted: c.text_at(&["fDeleted"]) == Some("true"),
                     })
                 })
                 .collect()
@@ -362,6 +368,7 @@ mod tests {
                     handle: "bob@x.com".into(),
                     display_name: "Bob <&>".into(),
                     changed: "2026-01-01T00:00:00Z".into(),
+                    deleted: false,
                 }],
             ),
             (Role::Reverse, vec![]),
@@ -371,7 +378,7 @@ mod tests {
         let ab = AddressBook {
             owner_handle: "me@x.com".into(),
             owner_cid: 1,
-            groups: vec![Group { guid: "g1".into(), name: "Friends & Co".into(), changed: "c".into() }],
+            groups: vec![Group { guid: "g1".into(), name: "Friends & Co".into(), changed: "c".into(), deleted: true }],
             contacts: vec![
                 Contact {
                     guid: "c0".into(),
@@ -383,6 +390,7 @@ mod tests {
                     group_guids: vec![],
                     nickname: None,
                     changed: "c".into(),
+                    deleted: false,
                 },
                 Contact {
                     guid: "c1".into(),
@@ -394,6 +402,7 @@ mod tests {
                     group_guids: vec!["g1".into()],
                     nickname: Some("Bobby <3".into()),
                     changed: "c".into(),
+                    deleted: true,
                 },
             ],
             changed: "c".into(),
