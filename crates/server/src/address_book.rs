@@ -1,15 +1,26 @@
 //! The address book and membership services of MSNP13+ clients
 //! (`abservice.asmx`, `SharingService.asmx`): a thin front that reads the
-//! SOAP request, checks its ticket and answers from the same lists that
-//! MSNP2-12 clients see through `SYN` (one store of truth).
+//! SOAP request, checks its ticket and translates each operation into the
+//! same domain calls `ADC`, `REM`, `ADG` and the rest make, so that the
+//! membership lists and the address book are views of the lists MSNP2-12
+//! clients see through `SYN` (one store of truth).
+//!
+//! The views: the forward list is the address book (with groups and the
+//! names the owner gave); the allow, block and reverse lists are the
+//! memberships of those roles; "pending" is derived: someone on the reverse
+//! list whom the owner has neither allowed nor blocked yet.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use backend::lists::ListSnapshot;
+use backend::lists::{ListSnapshot, OppositeList};
 use backend::presence::OnlineUser;
-use msnp::ListKind;
-use msnp::addressbook::{self, AddressBook, Contact, Group, Member, Role, ServiceRequest};
-use msnp::soap::escape_xml;
+use backend::store::{ListChanges, Removal};
+use msnp::addressbook::{
+    self, AddressBook, Answer as Done, Contact, ContactRef, ContactUpdate, Fault, Group, Member, MemberRef, Operation,
+    Role, ServiceRequest, Unreadable,
+};
+use msnp::{ErrorCode, ListKind};
 
 use crate::shared::Shared;
 
@@ -19,20 +30,28 @@ pub struct Answer {
     pub body: String,
 }
 
-fn fault(code: &str, text: &str) -> Answer {
-    Answer {
-        status: 500,
-        body: format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
-                "<soap:Body><soap:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring>",
-                r#"<detail><errorcode xmlns="http://www.msn.com/webservices/AddressBook">{}</errorcode></detail></soap:Fault></soap:Body></soap:Envelope>"#
-            ),
-            "soap:Client",
-            escape_xml(text),
-            escape_xml(code)
-        ),
-    }
+fn fault(fault: Fault, text: &str) -> Answer {
+    Answer { status: 500, body: fault.to_xml(text) }
+}
+
+fn ok(body: String) -> Answer {
+    Answer { status: 200, body }
+}
+
+/// A domain refusal as the services' fault; `missing` is the fault for
+/// "not there" in the operation at hand.
+fn refused(code: ErrorCode, missing: Fault, present: Fault) -> Answer {
+    let f = match code {
+        ErrorCode::AlreadyThere | ErrorCode::GroupExists => present,
+        ErrorCode::NotOnList | ErrorCode::InvalidGroup | ErrorCode::NotInGroup => missing,
+        ErrorCode::InvalidUser | ErrorCode::InvalidUsername | ErrorCode::InvalidParameter => {
+            return fault(Fault::InvalidPassportUser, "No such Messenger user");
+        }
+        ErrorCode::ListFull | ErrorCode::TooManyGroups => Fault::QuotaLimitReached,
+        ErrorCode::InternalServer | ErrorCode::ServerBusy => Fault::InternalError,
+        _ => Fault::BadArgument,
+    };
+    fault(f, &format!("Refused ({})", code.code()))
 }
 
 /// Handles one request to either service.
@@ -40,58 +59,377 @@ pub async fn serve(shared: &Arc<Shared>, body: &[u8]) -> Answer {
     let Some(ServiceRequest { ticket, operation }) =
         std::str::from_utf8(body).ok().and_then(addressbook::parse_request)
     else {
-        return fault("BadRequest", "Malformed request");
+        return fault(Fault::BadArgument, "Malformed request");
     };
     // The ticket RST issued for the service: its owner, signed in here.
     let Some(user) = shared.backend.web_user(&ticket).await else {
-        return fault("BadContextToken", "Invalid or expired ticket");
+        return fault(Fault::BadContextToken, "Invalid or expired ticket");
     };
-    let snapshot = match shared.backend.list_snapshot(&user).await {
-        Ok(s) => s,
-        Err(_) => return fault("InternalError", "Try again later"),
+    let operation = match Operation::parse(&operation) {
+        Ok(op) => op,
+        Err(Unreadable::Unknown(name)) => return fault(Fault::NotImplemented, &format!("{name} is not offered")),
+        Err(Unreadable::BadArgument(what)) => return fault(Fault::BadArgument, &format!("Bad or missing {what}")),
+        Err(Unreadable::OtherAddressBook) => return fault(Fault::AccessDenied, "Not your address book"),
     };
-    match operation.name.as_str() {
-        "FindMembership" => {
-            Answer { status: 200, body: addressbook::find_membership_response(&roles(&snapshot), &changed(&snapshot)) }
+    let book = Book { shared, user: &user };
+    match operation {
+        Operation::FindMembership { deltas_since } => book.find(deltas_since, View::Memberships).await,
+        Operation::FindAll { deltas_since } => book.find(deltas_since, View::AddressBook).await,
+        Operation::ContactAdd { handle, messenger_user, allow } => {
+            book.contact_add(&handle, messenger_user, allow).await
         }
-        "ABFindAll" => Answer { status: 200, body: addressbook::ab_find_all_response(&book(&user, &snapshot)) },
-        _ => fault("NotImplemented", "Unknown operation"),
+        Operation::ContactDelete { guids } => book.contact_delete(&guids).await,
+        Operation::ContactUpdate { contacts } => book.contact_update(&contacts).await,
+        Operation::GroupAdd { name } => book.group_add(&name).await,
+        Operation::GroupDelete { guids } => book.group_delete(&guids).await,
+        Operation::GroupUpdate { groups } => book.group_update(&groups).await,
+        Operation::GroupContactAdd { group, contacts } => book.group_contact_add(&group, &contacts).await,
+        Operation::GroupContactDelete { group, guids } => book.group_contact_delete(&group, &guids).await,
+        Operation::AddMember { role, members } => book.member_change(role, &members, true).await,
+        Operation::DeleteMember { role, members } => book.member_change(role, &members, false).await,
     }
 }
 
+#[derive(Clone, Copy)]
+enum View {
+    Memberships,
+    AddressBook,
+}
+
+/// One request's caller and the domain.
+struct Book<'a> {
+    shared: &'a Arc<Shared>,
+    user: &'a Arc<OnlineUser>,
+}
+
+fn done(operation: &str) -> Answer {
+    ok(addressbook::soap_answer(&Done::Done { operation: operation.to_string() }.to_xml()))
+}
+
+fn with_guid(operation: &str, guid: String) -> Answer {
+    ok(addressbook::soap_answer(&Done::Guid { operation: operation.to_string(), guid }.to_xml()))
+}
+
+impl Book<'_> {
+    async fn snapshot(&self) -> Result<ListSnapshot, Answer> {
+        self.shared.backend.list_snapshot(self.user).await.map_err(|_| fault(Fault::InternalError, "Try again later"))
+    }
+
+    /// `FindMembership` or `ABFindAll`, whole or (with `deltas_since`) the
+    /// changes since the `lastChange` a previous answer gave.
+    async fn find(&self, deltas_since: Option<String>, view: View) -> Answer {
+        let snapshot = match self.snapshot().await {
+            Ok(s) => s,
+            Err(a) => return a,
+        };
+        let changes = match deltas_since {
+            None => None,
+            Some(since) => {
+                let Some(since_ms) = msnp::time::parse_timestamp_ms(&since) else {
+                    return fault(Fault::BadArgument, "Bad lastChange");
+                };
+                match self.shared.backend.list_changes(self.user, since_ms).await {
+                    Ok(Some(changes)) => Some(changes),
+                    // Older than what the server remembers: the client
+                    // must ask again for everything.
+                    Ok(None) => return fault(Fault::FullSyncRequired, "Full sync required"),
+                    Err(_) => return fault(Fault::InternalError, "Try again later"),
+                }
+            }
+        };
+        match view {
+            View::Memberships => {
+                ok(addressbook::find_membership_response(&roles(&snapshot, changes.as_ref()), &changed(&snapshot)))
+            }
+            View::AddressBook => {
+                ok(addressbook::ab_find_all_response(&address_book(self.user, &snapshot, changes.as_ref())))
+            }
+        }
+    }
+
+    async fn contact_add(&self, handle: &str, messenger_user: bool, allow: bool) -> Answer {
+        // The address book here is the forward list: only Messenger
+        // contacts have a place in it.
+        if !messenger_user {
+            return fault(Fault::BadArgument, "Only Messenger contacts can be added");
+        }
+        let backend = &self.shared.backend;
+        let outcome = match backend.add_to_list(self.user, ListKind::Forward, handle, OppositeList::Accept).await {
+            Ok(o) => o,
+            Err(e) => return refused(e, Fault::InvalidPassportUser, Fault::ContactAlreadyExists),
+        };
+        // `EnableAllowListManagement`: the service also allowed the new
+        // contact, unless they were blocked.
+        if allow {
+            let key = handle.to_ascii_lowercase();
+            let bits = self.user.with_lists(|l| l.bits(&key));
+            if !bits.contains(ListKind::Allow) && !bits.contains(ListKind::Block) {
+                if let Err(e) = backend.add_to_list(self.user, ListKind::Allow, handle, OppositeList::Accept).await {
+                    return refused(e, Fault::InvalidPassportUser, Fault::MemberAlreadyExists);
+                }
+            }
+        }
+        with_guid("ABContactAdd", outcome.guid)
+    }
+
+    async fn contact_delete(&self, guids: &[String]) -> Answer {
+        for guid in guids {
+            if let Err(e) = self.shared.backend.remove_from_list(self.user, ListKind::Forward, guid).await {
+                return refused(e, Fault::ContactDoesNotExist, Fault::ContactDoesNotExist);
+            }
+        }
+        done("ABContactDelete")
+    }
+
+    async fn contact_update(&self, contacts: &[ContactUpdate]) -> Answer {
+        let backend = &self.shared.backend;
+        for c in contacts {
+            let is_me = c.is_me || c.guid.as_deref() == Some(addressbook::DEFAULT_AB);
+            if is_me {
+                // The owner's own contact: the display name is the friendly
+                // name every watcher sees (as `REA`/`PRP MFN`).
+                if let Some(name) = &c.display_name {
+                    if !is_friendly_name(name) {
+                        return fault(Fault::BadArgument, "Not a name Messenger can show");
+                    }
+                    if let Err(e) = backend.rename(self.user, &self.user.handle, name).await {
+                        return refused(e, Fault::ContactDoesNotExist, Fault::BadArgument);
+                    }
+                }
+                continue;
+            }
+            let Some(guid) = c.guid.as_deref() else { return fault(Fault::BadArgument, "No contactId") };
+            if backend.resolve_contact(self.user, guid).is_none() {
+                return fault(Fault::ContactDoesNotExist, "No such contact");
+            }
+            if let Some(nickname) = &c.nickname {
+                if !nickname.is_empty() && !is_friendly_name(nickname) {
+                    return fault(Fault::BadArgument, "Not a name Messenger can show");
+                }
+                if let Err(e) = backend.set_nickname(self.user, guid, nickname).await {
+                    return refused(e, Fault::ContactDoesNotExist, Fault::BadArgument);
+                }
+            }
+            // No longer a Messenger contact: out of the address book.
+            if c.messenger_user == Some(false) {
+                if let Err(e) = backend.remove_from_list(self.user, ListKind::Forward, guid).await {
+                    return refused(e, Fault::ContactDoesNotExist, Fault::ContactDoesNotExist);
+                }
+            }
+        }
+        done("ABContactUpdate")
+    }
+
+    async fn group_add(&self, name: &str) -> Answer {
+        if !is_group_name(name) {
+            return fault(Fault::BadArgument, "Not a group name Messenger can show");
+        }
+        match self.shared.backend.create_group(self.user, name).await {
+            Ok((_, group)) => with_guid("ABGroupAdd", group.guid),
+            Err(e) => refused(e, Fault::GroupDoesNotExist, Fault::GroupAlreadyExists),
+        }
+    }
+
+    async fn group_delete(&self, guids: &[String]) -> Answer {
+        for guid in guids {
+            if let Err(e) = self.shared.backend.delete_group(self.user, guid).await {
+                return refused(e, Fault::GroupDoesNotExist, Fault::GroupDoesNotExist);
+            }
+        }
+        done("ABGroupDelete")
+    }
+
+    async fn group_update(&self, groups: &[(String, String)]) -> Answer {
+        for (guid, name) in groups {
+            if !is_group_name(name) {
+                return fault(Fault::BadArgument, "Not a group name Messenger can show");
+            }
+            if let Err(e) = self.shared.backend.rename_group(self.user, guid, name).await {
+                return refused(e, Fault::GroupDoesNotExist, Fault::GroupAlreadyExists);
+            }
+        }
+        done("ABGroupUpdate")
+    }
+
+    /// Puts contacts into a group; a contact named by handle and not yet in
+    /// the address book is added to it first, as the service did.
+    async fn group_contact_add(&self, group: &str, contacts: &[ContactRef]) -> Answer {
+        let backend = &self.shared.backend;
+        if self.user.with_lists(|l| l.group(group).is_none()) {
+            return fault(Fault::GroupDoesNotExist, "No such group");
+        }
+        let mut last_guid = String::new();
+        for contact in contacts {
+            let guid = match contact {
+                ContactRef::Guid(g) => g.clone(),
+                ContactRef::Handle(handle) => {
+                    let key = handle.to_ascii_lowercase();
+                    let existing = self.user.with_lists(|l| {
+                        l.contact(&key).filter(|c| c.bits.contains(ListKind::Forward)).map(|c| c.guid.to_string())
+                    });
+                    match existing {
+                        Some(g) => g,
+                        None => {
+                            match backend.add_to_list(self.user, ListKind::Forward, handle, OppositeList::Accept).await
+                            {
+                                Ok(o) => o.guid,
+                                Err(e) => return refused(e, Fault::InvalidPassportUser, Fault::ContactAlreadyExists),
+                            }
+                        }
+                    }
+                }
+            };
+            match backend.add_to_group(self.user, &guid, group).await {
+                // Already in the group: nothing to change, and not an error
+                // to a client that adds what it believes is missing.
+                Ok(_) | Err(ErrorCode::AlreadyThere) => {}
+                Err(e) => return refused(e, Fault::ContactDoesNotExist, Fault::ContactAlreadyExists),
+            }
+            last_guid = guid;
+        }
+        with_guid("ABGroupContactAdd", last_guid)
+    }
+
+    async fn group_contact_delete(&self, group: &str, guids: &[String]) -> Answer {
+        for guid in guids {
+            match self.shared.backend.remove_from_group(self.user, guid, group).await {
+                Ok(_) => {}
+                Err(ErrorCode::InvalidGroup) => return fault(Fault::GroupDoesNotExist, "No such group"),
+                Err(e) => return refused(e, Fault::ContactDoesNotExist, Fault::ContactDoesNotExist),
+            }
+        }
+        done("ABGroupContactDelete")
+    }
+
+    /// `AddMember`/`DeleteMember`: the allow and block lists. The reverse
+    /// list is the server's; a pending member stops being one when allowed
+    /// or blocked, so deleting one only acknowledges.
+    async fn member_change(&self, role: Role, members: &[MemberRef], add: bool) -> Answer {
+        let operation = if add { "AddMember" } else { "DeleteMember" };
+        let list = match role {
+            Role::Allow => ListKind::Allow,
+            Role::Block => ListKind::Block,
+            Role::Pending if !add => return done(operation),
+            Role::Reverse | Role::Pending => return fault(Fault::AccessDenied, "Only the server changes that role"),
+        };
+        let mut snapshot = None;
+        for member in members {
+            let handle = match member {
+                MemberRef::Handle(h) => h.clone(),
+                MemberRef::Id(id) => {
+                    if snapshot.is_none() {
+                        match self.snapshot().await {
+                            Ok(s) => snapshot = Some(s),
+                            Err(a) => return a,
+                        }
+                    }
+                    let entries = snapshot.as_ref().map(|s| &s.entries[..]).unwrap_or_default();
+                    match entries.iter().find(|e| e.contact_id as u64 == *id && e.lists.contains(list)) {
+                        Some(e) => e.handle.clone(),
+                        None => return fault(Fault::MemberDoesNotExist, "No such member"),
+                    }
+                }
+            };
+            let backend = &self.shared.backend;
+            let result = if add {
+                backend.add_to_list(self.user, list, &handle, OppositeList::Accept).await.map(|_| ())
+            } else {
+                backend.remove_from_list(self.user, list, &handle).await.map(|_| ())
+            };
+            if let Err(e) = result {
+                return refused(e, Fault::MemberDoesNotExist, Fault::MemberAlreadyExists);
+            }
+        }
+        done(operation)
+    }
+}
+
+/// A name set over SOAP obeys the rules of one set with `REA`: every
+/// dialect must be able to carry it.
+fn is_friendly_name(name: &str) -> bool {
+    msnp::request::decode_friendly(&msnp::urlencode::encode(name)).is_ok()
+}
+
+/// The same for a group name, as `ADG` would take it.
+fn is_group_name(name: &str) -> bool {
+    msnp::request::decode_group_name(&msnp::urlencode::encode(name)).is_ok()
+}
+
+/// The `lastChange` of an answer: the lists' modification time, to the
+/// millisecond, which a delta request hands back.
 fn changed(s: &ListSnapshot) -> String {
-    msnp::time::iso8601(s.modified_ms / 1000)
+    msnp::time::msnp_timestamp(s.modified_ms)
 }
 
-/// The membership roles: the allow, block, reverse and pending lists.
-fn roles(s: &ListSnapshot) -> Vec<(Role, Vec<Member>)> {
-    let changed = changed(s);
-    [
-        (Role::Allow, ListKind::Allow),
-        (Role::Block, ListKind::Block),
-        (Role::Reverse, ListKind::Reverse),
-        (Role::Pending, ListKind::Pending),
-    ]
-    .into_iter()
-    .map(|(role, list)| {
-        let members = s
-            .list(list)
-            .map(|e| Member {
-                id: e.contact_id as u64,
-                handle: e.handle.clone(),
-                display_name: e.friendly.clone(),
-                changed: changed.clone(),
-            })
-            .collect();
-        (role, members)
-    })
-    .collect()
+/// Which entries an answer shows: all, or (a delta) those changed.
+fn shown(changes: Option<&ListChanges>) -> impl Fn(i64) -> bool + '_ {
+    let changed: Option<HashSet<i64>> = changes.map(|c| c.contacts.iter().copied().collect());
+    move |id| changed.as_ref().is_none_or(|c| c.contains(&id))
 }
 
-/// The address book: my own contact, then the forward list with groups
-/// and the names I gave.
-fn book(user: &OnlineUser, s: &ListSnapshot) -> AddressBook {
-    let changed = changed(s);
+/// The membership roles: the allow, block and reverse lists, and the
+/// pending members (reverse, neither allowed nor blocked). A delta restates
+/// every changed entry in each role, present or deleted, and names removed
+/// entries as deleted everywhere.
+fn roles(s: &ListSnapshot, changes: Option<&ListChanges>) -> Vec<(Role, Vec<Member>)> {
+    let stamp = changed(s);
+    let shown = shown(changes);
+    let removed: Vec<&str> = changes
+        .map(|c| {
+            c.removed
+                .iter()
+                .filter_map(|r| match r {
+                    Removal::Contact { handle: Some(h), .. } => Some(h.as_str()),
+                    _ => None,
+                })
+                .filter(|h| !s.entries.iter().any(|e| e.handle.eq_ignore_ascii_case(h)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Role::ALL
+        .into_iter()
+        .map(|role| {
+            let in_role = |e: &backend::lists::ListEntry| match role {
+                Role::Allow => e.lists.contains(ListKind::Allow),
+                Role::Block => e.lists.contains(ListKind::Block),
+                Role::Reverse => e.lists.contains(ListKind::Reverse),
+                Role::Pending => {
+                    e.lists.contains(ListKind::Reverse)
+                        && !e.lists.contains(ListKind::Allow)
+                        && !e.lists.contains(ListKind::Block)
+                }
+            };
+            let mut members: Vec<Member> = s
+                .entries
+                .iter()
+                .filter(|e| shown(e.contact_id))
+                .filter(|e| changes.is_some() || in_role(e))
+                .map(|e| Member {
+                    id: e.contact_id as u64,
+                    handle: e.handle.clone(),
+                    display_name: e.friendly.clone(),
+                    changed: stamp.clone(),
+                    deleted: !in_role(e),
+                })
+                .collect();
+            members.extend(removed.iter().map(|h| Member {
+                id: 0,
+                handle: h.to_string(),
+                display_name: h.to_string(),
+                changed: stamp.clone(),
+                deleted: true,
+            }));
+            (role, members)
+        })
+        .collect()
+}
+
+/// The address book: my own contact, then the forward list with groups and
+/// the names I gave. A delta holds the changed contacts and groups, the
+/// removed ones as deleted, and my own contact always.
+fn address_book(user: &OnlineUser, s: &ListSnapshot, changes: Option<&ListChanges>) -> AddressBook {
+    let stamp = changed(s);
+    let shown = shown(changes);
     let group_guid = |id: &u32| s.groups.iter().find(|g| g.id == *id).map(|g| g.guid.clone());
     let me = Contact {
         guid: addressbook::DEFAULT_AB.to_string(),
@@ -102,28 +440,57 @@ fn book(user: &OnlineUser, s: &ListSnapshot) -> AddressBook {
         cid: user.account_id as u64,
         group_guids: Vec::new(),
         nickname: None,
-        changed: changed.clone(),
+        changed: stamp.clone(),
+        deleted: false,
     };
-    let contacts = s.list(ListKind::Forward).map(|e| Contact {
-        guid: e.guid.clone(),
-        handle: e.handle.clone(),
-        display_name: e.friendly.clone(),
-        is_me: false,
-        messenger_user: true,
-        cid: e.contact_id as u64,
-        group_guids: e.groups.iter().filter_map(group_guid).collect(),
-        nickname: e.nickname.clone(),
-        changed: changed.clone(),
-    });
+    let mut contacts: Vec<Contact> = std::iter::once(me)
+        .chain(s.entries.iter().filter(|e| shown(e.contact_id)).map(|e| Contact {
+            guid: e.guid.clone(),
+            handle: e.handle.clone(),
+            display_name: e.friendly.clone(),
+            is_me: false,
+            messenger_user: true,
+            cid: e.contact_id as u64,
+            group_guids: e.groups.iter().filter_map(group_guid).collect(),
+            nickname: e.nickname.clone().filter(|n| !n.is_empty()),
+            changed: stamp.clone(),
+            // A changed entry that left the forward list left the book.
+            deleted: !e.lists.contains(ListKind::Forward),
+        }))
+        .filter(|c| changes.is_some() || !c.deleted)
+        .collect();
+    let changed_groups: Option<HashSet<u32>> = changes.map(|c| c.groups.iter().copied().collect());
+    let mut groups: Vec<Group> = s
+        .groups
+        .iter()
+        .filter(|g| changed_groups.as_ref().is_none_or(|c| c.contains(&g.id)))
+        .map(|g| Group { guid: g.guid.clone(), name: g.name.clone(), changed: stamp.clone(), deleted: false })
+        .collect();
+    for removal in changes.map(|c| &c.removed[..]).unwrap_or_default() {
+        match removal {
+            Removal::Contact { guid, handle } if !contacts.iter().any(|c| &c.guid == guid) => contacts.push(Contact {
+                guid: guid.clone(),
+                handle: handle.clone().unwrap_or_default(),
+                display_name: handle.clone().unwrap_or_default(),
+                is_me: false,
+                messenger_user: false,
+                cid: 0,
+                group_guids: Vec::new(),
+                nickname: None,
+                changed: stamp.clone(),
+                deleted: true,
+            }),
+            Removal::Group { guid } if !groups.iter().any(|g| &g.guid == guid) => {
+                groups.push(Group { guid: guid.clone(), name: String::new(), changed: stamp.clone(), deleted: true })
+            }
+            _ => {}
+        }
+    }
     AddressBook {
         owner_handle: user.handle.clone(),
         owner_cid: user.account_id as u64,
-        groups: s
-            .groups
-            .iter()
-            .map(|g| Group { guid: g.guid.clone(), name: g.name.clone(), changed: changed.clone() })
-            .collect(),
-        contacts: std::iter::once(me).chain(contacts).collect(),
-        changed,
+        groups,
+        contacts,
+        changed: stamp,
     }
 }

@@ -9,6 +9,12 @@ impl Backend {
         self.store.list_snapshot(user.account_id).await.map_err(store_error)
     }
 
+    /// What changed on the user's lists after `since_ms`, for the address
+    /// book's delta answers; `None` if the store cannot tell.
+    pub async fn list_changes(&self, user: &OnlineUser, since_ms: i64) -> Result<Option<ListChanges>, ErrorCode> {
+        self.store.list_changes(user.account_id, since_ms).await.map_err(store_error)
+    }
+
     /// `user` went on or off `contact`'s reverse list: update the contact's
     /// lists in memory and tell them, on whichever node they are.
     fn reverse_list_changed(&self, contact: &str, user: &OnlineUser, member: bool, event: NsEvent) {
@@ -67,7 +73,6 @@ impl Backend {
             l.set_guid(key, &change.guid);
         });
 
-        let online = self.registry.get(key);
         let mut initial_presence = None;
         match list {
             ListKind::Forward => {
@@ -81,10 +86,7 @@ impl Backend {
                     self.reverse_list_changed(key, user, true, event);
                 }
                 if user.presence().started {
-                    initial_presence = match online {
-                        Some(c) => self.visible_presence(&c, user),
-                        None => self.remote_presence(user, &[key.to_string()]).await.pop(),
-                    };
+                    initial_presence = self.contact_presence(user, key).await;
                 }
             }
             _ => self.refresh_view(user, key, allowed_before),

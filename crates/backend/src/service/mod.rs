@@ -38,7 +38,7 @@ use crate::outbox::Outbox;
 use crate::passport::{Redeemed, TicketJar, credential_tag};
 use crate::presence::{ContactPresence, LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
-use crate::store::{Account, AccountSummary, Credentials, NewAccount, OfflineMessage, Store, StoreError};
+use crate::store::{Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError};
 use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };

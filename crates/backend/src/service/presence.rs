@@ -87,6 +87,15 @@ impl Backend {
         }
     }
 
+    /// A contact's presence as `user` may see it, wherever the contact is
+    /// signed in (the `ILN` that follows putting them on the forward list).
+    pub async fn contact_presence(&self, user: &OnlineUser, key: &str) -> Option<ContactPresence> {
+        match self.registry.get(key) {
+            Some(contact) => self.visible_presence(&contact, user),
+            None => self.remote_presence(user, &[key.to_string()]).await.pop(),
+        }
+    }
+
     /// A contact's presence as `user` may see it, with its personal message.
     pub(super) fn visible_presence(&self, contact: &OnlineUser, user: &OnlineUser) -> Option<ContactPresence> {
         self.presence_for(contact, &user.key)

@@ -95,7 +95,8 @@ pub struct AddressBook {
     pub changed: String,
 }
 
-fn envelope(body: &str) -> String {
+/// An answer envelope of the two services around `body`.
+pub fn soap_answer(body: &str) -> String {
     format!(
         concat!(
             r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
@@ -131,7 +132,7 @@ pub fn find_membership_response(roles: &[(Role, Vec<Member>)], changed: &str) ->
         }
         memberships.push_str("</Members><MembershipIsComplete>true</MembershipIsComplete></Membership>");
     }
-    envelope(&format!(
+    soap_answer(&format!(
         concat!(
             r#"<FindMembershipResponse xmlns="{ns}"><FindMembershipResult><Services><Service>"#,
             "<Memberships>{memberships}</Memberships>",
@@ -201,7 +202,7 @@ pub fn ab_find_all_response(ab: &AddressBook) -> String {
         })
         .collect();
     let contacts: String = ab.contacts.iter().map(contact_xml).collect();
-    envelope(&format!(
+    soap_answer(&format!(
         concat!(
             r#"<ABFindAllResponse xmlns="{ns}"><ABFindAllResult><groups>{groups}</groups><contacts>{contacts}</contacts>"#,
             "<ab><abId>{ab}</abId><abInfo><ownerPuid>0</ownerPuid><OwnerCID>{cid}</OwnerCID><ownerEmail>{owner}</ownerEmail>",
@@ -219,6 +220,42 @@ pub fn ab_find_all_response(ab: &AddressBook) -> String {
         owner = escape_xml(&ab.owner_handle),
         changed = escape_xml(&ab.changed),
     ))
+}
+
+/// The `NOT` document (ABCH's notification) that tells an MSNP13+ client
+/// its memberships or address book changed on the server, so that it asks
+/// the services again: someone put it on, or took it off, their forward
+/// list. `pid` is the CID's two halves in hex, low first.
+pub fn changed_notice(cid: u64, handle: &str) -> String {
+    let data = format!(
+        concat!(
+            r#"<NotificationData xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#,
+            "<Service>ABCHInternal</Service><CID>{cid}</CID><LastModifiedDate>0001-01-01T00:00:00</LastModifiedDate>",
+            "<HasNewItem>false</HasNewItem></NotificationData>"
+        ),
+        cid = cid as i64
+    );
+    format!(
+        concat!(
+            r#"<NOTIFICATION id="0" siteid="45705" siteurl="http://contacts.msn.com">"#,
+            r#"<TO pid="0x{low:08x}:0x{high:08x}" name="{handle}"><VIA agent="messenger"/></TO>"#,
+            r#"<MSG id="0"><SUBSCR url="s.htm"/><ACTION url="a.htm"/><BODY>{body}</BODY></MSG></NOTIFICATION>"#
+        ),
+        low = cid as u32,
+        high = cid >> 32,
+        handle = escape_xml(handle),
+        body = escape_xml(&data)
+    )
+}
+
+/// Reads a [`changed_notice`] back: the CID whose lists changed, if the
+/// notice is the address book's.
+pub fn parse_changed_notice(xml: &str) -> Option<u64> {
+    let notice = Element::parse(xml)?;
+    let data = Element::parse(notice.text_at(&["MSG", "BODY"])?)?;
+    (data.text_at(&["Service"]) == Some("ABCHInternal"))
+        .then(|| data.text_at(&["CID"])?.parse::<i64>().ok())?
+        .map(|c| c as u64)
 }
 
 /// A request as a client sends it: the ticket in `ABAuthHeader` and the
@@ -408,6 +445,14 @@ mod tests {
             changed: "c".into(),
         };
         assert_eq!(parse_ab_find_all_response(&ab_find_all_response(&ab)).unwrap(), ab);
+    }
+
+    #[test]
+    fn the_changed_notice_reads_back() {
+        let xml = changed_notice(0x1_0000_0002, "a&b@x.com");
+        assert!(xml.contains(r#"pid="0x00000002:0x00000001""#), "{xml}");
+        assert_eq!(parse_changed_notice(&xml), Some(0x1_0000_0002));
+        assert_eq!(parse_changed_notice("<NOTIFICATION/>"), None);
     }
 
     #[test]

@@ -35,9 +35,11 @@ fn client_document(payload: &[u8]) -> Result<ListDocument, ErrorCode> {
 impl NsSession {
     /// `ADL`: the first one after sign-in (`<ml l="1">`) names what the
     /// client fetched from the services, which already are the server's
-    /// lists; later ones put contacts on lists, and a contact put on the
-    /// forward list is shown at once with `ILN` under the request's TrID,
-    /// after the `ADL ... OK` (the order of `ADC` and its `ILN`).
+    /// lists; later ones put contacts on lists, and a forward-list contact
+    /// they name is shown at once with `ILN` under the request's TrID, after
+    /// the `ADL ... OK` (the order of `ADC` and its `ILN`). That holds too
+    /// for a contact the address book service has just added (`ABContactAdd`
+    /// then `ADL`, as WLM does): the `ADL` is when the client listens.
     pub(super) async fn adl(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
         let doc = client_document(payload)?;
         let mut shown = Vec::new();
@@ -46,11 +48,13 @@ impl NsSession {
             for contact in &doc.contacts {
                 let key = contact.handle.to_ascii_lowercase();
                 for list in CLIENT_LISTS.into_iter().filter(|l| contact.lists & l.bit() != 0) {
-                    if user.with_lists(|l| l.bits(&key).contains(list)) {
-                        continue;
+                    if !user.with_lists(|l| l.bits(&key).contains(list)) {
+                        backend.add_to_list(user, list, &contact.handle, OppositeList::Accept).await?;
                     }
-                    let outcome = backend.add_to_list(user, list, &contact.handle, OppositeList::Accept).await?;
-                    shown.extend(outcome.initial_presence.map(|p| Reply::Iln { trid, presence: p.line }));
+                }
+                if contact.lists & ListKind::Forward.bit() != 0 && user.presence().started {
+                    let presence = backend.contact_presence(user, &key).await;
+                    shown.extend(presence.map(|p| Reply::Iln { trid, presence: p.line }));
                 }
             }
         }

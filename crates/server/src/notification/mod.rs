@@ -281,11 +281,13 @@ impl NsSession {
                 if dialect.reverse_list_changes_as_adl() =>
             {
                 let payload = list_documents::reverse_list_document(&handle, Some(&friendly));
-                w.push(&Reply::ReverseListChange { added: true, payload })
+                w.push(&Reply::ReverseListChange { added: true, payload });
+                self.push_lists_changed(w);
             }
             NsEvent::ListRemoved { list: ListKind::Reverse, handle, .. } if dialect.reverse_list_changes_as_adl() => {
                 let payload = list_documents::reverse_list_document(&handle, None);
-                w.push(&Reply::ReverseListChange { added: false, payload })
+                w.push(&Reply::ReverseListChange { added: false, payload });
+                self.push_lists_changed(w);
             }
             NsEvent::ListAdded { list, serial, handle, friendly } => {
                 w.push(&Reply::Add { trid: 0, list, serial, handle, friendly, group: None, guid: None })
@@ -320,6 +322,15 @@ impl NsSession {
             }
         }
         Flow::Continue
+    }
+
+    /// Tells an MSNP13+ client that its memberships changed on the server
+    /// (the address book's `NOT`), so that it fetches them again.
+    fn push_lists_changed(&self, w: &mut Writer) {
+        if let Login::SignedIn(user) = &self.login {
+            let notice = msnp::addressbook::changed_notice(user.account_id as u64, &user.handle);
+            w.push(&Reply::Not { payload: Bytes::from(notice) });
+        }
     }
 
     /// When a user becomes visible: MSNP11+ clients get the mail-data
