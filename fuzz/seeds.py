@@ -119,6 +119,34 @@ def main():
           b'</ABAuthHeader></soap:Header><soap:Body><ABFindAll xmlns="http://www.msn.com/webservices/AddressBook">'
           b'<abId>00000000-0000-0000-0000-000000000000</abId><deltasOnly>false</deltasOnly></ABFindAll></soap:Body></soap:Envelope>')
     write("soap_and_lists", "abfindall", ab)
+    ns = b'xmlns="http://www.msn.com/webservices/AddressBook"'
+    ab_change = lambda op: ab.replace(b'<ABFindAll xmlns="http://www.msn.com/webservices/AddressBook"><abId>00000000-0000-0000-0000-000000000000</abId><deltasOnly>false</deltasOnly></ABFindAll>', op)
+    write("soap_and_lists", "abcontactadd", ab_change(
+        b'<ABContactAdd ' + ns + b'><abId>00000000-0000-0000-0000-000000000000</abId><contacts><Contact><contactInfo>'
+        b'<contactType>LivePending</contactType><passportName>bob@example.com</passportName><isMessengerUser>true</isMessengerUser>'
+        b'</contactInfo></Contact></contacts><options><EnableAllowListManagement>true</EnableAllowListManagement></options></ABContactAdd>'))
+    write("soap_and_lists", "abcontactupdate", ab_change(
+        b'<ABContactUpdate ' + ns + b'><contacts><Contact><contactInfo><contactType>Me</contactType><displayName>Al &amp; Co</displayName>'
+        b'</contactInfo><propertiesChanged>DisplayName</propertiesChanged></Contact></contacts></ABContactUpdate>'))
+    write("soap_and_lists", "abgroupcontactadd", ab_change(
+        b'<ABGroupContactAdd ' + ns + b'><groupFilter><groupIds><guid>g1</guid></groupIds></groupFilter><contacts><Contact>'
+        b'<contactInfo><passportName>carol@example.com</passportName></contactInfo></Contact></contacts></ABGroupContactAdd>'))
+    write("soap_and_lists", "addmember", ab_change(
+        b'<AddMember ' + ns + b'><serviceHandle><Id>0</Id><Type>Messenger</Type></serviceHandle><memberships><Membership>'
+        b'<MemberRole>Block</MemberRole><Members><Member><Type>Passport</Type><MembershipId>7</MembershipId></Member>'
+        b'</Members></Membership></memberships></AddMember>'))
+    write("soap_and_lists", "delta", ab_change(
+        b'<ABFindAll ' + ns + b'><abView>Full</abView><deltasOnly>true</deltasOnly><lastChange>2026-12-05T10:00:00.2500000+00:00</lastChange></ABFindAll>'))
+    write("soap_and_lists", "store2",
+          b'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>'
+          b'<From memberName="alice@example.com" friendlyName="=?utf-8?B?QWxpY2U=?=" xml:lang="en-US" proxy="MSNMSGR" msnpVer="MSNP15" buildVer="8.5.1288.816"/>'
+          b'<To memberName="bob@example.com"/><Ticket passport="t=tok&amp;p=x" appid="PROD0119GSJUC$18" lockkey="0123"/>'
+          b'<Sequence><MessageNumber>1</MessageNumber></Sequence></soap:Header><soap:Body><MessageType>text</MessageType>'
+          b'<Content>MIME-Version: 1.0&#13;&#10;Content-Transfer-Encoding: base64&#13;&#10;&#13;&#10;aGk=</Content></soap:Body></soap:Envelope>')
+    write("soap_and_lists", "rsi-delete",
+          b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><PassportCookie><t>tok</t><p/>'
+          b'</PassportCookie></soap:Header><soap:Body><DeleteMessages><messageIds><messageId>G1</messageId></messageIds>'
+          b'</DeleteMessages></soap:Body></soap:Envelope>')
     write("soap_and_lists", "bomb", b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><x>&b;</x>')
     write("soap_and_lists", "blob", b"HAAAAAEAAAADZgAABIAAAAgAAAAUAAAASAAAAAECAwQFBgcI")
 

@@ -147,6 +147,8 @@ async fn users_of_four_dialects_share_lists_presence_and_the_address_book() {
     let doc = msnp::adl::ListDocument::parse(told.payload.as_deref().unwrap()).unwrap();
     assert_eq!(doc.contacts[0].handle, "bob@example.com");
     assert_eq!(doc.contacts[0].lists, 8);
+    // ... and the address book's notice, to fetch the memberships again.
+    alice.expect_prefix("NOT ").await;
     // Alice adds Bob, Carol and Dave with one ADL and sees them online.
     let adl = br#"<ml><d n="example.com"><c n="bob" l="3" t="1"/><c n="carol" l="1" t="1"/><c n="dave" l="1" t="1"/></d></ml>"#;
     alice.send_payload("ADL 8", adl).await;
