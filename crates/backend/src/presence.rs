@@ -42,9 +42,35 @@ pub enum NsEvent {
     ContactProperty { serial: u32, handle: String, kind: String, value: Option<String> },
     /// A notification from another user's client (`UBN`, MSNP13+).
     ClientNotice { from: String, kind: u32, payload: Bytes },
+    /// Offline messages are waiting, for a client that reads them from the
+    /// web service (the OIM notification, MSNP13+).
+    OfflineMessagesWaiting { messages: Vec<WaitingMessage> },
     /// The session must end with `OUT reason` (`OUT` alone when an
     /// operator ends it).
     Kick(Option<OutReason>),
+}
+
+/// An offline message as its notice describes it (no text: the client
+/// fetches that from the web service).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WaitingMessage {
+    pub guid: String,
+    pub sender: String,
+    pub sender_friendly: String,
+    pub sent_at_ms: i64,
+    pub size: usize,
+}
+
+impl From<WaitingMessage> for msnp::oim::OimEntry {
+    fn from(m: WaitingMessage) -> Self {
+        msnp::oim::OimEntry {
+            guid: m.guid,
+            sender: m.sender,
+            sender_friendly: m.sender_friendly,
+            sent_at_ms: m.sent_at_ms,
+            size: m.size,
+        }
+    }
 }
 
 /// The presence-related properties of an online user.

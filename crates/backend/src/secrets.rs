@@ -48,6 +48,9 @@ pub struct ServerKey {
     cipher: XChaCha20Poly1305,
     /// The bus's signing key, derived from the key file.
     bus_key: [u8; 32],
+    /// The key behind the challenges a web service derives rather than
+    /// remembers (the OIM lock key's), derived from the key file.
+    challenge_key: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -95,12 +98,27 @@ impl ServerKey {
         // A separate key for the bus: a sealed secret and a bus message can
         // never be mistaken for each other.
         let bus_key = Sha256::new().chain_update(b"mariposa cluster bus v1\0").chain_update(key).finalize().into();
-        ServerKey { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"), bus_key }
+        let challenge_key = Sha256::new().chain_update(b"mariposa challenges v1\0").chain_update(key).finalize().into();
+        ServerKey { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"), bus_key, challenge_key }
     }
 
     /// The key that signs messages between nodes.
     pub fn bus_key(&self) -> [u8; 32] {
         self.bus_key
+    }
+
+    /// A challenge for `subject` that every node holding this key derives
+    /// alike and none has to remember: ten decimal digits, as the real
+    /// service's were.
+    pub fn challenge_for(&self, purpose: &str, subject: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(self.challenge_key)
+            .chain_update(purpose.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(subject.as_bytes())
+            .finalize();
+        let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        format!("{:010}", n)
     }
 
     /// Seals a password for the account with this handle key.

@@ -36,6 +36,9 @@ pub enum Event {
         format: Option<String>,
         offline_sent: Option<String>,
     },
+    /// An offline message read from the web service (MSNP13+), sent at
+    /// `sent` (ISO 8601, UTC) while I was away.
+    OfflineMessage { from: String, friendly: String, text: String, sent: String },
     /// Someone is typing.
     Typing { conversation: u64, from: String },
     /// A nudge.

@@ -29,6 +29,10 @@ pub struct Client {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The product id the client's offline messages name: MSN Messenger 7.5's,
+/// whose key computes the lock key.
+const OIM_PRODUCT_ID: &str = "PROD0090YUAUV{2B";
+
 impl Client {
     /// Signs in and syncs; events arrive on the returned receiver until the
     /// session ends (`Event::SignedOut`).
@@ -47,6 +51,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             commands,
             switchboard_requests: AsyncMutex::new(()),
+            offline_read: AsyncMutex::new(Default::default()),
         });
         let handle = shared.me().0;
         shared.emit(Event::SignedIn { handle, dialect: dialect.to_string(), contacts });
@@ -246,8 +251,11 @@ impl Client {
     }
 
     /// Leaves a message for someone offline, through the offline-message web
-    /// service next to the Passport service (`login_url`'s host).
+    /// service next to the Passport service (`login_url`'s host). The
+    /// service first answers with a lock-key challenge, which the client
+    /// answers with its product key and sends again, as Messenger did.
     pub async fn send_offline_message(&self, to: &str, text: &str) -> Result<()> {
+        use msnp::oim::{STORE2_ACTION, StoreRequest, encoded_word, lock_key, parse_store_fault};
         let base = self
             .shared
             .config
@@ -260,35 +268,33 @@ impl Client {
             let s = self.shared.state.lock().expect("state lock");
             (s.handle.clone(), s.friendly.clone(), s.web_token.clone())
         };
-        let content = msnp::soap::escape_xml(&String::from_utf8_lossy(&crate::message::text(text, None)));
-        let envelope = format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
-                r#"<From memberName="{}" friendlyName="{}" xml:lang="en-US" proxy="MSNMSGR" msnpVer="{}" buildVer="8.1"/>"#,
-                r#"<To memberName="{}"/><Ticket passport="t={}&amp;p=" appid="PROD0090YUAUV{{2B" lockkey=""/><Sequence><MessageNumber>1</MessageNumber></Sequence>"#,
-                r#"</soap:Header><soap:Body><MessageType xmlns="http://messenger.msn.com/ws/2004/09/oim/">text</MessageType>"#,
-                r#"<Content xmlns="http://messenger.msn.com/ws/2004/09/oim/">{}</Content></soap:Body></soap:Envelope>"#
-            ),
-            me,
-            msnp::soap::escape_xml(&msnp::oim::encoded_word(&friendly)),
-            self.shared.dialect,
-            to,
-            token,
-            content
-        );
-        let answer = crate::http::post_soap(
-            &format!("{base}/OimWS/oim.asmx"),
-            "http://messenger.msn.com/ws/2004/09/oim/StoreMessage",
-            &envelope,
-            self.shared.config.trust_ca.as_deref(),
-        )
-        .await?;
-        if answer.status == 200 {
-            return Ok(());
+        let mut request = StoreRequest {
+            from: me,
+            from_friendly: Some(encoded_word(&friendly)),
+            to: to.to_string(),
+            ticket: format!("t={token}&p="),
+            app_id: OIM_PRODUCT_ID.to_string(),
+            lock_key: String::new(),
+            sequence: 1,
+            content: String::from_utf8_lossy(&crate::message::text(text, None)).into_owned(),
+        };
+        let url = format!("{base}/OimWS/oim.asmx");
+        let trust = self.shared.config.trust_ca.as_deref();
+        for _attempt in 0..2 {
+            let answer = crate::http::post_soap(&url, STORE2_ACTION, &request.to_xml(), trust).await?;
+            if answer.status == 200 {
+                return Ok(());
+            }
+            let fault = parse_store_fault(&String::from_utf8_lossy(&answer.body));
+            match fault {
+                Some((_, Some(challenge))) if request.lock_key.is_empty() => {
+                    request.lock_key = lock_key(&challenge, OIM_PRODUCT_ID).unwrap_or_default();
+                }
+                Some((code, _)) => return Err(ClientError::Protocol(format!("offline message refused: {code}"))),
+                None => return Err(ClientError::Protocol(format!("offline message refused: {}", answer.status))),
+            }
         }
-        let body = String::from_utf8_lossy(&answer.body).into_owned();
-        let fault = msnp::soap::element_text(&body, "faultcode").unwrap_or_else(|| answer.status.to_string());
-        Err(ClientError::Protocol(format!("offline message refused: {fault}")))
+        Err(ClientError::Protocol("offline message refused: the lock key was not taken".into()))
     }
 
     /// Signs out (`OUT`) and ends every conversation.
@@ -444,14 +450,26 @@ async fn handle(
             }
             shared.emit(Event::Offline { handle });
         }
-        // The service's own messages; text ones are for the user to read
-        // (the profile, mail and maintenance notices are other types).
+        // The service's own messages; text ones are for the user to read,
+        // offline-message notices (MSNP13+) say what to fetch; the profile,
+        // mail and maintenance notices are other types.
         Reply::Msg { handle, payload, .. } if handle == "Hotmail" => {
-            if let Ok(message) = msnp::mime::MimeMessage::parse(&payload)
-                && message.content_type().is_some_and(|t| t.starts_with("text/plain"))
-            {
+            let Ok(message) = msnp::mime::MimeMessage::parse(&payload) else { return };
+            let kind = message.content_type().unwrap_or_default().to_ascii_lowercase();
+            if kind.starts_with("text/plain") {
                 let text = String::from_utf8_lossy(&message.body).into_owned();
                 shared.emit(Event::ServiceMessage { text });
+            } else if dialect.reads_offline_messages_over_soap()
+                && (kind.starts_with("text/x-msmsgsinitialmdatanotification")
+                    || kind.starts_with("text/x-msmsgsoimnotification"))
+                && let Some(entries) = msnp::oim::parse_metadata(&String::from_utf8_lossy(&message.body))
+            {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = read_offline_messages(&shared, entries).await {
+                        tracing::warn!("cannot read offline messages: {e}");
+                    }
+                });
             }
         }
         Reply::Ubx { handle, payload } => {
@@ -495,6 +513,58 @@ async fn handle(
         | Reply::SyncContact(_)) => apply_sync_reply(&sync, &mut shared.state.lock().expect("state lock")),
         _ => {}
     }
+}
+
+/// Reads offline messages from the web service (`rsi.asmx`), oldest first,
+/// deletes them there, and only then shows them: the server keeps a message
+/// until the client deletes it, so one shown and not deleted would come
+/// back. If reading or deleting fails nothing is shown, and the messages
+/// come again with the next notice or sign-in.
+async fn read_offline_messages(shared: &Arc<Shared>, mut entries: Vec<msnp::oim::OimEntry>) -> Result<()> {
+    use msnp::oim::{InboxCall, InboxRequest, content_text, parse_get_message_response};
+    let base = shared
+        .config
+        .login_url
+        .as_deref()
+        .and_then(crate::http::origin)
+        .ok_or_else(|| ClientError::Protocol("offline messages need the login URL".into()))?
+        .to_string();
+    let url = format!("{base}/rsi/rsi.asmx");
+    let trust = shared.config.trust_ca.as_deref();
+    let ticket = shared.state.lock().expect("state lock").web_token.clone();
+    let mut read = shared.offline_read.lock().await;
+    entries.retain(|e| !read.contains(&e.guid));
+    entries.sort_by_key(|e| e.sent_at_ms);
+    let mut fetched = Vec::new();
+    for entry in entries {
+        let call = InboxCall { ticket: ticket.clone(), request: InboxRequest::GetMessage { guid: entry.guid.clone() } };
+        let answer = crate::http::post_soap(&url, &call.action(), &call.to_xml(), trust).await?;
+        let text = parse_get_message_response(&String::from_utf8_lossy(&answer.body))
+            .and_then(|t| content_text(&t))
+            .ok_or_else(|| {
+                ClientError::Protocol(format!("offline message {} unreadable ({})", entry.guid, answer.status))
+            })?;
+        fetched.push((entry, text));
+    }
+    if fetched.is_empty() {
+        return Ok(());
+    }
+    let guids = fetched.iter().map(|(e, _)| e.guid.clone()).collect();
+    let call = InboxCall { ticket, request: InboxRequest::DeleteMessages { guids } };
+    let answer = crate::http::post_soap(&url, &call.action(), &call.to_xml(), trust).await?;
+    if answer.status != 200 {
+        return Err(ClientError::Protocol(format!("offline messages not deleted ({})", answer.status)));
+    }
+    for (entry, text) in fetched {
+        read.insert(entry.guid);
+        shared.emit(Event::OfflineMessage {
+            from: entry.sender,
+            friendly: entry.sender_friendly,
+            text: String::from_utf8_lossy(&text).into_owned(),
+            sent: msnp::time::iso8601(entry.sent_at_ms.div_euclid(1000)),
+        });
+    }
+    Ok(())
 }
 
 /// A contact's presence (`NLN`, or `ILN` after `CHG`).

@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub commands: mpsc::Sender<Command>,
     /// Serialises `XFR SB` so each answer goes to its own call.
     pub switchboard_requests: AsyncMutex<()>,
+    /// The offline messages read from the web service this session (by
+    /// GUID), so that two notices never show one twice; held while reading.
+    pub offline_read: AsyncMutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {

@@ -281,6 +281,22 @@ impl App {
                 }
                 self.record(&peer, &from, &shown);
             }
+            Event::OfflineMessage { from, text, sent, .. } => {
+                // In the sender's tab, opened if need be: replying there
+                // calls them, or leaves an offline message in turn.
+                let i = match self.tabs.iter().skip(1).position(|t| t.title.eq_ignore_ascii_case(&from)) {
+                    Some(i) => i + 1,
+                    None => {
+                        self.tabs.push(Tab::new(&from));
+                        self.tabs.len() - 1
+                    }
+                };
+                let when = sent.trim_end_matches('Z').replace('T', " ");
+                self.tabs[i].note(format!("offline message, sent {when} UTC"));
+                self.tabs[i].lines.push((from.clone(), text.clone()));
+                self.status = format!("{from} left you an offline message");
+                self.record(&from, &from, &text);
+            }
             Event::Typing { conversation, from } => {
                 if let Some(t) = self.tab_of(conversation) {
                     t.typing = Some((from, Instant::now()));

@@ -278,7 +278,7 @@ async fn one_shot(
                     let _ = std::fs::create_dir_all(dir);
                     let _ = c.accept_file(*transfer, &dir.join(name)).await;
                 }
-                if let Event::Message { from, text, .. } = &event {
+                if let Event::Message { from, text, .. } | Event::OfflineMessage { from, text, .. } = &event {
                     let _ = history.record(from, from, text);
                 }
                 let mut out = stdout.lock();

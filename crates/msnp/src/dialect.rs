@@ -222,6 +222,14 @@ impl Dialect {
         self >= Dialect::Msnp13
     }
 
+    /// Whether offline messages reach the client only through the OIM web
+    /// service (MSNP13+: the mail-data notice, then `rsi.asmx`), not also as
+    /// a switchboard conversation from a stand-in for the sender: Windows
+    /// Live Messenger reads them there, and would show both.
+    pub fn reads_offline_messages_over_soap(self) -> bool {
+        self >= Dialect::Msnp13
+    }
+
     /// Whether the login profile carries the account fields after
     /// `LoginTime` (MSNP3+; MSNP2's profile is the time alone).
     pub fn profile_has_account_fields(self) -> bool {

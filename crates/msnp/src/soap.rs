@@ -265,28 +265,6 @@ pub fn element_text(xml: &str, local: &str) -> Option<String> {
     element_texts(xml, local).into_iter().next()
 }
 
-/// The value of `attribute` on the first element with local name `element`,
-/// in a well-formed document.
-pub fn attribute(xml: &str, element: &str, attribute: &str) -> Option<String> {
-    let mut found = None;
-    let mut seen = false;
-    let well_formed = walk(xml, |step, _| {
-        if let Step::Open(start) | Step::Empty(start) = step
-            && !seen
-            && local_name_is(&start, element)
-        {
-            seen = true;
-            found = start
-                .attributes()
-                .flatten()
-                .find(|a| a.key.local_name().as_ref() == attribute.as_bytes())
-                .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
-        }
-        true
-    });
-    found.filter(|_| well_formed)
-}
-
 /// Replaces the five XML entities and numeric character references.
 pub fn unescape_xml(s: &str) -> Option<String> {
     quick_xml::escape::unescape(s).ok().map(|c| c.into_owned())
@@ -295,29 +273,6 @@ pub fn unescape_xml(s: &str) -> Option<String> {
 /// Escapes text for XML content and attribute values.
 pub fn escape_xml(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
-}
-
-/// An OIM `StoreMessage` request (MSNP13 shape), as our client sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreMessage {
-    pub from: String,
-    pub from_friendly: Option<String>,
-    pub to: String,
-    /// The sender's web ticket (`t=...&p=...` or the bare token).
-    pub ticket: String,
-    /// The message: a MIME text message.
-    pub content: String,
-}
-
-/// Parses a `StoreMessage` envelope.
-pub fn parse_store_message(xml: &str) -> Option<StoreMessage> {
-    Some(StoreMessage {
-        from: attribute(xml, "From", "memberName")?,
-        from_friendly: attribute(xml, "From", "friendlyName"),
-        to: attribute(xml, "To", "memberName")?,
-        ticket: attribute(xml, "Ticket", "passport")?,
-        content: element_text(xml, "Content")?,
-    })
 }
 
 /// The web ticket in a `PassportCookie` header (`<t>...</t>`).
@@ -332,15 +287,9 @@ mod tests {
     #[test]
     fn reads_elements_and_attributes() {
         let xml = r#"<soap:Envelope><soap:Header><From memberName="alice@x.com" friendlyName="=?utf-8?B?QWxpY2U=?=" xml:lang="en-US"/><To memberName='bob@x.com'/><Ticket passport="t=abc&amp;p=def" appid="X"/></soap:Header><soap:Body><MessageType>text</MessageType><Content>MIME-Version: 1.0&#13;&#10;hi</Content></soap:Body></soap:Envelope>"#;
-        let m = parse_store_message(xml).unwrap();
-        assert_eq!(m.from, "alice@x.com");
-        assert_eq!(m.to, "bob@x.com");
-        assert_eq!(m.ticket, "t=abc&p=def");
-        assert_eq!(m.content, "MIME-Version: 1.0\r\nhi");
-        assert_eq!(attribute(xml, "From", "nothere"), None);
+        assert_eq!(element_text(xml, "Content").as_deref(), Some("MIME-Version: 1.0\r\nhi"));
         assert_eq!(passport_cookie("<PassportCookie><t>tok</t><p>x</p></PassportCookie>").as_deref(), Some("tok"));
-        assert_eq!(parse_store_message("<a/>"), None);
-        assert_eq!(attribute("<From memberName=unquoted/>", "From", "memberName"), None);
+        assert_eq!(element_text("<a/>", "Content"), None);
     }
 
     #[test]

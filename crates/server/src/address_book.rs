@@ -163,10 +163,11 @@ impl Book<'_> {
         if allow {
             let key = handle.to_ascii_lowercase();
             let bits = self.user.with_lists(|l| l.bits(&key));
-            if !bits.contains(ListKind::Allow) && !bits.contains(ListKind::Block) {
-                if let Err(e) = backend.add_to_list(self.user, ListKind::Allow, handle, OppositeList::Accept).await {
-                    return refused(e, Fault::InvalidPassportUser, Fault::MemberAlreadyExists);
-                }
+            if !bits.contains(ListKind::Allow)
+                && !bits.contains(ListKind::Block)
+                && let Err(e) = backend.add_to_list(self.user, ListKind::Allow, handle, OppositeList::Accept).await
+            {
+                return refused(e, Fault::InvalidPassportUser, Fault::MemberAlreadyExists);
             }
         }
         with_guid("ABContactAdd", outcome.guid)
@@ -211,10 +212,10 @@ impl Book<'_> {
                 }
             }
             // No longer a Messenger contact: out of the address book.
-            if c.messenger_user == Some(false) {
-                if let Err(e) = backend.remove_from_list(self.user, ListKind::Forward, guid).await {
-                    return refused(e, Fault::ContactDoesNotExist, Fault::ContactDoesNotExist);
-                }
+            if c.messenger_user == Some(false)
+                && let Err(e) = backend.remove_from_list(self.user, ListKind::Forward, guid).await
+            {
+                return refused(e, Fault::ContactDoesNotExist, Fault::ContactDoesNotExist);
             }
         }
         done("ABContactUpdate")

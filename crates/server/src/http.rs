@@ -179,10 +179,7 @@ pub async fn serve<S>(
         "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
         "/abservice/abservice.asmx" | "/abservice/SharingService.asmx" if request.method == "POST" => {
             let answer = crate::address_book::serve(&shared, &request.body).await;
-            let (status, reason) = if answer.status == 200 { (200, "OK") } else { (500, "Internal Server Error") };
-            let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
-            r.body = answer.body.into_bytes();
-            r
+            soap_response(answer.status, answer.body)
         }
         _ => forward(router, request, peer, tls).await,
     };
@@ -342,15 +339,9 @@ async fn login(shared: &Shared, request: &Request, peer: SocketAddr) -> Response
 async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     use msnp::passport::{PASSPORT_TB, parse_rst_request};
     use msnp::soap::escape_xml;
-    let soap = |status, reason, body: String| {
-        let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
-        r.body = body.into_bytes();
-        r
-    };
     let fault = || {
-        soap(
+        soap_response(
             500,
-            "Internal Server Error",
             concat!(
                 r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext">"#,
                 r#"<S:Body><S:Fault><faultcode>wsse:FailedAuthentication</faultcode><faultstring>Authentication Failure</faultstring></S:Fault></S:Body></S:Envelope>"#
@@ -416,9 +407,8 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
             proof = proof,
         ));
     }
-    soap(
+    soap_response(
         200,
-        "OK",
         format!(
             concat!(
                 r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/">"#,
@@ -431,103 +421,110 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     )
 }
 
-/// A SOAP answer: `body` goes inside `<soap:Body>`.
-fn soap_answer(status: u16, reason: &'static str, body: &str) -> Response {
+/// A whole SOAP envelope as the HTTP answer: 200 for an answer, 500 for a
+/// fault (SOAP 1.1 over HTTP answers every fault with 500).
+fn soap_response(status: u16, envelope: String) -> Response {
+    let reason = if status == 200 { "OK" } else { "Internal Server Error" };
     let mut r = Response::empty(status, reason).with_header("Content-Type", "text/xml; charset=utf-8");
-    r.body = format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
-            r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>{}</soap:Body></soap:Envelope>"#
-        ),
-        body
-    )
-    .into_bytes();
+    r.body = envelope.into_bytes();
     r
+}
+
+/// A SOAP answer: `body` goes inside `<soap:Body>`.
+fn soap_answer(status: u16, body: &str) -> Response {
+    soap_response(
+        status,
+        format!(
+            concat!(
+                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
+                r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>{}</soap:Body></soap:Envelope>"#
+            ),
+            body
+        ),
+    )
 }
 
 fn soap_fault(code: &str, text: &str) -> Response {
     soap_answer(
         500,
-        "Internal Server Error",
         &format!("<soap:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring></soap:Fault>"),
     )
 }
 
-/// `StoreMessage` (OIM): a signed-in user leaves a message for someone
-/// offline. Authenticated by the sender's web ticket (the profile's MSPAuth).
+/// `oim.asmx` (`StoreMessage` from MSN 7.5, `Store2` from Windows Live
+/// Messenger): a signed-in user leaves a message for someone offline.
+/// Authenticated by the sender's ticket; the client must also answer the
+/// lock-key challenge with its product key (the MSNP11 challenge
+/// algorithm), as the real service required: an attempt without the lock
+/// key, or with a wrong one, is answered with the challenge to retry with.
+/// WLM's base64 text is stored as the plain text message every dialect
+/// reads.
 async fn store_offline_message(shared: &Arc<Shared>, request: &Request) -> Response {
     use backend::service::OfflineError;
-    let Some(m) = std::str::from_utf8(&request.body).ok().and_then(msnp::soap::parse_store_message) else {
-        return soap_fault("soap:Client", "Malformed request");
+    use msnp::oim::{StoreRequest, content_text, lock_key, store_fault, store_response};
+    let fault =
+        |code: &str, text: &str, challenge: Option<&str>| soap_response(500, store_fault(code, text, challenge));
+    let Some(m) = std::str::from_utf8(&request.body).ok().and_then(StoreRequest::parse) else {
+        return fault("InvalidContent", "Malformed request", None);
     };
     let Some(sender) = shared.backend.web_user(&m.ticket).await.filter(|u| u.key.eq_ignore_ascii_case(&m.from)) else {
-        return soap_fault("AuthenticationFailed", "Authentication Failed");
+        return fault("AuthenticationFailed", "Authentication Failed", None);
     };
-    match shared.backend.send_offline_message(&sender, &m.to, m.content.as_bytes()).await {
-        Ok(()) => soap_answer(200, "OK", r#"<StoreMessageResponse xmlns="http://messenger.msn.com/ws/2004/09/oim/"/>"#),
-        Err(OfflineError::QuotaFull) => soap_fault("QuotaExceeded", "The recipient's mailbox is full"),
-        Err(OfflineError::NoSuchUser) => soap_fault("InvalidRecipient", "No such user"),
-        Err(OfflineError::TooLong) => soap_fault("MessageTooLong", "The message is too long"),
+    let challenge = shared.backend.oim_lock_challenge(&m.ticket);
+    let answered = lock_key(&challenge, &m.app_id)
+        .is_some_and(|expected| backend::secrets::constant_time_eq(expected.as_bytes(), m.lock_key.as_bytes()));
+    if !answered {
+        return fault("AuthenticationFailed", "The lock key is missing or wrong", Some(&challenge));
+    }
+    let Some(text) = content_text(&m.content) else {
+        return fault("InvalidContent", "The message is not readable", None);
+    };
+    let payload = msnp::mime::MimeMessage::new("text/plain; charset=UTF-8").with_body(text).to_bytes();
+    match shared.backend.send_offline_message(&sender, &m.to, &payload).await {
+        Ok(()) => soap_response(200, store_response()),
+        Err(OfflineError::QuotaFull) => fault("QuotaExceeded", "The recipient's mailbox is full", None),
+        Err(OfflineError::NoSuchUser) => fault("InvalidRecipient", "No such user", None),
+        Err(OfflineError::TooLong) => fault("MessageTooLong", "The message is too long", None),
         // The fault the real service sent a sender going too fast.
-        Err(OfflineError::RateLimited) => soap_fault("SenderThrottleLimitExceeded", "Too many messages; wait a little"),
-        Err(OfflineError::Internal) => soap_fault("soap:Server", "Try again later"),
+        Err(OfflineError::RateLimited) => {
+            fault("SenderThrottleLimitExceeded", "Too many messages; wait a little", None)
+        }
+        Err(OfflineError::Internal) => fault("SystemUnavailable", "Try again later", None),
     }
 }
 
 /// `rsi.asmx`: a signed-in user reads (`GetMetadata`, `GetMessage`) and
-/// confirms (`DeleteMessages`) their offline messages.
+/// confirms (`DeleteMessages`) their offline messages; a message is gone
+/// only when the client deletes it.
 async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
-    use msnp::oim::{OimEntry, message_text, metadata};
-    use msnp::soap::{element_text, element_texts, escape_xml, passport_cookie};
-    let Ok(xml) = std::str::from_utf8(&request.body) else {
+    use msnp::oim::{
+        InboxCall, InboxRequest, OimEntry, delete_messages_response, get_message_response, get_metadata_response,
+        message_text,
+    };
+    let Some(call) = std::str::from_utf8(&request.body).ok().and_then(InboxCall::parse) else {
         return soap_fault("soap:Client", "Malformed request");
     };
-    let user = match passport_cookie(xml) {
-        Some(token) => shared.backend.web_user(&token).await,
-        None => None,
-    };
-    let Some(user) = user else {
+    let Some(user) = shared.backend.web_user(&call.ticket).await else {
         return soap_fault("AuthenticationFailed", "Authentication Failed");
     };
     let waiting = shared.backend.pending_offline(&user).await;
-    let entry = |m: &backend::store::OfflineMessage| OimEntry {
-        guid: m.guid.clone(),
-        sender: m.sender.clone(),
-        sender_friendly: m.sender_friendly.clone(),
-        sent_at_ms: m.sent_at_ms,
-        size: m.payload.len(),
-    };
-    const NS: &str = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi";
-    let action = request.header("SOAPAction").unwrap_or("");
-    if action.contains("DeleteMessages") || xml.contains("DeleteMessages") {
-        let guids = element_texts(xml, "messageId");
-        shared.backend.delete_offline_by_guid(&user, &guids).await;
-        soap_answer(200, "OK", &format!(r#"<DeleteMessagesResponse xmlns="{NS}"/>"#))
-    } else if action.contains("GetMessage") || xml.contains("GetMessage") {
-        let id = element_text(xml, "messageId").unwrap_or_default();
-        match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&id)) {
+    let entry = |m: &backend::store::OfflineMessage| OimEntry::from(m.waiting());
+    match call.request {
+        InboxRequest::DeleteMessages { guids } => {
+            shared.backend.delete_offline_by_guid(&user, &guids).await;
+            soap_answer(200, &delete_messages_response())
+        }
+        InboxRequest::GetMessage { guid } => match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&guid)) {
             Some(m) => {
                 let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload));
-                soap_answer(
-                    200,
-                    "OK",
-                    &format!(
-                        r#"<GetMessageResponse xmlns="{NS}"><GetMessageResult>{}</GetMessageResult></GetMessageResponse>"#,
-                        escape_xml(&text)
-                    ),
-                )
+                soap_answer(200, &get_message_response(&text))
             }
             None => soap_fault("q0:AuthenticationFailed", "No such message"),
+        },
+        InboxRequest::GetMetadata => {
+            let entries: Vec<OimEntry> = waiting.iter().map(entry).collect();
+            soap_answer(200, &get_metadata_response(&entries))
         }
-    } else if action.contains("GetMetadata") || xml.contains("GetMetadata") {
-        let entries: Vec<OimEntry> = waiting.iter().map(entry).collect();
-        soap_answer(
-            200,
-            "OK",
-            &format!(r#"<GetMetadataResponse xmlns="{NS}">{}</GetMetadataResponse>"#, metadata(&entries)),
-        )
-    } else {
-        soap_fault("soap:Client", "Unknown method")
     }
 }
 

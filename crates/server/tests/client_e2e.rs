@@ -496,3 +496,40 @@ async fn an_msnp15_client_reads_its_lists_from_the_address_book_and_chats_with_m
     alice.remove_contact("bob@example.com").await.unwrap();
     wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
 }
+
+#[tokio::test]
+async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    alice.send_offline_message("bob@example.com", "first, while you were out").await.unwrap();
+    alice.send_offline_message("bob@example.com", "and a second").await.unwrap();
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp15).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let mut shown = Vec::new();
+    for _ in 0..2 {
+        shown.push(
+            wait(&mut b, |e| match e {
+                Event::OfflineMessage { from, text, sent, .. } if from == "alice@example.com" => {
+                    Some((text.clone(), sent.clone()))
+                }
+                _ => None,
+            })
+            .await,
+        );
+    }
+    assert_eq!(shown[0].0, "first, while you were out");
+    assert_eq!(shown[1].0, "and a second");
+    assert!(shown[0].1.ends_with('Z'), "the time it was sent: {}", shown[0].1);
+    bob.sign_out().await;
+    // Read and deleted: the next sign-in shows nothing again.
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp15).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    alice.send_offline_message("bob@example.com", "a third, after").await.unwrap();
+    let next = wait(&mut b, |e| match e {
+        Event::OfflineMessage { text, .. } => Some(text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(next, "a third, after", "the first two were not shown again");
+}

@@ -64,7 +64,7 @@ async fn leave(server: &TestServer, sender: &Client, from: &str, to: &str) -> St
     let body = String::from_utf8_lossy(&answer.body).into_owned();
     match answer.status {
         200 => "ok".into(),
-        _ => body.split("<faultcode>").nth(1).and_then(|f| f.split('<').next()).unwrap_or(&body).to_string(),
+        _ => msnp::oim::parse_store_fault(&body).map(|(code, _)| code).unwrap_or(body),
     }
 }
 
@@ -271,4 +271,123 @@ async fn an_online_recipient_is_offered_it_at_once() {
     store_offline(&server, &alice, "alice@example.com", "bob@example.com", "you were quick").await;
     let (_sb, shown) = answer_offline(&mut bob, "bob@example.com", "alice@example.com").await;
     assert!(shown[0].ends_with("you were quick"));
+}
+
+/// Posts an OIM store request as it is, with no second attempt.
+async fn post_store(server: &TestServer, request: &msnp::oim::StoreRequest) -> (u16, String) {
+    let answer = soap_post(server, "/OimWS/oim.asmx", msnp::oim::STORE2_ACTION, &request.to_xml()).await;
+    (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+}
+
+/// The `rsi.asmx` answer to one call, with `client`'s profile token.
+async fn inbox(server: &TestServer, client: &Client, request: msnp::oim::InboxRequest) -> String {
+    let call = msnp::oim::InboxCall { ticket: client.mspauth(), request };
+    let answer = soap_post(server, "/rsi/rsi.asmx", &call.action(), &call.to_xml()).await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    String::from_utf8(answer.body).unwrap()
+}
+
+#[tokio::test]
+async fn store2_asks_for_the_lock_key_and_keeps_text_every_dialect_reads() {
+    use msnp::oim::{StoreRequest, lock_key, parse_store_fault, store_content};
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
+    // As Windows Live Messenger 2009 sends it: base64 text, its product id.
+    let mut request = StoreRequest {
+        from: "alice@example.com".into(),
+        from_friendly: Some(msnp::oim::encoded_word("Alice")),
+        to: "bob@example.com".into(),
+        ticket: format!("t={}&p=x", alice.mspauth()),
+        app_id: "PROD0119GSJUC$18".into(),
+        lock_key: String::new(),
+        sequence: 1,
+        content: store_content("héllo from WLM".as_bytes(), "E4A2A10B-6D1B-4C8F-9E0C-2B7B0E8F1A2C", 1),
+    };
+    let (status, fault) = post_store(&server, &request).await;
+    let (code, challenge) = parse_store_fault(&fault).expect("a fault");
+    assert_eq!((status, code.as_str()), (500, "AuthenticationFailed"));
+    let challenge = challenge.expect("the lock-key challenge");
+    assert!(challenge.len() == 10 && challenge.bytes().all(|b| b.is_ascii_digit()), "{challenge}");
+    // A wrong key is refused with the same challenge (derived, not stored).
+    request.lock_key = "0123456789abcdef0123456789abcdef".into();
+    let (status, fault) = post_store(&server, &request).await;
+    assert_eq!(
+        (status, parse_store_fault(&fault)),
+        (500, Some(("AuthenticationFailed".into(), Some(challenge.clone()))))
+    );
+    // Another product's key does not answer for this one.
+    request.lock_key = lock_key(&challenge, "PROD0090YUAUV{2B").unwrap();
+    assert_eq!(post_store(&server, &request).await.0, 500);
+    request.lock_key = lock_key(&challenge, "PROD0119GSJUC$18").unwrap();
+    let (status, answer) = post_store(&server, &request).await;
+    assert_eq!(status, 200, "{answer}");
+    // An MSNP2 client reads the text, not its base64.
+    let mut bob = sign_in_plain(&server, "bob").await;
+    let (_sb, shown) = answer_offline(&mut bob, "bob@example.com", "alice@example.com").await;
+    assert!(shown[0].ends_with("héllo from WLM"), "{}", shown[0]);
+}
+
+#[tokio::test]
+async fn msnp15_reads_offline_messages_from_the_inbox_alone_and_they_go_when_deleted() {
+    use msnp::oim::{InboxRequest, content_text, parse_get_message_response, parse_metadata};
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
+    for text in ["first", "second"] {
+        assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", text).await.status, 200);
+    }
+    let mut bob = as_dialect(&server, 15, "bob").await;
+    bob.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+    bob.expect("ADL 5 OK").await;
+    bob.send("CHG 6 NLN 0").await;
+    bob.expect("CHG 6 NLN 0").await;
+    let notice = bob.expect_prefix("MSG Hotmail Hotmail ").await;
+    let notice = String::from_utf8(notice.payload.unwrap()).unwrap();
+    assert!(notice.contains("text/x-msmsgsinitialmdatanotification"), "{notice}");
+    let entries = parse_metadata(&notice).unwrap();
+    assert_eq!(entries.len(), 2);
+    // Only the inbox shows them: no switchboard invitation as well.
+    let skipped = bob.sync_point_skipping().await;
+    assert!(
+        skipped.iter().all(|l| !l.text.starts_with("RNG")),
+        "{:?}",
+        skipped.iter().map(|l| &l.text).collect::<Vec<_>>()
+    );
+
+    let mut texts = Vec::new();
+    for e in &entries {
+        let xml = inbox(&server, &bob, InboxRequest::GetMessage { guid: e.guid.clone() }).await;
+        let text = content_text(&parse_get_message_response(&xml).unwrap()).unwrap();
+        texts.push(String::from_utf8(text).unwrap());
+    }
+    assert!(texts[0].ends_with("first") && texts[1].ends_with("second"), "in order: {texts:?}");
+    // Reading is not deleting: they wait until the client deletes them.
+    let still = parse_metadata(&inbox(&server, &bob, InboxRequest::GetMetadata).await).unwrap();
+    assert_eq!(still.len(), 2);
+    let guids = entries.iter().map(|e| e.guid.clone()).collect();
+    inbox(&server, &bob, InboxRequest::DeleteMessages { guids }).await;
+    assert!(parse_metadata(&inbox(&server, &bob, InboxRequest::GetMetadata).await).unwrap().is_empty());
+
+    // Hidden, Bob is still told when one arrives (only the inbox shows it).
+    bob.send("CHG 7 HDN 0").await;
+    bob.expect("CHG 7 HDN 0").await;
+    assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", "psst").await.status, 200);
+    let notice = bob.expect_prefix("MSG Hotmail Hotmail ").await;
+    let notice = String::from_utf8(notice.payload.unwrap()).unwrap();
+    assert!(notice.contains("text/x-msmsgsoimnotification"), "{notice}");
+    assert_eq!(
+        parse_metadata(&notice).unwrap().iter().map(|e| e.sender.as_str()).collect::<Vec<_>>(),
+        ["alice@example.com"]
+    );
+    // Signing in again, the undeleted one is listed once more; the
+    // deleted ones never.
+    drop(bob);
+    let mut bob = as_dialect(&server, 15, "bob").await;
+    bob.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+    bob.expect("ADL 5 OK").await;
+    bob.send("CHG 6 NLN 0").await;
+    bob.expect("CHG 6 NLN 0").await;
+    let notice = String::from_utf8(bob.expect_prefix("MSG Hotmail Hotmail ").await.payload.unwrap()).unwrap();
+    assert_eq!(parse_metadata(&notice).unwrap().len(), 1);
 }

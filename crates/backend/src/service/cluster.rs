@@ -42,7 +42,7 @@ impl Backend {
                 }
             }
             Envelope::OfflineMessageWaiting { to } => {
-                if let Some(u) = self.registry.get(&to).filter(|u| u.presence_line().is_some()) {
+                if let Some(u) = self.registry.get(&to).filter(|u| super::offline::reaches_now(u)) {
                     self.deliver_offline(&u).await;
                 }
             }

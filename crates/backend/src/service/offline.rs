@@ -77,7 +77,7 @@ impl Backend {
         // Someone who is online and visible gets it now, after the answer:
         // its timing must not depend on whether the recipient is there.
         match online {
-            Some(user) if user.presence_line().is_some() => {
+            Some(user) if reaches_now(&user) => {
                 let backend = self.clone();
                 tokio::spawn(async move { backend.deliver_offline(&user).await });
             }
@@ -89,6 +89,13 @@ impl Backend {
             }
         }
         Ok(())
+    }
+
+    /// The lock-key challenge `oim.asmx` sets a sender presenting `ticket`:
+    /// derived, not remembered, so that every node sets the same one for the
+    /// same ticket and a retry may reach any of them.
+    pub fn oim_lock_challenge(&self, ticket: &str) -> String {
+        self.key.challenge_for("oim lock key", msnp::passport::ticket_token(ticket))
     }
 
     /// The offline messages waiting for a user that they may see. Withheld
@@ -124,8 +131,19 @@ impl Backend {
     /// dialect's client shows them as a conversation. The messages stay
     /// stored until the client confirms them ([`Backend::confirm_offline`]);
     /// an invitation nobody answers leaves them for the next sign-in.
+    ///
+    /// A client that reads offline messages from the web service is told
+    /// they wait instead (it fetches and deletes them there).
     pub async fn deliver_offline(self: &Arc<Self>, user: &Arc<OnlineUser>) {
         let waiting = self.pending_offline(user).await;
+        if user.dialect.reads_offline_messages_over_soap() {
+            if !waiting.is_empty() {
+                user.deliver(NsEvent::OfflineMessagesWaiting {
+                    messages: waiting.iter().map(|m| m.waiting()).collect(),
+                });
+            }
+            return;
+        }
         let fresh: Vec<OfflineMessage> = {
             let mut delivery = user.offline_delivery.lock();
             waiting.into_iter().filter(|m| delivery.in_flight.insert(m.id)).collect()
@@ -231,4 +249,11 @@ impl Backend {
         user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
         n
     }
+}
+
+/// Whether an offline message arriving now reaches a signed-in user at
+/// once: a visible one is offered it, and a client that reads them from the
+/// web service is told even while hidden (only the web service shows it).
+pub(super) fn reaches_now(user: &OnlineUser) -> bool {
+    user.presence_line().is_some() || user.dialect.reads_offline_messages_over_soap()
 }

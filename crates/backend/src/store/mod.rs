@@ -56,6 +56,19 @@ pub struct OfflineMessage {
     pub withheld: bool,
 }
 
+impl OfflineMessage {
+    /// What the message's notice says of it.
+    pub fn waiting(&self) -> crate::presence::WaitingMessage {
+        crate::presence::WaitingMessage {
+            guid: self.guid.clone(),
+            sender: self.sender.clone(),
+            sender_friendly: self.sender_friendly.clone(),
+            sent_at_ms: self.sent_at_ms,
+            size: self.payload.len(),
+        }
+    }
+}
+
 /// How one recipient's mailbox is shared, checked in the transaction that
 /// stores a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

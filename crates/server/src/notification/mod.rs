@@ -306,6 +306,12 @@ impl NsSession {
                     w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
                 }
             }
+            NsEvent::OfflineMessagesWaiting { messages } => {
+                if dialect.reads_offline_messages_over_soap() {
+                    let entries: Vec<OimEntry> = messages.into_iter().map(OimEntry::from).collect();
+                    w.push(&system_message(msnp::oim::arrival_notification(&entries).to_bytes()));
+                }
+            }
             NsEvent::ClientNotice { from, kind, payload } => {
                 if dialect.has_command("UUN") {
                     w.push(&Reply::Ubn { handle: from, kind, payload });
@@ -341,20 +347,14 @@ impl NsSession {
         if first && w.dialect.has_personal_message() {
             let waiting = backend.pending_offline(user).await;
             if !waiting.is_empty() {
-                let entries: Vec<OimEntry> = waiting
-                    .iter()
-                    .map(|m| OimEntry {
-                        guid: m.guid.clone(),
-                        sender: m.sender.clone(),
-                        sender_friendly: m.sender_friendly.clone(),
-                        sent_at_ms: m.sent_at_ms,
-                        size: m.payload.len(),
-                    })
-                    .collect();
+                let entries: Vec<OimEntry> = waiting.iter().map(|m| OimEntry::from(m.waiting())).collect();
                 w.push(&system_message(msnp::oim::mail_data_notification(&entries).to_bytes()));
             }
         }
-        backend.deliver_offline(user).await;
+        // A client that reads them from the web service has just been told.
+        if !w.dialect.reads_offline_messages_over_soap() {
+            backend.deliver_offline(user).await;
+        }
     }
 
     /// Counts a refusal; too many in a minute and the connection is closed.

@@ -780,38 +780,66 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     c
 }
 
+/// The product id the tests' OIM requests name (MSN 7.5's, whose key the
+/// lock key is computed with).
+const OIM_PRODUCT: &str = "PROD0090YUAUV{2B";
+
+/// An OIM store request as `from`, with the ticket token `auth`.
+fn oim_store_request(auth: &str, from: &str, to: &str, text: &str, lock_key: &str) -> String {
+    msnp::oim::StoreRequest {
+        from: from.to_string(),
+        from_friendly: Some(msnp::oim::encoded_word("A")),
+        to: to.to_string(),
+        ticket: format!("t={auth}&p=x"),
+        app_id: OIM_PRODUCT.to_string(),
+        lock_key: lock_key.to_string(),
+        sequence: 1,
+        content: String::from_utf8(text_message(text)).unwrap(),
+    }
+    .to_xml()
+}
+
+/// The lock key an OIM fault's challenge asks for, if it asks.
+fn lock_key_asked(answer: &HttpAnswer) -> Option<String> {
+    let (_, challenge) = msnp::oim::parse_store_fault(&String::from_utf8_lossy(&answer.body))?;
+    msnp::oim::lock_key(&challenge?, OIM_PRODUCT)
+}
+
 /// Leaves an offline message through the OIM web service, as `from` (who
-/// must be signed in on `sender`, a connection with an MSPAuth token).
+/// must be signed in on `sender`, a connection with an MSPAuth token), as a
+/// client does: the first attempt is answered with the lock-key challenge,
+/// the second carries the key.
 pub async fn store_offline(server: &TestServer, sender: &Client, from: &str, to: &str, text: &str) -> HttpAnswer {
-    let (action, body) = oim_store_request(&sender.mspauth(), from, to, text);
-    soap_post(server, "/OimWS/oim.asmx", action, &body).await
+    let auth = sender.mspauth();
+    let body = oim_store_request(&auth, from, to, text, "");
+    let first = soap_post(server, "/OimWS/oim.asmx", msnp::oim::STORE2_ACTION, &body).await;
+    match lock_key_asked(&first) {
+        Some(key) => {
+            let body = oim_store_request(&auth, from, to, text, &key);
+            soap_post(server, "/OimWS/oim.asmx", msnp::oim::STORE2_ACTION, &body).await
+        }
+        None => first,
+    }
 }
 
 /// The same, for a caller that expects the server may be gone: the HTTP
 /// status, or `None` if there was no answer.
 pub async fn try_store_offline(http: SocketAddr, auth: &str, from: &str, to: &str, text: &str) -> Option<u16> {
-    let (action, body) = oim_store_request(auth, from, to, text);
-    let mut stream = TcpStream::connect(http).await.ok()?;
-    stream.write_all(soap_request("/OimWS/oim.asmx", action, &body).as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    timeout(WAIT, stream.read_to_end(&mut raw)).await.ok()?.ok()?;
-    String::from_utf8_lossy(&raw).split(' ').nth(1)?.parse().ok()
-}
-
-/// The SOAP action and envelope of an OIM `StoreMessage`.
-fn oim_store_request(auth: &str, from: &str, to: &str, text: &str) -> (&'static str, String) {
-    let content = String::from_utf8(text_message(text)).unwrap().replace('&', "&amp;").replace('<', "&lt;");
-    let body = format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
-            r#"<From memberName="{}" friendlyName="=?utf-8?B?QQ==?=" xml:lang="en-US" proxy="MSNMSGR" msnpVer="MSNP11" buildVer="8.1"/>"#,
-            r#"<To memberName="{}"/><Ticket passport="t={}&amp;p=x" appid="PROD0090YUAUV{{2B" lockkey="x"/>"#,
-            r#"</soap:Header><soap:Body><MessageType xmlns="http://messenger.msn.com/ws/2004/09/oim/">text</MessageType>"#,
-            r#"<Content xmlns="http://messenger.msn.com/ws/2004/09/oim/">{}</Content></soap:Body></soap:Envelope>"#
-        ),
-        from, to, auth, content
-    );
-    ("http://messenger.msn.com/ws/2004/09/oim/StoreMessage", body)
+    let post = |body: String| async move {
+        let mut stream = TcpStream::connect(http).await.ok()?;
+        stream.write_all(soap_request("/OimWS/oim.asmx", msnp::oim::STORE2_ACTION, &body).as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        timeout(WAIT, stream.read_to_end(&mut raw)).await.ok()?.ok()?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.as_bytes().to_vec()).unwrap_or_default();
+        Some(HttpAnswer { status, headers: Vec::new(), body })
+    };
+    let first = post(oim_store_request(auth, from, to, text, "")).await?;
+    match lock_key_asked(&first) {
+        Some(key) => Some(post(oim_store_request(auth, from, to, text, &key)).await?.status),
+        None => Some(first.status),
+    }
 }
 
 fn soap_request(path: &str, action: &str, body: &str) -> String {
