@@ -147,6 +147,12 @@ def main():
           b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><PassportCookie><t>tok</t><p/>'
           b'</PassportCookie></soap:Header><soap:Body><DeleteMessages><messageIds><messageId>G1</messageId></messageIds>'
           b'</DeleteMessages></soap:Body></soap:Envelope>')
+    write("soap_and_lists", "getprofile",
+          b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><StorageUserHeader '
+          b'xmlns="http://www.msn.com/webservices/storage/w10"><Puid>0</Puid><TicketToken>t=a&amp;p=b</TicketToken>'
+          b'</StorageUserHeader></soap:Header><soap:Body><UpdateProfile xmlns="http://www.msn.com/webservices/storage/w10">'
+          b'<profile><ResourceID>1!106</ResourceID><ExpressionProfile><DisplayName>Al</DisplayName><PersonalStatus>hi'
+          b'</PersonalStatus></ExpressionProfile></profile></UpdateProfile></soap:Body></soap:Envelope>')
     write("soap_and_lists", "bomb", b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><x>&b;</x>')
     write("soap_and_lists", "blob", b"HAAAAAEAAAADZgAABIAAAAgAAAAUAAAASAAAAAECAwQFBgcI")
 

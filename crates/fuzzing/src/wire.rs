@@ -141,6 +141,12 @@ pub fn soap_and_lists(data: &[u8]) {
     if let Some(call) = msnp::oim::InboxCall::parse(text) {
         assert_eq!(msnp::oim::InboxCall::parse(&call.to_xml()).as_ref(), Some(&call));
     }
+    if let Ok(request) = msnp::storage::Request::parse(text) {
+        assert_eq!(msnp::storage::Request::parse(&request.to_xml()).as_ref(), Ok(&request));
+    }
+    let _ = msnp::storage::parse_get_profile_response(text);
+    let _ = msnp::storage::parse_fault(text);
+    let _ = msnp::storage::personal_status_of(text);
     let _ = msnp::oim::parse_metadata(text);
     let _ = msnp::oim::parse_store_fault(text);
     let _ = msnp::oim::parse_get_message_response(text);

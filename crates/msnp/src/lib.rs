@@ -35,6 +35,7 @@ pub mod request;
 pub mod signin;
 pub mod soap;
 pub mod sso;
+pub mod storage;
 pub mod sync;
 pub mod time;
 pub mod trace;

@@ -181,6 +181,25 @@ pub async fn serve<S>(
             let answer = crate::address_book::serve(&shared, &request.body).await;
             soap_response(answer.status, answer.body)
         }
+        "/storageservice/SchematizedStore.asmx" if request.method == "POST" => {
+            let scheme = if tls { "https" } else { "http" };
+            let base = format!("{scheme}://{}:{}", host(&shared, &request, local), local.port());
+            let answer = crate::storage::serve(&shared, &request.body, &base).await;
+            soap_response(answer.status, answer.body)
+        }
+        path if path.starts_with(crate::storage::TILE_PATH) && request.method == "GET" => {
+            match crate::storage::tile(&shared, &path[crate::storage::TILE_PATH.len()..]).await {
+                Some((mime, data)) => {
+                    let mut r = Response::empty(200, "OK")
+                        .with_header("Content-Type", mime)
+                        .with_header("X-Content-Type-Options", "nosniff")
+                        .with_header("Cache-Control", "private, max-age=3600");
+                    r.body = data;
+                    r
+                }
+                None => Response::empty(404, "Not Found"),
+            }
+        }
         _ => forward(router, request, peer, tls).await,
     };
     let _ = stream.write_all(&response.to_bytes()).await;

@@ -30,6 +30,7 @@ pub mod notification;
 pub mod options;
 pub mod request_target;
 pub mod shared;
+pub mod storage;
 pub mod switchboard;
 
 pub mod tls;

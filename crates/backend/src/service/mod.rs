@@ -33,12 +33,14 @@ use crate::config::BackendConfig;
 use crate::handle::Handle;
 use crate::hashing::PasswordChecker;
 use crate::limits::{Action, KeyedBuckets, LoginOutcome, LoginThrottle, LoginVerdict};
-use crate::lists::{Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
+use crate::lists::{AccountId, Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::{Redeemed, TicketJar, credential_tag};
 use crate::presence::{ContactPresence, LoadedLists, NsEvent, OnlineUser, Registry};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
-use crate::store::{Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError};
+use crate::store::{
+    Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError, StoredPhoto,
+};
 use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };

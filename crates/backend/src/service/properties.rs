@@ -75,4 +75,14 @@ impl Backend {
         }
         Ok(serial)
     }
+
+    /// The display picture the storage service keeps for an account.
+    pub async fn profile_photo(&self, account: AccountId) -> Result<Option<StoredPhoto>, ErrorCode> {
+        self.store.photo(account).await.map_err(store_error)
+    }
+
+    /// Sets or clears the user's display picture in the storage service.
+    pub async fn set_profile_photo(&self, user: &OnlineUser, photo: Option<StoredPhoto>) -> Result<(), ErrorCode> {
+        self.store.set_photo(user.account_id, photo).await.map_err(store_error)
+    }
 }

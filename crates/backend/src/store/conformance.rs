@@ -9,7 +9,7 @@ use msnp::{ListKind, PrivacyMode};
 
 use super::{
     Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, PostgresStore, Removal,
-    SqliteStore, Store, StoreError,
+    SqliteStore, Store, StoreError, StoredPhoto,
 };
 use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
 
@@ -315,6 +315,29 @@ async fn list_changes_name_what_changed_since_and_what_was_removed(f: Fixture) {
     assert_eq!(store.list_changes(a, modified(a).await).await.unwrap(), Some(ListChanges::default()));
 }
 
+async fn a_display_picture_is_kept_replaced_and_cleared(f: Fixture) {
+    let store = f.open().await;
+    let store = store.as_ref();
+    let a = account(store, "a@x.com").await;
+    assert_eq!(store.photo(a).await.unwrap(), None);
+    let photo = |rid: &str, data: &[u8]| StoredPhoto {
+        resource_id: rid.into(),
+        name: "tile".into(),
+        mime: "image/png".into(),
+        data: data.to_vec(),
+    };
+    store.set_photo(a, Some(photo("1!1", b"\x89PNG one"))).await.unwrap();
+    store.set_photo(a, Some(photo("1!2", b"\x89PNG two"))).await.unwrap();
+    assert_eq!(store.photo(a).await.unwrap(), Some(photo("1!2", b"\x89PNG two")), "one picture, the latest");
+    drop(f.open().await);
+    assert_eq!(f.open().await.photo(a).await.unwrap(), Some(photo("1!2", b"\x89PNG two")), "durable");
+    store.set_photo(a, None).await.unwrap();
+    assert_eq!(store.photo(a).await.unwrap(), None);
+    store.set_photo(a, Some(photo("1!3", b"x"))).await.unwrap();
+    store.delete_account("a@x.com").await.unwrap();
+    assert_eq!(store.photo(a).await.unwrap(), None, "gone with the account");
+}
+
 /// Declares each test once per back end.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -349,4 +372,5 @@ suite!(
     mutual_adds_at_once_neither_deadlock_nor_lose_serials,
     a_failing_change_does_not_undo_its_neighbours,
     list_changes_name_what_changed_since_and_what_was_removed,
+    a_display_picture_is_kept_replaced_and_cleared,
 );

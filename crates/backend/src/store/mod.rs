@@ -186,6 +186,15 @@ fn removals(contacts: Vec<AccountId>, groups: Vec<i64>, rows: Vec<(String, Optio
     ListChanges { contacts, groups: groups.into_iter().map(|g| g as u32).collect(), removed }
 }
 
+/// A display picture kept for the storage service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPhoto {
+    pub resource_id: String,
+    pub name: String,
+    pub mime: String,
+    pub data: Vec<u8>,
+}
+
 /// How long removals are remembered for delta answers; an older moment is
 /// answered with "sync in full".
 pub const REMOVALS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
@@ -212,6 +221,10 @@ pub trait Store: Send + Sync + 'static {
     /// time the store gave); `None` if the store cannot tell (the moment is
     /// before it kept removals, or older than [`REMOVALS_KEPT_MS`]).
     async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError>;
+    /// The account's display picture (the storage service's), if any.
+    async fn photo(&self, id: AccountId) -> Result<Option<StoredPhoto>, StoreError>;
+    /// Sets (replacing any) or clears the account's display picture.
+    async fn set_photo(&self, id: AccountId, photo: Option<StoredPhoto>) -> Result<(), StoreError>;
     /// Puts `contact` on or off one of `owner`'s lists and bumps the owner's
     /// serial. For the forward list, `owner` goes on or off the contact's
     /// reverse list in the same transaction and the contact's serial is

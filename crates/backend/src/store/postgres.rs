@@ -25,7 +25,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
 use super::{
     Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
-    OfflineMessage, SnapshotRows, Store, StoreError,
+    OfflineMessage, SnapshotRows, Store, StoreError, StoredPhoto,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -154,6 +154,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
             FOR EACH ROW EXECUTE FUNCTION list_row_removed();
         CREATE TRIGGER group_members_changed AFTER INSERT OR DELETE ON group_members
             FOR EACH ROW EXECUTE FUNCTION group_member_changed();",
+    ),
+    (
+        6,
+        "CREATE TABLE profile_photos (
+            account_id  BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+            resource_id TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            mime        TEXT NOT NULL,
+            data        BYTEA NOT NULL
+        );",
     ),
 ];
 
@@ -503,6 +513,35 @@ impl Store for PostgresStore {
 
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         read!(self, tx, { snapshot(&tx, id).await })
+    }
+
+    async fn photo(&self, id: AccountId) -> Result<Option<StoredPhoto>, StoreError> {
+        read!(self, tx, {
+            let row = tx
+                .query_opt("SELECT resource_id, name, mime, data FROM profile_photos WHERE account_id = $1", &[&id])
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| StoredPhoto { resource_id: r.get(0), name: r.get(1), mime: r.get(2), data: r.get(3) }))
+        })
+    }
+
+    async fn set_photo(&self, id: AccountId, photo: Option<StoredPhoto>) -> Result<(), StoreError> {
+        change!(self, tx, {
+            match &photo {
+                Some(p) => {
+                    tx.execute(
+                        "INSERT INTO profile_photos (account_id, resource_id, name, mime, data) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (account_id) DO UPDATE SET resource_id = excluded.resource_id, name = excluded.name,
+                         mime = excluded.mime, data = excluded.data",
+                        &[&id, &p.resource_id, &p.name, &p.mime, &p.data],
+                    )
+                    .await
+                }
+                None => tx.execute("DELETE FROM profile_photos WHERE account_id = $1", &[&id]).await,
+            }
+            .map_err(pg)?;
+            Ok(())
+        })
     }
 
     async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {

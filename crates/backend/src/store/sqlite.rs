@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
-    OfflineMessage, SnapshotRows, Store, StoreError,
+    OfflineMessage, SnapshotRows, Store, StoreError, StoredPhoto,
 };
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
@@ -152,6 +152,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
         UPDATE list_entries SET changed_ms = (SELECT list_modified_ms + 1 FROM accounts WHERE id = OLD.owner_id)
         WHERE owner_id = OLD.owner_id AND contact_id = OLD.contact_id;
     END;",
+    ),
+    // The storage service's display picture (MSNP13+ roaming profile).
+    (
+        6,
+        "CREATE TABLE profile_photos (
+        account_id  INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        resource_id TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        mime        TEXT NOT NULL,
+        data        BLOB NOT NULL
+    );",
     ),
 ];
 
@@ -564,6 +575,36 @@ impl Store for SqliteStore {
 
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         self.run(move |conn| snapshot(conn, id)).await
+    }
+
+    async fn photo(&self, id: AccountId) -> Result<Option<StoredPhoto>, StoreError> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT resource_id, name, mime, data FROM profile_photos WHERE account_id = ?1",
+                [id],
+                |r| Ok(StoredPhoto { resource_id: r.get(0)?, name: r.get(1)?, mime: r.get(2)?, data: r.get(3)? }),
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn set_photo(&self, id: AccountId, photo: Option<StoredPhoto>) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            match photo {
+                Some(p) => conn.execute(
+                    "INSERT INTO profile_photos (account_id, resource_id, name, mime, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (account_id) DO UPDATE SET resource_id = excluded.resource_id, name = excluded.name,
+                     mime = excluded.mime, data = excluded.data",
+                    params![id, p.resource_id, p.name, p.mime, p.data],
+                ),
+                None => conn.execute("DELETE FROM profile_photos WHERE account_id = ?1", [id]),
+            }
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {

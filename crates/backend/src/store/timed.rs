@@ -10,7 +10,7 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 
 use super::{
     Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, Store,
-    StoreError,
+    StoreError, StoredPhoto,
 };
 use crate::lists::{AccountId, ListSnapshot};
 
@@ -88,6 +88,12 @@ impl Store for TimedStore {
     }
     async fn list_snapshot(&self, id: AccountId) -> Result<ListSnapshot, StoreError> {
         self.time(self.inner.list_snapshot(id)).await
+    }
+    async fn photo(&self, id: AccountId) -> Result<Option<StoredPhoto>, StoreError> {
+        self.time(self.inner.photo(id)).await
+    }
+    async fn set_photo(&self, id: AccountId, photo: Option<StoredPhoto>) -> Result<(), StoreError> {
+        self.time(self.inner.set_photo(id, photo)).await
     }
     async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {
         self.time(self.inner.list_changes(id, since_ms)).await

@@ -631,12 +631,13 @@ where
     stream.write_all(request).await.unwrap();
     let mut raw = Vec::new();
     let _ = timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answer in time");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    // The body as bytes: a picture is not text.
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete answer");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers = lines.filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    HttpAnswer { status, headers, body: body.as_bytes().to_vec() }
+    HttpAnswer { status, headers, body: raw[end + 4..].to_vec() }
 }
 
 /// A GET over plain HTTP with extra header lines.
