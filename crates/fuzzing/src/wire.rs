@@ -126,8 +126,11 @@ pub fn soap_and_lists(data: &[u8]) {
     if let Some(request) = msnp::addressbook::parse_request(text)
         && let Ok(op) = msnp::addressbook::Operation::parse(&request.operation)
     {
-        let again = msnp::addressbook::parse_request(&msnp::addressbook::request(&request.ticket, &op.to_xml()))
-            .expect("an encoded request parses");
+        let again = msnp::addressbook::parse_request(&msnp::addressbook::request(
+            request.ticket.as_deref().unwrap_or_default(),
+            &op.to_xml(),
+        ))
+        .expect("an encoded request parses");
         assert_eq!(msnp::addressbook::Operation::parse(&again.operation), Ok(op));
     }
     let _ = msnp::addressbook::Answer::parse(text);

@@ -88,6 +88,17 @@ pub fn ticket_token(ticket: &str) -> &str {
     t.split('&').next().unwrap_or("")
 }
 
+/// The `MSPAuth` token of an HTTP `Cookie` header: how Windows Live
+/// Messenger 8.0 (MSNP13/14) authenticates its web-service requests.
+pub fn mspauth_cookie(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "MSPAuth")
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +131,13 @@ mod tests {
         assert_eq!(c.password_candidates(), ["a,b%zz,c"]);
         let c = parse_authorization("Passport1.4 sign-in=bob@x.com,pwd=end").unwrap();
         assert_eq!(c.password_raw, "end");
+    }
+
+    #[test]
+    fn finds_the_mspauth_cookie() {
+        assert_eq!(mspauth_cookie("MSPProf=p; MSPAuth=tok$$; x=y"), Some("tok$$"));
+        assert_eq!(mspauth_cookie("MSPAuth="), None);
+        assert_eq!(mspauth_cookie("other=1"), None);
     }
 
     #[test]

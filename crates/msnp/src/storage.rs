@@ -75,10 +75,11 @@ pub enum Unreadable {
     BadArgument(&'static str),
 }
 
-/// A request: its ticket, the namespace it spoke, and the operation.
+/// A request: its ticket (none when it comes in the `MSPAuth` cookie, as
+/// from MSNP13/14 clients), the namespace it spoke, and the operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub ticket: String,
+    pub ticket: Option<String>,
     pub namespace: String,
     pub operation: Operation,
 }
@@ -215,12 +216,12 @@ impl Operation {
 
 impl Request {
     /// Reads a request; `Err` with `None` when it is not a storage request
-    /// at all (no envelope, no ticket, another namespace).
+    /// at all (no envelope, another namespace).
     pub fn parse(xml: &str) -> Result<Request, Option<Unreadable>> {
         let envelope = Envelope::parse(xml).ok_or(None)?;
         let op = envelope.operation().ok_or(None)?;
         let namespace = op.namespace.clone().filter(|n| n.starts_with(NS_PREFIX)).ok_or(None)?;
-        let ticket = envelope.header.find("TicketToken").map(|t| t.text.trim().to_string()).ok_or(None)?;
+        let ticket = envelope.header.find("TicketToken").map(|t| t.text.trim().to_string()).filter(|t| !t.is_empty());
         let operation = Operation::parse(op).map_err(Some)?;
         Ok(Request { ticket, namespace, operation })
     }
@@ -235,7 +236,7 @@ impl Request {
                 "</soap:Header><soap:Body>{op}</soap:Body></soap:Envelope>"
             ),
             ns = self.namespace,
-            ticket = escape_xml(&self.ticket),
+            ticket = escape_xml(self.ticket.as_deref().unwrap_or_default()),
             op = self.operation.to_xml(&self.namespace)
         )
     }
@@ -428,12 +429,11 @@ mod tests {
             (NS_W10, Operation::CreateRelationships),
             (NS_W10, Operation::DeleteRelationships { resource_ids: vec!["1!205".into()] }),
         ] {
-            let request = Request { ticket: "t=a&p=b".into(), namespace: ns.into(), operation };
+            let request = Request { ticket: Some("t=a&p=b".into()), namespace: ns.into(), operation };
             assert_eq!(Request::parse(&request.to_xml()), Ok(request.clone()));
             assert!(request.action().ends_with(request.operation.name()));
         }
-        let other =
-            Request { ticket: "t".into(), namespace: "urn:x".into(), operation: Operation::CreateRelationships };
+        let other = Request { ticket: None, namespace: "urn:x".into(), operation: Operation::CreateRelationships };
         assert_eq!(Request::parse(&other.to_xml()), Err(None));
         let big = Operation::CreateDocument {
             cid: "1".into(),
@@ -441,7 +441,7 @@ mod tests {
             mime: "m".into(),
             data: vec![0; MAX_PHOTO + 1],
         };
-        let big = Request { ticket: "t".into(), namespace: NS_W10.into(), operation: big };
+        let big = Request { ticket: Some("t".into()), namespace: NS_W10.into(), operation: big };
         assert_eq!(Request::parse(&big.to_xml()), Err(Some(Unreadable::BadArgument("Data size"))));
     }
 

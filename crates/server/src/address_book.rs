@@ -54,15 +54,21 @@ fn refused(code: ErrorCode, missing: Fault, present: Fault) -> Answer {
     fault(f, &format!("Refused ({})", code.code()))
 }
 
-/// Handles one request to either service.
-pub async fn serve(shared: &Arc<Shared>, body: &[u8]) -> Answer {
+/// Handles one request to either service. `cookie` is the `MSPAuth`
+/// cookie's token, which MSNP13/14 clients send instead of a ticket in the
+/// envelope.
+pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>) -> Answer {
     let Some(ServiceRequest { ticket, operation }) =
         std::str::from_utf8(body).ok().and_then(addressbook::parse_request)
     else {
         return fault(Fault::BadArgument, "Malformed request");
     };
-    // The ticket RST issued for the service: its owner, signed in here.
-    let Some(user) = shared.backend.web_user(&ticket).await else {
+    // The ticket RST issued for the service, or the sign-in's MSPAuth: its
+    // owner, signed in here.
+    let Some(ticket) = ticket.as_deref().or(cookie) else {
+        return fault(Fault::BadContextToken, "No ticket");
+    };
+    let Some(user) = shared.backend.web_user(ticket).await else {
         return fault(Fault::BadContextToken, "Invalid or expired ticket");
     };
     let operation = match Operation::parse(&operation) {

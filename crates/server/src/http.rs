@@ -178,13 +178,15 @@ pub async fn serve<S>(
         "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
         "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
         "/abservice/abservice.asmx" | "/abservice/SharingService.asmx" if request.method == "POST" => {
-            let answer = crate::address_book::serve(&shared, &request.body).await;
+            let cookie = request.header("Cookie").and_then(msnp::passport::mspauth_cookie);
+            let answer = crate::address_book::serve(&shared, &request.body, cookie).await;
             soap_response(answer.status, answer.body)
         }
         "/storageservice/SchematizedStore.asmx" if request.method == "POST" => {
             let scheme = if tls { "https" } else { "http" };
             let base = format!("{scheme}://{}:{}", host(&shared, &request, local), local.port());
-            let answer = crate::storage::serve(&shared, &request.body, &base).await;
+            let cookie = request.header("Cookie").and_then(msnp::passport::mspauth_cookie);
+            let answer = crate::storage::serve(&shared, &request.body, cookie, &base).await;
             soap_response(answer.status, answer.body)
         }
         path if path.starts_with(crate::storage::TILE_PATH) && request.method == "GET" => {

@@ -36,16 +36,20 @@ fn ok(body: String) -> Answer {
     Answer { status: 200, body: msnp::addressbook::soap_answer(&body) }
 }
 
-/// Handles one request; `base` is the scheme and host the client reached
-/// (picture addresses are built on it).
-pub async fn serve(shared: &Arc<Shared>, body: &[u8], base: &str) -> Answer {
+/// Handles one request; `cookie` is the `MSPAuth` cookie's token (MSNP13/14
+/// clients send it instead of a ticket in the envelope); `base` is the
+/// scheme and host the client reached (picture addresses are built on it).
+pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>, base: &str) -> Answer {
     let request = match std::str::from_utf8(body).map_err(|_| None).and_then(Request::parse) {
         Ok(r) => r,
         Err(None) => return fault("BadArgument", "Malformed request"),
         Err(Some(Unreadable::Unknown(name))) => return fault("NotImplemented", &format!("{name} is not offered")),
         Err(Some(Unreadable::BadArgument(what))) => return fault("BadArgument", &format!("Bad or missing {what}")),
     };
-    let Some(user) = shared.backend.web_user(&request.ticket).await else {
+    let Some(ticket) = request.ticket.as_deref().or(cookie) else {
+        return fault("BadContextToken", "No ticket");
+    };
+    let Some(user) = shared.backend.web_user(ticket).await else {
         return fault("BadContextToken", "Invalid or expired ticket");
     };
     let ns = request.namespace.as_str();

@@ -267,3 +267,38 @@ async fn refused_changes_are_faults_and_change_nothing() {
     assert_eq!(after.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["Work"]);
     assert_eq!(after.contacts[0].display_name, before.contacts[0].display_name);
 }
+
+#[tokio::test]
+async fn msnp13_authenticates_with_the_mspauth_cookie() {
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    // Windows Live Messenger 8.0 signs in with TWN and sends its profile's
+    // MSPAuth as a cookie, with no ticket in the envelope.
+    let alice = as_dialect(&server, 13, "alice").await;
+    let post = |cookie: String, op: Operation| {
+        let server = &server;
+        async move {
+            let body = addressbook::request_without_ticket(&op.to_xml());
+            let raw = format!(
+                "POST /abservice/abservice.asmx HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nCookie: MSPProf=x; MSPAuth={cookie}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+            let answer = http_exchange(stream, raw.as_bytes()).await;
+            (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+        }
+    };
+    let add = Operation::ContactAdd { handle: "bob@example.com".into(), messenger_user: true, allow: true };
+    let (status, xml) = post(alice.mspauth(), add).await;
+    assert_eq!(status, 200, "{xml}");
+    let (status, xml) = post(alice.mspauth(), Operation::FindAll { deltas_since: None }).await;
+    assert_eq!(status, 200, "{xml}");
+    let book = parse_ab_find_all_response(&xml).unwrap();
+    assert_eq!(
+        book.contacts.iter().map(|c| c.handle.as_str()).collect::<Vec<_>>(),
+        ["alice@example.com", "bob@example.com"]
+    );
+    // A cookie that is no sign-in's: refused.
+    let (status, xml) = post("forged".into(), Operation::FindAll { deltas_since: None }).await;
+    assert_eq!((status, Fault::parse(&xml)), (500, Some(Fault::BadContextToken)));
+}

@@ -9,7 +9,7 @@ use common::*;
 use msnp::storage::{NS_W10, Operation, Request, parse_fault, parse_get_profile_response};
 
 async fn call(server: &TestServer, ticket: &str, operation: Operation) -> (u16, String) {
-    let request = Request { ticket: ticket.into(), namespace: NS_W10.into(), operation };
+    let request = Request { ticket: Some(ticket.into()), namespace: NS_W10.into(), operation };
     let answer = soap_post(server, "/storageservice/SchematizedStore.asmx", &request.action(), &request.to_xml()).await;
     (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
 }
@@ -143,9 +143,10 @@ async fn another_users_profile_and_forged_tickets_are_refused() {
     };
     assert_eq!(refused(&server, &ticket, rename).await, "AccessDenied");
     assert_eq!(refused(&server, "t=forged&p=x", Operation::GetProfile { cid: cid.clone() }).await, "BadContextToken");
-    let odd = Request { ticket: ticket.clone(), namespace: NS_W10.into(), operation: Operation::GetProfile { cid } }
-        .to_xml()
-        .replace("GetProfile", "ShareItem");
+    let odd =
+        Request { ticket: Some(ticket.clone()), namespace: NS_W10.into(), operation: Operation::GetProfile { cid } }
+            .to_xml()
+            .replace("GetProfile", "ShareItem");
     let answer = soap_post(&server, "/storageservice/SchematizedStore.asmx", "", &odd).await;
     assert_eq!(parse_fault(&String::from_utf8_lossy(&answer.body)).as_deref(), Some("NotImplemented"));
     let bomb = r#"<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><s>&b;</s>"#;

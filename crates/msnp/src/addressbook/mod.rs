@@ -284,22 +284,30 @@ pub fn ab_find_all_request(ticket: &str) -> String {
     request(ticket, &Operation::FindAll { deltas_since: None }.to_xml())
 }
 
-/// What a server reads from a request: the ticket and the operation.
+/// The same without a ticket in the envelope, as Windows Live Messenger
+/// 8.0 (MSNP13/14) sends it: the ticket travels in the `MSPAuth` cookie.
+pub fn request_without_ticket(body: &str) -> String {
+    request("", body).replace("<TicketToken></TicketToken>", "")
+}
+
+/// What a server reads from a request: the ticket, when the envelope
+/// carries one (`TicketToken`, MSNP15+; MSNP13/14 send the `MSPAuth`
+/// cookie instead), and the operation.
 #[derive(Debug, Clone)]
 pub struct ServiceRequest {
-    pub ticket: String,
+    pub ticket: Option<String>,
     pub operation: Element,
 }
 
 /// Reads a request: a SOAP envelope whose operation is in the service
-/// namespace and whose header carries a ticket (`TicketToken`, MSNP15+).
+/// namespace.
 pub fn parse_request(xml: &str) -> Option<ServiceRequest> {
     let envelope = Envelope::parse(xml)?;
     let operation = envelope.operation()?.clone();
     if operation.namespace.as_deref() != Some(NS) {
         return None;
     }
-    let ticket = envelope.header.find("TicketToken")?.text.trim().to_string();
+    let ticket = envelope.header.find("TicketToken").map(|t| t.text.trim().to_string()).filter(|t| !t.is_empty());
     Some(ServiceRequest { ticket, operation })
 }
 
@@ -458,13 +466,14 @@ mod tests {
     #[test]
     fn requests_carry_their_ticket_and_operation() {
         let r = parse_request(&ab_find_all_request("t=a&p=b")).unwrap();
-        assert_eq!((r.ticket.as_str(), r.operation.name.as_str()), ("t=a&p=b", "ABFindAll"));
+        assert_eq!((r.ticket.as_deref(), r.operation.name.as_str()), (Some("t=a&p=b"), "ABFindAll"));
         assert_eq!(r.operation.text_at(&["deltasOnly"]), Some("false"));
         assert_eq!(parse_request(&find_membership_request("t")).unwrap().operation.name, "FindMembership");
         // Another namespace, or no ticket: not a request of the service.
         let other = find_membership_request("t").replace(NS, "urn:other");
         assert!(parse_request(&other).is_none());
-        let no_ticket = find_membership_request("t").replace("<TicketToken>t</TicketToken>", "");
-        assert!(parse_request(&no_ticket).is_none());
+        // No ticket in the envelope: the cookie must carry it.
+        let no_ticket = request_without_ticket(&Operation::FindMembership { deltas_since: None }.to_xml());
+        assert_eq!(parse_request(&no_ticket).unwrap().ticket, None);
     }
 }
