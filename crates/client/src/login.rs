@@ -82,12 +82,12 @@ struct SsoTokens {
 }
 
 /// The origin of the login service, named by the nexus URL the client
-/// is configured with (the RST service lives beside it).
-fn login_origin(config: &ClientConfig) -> Result<String> {
+/// is configured with (the RST service and the web services live beside it).
+pub(crate) fn login_origin(config: &ClientConfig) -> Result<String> {
     let nexus = config
         .login_url
         .as_deref()
-        .ok_or_else(|| ClientError::Protocol("single sign-on needs a login URL (MSN_LOGIN_URL)".into()))?;
+        .ok_or_else(|| ClientError::Protocol("the web services need a login URL (MSN_LOGIN_URL)".into()))?;
     http::origin(nexus).map(str::to_string).ok_or_else(|| ClientError::Protocol(format!("bad login URL {nexus}")))
 }
 

@@ -256,14 +256,7 @@ impl Client {
     /// answers with its product key and sends again, as Messenger did.
     pub async fn send_offline_message(&self, to: &str, text: &str) -> Result<()> {
         use msnp::oim::{STORE2_ACTION, StoreRequest, encoded_word, lock_key, parse_store_fault};
-        let base = self
-            .shared
-            .config
-            .login_url
-            .as_deref()
-            .and_then(crate::http::origin)
-            .ok_or_else(|| ClientError::Protocol("offline messages need the login URL".into()))?
-            .to_string();
+        let base = login::login_origin(&self.shared.config)?;
         let (me, friendly, token) = {
             let s = self.shared.state.lock().expect("state lock");
             (s.handle.clone(), s.friendly.clone(), s.web_token.clone())
@@ -522,14 +515,7 @@ async fn handle(
 /// come again with the next notice or sign-in.
 async fn read_offline_messages(shared: &Arc<Shared>, mut entries: Vec<msnp::oim::OimEntry>) -> Result<()> {
     use msnp::oim::{InboxCall, InboxRequest, content_text, parse_get_message_response};
-    let base = shared
-        .config
-        .login_url
-        .as_deref()
-        .and_then(crate::http::origin)
-        .ok_or_else(|| ClientError::Protocol("offline messages need the login URL".into()))?
-        .to_string();
-    let url = format!("{base}/rsi/rsi.asmx");
+    let url = format!("{}/rsi/rsi.asmx", login::login_origin(&shared.config)?);
     let trust = shared.config.trust_ca.as_deref();
     let ticket = shared.state.lock().expect("state lock").web_token.clone();
     let mut read = shared.offline_read.lock().await;
