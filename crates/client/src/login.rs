@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use msnp::addressbook::Operation;
 use msnp::mime::MimeMessage;
 use msnp::request::{NsRequest, SyncVersion};
 use msnp::signin::{Action, SignIn, SignInError};
@@ -114,17 +115,25 @@ async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens> {
 
 /// Fills the state from the membership and address book services
 /// (MSNP13+), which hold the lists instead of `SYN`.
+/// One call to the address book or membership service: the answer's
+/// envelope, or the fault's code as an error.
+pub(crate) async fn address_book(config: &ClientConfig, ticket: &str, op: &Operation) -> Result<String> {
+    let url = format!("{}{}", login_origin(config)?, op.path());
+    let body = msnp::addressbook::request(ticket, &op.to_xml());
+    let answer = http::post_soap(&url, &op.action(), &body, config.trust_ca.as_deref()).await?;
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    if answer.status == 200 {
+        return Ok(text);
+    }
+    let why = msnp::addressbook::Fault::parse(&text).map(|f| f.code().to_string()).unwrap_or(answer.status.to_string());
+    Err(ClientError::Protocol(format!("{} refused: {why}", op.name())))
+}
+
 async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> Result<()> {
-    use msnp::addressbook::{
-        Role, ab_find_all_request, find_membership_request, parse_ab_find_all_response, parse_find_membership_response,
-    };
-    let base = login_origin(config)?;
-    let trust = config.trust_ca.as_deref();
-    let url = format!("{base}/abservice/SharingService.asmx");
-    let action = "http://www.msn.com/webservices/AddressBook/FindMembership";
-    let answer = http::post_soap(&url, action, &find_membership_request(ticket), trust).await?;
-    let roles = parse_find_membership_response(&String::from_utf8_lossy(&answer.body))
-        .ok_or_else(|| ClientError::Protocol(format!("FindMembership answered {}", answer.status)))?;
+    use msnp::addressbook::{Role, parse_ab_find_all_response, parse_find_membership_response};
+    let xml = address_book(config, ticket, &Operation::FindMembership { deltas_since: None }).await?;
+    let roles = parse_find_membership_response(&xml)
+        .ok_or_else(|| ClientError::Protocol("FindMembership answered something else".into()))?;
     for (role, members) in roles {
         let list = match role {
             Role::Allow => ListKind::Allow,
@@ -139,11 +148,9 @@ async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> 
             contact.set(list, true);
         }
     }
-    let url = format!("{base}/abservice/abservice.asmx");
-    let action = "http://www.msn.com/webservices/AddressBook/ABFindAll";
-    let answer = http::post_soap(&url, action, &ab_find_all_request(ticket), trust).await?;
-    let book = parse_ab_find_all_response(&String::from_utf8_lossy(&answer.body))
-        .ok_or_else(|| ClientError::Protocol(format!("ABFindAll answered {}", answer.status)))?;
+    let xml = address_book(config, ticket, &Operation::FindAll { deltas_since: None }).await?;
+    let book = parse_ab_find_all_response(&xml)
+        .ok_or_else(|| ClientError::Protocol("ABFindAll answered something else".into()))?;
     state.groups = book.groups.into_iter().map(|g| Group { id: g.guid, name: g.name }).collect();
     for c in book.contacts {
         if c.is_me {

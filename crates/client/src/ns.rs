@@ -22,6 +22,7 @@ use crate::login::{self, apply_sync_reply};
 use crate::sb;
 use crate::shared::{Command, Shared};
 use crate::state::{Contact, State};
+use msnp::addressbook::Operation;
 
 /// A signed-in client. Cheap to clone; every clone drives the same session.
 #[derive(Clone)]
@@ -134,8 +135,7 @@ impl Client {
     async fn add_to(&self, list: ListKind, handle: &str, friendly: &str) -> Result<()> {
         let (h, f) = (handle.to_string(), friendly.to_string());
         let reply = if self.shared.dialect.lists_over_soap() {
-            let payload = Self::list_document(list, handle);
-            self.shared.request(move |trid| NsRequest::Adl { trid, payload }).await?
+            return self.add_over_soap(list, handle, friendly).await;
         } else if self.shared.dialect.uses_guids() {
             let friendly = (list == ListKind::Forward).then_some(f);
             self.shared
@@ -158,14 +158,83 @@ impl Client {
         Ok(())
     }
 
+    /// MSNP13+, as Windows Live Messenger does it: a contact goes into the
+    /// address book (`ABContactAdd`, allowed as well unless blocked) and is
+    /// then named in an `ADL`, whose `ILN` shows their presence; the allow
+    /// and block lists are memberships (`AddMember`).
+    async fn add_over_soap(&self, list: ListKind, handle: &str, friendly: &str) -> Result<()> {
+        use msnp::addressbook::{Answer, MemberRef, Role};
+        let ticket = self.state().web_token.clone();
+        let config = &self.shared.config;
+        let blocked = self.state().contact(handle).is_some_and(|c| c.on(ListKind::Block));
+        let op = match list {
+            ListKind::Forward => {
+                Operation::ContactAdd { handle: handle.to_string(), messenger_user: true, allow: true }
+            }
+            ListKind::Allow | ListKind::Block => {
+                let role = if list == ListKind::Allow { Role::Allow } else { Role::Block };
+                Operation::AddMember { role, members: vec![MemberRef::Handle(handle.to_string())] }
+            }
+            ListKind::Reverse | ListKind::Pending => {
+                return Err(ClientError::Protocol("only the server changes that list".into()));
+            }
+        };
+        let answer = login::address_book(config, &ticket, &op).await?;
+        let guid = match Answer::parse(&answer) {
+            Some(Answer::Guid { guid, .. }) => Some(guid),
+            _ => None,
+        };
+        {
+            let mut state = self.shared.state.lock().expect("state lock");
+            let c = state.contact_mut(handle);
+            c.set(list, true);
+            if list == ListKind::Forward {
+                c.friendly = friendly.to_string();
+                c.guid = guid.or(c.guid.take());
+                if !blocked {
+                    c.set(ListKind::Allow, true);
+                }
+            }
+        }
+        if list == ListKind::Forward {
+            let payload = Self::list_document(list, handle);
+            self.shared.request(move |trid| NsRequest::Adl { trid, payload }).await?;
+        }
+        Ok(())
+    }
+
+    /// MSNP13+: out of the address book (`ABContactDelete`), or off a
+    /// membership (`DeleteMember`).
+    async fn remove_over_soap(&self, list: ListKind, handle: &str) -> Result<()> {
+        use msnp::addressbook::{MemberRef, Role};
+        let ticket = self.state().web_token.clone();
+        let op = match list {
+            ListKind::Forward => {
+                let guid = self
+                    .state()
+                    .contact(handle)
+                    .and_then(|c| c.guid.clone())
+                    .ok_or_else(|| ClientError::Protocol(format!("{handle} is not on the contact list")))?;
+                Operation::ContactDelete { guids: vec![guid] }
+            }
+            ListKind::Allow | ListKind::Block => {
+                let role = if list == ListKind::Allow { Role::Allow } else { Role::Block };
+                Operation::DeleteMember { role, members: vec![MemberRef::Handle(handle.to_string())] }
+            }
+            ListKind::Reverse | ListKind::Pending => {
+                return Err(ClientError::Protocol("only the server changes that list".into()));
+            }
+        };
+        login::address_book(&self.shared.config, &ticket, &op).await?;
+        let mut state = self.shared.state.lock().expect("state lock");
+        state.contact_mut(handle).set(list, false);
+        state.prune();
+        Ok(())
+    }
+
     async fn remove_from(&self, list: ListKind, handle: &str) -> Result<()> {
         if self.shared.dialect.lists_over_soap() {
-            let payload = Self::list_document(list, handle);
-            self.shared.request(move |trid| NsRequest::Rml { trid, payload }).await?;
-            let mut state = self.shared.state.lock().expect("state lock");
-            state.contact_mut(handle).set(list, false);
-            state.prune();
-            return Ok(());
+            return self.remove_over_soap(list, handle).await;
         }
         let target = match (list, self.shared.dialect.uses_guids()) {
             (ListKind::Forward, true) => self

@@ -13,14 +13,8 @@ use msnp::addressbook::{
 
 /// One request to the service the operation belongs to.
 async fn call(server: &TestServer, ticket: &str, op: &Operation) -> (u16, String) {
-    let service = match op {
-        Operation::FindMembership { .. } | Operation::AddMember { .. } | Operation::DeleteMember { .. } => {
-            "SharingService.asmx"
-        }
-        _ => "abservice.asmx",
-    };
     let body = addressbook::request(ticket, &op.to_xml());
-    let answer = soap_post(server, &format!("/abservice/{service}"), "", &body).await;
+    let answer = soap_post(server, op.path(), &op.action(), &body).await;
     (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
 }
 

@@ -492,7 +492,7 @@ async fn an_msnp15_client_reads_its_lists_from_the_address_book_and_chats_with_m
     wait(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "hello from 2007").then_some(())).await;
     bob.conversation(bob_chat).unwrap().send_text("hi from 2003").await.unwrap();
     wait(&mut a, |e| matches!(e, Event::Message { text, .. } if text == "hi from 2003").then_some(())).await;
-    // Alice takes Bob off her list with RML.
+    // Alice takes Bob out of her address book (ABContactDelete).
     alice.remove_contact("bob@example.com").await.unwrap();
     wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
 }
@@ -532,4 +532,31 @@ async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
     })
     .await;
     assert_eq!(next, "a third, after", "the first two were not shown again");
+}
+
+#[tokio::test]
+async fn an_msnp15_client_adds_blocks_and_removes_through_the_address_book() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    // ABContactAdd, then ADL: Bob's presence shows at once.
+    alice.add_contact("bob@example.com", "Bob").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    wait(&mut b, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "alice@example.com").then_some(())).await;
+    bob.add_contact("alice@example.com", "Alice").await.unwrap();
+    // Blocking through the membership service: Bob sees her go offline.
+    alice.block("bob@example.com").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Offline { handle } if handle == "alice@example.com").then_some(())).await;
+    alice.allow("bob@example.com").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(())).await;
+    // The next sign-in reads the same from the services.
+    alice.sign_out().await;
+    let (alice, _a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let entry = alice.state().contact("bob@example.com").cloned().expect("Bob in the address book");
+    assert!(entry.on(msnp::ListKind::Forward) && entry.on(msnp::ListKind::Allow) && !entry.on(msnp::ListKind::Block));
+    alice.remove_contact("bob@example.com").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
 }

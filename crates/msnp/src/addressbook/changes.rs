@@ -177,6 +177,21 @@ impl Operation {
         }
     }
 
+    /// The path of the service the operation belongs to.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Operation::FindMembership { .. } | Operation::AddMember { .. } | Operation::DeleteMember { .. } => {
+                "/abservice/SharingService.asmx"
+            }
+            _ => "/abservice/abservice.asmx",
+        }
+    }
+
+    /// The SOAP action a client names.
+    pub fn action(&self) -> String {
+        format!("{NS}/{}", self.name())
+    }
+
     /// Reads the operation element of a request (see [`super::parse_request`]).
     pub fn parse(e: &Element) -> Result<Operation, Unreadable> {
         if e.text_at(&["abId"]).is_some_and(|id| !id.is_empty() && id != DEFAULT_AB) {
