@@ -331,7 +331,9 @@ pub fn get_metadata_response(entries: &[OimEntry]) -> String {
 pub fn get_message_response(text: &str) -> String {
     format!(
         r#"<GetMessageResponse xmlns="{RSI_NS}"><GetMessageResult>{}</GetMessageResult></GetMessageResponse>"#,
-        escape_xml(text).replace('\r', "&#13;")
+        // Line ends as they are: aMSN's XML reader knows no character
+        // references, and every client takes LF or CRLF here.
+        escape_xml(text)
     )
 }
 
@@ -352,15 +354,38 @@ pub fn arrival_notification(entries: &[OimEntry]) -> MimeMessage {
 }
 
 /// The message as `GetMessage` returns it: mail-style headers and the text
-/// body in base64.
-pub fn message_text(entry: &OimEntry, recipient: &str, body: &[u8]) -> String {
+/// body in base64. `sequence` numbers the sender's messages in the order
+/// they were left (clients sort by it); the run id is the message's own;
+/// `X-OriginalArrivalTime` is read by aMSN, which shows nothing without it.
+pub fn message_text(entry: &OimEntry, recipient: &str, body: &[u8], sequence: u32) -> String {
     format!(
-        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\nX-OIM-Message-Type: OfflineMessage\r\nX-OIM-Sequence-Num: 1\r\nFrom: {} <{}>\r\nTo: <{}>\r\nDate: {}\r\n\r\n{}",
-        encoded_word(&entry.sender_friendly),
-        entry.sender,
-        recipient,
-        rfc822(entry.sent_at_ms.div_euclid(1000)),
-        crate::base64::encode(body)
+        concat!(
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n",
+            "X-OIM-Message-Type: OfflineMessage\r\nX-OIM-Run-Id: {{{run}}}\r\nX-OIM-Sequence-Num: {seq}\r\n",
+            "From: {name} <{from}>\r\nTo: <{to}>\r\nX-OriginalArrivalTime: {arrival}\r\nDate: {date}\r\n\r\n{body}"
+        ),
+        run = entry.guid,
+        seq = sequence,
+        name = encoded_word(&entry.sender_friendly),
+        from = entry.sender,
+        to = recipient,
+        arrival = arrival_time(entry.sent_at_ms),
+        date = rfc822(entry.sent_at_ms.div_euclid(1000)),
+        body = crate::base64::encode(body)
+    )
+}
+
+/// `22 Mar 2007 00:29:46.0233 (UTC) FILETIME=[2D6C1A90:01C76C17]`: the
+/// time in words and as a Windows FILETIME (100 ns since 1601), low half
+/// first.
+fn arrival_time(ms: i64) -> String {
+    let filetime = (ms + 11_644_473_600_000).max(0) as u64 * 10_000;
+    format!(
+        "{}.{:04} (UTC) FILETIME=[{:08X}:{:08X}]",
+        crate::time::mail_date(ms.div_euclid(1000)),
+        ms.rem_euclid(1000) * 10,
+        filetime as u32,
+        filetime >> 32
     )
 }
 
@@ -454,9 +479,9 @@ mod tests {
         assert_eq!(parse_metadata(&get_metadata_response(std::slice::from_ref(&e))), Some(vec![e.clone()]));
         let notice = String::from_utf8(arrival_notification(std::slice::from_ref(&e)).to_bytes()).unwrap();
         assert_eq!(parse_metadata(&notice), Some(vec![e.clone()]));
-        let text = message_text(&e, "b@x.com", "hi there".as_bytes());
+        let text = message_text(&e, "b@x.com", "hi there".as_bytes(), 1);
         let read = parse_get_message_response(&wrap(get_message_response(&text))).unwrap();
-        assert_eq!(read, text);
+        assert_eq!(read, text.replace("\r\n", "\n"), "XML reads CRLF as LF");
         assert_eq!(content_text(&read).unwrap(), b"hi there");
         let too_many: Vec<String> = (0..=MAX_DELETE).map(|i| i.to_string()).collect();
         let call = InboxCall { ticket: "t".into(), request: InboxRequest::DeleteMessages { guids: too_many } };
@@ -510,7 +535,11 @@ mod tests {
             sent_at_ms: 0,
             size: 2,
         };
-        let t = message_text(&e, "b@x.com", b"hi");
+        let t = message_text(&e, "b@x.com", b"hi", 2);
+        assert!(t.contains("X-OIM-Sequence-Num: 2\r\nFrom"), "{t}");
+        assert!(t.contains("X-OIM-Run-Id: {G}\r\n"), "{t}");
+        // 100 ns since 1601, low half first (computed independently).
+        assert_eq!(arrival_time(1_174_523_386_023), "22 Mar 2007 00:29:46.0230 (UTC) FILETIME=[31497B70:01C76C19]");
         assert!(t.ends_with("\r\n\r\naGk="));
         assert!(t.contains("From: =?utf-8?B?QQ==?= <a@x.com>"));
     }

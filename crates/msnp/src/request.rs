@@ -445,8 +445,10 @@ impl NsRequest {
             "CHG" => {
                 let trid = a.trid()?;
                 let state = OnlineState::from_code(a.get(1)?).ok_or(a.invalid())?;
+                // `caps:capsEx` is MSNP16's form, but aMSN 0.99 sends it
+                // with MSNP15 too: the extended part is passed over.
                 let client_id = match a.opt(2) {
-                    Some(id) => Some(parse_trid(id).ok_or(a.invalid())?),
+                    Some(id) => Some(parse_trid(id.split(':').next().unwrap_or(id)).ok_or(a.invalid())?),
                     None => None,
                 };
                 NsRequest::Chg { trid, state, client_id, msn_object: a.opt(3).map(str::to_string) }
@@ -787,6 +789,11 @@ mod tests {
         assert_eq!(
             ns("CHG 9 NLN").unwrap(),
             NsRequest::Chg { trid: 9, state: OnlineState::Online, client_id: None, msn_object: None }
+        );
+        // aMSN 0.99's MSNP15 sends MSNP16's `caps:capsEx`.
+        assert_eq!(
+            ns("CHG 11 NLN 2147778596:0").unwrap(),
+            NsRequest::Chg { trid: 11, state: OnlineState::Online, client_id: Some(2147778596), msn_object: None }
         );
         assert_eq!(ns("XFR 12 SB").unwrap(), NsRequest::XfrSb { trid: 12 });
         assert_eq!(ns("OUT").unwrap(), NsRequest::Out);

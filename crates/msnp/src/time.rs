@@ -36,6 +36,11 @@ pub fn iso8601(secs: i64) -> String {
     format(utc(secs), format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
 }
 
+/// Unix seconds as a mail date without the weekday: `22 Mar 2007 00:29:46`.
+pub fn mail_date(secs: i64) -> String {
+    format(utc(secs), format_description!("[day] [month repr:short] [year] [hour]:[minute]:[second]"))
+}
+
 /// Unix seconds as an RFC 822 date (`Tue, 22 Nov 2026 10:04:00 +0000`).
 pub fn rfc822(secs: i64) -> String {
     format(

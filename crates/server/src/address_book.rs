@@ -308,6 +308,14 @@ impl Book<'_> {
         done("ABGroupContactDelete")
     }
 
+    fn on_reverse_list(&self, member: &MemberRef) -> bool {
+        self.user.with_lists(|l| match member {
+            MemberRef::Handle(h) => l.bits(&h.to_ascii_lowercase()).contains(ListKind::Reverse),
+            // By id only through the membership list the client just read.
+            MemberRef::Id(_) => false,
+        })
+    }
+
     /// `AddMember`/`DeleteMember`: the allow and block lists. The reverse
     /// list is the server's; a pending member stops being one when allowed
     /// or blocked, so deleting one only acknowledges.
@@ -317,6 +325,9 @@ impl Book<'_> {
             Role::Allow => ListKind::Allow,
             Role::Block => ListKind::Block,
             Role::Pending if !add => return done(operation),
+            // Accepting someone, WLM and aMSN move them from Pending to
+            // Reverse themselves: already so here, so it only acknowledges.
+            Role::Reverse if add && members.iter().all(|m| self.on_reverse_list(m)) => return done(operation),
             Role::Reverse | Role::Pending => return fault(Fault::AccessDenied, "Only the server changes that role"),
         };
         let mut snapshot = None;

@@ -388,12 +388,18 @@ async fn rst(shared: &Shared, request: &Request, peer: SocketAddr) -> Response {
     // `first` stays the anchor its siblings are issued from; it is handed
     // out itself at most once, as the `messenger.msn.com` ticket.
     let mut first_handed_out = false;
+    // A client that signs in by SSO (it asks for `messengerclear.live.com`)
+    // uses the `messenger.msn.com` token only for the web services (aMSN
+    // reads its offline messages with it); a TWN client signs in with it.
+    let signs_in_by_sso = rst.tokens.iter().any(|t| t.address.eq_ignore_ascii_case(msnp::sso::MESSENGER_SERVICE));
     for token in rst.tokens.iter().filter(|t| !t.address.eq_ignore_ascii_case(PASSPORT_TB)) {
         let address = token.address.to_ascii_lowercase();
         let single_sign_on = address == msnp::sso::MESSENGER_SERVICE;
         let proof_key: Option<[u8; msnp::sso::SECRET_LEN]> =
             single_sign_on.then(|| std::array::from_fn(|_| rand::random()));
-        let ticket = if address == "messenger.msn.com" && !first_handed_out {
+        let ticket = if address == "messenger.msn.com" && signs_in_by_sso {
+            shared.backend.issue_service_ticket(&first)
+        } else if address == "messenger.msn.com" && !first_handed_out {
             first_handed_out = true;
             Ok(first.clone())
         } else if single_sign_on || address == "messenger.msn.com" {
@@ -537,7 +543,9 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
         }
         InboxRequest::GetMessage { guid } => match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&guid)) {
             Some(m) => {
-                let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload));
+                // Its place among its sender's waiting messages, oldest first.
+                let sequence = waiting.iter().filter(|o| o.sender == m.sender && o.id <= m.id).count() as u32;
+                let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload), sequence);
                 soap_answer(200, &get_message_response(&text))
             }
             None => soap_fault("q0:AuthenticationFailed", "No such message"),

@@ -81,6 +81,11 @@ async fn address_book_changes_are_list_changes_every_dialect_sees() {
     assert_eq!(cid, Some(book(&server, &ticket, None).await.owner_cid), "the notice names Alice's own CID");
     // Bob is pending for Alice: on her reverse list, neither allowed nor blocked.
     assert_eq!(members(&server, &ticket, Role::Pending, None).await, [("bob@example.com".to_string(), false)]);
+    // Accepting him as WLM does: out of Pending, into Reverse (which he is
+    // on already, so that only acknowledges).
+    let bob_member = || vec![MemberRef::Handle("bob@example.com".into())];
+    change(&server, &ticket, Operation::DeleteMember { role: Role::Pending, members: bob_member() }).await;
+    change(&server, &ticket, Operation::AddMember { role: Role::Reverse, members: bob_member() }).await;
 
     // WLM's add: ABContactAdd, then ADL for the new contact, which shows
     // Bob at once.
@@ -116,7 +121,6 @@ async fn address_book_changes_are_list_changes_every_dialect_sees() {
 
     // Blocking through the membership service: Bob sees Alice go offline,
     // and back when she unblocks him.
-    let bob_member = || vec![MemberRef::Handle("bob@example.com".into())];
     change(&server, &ticket, Operation::DeleteMember { role: Role::Allow, members: bob_member() }).await;
     change(&server, &ticket, Operation::AddMember { role: Role::Block, members: bob_member() }).await;
     bob.expect("FLN alice@example.com").await;

@@ -38,7 +38,8 @@ async fn every_family_logs_in_through_the_dispatch_referral() {
         if dialect >= 7 {
             assert_eq!(xfr.args()[5], server.dispatch.to_string());
         }
-        assert!(ds.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
+        // The client hangs up on the dispatch server (see notification.rs).
+        drop(ds);
 
         let mut ns = Client::connect_str(xfr.args()[3]).await;
         ns.send(&format!("VER 4 {ver} CVR0")).await;

@@ -206,7 +206,8 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
     t.recv(who, &mut ds).await;
     t.send(who, &mut ds, &format!("USR 3 {package} I {email}")).await;
     let xfr = t.recv(who, &mut ds).await;
-    assert!(ds.expect_closed().await.is_empty());
+    // The client hangs up on the dispatch server, as real ones do.
+    drop(ds);
 
     let mut ns = Client::connect_str(xfr.args()[3]).await;
     t.send(who, &mut ns, &format!("VER 4 {d} CVR0")).await;

@@ -18,7 +18,28 @@ async fn dispatch_negotiates_and_refers_with_xfr_ns() {
     let xfr = c.expect_prefix("XFR 3 NS ").await;
     assert_eq!(xfr.args().len(), 4, "MSNP2 XFR NS has only the address: {}", xfr.text);
     assert_eq!(xfr.args()[3], server.ns.to_string());
-    assert!(c.expect_closed().await.is_empty());
+    // The client hangs up; the server says nothing more before it does.
+    c.expect_silence().await;
+}
+
+#[tokio::test]
+async fn after_xfr_ns_the_dispatch_server_waits_for_the_client_to_hang_up_then_hangs_up_itself() {
+    // aMSN pipelines VER, CVR and USR and would lose an XFR followed at once
+    // by the close; a client that never hangs up is let go after a while.
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    let mut c = Client::connect(server.dispatch).await;
+    c.send_raw(b"VER 1 MSNP15 CVR0\r\nCVR 2 0x0409 winnt 5.1 i386 MSNMSGR 8.0.0812 msmsgs alice@example.com\r\nUSR 3 SSO I alice@example.com\r\n").await;
+    c.expect("VER 1 MSNP15").await;
+    c.expect_prefix("CVR 2 ").await;
+    c.expect_prefix("XFR 3 NS ").await;
+    // Still open, and silent, while the client reads; commands sent now
+    // are not answered.
+    c.expect_silence().await;
+    c.send("PNG").await;
+    c.expect_silence().await;
+    // Then the server hangs up by itself (within the harness's wait).
+    assert!(c.expect_closed().await.is_empty(), "nothing more after XFR NS");
 }
 
 #[tokio::test]

@@ -358,6 +358,9 @@ async fn msnp15_reads_offline_messages_from_the_inbox_alone_and_they_go_when_del
     let mut texts = Vec::new();
     for e in &entries {
         let xml = inbox(&server, &bob, InboxRequest::GetMessage { guid: e.guid.clone() }).await;
+        // aMSN shows nothing without the arrival time, and reads no
+        // character references.
+        assert!(xml.contains("X-OriginalArrivalTime: ") && !xml.contains("&#13;"), "{xml}");
         let text = content_text(&parse_get_message_response(&xml).unwrap()).unwrap();
         texts.push(String::from_utf8(text).unwrap());
     }
@@ -390,4 +393,27 @@ async fn msnp15_reads_offline_messages_from_the_inbox_alone_and_they_go_when_del
     bob.expect("CHG 6 NLN 0").await;
     let notice = String::from_utf8(bob.expect_prefix("MSG Hotmail Hotmail ").await.payload.unwrap()).unwrap();
     assert_eq!(parse_metadata(&notice).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_sso_clients_messenger_ticket_reads_the_inbox() {
+    use msnp::oim::{InboxCall, InboxRequest, parse_metadata};
+    // aMSN (MSNP15) asks RST for `messenger.msn.com` beside the SSO token
+    // and reads its offline messages with it.
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    let alice = login_as_dialect(&server, 11, "alice@example.com", "pw-alice").await;
+    assert_eq!(store_offline(&server, &alice, "alice@example.com", "bob@example.com", "for aMSN").await.status, 200);
+    let _bob = as_dialect(&server, 15, "bob").await;
+    let services = [(msnp::sso::MESSENGER_SERVICE, "MBI_KEY_OLD"), ("messenger.msn.com", "?id=507")];
+    let body = msnp::passport::rst_request("bob@example.com", "pw-bob", &services);
+    let answer = soap_post(&server, "/RST.srf", "", &body).await;
+    let tokens = msnp::passport::parse_rst_response(&String::from_utf8_lossy(&answer.body)).unwrap();
+    let messenger = tokens.iter().find(|t| t.id == "Compact2").expect("the messenger.msn.com token");
+    let token = msnp::passport::ticket_token(&messenger.ticket).to_string();
+    let call = InboxCall { ticket: token, request: InboxRequest::GetMetadata };
+    let answer = soap_post(&server, "/rsi/rsi.asmx", &call.action(), &call.to_xml()).await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let waiting = parse_metadata(&String::from_utf8_lossy(&answer.body)).unwrap();
+    assert_eq!(waiting.iter().map(|e| e.sender.as_str()).collect::<Vec<_>>(), ["alice@example.com"]);
 }

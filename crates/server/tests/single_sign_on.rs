@@ -227,3 +227,38 @@ async fn bad_list_documents_and_soap_requests_change_nothing() {
     let (status, _) = soap(&server, "abservice.asmx", &huge).await;
     assert_eq!(status, 413, "a body over the limit is refused before it is read");
 }
+
+#[tokio::test]
+async fn amsn_0_99_signs_in_and_goes_online_as_it_does() {
+    // The lines aMSN 0.99 (MSNP15 by default) sent this server when it was
+    // signed in with it: VER, CVR and USR in one write, then the SSO
+    // answer, the initial ADL, its name, a personal message with its
+    // machine GUID, and a CHG with MSNP16's `caps:capsEx` and an MSN object.
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice"]);
+    let mut ns = Client::connect(server.ns).await;
+    ns.send_raw(
+        b"VER 1 MSNP15 CVR0\r\nCVR 2 0x0409 winnt 5.1 i386 MSNMSGR 8.0.0812 msmsgs alice@example.com\r\nUSR 3 SSO I alice@example.com\r\n",
+    )
+    .await;
+    ns.expect("VER 1 MSNP15").await;
+    ns.expect_prefix("CVR 2 ").await;
+    ns.expect_prefix("GCF 0 ").await;
+    let nonce = ns.expect_prefix("USR 3 SSO S MBI_KEY_OLD ").await.args()[5].to_string();
+    let tokens = sso_tokens(&server, "alice@example.com", "pw-alice", "MBI_KEY_OLD").await.unwrap();
+    let blob = msnp::sso::login_blob(tokens[0].secret.as_deref().unwrap(), &nonce, [3; 8]);
+    ns.send(&format!("USR 4 SSO S {} {blob}", tokens[0].ticket)).await;
+    ns.expect("USR 4 OK alice@example.com 1 0").await;
+    ns.expect("SBS 0 null").await;
+    ns.expect_prefix("MSG Hotmail Hotmail ").await;
+    ns.send_payload("ADL 8", br#"<ml l="1"></ml>"#).await;
+    ns.expect("ADL 8 OK").await;
+    ns.send("PRP 9 MFN Alice").await;
+    ns.expect("PRP 9 MFN Alice").await;
+    let uux = b"<Data><PSM></PSM><CurrentMedia></CurrentMedia><MachineGuid>{c6b9127f-7c64-a017-a98c-b57a2f61fd0b}</MachineGuid></Data>";
+    ns.send_payload("UUX 10", uux).await;
+    ns.expect("UUX 10 0").await;
+    let msnobj = "%3Cmsnobj%20Creator%3D%22alice%40example%2Ecom%22%20Size%3D%2215045%22%20Type%3D%223%22%20Location%3D%22amsn%2Etmp%22%20Friendly%3D%22AAA%3D%22%2F%3E";
+    ns.send(&format!("CHG 11 NLN 2147778596:0 {msnobj}")).await;
+    ns.expect(&format!("CHG 11 NLN 2147778596 {msnobj}")).await;
+}

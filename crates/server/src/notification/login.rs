@@ -87,6 +87,7 @@ impl NsSession {
             };
             let current = format!("{}:{}", self.host(), self.local.port());
             w.push(&Reply::XfrNs { trid, address, current });
+            self.referred = true;
             return Flow::Close;
         }
         let package = w.dialect.auth_scheme();

@@ -41,6 +41,10 @@ use crate::config::ChallengePolicy;
 use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
 use crate::shared::{Role, Shared};
 
+/// How long a dispatch connection waits for the client to hang up after
+/// `XFR NS` before it closes the connection itself.
+pub const REFERRAL_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How far the login has come.
 enum Login {
     Initial,
@@ -77,6 +81,8 @@ struct NsSession {
     pending_challenge: Option<PendingChallenge>,
     /// When the next CHL is due, once challenges have started.
     next_challenge: Option<Instant>,
+    /// A dispatch connection that has sent `XFR NS`: the client hangs up.
+    referred: bool,
     /// Rate-limit refusals on this connection.
     strikes: Strikes,
     /// The lists the sign-in read, for the first `SYN`; dropped at the first
@@ -114,6 +120,7 @@ pub fn serve(
             next_challenge: None,
             strikes: Strikes::default(),
             loaded_lists: None,
+            referred: false,
         };
 
         let mut flow = match first {
@@ -184,6 +191,19 @@ pub fn serve(
         // presence and web token are already gone.
         if let Some(user) = session.user() {
             session.shared.backend.sign_out(&user);
+        }
+        if session.referred {
+            // After `XFR NS` the client hangs up and goes to the notification
+            // server. Closing first can lose the referral: aMSN pipelines
+            // VER, CVR and USR, and reads our close before it has handled
+            // the XFR line already in its buffer. Wait for the client, a
+            // while, reading (and ignoring) whatever it still sends.
+            if conn.writer.flush().await.is_ok() {
+                let _ = tokio::time::timeout(REFERRAL_LINGER, async {
+                    while let Ok(Some(_)) = conn.reader.next().await {}
+                })
+                .await;
+            }
         }
         conn.writer.close().await;
     }

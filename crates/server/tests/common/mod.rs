@@ -751,7 +751,8 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
             }
             Action::Receive => signing.receive(&c.recv_frame().await).expect("signing in"),
             Action::Connect(address) => {
-                assert!(c.expect_closed().await.is_empty(), "dispatch closes after XFR NS");
+                // The client hangs up on the dispatch server, as real ones do
+                // (notification.rs checks what the server does otherwise).
                 c = Client::connect_str(&address).await;
                 signing.connected()
             }
