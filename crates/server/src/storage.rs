@@ -137,7 +137,10 @@ impl Me<'_> {
     /// that also says it on the notification connection (`PRP`, `UUX`)
     /// does not make watchers see it twice.
     async fn update(&self, ns: &str, resource_id: &str, name: Option<String>, status: Option<String>) -> Answer {
-        if resource_id != Profile::ids(self.cid()).0 {
+        // Clients name the expression profile's id (aMSN, bitlbee) or the
+        // profile's.
+        let (profile, expression) = Profile::ids(self.cid());
+        if resource_id != profile && resource_id != expression {
             return fault("AccessDenied", "Not your profile");
         }
         let backend = &self.shared.backend;

@@ -231,7 +231,7 @@ async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
         addrs.iter().find(|l| l.starts_with(prefix)).unwrap().rsplit(' ').next().unwrap().parse().unwrap()
     };
     let server = TestServer::attach(&data, addr("msnd: dispatch"), addr("msnd: notification"), addr("msnd: http"));
-    let (mut a_ns, mut b_ns, mut a, _b) = alice_and_bob_in_a_session(&server).await;
+    let (mut a_ns, mut b_ns, mut a, mut b) = alice_and_bob_in_a_session(&server).await;
     let log = || std::fs::read_to_string(&log_path).unwrap();
     assert!(!log().contains("msnp::trace"), "nobody is traced yet");
 
@@ -250,6 +250,8 @@ async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
     let xfr = a_ns.expect_prefix("XFR 40 SB ").await;
     let cookie = xfr.args()[5].to_string();
     a.send_payload("MSG 41 N", &text_message("traced words")).await;
+    // Relayed, so read (and traced) by the switchboard.
+    b.expect_prefix("MSG alice@example.com").await;
     b_ns.sync_point().await;
     a_ns.sync_point().await;
     let text = log();

@@ -54,8 +54,9 @@ async fn the_roaming_profile_is_the_name_and_message_every_dialect_sees() {
     assert_eq!((profile.display_name.as_str(), profile.personal_status.as_str()), ("Alice", ""));
     assert!(profile.photo.is_none());
 
+    // aMSN and bitlbee name the expression profile's id.
     let update = |name: Option<&str>, status: Option<&str>| Operation::UpdateProfile {
-        resource_id: profile.resource_id.clone(),
+        resource_id: profile.expression_id.clone(),
         display_name: name.map(str::to_string),
         personal_status: status.map(str::to_string),
     };
