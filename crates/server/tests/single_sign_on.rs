@@ -191,6 +191,39 @@ async fn users_of_four_dialects_share_lists_presence_and_the_address_book() {
     alice.send_payload("RML 10", br#"<ml><d n="example.com"><c n="dave" l="1" t="1"/></d></ml>"#).await;
     alice.expect("RML 10 OK").await;
     dave.expect_prefix("REM 0 RL ").await;
+
+    // And all four chat in one conversation the MSNP15 user starts.
+    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        c.sync_point_skipping().await;
+    }
+    let mut sb = open_session(&server, &mut alice, "alice@example.com", "Alice").await;
+    let mut joined = Vec::new();
+    for (trid, (ns, handle)) in
+        [(&mut bob, "bob@example.com"), (&mut carol, "carol@example.com"), (&mut dave, "dave@example.com")]
+            .into_iter()
+            .enumerate()
+    {
+        let (other, _) = invite(&mut sb, 20 + trid as u32, ns, handle).await;
+        sb.expect_prefix(&format!("JOI {handle}")).await;
+        joined.push(other);
+    }
+    sb.send_payload("MSG 30 N", &text_message("hello from 2007")).await;
+    for other in &mut joined {
+        // Those who joined first hear of the later ones first.
+        let m = loop {
+            let l = other.recv().await;
+            if !l.text.starts_with("JOI ") {
+                break l;
+            }
+        };
+        assert!(m.text.starts_with("MSG alice@example.com"), "{}", m.text);
+        assert!(String::from_utf8_lossy(m.payload.as_deref().unwrap()).ends_with("hello from 2007"));
+    }
+    // Dave answers from 1999; Alice (and the others) read him.
+    let dave_sb = joined.last_mut().unwrap();
+    dave_sb.send_payload("MSG 9 N", &text_message("hello from 1999")).await;
+    let m = sb.expect_prefix("MSG dave@example.com").await;
+    assert!(String::from_utf8_lossy(m.payload.as_deref().unwrap()).ends_with("hello from 1999"));
 }
 
 #[tokio::test]
