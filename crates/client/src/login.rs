@@ -130,17 +130,12 @@ pub(crate) async fn address_book(config: &ClientConfig, ticket: &str, op: &Opera
 }
 
 async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> Result<()> {
-    use msnp::addressbook::{Role, parse_ab_find_all_response, parse_find_membership_response};
+    use msnp::addressbook::{parse_ab_find_all_response, parse_find_membership_response};
     let xml = address_book(config, ticket, &Operation::FindMembership { deltas_since: None }).await?;
     let roles = parse_find_membership_response(&xml)
         .ok_or_else(|| ClientError::Protocol("FindMembership answered something else".into()))?;
     for (role, members) in roles {
-        let list = match role {
-            Role::Allow => ListKind::Allow,
-            Role::Block => ListKind::Block,
-            Role::Reverse => ListKind::Reverse,
-            Role::Pending => ListKind::Pending,
-        };
+        let list = role.list();
         for m in members {
             let contact = state.contact_mut(&m.handle);
             contact.handle = m.handle.clone();

@@ -148,6 +148,12 @@ impl Client {
             Reply::Add { guid, .. } => guid,
             _ => None,
         };
+        self.note_added(list, handle, friendly, guid);
+        Ok(())
+    }
+
+    /// The client's view after an add the server accepted.
+    fn note_added(&self, list: ListKind, handle: &str, friendly: &str, guid: Option<String>) {
         let mut state = self.shared.state.lock().expect("state lock");
         let c = state.contact_mut(handle);
         c.set(list, true);
@@ -155,7 +161,6 @@ impl Client {
             c.friendly = friendly.to_string();
             c.guid = guid.or(c.guid.take());
         }
-        Ok(())
     }
 
     /// MSNP13+, as Windows Live Messenger does it: a contact goes into the
@@ -167,34 +172,24 @@ impl Client {
         let ticket = self.state().web_token.clone();
         let config = &self.shared.config;
         let blocked = self.state().contact(handle).is_some_and(|c| c.on(ListKind::Block));
-        let op = match list {
-            ListKind::Forward => {
+        let op = match (list, Role::of_list(list)) {
+            (ListKind::Forward, _) => {
                 Operation::ContactAdd { handle: handle.to_string(), messenger_user: true, allow: true }
             }
-            ListKind::Allow | ListKind::Block => {
-                let role = if list == ListKind::Allow { Role::Allow } else { Role::Block };
+            (_, Some(role @ (Role::Allow | Role::Block))) => {
                 Operation::AddMember { role, members: vec![MemberRef::Handle(handle.to_string())] }
             }
-            ListKind::Reverse | ListKind::Pending => {
-                return Err(ClientError::Protocol("only the server changes that list".into()));
-            }
+            _ => return Err(ClientError::Protocol("only the server changes that list".into())),
         };
         let answer = login::address_book(config, &ticket, &op).await?;
         let guid = match Answer::parse(&answer) {
             Some(Answer::Guid { guid, .. }) => Some(guid),
             _ => None,
         };
-        {
-            let mut state = self.shared.state.lock().expect("state lock");
-            let c = state.contact_mut(handle);
-            c.set(list, true);
-            if list == ListKind::Forward {
-                c.friendly = friendly.to_string();
-                c.guid = guid.or(c.guid.take());
-                if !blocked {
-                    c.set(ListKind::Allow, true);
-                }
-            }
+        self.note_added(list, handle, friendly, guid);
+        // `EnableAllowListManagement`: the service allowed the new contact too.
+        if list == ListKind::Forward && !blocked {
+            self.note_added(ListKind::Allow, handle, friendly, None);
         }
         if list == ListKind::Forward {
             let payload = Self::list_document(list, handle);
@@ -217,13 +212,12 @@ impl Client {
                     .ok_or_else(|| ClientError::Protocol(format!("{handle} is not on the contact list")))?;
                 Operation::ContactDelete { guids: vec![guid] }
             }
-            ListKind::Allow | ListKind::Block => {
-                let role = if list == ListKind::Allow { Role::Allow } else { Role::Block };
-                Operation::DeleteMember { role, members: vec![MemberRef::Handle(handle.to_string())] }
-            }
-            ListKind::Reverse | ListKind::Pending => {
-                return Err(ClientError::Protocol("only the server changes that list".into()));
-            }
+            _ => match Role::of_list(list) {
+                Some(role @ (Role::Allow | Role::Block)) => {
+                    Operation::DeleteMember { role, members: vec![MemberRef::Handle(handle.to_string())] }
+                }
+                _ => return Err(ClientError::Protocol("only the server changes that list".into())),
+            },
         };
         login::address_book(&self.shared.config, &ticket, &op).await?;
         let mut state = self.shared.state.lock().expect("state lock");

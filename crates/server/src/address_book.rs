@@ -322,8 +322,7 @@ impl Book<'_> {
     async fn member_change(&self, role: Role, members: &[MemberRef], add: bool) -> Answer {
         let operation = if add { "AddMember" } else { "DeleteMember" };
         let list = match role {
-            Role::Allow => ListKind::Allow,
-            Role::Block => ListKind::Block,
+            Role::Allow | Role::Block => role.list(),
             Role::Pending if !add => return done(operation),
             // Accepting someone, WLM and aMSN move them from Pending to
             // Reverse themselves: already so here, so it only acknowledges.
@@ -408,9 +407,7 @@ fn roles(s: &ListSnapshot, changes: Option<&ListChanges>) -> Vec<(Role, Vec<Memb
         .into_iter()
         .map(|role| {
             let in_role = |e: &backend::lists::ListEntry| match role {
-                Role::Allow => e.lists.contains(ListKind::Allow),
-                Role::Block => e.lists.contains(ListKind::Block),
-                Role::Reverse => e.lists.contains(ListKind::Reverse),
+                Role::Allow | Role::Block | Role::Reverse => e.lists.contains(role.list()),
                 Role::Pending => {
                     e.lists.contains(ListKind::Reverse)
                         && !e.lists.contains(ListKind::Allow)

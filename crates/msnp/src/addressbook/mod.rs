@@ -41,6 +41,22 @@ impl Role {
     pub fn from_name(name: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.name() == name)
     }
+
+    /// The list a role is a view of.
+    pub fn list(self) -> crate::ListKind {
+        match self {
+            Role::Allow => crate::ListKind::Allow,
+            Role::Block => crate::ListKind::Block,
+            Role::Reverse => crate::ListKind::Reverse,
+            Role::Pending => crate::ListKind::Pending,
+        }
+    }
+
+    /// The role that shows a list (none for the forward list: that is the
+    /// address book).
+    pub fn of_list(list: crate::ListKind) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.list() == list)
+    }
 }
 
 /// A member of a role.
@@ -453,6 +469,14 @@ mod tests {
             changed: "c".into(),
         };
         assert_eq!(parse_ab_find_all_response(&ab_find_all_response(&ab)).unwrap(), ab);
+    }
+
+    #[test]
+    fn each_role_is_the_view_of_one_list() {
+        for role in Role::ALL {
+            assert_eq!(Role::of_list(role.list()), Some(role));
+        }
+        assert_eq!(Role::of_list(crate::ListKind::Forward), None, "the forward list is the address book");
     }
 
     #[test]
