@@ -560,3 +560,18 @@ async fn an_msnp15_client_adds_blocks_and_removes_through_the_address_book() {
     alice.remove_contact("bob@example.com").await.unwrap();
     wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
 }
+
+#[tokio::test]
+async fn an_msnp15_client_sees_who_is_already_online_when_it_signs_in() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (bob, _b) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    alice.add_contact("bob@example.com", "Bob").await.unwrap();
+    alice.sign_out().await;
+    // Bob is online before Alice signs in again: the ILN after her CHG.
+    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
+}
