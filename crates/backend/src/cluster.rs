@@ -30,6 +30,9 @@ pub enum Envelope {
     /// made (the reverse list of a forward-list change): update the lists in
     /// memory, then deliver `event`.
     ListChanged { to: String, contact: String, list: ListKind, member: bool, event: NsEvent },
+    /// `to`'s own list changed through the web services on another node:
+    /// keep `to`'s lists in memory as the store has them.
+    OwnListChanged { to: String, contact: String, list: ListKind, member: bool },
     /// `to` signed in elsewhere: end the session `session` with `OUT OTH`.
     SignedInElsewhere { to: String, session: u64 },
     /// An offline message for `to` was stored: offer it now.

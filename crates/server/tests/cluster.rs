@@ -536,3 +536,43 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test]
+async fn the_web_services_serve_a_user_signed_in_on_another_node() {
+    use msnp::addressbook::{self, Operation, parse_ab_find_all_response};
+    let Some(c) = cluster("web_services_across_nodes", STEADY_NODE_TIMEOUT_MS).await else { return };
+    // RST on the dispatch node's login service; signed in on a notification
+    // node; the address book asked of the dispatch node's web services.
+    let mut alice = login_as_dialect(&c.dispatch, 15, "u1@example.com", "pw-u1").await;
+    alice.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+    alice.expect("ADL 5 OK").await;
+    alice.send("CHG 6 NLN 0").await;
+    alice.expect("CHG 6 NLN 0").await;
+    let (mut b, _) = sign_in(&c, "u2").await;
+    b.send("CHG 5 NLN").await;
+    b.expect("CHG 5 NLN").await;
+    let ticket = alice.contacts_ticket.clone().expect("an address book ticket");
+    let call = |op: Operation| {
+        let (ticket, http) = (ticket.clone(), &c.dispatch);
+        async move {
+            let body = addressbook::request(&ticket, &op.to_xml());
+            let answer = soap_post(http, op.path(), &op.action(), &body).await;
+            (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+        }
+    };
+    let (status, xml) = call(Operation::FindAll { deltas_since: None }).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(parse_ab_find_all_response(&xml).unwrap().contacts.len(), 1, "only Alice herself");
+    let add = Operation::ContactAdd { handle: "u2@example.com".into(), messenger_user: true, allow: true };
+    let (status, xml) = call(add).await;
+    assert_eq!(status, 200, "{xml}");
+    until(&mut b, "ADD 0 RL ").await;
+    // Alice's own node learnt of it: her ADL shows u2 at once.
+    alice.send_payload("ADL 7", br#"<ml><d n="example.com"><c n="u2" l="3" t="1"/></d></ml>"#).await;
+    alice.expect("ADL 7 OK").await;
+    alice.expect_prefix("ILN 7 NLN u2@example.com").await;
+    let (_, xml) = call(Operation::FindAll { deltas_since: None }).await;
+    let handles: Vec<String> =
+        parse_ab_find_all_response(&xml).unwrap().contacts.into_iter().map(|c| c.handle).collect();
+    assert_eq!(handles, ["u1@example.com", "u2@example.com"]);
+}

@@ -36,6 +36,15 @@ impl Backend {
                     u.deliver(event);
                 }
             }
+            Envelope::OwnListChanged { to, contact, list, member } => {
+                if let Some(u) = self.registry.get(&to) {
+                    let allowed_before = u.with_lists(|l| l.allows(&contact));
+                    u.set_list(&contact, list, member);
+                    if list != ListKind::Forward {
+                        self.refresh_view(&u, &contact, allowed_before);
+                    }
+                }
+            }
             Envelope::SignedInElsewhere { to, session } => {
                 if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.session_id == session) {
                     u.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));

@@ -37,6 +37,20 @@ impl Backend {
         }
     }
 
+    /// A change `user` made to their own lists from a stand-in (the web
+    /// services of a cluster node other than theirs): the sign-in's node
+    /// keeps its lists in memory as the store now has them.
+    fn own_list_changed(&self, user: &OnlineUser, contact: &str, list: ListKind, member: bool) {
+        if self.registry.get(&user.key).is_some() {
+            return;
+        }
+        if let Some((cluster, node)) = self.remote(&user.key) {
+            let envelope =
+                Envelope::OwnListChanged { to: user.key.clone(), contact: contact.to_string(), list, member };
+            cluster.send(&node, envelope);
+        }
+    }
+
     /// Finds a contact by handle, or (MSNP10+) by contact GUID; returns the
     /// handle key.
     pub fn resolve_contact(&self, user: &OnlineUser, target: &str) -> Option<String> {
@@ -72,6 +86,7 @@ impl Backend {
             l.set(key, list, true);
             l.set_guid(key, &change.guid);
         });
+        self.own_list_changed(user, key, list, true);
 
         let mut initial_presence = None;
         match list {
@@ -118,6 +133,7 @@ impl Backend {
         let change =
             self.store.set_list_membership(user.account_id, contact.id, list, false, "").await.map_err(store_error)?;
         user.set_list(&key, list, false);
+        self.own_list_changed(user, &key, list, false);
         match list {
             ListKind::Forward => {
                 if let Some(serial) = change.contact_serial {

@@ -282,9 +282,19 @@ impl Backend {
         if token.is_empty() {
             return None;
         }
-        // A web-service ticket from RST (MSNP13+): its owner's sign-in here.
+        // A web-service ticket from RST (MSNP13+): its owner's sign-in here,
+        // or on another node of a cluster: then a stand-in holding the lists
+        // from the store, so that the address book reads and changes the
+        // same lists (its changes reach the sign-in as `OwnListChanged`).
         if let Some((owner, _)) = self.tickets.service_owner(token) {
-            return self.registry.get(&owner);
+            if let Some(user) = self.registry.get(&owner) {
+                return Some(user);
+            }
+            self.remote(&owner)?;
+            let user = self.stand_in(&owner, token).await?;
+            let snapshot = self.store.list_snapshot(user.account_id).await.ok()?;
+            user.install_lists(snapshot);
+            return Some(user);
         }
         let local = self.web_tokens.lock().get(token).cloned();
         if let Some(credential) = local {
@@ -294,7 +304,13 @@ impl Backend {
             return self.registry.get(&credential.key).filter(|u| u.session_id == credential.session);
         }
         let key = self.cluster.get()?.user_of_token(token)?;
-        let account = self.store.account(&key).await.ok()??;
+        self.stand_in(&key, token).await
+    }
+
+    /// A stand-in here for a user signed in on another node: not
+    /// registered, receiving nothing.
+    async fn stand_in(&self, key: &str, token: &str) -> Option<Arc<OnlineUser>> {
+        let account = self.store.account(key).await.ok()??;
         let stand_in = OnlineUser::new(
             account.id,
             &account.handle,
