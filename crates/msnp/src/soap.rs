@@ -58,6 +58,11 @@ impl Element {
                         namespace,
                         ..Element::default()
                     };
+                    // `<>`: quick-xml reads it as a nameless element; XML
+                    // has no such thing.
+                    if element.name.is_empty() {
+                        return None;
+                    }
                     for a in start.attributes() {
                         let a = a.ok()?;
                         if a.key.as_namespace_binding().is_some() {
@@ -290,6 +295,13 @@ mod tests {
         assert_eq!(element_text(xml, "Content").as_deref(), Some("MIME-Version: 1.0\r\nhi"));
         assert_eq!(passport_cookie("<PassportCookie><t>tok</t><p>x</p></PassportCookie>").as_deref(), Some("tok"));
         assert_eq!(element_text("<a/>", "Content"), None);
+    }
+
+    #[test]
+    fn a_nameless_element_is_not_xml() {
+        // Found by the soap_and_lists fuzz target.
+        assert_eq!(Element::parse("<>0l</>"), None);
+        assert_eq!(Element::parse("<a><></></a>"), None);
     }
 
     #[test]
