@@ -378,12 +378,6 @@ fn qry(dialect: Dialect, challenge: &str) -> (&'static str, String) {
     }
 }
 
-/// Extracts the text of a personal message payload.
-fn psm_text(payload: &[u8]) -> String {
-    let xml = String::from_utf8_lossy(payload);
-    msnp::soap::element_text(&xml, "PSM").unwrap_or_default()
-}
-
 /// The session task.
 async fn run(mut conn: Conn, mut next_trid: u32, shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
     let dialect = shared.dialect;
@@ -529,7 +523,7 @@ async fn handle(
             }
         }
         Reply::Ubx { handle, payload } => {
-            let text = psm_text(&payload);
+            let text = msnp::personal::status_of(&String::from_utf8_lossy(&payload));
             if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase()) {
                 c.personal_message = Some(text.clone());
             }

@@ -149,7 +149,7 @@ pub fn soap_and_lists(data: &[u8]) {
     }
     let _ = msnp::storage::parse_get_profile_response(text);
     let _ = msnp::storage::parse_fault(text);
-    let _ = msnp::storage::personal_status_of(text);
+    let _ = msnp::personal::status_of(text);
     let _ = msnp::oim::parse_metadata(text);
     let _ = msnp::oim::parse_store_fault(text);
     let _ = msnp::oim::parse_get_message_response(text);

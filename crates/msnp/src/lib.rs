@@ -30,6 +30,7 @@ pub mod msnftp;
 pub mod oim;
 pub mod p2p;
 pub mod passport;
+pub mod personal;
 pub mod reply;
 pub mod request;
 pub mod signin;

@@ -369,29 +369,6 @@ pub fn parse_fault(xml: &str) -> Option<String> {
     Some(Envelope::parse(xml)?.body.find("Fault")?.text_at(&["detail", "errorcode"])?.to_string())
 }
 
-/// The text of the `PSM` in a personal-message document (`UUX`'s payload).
-pub fn personal_status_of(document: &str) -> String {
-    Element::parse(document).and_then(|d| d.text_at(&["PSM"]).map(str::to_string)).unwrap_or_default()
-}
-
-/// A personal-message document with its `PSM` set to `status`, keeping
-/// whatever else it held (`CurrentMedia`, `MachineGuid`).
-pub fn with_personal_status(document: Option<&str>, status: &str) -> String {
-    let psm = format!("<PSM>{}</PSM>", escape_xml(status));
-    match document.and_then(Element::parse).filter(|d| d.name == "Data") {
-        Some(d) => {
-            let rest: String = d
-                .children
-                .iter()
-                .filter(|c| c.name != "PSM")
-                .map(|c| format!("<{n}>{t}</{n}>", n = c.name, t = escape_xml(&c.text)))
-                .collect();
-            format!("<Data>{psm}{rest}</Data>")
-        }
-        None => format!("<Data>{psm}<CurrentMedia></CurrentMedia></Data>"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,16 +449,5 @@ mod tests {
         });
         assert_eq!(parse_get_profile_response(&wrap(get_profile_response(NS_W10, &p))), Some(p));
         assert_eq!(parse_fault(&fault("AccessDenied", "not <yours>")).as_deref(), Some("AccessDenied"));
-    }
-
-    #[test]
-    fn the_personal_status_lives_in_the_personal_message_document() {
-        let doc = "<Data><PSM>old</PSM><CurrentMedia>\\0Music\\01\\0{0}\\0Song\\0</CurrentMedia></Data>";
-        assert_eq!(personal_status_of(doc), "old");
-        let new = with_personal_status(Some(doc), "new & <better>");
-        assert_eq!(personal_status_of(&new), "new & <better>");
-        assert!(new.contains("<CurrentMedia>\\0Music"), "{new}");
-        assert_eq!(personal_status_of(&with_personal_status(None, "x")), "x");
-        assert_eq!(personal_status_of("not xml"), "");
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use backend::presence::OnlineUser;
 use backend::store::StoredPhoto;
+use msnp::personal;
 use msnp::storage::{
     self, Operation, Photo, Profile, Request, Unreadable, create_document_response, empty_response,
     find_documents_response, get_profile_response,
@@ -126,7 +127,7 @@ impl Me<'_> {
             resource_id,
             expression_id,
             display_name: presence.friendly,
-            personal_status: presence.personal_message.as_deref().map(storage::personal_status_of).unwrap_or_default(),
+            personal_status: presence.personal_message.as_deref().map(personal::status_of).unwrap_or_default(),
             photo,
             changed: msnp::time::msnp_timestamp(now.as_millis() as i64),
         };
@@ -154,11 +155,11 @@ impl Me<'_> {
             }
         }
         let current = presence.personal_message.as_deref();
-        if let Some(status) = status.filter(|s| *s != current.map(storage::personal_status_of).unwrap_or_default()) {
+        if let Some(status) = status.filter(|s| *s != current.map(personal::status_of).unwrap_or_default()) {
             if status.chars().count() > 128 {
                 return fault("BadArgument", "The personal message is too long");
             }
-            let document = storage::with_personal_status(current, &status);
+            let document = personal::with_status(current, &status);
             if backend.set_personal_message(self.user, &document).await.is_err() {
                 return fault("InternalError", "Try again later");
             }

@@ -67,7 +67,7 @@ async fn the_roaming_profile_is_the_name_and_message_every_dialect_sees() {
     bob.expect("NLN NLN alice@example.com Alice%20in%20<Wonderland> 0").await;
     let ubx = bob.expect_prefix("UBX alice@example.com").await;
     let psm = String::from_utf8(ubx.payload.unwrap()).unwrap();
-    assert_eq!(msnp::storage::personal_status_of(&psm), "down the rabbit hole");
+    assert_eq!(msnp::personal::status_of(&psm), "down the rabbit hole");
     let again = parse_get_profile_response(&call(&server, &ticket, Operation::GetProfile { cid: cid.clone() }).await.1);
     let again = again.unwrap();
     assert_eq!(again.display_name, "Alice in <Wonderland>");
