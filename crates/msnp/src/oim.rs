@@ -58,13 +58,11 @@ impl StoreRequest {
             Some(f) => format!(r#" friendlyName="{}""#, escape_xml(f)),
             None => String::new(),
         };
-        format!(
+        let header = format!(
             concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
                 r#"<From memberName="{from}"{friendly} xml:lang="en-US" proxy="MSNMSGR" xmlns="{ns}" msnpVer="MSNP15" buildVer="8.5.1288.816"/>"#,
                 r#"<To memberName="{to}" xmlns="{ns}"/><Ticket passport="{ticket}" appid="{app}" lockkey="{lock}" xmlns="{ns}"/>"#,
-                r#"<Sequence xmlns="http://schemas.xmlsoap.org/ws/2003/03/rm"><Identifier xmlns="http://schemas.xmlsoap.org/ws/2002/07/utility">http://messenger.msn.com</Identifier><MessageNumber>{seq}</MessageNumber></Sequence>"#,
-                r#"</soap:Header><soap:Body><MessageType xmlns="{ns}">text</MessageType><Content xmlns="{ns}">{content}</Content></soap:Body></soap:Envelope>"#
+                r#"<Sequence xmlns="http://schemas.xmlsoap.org/ws/2003/03/rm"><Identifier xmlns="http://schemas.xmlsoap.org/ws/2002/07/utility">http://messenger.msn.com</Identifier><MessageNumber>{seq}</MessageNumber></Sequence>"#
             ),
             from = escape_xml(&self.from),
             friendly = friendly,
@@ -74,25 +72,28 @@ impl StoreRequest {
             app = escape_xml(&self.app_id),
             lock = escape_xml(&self.lock_key),
             seq = self.sequence,
+        );
+        let body = format!(
+            r#"<MessageType xmlns="{ns}">text</MessageType><Content xmlns="{ns}">{content}</Content>"#,
+            ns = OIM_NS,
             // XML reads a bare CR as a line end; a reference keeps it.
             content = escape_xml(&self.content).replace('\r', "&#13;"),
-        )
+        );
+        crate::soap::envelope(&header, &body)
     }
 }
 
 /// The answer to a stored message.
 pub fn store_response() -> String {
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
-            r#"<soap:Body><StoreResponse xmlns="{}"><PointsConsumed>0</PointsConsumed></StoreResponse></soap:Body></soap:Envelope>"#
-        ),
-        OIM_NS
+    crate::soap::envelope(
+        "",
+        &format!(r#"<StoreResponse xmlns="{OIM_NS}"><PointsConsumed>0</PointsConsumed></StoreResponse>"#),
     )
 }
 
 /// A fault of `oim.asmx`; with a challenge, the `AuthenticationFailed`
 /// that asks the sender to compute its lock key ([`lock_key`]) and retry.
+/// The code is in the service's namespace (`q0:`), as the service wrote it.
 pub fn store_fault(code: &str, text: &str, lock_key_challenge: Option<&str>) -> String {
     let detail = match lock_key_challenge {
         Some(c) => format!(
@@ -101,15 +102,13 @@ pub fn store_fault(code: &str, text: &str, lock_key_challenge: Option<&str>) -> 
         ),
         None => String::new(),
     };
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:q0="{ns}">"#,
-            "<soap:Body><soap:Fault><faultcode>q0:{code}</faultcode><faultstring>{text}</faultstring>{detail}</soap:Fault></soap:Body></soap:Envelope>"
+    crate::soap::envelope(
+        "",
+        &format!(
+            r#"<soap:Fault xmlns:q0="{OIM_NS}"><faultcode>q0:{}</faultcode><faultstring>{}</faultstring>{detail}</soap:Fault>"#,
+            escape_xml(code),
+            escape_xml(text)
         ),
-        ns = OIM_NS,
-        code = escape_xml(code),
-        text = escape_xml(text),
-        detail = detail
     )
 }
 
@@ -311,15 +310,9 @@ impl InboxCall {
                 format!(r#"<DeleteMessages xmlns="{RSI_NS}"><messageIds>{ids}</messageIds></DeleteMessages>"#)
             }
         };
-        format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
-                r#"<PassportCookie xmlns="http://www.hotmail.msn.com/ws/2004/09/oim/rsi"><t>{ticket}</t><p></p></PassportCookie>"#,
-                "</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
-            ),
-            ticket = escape_xml(&self.ticket),
-            body = body
-        )
+        let cookie =
+            format!(r#"<PassportCookie xmlns="{RSI_NS}"><t>{}</t><p></p></PassportCookie>"#, escape_xml(&self.ticket));
+        crate::soap::envelope(&cookie, &body)
     }
 }
 
@@ -471,11 +464,7 @@ mod tests {
             sent_at_ms: 1_114_300_664_000,
             size: 2,
         };
-        let wrap = |body: String| {
-            format!(
-                r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>{body}</soap:Body></soap:Envelope>"#
-            )
-        };
+        let wrap = |body: String| crate::soap::envelope("", &body);
         assert_eq!(parse_metadata(&get_metadata_response(std::slice::from_ref(&e))), Some(vec![e.clone()]));
         let notice = String::from_utf8(arrival_notification(std::slice::from_ref(&e)).to_bytes()).unwrap();
         assert_eq!(parse_metadata(&notice), Some(vec![e.clone()]));

@@ -186,6 +186,39 @@ impl Envelope {
     }
 }
 
+/// A SOAP 1.1 envelope around `body`, with `header` (none if empty): the one
+/// shape every request and answer of the services is written in. The
+/// prefix is `soap:` because clients of the time match it literally (aMSN
+/// reads `soap:Envelope:soap:Body:...`); `xsi` is declared for the
+/// `xsi:type` attributes the answers carry.
+pub fn envelope(header: &str, body: &str) -> String {
+    let header = if header.is_empty() { String::new() } else { format!("<soap:Header>{header}</soap:Header>") };
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{ns}" "#,
+            r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">"#,
+            "{header}<soap:Body>{body}</soap:Body></soap:Envelope>"
+        ),
+        ns = ENVELOPE_NS,
+        header = header,
+        body = body
+    )
+}
+
+/// A fault's envelope: `faultcode` as given (a QName, its prefix declared by
+/// the caller in `detail` or standard), the text escaped, and `detail`
+/// (already XML) when not empty.
+pub fn fault(code: &str, text: &str, detail: &str) -> String {
+    let detail = if detail.is_empty() { String::new() } else { format!("<detail>{detail}</detail>") };
+    envelope(
+        "",
+        &format!(
+            "<soap:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring>{detail}</soap:Fault>",
+            escape_xml(text)
+        ),
+    )
+}
+
 /// Replaces the five XML entities and numeric character references.
 pub fn unescape_xml(s: &str) -> Option<String> {
     quick_xml::escape::unescape(s).ok().map(|c| c.into_owned())

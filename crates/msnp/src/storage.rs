@@ -228,16 +228,16 @@ impl Request {
 
     /// The envelope, as a client posts it.
     pub fn to_xml(&self) -> String {
-        format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>"#,
-                r#"<StorageApplicationHeader xmlns="{ns}"><ApplicationID>Messenger Client 8.5</ApplicationID><Scenario>Initial</Scenario></StorageApplicationHeader>"#,
-                r#"<StorageUserHeader xmlns="{ns}"><Puid>0</Puid><TicketToken>{ticket}</TicketToken></StorageUserHeader>"#,
-                "</soap:Header><soap:Body>{op}</soap:Body></soap:Envelope>"
+        crate::soap::envelope(
+            &format!(
+                concat!(
+                    r#"<StorageApplicationHeader xmlns="{ns}"><ApplicationID>Messenger Client 8.5</ApplicationID><Scenario>Initial</Scenario></StorageApplicationHeader>"#,
+                    r#"<StorageUserHeader xmlns="{ns}"><Puid>0</Puid><TicketToken>{ticket}</TicketToken></StorageUserHeader>"#
+                ),
+                ns = self.namespace,
+                ticket = escape_xml(self.ticket.as_deref().unwrap_or_default())
             ),
-            ns = self.namespace,
-            ticket = escape_xml(self.ticket.as_deref().unwrap_or_default()),
-            op = self.operation.to_xml(&self.namespace)
+            &self.operation.to_xml(&self.namespace),
         )
     }
 
@@ -350,18 +350,9 @@ pub fn empty_response(ns: &str, operation: &str) -> String {
     format!(r#"<{operation}Response xmlns="{ns}" />"#)
 }
 
-/// A fault of the service: `code` as the `faultcode` clients log.
+/// A fault of the service: `code` as the `errorcode` clients log.
 pub fn fault(code: &str, text: &str) -> String {
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
-            "<soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>{text}</faultstring>",
-            r#"<detail><errorcode xmlns="{ns}">{code}</errorcode></detail></soap:Fault></soap:Body></soap:Envelope>"#
-        ),
-        text = escape_xml(text),
-        ns = NS_W10,
-        code = escape_xml(code)
-    )
+    crate::soap::fault("soap:Client", text, &format!(r#"<errorcode xmlns="{NS_W10}">{}</errorcode>"#, escape_xml(code)))
 }
 
 /// Reads a fault back: its error code.
@@ -424,11 +415,7 @@ mod tests {
 
     #[test]
     fn profiles_read_back() {
-        let wrap = |body: String| {
-            format!(
-                r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>{body}</soap:Body></soap:Envelope>"#
-            )
-        };
+        let wrap = |body: String| crate::soap::envelope("", &body);
         let (rid, eid) = Profile::ids(0x1f);
         assert_eq!((rid.as_str(), eid.as_str()), ("1F!106", "1F!118"));
         let mut p = Profile {

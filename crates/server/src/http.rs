@@ -459,23 +459,11 @@ fn soap_response(status: u16, envelope: String) -> Response {
 
 /// A SOAP answer: `body` goes inside `<soap:Body>`.
 fn soap_answer(status: u16, body: &str) -> Response {
-    soap_response(
-        status,
-        format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
-                r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>{}</soap:Body></soap:Envelope>"#
-            ),
-            body
-        ),
-    )
+    soap_response(status, msnp::soap::envelope("", body))
 }
 
 fn soap_fault(code: &str, text: &str) -> Response {
-    soap_answer(
-        500,
-        &format!("<soap:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring></soap:Fault>"),
-    )
+    soap_response(500, msnp::soap::fault(code, text, ""))
 }
 
 /// `oim.asmx` (`StoreMessage` from MSN 7.5, `Store2` from Windows Live

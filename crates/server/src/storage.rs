@@ -34,7 +34,7 @@ fn fault(code: &str, text: &str) -> Answer {
 }
 
 fn ok(body: String) -> Answer {
-    Answer { status: 200, body: msnp::addressbook::soap_answer(&body) }
+    Answer { status: 200, body: msnp::soap::envelope("", &body) }
 }
 
 /// Handles one request; `cookie` is the `MSPAuth` cookie's token (MSNP13/14

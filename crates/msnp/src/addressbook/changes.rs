@@ -511,17 +511,7 @@ impl Fault {
     /// The fault's envelope.
     pub fn to_xml(self, text: &str) -> String {
         let side = if matches!(self, Fault::InternalError) { "soap:Server" } else { "soap:Client" };
-        format!(
-            concat!(
-                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
-                "<soap:Body><soap:Fault><faultcode>{side}</faultcode><faultstring>{text}</faultstring>",
-                r#"<detail><errorcode xmlns="{ns}">{code}</errorcode></detail></soap:Fault></soap:Body></soap:Envelope>"#
-            ),
-            side = side,
-            text = escape_xml(text),
-            ns = NS,
-            code = self.code()
-        )
+        crate::soap::fault(side, text, &format!(r#"<errorcode xmlns="{NS}">{}</errorcode>"#, self.code()))
     }
 
     /// Reads a fault envelope back: its error code.
@@ -587,11 +577,7 @@ mod tests {
 
     #[test]
     fn answers_and_faults_read_back() {
-        let wrap = |body: String| {
-            format!(
-                r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>{body}</soap:Body></soap:Envelope>"#
-            )
-        };
+        let wrap = |body: String| crate::soap::envelope("", &body);
         for a in [
             Answer::Done { operation: "ABContactDelete".into() },
             Answer::Guid { operation: "ABGroupAdd".into(), guid: "g-1".into() },

@@ -113,15 +113,11 @@ pub struct AddressBook {
 
 /// An answer envelope of the two services around `body`.
 pub fn soap_answer(body: &str) -> String {
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
-            r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">"#,
-            r#"<soap:Header><ServiceHeader xmlns="{ns}"><Version>15.01.1408.0000</Version><CacheKeyChanged>false</CacheKeyChanged><PreferredHostName>contacts.msn.com</PreferredHostName></ServiceHeader></soap:Header>"#,
-            "<soap:Body>{body}</soap:Body></soap:Envelope>"
+    crate::soap::envelope(
+        &format!(
+            r#"<ServiceHeader xmlns="{NS}"><Version>15.01.1408.0000</Version><CacheKeyChanged>false</CacheKeyChanged><PreferredHostName>contacts.msn.com</PreferredHostName></ServiceHeader>"#
         ),
-        ns = NS,
-        body = body
+        body,
     )
 }
 
@@ -277,16 +273,16 @@ pub fn parse_changed_notice(xml: &str) -> Option<u64> {
 /// A request as a client sends it: the ticket in `ABAuthHeader` and the
 /// operation `body` (an element in the service namespace).
 pub fn request(ticket: &str, body: &str) -> String {
-    format!(
-        concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">"#,
-            r#"<soap:Header><ABApplicationHeader xmlns="{ns}"><ApplicationId>CFE80F9D-180F-4399-82AB-413F33A1FA11</ApplicationId><IsMigration>false</IsMigration><PartnerScenario>Initial</PartnerScenario></ABApplicationHeader>"#,
-            r#"<ABAuthHeader xmlns="{ns}"><ManagedGroupRequest>false</ManagedGroupRequest><TicketToken>{ticket}</TicketToken></ABAuthHeader></soap:Header>"#,
-            "<soap:Body>{body}</soap:Body></soap:Envelope>"
+    crate::soap::envelope(
+        &format!(
+            concat!(
+                r#"<ABApplicationHeader xmlns="{ns}"><ApplicationId>CFE80F9D-180F-4399-82AB-413F33A1FA11</ApplicationId><IsMigration>false</IsMigration><PartnerScenario>Initial</PartnerScenario></ABApplicationHeader>"#,
+                r#"<ABAuthHeader xmlns="{ns}"><ManagedGroupRequest>false</ManagedGroupRequest><TicketToken>{ticket}</TicketToken></ABAuthHeader>"#
+            ),
+            ns = NS,
+            ticket = escape_xml(ticket)
         ),
-        ns = NS,
-        ticket = escape_xml(ticket),
-        body = body
+        body,
     )
 }
 
