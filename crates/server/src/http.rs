@@ -522,23 +522,27 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
     let Some(user) = shared.backend.web_user(&call.ticket).await else {
         return soap_fault("AuthenticationFailed", "Authentication Failed");
     };
-    let waiting = shared.backend.pending_offline(&user).await;
     let entry = |m: &backend::store::OfflineMessage| OimEntry::from(m.waiting());
     match call.request {
+        // Deleting needs no read of the mailbox; reading does.
         InboxRequest::DeleteMessages { guids } => {
             shared.backend.delete_offline_by_guid(&user, &guids).await;
             soap_answer(200, &delete_messages_response())
         }
-        InboxRequest::GetMessage { guid } => match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&guid)) {
-            Some(m) => {
-                // Its place among its sender's waiting messages, oldest first.
-                let sequence = waiting.iter().filter(|o| o.sender == m.sender && o.id <= m.id).count() as u32;
-                let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload), sequence);
-                soap_answer(200, &get_message_response(&text))
+        InboxRequest::GetMessage { guid } => {
+            let waiting = shared.backend.pending_offline(&user).await;
+            match waiting.iter().find(|m| m.guid.eq_ignore_ascii_case(&guid)) {
+                Some(m) => {
+                    // Its place among its sender's waiting messages, oldest first.
+                    let sequence = waiting.iter().filter(|o| o.sender == m.sender && o.id <= m.id).count() as u32;
+                    let text = message_text(&entry(m), &user.handle, &msnp::oim::body_text(&m.payload), sequence);
+                    soap_answer(200, &get_message_response(&text))
+                }
+                None => soap_fault("q0:AuthenticationFailed", "No such message"),
             }
-            None => soap_fault("q0:AuthenticationFailed", "No such message"),
-        },
+        }
         InboxRequest::GetMetadata => {
+            let waiting = shared.backend.pending_offline(&user).await;
             let entries: Vec<OimEntry> = waiting.iter().map(entry).collect();
             soap_answer(200, &get_metadata_response(&entries))
         }
