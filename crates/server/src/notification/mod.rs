@@ -326,11 +326,11 @@ impl NsSession {
                     w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
                 }
             }
+            // Sent only to clients that read offline messages from the web
+            // service (`Backend::deliver_offline` decides by the dialect).
             NsEvent::OfflineMessagesWaiting { messages } => {
-                if dialect.reads_offline_messages_over_soap() {
-                    let entries: Vec<OimEntry> = messages.into_iter().map(OimEntry::from).collect();
-                    w.push(&system_message(msnp::oim::arrival_notification(&entries).to_bytes()));
-                }
+                let entries: Vec<OimEntry> = messages.into_iter().map(OimEntry::from).collect();
+                w.push(&system_message(msnp::oim::arrival_notification(&entries).to_bytes()));
             }
             NsEvent::ClientNotice { from, kind, payload } => {
                 if dialect.has_command("UUN") {
