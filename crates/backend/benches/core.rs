@@ -41,7 +41,7 @@ fn fan_out(c: &mut Criterion) {
         let rx = Outbox::new(4096);
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
-        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), None, tx)).unwrap().0;
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, None, format!("t{i}"), None, tx)).unwrap().0;
         (user, rx)
     };
     let (star, _star_rx) = online(0, &rt);
@@ -88,7 +88,7 @@ fn relay(c: &mut Criterion) {
         let rx = Outbox::new(64);
         let tx = rx.clone();
         let account = rt.block_on(w.store.account(&format!("u{i}@example.com"))).unwrap().unwrap();
-        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, format!("t{i}"), None, tx)).unwrap().0;
+        let user = rt.block_on(b.sign_in(&account, Dialect::Msnp11, None, format!("t{i}"), None, tx)).unwrap().0;
         b.change_state(&user, OnlineState::Online, None, None)
             .now_or_never()
             .expect("no remote nodes to wait for")
@@ -97,12 +97,13 @@ fn relay(c: &mut Criterion) {
     }
     let (cookie, _) = rt.block_on(b.request_switchboard(&users[0].0)).unwrap();
     let (a_tx, _a_rx) = mpsc::channel(64);
-    let (session, alice) = b.open_switchboard("u0@example.com", &cookie, 1, a_tx).unwrap();
+    let (session, alice) =
+        b.open_switchboard(&msnp::endpoint::Address::user("u0@example.com"), &cookie, 1, a_tx).unwrap();
     rt.block_on(b.invite(&session, &alice, "u1@example.com")).unwrap();
     let ring = users[1].1.pop().unwrap();
     let backend::NsEvent::Ring { session_id, cookie, .. } = ring else { panic!("a ring: {ring:?}") };
     let (b_tx, mut b_rx) = mpsc::channel(4096);
-    b.join_switchboard("u1@example.com", &cookie, session_id, 2, b_tx).unwrap();
+    b.join_switchboard(&msnp::endpoint::Address::user("u1@example.com"), &cookie, session_id, 2, b_tx).unwrap();
     while b_rx.try_recv().is_ok() {}
     let payload = Bytes::from(vec![b'x'; 150]);
     let mut g = c.benchmark_group("core");
@@ -178,8 +179,10 @@ fn offline_privacy(c: &mut Criterion) {
     rt.block_on(store.set_list_membership(recipient, blocked, ListKind::Block, true, "g")).unwrap();
     let mut g = c.benchmark_group("core");
     for who in ["friend", "blocked"] {
-        let sender =
-            rt.block_on(b.sign_in(&account(who), Dialect::Msnp11, format!("t-{who}"), None, Outbox::new(8))).unwrap().0;
+        let sender = rt
+            .block_on(b.sign_in(&account(who), Dialect::Msnp11, None, format!("t-{who}"), None, Outbox::new(8)))
+            .unwrap()
+            .0;
         let payload = vec![b'x'; 300];
         g.bench_function(format!("offline message from a {who} sender (SQLite)"), |bench| {
             bench.iter_batched(

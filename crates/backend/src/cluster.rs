@@ -86,17 +86,19 @@ pub struct Invitee {
 pub struct SerializablePresence {
     pub line: msnp::reply::PresenceLine,
     pub personal_message: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<msnp::personal::EndpointData>,
 }
 
 impl From<ContactPresence> for SerializablePresence {
     fn from(p: ContactPresence) -> Self {
-        SerializablePresence { line: p.line, personal_message: p.personal_message }
+        SerializablePresence { line: p.line, personal_message: p.personal_message, endpoints: p.endpoints }
     }
 }
 
 impl From<SerializablePresence> for ContactPresence {
     fn from(p: SerializablePresence) -> Self {
-        ContactPresence { line: p.line, personal_message: p.personal_message }
+        ContactPresence { line: p.line, personal_message: p.personal_message, endpoints: p.endpoints }
     }
 }
 

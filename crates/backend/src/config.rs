@@ -28,6 +28,9 @@ pub struct BackendConfig {
     pub max_switchboard_participants: usize,
     /// Most switchboard sessions one user may be in at once (error 714).
     pub max_sessions_per_user: usize,
+    /// Most endpoints (machines) one account may be signed in from at once
+    /// in the dialects with points of presence (error 734).
+    pub max_endpoints_per_account: usize,
     /// Most offline messages waiting for one user; beyond, senders are refused.
     pub offline_quota: usize,
     /// Largest offline message (MIME) in bytes; it must fit a switchboard
@@ -52,6 +55,7 @@ impl Default for BackendConfig {
             hashing_thread_start: None,
             max_switchboard_participants: 20,
             max_sessions_per_user: 32,
+            max_endpoints_per_account: 8,
             outbox_capacity: 512,
             rate_limits: RateLimits::default(),
             offline_quota: 100,

@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use msnp::endpoint::MachineGuid;
+use msnp::personal::EndpointData;
 use msnp::reply::{OutReason, PresenceLine};
-use msnp::{Dialect, ListKind, OnlineState};
+use msnp::{Dialect, ErrorCode, ListKind, OnlineState};
 use parking_lot::{Mutex, RwLock};
 
 use crate::outbox::Outbox;
@@ -36,12 +38,28 @@ pub enum NsEvent {
     Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String, address: Option<String> },
     /// A message from the service itself (`MSG Hotmail Hotmail`).
     SystemMessage { payload: Bytes },
-    /// A contact's personal message changed (`UBX`, MSNP11+ only).
-    PersonalMessage { handle: String, payload: String },
+    /// A contact's personal message changed (`UBX`, MSNP11+ only), with
+    /// their endpoints for the dialects that show them.
+    PersonalMessage {
+        handle: String,
+        payload: String,
+        #[serde(default)]
+        endpoints: Vec<EndpointData>,
+    },
+    /// A contact's endpoints changed: one signed in or out elsewhere, or
+    /// said something new of itself (`UBX`, MSNP16+ only).
+    EndpointsChanged { handle: String, payload: Option<String>, endpoints: Vec<EndpointData> },
     /// A contact's phone property changed (`BPR`).
     ContactProperty { serial: u32, handle: String, kind: String, value: Option<String> },
-    /// A notification from another user's client (`UBN`, MSNP13+).
-    ClientNotice { from: String, kind: u32, payload: Bytes },
+    /// A notification from another user's client (`UBN`, MSNP13+), from
+    /// one of its endpoints when it was sent to one of ours (MSNP16+).
+    ClientNotice {
+        from: String,
+        #[serde(default)]
+        from_endpoint: Option<MachineGuid>,
+        kind: u32,
+        payload: Bytes,
+    },
     /// Offline messages are waiting, for a client that reads them from the
     /// web service (the OIM notification, MSNP13+).
     OfflineMessagesWaiting { messages: Vec<WaitingMessage> },
@@ -79,8 +97,11 @@ pub struct PresenceInfo {
     pub state: OnlineState,
     pub friendly: String,
     pub client_id: u32,
+    /// The extended capabilities (`caps:capsEx`, MSNP16+).
+    pub extended_caps: u32,
     pub msn_object: Option<String>,
-    /// Set by the first `CHG`: from then on the user receives `NLN`/`FLN`.
+    /// Set by the first `CHG` of any endpoint: from then on the account is
+    /// visible to watchers its privacy allows.
     pub started: bool,
     /// The personal message (`UUX` payload), kept across dialects.
     pub personal_message: Option<String>,
@@ -116,9 +137,14 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 pub struct ContactPresence {
     pub line: msnp::reply::PresenceLine,
     pub personal_message: Option<String>,
+    /// The contact's endpoints (MSNP16+ sign-ins), for `UBX`.
+    pub endpoints: Vec<EndpointData>,
 }
 
-/// One signed-in user.
+/// One signed-in connection of a user: the account's only one in dialects
+/// before MSNP16, one of its endpoints (points of presence) after. The
+/// endpoints of an account share its presence and lists ([`AccountOnline`]);
+/// events for the account reach every endpoint.
 #[derive(Debug)]
 pub struct OnlineUser {
     pub account_id: AccountId,
@@ -130,6 +156,9 @@ pub struct OnlineUser {
     pub session_id: u64,
     /// The dialect the user's connection speaks (switchboards inherit it).
     pub dialect: Dialect,
+    /// The machine this sign-in is, when its dialect has points of presence
+    /// (MSNP16+): other endpoints of the account stay signed in beside it.
+    pub machine: Option<MachineGuid>,
     /// The `MSPAuth` token of this sign-in: the credential the web services
     /// (offline messages) accept while the user is signed in.
     pub web_token: String,
@@ -138,9 +167,25 @@ pub struct OnlineUser {
     pub ticket_token: Option<String>,
     /// Offline messages being delivered in this sign-in.
     pub offline_delivery: Mutex<OfflineDelivery>,
+    /// Set by this connection's first `CHG`: from then on it receives
+    /// presence (`NLN`/`FLN`/`UBX`).
+    receiving: AtomicBool,
+    /// What this endpoint says of itself (`UUX` `PrivateEndpointData`).
+    endpoint: Mutex<EndpointData>,
+    account: Arc<AccountOnline>,
+    outbox: Outbox<NsEvent>,
+}
+
+/// What the endpoints of one signed-in account share.
+#[derive(Debug, Default)]
+pub struct AccountOnline {
     presence: Mutex<PresenceInfo>,
     cache: RwLock<ListCache>,
-    outbox: Outbox<NsEvent>,
+    /// The endpoints signed in, oldest first.
+    endpoints: Mutex<Vec<std::sync::Weak<OnlineUser>>>,
+    /// The session the cluster directory names for the account: its first
+    /// endpoint's.
+    directory_session: AtomicU64,
 }
 
 /// Where a sign-in's offline messages are in their delivery.
@@ -164,35 +209,107 @@ impl OnlineUser {
         web_token: String,
         outbox: Outbox<NsEvent>,
     ) -> OnlineUser {
+        let account = AccountOnline::default();
+        account.presence.lock().friendly = friendly.to_string();
         OnlineUser {
             account_id,
             dialect,
+            machine: None,
             web_token,
             ticket_token: None,
             offline_delivery: Mutex::new(Default::default()),
             handle: handle.to_string(),
             key: handle.to_ascii_lowercase(),
             session_id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
-            presence: Mutex::new(PresenceInfo { friendly: friendly.to_string(), ..Default::default() }),
-            cache: RwLock::new(ListCache::default()),
+            receiving: AtomicBool::new(false),
+            endpoint: Mutex::new(EndpointData::default()),
+            account: Arc::new(account),
             outbox,
         }
     }
 
-    /// Queues an event for this user's connection. If the queue is full the
-    /// connection is to close (its receiver learns it from the queue): it
-    /// is not reading.
+    /// This sign-in as an endpoint of `machine` (MSNP16+).
+    pub fn on_machine(mut self, machine: Option<MachineGuid>) -> OnlineUser {
+        self.endpoint.get_mut().machine = machine.clone();
+        self.machine = machine;
+        self
+    }
+
+    /// Queues an event for every endpoint of the account. If an endpoint's
+    /// queue is full its connection is to close (its receiver learns it
+    /// from the queue): it is not reading.
     pub fn deliver(&self, event: NsEvent) {
+        for endpoint in self.endpoints() {
+            endpoint.deliver_here(event.clone());
+        }
+    }
+
+    /// Queues an event for this connection only.
+    pub fn deliver_here(&self, event: NsEvent) {
         let _ = self.outbox.try_push(event);
     }
 
+    /// Queues news of someone's presence for every endpoint of the account
+    /// that has set its first state.
+    pub fn deliver_presence(&self, event: NsEvent) {
+        for endpoint in self.endpoints().into_iter().filter(|e| e.is_receiving()) {
+            endpoint.deliver_here(event.clone());
+        }
+    }
+
+    /// Whether this connection has sent its first `CHG`.
+    pub fn is_receiving(&self) -> bool {
+        self.receiving.load(Ordering::Acquire)
+    }
+
+    /// Marks this connection as receiving presence; returns whether it was
+    /// already.
+    pub fn start_receiving(&self) -> bool {
+        self.receiving.swap(true, Ordering::AcqRel)
+    }
+
+    /// The account's endpoints signed in now, this one included, oldest
+    /// first. Before registration, just this one.
+    pub fn endpoints(&self) -> Vec<Arc<OnlineUser>> {
+        let list = self.account.endpoints.lock();
+        let live: Vec<Arc<OnlineUser>> = list.iter().filter_map(std::sync::Weak::upgrade).collect();
+        live
+    }
+
+    /// What this endpoint says of itself.
+    pub fn endpoint_data(&self) -> EndpointData {
+        self.endpoint.lock().clone()
+    }
+
+    /// What the account's endpoints with a machine say of themselves, for
+    /// `UBX` in the dialects with points of presence.
+    pub fn endpoint_list(&self) -> Vec<EndpointData> {
+        self.endpoints().iter().filter(|e| e.machine.is_some()).map(|e| e.endpoint_data()).collect()
+    }
+
+    /// Changes what this endpoint says of itself; returns whether it changed.
+    pub fn update_endpoint(&self, f: impl FnOnce(&mut EndpointData)) -> bool {
+        let mut e = self.endpoint.lock();
+        let before = e.clone();
+        f(&mut e);
+        *e != before
+    }
+
+    /// The session the cluster directory names for this account.
+    pub fn directory_session(&self) -> u64 {
+        match self.account.directory_session.load(Ordering::Acquire) {
+            0 => self.session_id,
+            s => s,
+        }
+    }
+
     pub fn presence(&self) -> PresenceInfo {
-        self.presence.lock().clone()
+        self.account.presence.lock().clone()
     }
 
     /// Changes the presence under the lock; returns the value before and after.
     pub fn update_presence(&self, f: impl FnOnce(&mut PresenceInfo)) -> (PresenceInfo, PresenceInfo) {
-        let mut p = self.presence.lock();
+        let mut p = self.account.presence.lock();
         let before = p.clone();
         f(&mut p);
         (before, p.clone())
@@ -200,12 +317,13 @@ impl OnlineUser {
 
     /// The line others see for this user, if they may see it at all.
     pub fn presence_line(&self) -> Option<PresenceLine> {
-        let p = self.presence.lock();
+        let p = self.account.presence.lock();
         (p.started && p.state.is_visible()).then(|| PresenceLine {
             state: p.state,
             handle: self.handle.clone(),
             friendly: p.friendly.clone(),
             client_id: p.client_id,
+            extended_caps: p.extended_caps,
             msn_object: p.msn_object.clone(),
         })
     }
@@ -216,8 +334,8 @@ impl OnlineUser {
     /// Returns the snapshot for the first `SYN` when no change was replayed
     /// (a replayed change may or may not be in it).
     pub fn install_lists(&self, snapshot: ListSnapshot) -> Option<LoadedLists> {
-        self.presence.lock().personal_message = snapshot.personal_message.clone();
-        let mut cache = self.cache.write();
+        self.account.presence.lock().personal_message = snapshot.personal_message.clone();
+        let mut cache = self.account.cache.write();
         cache.lists = ContactLists::from_snapshot(&snapshot);
         let pending = std::mem::take(&mut cache.pending);
         let replayed = !pending.is_empty();
@@ -231,13 +349,13 @@ impl OnlineUser {
 
     /// The snapshot the sign-in read, if the lists have not changed since.
     pub fn current_snapshot(&self, loaded: LoadedLists) -> Option<ListSnapshot> {
-        (self.cache.read().version == loaded.version).then_some(loaded.snapshot)
+        (self.account.cache.read().version == loaded.version).then_some(loaded.snapshot)
     }
 
     /// Applies a change to the in-memory lists (own changes, or reverse-list
     /// changes made by others).
     pub fn set_list(&self, key: &str, list: ListKind, member: bool) {
-        let mut cache = self.cache.write();
+        let mut cache = self.account.cache.write();
         cache.version += 1;
         if cache.loaded {
             cache.lists.set(key, list, member);
@@ -249,16 +367,16 @@ impl OnlineUser {
     /// Reads the in-memory lists.
     /// Whether the lists were loaded (a cluster stand-in's never are).
     pub fn lists_loaded(&self) -> bool {
-        self.cache.read().loaded
+        self.account.cache.read().loaded
     }
 
     pub fn with_lists<T>(&self, f: impl FnOnce(&ContactLists) -> T) -> T {
-        f(&self.cache.read().lists)
+        f(&self.account.cache.read().lists)
     }
 
     /// Changes the in-memory lists' settings.
     pub fn with_lists_mut<T>(&self, f: impl FnOnce(&mut ContactLists) -> T) -> T {
-        let mut cache = self.cache.write();
+        let mut cache = self.account.cache.write();
         cache.version += 1;
         f(&mut cache.lists)
     }
@@ -268,6 +386,17 @@ const SHARDS: usize = 32;
 
 /// Every signed-in user, by handle key. Sharded so that sign-ins and look-ups
 /// on different users rarely contend.
+/// What [`Registry::remove`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The sign-in was already gone (replaced).
+    NotThere,
+    /// One endpoint left; others of the account stay signed in.
+    EndpointLeft,
+    /// The account's last endpoint left: it is offline.
+    SignedOut,
+}
+
 #[derive(Debug)]
 pub struct Registry {
     shards: Vec<RwLock<HashMap<String, Arc<OnlineUser>>>>,
@@ -279,31 +408,97 @@ impl Default for Registry {
     }
 }
 
+/// Who replaces whom when a sign-in arrives.
+#[derive(Debug, Default)]
+pub struct Replaced {
+    /// Endpoints that must end with `OUT OTH`.
+    pub endpoints: Vec<Arc<OnlineUser>>,
+    /// Whether the account was signed in here before (with endpoints that
+    /// stay): then it is not new to the cluster directory or to watchers.
+    pub joined_others: bool,
+}
+
 impl Registry {
     fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<OnlineUser>>> {
         let h = crate::fnv1a(key.as_bytes());
         &self.shards[(h as usize) % SHARDS]
     }
 
-    /// The online user with this handle key.
+    /// An online endpoint of the account with this handle key (events
+    /// delivered to it reach them all).
     pub fn get(&self, key: &str) -> Option<Arc<OnlineUser>> {
         self.shard(key).read().get(key).cloned()
     }
 
-    /// Registers a sign-in, returning the session it replaces.
-    pub fn insert(&self, user: Arc<OnlineUser>) -> Option<Arc<OnlineUser>> {
-        self.shard(&user.key).write().insert(user.key.clone(), user)
+    /// Registers a sign-in. The rule between endpoints (MSNP16+ points of
+    /// presence): a sign-in that names its machine joins the account's
+    /// other such endpoints, replacing only one of the same machine; a
+    /// sign-in that names none (every dialect before MSNP16), or one
+    /// arriving while such a sign-in is there, replaces them all. More than
+    /// `max_endpoints` endpoints: 734, nothing changed.
+    pub fn insert(&self, user: OnlineUser, max_endpoints: usize) -> Result<(Arc<OnlineUser>, Replaced), ErrorCode> {
+        let mut shard = self.shard(&user.key).write();
+        let mut user = user;
+        let mut replaced = Replaced::default();
+        if let Some(existing) = shard.get(&user.key) {
+            let live = existing.endpoints();
+            let all_named = user.machine.is_some() && live.iter().all(|e| e.machine.is_some());
+            if all_named {
+                let (same, others): (Vec<_>, Vec<_>) = live.into_iter().partition(|e| e.machine == user.machine);
+                if others.len() >= max_endpoints {
+                    return Err(ErrorCode::TooManyEndpoints);
+                }
+                replaced.endpoints = same;
+                replaced.joined_others = !others.is_empty();
+                if replaced.joined_others {
+                    user.account = existing.account.clone();
+                }
+            } else {
+                replaced.endpoints = live;
+            }
+        }
+        let user = Arc::new(user);
+        {
+            let mut list = user.account.endpoints.lock();
+            list.retain(|w| {
+                w.upgrade().is_some_and(|e| !replaced.endpoints.iter().any(|r| r.session_id == e.session_id))
+            });
+            list.push(Arc::downgrade(&user));
+        }
+        user.account.directory_session.compare_exchange(0, user.session_id, Ordering::AcqRel, Ordering::Acquire).ok();
+        shard.insert(user.key.clone(), user.clone());
+        Ok((user, replaced))
     }
 
-    /// Removes a sign-in, unless a newer one of the same account replaced it.
-    /// Returns whether it was removed.
-    pub fn remove(&self, user: &OnlineUser) -> bool {
+    /// Removes a sign-in, unless a newer one of the same account replaced
+    /// it. Returns whether it was removed and whether it was the account's
+    /// last endpoint (then the account is offline).
+    pub fn remove(&self, user: &OnlineUser) -> Removal {
         let mut shard = self.shard(&user.key).write();
-        if shard.get(&user.key).is_some_and(|u| u.session_id == user.session_id) {
-            shard.remove(&user.key);
-            true
-        } else {
-            false
+        let Some(current) = shard.get(&user.key) else { return Removal::NotThere };
+        if !Arc::ptr_eq(&current.account, &user.account) {
+            return Removal::NotThere;
+        }
+        let remaining: Vec<Arc<OnlineUser>> = {
+            let mut list = user.account.endpoints.lock();
+            let before = list.len();
+            list.retain(|w| w.upgrade().is_some_and(|e| e.session_id != user.session_id));
+            if list.len() == before && current.session_id != user.session_id {
+                return Removal::NotThere;
+            }
+            list.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        match remaining.first() {
+            Some(next) => {
+                if current.session_id == user.session_id {
+                    shard.insert(user.key.clone(), next.clone());
+                }
+                Removal::EndpointLeft
+            }
+            None => {
+                shard.remove(&user.key);
+                Removal::SignedOut
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use msnp::endpoint::{Address, MachineGuid};
 use msnp::{Dialect, ErrorCode};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
@@ -24,10 +25,20 @@ use crate::secrets::{constant_time_eq, random_digits, random_u32};
 /// Something a switchboard connection must tell its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SbEvent {
-    /// Someone joined (`JOI`).
-    Joined { handle: String, friendly: String, client_id: u32 },
-    /// Someone left (`BYE`); `idle` when the server ended their stay.
-    Left { handle: String, idle: bool },
+    /// Someone joined (`JOI`): a user, or one endpoint of a user
+    /// (`machine`, MSNP16+); `first` when no other endpoint of theirs was
+    /// in the session (older dialects see only that one).
+    Joined {
+        handle: String,
+        friendly: String,
+        client_id: u32,
+        extended_caps: u32,
+        machine: Option<MachineGuid>,
+        first: bool,
+    },
+    /// Someone left (`BYE`); `idle` when the server ended their stay;
+    /// `last` when no other endpoint of theirs stays.
+    Left { handle: String, idle: bool, machine: Option<MachineGuid>, last: bool },
     /// A message from another participant (`MSG handle friendly n`).
     Message { handle: String, friendly: String, payload: Bytes },
 }
@@ -50,6 +61,9 @@ pub struct CookieGrant {
     pub dialect: Dialect,
     pub friendly: String,
     pub client_id: u32,
+    pub extended_caps: u32,
+    /// The endpoint the cookie was issued to (MSNP16+).
+    pub machine: Option<MachineGuid>,
     pub kind: CookieKind,
     expires: Instant,
 }
@@ -61,6 +75,8 @@ pub struct GrantFor<'a> {
     pub friendly: &'a str,
     pub client_id: u32,
     pub dialect: Dialect,
+    pub extended_caps: u32,
+    pub machine: Option<&'a MachineGuid>,
 }
 
 /// Outstanding cookies, with a cap on how many one user may have caused, so
@@ -126,6 +142,8 @@ impl CookieJar {
             dialect: user.dialect,
             friendly: user.friendly.to_string(),
             client_id: user.client_id,
+            extended_caps: user.extended_caps,
+            machine: user.machine.cloned(),
             kind,
             expires: now + lifetime,
         };
@@ -137,7 +155,10 @@ impl CookieJar {
     /// Consumes a cookie: it must exist, be unexpired, belong to `handle` and
     /// be of the expected kind. The cookie is gone afterwards either way, so a
     /// guess or a replay cannot be retried against it.
-    pub fn redeem(&self, cookie: &str, handle: &str, kind: CookieKind) -> Result<CookieGrant, ErrorCode> {
+    /// `who` may name an endpoint (`handle;{guid}`): it must be the one the
+    /// cookie was issued to, when it was issued to one.
+    pub fn redeem(&self, cookie: &str, who: &Address, kind: CookieKind) -> Result<CookieGrant, ErrorCode> {
+        let handle = who.handle.as_str();
         let grant = {
             let mut jar = self.inner.lock();
             let (grant, requester) = jar.grants.remove(cookie).ok_or(ErrorCode::AuthenticationFailed)?;
@@ -146,7 +167,11 @@ impl CookieJar {
         };
         let handle_ok =
             constant_time_eq(grant.handle.to_ascii_lowercase().as_bytes(), handle.to_ascii_lowercase().as_bytes());
-        if !handle_ok || grant.kind != kind || grant.expires <= Instant::now() {
+        let endpoint_ok = match (&grant.machine, &who.endpoint) {
+            (Some(issued), Some(named)) => issued == named,
+            _ => true,
+        };
+        if !handle_ok || !endpoint_ok || grant.kind != kind || grant.expires <= Instant::now() {
             return Err(ErrorCode::AuthenticationFailed);
         }
         Ok(grant)
@@ -169,7 +194,10 @@ pub struct Participant {
     pub key: String,
     pub friendly: String,
     pub client_id: u32,
+    pub extended_caps: u32,
     pub dialect: Dialect,
+    /// The endpoint this participant is (MSNP16+ sign-ins).
+    pub machine: Option<MachineGuid>,
     /// Distinguishes two connections of the same user.
     pub connection_id: u64,
     /// A stand-in for the sender of offline messages: present in the roster,
@@ -196,7 +224,9 @@ impl Participant {
             key: grant.handle.to_ascii_lowercase(),
             friendly: grant.friendly.clone(),
             client_id: grant.client_id,
+            extended_caps: grant.extended_caps,
             dialect: grant.dialect,
+            machine: grant.machine.clone(),
             connection_id,
             stand_in: false,
             outbox,
@@ -215,7 +245,9 @@ impl Participant {
             key: handle.to_ascii_lowercase(),
             friendly: friendly.to_string(),
             client_id: 0,
+            extended_caps: 0,
             dialect,
+            machine: None,
             connection_id: 0,
             stand_in: true,
             outbox,
@@ -354,8 +386,21 @@ impl SwitchboardSession {
     /// that it holds no more memory and the conversation goes on without
     /// it. (Senders also stop reading while someone lacks room, see
     /// [`SwitchboardSession::wait_for_room`], so the wait here is rare.)
+    ///
+    /// P2P data addressed to one endpoint (`P2P-Dest: handle;{guid}`,
+    /// MSNP16+) goes to that endpoint only: the account's other endpoints
+    /// in the session are not part of that transfer.
     pub async fn relay(&self, from: &Participant, payload: Bytes, patience: Duration) -> bool {
-        let others: Vec<Arc<Participant>> = self.others(from).into_iter().filter(|p| !p.stand_in).collect();
+        let to_endpoint = msnp::p2p::destination(&payload).filter(|d| d.endpoint.is_some());
+        let others: Vec<Arc<Participant>> = self
+            .others(from)
+            .into_iter()
+            .filter(|p| !p.stand_in)
+            .filter(|p| match &to_endpoint {
+                Some(d) => p.key != d.handle.to_ascii_lowercase() || p.machine.is_none() || p.machine == d.endpoint,
+                None => true,
+            })
+            .collect();
         let mut all = !others.is_empty();
         for p in others {
             let event = SbEvent::Message {
@@ -423,8 +468,9 @@ impl SwitchboardSession {
         if participants.len() == before {
             return false;
         }
+        let last = !participants.iter().any(|p| p.key == who.key);
         for p in participants.iter() {
-            p.deliver(SbEvent::Left { handle: who.handle.clone(), idle });
+            p.deliver(SbEvent::Left { handle: who.handle.clone(), idle, machine: who.machine.clone(), last });
         }
         // Stand-ins do not keep a session alive.
         if participants.iter().all(|p| p.stand_in) {
@@ -540,11 +586,15 @@ impl Switchboards {
         }
         participants.retain(|p| !(p.stand_in && p.key == joiner.key));
         let roster = participants.clone();
+        let first = !roster.iter().any(|p| p.key == joiner.key);
         for p in roster.iter().filter(|_| !replaces_stand_in) {
             p.deliver(SbEvent::Joined {
                 handle: joiner.handle.clone(),
                 friendly: joiner.friendly.clone(),
                 client_id: joiner.client_id,
+                extended_caps: joiner.extended_caps,
+                machine: joiner.machine.clone(),
+                first,
             });
         }
         participants.push(joiner);
@@ -583,24 +633,62 @@ mod tests {
     fn cookies_are_single_use_and_bound() {
         let jar = CookieJar::default();
         let ttl = Duration::from_secs(60);
-        let a = GrantFor { handle: "a@x.com", friendly: "A", client_id: 0, dialect: Dialect::Msnp2 };
+        let a = GrantFor {
+            handle: "a@x.com",
+            friendly: "A",
+            client_id: 0,
+            dialect: Dialect::Msnp2,
+            extended_caps: 0,
+            machine: None,
+        };
         let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
-        assert_eq!(jar.redeem(&c, "b@x.com", CookieKind::NewSession).unwrap_err(), ErrorCode::AuthenticationFailed);
+        assert_eq!(
+            jar.redeem(&c, &Address::user("b@x.com"), CookieKind::NewSession).unwrap_err(),
+            ErrorCode::AuthenticationFailed
+        );
         // The failed attempt consumed it.
-        assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
+        assert!(jar.redeem(&c, &Address::user("a@x.com"), CookieKind::NewSession).is_err());
         let c = jar.issue(a, "a@x.com", CookieKind::Invitation { session_id: 5 }, ttl).unwrap();
-        assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 6 }).is_err());
+        assert!(jar.redeem(&c, &Address::user("A@X.com"), CookieKind::Invitation { session_id: 6 }).is_err());
         let c = jar.issue(a, "a@x.com", CookieKind::Invitation { session_id: 5 }, ttl).unwrap();
-        assert!(jar.redeem(&c, "A@X.com", CookieKind::Invitation { session_id: 5 }).is_ok());
-        assert!(jar.redeem(&c, "a@x.com", CookieKind::Invitation { session_id: 5 }).is_err());
+        assert!(jar.redeem(&c, &Address::user("A@X.com"), CookieKind::Invitation { session_id: 5 }).is_ok());
+        assert!(jar.redeem(&c, &Address::user("a@x.com"), CookieKind::Invitation { session_id: 5 }).is_err());
         let c = jar.issue(a, "a@x.com", CookieKind::NewSession, Duration::ZERO).unwrap();
-        assert!(jar.redeem(&c, "a@x.com", CookieKind::NewSession).is_err());
+        assert!(jar.redeem(&c, &Address::user("a@x.com"), CookieKind::NewSession).is_err());
+    }
+
+    #[test]
+    fn an_endpoint_cookie_admits_only_that_endpoint() {
+        let jar = CookieJar::default();
+        let ttl = Duration::from_secs(60);
+        let home = MachineGuid::parse("{11111111-1111-4111-8111-111111111111}").unwrap();
+        let work = MachineGuid::parse("{22222222-2222-4222-8222-222222222222}").unwrap();
+        let a = GrantFor {
+            handle: "a@x.com",
+            friendly: "A",
+            client_id: 0,
+            dialect: Dialect::Msnp18,
+            extended_caps: 0,
+            machine: Some(&home),
+        };
+        let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
+        assert!(jar.redeem(&c, &Address::endpoint("a@x.com", &work), CookieKind::NewSession).is_err());
+        let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
+        let grant = jar.redeem(&c, &Address::endpoint("a@x.com", &home), CookieKind::NewSession).unwrap();
+        assert_eq!(grant.machine, Some(home));
     }
 
     #[test]
     fn one_requester_cannot_fill_the_jar() {
         let jar = CookieJar::default();
-        let a = GrantFor { handle: "a@x.com", friendly: "A", client_id: 0, dialect: Dialect::Msnp2 };
+        let a = GrantFor {
+            handle: "a@x.com",
+            friendly: "A",
+            client_id: 0,
+            dialect: Dialect::Msnp2,
+            extended_caps: 0,
+            machine: None,
+        };
         let ttl = Duration::from_secs(60);
         for _ in 0..MAX_COOKIES_PER_REQUESTER {
             jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
@@ -624,6 +712,8 @@ mod tests {
             dialect: Dialect::Msnp2,
             friendly: handle.into(),
             client_id: 0,
+            extended_caps: 0,
+            machine: None,
             kind: CookieKind::NewSession,
             expires: Instant::now(),
         };

@@ -39,7 +39,8 @@ impl World {
         let account = self.store.account(&format!("{name}@example.com")).await.unwrap().unwrap();
         let events = Outbox::new(64);
         let token = backend::passport::web_token();
-        let (user, _) = self.backend.sign_in(&account, Dialect::Msnp11, token, None, events.clone()).await.unwrap();
+        let (user, _) =
+            self.backend.sign_in(&account, Dialect::Msnp11, None, token, None, events.clone()).await.unwrap();
         self.backend.change_state(&user, OnlineState::Online, None, None).await.unwrap();
         (user, events)
     }

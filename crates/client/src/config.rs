@@ -32,6 +32,11 @@ pub struct ClientConfig {
     /// The address to tell peers to connect to, when it differs from the one
     /// listened on (behind NAT with a forwarded port range).
     pub transfer_advertise: Option<std::net::IpAddr>,
+    /// The machine this client signs in from, in the dialects where one
+    /// account may be signed in from several (MSNP16+). Another client
+    /// with the same GUID replaces this one; by default a new one is made
+    /// for each configuration.
+    pub machine: msnp::endpoint::MachineGuid,
 }
 
 impl ClientConfig {
@@ -49,6 +54,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(15),
             transfer_address: None,
             transfer_advertise: None,
+            machine: msnp::endpoint::MachineGuid::from_random(rand::random()),
         }
     }
 }

@@ -203,7 +203,8 @@ impl From<SignInError> for ClientError {
 pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     let dialect = config.dialect;
     let mut conn = Conn::connect(&config.server, config).await?;
-    let mut signing = SignIn::new(dialect, &config.account, &config.password, &client_version());
+    let mut signing =
+        SignIn::new(dialect, &config.account, &config.password, &client_version()).on_machine(config.machine.clone());
     let mut action = signing.start();
     let mut contacts_ticket = String::new();
     let signed = loop {

@@ -89,7 +89,9 @@ impl Client {
     /// of my contacts.
     pub async fn set_state(&self, state: OnlineState) -> Result<()> {
         let client_id = self.client_id();
-        self.shared.request(move |trid| NsRequest::Chg { trid, state, client_id, msn_object: None }).await?;
+        self.shared
+            .request(move |trid| NsRequest::Chg { trid, state, client_id, extended_caps: 0, msn_object: None })
+            .await?;
         self.shared.state.lock().expect("state lock").my_state = state;
         Ok(())
     }

@@ -42,8 +42,7 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
         return Err(ClientError::Protocol(format!("{xfr:?} answering XFR SB")));
     };
     let mut conn = Conn::connect(&address, &shared.config).await?;
-    let me = shared.me().0;
-    conn.send_sb(&SbRequest::Usr { trid: 1, handle: me, cookie }).await?;
+    conn.send_sb(&SbRequest::Usr { trid: 1, handle: shared.my_address(), cookie }).await?;
     expect(&mut conn, shared).await?;
     conn.send_sb(&SbRequest::Cal { trid: 2, handle: handle.to_string() }).await?;
     expect(&mut conn, shared).await?;
@@ -59,8 +58,7 @@ pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, coo
     tokio::spawn(async move {
         let result: Result<()> = async {
             let mut conn = Conn::connect(&address, &shared.config).await?;
-            let me = shared.me().0;
-            conn.send_sb(&SbRequest::Ans { trid: 1, handle: me, cookie, session_id }).await?;
+            conn.send_sb(&SbRequest::Ans { trid: 1, handle: shared.my_address(), cookie, session_id }).await?;
             let mut roster = Vec::new();
             loop {
                 match expect(&mut conn, &shared).await? {

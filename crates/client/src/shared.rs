@@ -54,6 +54,16 @@ impl Shared {
         (s.handle.clone(), s.friendly.clone())
     }
 
+    /// How I name myself to a switchboard: my handle, and from MSNP16 the
+    /// machine I signed in from.
+    pub fn my_address(&self) -> msnp::endpoint::Address {
+        let handle = self.me().0;
+        match self.dialect.has_points_of_presence() {
+            true => msnp::endpoint::Address::endpoint(&handle, &self.config.machine),
+            false => msnp::endpoint::Address::user(&handle),
+        }
+    }
+
     /// A fresh id for a conversation or a transfer.
     pub fn fresh_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

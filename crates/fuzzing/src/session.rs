@@ -176,7 +176,8 @@ fn client_decoder() -> Decoder {
 async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: SocketAddr) -> Option<Peer> {
     let mut p = Peer::open(h, peer);
     let name = handle.split('@').next().unwrap_or(handle);
-    let mut signing = SignIn::new(dialect, handle, &format!("pw-{name}"), &["0x0409", "winnt", "5.1", "i386", "FUZZ"]);
+    let mut signing = SignIn::new(dialect, handle, &format!("pw-{name}"), &["0x0409", "winnt", "5.1", "i386", "FUZZ"])
+        .on_machine(msnp::endpoint::MachineGuid::from_random([7; 16]));
     let mut action = signing.start();
     loop {
         action = match action {
@@ -201,7 +202,11 @@ async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: Sock
 /// `CHG` to online, answered.
 async fn go_online(p: &mut Peer, dialect: Dialect) -> Option<Reply> {
     let client_id = dialect.presence_has_client_id().then_some(0);
-    p.request(NsRequest::Chg { trid: 10, state: OnlineState::Online, client_id, msn_object: None }, dialect).await
+    p.request(
+        NsRequest::Chg { trid: 10, state: OnlineState::Online, client_id, extended_caps: 0, msn_object: None },
+        dialect,
+    )
+    .await
 }
 
 /// How far an iteration got before the input took over: a harness that
@@ -230,7 +235,10 @@ pub fn session(data: &[u8]) -> Reached {
         let switchboard = match alice.request(NsRequest::XfrSb { trid: 11 }, dialect).await {
             Some(Reply::XfrSb { cookie, .. }) => {
                 let mut sb = Peer::open(h, peer);
-                sb.send(&SbRequest::Usr { trid: 1, handle: ACCOUNTS[0].into(), cookie }.to_frame()).await;
+                sb.send(
+                    &SbRequest::Usr { trid: 1, handle: msnp::endpoint::Address::user(ACCOUNTS[0]), cookie }.to_frame(),
+                )
+                .await;
                 sb.reply(1, dialect, true).await.map(|_| sb)
             }
             _ => None,

@@ -368,7 +368,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
                 Change { state, at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
             );
             let client_id = cfg.target.dialect.presence_has_client_id().then_some(0);
-            user.send(&NsRequest::Chg { trid: user.next_trid(), state, client_id, msn_object: None });
+            user.send(&NsRequest::Chg { trid: user.next_trid(), state, client_id, extended_caps: 0, msn_object: None });
         }
         // Let the last changes arrive.
         shared.settle(Duration::from_secs(5), || shared.changes.lock().unwrap().is_empty()).await;
@@ -725,7 +725,8 @@ const SENT_AT: &str = "X-Load-Sent: ";
 async fn answer_ring(handle: String, session_id: u32, addr: String, cookie: String, shared: Arc<Shared>) {
     let result = async {
         let mut sb = Link::connect_switchboard(&addr, shared.target.dialect).await?;
-        sb.send_sb(&SbRequest::Ans { trid: 1, handle: handle.clone(), cookie, session_id }).await?;
+        sb.send_sb(&SbRequest::Ans { trid: 1, handle: msnp::endpoint::Address::user(&handle), cookie, session_id })
+            .await?;
         sb.reply(1, shared.target.timeout).await?;
         while let Some(f) = sb.reader.next().await? {
             let Ok(Reply::Msg { payload, .. }) = Reply::parse_from_switchboard(&f, sb.dialect) else { continue };
@@ -762,7 +763,8 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
                 bail!("XFR SB answered otherwise");
             };
             let mut sb = Link::connect_switchboard(&address, caller.dialect).await?;
-            sb.send_sb(&SbRequest::Usr { trid: 1, handle: caller.handle.clone(), cookie }).await?;
+            sb.send_sb(&SbRequest::Usr { trid: 1, handle: msnp::endpoint::Address::user(&caller.handle), cookie })
+                .await?;
             sb.reply(1, wait).await?;
             sb.send_sb(&SbRequest::Cal { trid: 2, handle: callee }).await?;
             sb.reply(2, wait).await?;

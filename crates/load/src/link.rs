@@ -219,7 +219,9 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
     let client_id = d.presence_has_client_id().then_some(0);
     let mut batch = NsRequest::Syn { trid: syn, version }.to_frame(d).to_bytes();
     batch.extend(
-        NsRequest::Chg { trid: chg, state: OnlineState::Online, client_id, msn_object: None }.to_frame(d).to_bytes(),
+        NsRequest::Chg { trid: chg, state: OnlineState::Online, client_id, extended_caps: 0, msn_object: None }
+            .to_frame(d)
+            .to_bytes(),
     );
     link.write.write_all(&batch).await?;
     let version = match link.reply(syn, target.timeout).await? {

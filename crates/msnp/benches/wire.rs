@@ -38,6 +38,7 @@ fn wire(c: &mut Criterion) {
         handle: "alice@example.com".into(),
         friendly: "Alice%20in%20Wonderland".into(),
         client_id: 268435492,
+        extended_caps: 0,
         msn_object: None,
     };
     g.bench_function("encode NLN", |b| {

@@ -23,6 +23,9 @@ pub enum Dialect {
     Msnp13,
     Msnp14,
     Msnp15,
+    Msnp16,
+    Msnp17,
+    Msnp18,
 }
 
 /// How a client authenticates to the notification server in a dialect.
@@ -55,7 +58,7 @@ impl AuthScheme {
 
 impl Dialect {
     /// Every dialect this crate can name, oldest first.
-    pub const ALL: [Dialect; 14] = [
+    pub const ALL: [Dialect; 17] = [
         Dialect::Msnp2,
         Dialect::Msnp3,
         Dialect::Msnp4,
@@ -70,6 +73,9 @@ impl Dialect {
         Dialect::Msnp13,
         Dialect::Msnp14,
         Dialect::Msnp15,
+        Dialect::Msnp16,
+        Dialect::Msnp17,
+        Dialect::Msnp18,
     ];
 
     /// The version number: 2 for MSNP2.
@@ -211,9 +217,36 @@ impl Dialect {
     }
 
     /// Whether presence lines (`NLN`, `ILN`, `FLN`, `UBX`) carry the
-    /// contact's network id (`1` for Messenger, MSNP14+).
+    /// contact's network id (`1` for Messenger, MSNP14+), as a field after
+    /// the handle (MSNP14-17) or in front of it (MSNP18).
     pub fn presence_has_network_id(self) -> bool {
         self >= Dialect::Msnp14
+    }
+
+    /// Whether handles in presence lines carry the network in front
+    /// (`1:alice@example.com`, MSNP18) rather than as a field after.
+    pub fn prefixes_network_to_handles(self) -> bool {
+        self >= Dialect::Msnp18
+    }
+
+    /// Whether a contact's presence sent in answer to a request (a sign-in's
+    /// first `CHG`, an `ADL`) is `ILN trid` (MSNP8-17) rather than a plain
+    /// `NLN` (MSNP18).
+    pub fn initial_presence_as_iln(self) -> bool {
+        self < Dialect::Msnp18
+    }
+
+    /// Whether one account may be signed in from several machines at once
+    /// (MSNP16+): `USR SSO S` names the machine GUID, switchboard users are
+    /// `handle;{guid}`, `UBX` lists the endpoints, and `UUN`/`UBN` may
+    /// address one endpoint.
+    pub fn has_points_of_presence(self) -> bool {
+        self >= Dialect::Msnp16
+    }
+
+    /// Whether capabilities are written `caps:capsEx` (MSNP16+).
+    pub fn capabilities_with_extended(self) -> bool {
+        self >= Dialect::Msnp16
     }
 
     /// Whether someone adding or removing me is told as `ADL 0`/`RML 0`
@@ -359,6 +392,7 @@ mod tests {
         assert!(!Dialect::Msnp10.has_command("UUX") && Dialect::Msnp11.has_command("UUX"));
         assert!(!Dialect::Msnp5.has_command("QRY") && Dialect::Msnp6.has_command("QRY"));
         assert!(!Dialect::Msnp2.has_command("XYZ"));
+        assert!(Dialect::Msnp18.has_command("ADL") && !Dialect::Msnp18.has_command("SYN"));
     }
 
     #[test]

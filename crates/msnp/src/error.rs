@@ -55,6 +55,8 @@ pub enum ErrorCode {
     TooManySessions = 714,
     NotExpected = 715,
     BadFriendFile = 717,
+    /// Too many endpoints (points of presence) of one account (MSNP16+).
+    TooManyEndpoints = 734,
     ChangingTooRapidly = 800,
     AuthenticationFailed = 911,
     NotAllowedWhenOffline = 913,
@@ -70,7 +72,7 @@ impl ErrorCode {
     /// The code for a number, if it is one this crate names.
     pub fn from_code(code: u16) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 48] = [
+        const ALL: [ErrorCode; 49] = [
             SyntaxError,
             InvalidParameter,
             InvalidUser,
@@ -115,6 +117,7 @@ impl ErrorCode {
             TooManySessions,
             NotExpected,
             BadFriendFile,
+            TooManyEndpoints,
             ChangingTooRapidly,
             AuthenticationFailed,
             NotAllowedWhenOffline,

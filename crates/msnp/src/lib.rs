@@ -23,6 +23,7 @@ pub mod adl;
 pub mod base64;
 pub mod challenge;
 pub mod dialect;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod mime;

@@ -165,6 +165,9 @@ impl LoginProfile {
         if dialect.uses_guids() {
             m = m.with_header("ABCHMigrated", "1");
         }
+        if dialect.has_points_of_presence() {
+            m = m.with_header("MPOPEnabled", "1");
+        }
         m
     }
 }

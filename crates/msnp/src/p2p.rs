@@ -291,9 +291,33 @@ pub fn parse_file_context(b: &[u8]) -> Option<(String, u64)> {
     Some((String::from_utf16(&units).ok()?, size))
 }
 
+/// Where a P2P message sent through a switchboard is going: its
+/// `P2P-Dest`, a user or, from MSNP16 (P2P version 2), one endpoint of a
+/// user (`handle;{guid}`). `None` for anything else.
+pub fn destination(payload: &[u8]) -> Option<crate::endpoint::Address> {
+    let message = crate::mime::MimeMessage::parse(payload).ok()?;
+    if !message.content_type()?.eq_ignore_ascii_case("application/x-msnmsgrp2p") {
+        return None;
+    }
+    crate::endpoint::Address::parse(message.header("P2P-Dest")?.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p2p_destinations_name_a_user_or_an_endpoint() {
+        let v2 = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@x.com;{f52973b6-c926-4bad-9ba8-7c1e840e4ab0}\r\nP2P-Src: al@x.com;{11111111-1111-4111-8111-111111111111}\r\n\r\n\x08\x00\x00\x00";
+        let dest = destination(v2).unwrap();
+        assert_eq!(dest.to_string(), "bob@x.com;{f52973b6-c926-4bad-9ba8-7c1e840e4ab0}");
+        let v1 = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@x.com\r\n\r\n\x00";
+        assert_eq!(destination(v1).unwrap().endpoint, None);
+        assert_eq!(
+            destination(b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\nP2P-Dest: bob@x.com\r\n\r\nhi"),
+            None
+        );
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")

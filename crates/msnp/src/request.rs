@@ -13,6 +13,7 @@
 use bytes::Bytes;
 
 use crate::dialect::Dialect;
+use crate::endpoint::{Address, Capabilities, MachineGuid};
 use crate::error::ErrorCode;
 use crate::frame::Frame;
 use crate::types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, TrId, parse_trid};
@@ -87,6 +88,12 @@ impl<'a> Args<'a> {
         parse_trid(self.get(i)?).ok_or(self.invalid())
     }
 
+    /// `handle` or `handle;{guid}` identifying oneself to a switchboard: a
+    /// malformed one fails like a wrong cookie (911).
+    fn address(&self, i: usize) -> Result<Address, ParseError> {
+        Address::parse(self.get(i)?).ok_or(err(self.trid, ErrorCode::AuthenticationFailed))
+    }
+
     fn owned_from(&self, i: usize) -> Vec<String> {
         self.args.iter().skip(i).map(|s| s.to_string()).collect()
     }
@@ -140,9 +147,11 @@ pub enum UsrStep {
     TwnResponse { ticket: String },
     /// `USR trid SSO I handle` (MSNP15+)
     SsoInitiate { handle: String },
-    /// `USR trid SSO S ticket blob`: the `messengerclear.live.com` ticket
-    /// and the login blob proving its session key over the server's nonce.
-    SsoResponse { ticket: String, blob: String },
+    /// `USR trid SSO S ticket blob [{machine-guid}]`: the
+    /// `messengerclear.live.com` ticket and the login blob proving its
+    /// session key over the server's nonce; from MSNP16 the machine that
+    /// signs in (its endpoint).
+    SsoResponse { ticket: String, blob: String, machine: Option<MachineGuid> },
 }
 
 impl UsrStep {
@@ -264,6 +273,8 @@ pub enum NsRequest {
         trid: TrId,
         state: OnlineState,
         client_id: Option<u32>,
+        /// The extended capabilities (`caps:capsEx`, MSNP16+; 0 without).
+        extended_caps: u32,
         msn_object: Option<String>,
     },
     Rea {
@@ -326,7 +337,7 @@ pub enum NsRequest {
     /// client (MSNP13+).
     Uun {
         trid: TrId,
-        to: String,
+        to: Address,
         kind: u32,
         payload: Bytes,
     },
@@ -373,7 +384,14 @@ impl NsRequest {
                     ("TWN", "I") => UsrStep::TwnInitiate { handle: a.get(3)?.to_string() },
                     ("TWN", "S") => UsrStep::TwnResponse { ticket: a.get(3)?.to_string() },
                     ("SSO", "I") => UsrStep::SsoInitiate { handle: a.get(3)?.to_string() },
-                    ("SSO", "S") => UsrStep::SsoResponse { ticket: a.get(3)?.to_string(), blob: a.get(4)?.to_string() },
+                    ("SSO", "S") => UsrStep::SsoResponse {
+                        ticket: a.get(3)?.to_string(),
+                        blob: a.get(4)?.to_string(),
+                        machine: match a.opt(5) {
+                            Some(g) => Some(MachineGuid::parse(g).ok_or(err(a.trid, ErrorCode::AuthenticationFailed))?),
+                            None => None,
+                        },
+                    },
                     _ => return Err(a.invalid()),
                 };
                 NsRequest::Usr { trid, step }
@@ -446,12 +464,18 @@ impl NsRequest {
                 let trid = a.trid()?;
                 let state = OnlineState::from_code(a.get(1)?).ok_or(a.invalid())?;
                 // `caps:capsEx` is MSNP16's form, but aMSN 0.99 sends it
-                // with MSNP15 too: the extended part is passed over.
-                let client_id = match a.opt(2) {
-                    Some(id) => Some(parse_trid(id.split(':').next().unwrap_or(id)).ok_or(a.invalid())?),
+                // with MSNP15 too: it is taken in every dialect.
+                let caps = match a.opt(2) {
+                    Some(c) => Some(Capabilities::parse(c).ok_or(a.invalid())?),
                     None => None,
                 };
-                NsRequest::Chg { trid, state, client_id, msn_object: a.opt(3).map(str::to_string) }
+                NsRequest::Chg {
+                    trid,
+                    state,
+                    client_id: caps.map(|c| c.basic),
+                    extended_caps: caps.map_or(0, |c| c.extended),
+                    msn_object: a.opt(3).map(str::to_string),
+                }
             }
             "REA" => NsRequest::Rea { trid: a.trid()?, handle: a.get(1)?.to_string(), friendly: a.friendly(2)? },
             "XFR" => {
@@ -480,7 +504,9 @@ impl NsRequest {
             "RML" => NsRequest::Rml { trid: a.trid()?, payload: payload() },
             "FQY" => NsRequest::Fqy { trid: a.trid()?, payload: payload() },
             "UUN" => {
-                NsRequest::Uun { trid: a.trid()?, to: a.get(1)?.to_string(), kind: a.number(2)?, payload: payload() }
+                let trid = a.trid()?;
+                let to = Address::parse(a.get(1)?).ok_or(a.invalid())?;
+                NsRequest::Uun { trid, to, kind: a.number(2)?, payload: payload() }
             }
             "UUM" => NsRequest::Uum {
                 trid: a.trid()?,
@@ -567,7 +593,10 @@ impl NsRequest {
                 UsrStep::TwnInitiate { handle } => format!("USR {trid} TWN I {handle}"),
                 UsrStep::TwnResponse { ticket } => format!("USR {trid} TWN S {ticket}"),
                 UsrStep::SsoInitiate { handle } => format!("USR {trid} SSO I {handle}"),
-                UsrStep::SsoResponse { ticket, blob } => format!("USR {trid} SSO S {ticket} {blob}"),
+                UsrStep::SsoResponse { ticket, blob, machine: None } => format!("USR {trid} SSO S {ticket} {blob}"),
+                UsrStep::SsoResponse { ticket, blob, machine: Some(g) } => {
+                    format!("USR {trid} SSO S {ticket} {blob} {g}")
+                }
             },
             Syn { trid, version } => match version {
                 SyncVersion::Serial(serial) if !dialect.uses_guids() => format!("SYN {trid} {serial}"),
@@ -607,10 +636,15 @@ impl NsRequest {
             Prp { trid, kind, value: Some(v) } => format!("PRP {trid} {kind} {}", enc(v)),
             Prp { trid, kind, value: None } => format!("PRP {trid} {kind}"),
             Sbp { trid, contact_guid, kind, value } => format!("SBP {trid} {contact_guid} {kind} {value}"),
-            Chg { trid, state, client_id, msn_object } => {
+            Chg { trid, state, client_id, extended_caps, msn_object } => {
                 let mut line = format!("CHG {trid} {}", state.code());
                 if let Some(id) = client_id {
-                    line.push_str(&format!(" {id}"));
+                    let caps = Capabilities { basic: *id, extended: *extended_caps };
+                    if dialect.capabilities_with_extended() {
+                        line.push_str(&format!(" {}", caps.with_extended()));
+                    } else {
+                        line.push_str(&format!(" {id}"));
+                    }
                     if let Some(o) = msn_object {
                         line.push_str(&format!(" {o}"));
                     }
@@ -642,16 +676,17 @@ impl NsRequest {
 /// A request to a switchboard server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SbRequest {
-    /// `USR trid handle cookie`: the caller opens a new session.
+    /// `USR trid handle[;{guid}] cookie`: the caller opens a new session
+    /// (MSNP16+ name their endpoint).
     Usr {
         trid: TrId,
-        handle: String,
+        handle: Address,
         cookie: String,
     },
-    /// `ANS trid handle cookie session-id`: an invitee joins.
+    /// `ANS trid handle[;{guid}] cookie session-id`: an invitee joins.
     Ans {
         trid: TrId,
-        handle: String,
+        handle: Address,
         cookie: String,
         session_id: u32,
     },
@@ -674,10 +709,10 @@ impl SbRequest {
         let a = Args::new(frame);
         Ok(match a.verb {
             "OUT" | "BYE" => SbRequest::Out,
-            "USR" => SbRequest::Usr { trid: a.trid()?, handle: a.get(1)?.to_string(), cookie: a.get(2)?.to_string() },
+            "USR" => SbRequest::Usr { trid: a.trid()?, handle: a.address(1)?, cookie: a.get(2)?.to_string() },
             "ANS" => SbRequest::Ans {
                 trid: a.trid()?,
-                handle: a.get(1)?.to_string(),
+                handle: a.address(1)?,
                 cookie: a.get(2)?.to_string(),
                 session_id: a.number(3).map_err(|_| err(a.trid, ErrorCode::AuthenticationFailed))?,
             },
@@ -788,12 +823,18 @@ mod tests {
         );
         assert_eq!(
             ns("CHG 9 NLN").unwrap(),
-            NsRequest::Chg { trid: 9, state: OnlineState::Online, client_id: None, msn_object: None }
+            NsRequest::Chg { trid: 9, state: OnlineState::Online, client_id: None, extended_caps: 0, msn_object: None }
         );
         // aMSN 0.99's MSNP15 sends MSNP16's `caps:capsEx`.
         assert_eq!(
-            ns("CHG 11 NLN 2147778596:0").unwrap(),
-            NsRequest::Chg { trid: 11, state: OnlineState::Online, client_id: Some(2147778596), msn_object: None }
+            ns("CHG 11 NLN 2147778596:48").unwrap(),
+            NsRequest::Chg {
+                trid: 11,
+                state: OnlineState::Online,
+                client_id: Some(2147778596),
+                extended_caps: 48,
+                msn_object: None
+            }
         );
         assert_eq!(ns("XFR 12 SB").unwrap(), NsRequest::XfrSb { trid: 12 });
         assert_eq!(ns("OUT").unwrap(), NsRequest::Out);

@@ -95,6 +95,8 @@ pub struct SignIn {
     trid: TrId,
     stage: Stage,
     referrals: usize,
+    /// The endpoint this sign-in is, in dialects with points of presence.
+    machine: Option<crate::endpoint::MachineGuid>,
 }
 
 impl SignIn {
@@ -110,7 +112,15 @@ impl SignIn {
             trid: 0,
             stage: Stage::Version,
             referrals: 0,
+            machine: None,
         }
+    }
+
+    /// Names the machine signing in (MSNP16+: `USR SSO S` carries it, and
+    /// several machines of one account stay signed in together).
+    pub fn on_machine(mut self, machine: crate::endpoint::MachineGuid) -> SignIn {
+        self.machine = Some(machine);
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -148,7 +158,8 @@ impl SignIn {
         };
         let blob = crate::sso::login_blob(secret, &nonce, iv);
         let trid = self.next_trid();
-        Action::Send(NsRequest::Usr { trid, step: UsrStep::SsoResponse { ticket, blob } })
+        let machine = self.machine.clone().filter(|_| self.dialect.has_points_of_presence());
+        Action::Send(NsRequest::Usr { trid, step: UsrStep::SsoResponse { ticket, blob, machine } })
     }
 
     fn initiate(&mut self) -> Action {

@@ -91,6 +91,7 @@ proptest! {
                 handle: handle.clone(),
                 friendly: friendly.clone(),
                 client_id,
+                extended_caps: 0,
                 msn_object: None,
             };
             Reply::Nln { presence }.encode(dialect, &mut out);
@@ -100,9 +101,14 @@ proptest! {
             let args = frame.args();
             prop_assert_eq!(frame.verb(), "NLN");
             prop_assert_eq!(args[0], "BSY");
-            prop_assert_eq!(args[1], handle.as_str());
-            // MSNP14+ name the network (1) after the handle.
-            let at = if dialect.presence_has_network_id() {
+            // MSNP18 names the network in front of the handle, MSNP14-17
+            // after it.
+            if dialect.prefixes_network_to_handles() {
+                prop_assert_eq!(args[1], format!("1:{handle}"));
+            } else {
+                prop_assert_eq!(args[1], handle.as_str());
+            }
+            let at = if dialect.presence_has_network_id() && !dialect.prefixes_network_to_handles() {
                 prop_assert_eq!(args[2], "1");
                 3
             } else {
@@ -127,21 +133,37 @@ proptest! {
 
 // ---- parse(encode(x)) == x for every request shape of every dialect ----
 
+use msnp::endpoint::{Address, MachineGuid};
 use msnp::request::{AdcTarget, SyncVersion, UsrStep};
 use msnp::types::{AckMode, ListKind, PrivacyMode, PromptMode};
 use strategies::{list, name, payload, state, token};
 
 /// Every request a client can send to a notification server in `dialect`.
+fn machine() -> impl Strategy<Value = MachineGuid> {
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".prop_map(|g| MachineGuid::parse(&g).unwrap())
+}
+
+/// A user or one of its endpoints (`handle;{guid}`).
+fn address() -> impl Strategy<Value = Address> {
+    (
+        token().prop_filter("no ';' or network prefix", |t| !t.contains(';') && !t.starts_with("1:")),
+        proptest::option::of(machine()),
+    )
+        .prop_map(|(handle, endpoint)| Address { handle, endpoint })
+}
+
 fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
     let t = any::<u32>;
-    let usr = prop_oneof![
-        token().prop_map(|handle| UsrStep::Md5Initiate { handle }),
-        token().prop_map(|response| UsrStep::Md5Response { response }),
-        token().prop_map(|handle| UsrStep::TwnInitiate { handle }),
-        token().prop_map(|ticket| UsrStep::TwnResponse { ticket }),
-        token().prop_map(|handle| UsrStep::SsoInitiate { handle }),
-        (token(), token()).prop_map(|(ticket, blob)| UsrStep::SsoResponse { ticket, blob }),
-    ];
+    let usr =
+        prop_oneof![
+            token().prop_map(|handle| UsrStep::Md5Initiate { handle }),
+            token().prop_map(|response| UsrStep::Md5Response { response }),
+            token().prop_map(|handle| UsrStep::TwnInitiate { handle }),
+            token().prop_map(|ticket| UsrStep::TwnResponse { ticket }),
+            token().prop_map(|handle| UsrStep::SsoInitiate { handle }),
+            (token(), token(), proptest::option::of(machine()))
+                .prop_map(|(ticket, blob, machine)| UsrStep::SsoResponse { ticket, blob, machine }),
+        ];
     let sync = if dialect.uses_guids() {
         (token(), token()).prop_map(|(a, b)| SyncVersion::Timestamps(a, b)).boxed()
     } else {
@@ -157,14 +179,15 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         (token(), token()).prop_map(|(contact_guid, group_guid)| AdcTarget::Group { contact_guid, group_guid }),
     ];
     let rem_target = token().prop_filter("not N=", |t| !t.starts_with("N="));
-    let chg = (t(), state(), proptest::option::of((any::<u32>(), proptest::option::of(token())))).prop_map(
-        |(trid, state, extra)| NsRequest::Chg {
+    let chg = (t(), state(), proptest::option::of((any::<u32>(), any::<u32>(), proptest::option::of(token()))))
+        .prop_map(move |(trid, state, extra)| NsRequest::Chg {
             trid,
             state,
             client_id: extra.as_ref().map(|e| e.0),
-            msn_object: extra.and_then(|e| e.1),
-        },
-    );
+            // Written only where the dialect has `caps:capsEx`.
+            extended_caps: extra.as_ref().filter(|_| dialect.capabilities_with_extended()).map_or(0, |e| e.1),
+            msn_object: extra.and_then(|e| e.2),
+        });
     let lists_and_groups = prop_oneof![
         (t(), sync).prop_map(|(trid, version)| NsRequest::Syn { trid, version }),
         (t(), list()).prop_map(|(trid, list)| NsRequest::Lst { trid, list }),
@@ -219,7 +242,7 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         (t(), payload()).prop_map(|(trid, payload)| NsRequest::Adl { trid, payload }),
         (t(), payload()).prop_map(|(trid, payload)| NsRequest::Rml { trid, payload }),
         (t(), payload()).prop_map(|(trid, payload)| NsRequest::Fqy { trid, payload }),
-        (t(), token(), any::<u32>(), payload()).prop_map(|(trid, to, kind, payload)| NsRequest::Uun {
+        (t(), address(), any::<u32>(), payload()).prop_map(|(trid, to, kind, payload)| NsRequest::Uun {
             trid,
             to,
             kind,
@@ -236,13 +259,9 @@ fn sb_request() -> impl Strategy<Value = SbRequest> {
         prop::sample::select(vec![AckMode::Unacknowledged, AckMode::NegativeOnly, AckMode::Always, AckMode::Data]);
     prop_oneof![
         Just(SbRequest::Out),
-        (any::<u32>(), token(), token()).prop_map(|(trid, handle, cookie)| SbRequest::Usr { trid, handle, cookie }),
-        (any::<u32>(), token(), token(), any::<u32>()).prop_map(|(trid, handle, cookie, session_id)| SbRequest::Ans {
-            trid,
-            handle,
-            cookie,
-            session_id
-        }),
+        (any::<u32>(), address(), token()).prop_map(|(trid, handle, cookie)| SbRequest::Usr { trid, handle, cookie }),
+        (any::<u32>(), address(), token(), any::<u32>())
+            .prop_map(|(trid, handle, cookie, session_id)| SbRequest::Ans { trid, handle, cookie, session_id }),
         (any::<u32>(), token()).prop_map(|(trid, handle)| SbRequest::Cal { trid, handle }),
         (any::<u32>(), ack, payload()).prop_map(|(trid, ack, payload)| SbRequest::Msg { trid, ack, payload }),
     ]

@@ -36,13 +36,24 @@ fn group_ids() -> impl Strategy<Value = Vec<u32>> {
 }
 
 fn presence() -> impl Strategy<Value = PresenceLine> {
-    (state(), handle(), name(387), any::<u32>(), proptest::option::of(token())).prop_map(
-        |(state, handle, friendly, client_id, msn_object)| PresenceLine {
+    (state(), handle(), name(387), any::<u32>(), any::<u32>(), proptest::option::of(token())).prop_map(
+        |(state, handle, friendly, client_id, extended_caps, msn_object)| PresenceLine {
             state,
             handle,
             friendly,
             client_id,
+            extended_caps,
             msn_object,
+        },
+    )
+}
+
+/// A handle, or one endpoint of it (`handle;{guid}`, MSNP16+ rosters).
+fn endpoint_handle() -> impl Strategy<Value = String> {
+    (handle(), proptest::option::of("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")).prop_map(
+        |(h, g)| match g {
+            Some(g) => format!("{h};{{{g}}}"),
+            None => h,
         },
     )
 }
@@ -187,8 +198,15 @@ fn reply() -> impl Strategy<Value = Reply> {
         }),
     ];
     let presence_and_chat = prop_oneof![
-        (t(), state(), proptest::option::of(any::<u32>()), proptest::option::of(token()))
-            .prop_map(|(trid, state, client_id, msn_object)| Reply::Chg { trid, state, client_id, msn_object }),
+        (t(), state(), proptest::option::of(any::<u32>()), any::<u32>(), proptest::option::of(token())).prop_map(
+            |(trid, state, client_id, extended_caps, msn_object)| Reply::Chg {
+                trid,
+                state,
+                client_id,
+                extended_caps,
+                msn_object
+            }
+        ),
         (t(), presence()).prop_map(|(trid, presence)| Reply::Iln { trid, presence }),
         presence().prop_map(|presence| Reply::Nln { presence }),
         handle().prop_map(|handle| Reply::Fln { handle }),
@@ -202,23 +220,22 @@ fn reply() -> impl Strategy<Value = Reply> {
             }
         ),
         (t(), any::<u32>()).prop_map(|(trid, session_id)| Reply::CalRinging { trid, session_id }),
-        (t(), 1usize..100, 1usize..100, handle(), name(387), any::<u32>()).prop_map(
-            |(trid, index, total, handle, friendly, client_id)| Reply::Iro {
+        (t(), 1usize..100, 1usize..100, endpoint_handle(), name(387), any::<u32>(), any::<u32>()).prop_map(
+            |(trid, index, total, handle, friendly, client_id, extended_caps)| Reply::Iro {
                 trid,
                 index,
                 total,
                 handle,
                 friendly,
-                client_id
+                client_id,
+                extended_caps
             }
         ),
         t().prop_map(|trid| Reply::AnsOk { trid }),
-        (handle(), name(387), any::<u32>()).prop_map(|(handle, friendly, client_id)| Reply::Joi {
-            handle,
-            friendly,
-            client_id
-        }),
-        (handle(), any::<bool>()).prop_map(|(handle, idle)| Reply::Bye { handle, idle }),
+        (endpoint_handle(), name(387), any::<u32>(), any::<u32>()).prop_map(
+            |(handle, friendly, client_id, extended_caps)| Reply::Joi { handle, friendly, client_id, extended_caps }
+        ),
+        (endpoint_handle(), any::<bool>()).prop_map(|(handle, idle)| Reply::Bye { handle, idle }),
         t().prop_map(|trid| Reply::Ack { trid }),
         t().prop_map(|trid| Reply::Nak { trid }),
         (handle(), name(387), payload()).prop_map(|(handle, friendly, payload)| Reply::Msg {
@@ -268,15 +285,23 @@ fn carried(x: &Reply, d: Dialect) -> Reply {
             keep_serial(serial);
         }
     };
+    let extended = d.capabilities_with_extended();
     let presence = |p: &mut PresenceLine| {
         if !has_id {
             p.client_id = 0;
+        }
+        if !(has_id && extended) {
+            p.extended_caps = 0;
         }
         if !has_object {
             p.msn_object = None;
         }
     };
-    let mut x = x.clone();
+    let mut x = match x {
+        // MSNP18 answers with `NLN` where earlier dialects said `ILN trid`.
+        Reply::Iln { presence, .. } if !d.initial_presence_as_iln() => Reply::Nln { presence: presence.clone() },
+        x => x.clone(),
+    };
     match &mut x {
         Reply::UsrOk { friendly, .. } if !d.usr_ok_has_friendly() => friendly.clear(),
         Reply::XfrNs { current, .. } if !d.xfr_ns_fields().1 => current.clear(),
@@ -413,16 +438,27 @@ fn carried(x: &Reply, d: Dialect) -> Reply {
             }
         }
         Reply::Rea { serial, .. } => keep_serial(serial),
-        Reply::Chg { client_id, msn_object, .. } => {
+        Reply::Chg { client_id, extended_caps, msn_object, .. } => {
+            if !(has_id && extended) {
+                *extended_caps = 0;
+            }
             *client_id = has_id.then(|| client_id.unwrap_or(0));
             if !has_object {
                 *msn_object = None;
             }
         }
         Reply::Iln { presence: p, .. } | Reply::Nln { presence: p } => presence(p),
+        Reply::Fln { .. } => {}
         Reply::Qng { interval } if !d.qng_has_interval() => *interval = 0,
         Reply::Error { code, .. } if guids && *code == ErrorCode::InvalidUser => *code = ErrorCode::InvalidUsername,
-        Reply::Iro { client_id, .. } | Reply::Joi { client_id, .. } if !d.roster_has_client_id() => *client_id = 0,
+        Reply::Iro { client_id, extended_caps, .. } | Reply::Joi { client_id, extended_caps, .. } => {
+            if !d.roster_has_client_id() {
+                *client_id = 0;
+            }
+            if !(d.roster_has_client_id() && extended) {
+                *extended_caps = 0;
+            }
+        }
         _ => {}
     }
     x

@@ -607,7 +607,7 @@ impl Cluster for NatsCluster {
     fn signed_in(&self, user: &OnlineUser) {
         let seat = Seat {
             node: self.settings.node_id.clone(),
-            session: user.session_id,
+            session: user.directory_session(),
             handle: user.handle.clone(),
             token: user.web_token.clone(),
         };
@@ -617,7 +617,11 @@ impl Cluster for NatsCluster {
     }
 
     fn signed_out(&self, user: &OnlineUser) {
-        let _ = self.outgoing.send(Outgoing::Unseat(user.key.clone(), self.settings.node_id.clone(), user.session_id));
+        let _ = self.outgoing.send(Outgoing::Unseat(
+            user.key.clone(),
+            self.settings.node_id.clone(),
+            user.directory_session(),
+        ));
     }
 
     fn peers(&self) -> Vec<NodeId> {

@@ -191,6 +191,11 @@ pub struct ServeOptions {
     /// [default: 32]
     #[arg(long, env = "MSND_MAX_SESSIONS_PER_USER")]
     pub max_sessions_per_user: Option<usize>,
+    /// Most machines one account may be signed in from at once, for the
+    /// dialects that allow several (MSNP16+; 734 beyond).
+    /// [default: 8]
+    #[arg(long, env = "MSND_MAX_ENDPOINTS_PER_ACCOUNT")]
+    pub max_endpoints_per_account: Option<usize>,
     /// Most offline messages waiting for one user; senders beyond it are refused.
     /// [default: 100]
     #[arg(long, env = "MSND_OFFLINE_QUOTA")]
@@ -285,6 +290,7 @@ impl ServeOptions {
             switchboard_idle_timeout_secs: Some(600),
             max_connections_per_address: Some(256),
             max_sessions_per_user: Some(32),
+            max_endpoints_per_account: Some(8),
             offline_quota: Some(100),
             max_switchboard_participants: Some(20),
             rate_messages: Some("30/5".parse().expect("a valid default")),

@@ -203,15 +203,17 @@ impl SbSession {
                 match backend.join_switchboard(&handle, &cookie, session_id, self.id, self.events.clone()) {
                     Ok((session, me, roster)) => {
                         w.dialect = me.dialect;
-                        let total = roster.len();
-                        for (i, p) in roster.iter().enumerate() {
+                        let lines = roster_lines(me.dialect, &me, &roster);
+                        let total = lines.len();
+                        for (i, (name, p)) in lines.into_iter().enumerate() {
                             w.push(&Reply::Iro {
                                 trid,
                                 index: i + 1,
                                 total,
-                                handle: p.handle.clone(),
+                                handle: name,
                                 friendly: p.friendly.clone(),
                                 client_id: p.client_id,
+                                extended_caps: p.extended_caps,
                             });
                         }
                         w.push(&Reply::AnsOk { trid });
@@ -255,7 +257,19 @@ impl SbSession {
                     return self.strike();
                 }
                 match backend.invite(session, me, &handle).await {
-                    Ok(()) => w.push(&Reply::CalRinging { trid, session_id: session.id }),
+                    Ok(()) => {
+                        w.push(&Reply::CalRinging { trid, session_id: session.id });
+                        // An endpoint calling its own handle (WLM 2009 does as
+                        // it opens a conversation) waits for itself to join.
+                        if me.machine.is_some() && handle.eq_ignore_ascii_case(&me.handle) {
+                            w.push(&Reply::Joi {
+                                handle: me.handle.clone(),
+                                friendly: me.friendly.clone(),
+                                client_id: me.client_id,
+                                extended_caps: me.extended_caps,
+                            });
+                        }
+                    }
                     Err(code) => w.push(&Reply::error(code, trid)),
                 }
                 Flow::Continue
@@ -334,10 +348,67 @@ impl SbSession {
 
     fn event(&mut self, event: SbEvent, w: &mut Writer) {
         self.refresh_trace(w);
+        let me = self.joined.as_ref().map(|(_, p)| p.key.clone()).unwrap_or_default();
         match event {
-            SbEvent::Joined { handle, friendly, client_id } => w.push(&Reply::Joi { handle, friendly, client_id }),
-            SbEvent::Left { handle, idle } => w.push(&Reply::Bye { handle, idle }),
+            SbEvent::Joined { handle, friendly, client_id, extended_caps, machine, first } => {
+                for name in names_for(w.dialect, &me, &handle, machine.as_ref(), first) {
+                    w.push(&Reply::Joi { handle: name, friendly: friendly.clone(), client_id, extended_caps });
+                }
+            }
+            SbEvent::Left { handle, idle, machine, last } => {
+                for name in names_for(w.dialect, &me, &handle, machine.as_ref(), last) {
+                    w.push(&Reply::Bye { handle: name, idle });
+                }
+            }
             SbEvent::Message { handle, friendly, payload } => w.push(&Reply::Msg { handle, friendly, payload }),
         }
     }
+}
+
+/// The names a participant's arrival or departure is told under, to a
+/// client of `dialect` whose account is `me` (handle key). Clients with
+/// points of presence (MSNP16+) see each endpoint (`handle;{guid}`) and,
+/// for another account, the account itself when its first endpoint comes
+/// or its last goes (`edge`); older clients see only accounts, and not
+/// their own.
+fn names_for(
+    dialect: msnp::Dialect,
+    me: &str,
+    handle: &str,
+    machine: Option<&msnp::endpoint::MachineGuid>,
+    edge: bool,
+) -> Vec<String> {
+    let own = handle.eq_ignore_ascii_case(me);
+    let mut names = Vec::new();
+    match (dialect.has_points_of_presence(), machine) {
+        (true, Some(m)) => {
+            names.push(msnp::endpoint::Address::endpoint(handle, m).to_string());
+            if edge && !own {
+                names.push(handle.to_string());
+            }
+        }
+        (true, None) => names.push(handle.to_string()),
+        (false, _) if edge && !own => names.push(handle.to_string()),
+        (false, _) => {}
+    }
+    names
+}
+
+/// The `IRO` lines for someone joining: everyone there, each under the
+/// names [`names_for`] gives (an account once, at its first endpoint).
+fn roster_lines<'a>(
+    dialect: msnp::Dialect,
+    me: &backend::switchboard::Participant,
+    roster: &'a [std::sync::Arc<backend::switchboard::Participant>],
+) -> Vec<(String, &'a backend::switchboard::Participant)> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut lines = Vec::new();
+    for p in roster {
+        let first = !seen.contains(&p.key.as_str());
+        seen.push(&p.key);
+        for name in names_for(dialect, &me.key, &p.handle, p.machine.as_ref(), first) {
+            lines.push((name, p.as_ref()));
+        }
+    }
+    lines
 }

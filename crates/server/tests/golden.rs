@@ -228,7 +228,10 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
         let tokens = sso_tokens(server, &email, &password, policy).await.expect("RST tokens");
         let messenger = tokens.iter().find(|t| t.id == "Compact1").expect("the messenger token");
         let blob = msnp::sso::login_blob(messenger.secret.as_deref().expect("a key"), nonce, [9; 8]);
-        format!("{} {blob}", messenger.ticket)
+        match d.has_points_of_presence() {
+            true => format!("{} {blob} {}", messenger.ticket, machine(name)),
+            false => format!("{} {blob}", messenger.ticket),
+        }
     } else {
         passport_ticket(server, &email, &password, challenged.args()[4]).await.expect("a ticket")
     };
@@ -242,11 +245,21 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
         let version = if d.uses_guids() { "0 0" } else { "0" };
         t.step(who, &mut ns, &format!("SYN 8 {version}"), &mut []).await;
     }
-    let chg = if d.presence_has_client_id() { "CHG 9 NLN 268435492" } else { "CHG 9 NLN" };
+    let chg = if d.capabilities_with_extended() {
+        "CHG 9 NLN 2788999228:48"
+    } else if d.presence_has_client_id() {
+        "CHG 9 NLN 268435492"
+    } else {
+        "CHG 9 NLN"
+    };
     let seen = t.step(who, &mut ns, chg, &mut []).await;
     if let Some(chl) = seen.iter().find(|l| l.text.starts_with("CHL ")) {
         let challenge = chl.args()[2].to_string();
-        let (product, answer) = if d.lists_over_soap() {
+        let (product, answer) = if d.has_points_of_presence() {
+            // Windows Live Messenger 2009's product.
+            let id = "PROD0120PW!CCV9@";
+            (id, msnp11_response(&challenge, id, "C1BX{V4W}Q3*10SM"))
+        } else if d.lists_over_soap() {
             // Windows Live Messenger 8's product.
             let id = "PROD01065C%ZFN6F";
             (id, msnp11_response(&challenge, id, "O4BG@C7BWLYQX?5G"))
@@ -267,11 +280,15 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
 
 /// A switchboard chat Alice opens and Bob answers, up to Bob's `JOI` on
 /// Alice's side: the two switchboard connections.
-async fn open_chat(t: &mut Transcript, a: &mut Client, b: &mut Client) -> (Client, Client) {
+async fn open_chat(t: &mut Transcript, d: Dialect, a: &mut Client, b: &mut Client) -> (Client, Client) {
+    let me = |name: &str| match d.has_points_of_presence() {
+        true => format!("{name}@example.com;{}", machine(name)),
+        false => format!("{name}@example.com"),
+    };
     let xfr = t.step("A", a, "XFR 50 SB", &mut []).await;
     let (address, cookie) = (xfr[0].args()[3].to_string(), xfr[0].args()[5].to_string());
     let mut sa = Client::connect_str(&address).await;
-    t.send("A·sb", &mut sa, &format!("USR 1 alice@example.com {cookie}")).await;
+    t.send("A·sb", &mut sa, &format!("USR 1 {} {cookie}", me("alice"))).await;
     t.recv("A·sb", &mut sa).await;
     t.send("A·sb", &mut sa, "CAL 2 bob@example.com").await;
     t.recv("A·sb", &mut sa).await;
@@ -279,13 +296,26 @@ async fn open_chat(t: &mut Transcript, a: &mut Client, b: &mut Client) -> (Clien
     let r = ring[0].args();
     let (address, cookie, session) = (r[2].to_string(), r[4].to_string(), r[1].to_string());
     let mut sb = Client::connect_str(&address).await;
-    t.send("B·sb", &mut sb, &format!("ANS 1 bob@example.com {cookie} {session}")).await;
-    let ans = t.recv("B·sb", &mut sb).await;
-    if ans.text.starts_with("IRO") {
-        t.recv("B·sb", &mut sb).await;
+    t.send("B·sb", &mut sb, &format!("ANS 1 {} {cookie} {session}", me("bob"))).await;
+    loop {
+        if t.recv("B·sb", &mut sb).await.text.starts_with("ANS") {
+            break;
+        }
     }
-    t.recv("A·sb", &mut sa).await;
+    // Bob's endpoint, then (MSNP16+) Bob himself.
+    for _ in 0..if d.has_points_of_presence() { 2 } else { 1 } {
+        t.recv("A·sb", &mut sa).await;
+    }
     (sa, sb)
+}
+
+/// The machine GUID each person signs in from in the dialects with
+/// points of presence: fixed, so that transcripts stay the same.
+fn machine(name: &str) -> &'static str {
+    match name {
+        "alice" => "{a11ce000-0000-4000-8000-000000000001}",
+        _ => "{b0b00000-0000-4000-8000-000000000002}",
+    }
 }
 
 /// The token after `prefix` in a line.
@@ -364,7 +394,7 @@ async fn scene(d: Dialect) -> String {
     }
 
     // A switchboard chat Alice opens and Bob answers.
-    let (mut sa, mut sb) = open_chat(&mut t, &mut a, &mut b).await;
+    let (mut sa, mut sb) = open_chat(&mut t, d, &mut a, &mut b).await;
     let text = text_message("hello, Bob");
     t.send_payload("A·sb", &mut sa, "MSG 3 A", &text).await;
     t.recv("B·sb", &mut sb).await;
@@ -421,13 +451,16 @@ async fn scene_over_soap(d: Dialect) -> String {
     t.step("A", &mut a, "CHG 42 AWY 268435492", &mut [("B", &mut b)]).await;
     t.step("A", &mut a, "BLP 44 BL", &mut []).await;
 
-    let (mut sa, mut sb) = open_chat(&mut t, &mut a, &mut b).await;
+    let (mut sa, mut sb) = open_chat(&mut t, d, &mut a, &mut b).await;
     t.send_payload("A·sb", &mut sa, "MSG 3 A", &text_message("hello, Bob")).await;
     t.recv("B·sb", &mut sb).await;
     t.recv("A·sb", &mut sa).await;
     t.send("B·sb", &mut sb, "OUT").await;
     sb.expect_closed().await;
-    t.recv("A·sb", &mut sa).await;
+    // Bob's endpoint, then (MSNP16+) Bob himself.
+    for _ in 0..if d.has_points_of_presence() { 2 } else { 1 } {
+        t.recv("A·sb", &mut sa).await;
+    }
     t.send("A·sb", &mut sa, "OUT").await;
     sa.expect_closed().await;
 

@@ -23,11 +23,12 @@ impl Backend {
                 if let Some(u) = self.registry.get(&to) {
                     let presence_only = matches!(
                         event,
-                        NsEvent::Presence(_) | NsEvent::Offline { .. } | NsEvent::PersonalMessage { .. }
+                        NsEvent::Presence(_)
+                            | NsEvent::Offline { .. }
+                            | NsEvent::PersonalMessage { .. }
+                            | NsEvent::EndpointsChanged { .. }
                     );
-                    if !presence_only || u.presence().started {
-                        u.deliver(event);
-                    }
+                    if presence_only { u.deliver_presence(event) } else { u.deliver(event) }
                 }
             }
             Envelope::ListChanged { to, contact, list, member, event } => {
@@ -46,7 +47,7 @@ impl Backend {
                 }
             }
             Envelope::SignedInElsewhere { to, session } => {
-                if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.session_id == session) {
+                if let Some(u) = self.registry.get(&to).filter(|u| session == 0 || u.directory_session() == session) {
                     u.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
                 }
             }
@@ -81,6 +82,8 @@ impl Backend {
                     friendly: &user.friendly,
                     client_id: user.client_id,
                     dialect: user.dialect,
+                    extended_caps: 0,
+                    machine: None,
                 };
                 let cookie = self.cookies.issue(grant, &requester, CookieKind::NewSession, self.config.cookie_lifetime);
                 Response::Session(cookie.map_err(|code| code.code()))
@@ -169,9 +172,9 @@ impl Backend {
             }
             for p in self.remote_presence(&u, &watched).await {
                 let handle = p.line.handle.clone();
-                u.deliver(NsEvent::Presence(p.line));
+                u.deliver_presence(NsEvent::Presence(p.line));
                 if let Some(payload) = p.personal_message {
-                    u.deliver(NsEvent::PersonalMessage { handle, payload });
+                    u.deliver_presence(NsEvent::PersonalMessage { handle, payload, endpoints: p.endpoints });
                 }
             }
         }

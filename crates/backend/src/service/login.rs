@@ -193,7 +193,9 @@ impl Backend {
     }
 
     /// Registers a signed-in user. An earlier sign-in of the same account is
-    /// told `OUT OTH`. Also returns the lists it read, for the first `SYN`.
+    /// told `OUT OTH`, unless both are endpoints of different machines
+    /// (MSNP16+, see [`crate::presence::Registry::insert`]). Also returns
+    /// the lists it read, for the first `SYN`.
     ///
     /// `web_token` is the sign-in's `MSPAuth`, taken by the web services
     /// while it lasts; `ticket` the token of the Passport ticket it
@@ -202,22 +204,31 @@ impl Backend {
         &self,
         account: &Account,
         dialect: Dialect,
+        machine: Option<msnp::endpoint::MachineGuid>,
         web_token: String,
         ticket: Option<(String, std::time::Duration)>,
         outbox: Outbox<NsEvent>,
     ) -> Result<(Arc<OnlineUser>, Option<LoadedLists>), ErrorCode> {
-        let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox);
+        let machine = machine.filter(|_| dialect.has_points_of_presence());
+        let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox)
+            .on_machine(machine);
         user.ticket_token = ticket.as_ref().map(|(t, _)| t.clone());
-        let user = Arc::new(user);
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
-        if let Some(previous) = self.registry.insert(user.clone()) {
-            previous.deliver(NsEvent::Kick(Some(OutReason::OtherLogin)));
-            self.forget_web_tokens(&previous);
-        } else if let Some((cluster, node)) = self.remote(&user.key) {
+        let (user, replaced) = self.registry.insert(user, self.config.max_endpoints_per_account)?;
+        for previous in &replaced.endpoints {
+            previous.deliver_here(NsEvent::Kick(Some(OutReason::OtherLogin)));
+            self.forget_web_tokens(previous);
+        }
+        if replaced.endpoints.is_empty()
+            && !replaced.joined_others
+            && let Some((cluster, node)) = self.remote(&user.key)
+        {
             cluster.send(&node, Envelope::SignedInElsewhere { to: user.key.clone(), session: 0 });
         }
-        if let Some(cluster) = self.cluster.get() {
+        if !replaced.joined_others
+            && let Some(cluster) = self.cluster.get()
+        {
             cluster.signed_in(&user);
         }
         // An MD5 sign-in's token is never presented, so it is not kept
@@ -229,6 +240,12 @@ impl Backend {
             if let Some((token, left)) = ticket {
                 tokens.insert(token, credential(Some(std::time::Instant::now() + left)));
             }
+        }
+        if replaced.joined_others {
+            // The account's lists are in memory already, and its watchers
+            // learn of the new endpoint from its endpoint list.
+            self.endpoints_changed(&user);
+            return Ok((user, None));
         }
         match self.store.list_snapshot(account.id).await {
             Ok(snapshot) => {
@@ -242,21 +259,30 @@ impl Backend {
         }
     }
 
-    /// Ends a sign-in: watchers who saw the user online get `FLN`, unless a
-    /// newer sign-in of the same account is already visible to them.
+    /// Ends a sign-in: watchers who saw the user online get `FLN`, unless
+    /// another endpoint of the account stays (then they see one endpoint
+    /// fewer) or a newer sign-in of the account is already visible to them.
     pub fn sign_out(&self, user: &Arc<OnlineUser>) {
         let was_visible = user.presence_line().is_some();
-        let removed = self.registry.remove(user);
-        if removed {
-            self.forget_web_tokens(user);
-            if let Some(cluster) = self.cluster.get() {
-                cluster.signed_out(user);
+        let removal = self.registry.remove(user);
+        match removal {
+            Removal::NotThere => {}
+            Removal::EndpointLeft => {
+                self.forget_web_tokens(user);
+                self.endpoints_changed(user);
+                return;
+            }
+            Removal::SignedOut => {
+                self.forget_web_tokens(user);
+                if let Some(cluster) = self.cluster.get() {
+                    cluster.signed_out(user);
+                }
             }
         }
         if !was_visible {
             return;
         }
-        if !removed && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
+        if removal == Removal::NotThere && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
             return;
         }
         self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
@@ -301,7 +327,8 @@ impl Backend {
             if credential.until.is_some_and(|t| t <= std::time::Instant::now()) {
                 return None;
             }
-            return self.registry.get(&credential.key).filter(|u| u.session_id == credential.session);
+            let account = self.registry.get(&credential.key)?;
+            return account.endpoints().into_iter().find(|u| u.session_id == credential.session);
         }
         let key = self.cluster.get()?.user_of_token(token)?;
         self.stand_in(&key, token).await

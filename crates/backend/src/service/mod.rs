@@ -36,7 +36,7 @@ use crate::limits::{Action, KeyedBuckets, LoginOutcome, LoginThrottle, LoginVerd
 use crate::lists::{AccountId, Group, ListSnapshot, OppositeList, PERSONAL_MESSAGE, PHONE_KINDS};
 use crate::outbox::Outbox;
 use crate::passport::{Redeemed, TicketJar, credential_tag};
-use crate::presence::{ContactPresence, LoadedLists, NsEvent, OnlineUser, Registry};
+use crate::presence::{ContactPresence, LoadedLists, NsEvent, OnlineUser, Registry, Removal};
 use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{
     Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError, StoredPhoto,
@@ -45,6 +45,7 @@ use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };
 use bytes::Bytes;
+use msnp::endpoint::Capabilities;
 
 /// Errors of account administration (the CLI and, later, the web pages).
 #[derive(Debug, thiserror::Error)]

@@ -10,22 +10,29 @@ impl Backend {
         &self,
         user: &OnlineUser,
         state: OnlineState,
-        client_id: Option<u32>,
+        capabilities: Option<Capabilities>,
         msn_object: Option<String>,
     ) -> Result<Vec<ContactPresence>, ErrorCode> {
         if state == OnlineState::Offline {
             return Err(ErrorCode::InvalidParameter);
         }
+        let caps = capabilities.unwrap_or_default();
         let (before, after) = user.update_presence(|p| {
             p.state = state;
-            p.client_id = client_id.unwrap_or(0);
+            p.client_id = caps.basic;
+            p.extended_caps = caps.extended;
             p.msn_object = msn_object;
             p.started = true;
         });
+        let was_receiving = user.start_receiving();
+        if user.update_endpoint(|e| e.capabilities = caps) && before.started {
+            self.endpoints_changed(user);
+        }
         let was_visible = before.started && before.state.is_visible();
         let changed = !before.started
             || before.state != after.state
             || before.client_id != after.client_id
+            || before.extended_caps != after.extended_caps
             || before.msn_object != after.msn_object;
         if changed {
             if let Some(line) = user.presence_line() {
@@ -34,7 +41,7 @@ impl Backend {
                 self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
             }
         }
-        if before.started {
+        if was_receiving {
             return Ok(Vec::new());
         }
         let forward: Vec<String> = user.with_lists(|l| l.members(ListKind::Forward).map(str::to_string).collect());
@@ -79,9 +86,7 @@ impl Backend {
     /// receive presence.
     pub(super) fn deliver_to_watcher(&self, key: &str, event: NsEvent) {
         if let Some(w) = self.registry.get(key) {
-            if w.presence().started {
-                w.deliver(event);
-            }
+            w.deliver_presence(event);
         } else if let Some((cluster, node)) = self.remote(key) {
             cluster.send(&node, Envelope::Deliver { to: key.to_string(), event });
         }
@@ -107,6 +112,50 @@ impl Backend {
             return None;
         }
         let line = contact.presence_line()?;
-        Some(ContactPresence { line, personal_message: contact.presence().personal_message })
+        Some(ContactPresence {
+            line,
+            personal_message: contact.presence().personal_message,
+            endpoints: contact.endpoint_list(),
+        })
+    }
+
+    /// The account's endpoints changed (one came or went, or said something
+    /// new of itself): watchers and the account's own endpoints see the new
+    /// list (`UBX`, in the dialects that show endpoints).
+    pub(super) fn endpoints_changed(&self, user: &OnlineUser) {
+        if user.presence_line().is_none() {
+            return;
+        }
+        let event = NsEvent::EndpointsChanged {
+            handle: user.handle.clone(),
+            payload: user.presence().personal_message,
+            endpoints: user.endpoint_list(),
+        };
+        self.notify_watchers(user, event.clone());
+        user.deliver_presence(event);
+    }
+
+    /// `UUX` with endpoint data (MSNP16+): what this endpoint says of itself.
+    pub fn describe_endpoint(&self, user: &OnlineUser, doc: &msnp::personal::UuxDocument) {
+        let changed = user.update_endpoint(|e| {
+            if let Some(c) = doc.capabilities {
+                e.capabilities = c;
+            }
+            if doc.name.is_some() {
+                e.name = doc.name.clone();
+            }
+            if doc.idle.is_some() {
+                e.idle = doc.idle;
+            }
+            if doc.client_type.is_some() {
+                e.client_type = doc.client_type;
+            }
+            if doc.state.is_some() {
+                e.state = doc.state;
+            }
+        });
+        if changed {
+            self.endpoints_changed(user);
+        }
     }
 }

@@ -51,7 +51,11 @@ impl Backend {
         if user.presence_line().is_some() {
             self.notify_watchers(
                 user,
-                NsEvent::PersonalMessage { handle: user.handle.clone(), payload: payload.to_string() },
+                NsEvent::PersonalMessage {
+                    handle: user.handle.clone(),
+                    payload: payload.to_string(),
+                    endpoints: user.endpoint_list(),
+                },
             );
         }
         Ok(())

@@ -31,16 +31,15 @@ impl Backend {
         if self.switchboards.sessions_of(&user.key) >= self.config.max_sessions_per_user {
             return Err(ErrorCode::TooManySessions);
         }
-        let grant =
-            GrantFor { handle: &user.handle, friendly: &p.friendly, client_id: p.client_id, dialect: user.dialect };
-        let cookie = self.cookies.issue(grant, &user.key, CookieKind::NewSession, self.config.cookie_lifetime)?;
+        let cookie =
+            self.cookies.issue(grant_for(user, &p), &user.key, CookieKind::NewSession, self.config.cookie_lifetime)?;
         Ok((cookie, None))
     }
 
     /// Switchboard `USR`: opens a session for the holder of an `XFR SB` cookie.
     pub fn open_switchboard(
         &self,
-        handle: &str,
+        handle: &msnp::endpoint::Address,
         cookie: &str,
         connection_id: u64,
         outbox: mpsc::Sender<SbEvent>,
@@ -55,7 +54,7 @@ impl Backend {
     /// the roster before the join, for `IRO`.
     pub fn join_switchboard(
         &self,
-        handle: &str,
+        handle: &msnp::endpoint::Address,
         cookie: &str,
         session_id: u32,
         connection_id: u64,
@@ -181,7 +180,13 @@ impl Backend {
 
     /// `CAL`: invites someone. The invitee must be online and visible and
     /// their privacy must allow the caller; a refusal for privacy looks the
-    /// same as an offline invitee (217), so it reveals nothing.
+    /// same as an offline invitee (217), so it reveals nothing. Every
+    /// endpoint of an invitee signed in from several machines is rung.
+    ///
+    /// An endpoint (MSNP16+) calling its own handle rings its account's
+    /// other endpoints not in the session, so that the conversation shows
+    /// on all of them; Windows Live Messenger 2009 does this as it opens
+    /// every conversation, so it succeeds when there is none to ring.
     pub async fn invite(
         &self,
         session: &SwitchboardSession,
@@ -189,6 +194,9 @@ impl Backend {
         handle: &str,
     ) -> Result<(), ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::InvalidUsername)?;
+        if handle.key() == caller.key && caller.machine.is_some() {
+            return self.ring_own_endpoints(session, caller);
+        }
         // A stand-in's user may be invited: they take its place.
         if session.contains_connected(handle.key()) {
             return Err(ErrorCode::AlreadyThere);
@@ -214,11 +222,19 @@ impl Backend {
             },
         }
         .ok_or(ErrorCode::NotOnline)?;
+        if let Some(u) = local {
+            for endpoint in u.endpoints() {
+                self.ring(session, caller, &endpoint)?;
+            }
+            return Ok(());
+        }
         let grant = GrantFor {
             handle: &invitee.handle,
             friendly: &invitee.friendly,
             client_id: invitee.client_id,
             dialect: invitee.dialect,
+            extended_caps: 0,
+            machine: None,
         };
         let kind = CookieKind::Invitation { session_id: session.id };
         let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
@@ -230,7 +246,7 @@ impl Backend {
             address,
         };
         match (local, self.cluster.get()) {
-            (Some(u), _) => u.deliver(ring(None)),
+            (Some(_), _) => {}
             (None, Some(cluster)) => {
                 if let Some(node) = cluster.locate(handle.key()) {
                     let event = ring(Some(cluster.switchboard_address()));
@@ -238,6 +254,34 @@ impl Backend {
                 }
             }
             (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Rings one endpoint: a cookie of its own, for its machine and dialect.
+    fn ring(&self, session: &SwitchboardSession, caller: &Participant, endpoint: &OnlineUser) -> Result<(), ErrorCode> {
+        let p = endpoint.presence();
+        let kind = CookieKind::Invitation { session_id: session.id };
+        let cookie = self.cookies.issue(grant_for(endpoint, &p), &caller.key, kind, self.config.cookie_lifetime)?;
+        endpoint.deliver_here(NsEvent::Ring {
+            session_id: session.id,
+            cookie,
+            caller: caller.handle.clone(),
+            caller_friendly: caller.friendly.clone(),
+            address: None,
+        });
+        Ok(())
+    }
+
+    /// Rings the caller's own other endpoints that are not in the session.
+    fn ring_own_endpoints(&self, session: &SwitchboardSession, caller: &Participant) -> Result<(), ErrorCode> {
+        let Some(me) = self.registry.get(&caller.key) else { return Ok(()) };
+        let inside: Vec<Option<msnp::endpoint::MachineGuid>> =
+            session.participants().iter().filter(|p| p.key == caller.key).map(|p| p.machine.clone()).collect();
+        for endpoint in me.endpoints().into_iter().filter(|e| e.machine.is_some() && !inside.contains(&e.machine)) {
+            if endpoint.is_receiving() && !endpoint.presence().refuses_invitations {
+                self.ring(session, caller, &endpoint)?;
+            }
         }
         Ok(())
     }
@@ -259,5 +303,17 @@ impl Backend {
         invitee.presence_line().is_some()
             && !invitee.presence().refuses_invitations
             && invitee.with_lists(|l| l.allows(caller_key))
+    }
+}
+
+/// The cookie holder a signed-in endpoint is.
+fn grant_for<'a>(user: &'a OnlineUser, p: &'a crate::presence::PresenceInfo) -> GrantFor<'a> {
+    GrantFor {
+        handle: &user.handle,
+        friendly: &p.friendly,
+        client_id: p.client_id,
+        dialect: user.dialect,
+        extended_caps: p.extended_caps,
+        machine: user.machine.as_ref(),
     }
 }

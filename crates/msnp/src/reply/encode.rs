@@ -218,7 +218,7 @@ impl Reply {
             Reply::QryOk { trid } => write!(line, "QRY {trid}"),
             Reply::Uux { trid } => write!(line, "UUX {trid} 0"),
             Reply::Ubx { handle, payload } => {
-                write!(line, "UBX {handle}{} {}", network(dialect), payload.len())
+                write!(line, "UBX {} {}", presence_handle(dialect, handle), payload.len())
             }
             Reply::Gcf { trid, file, payload } => write!(line, "GCF {trid} {file} {}", payload.len()),
             Reply::Policies { payload } => write!(line, "GCF 0 {}", payload.len()),
@@ -238,10 +238,10 @@ impl Reply {
             Reply::Rea { trid, serial: s, handle, friendly } => {
                 write!(line, "REA {trid}{} {handle} {}", serial(*s), encode(friendly))
             }
-            Reply::Chg { trid, state, client_id, msn_object } => {
+            Reply::Chg { trid, state, client_id, extended_caps, msn_object } => {
                 write!(line, "CHG {trid} {state}")?;
                 if dialect.presence_has_client_id() {
-                    write!(line, " {}", client_id.unwrap_or(0))?;
+                    write!(line, " {}", capabilities(dialect, client_id.unwrap_or(0), *extended_caps))?;
                     if let (true, Some(obj)) = (dialect.presence_has_msn_object(), msn_object) {
                         write!(line, " {obj}")?;
                     }
@@ -249,7 +249,11 @@ impl Reply {
                 Ok(())
             }
             Reply::Iln { trid, presence } => {
-                write!(line, "ILN {trid} ")?;
+                if dialect.initial_presence_as_iln() {
+                    write!(line, "ILN {trid} ")?;
+                } else {
+                    line.push_str("NLN ");
+                }
                 presence_fields(line, dialect, presence)
             }
             Reply::Nln { presence } => {
@@ -257,9 +261,12 @@ impl Reply {
                 presence_fields(line, dialect, presence)
             }
             Reply::Fln { handle } => {
-                write!(line, "FLN {handle}")?;
-                // The network, then the capabilities the contact had (none now).
-                if dialect.presence_has_network_id() { write!(line, " 1 0") } else { Ok(()) }
+                write!(line, "FLN {}", presence_handle(dialect, handle))?;
+                // The capabilities the contact had (none now).
+                if dialect.presence_has_network_id() {
+                    write!(line, " {}", capabilities(dialect, 0, 0))?;
+                }
+                Ok(())
             }
             Reply::Rng { session_id, address, cookie, caller, caller_friendly } => {
                 write!(line, "RNG {session_id} {address} CKI {cookie} {caller} {}", encode(caller_friendly))?;
@@ -289,18 +296,18 @@ impl Reply {
             Reply::CalRinging { trid, session_id } => {
                 write!(line, "CAL {trid} RINGING {session_id}")
             }
-            Reply::Iro { trid, index, total, handle, friendly, client_id } => {
+            Reply::Iro { trid, index, total, handle, friendly, client_id, extended_caps } => {
                 write!(line, "IRO {trid} {index} {total} {handle} {}", encode(friendly))?;
                 if dialect.roster_has_client_id() {
-                    write!(line, " {client_id}")?;
+                    write!(line, " {}", capabilities(dialect, *client_id, *extended_caps))?;
                 }
                 Ok(())
             }
             Reply::AnsOk { trid } => write!(line, "ANS {trid} OK"),
-            Reply::Joi { handle, friendly, client_id } => {
+            Reply::Joi { handle, friendly, client_id, extended_caps } => {
                 write!(line, "JOI {handle} {}", encode(friendly))?;
                 if dialect.roster_has_client_id() {
-                    write!(line, " {client_id}")?;
+                    write!(line, " {}", capabilities(dialect, *client_id, *extended_caps))?;
                 }
                 Ok(())
             }
@@ -342,9 +349,23 @@ fn group_ids(groups: &[u32]) -> String {
     if groups.is_empty() { "0".into() } else { groups.iter().map(u32::to_string).collect::<Vec<_>>().join(",") }
 }
 
-/// ` 1`, the Messenger network, where presence lines name the network.
-fn network(dialect: Dialect) -> &'static str {
-    if dialect.presence_has_network_id() { " 1" } else { "" }
+/// A handle in a presence line: with the Messenger network after it
+/// (` 1`, MSNP14-17) or in front of it (`1:`, MSNP18).
+fn presence_handle(dialect: Dialect, handle: &str) -> String {
+    let network = crate::endpoint::MESSENGER_NETWORK;
+    if dialect.prefixes_network_to_handles() {
+        format!("{network}:{handle}")
+    } else if dialect.presence_has_network_id() {
+        format!("{handle} {network}")
+    } else {
+        handle.to_string()
+    }
+}
+
+/// Capabilities: `caps` until MSNP15, `caps:capsEx` from MSNP16.
+fn capabilities(dialect: Dialect, basic: u32, extended: u32) -> String {
+    let caps = crate::endpoint::Capabilities { basic, extended };
+    if dialect.capabilities_with_extended() { caps.with_extended() } else { caps.basic.to_string() }
 }
 
 /// The end of `XFR ... SB` and `RNG` in MSNP13+: `U host`, then from
@@ -360,9 +381,9 @@ fn referral_tail(line: &mut String, dialect: Dialect, host: &str) -> std::fmt::R
 }
 
 fn presence_fields(line: &mut String, dialect: Dialect, p: &PresenceLine) -> std::fmt::Result {
-    write!(line, "{} {}{} {}", p.state, p.handle, network(dialect), encode(&p.friendly))?;
+    write!(line, "{} {} {}", p.state, presence_handle(dialect, &p.handle), encode(&p.friendly))?;
     if dialect.presence_has_client_id() {
-        write!(line, " {}", p.client_id)?;
+        write!(line, " {}", capabilities(dialect, p.client_id, p.extended_caps))?;
         if let (true, Some(obj)) = (dialect.presence_has_msn_object(), &p.msn_object) {
             write!(line, " {obj}")?;
         }
@@ -413,6 +434,7 @@ mod tests {
             handle: "bob@hotmail.com".into(),
             friendly: "Bob".into(),
             client_id: 32,
+            extended_caps: 0,
             msn_object: None,
         };
         assert_eq!(text(Reply::Nln { presence: p.clone() }, d), "NLN AWY bob@hotmail.com Bob\r\n");
@@ -432,6 +454,38 @@ mod tests {
         );
         assert_eq!(text(Reply::Qng { interval: 50 }, Dialect::Msnp2), "QNG\r\n");
         assert_eq!(text(Reply::Qng { interval: 50 }, Dialect::Msnp9), "QNG 50\r\n");
+    }
+
+    #[test]
+    fn windows_live_2009_names_the_network_and_extended_capabilities() {
+        let p = PresenceLine {
+            state: OnlineState::Online,
+            handle: "bob@x.com".into(),
+            friendly: "Bob".into(),
+            client_id: 2788999228,
+            extended_caps: 48,
+            msn_object: None,
+        };
+        assert_eq!(text(Reply::Nln { presence: p.clone() }, Dialect::Msnp15), "NLN NLN bob@x.com 1 Bob 2788999228\r\n");
+        assert_eq!(
+            text(Reply::Nln { presence: p.clone() }, Dialect::Msnp16),
+            "NLN NLN bob@x.com 1 Bob 2788999228:48\r\n"
+        );
+        assert_eq!(
+            text(Reply::Iln { trid: 4, presence: p.clone() }, Dialect::Msnp17),
+            "ILN 4 NLN bob@x.com 1 Bob 2788999228:48\r\n"
+        );
+        assert_eq!(
+            text(Reply::Iln { trid: 4, presence: p }, Dialect::Msnp18),
+            "NLN NLN 1:bob@x.com Bob 2788999228:48\r\n"
+        );
+        let fln = || Reply::Fln { handle: "bob@x.com".into() };
+        assert_eq!(text(fln(), Dialect::Msnp15), "FLN bob@x.com 1 0\r\n");
+        assert_eq!(text(fln(), Dialect::Msnp16), "FLN bob@x.com 1 0:0\r\n");
+        assert_eq!(text(fln(), Dialect::Msnp18), "FLN 1:bob@x.com 0:0\r\n");
+        let ubx = || Reply::Ubx { handle: "bob@x.com".into(), payload: bytes::Bytes::new() };
+        assert_eq!(text(ubx(), Dialect::Msnp16), "UBX bob@x.com 1 0\r\n");
+        assert_eq!(text(ubx(), Dialect::Msnp18), "UBX 1:bob@x.com 0\r\n");
     }
 
     #[test]

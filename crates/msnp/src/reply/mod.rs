@@ -44,6 +44,9 @@ pub struct PresenceLine {
     pub handle: String,
     pub friendly: String,
     pub client_id: u32,
+    /// The extended capabilities, printed after a colon from MSNP16.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extended_caps: u32,
     pub msn_object: Option<String>,
 }
 
@@ -330,6 +333,7 @@ pub enum Reply {
         trid: TrId,
         state: OnlineState,
         client_id: Option<u32>,
+        extended_caps: u32,
         msn_object: Option<String>,
     },
     Iln {
@@ -371,6 +375,7 @@ pub enum Reply {
         handle: String,
         friendly: String,
         client_id: u32,
+        extended_caps: u32,
     },
     AnsOk {
         trid: TrId,
@@ -379,6 +384,7 @@ pub enum Reply {
         handle: String,
         friendly: String,
         client_id: u32,
+        extended_caps: u32,
     },
     Bye {
         handle: String,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::{GroupRef, LstItem, OutReason, PresenceLine, Reply, SyncContact};
 use crate::dialect::{AuthScheme, Dialect};
+use crate::endpoint::Capabilities;
 use crate::error::ErrorCode;
 use crate::frame::Frame;
 use crate::types::{ListKind, OnlineState, PrivacyMode, PromptMode, TrId, parse_trid};
@@ -119,15 +120,27 @@ impl<'a> Words<'a> {
     fn presence(&self, i: usize) -> Result<PresenceLine, MalformedReply> {
         let d = self.dialect;
         let has_id = d.presence_has_client_id();
-        // MSNP14+ name the network after the handle.
-        let n = i + usize::from(d.presence_has_network_id());
+        // MSNP14-17 name the network after the handle.
+        let n = i + usize::from(d.presence_has_network_id() && !d.prefixes_network_to_handles());
+        let caps = if has_id { self.capabilities(n + 3)? } else { Capabilities::default() };
         Ok(PresenceLine {
             state: self.state(i)?,
-            handle: self.string(i + 1)?,
+            handle: self.handle(i + 1)?,
             friendly: self.text(n + 2)?,
-            client_id: if has_id { self.number(n + 3)? } else { 0 },
+            client_id: caps.basic,
+            extended_caps: caps.extended,
             msn_object: if has_id && d.presence_has_msn_object() { self.opt(n + 4).map(str::to_string) } else { None },
         })
+    }
+
+    /// A handle, without MSNP18's network prefix.
+    fn handle(&self, i: usize) -> Result<String, MalformedReply> {
+        Ok(crate::endpoint::strip_network(self.get(i)?).to_string())
+    }
+
+    /// `caps` or `caps:capsEx`.
+    fn capabilities(&self, i: usize) -> Result<Capabilities, MalformedReply> {
+        Capabilities::parse(self.get(i)?).ok_or_else(|| self.bad())
     }
 
     /// The words of a MSNP10+ line that carry a `prefix=`.
@@ -405,7 +418,7 @@ impl Reply {
             "CHL" => Reply::Chl { challenge: w.string(1)? },
             "QRY" => Reply::QryOk { trid: w.trid(0)? },
             "UUX" => Reply::Uux { trid: w.trid(0)? },
-            "UBX" => Reply::Ubx { handle: w.string(0)?, payload: w.payload() },
+            "UBX" => Reply::Ubx { handle: w.handle(0)?, payload: w.payload() },
             "GCF" if w.len() == 2 => Reply::Policies { payload: w.payload() },
             "ADL" | "RML" if w.opt(1) == Some("OK") => {
                 let trid = w.trid(0)?;
@@ -440,16 +453,18 @@ impl Reply {
             }
             "CHG" => {
                 let has_id = d.presence_has_client_id();
+                let caps = if has_id { Some(w.capabilities(2)?) } else { None };
                 Reply::Chg {
                     trid: w.trid(0)?,
                     state: w.state(1)?,
-                    client_id: if has_id { Some(w.number(2)?) } else { None },
+                    client_id: caps.map(|c| c.basic),
+                    extended_caps: caps.map_or(0, |c| c.extended),
                     msn_object: if has_id && d.presence_has_msn_object() { w.opt(3).map(str::to_string) } else { None },
                 }
             }
-            "ILN" => Reply::Iln { trid: w.trid(0)?, presence: w.presence(1)? },
+            "ILN" if d.initial_presence_as_iln() => Reply::Iln { trid: w.trid(0)?, presence: w.presence(1)? },
             "NLN" => Reply::Nln { presence: w.presence(0)? },
-            "FLN" => Reply::Fln { handle: w.string(0)? },
+            "FLN" => Reply::Fln { handle: w.handle(0)? },
             "RNG" => {
                 w.expect(2, "CKI")?;
                 Reply::Rng {
@@ -473,23 +488,31 @@ impl Reply {
                 w.expect(1, "RINGING")?;
                 Reply::CalRinging { trid: w.trid(0)?, session_id: w.number(2)? }
             }
-            "IRO" => Reply::Iro {
-                trid: w.trid(0)?,
-                index: w.number(1)?,
-                total: w.number(2)?,
-                handle: w.string(3)?,
-                friendly: w.text(4)?,
-                client_id: if d.roster_has_client_id() { w.number(5)? } else { 0 },
-            },
+            "IRO" => {
+                let caps = if d.roster_has_client_id() { w.capabilities(5)? } else { Capabilities::default() };
+                Reply::Iro {
+                    trid: w.trid(0)?,
+                    index: w.number(1)?,
+                    total: w.number(2)?,
+                    handle: w.string(3)?,
+                    friendly: w.text(4)?,
+                    client_id: caps.basic,
+                    extended_caps: caps.extended,
+                }
+            }
             "ANS" => {
                 w.expect(1, "OK")?;
                 Reply::AnsOk { trid: w.trid(0)? }
             }
-            "JOI" => Reply::Joi {
-                handle: w.string(0)?,
-                friendly: w.text(1)?,
-                client_id: if d.roster_has_client_id() { w.number(2)? } else { 0 },
-            },
+            "JOI" => {
+                let caps = if d.roster_has_client_id() { w.capabilities(2)? } else { Capabilities::default() };
+                Reply::Joi {
+                    handle: w.string(0)?,
+                    friendly: w.text(1)?,
+                    client_id: caps.basic,
+                    extended_caps: caps.extended,
+                }
+            }
             "BYE" => Reply::Bye { handle: w.string(0)?, idle: w.opt(1) == Some("1") },
             "ACK" => Reply::Ack { trid: w.trid(0)? },
             "NAK" => Reply::Nak { trid: w.trid(0)? },

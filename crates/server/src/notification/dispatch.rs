@@ -89,8 +89,9 @@ impl NsSession {
             Cvr { trid, args } => self.cvr(trid, &args, w),
             Usr { trid, step } => Ok(self.usr(trid, step, w).await),
             Qry { trid, product_id, payload } => Ok(self.qry(trid, &product_id, &payload, w)),
-            Chg { trid, state, client_id, msn_object } => {
-                self.chg(signed(&user)?, trid, state, client_id, msn_object, w).await
+            Chg { trid, state, client_id, extended_caps, msn_object } => {
+                let caps = client_id.map(|basic| msnp::endpoint::Capabilities { basic, extended: extended_caps });
+                self.chg(signed(&user)?, trid, state, caps, msn_object, w).await
             }
             XfrSb { trid } => self.xfr_sb(signed(&user)?, trid, w).await,
             Uux { trid, payload } => self.uux(signed(&user)?, trid, &payload, w).await,

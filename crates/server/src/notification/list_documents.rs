@@ -101,12 +101,17 @@ impl NsSession {
         &mut self,
         user: &Arc<OnlineUser>,
         trid: TrId,
-        to: &str,
+        to: &msnp::endpoint::Address,
         kind: u32,
         payload: Bytes,
         w: &mut Writer,
     ) -> Handled {
+        let sign_out = msnp::endpoint::is_sign_out(kind, &payload);
         self.shared.backend.notify_client(user, to, kind, payload)?;
+        // Told first, then ended: the endpoint reads why it goes.
+        if let (true, Some(machine)) = (sign_out, &to.endpoint) {
+            self.shared.backend.end_endpoint(user, machine)?;
+        }
         w.push(&Reply::UunOk { trid });
         Ok(Flow::Continue)
     }

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use backend::Backend;
 use backend::service::{LoginGrant, LoginProof};
+use bytes::Bytes;
 use msnp::dialect::AuthScheme;
 use msnp::mime::LoginProfile;
 use msnp::request::UsrStep;
@@ -50,17 +51,27 @@ impl NsSession {
             return Flow::Continue;
         };
         let Challenged { handle, sent_handle, challenge } = *challenged;
+        let mut machine = None;
         let proof = match &response {
             UsrStep::Md5Response { response } => LoginProof::Md5 { challenge: &challenge, response },
             UsrStep::TwnResponse { ticket } => LoginProof::Ticket(ticket),
-            UsrStep::SsoResponse { ticket, blob } => LoginProof::SingleSignOn { ticket, nonce: &challenge, blob },
+            UsrStep::SsoResponse { ticket, blob, machine: named } => {
+                // A dialect with points of presence names the machine:
+                // without it there is no endpoint to sign in (911).
+                if w.dialect.has_points_of_presence() && named.is_none() {
+                    w.push(&Reply::error(ErrorCode::AuthenticationFailed, trid));
+                    return Flow::Close;
+                }
+                machine = named.clone();
+                LoginProof::SingleSignOn { ticket, nonce: &challenge, blob }
+            }
             // Sent on above.
             UsrStep::Md5Initiate { .. } | UsrStep::TwnInitiate { .. } | UsrStep::SsoInitiate { .. } => {
                 return Flow::Continue;
             }
         };
         let result = self.backend().complete_login(&handle, proof, self.peer.ip()).await;
-        self.finish_login(trid, result, sent_handle, w).await
+        self.finish_login(trid, result, sent_handle, machine, w).await
     }
 
     /// `USR ... I handle`: the dispatch role refers the client on; the
@@ -114,6 +125,7 @@ impl NsSession {
         trid: TrId,
         result: Result<LoginGrant, ErrorCode>,
         sent_handle: String,
+        machine: Option<msnp::endpoint::MachineGuid>,
         w: &mut Writer,
     ) -> Flow {
         let LoginGrant { account, ticket } = match result {
@@ -129,8 +141,9 @@ impl NsSession {
         // ticket, which crossed the connection in `USR`, is worth no more
         // than its own lifetime.
         let mspauth = backend::passport::web_token();
-        let user = match self.backend().sign_in(&account, w.dialect, mspauth.clone(), ticket, self.events.clone()).await
-        {
+        let signing_in =
+            self.backend().sign_in(&account, w.dialect, machine, mspauth.clone(), ticket, self.events.clone());
+        let user = match signing_in.await {
             Ok((user, loaded)) => {
                 self.loaded_lists = loaded.map(Box::new);
                 user
@@ -154,6 +167,11 @@ impl NsSession {
             mspauth,
         };
         w.push(&system_message(profile.to_message(w.dialect).to_bytes()));
+        // Clients with points of presence wait for their own (empty) `UBX`
+        // before they go on; their endpoints follow in later ones.
+        if w.dialect.has_points_of_presence() {
+            w.push(&Reply::Ubx { handle: account.handle.clone(), payload: Bytes::new() });
+        }
         self.login = Login::SignedIn(user);
         Flow::Continue
     }

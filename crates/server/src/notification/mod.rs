@@ -321,9 +321,16 @@ impl NsSession {
                 w.push(&Reply::Rng { session_id, address, cookie, caller, caller_friendly });
             }
             NsEvent::SystemMessage { payload } => w.push(&system_message(payload.to_vec())),
-            NsEvent::PersonalMessage { handle, payload } => {
+            NsEvent::PersonalMessage { handle, payload, endpoints } => {
                 if dialect.has_personal_message() {
-                    w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
+                    let payload = self.personal_document(dialect, &handle, Some(payload), &endpoints);
+                    w.push(&Reply::Ubx { handle, payload });
+                }
+            }
+            NsEvent::EndpointsChanged { handle, payload, endpoints } => {
+                if dialect.has_points_of_presence() {
+                    let payload = self.personal_document(dialect, &handle, payload, &endpoints);
+                    w.push(&Reply::Ubx { handle, payload });
                 }
             }
             // Sent only to clients that read offline messages from the web
@@ -332,9 +339,13 @@ impl NsSession {
                 let entries: Vec<OimEntry> = messages.into_iter().map(OimEntry::from).collect();
                 w.push(&system_message(msnp::oim::arrival_notification(&entries).to_bytes()));
             }
-            NsEvent::ClientNotice { from, kind, payload } => {
+            NsEvent::ClientNotice { from, from_endpoint, kind, payload } => {
                 if dialect.has_command("UUN") {
-                    w.push(&Reply::Ubn { handle: from, kind, payload });
+                    let from = match from_endpoint.filter(|_| dialect.has_points_of_presence()) {
+                        Some(machine) => msnp::endpoint::Address::endpoint(&from, &machine),
+                        None => msnp::endpoint::Address::user(&from),
+                    };
+                    w.push(&Reply::Ubn { handle: from.to_string(), kind, payload });
                 }
             }
             NsEvent::ContactProperty { serial, handle, kind, value } => {
@@ -348,6 +359,23 @@ impl NsSession {
             }
         }
         Flow::Continue
+    }
+
+    /// The `UBX` document for `handle`: the personal message as kept, with
+    /// the endpoints in the dialects that show them, and their private
+    /// data when they are this account's own.
+    fn personal_document(
+        &self,
+        dialect: msnp::Dialect,
+        handle: &str,
+        payload: Option<String>,
+        endpoints: &[msnp::personal::EndpointData],
+    ) -> Bytes {
+        if !dialect.has_points_of_presence() {
+            return Bytes::from(payload.unwrap_or_default());
+        }
+        let own = matches!(&self.login, Login::SignedIn(u) if u.handle.eq_ignore_ascii_case(handle));
+        Bytes::from(msnp::personal::with_endpoints(payload.as_deref(), endpoints, own))
     }
 
     /// Tells an MSNP13+ client that its memberships changed on the server
@@ -471,7 +499,11 @@ fn push_presence(w: &mut Writer, trid: Option<TrId>, contact: ContactPresence) {
         Some(trid) => w.push(&Reply::Iln { trid, presence: contact.line }),
         None => w.push(&Reply::Nln { presence: contact.line }),
     }
-    if let (true, Some(psm)) = (w.dialect.has_personal_message(), contact.personal_message) {
+    let with_endpoints = w.dialect.has_points_of_presence() && !contact.endpoints.is_empty();
+    if with_endpoints {
+        let payload = msnp::personal::with_endpoints(contact.personal_message.as_deref(), &contact.endpoints, false);
+        w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
+    } else if let (true, Some(psm)) = (w.dialect.has_personal_message(), contact.personal_message) {
         w.push(&Reply::Ubx { handle, payload: Bytes::from(psm) });
     }
 }

@@ -60,15 +60,16 @@ impl NsSession {
         user: &Arc<OnlineUser>,
         trid: TrId,
         state: OnlineState,
-        client_id: Option<u32>,
+        caps: Option<msnp::endpoint::Capabilities>,
         msn_object: Option<String>,
         w: &mut Writer,
     ) -> Handled {
-        let first = !user.presence().started;
+        let first = !user.is_receiving();
         let was_visible = user.presence_line().is_some();
         let backend = self.shared.backend.clone();
-        let initial = backend.change_state(user, state, client_id, msn_object.clone()).await?;
-        w.push(&Reply::Chg { trid, state, client_id, msn_object });
+        let initial = backend.change_state(user, state, caps, msn_object.clone()).await?;
+        let (client_id, extended_caps) = (caps.map(|c| c.basic), caps.map_or(0, |c| c.extended));
+        w.push(&Reply::Chg { trid, state, client_id, extended_caps, msn_object });
         for contact in initial {
             push_presence(w, Some(trid), contact);
         }
@@ -90,7 +91,19 @@ impl NsSession {
 
     pub(super) async fn uux(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &[u8], w: &mut Writer) -> Handled {
         let text = std::str::from_utf8(payload).map_err(|_| ErrorCode::InvalidParameter)?;
-        self.shared.backend.set_personal_message(user, text).await?;
+        let backend = &self.shared.backend;
+        // A document with endpoint data (MSNP16+) says what this endpoint
+        // is as well as, perhaps, the personal message; any other is the
+        // personal message, kept as it came.
+        match msnp::personal::UuxDocument::parse(text) {
+            Some(doc) if doc.describes_endpoint => {
+                if let Some(personal) = &doc.personal {
+                    backend.set_personal_message(user, personal).await?;
+                }
+                backend.describe_endpoint(user, &doc);
+            }
+            _ => backend.set_personal_message(user, text).await?,
+        }
         w.push(&Reply::Uux { trid });
         Ok(Flow::Continue)
     }

@@ -466,8 +466,8 @@ pub async fn online(server: &TestServer, email: &str, password: &str) -> (Client
         }
     }
     let online = OnlineState::Online;
-    c.request(&NsRequest::Chg { trid: 101, state: online, client_id: None, msn_object: None }).await;
-    c.expect_reply(Reply::Chg { trid: 101, state: online, client_id: None, msn_object: None }).await;
+    c.request(&NsRequest::Chg { trid: 101, state: online, client_id: None, extended_caps: 0, msn_object: None }).await;
+    c.expect_reply(Reply::Chg { trid: 101, state: online, client_id: None, extended_caps: 0, msn_object: None }).await;
     c.request(&NsRequest::Png).await;
     let mut ilns = Vec::new();
     loop {
@@ -524,6 +524,7 @@ pub async fn alice_watching_bob(server: &TestServer) -> (Client, Client) {
         handle: bob,
         friendly: "Bob".into(),
         client_id: 0,
+        extended_caps: 0,
         msn_object: None,
     };
     a.expect_reply(Reply::Nln { presence }).await;
@@ -539,7 +540,13 @@ pub async fn alice_and_bob_in_a_session(server: &TestServer) -> (Client, Client,
     let (mut b_ns, _) = online_as(server, "bob").await;
     let mut a = open_session(server, &mut a_ns, "alice@example.com", "Alice").await;
     let (b, _) = invite(&mut a, 2, &mut b_ns, "bob@example.com").await;
-    a.expect_reply(Reply::Joi { handle: "bob@example.com".into(), friendly: "Bob".into(), client_id: 0 }).await;
+    a.expect_reply(Reply::Joi {
+        handle: "bob@example.com".into(),
+        friendly: "Bob".into(),
+        client_id: 0,
+        extended_caps: 0,
+    })
+    .await;
     (a_ns, b_ns, a, b)
 }
 
@@ -861,8 +868,8 @@ pub async fn soap_post(server: &TestServer, path: &str, action: &str, body: &str
 pub async fn sign_in_plain(server: &TestServer, name: &str) -> Client {
     let mut c = login(server, &format!("{name}@example.com"), &format!("pw-{name}")).await;
     let online = OnlineState::Online;
-    c.request(&NsRequest::Chg { trid: 50, state: online, client_id: None, msn_object: None }).await;
-    c.expect_reply(Reply::Chg { trid: 50, state: online, client_id: None, msn_object: None }).await;
+    c.request(&NsRequest::Chg { trid: 50, state: online, client_id: None, extended_caps: 0, msn_object: None }).await;
+    c.expect_reply(Reply::Chg { trid: 50, state: online, client_id: None, extended_caps: 0, msn_object: None }).await;
     c
 }
 
