@@ -744,9 +744,23 @@ pub async fn as_dialect(server: &TestServer, dialect: u8, name: &str) -> Client 
 /// connection after the profile message. (The shapes of each step are
 /// checked by `dialects.rs` and the golden transcripts.)
 pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, password: &str) -> Client {
+    let machine = msnp::endpoint::MachineGuid::from_random(rand::random());
+    login_from_machine(server, dialect, email, password, machine).await
+}
+
+/// [`login_as_dialect`] from a named machine: MSNP16+ sign in as that
+/// endpoint (older dialects have none). The empty `UBX` that follows an
+/// MSNP16+ sign-in is read.
+pub async fn login_from_machine(
+    server: &TestServer,
+    dialect: u8,
+    email: &str,
+    password: &str,
+    machine: msnp::endpoint::MachineGuid,
+) -> Client {
     let d = Dialect::ALL.into_iter().find(|d| d.number() == dialect).expect("a dialect msnp knows");
     let mut c = Client::connect(server.dispatch).await;
-    let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION);
+    let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION).on_machine(machine);
     let mut ticket = None;
     let mut contacts_ticket = None;
     let mut action = signing.start();
@@ -786,6 +800,10 @@ pub async fn login_as_dialect(server: &TestServer, dialect: u8, email: &str, pas
     c.ticket = ticket;
     c.contacts_ticket = contacts_ticket;
     c.dialect = d;
+    if d.has_points_of_presence() {
+        let own = c.expect_prefix("UBX ").await;
+        assert_eq!(own.payload.as_deref().map(<[u8]>::len), Some(0), "{}", own.text);
+    }
     c
 }
 
