@@ -246,7 +246,14 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
         let payload = bytes::Bytes::from(initial_list_document(&state).encode());
         conn.send(&NsRequest::Adl { trid, payload }, dialect).await?;
         trid += 1;
-        match Reply::parse(&conn.expect_frame(config.timeout).await?, dialect).map_err(SignInError::from)? {
+        let answer = loop {
+            match Reply::parse(&conn.expect_frame(config.timeout).await?, dialect).map_err(SignInError::from)? {
+                // MSNP16+ send the account's own (empty) UBX after the profile.
+                Reply::Ubx { .. } => continue,
+                other => break other,
+            }
+        };
+        match answer {
             Reply::AdlOk { .. } => {}
             Reply::Error { code, .. } => return Err(ClientError::Server(code.code())),
             other => return Err(ClientError::Protocol(format!("{other:?} answering ADL"))),

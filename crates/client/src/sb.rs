@@ -27,6 +27,15 @@ async fn expect(conn: &mut Conn, shared: &Shared) -> Result<Reply> {
     }
 }
 
+/// The person a roster name stands for: the switchboard names each
+/// machine of someone signed in from several (`handle;{guid}`) besides the
+/// person, and my own machines besides me; only other people count.
+fn person(shared: &Shared, name: &str) -> Option<String> {
+    let address = msnp::endpoint::Address::from(name);
+    let me = shared.me().0;
+    (address.endpoint.is_none() && !address.handle.eq_ignore_ascii_case(&me)).then_some(address.handle)
+}
+
 /// A message with its acknowledgement mode.
 fn msg(trid: TrId, ack: AckMode, payload: &[u8]) -> SbRequest {
     SbRequest::Msg { trid, ack, payload: payload.to_vec().into() }
@@ -46,8 +55,16 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
     expect(&mut conn, shared).await?;
     conn.send_sb(&SbRequest::Cal { trid: 2, handle: handle.to_string() }).await?;
     expect(&mut conn, shared).await?;
+    let mut next_trid = 3;
+    // Signed in from several machines (MSNP16+): my other machines are
+    // rung too, so the conversation shows on each of them.
+    if shared.dialect.has_points_of_presence() {
+        conn.send_sb(&SbRequest::Cal { trid: 3, handle: shared.me().0 }).await?;
+        expect(&mut conn, shared).await?;
+        next_trid = 4;
+    }
     let id = shared.fresh_id();
-    let conversation = start(shared.clone(), conn, id, Vec::new(), 3);
+    let conversation = start(shared.clone(), conn, id, Vec::new(), next_trid);
     shared.emit(Event::ConversationStarted { conversation: id, with: vec![handle.to_string()], invited_by: None });
     Ok(conversation)
 }
@@ -62,7 +79,7 @@ pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, coo
             let mut roster = Vec::new();
             loop {
                 match expect(&mut conn, &shared).await? {
-                    Reply::Iro { handle, .. } => roster.push(handle),
+                    Reply::Iro { handle, .. } => roster.extend(person(&shared, &handle)),
                     Reply::AnsOk { .. } => break,
                     other => return Err(ClientError::Protocol(format!("{other:?} answering ANS"))),
                 }
@@ -238,12 +255,16 @@ async fn run(
                         if let Some(r) = invites.remove(&trid) { let _ = r.send(Ok(())); }
                     }
                     Reply::Joi { handle, friendly, .. } => {
-                        participants.lock().expect("participants lock").push(handle.clone());
-                        shared.emit(Event::Joined { conversation: id, handle, friendly });
+                        if let Some(handle) = person(&shared, &handle) {
+                            participants.lock().expect("participants lock").push(handle.clone());
+                            shared.emit(Event::Joined { conversation: id, handle, friendly });
+                        }
                     }
                     Reply::Bye { handle, idle } => {
-                        participants.lock().expect("participants lock").retain(|p| !p.eq_ignore_ascii_case(&handle));
-                        shared.emit(Event::Left { conversation: id, handle, idle });
+                        if let Some(handle) = person(&shared, &handle) {
+                            participants.lock().expect("participants lock").retain(|p| !p.eq_ignore_ascii_case(&handle));
+                            shared.emit(Event::Left { conversation: id, handle, idle });
+                        }
                     }
                     Reply::Msg { handle: from, friendly, payload } => {
                         match message::parse(&payload) {

@@ -575,3 +575,46 @@ async fn an_msnp15_client_sees_who_is_already_online_when_it_signs_in() {
     alice.set_state(OnlineState::Online).await.unwrap();
     wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
 }
+
+#[tokio::test]
+async fn an_msnp18_account_on_two_machines_sees_each_conversation_on_both() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (home, mut h) = sign_in(&server, "alice", Dialect::Msnp18).await;
+    home.add_contact("bob@example.com", "Bob").await.unwrap();
+    home.set_state(OnlineState::Online).await.unwrap();
+    // The second machine: a client configuration makes its own GUID.
+    let (work, mut w) = sign_in(&server, "alice", Dialect::Msnp18).await;
+    work.set_state(OnlineState::Online).await.unwrap();
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp8).await;
+    bob.add_contact("alice@example.com", "Alice").await.unwrap();
+    bob.set_state(OnlineState::Online).await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(())).await;
+
+    // Alice opens a chat from home: her work machine is rung into it too,
+    // and sees Bob, not her own machines, in it.
+    let chat = home.start_conversation("bob@example.com").await.unwrap();
+    let (work_chat, with) = wait(&mut w, |e| match e {
+        Event::ConversationStarted { conversation, with, .. } => Some((*conversation, with.clone())),
+        _ => None,
+    })
+    .await;
+    let bob_chat = wait(&mut b, |e| match e {
+        Event::ConversationStarted { conversation, .. } => Some(*conversation),
+        _ => None,
+    })
+    .await;
+    chat.send_text("from home").await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "from home").then_some(())).await;
+    bob.conversation(bob_chat).unwrap().send_text("hello, both").await.unwrap();
+    for events in [&mut h, &mut w] {
+        wait(events, |e| matches!(e, Event::Message { text, .. } if text == "hello, both").then_some(())).await;
+    }
+    assert!(
+        with.is_empty() || with == ["bob@example.com"],
+        "the work machine's roster names people, not machines: {with:?}"
+    );
+    let _ = work_chat;
+    home.sign_out().await;
+    work.sign_out().await;
+}
