@@ -128,7 +128,9 @@ impl Default for RateLimits {
             data: Rate::new(2000, 2000.0),
             invitations: Rate::new(10, 0.5),
             list_changes: Rate::new(100, 2.0),
-            state_changes: Rate::new(10, 0.5),
+            // A Windows Live Messenger 2009 sign-in alone says five (CHG, PRP
+            // MFN, three UUX): two sign-ins in a minute must not be refused.
+            state_changes: Rate::new(20, 0.5),
             // A busy evening of messages to friends who are away, not a
             // mailbox flood: 20 at once, then one every 6 s.
             offline_messages: Rate::new(20, 1.0 / 6.0),

@@ -301,8 +301,12 @@ pub struct SwitchboardSession {
     ended: AtomicBool,
     /// Offline messages this session was opened to deliver.
     offline: Mutex<Vec<crate::store::OfflineMessage>>,
-    /// Replies to a stand-in, kept for its user while they are invited.
+    /// Replies to a stand-in, kept for its user while they are invited;
+    /// and what was said while an endpoint was being rung, kept for it.
     held: Mutex<Vec<HeldMessage>>,
+    /// Endpoints (MSNP16+) rung into the session and not yet in it, with
+    /// when their invitation expires.
+    ringing: Mutex<Vec<(String, MachineGuid, Instant)>>,
 }
 
 /// A message sent to a stand-in, waiting for its user to join.
@@ -310,6 +314,8 @@ pub struct SwitchboardSession {
 pub struct HeldMessage {
     /// Who it waits for (handle key).
     pub for_key: String,
+    /// Which of their endpoints (MSNP16+), when it waits for one.
+    pub for_machine: Option<MachineGuid>,
     pub from_key: String,
     pub from_handle: String,
     pub from_friendly: String,
@@ -349,15 +355,37 @@ impl SwitchboardSession {
 
     /// Whether replies are already waiting for `key` (an invitation is out).
     pub fn holds_for(&self, key: &str) -> bool {
-        self.held.lock().iter().any(|m| m.for_key == key)
+        self.held.lock().iter().any(|m| m.for_key == key && m.for_machine.is_none())
     }
 
-    /// Takes the replies kept for `key`.
-    pub fn take_held(&self, key: &str) -> Vec<HeldMessage> {
+    /// Takes what was kept for `key`: replies to its stand-in, and, for
+    /// one of its endpoints (`machine`), what was said while it was rung.
+    pub fn take_held(&self, key: &str, machine: Option<&MachineGuid>) -> Vec<HeldMessage> {
         let mut held = self.held.lock();
-        let (mine, rest) = std::mem::take(&mut *held).into_iter().partition(|m| m.for_key == key);
+        let (mine, rest) = std::mem::take(&mut *held)
+            .into_iter()
+            .partition(|m| m.for_key == key && (m.for_machine.is_none() || m.for_machine.as_ref() == machine));
         *held = rest;
         mine
+    }
+
+    /// Notes an endpoint rung into the session until `until`.
+    pub fn rang(&self, key: &str, machine: &MachineGuid, until: Instant) {
+        let mut ringing = self.ringing.lock();
+        ringing.retain(|(k, m, _)| !(k == key && m == machine));
+        ringing.push((key.to_string(), machine.clone(), until));
+    }
+
+    /// The endpoints rung and not yet in the session whose invitation is
+    /// still good.
+    pub fn ringing_absent(&self) -> Vec<(String, MachineGuid)> {
+        let now = Instant::now();
+        let inside: Vec<(String, Option<MachineGuid>)> =
+            self.participants.lock().iter().map(|p| (p.key.clone(), p.machine.clone())).collect();
+        let mut ringing = self.ringing.lock();
+        ringing
+            .retain(|(k, m, until)| *until > now && !inside.iter().any(|(ik, im)| ik == k && im.as_ref() == Some(m)));
+        ringing.iter().map(|(k, m, _)| (k.clone(), m.clone())).collect()
     }
 
     /// Whether a user (by handle key) is in the session with a connection.
@@ -532,6 +560,7 @@ impl Switchboards {
             ended: AtomicBool::new(false),
             offline: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            ringing: Mutex::new(Vec::new()),
         });
         sessions.insert(id, session.clone());
         session

@@ -236,6 +236,13 @@ impl Dialect {
         self < Dialect::Msnp18
     }
 
+    /// Whether `NLN` always ends with an MSN object field, `0` when the
+    /// contact has none (MSNP18): bitlbee 3.2.2, written against the
+    /// service, drops the connection on a shorter `NLN`.
+    pub fn presence_always_names_msn_object(self) -> bool {
+        self >= Dialect::Msnp18
+    }
+
     /// Whether one account may be signed in from several machines at once
     /// (MSNP16+): `USR SSO S` names the machine GUID, switchboard users are
     /// `handle;{guid}`, `UBX` lists the endpoints, and `UUN`/`UBN` may

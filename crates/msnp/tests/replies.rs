@@ -293,7 +293,7 @@ fn carried(x: &Reply, d: Dialect) -> Reply {
         if !(has_id && extended) {
             p.extended_caps = 0;
         }
-        if !has_object {
+        if !has_object || (d.presence_always_names_msn_object() && p.msn_object.as_deref() == Some("0")) {
             p.msn_object = None;
         }
     };

@@ -225,7 +225,7 @@ pub struct ServeOptions {
     #[arg(long, env = "MSND_RATE_LIST_CHANGES")]
     pub rate_list_changes: Option<RateArg>,
     /// State, name and personal-message changes a user may make: BURST/PER_SECOND.
-    /// [default: 10/0.5]
+    /// [default: 20/0.5]
     #[arg(long, env = "MSND_RATE_STATE_CHANGES")]
     pub rate_state_changes: Option<RateArg>,
     /// Offline messages one user may leave (to anyone): BURST/PER_SECOND.
@@ -298,7 +298,7 @@ impl ServeOptions {
             rate_data: Some("2000/2000".parse().expect("a valid default")),
             rate_invitations: Some("10/0.5".parse().expect("a valid default")),
             rate_list_changes: Some("100/2".parse().expect("a valid default")),
-            rate_state_changes: Some("10/0.5".parse().expect("a valid default")),
+            rate_state_changes: Some("20/0.5".parse().expect("a valid default")),
             rate_offline_messages: Some("20/0.1667".parse().expect("a valid default")),
             rate_sign_ups: Some("5/0.001667".parse().expect("a valid default")),
             abuse_strikes: Some(30),

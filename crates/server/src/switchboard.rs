@@ -227,7 +227,7 @@ impl SbSession {
                             self.offline_queued.push(m.id);
                         }
                         // Replies to the stand-in this user now replaces.
-                        for m in session.take_held(&me.key) {
+                        for m in session.take_held(&me.key, me.machine.as_ref()) {
                             w.push(&Reply::Msg {
                                 handle: m.from_handle,
                                 friendly: m.from_friendly,

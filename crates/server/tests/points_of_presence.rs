@@ -260,3 +260,111 @@ async fn a_missing_or_malformed_machine_guid_is_refused() {
         ns.expect("911 5").await;
     }
 }
+
+#[tokio::test]
+async fn a_machine_that_answers_late_sees_what_was_said_before_it_came() {
+    let server = server();
+    users(&server, &["alice", "bob"]);
+    let mut bob = endpoint(&server, 15, "bob", machine(9), &["alice"]).await;
+    let mut home = endpoint(&server, 18, "alice", machine(1), &["bob"]).await;
+    let mut work = endpoint(&server, 18, "alice", machine(2), &["bob"]).await;
+    bob.sync_point_skipping().await;
+    let mut bob_sb = open_session(&server, &mut bob, "bob@example.com", "Bob").await;
+    bob_sb.send("CAL 2 alice@example.com").await;
+    bob_sb.expect_prefix("CAL 2 RINGING").await;
+    let answer = |ring: Line, m: MachineGuid| async move {
+        let r = ring.args();
+        let mut sb = Client::connect_str(r[2]).await;
+        sb.send(&format!("ANS 1 alice@example.com;{m} {} {}", r[4], r[1])).await;
+        loop {
+            if sb.recv().await.text.starts_with("ANS 1 OK") {
+                break;
+            }
+        }
+        sb
+    };
+    let home_ring = until(&mut home, "RNG ").await;
+    let work_ring = until(&mut work, "RNG ").await;
+    let mut home_sb = answer(home_ring, machine(1)).await;
+    bob_sb.expect_prefix("JOI alice@example.com").await;
+    // Bob speaks as soon as Alice is there, before her second machine is.
+    bob_sb.send_payload("MSG 3 N", &text_message("early words")).await;
+    home_sb.expect_prefix("MSG bob@example.com").await;
+    let mut work_sb = answer(work_ring, machine(2)).await;
+    let early = work_sb.expect_prefix("MSG bob@example.com").await;
+    assert!(early.payload.unwrap().ends_with(b"early words"));
+    // Said once: the first machine is not given it again.
+    home_sb.expect(&format!("JOI alice@example.com;{} Alice 2788999228:48", machine(2))).await;
+    home_sb.expect_silence().await;
+}
+
+/// Signs `name` in with the lines bitlbee 3.2.2 sent this server (MSNP18,
+/// its machine GUID derived from host and account), up to its first state.
+async fn as_bitlbee(server: &TestServer, name: &str, guid: &str, contact: &str) -> Client {
+    let email = format!("{name}@example.com");
+    let mut c = Client::connect(server.ns).await;
+    c.dialect = msnp::Dialect::Msnp18;
+    c.send("VER 1 MSNP18 CVR0").await;
+    c.expect("VER 1 MSNP18").await;
+    c.send(&format!("CVR 2 0x0409 mac 10.2.0 ppc macmsgs 3.5.1 macmsgs {email}")).await;
+    c.expect_prefix("CVR 2 ").await;
+    c.send(&format!("USR 3 SSO I {email}")).await;
+    c.expect_prefix("GCF 0 ").await;
+    let nonce = c.expect_prefix("USR 3 SSO S MBI_KEY_OLD ").await.args()[5].to_string();
+    let tokens = sso_tokens(server, &email, &format!("pw-{name}"), "MBI_KEY_OLD").await.unwrap();
+    let blob = msnp::sso::login_blob(tokens[0].secret.as_deref().unwrap(), &nonce, [3; 8]);
+    c.send(&format!("USR 4 SSO S {} {blob} {{{guid}}}", tokens[0].ticket)).await;
+    c.expect(&format!("USR 4 OK {email} 1 0")).await;
+    c.expect("SBS 0 null").await;
+    c.expect_prefix("MSG Hotmail Hotmail ").await;
+    c.expect(&format!("UBX 1:{email} 0")).await;
+    c.send("BLP 8 BL").await;
+    c.expect("BLP 8 BL").await;
+    let adl = format!(r#"<ml l="1"><d n="example.com"><c n="{contact}" l="3" t="1"/></d></ml>"#);
+    c.send_payload("ADL 9", adl.as_bytes()).await;
+    c.expect("ADL 9 OK").await;
+    c.send(&format!("PRP 10 MFN {}", capitalise(name))).await;
+    c.expect(&format!("PRP 10 MFN {}", capitalise(name))).await;
+    // Its capabilities printed with `%02d`, then three UUX in one go.
+    c.send("CHG 11 NLN 49152:00").await;
+    c.expect("CHG 11 NLN 49152:0").await;
+    c.send_payload("UUX 12", b"<EndpointData><Capabilities>49152:00</Capabilities></EndpointData>").await;
+    c.send_payload(
+        "UUX 13",
+        format!("<PrivateEndpointData><EpName>{guid}</EpName><Idle>false</Idle><ClientType>1</ClientType><State>NLN</State></PrivateEndpointData>").as_bytes(),
+    )
+    .await;
+    c.send_payload(
+        "UUX 14",
+        format!("<Data><DDP></DDP><PSM></PSM><CurrentMedia></CurrentMedia><MachineGuid>{guid}</MachineGuid></Data>")
+            .as_bytes(),
+    )
+    .await;
+    for trid in [12, 13, 14] {
+        until(&mut c, &format!("UUX {trid} 0")).await;
+    }
+    c
+}
+
+#[tokio::test]
+async fn bitlbee_3_2_2_signs_in_sees_its_contact_and_is_replaced_by_itself() {
+    // What bitlbee taught: it drops the connection on an `NLN` of fewer
+    // than six words (MSNP18 names an MSN object, `0` for none), and two
+    // bitlbees of one account on one host are one machine.
+    let server = server();
+    users(&server, &["alice", "bob"]);
+    // Their lists, made earlier (bitlbee adds through the address book).
+    for (me, other) in [("alice", "bob"), ("bob", "alice")] {
+        let mut c = endpoint(&server, 15, me, machine(5), &[other]).await;
+        c.send("OUT").await;
+        c.expect_closed().await;
+    }
+    let mut alice = as_bitlbee(&server, "alice", "b171be3e-1402-4fbc-b017-36f5a52d2c11", "bob").await;
+    let mut bob = as_bitlbee(&server, "bob", "b171be3e-8986-4009-a075-3f228de3c9cf", "alice").await;
+    let nln = until(&mut alice, "NLN NLN 1:bob@example.com").await;
+    assert_eq!(nln.text, "NLN NLN 1:bob@example.com Bob 49152:0 0");
+    assert!(nln.text.split(' ').count() >= 6);
+    bob.sync_point_skipping().await;
+    let _again = as_bitlbee(&server, "alice", "b171be3e-1402-4fbc-b017-36f5a52d2c11", "bob").await;
+    until(&mut alice, "OUT OTH").await;
+}

@@ -114,7 +114,8 @@ impl Backend {
     ) -> bool {
         let stand_ins = session.stand_ins();
         let relayed = session.relay(me, payload.clone(), patience).await;
-        if stand_ins.is_empty() {
+        let ringing = session.ringing_absent();
+        if stand_ins.is_empty() && ringing.is_empty() {
             return relayed;
         }
         // Typing notifications and the like mean nothing to someone absent.
@@ -123,10 +124,24 @@ impl Backend {
         if !is_text {
             return relayed;
         }
+        // An endpoint still being rung (a second machine answers a moment
+        // after the first) sees what was said before it came in. Within the
+        // session's bound; past it, the account's other machines have it.
+        for (key, machine) in ringing {
+            session.hold(HeldMessage {
+                for_key: key,
+                for_machine: Some(machine),
+                from_key: me.key.clone(),
+                from_handle: me.handle.clone(),
+                from_friendly: me.friendly.clone(),
+                payload: payload.clone(),
+            });
+        }
         let mut taken = true;
         for absent in stand_ins {
             let held = HeldMessage {
                 for_key: absent.key.clone(),
+                for_machine: None,
                 from_key: me.key.clone(),
                 from_handle: me.handle.clone(),
                 from_friendly: me.friendly.clone(),
@@ -146,7 +161,7 @@ impl Backend {
             match self.invite(session, me, &absent.handle).await {
                 Ok(()) => self.clone().give_up_on_invitee_later(session.clone(), absent.key.clone()),
                 Err(_) => {
-                    for held in session.take_held(&absent.key) {
+                    for held in session.take_held(&absent.key, None) {
                         taken &= self.leave_offline(&held).await;
                     }
                 }
@@ -162,7 +177,7 @@ impl Backend {
         tokio::spawn(async move {
             tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
             if !session.contains_connected(&key) {
-                for held in session.take_held(&key) {
+                for held in session.take_held(&key, None) {
                     self.leave_offline(&held).await;
                 }
             }
@@ -263,6 +278,9 @@ impl Backend {
         let p = endpoint.presence();
         let kind = CookieKind::Invitation { session_id: session.id };
         let cookie = self.cookies.issue(grant_for(endpoint, &p), &caller.key, kind, self.config.cookie_lifetime)?;
+        if let Some(machine) = &endpoint.machine {
+            session.rang(&endpoint.key, machine, std::time::Instant::now() + self.config.cookie_lifetime);
+        }
         endpoint.deliver_here(NsEvent::Ring {
             session_id: session.id,
             cookie,

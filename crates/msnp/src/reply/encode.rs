@@ -384,8 +384,10 @@ fn presence_fields(line: &mut String, dialect: Dialect, p: &PresenceLine) -> std
     write!(line, "{} {} {}", p.state, presence_handle(dialect, &p.handle), encode(&p.friendly))?;
     if dialect.presence_has_client_id() {
         write!(line, " {}", capabilities(dialect, p.client_id, p.extended_caps))?;
-        if let (true, Some(obj)) = (dialect.presence_has_msn_object(), &p.msn_object) {
-            write!(line, " {obj}")?;
+        match (dialect.presence_has_msn_object(), &p.msn_object) {
+            (true, Some(obj)) => write!(line, " {obj}")?,
+            (true, None) if dialect.presence_always_names_msn_object() => line.push_str(" 0"),
+            _ => {}
         }
     }
     Ok(())
@@ -477,7 +479,7 @@ mod tests {
         );
         assert_eq!(
             text(Reply::Iln { trid: 4, presence: p }, Dialect::Msnp18),
-            "NLN NLN 1:bob@x.com Bob 2788999228:48\r\n"
+            "NLN NLN 1:bob@x.com Bob 2788999228:48 0\r\n"
         );
         let fln = || Reply::Fln { handle: "bob@x.com".into() };
         assert_eq!(text(fln(), Dialect::Msnp15), "FLN bob@x.com 1 0\r\n");

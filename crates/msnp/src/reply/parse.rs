@@ -129,7 +129,11 @@ impl<'a> Words<'a> {
             friendly: self.text(n + 2)?,
             client_id: caps.basic,
             extended_caps: caps.extended,
-            msn_object: if has_id && d.presence_has_msn_object() { self.opt(n + 4).map(str::to_string) } else { None },
+            msn_object: if has_id && d.presence_has_msn_object() {
+                self.opt(n + 4).filter(|o| !(d.presence_always_names_msn_object() && *o == "0")).map(str::to_string)
+            } else {
+                None
+            },
         })
     }
 
