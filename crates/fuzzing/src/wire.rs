@@ -169,6 +169,11 @@ pub fn p2p(data: &[u8]) {
         let _ = msnp::p2p::parse_file_context(&packet.payload);
     }
     let _ = SlpMessage::parse(data);
+    // Version 2 (MSNP16+): whatever reads writes back to the same packet.
+    if let Ok(packet) = msnp::p2pv2::Packet::parse(data) {
+        let again = packet.to_bytes().expect("a packet that was read can be written");
+        assert_eq!(msnp::p2pv2::Packet::parse(&again).as_ref(), Ok(&packet));
+    }
 }
 
 /// What reaches the HTTP front and the cluster bus from outside: request

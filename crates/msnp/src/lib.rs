@@ -30,6 +30,7 @@ pub mod mime;
 pub mod msnftp;
 pub mod oim;
 pub mod p2p;
+pub mod p2pv2;
 pub mod passport;
 pub mod personal;
 pub mod reply;
