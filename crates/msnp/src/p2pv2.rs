@@ -73,7 +73,7 @@ impl Packet {
         let header_len = usize::from(*b.first().ok_or(P2pV2Error::Short)?);
         // Both headers are padded to whole words; refusing any other
         // length also means a packet read is never longer written.
-        if header_len < FIXED || header_len % 4 != 0 {
+        if header_len < FIXED || !header_len.is_multiple_of(4) {
             return Err(P2pV2Error::BadHeaderLength);
         }
         let header = b.get(..header_len).ok_or(P2pV2Error::Short)?;
@@ -89,7 +89,7 @@ impl Packet {
         }
         let rest = b.get(header_len..header_len + size).ok_or(P2pV2Error::Short)?;
         let data_len = usize::from(rest[0]);
-        if data_len < FIXED || data_len % 4 != 0 || data_len > rest.len() {
+        if data_len < FIXED || !data_len.is_multiple_of(4) || data_len > rest.len() {
             return Err(P2pV2Error::BadHeaderLength);
         }
         let d = &rest[..data_len];
@@ -152,7 +152,7 @@ fn header_bytes(
         h.push(u8::try_from(t.value.len()).map_err(|_| P2pV2Error::BadTlv)?);
         h.extend_from_slice(&t.value);
     }
-    while h.len() % 4 != 0 {
+    while !h.len().is_multiple_of(4) {
         h.push(0);
     }
     h[0] = u8::try_from(h.len()).map_err(|_| P2pV2Error::BadHeaderLength)?;
