@@ -91,12 +91,19 @@ pub fn framing(data: &[u8]) {
     }
 }
 
-/// MIME payloads: parsing never panics, and a parsed message re-encodes to
-/// one that parses the same.
+/// MIME payloads and routed messages (`SDG`/`PUT`/`NFY`): parsing never
+/// panics, and a parsed message re-encodes to one that parses the same.
 pub fn mime(data: &[u8]) {
     if let Ok(message) = MimeMessage::parse(data) {
         let again = MimeMessage::parse(&message.to_bytes()).expect("an encoded message parses");
         assert_eq!(again, message);
+    }
+    if let Ok(routed) = msnp::routed::RoutedMessage::parse(data) {
+        assert_eq!(msnp::routed::RoutedMessage::parse(&routed.to_bytes()).as_ref(), Ok(&routed));
+        for address in [routed.to(), routed.from()].into_iter().flatten() {
+            assert_eq!(msnp::routed::RoutedAddress::parse(&address.to_string()).as_ref(), Some(&address));
+            let _ = msnp::routed::circle_id(&address);
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod passport;
 pub mod personal;
 pub mod reply;
 pub mod request;
+pub mod routed;
 pub mod signin;
 pub mod soap;
 pub mod sso;
