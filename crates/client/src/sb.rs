@@ -86,7 +86,10 @@ pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, coo
             }
             let id = shared.fresh_id();
             start(shared.clone(), conn, id, roster.clone(), 2);
-            shared.emit(Event::ConversationStarted { conversation: id, with: roster, invited_by: Some(caller) });
+            // Rung by another of my machines: the conversation is with the
+            // others in it, not with me.
+            let invited_by = (!caller.eq_ignore_ascii_case(&shared.me().0)).then_some(caller);
+            shared.emit(Event::ConversationStarted { conversation: id, with: roster, invited_by });
             Ok(())
         }
         .await;

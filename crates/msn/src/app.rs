@@ -245,6 +245,11 @@ impl App {
             Event::Joined { conversation, handle, .. } => {
                 let queued = match self.tab_of(conversation) {
                     Some(t) => {
+                        // A conversation another of my machines opened is
+                        // named after whoever comes into it.
+                        if t.title.is_empty() {
+                            t.title = handle.clone();
+                        }
                         t.note(format!("{handle} joined"));
                         t.inviting = false;
                         std::mem::take(&mut t.queued)
