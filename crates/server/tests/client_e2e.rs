@@ -594,11 +594,14 @@ async fn an_msnp18_account_on_two_machines_sees_each_conversation_on_both() {
     // Alice opens a chat from home: her work machine is rung into it too,
     // and sees Bob, not her own machines, in it.
     let chat = home.start_conversation("bob@example.com").await.unwrap();
-    let (work_chat, with) = wait(&mut w, |e| match e {
-        Event::ConversationStarted { conversation, with, .. } => Some((*conversation, with.clone())),
+    let (work_chat, with, invited_by) = wait(&mut w, |e| match e {
+        Event::ConversationStarted { conversation, with, invited_by } => {
+            Some((*conversation, with.clone(), invited_by.clone()))
+        }
         _ => None,
     })
     .await;
+    assert_eq!(invited_by, None, "rung by my own other machine: not an invitation from me");
     let bob_chat = wait(&mut b, |e| match e {
         Event::ConversationStarted { conversation, .. } => Some(*conversation),
         _ => None,
