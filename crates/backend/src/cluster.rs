@@ -79,6 +79,10 @@ pub struct Invitee {
     pub friendly: String,
     pub client_id: u32,
     pub dialect: msnp::Dialect,
+    /// The invitee's machines when signed in from several (MSNP16+), each
+    /// with its dialect: each is rung with a cookie of its own.
+    #[serde(default)]
+    pub endpoints: Vec<(msnp::endpoint::MachineGuid, msnp::Dialect)>,
 }
 
 /// [`ContactPresence`] in the form that crosses the wire.

@@ -34,8 +34,18 @@ pub enum NsEvent {
     /// The server took someone off one of our lists (`REM 0 RL ...`).
     ListRemoved { list: ListKind, serial: u32, handle: String },
     /// Someone invites us to a switchboard session (`RNG`). `address` is
-    /// the switchboard's, when it is another node's.
-    Ring { session_id: u32, cookie: String, caller: String, caller_friendly: String, address: Option<String> },
+    /// the switchboard's, when it is another node's; `for_machine` the one
+    /// endpoint the cookie is for, when it crosses nodes to a user signed
+    /// in from several machines.
+    Ring {
+        session_id: u32,
+        cookie: String,
+        caller: String,
+        caller_friendly: String,
+        address: Option<String>,
+        #[serde(default)]
+        for_machine: Option<MachineGuid>,
+    },
     /// A message from the service itself (`MSG Hotmail Hotmail`).
     SystemMessage { payload: Bytes },
     /// A contact's personal message changed (`UBX`, MSNP11+ only), with

@@ -576,3 +576,55 @@ async fn the_web_services_serve_a_user_signed_in_on_another_node() {
         parse_ab_find_all_response(&xml).unwrap().contacts.into_iter().map(|c| c.handle).collect();
     assert_eq!(handles, ["u1@example.com", "u2@example.com"]);
 }
+
+#[tokio::test]
+async fn a_user_on_two_machines_is_rung_on_both_from_another_node() {
+    let Some(c) = cluster("two_machines_across_nodes", STEADY_NODE_TIMEOUT_MS).await else { return };
+    let machine = |n: u8| msnp::endpoint::MachineGuid::from_random([n; 16]);
+    // Alice on two machines (MSNP18): the dispatch node sends both to her node.
+    let (_, alice_ns) = refer(&c, "u1").await;
+    let mut machines = Vec::new();
+    for n in [1, 2] {
+        let mut m = login_from_machine(&c.dispatch, 18, "u1@example.com", "pw-u1", machine(n)).await;
+        m.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+        m.expect("ADL 5 OK").await;
+        m.send("CHG 6 NLN 2788999228:48").await;
+        until(&mut m, "CHG 6 NLN").await;
+        machines.push(m);
+    }
+    // Bob (MSNP7) on the other notification node.
+    let mut bob = None;
+    for i in 2..12 {
+        let name = format!("u{i}");
+        if refer(&c, &name).await.1 != alice_ns {
+            bob = Some((sign_in(&c, &name).await.0, format!("{name}@example.com")));
+            break;
+        }
+    }
+    let (mut bob, me) = bob.expect("a user on the other notification node");
+    bob.send("CHG 5 NLN").await;
+    bob.expect("CHG 5 NLN").await;
+    bob.send("XFR 6 SB").await;
+    let xfr = bob.expect_prefix("XFR 6 SB ").await;
+    let (address, cookie) = (xfr.args()[3].to_string(), xfr.args()[5].to_string());
+    let mut bob_sb = Client::connect_str(&address).await;
+    bob_sb.send(&format!("USR 1 {me} {cookie}")).await;
+    bob_sb.expect_prefix("USR 1 OK").await;
+    bob_sb.send("CAL 2 u1@example.com").await;
+    bob_sb.expect_prefix("CAL 2 RINGING").await;
+    // Each machine is rung with a cookie of its own, and both come in.
+    let (mut cookies, mut joined) = (Vec::new(), Vec::new());
+    for (m, n) in machines.iter_mut().zip([1u8, 2]) {
+        let ring = until(m, "RNG ").await;
+        let r = ring.args();
+        cookies.push(r[4].to_string());
+        let mut sb = Client::connect_str(r[2]).await;
+        sb.send(&format!("ANS 1 u1@example.com;{} {} {}", machine(n), r[4], r[1])).await;
+        until(&mut sb, "ANS 1 OK").await;
+        joined.push(sb);
+    }
+    assert_ne!(cookies[0], cookies[1]);
+    // Bob's older client sees Alice join once.
+    bob_sb.expect_prefix("JOI u1@example.com").await;
+    bob_sb.expect_silence().await;
+}

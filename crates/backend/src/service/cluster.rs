@@ -28,7 +28,15 @@ impl Backend {
                             | NsEvent::PersonalMessage { .. }
                             | NsEvent::EndpointsChanged { .. }
                     );
-                    if presence_only { u.deliver_presence(event) } else { u.deliver(event) }
+                    match &event {
+                        NsEvent::Ring { for_machine: Some(m), .. } => {
+                            if let Some(e) = u.endpoints().into_iter().find(|e| e.machine.as_ref() == Some(m)) {
+                                e.deliver_here(event);
+                            }
+                        }
+                        _ if presence_only => u.deliver_presence(event),
+                        _ => u.deliver(event),
+                    }
                 }
             }
             Envelope::ListChanged { to, contact, list, member, event } => {
@@ -83,7 +91,7 @@ impl Backend {
                     client_id: user.client_id,
                     dialect: user.dialect,
                     extended_caps: 0,
-                    machine: None,
+                    machine: user.endpoints.first().map(|(m, _)| m),
                 };
                 let cookie = self.cookies.issue(grant, &requester, CookieKind::NewSession, self.config.cookie_lifetime);
                 Response::Session(cookie.map_err(|code| code.code()))
@@ -96,6 +104,11 @@ impl Backend {
                         friendly: p.friendly,
                         client_id: p.client_id,
                         dialect: u.dialect,
+                        endpoints: u
+                            .endpoints()
+                            .iter()
+                            .filter_map(|e| e.machine.clone().map(|m| (m, e.dialect)))
+                            .collect(),
                     }
                 }),
             ),

@@ -184,6 +184,7 @@ impl Backend {
                 caller: sender,
                 caller_friendly: friendly,
                 address: None,
+                for_machine: None,
             };
             user.deliver(ring);
             // An invitation nobody answers lapses with its cookie; the

@@ -19,6 +19,8 @@ impl Backend {
                 friendly: p.friendly,
                 client_id: p.client_id,
                 dialect: user.dialect,
+                // The machine opening the session, whose cookie it is.
+                endpoints: user.machine.clone().map(|m| (m, user.dialect)).into_iter().collect(),
             };
             return match cluster.request(&node, Request::OpenSession { user: me, requester: user.key.clone() }).await {
                 Some(Response::Session(Ok(cookie))) => Ok((cookie, Some(address))),
@@ -223,7 +225,13 @@ impl Backend {
         let invitee = match &local {
             Some(u) => Self::takes_invitation_from(u, &caller.key).then(|| {
                 let p = u.presence();
-                Invitee { handle: u.handle.clone(), friendly: p.friendly, client_id: p.client_id, dialect: u.dialect }
+                Invitee {
+                    handle: u.handle.clone(),
+                    friendly: p.friendly,
+                    client_id: p.client_id,
+                    dialect: u.dialect,
+                    endpoints: Vec::new(),
+                }
             }),
             None => match self.remote(handle.key()) {
                 Some((cluster, node)) => {
@@ -243,32 +251,37 @@ impl Backend {
             }
             return Ok(());
         }
-        let grant = GrantFor {
-            handle: &invitee.handle,
-            friendly: &invitee.friendly,
-            client_id: invitee.client_id,
-            dialect: invitee.dialect,
-            extended_caps: 0,
-            machine: None,
+        let (Some(cluster), None) = (self.cluster.get(), local) else { return Ok(()) };
+        let Some(node) = cluster.locate(handle.key()) else { return Ok(()) };
+        // A user on another node: one cookie for the sign-in, or one per
+        // machine when there are several (each names its own).
+        let targets: Vec<(Option<msnp::endpoint::MachineGuid>, msnp::Dialect)> = match invitee.endpoints.is_empty() {
+            true => vec![(None, invitee.dialect)],
+            false => invitee.endpoints.iter().map(|(m, d)| (Some(m.clone()), *d)).collect(),
         };
-        let kind = CookieKind::Invitation { session_id: session.id };
-        let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
-        let ring = |address| NsEvent::Ring {
-            session_id: session.id,
-            cookie: cookie.clone(),
-            caller: caller.handle.clone(),
-            caller_friendly: caller.friendly.clone(),
-            address,
-        };
-        match (local, self.cluster.get()) {
-            (Some(_), _) => {}
-            (None, Some(cluster)) => {
-                if let Some(node) = cluster.locate(handle.key()) {
-                    let event = ring(Some(cluster.switchboard_address()));
-                    cluster.send(&node, Envelope::Deliver { to: handle.key().to_string(), event });
-                }
+        for (machine, dialect) in targets {
+            let grant = GrantFor {
+                handle: &invitee.handle,
+                friendly: &invitee.friendly,
+                client_id: invitee.client_id,
+                dialect,
+                extended_caps: 0,
+                machine: machine.as_ref(),
+            };
+            let kind = CookieKind::Invitation { session_id: session.id };
+            let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
+            if let Some(m) = &machine {
+                session.rang(handle.key(), m, std::time::Instant::now() + self.config.cookie_lifetime);
             }
-            (None, None) => {}
+            let event = NsEvent::Ring {
+                session_id: session.id,
+                cookie,
+                caller: caller.handle.clone(),
+                caller_friendly: caller.friendly.clone(),
+                address: Some(cluster.switchboard_address()),
+                for_machine: machine,
+            };
+            cluster.send(&node, Envelope::Deliver { to: handle.key().to_string(), event });
         }
         Ok(())
     }
@@ -287,6 +300,7 @@ impl Backend {
             caller: caller.handle.clone(),
             caller_friendly: caller.friendly.clone(),
             address: None,
+            for_machine: None,
         });
         Ok(())
     }

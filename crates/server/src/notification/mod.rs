@@ -315,7 +315,7 @@ impl NsSession {
             NsEvent::ListRemoved { list, serial, handle } => {
                 w.push(&Reply::Rem { trid: 0, list, serial, handle, guid: None, group: None })
             }
-            NsEvent::Ring { session_id, cookie, caller, caller_friendly, address } => {
+            NsEvent::Ring { session_id, cookie, caller, caller_friendly, address, .. } => {
                 // Another node's switchboard names its own address.
                 let address = address.unwrap_or_else(|| self.sb_address());
                 w.push(&Reply::Rng { session_id, address, cookie, caller, caller_friendly });
