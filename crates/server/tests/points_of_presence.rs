@@ -368,3 +368,23 @@ async fn bitlbee_3_2_2_signs_in_sees_its_contact_and_is_replaced_by_itself() {
     let _again = as_bitlbee(&server, "alice", "b171be3e-1402-4fbc-b017-36f5a52d2c11", "bob").await;
     until(&mut alice, "OUT OTH").await;
 }
+
+#[tokio::test]
+async fn a_machine_s_name_and_idleness_are_its_own_account_s_business() {
+    let server = server();
+    users(&server, &["alice", "bob"]);
+    let mut home = endpoint(&server, 18, "alice", machine(1), &["bob"]).await;
+    let mut work = endpoint(&server, 18, "alice", machine(2), &["bob"]).await;
+    let mut bob = endpoint(&server, 18, "bob", machine(9), &["alice"]).await;
+    for c in [&mut home, &mut work, &mut bob] {
+        c.sync_point_skipping().await;
+    }
+    let private = b"<PrivateEndpointData><EpName>Den</EpName><Idle>true</Idle><ClientType>1</ClientType><State>IDL</State></PrivateEndpointData>";
+    home.send_payload("UUX 30", private).await;
+    until(&mut home, "UUX 30 0").await;
+    let told = until(&mut work, "UBX 1:alice@example.com").await;
+    let doc = String::from_utf8(told.payload.unwrap().to_vec()).unwrap();
+    assert!(doc.contains("<EpName>Den</EpName><Idle>true</Idle>"), "{doc}");
+    let bob_saw = bob.sync_point_skipping().await;
+    assert!(bob_saw.is_empty(), "a watcher sees nothing of it: {bob_saw:?}");
+}

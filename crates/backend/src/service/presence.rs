@@ -123,6 +123,12 @@ impl Backend {
     /// new of itself): watchers and the account's own endpoints see the new
     /// list (`UBX`, in the dialects that show endpoints).
     pub(super) fn endpoints_changed(&self, user: &OnlineUser) {
+        self.tell_endpoints(user, true);
+    }
+
+    /// The new endpoint list to the account's own endpoints, and to its
+    /// watchers when what they see of it (`EndpointData`) changed.
+    fn tell_endpoints(&self, user: &OnlineUser, watchers_too: bool) {
         if user.presence_line().is_none() {
             return;
         }
@@ -131,12 +137,15 @@ impl Backend {
             payload: user.presence().personal_message,
             endpoints: user.endpoint_list(),
         };
-        self.notify_watchers(user, event.clone());
+        if watchers_too {
+            self.notify_watchers(user, event.clone());
+        }
         user.deliver_presence(event);
     }
 
     /// `UUX` with endpoint data (MSNP16+): what this endpoint says of itself.
     pub fn describe_endpoint(&self, user: &OnlineUser, doc: &msnp::personal::UuxDocument) {
+        let capabilities_before = user.endpoint_data().capabilities;
         let changed = user.update_endpoint(|e| {
             if let Some(c) = doc.capabilities {
                 e.capabilities = c;
@@ -154,8 +163,10 @@ impl Backend {
                 e.state = doc.state;
             }
         });
+        // Watchers see only capabilities: a machine's name or idleness is
+        // its own account's business.
         if changed {
-            self.endpoints_changed(user);
+            self.tell_endpoints(user, user.endpoint_data().capabilities != capabilities_before);
         }
     }
 }
