@@ -249,8 +249,20 @@ impl OnlineUser {
     /// queue is full its connection is to close (its receiver learns it
     /// from the queue): it is not reading.
     pub fn deliver(&self, event: NsEvent) {
-        for endpoint in self.endpoints() {
-            endpoint.deliver_here(event.clone());
+        self.deliver_where(event, |_| true);
+    }
+
+    /// Delivers to the endpoints `pick` accepts, without collecting them:
+    /// this runs for every event, and most accounts have one endpoint.
+    fn deliver_where(&self, event: NsEvent, pick: impl Fn(&OnlineUser) -> bool) {
+        let list = self.account.endpoints.lock();
+        let mut targets = list.iter().filter_map(std::sync::Weak::upgrade).filter(|e| pick(e)).peekable();
+        let mut event = Some(event);
+        while let Some(endpoint) = targets.next() {
+            let this = if targets.peek().is_some() { event.clone() } else { event.take() };
+            if let Some(this) = this {
+                endpoint.deliver_here(this);
+            }
         }
     }
 
@@ -262,9 +274,7 @@ impl OnlineUser {
     /// Queues news of someone's presence for every endpoint of the account
     /// that has set its first state.
     pub fn deliver_presence(&self, event: NsEvent) {
-        for endpoint in self.endpoints().into_iter().filter(|e| e.is_receiving()) {
-            endpoint.deliver_here(event.clone());
-        }
+        self.deliver_where(event, OnlineUser::is_receiving);
     }
 
     /// Whether this connection has sent its first `CHG`.
