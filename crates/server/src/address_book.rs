@@ -81,6 +81,7 @@ pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>) -> A
     match operation {
         Operation::FindMembership { deltas_since } => book.find(deltas_since, View::Memberships).await,
         Operation::FindAll { deltas_since } => book.find(deltas_since, View::AddressBook).await,
+        Operation::FindContactsPaged { deltas_since } => book.find(deltas_since, View::ContactsPaged).await,
         Operation::ContactAdd { handle, messenger_user, allow } => {
             book.contact_add(&handle, messenger_user, allow).await
         }
@@ -100,6 +101,8 @@ pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>) -> A
 enum View {
     Memberships,
     AddressBook,
+    /// The address book in `ABFindContactsPaged`'s shape.
+    ContactsPaged,
 }
 
 /// One request's caller and the domain.
@@ -149,6 +152,9 @@ impl Book<'_> {
             }
             View::AddressBook => {
                 ok(addressbook::ab_find_all_response(&address_book(self.user, &snapshot, changes.as_ref())))
+            }
+            View::ContactsPaged => {
+                ok(addressbook::ab_find_contacts_paged_response(&address_book(self.user, &snapshot, changes.as_ref())))
             }
         }
     }

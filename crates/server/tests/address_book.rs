@@ -300,3 +300,34 @@ async fn msnp13_authenticates_with_the_mspauth_cookie() {
     let (status, xml) = post("forged".into(), Operation::FindAll { deltas_since: None }).await;
     assert_eq!((status, Fault::parse(&xml)), (500, Some(Fault::BadContextToken)));
 }
+
+#[tokio::test]
+async fn find_contacts_paged_answers_the_same_address_book_in_its_own_shape() {
+    // Pidgin's MSNP18 plugin and WLM 2009 ask ABFindContactsPaged; it reads
+    // `Groups`, `Contacts` and `Ab` under `ABFindContactsPagedResult`.
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    let (_alice, ticket) = wlm(&server, "alice").await;
+    change(
+        &server,
+        &ticket,
+        Operation::ContactAdd { handle: "bob@example.com".into(), messenger_user: true, allow: true },
+    )
+    .await;
+    let (status, xml) = call(&server, &ticket, &Operation::FindContactsPaged { deltas_since: None }).await;
+    assert_eq!(status, 200, "{xml}");
+    for tag in ["<ABFindContactsPagedResult>", "<Groups>", "<Contacts>", "<Ab><abId>"] {
+        assert!(xml.contains(tag), "{tag} in {xml}");
+    }
+    let paged = parse_ab_find_all_response(&xml).unwrap();
+    let all = book(&server, &ticket, None).await;
+    let handles = |b: &AddressBook| b.contacts.iter().map(|c| c.handle.clone()).collect::<Vec<_>>();
+    assert_eq!(handles(&paged), handles(&all));
+    assert!(handles(&paged).contains(&"bob@example.com".to_string()));
+    // Deltas since the answer's lastChange are answered in the same shape
+    // (what they hold is ABFindAll's, tested above).
+    let since = Some(paged.changed.clone());
+    let (status, xml) = call(&server, &ticket, &Operation::FindContactsPaged { deltas_since: since }).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(parse_ab_find_all_response(&xml).is_some() && xml.contains("<ABFindContactsPagedResult>"), "{xml}");
+}

@@ -51,6 +51,9 @@ pub enum Operation {
     FindMembership { deltas_since: Option<String> },
     /// `ABFindAll`; with `deltas_since`, only the changes since then.
     FindAll { deltas_since: Option<String> },
+    /// `ABFindContactsPaged` (WLM 2009, Pidgin's MSNP18): the same address
+    /// book, asked and answered in the later shape.
+    FindContactsPaged { deltas_since: Option<String> },
     /// `ABContactAdd`: a contact into the address book (the forward list).
     ContactAdd { handle: String, messenger_user: bool, allow: bool },
     /// `ABContactDelete`.
@@ -164,6 +167,7 @@ impl Operation {
         match self {
             Operation::FindMembership { .. } => "FindMembership",
             Operation::FindAll { .. } => "ABFindAll",
+            Operation::FindContactsPaged { .. } => "ABFindContactsPaged",
             Operation::ContactAdd { .. } => "ABContactAdd",
             Operation::ContactDelete { .. } => "ABContactDelete",
             Operation::ContactUpdate { .. } => "ABContactUpdate",
@@ -200,6 +204,11 @@ impl Operation {
         let op = match e.name.as_str() {
             "FindMembership" => Operation::FindMembership { deltas_since: deltas_since(e) },
             "ABFindAll" => Operation::FindAll { deltas_since: deltas_since(e) },
+            "ABFindContactsPaged" => Operation::FindContactsPaged {
+                deltas_since: (e.text_at(&["filterOptions", "DeltasOnly"]) == Some("true"))
+                    .then(|| text(e, &["filterOptions", "LastChanged"]))
+                    .flatten(),
+            },
             "ABContactAdd" => {
                 let contacts: Vec<&Element> =
                     e.child("contacts").map(|c| c.children_named("Contact").collect()).unwrap_or_default();
@@ -303,6 +312,15 @@ impl Operation {
                 deltas(deltas_since)
             ),
             Operation::FindAll { deltas_since } => format!("{ab}<abView>Full</abView>{}", deltas(deltas_since)),
+            Operation::FindContactsPaged { deltas_since } => format!(
+                concat!(
+                    "<abView>MessengerClient8</abView><extendedContent>AB AllGroups CircleResult</extendedContent>",
+                    "<filterOptions><DeltasOnly>{}</DeltasOnly><LastChanged>{}</LastChanged>",
+                    "<ContactFilter><IncludeHiddenContacts>true</IncludeHiddenContacts></ContactFilter></filterOptions>"
+                ),
+                deltas_since.is_some(),
+                escape_xml(deltas_since.as_deref().unwrap_or("0001-01-01T00:00:00.0000000-08:00"))
+            ),
             Operation::ContactAdd { handle, messenger_user, allow } => format!(
                 concat!(
                     "{ab}<contacts><Contact><contactInfo><contactType>LivePending</contactType><passportName>{handle}</passportName>",
@@ -534,6 +552,8 @@ mod tests {
             Operation::FindMembership { deltas_since: Some("2026-12-05T10:00:00.250Z".into()) },
             Operation::FindAll { deltas_since: None },
             Operation::FindAll { deltas_since: Some("2026-12-05T10:00:00Z".into()) },
+            Operation::FindContactsPaged { deltas_since: None },
+            Operation::FindContactsPaged { deltas_since: Some("2026-12-05T10:00:00Z".into()) },
             Operation::ContactAdd { handle: "bob@x.com".into(), messenger_user: true, allow: true },
             Operation::ContactAdd { handle: "b&b@x.com".into(), messenger_user: false, allow: false },
             Operation::ContactDelete { guids: vec![g(), "other".into()] },

@@ -196,6 +196,16 @@ fn contact_xml(c: &Contact) -> String {
 
 /// The `ABFindAll` answer.
 pub fn ab_find_all_response(ab: &AddressBook) -> String {
+    ab_answer(ab, ["ABFindAll", "groups", "contacts", "ab"])
+}
+
+/// The `ABFindContactsPaged` answer: the same address book under the later
+/// shape's names (`Groups`, `Contacts`, `Ab`).
+pub fn ab_find_contacts_paged_response(ab: &AddressBook) -> String {
+    ab_answer(ab, ["ABFindContactsPaged", "Groups", "Contacts", "Ab"])
+}
+
+fn ab_answer(ab: &AddressBook, [op, groups_tag, contacts_tag, ab_tag]: [&str; 4]) -> String {
     let groups: String = ab
         .groups
         .iter()
@@ -216,14 +226,18 @@ pub fn ab_find_all_response(ab: &AddressBook) -> String {
     let contacts: String = ab.contacts.iter().map(contact_xml).collect();
     soap_answer(&format!(
         concat!(
-            r#"<ABFindAllResponse xmlns="{ns}"><ABFindAllResult><groups>{groups}</groups><contacts>{contacts}</contacts>"#,
-            "<ab><abId>{ab}</abId><abInfo><ownerPuid>0</ownerPuid><OwnerCID>{cid}</OwnerCID><ownerEmail>{owner}</ownerEmail>",
+            r#"<{op}Response xmlns="{ns}"><{op}Result><{gt}>{groups}</{gt}><{ct}>{contacts}</{ct}>"#,
+            "<{at}><abId>{ab}</abId><abInfo><ownerPuid>0</ownerPuid><OwnerCID>{cid}</OwnerCID><ownerEmail>{owner}</ownerEmail>",
             "<fDefault>true</fDefault><joinedNamespace>false</joinedNamespace><IsBot>false</IsBot><IsParentManaged>false</IsParentManaged>",
             "<SubscribeExternalPartner>false</SubscribeExternalPartner><NotifyExternalPartner>false</NotifyExternalPartner>",
             "<AddressBookType>Individual</AddressBookType></abInfo><lastChange>{changed}</lastChange>",
-            "<DynamicItemLastChanged>0001-01-01T00:00:00</DynamicItemLastChanged><createDate>{changed}</createDate><propertiesChanged /></ab>",
-            "</ABFindAllResult></ABFindAllResponse>"
+            "<DynamicItemLastChanged>0001-01-01T00:00:00</DynamicItemLastChanged><createDate>{changed}</createDate><propertiesChanged /></{at}>",
+            "</{op}Result></{op}Response>"
         ),
+        op = op,
+        gt = groups_tag,
+        ct = contacts_tag,
+        at = ab_tag,
         ns = NS,
         groups = groups,
         contacts = contacts,
@@ -355,12 +369,13 @@ pub fn parse_find_membership_response(xml: &str) -> Option<Vec<(Role, Vec<Member
         .collect()
 }
 
-/// Reads an `ABFindAll` answer back (a client's side).
+/// Reads an `ABFindAll` or `ABFindContactsPaged` answer back (a client's
+/// side).
 pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
     let envelope = Envelope::parse(xml)?;
-    let result = envelope.body.find("ABFindAllResult")?;
-    let groups = result
-        .child("groups")
+    let result = envelope.body.find("ABFindAllResult").or_else(|| envelope.body.find("ABFindContactsPagedResult"))?;
+    let child = |lower: &str, upper: &str| result.child(lower).or_else(|| result.child(upper));
+    let groups = child("groups", "Groups")
         .map(|gs| {
             gs.children_named("Group")
                 .map(|g| Group {
@@ -372,8 +387,7 @@ pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
                 .collect()
         })
         .unwrap_or_default();
-    let contacts = result
-        .child("contacts")
+    let contacts = child("contacts", "Contacts")
         .map(|cs| {
             cs.children_named("Contact")
                 .filter_map(|c| {
