@@ -621,3 +621,10 @@ async fn an_msnp18_account_on_two_machines_sees_each_conversation_on_both() {
     home.sign_out().await;
     work.sign_out().await;
 }
+
+#[tokio::test]
+async fn a_5_mib_file_between_msnp18_clients_arrives_byte_for_byte() {
+    // Both signed in as machines (MSNP16+): the P2P through the switchboard
+    // is addressed to the handle and relayed like any other.
+    transfer_and_compare(Dialect::Msnp18, Method::P2p, "p2p").await;
+}
