@@ -1,10 +1,12 @@
 //! Who is online, in what state, and the events sent to their connections.
 //!
-//! Each signed-in user has one [`OnlineUser`] in the [`Registry`]. It holds
-//! the user's presence and an in-memory copy of their lists, so that fan-out
-//! (one state change to every watcher) and privacy checks are memory lookups.
-//! Events reach a user's connection through a bounded queue: a connection that
-//! stops reading is disconnected rather than allowed to hold memory.
+//! Each signed-in connection is an [`OnlineUser`]; the [`Registry`] finds a
+//! signed-in account by handle. An account's connections (one, or several
+//! machines in MSNP16+) share its presence and an in-memory copy of its
+//! lists ([`AccountOnline`]), so that fan-out (one state change to every
+//! watcher) and privacy checks are memory lookups. Events reach each
+//! connection through a bounded queue: a connection that stops reading is
+//! disconnected rather than allowed to hold memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
