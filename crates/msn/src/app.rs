@@ -582,18 +582,27 @@ impl App {
 
     /// Takes in a key.
     pub async fn on_key(&mut self, key: KeyEvent) {
+        // The question about someone who added you is answered with Alt and
+        // a letter (or Esc, later): it may appear while you type, and plain
+        // letters must neither be lost nor allow or block anyone.
         if let Some(handle) = self.prompts.front().cloned() {
+            let alt = key.modifiers.contains(KeyModifiers::ALT);
             let answer = match key.code {
-                KeyCode::Char('a') => Some(self.client.allow(&handle).await.map(|_| format!("allowed {handle}"))),
-                KeyCode::Char('b') => Some(self.client.block(&handle).await.map(|_| format!("blocked {handle}"))),
-                KeyCode::Char('l') | KeyCode::Esc => Some(Ok(format!("{handle}: decide later"))),
+                KeyCode::Char('a') if alt => {
+                    Some(self.client.allow(&handle).await.map(|_| format!("allowed {handle}")))
+                }
+                KeyCode::Char('b') if alt => {
+                    Some(self.client.block(&handle).await.map(|_| format!("blocked {handle}")))
+                }
+                KeyCode::Char('l') if alt => Some(Ok(format!("{handle}: decide later"))),
+                KeyCode::Esc => Some(Ok(format!("{handle}: decide later"))),
                 _ => None,
             };
             if let Some(r) = answer {
                 self.prompts.pop_front();
                 self.status = r.unwrap_or_else(|e| format!("error: {e}"));
+                return;
             }
-            return;
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
@@ -697,7 +706,9 @@ impl App {
         if let Some(handle) = self.prompts.front() {
             let area = centered(f.area(), 60, 5);
             f.render_widget(Clear, area);
-            let text = format!("{handle} added you to their contact list.\n[a] allow  [b] block  [l] decide later");
+            let text = format!(
+                "{handle} added you to their contact list.\n[Alt-a] allow  [Alt-b] block  [Alt-l] or [Esc] later"
+            );
             f.render_widget(
                 Paragraph::new(text).block(Block::default().borders(Borders::ALL).title("Someone added you")),
                 area,
