@@ -161,14 +161,7 @@ impl Backend {
             let stand_in = Arc::new(Participant::stand_in(&sender, &friendly, user.dialect));
             let session = self.switchboards.open_offline(stand_in, messages);
             let p = user.presence();
-            let grant = GrantFor {
-                handle: &user.handle,
-                friendly: &p.friendly,
-                client_id: p.client_id,
-                dialect: user.dialect,
-                extended_caps: p.extended_caps,
-                machine: user.machine.as_ref(),
-            };
+            let grant = super::switchboard::grant_for(user, &p);
             let kind = CookieKind::Invitation { session_id: session.id };
             let cookie = match self.cookies.issue(grant, &user.key, kind, self.config.cookie_lifetime) {
                 Ok(c) => c,

@@ -339,7 +339,7 @@ impl Backend {
 }
 
 /// The cookie holder a signed-in endpoint is.
-fn grant_for<'a>(user: &'a OnlineUser, p: &'a crate::presence::PresenceInfo) -> GrantFor<'a> {
+pub(super) fn grant_for<'a>(user: &'a OnlineUser, p: &'a crate::presence::PresenceInfo) -> GrantFor<'a> {
     GrantFor {
         handle: &user.handle,
         friendly: &p.friendly,
