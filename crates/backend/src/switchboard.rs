@@ -658,18 +658,18 @@ impl Switchboards {
 mod tests {
     use super::*;
 
+    /// A cookie holder: a user, or (with `machine`) one endpoint of an
+    /// MSNP18 user.
+    fn grant<'a>(handle: &'a str, machine: Option<&'a MachineGuid>) -> GrantFor<'a> {
+        let dialect = if machine.is_some() { Dialect::Msnp18 } else { Dialect::Msnp2 };
+        GrantFor { handle, friendly: "A", client_id: 0, dialect, extended_caps: 0, machine }
+    }
+
     #[test]
     fn cookies_are_single_use_and_bound() {
         let jar = CookieJar::default();
         let ttl = Duration::from_secs(60);
-        let a = GrantFor {
-            handle: "a@x.com",
-            friendly: "A",
-            client_id: 0,
-            dialect: Dialect::Msnp2,
-            extended_caps: 0,
-            machine: None,
-        };
+        let a = grant("a@x.com", None);
         let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
         assert_eq!(
             jar.redeem(&c, &Address::user("b@x.com"), CookieKind::NewSession).unwrap_err(),
@@ -692,14 +692,7 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let home = MachineGuid::parse("{11111111-1111-4111-8111-111111111111}").unwrap();
         let work = MachineGuid::parse("{22222222-2222-4222-8222-222222222222}").unwrap();
-        let a = GrantFor {
-            handle: "a@x.com",
-            friendly: "A",
-            client_id: 0,
-            dialect: Dialect::Msnp18,
-            extended_caps: 0,
-            machine: Some(&home),
-        };
+        let a = grant("a@x.com", Some(&home));
         let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
         assert!(jar.redeem(&c, &Address::endpoint("a@x.com", &work), CookieKind::NewSession).is_err());
         let c = jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
@@ -710,14 +703,7 @@ mod tests {
     #[test]
     fn one_requester_cannot_fill_the_jar() {
         let jar = CookieJar::default();
-        let a = GrantFor {
-            handle: "a@x.com",
-            friendly: "A",
-            client_id: 0,
-            dialect: Dialect::Msnp2,
-            extended_caps: 0,
-            machine: None,
-        };
+        let a = grant("a@x.com", None);
         let ttl = Duration::from_secs(60);
         for _ in 0..MAX_COOKIES_PER_REQUESTER {
             jar.issue(a, "a@x.com", CookieKind::NewSession, ttl).unwrap();
