@@ -84,6 +84,25 @@ impl UuxDocument {
     }
 }
 
+/// The `UBX` payload a client of `dialect` is sent for a contact: the
+/// personal message as kept (MSNP11-15), or, where endpoints are shown
+/// (MSNP16+), the document with them and, for the account's own (`own`),
+/// their private data. `None` when there is nothing the dialect shows.
+pub fn ubx_document(
+    dialect: crate::Dialect,
+    personal: Option<&str>,
+    endpoints: &[EndpointData],
+    own: bool,
+) -> Option<String> {
+    if dialect.has_points_of_presence() {
+        (personal.is_some() || !endpoints.is_empty()).then(|| with_endpoints(personal, endpoints, own))
+    } else if dialect.has_personal_message() {
+        personal.map(str::to_string)
+    } else {
+        None
+    }
+}
+
 /// The `UBX` document for a contact in a dialect with points of presence:
 /// their personal message, then `EndpointData` for each endpoint, and for
 /// the account's own endpoints (`private`) their `PrivateEndpointData`.
@@ -177,6 +196,22 @@ mod tests {
         );
         assert_eq!(UuxDocument::parse("<Other/>"), None);
         assert_eq!(UuxDocument::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn each_dialect_gets_the_ubx_it_shows() {
+        use crate::Dialect;
+        let e = EndpointData {
+            machine: MachineGuid::parse("{11111111-1111-4111-8111-111111111111}"),
+            ..Default::default()
+        };
+        let doc = "<Data><PSM>hi</PSM></Data>";
+        assert_eq!(ubx_document(Dialect::Msnp8, Some(doc), &[], false), None);
+        assert_eq!(ubx_document(Dialect::Msnp15, Some(doc), std::slice::from_ref(&e), false).as_deref(), Some(doc));
+        let wlm = ubx_document(Dialect::Msnp18, Some(doc), std::slice::from_ref(&e), false).unwrap();
+        assert!(wlm.contains("<EndpointData id=") && !wlm.contains("Private"), "{wlm}");
+        assert!(ubx_document(Dialect::Msnp18, None, &[e], true).unwrap().contains("<PrivateEndpointData"));
+        assert_eq!(ubx_document(Dialect::Msnp18, None, &[], false), None);
     }
 
     #[test]

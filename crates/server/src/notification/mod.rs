@@ -33,6 +33,7 @@ use backend::presence::{LoadedLists, NsEvent, OnlineUser};
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
 use msnp::oim::OimEntry;
+use msnp::personal::EndpointData;
 use msnp::{ErrorCode, Frame, ListKind, Reply, TrId};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -322,17 +323,13 @@ impl NsSession {
             }
             NsEvent::SystemMessage { payload } => w.push(&system_message(payload.to_vec())),
             NsEvent::PersonalMessage { handle, payload, endpoints } => {
-                if dialect.has_personal_message() {
-                    let payload = self.personal_document(dialect, &handle, Some(payload), &endpoints);
-                    w.push(&Reply::Ubx { handle, payload });
-                }
+                self.push_ubx(w, handle, Some(&payload), &endpoints);
             }
-            NsEvent::EndpointsChanged { handle, payload, endpoints } => {
-                if dialect.has_points_of_presence() {
-                    let payload = self.personal_document(dialect, &handle, payload, &endpoints);
-                    w.push(&Reply::Ubx { handle, payload });
-                }
+            // News only to clients that show endpoints.
+            NsEvent::EndpointsChanged { handle, payload, endpoints } if dialect.has_points_of_presence() => {
+                self.push_ubx(w, handle, payload.as_deref(), &endpoints);
             }
+            NsEvent::EndpointsChanged { .. } => {}
             // Sent only to clients that read offline messages from the web
             // service (`Backend::deliver_offline` decides by the dialect).
             NsEvent::OfflineMessagesWaiting { messages } => {
@@ -361,21 +358,13 @@ impl NsSession {
         Flow::Continue
     }
 
-    /// The `UBX` document for `handle`: the personal message as kept, with
-    /// the endpoints in the dialects that show them, and their private
-    /// data when they are this account's own.
-    fn personal_document(
-        &self,
-        dialect: msnp::Dialect,
-        handle: &str,
-        payload: Option<String>,
-        endpoints: &[msnp::personal::EndpointData],
-    ) -> Bytes {
-        if !dialect.has_points_of_presence() {
-            return Bytes::from(payload.unwrap_or_default());
+    /// `UBX` for `handle`, in this client's dialect; with the private
+    /// endpoint data when `handle` is this account.
+    fn push_ubx(&self, w: &mut Writer, handle: String, personal: Option<&str>, endpoints: &[EndpointData]) {
+        let own = matches!(&self.login, Login::SignedIn(u) if u.handle.eq_ignore_ascii_case(&handle));
+        if let Some(doc) = msnp::personal::ubx_document(w.dialect, personal, endpoints, own) {
+            w.push(&Reply::Ubx { handle, payload: Bytes::from(doc) });
         }
-        let own = matches!(&self.login, Login::SignedIn(u) if u.handle.eq_ignore_ascii_case(handle));
-        Bytes::from(msnp::personal::with_endpoints(payload.as_deref(), endpoints, own))
     }
 
     /// Tells an MSNP13+ client that its memberships changed on the server
@@ -499,12 +488,9 @@ fn push_presence(w: &mut Writer, trid: Option<TrId>, contact: ContactPresence) {
         Some(trid) => w.push(&Reply::Iln { trid, presence: contact.line }),
         None => w.push(&Reply::Nln { presence: contact.line }),
     }
-    let with_endpoints = w.dialect.has_points_of_presence() && !contact.endpoints.is_empty();
-    if with_endpoints {
-        let payload = msnp::personal::with_endpoints(contact.personal_message.as_deref(), &contact.endpoints, false);
-        w.push(&Reply::Ubx { handle, payload: Bytes::from(payload) });
-    } else if let (true, Some(psm)) = (w.dialect.has_personal_message(), contact.personal_message) {
-        w.push(&Reply::Ubx { handle, payload: Bytes::from(psm) });
+    let doc = msnp::personal::ubx_document(w.dialect, contact.personal_message.as_deref(), &contact.endpoints, false);
+    if let Some(doc) = doc {
+        w.push(&Reply::Ubx { handle, payload: Bytes::from(doc) });
     }
 }
 
