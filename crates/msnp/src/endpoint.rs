@@ -100,6 +100,29 @@ impl fmt::Display for Address {
     }
 }
 
+/// The names under which a switchboard participant's arrival (`JOI`,
+/// `IRO`) or departure (`BYE`) is told to a client of `dialect` whose own
+/// account is `me`. Clients with points of presence (MSNP16+) see each
+/// endpoint (`handle;{guid}`) and, for another account, the account itself
+/// when its first endpoint comes or its last goes (`edge`); older clients
+/// see only accounts, and not their own.
+pub fn roster_names(
+    dialect: crate::Dialect,
+    me: &str,
+    handle: &str,
+    machine: Option<&MachineGuid>,
+    edge: bool,
+) -> Vec<String> {
+    let own = handle.eq_ignore_ascii_case(me);
+    match (dialect.has_points_of_presence(), machine) {
+        (true, Some(m)) if edge && !own => vec![Address::endpoint(handle, m).to_string(), handle.to_string()],
+        (true, Some(m)) => vec![Address::endpoint(handle, m).to_string()],
+        (true, None) => vec![handle.to_string()],
+        (false, _) if edge && !own => vec![handle.to_string()],
+        (false, _) => Vec::new(),
+    }
+}
+
 /// The `UUN`/`UBN` application type of endpoint control (MSNP16+).
 pub const ENDPOINT_CONTROL: u32 = 4;
 
@@ -187,6 +210,19 @@ mod tests {
         assert_eq!(Address::parse("bob@x.com"), Some(Address::user("bob@x.com")));
         assert_eq!(Address::parse("bob@x.com;nonsense"), None);
         assert_eq!(Address::parse(";{f52973b6-c926-4bad-9ba8-7c1e840e4ab0}"), None);
+    }
+
+    #[test]
+    fn rosters_name_endpoints_only_to_clients_that_have_them() {
+        use crate::Dialect;
+        let g = MachineGuid::parse("{11111111-1111-4111-8111-111111111111}").unwrap();
+        let endpoint = "bob@x.com;{11111111-1111-4111-8111-111111111111}";
+        assert_eq!(roster_names(Dialect::Msnp18, "al@x.com", "bob@x.com", Some(&g), true), [endpoint, "bob@x.com"]);
+        assert_eq!(roster_names(Dialect::Msnp18, "al@x.com", "bob@x.com", Some(&g), false), [endpoint]);
+        assert_eq!(roster_names(Dialect::Msnp18, "bob@x.com", "bob@x.com", Some(&g), true), [endpoint]);
+        assert_eq!(roster_names(Dialect::Msnp11, "al@x.com", "bob@x.com", Some(&g), true), ["bob@x.com"]);
+        assert!(roster_names(Dialect::Msnp11, "al@x.com", "bob@x.com", Some(&g), false).is_empty());
+        assert!(roster_names(Dialect::Msnp11, "bob@x.com", "bob@x.com", None, true).is_empty());
     }
 
     #[test]

@@ -351,12 +351,12 @@ impl SbSession {
         let me = self.joined.as_ref().map(|(_, p)| p.key.clone()).unwrap_or_default();
         match event {
             SbEvent::Joined { handle, friendly, client_id, extended_caps, machine, first } => {
-                for name in names_for(w.dialect, &me, &handle, machine.as_ref(), first) {
+                for name in msnp::endpoint::roster_names(w.dialect, &me, &handle, machine.as_ref(), first) {
                     w.push(&Reply::Joi { handle: name, friendly: friendly.clone(), client_id, extended_caps });
                 }
             }
             SbEvent::Left { handle, idle, machine, last } => {
-                for name in names_for(w.dialect, &me, &handle, machine.as_ref(), last) {
+                for name in msnp::endpoint::roster_names(w.dialect, &me, &handle, machine.as_ref(), last) {
                     w.push(&Reply::Bye { handle: name, idle });
                 }
             }
@@ -365,37 +365,8 @@ impl SbSession {
     }
 }
 
-/// The names a participant's arrival or departure is told under, to a
-/// client of `dialect` whose account is `me` (handle key). Clients with
-/// points of presence (MSNP16+) see each endpoint (`handle;{guid}`) and,
-/// for another account, the account itself when its first endpoint comes
-/// or its last goes (`edge`); older clients see only accounts, and not
-/// their own.
-fn names_for(
-    dialect: msnp::Dialect,
-    me: &str,
-    handle: &str,
-    machine: Option<&msnp::endpoint::MachineGuid>,
-    edge: bool,
-) -> Vec<String> {
-    let own = handle.eq_ignore_ascii_case(me);
-    let mut names = Vec::new();
-    match (dialect.has_points_of_presence(), machine) {
-        (true, Some(m)) => {
-            names.push(msnp::endpoint::Address::endpoint(handle, m).to_string());
-            if edge && !own {
-                names.push(handle.to_string());
-            }
-        }
-        (true, None) => names.push(handle.to_string()),
-        (false, _) if edge && !own => names.push(handle.to_string()),
-        (false, _) => {}
-    }
-    names
-}
-
 /// The `IRO` lines for someone joining: everyone there, each under the
-/// names [`names_for`] gives (an account once, at its first endpoint).
+/// names [`msnp::endpoint::roster_names`] gives (an account once, at its first endpoint).
 fn roster_lines<'a>(
     dialect: msnp::Dialect,
     me: &backend::switchboard::Participant,
@@ -406,7 +377,7 @@ fn roster_lines<'a>(
     for p in roster {
         let first = !seen.contains(&p.key.as_str());
         seen.push(&p.key);
-        for name in names_for(dialect, &me.key, &p.handle, p.machine.as_ref(), first) {
+        for name in msnp::endpoint::roster_names(dialect, &me.key, &p.handle, p.machine.as_ref(), first) {
             lines.push((name, p.as_ref()));
         }
     }
