@@ -379,6 +379,10 @@ impl SwitchboardSession {
     /// The endpoints rung and not yet in the session whose invitation is
     /// still good.
     pub fn ringing_absent(&self) -> Vec<(String, MachineGuid)> {
+        // Every relayed message asks; nearly always nobody is being rung.
+        if self.ringing.lock().is_empty() {
+            return Vec::new();
+        }
         let now = Instant::now();
         let inside: Vec<(String, Option<MachineGuid>)> =
             self.participants.lock().iter().map(|p| (p.key.clone(), p.machine.clone())).collect();
@@ -414,17 +418,26 @@ impl SwitchboardSession {
     /// that it holds no more memory and the conversation goes on without
     /// it. (Senders also stop reading while someone lacks room, see
     /// [`SwitchboardSession::wait_for_room`], so the wait here is rare.)
-    ///
-    /// P2P data addressed to one endpoint (`P2P-Dest: handle;{guid}`,
-    /// MSNP16+) goes to that endpoint only: the account's other endpoints
-    /// in the session are not part of that transfer.
     pub async fn relay(&self, from: &Participant, payload: Bytes, patience: Duration) -> bool {
-        let to_endpoint = msnp::p2p::destination(&payload).filter(|d| d.endpoint.is_some());
+        self.relay_to(from, payload, patience, None).await
+    }
+
+    /// [`SwitchboardSession::relay`], except that when `endpoint` names one
+    /// endpoint of an account (P2P data's `P2P-Dest: handle;{guid}`,
+    /// MSNP16+), that account's other endpoints are left out: they are not
+    /// part of that transfer.
+    pub async fn relay_to(
+        &self,
+        from: &Participant,
+        payload: Bytes,
+        patience: Duration,
+        endpoint: Option<&msnp::endpoint::Address>,
+    ) -> bool {
         let others: Vec<Arc<Participant>> = self
             .others(from)
             .into_iter()
             .filter(|p| !p.stand_in)
-            .filter(|p| match &to_endpoint {
+            .filter(|p| match endpoint {
                 Some(d) => p.key != d.handle.to_ascii_lowercase() || p.machine.is_none() || p.machine == d.endpoint,
                 None => true,
             })

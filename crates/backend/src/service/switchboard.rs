@@ -102,7 +102,13 @@ impl Backend {
                 }
             }
         }
-        let delivered = self.send_in_session(session, me, payload, patience).await;
+        // Only P2P data is addressed to one endpoint: typed messages are
+        // not parsed for it on their way through.
+        let endpoint = match kind {
+            RelayKind::Data => msnp::p2p::destination(&payload).filter(|d| d.endpoint.is_some()),
+            RelayKind::Typed => None,
+        };
+        let delivered = self.send_in_session(session, me, payload, endpoint.as_ref(), patience).await;
         self.stats.messages_relayed.fetch_add(1, Ordering::Relaxed);
         Relayed::Sent { delivered }
     }
@@ -112,10 +118,11 @@ impl Backend {
         session: &Arc<SwitchboardSession>,
         me: &Participant,
         payload: bytes::Bytes,
+        endpoint: Option<&msnp::endpoint::Address>,
         patience: std::time::Duration,
     ) -> bool {
         let stand_ins = session.stand_ins();
-        let relayed = session.relay(me, payload.clone(), patience).await;
+        let relayed = session.relay_to(me, payload.clone(), patience, endpoint).await;
         let ringing = session.ringing_absent();
         if stand_ins.is_empty() && ringing.is_empty() {
             return relayed;
