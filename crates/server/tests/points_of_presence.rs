@@ -35,6 +35,21 @@ async fn until(c: &mut Client, prefix: &str) -> Line {
     }
 }
 
+/// Answers an `RNG` as `name` on `m`: the switchboard connection, past
+/// the roster.
+async fn answer(ring: Line, name: &str, m: MachineGuid) -> Client {
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 {name}@example.com;{m} {} {}", r[4], r[1])).await;
+    until_any(&mut sb, "ANS 1 OK").await;
+    sb
+}
+
+/// The next line starting with `prefix`, whatever comes before it.
+async fn until_any(c: &mut Client, prefix: &str) {
+    while !c.recv().await.text.starts_with(prefix) {}
+}
+
 /// The first ADL and CHG, then `contacts` on the forward and allow lists.
 async fn go_online(c: &mut Client, contacts: &[&str]) {
     c.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
@@ -87,15 +102,7 @@ async fn two_endpoints_share_presence_and_each_sees_the_conversation() {
     let mut joined = Vec::new();
     for (ns, m) in [(&mut home, machine(1)), (&mut work, machine(2))] {
         let ring = until(ns, "RNG ").await;
-        let r = ring.args();
-        let mut sb = Client::connect_str(r[2]).await;
-        sb.send(&format!("ANS 1 alice@example.com;{m} {} {}", r[4], r[1])).await;
-        loop {
-            if sb.recv().await.text.starts_with("ANS 1 OK") {
-                break;
-            }
-        }
-        joined.push(sb);
+        joined.push(answer(ring, "alice", m).await);
     }
     // MSNP15 Bob sees Alice join once.
     bob_sb.expect("JOI alice@example.com Alice 2788999228").await;
@@ -272,25 +279,14 @@ async fn a_machine_that_answers_late_sees_what_was_said_before_it_came() {
     let mut bob_sb = open_session(&server, &mut bob, "bob@example.com", "Bob").await;
     bob_sb.send("CAL 2 alice@example.com").await;
     bob_sb.expect_prefix("CAL 2 RINGING").await;
-    let answer = |ring: Line, m: MachineGuid| async move {
-        let r = ring.args();
-        let mut sb = Client::connect_str(r[2]).await;
-        sb.send(&format!("ANS 1 alice@example.com;{m} {} {}", r[4], r[1])).await;
-        loop {
-            if sb.recv().await.text.starts_with("ANS 1 OK") {
-                break;
-            }
-        }
-        sb
-    };
     let home_ring = until(&mut home, "RNG ").await;
     let work_ring = until(&mut work, "RNG ").await;
-    let mut home_sb = answer(home_ring, machine(1)).await;
+    let mut home_sb = answer(home_ring, "alice", machine(1)).await;
     bob_sb.expect_prefix("JOI alice@example.com").await;
     // Bob speaks as soon as Alice is there, before her second machine is.
     bob_sb.send_payload("MSG 3 N", &text_message("early words")).await;
     home_sb.expect_prefix("MSG bob@example.com").await;
-    let mut work_sb = answer(work_ring, machine(2)).await;
+    let mut work_sb = answer(work_ring, "alice", machine(2)).await;
     let early = work_sb.expect_prefix("MSG bob@example.com").await;
     assert!(early.payload.unwrap().ends_with(b"early words"));
     // Said once: the first machine is not given it again.
@@ -387,4 +383,38 @@ async fn a_machine_s_name_and_idleness_are_its_own_account_s_business() {
     assert!(doc.contains("<EpName>Den</EpName><Idle>true</Idle>"), "{doc}");
     let bob_saw = bob.sync_point_skipping().await;
     assert!(bob_saw.is_empty(), "a watcher sees nothing of it: {bob_saw:?}");
+}
+
+#[tokio::test]
+async fn p2p_data_for_one_machine_goes_to_that_machine_only() {
+    let server = server();
+    users(&server, &["alice", "bob"]);
+    let mut bob = endpoint(&server, 18, "bob", machine(9), &["alice"]).await;
+    let mut home = endpoint(&server, 18, "alice", machine(1), &["bob"]).await;
+    let mut work = endpoint(&server, 18, "alice", machine(2), &["bob"]).await;
+    bob.sync_point_skipping().await;
+    let mut bob_sb = open_session(&server, &mut bob, "bob@example.com", "Bob").await;
+    bob_sb.send("CAL 2 alice@example.com").await;
+    until_any(&mut bob_sb, "CAL 2 RINGING").await;
+    let home_ring = until(&mut home, "RNG ").await;
+    let work_ring = until(&mut work, "RNG ").await;
+    let mut home_sb = answer(home_ring, "alice", machine(1)).await;
+    let mut work_sb = answer(work_ring, "alice", machine(2)).await;
+    until_any(&mut home_sb, &format!("JOI alice@example.com;{}", machine(2))).await;
+    let p2p = |dest: String| {
+        format!(
+            "MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: {dest}\r\nP2P-Src: bob@example.com;{}\r\n\r\n\x08\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00",
+            machine(9)
+        )
+    };
+    bob_sb.send_payload("MSG 3 D", p2p(format!("alice@example.com;{}", machine(2))).as_bytes()).await;
+    until_any(&mut bob_sb, "ACK 3").await;
+    let got = work_sb.expect_prefix("MSG bob@example.com").await;
+    assert!(String::from_utf8_lossy(got.payload.as_deref().unwrap()).contains(&machine(2).to_string()));
+    // The other machine is not part of that transfer; a typed message still
+    // reaches both.
+    bob_sb.send_payload("MSG 4 N", &text_message("both")).await;
+    home_sb.expect_prefix("MSG bob@example.com").await;
+    work_sb.expect_prefix("MSG bob@example.com").await;
+    home_sb.expect_silence().await;
 }
