@@ -182,7 +182,8 @@ pub struct OnlineUser {
     /// Set by this connection's first `CHG`: from then on it receives
     /// presence (`NLN`/`FLN`/`UBX`).
     receiving: AtomicBool,
-    /// What this endpoint says of itself (`UUX` `PrivateEndpointData`).
+    /// What this endpoint says of itself (`UUX` `PrivateEndpointData`);
+    /// its machine is `machine`, not kept here twice.
     endpoint: Mutex<EndpointData>,
     account: Arc<AccountOnline>,
     outbox: Outbox<NsEvent>,
@@ -242,7 +243,6 @@ impl OnlineUser {
 
     /// This sign-in as an endpoint of `machine` (MSNP16+).
     pub fn on_machine(mut self, machine: Option<MachineGuid>) -> OnlineUser {
-        self.endpoint.get_mut().machine = machine.clone();
         self.machine = machine;
         self
     }
@@ -298,9 +298,9 @@ impl OnlineUser {
         live
     }
 
-    /// What this endpoint says of itself.
+    /// What this endpoint says of itself, under its machine.
     pub fn endpoint_data(&self) -> EndpointData {
-        self.endpoint.lock().clone()
+        EndpointData { machine: self.machine.clone(), ..self.endpoint.lock().clone() }
     }
 
     /// What the account's endpoints with a machine say of themselves, for
