@@ -169,41 +169,8 @@ async fn one_account_has_at_most_the_configured_endpoints() {
     let mut one = endpoint(&server, 18, "alice", machine(1), &[]).await;
     let mut two = endpoint(&server, 18, "alice", machine(2), &[]).await;
     // A third machine is refused with 734; the two stay.
-    let mut c = Client::connect(server.dispatch).await;
-    let d = msnp::Dialect::Msnp18;
-    let mut signing = msnp::signin::SignIn::new(
-        d,
-        "alice@example.com",
-        "pw-alice",
-        &["0x0409", "winnt", "6.1", "i386", "MSNMSGR", "14.0.8117", "msmsgs"],
-    )
-    .on_machine(machine(3));
-    let mut action = signing.start();
-    let refused = loop {
-        action = match action {
-            msnp::signin::Action::Send(r) => {
-                c.send_frame(&r.to_frame(d)).await;
-                match signing.receive(&c.recv_frame().await) {
-                    Ok(a) => a,
-                    Err(e) => break e,
-                }
-            }
-            msnp::signin::Action::Receive => match signing.receive(&c.recv_frame().await) {
-                Ok(a) => a,
-                Err(e) => break e,
-            },
-            msnp::signin::Action::Connect(address) => {
-                c = Client::connect_str(&address).await;
-                signing.connected()
-            }
-            msnp::signin::Action::FetchSsoToken { policy } => {
-                let tokens = sso_tokens(&server, "alice@example.com", "pw-alice", &policy).await.unwrap();
-                let t = tokens.iter().find(|t| t.id == "Compact1").unwrap();
-                signing.sso_token(t.ticket.clone(), t.secret.as_deref().unwrap(), [3; 8])
-            }
-            other => panic!("{other:?}"),
-        };
-    };
+    let third = try_login_from_machine(&server, 18, "alice@example.com", "pw-alice", machine(3)).await;
+    let refused = third.err().expect("refused");
     assert_eq!(refused, msnp::signin::SignInError::Refused(msnp::ErrorCode::TooManyEndpoints));
     for still in [&mut one, &mut two] {
         still.sync_point_skipping().await;

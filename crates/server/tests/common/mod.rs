@@ -758,6 +758,17 @@ pub async fn login_from_machine(
     password: &str,
     machine: msnp::endpoint::MachineGuid,
 ) -> Client {
+    try_login_from_machine(server, dialect, email, password, machine).await.expect("signing in")
+}
+
+/// [`login_from_machine`], or what the server refused it with.
+pub async fn try_login_from_machine(
+    server: &TestServer,
+    dialect: u8,
+    email: &str,
+    password: &str,
+    machine: msnp::endpoint::MachineGuid,
+) -> Result<Client, msnp::signin::SignInError> {
     let d = Dialect::ALL.into_iter().find(|d| d.number() == dialect).expect("a dialect msnp knows");
     let mut c = Client::connect(server.dispatch).await;
     let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION).on_machine(machine);
@@ -768,9 +779,9 @@ pub async fn login_from_machine(
         action = match action {
             Action::Send(request) => {
                 c.send_frame(&request.to_frame(d)).await;
-                signing.receive(&c.recv_frame().await).expect("signing in")
+                signing.receive(&c.recv_frame().await)?
             }
-            Action::Receive => signing.receive(&c.recv_frame().await).expect("signing in"),
+            Action::Receive => signing.receive(&c.recv_frame().await)?,
             Action::Connect(address) => {
                 // The client hangs up on the dispatch server, as real ones do
                 // (notification.rs checks what the server does otherwise).
@@ -804,7 +815,7 @@ pub async fn login_from_machine(
         let own = c.expect_prefix("UBX ").await;
         assert_eq!(own.payload.as_deref().map(<[u8]>::len), Some(0), "{}", own.text);
     }
-    c
+    Ok(c)
 }
 
 /// The product id the tests' OIM requests name (MSN 7.5's, whose key the
