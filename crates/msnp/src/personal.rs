@@ -11,6 +11,16 @@ use crate::types::OnlineState;
 const PERSONAL_ELEMENTS: [&str; 7] =
     ["PSM", "CurrentMedia", "MachineGuid", "DDP", "SignatureSound", "Scene", "ColorScheme"];
 
+/// The personal elements of a `<Data>` document, written back.
+fn personal_elements(data: &Element) -> String {
+    flat_elements(data.children.iter().filter(|c| PERSONAL_ELEMENTS.contains(&c.name.as_str())))
+}
+
+/// Text-only elements written back as `<Name>text</Name>`.
+fn flat_elements<'a>(elements: impl Iterator<Item = &'a Element>) -> String {
+    elements.map(|c| format!("<{n}>{t}</{n}>", n = c.name, t = escape_xml(&c.text))).collect()
+}
+
 /// One endpoint (point of presence, MSNP16+) of an account as `UBX` shows
 /// it: its capabilities to everyone (`EndpointData`), the rest only to the
 /// account's own endpoints (`PrivateEndpointData`).
@@ -62,13 +72,7 @@ impl UuxDocument {
         };
         doc.describes_endpoint = endpoint.is_some() || private.is_some();
         if root.name == "Data" && root.children.iter().any(|c| PERSONAL_ELEMENTS.contains(&c.name.as_str())) {
-            let kept: String = root
-                .children
-                .iter()
-                .filter(|c| PERSONAL_ELEMENTS.contains(&c.name.as_str()))
-                .map(|c| format!("<{n}>{t}</{n}>", n = c.name, t = escape_xml(&c.text)))
-                .collect();
-            doc.personal = Some(format!("<Data>{kept}</Data>"));
+            doc.personal = Some(format!("<Data>{}</Data>", personal_elements(&root)));
         }
         if let Some(e) = endpoint {
             doc.capabilities = e.text_at(&["Capabilities"]).and_then(Capabilities::parse);
@@ -110,11 +114,7 @@ pub fn with_endpoints(document: Option<&str>, endpoints: &[EndpointData], privat
     let personal = document.and_then(Element::parse).filter(|d| d.name == "Data");
     let mut out = String::from("<Data>");
     match personal {
-        Some(d) => {
-            for c in d.children.iter().filter(|c| PERSONAL_ELEMENTS.contains(&c.name.as_str())) {
-                out.push_str(&format!("<{n}>{t}</{n}>", n = c.name, t = escape_xml(&c.text)));
-            }
-        }
+        Some(d) => out.push_str(&personal_elements(&d)),
         None => out.push_str("<PSM></PSM><CurrentMedia></CurrentMedia>"),
     }
     for e in endpoints {
@@ -158,12 +158,7 @@ pub fn with_status(document: Option<&str>, status: &str) -> String {
     let psm = format!("<PSM>{}</PSM>", escape_xml(status));
     match document.and_then(Element::parse).filter(|d| d.name == "Data") {
         Some(d) => {
-            let rest: String = d
-                .children
-                .iter()
-                .filter(|c| c.name != "PSM")
-                .map(|c| format!("<{n}>{t}</{n}>", n = c.name, t = escape_xml(&c.text)))
-                .collect();
+            let rest = flat_elements(d.children.iter().filter(|c| c.name != "PSM"));
             format!("<Data>{psm}{rest}</Data>")
         }
         None => format!("<Data>{psm}<CurrentMedia></CurrentMedia></Data>"),
