@@ -169,6 +169,14 @@ impl Capabilities {
         }
     }
 
+    /// Reads `caps` or `caps:capsEx` as `dialect` carries them: before
+    /// MSNP16 an extended part (aMSN 0.99 sends one with MSNP15) is taken
+    /// and passed over, so that what is read is what would be written.
+    pub fn parse_in(s: &str, dialect: crate::Dialect) -> Option<Capabilities> {
+        let caps = Capabilities::parse(s)?;
+        Some(if dialect.capabilities_with_extended() { caps } else { Capabilities::basic(caps.basic) })
+    }
+
     /// `caps:capsEx`, the MSNP16+ form.
     pub fn with_extended(self) -> String {
         format!("{}:{}", self.basic, self.extended)

@@ -466,7 +466,7 @@ impl NsRequest {
                 // `caps:capsEx` is MSNP16's form, but aMSN 0.99 sends it
                 // with MSNP15 too: it is taken in every dialect.
                 let caps = match a.opt(2) {
-                    Some(c) => Some(Capabilities::parse(c).ok_or(a.invalid())?),
+                    Some(c) => Some(Capabilities::parse_in(c, dialect).ok_or(a.invalid())?),
                     None => None,
                 };
                 NsRequest::Chg {
@@ -825,17 +825,18 @@ mod tests {
             ns("CHG 9 NLN").unwrap(),
             NsRequest::Chg { trid: 9, state: OnlineState::Online, client_id: None, extended_caps: 0, msn_object: None }
         );
-        // aMSN 0.99's MSNP15 sends MSNP16's `caps:capsEx`.
-        assert_eq!(
-            ns("CHG 11 NLN 2147778596:48").unwrap(),
-            NsRequest::Chg {
-                trid: 11,
-                state: OnlineState::Online,
-                client_id: Some(2147778596),
-                extended_caps: 48,
-                msn_object: None
-            }
-        );
+        // aMSN 0.99's MSNP15 sends MSNP16's `caps:capsEx`: taken, and the
+        // extended part passed over until MSNP16, where it is kept.
+        let chg = |extended_caps| NsRequest::Chg {
+            trid: 11,
+            state: OnlineState::Online,
+            client_id: Some(2147778596),
+            extended_caps,
+            msn_object: None,
+        };
+        assert_eq!(ns("CHG 11 NLN 2147778596:48").unwrap(), chg(0));
+        let frame = Frame { line: "CHG 11 NLN 2147778596:48".into(), payload: None };
+        assert_eq!(NsRequest::parse(&frame, Dialect::Msnp18).unwrap(), chg(48));
         assert_eq!(ns("XFR 12 SB").unwrap(), NsRequest::XfrSb { trid: 12 });
         assert_eq!(ns("OUT").unwrap(), NsRequest::Out);
     }

@@ -48,6 +48,11 @@ fn presence() -> impl Strategy<Value = PresenceLine> {
     )
 }
 
+fn machine() -> impl Strategy<Value = msnp::endpoint::MachineGuid> {
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        .prop_map(|g| msnp::endpoint::MachineGuid::parse(&g).unwrap())
+}
+
 /// A handle, or one endpoint of it (`handle;{guid}`, MSNP16+ rosters).
 fn endpoint_handle() -> impl Strategy<Value = String> {
     (handle(), proptest::option::of("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")).prop_map(
@@ -253,7 +258,11 @@ fn reply() -> impl Strategy<Value = Reply> {
         (any::<bool>(), payload()).prop_map(|(added, payload)| Reply::ReverseListChange { added, payload }),
         (t(), payload()).prop_map(|(trid, payload)| Reply::Fqy { trid, payload }),
         t().prop_map(|trid| Reply::UunOk { trid }),
-        (handle(), any::<u32>(), payload()).prop_map(|(handle, kind, payload)| Reply::Ubn { handle, kind, payload }),
+        (handle(), proptest::option::of(machine()), any::<u32>(), payload()).prop_map(
+            |(handle, endpoint, kind, payload)| {
+                Reply::Ubn { from: msnp::endpoint::Address { handle, endpoint }, kind, payload }
+            }
+        ),
         payload().prop_map(|payload| Reply::Not { payload }),
     ];
     prop_oneof![session, lists, changes, presence_and_chat, live]
@@ -449,6 +458,8 @@ fn carried(x: &Reply, d: Dialect) -> Reply {
         }
         Reply::Iln { presence: p, .. } | Reply::Nln { presence: p } => presence(p),
         Reply::Fln { .. } => {}
+        // Only dialects with points of presence name the sender's endpoint.
+        Reply::Ubn { from, .. } if !d.has_points_of_presence() => from.endpoint = None,
         Reply::Qng { interval } if !d.qng_has_interval() => *interval = 0,
         Reply::Error { code, .. } if guids && *code == ErrorCode::InvalidUser => *code = ErrorCode::InvalidUsername,
         Reply::Iro { client_id, extended_caps, .. } | Reply::Joi { client_id, extended_caps, .. } => {

@@ -229,7 +229,13 @@ impl Reply {
             }
             Reply::Fqy { trid, payload } => write!(line, "FQY {trid} {}", payload.len()),
             Reply::UunOk { trid } => write!(line, "UUN {trid} OK"),
-            Reply::Ubn { handle, kind, payload } => write!(line, "UBN {handle} {kind} {}", payload.len()),
+            Reply::Ubn { from, kind, payload } => {
+                match &from.endpoint {
+                    Some(_) if dialect.has_points_of_presence() => write!(line, "UBN {from}")?,
+                    _ => write!(line, "UBN {}", from.handle)?,
+                }
+                write!(line, " {kind} {}", payload.len())
+            }
             Reply::Not { payload } => write!(line, "NOT {}", payload.len()),
             Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
             Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),

@@ -296,9 +296,11 @@ pub enum Reply {
     UunOk {
         trid: TrId,
     },
-    /// `UBN handle type length`: a notification from another user's client.
+    /// `UBN handle[;{guid}] type length`: a notification from another
+    /// user's client; from one of its endpoints where the dialect names
+    /// them (MSNP16+).
     Ubn {
-        handle: String,
+        from: crate::endpoint::Address,
         kind: u32,
         payload: Bytes,
     },

@@ -144,7 +144,7 @@ impl<'a> Words<'a> {
 
     /// `caps` or `caps:capsEx`.
     fn capabilities(&self, i: usize) -> Result<Capabilities, MalformedReply> {
-        Capabilities::parse(self.get(i)?).ok_or_else(|| self.bad())
+        Capabilities::parse_in(self.get(i)?, self.dialect).ok_or_else(|| self.bad())
     }
 
     /// The words of a MSNP10+ line that carry a `prefix=`.
@@ -437,7 +437,15 @@ impl Reply {
                 w.expect(1, "OK")?;
                 Reply::UunOk { trid: w.trid(0)? }
             }
-            "UBN" => Reply::Ubn { handle: w.string(0)?, kind: w.number(1)?, payload: w.payload() },
+            "UBN" => Reply::Ubn {
+                // Only dialects with points of presence name an endpoint.
+                from: match d.has_points_of_presence() {
+                    true => crate::endpoint::Address::parse(w.get(0)?).ok_or_else(|| w.bad())?,
+                    false => crate::endpoint::Address::user(w.get(0)?),
+                },
+                kind: w.number(1)?,
+                payload: w.payload(),
+            },
             "NOT" => Reply::Not { payload: w.payload() },
             "GCF" => Reply::Gcf { trid: w.trid(0)?, file: w.string(1)?, payload: w.payload() },
             "URL" => Reply::Url { trid: w.trid(0)?, rru: w.string(1)?, url: w.string(2)?, id: w.number(3)? },

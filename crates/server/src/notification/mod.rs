@@ -338,11 +338,8 @@ impl NsSession {
             }
             NsEvent::ClientNotice { from, from_endpoint, kind, payload } => {
                 if dialect.has_command("UUN") {
-                    let from = match from_endpoint.filter(|_| dialect.has_points_of_presence()) {
-                        Some(machine) => msnp::endpoint::Address::endpoint(&from, &machine),
-                        None => msnp::endpoint::Address::user(&from),
-                    };
-                    w.push(&Reply::Ubn { handle: from.to_string(), kind, payload });
+                    let from = msnp::endpoint::Address { handle: from, endpoint: from_endpoint };
+                    w.push(&Reply::Ubn { from, kind, payload });
                 }
             }
             NsEvent::ContactProperty { serial, handle, kind, value } => {
