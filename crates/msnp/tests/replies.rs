@@ -526,3 +526,18 @@ proptest! {
         let _ = Reply::parse_from_switchboard(&frame, d);
     }
 }
+
+/// Found by the fuzzer: group 0 is the implicit group however it is
+/// spelled, so `00` reads as no group and writes back as `0`.
+#[test]
+fn group_zero_in_any_spelling_is_no_group() {
+    let line = "LST 8 3BL3 1 00 0".to_string();
+    let frame = Frame { line, payload: None };
+    for d in [Dialect::Msnp8, Dialect::Msnp9] {
+        let Reply::SyncContact(c) = Reply::parse(&frame, d).unwrap() else { panic!("not a contact") };
+        assert!(c.group_ids.is_empty(), "{d}: {:?}", c.group_ids);
+        let listed = Frame { line: "LST 8 3BL3 1 0,5,00".into(), payload: None };
+        let Reply::SyncContact(c) = Reply::parse(&listed, d).unwrap() else { panic!("not a contact") };
+        assert_eq!(c.group_ids, vec![5]);
+    }
+}

@@ -110,10 +110,17 @@ impl<'a> Words<'a> {
 
     /// A comma-separated list of numeric group ids, `0` meaning none.
     fn group_ids(&self, i: usize) -> Result<Vec<u32>, MalformedReply> {
-        match self.opt(i) {
-            None | Some("0") => Ok(Vec::new()),
-            Some(ids) => ids.split(',').map(|id| id.parse().map_err(|_| self.bad())).collect(),
+        // Group 0 ("Other Contacts") is the implicit one: in a list it means
+        // no group, however it is spelled (`0`, `00`).
+        let Some(ids) = self.opt(i) else { return Ok(Vec::new()) };
+        let mut groups = Vec::new();
+        for id in ids.split(',') {
+            let id: u32 = id.parse().map_err(|_| self.bad())?;
+            if id != 0 {
+                groups.push(id);
+            }
         }
+        Ok(groups)
     }
 
     /// `state handle friendly [client-id [msn-object]]` from `i`.
