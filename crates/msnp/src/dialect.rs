@@ -243,6 +243,13 @@ impl Dialect {
         self >= Dialect::Msnp18
     }
 
+    /// Whether the dialect has circles (MSNP18): `USR SHA A` with the
+    /// address book's circle ticket, circles in `ADL` as network 9, and
+    /// `PUT`/`NFY`/`SDG` to speak in them.
+    pub fn has_circles(self) -> bool {
+        self >= Dialect::Msnp18
+    }
+
     /// Whether one account may be signed in from several machines at once
     /// (MSNP16+): `USR SSO S` names the machine GUID, switchboard users are
     /// `handle;{guid}`, `UBX` lists the endpoints, and `UUN`/`UBN` may

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     AuthenticationFailed = 911,
     NotAllowedWhenOffline = 913,
     NotAcceptingNewUsers = 920,
+    /// A circle the sender is not a member of, or has not been admitted to
+    /// with `USR SHA A` (MSNP18).
+    InvalidCircleMembership = 933,
 }
 
 impl ErrorCode {
@@ -72,7 +75,7 @@ impl ErrorCode {
     /// The code for a number, if it is one this crate names.
     pub fn from_code(code: u16) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 49] = [
+        const ALL: [ErrorCode; 50] = [
             SyntaxError,
             InvalidParameter,
             InvalidUser,
@@ -122,6 +125,7 @@ impl ErrorCode {
             AuthenticationFailed,
             NotAllowedWhenOffline,
             NotAcceptingNewUsers,
+            InvalidCircleMembership,
         ];
         ALL.into_iter().find(|e| e.code() == code)
     }

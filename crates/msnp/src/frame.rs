@@ -29,10 +29,28 @@ impl Direction {
     pub fn has_payload(self, verb: &[u8]) -> bool {
         match self {
             Direction::ToServer => {
-                matches!(verb, b"MSG" | b"QRY" | b"UUX" | b"SDC" | b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM")
+                matches!(
+                    verb,
+                    b"MSG" | b"QRY" | b"UUX" | b"SDC" | b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM" | b"PUT" | b"SDG"
+                )
             }
             Direction::ToClient => {
-                matches!(verb, b"MSG" | b"NOT" | b"UBX" | b"GCF" | b"IPG" | b"ADL" | b"RML" | b"FQY" | b"UBN" | b"UBM")
+                matches!(
+                    verb,
+                    b"MSG"
+                        | b"NOT"
+                        | b"UBX"
+                        | b"GCF"
+                        | b"IPG"
+                        | b"ADL"
+                        | b"RML"
+                        | b"FQY"
+                        | b"UBN"
+                        | b"UBM"
+                        | b"NFY"
+                        | b"SDG"
+                        | b"PUT"
+                )
             }
         }
     }

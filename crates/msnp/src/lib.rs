@@ -22,6 +22,7 @@ pub mod addressbook;
 pub mod adl;
 pub mod base64;
 pub mod challenge;
+pub mod circle;
 pub mod dialect;
 pub mod endpoint;
 pub mod error;

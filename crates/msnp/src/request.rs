@@ -152,6 +152,10 @@ pub enum UsrStep {
     /// session key over the server's nonce; from MSNP16 the machine that
     /// signs in (its endpoint).
     SsoResponse { ticket: String, blob: String, machine: Option<MachineGuid> },
+    /// `USR trid SHA A ticket` (MSNP18, signed in already): the circle
+    /// ticket of the address book, base64, admitting the endpoint to its
+    /// circles.
+    CircleTicket { ticket: String },
 }
 
 impl UsrStep {
@@ -161,7 +165,7 @@ impl UsrStep {
         match self {
             UsrStep::Md5Initiate { .. } | UsrStep::Md5Response { .. } => AuthScheme::Md5,
             UsrStep::TwnInitiate { .. } | UsrStep::TwnResponse { .. } => AuthScheme::Twn,
-            UsrStep::SsoInitiate { .. } | UsrStep::SsoResponse { .. } => AuthScheme::Sso,
+            UsrStep::SsoInitiate { .. } | UsrStep::SsoResponse { .. } | UsrStep::CircleTicket { .. } => AuthScheme::Sso,
         }
     }
 }
@@ -350,6 +354,17 @@ pub enum NsRequest {
         kind: u32,
         payload: Bytes,
     },
+    /// `PUT trid length` (MSNP18): a routed publication, to a circle
+    /// (the member's roster entry, the circle's presence).
+    Put {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `SDG trid length` (MSNP18): a routed message, said in a circle.
+    Sdg {
+        trid: TrId,
+        payload: Bytes,
+    },
     Png,
     Out,
     /// A client may never send `MSG` to a notification server: the request is
@@ -392,6 +407,7 @@ impl NsRequest {
                             None => None,
                         },
                     },
+                    ("SHA", "A") if dialect.has_circles() => UsrStep::CircleTicket { ticket: a.get(3)?.to_string() },
                     _ => return Err(a.invalid()),
                 };
                 NsRequest::Usr { trid, step }
@@ -508,6 +524,8 @@ impl NsRequest {
                 let to = Address::parse(a.get(1)?).ok_or(a.invalid())?;
                 NsRequest::Uun { trid, to, kind: a.number(2)?, payload: payload() }
             }
+            "PUT" if dialect.has_circles() => NsRequest::Put { trid: a.trid()?, payload: payload() },
+            "SDG" if dialect.has_circles() => NsRequest::Sdg { trid: a.trid()?, payload: payload() },
             "UUM" => NsRequest::Uum {
                 trid: a.trid()?,
                 to: a.get(1)?.to_string(),
@@ -555,7 +573,9 @@ impl NsRequest {
             | Rml { trid, .. }
             | Fqy { trid, .. }
             | Uun { trid, .. }
-            | Uum { trid, .. } => Some(*trid),
+            | Uum { trid, .. }
+            | Put { trid, .. }
+            | Sdg { trid, .. } => Some(*trid),
             Msg { trid } => *trid,
             Png | Out => None,
         }
@@ -597,6 +617,7 @@ impl NsRequest {
                 UsrStep::SsoResponse { ticket, blob, machine: Some(g) } => {
                     format!("USR {trid} SSO S {ticket} {blob} {g}")
                 }
+                UsrStep::CircleTicket { ticket } => format!("USR {trid} SHA A {ticket}"),
             },
             Syn { trid, version } => match version {
                 SyncVersion::Serial(serial) if !dialect.uses_guids() => format!("SYN {trid} {serial}"),
@@ -668,6 +689,8 @@ impl NsRequest {
             Uum { trid, to, network, kind, payload } => {
                 return frame(format!("UUM {trid} {to} {network} {kind}"), Some(payload));
             }
+            Put { trid, payload } => return frame(format!("PUT {trid}"), Some(payload)),
+            Sdg { trid, payload } => return frame(format!("SDG {trid}"), Some(payload)),
         };
         frame(line, None)
     }

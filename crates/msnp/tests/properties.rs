@@ -268,7 +268,18 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         (t(), token(), any::<u32>(), any::<u32>(), payload())
             .prop_map(|(trid, to, network, kind, payload)| { NsRequest::Uum { trid, to, network, kind, payload } }),
     ];
-    prop_oneof![session, lists_and_groups, profile, live]
+    // MSNP18: circles.
+    let circles = if dialect.has_circles() {
+        prop_oneof![
+            (t(), payload()).prop_map(|(trid, payload)| NsRequest::Put { trid, payload }),
+            (t(), payload()).prop_map(|(trid, payload)| NsRequest::Sdg { trid, payload }),
+            (t(), token()).prop_map(|(trid, ticket)| NsRequest::Usr { trid, step: UsrStep::CircleTicket { ticket } }),
+        ]
+        .boxed()
+    } else {
+        (t(), payload()).prop_map(|(trid, payload)| NsRequest::Adl { trid, payload }).boxed()
+    };
+    prop_oneof![session, lists_and_groups, profile, live, circles]
 }
 
 fn sb_request() -> impl Strategy<Value = SbRequest> {

@@ -237,6 +237,11 @@ impl Reply {
                 write!(line, " {kind} {}", payload.len())
             }
             Reply::Not { payload } => write!(line, "NOT {}", payload.len()),
+            Reply::Nfy { removal, payload } => {
+                write!(line, "NFY {} {}", if *removal { "DEL" } else { "PUT" }, payload.len())
+            }
+            Reply::Sdg { payload } => write!(line, "SDG 0 {}", payload.len()),
+            Reply::PutOk { trid } => write!(line, "PUT {trid} OK 0"),
             Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
             Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),
             Reply::Snd { trid, email } => write!(line, "SND {trid} {email}"),

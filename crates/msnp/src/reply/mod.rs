@@ -308,6 +308,21 @@ pub enum Reply {
     Not {
         payload: Bytes,
     },
+    /// `NFY PUT length` / `NFY DEL length` (MSNP18): a routed
+    /// notification, of a circle's roster and presence or of someone
+    /// leaving it.
+    Nfy {
+        removal: bool,
+        payload: Bytes,
+    },
+    /// `SDG 0 length` (MSNP18): a routed message, said in a circle.
+    Sdg {
+        payload: Bytes,
+    },
+    /// `PUT trid OK 0`: the publication was taken.
+    PutOk {
+        trid: TrId,
+    },
     Url {
         trid: TrId,
         rru: String,
@@ -427,6 +442,7 @@ impl Reply {
             | RmlOk { trid }
             | Fqy { trid, .. }
             | UunOk { trid }
+            | PutOk { trid }
             | UsrOk { trid, .. }
             | SbUsrOk { trid, .. }
             | XfrNs { trid, .. }
@@ -468,6 +484,8 @@ impl Reply {
             | ReverseListChange { .. }
             | Ubn { .. }
             | Not { .. }
+            | Nfy { .. }
+            | Sdg { .. }
             | Ubx { .. }
             | Nln { .. }
             | Fln { .. }
@@ -495,6 +513,8 @@ impl Reply {
         | Reply::ReverseListChange { payload, .. }
         | Reply::Fqy { payload, .. }
         | Reply::Ubn { payload, .. }
+        | Reply::Nfy { payload, .. }
+        | Reply::Sdg { payload }
         | Reply::Not { payload } = self
         {
             out.put_slice(payload);

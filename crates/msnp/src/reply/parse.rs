@@ -454,6 +454,23 @@ impl Reply {
                 payload: w.payload(),
             },
             "NOT" => Reply::Not { payload: w.payload() },
+            "NFY" => Reply::Nfy {
+                removal: match w.get(0)? {
+                    "PUT" => false,
+                    "DEL" => true,
+                    _ => return Err(w.bad()),
+                },
+                payload: w.payload(),
+            },
+            "SDG" => {
+                w.expect(0, "0")?;
+                Reply::Sdg { payload: w.payload() }
+            }
+            "PUT" => {
+                w.expect(1, "OK")?;
+                w.expect(2, "0")?;
+                Reply::PutOk { trid: w.trid(0)? }
+            }
             "GCF" => Reply::Gcf { trid: w.trid(0)?, file: w.string(1)?, payload: w.payload() },
             "URL" => Reply::Url { trid: w.trid(0)?, rru: w.string(1)?, url: w.string(2)?, id: w.number(3)? },
             "SDC" => Reply::Sdc { trid: w.trid(0)? },
