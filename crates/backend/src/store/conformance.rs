@@ -8,9 +8,10 @@ use std::sync::Arc;
 use msnp::{ListKind, PrivacyMode};
 
 use super::{
-    Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, PostgresStore, Removal,
-    SqliteStore, Store, StoreError, StoredPhoto,
+    CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MailboxLimits, MembershipChange, NewAccount,
+    OfflineMessage, PostgresStore, Removal, SqliteStore, Store, StoreError, StoredPhoto,
 };
+use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
 
 /// Where a test's store lives, so that it can be opened again (as after a
@@ -338,6 +339,69 @@ async fn a_display_picture_is_kept_replaced_and_cleared(f: Fixture) {
     assert_eq!(store.photo(a).await.unwrap(), None, "gone with the account");
 }
 
+fn said(sender: &str, text: &str) -> CircleMessage {
+    CircleMessage {
+        id: 0,
+        sender: sender.into(),
+        sender_friendly: sender.into(),
+        sent_at_ms: 1,
+        text: text.into(),
+        format: None,
+    }
+}
+
+async fn circles_keep_members_limits_and_what_was_said(f: Fixture) {
+    let store = f.open().await;
+    let store = store.as_ref();
+    let limits = CircleLimits { per_account: 2, members: 2 };
+    let (a, b, c) = (account(store, "a@x.com").await, account(store, "b@x.com").await, account(store, "c@x.com").await);
+    let one = CircleId::from_hex("000000000001").unwrap();
+    let two = CircleId::from_hex("000000000002").unwrap();
+    store.create_circle(a, &one, "Book club", limits).await.unwrap();
+    store.create_circle(a, &two, "Chess", limits).await.unwrap();
+    let three = CircleId::from_hex("000000000003").unwrap();
+    assert!(matches!(store.create_circle(a, &three, "Third", limits).await, Err(StoreError::CircleFull)));
+    assert!(store.circle(&three).await.unwrap().is_none(), "a refused circle is not made");
+
+    // Before anyone is invited, something is said: the invitee will not get it.
+    let before = store.store_circle_message(&one, said("a@x.com", "before"), 10).await.unwrap();
+    let invite = MembershipChange::Invite { inviter: "a@x.com".into(), message: Some("join".into()) };
+    store.change_membership(&one, b, invite.clone(), limits).await.unwrap();
+    store.change_membership(&one, b, invite.clone(), limits).await.unwrap();
+    assert!(matches!(store.change_membership(&one, c, invite.clone(), limits).await, Err(StoreError::CircleFull)));
+    let circle = store.circle(&one).await.unwrap().unwrap();
+    assert_eq!(circle.name, "Book club");
+    let member = circle.member(b).unwrap();
+    assert_eq!((member.role, member.state, member.inviter.as_deref()), (CircleRole::Member, CircleState::WaitingResponse, Some("a@x.com")));
+    assert_eq!(circle.member(a).unwrap().role, CircleRole::Admin);
+    store.change_membership(&one, b, MembershipChange::Accept, limits).await.unwrap();
+    let member = store.circle(&one).await.unwrap().unwrap().member(b).cloned().unwrap();
+    assert_eq!((member.state, member.seen_id, member.inviter), (CircleState::Accepted, before, None));
+    assert!(matches!(store.change_membership(&one, c, MembershipChange::Accept, limits).await, Err(StoreError::NoSuchCircle)));
+
+    // Only the newest are kept; seen never moves back.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(store.store_circle_message(&one, said("b@x.com", &format!("m{i}")), 3).await.unwrap());
+    }
+    let kept = store.circle_messages_after(&one, 0).await.unwrap();
+    assert_eq!(kept.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+    assert_eq!(store.circle_messages_after(&one, ids[2]).await.unwrap().len(), 1);
+    store.mark_circle_seen(&one, b, ids[3]).await.unwrap();
+    store.mark_circle_seen(&one, b, ids[0]).await.unwrap();
+    assert_eq!(store.circle(&one).await.unwrap().unwrap().member(b).unwrap().seen_id, ids[3]);
+    assert_eq!(store.circles_of(b).await.unwrap().len(), 1);
+    assert_eq!(store.circles_of(a).await.unwrap().len(), 2);
+
+    // The circle goes with its last member, and with it what was said.
+    store.change_membership(&one, a, MembershipChange::Remove, limits).await.unwrap();
+    assert!(store.circle(&one).await.unwrap().is_some());
+    store.change_membership(&one, b, MembershipChange::Remove, limits).await.unwrap();
+    assert!(store.circle(&one).await.unwrap().is_none());
+    assert!(store.circle_messages_after(&one, 0).await.unwrap().is_empty());
+    assert!(matches!(store.change_membership(&one, b, MembershipChange::Remove, limits).await, Err(StoreError::NoSuchCircle)));
+}
+
 /// Declares each test once per back end.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -373,4 +437,5 @@ suite!(
     a_failing_change_does_not_undo_its_neighbours,
     list_changes_name_what_changed_since_and_what_was_removed,
     a_display_picture_is_kept_replaced_and_cleared,
+    circles_keep_members_limits_and_what_was_said,
 );

@@ -13,9 +13,15 @@ mod sqlite;
 pub mod timed;
 
 use async_trait::async_trait;
+use msnp::circle::{CircleId, CircleRole, CircleState};
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
 pub use postgres::PostgresStore;
+
+/// The member columns both stores read, in this order, after the circle's
+/// id and name: account, handle, friendly, role, state, inviter, invite
+/// message, seen id.
+pub(crate) const MEMBER_COLUMNS: &str = "m.account_id, a.handle, a.friendly, m.role, m.state, m.inviter, m.invite_message, m.seen_id";
 pub use sqlite::{SqliteStore, backup as backup_sqlite, verify as verify_sqlite};
 
 use crate::lists::{AccountId, Group, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
@@ -33,6 +39,72 @@ pub enum StoreError {
     Closed,
     #[error("the recipient's offline message quota is full")]
     QuotaExceeded,
+    #[error("too many circles, or too many members in the circle")]
+    CircleFull,
+    #[error("no such circle, or no such member of it")]
+    NoSuchCircle,
+}
+
+/// A circle (a persistent group chat, MSNP18) as stored, with everyone in
+/// it or invited to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCircle {
+    pub id: CircleId,
+    pub name: String,
+    pub members: Vec<StoredCircleMember>,
+}
+
+impl StoredCircle {
+    /// The member row of `account`, if they are in or invited.
+    pub fn member(&self, account: AccountId) -> Option<&StoredCircleMember> {
+        self.members.iter().find(|m| m.account == account)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCircleMember {
+    pub account: AccountId,
+    pub handle: String,
+    pub friendly: String,
+    pub role: CircleRole,
+    pub state: CircleState,
+    /// Who invited them, and what they said, while the invitation waits.
+    pub inviter: Option<String>,
+    pub invite_message: Option<String>,
+    /// The last message of the circle they have been given.
+    pub seen_id: i64,
+}
+
+/// A change to one membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Invite someone not yet in the circle (nothing changes if they are).
+    Invite { inviter: String, message: Option<String> },
+    /// The invitee accepts: a member from now on, who has seen everything
+    /// said before.
+    Accept,
+    /// Leave, decline, or be removed; the circle goes with its last member.
+    Remove,
+}
+
+/// How many circles and members the store admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircleLimits {
+    /// Circles one account may be in or invited to.
+    pub per_account: usize,
+    /// Members (and invitees) of one circle.
+    pub members: usize,
+}
+
+/// A message said in a circle, kept for the members who were away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircleMessage {
+    pub id: i64,
+    pub sender: String,
+    pub sender_friendly: String,
+    pub sent_at_ms: i64,
+    pub text: String,
+    pub format: Option<String>,
 }
 
 /// A message kept for a user who was offline.
@@ -287,6 +359,60 @@ pub trait Store: Send + Sync + 'static {
     async fn set_prompt(&self, id: AccountId, mode: PromptMode) -> Result<u32, StoreError>;
     /// Stores the friendly name (`REA`); returns the new serial.
     async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError>;
+    /// Creates a circle with `owner` as its accepted administrator, unless
+    /// the owner is in `limits.per_account` circles already (`CircleFull`).
+    async fn create_circle(
+        &self,
+        owner: AccountId,
+        id: &CircleId,
+        name: &str,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError>;
+    /// A circle with its members.
+    async fn circle(&self, id: &CircleId) -> Result<Option<StoredCircle>, StoreError>;
+    /// The circles `account` is in or invited to, with their members.
+    async fn circles_of(&self, account: AccountId) -> Result<Vec<StoredCircle>, StoreError>;
+    /// Changes one membership, checking `limits` for an invitation in the
+    /// same transaction; `NoSuchCircle` if the circle is gone, or the
+    /// change needs a membership there is none of.
+    async fn change_membership(
+        &self,
+        id: &CircleId,
+        account: AccountId,
+        change: MembershipChange,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError>;
+    /// Keeps a message said in a circle, and only the newest `keep`;
+    /// returns its id.
+    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError>;
+    /// The kept messages of a circle after `after_id`, oldest first.
+    async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError>;
+    /// Records that `account` has been given the circle's messages up to
+    /// `seen_id` (never moves back).
+    async fn mark_circle_seen(&self, id: &CircleId, account: AccountId, seen_id: i64) -> Result<(), StoreError>;
+}
+
+/// The role and state numbers a store keeps (the wire's).
+pub(crate) fn role_of(n: i64) -> CircleRole {
+    if n == i64::from(CircleRole::Admin.number()) { CircleRole::Admin } else { CircleRole::Member }
+}
+
+pub(crate) fn state_of(n: i64) -> CircleState {
+    if n == i64::from(CircleState::Accepted.number()) { CircleState::Accepted } else { CircleState::WaitingResponse }
+}
+
+/// Assembles circles from member rows ordered by circle:
+/// (circle id, name, member).
+pub(crate) fn circles_from_rows(rows: Vec<(String, String, StoredCircleMember)>) -> Vec<StoredCircle> {
+    let mut circles: Vec<StoredCircle> = Vec::new();
+    for (id, name, member) in rows {
+        let Some(id) = CircleId::from_hex(&id) else { continue };
+        match circles.last_mut() {
+            Some(c) if c.id == id => c.members.push(member),
+            _ => circles.push(StoredCircle { id, name, members: vec![member] }),
+        }
+    }
+    circles
 }
 
 /// The rows `SYN` needs, as each back end reads them in its own SQL; the

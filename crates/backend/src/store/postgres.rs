@@ -24,9 +24,11 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
-    OfflineMessage, SnapshotRows, Store, StoreError, StoredPhoto,
+    Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MEMBER_COLUMNS,
+    MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+    StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
+use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
 /// The schema, version by version (the same versions as SQLite's).
@@ -164,6 +166,34 @@ const MIGRATIONS: &[(i64, &str)] = &[
             mime        TEXT NOT NULL,
             data        BYTEA NOT NULL
         );",
+    ),
+    (
+        7,
+        "CREATE TABLE circles (
+            id   TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        );
+        CREATE TABLE circle_members (
+            circle_id      TEXT NOT NULL REFERENCES circles(id) ON DELETE CASCADE,
+            account_id     BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            role           BIGINT NOT NULL,
+            state          BIGINT NOT NULL,
+            inviter        TEXT,
+            invite_message TEXT,
+            seen_id        BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (circle_id, account_id)
+        );
+        CREATE INDEX circle_members_by_account ON circle_members (account_id);
+        CREATE TABLE circle_messages (
+            id              BIGSERIAL PRIMARY KEY,
+            circle_id       TEXT NOT NULL REFERENCES circles(id) ON DELETE CASCADE,
+            sender          TEXT NOT NULL,
+            sender_friendly TEXT NOT NULL,
+            sent_at_ms      BIGINT NOT NULL,
+            text            TEXT NOT NULL,
+            format          TEXT
+        );
+        CREATE INDEX circle_messages_by_circle ON circle_messages (circle_id, id);",
     ),
 ];
 
@@ -838,9 +868,227 @@ impl Store for PostgresStore {
     async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError> {
         self.set_account_field(id, "friendly", friendly).await
     }
+    async fn create_circle(
+        &self,
+        owner: AccountId,
+        id: &CircleId,
+        name: &str,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        let id = id.hex();
+        change!(self, tx, {
+            // The owner's row serialises the count with other changes of theirs.
+            lock_accounts(&tx, &[owner]).await?;
+            let held: i64 = tx
+                .query_one("SELECT COUNT(*) FROM circle_members WHERE account_id = $1", &[&owner])
+                .await
+                .map_err(pg)?
+                .get(0);
+            if held as usize >= limits.per_account {
+                return Err(StoreError::CircleFull);
+            }
+            tx.execute("INSERT INTO circles (id, name) VALUES ($1, $2)", &[&id, &name]).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO circle_members (circle_id, account_id, role, state) VALUES ($1, $2, $3, $4)",
+                &[&id, &owner, &i64::from(CircleRole::Admin.number()), &i64::from(CircleState::Accepted.number())],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    async fn circle(&self, id: &CircleId) -> Result<Option<StoredCircle>, StoreError> {
+        let rows = self.circle_rows("c.id = $1", &id.hex()).await?;
+        Ok(circles_from_rows(rows).pop())
+    }
+
+    async fn circles_of(&self, account: AccountId) -> Result<Vec<StoredCircle>, StoreError> {
+        let rows =
+            self.circle_rows("c.id IN (SELECT circle_id FROM circle_members WHERE account_id = $1)", &account).await?;
+        Ok(circles_from_rows(rows))
+    }
+
+    async fn change_membership(
+        &self,
+        id: &CircleId,
+        account: AccountId,
+        change: MembershipChange,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        let id = id.hex();
+        change!(self, tx, {
+            // The circle's row, then the account's: every change of a
+            // membership takes them in this order.
+            if tx.query_opt("SELECT 1 FROM circles WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(pg)?.is_none() {
+                return Err(StoreError::NoSuchCircle);
+            }
+            lock_accounts(&tx, &[account]).await?;
+            match change {
+                MembershipChange::Invite { inviter, message } => {
+                    let count = |sql: &'static str, arg: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
+                        let tx = &tx;
+                        async move { tx.query_one(sql, &[&*arg]).await.map(|r| r.get::<_, i64>(0) as usize).map_err(pg) }
+                    };
+                    let already = tx
+                        .query_opt("SELECT 1 FROM circle_members WHERE circle_id = $1 AND account_id = $2", &[&id, &account])
+                        .await
+                        .map_err(pg)?
+                        .is_some();
+                    if already {
+                        return Ok(());
+                    }
+                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = $1", Box::new(id.to_string())).await?
+                        >= limits.members
+                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = $1", Box::new(account)).await?
+                            >= limits.per_account
+                    {
+                        return Err(StoreError::CircleFull);
+                    }
+                    tx.execute(
+                        "INSERT INTO circle_members (circle_id, account_id, role, state, inviter, invite_message)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[
+                            &id,
+                            &account,
+                            &i64::from(CircleRole::Member.number()),
+                            &i64::from(CircleState::WaitingResponse.number()),
+                            &inviter,
+                            &message,
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+                MembershipChange::Accept => {
+                    let changed = tx
+                        .execute(
+                            "UPDATE circle_members SET state = $3, inviter = NULL, invite_message = NULL,
+                             seen_id = (SELECT COALESCE(MAX(id), 0) FROM circle_messages WHERE circle_id = $1)
+                             WHERE circle_id = $1 AND account_id = $2",
+                            &[&id, &account, &i64::from(CircleState::Accepted.number())],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    if changed == 0 {
+                        return Err(StoreError::NoSuchCircle);
+                    }
+                }
+                MembershipChange::Remove => {
+                    let changed = tx
+                        .execute("DELETE FROM circle_members WHERE circle_id = $1 AND account_id = $2", &[&id, &account])
+                        .await
+                        .map_err(pg)?;
+                    if changed == 0 {
+                        return Err(StoreError::NoSuchCircle);
+                    }
+                    tx.execute(
+                        "DELETE FROM circles WHERE id = $1 AND NOT EXISTS
+                         (SELECT 1 FROM circle_members WHERE circle_id = $1 AND state = $2)",
+                        &[&id, &i64::from(CircleState::Accepted.number())],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+        let id = id.hex();
+        change!(self, tx, {
+            let new_id: i64 = tx
+                .query_one(
+                    "INSERT INTO circle_messages (circle_id, sender, sender_friendly, sent_at_ms, text, format)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&id, &message.sender, &message.sender_friendly, &message.sent_at_ms, &message.text, &message.format],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            // Ids are not dense here (a sequence): keep by rank, not by arithmetic.
+            tx.execute(
+                "DELETE FROM circle_messages WHERE circle_id = $1 AND id NOT IN
+                 (SELECT id FROM circle_messages WHERE circle_id = $1 ORDER BY id DESC LIMIT $2)",
+                &[&id, &(keep as i64)],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(new_id)
+        })
+    }
+
+    async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, sender, sender_friendly, sent_at_ms, text, format FROM circle_messages
+                 WHERE circle_id = $1 AND id > $2 ORDER BY id",
+                &[&id.hex(), &after_id],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| CircleMessage {
+                id: r.get(0),
+                sender: r.get(1),
+                sender_friendly: r.get(2),
+                sent_at_ms: r.get(3),
+                text: r.get(4),
+                format: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn mark_circle_seen(&self, id: &CircleId, account: AccountId, seen_id: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE circle_members SET seen_id = GREATEST(seen_id, $3) WHERE circle_id = $1 AND account_id = $2",
+                &[&id.hex(), &account, &seen_id],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
 }
 
 impl PostgresStore {
+    /// The member rows of the circles `filter` picks, by circle then account.
+    async fn circle_rows(
+        &self,
+        filter: &str,
+        arg: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Vec<(String, String, StoredCircleMember)>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT c.id, c.name, {MEMBER_COLUMNS} FROM circles c JOIN circle_members m ON m.circle_id = c.id
+             JOIN accounts a ON a.id = m.account_id WHERE {filter} ORDER BY c.id, m.role, a.handle_key"
+        );
+        let rows = client.query(&sql, &[arg]).await.map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    StoredCircleMember {
+                        account: r.get(2),
+                        handle: r.get(3),
+                        friendly: r.get(4),
+                        role: role_of(r.get(5)),
+                        state: state_of(r.get(6)),
+                        inviter: r.get(7),
+                        invite_message: r.get(8),
+                        seen_id: r.get(9),
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Sets one text column of an account and bumps its serial. `column` is
     /// one of ours, never user input.
     async fn set_account_field(&self, id: AccountId, column: &'static str, value: &str) -> Result<u32, StoreError> {

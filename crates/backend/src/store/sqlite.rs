@@ -21,9 +21,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxCounts, MailboxLimits, NewAccount,
-    OfflineMessage, SnapshotRows, Store, StoreError, StoredPhoto,
+    Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MEMBER_COLUMNS,
+    MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
+    StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
+use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
 
 /// Versioned schema migrations, applied in order, each exactly once.
@@ -163,6 +165,36 @@ const MIGRATIONS: &[(i64, &str)] = &[
         mime        TEXT NOT NULL,
         data        BLOB NOT NULL
     );",
+    ),
+    // Circles (MSNP18's persistent group chats), their members, and what
+    // was said in them, kept for the members who were away.
+    (
+        7,
+        "CREATE TABLE circles (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL
+    );
+    CREATE TABLE circle_members (
+        circle_id      TEXT NOT NULL REFERENCES circles(id) ON DELETE CASCADE,
+        account_id     INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        role           INTEGER NOT NULL,
+        state          INTEGER NOT NULL,
+        inviter        TEXT,
+        invite_message TEXT,
+        seen_id        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (circle_id, account_id)
+    );
+    CREATE INDEX circle_members_by_account ON circle_members (account_id);
+    CREATE TABLE circle_messages (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        circle_id       TEXT NOT NULL REFERENCES circles(id) ON DELETE CASCADE,
+        sender          TEXT NOT NULL,
+        sender_friendly TEXT NOT NULL,
+        sent_at_ms      INTEGER NOT NULL,
+        text            TEXT NOT NULL,
+        format          TEXT
+    );
+    CREATE INDEX circle_messages_by_circle ON circle_messages (circle_id, id);",
     ),
 ];
 
@@ -911,4 +943,216 @@ impl Store for SqliteStore {
         })
         .await
     }
+    async fn create_circle(
+        &self,
+        owner: AccountId,
+        id: &CircleId,
+        name: &str,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        let (id, name) = (id.hex().to_string(), name.to_string());
+        self.run(move |conn| {
+            let held: i64 = conn
+                .query_row("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", [owner], |r| r.get(0))
+                .map_err(db)?;
+            if held as usize >= limits.per_account {
+                return Err(StoreError::CircleFull);
+            }
+            conn.execute("INSERT INTO circles (id, name) VALUES (?1, ?2)", params![id, name]).map_err(db)?;
+            conn.execute(
+                "INSERT INTO circle_members (circle_id, account_id, role, state) VALUES (?1, ?2, ?3, ?4)",
+                params![id, owner, CircleRole::Admin.number(), CircleState::Accepted.number()],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn circle(&self, id: &CircleId) -> Result<Option<StoredCircle>, StoreError> {
+        let id = id.hex().to_string();
+        self.run(move |conn| {
+            let rows = circle_rows(conn, "c.id = ?1", id)?;
+            Ok(circles_from_rows(rows).pop())
+        })
+        .await
+    }
+
+    async fn circles_of(&self, account: AccountId) -> Result<Vec<StoredCircle>, StoreError> {
+        self.run(move |conn| {
+            let rows = circle_rows(conn, "c.id IN (SELECT circle_id FROM circle_members WHERE account_id = ?1)", account)?;
+            Ok(circles_from_rows(rows))
+        })
+        .await
+    }
+
+    async fn change_membership(
+        &self,
+        id: &CircleId,
+        account: AccountId,
+        change: MembershipChange,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        let id = id.hex().to_string();
+        self.run(move |conn| {
+            let exists: bool =
+                conn.query_row("SELECT EXISTS (SELECT 1 FROM circles WHERE id = ?1)", [&id], |r| r.get(0)).map_err(db)?;
+            if !exists {
+                return Err(StoreError::NoSuchCircle);
+            }
+            let count = |sql: &str, arg: &dyn rusqlite::ToSql| -> Result<usize, StoreError> {
+                conn.query_row(sql, [arg], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db)
+            };
+            match change {
+                MembershipChange::Invite { inviter, message } => {
+                    let already: bool = conn
+                        .query_row(
+                            "SELECT EXISTS (SELECT 1 FROM circle_members WHERE circle_id = ?1 AND account_id = ?2)",
+                            params![id, account],
+                            |r| r.get(0),
+                        )
+                        .map_err(db)?;
+                    if already {
+                        return Ok(());
+                    }
+                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = ?1", &id)? >= limits.members
+                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", &account)? >= limits.per_account
+                    {
+                        return Err(StoreError::CircleFull);
+                    }
+                    conn.execute(
+                        "INSERT INTO circle_members (circle_id, account_id, role, state, inviter, invite_message)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            id,
+                            account,
+                            CircleRole::Member.number(),
+                            CircleState::WaitingResponse.number(),
+                            inviter,
+                            message
+                        ],
+                    )
+                    .map_err(db)?;
+                }
+                MembershipChange::Accept => {
+                    let changed = conn
+                        .execute(
+                            "UPDATE circle_members SET state = ?3, inviter = NULL, invite_message = NULL,
+                             seen_id = (SELECT COALESCE(MAX(id), 0) FROM circle_messages WHERE circle_id = ?1)
+                             WHERE circle_id = ?1 AND account_id = ?2",
+                            params![id, account, CircleState::Accepted.number()],
+                        )
+                        .map_err(db)?;
+                    if changed == 0 {
+                        return Err(StoreError::NoSuchCircle);
+                    }
+                }
+                MembershipChange::Remove => {
+                    let changed = conn
+                        .execute("DELETE FROM circle_members WHERE circle_id = ?1 AND account_id = ?2", params![id, account])
+                        .map_err(db)?;
+                    if changed == 0 {
+                        return Err(StoreError::NoSuchCircle);
+                    }
+                    // A circle nobody is in any more is gone, with what was said.
+                    conn.execute(
+                        "DELETE FROM circles WHERE id = ?1 AND NOT EXISTS
+                         (SELECT 1 FROM circle_members WHERE circle_id = ?1 AND state = ?2)",
+                        params![id, CircleState::Accepted.number()],
+                    )
+                    .map_err(db)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+        let id = id.hex().to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO circle_messages (circle_id, sender, sender_friendly, sent_at_ms, text, format)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, message.sender, message.sender_friendly, message.sent_at_ms, message.text, message.format],
+            )
+            .map_err(db)?;
+            let new_id = conn.last_insert_rowid();
+            conn.execute("DELETE FROM circle_messages WHERE circle_id = ?1 AND id <= ?2", params![id, new_id - keep as i64])
+                .map_err(db)?;
+            Ok(new_id)
+        })
+        .await
+    }
+
+    async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError> {
+        let id = id.hex().to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, sender, sender_friendly, sent_at_ms, text, format FROM circle_messages
+                 WHERE circle_id = ?1 AND id > ?2 ORDER BY id",
+            )
+            .map_err(db)?
+            .query_map(params![id, after_id], |r| {
+                Ok(CircleMessage {
+                    id: r.get(0)?,
+                    sender: r.get(1)?,
+                    sender_friendly: r.get(2)?,
+                    sent_at_ms: r.get(3)?,
+                    text: r.get(4)?,
+                    format: r.get(5)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn mark_circle_seen(&self, id: &CircleId, account: AccountId, seen_id: i64) -> Result<(), StoreError> {
+        let id = id.hex().to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE circle_members SET seen_id = MAX(seen_id, ?3) WHERE circle_id = ?1 AND account_id = ?2",
+                params![id, account, seen_id],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The member rows of the circles `filter` picks, by circle then account.
+fn circle_rows<P: rusqlite::ToSql>(
+    conn: &Connection,
+    filter: &str,
+    arg: P,
+) -> Result<Vec<(String, String, StoredCircleMember)>, StoreError> {
+    let sql = format!(
+        "SELECT c.id, c.name, {MEMBER_COLUMNS} FROM circles c JOIN circle_members m ON m.circle_id = c.id
+         JOIN accounts a ON a.id = m.account_id WHERE {filter} ORDER BY c.id, m.role, a.handle_key"
+    );
+    conn.prepare_cached(&sql)
+        .map_err(db)?
+        .query_map([arg], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                StoredCircleMember {
+                    account: r.get(2)?,
+                    handle: r.get(3)?,
+                    friendly: r.get(4)?,
+                    role: role_of(r.get(5)?),
+                    state: state_of(r.get(6)?),
+                    inviter: r.get(7)?,
+                    invite_message: r.get(8)?,
+                    seen_id: r.get(9)?,
+                },
+            ))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)
 }

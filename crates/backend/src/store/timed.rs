@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use msnp::{ListKind, PrivacyMode, PromptMode};
 
 use super::{
-    Account, AccountSummary, Credentials, ListChange, ListChanges, MailboxLimits, NewAccount, OfflineMessage, Store,
-    StoreError, StoredPhoto,
+    Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MailboxLimits,
+    MembershipChange, NewAccount, OfflineMessage, Store, StoreError, StoredCircle, StoredPhoto,
 };
+use msnp::circle::CircleId;
 use crate::lists::{AccountId, ListSnapshot};
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus' `le`).
@@ -165,5 +166,38 @@ impl Store for TimedStore {
     }
     async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError> {
         self.time(self.inner.set_friendly_name(id, friendly)).await
+    }
+    async fn create_circle(
+        &self,
+        owner: AccountId,
+        id: &CircleId,
+        name: &str,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        self.time(self.inner.create_circle(owner, id, name, limits)).await
+    }
+    async fn circle(&self, id: &CircleId) -> Result<Option<StoredCircle>, StoreError> {
+        self.time(self.inner.circle(id)).await
+    }
+    async fn circles_of(&self, account: AccountId) -> Result<Vec<StoredCircle>, StoreError> {
+        self.time(self.inner.circles_of(account)).await
+    }
+    async fn change_membership(
+        &self,
+        id: &CircleId,
+        account: AccountId,
+        change: MembershipChange,
+        limits: CircleLimits,
+    ) -> Result<(), StoreError> {
+        self.time(self.inner.change_membership(id, account, change, limits)).await
+    }
+    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+        self.time(self.inner.store_circle_message(id, message, keep)).await
+    }
+    async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError> {
+        self.time(self.inner.circle_messages_after(id, after_id)).await
+    }
+    async fn mark_circle_seen(&self, id: &CircleId, account: AccountId, seen_id: i64) -> Result<(), StoreError> {
+        self.time(self.inner.mark_circle_seen(id, account, seen_id)).await
     }
 }

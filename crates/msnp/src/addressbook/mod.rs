@@ -6,8 +6,16 @@
 //! Pidgin, papyon and WLM read these paths); everything is escaped.
 
 mod changes;
+mod circles;
 
-pub use changes::{Answer, ContactRef, ContactUpdate, Fault, MAX_ITEMS, MemberRef, Operation, Unreadable};
+pub use circles::{
+    CircleEntry, CircleMember, circle_book_response, create_circle_response, create_contact_response,
+    manage_connection_response, member_cid, member_contact_id, parse_circle_book_response, parse_circle_result,
+    parse_create_circle_response,
+};
+pub use changes::{
+    Answer, ContactRef, ContactUpdate, Fault, Invitee, MAX_CIRCLE_NAME, MAX_ITEMS, MemberRef, Operation, Unreadable,
+};
 
 use crate::soap::{Element, Envelope, escape_xml};
 
@@ -109,6 +117,11 @@ pub struct AddressBook {
     /// The owner's `Me` contact first, then the others.
     pub contacts: Vec<Contact>,
     pub changed: String,
+    /// The circles the owner is in or invited to (MSNP18).
+    pub circles: Vec<CircleEntry>,
+    /// The signed circle ticket (its XML), which `ABFindContactsPaged`
+    /// carries in its `CircleResult`.
+    pub circle_ticket: Option<String>,
 }
 
 /// An answer envelope of the two services around `body`.
@@ -223,10 +236,15 @@ fn ab_answer(ab: &AddressBook, [op, groups_tag, contacts_tag, ab_tag]: [&str; 4]
             )
         })
         .collect();
-    let contacts: String = ab.contacts.iter().map(contact_xml).collect();
+    let mut contacts: String = ab.contacts.iter().map(contact_xml).collect();
+    contacts.push_str(&circles::circle_contacts_xml(&ab.circles, &ab.changed));
+    let circle_result = match (&ab.circle_ticket, op) {
+        (Some(ticket), "ABFindContactsPaged") => circles::circle_result_xml(&ab.circles, ticket),
+        _ => String::new(),
+    };
     soap_answer(&format!(
         concat!(
-            r#"<{op}Response xmlns="{ns}"><{op}Result><{gt}>{groups}</{gt}><{ct}>{contacts}</{ct}>"#,
+            r#"<{op}Response xmlns="{ns}"><{op}Result><{gt}>{groups}</{gt}><{ct}>{contacts}</{ct}>{circle_result}"#,
             "<{at}><abId>{ab}</abId><abInfo><ownerPuid>0</ownerPuid><OwnerCID>{cid}</OwnerCID><ownerEmail>{owner}</ownerEmail>",
             "<fDefault>true</fDefault><joinedNamespace>false</joinedNamespace><IsBot>false</IsBot><IsParentManaged>false</IsParentManaged>",
             "<SubscribeExternalPartner>false</SubscribeExternalPartner><NotifyExternalPartner>false</NotifyExternalPartner>",
@@ -241,6 +259,7 @@ fn ab_answer(ab: &AddressBook, [op, groups_tag, contacts_tag, ab_tag]: [&str; 4]
         ns = NS,
         groups = groups,
         contacts = contacts,
+        circle_result = circle_result,
         ab = DEFAULT_AB,
         cid = ab.owner_cid,
         owner = escape_xml(&ab.owner_handle),
@@ -372,6 +391,10 @@ pub fn parse_find_membership_response(xml: &str) -> Option<Vec<(Role, Vec<Member
 /// Reads an `ABFindAll` or `ABFindContactsPaged` answer back (a client's
 /// side).
 pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
+    let (circles, circle_ticket) = match parse_circle_result(xml) {
+        Some((circles, ticket)) => (circles, Some(ticket)),
+        None => (Vec::new(), None),
+    };
     let envelope = Envelope::parse(xml)?;
     let result = envelope.body.find("ABFindAllResult").or_else(|| envelope.body.find("ABFindContactsPagedResult"))?;
     let child = |lower: &str, upper: &str| result.child(lower).or_else(|| result.child(upper));
@@ -392,6 +415,9 @@ pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
             cs.children_named("Contact")
                 .filter_map(|c| {
                     let info = c.child("contactInfo")?;
+                    if info.text_at(&["contactType"]) == Some("Circle") {
+                        return None;
+                    }
                     let nickname = info.child("annotations").and_then(|a| {
                         a.children_named("Annotation")
                             .find(|x| x.text_at(&["Name"]) == Some("AB.NickName"))
@@ -416,12 +442,15 @@ pub fn parse_ab_find_all_response(xml: &str) -> Option<AddressBook> {
                 .collect()
         })
         .unwrap_or_default();
+    let ab = if result.child("ab").is_some() { "ab" } else { "Ab" };
     Some(AddressBook {
-        owner_handle: text(result, &["ab", "abInfo", "ownerEmail"]),
-        owner_cid: result.text_at(&["ab", "abInfo", "OwnerCID"]).and_then(|i| i.parse().ok()).unwrap_or(0),
+        owner_handle: text(result, &[ab, "abInfo", "ownerEmail"]),
+        owner_cid: result.text_at(&[ab, "abInfo", "OwnerCID"]).and_then(|i| i.parse().ok()).unwrap_or(0),
         groups,
         contacts,
-        changed: text(result, &["ab", "lastChange"]),
+        changed: text(result, &[ab, "lastChange"]),
+        circles,
+        circle_ticket,
     })
 }
 
@@ -477,8 +506,24 @@ mod tests {
                 },
             ],
             changed: "c".into(),
+            circles: vec![],
+            circle_ticket: None,
         };
         assert_eq!(parse_ab_find_all_response(&ab_find_all_response(&ab)).unwrap(), ab);
+        // The later shape carries circles and their ticket.
+        let ab = AddressBook {
+            circles: vec![CircleEntry {
+                id: crate::circle::CircleId::from_hex("0000000000ff").unwrap(),
+                name: "Book club <3".into(),
+                role: crate::circle::CircleRole::Member,
+                state: crate::circle::CircleState::WaitingResponse,
+                inviter: Some("bob@x.com".into()),
+                invite_message: Some("join us".into()),
+            }],
+            circle_ticket: Some("<SignedTicket><Data>x</Data></SignedTicket>".into()),
+            ..ab
+        };
+        assert_eq!(parse_ab_find_all_response(&ab_find_contacts_paged_response(&ab)).unwrap(), ab);
     }
 
     #[test]
