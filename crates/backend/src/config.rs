@@ -31,6 +31,12 @@ pub struct BackendConfig {
     /// Most endpoints (machines) one account may be signed in from at once
     /// in the dialects with points of presence (error 734).
     pub max_endpoints_per_account: usize,
+    /// Most circles one account may be in or invited to.
+    pub max_circles_per_account: usize,
+    /// Most members (and invitees) of one circle.
+    pub max_circle_members: usize,
+    /// Most messages a circle keeps for the members who were away.
+    pub max_circle_backlog: usize,
     /// Most offline messages waiting for one user; beyond, senders are refused.
     pub offline_quota: usize,
     /// Largest offline message (MIME) in bytes; it must fit a switchboard
@@ -56,6 +62,9 @@ impl Default for BackendConfig {
             max_switchboard_participants: 20,
             max_sessions_per_user: 32,
             max_endpoints_per_account: 8,
+            max_circles_per_account: 20,
+            max_circle_members: 50,
+            max_circle_backlog: 100,
             outbox_capacity: 512,
             rate_limits: RateLimits::default(),
             offline_quota: 100,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use msnp::circle::{CircleId, Said};
 use msnp::endpoint::MachineGuid;
 use msnp::personal::EndpointData;
 use msnp::reply::{OutReason, PresenceLine};
@@ -78,6 +79,24 @@ pub enum NsEvent {
     /// The session must end with `OUT reason` (`OUT` alone when an
     /// operator ends it).
     Kick(Option<OutReason>),
+    /// The account's circles changed (made, invited to, someone answered):
+    /// the client is to read its address book again.
+    CirclesChanged { circle: CircleId },
+    /// Who is in a circle now (MSNP18's circle roster).
+    CircleRoster { circle: CircleId, members: Vec<String> },
+    /// Someone left a circle for good.
+    CircleLeft { circle: CircleId, who: String },
+    /// Something was said in a circle; `id` is its place in the circle's
+    /// backlog, so that the member is not given it again.
+    CircleSaid {
+        circle: CircleId,
+        id: i64,
+        from: String,
+        from_endpoint: Option<MachineGuid>,
+        said: Said,
+        /// When it was said, for what a member is given on coming back.
+        sent_at_ms: i64,
+    },
 }
 
 /// An offline message as its notice describes it (no text: the client

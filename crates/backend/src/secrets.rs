@@ -121,6 +121,24 @@ impl ServerKey {
         format!("{:010}", n)
     }
 
+    /// A signature over `data` for `purpose` (HMAC-SHA-256 under a key
+    /// derived from the key file): what the service hands out and checks
+    /// when it comes back (the circle ticket), on any node.
+    pub fn sign(&self, purpose: &str, data: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.challenge_key).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `signature` is [`ServerKey::sign`]'s over `data`, compared in
+    /// constant time.
+    pub fn verify(&self, purpose: &str, data: &[u8], signature: &[u8]) -> bool {
+        constant_time_eq(&self.sign(purpose, data), signature)
+    }
+
     /// Seals a password for the account with this handle key.
     pub fn seal(&self, handle_key: &str, password: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];

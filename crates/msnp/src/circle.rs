@@ -276,6 +276,7 @@ pub fn left_member(message: &RoutedMessage) -> Option<String> {
 
 /// What is said in a circle, as the `Messaging` block names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Said {
     /// Text, with its `X-MMS-IM-Format` when the sender gave one.
     Text { text: String, format: Option<String> },

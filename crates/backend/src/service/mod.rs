@@ -7,6 +7,7 @@
 //! of the disk.
 
 mod accounts;
+mod circles;
 mod cluster;
 mod lists;
 mod login;
@@ -41,6 +42,7 @@ use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{
     Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError, StoredPhoto,
 };
+pub use circles::CircleJoined;
 use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };
