@@ -17,9 +17,11 @@ use backend::lists::{ListSnapshot, OppositeList};
 use backend::presence::OnlineUser;
 use backend::store::{ListChanges, Removal};
 use msnp::addressbook::{
+    Invitee,
     self, AddressBook, Answer as Done, Contact, ContactRef, ContactUpdate, Fault, Group, Member, MemberRef, Operation,
     Role, ServiceRequest, Unreadable,
 };
+use msnp::circle::CircleId;
 use msnp::{ErrorCode, ListKind};
 
 use crate::shared::Shared;
@@ -94,6 +96,24 @@ pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>) -> A
         Operation::GroupContactDelete { group, guids } => book.group_contact_delete(&group, &guids).await,
         Operation::AddMember { role, members } => book.member_change(role, &members, true).await,
         Operation::DeleteMember { role, members } => book.member_change(role, &members, false).await,
+        Operation::CreateCircle { name } => book.create_circle(&name).await,
+        Operation::FindCircle { circle } => book.find_circle(&circle).await,
+        Operation::InviteToCircle { circle, invitee, message } => book.invite_to_circle(&circle, invitee, message).await,
+        Operation::AnswerCircle { circle, accept } => book.answer_circle(&circle, accept).await,
+        Operation::LeaveCircle { circle } => book.leave_circle(&circle).await,
+    }
+}
+
+fn unix_now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A circle operation refused: 933 (not a member, or no such circle) is
+/// access denied, whichever it was.
+fn circle_refused(code: ErrorCode) -> Answer {
+    match code {
+        ErrorCode::InvalidCircleMembership => fault(Fault::AccessDenied, "Not a member of that circle"),
+        other => refused(other, Fault::MemberDoesNotExist, Fault::MemberAlreadyExists),
     }
 }
 
@@ -154,8 +174,100 @@ impl Book<'_> {
                 ok(addressbook::ab_find_all_response(&address_book(self.user, &snapshot, changes.as_ref())))
             }
             View::ContactsPaged => {
-                ok(addressbook::ab_find_contacts_paged_response(&address_book(self.user, &snapshot, changes.as_ref())))
+                let mut book = address_book(self.user, &snapshot, changes.as_ref());
+                // Circles and their ticket: MSNP18's answer carries them.
+                let backend = &self.shared.backend;
+                let (Ok(circles), Ok(ticket)) = (backend.circles(self.user).await, backend.circle_ticket(self.user).await)
+                else {
+                    return fault(Fault::InternalError, "Try again later");
+                };
+                book.circles = circles
+                    .iter()
+                    .filter_map(|c| {
+                        let me = c.member(self.user.account_id)?;
+                        Some(addressbook::CircleEntry {
+                            id: c.id.clone(),
+                            name: c.name.clone(),
+                            role: me.role,
+                            state: me.state,
+                            inviter: me.inviter.clone(),
+                            invite_message: me.invite_message.clone(),
+                        })
+                    })
+                    .collect();
+                book.circle_ticket = Some(ticket.to_xml());
+                ok(addressbook::ab_find_contacts_paged_response(&book))
             }
+        }
+    }
+
+    async fn create_circle(&self, name: &str) -> Answer {
+        match self.shared.backend.create_circle(self.user, name).await {
+            Ok(id) => ok(addressbook::create_circle_response(&id)),
+            Err(e) => circle_refused(e),
+        }
+    }
+
+    /// A circle's own book: its members, for a member or an invitee.
+    async fn find_circle(&self, circle: &CircleId) -> Answer {
+        let stored = match self.shared.backend.circle(self.user, circle).await {
+            Ok(c) => c,
+            Err(e) => return circle_refused(e),
+        };
+        let members: Vec<addressbook::CircleMember> = stored
+            .members
+            .iter()
+            .map(|m| addressbook::CircleMember {
+                handle: m.handle.clone(),
+                display_name: m.friendly.clone(),
+                cid: m.account as u64,
+                role: m.role,
+                state: m.state,
+            })
+            .collect();
+        ok(addressbook::circle_book_response(circle, &members, &msnp::time::iso8601(unix_now_secs())))
+    }
+
+    async fn invite_to_circle(&self, circle: &CircleId, invitee: Invitee, message: Option<String>) -> Answer {
+        let backend = &self.shared.backend;
+        let handle = match &invitee {
+            Invitee::Handle(h) => h.clone(),
+            // The book named them by the id it gave: find them among the
+            // circle's (CreateContact came first).
+            Invitee::ContactId(id) => {
+                let cid = addressbook::member_cid(id);
+                let stored = match backend.circle(self.user, circle).await {
+                    Ok(c) => c,
+                    Err(e) => return circle_refused(e),
+                };
+                match stored.members.iter().find(|m| Some(m.account as u64) == cid) {
+                    Some(m) => m.handle.clone(),
+                    None => return fault(Fault::ContactDoesNotExist, "No such contact in the circle"),
+                }
+            }
+        };
+        let stored = match backend.invite_to_circle(self.user, circle, &handle, message).await {
+            Ok(c) => c,
+            Err(e) => return circle_refused(e),
+        };
+        let cid = stored.members.iter().find(|m| m.handle.eq_ignore_ascii_case(&handle)).map_or(0, |m| m.account as u64);
+        match invitee {
+            Invitee::Handle(_) => ok(addressbook::create_contact_response(&handle, cid)),
+            Invitee::ContactId(id) => ok(addressbook::manage_connection_response(&id)),
+        }
+    }
+
+    async fn answer_circle(&self, circle: &CircleId, accept: bool) -> Answer {
+        match self.shared.backend.answer_circle(self.user, circle, accept).await {
+            Ok(()) => ok(addressbook::manage_connection_response(&circle.guid())),
+            Err(e) => circle_refused(e),
+        }
+    }
+
+    async fn leave_circle(&self, circle: &CircleId) -> Answer {
+        match self.shared.backend.leave_circle(self.user, circle).await {
+            Ok(()) => done("BreakConnection"),
+            Err(e) => circle_refused(e),
         }
     }
 
@@ -513,5 +625,7 @@ fn address_book(user: &OnlineUser, s: &ListSnapshot, changes: Option<&ListChange
         groups,
         contacts,
         changed: stamp,
+        circles: Vec::new(),
+        circle_ticket: None,
     }
 }

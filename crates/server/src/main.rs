@@ -331,6 +331,8 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     config.max_connections_per_address = o.max_connections_per_address.unwrap();
     config.backend.max_sessions_per_user = o.max_sessions_per_user.unwrap().max(1);
     config.backend.max_endpoints_per_account = o.max_endpoints_per_account.unwrap().max(1);
+    config.backend.max_circles_per_account = o.max_circles_per_account.unwrap();
+    config.backend.max_circle_members = o.max_circle_members.unwrap().max(2);
     config.backend.offline_quota = o.offline_quota.unwrap();
     config.backend.max_switchboard_participants = o.max_switchboard_participants.unwrap().max(2);
     let limits = &mut config.backend.rate_limits;

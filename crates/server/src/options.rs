@@ -196,6 +196,14 @@ pub struct ServeOptions {
     /// [default: 8]
     #[arg(long, env = "MSND_MAX_ENDPOINTS_PER_ACCOUNT")]
     pub max_endpoints_per_account: Option<usize>,
+    /// Most circles (MSNP18 group chats) one account may be in or invited to.
+    /// [default: 20]
+    #[arg(long, env = "MSND_MAX_CIRCLES_PER_ACCOUNT")]
+    pub max_circles_per_account: Option<usize>,
+    /// Most members (and invitees) of one circle.
+    /// [default: 50]
+    #[arg(long, env = "MSND_MAX_CIRCLE_MEMBERS")]
+    pub max_circle_members: Option<usize>,
     /// Most offline messages waiting for one user; senders beyond it are refused.
     /// [default: 100]
     #[arg(long, env = "MSND_OFFLINE_QUOTA")]
@@ -291,6 +299,8 @@ impl ServeOptions {
             max_connections_per_address: Some(256),
             max_sessions_per_user: Some(32),
             max_endpoints_per_account: Some(8),
+            max_circles_per_account: Some(20),
+            max_circle_members: Some(50),
             offline_quota: Some(100),
             max_switchboard_participants: Some(20),
             rate_messages: Some("30/5".parse().expect("a valid default")),

@@ -173,7 +173,10 @@ impl Backend {
             .filter(|m| m.state == CircleState::Accepted)
             .filter(|m| {
                 let key = m.handle.to_ascii_lowercase();
-                self.registry.get(&key).is_some_and(|u| u.presence_line().is_some()) || self.remote(&key).is_some()
+                // Signed in and not hidden (a member who has not yet set
+                // a state is joining: shown).
+                let here = self.registry.get(&key).is_some_and(|u| u.presence().state != msnp::OnlineState::Hidden);
+                here || self.remote(&key).is_some()
             })
             .map(|m| m.handle.clone())
             .collect()

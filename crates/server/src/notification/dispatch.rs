@@ -87,6 +87,9 @@ impl NsSession {
             Ver { trid, dialects } => self.ver(trid, &dialects, w),
             Inf { trid } => self.inf(trid, w),
             Cvr { trid, args } => self.cvr(trid, &args, w),
+            Usr { trid, step: msnp::request::UsrStep::CircleTicket { ticket } } => {
+                self.usr_circles(signed(&user)?, trid, &ticket, w).await
+            }
             Usr { trid, step } => Ok(self.usr(trid, step, w).await),
             Qry { trid, product_id, payload } => Ok(self.qry(trid, &product_id, &payload, w)),
             Chg { trid, state, client_id, extended_caps, msn_object } => {
@@ -128,6 +131,8 @@ impl NsSession {
             Uum { trid, to, network, kind, payload } => {
                 self.uum(signed(&user)?, trid, &to, network, kind, &payload, w).await
             }
+            Put { trid, payload } => self.put(signed(&user)?, trid, &payload, w),
+            Sdg { payload, .. } => self.sdg(signed(&user)?, &payload).await,
         }
     }
 }
@@ -154,6 +159,9 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
         | Adl { .. }
         | Rml { .. } => Some((Action::ListChange, ErrorCode::UserTooActive)),
         Uun { .. } | Uum { .. } => Some((Action::Message, ErrorCode::UserTooActive)),
+        // What is said in a circle is limited where it is said (the backend).
+        Sdg { .. } => None,
+        Put { .. } => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
         Fqy { .. } => None,
         // Named one by one, so that a new command is decided here.
         Ver { .. } | Inf { .. } | Cvr { .. } | Usr { .. } | Syn { .. } | Lst { .. } | Lsg { .. } | Qry { .. } => None,
@@ -175,5 +183,6 @@ fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
         Adc { .. } | Rem { .. } | Adg { .. } | Rmg { .. } | Reg { .. } | Prp { .. } | Sbp { .. } | Chg { .. } => false,
         Rea { .. } | XfrSb { .. } | Qry { .. } | Uux { .. } | Sdc { .. } | Snd { .. } | Ims { .. } => false,
         Fnd { .. } | Png | Out | Msg { .. } | Adl { .. } | Rml { .. } | Fqy { .. } | Uun { .. } | Uum { .. } => false,
+        Put { .. } | Sdg { .. } => false,
     }
 }

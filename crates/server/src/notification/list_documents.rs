@@ -20,11 +20,12 @@ const CLIENT_LISTS: [ListKind; 3] = [ListKind::Forward, ListKind::Allow, ListKin
 
 /// A client's document, checked whole before anything changes: every
 /// contact a valid Messenger handle on lists a client may name.
-fn client_document(payload: &[u8]) -> Result<ListDocument, ErrorCode> {
+fn client_document(payload: &[u8], circles: bool) -> Result<ListDocument, ErrorCode> {
     let doc = ListDocument::parse(payload)?;
     doc.check_client_lists()?;
     for c in &doc.contacts {
-        if c.network != MESSENGER_NETWORK {
+        let circle = circles && c.network == msnp::routed::CIRCLE_NETWORK;
+        if c.network != MESSENGER_NETWORK && !circle {
             return Err(ErrorCode::InvalidListXml);
         }
         Handle::parse(&c.handle)?;
@@ -41,8 +42,20 @@ impl NsSession {
     /// for a contact the address book service has just added (`ABContactAdd`
     /// then `ADL`, as WLM does): the `ADL` is when the client listens.
     pub(super) async fn adl(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
-        let doc = client_document(payload)?;
+        let mut doc = client_document(payload, w.dialect.has_circles())?;
+        // Circles (network 9) are joined, not listed.
+        let (circles, contacts): (Vec<_>, Vec<_>) =
+            doc.contacts.into_iter().partition(|c| c.network == msnp::routed::CIRCLE_NETWORK);
+        doc.contacts = contacts;
         let mut shown = Vec::new();
+        if !circles.is_empty() {
+            let ids = circles
+                .iter()
+                .map(|c| c.handle.strip_suffix("@live.com").and_then(msnp::circle::CircleId::parse_guid))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(ErrorCode::InvalidCircleMembership)?;
+            shown = self.join_circles(user, ids).await?;
+        }
         if !doc.initial {
             let backend = self.shared.backend.clone();
             for contact in &doc.contacts {
@@ -67,7 +80,7 @@ impl NsSession {
 
     /// `RML`: takes contacts off the lists named.
     pub(super) async fn rml(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
-        let doc = client_document(payload)?;
+        let doc = client_document(payload, false)?;
         let backend = self.shared.backend.clone();
         for contact in &doc.contacts {
             let key = contact.handle.to_ascii_lowercase();

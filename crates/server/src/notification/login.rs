@@ -65,8 +65,12 @@ impl NsSession {
                 machine = named.clone();
                 LoginProof::SingleSignOn { ticket, nonce: &challenge, blob }
             }
-            // Sent on above.
-            UsrStep::Md5Initiate { .. } | UsrStep::TwnInitiate { .. } | UsrStep::SsoInitiate { .. } => {
+            // Sent on above; a circle ticket is no sign-in (dispatch sends
+            // it to `usr_circles` once signed in).
+            UsrStep::Md5Initiate { .. }
+            | UsrStep::TwnInitiate { .. }
+            | UsrStep::SsoInitiate { .. }
+            | UsrStep::CircleTicket { .. } => {
                 return Flow::Continue;
             }
         };

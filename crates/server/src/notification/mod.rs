@@ -13,6 +13,7 @@
 //! - `login.rs`: `USR` for MD5 and Passport (TWN) logins.
 //! - `lists.rs`: `SYN`, lists, groups and properties.
 
+mod circles;
 mod dispatch;
 mod list_documents;
 mod lists;
@@ -89,6 +90,8 @@ struct NsSession {
     /// The lists the sign-in read, for the first `SYN`; dropped at the first
     /// request that could change what a `SYN` shows.
     loaded_lists: Option<Box<LoadedLists>>,
+    /// The circles this endpoint was admitted to and joined (MSNP18).
+    circles: circles::CircleAccess,
 }
 
 /// Serves one dispatch or notification connection until it ends.
@@ -122,6 +125,7 @@ pub fn serve(
             strikes: Strikes::default(),
             loaded_lists: None,
             referred: false,
+            circles: circles::CircleAccess::default(),
         };
 
         let mut flow = match first {
@@ -192,6 +196,13 @@ pub fn serve(
         // presence and web token are already gone.
         if let Some(user) = session.user() {
             session.shared.backend.sign_out(&user);
+            // The other members see the roster without this account once
+            // its last endpoint is gone.
+            let joined = std::mem::take(&mut session.circles.joined);
+            if !joined.is_empty() && user.endpoints().iter().all(|e| e.session_id == user.session_id) {
+                let backend = session.shared.backend.clone();
+                tokio::spawn(async move { backend.circles_went_offline(&user, &joined).await });
+            }
         }
         if session.referred {
             // After `XFR NS` the client hangs up and goes to the notification
@@ -351,6 +362,10 @@ impl NsSession {
                 w.push(&Reply::Out { reason });
                 return Flow::Close;
             }
+            NsEvent::CirclesChanged { .. }
+            | NsEvent::CircleRoster { .. }
+            | NsEvent::CircleLeft { .. }
+            | NsEvent::CircleSaid { .. } => self.circle_event(event, w),
         }
         Flow::Continue
     }

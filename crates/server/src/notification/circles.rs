@@ -1,0 +1,141 @@
+//! Circles on the notification server (MSNP18): `USR SHA A` admits the
+//! endpoint to the circles its ticket names, `ADL` of a circle (network 9)
+//! joins it, `SDG` says something in it, `PUT` publishes the member's
+//! roster entry; the circle's events become `NFY PUT`, `NFY DEL` and `SDG`.
+//! What a circle is and who may do what is the backend's.
+
+use std::sync::Arc;
+
+use backend::presence::{NsEvent, OnlineUser};
+use bytes::Bytes;
+use msnp::circle::{self, CircleDocument, CircleId, NotifType, Said};
+use msnp::routed::RoutedMessage;
+use msnp::{ErrorCode, Reply, TrId};
+
+use super::NsSession;
+use super::dispatch::Handled;
+use crate::connection::{Flow, Writer};
+
+/// What this endpoint may see of circles.
+#[derive(Debug, Default)]
+pub(super) struct CircleAccess {
+    /// The circles the last `USR SHA A` admitted to; `None` before one.
+    admitted: Option<Vec<CircleId>>,
+    /// The circles joined with `ADL`, whose events this endpoint is shown.
+    pub(super) joined: Vec<CircleId>,
+}
+
+impl NsSession {
+    /// `USR SHA A ticket`: admits the endpoint to the ticket's circles,
+    /// and tells it of each (an empty `NFY PUT`), which it then joins.
+    pub(super) async fn usr_circles(&mut self, user: &Arc<OnlineUser>, trid: TrId, ticket: &str, w: &mut Writer) -> Handled {
+        let circles = self.backend().admit_circle_ticket(user, ticket)?;
+        w.push(&Reply::UsrOk { trid, handle: user.handle.clone(), friendly: String::new() });
+        for id in &circles {
+            let ready = circle::circle_notification(&user.handle, id, NotifType::Full, None);
+            w.push(&Reply::Nfy { removal: false, payload: ready.to_bytes() });
+        }
+        self.circles.admitted = Some(circles);
+        Ok(Flow::Continue)
+    }
+
+    /// The circle part of an `ADL`: joins each (933 unless the ticket
+    /// admitted this endpoint and the user is a member still), then the
+    /// roster and what the member missed, after the `ADL`'s answer.
+    pub(super) async fn join_circles(&mut self, user: &Arc<OnlineUser>, ids: Vec<CircleId>) -> Result<Vec<Reply>, ErrorCode> {
+        let admitted = self.circles.admitted.as_ref().ok_or(ErrorCode::InvalidCircleMembership)?;
+        if ids.iter().any(|id| !admitted.contains(id)) {
+            return Err(ErrorCode::InvalidCircleMembership);
+        }
+        let backend = self.shared.backend.clone();
+        let mut replies = Vec::new();
+        for id in ids {
+            let joined = backend.join_circle(user, &id).await?;
+            let roster = CircleDocument { roster: joined.roster, presence: None };
+            let put = circle::circle_notification(&user.handle, &id, NotifType::Partial, Some(&roster));
+            replies.push(Reply::Nfy { removal: false, payload: put.to_bytes() });
+            for m in joined.missed {
+                let said = Said::Text { text: m.text, format: m.format };
+                replies.push(Reply::Sdg { payload: circle::circle_message(&id, &m.sender, None, &said).to_bytes() });
+            }
+            if !self.circles.joined.contains(&id) {
+                self.circles.joined.push(id);
+            }
+        }
+        Ok(replies)
+    }
+
+    /// `SDG` to a circle: text, typing or a nudge, from this endpoint.
+    pub(super) async fn sdg(&mut self, user: &Arc<OnlineUser>, payload: &Bytes) -> Handled {
+        let (circle, message) = self.routed_to_joined_circle(user, payload)?;
+        let said = Said::of(&message).ok_or(ErrorCode::InvalidParameter)?;
+        self.backend().say_in_circle(user, &circle, said).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// `PUT` to a circle: the member's roster entry or the circle's
+    /// presence. Taken and answered; the roster is the server's to keep.
+    pub(super) fn put(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
+        let (_, message) = self.routed_to_joined_circle(user, payload)?;
+        if message.content.get("Content-Type") != Some(circle::CIRCLES_XML) {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let doc = CircleDocument::parse(&message.body).ok_or(ErrorCode::InvalidParameter)?;
+        // A member may publish only themselves into the roster.
+        if doc.roster.iter().any(|h| !h.eq_ignore_ascii_case(&user.handle)) {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        w.push(&Reply::PutOk { trid });
+        Ok(Flow::Continue)
+    }
+
+    /// A routed message from this endpoint to a circle it joined.
+    fn routed_to_joined_circle(&self, user: &OnlineUser, payload: &Bytes) -> Result<(CircleId, RoutedMessage), ErrorCode> {
+        let message = RoutedMessage::parse(payload).map_err(|_| ErrorCode::InvalidParameter)?;
+        let from = message.from().ok_or(ErrorCode::InvalidParameter)?;
+        let own = from.network == msnp::endpoint::MESSENGER_NETWORK && from.name.eq_ignore_ascii_case(&user.handle);
+        if !own {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        let circle = message.to().as_ref().and_then(CircleId::of_address).ok_or(ErrorCode::InvalidParameter)?;
+        if !self.circles.joined.contains(&circle) {
+            return Err(ErrorCode::InvalidCircleMembership);
+        }
+        Ok((circle, message))
+    }
+
+    /// A circle's event, for an endpoint that joined the circle.
+    pub(super) fn circle_event(&mut self, event: NsEvent, w: &mut Writer) {
+        let Some(user) = self.user() else { return };
+        match event {
+            NsEvent::CirclesChanged { .. } => self.push_lists_changed(w),
+            NsEvent::CircleRoster { circle, members } if self.circles.joined.contains(&circle) => {
+                let doc = CircleDocument { roster: members, presence: None };
+                let put = circle::circle_notification(&user.handle, &circle, NotifType::Partial, Some(&doc));
+                w.push(&Reply::Nfy { removal: false, payload: put.to_bytes() });
+            }
+            NsEvent::CircleLeft { circle, who } if self.circles.joined.contains(&circle) => {
+                if who.eq_ignore_ascii_case(&user.handle) {
+                    self.circles.joined.retain(|c| *c != circle);
+                }
+                let left = circle::left_notification(&user.handle, &circle, &who);
+                w.push(&Reply::Nfy { removal: true, payload: left.to_bytes() });
+            }
+            NsEvent::CircleSaid { circle, id, from, from_endpoint, said, .. } if self.circles.joined.contains(&circle) => {
+                // Not back to the endpoint that said it.
+                if from.eq_ignore_ascii_case(&user.handle) && from_endpoint == user.machine {
+                    return;
+                }
+                let endpoint = from_endpoint.map(|m| m.to_string());
+                let message = circle::circle_message(&circle, &from, endpoint.as_deref(), &said);
+                w.push(&Reply::Sdg { payload: message.to_bytes() });
+                if id > 0 {
+                    let backend = self.shared.backend.clone();
+                    tokio::spawn(async move { backend.circle_seen(&user, &circle, id).await });
+                }
+            }
+            // Events of circles this endpoint has not joined.
+            _ => {}
+        }
+    }
+}
