@@ -163,6 +163,21 @@ pub fn soap_and_lists(data: &[u8]) {
     let _ = msnp::addressbook::parse_find_membership_response(text);
     let _ = msnp::addressbook::parse_ab_find_all_response(text);
     let _ = msnp::passport::parse_rst_response(text);
+    // Circles: their documents, tickets and address book answers.
+    let _ = msnp::circle::CircleDocument::parse(data);
+    if let Some(ticket) = msnp::circle::CircleTicket::parse(data) {
+        assert_eq!(msnp::circle::CircleTicket::parse(ticket.to_xml().as_bytes()), Some(ticket));
+    }
+    if let Some(signed) = msnp::circle::SignedTicket::parse(text) {
+        assert_eq!(msnp::circle::SignedTicket::from_usr_argument(&signed.to_usr_argument()), Some(signed));
+    }
+    let _ = msnp::addressbook::parse_circle_result(text);
+    let _ = msnp::addressbook::parse_circle_book_response(text);
+    let _ = msnp::addressbook::parse_create_circle_response(text);
+    if let Ok(message) = msnp::routed::RoutedMessage::parse(data) {
+        let _ = msnp::circle::Said::of(&message);
+        let _ = msnp::circle::left_member(&message);
+    }
     let nonce = msnp::sso::nonce(&[7; msnp::sso::NONCE_LEN]);
     assert!(!msnp::sso::verify_login_blob(&[1; msnp::sso::SECRET_LEN], &nonce, text) || text.len() > 100);
 }

@@ -7,6 +7,8 @@
 //! send; unknown children are ignored, as the service did.
 
 use super::{DEFAULT_AB, NS, Role};
+use super::circles::{address_book, circle_book, manage_connection};
+pub use super::circles::{Invitee, MAX_CIRCLE_NAME};
 use crate::circle::CircleId;
 use crate::soap::{Element, Envelope, escape_xml};
 
@@ -91,57 +93,6 @@ pub enum Operation {
     LeaveCircle { circle: CircleId },
 }
 
-/// Who an invitation names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invitee {
-    Handle(String),
-    /// The contact id a circle's book gave (see [`super::member_contact_id`]).
-    ContactId(String),
-}
-
-/// The longest circle name taken (the service's own limit on display names).
-pub const MAX_CIRCLE_NAME: usize = 256;
-
-/// The address book a request names: `abId`, or `abHandle/ABId` in the
-/// later shape; the default one when none.
-fn address_book(e: &Element) -> &str {
-    e.text_at(&["abId"]).or_else(|| e.text_at(&["abHandle", "ABId"])).filter(|id| !id.is_empty()).unwrap_or(DEFAULT_AB)
-}
-
-/// The circle a request's book is, if it is one.
-fn circle_book(e: &Element) -> Result<CircleId, Unreadable> {
-    CircleId::parse_guid(address_book(e)).ok_or(Unreadable::OtherAddressBook)
-}
-
-/// `ManageWLConnection`: an invitation (in the circle's book) or an answer
-/// to one (in one's own).
-fn manage_connection(e: &Element) -> Result<Operation, Unreadable> {
-    if e.text_at(&["connection"]) != Some("true") || e.text_at(&["relationshipType"]) != Some("5") {
-        return Err(Unreadable::BadArgument("a circle connection"));
-    }
-    let contact = text(e, &["contactId"]).ok_or(Unreadable::BadArgument("contactId"))?;
-    let action = e.text_at(&["action"]).ok_or(Unreadable::BadArgument("action"))?;
-    if address_book(e) == DEFAULT_AB {
-        let circle = CircleId::parse_guid(&contact).ok_or(Unreadable::BadArgument("contactId"))?;
-        return match action {
-            "1" => Ok(Operation::AnswerCircle { circle, accept: true }),
-            "2" => Ok(Operation::AnswerCircle { circle, accept: false }),
-            _ => Err(Unreadable::BadArgument("action")),
-        };
-    }
-    let circle = circle_book(e)?;
-    if action != "1" || e.text_at(&["relationshipRole"]) != Some("3") {
-        return Err(Unreadable::BadArgument("relationshipRole"));
-    }
-    Ok(Operation::InviteToCircle { circle, invitee: Invitee::ContactId(contact), message: invite_message(e) })
-}
-
-fn invite_message(e: &Element) -> Option<String> {
-    e.child("annotations")?
-        .children_named("Annotation")
-        .find(|a| a.text_at(&["Name"]) == Some("MSN.IM.InviteMessage"))
-        .and_then(|a| text(a, &["Value"]))
-}
 
 /// Why a request could not be read as an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +361,7 @@ impl Operation {
             | Operation::FindCircle { .. }
             | Operation::InviteToCircle { .. }
             | Operation::AnswerCircle { .. }
-            | Operation::LeaveCircle { .. } => self.circle_xml(),
+            | Operation::LeaveCircle { .. } => super::circles::operation_xml(self),
             Operation::FindMembership { deltas_since } => format!(
                 "<serviceFilter><Types><ServiceType>Messenger</ServiceType></Types></serviceFilter><View>Full</View>{}",
                 deltas(deltas_since)
@@ -535,53 +486,6 @@ impl Operation {
         format!(r#"<{name} xmlns="{NS}">{inner}</{name}>"#, name = self.name())
     }
 
-    /// The inside of a circle operation's element.
-    fn circle_xml(&self) -> String {
-        let book = |c: &CircleId| format!("<abHandle><ABId>{}</ABId><Puid>0</Puid><Cid>0</Cid></abHandle>", c.guid());
-        let connection = |book: String, contact: &str, role: u8, action: u8, message: &Option<String>| {
-            let annotations = match message {
-                Some(m) => format!(
-                    "<annotations><Annotation><Name>MSN.IM.InviteMessage</Name><Value>{}</Value></Annotation></annotations>",
-                    escape_xml(m)
-                ),
-                None => String::new(),
-            };
-            format!(
-                "{book}<contactId>{}</contactId><connection>true</connection><presenceConnection>false</presenceConnection><action>{action}</action><relationshipType>5</relationshipType><relationshipRole>{role}</relationshipRole>{annotations}",
-                escape_xml(contact)
-            )
-        };
-        match self {
-            Operation::CreateCircle { name } => format!(
-                concat!(
-                    "<properties><Domain>1</Domain><HostedDomain>live.com</HostedDomain><Type>2</Type><MembershipAccess>0</MembershipAccess>",
-                    "<IsPresenceEnabled>true</IsPresenceEnabled><RequestMembershipOption>2</RequestMembershipOption>",
-                    "<DisplayName>{}</DisplayName></properties><callerInfo><PublicDisplayName></PublicDisplayName></callerInfo>"
-                ),
-                escape_xml(name)
-            ),
-            Operation::FindCircle { circle } => format!(
-                "<abView>MessengerClient8</abView><extendedContent>AB AllGroups CircleResult</extendedContent>{}",
-                book(circle)
-            ),
-            Operation::InviteToCircle { circle, invitee: Invitee::Handle(handle), .. } => format!(
-                "{}<contactInfo><contactType>LivePending</contactType><passportName>{}</passportName><isMessengerUser>true</isMessengerUser></contactInfo>",
-                book(circle),
-                escape_xml(handle)
-            ),
-            Operation::InviteToCircle { circle, invitee: Invitee::ContactId(id), message } => {
-                connection(book(circle), id, 3, 1, message)
-            }
-            Operation::AnswerCircle { circle, accept } => {
-                connection(format!("<abId>{DEFAULT_AB}</abId>"), &circle.guid(), 0, if *accept { 1 } else { 2 }, &None)
-            }
-            Operation::LeaveCircle { circle } => {
-                format!("{}<contactId>00000000-0000-0000-0000-000000000000</contactId>", book(circle))
-            }
-            // Only the circle operations are written here.
-            _ => String::new(),
-        }
-    }
 }
 
 /// What a change is answered with (the two finds have their own answers).
@@ -734,22 +638,7 @@ mod tests {
                 role: Role::Pending,
                 members: vec![MemberRef::Id(42), MemberRef::Handle("c@x.com".into())],
             },
-            Operation::CreateCircle { name: "Book club & co".into() },
-            Operation::FindCircle { circle: circle() },
-            Operation::InviteToCircle { circle: circle(), invitee: Invitee::Handle("c@x.com".into()), message: None },
-            Operation::InviteToCircle {
-                circle: circle(),
-                invitee: Invitee::ContactId(super::super::member_contact_id(7)),
-                message: Some("come <in>".into()),
-            },
-            Operation::AnswerCircle { circle: circle(), accept: true },
-            Operation::AnswerCircle { circle: circle(), accept: false },
-            Operation::LeaveCircle { circle: circle() },
         ]
-    }
-
-    fn circle() -> CircleId {
-        CircleId::from_hex("0000000000ab").unwrap()
     }
 
     #[test]
@@ -793,13 +682,6 @@ mod tests {
             Err(Unreadable::OtherAddressBook)
         );
         assert_eq!(parse(&format!(r#"<ABEatAll xmlns="{ns}"/>"#)), Err(Unreadable::Unknown("ABEatAll".into())));
-        // A circle operation in a book that is no circle's.
-        assert_eq!(
-            parse(&format!(r#"<BreakConnection xmlns="{ns}"><abHandle><ABId>11111111-0000-0000-0000-000000000000</ABId></abHandle></BreakConnection>"#)),
-            Err(Unreadable::OtherAddressBook)
-        );
-        let long = "x".repeat(MAX_CIRCLE_NAME + 1);
-        assert!(parse(&format!(r#"<CreateCircle xmlns="{ns}"><properties><DisplayName>{long}</DisplayName></properties></CreateCircle>"#)).is_err());
         let two_roles = format!(
             r#"<AddMember xmlns="{ns}"><memberships><Membership><MemberRole>Allow</MemberRole><Members><Member><PassportName>a@x.com</PassportName></Member></Members></Membership><Membership><MemberRole>Block</MemberRole><Members><Member><PassportName>a@x.com</PassportName></Member></Members></Membership></memberships></AddMember>"#
         );

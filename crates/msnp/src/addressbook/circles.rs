@@ -4,9 +4,114 @@
 //! signed ticket `USR SHA A` hands back; a circle's own book (`abId` = the
 //! circle) lists its members.
 
-use super::{NS, soap_answer};
+use super::{DEFAULT_AB, NS, Operation, Unreadable, soap_answer};
 use crate::circle::{CircleId, CircleRole, CircleState};
 use crate::soap::{Element, Envelope, escape_xml};
+
+fn text(e: &Element, path: &[&str]) -> Option<String> {
+    e.text_at(path).filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+
+/// Who an invitation names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invitee {
+    Handle(String),
+    /// The contact id a circle's book gave (see [`super::member_contact_id`]).
+    ContactId(String),
+}
+
+/// The longest circle name taken (the service's own limit on display names).
+pub const MAX_CIRCLE_NAME: usize = 256;
+
+/// The address book a request names: `abId`, or `abHandle/ABId` in the
+/// later shape; the default one when none.
+pub(super) fn address_book(e: &Element) -> &str {
+    e.text_at(&["abId"]).or_else(|| e.text_at(&["abHandle", "ABId"])).filter(|id| !id.is_empty()).unwrap_or(DEFAULT_AB)
+}
+
+/// The circle a request's book is, if it is one.
+pub(super) fn circle_book(e: &Element) -> Result<CircleId, Unreadable> {
+    CircleId::parse_guid(address_book(e)).ok_or(Unreadable::OtherAddressBook)
+}
+
+/// `ManageWLConnection`: an invitation (in the circle's book) or an answer
+/// to one (in one's own).
+pub(super) fn manage_connection(e: &Element) -> Result<Operation, Unreadable> {
+    if e.text_at(&["connection"]) != Some("true") || e.text_at(&["relationshipType"]) != Some("5") {
+        return Err(Unreadable::BadArgument("a circle connection"));
+    }
+    let contact = text(e, &["contactId"]).ok_or(Unreadable::BadArgument("contactId"))?;
+    let action = e.text_at(&["action"]).ok_or(Unreadable::BadArgument("action"))?;
+    if address_book(e) == DEFAULT_AB {
+        let circle = CircleId::parse_guid(&contact).ok_or(Unreadable::BadArgument("contactId"))?;
+        return match action {
+            "1" => Ok(Operation::AnswerCircle { circle, accept: true }),
+            "2" => Ok(Operation::AnswerCircle { circle, accept: false }),
+            _ => Err(Unreadable::BadArgument("action")),
+        };
+    }
+    let circle = circle_book(e)?;
+    if action != "1" || e.text_at(&["relationshipRole"]) != Some("3") {
+        return Err(Unreadable::BadArgument("relationshipRole"));
+    }
+    Ok(Operation::InviteToCircle { circle, invitee: Invitee::ContactId(contact), message: invite_message(e) })
+}
+
+fn invite_message(e: &Element) -> Option<String> {
+    e.child("annotations")?
+        .children_named("Annotation")
+        .find(|a| a.text_at(&["Name"]) == Some("MSN.IM.InviteMessage"))
+        .and_then(|a| text(a, &["Value"]))
+}
+
+/// The inside of a circle operation's element.
+pub(super) fn operation_xml(op: &Operation) -> String {
+    let book = |c: &CircleId| format!("<abHandle><ABId>{}</ABId><Puid>0</Puid><Cid>0</Cid></abHandle>", c.guid());
+    let connection = |book: String, contact: &str, role: u8, action: u8, message: &Option<String>| {
+        let annotations = match message {
+            Some(m) => format!(
+                "<annotations><Annotation><Name>MSN.IM.InviteMessage</Name><Value>{}</Value></Annotation></annotations>",
+                escape_xml(m)
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{book}<contactId>{}</contactId><connection>true</connection><presenceConnection>false</presenceConnection><action>{action}</action><relationshipType>5</relationshipType><relationshipRole>{role}</relationshipRole>{annotations}",
+            escape_xml(contact)
+        )
+    };
+    match op {
+        Operation::CreateCircle { name } => format!(
+            concat!(
+                "<properties><Domain>1</Domain><HostedDomain>live.com</HostedDomain><Type>2</Type><MembershipAccess>0</MembershipAccess>",
+                "<IsPresenceEnabled>true</IsPresenceEnabled><RequestMembershipOption>2</RequestMembershipOption>",
+                "<DisplayName>{}</DisplayName></properties><callerInfo><PublicDisplayName></PublicDisplayName></callerInfo>"
+            ),
+            escape_xml(name)
+        ),
+        Operation::FindCircle { circle } => format!(
+            "<abView>MessengerClient8</abView><extendedContent>AB AllGroups CircleResult</extendedContent>{}",
+            book(circle)
+        ),
+        Operation::InviteToCircle { circle, invitee: Invitee::Handle(handle), .. } => format!(
+            "{}<contactInfo><contactType>LivePending</contactType><passportName>{}</passportName><isMessengerUser>true</isMessengerUser></contactInfo>",
+            book(circle),
+            escape_xml(handle)
+        ),
+        Operation::InviteToCircle { circle, invitee: Invitee::ContactId(id), message } => {
+            connection(book(circle), id, 3, 1, message)
+        }
+        Operation::AnswerCircle { circle, accept } => {
+            connection(format!("<abId>{DEFAULT_AB}</abId>"), &circle.guid(), 0, if *accept { 1 } else { 2 }, &None)
+        }
+        Operation::LeaveCircle { circle } => {
+            format!("{}<contactId>00000000-0000-0000-0000-000000000000</contactId>", book(circle))
+        }
+        // Only the circle operations are written here.
+        _ => String::new(),
+    }
+}
 
 /// A circle as its member's address book shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +365,35 @@ mod tests {
 
     fn circle() -> CircleId {
         CircleId::from_hex("00000000002a").unwrap()
+    }
+
+    #[test]
+    fn circle_operations_read_back_as_sent() {
+        let parse = |xml: &str| Operation::parse(&crate::addressbook::parse_request(xml).unwrap().operation);
+        for op in [
+            Operation::CreateCircle { name: "Book club & co".into() },
+            Operation::FindCircle { circle: circle() },
+            Operation::InviteToCircle { circle: circle(), invitee: Invitee::Handle("c@x.com".into()), message: None },
+            Operation::InviteToCircle {
+                circle: circle(),
+                invitee: Invitee::ContactId(member_contact_id(7)),
+                message: Some("come <in>".into()),
+            },
+            Operation::AnswerCircle { circle: circle(), accept: true },
+            Operation::AnswerCircle { circle: circle(), accept: false },
+            Operation::LeaveCircle { circle: circle() },
+        ] {
+            assert_eq!(parse(&crate::addressbook::request("t", &op.to_xml())), Ok(op.clone()), "{}", op.name());
+        }
+        let parse = |op: &str| parse(&crate::addressbook::request("t", op));
+        let ns = NS;
+        // A circle operation in a book that is no circle's.
+        assert_eq!(
+            parse(&format!(r#"<BreakConnection xmlns="{ns}"><abHandle><ABId>11111111-0000-0000-0000-000000000000</ABId></abHandle></BreakConnection>"#)),
+            Err(Unreadable::OtherAddressBook)
+        );
+        let long = "x".repeat(MAX_CIRCLE_NAME + 1);
+        assert!(parse(&format!(r#"<CreateCircle xmlns="{ns}"><properties><DisplayName>{long}</DisplayName></properties></CreateCircle>"#)).is_err());
     }
 
     #[test]
