@@ -233,7 +233,12 @@ impl NotifType {
 /// The payload of `NFY PUT` that tells `to` about a circle: `document` as
 /// a publication, or (none) the empty notification that the circle is
 /// there to be joined (after `USR SHA A`).
-pub fn circle_notification(to: &str, circle: &CircleId, kind: NotifType, document: Option<&CircleDocument>) -> RoutedMessage {
+pub fn circle_notification(
+    to: &str,
+    circle: &CircleId,
+    kind: NotifType,
+    document: Option<&CircleDocument>,
+) -> RoutedMessage {
     let body = document.map(CircleDocument::to_xml).unwrap_or_default();
     let content = match document {
         Some(_) => Headers::default().with("Publication", "1.0"),
@@ -279,7 +284,10 @@ pub fn left_member(message: &RoutedMessage) -> Option<String> {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Said {
     /// Text, with its `X-MMS-IM-Format` when the sender gave one.
-    Text { text: String, format: Option<String> },
+    Text {
+        text: String,
+        format: Option<String>,
+    },
     Typing,
     Nudge,
 }
@@ -385,8 +393,10 @@ impl CircleTicket {
         if root.name != "Ticket" {
             return None;
         }
-        let circles: Vec<CircleId> =
-            root.children_named("Circle").map(|c| c.attr("Id").and_then(CircleId::parse_guid)).collect::<Option<_>>()?;
+        let circles: Vec<CircleId> = root
+            .children_named("Circle")
+            .map(|c| c.attr("Id").and_then(CircleId::parse_guid))
+            .collect::<Option<_>>()?;
         if circles.len() > MAX_TICKET_CIRCLES {
             return None;
         }
@@ -461,7 +471,11 @@ mod tests {
         assert_eq!(c.address().to_string(), "9:00000000-0000-0000-0009-0123456789ab@live.com");
         let with_path = RoutedAddress::parse("9:00000000-0000-0000-0009-0123456789ab@live.com;path=IM").unwrap();
         assert_eq!(CircleId::of_address(&with_path), Some(c));
-        for bad in ["00000000-0000-0000-0000-0123456789ab", "00000000-0000-0000-0009-0123456789", "00000000-0000-0000-0009-0123456789ag"] {
+        for bad in [
+            "00000000-0000-0000-0000-0123456789ab",
+            "00000000-0000-0000-0009-0123456789",
+            "00000000-0000-0000-0009-0123456789ag",
+        ] {
             assert_eq!(CircleId::parse_guid(bad), None, "{bad}");
         }
         let other_domain = RoutedAddress::parse("9:00000000-0000-0000-0009-0123456789ab@example.com").unwrap();

@@ -17,9 +17,8 @@ use backend::lists::{ListSnapshot, OppositeList};
 use backend::presence::OnlineUser;
 use backend::store::{ListChanges, Removal};
 use msnp::addressbook::{
-    Invitee,
-    self, AddressBook, Answer as Done, Contact, ContactRef, ContactUpdate, Fault, Group, Member, MemberRef, Operation,
-    Role, ServiceRequest, Unreadable,
+    self, AddressBook, Answer as Done, Contact, ContactRef, ContactUpdate, Fault, Group, Invitee, Member, MemberRef,
+    Operation, Role, ServiceRequest, Unreadable,
 };
 use msnp::circle::CircleId;
 use msnp::{ErrorCode, ListKind};
@@ -98,7 +97,9 @@ pub async fn serve(shared: &Arc<Shared>, body: &[u8], cookie: Option<&str>) -> A
         Operation::DeleteMember { role, members } => book.member_change(role, &members, false).await,
         Operation::CreateCircle { name } => book.create_circle(&name).await,
         Operation::FindCircle { circle } => book.find_circle(&circle).await,
-        Operation::InviteToCircle { circle, invitee, message } => book.invite_to_circle(&circle, invitee, message).await,
+        Operation::InviteToCircle { circle, invitee, message } => {
+            book.invite_to_circle(&circle, invitee, message).await
+        }
         Operation::AnswerCircle { circle, accept } => book.answer_circle(&circle, accept).await,
         Operation::LeaveCircle { circle } => book.leave_circle(&circle).await,
     }
@@ -177,7 +178,8 @@ impl Book<'_> {
                 let mut book = address_book(self.user, &snapshot, changes.as_ref());
                 // Circles and their ticket: MSNP18's answer carries them.
                 let backend = &self.shared.backend;
-                let (Ok(circles), Ok(ticket)) = (backend.circles(self.user).await, backend.circle_ticket(self.user).await)
+                let (Ok(circles), Ok(ticket)) =
+                    (backend.circles(self.user).await, backend.circle_ticket(self.user).await)
                 else {
                     return fault(Fault::InternalError, "Try again later");
                 };
@@ -250,7 +252,8 @@ impl Book<'_> {
             Ok(c) => c,
             Err(e) => return circle_refused(e),
         };
-        let cid = stored.members.iter().find(|m| m.handle.eq_ignore_ascii_case(&handle)).map_or(0, |m| m.account as u64);
+        let cid =
+            stored.members.iter().find(|m| m.handle.eq_ignore_ascii_case(&handle)).map_or(0, |m| m.account as u64);
         match invitee {
             Invitee::Handle(_) => ok(addressbook::create_contact_response(&handle, cid)),
             Invitee::ContactId(id) => ok(addressbook::manage_connection_response(&id)),

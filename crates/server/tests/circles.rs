@@ -98,17 +98,27 @@ async fn a_circle_is_made_joined_spoken_in_and_caught_up_on() {
     alice.expect_prefix("NOT ").await;
     let (circles, _) = circles_and_ticket(&server, &alice_ticket).await;
     assert_eq!(circles.len(), 1);
-    assert_eq!((circles[0].role, circles[0].state, circles[0].name.as_str()), (CircleRole::Admin, CircleState::Accepted, "Book club"));
+    assert_eq!(
+        (circles[0].role, circles[0].state, circles[0].name.as_str()),
+        (CircleRole::Admin, CircleState::Accepted, "Book club")
+    );
     let (roster, missed) = join(&server, &mut alice, &alice_ticket, &id).await;
     assert_eq!((roster, missed), (vec!["alice@example.com".to_string()], vec![]));
 
     // She invites Bob: he is told to read his book, sees the invitation,
     // and accepts.
-    let invite = Operation::InviteToCircle { circle: id.clone(), invitee: Invitee::Handle("bob@example.com".into()), message: None };
+    let invite = Operation::InviteToCircle {
+        circle: id.clone(),
+        invitee: Invitee::Handle("bob@example.com".into()),
+        message: None,
+    };
     ok(&server, &alice_ticket, invite).await;
     bob.expect_prefix("NOT ").await;
     let (circles, _) = circles_and_ticket(&server, &bob_ticket).await;
-    assert_eq!((circles[0].state, circles[0].inviter.as_deref()), (CircleState::WaitingResponse, Some("alice@example.com")));
+    assert_eq!(
+        (circles[0].state, circles[0].inviter.as_deref()),
+        (CircleState::WaitingResponse, Some("alice@example.com"))
+    );
     ok(&server, &bob_ticket, Operation::AnswerCircle { circle: id.clone(), accept: true }).await;
     bob.expect_prefix("NOT ").await;
     alice.expect_prefix("NOT ").await;
@@ -165,11 +175,24 @@ async fn non_members_are_refused_and_nothing_changes() {
 
     // Carol is no member: she cannot read its book, invite into it, accept
     // an invitation she never had, or leave it.
-    assert_eq!(denied(&server, &carol_ticket, Operation::FindCircle { circle: id.clone() }).await, addressbook::Fault::AccessDenied);
-    let invite = Operation::InviteToCircle { circle: id.clone(), invitee: Invitee::Handle("carol@example.com".into()), message: None };
+    assert_eq!(
+        denied(&server, &carol_ticket, Operation::FindCircle { circle: id.clone() }).await,
+        addressbook::Fault::AccessDenied
+    );
+    let invite = Operation::InviteToCircle {
+        circle: id.clone(),
+        invitee: Invitee::Handle("carol@example.com".into()),
+        message: None,
+    };
     assert_eq!(denied(&server, &carol_ticket, invite).await, addressbook::Fault::AccessDenied);
-    assert_eq!(denied(&server, &carol_ticket, Operation::AnswerCircle { circle: id.clone(), accept: true }).await, addressbook::Fault::AccessDenied);
-    assert_eq!(denied(&server, &carol_ticket, Operation::LeaveCircle { circle: id.clone() }).await, addressbook::Fault::AccessDenied);
+    assert_eq!(
+        denied(&server, &carol_ticket, Operation::AnswerCircle { circle: id.clone(), accept: true }).await,
+        addressbook::Fault::AccessDenied
+    );
+    assert_eq!(
+        denied(&server, &carol_ticket, Operation::LeaveCircle { circle: id.clone() }).await,
+        addressbook::Fault::AccessDenied
+    );
 
     // Joining without a ticket, with Alice's ticket, or saying something
     // in a circle she did not join.

@@ -113,7 +113,10 @@ impl Backend {
             return Err(ErrorCode::InvalidCircleMembership);
         }
         let change = if accept { MembershipChange::Accept } else { MembershipChange::Remove };
-        self.store.change_membership(circle, user.account_id, change, self.circle_limits()).await.map_err(circle_error)?;
+        self.store
+            .change_membership(circle, user.account_id, change, self.circle_limits())
+            .await
+            .map_err(circle_error)?;
         for member in &stored.members {
             self.tell_account(&member.handle.to_ascii_lowercase(), NsEvent::CirclesChanged { circle: circle.clone() });
         }
@@ -124,7 +127,10 @@ impl Backend {
     pub async fn leave_circle(&self, user: &OnlineUser, circle: &CircleId) -> Result<(), ErrorCode> {
         let stored = self.circle(user, circle).await?;
         let change = MembershipChange::Remove;
-        self.store.change_membership(circle, user.account_id, change, self.circle_limits()).await.map_err(circle_error)?;
+        self.store
+            .change_membership(circle, user.account_id, change, self.circle_limits())
+            .await
+            .map_err(circle_error)?;
         for member in &stored.members {
             let key = member.handle.to_ascii_lowercase();
             self.tell_account(&key, NsEvent::CircleLeft { circle: circle.clone(), who: user.handle.clone() });
@@ -194,7 +200,11 @@ impl Backend {
             self.store.mark_circle_seen(circle, user.account_id, last.id).await.map_err(store_error)?;
         }
         let roster = self.roster(&stored);
-        self.tell_members(&stored, Some(&user.key), NsEvent::CircleRoster { circle: circle.clone(), members: roster.clone() });
+        self.tell_members(
+            &stored,
+            Some(&user.key),
+            NsEvent::CircleRoster { circle: circle.clone(), members: roster.clone() },
+        );
         Ok(CircleJoined { roster, missed })
     }
 
@@ -203,7 +213,11 @@ impl Backend {
         for circle in circles {
             if let Ok(Some(stored)) = self.store.circle(circle).await {
                 let roster = self.roster(&stored);
-                self.tell_members(&stored, Some(&user.key), NsEvent::CircleRoster { circle: circle.clone(), members: roster });
+                self.tell_members(
+                    &stored,
+                    Some(&user.key),
+                    NsEvent::CircleRoster { circle: circle.clone(), members: roster },
+                );
             }
         }
     }

@@ -42,11 +42,11 @@ use crate::secrets::{self, SecretError, ServerKey, constant_time_eq};
 use crate::store::{
     Account, AccountSummary, Credentials, ListChanges, NewAccount, OfflineMessage, Store, StoreError, StoredPhoto,
 };
-pub use circles::CircleJoined;
 use crate::switchboard::{
     CookieJar, CookieKind, GrantFor, HeldMessage, Participant, SbEvent, SwitchboardSession, Switchboards,
 };
 use bytes::Bytes;
+pub use circles::CircleJoined;
 use msnp::endpoint::Capabilities;
 
 /// Errors of account administration (the CLI and, later, the web pages).

@@ -11,8 +11,8 @@ use super::{
     CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MailboxLimits, MembershipChange, NewAccount,
     OfflineMessage, PostgresStore, Removal, SqliteStore, Store, StoreError, StoredPhoto,
 };
-use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, ListBits, PERSONAL_MESSAGE};
+use msnp::circle::{CircleId, CircleRole, CircleState};
 
 /// Where a test's store lives, so that it can be opened again (as after a
 /// restart) on the same data.
@@ -372,12 +372,18 @@ async fn circles_keep_members_limits_and_what_was_said(f: Fixture) {
     let circle = store.circle(&one).await.unwrap().unwrap();
     assert_eq!(circle.name, "Book club");
     let member = circle.member(b).unwrap();
-    assert_eq!((member.role, member.state, member.inviter.as_deref()), (CircleRole::Member, CircleState::WaitingResponse, Some("a@x.com")));
+    assert_eq!(
+        (member.role, member.state, member.inviter.as_deref()),
+        (CircleRole::Member, CircleState::WaitingResponse, Some("a@x.com"))
+    );
     assert_eq!(circle.member(a).unwrap().role, CircleRole::Admin);
     store.change_membership(&one, b, MembershipChange::Accept, limits).await.unwrap();
     let member = store.circle(&one).await.unwrap().unwrap().member(b).cloned().unwrap();
     assert_eq!((member.state, member.seen_id, member.inviter), (CircleState::Accepted, before, None));
-    assert!(matches!(store.change_membership(&one, c, MembershipChange::Accept, limits).await, Err(StoreError::NoSuchCircle)));
+    assert!(matches!(
+        store.change_membership(&one, c, MembershipChange::Accept, limits).await,
+        Err(StoreError::NoSuchCircle)
+    ));
 
     // Only the newest are kept; seen never moves back.
     let mut ids = Vec::new();
@@ -399,7 +405,10 @@ async fn circles_keep_members_limits_and_what_was_said(f: Fixture) {
     store.change_membership(&one, b, MembershipChange::Remove, limits).await.unwrap();
     assert!(store.circle(&one).await.unwrap().is_none());
     assert!(store.circle_messages_after(&one, 0).await.unwrap().is_empty());
-    assert!(matches!(store.change_membership(&one, b, MembershipChange::Remove, limits).await, Err(StoreError::NoSuchCircle)));
+    assert!(matches!(
+        store.change_membership(&one, b, MembershipChange::Remove, limits).await,
+        Err(StoreError::NoSuchCircle)
+    ));
 }
 
 /// Declares each test once per back end.

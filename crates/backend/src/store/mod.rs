@@ -21,7 +21,8 @@ pub use postgres::PostgresStore;
 /// The member columns both stores read, in this order, after the circle's
 /// id and name: account, handle, friendly, role, state, inviter, invite
 /// message, seen id.
-pub(crate) const MEMBER_COLUMNS: &str = "m.account_id, a.handle, a.friendly, m.role, m.state, m.inviter, m.invite_message, m.seen_id";
+pub(crate) const MEMBER_COLUMNS: &str =
+    "m.account_id, a.handle, a.friendly, m.role, m.state, m.inviter, m.invite_message, m.seen_id";
 pub use sqlite::{SqliteStore, backup as backup_sqlite, verify as verify_sqlite};
 
 use crate::lists::{AccountId, Group, ListEntry, ListSnapshot, PERSONAL_MESSAGE, PHONE_KINDS};
@@ -384,7 +385,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Keeps a message said in a circle, and only the newest `keep`;
     /// returns its id.
-    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError>;
+    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize)
+    -> Result<i64, StoreError>;
     /// The kept messages of a circle after `after_id`, oldest first.
     async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError>;
     /// Records that `account` has been given the circle's messages up to

@@ -28,8 +28,8 @@ use super::{
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
     StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
-use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
+use msnp::circle::{CircleId, CircleRole, CircleState};
 
 /// The schema, version by version (the same versions as SQLite's).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -931,14 +931,18 @@ impl Store for PostgresStore {
                         async move { tx.query_one(sql, &[&*arg]).await.map(|r| r.get::<_, i64>(0) as usize).map_err(pg) }
                     };
                     let already = tx
-                        .query_opt("SELECT 1 FROM circle_members WHERE circle_id = $1 AND account_id = $2", &[&id, &account])
+                        .query_opt(
+                            "SELECT 1 FROM circle_members WHERE circle_id = $1 AND account_id = $2",
+                            &[&id, &account],
+                        )
                         .await
                         .map_err(pg)?
                         .is_some();
                     if already {
                         return Ok(());
                     }
-                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = $1", Box::new(id.to_string())).await?
+                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = $1", Box::new(id.to_string()))
+                        .await?
                         >= limits.members
                         || count("SELECT COUNT(*) FROM circle_members WHERE account_id = $1", Box::new(account)).await?
                             >= limits.per_account
@@ -976,7 +980,10 @@ impl Store for PostgresStore {
                 }
                 MembershipChange::Remove => {
                     let changed = tx
-                        .execute("DELETE FROM circle_members WHERE circle_id = $1 AND account_id = $2", &[&id, &account])
+                        .execute(
+                            "DELETE FROM circle_members WHERE circle_id = $1 AND account_id = $2",
+                            &[&id, &account],
+                        )
                         .await
                         .map_err(pg)?;
                     if changed == 0 {
@@ -995,14 +1002,26 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+    async fn store_circle_message(
+        &self,
+        id: &CircleId,
+        message: CircleMessage,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
         let id = id.hex();
         change!(self, tx, {
             let new_id: i64 = tx
                 .query_one(
                     "INSERT INTO circle_messages (circle_id, sender, sender_friendly, sent_at_ms, text, format)
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    &[&id, &message.sender, &message.sender_friendly, &message.sent_at_ms, &message.text, &message.format],
+                    &[
+                        &id,
+                        &message.sender,
+                        &message.sender_friendly,
+                        &message.sent_at_ms,
+                        &message.text,
+                        &message.format,
+                    ],
                 )
                 .await
                 .map_err(pg)?

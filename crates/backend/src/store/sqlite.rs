@@ -25,8 +25,8 @@ use super::{
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
     StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
-use msnp::circle::{CircleId, CircleRole, CircleState};
 use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
+use msnp::circle::{CircleId, CircleRole, CircleState};
 
 /// Versioned schema migrations, applied in order, each exactly once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -980,7 +980,8 @@ impl Store for SqliteStore {
 
     async fn circles_of(&self, account: AccountId) -> Result<Vec<StoredCircle>, StoreError> {
         self.run(move |conn| {
-            let rows = circle_rows(conn, "c.id IN (SELECT circle_id FROM circle_members WHERE account_id = ?1)", account)?;
+            let rows =
+                circle_rows(conn, "c.id IN (SELECT circle_id FROM circle_members WHERE account_id = ?1)", account)?;
             Ok(circles_from_rows(rows))
         })
         .await
@@ -995,8 +996,9 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let id = id.hex().to_string();
         self.run(move |conn| {
-            let exists: bool =
-                conn.query_row("SELECT EXISTS (SELECT 1 FROM circles WHERE id = ?1)", [&id], |r| r.get(0)).map_err(db)?;
+            let exists: bool = conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM circles WHERE id = ?1)", [&id], |r| r.get(0))
+                .map_err(db)?;
             if !exists {
                 return Err(StoreError::NoSuchCircle);
             }
@@ -1016,7 +1018,8 @@ impl Store for SqliteStore {
                         return Ok(());
                     }
                     if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = ?1", &id)? >= limits.members
-                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", &account)? >= limits.per_account
+                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", &account)?
+                            >= limits.per_account
                     {
                         return Err(StoreError::CircleFull);
                     }
@@ -1049,7 +1052,10 @@ impl Store for SqliteStore {
                 }
                 MembershipChange::Remove => {
                     let changed = conn
-                        .execute("DELETE FROM circle_members WHERE circle_id = ?1 AND account_id = ?2", params![id, account])
+                        .execute(
+                            "DELETE FROM circle_members WHERE circle_id = ?1 AND account_id = ?2",
+                            params![id, account],
+                        )
                         .map_err(db)?;
                     if changed == 0 {
                         return Err(StoreError::NoSuchCircle);
@@ -1068,7 +1074,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+    async fn store_circle_message(
+        &self,
+        id: &CircleId,
+        message: CircleMessage,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
         let id = id.hex().to_string();
         self.run(move |conn| {
             conn.execute(
@@ -1078,8 +1089,11 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
             let new_id = conn.last_insert_rowid();
-            conn.execute("DELETE FROM circle_messages WHERE circle_id = ?1 AND id <= ?2", params![id, new_id - keep as i64])
-                .map_err(db)?;
+            conn.execute(
+                "DELETE FROM circle_messages WHERE circle_id = ?1 AND id <= ?2",
+                params![id, new_id - keep as i64],
+            )
+            .map_err(db)?;
             Ok(new_id)
         })
         .await

@@ -12,8 +12,8 @@ use super::{
     Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MailboxLimits,
     MembershipChange, NewAccount, OfflineMessage, Store, StoreError, StoredCircle, StoredPhoto,
 };
-use msnp::circle::CircleId;
 use crate::lists::{AccountId, ListSnapshot};
+use msnp::circle::CircleId;
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus' `le`).
 pub const BUCKETS: [f64; 11] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -191,7 +191,12 @@ impl Store for TimedStore {
     ) -> Result<(), StoreError> {
         self.time(self.inner.change_membership(id, account, change, limits)).await
     }
-    async fn store_circle_message(&self, id: &CircleId, message: CircleMessage, keep: usize) -> Result<i64, StoreError> {
+    async fn store_circle_message(
+        &self,
+        id: &CircleId,
+        message: CircleMessage,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
         self.time(self.inner.store_circle_message(id, message, keep)).await
     }
     async fn circle_messages_after(&self, id: &CircleId, after_id: i64) -> Result<Vec<CircleMessage>, StoreError> {

@@ -6,9 +6,9 @@
 //! The element paths are those WLM 8.x/2009, Pidgin, bitlbee and papyon
 //! send; unknown children are ignored, as the service did.
 
-use super::{DEFAULT_AB, NS, Role};
-use super::circles::{address_book, circle_book, manage_connection};
 pub use super::circles::{Invitee, MAX_CIRCLE_NAME};
+use super::circles::{address_book, circle_book, manage_connection};
+use super::{DEFAULT_AB, NS, Role};
 use crate::circle::CircleId;
 use crate::soap::{Element, Envelope, escape_xml};
 
@@ -92,7 +92,6 @@ pub enum Operation {
     /// `BreakConnection` in a circle's book: leave it.
     LeaveCircle { circle: CircleId },
 }
-
 
 /// Why a request could not be read as an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,7 +484,6 @@ impl Operation {
         };
         format!(r#"<{name} xmlns="{NS}">{inner}</{name}>"#, name = self.name())
     }
-
 }
 
 /// What a change is answered with (the two finds have their own answers).

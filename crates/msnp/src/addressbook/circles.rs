@@ -12,7 +12,6 @@ fn text(e: &Element, path: &[&str]) -> Option<String> {
     e.text_at(path).filter(|t| !t.is_empty()).map(str::to_string)
 }
 
-
 /// Who an invitation names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invitee {
@@ -389,7 +388,9 @@ mod tests {
         let ns = NS;
         // A circle operation in a book that is no circle's.
         assert_eq!(
-            parse(&format!(r#"<BreakConnection xmlns="{ns}"><abHandle><ABId>11111111-0000-0000-0000-000000000000</ABId></abHandle></BreakConnection>"#)),
+            parse(&format!(
+                r#"<BreakConnection xmlns="{ns}"><abHandle><ABId>11111111-0000-0000-0000-000000000000</ABId></abHandle></BreakConnection>"#
+            )),
             Err(Unreadable::OtherAddressBook)
         );
         let long = "x".repeat(MAX_CIRCLE_NAME + 1);

@@ -8,13 +8,13 @@
 mod changes;
 mod circles;
 
+pub use changes::{
+    Answer, ContactRef, ContactUpdate, Fault, Invitee, MAX_CIRCLE_NAME, MAX_ITEMS, MemberRef, Operation, Unreadable,
+};
 pub use circles::{
     CircleEntry, CircleMember, circle_book_response, create_circle_response, create_contact_response,
     manage_connection_response, member_cid, member_contact_id, parse_circle_book_response, parse_circle_result,
     parse_create_circle_response,
-};
-pub use changes::{
-    Answer, ContactRef, ContactUpdate, Fault, Invitee, MAX_CIRCLE_NAME, MAX_ITEMS, MemberRef, Operation, Unreadable,
 };
 
 use crate::soap::{Element, Envelope, escape_xml};

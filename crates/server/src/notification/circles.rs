@@ -28,7 +28,13 @@ pub(super) struct CircleAccess {
 impl NsSession {
     /// `USR SHA A ticket`: admits the endpoint to the ticket's circles,
     /// and tells it of each (an empty `NFY PUT`), which it then joins.
-    pub(super) async fn usr_circles(&mut self, user: &Arc<OnlineUser>, trid: TrId, ticket: &str, w: &mut Writer) -> Handled {
+    pub(super) async fn usr_circles(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        ticket: &str,
+        w: &mut Writer,
+    ) -> Handled {
         let circles = self.backend().admit_circle_ticket(user, ticket)?;
         w.push(&Reply::UsrOk { trid, handle: user.handle.clone(), friendly: String::new() });
         for id in &circles {
@@ -42,7 +48,11 @@ impl NsSession {
     /// The circle part of an `ADL`: joins each (933 unless the ticket
     /// admitted this endpoint and the user is a member still), then the
     /// roster and what the member missed, after the `ADL`'s answer.
-    pub(super) async fn join_circles(&mut self, user: &Arc<OnlineUser>, ids: Vec<CircleId>) -> Result<Vec<Reply>, ErrorCode> {
+    pub(super) async fn join_circles(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        ids: Vec<CircleId>,
+    ) -> Result<Vec<Reply>, ErrorCode> {
         let admitted = self.circles.admitted.as_ref().ok_or(ErrorCode::InvalidCircleMembership)?;
         if ids.iter().any(|id| !admitted.contains(id)) {
             return Err(ErrorCode::InvalidCircleMembership);
@@ -90,7 +100,11 @@ impl NsSession {
     }
 
     /// A routed message from this endpoint to a circle it joined.
-    fn routed_to_joined_circle(&self, user: &OnlineUser, payload: &Bytes) -> Result<(CircleId, RoutedMessage), ErrorCode> {
+    fn routed_to_joined_circle(
+        &self,
+        user: &OnlineUser,
+        payload: &Bytes,
+    ) -> Result<(CircleId, RoutedMessage), ErrorCode> {
         let message = RoutedMessage::parse(payload).map_err(|_| ErrorCode::InvalidParameter)?;
         let from = message.from().ok_or(ErrorCode::InvalidParameter)?;
         let own = from.network == msnp::endpoint::MESSENGER_NETWORK && from.name.eq_ignore_ascii_case(&user.handle);
@@ -121,7 +135,9 @@ impl NsSession {
                 let left = circle::left_notification(&user.handle, &circle, &who);
                 w.push(&Reply::Nfy { removal: true, payload: left.to_bytes() });
             }
-            NsEvent::CircleSaid { circle, id, from, from_endpoint, said, .. } if self.circles.joined.contains(&circle) => {
+            NsEvent::CircleSaid { circle, id, from, from_endpoint, said, .. }
+                if self.circles.joined.contains(&circle) =>
+            {
                 // Not back to the endpoint that said it.
                 if from.eq_ignore_ascii_case(&user.handle) && from_endpoint == user.machine {
                     return;
