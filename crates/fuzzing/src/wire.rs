@@ -102,7 +102,7 @@ pub fn mime(data: &[u8]) {
         assert_eq!(msnp::routed::RoutedMessage::parse(&routed.to_bytes()).as_ref(), Ok(&routed));
         for address in [routed.to(), routed.from()].into_iter().flatten() {
             assert_eq!(msnp::routed::RoutedAddress::parse(&address.to_string()).as_ref(), Some(&address));
-            let _ = msnp::routed::circle_id(&address);
+            let _ = msnp::circle::CircleId::of_address(&address);
         }
     }
 }

@@ -166,16 +166,6 @@ impl std::fmt::Display for RoutedAddress {
     }
 }
 
-/// The id of a circle as its address names it: the twelve hex digits after
-/// `00000000-0000-0000-0009-` in `...@live.com`.
-pub fn circle_id(address: &RoutedAddress) -> Option<&str> {
-    if address.network != CIRCLE_NETWORK {
-        return None;
-    }
-    let id = address.name.strip_suffix("@live.com")?.strip_prefix("00000000-0000-0000-0009-")?;
-    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +179,10 @@ mod tests {
         assert_eq!(&m.body[..], b"hello");
         let to = m.to().unwrap();
         assert_eq!((to.network, to.param("path")), (CIRCLE_NETWORK, Some("IM")));
-        assert_eq!(circle_id(&to), Some("0123456789ab"));
+        assert_eq!(
+            crate::circle::CircleId::of_address(&to).map(|c| c.hex().to_string()).as_deref(),
+            Some("0123456789ab")
+        );
         assert_eq!(m.from().unwrap().param("epid"), Some("{f52973b6-c926-4bad-9ba8-7c1e840e4ab0}"));
         assert_eq!(&m.to_bytes()[..], SDG);
         assert_eq!(RoutedMessage::parse(&m.to_bytes()), Ok(m));
@@ -205,7 +198,8 @@ mod tests {
         let flood = format!("{many}\r\n\r\n\r\n");
         assert_eq!(RoutedMessage::parse(flood.as_bytes()), Err(RoutedError::TooManyHeaders));
         assert_eq!(RoutedAddress::parse("alice@example.com"), None);
-        assert_eq!(circle_id(&RoutedAddress::parse("9:someone@live.com").unwrap()), None);
-        assert_eq!(circle_id(&RoutedAddress::parse("1:00000000-0000-0000-0009-0123456789ab@live.com").unwrap()), None);
+        let circle = |a: &str| crate::circle::CircleId::of_address(&RoutedAddress::parse(a).unwrap());
+        assert_eq!(circle("9:someone@live.com"), None);
+        assert_eq!(circle("1:00000000-0000-0000-0009-0123456789ab@live.com"), None);
     }
 }
