@@ -178,11 +178,10 @@ impl Book<'_> {
                 let mut book = address_book(self.user, &snapshot, changes.as_ref());
                 // Circles and their ticket: MSNP18's answer carries them.
                 let backend = &self.shared.backend;
-                let (Ok(circles), Ok(ticket)) =
-                    (backend.circles(self.user).await, backend.circle_ticket(self.user).await)
-                else {
+                let Ok(circles) = backend.circles(self.user).await else {
                     return fault(Fault::InternalError, "Try again later");
                 };
+                let ticket = backend.circle_ticket(self.user, &circles);
                 book.circles = circles
                     .iter()
                     .filter_map(|c| {
@@ -248,12 +247,10 @@ impl Book<'_> {
                 }
             }
         };
-        let stored = match backend.invite_to_circle(self.user, circle, &handle, message).await {
-            Ok(c) => c,
+        let cid = match backend.invite_to_circle(self.user, circle, &handle, message).await {
+            Ok(account) => account as u64,
             Err(e) => return circle_refused(e),
         };
-        let cid =
-            stored.members.iter().find(|m| m.handle.eq_ignore_ascii_case(&handle)).map_or(0, |m| m.account as u64);
         match invitee {
             Invitee::Handle(_) => ok(addressbook::create_contact_response(&handle, cid)),
             Invitee::ContactId(id) => ok(addressbook::manage_connection_response(&id)),

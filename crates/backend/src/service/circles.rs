@@ -15,6 +15,10 @@ use crate::store::{CircleLimits, CircleMessage, MembershipChange, StoredCircle};
 /// What a ticket signature is for (see [`ServerKey::sign`]).
 const TICKET_PURPOSE: &str = "circle ticket";
 
+/// The longest invitation text kept, in characters (WLM 2009's box takes
+/// fewer).
+const MAX_INVITE_MESSAGE: usize = 300;
+
 /// How long a circle ticket admits: a day, as a sign-in is renewed.
 const TICKET_LIFETIME_SECS: i64 = 24 * 3600;
 
@@ -32,10 +36,6 @@ fn circle_error(e: StoreError) -> ErrorCode {
         StoreError::NoSuchCircle => ErrorCode::InvalidCircleMembership,
         other => store_error(other),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Backend {
@@ -80,15 +80,15 @@ impl Backend {
         stored.filter(|c| c.member(user.account_id).is_some()).ok_or(ErrorCode::InvalidCircleMembership)
     }
 
-    /// Invites someone into a circle `user` administers. Inviting someone
-    /// already in or invited changes nothing.
+    /// Invites someone into a circle `user` administers; returns their
+    /// account. Inviting someone already in or invited changes nothing.
     pub async fn invite_to_circle(
         &self,
         user: &OnlineUser,
         circle: &CircleId,
         invitee: &str,
         message: Option<String>,
-    ) -> Result<StoredCircle, ErrorCode> {
+    ) -> Result<AccountId, ErrorCode> {
         let stored = self.member_circle(user, circle).await?;
         if stored.member(user.account_id).map(|m| m.role) != Some(CircleRole::Admin) {
             return Err(ErrorCode::InvalidCircleMembership);
@@ -98,12 +98,11 @@ impl Backend {
         }
         let handle = Handle::parse(invitee)?;
         let account = self.store.account(handle.key()).await.map_err(store_error)?.ok_or(ErrorCode::InvalidUser)?;
-        let message = message.map(|m| m.chars().take(MAX_BROADCAST_BYTES / 4).collect());
+        let message = message.map(|m| m.chars().take(MAX_INVITE_MESSAGE).collect());
         let change = MembershipChange::Invite { inviter: user.handle.clone(), message };
         self.store.change_membership(circle, account.id, change, self.circle_limits()).await.map_err(circle_error)?;
         self.tell_account(handle.key(), NsEvent::CirclesChanged { circle: circle.clone() });
-        let stored = self.store.circle(circle).await.map_err(store_error)?.ok_or(ErrorCode::InvalidCircleMembership)?;
-        Ok(stored)
+        Ok(account.id)
     }
 
     /// Accepts or declines an invitation to a circle.
@@ -139,21 +138,21 @@ impl Backend {
         Ok(())
     }
 
-    /// The signed ticket naming the circles `user` is an accepted member of.
-    pub async fn circle_ticket(&self, user: &OnlineUser) -> Result<SignedTicket, ErrorCode> {
-        let circles = self.circles(user).await?;
+    /// The signed ticket naming the circles (of those `user` is in, as
+    /// [`Backend::circles`] read them) `user` is an accepted member of.
+    pub fn circle_ticket(&self, user: &OnlineUser, circles: &[StoredCircle]) -> SignedTicket {
         let ticket = CircleTicket {
             cid: user.account_id as u64,
             circles: circles
-                .into_iter()
+                .iter()
                 .filter(|c| c.member(user.account_id).is_some_and(|m| m.state == CircleState::Accepted))
-                .map(|c| c.id)
+                .map(|c| c.id.clone())
                 .collect(),
             issued_secs: now_ms() / 1000,
         };
         let data = ticket.to_xml().into_bytes();
         let signature = self.key.sign(TICKET_PURPOSE, &data);
-        Ok(SignedTicket { data, signature })
+        SignedTicket { data, signature }
     }
 
     /// Checks a ticket `USR SHA A` hands back: signed here, `user`'s, and
@@ -195,7 +194,7 @@ impl Backend {
         let stored = self.member_circle(user, circle).await?;
         let seen = stored.member(user.account_id).map_or(0, |m| m.seen_id);
         let mut missed = self.store.circle_messages_after(circle, seen).await.map_err(store_error)?;
-        missed.retain(|m| m.sender != user.handle);
+        missed.retain(|m| !m.sender.eq_ignore_ascii_case(&user.handle));
         if let Some(last) = missed.last() {
             self.store.mark_circle_seen(circle, user.account_id, last.id).await.map_err(store_error)?;
         }

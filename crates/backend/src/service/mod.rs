@@ -230,6 +230,11 @@ pub struct BackendStats {
     pub store_latency: Arc<crate::store::timed::Latency>,
 }
 
+/// Now, in Unix milliseconds: when something was said or sent.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 fn store_error(e: StoreError) -> ErrorCode {
     tracing::error!("store failure: {e}");
     ErrorCode::DbServer

@@ -54,10 +54,7 @@ impl Backend {
             guid: secrets::new_guid().to_uppercase(),
             sender: sender.handle.clone(),
             sender_friendly: sender.friendly.clone(),
-            sent_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            sent_at_ms: now_ms(),
             payload: if allowed { payload.to_vec() } else { Vec::new() },
             from_contact,
             withheld: !allowed,

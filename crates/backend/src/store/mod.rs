@@ -18,6 +18,14 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 
 pub use postgres::PostgresStore;
 
+/// What an invitation checks, in one statement both stores run ($1 the
+/// circle, $2 the invitee): whether they are in it already, how many the
+/// circle holds, how many circles they are in.
+pub(crate) const INVITATION_COUNTS: &str = "SELECT
+    EXISTS (SELECT 1 FROM circle_members WHERE circle_id = $1 AND account_id = $2),
+    (SELECT COUNT(*) FROM circle_members WHERE circle_id = $1),
+    (SELECT COUNT(*) FROM circle_members WHERE account_id = $2)";
+
 /// The member columns both stores read, in this order, after the circle's
 /// id and name: account, handle, friendly, role, state, inviter, invite
 /// message, seen id.

@@ -23,6 +23,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use msnp::{ListKind, PrivacyMode, PromptMode};
 use tokio_postgres::{IsolationLevel, NoTls, Transaction};
 
+use super::INVITATION_COUNTS;
 use super::{
     Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MEMBER_COLUMNS,
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
@@ -926,27 +927,12 @@ impl Store for PostgresStore {
             lock_accounts(&tx, &[account]).await?;
             match change {
                 MembershipChange::Invite { inviter, message } => {
-                    let count = |sql: &'static str, arg: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
-                        let tx = &tx;
-                        async move { tx.query_one(sql, &[&*arg]).await.map(|r| r.get::<_, i64>(0) as usize).map_err(pg) }
-                    };
-                    let already = tx
-                        .query_opt(
-                            "SELECT 1 FROM circle_members WHERE circle_id = $1 AND account_id = $2",
-                            &[&id, &account],
-                        )
-                        .await
-                        .map_err(pg)?
-                        .is_some();
+                    let row = tx.query_one(INVITATION_COUNTS, &[&id, &account]).await.map_err(pg)?;
+                    let (already, members, held): (bool, i64, i64) = (row.get(0), row.get(1), row.get(2));
                     if already {
                         return Ok(());
                     }
-                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = $1", Box::new(id.to_string()))
-                        .await?
-                        >= limits.members
-                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = $1", Box::new(account)).await?
-                            >= limits.per_account
-                    {
+                    if members as usize >= limits.members || held as usize >= limits.per_account {
                         return Err(StoreError::CircleFull);
                     }
                     tx.execute(

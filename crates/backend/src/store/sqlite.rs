@@ -20,6 +20,7 @@ use msnp::{ListKind, PrivacyMode, PromptMode};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::INVITATION_COUNTS;
 use super::{
     Account, AccountSummary, CircleLimits, CircleMessage, Credentials, ListChange, ListChanges, MEMBER_COLUMNS,
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
@@ -1002,25 +1003,15 @@ impl Store for SqliteStore {
             if !exists {
                 return Err(StoreError::NoSuchCircle);
             }
-            let count = |sql: &str, arg: &dyn rusqlite::ToSql| -> Result<usize, StoreError> {
-                conn.query_row(sql, [arg], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db)
-            };
             match change {
                 MembershipChange::Invite { inviter, message } => {
-                    let already: bool = conn
-                        .query_row(
-                            "SELECT EXISTS (SELECT 1 FROM circle_members WHERE circle_id = ?1 AND account_id = ?2)",
-                            params![id, account],
-                            |r| r.get(0),
-                        )
+                    let (already, members, held): (bool, i64, i64) = conn
+                        .query_row(INVITATION_COUNTS, params![id, account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .map_err(db)?;
                     if already {
                         return Ok(());
                     }
-                    if count("SELECT COUNT(*) FROM circle_members WHERE circle_id = ?1", &id)? >= limits.members
-                        || count("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", &account)?
-                            >= limits.per_account
-                    {
+                    if members as usize >= limits.members || held as usize >= limits.per_account {
                         return Err(StoreError::CircleFull);
                     }
                     conn.execute(

@@ -122,7 +122,8 @@ impl NsSession {
     pub(super) fn circle_event(&mut self, event: NsEvent, w: &mut Writer) {
         let Some(user) = self.user() else { return };
         match event {
-            NsEvent::CirclesChanged { .. } => self.push_lists_changed(w),
+            // Only a client with circles reads its book again for them.
+            NsEvent::CirclesChanged { .. } if w.dialect.has_circles() => self.push_lists_changed(w),
             NsEvent::CircleRoster { circle, members } if self.circles.joined.contains(&circle) => {
                 let doc = CircleDocument { roster: members, presence: None };
                 let put = circle::circle_notification(&user.handle, &circle, NotifType::Partial, Some(&doc));
