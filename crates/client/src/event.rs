@@ -55,6 +55,16 @@ pub enum Event {
     FileFallback { transfer: u64, reason: String },
     /// A transfer did not happen or stopped.
     FileFailed { transfer: u64, reason: String },
+    /// Someone invited me into a circle (MSNP18's group chats).
+    CircleInvitation { circle: String, name: String, by: String },
+    /// I joined a circle: its messages reach me from now on.
+    CircleJoined { circle: String, name: String },
+    /// Who is in a circle now.
+    CircleRoster { circle: String, members: Vec<String> },
+    /// Someone said something in a circle (or said it while I was away).
+    CircleMessage { circle: String, from: String, text: String },
+    /// Someone left a circle for good.
+    CircleLeft { circle: String, handle: String },
     /// A message from the service itself (an operator's broadcast).
     ServiceMessage { text: String },
     /// The server ended the session (`OTH`: signed in elsewhere; `SSD`:

@@ -28,6 +28,7 @@
 //! typing payloads).
 
 pub mod cache;
+pub mod circles;
 pub mod config;
 pub mod conn;
 pub mod conversation;
@@ -42,6 +43,7 @@ mod shared;
 pub mod state;
 pub mod transfer;
 
+pub use circles::Circle;
 pub use config::ClientConfig;
 pub use conversation::Conversation;
 pub use error::ClientError;

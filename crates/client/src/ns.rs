@@ -53,10 +53,15 @@ impl Client {
             commands,
             switchboard_requests: AsyncMutex::new(()),
             offline_read: AsyncMutex::new(Default::default()),
+            circles: Default::default(),
+            circle_refresh: AsyncMutex::new(()),
         });
         let handle = shared.me().0;
         shared.emit(Event::SignedIn { handle, dialect: dialect.to_string(), contacts });
         tokio::spawn(run(logged.conn, logged.next_trid, shared.clone(), rx));
+        if dialect.has_circles() {
+            refresh_circles(&shared);
+        }
         Ok((Client { shared }, events))
     }
 
@@ -401,6 +406,12 @@ async fn run(mut conn: Conn, mut next_trid: u32, shared: Arc<Shared>, mut comman
                         Err(e) => { let _ = r.reply.send(Err(e)); }
                     }
                 }
+                Some(Command::Send(make)) => {
+                    let request = make(take_trid(&mut next_trid));
+                    if let Err(e) = conn.send(&request, dialect).await {
+                        tracing::debug!("not sent: {e}");
+                    }
+                }
                 Some(Command::SignOut(done)) => {
                     let _ = conn.send(&NsRequest::Out, dialect).await;
                     signing_out = Some(done);
@@ -557,6 +568,10 @@ async fn handle(
             let _ = conn.send(&request, dialect).await;
         }
         Reply::Qng { interval } => *ping_every = login::ping_interval(interval),
+        // The address book changed: for a client with circles, they may have.
+        Reply::Not { .. } if dialect.has_circles() => refresh_circles(shared),
+        Reply::Nfy { removal, payload } => crate::circles::on_routed(shared, removal, false, &payload),
+        Reply::Sdg { payload } => crate::circles::on_routed(shared, false, true, &payload),
         sync @ (Reply::Gtc { .. }
         | Reply::Blp { .. }
         | Reply::Prp { .. }
@@ -610,6 +625,16 @@ async fn read_offline_messages(shared: &Arc<Shared>, mut entries: Vec<msnp::oim:
         });
     }
     Ok(())
+}
+
+/// Reads the circles again and joins new ones, beside the session task.
+fn refresh_circles(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::circles::refresh(&shared).await {
+            tracing::warn!("cannot read circles: {e}");
+        }
+    });
 }
 
 /// A contact's presence (`NLN`, or `ILN` after `CHG`).

@@ -26,6 +26,8 @@ pub(crate) struct Request {
 
 pub(crate) enum Command {
     Request(Request),
+    /// A request the server answers only when it refuses it (`SDG`).
+    Send(MakeRequest),
     SignOut(oneshot::Sender<()>),
 }
 
@@ -42,6 +44,10 @@ pub(crate) struct Shared {
     /// The offline messages read from the web service this session (by
     /// GUID), so that two notices never show one twice; held while reading.
     pub offline_read: AsyncMutex<std::collections::HashSet<String>>,
+    /// My circles (MSNP18), as the address book last listed them.
+    pub circles: std::sync::Mutex<Vec<crate::circles::Circle>>,
+    /// Serialises reading the circles and joining them.
+    pub circle_refresh: AsyncMutex<()>,
 }
 
 impl Shared {
@@ -67,6 +73,12 @@ impl Shared {
     /// A fresh id for a conversation or a transfer.
     pub fn fresh_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request that has no answer but a refusal; a refusal is
+    /// only logged.
+    pub async fn send(&self, make: impl FnOnce(TrId) -> NsRequest + Send + 'static) -> Result<()> {
+        self.commands.send(Command::Send(Box::new(make))).await.map_err(|_| ClientError::Closed)
     }
 
     /// Sends a request on the notification connection and waits for its

@@ -24,7 +24,7 @@ use ratatui::widgets::{Block, Borders, Clear, Gauge, List, ListItem, ListState, 
 use crate::history::History;
 
 /// The commands of the input line.
-pub const HELP: &str = "/chat HANDLE  /invite HANDLE  /status online|busy|away|brb|phone|lunch|idle|hidden  /name NAME  /psm TEXT  /add HANDLE  /remove HANDLE  /block HANDLE  /allow HANDLE  /send PATH  /accept [PATH]  /decline  /cancel  /search TEXT  /close  /quit  — Ctrl-N/Ctrl-P switch tabs, Esc to contacts";
+pub const HELP: &str = "/chat HANDLE  /invite HANDLE  /circle NAME  /join CIRCLE  /leave [CIRCLE]  /status online|busy|away|brb|phone|lunch|idle|hidden  /name NAME  /psm TEXT  /add HANDLE  /remove HANDLE  /block HANDLE  /allow HANDLE  /send PATH  /accept [PATH]  /decline  /cancel  /search TEXT  /close  /quit  — Ctrl-N/Ctrl-P switch tabs, Esc to contacts";
 
 /// A transfer shown in a tab.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ struct Tab {
     inviting: bool,
     /// The tab last said the other side is offline.
     said_offline: bool,
+    /// The circle (its GUID) this tab speaks in, for a circle's tab.
+    circle: Option<String>,
 }
 
 impl Tab {
@@ -64,6 +66,7 @@ impl Tab {
             queued: Vec::new(),
             inviting: false,
             said_offline: false,
+            circle: None,
         }
     }
 
@@ -167,6 +170,15 @@ impl App {
 
     fn tab_of(&mut self, conversation: u64) -> Option<&mut Tab> {
         self.tabs.iter_mut().find(|t| t.conversation == Some(conversation))
+    }
+
+    fn tab_of_circle(&mut self, circle: &str) -> Option<&mut Tab> {
+        self.tabs.iter_mut().find(|t| t.circle.as_deref() == Some(circle))
+    }
+
+    /// A circle by its name or GUID, as typed.
+    fn circle_named(&self, name: &str) -> Option<client::Circle> {
+        self.client.circles().into_iter().find(|c| c.name.eq_ignore_ascii_case(name) || c.id.eq_ignore_ascii_case(name))
     }
 
     fn tab_of_transfer(&mut self, transfer: u64) -> Option<&mut Tab> {
@@ -349,6 +361,35 @@ impl App {
                     t.offer = None;
                 }
             }
+            Event::CircleInvitation { name, by, .. } => {
+                self.status = format!("{by} invites you into the circle {name}: /join {name} or /leave {name}");
+            }
+            Event::CircleJoined { circle, name } => {
+                if self.tab_of_circle(&circle).is_none() {
+                    let mut tab = Tab::new(&format!("#{name}"));
+                    tab.circle = Some(circle.clone());
+                    tab.note(format!("you are in the circle {name}: what you type is said to everyone in it"));
+                    self.tabs.push(tab);
+                }
+                self.status = format!("joined the circle {name}");
+            }
+            Event::CircleRoster { circle, members } => {
+                if let Some(t) = self.tab_of_circle(&circle) {
+                    t.note(format!("here now: {}", members.join(", ")));
+                }
+            }
+            Event::CircleMessage { circle, from, text } => {
+                if let Some(t) = self.tab_of_circle(&circle) {
+                    let title = t.title.clone();
+                    t.lines.push((from.clone(), text.clone()));
+                    self.record(&title, &from, &text);
+                }
+            }
+            Event::CircleLeft { circle, handle } => {
+                if let Some(t) = self.tab_of_circle(&circle) {
+                    t.note(format!("{handle} left the circle"));
+                }
+            }
             Event::ServiceMessage { text } => self.status = format!("From the service: {text}"),
             Event::SignedOut { reason } => {
                 self.status = match reason.as_str() {
@@ -416,6 +457,17 @@ impl App {
             return;
         }
         let peer = self.tabs[i].title.clone();
+        if let Some(circle) = self.tabs[i].circle.clone() {
+            let me = self.me.clone();
+            match self.client.say_in_circle(&circle, &text).await {
+                Ok(()) => {
+                    self.tabs[i].lines.push((me.clone(), text.clone()));
+                    self.record(&peer, &me, &text);
+                }
+                Err(e) => self.tabs[i].note(format!("not said: {e}")),
+            }
+            return;
+        }
         match self.tabs[i].conversation {
             Some(id) => {
                 let conversation = self.client.conversation(id);
@@ -511,6 +563,50 @@ impl App {
             }
             "/allow" if !arg.is_empty() => {
                 self.client.allow(arg).await.map(|_| format!("allowed {arg}")).map_err(|e| e.to_string())
+            }
+            "/invite" if !arg.is_empty() && self.tabs[i].circle.is_some() => {
+                let circle = self.tabs[i].circle.clone().unwrap_or_default();
+                self.client
+                    .invite_to_circle(&circle, arg)
+                    .await
+                    .map(|_| format!("invited {arg} into the circle"))
+                    .map_err(|e| e.to_string())
+            }
+            "/circle" if !arg.is_empty() => self
+                .client
+                .create_circle(arg)
+                .await
+                .map(|_| format!("made the circle {arg}"))
+                .map_err(|e| e.to_string()),
+            "/join" if !arg.is_empty() => match self.circle_named(arg) {
+                Some(c) => self
+                    .client
+                    .answer_circle(&c.id, true)
+                    .await
+                    .map(|_| format!("accepted the circle {}", c.name))
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("no circle named {arg}")),
+            },
+            "/leave" => {
+                let circle = match arg {
+                    "" => self.tabs[i].circle.as_ref().and_then(|id| self.circle_named(id)),
+                    name => self.circle_named(name),
+                };
+                match circle {
+                    // An invitation is declined, a membership left.
+                    Some(c) => {
+                        let done = match c.invited_by {
+                            Some(_) => self.client.answer_circle(&c.id, false).await,
+                            None => self.client.leave_circle(&c.id).await,
+                        };
+                        if done.is_ok() {
+                            self.tabs.retain(|t| t.circle.as_deref() != Some(c.id.as_str()));
+                            self.active = self.active.min(self.tabs.len() - 1);
+                        }
+                        done.map(|_| format!("left the circle {}", c.name)).map_err(|e| e.to_string())
+                    }
+                    None => Err("not a circle: /leave NAME".into()),
+                }
             }
             "/invite" if !arg.is_empty() => match conversation {
                 Some(c) => c.invite(arg).await.map(|_| format!("invited {arg}")).map_err(|e| e.to_string()),

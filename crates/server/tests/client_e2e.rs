@@ -628,3 +628,57 @@ async fn a_5_mib_file_between_msnp18_clients_arrives_byte_for_byte() {
     // is addressed to the handle and relayed like any other.
     transfer_and_compare(Dialect::Msnp18, Method::P2p, "p2p").await;
 }
+
+#[tokio::test]
+async fn msnp18_clients_make_a_circle_and_speak_in_it_on_every_machine() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp18).await;
+    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp18).await;
+
+    // Alice makes a circle: she is in it at once.
+    let circle = alice.create_circle("Book club").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::CircleJoined { name, .. } if name == "Book club").then_some(())).await;
+
+    // She invites Bob; he is told, accepts, and is in it.
+    alice.invite_to_circle(&circle, "bob@example.com").await.unwrap();
+    let by = wait(&mut b, |e| match e {
+        Event::CircleInvitation { circle: c, by, .. } if *c == circle => Some(by.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(by, "alice@example.com");
+    bob.answer_circle(&circle, true).await.unwrap();
+    wait(&mut b, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
+    let members = wait(&mut a, |e| match e {
+        Event::CircleRoster { members, .. } if members.len() == 2 => Some(members.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(members, ["alice@example.com", "bob@example.com"]);
+
+    // Bob's second machine joins the circle by itself at sign-in.
+    let (work, mut w) = sign_in(&server, "bob", Dialect::Msnp18).await;
+    wait(&mut w, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
+    assert_eq!(work.circles().len(), 1);
+
+    // What Alice says reaches both of Bob's machines; what Bob says, Alice.
+    alice.say_in_circle(&circle, "first chapter tonight").await.unwrap();
+    for events in [&mut b, &mut w] {
+        let from = wait(events, |e| match e {
+            Event::CircleMessage { text, from, .. } if text == "first chapter tonight" => Some(from.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(from, "alice@example.com");
+    }
+    bob.say_in_circle(&circle, "I'll be there").await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::CircleMessage { text, .. } if text == "I'll be there").then_some(())).await;
+
+    // Bob leaves for good; Alice sees him go.
+    bob.leave_circle(&circle).await.unwrap();
+    wait(&mut a, |e| matches!(e, Event::CircleLeft { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    assert!(bob.circles().is_empty());
+    alice.sign_out().await;
+    work.sign_out().await;
+}
