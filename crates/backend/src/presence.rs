@@ -425,8 +425,6 @@ impl OnlineUser {
 
 const SHARDS: usize = 32;
 
-/// Every signed-in user, by handle key. Sharded so that sign-ins and look-ups
-/// on different users rarely contend.
 /// What [`Registry::remove`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
@@ -438,6 +436,8 @@ pub enum Removal {
     SignedOut,
 }
 
+/// Every signed-in user, by handle key. Sharded so that sign-ins and look-ups
+/// on different users rarely contend.
 #[derive(Debug)]
 pub struct Registry {
     shards: Vec<RwLock<HashMap<String, Arc<OnlineUser>>>>,

@@ -262,7 +262,7 @@ impl Backend {
     /// Ends a sign-in: watchers who saw the user online get `FLN`, unless
     /// another endpoint of the account stays (then they see one endpoint
     /// fewer) or a newer sign-in of the account is already visible to them.
-    pub fn sign_out(&self, user: &Arc<OnlineUser>) {
+    pub fn sign_out(&self, user: &Arc<OnlineUser>) -> Removal {
         let was_visible = user.presence_line().is_some();
         let removal = self.registry.remove(user);
         match removal {
@@ -270,7 +270,7 @@ impl Backend {
             Removal::EndpointLeft => {
                 self.forget_web_tokens(user);
                 self.endpoints_changed(user);
-                return;
+                return removal;
             }
             Removal::SignedOut => {
                 self.forget_web_tokens(user);
@@ -279,13 +279,12 @@ impl Backend {
                 }
             }
         }
-        if !was_visible {
-            return;
+        let replaced_visibly =
+            removal == Removal::NotThere && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some());
+        if was_visible && !replaced_visibly {
+            self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
         }
-        if removal == Removal::NotThere && self.registry.get(&user.key).is_some_and(|u| u.presence_line().is_some()) {
-            return;
-        }
-        self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
+        removal
     }
 
     fn forget_web_tokens(&self, user: &OnlineUser) {

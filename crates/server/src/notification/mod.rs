@@ -195,11 +195,11 @@ pub fn serve(
         // Sign out first: once the client sees the connection close, its
         // presence and web token are already gone.
         if let Some(user) = session.user() {
-            session.shared.backend.sign_out(&user);
+            let removal = session.shared.backend.sign_out(&user);
             // The other members see the roster without this account once
             // its last endpoint is gone.
             let joined = std::mem::take(&mut session.circles.joined);
-            if !joined.is_empty() && user.endpoints().iter().all(|e| e.session_id == user.session_id) {
+            if !joined.is_empty() && removal == backend::presence::Removal::SignedOut {
                 let backend = session.shared.backend.clone();
                 tokio::spawn(async move { backend.circles_went_offline(&user, &joined).await });
             }
