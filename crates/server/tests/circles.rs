@@ -44,16 +44,13 @@ async fn circles_and_ticket(server: &TestServer, ticket: &str) -> (Vec<addressbo
     (circles, msnp::base64::encode(signed.as_bytes()))
 }
 
-/// Signs the endpoint into the circle the way WLM 2009 does: the ticket,
-/// then `ADL` of the circle. Returns the roster it is given and what it
+/// Signs the endpoint into the circle the way WLM 2009 does at sign-in:
+/// the ticket, then `ADL` of the circle. Returns the roster it is given and what it
 /// missed.
 async fn join(server: &TestServer, c: &mut Client, ticket: &str, circle: &CircleId) -> (Vec<String>, Vec<String>) {
     let (_, argument) = circles_and_ticket(server, ticket).await;
     c.send(&format!("USR 20 SHA A {argument}")).await;
     c.expect_prefix("USR 20 OK ").await;
-    let ready = c.expect_prefix("NFY PUT ").await;
-    let ready = RoutedMessage::parse(ready.payload.as_deref().unwrap()).unwrap();
-    assert_eq!(CircleId::of_address(&ready.from().unwrap()).as_ref(), Some(circle));
     let adl = format!(r#"<ml><d n="live.com"><c n="{}" l="1" t="9"/></d></ml>"#, circle.guid());
     c.send_payload("ADL 21", adl.as_bytes()).await;
     c.expect("ADL 21 OK").await;
@@ -218,7 +215,7 @@ async fn non_members_are_refused_and_nothing_changes() {
     let (_, argument) = circles_and_ticket(&server, &alice_ticket).await;
     alice.send(&format!("USR 12 SHA A {argument}")).await;
     alice.expect_prefix("USR 12 OK ").await;
-    alice.expect_prefix("NFY PUT ").await;
+
     alice.send_payload("ADL 13", adl.as_bytes()).await;
     alice.expect("ADL 13 OK").await;
     alice.expect_prefix("NFY PUT ").await;
@@ -245,4 +242,30 @@ async fn circles_per_account_are_limited() {
     assert_eq!(fault, addressbook::Fault::QuotaLimitReached);
     let (circles, _) = circles_and_ticket(&server, &ticket).await;
     assert_eq!(circles.len(), 2);
+}
+
+#[tokio::test]
+async fn a_later_ticket_announces_only_the_circles_it_adds() {
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    let (mut alice, ticket) = wlm2009(&server, "alice").await;
+    let xml = ok(&server, &ticket, Operation::CreateCircle { name: "First".into() }).await;
+    let first = parse_create_circle_response(&xml).unwrap();
+    alice.expect_prefix("NOT ").await;
+    let (roster, _) = join(&server, &mut alice, &ticket, &first).await;
+    assert_eq!(roster, ["alice@example.com"]);
+
+    // A second circle: the client reads its book again and shows the new
+    // ticket; the server names the new circle (only) for it to join.
+    let xml = ok(&server, &ticket, Operation::CreateCircle { name: "Second".into() }).await;
+    let second = parse_create_circle_response(&xml).unwrap();
+    alice.expect_prefix("NOT ").await;
+    let (_, argument) = circles_and_ticket(&server, &ticket).await;
+    alice.send(&format!("USR 30 SHA A {argument}")).await;
+    alice.expect_prefix("USR 30 OK ").await;
+    let ready = alice.expect_prefix("NFY PUT ").await;
+    let ready = RoutedMessage::parse(ready.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(CircleId::of_address(&ready.from().unwrap()), Some(second));
+    assert_eq!(ready.content.get("NotifType"), Some("Full"));
+    alice.expect_silence().await;
 }

@@ -26,8 +26,11 @@ pub(super) struct CircleAccess {
 }
 
 impl NsSession {
-    /// `USR SHA A ticket`: admits the endpoint to the ticket's circles,
-    /// and tells it of each (an empty `NFY PUT`), which it then joins.
+    /// `USR SHA A ticket`: admits the endpoint to the ticket's circles. A
+    /// later ticket (after the client made or entered a circle) is answered
+    /// with an empty `NFY PUT` for each circle it adds, which WLM 2009 then
+    /// joins; the circles of the first ticket it joins from its address
+    /// book. (Pidgin sends the first ticket and reads no `NFY`.)
     pub(super) async fn usr_circles(
         &mut self,
         user: &Arc<OnlineUser>,
@@ -37,9 +40,11 @@ impl NsSession {
     ) -> Handled {
         let circles = self.backend().admit_circle_ticket(user, ticket)?;
         w.push(&Reply::UsrOk { trid, handle: user.handle.clone(), friendly: String::new() });
-        for id in &circles {
-            let ready = circle::circle_notification(&user.handle, id, NotifType::Full, None);
-            w.push(&Reply::Nfy { removal: false, payload: ready.to_bytes() });
+        if let Some(before) = &self.circles.admitted {
+            for id in circles.iter().filter(|id| !before.contains(id)) {
+                let ready = circle::circle_notification(&user.handle, id, NotifType::Full, None);
+                w.push(&Reply::Nfy { removal: false, payload: ready.to_bytes() });
+            }
         }
         self.circles.admitted = Some(circles);
         Ok(Flow::Continue)
