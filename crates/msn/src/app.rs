@@ -92,6 +92,9 @@ pub struct App {
     pub quit: bool,
     last_typing_sent: Option<Instant>,
     download_dir: PathBuf,
+    /// The circle (by name) the user just made or joined: its tab is shown
+    /// when it opens.
+    focus_circle: Option<String>,
 }
 
 fn state_name(s: OnlineState) -> &'static str {
@@ -156,6 +159,7 @@ impl App {
             quit: false,
             last_typing_sent: None,
             download_dir,
+            focus_circle: None,
         }
     }
 
@@ -179,6 +183,12 @@ impl App {
     /// A circle by its name or GUID, as typed.
     fn circle_named(&self, name: &str) -> Option<client::Circle> {
         self.client.circles().into_iter().find(|c| c.name.eq_ignore_ascii_case(name) || c.id.eq_ignore_ascii_case(name))
+    }
+
+    /// Shows the circle `name`'s tab when it opens.
+    fn focus(&mut self, name: &str) -> &mut Self {
+        self.focus_circle = Some(name.to_string());
+        self
     }
 
     fn tab_of_transfer(&mut self, transfer: u64) -> Option<&mut Tab> {
@@ -370,6 +380,10 @@ impl App {
                     tab.circle = Some(circle.clone());
                     tab.note(format!("you are in the circle {name}: what you type is said to everyone in it"));
                     self.tabs.push(tab);
+                }
+                if self.focus_circle.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(&name)) {
+                    self.focus_circle = None;
+                    self.active = self.tabs.iter().position(|t| t.circle.as_deref() == Some(&circle)).unwrap_or(0);
                 }
                 self.status = format!("joined the circle {name}");
             }
@@ -573,6 +587,7 @@ impl App {
                     .map_err(|e| e.to_string())
             }
             "/circle" if !arg.is_empty() => self
+                .focus(arg)
                 .client
                 .create_circle(arg)
                 .await
@@ -580,6 +595,7 @@ impl App {
                 .map_err(|e| e.to_string()),
             "/join" if !arg.is_empty() => match self.circle_named(arg) {
                 Some(c) => self
+                    .focus(&c.name)
                     .client
                     .answer_circle(&c.id, true)
                     .await
@@ -873,10 +889,12 @@ impl App {
         let height = area.height.saturating_sub(2) as usize;
         let scroll = lines.len().saturating_sub(height) as u16;
         let offline = self.client.state().contact(&tab.title).is_none_or(|c| !c.state.is_visible());
-        let title = match tab.conversation {
-            Some(_) => format!("Conversation with {}", tab.title),
-            None if offline => format!("{} (offline: messages are left for later)", tab.title),
-            None => format!("{} (not connected)", tab.title),
+        let here = tab.circle.as_ref().and_then(|id| self.client.circles().into_iter().find(|c| c.id == *id));
+        let title = match (here, tab.conversation) {
+            (Some(c), _) => format!("Circle {} ({} here)", c.name, c.roster.len().max(1)),
+            (None, Some(_)) => format!("Conversation with {}", tab.title),
+            (None, None) if offline => format!("{} (offline: messages are left for later)", tab.title),
+            (None, None) => format!("{} (not connected)", tab.title),
         };
         f.render_widget(
             Paragraph::new(lines)
