@@ -55,12 +55,9 @@ async fn members(server: &TestServer, ticket: &str, role: Role, deltas_since: Op
 
 /// An MSNP15 user signed in, online, with the address book's ticket.
 async fn wlm(server: &TestServer, name: &str) -> (Client, String) {
-    let mut c = as_dialect(server, 15, name).await;
-    c.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
-    c.expect("ADL 5 OK").await;
+    let (mut c, ticket) = with_address_book(server, 15, name).await;
     c.send("CHG 6 NLN 0").await;
     c.expect("CHG 6 NLN 0").await;
-    let ticket = c.contacts_ticket.clone().expect("an address book ticket");
     (c, ticket)
 }
 

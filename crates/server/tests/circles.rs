@@ -28,15 +28,6 @@ async fn denied(server: &TestServer, ticket: &str, op: Operation) -> addressbook
     addressbook::Fault::parse(&xml).unwrap()
 }
 
-/// An MSNP18 user signed in, with the address book's ticket.
-async fn wlm2009(server: &TestServer, name: &str) -> (Client, String) {
-    let mut c = as_dialect(server, 18, name).await;
-    c.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
-    c.expect("ADL 5 OK").await;
-    let ticket = c.contacts_ticket.clone().expect("a contacts ticket");
-    (c, ticket)
-}
-
 /// The circles of the caller's book and the `USR SHA A` argument.
 async fn circles_and_ticket(server: &TestServer, ticket: &str) -> (Vec<addressbook::CircleEntry>, String) {
     let xml = ok(server, ticket, Operation::FindContactsPaged { deltas_since: None }).await;
@@ -86,8 +77,8 @@ fn say(from: &str, circle: &CircleId, text: &str) -> (String, Vec<u8>) {
 async fn a_circle_is_made_joined_spoken_in_and_caught_up_on() {
     let server = TestServer::start();
     users(&server, &["alice", "bob", "carol"]);
-    let (mut alice, alice_ticket) = wlm2009(&server, "alice").await;
-    let (mut bob, bob_ticket) = wlm2009(&server, "bob").await;
+    let (mut alice, alice_ticket) = with_address_book(&server, 18, "alice").await;
+    let (mut bob, bob_ticket) = with_address_book(&server, 18, "bob").await;
 
     // Alice makes a circle: her book shows it, with her as its administrator.
     let xml = ok(&server, &alice_ticket, Operation::CreateCircle { name: "Book club".into() }).await;
@@ -140,12 +131,12 @@ async fn a_circle_is_made_joined_spoken_in_and_caught_up_on() {
     let (line, payload) = say("alice@example.com", &id, "while you were away");
     alice.send_payload(&line, &payload).await;
     alice.expect_silence().await;
-    let (mut bob, bob_ticket) = wlm2009(&server, "bob").await;
+    let (mut bob, bob_ticket) = with_address_book(&server, 18, "bob").await;
     let (_, missed) = join(&server, &mut bob, &bob_ticket, &id).await;
     assert_eq!(missed, ["while you were away"]);
     bob.send("OUT").await;
     bob.expect_closed().await;
-    let (mut bob, bob_ticket) = wlm2009(&server, "bob").await;
+    let (mut bob, bob_ticket) = with_address_book(&server, 18, "bob").await;
     let (_, missed) = join(&server, &mut bob, &bob_ticket, &id).await;
     assert!(missed.is_empty(), "given again: {missed:?}");
 
@@ -164,8 +155,8 @@ async fn a_circle_is_made_joined_spoken_in_and_caught_up_on() {
 async fn non_members_are_refused_and_nothing_changes() {
     let server = TestServer::start();
     users(&server, &["alice", "carol"]);
-    let (mut alice, alice_ticket) = wlm2009(&server, "alice").await;
-    let (mut carol, carol_ticket) = wlm2009(&server, "carol").await;
+    let (mut alice, alice_ticket) = with_address_book(&server, 18, "alice").await;
+    let (mut carol, carol_ticket) = with_address_book(&server, 18, "carol").await;
     let xml = ok(&server, &alice_ticket, Operation::CreateCircle { name: "Private".into() }).await;
     let id = parse_create_circle_response(&xml).unwrap();
     alice.expect_prefix("NOT ").await;
@@ -234,7 +225,7 @@ async fn non_members_are_refused_and_nothing_changes() {
 async fn circles_per_account_are_limited() {
     let server = TestServer::start_with(&["--max-circles-per-account", "2"]);
     users(&server, &["alice"]);
-    let (_alice, ticket) = wlm2009(&server, "alice").await;
+    let (_alice, ticket) = with_address_book(&server, 18, "alice").await;
     for name in ["one", "two"] {
         ok(&server, &ticket, Operation::CreateCircle { name: name.into() }).await;
     }
@@ -248,7 +239,7 @@ async fn circles_per_account_are_limited() {
 async fn a_later_ticket_announces_only_the_circles_it_adds() {
     let server = TestServer::start();
     users(&server, &["alice"]);
-    let (mut alice, ticket) = wlm2009(&server, "alice").await;
+    let (mut alice, ticket) = with_address_book(&server, 18, "alice").await;
     let xml = ok(&server, &ticket, Operation::CreateCircle { name: "First".into() }).await;
     let first = parse_create_circle_response(&xml).unwrap();
     alice.expect_prefix("NOT ").await;

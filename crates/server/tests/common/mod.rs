@@ -739,6 +739,17 @@ pub async fn as_dialect(server: &TestServer, dialect: u8, name: &str) -> Client 
     login_as_dialect(server, dialect, &format!("{name}@example.com"), &format!("pw-{name}")).await
 }
 
+/// `name@example.com` signed in with `MSNPn` (13+) as Windows Live
+/// Messenger does it: its initial list shown (`ADL` of `<ml l="1">`), and
+/// the address book's ticket.
+pub async fn with_address_book(server: &TestServer, dialect: u8, name: &str) -> (Client, String) {
+    let mut c = as_dialect(server, dialect, name).await;
+    c.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+    c.expect("ADL 5 OK").await;
+    let ticket = c.contacts_ticket.clone().expect("an address book ticket");
+    (c, ticket)
+}
+
 /// Logs in with `MSNPn` through the dispatch referral with `msnp::signin`,
 /// the sign-in the client and the load tool use; returns the notification
 /// connection after the profile message. (The shapes of each step are
