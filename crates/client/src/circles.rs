@@ -3,90 +3,66 @@
 //! signed ticket (`USR SHA A`), joined with an `ADL` of the circle, spoken
 //! in with `SDG`; the server's `NFY` and `SDG` become events.
 
+use crate::error::{ClientError, Result};
+use crate::event::Event;
+use crate::login;
+use crate::shared::Shared;
+use crate::state::Circle;
 use msnp::addressbook::{Invitee, Operation, parse_circle_result, parse_create_circle_response};
 use msnp::circle::{self, CircleDocument, CircleId, CircleState, Said};
 use msnp::request::{NsRequest, UsrStep};
 use msnp::routed::RoutedMessage;
-use serde::Serialize;
-
-use crate::error::{ClientError, Result};
-use crate::event::Event;
-use crate::login;
-use crate::ns::Client;
-use crate::shared::Shared;
-
-/// A circle I am in or invited to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Circle {
-    /// Its GUID (`00000000-0000-0000-0009-...`).
-    pub id: String,
-    pub name: String,
-    /// Invited and not yet answered.
-    pub invited_by: Option<String>,
-    /// Joined by this session: its messages reach me.
-    pub joined: bool,
-    /// Who is in it now, as the server last said.
-    pub roster: Vec<String>,
-}
 
 fn circle_id(id: &str) -> Result<CircleId> {
     CircleId::parse_guid(id).ok_or_else(|| ClientError::Protocol(format!("{id} is no circle")))
 }
 
-impl Client {
-    /// My circles, as the address book last listed them.
-    pub fn circles(&self) -> Vec<Circle> {
-        self.shared.circles.lock().expect("circles lock").clone()
-    }
+/// Makes a circle I administer, and joins it; its GUID.
+pub(crate) async fn create(shared: &Shared, name: &str) -> Result<String> {
+    let xml = book(shared, &Operation::CreateCircle { name: name.to_string() }).await?;
+    let id = parse_create_circle_response(&xml)
+        .ok_or_else(|| ClientError::Protocol("CreateCircle answered something else".into()))?;
+    refresh(shared).await?;
+    Ok(id.guid())
+}
 
-    /// Makes a circle I administer, and joins it.
-    pub async fn create_circle(&self, name: &str) -> Result<String> {
-        let xml = self.book(&Operation::CreateCircle { name: name.to_string() }).await?;
-        let id = parse_create_circle_response(&xml)
-            .ok_or_else(|| ClientError::Protocol("CreateCircle answered something else".into()))?;
-        refresh(&self.shared).await?;
-        Ok(id.guid())
-    }
+/// Invites someone into a circle I administer.
+pub(crate) async fn invite(shared: &Shared, circle: &str, handle: &str) -> Result<()> {
+    let op = Operation::InviteToCircle {
+        circle: circle_id(circle)?,
+        invitee: Invitee::Handle(handle.to_string()),
+        message: None,
+    };
+    book(shared, &op).await.map(drop)
+}
 
-    /// Invites someone into a circle I administer.
-    pub async fn invite_to_circle(&self, circle: &str, handle: &str) -> Result<()> {
-        let op = Operation::InviteToCircle {
-            circle: circle_id(circle)?,
-            invitee: Invitee::Handle(handle.to_string()),
-            message: None,
-        };
-        self.book(&op).await.map(drop)
-    }
+/// Accepts (and joins) or declines an invitation.
+pub(crate) async fn answer(shared: &Shared, circle: &str, accept: bool) -> Result<()> {
+    book(shared, &Operation::AnswerCircle { circle: circle_id(circle)?, accept }).await?;
+    refresh(shared).await
+}
 
-    /// Accepts (and joins) or declines an invitation.
-    pub async fn answer_circle(&self, circle: &str, accept: bool) -> Result<()> {
-        self.book(&Operation::AnswerCircle { circle: circle_id(circle)?, accept }).await?;
-        refresh(&self.shared).await
-    }
+/// Leaves a circle for good.
+pub(crate) async fn leave(shared: &Shared, circle: &str) -> Result<()> {
+    book(shared, &Operation::LeaveCircle { circle: circle_id(circle)? }).await?;
+    shared.circles.lock().expect("circles lock").retain(|c| c.id != circle);
+    Ok(())
+}
 
-    /// Leaves a circle for good.
-    pub async fn leave_circle(&self, circle: &str) -> Result<()> {
-        self.book(&Operation::LeaveCircle { circle: circle_id(circle)? }).await?;
-        self.shared.circles.lock().expect("circles lock").retain(|c| c.id != circle);
-        Ok(())
-    }
+/// Says something in a circle I joined. A circle message has no answer
+/// unless it is refused, so none is waited for.
+pub(crate) async fn say(shared: &Shared, circle: &str, text: &str) -> Result<()> {
+    let id = circle_id(circle)?;
+    let (handle, _) = shared.me();
+    let machine = shared.config.machine.to_string();
+    let said = Said::Text { text: text.to_string(), format: None };
+    let payload = circle::circle_message(&id, &handle, Some(&machine), &said).to_bytes();
+    shared.send(move |trid| NsRequest::Sdg { trid, payload }).await
+}
 
-    /// Says something in a circle I joined.
-    pub async fn say_in_circle(&self, circle: &str, text: &str) -> Result<()> {
-        let id = circle_id(circle)?;
-        let (handle, _) = self.shared.me();
-        let machine = self.shared.config.machine.to_string();
-        let said = Said::Text { text: text.to_string(), format: None };
-        let payload = circle::circle_message(&id, &handle, Some(&machine), &said).to_bytes();
-        // A circle message has no answer unless it is refused: the request
-        // waits only for an error, which comes at once if at all.
-        self.shared.send(move |trid| NsRequest::Sdg { trid, payload }).await
-    }
-
-    async fn book(&self, op: &Operation) -> Result<String> {
-        let ticket = self.state().web_token.clone();
-        login::address_book(&self.shared.config, &ticket, op).await
-    }
+async fn book(shared: &Shared, op: &Operation) -> Result<String> {
+    let ticket = shared.state.lock().expect("state lock").web_token.clone();
+    login::address_book(&shared.config, &ticket, op).await
 }
 
 /// Reads my circles from the address book; joins the ones I am a member of

@@ -28,7 +28,7 @@
 //! typing payloads).
 
 pub mod cache;
-pub mod circles;
+mod circles;
 pub mod config;
 pub mod conn;
 pub mod conversation;
@@ -43,10 +43,9 @@ mod shared;
 pub mod state;
 pub mod transfer;
 
-pub use circles::Circle;
 pub use config::ClientConfig;
 pub use conversation::Conversation;
 pub use error::ClientError;
 pub use event::Event;
 pub use ns::Client;
-pub use state::{Contact, State};
+pub use state::{Circle, Contact, State};

@@ -360,6 +360,36 @@ impl Client {
         Err(ClientError::Protocol("offline message refused: the lock key was not taken".into()))
     }
 
+    /// My circles (MSNP18's group chats), as the address book last listed them.
+    pub fn circles(&self) -> Vec<crate::state::Circle> {
+        self.shared.circles.lock().expect("circles lock").clone()
+    }
+
+    /// Makes a circle I administer, and joins it; returns its GUID.
+    pub async fn create_circle(&self, name: &str) -> Result<String> {
+        crate::circles::create(&self.shared, name).await
+    }
+
+    /// Invites someone into a circle I administer.
+    pub async fn invite_to_circle(&self, circle: &str, handle: &str) -> Result<()> {
+        crate::circles::invite(&self.shared, circle, handle).await
+    }
+
+    /// Accepts (and joins) or declines an invitation into a circle.
+    pub async fn answer_circle(&self, circle: &str, accept: bool) -> Result<()> {
+        crate::circles::answer(&self.shared, circle, accept).await
+    }
+
+    /// Leaves a circle for good.
+    pub async fn leave_circle(&self, circle: &str) -> Result<()> {
+        crate::circles::leave(&self.shared, circle).await
+    }
+
+    /// Says something in a circle I joined.
+    pub async fn say_in_circle(&self, circle: &str, text: &str) -> Result<()> {
+        crate::circles::say(&self.shared, circle, text).await
+    }
+
     /// Signs out (`OUT`) and ends every conversation.
     pub async fn sign_out(&self) {
         let conversations: Vec<Conversation> =

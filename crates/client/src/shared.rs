@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     /// GUID), so that two notices never show one twice; held while reading.
     pub offline_read: AsyncMutex<std::collections::HashSet<String>>,
     /// My circles (MSNP18), as the address book last listed them.
-    pub circles: std::sync::Mutex<Vec<crate::circles::Circle>>,
+    pub circles: std::sync::Mutex<Vec<crate::state::Circle>>,
     /// Serialises reading the circles and joining them.
     pub circle_refresh: AsyncMutex<()>,
 }

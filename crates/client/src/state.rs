@@ -62,6 +62,20 @@ impl Contact {
     }
 }
 
+/// A circle I am in or invited to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Circle {
+    /// Its GUID (`00000000-0000-0000-0009-...`).
+    pub id: String,
+    pub name: String,
+    /// Invited and not yet answered.
+    pub invited_by: Option<String>,
+    /// Joined by this session: its messages reach me.
+    pub joined: bool,
+    /// Who is in it now, as the server last said.
+    pub roster: Vec<String>,
+}
+
 /// A contact group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
