@@ -628,3 +628,74 @@ async fn a_user_on_two_machines_is_rung_on_both_from_another_node() {
     bob_sb.expect_prefix("JOI u1@example.com").await;
     bob_sb.expect_silence().await;
 }
+
+#[tokio::test]
+async fn a_circle_speaks_across_nodes() {
+    use msnp::addressbook::{self, Invitee, Operation, parse_circle_result, parse_create_circle_response};
+    use msnp::circle::{self, Said};
+    let Some(c) = cluster("circle_across_nodes", STEADY_NODE_TIMEOUT_MS).await else { return };
+    // Two MSNP18 users whom the dispatch node puts on different nodes.
+    let (_, alice_ns) = refer(&c, "u1").await;
+    let mut bob_name = None;
+    for i in 2..12 {
+        if refer(&c, &format!("u{i}")).await.1 != alice_ns {
+            bob_name = Some(format!("u{i}"));
+            break;
+        }
+    }
+    let bob_name = bob_name.expect("a user on another node");
+    let signed = |name: String| {
+        let dispatch = &c.dispatch;
+        async move {
+            let machine = msnp::endpoint::MachineGuid::from_random(rand::random());
+            let email = format!("{name}@example.com");
+            let mut m = login_from_machine(dispatch, 18, &email, &format!("pw-{name}"), machine).await;
+            m.send_payload("ADL 5", br#"<ml l="1"></ml>"#).await;
+            m.expect("ADL 5 OK").await;
+            let ticket = m.contacts_ticket.clone().expect("an address book ticket");
+            (m, ticket, email)
+        }
+    };
+    let (mut alice, alice_ticket, _) = signed("u1".into()).await;
+    let (mut bob, bob_ticket, bob_email) = signed(bob_name).await;
+    // The address book is asked of the dispatch node, for users elsewhere.
+    let call = |ticket: &str, op: Operation| {
+        let (ticket, http) = (ticket.to_string(), &c.dispatch);
+        async move {
+            let body = addressbook::request(&ticket, &op.to_xml());
+            let answer = soap_post(http, op.path(), &op.action(), &body).await;
+            assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+            String::from_utf8_lossy(&answer.body).into_owned()
+        }
+    };
+    let id = parse_create_circle_response(&call(&alice_ticket, Operation::CreateCircle { name: "Nodes".into() }).await)
+        .unwrap();
+    let invite =
+        Operation::InviteToCircle { circle: id.clone(), invitee: Invitee::Handle(bob_email.clone()), message: None };
+    call(&alice_ticket, invite).await;
+    until(&mut bob, "NOT ").await;
+    call(&bob_ticket, Operation::AnswerCircle { circle: id.clone(), accept: true }).await;
+    // Each joins on its own node with its ticket.
+    let adl = format!(r#"<ml><d n="live.com"><c n="{}" l="1" t="9"/></d></ml>"#, id.guid());
+    for (client, ticket) in [(&mut alice, &alice_ticket), (&mut bob, &bob_ticket)] {
+        let xml = call(ticket, Operation::FindContactsPaged { deltas_since: None }).await;
+        let (_, signed) = parse_circle_result(&xml).unwrap();
+        client.send(&format!("USR 20 SHA A {}", msnp::base64::encode(signed.as_bytes()))).await;
+        until(client, "USR 20 OK ").await;
+        client.send_payload("ADL 21", adl.as_bytes()).await;
+        until(client, "ADL 21 OK").await;
+    }
+    // Alice sees Bob come in, from his node; what he says reaches her there.
+    loop {
+        let roster = until(&mut alice, "NFY PUT ").await;
+        let m = msnp::routed::RoutedMessage::parse(roster.payload.as_deref().unwrap()).unwrap();
+        if msnp::circle::CircleDocument::parse(&m.body).unwrap().roster.len() == 2 {
+            break;
+        }
+    }
+    let said = Said::Text { text: "hello from the other node".into(), format: None };
+    bob.send_payload("SDG 22", &circle::circle_message(&id, &bob_email, None, &said).to_bytes()).await;
+    let heard = until(&mut alice, "SDG 0 ").await;
+    let m = msnp::routed::RoutedMessage::parse(heard.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(Said::of(&m), Some(said));
+}
