@@ -146,6 +146,13 @@ async fn direct(ns: &str, name: &str) -> Client {
     c
 }
 
+/// One request to the address book service of `node`.
+async fn address_book(node: &TestServer, ticket: &str, op: msnp::addressbook::Operation) -> (u16, String) {
+    let body = msnp::addressbook::request(ticket, &op.to_xml());
+    let answer = soap_post(node, op.path(), &op.action(), &body).await;
+    (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+}
+
 /// Reads lines until one starts with `prefix`, skipping others.
 async fn until(c: &mut Client, prefix: &str) -> Line {
     loop {
@@ -539,7 +546,7 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
 
 #[tokio::test]
 async fn the_web_services_serve_a_user_signed_in_on_another_node() {
-    use msnp::addressbook::{self, Operation, parse_ab_find_all_response};
+    use msnp::addressbook::{Operation, parse_ab_find_all_response};
     let Some(c) = cluster("web_services_across_nodes", STEADY_NODE_TIMEOUT_MS).await else { return };
     // RST on the dispatch node's login service; signed in on a notification
     // node; the address book asked of the dispatch node's web services.
@@ -552,14 +559,7 @@ async fn the_web_services_serve_a_user_signed_in_on_another_node() {
     b.send("CHG 5 NLN").await;
     b.expect("CHG 5 NLN").await;
     let ticket = alice.contacts_ticket.clone().expect("an address book ticket");
-    let call = |op: Operation| {
-        let (ticket, http) = (ticket.clone(), &c.dispatch);
-        async move {
-            let body = addressbook::request(&ticket, &op.to_xml());
-            let answer = soap_post(http, op.path(), &op.action(), &body).await;
-            (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
-        }
-    };
+    let call = |op: Operation| address_book(&c.dispatch, &ticket, op);
     let (status, xml) = call(Operation::FindAll { deltas_since: None }).await;
     assert_eq!(status, 200, "{xml}");
     assert_eq!(parse_ab_find_all_response(&xml).unwrap().contacts.len(), 1, "only Alice herself");
@@ -631,7 +631,7 @@ async fn a_user_on_two_machines_is_rung_on_both_from_another_node() {
 
 #[tokio::test]
 async fn a_circle_speaks_across_nodes() {
-    use msnp::addressbook::{self, Invitee, Operation, parse_circle_result, parse_create_circle_response};
+    use msnp::addressbook::{Invitee, Operation, parse_circle_result, parse_create_circle_response};
     use msnp::circle::{self, Said};
     let Some(c) = cluster("circle_across_nodes", STEADY_NODE_TIMEOUT_MS).await else { return };
     // Two MSNP18 users whom the dispatch node puts on different nodes.
@@ -660,12 +660,11 @@ async fn a_circle_speaks_across_nodes() {
     let (mut bob, bob_ticket, bob_email) = signed(bob_name).await;
     // The address book is asked of the dispatch node, for users elsewhere.
     let call = |ticket: &str, op: Operation| {
-        let (ticket, http) = (ticket.to_string(), &c.dispatch);
+        let (ticket, node) = (ticket.to_string(), &c.dispatch);
         async move {
-            let body = addressbook::request(&ticket, &op.to_xml());
-            let answer = soap_post(http, op.path(), &op.action(), &body).await;
-            assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-            String::from_utf8_lossy(&answer.body).into_owned()
+            let (status, xml) = address_book(node, &ticket, op).await;
+            assert_eq!(status, 200, "{xml}");
+            xml
         }
     };
     let id = parse_create_circle_response(&call(&alice_ticket, Operation::CreateCircle { name: "Nodes".into() }).await)
