@@ -215,10 +215,19 @@ async fn non_members_are_refused_and_nothing_changes() {
     alice.expect("201 14").await;
     alice.send_payload("SDG 15", b"not a routed message").await;
     alice.expect("201 15").await;
+    // Text past what a message may carry is refused; a payload past the
+    // notification server's limit ends the connection, and only it.
+    let long = Said::Text { text: "x".repeat(circle::MAX_TEXT + 1), format: None };
+    let long = circle::circle_message(&id, "alice@example.com", None, &long);
+    alice.send_payload("SDG 16", &long.to_bytes()).await;
+    alice.expect("201 16").await;
     // Nobody else heard anything; the circle still has one member.
     carol.expect_silence().await;
     let (circles, _) = circles_and_ticket(&server, &alice_ticket).await;
     assert_eq!(circles.len(), 1);
+    alice.send_raw(b"PUT 17 100000\r\n").await;
+    assert!(alice.expect_closed().await.is_empty());
+    carol.sync_point().await;
 }
 
 #[tokio::test]
