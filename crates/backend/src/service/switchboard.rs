@@ -275,41 +275,44 @@ impl Backend {
                 extended_caps: 0,
                 machine: machine.as_ref(),
             };
-            let kind = CookieKind::Invitation { session_id: session.id };
-            let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
-            if let Some(m) = &machine {
-                session.rang(handle.key(), m, std::time::Instant::now() + self.config.cookie_lifetime);
-            }
-            let event = NsEvent::Ring {
-                session_id: session.id,
-                cookie,
-                caller: caller.handle.clone(),
-                caller_friendly: caller.friendly.clone(),
-                address: Some(cluster.switchboard_address()),
-                for_machine: machine,
-            };
+            let event = self.ring_event(session, caller, grant, handle.key(), Some(cluster.switchboard_address()))?;
             cluster.send(&node, Envelope::Deliver { to: handle.key().to_string(), event });
         }
         Ok(())
     }
 
-    /// Rings one endpoint: a cookie of its own, for its machine and dialect.
+    /// Rings one endpoint here: a cookie of its own, for its machine and dialect.
     fn ring(&self, session: &SwitchboardSession, caller: &Participant, endpoint: &OnlineUser) -> Result<(), ErrorCode> {
         let p = endpoint.presence();
+        endpoint.deliver_here(self.ring_event(session, caller, grant_for(endpoint, &p), &endpoint.key, None)?);
+        Ok(())
+    }
+
+    /// Issues one endpoint's cookie and the `RNG` that carries it, here or
+    /// (with the switchboard's `address`) to another node, where the event
+    /// names the machine the cookie is for.
+    fn ring_event(
+        &self,
+        session: &SwitchboardSession,
+        caller: &Participant,
+        grant: GrantFor<'_>,
+        key: &str,
+        address: Option<String>,
+    ) -> Result<NsEvent, ErrorCode> {
+        let machine = grant.machine.cloned();
         let kind = CookieKind::Invitation { session_id: session.id };
-        let cookie = self.cookies.issue(grant_for(endpoint, &p), &caller.key, kind, self.config.cookie_lifetime)?;
-        if let Some(machine) = &endpoint.machine {
-            session.rang(&endpoint.key, machine, std::time::Instant::now() + self.config.cookie_lifetime);
+        let cookie = self.cookies.issue(grant, &caller.key, kind, self.config.cookie_lifetime)?;
+        if let Some(m) = &machine {
+            session.rang(key, m, std::time::Instant::now() + self.config.cookie_lifetime);
         }
-        endpoint.deliver_here(NsEvent::Ring {
+        Ok(NsEvent::Ring {
             session_id: session.id,
             cookie,
             caller: caller.handle.clone(),
             caller_friendly: caller.friendly.clone(),
-            address: None,
-            for_machine: None,
-        });
-        Ok(())
+            for_machine: machine.filter(|_| address.is_some()),
+            address,
+        })
     }
 
     /// Rings the caller's own other endpoints that are not in the session.
