@@ -22,6 +22,10 @@ pub struct ClientConfig {
     /// Speak MSNP over TLS to every server (the server's
     /// `--msnp-tls-listen` port), trusting `trust_ca` besides the public roots.
     pub tls: bool,
+    /// Speak MSNP through this HTTP polling gateway (`http(s)://host[:port]`
+    /// or the whole `.../gateway/gateway.dll` URL) instead of connecting to
+    /// the servers: for networks where only web traffic passes.
+    pub http_gateway: Option<String>,
     /// Where the lists are cached between sessions (none: no cache).
     pub cache_dir: Option<PathBuf>,
     /// How long to wait for a reply from a server.
@@ -50,6 +54,7 @@ impl ClientConfig {
             login_url: None,
             trust_ca: None,
             tls: false,
+            http_gateway: None,
             cache_dir: None,
             timeout: Duration::from_secs(15),
             transfer_address: None,

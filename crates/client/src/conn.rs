@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
+pub use crate::gateway::ServerKind;
 
 /// A plain TCP socket or a TLS session over one.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -28,8 +29,13 @@ pub struct Conn {
 
 impl Conn {
     /// Connects to `addr`, over TLS when the configuration asks for it
-    /// (a server's `--msnp-tls-listen` port).
-    pub async fn connect(addr: &str, config: &ClientConfig) -> Result<Conn> {
+    /// (a server's `--msnp-tls-listen` port), or through the configured
+    /// HTTP gateway, which needs to know what kind of server it opens.
+    pub async fn connect(addr: &str, kind: ServerKind, config: &ClientConfig) -> Result<Conn> {
+        if let Some(url) = &config.http_gateway {
+            let pipe = crate::gateway::open(url, addr, kind, config.trust_ca.clone());
+            return Ok(Conn::over(Box::new(pipe), None));
+        }
         let tcp = TcpStream::connect(addr).await?;
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().ok();
@@ -39,14 +45,18 @@ impl Conn {
         } else {
             Box::new(tcp)
         };
-        Ok(Conn {
+        Ok(Conn::over(stream, local))
+    }
+
+    fn over(stream: Box<dyn Stream>, local: Option<SocketAddr>) -> Conn {
+        Conn {
             stream,
             local,
             buf: BytesMut::with_capacity(4096),
             // Servers send payloads (profiles, messages, mail data) of a few
             // kilobytes; a megabyte bounds a hostile one.
             decoder: Decoder::new(Direction::ToClient, Limits { max_line: 64 * 1024, max_payload: 1 << 20 }),
-        })
+        }
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {

@@ -134,6 +134,20 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &[u
     Ok(Answer { status, headers, body: raw[split + 4..].to_vec() })
 }
 
+/// POSTs `body` as `application/x-msn-messenger` (the HTTP gateway's).
+pub async fn post(url: &str, body: &[u8], trust_ca: Option<&Path>) -> Result<Answer> {
+    let u = parse_url(url)?;
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-msn-messenger\r\nContent-Length: {}\r\n\r\n",
+        u.path,
+        u.host,
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    send(&u, &request, trust_ca).await
+}
+
 /// POSTs a SOAP envelope.
 pub async fn post_soap(url: &str, action: &str, body: &str, trust_ca: Option<&Path>) -> Result<Answer> {
     let u = parse_url(url)?;

@@ -34,6 +34,7 @@ pub mod conn;
 pub mod conversation;
 pub mod error;
 pub mod event;
+pub mod gateway;
 pub mod http;
 pub mod login;
 pub mod message;

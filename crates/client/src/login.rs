@@ -13,7 +13,7 @@ use msnp::{Dialect, ErrorCode, ListKind, Reply};
 
 use crate::cache;
 use crate::config::ClientConfig;
-use crate::conn::Conn;
+use crate::conn::{Conn, ServerKind};
 use crate::error::{ClientError, Result};
 use crate::http;
 use crate::state::{Group, State};
@@ -202,7 +202,7 @@ impl From<SignInError> for ClientError {
 /// and syncs the lists.
 pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     let dialect = config.dialect;
-    let mut conn = Conn::connect(&config.server, config).await?;
+    let mut conn = Conn::connect(&config.server, ServerKind::Notification, config).await?;
     let mut signing =
         SignIn::new(dialect, &config.account, &config.password, &client_version()).on_machine(config.machine.clone());
     let mut action = signing.start();
@@ -216,7 +216,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
             Action::Receive => signing.receive(&conn.expect_frame(config.timeout).await?)?,
             Action::Connect(address) => {
                 conn.shutdown().await;
-                conn = Conn::connect(&address, config).await?;
+                conn = Conn::connect(&address, ServerKind::Notification, config).await?;
                 signing.connected()
             }
             Action::FetchTicket(challenge) => signing.ticket(passport_ticket(config, &challenge).await?),

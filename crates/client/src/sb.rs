@@ -9,7 +9,7 @@ use msnp::request::{NsRequest, SbRequest};
 use msnp::{AckMode, Reply, TrId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, ServerKind};
 use crate::conversation::{Command, Conversation, Method};
 use crate::error::{ClientError, Result};
 use crate::event::Event;
@@ -50,7 +50,7 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
     let Reply::XfrSb { address, cookie, .. } = xfr else {
         return Err(ClientError::Protocol(format!("{xfr:?} answering XFR SB")));
     };
-    let mut conn = Conn::connect(&address, &shared.config).await?;
+    let mut conn = Conn::connect(&address, ServerKind::Switchboard, &shared.config).await?;
     conn.send_sb(&SbRequest::Usr { trid: 1, handle: shared.my_address(), cookie }).await?;
     expect(&mut conn, shared).await?;
     conn.send_sb(&SbRequest::Cal { trid: 2, handle: handle.to_string() }).await?;
@@ -74,7 +74,7 @@ pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, coo
     let shared = shared.clone();
     tokio::spawn(async move {
         let result: Result<()> = async {
-            let mut conn = Conn::connect(&address, &shared.config).await?;
+            let mut conn = Conn::connect(&address, ServerKind::Switchboard, &shared.config).await?;
             conn.send_sb(&SbRequest::Ans { trid: 1, handle: shared.my_address(), cookie, session_id }).await?;
             let mut roster = Vec::new();
             loop {

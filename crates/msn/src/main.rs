@@ -35,6 +35,10 @@ struct Cli {
     /// Speak MSNP over TLS: for a server's --msnp-tls-listen port.
     #[arg(long, global = true)]
     tls: bool,
+    /// Speak MSNP through an HTTP polling gateway (http(s)://HOST[:PORT]),
+    /// for networks where only web traffic passes.
+    #[arg(long, global = true, env = "MSN_HTTP_GATEWAY")]
+    http_gateway: Option<String>,
     /// The config file [default: ~/.config/msn/config.toml].
     #[arg(long, global = true)]
     config: Option<PathBuf>,
@@ -106,6 +110,7 @@ fn given(cli: &Cli) -> Given {
         login_url: cli.login_url.clone(),
         trust_ca: cli.trust_ca.clone(),
         tls: cli.tls,
+        http_gateway: cli.http_gateway.clone(),
         data_dir: cli.data_dir.clone(),
         config: cli.config.clone(),
         password_stdin: cli.password_stdin,

@@ -21,6 +21,8 @@ pub struct FileSettings {
     pub trust_ca: Option<PathBuf>,
     /// Speak MSNP over TLS (to a server's `--msnp-tls-listen` port).
     pub tls: Option<bool>,
+    /// Speak MSNP through this HTTP gateway.
+    pub http_gateway: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -33,6 +35,7 @@ pub struct Given {
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
     pub tls: bool,
+    pub http_gateway: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub password_stdin: bool,
@@ -47,6 +50,8 @@ pub struct Settings {
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
     pub tls: bool,
+    /// The HTTP gateway MSNP goes through, if any.
+    pub http_gateway: Option<String>,
     /// History and the list cache live here.
     pub data_dir: PathBuf,
 }
@@ -111,6 +116,7 @@ pub fn resolve(given: &Given) -> anyhow::Result<Settings> {
         login_url,
         trust_ca: given.trust_ca.clone().or(file.trust_ca),
         tls,
+        http_gateway: given.http_gateway.clone().or(file.http_gateway),
         data_dir,
     })
 }
@@ -140,6 +146,7 @@ impl Settings {
         c.login_url = self.login_url.clone();
         c.trust_ca = self.trust_ca.clone();
         c.tls = self.tls;
+        c.http_gateway = self.http_gateway.clone();
         c.cache_dir = Some(self.data_dir.join("cache"));
         c
     }

@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub legacy_idle_timeout: Duration,
     /// A switchboard participant silent this long is removed (`BYE handle 1`).
     pub switchboard_idle_timeout: Duration,
+    /// An HTTP gateway session without a request this long ends.
+    pub gateway_idle_timeout: Duration,
     /// TCP keepalive probes find half-open connections: first probe after
     /// this much silence, then every `keepalive_interval`, three times.
     pub keepalive_time: Duration,
@@ -164,6 +166,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(300),
             legacy_idle_timeout: Duration::from_secs(1800),
             switchboard_idle_timeout: Duration::from_secs(600),
+            gateway_idle_timeout: Duration::from_secs(60),
             keepalive_time: Duration::from_secs(60),
             keepalive_interval: Duration::from_secs(10),
             ping_interval: 50,

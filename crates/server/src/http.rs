@@ -7,7 +7,9 @@
 //! headers, and the official client matches the `PassportURLs` header name
 //! case-sensitively. Everything but the Passport paths is handed to an axum
 //! router. One request per connection, answered with `Connection: close`,
-//! because some clients read the reply until the server closes.
+//! because some clients read the reply until the server closes; the one
+//! exception is the HTTP gateway, whose clients keep one connection open
+//! for all their polls when they ask to (Pidgin treats a close as an error).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tower::ServiceExt;
 
+use crate::gateway::{GatewayAnswer, GatewayRequest, Gateways};
 use crate::request_target::{RequestTarget, host_of};
 use crate::shared::Shared;
 use crate::web::WebState;
@@ -32,6 +35,14 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every HTTP connection is served with besides the shared state: the
+/// axum routes and the gateway's sessions.
+#[derive(Clone)]
+pub struct Web {
+    pub router: Router,
+    pub gateways: Arc<Gateways>,
+}
 
 /// The routes served by axum (everything but the Passport paths): health,
 /// status, metrics, and the web pages, on one state.
@@ -101,6 +112,15 @@ impl Request {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// Whether the client asked to keep the connection for another request
+    /// (`Connection: Keep-Alive`; Pidgin also sends `Proxy-Connection`).
+    fn wants_keep_alive(&self) -> bool {
+        ["Connection", "Proxy-Connection"]
+            .iter()
+            .filter_map(|name| self.header(name))
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
+    }
+
     /// The normalised path every decision is taken on.
     fn path(&self) -> &str {
         &self.target.path
@@ -119,11 +139,12 @@ struct Response {
     reason: &'static str,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    keep_alive: bool,
 }
 
 impl Response {
     fn empty(status: u16, reason: &'static str) -> Response {
-        Response { status, reason, headers: Vec::new(), body: Vec::new() }
+        Response { status, reason, headers: Vec::new(), body: Vec::new(), keep_alive: false }
     }
 
     fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
@@ -136,61 +157,77 @@ impl Response {
         for (n, v) in &self.headers {
             out.push_str(&format!("{n}: {v}\r\n"));
         }
-        out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()));
+        let connection = if self.keep_alive { "Keep-Alive" } else { "close" };
+        out.push_str(&format!("Content-Length: {}\r\nConnection: {connection}\r\n\r\n", self.body.len()));
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(&self.body);
         bytes
     }
 }
 
-/// Serves one HTTP connection (plain or TLS): one request, then close.
+/// Serves one HTTP connection (plain or TLS): one request, then close, or
+/// for the gateway as many as the client sends on a kept-alive connection.
 /// `tls` says whether the client reached us over TLS.
-pub async fn serve<S>(
-    mut stream: S,
+pub async fn serve<S>(mut stream: S, peer: SocketAddr, local: SocketAddr, tls: bool, shared: Arc<Shared>, web: Web)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut unread = Vec::new();
+    loop {
+        let request = match timeout(READ_TIMEOUT, read_request(&mut stream, &mut unread)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(Unread::TooLarge)) => {
+                let _ = stream.write_all(&Response::empty(413, "Payload Too Large").to_bytes()).await;
+                return;
+            }
+            Ok(Err(Unread::Closed)) => return,
+            _ => {
+                let _ = stream.write_all(&Response::empty(400, "Bad Request").to_bytes()).await;
+                return;
+            }
+        };
+        let response = respond(&request, peer, local, tls, &shared, &web).await;
+        if stream.write_all(&response.to_bytes()).await.is_err() || !response.keep_alive {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn respond(
+    request: &Request,
     peer: SocketAddr,
     local: SocketAddr,
     tls: bool,
-    shared: Arc<Shared>,
-    router: Router,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let request = match timeout(READ_TIMEOUT, read_request(&mut stream)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(Unread::TooLarge)) => {
-            let _ = stream.write_all(&Response::empty(413, "Payload Too Large").to_bytes()).await;
-            return;
-        }
-        _ => {
-            let _ = stream.write_all(&Response::empty(400, "Bad Request").to_bytes()).await;
-            return;
-        }
-    };
+    shared: &Arc<Shared>,
+    web: &Web,
+) -> Response {
     if !password_may_arrive(request.path(), tls, peer, shared.config.insecure_http_login) {
-        let refusal = Response::empty(403, "Forbidden").with_header("X-Mariposa", "the login service needs HTTPS");
-        let _ = stream.write_all(&refusal.to_bytes()).await;
-        return;
+        return Response::empty(403, "Forbidden").with_header("X-Mariposa", "the login service needs HTTPS");
     }
-    let response = match request.path() {
-        "/rdr/pprdr.asp" => nexus(&shared, &request, local, tls),
-        "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(&shared, &request, peer).await,
-        "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(&shared, &request, peer).await,
-        "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(&shared, &request).await,
-        "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(&shared, &request).await,
+    match request.path() {
+        "/gateway/gateway.dll" if request.method == "POST" => {
+            gateway(&web.gateways, shared, request, peer, local, tls).await
+        }
+        "/rdr/pprdr.asp" => nexus(shared, request, local, tls),
+        "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(shared, request, peer).await,
+        "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(shared, request, peer).await,
+        "/OimWS/oim.asmx" if request.method == "POST" => store_offline_message(shared, request).await,
+        "/rsi/rsi.asmx" if request.method == "POST" => offline_inbox(shared, request).await,
         "/abservice/abservice.asmx" | "/abservice/SharingService.asmx" if request.method == "POST" => {
             let cookie = request.header("Cookie").and_then(msnp::passport::mspauth_cookie);
-            let answer = crate::address_book::serve(&shared, &request.body, cookie).await;
+            let answer = crate::address_book::serve(shared, &request.body, cookie).await;
             soap_response(answer.status, answer.body)
         }
         "/storageservice/SchematizedStore.asmx" if request.method == "POST" => {
             let scheme = if tls { "https" } else { "http" };
-            let base = format!("{scheme}://{}:{}", host(&shared, &request, local), local.port());
+            let base = format!("{scheme}://{}:{}", host(shared, request, local), local.port());
             let cookie = request.header("Cookie").and_then(msnp::passport::mspauth_cookie);
-            let answer = crate::storage::serve(&shared, &request.body, cookie, &base).await;
+            let answer = crate::storage::serve(shared, &request.body, cookie, &base).await;
             soap_response(answer.status, answer.body)
         }
         path if path.starts_with(crate::storage::TILE_PATH) && request.method == "GET" => {
-            match crate::storage::tile(&shared, &path[crate::storage::TILE_PATH.len()..]).await {
+            match crate::storage::tile(shared, &path[crate::storage::TILE_PATH.len()..]).await {
                 Some((mime, data)) => {
                     let mut r = Response::empty(200, "OK")
                         .with_header("Content-Type", mime)
@@ -202,10 +239,43 @@ pub async fn serve<S>(
                 None => Response::empty(404, "Not Found"),
             }
         }
-        _ => forward(router, request, peer, tls).await,
+        _ => forward(web.router.clone(), request, peer, tls).await,
+    }
+}
+
+/// The HTTP polling gateway: the client's MSNP bytes in, the session's out.
+/// The connection stays open for the next poll when the client asked.
+async fn gateway(
+    gateways: &Gateways,
+    shared: &Arc<Shared>,
+    request: &Request,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+) -> Response {
+    let default_port = if tls { 443 } else { 80 };
+    let mut gateway_host = host(shared, request, local);
+    if local.port() != default_port {
+        gateway_host = format!("{gateway_host}:{}", local.port());
+    }
+    let query = request.target.query.as_deref().unwrap_or("");
+    let asked = GatewayRequest { query, body: &request.body, peer, local, tls, gateway_host };
+    let mut response = match gateways.handle(shared, asked).await {
+        GatewayAnswer::Bytes { session_header, body, sequence } => {
+            let mut r = Response::empty(200, "OK")
+                .with_header("X-MSN-Messenger", session_header)
+                .with_header("Content-Type", "application/x-msn-messenger")
+                .with_header("Cache-Control", "no-cache");
+            if let Some(n) = sequence {
+                r = r.with_header(crate::gateway::SEQUENCE_HEADER, n.to_string());
+            }
+            r.body = body.to_vec();
+            r
+        }
+        GatewayAnswer::Refused { status, reason } => Response::empty(status, reason),
     };
-    let _ = stream.write_all(&response.to_bytes()).await;
-    let _ = stream.shutdown().await;
+    response.keep_alive = request.wants_keep_alive();
+    response
 }
 
 /// Passwords cross the network only inside TLS: over plain HTTP the login
@@ -232,11 +302,15 @@ enum Unread {
     Malformed,
     /// A body announced over [`MAX_BODY`] (413).
     TooLarge,
+    /// The client closed the connection between requests.
+    Closed,
 }
 
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, Unread> {
+/// Reads one request. `unread` holds bytes read past the previous request
+/// on a kept-alive connection and keeps those read past this one.
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, unread: &mut Vec<u8>) -> Result<Request, Unread> {
     let none = || Unread::Malformed;
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = std::mem::take(unread);
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;
@@ -250,7 +324,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, U
         let mut chunk = [0u8; 2048];
         let n = stream.read(&mut chunk).await.map_err(|_| none())?;
         if n == 0 {
-            return Err(none());
+            return Err(if buf.is_empty() { Unread::Closed } else { none() });
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -271,7 +345,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, U
     if length > MAX_BODY {
         return Err(Unread::TooLarge);
     }
-    let mut body = buf[head_end..].to_vec();
+    let mut body = buf.split_off(head_end);
     while body.len() < length {
         let mut chunk = vec![0u8; (length - body.len()).min(8192)];
         let n = stream.read(&mut chunk).await.map_err(|_| none())?;
@@ -280,7 +354,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Request, U
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    body.truncate(length);
+    *unread = body.split_off(length);
     Ok(Request { method, target, headers, body })
 }
 
@@ -550,7 +624,7 @@ async fn offline_inbox(shared: &Arc<Shared>, request: &Request) -> Response {
 }
 
 /// Hands a request to the axum router and turns its answer into ours.
-async fn forward(router: Router, request: Request, peer: SocketAddr, tls: bool) -> Response {
+async fn forward(router: Router, request: &Request, peer: SocketAddr, tls: bool) -> Response {
     let mut builder = axum::http::Request::builder()
         .method(request.method.as_str())
         .uri(request.target.origin_form())
@@ -559,7 +633,7 @@ async fn forward(router: Router, request: Request, peer: SocketAddr, tls: bool) 
     for (n, v) in &request.headers {
         builder = builder.header(n.as_str(), v.as_str());
     }
-    let Ok(http_request) = builder.body(axum::body::Body::from(request.body)) else {
+    let Ok(http_request) = builder.body(axum::body::Body::from(request.body.clone())) else {
         return Response::empty(400, "Bad Request");
     };
     let Ok(answer) = router.oneshot(http_request).await;
@@ -571,7 +645,13 @@ async fn forward(router: Router, request: Request, peer: SocketAddr, tls: bool) 
         .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.to_string(), v.to_string())))
         .collect();
     let body = axum::body::to_bytes(answer.into_body(), MAX_BODY * 16).await.map(|b| b.to_vec()).unwrap_or_default();
-    Response { status: status.as_u16(), reason: status.canonical_reason().unwrap_or(""), headers, body }
+    Response {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        headers,
+        body,
+        keep_alive: false,
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod bus_seal;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod gateway;
 pub mod hashing_threads;
 pub mod http;
 #[cfg(feature = "legacy-tls")]
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod notification;
 pub mod options;
 pub mod request_target;
+pub mod roles;
 pub mod shared;
 pub mod storage;
 pub mod switchboard;

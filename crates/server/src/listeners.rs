@@ -5,44 +5,24 @@
 //! notification server has a port of its own, which dispatch refers clients
 //! to. On shutdown every connection is told `OUT SSD` before it closes.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use backend::Backend;
 use backend::secrets::ServerKey;
 use backend::store::{PostgresStore, SqliteStore};
-use futures::FutureExt;
-use futures::future::Either;
-use msnp::{Frame, Limits};
+use msnp::Limits;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::connection::{Connection, Timeouts};
-use crate::notification;
-use crate::shared::{Counters, Role, Shared, read_trace_list};
-use crate::switchboard;
-
-/// Counts a connection under its role until dropped.
-struct InRole(Arc<Shared>, Role);
-
-impl InRole {
-    fn new(shared: &Arc<Shared>, role: Role) -> InRole {
-        shared.by_role[role as usize].fetch_add(1, Ordering::Relaxed);
-        InRole(shared.clone(), role)
-    }
-}
-
-impl Drop for InRole {
-    fn drop(&mut self) {
-        self.0.by_role[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
-    }
-}
+use crate::connection::Connection;
+use crate::roles::{Port, admit, decide_role, serve_connection, timeouts};
+use crate::shared::{Counters, Shared, read_trace_list};
 
 /// Opens the store (the data dir's SQLite file, or PostgreSQL) and the
 /// server key, as `serve` and the admin commands do.
@@ -201,16 +181,18 @@ impl Server {
                 shared.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
-                permits,
+                permits.clone(),
             ));
         }
-        let router = crate::http::router(shared.clone());
+        let gateways = Arc::new(crate::gateway::Gateways::new(tracker.clone(), shutdown.subscribe(), permits.clone()));
+        tracker.spawn(gateways.clone().sweep(shared.config.gateway_idle_timeout));
+        let web = crate::http::Web { router: crate::http::router(shared.clone()), gateways };
         if let Some(http) = http {
             tracker.spawn(http_accept_loop(
                 http,
                 None,
                 shared.clone(),
-                router.clone(),
+                web.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
                 web_permits.clone(),
@@ -220,7 +202,7 @@ impl Server {
             tracker.spawn(legacy_accept_loop(
                 listener,
                 shared.clone(),
-                router.clone(),
+                web.clone(),
                 shutdown.subscribe(),
                 tracker.clone(),
                 web_permits.clone(),
@@ -231,7 +213,7 @@ impl Server {
                 https,
                 Some(acceptor),
                 shared.clone(),
-                router,
+                web,
                 shutdown.subscribe(),
                 tracker.clone(),
                 web_permits,
@@ -356,7 +338,7 @@ async fn legacy_listener(_config: &ServerConfig, _addr: SocketAddr) -> anyhow::R
 async fn legacy_accept_loop(
     legacy: LegacyListener,
     shared: Arc<Shared>,
-    router: axum::Router,
+    web: crate::http::Web,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
@@ -367,14 +349,14 @@ async fn legacy_accept_loop(
         };
         let Some(admitted) = admit(&shared, &permits, peer) else { continue };
         let Ok(local) = stream.local_addr() else { continue };
-        let (shared, router) = (shared.clone(), router.clone());
+        let (shared, web) = (shared.clone(), web.clone());
         let Ok(ssl) = openssl::ssl::Ssl::new(&legacy.context) else { continue };
         tracker.spawn(async move {
             let _admitted = admitted;
             let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else { return };
             let handshake = timeout(TLS_HANDSHAKE_TIMEOUT, std::pin::Pin::new(&mut tls).accept()).await;
             match handshake {
-                Ok(Ok(())) => crate::http::serve(tls, peer, local, true, shared, router).await,
+                Ok(Ok(())) => crate::http::serve(tls, peer, local, true, shared, web).await,
                 _ => tracing::debug!(%peer, "legacy TLS handshake failed"),
             }
         });
@@ -385,7 +367,7 @@ async fn legacy_accept_loop(
 async fn legacy_accept_loop(
     _legacy: LegacyListener,
     _shared: Arc<Shared>,
-    _router: axum::Router,
+    _web: crate::http::Web,
     _shutdown: watch::Receiver<bool>,
     _tracker: TaskTracker,
     _permits: Arc<Semaphore>,
@@ -397,7 +379,7 @@ async fn http_accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
-    router: axum::Router,
+    web: crate::http::Web,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
@@ -406,13 +388,13 @@ async fn http_accept_loop(
         let Some((stream, peer)) = accept_or_stop(&listener, &mut shutdown, "http").await else { return };
         let Some(admitted) = admit(&shared, &permits, peer) else { continue };
         let Ok(local) = stream.local_addr() else { continue };
-        let (shared, router, tls) = (shared.clone(), router.clone(), tls.clone());
+        let (shared, web, tls) = (shared.clone(), web.clone(), tls.clone());
         tracker.spawn(async move {
             let _admitted = admitted;
             match tls {
-                None => crate::http::serve(stream, peer, local, false, shared, router).await,
+                None => crate::http::serve(stream, peer, local, false, shared, web).await,
                 Some(acceptor) => match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, peer, local, true, shared, router).await,
+                    Ok(Ok(tls_stream)) => crate::http::serve(tls_stream, peer, local, true, shared, web).await,
                     _ => tracing::debug!(%peer, "TLS handshake failed"),
                 },
             }
@@ -426,69 +408,6 @@ const MAX_WEB_CONNECTIONS: usize = 4096;
 /// A TLS handshake takes a client milliseconds, an XP machine on a slow
 /// link a second or two; one still unfinished after this is an attack.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Takes a place for a new connection from `peer`: one of `permits` and one
-/// of its address's; `None` (counted, the socket dropped) when either is
-/// used up, so that no one address can take the sockets everyone needs.
-fn admit(
-    shared: &Arc<Shared>,
-    permits: &Arc<Semaphore>,
-    peer: std::net::SocketAddr,
-) -> Option<(AddressSlot, tokio::sync::OwnedSemaphorePermit)> {
-    let Ok(permit) = permits.clone().try_acquire_owned() else {
-        shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%peer, "connection limit reached; refusing");
-        return None;
-    };
-    let Some(slot) = AddressSlot::take(shared, peer.ip()) else {
-        shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%peer, "too many connections from this address; refusing");
-        return None;
-    };
-    Some((slot, permit))
-}
-
-/// One connection's place in the per-address count; given back on drop.
-struct AddressSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-}
-
-impl AddressSlot {
-    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<AddressSlot> {
-        let mut counts = shared.per_address.lock();
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= shared.config.max_connections_per_address {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot { shared: shared.clone(), ip })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut counts = self.shared.per_address.lock();
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[derive(Clone)]
-enum Port {
-    /// Dispatch and switchboard.
-    Main,
-    Notification,
-    /// Notification (without referral) and switchboard, over TLS.
-    Tls(tokio_rustls::TlsAcceptor),
-    /// Notification (without referral) and switchboard, over a stream that
-    /// came from elsewhere.
-    Unreferred,
-}
 
 async fn accept_loop(
     listener: TcpListener,
@@ -514,10 +433,6 @@ async fn accept_loop(
     }
 }
 
-fn timeouts(config: &ServerConfig) -> Timeouts {
-    Timeouts { partial_line: config.partial_line_timeout, write: config.write_timeout }
-}
-
 /// Wraps an accepted socket, completing the TLS handshake on the TLS port.
 async fn open_socket(stream: TcpStream, port: &Port, shared: &Shared) -> Option<Connection> {
     let config = &shared.config;
@@ -538,81 +453,6 @@ async fn open_socket(stream: TcpStream, port: &Port, shared: &Shared) -> Option<
     } else {
         Connection::tcp(stream, Limits::default(), timeouts(config), keepalive).ok()
     }
-}
-
-/// A connection whose role is known, with the frame that told it.
-enum Session {
-    Notification { conn: Connection, first: Option<Frame>, role: Role },
-    Switchboard { conn: Connection, first: Frame },
-}
-
-impl Session {
-    /// The session's future, holding `guards` (and the connection's place
-    /// in the role gauges) until it ends.
-    fn run(
-        self,
-        shared: Arc<Shared>,
-        shutdown: watch::Receiver<bool>,
-        guards: impl Send + 'static,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        match self {
-            Session::Notification { conn, first, role } => {
-                let counted = InRole::new(&shared, role);
-                Either::Left(
-                    notification::serve(conn, first, role, shared, shutdown).map(move |()| drop((counted, guards))),
-                )
-            }
-            Session::Switchboard { conn, first } => {
-                let counted = InRole::new(&shared, Role::Switchboard);
-                // Boxed: switchboard sessions are few and brief, and the
-                // notification sessions that idle for hours should not be
-                // as large as the larger of the two.
-                Either::Right(
-                    Box::pin(switchboard::serve(conn, first, shared, shutdown)).map(move |()| drop((counted, guards))),
-                )
-            }
-        }
-    }
-}
-
-/// Serves a connection that did not come through a listener, until it ends.
-async fn serve_connection(conn: Connection, port: Port, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let Some(session) = decide_role(conn, port, &shared).await else { return };
-    session.run(shared, shutdown, ()).await
-}
-
-/// The role of a connection: the notification port's, or on the MSNP port
-/// what its first command says (`VER` opens a dispatch or, without referral,
-/// a notification session; `USR` or `ANS` a switchboard one). `None` when
-/// the client said nothing in time or this node does not serve the role.
-async fn decide_role(mut conn: Connection, port: Port, shared: &Shared) -> Option<Session> {
-    let config = &shared.config;
-    let ns_limits = Limits { max_line: config.max_line, max_payload: 4096 };
-    let sb_limits = Limits { max_line: config.max_line, max_payload: config.max_message_size };
-    let first_limits =
-        Limits { max_line: config.max_line, max_payload: ns_limits.max_payload.max(sb_limits.max_payload) };
-    if let Port::Notification = port {
-        conn.reader.set_limits(ns_limits);
-        return Some(Session::Notification { conn, first: None, role: Role::Notification });
-    }
-    conn.reader.set_limits(first_limits);
-    let first = match timeout(config.login_timeout, conn.reader.next()).await {
-        Ok(Ok(Some(frame))) => frame,
-        _ => return None,
-    };
-    if matches!(first.verb(), "USR" | "ANS") {
-        conn.reader.set_limits(sb_limits);
-        return Some(Session::Switchboard { conn, first });
-    }
-    conn.reader.set_limits(ns_limits);
-    let roles = config.roles;
-    let role = match port {
-        Port::Main if config.referral && roles.dispatch => Role::Dispatch,
-        Port::Main if config.referral => return None, // a switchboard-only port
-        _ if roles.notification => Role::Notification,
-        _ => return None,
-    };
-    Some(Session::Notification { conn, first: Some(first), role })
 }
 
 /// The next connection, or `None` once shutdown begins. A failed accept (out

@@ -328,6 +328,7 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     config.idle_timeout = Duration::from_secs(o.idle_timeout_secs.unwrap().max(1));
     config.legacy_idle_timeout = Duration::from_secs(o.legacy_idle_timeout_secs.unwrap().max(1));
     config.switchboard_idle_timeout = Duration::from_secs(o.switchboard_idle_timeout_secs.unwrap().max(1));
+    config.gateway_idle_timeout = Duration::from_secs(o.gateway_idle_timeout_secs.unwrap().max(1));
     config.max_connections_per_address = o.max_connections_per_address.unwrap();
     config.backend.max_sessions_per_user = o.max_sessions_per_user.unwrap().max(1);
     config.backend.max_endpoints_per_account = o.max_endpoints_per_account.unwrap().max(1);

@@ -183,6 +183,11 @@ pub struct ServeOptions {
     /// [default: 600]
     #[arg(long, env = "MSND_SWITCHBOARD_IDLE_TIMEOUT_SECS")]
     pub switchboard_idle_timeout_secs: Option<u64>,
+    /// Seconds an HTTP gateway session may go without a request (clients
+    /// poll every 0.5-5 s) before it ends and its user is signed out.
+    /// [default: 60]
+    #[arg(long, env = "MSND_GATEWAY_IDLE_TIMEOUT_SECS")]
+    pub gateway_idle_timeout_secs: Option<u64>,
     /// Most simultaneous connections from one address.
     /// [default: 256]
     #[arg(long, env = "MSND_MAX_CONNECTIONS_PER_ADDRESS")]
@@ -296,6 +301,7 @@ impl ServeOptions {
             idle_timeout_secs: Some(300),
             legacy_idle_timeout_secs: Some(1800),
             switchboard_idle_timeout_secs: Some(600),
+            gateway_idle_timeout_secs: Some(60),
             max_connections_per_address: Some(256),
             max_sessions_per_user: Some(32),
             max_endpoints_per_account: Some(8),

@@ -213,9 +213,32 @@ impl Line {
     }
 }
 
+/// What a test client's bytes travel over: a TCP socket, or the pipe of
+/// an HTTP gateway session (the client library's gateway transport).
+pub enum Transport {
+    Tcp(TcpStream),
+    Gateway(tokio::io::DuplexStream),
+}
+
+impl Transport {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.write_all(bytes).await,
+            Transport::Gateway(s) => s.write_all(bytes).await,
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.read(buf).await,
+            Transport::Gateway(s) => s.read(buf).await,
+        }
+    }
+}
+
 /// A raw MSNP client connection.
 pub struct Client {
-    stream: TcpStream,
+    stream: Transport,
     buf: BytesMut,
     decoder: Decoder,
     /// The login profile message, once signed in.
@@ -230,6 +253,9 @@ pub struct Client {
     pub dialect: Dialect,
     /// A switchboard connection (its `USR` answer has that shape).
     pub switchboard: bool,
+    /// The HTTP gateway this connection goes through, if any; connections
+    /// it leads to (referrals, switchboards) go the same way.
+    pub gateway: Option<String>,
 }
 
 impl Client {
@@ -251,6 +277,35 @@ pub fn md5_hex(challenge: &str, password: &str) -> String {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").expect("connect");
+        Client::over(Transport::Tcp(stream))
+    }
+
+    /// A connection through the server's HTTP gateway to a server of `kind`
+    /// (`address` is what the client would have connected to).
+    pub fn through_gateway(server: &TestServer, address: &str, kind: client::conn::ServerKind) -> Client {
+        let url = format!("http://{}", server.http.expect("an HTTP listener"));
+        let mut c = Client::over(Transport::Gateway(client::gateway::open(&url, address, kind, None)));
+        c.gateway = Some(url);
+        c
+    }
+
+    /// A connection to `address`, a server of `kind`, made the way this one
+    /// was: directly, or through the same gateway.
+    pub async fn next_to(&self, address: &str, kind: client::conn::ServerKind) -> Client {
+        let mut c = match &self.gateway {
+            Some(url) => {
+                let mut c = Client::over(Transport::Gateway(client::gateway::open(url, address, kind, None)));
+                c.gateway = Some(url.clone());
+                c
+            }
+            None => Client::connect_str(address).await,
+        };
+        c.dialect = self.dialect;
+        c.switchboard = kind == client::conn::ServerKind::Switchboard;
+        c
+    }
+
+    fn over(stream: Transport) -> Client {
         Client {
             stream,
             buf: BytesMut::new(),
@@ -261,6 +316,7 @@ impl Client {
             contacts_ticket: None,
             dialect: Dialect::Msnp2,
             switchboard: false,
+            gateway: None,
         }
     }
 
@@ -309,7 +365,8 @@ impl Client {
     /// Ends the connection with a TCP reset, as the kernel ends that of a
     /// client killed with data still unread.
     pub fn reset(self) {
-        socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+        let Transport::Tcp(stream) = &self.stream else { panic!("only a TCP connection can be reset") };
+        socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
         drop(self);
     }
 
@@ -568,9 +625,10 @@ pub fn text_message(body: &str) -> Vec<u8> {
 /// Opens a switchboard session with `XFR SB` + `USR`.
 pub async fn open_session(server: &TestServer, ns: &mut Client, handle: &str, friendly: &str) -> Client {
     ns.request(&NsRequest::XfrSb { trid: 50 }).await;
-    let Reply::XfrSb { trid: 50, address, cookie } = ns.reply().await else { panic!("XFR SB answered otherwise") };
+    let answer = ns.reply().await;
+    let Reply::XfrSb { trid: 50, address, cookie } = answer else { panic!("XFR SB answered with {answer:?}") };
     assert_eq!(address, server.dispatch.to_string());
-    let mut sb = Client::connect_switchboard(&address, ns.dialect).await;
+    let mut sb = ns.next_to(&address, client::conn::ServerKind::Switchboard).await;
     sb.sb_request(&SbRequest::Usr { trid: 1, handle: handle.into(), cookie }).await;
     sb.expect_reply(Reply::SbUsrOk { trid: 1, handle: handle.into(), friendly: friendly.into() }).await;
     sb
@@ -585,7 +643,7 @@ pub async fn invite(sb: &mut Client, trid: u32, invitee_ns: &mut Client, invitee
         panic!("the invitee was not rung")
     };
     assert_eq!(rung, session_id);
-    let mut joined = Client::connect_switchboard(&address, invitee_ns.dialect).await;
+    let mut joined = invitee_ns.next_to(&address, client::conn::ServerKind::Switchboard).await;
     joined.sb_request(&SbRequest::Ans { trid: 7, handle: invitee.into(), cookie, session_id }).await;
     let mut iro = Vec::new();
     loop {
@@ -780,8 +838,28 @@ pub async fn try_login_from_machine(
     password: &str,
     machine: msnp::endpoint::MachineGuid,
 ) -> Result<Client, msnp::signin::SignInError> {
+    let first = Client::connect(server.dispatch).await;
+    sign_in_on(server, first, dialect, email, password, machine).await
+}
+
+/// `name@example.com` signed in with `MSNPn` through the HTTP gateway.
+pub async fn through_gateway_as(server: &TestServer, dialect: u8, name: &str) -> Client {
+    let first = Client::through_gateway(server, &server.dispatch.to_string(), client::conn::ServerKind::Notification);
+    let machine = msnp::endpoint::MachineGuid::from_random(rand::random());
+    let (email, password) = (format!("{name}@example.com"), format!("pw-{name}"));
+    sign_in_on(server, first, dialect, &email, &password, machine).await.expect("signing in through the gateway")
+}
+
+/// The sign-in of [`try_login_from_machine`] on a connection already made.
+pub async fn sign_in_on(
+    server: &TestServer,
+    mut c: Client,
+    dialect: u8,
+    email: &str,
+    password: &str,
+    machine: msnp::endpoint::MachineGuid,
+) -> Result<Client, msnp::signin::SignInError> {
     let d = Dialect::ALL.into_iter().find(|d| d.number() == dialect).expect("a dialect msnp knows");
-    let mut c = Client::connect(server.dispatch).await;
     let mut signing = SignIn::new(d, email, password, &CLIENT_VERSION).on_machine(machine);
     let mut ticket = None;
     let mut contacts_ticket = None;
@@ -796,7 +874,7 @@ pub async fn try_login_from_machine(
             Action::Connect(address) => {
                 // The client hangs up on the dispatch server, as real ones do
                 // (notification.rs checks what the server does otherwise).
-                c = Client::connect_str(&address).await;
+                c = c.next_to(&address, client::conn::ServerKind::Notification).await;
                 signing.connected()
             }
             Action::FetchTicket(challenge) => {
