@@ -198,9 +198,14 @@ pub fn p2p(data: &[u8]) {
     }
 }
 
+/// The query part of a request line's target, or the whole line.
+fn target_query(line: &str) -> &str {
+    line.split_once('?').map_or(line, |(_, q)| q.split(' ').next().unwrap_or(""))
+}
+
 /// What reaches the HTTP front and the cluster bus from outside: request
 /// targets (parsed and normalised once, for routing and the loopback rule
-/// alike) and bus frames (checked before anything reads them).
+/// alike), the gateway's query parameters, and bus frames (checked before anything reads them).
 pub fn web_and_bus(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let line = text.lines().next().unwrap_or("");
@@ -216,6 +221,12 @@ pub fn web_and_bus(data: &[u8]) {
             }
         }
         let _ = server::request_target::host_of(line);
+        // The gateway's query: every value it keeps is a piece of the query.
+        let query = target_query(line);
+        let p = server::gateway::Parameters::parse(query);
+        for value in [p.action, p.server, p.session_id].into_iter().flatten() {
+            assert!(query.contains(value) && !value.contains('&'), "{query:?} -> {value:?}");
+        }
     }
     let seal = server::bus_seal::BusSeal::new([9; 32]);
     let _ = seal.open("c.node.n1", data);

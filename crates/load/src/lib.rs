@@ -724,7 +724,7 @@ const SENT_AT: &str = "X-Load-Sent: ";
 /// Joins a session one was rung for and notes every message's latency.
 async fn answer_ring(handle: String, session_id: u32, addr: String, cookie: String, shared: Arc<Shared>) {
     let result = async {
-        let mut sb = Link::connect_switchboard(&addr, shared.target.dialect).await?;
+        let mut sb = Link::connect_switchboard(&addr, shared.target.dialect, shared.target.gateway.as_deref()).await?;
         sb.send_sb(&SbRequest::Ans { trid: 1, handle: msnp::endpoint::Address::user(&handle), cookie, session_id })
             .await?;
         sb.reply(1, shared.target.timeout).await?;
@@ -756,13 +756,13 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
     let mut opening = tokio::task::JoinSet::new();
     for s in 0..sessions {
         let (caller, callee) = (up[2 * s].clone(), up[2 * s + 1].handle.clone());
-        let wait = cfg.target.timeout;
+        let (wait, gateway) = (cfg.target.timeout, cfg.target.gateway.clone());
         opening.spawn(async move {
             let Reply::XfrSb { address, cookie, .. } = caller.request(|trid| NsRequest::XfrSb { trid }, wait).await?
             else {
                 bail!("XFR SB answered otherwise");
             };
-            let mut sb = Link::connect_switchboard(&address, caller.dialect).await?;
+            let mut sb = Link::connect_switchboard(&address, caller.dialect, gateway.as_deref()).await?;
             sb.send_sb(&SbRequest::Usr { trid: 1, handle: msnp::endpoint::Address::user(&caller.handle), cookie })
                 .await?;
             sb.reply(1, wait).await?;

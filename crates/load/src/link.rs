@@ -11,9 +11,8 @@ use bytes::BytesMut;
 use msnp::request::{NsRequest, SbRequest, SyncVersion};
 use msnp::signin::{Action, SignIn};
 use msnp::{Decoder, Dialect, Direction, ErrorCode, Frame, Limits, OnlineState, Reply, TrId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The product id and key the load tool answers `CHL` with (MSNP11's).
 pub const PRODUCT_ID: &str = "PROD0090YUAUV{2B";
@@ -21,7 +20,7 @@ const PRODUCT_KEY: &str = "YMM8C_H7KCQ2S_KL";
 
 /// The reading half: frames from the server.
 pub struct Reader {
-    read: OwnedReadHalf,
+    read: Box<dyn AsyncRead + Send + Unpin>,
     decoder: Decoder,
     buf: BytesMut,
 }
@@ -66,7 +65,7 @@ impl std::error::Error for Refused {}
 /// A connection: both halves, and how to read what the server says.
 pub struct Link {
     pub reader: Reader,
-    pub write: OwnedWriteHalf,
+    pub write: Box<dyn AsyncWrite + Send + Unpin>,
     pub dialect: Dialect,
     /// A switchboard connection (its `USR` reply has the switchboard's shape).
     pub switchboard: bool,
@@ -82,20 +81,32 @@ impl Reader {
 }
 
 impl Link {
-    /// A notification (or dispatch) connection.
-    pub async fn connect(addr: &str, dialect: Dialect) -> anyhow::Result<Link> {
-        Self::open(addr, dialect, false).await
+    /// A notification (or dispatch) connection, through `gateway` if given.
+    pub async fn connect(addr: &str, dialect: Dialect, gateway: Option<&str>) -> anyhow::Result<Link> {
+        Self::open(addr, dialect, false, gateway).await
     }
 
-    /// A switchboard connection.
-    pub async fn connect_switchboard(addr: &str, dialect: Dialect) -> anyhow::Result<Link> {
-        Self::open(addr, dialect, true).await
+    /// A switchboard connection, through `gateway` if given.
+    pub async fn connect_switchboard(addr: &str, dialect: Dialect, gateway: Option<&str>) -> anyhow::Result<Link> {
+        Self::open(addr, dialect, true, gateway).await
     }
 
-    async fn open(addr: &str, dialect: Dialect, switchboard: bool) -> anyhow::Result<Link> {
-        let stream = connect_spread(addr).await.with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
+    async fn open(addr: &str, dialect: Dialect, switchboard: bool, gateway: Option<&str>) -> anyhow::Result<Link> {
+        type Halves = (Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>);
+        let (read, write): Halves = match gateway {
+            Some(url) => {
+                use client::conn::ServerKind;
+                let kind = if switchboard { ServerKind::Switchboard } else { ServerKind::Notification };
+                let (read, write) = tokio::io::split(client::gateway::open(url, addr, kind, None));
+                (Box::new(read), Box::new(write))
+            }
+            None => {
+                let stream = connect_spread(addr).await.with_context(|| format!("connecting to {addr}"))?;
+                stream.set_nodelay(true)?;
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+        };
         let limits = Limits { max_line: 8192, max_payload: 64 * 1024 };
         Ok(Link {
             reader: Reader {
@@ -175,6 +186,8 @@ pub struct Target {
     /// The Passport nexus, for MSNP8+.
     pub login_url: Option<String>,
     pub timeout: Duration,
+    /// The HTTP gateway every connection goes through, if any.
+    pub gateway: Option<String>,
 }
 
 /// Signs in completely: VER, INF or CVR, USR (following `XFR NS`), SYN and
@@ -183,7 +196,8 @@ pub struct Target {
 /// version the `SYN` reply named.
 pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::Result<(Link, String)> {
     let d = target.dialect;
-    let mut link = Link::connect(&target.server, d).await?;
+    let gateway = target.gateway.as_deref();
+    let mut link = Link::connect(&target.server, d, gateway).await?;
     let client_version = ["0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "msmsgs"];
     let mut signing = SignIn::new(d, handle, password, &client_version);
     let mut action = signing.start();
@@ -195,7 +209,7 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
             }
             Action::Receive => signing.receive(&link.reader.expect(target.timeout).await?)?,
             Action::Connect(address) => {
-                link = Link::connect(&address, d).await?;
+                link = Link::connect(&address, d, gateway).await?;
                 signing.connected()
             }
             Action::FetchTicket(challenge) => {

@@ -88,6 +88,10 @@ struct Args {
     /// Seconds to wait for any one reply.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// Every connection through the server's HTTP polling gateway (at the
+    /// nexus's host: the started msnd's, or --login-url's).
+    #[arg(long)]
+    through_gateway: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,7 +125,17 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let config = Config {
-        target: Target { server, dialect, login_url, timeout: Duration::from_secs(args.timeout_secs) },
+        target: Target {
+            server,
+            dialect,
+            gateway: match (args.through_gateway, login_url.as_deref().and_then(client::http::origin)) {
+                (false, _) => None,
+                (true, Some(origin)) => Some(origin.to_string()),
+                (true, None) => anyhow::bail!("--through-gateway needs --login-url to find the gateway"),
+            },
+            login_url,
+            timeout: Duration::from_secs(args.timeout_secs),
+        },
         users: args.users,
         prefix: args.prefix.clone(),
         password: args.password.clone(),

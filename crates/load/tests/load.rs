@@ -25,6 +25,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
             dialect,
             login_url: Some(l.nexus.clone()),
             timeout: Duration::from_secs(20),
+            gateway: None,
         },
         users,
         prefix: "u".into(),
@@ -71,6 +72,20 @@ async fn a_small_run_in_both_login_schemes_sees_every_login_change_and_message()
         assert!(r.server.as_ref().is_some_and(|s| s.rss_logged_in_bytes > 0));
         assert!(r.table().contains("success"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_through_the_http_gateway_sees_every_login_change_and_message() {
+    let Some((_dir, l)) = start(8, true) else { return };
+    let mut cfg = config(&l, 8, Dialect::Msnp11);
+    cfg.target.gateway = client::http::origin(&l.nexus).map(str::to_string);
+    let r = load::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    assert_eq!((r.logins.succeeded, r.logins.failed), (8, 0));
+    assert_eq!(r.presence.complete, r.presence.changes);
+    assert_eq!(r.switchboard.sent, r.switchboard.received);
+    assert!(r.switchboard.received > 0, "{}", r.table());
+    assert_eq!(r.held.answered_ping, 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

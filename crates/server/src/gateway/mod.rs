@@ -108,15 +108,16 @@ impl GatewayAnswer {
 
 /// The query parameters the gateway reads.
 #[derive(Debug, Default, PartialEq)]
-struct Parameters<'a> {
-    action: Option<&'a str>,
-    server: Option<&'a str>,
-    session_id: Option<&'a str>,
-    lifespan: Option<u64>,
+pub struct Parameters<'a> {
+    pub action: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub lifespan: Option<u64>,
 }
 
 impl<'a> Parameters<'a> {
-    fn parse(query: &'a str) -> Parameters<'a> {
+    /// Reads a query string; unknown or malformed parameters are ignored.
+    pub fn parse(query: &'a str) -> Parameters<'a> {
         let mut p = Parameters::default();
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
