@@ -97,6 +97,9 @@ pub enum NsEvent {
         /// When it was said, for what a member is given on coming back.
         sent_at_ms: i64,
     },
+    /// Someone said something to this account without a switchboard
+    /// (MSNP21's `SDG`); also the sender's copy on its other endpoints.
+    Said { from: String, from_endpoint: Option<MachineGuid>, to: String, said: Said },
 }
 
 /// An offline message as its notice describes it (no text: the client

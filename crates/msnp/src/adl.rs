@@ -141,6 +141,19 @@ impl ListDocument {
                         continue;
                     }
                 }
+                // MSNP21 names the lists per service, on a child:
+                // `<c n="bob" t="1"><s n="IM" l="3"/></c>`.
+                (3, b"s") => {
+                    let lists = match attr(&start, b"l")? {
+                        Some(l) => l.parse::<u8>().map_err(|_| ErrorCode::BadListXml)?,
+                        None => 0,
+                    };
+                    let contact = doc.contacts.last_mut().ok_or(ErrorCode::BadListXml)?;
+                    contact.lists |= lists;
+                    if empty {
+                        continue;
+                    }
+                }
                 _ => return Err(ErrorCode::BadListXml),
             }
             depth += 1;
@@ -191,6 +204,19 @@ mod tests {
 
     fn entry(handle: &str, lists: u8) -> ListEntry {
         ListEntry { handle: handle.into(), lists, network: 1, friendly: None }
+    }
+
+    #[test]
+    fn msnp21_lists_on_service_children_read() {
+        let doc = ListDocument::parse(
+            br#"<ml l="1"><d n="example.com"><c n="bob" t="1"><s n="IM" l="3"/><s n="PE" l="3"/></c><c n="carol" t="1"><s n="IM" l="1"></s></c></d></ml>"#,
+        )
+        .unwrap();
+        assert_eq!(doc.contacts, [entry("bob@example.com", 3), entry("carol@example.com", 1)]);
+        assert_eq!(
+            ListDocument::parse(br#"<ml><d n="x.com"><c n="a"><s l="1"><s/></s></c></d></ml>"#),
+            Err(ErrorCode::BadListXml)
+        );
     }
 
     #[test]

@@ -222,7 +222,7 @@ pub enum NotifType {
 }
 
 impl NotifType {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             NotifType::Full => "Full",
             NotifType::Partial => "Partial",
@@ -310,6 +310,8 @@ impl Said {
             }
             "Nudge" => Some(Said::Nudge),
             "Control" if message.content.get("Message-Subtype") == Some("Typing") => Some(Said::Typing),
+            // MSNP21 names the subtype in the type (bitlbee 3.4, WLM 2011).
+            "Control/Typing" => Some(Said::Typing),
             _ => None,
         }
     }
@@ -320,11 +322,30 @@ impl Said {
 pub fn circle_message(circle: &CircleId, from: &str, from_endpoint: Option<&str>, said: &Said) -> RoutedMessage {
     let mut to = circle.address();
     to.params.push(("path".into(), "IM".into()));
+    said_message(&to.to_string(), from, from_endpoint, said, SdgStyle::Circle)
+}
+
+/// The two shapes of a said message: WLM 2009's circles (`Messaging: 1.0`,
+/// typing as a `Message-Subtype`) and MSNP21's person-to-person messages
+/// (`Messaging: 2.0`, `Message-Type: Control/Typing`, as bitlbee 3.4 reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdgStyle {
+    Circle,
+    Direct,
+}
+
+/// The `SDG` payload that carries `said` to `to` (a routed address) from
+/// one endpoint of `from`.
+pub fn said_message(to: &str, from: &str, from_endpoint: Option<&str>, said: &Said, style: SdgStyle) -> RoutedMessage {
     let from = match from_endpoint {
         Some(guid) => format!("1:{from};epid={guid}"),
         None => format!("1:{from}"),
     };
-    let mut content = Headers::default().with("Messaging", "1.0");
+    let version = match style {
+        SdgStyle::Circle => "1.0",
+        SdgStyle::Direct => "2.0",
+    };
+    let mut content = Headers::default().with("Messaging", version);
     let body = match said {
         Said::Text { text, format } => {
             content = content
@@ -342,10 +363,12 @@ pub fn circle_message(circle: &CircleId, from: &str, from_endpoint: Option<&str>
             content = content
                 .with("Content-Length", "2")
                 .with("Content-Type", "text/x-msmsgscontrol")
-                .with("Content-Transfer-Encoding", "7bit")
-                .with("Message-Type", "Control")
-                .with("Message-Subtype", "Typing")
-                .with("MIME-Version", "1.0");
+                .with("Content-Transfer-Encoding", "7bit");
+            content = match style {
+                SdgStyle::Circle => content.with("Message-Type", "Control").with("Message-Subtype", "Typing"),
+                SdgStyle::Direct => content.with("Message-Type", "Control/Typing"),
+            };
+            content = content.with("MIME-Version", "1.0");
             "\r\n".to_string()
         }
         Said::Nudge => {
@@ -359,7 +382,7 @@ pub fn circle_message(circle: &CircleId, from: &str, from_endpoint: Option<&str>
         }
     };
     RoutedMessage {
-        routing: routing(&to.to_string(), from),
+        routing: routing(to, from),
         reliability: Headers::default().with("Reliability", "1.0").with("Stream", "0").with("Segment", "0"),
         content,
         body: body.into_bytes().into(),

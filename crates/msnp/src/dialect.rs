@@ -9,7 +9,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Dialect {
-    Msnp2,
+    // Numbered as named: the number is the version (MSNP19 and 20 were
+    // never served by anyone and are not named).
+    Msnp2 = 2,
     Msnp3,
     Msnp4,
     Msnp5,
@@ -26,6 +28,9 @@ pub enum Dialect {
     Msnp16,
     Msnp17,
     Msnp18,
+    /// Windows Live Messenger 2011 and 2012: no switchboard, presence and
+    /// chat as routed documents (`PUT`, `NFY`, `SDG`).
+    Msnp21 = 21,
 }
 
 /// How a client authenticates to the notification server in a dialect.
@@ -58,7 +63,7 @@ impl AuthScheme {
 
 impl Dialect {
     /// Every dialect this crate can name, oldest first.
-    pub const ALL: [Dialect; 17] = [
+    pub const ALL: [Dialect; 18] = [
         Dialect::Msnp2,
         Dialect::Msnp3,
         Dialect::Msnp4,
@@ -76,11 +81,12 @@ impl Dialect {
         Dialect::Msnp16,
         Dialect::Msnp17,
         Dialect::Msnp18,
+        Dialect::Msnp21,
     ];
 
     /// The version number: 2 for MSNP2.
     pub fn number(self) -> u8 {
-        self as u8 + 2
+        self as u8
     }
 
     /// Parses a dialect name as offered in `VER`; names are case-insensitive
@@ -146,6 +152,25 @@ impl Dialect {
     /// Whether presence lines carry the client capability id (MSNP8+).
     pub fn presence_has_client_id(self) -> bool {
         self >= Dialect::Msnp8
+    }
+
+    /// Whether the dispatch server's `XFR ... NS` ends with `U D` and the
+    /// client's redirect blob with its count raised (MSNP21).
+    pub fn xfr_ns_carries_redirect_blob(self) -> bool {
+        self >= Dialect::Msnp21
+    }
+
+    /// Whether presence travels as user documents (MSNP21): the client
+    /// publishes with `PUT` to `/user`, and is told of contacts by
+    /// `NFY PUT` and `NFY DEL` instead of `ILN`, `NLN`, `FLN` and `UBX`.
+    pub fn presence_in_documents(self) -> bool {
+        self >= Dialect::Msnp21
+    }
+
+    /// Whether the dialect has switchboards (all but MSNP21, which chats
+    /// with `SDG` through the notification server).
+    pub fn has_switchboard(self) -> bool {
+        self < Dialect::Msnp21
     }
 
     /// Whether presence lines may carry an MSN object (MSNP9+).

@@ -46,6 +46,7 @@ pub mod time;
 pub mod trace;
 pub mod types;
 pub mod urlencode;
+pub mod user;
 
 pub use dialect::Dialect;
 pub use error::ErrorCode;

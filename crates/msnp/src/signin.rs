@@ -195,6 +195,9 @@ impl SignIn {
                     self.stage = Stage::ClientVersion;
                     let mut args = self.client_version.clone();
                     args.push(self.account.clone());
+                    if d.xfr_ns_carries_redirect_blob() {
+                        args.push(redirect_blob(self.referrals as u32));
+                    }
                     Action::Send(NsRequest::Cvr { trid, args })
                 }
             }
@@ -237,6 +240,13 @@ impl SignIn {
             _ => return Err(unexpected()),
         })
     }
+}
+
+/// The redirect blob of MSNP21's `CVR` and `XFR ... NS ... U D`: base64 of
+/// `Version: 1` and how many times the client has been referred. A client
+/// sends back the count the last referral gave it.
+pub fn redirect_blob(count: u32) -> String {
+    crate::base64::encode(format!("Version: 1\r\nXfrCount: {count}\r\n").as_bytes())
 }
 
 #[cfg(test)]

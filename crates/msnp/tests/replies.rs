@@ -316,7 +316,7 @@ fn carried(x: &Reply, d: Dialect) -> Reply {
     };
     match &mut x {
         Reply::UsrOk { friendly, .. } if !d.usr_ok_has_friendly() => friendly.clear(),
-        Reply::XfrNs { current, .. } if !d.xfr_ns_fields().1 => current.clear(),
+        Reply::XfrNs { current, .. } if !d.xfr_ns_fields().1 || d.xfr_ns_carries_redirect_blob() => current.clear(),
         Reply::Syn { serial, timestamp, counts, .. } => {
             if guids {
                 *serial = 0;

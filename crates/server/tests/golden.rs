@@ -194,7 +194,14 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
     let email = format!("{name}@example.com");
     let password = format!("pw-{name}");
     let package = d.auth_scheme().package();
-    let cvr = |trid: u32| format!("CVR {trid} 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0813 msmsgs {email}");
+    let cvr = |trid: u32| match d.xfr_ns_carries_redirect_blob() {
+        // The redirect blob the dispatch referral gave (MSNP21).
+        true => format!(
+            "CVR {trid} 0x0409 winnt 6.1.1 i386 MSNMSGR 16.4.3528 MSNMSGR {email} {}",
+            msnp::signin::redirect_blob(1)
+        ),
+        false => format!("CVR {trid} 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0813 msmsgs {email}"),
+    };
     let mut ds = Client::connect(server.dispatch).await;
     t.send(who, &mut ds, &format!("VER 1 {d} CVR0")).await;
     t.recv(who, &mut ds).await;
@@ -252,7 +259,20 @@ async fn sign_in(t: &mut Transcript, server: &TestServer, d: Dialect, who: &str,
     } else {
         "CHG 9 NLN"
     };
-    let seen = t.step(who, &mut ns, chg, &mut []).await;
+    let seen = if d.presence_in_documents() {
+        // MSNP21 goes online by publishing its user document.
+        let put = user_put(
+            name,
+            &format!(
+                "<user><s n=\"IM\"><Status>NLN</Status><CurrentMedia></CurrentMedia></s><sep n=\"IM\" epid=\"{}\"><Capabilities>2955186480:2609258384</Capabilities></sep></user>",
+                machine(name)
+            ),
+        );
+        t.send_payload(who, &mut ns, "PUT 9", &put).await;
+        t.settle(who, &mut ns).await
+    } else {
+        t.step(who, &mut ns, chg, &mut []).await
+    };
     if let Some(chl) = seen.iter().find(|l| l.text.starts_with("CHL ")) {
         let challenge = chl.args()[2].to_string();
         let (product, answer) = if d.has_points_of_presence() {
@@ -307,6 +327,64 @@ async fn open_chat(t: &mut Transcript, d: Dialect, a: &mut Client, b: &mut Clien
         t.recv("A·sb", &mut sa).await;
     }
     (sa, sb)
+}
+
+/// A `PUT` of `document` to `name`'s own `/user` (MSNP21).
+fn user_put(name: &str, document: &str) -> Vec<u8> {
+    let to = format!("{name}@example.com");
+    format!(
+        "Routing: 1.0\r\nTo: 1:{to}\r\nFrom: 1:{to};epid={}\r\n\r\nReliability: 1.0\r\n\r\nPublication: 1.0\r\nUri: /user\r\nContent-Type: application/user+xml\r\nContent-Length: {}\r\n\r\n{document}",
+        machine(name),
+        document.len()
+    )
+    .into_bytes()
+}
+
+/// An `SDG` from `from` to `to` (MSNP21) of one message type.
+fn sdg(from: &str, to: &str, kind: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Routing: 1.0\r\nTo: 1:{to}@example.com\r\nFrom: 1:{from}@example.com;epid={}\r\n\r\nReliability: 1.0\r\n\r\nMessaging: 2.0\r\nMessage-Type: {kind}\r\nContent-Length: {}\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{body}",
+        machine(from),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The scene for MSNP21, which has no switchboard: Alice and Bob list
+/// each other (`ADL` with service children), publish their presence and
+/// personal message (`PUT` to `/user`, seen as `NFY PUT`), chat with
+/// `SDG`, and Bob sees Alice leave (`NFY DEL`).
+async fn scene_without_switchboard(d: Dialect) -> String {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let mut t = Transcript::default();
+    let mut a = sign_in(&mut t, &server, d, "A", "alice").await;
+    let mut b = sign_in(&mut t, &server, d, "B", "bob").await;
+    let bob = br#"<ml><d n="example.com"><c n="bob" t="1"><s n="IM" l="3"/></c></d></ml>"#;
+    t.send_payload("A", &mut a, "ADL 20", bob).await;
+    t.settle("A", &mut a).await;
+    t.settle("B", &mut b).await;
+    let alice = br#"<ml><d n="example.com"><c n="alice" t="1"><s n="IM" l="3"/></c></d></ml>"#;
+    t.send_payload("B", &mut b, "ADL 21", alice).await;
+    t.settle("B", &mut b).await;
+    t.settle("A", &mut a).await;
+    let away = "<user><s n=\"IM\"><Status>AWY</Status></s><s n=\"PE\"><FriendlyName>Alice A.</FriendlyName><PSM>at lunch</PSM></s></user>";
+    t.send_payload("A", &mut a, "PUT 22", &user_put("alice", away)).await;
+    t.settle("A", &mut a).await;
+    t.settle("B", &mut b).await;
+    t.send_payload("A", &mut a, "SDG 23", &sdg("alice", "bob", "Text", "hello, Bob")).await;
+    t.settle("A", &mut a).await;
+    t.settle("B", &mut b).await;
+    t.send_payload("B", &mut b, "SDG 24", &sdg("bob", "alice", "Control/Typing", "")).await;
+    t.send_payload("B", &mut b, "SDG 25", &sdg("bob", "alice", "Text", "hi!")).await;
+    t.settle("B", &mut b).await;
+    t.settle("A", &mut a).await;
+    t.send("A", &mut a, "OUT").await;
+    for l in a.expect_closed().await {
+        t.record("A", "<", &l.text, l.payload.as_deref());
+    }
+    t.settle("B", &mut b).await;
+    t.render(&format!("# {d}: Alice and Bob, both on {d}, without a switchboard"))
 }
 
 /// The machine GUID each person signs in from in the dialects with
@@ -484,7 +562,13 @@ async fn every_dialect_says_exactly_what_its_golden_transcript_says() {
     let bless = std::env::var_os("MARIPOSA_BLESS").is_some();
     let mut differing = Vec::new();
     for d in Dialect::ALL {
-        let got = if d.lists_over_soap() { scene_over_soap(d).await } else { scene(d).await };
+        let got = if !d.has_switchboard() {
+            scene_without_switchboard(d).await
+        } else if d.lists_over_soap() {
+            scene_over_soap(d).await
+        } else {
+            scene(d).await
+        };
         let path = golden_path(d);
         if bless {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -275,13 +275,4 @@ impl Backend {
             }
         }
     }
-
-    /// Delivers to every endpoint of an account, wherever it is signed in.
-    fn tell_account(&self, key: &str, event: NsEvent) {
-        if let Some(u) = self.registry.get(key) {
-            u.deliver(event);
-        } else if let Some((cluster, node)) = self.remote(key) {
-            cluster.send(&node, Envelope::Deliver { to: key.to_string(), event });
-        }
-    }
 }

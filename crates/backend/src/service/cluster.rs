@@ -16,6 +16,15 @@ impl Backend {
         cluster.locate(key).map(|node| (cluster, node))
     }
 
+    /// Delivers to every endpoint of an account, wherever it is signed in.
+    pub(super) fn tell_account(&self, key: &str, event: NsEvent) {
+        if let Some(u) = self.registry.get(key) {
+            u.deliver(event);
+        } else if let Some((cluster, node)) = self.remote(key) {
+            cluster.send(&node, Envelope::Deliver { to: key.to_string(), event });
+        }
+    }
+
     /// Acts on a message from another node.
     pub async fn on_envelope(self: &Arc<Self>, envelope: Envelope) {
         match envelope {

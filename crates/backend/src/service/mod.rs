@@ -9,6 +9,7 @@
 mod accounts;
 mod circles;
 mod cluster;
+mod direct;
 mod lists;
 mod login;
 mod notices;

@@ -253,7 +253,12 @@ impl Backend {
         }
         .ok_or(ErrorCode::NotOnline)?;
         if let Some(u) = local {
-            for endpoint in u.endpoints() {
+            // Endpoints without switchboards (MSNP21) cannot answer a ring.
+            let ringable: Vec<_> = u.endpoints().into_iter().filter(|e| e.dialect.has_switchboard()).collect();
+            if ringable.is_empty() {
+                return Err(ErrorCode::NotOnline);
+            }
+            for endpoint in ringable {
                 self.ring(session, caller, &endpoint)?;
             }
             return Ok(());

@@ -44,6 +44,9 @@ impl Reply {
             Reply::SbUsrOk { trid, handle, friendly } => write!(line, "USR {trid} OK {handle} {}", encode(friendly)),
             Reply::XfrNs { trid, address, current } => {
                 write!(line, "XFR {trid} NS {address}")?;
+                if dialect.xfr_ns_carries_redirect_blob() {
+                    return write!(line, " U D {}", crate::signin::redirect_blob(1));
+                }
                 match dialect.xfr_ns_fields() {
                     (true, true) => write!(line, " 0 {current}"),
                     (true, false) => write!(line, " 0"),

@@ -214,7 +214,11 @@ impl Reply {
             "XFR" if w.get(1)? == "NS" => Reply::XfrNs {
                 trid: w.trid(0)?,
                 address: w.string(2)?,
-                current: if d.xfr_ns_fields().1 { w.string(4)? } else { String::new() },
+                current: if d.xfr_ns_fields().1 && !d.xfr_ns_carries_redirect_blob() {
+                    w.string(4)?
+                } else {
+                    String::new()
+                },
             },
             "XFR" => {
                 w.expect(1, "SB")?;

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use backend::presence::{NsEvent, OnlineUser};
-use bytes::Bytes;
 use msnp::circle::{self, CircleDocument, CircleId, NotifType, Said};
 use msnp::routed::RoutedMessage;
 use msnp::{ErrorCode, Reply, TrId};
@@ -81,8 +80,8 @@ impl NsSession {
     }
 
     /// `SDG` to a circle: text, typing or a nudge, from this endpoint.
-    pub(super) async fn sdg(&mut self, user: &Arc<OnlineUser>, payload: &Bytes) -> Handled {
-        let (circle, message) = self.routed_to_joined_circle(user, payload)?;
+    pub(super) async fn sdg_to_circle(&mut self, user: &Arc<OnlineUser>, message: RoutedMessage) -> Handled {
+        let circle = self.joined_circle(user, &message)?;
         let said = Said::of(&message).ok_or(ErrorCode::InvalidParameter)?;
         self.backend().say_in_circle(user, &circle, said).await?;
         Ok(Flow::Continue)
@@ -90,8 +89,14 @@ impl NsSession {
 
     /// `PUT` to a circle: the member's roster entry or the circle's
     /// presence. Taken and answered; the roster is the server's to keep.
-    pub(super) fn put(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
-        let (_, message) = self.routed_to_joined_circle(user, payload)?;
+    pub(super) fn put_to_circle(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        message: RoutedMessage,
+        w: &mut Writer,
+    ) -> Handled {
+        self.joined_circle(user, &message)?;
         if message.content.get("Content-Type") != Some(circle::CIRCLES_XML) {
             return Err(ErrorCode::InvalidParameter);
         }
@@ -104,23 +109,14 @@ impl NsSession {
         Ok(Flow::Continue)
     }
 
-    /// A routed message from this endpoint to a circle it joined.
-    fn routed_to_joined_circle(
-        &self,
-        user: &OnlineUser,
-        payload: &Bytes,
-    ) -> Result<(CircleId, RoutedMessage), ErrorCode> {
-        let message = RoutedMessage::parse(payload).map_err(|_| ErrorCode::InvalidParameter)?;
-        let from = message.from().ok_or(ErrorCode::InvalidParameter)?;
-        let own = from.network == msnp::endpoint::MESSENGER_NETWORK && from.name.eq_ignore_ascii_case(&user.handle);
-        if !own {
-            return Err(ErrorCode::InvalidParameter);
-        }
+    /// The circle a routed message from this endpoint is to, if it joined it.
+    fn joined_circle(&self, user: &OnlineUser, message: &RoutedMessage) -> Result<CircleId, ErrorCode> {
+        super::routed::check_sender(user, message)?;
         let circle = message.to().as_ref().and_then(CircleId::of_address).ok_or(ErrorCode::InvalidParameter)?;
         if !self.circles.joined.contains(&circle) {
             return Err(ErrorCode::InvalidCircleMembership);
         }
-        Ok((circle, message))
+        Ok(circle)
     }
 
     /// A circle's event, for an endpoint that joined the circle.

@@ -131,7 +131,7 @@ impl NsSession {
             Uum { trid, to, network, kind, payload } => {
                 self.uum(signed(&user)?, trid, &to, network, kind, &payload, w).await
             }
-            Put { trid, payload } => self.put(signed(&user)?, trid, &payload, w),
+            Put { trid, payload } => self.put(signed(&user)?, trid, &payload, w).await,
             Sdg { payload, .. } => self.sdg(signed(&user)?, &payload).await,
         }
     }

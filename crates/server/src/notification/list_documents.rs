@@ -48,6 +48,7 @@ impl NsSession {
             doc.contacts.into_iter().partition(|c| c.network == msnp::routed::CIRCLE_NETWORK);
         doc.contacts = contacts;
         let mut shown = Vec::new();
+        let mut presences = Vec::new();
         if !circles.is_empty() {
             let ids = circles
                 .iter()
@@ -66,14 +67,20 @@ impl NsSession {
                     }
                 }
                 if contact.lists & ListKind::Forward.bit() != 0 && user.presence().started {
-                    let presence = backend.contact_presence(user, &key).await;
-                    shown.extend(presence.map(|p| Reply::Iln { trid, presence: p.line }));
+                    presences.extend(backend.contact_presence(user, &key).await);
                 }
             }
         }
         w.push(&Reply::AdlOk { trid });
-        for iln in &shown {
-            w.push(iln);
+        for reply in &shown {
+            w.push(reply);
+        }
+        for contact in presences {
+            match w.dialect.presence_in_documents() {
+                true => self.push_presence(w, Some(trid), contact),
+                // The personal message follows with the contact's next change.
+                false => w.push(&Reply::Iln { trid, presence: contact.line }),
+            }
         }
         Ok(Flow::Continue)
     }

@@ -11,7 +11,7 @@ use msnp::sync::{ContactData, SyncData};
 use msnp::{ErrorCode, ListKind, PrivacyMode, PromptMode, Reply, TrId, urlencode};
 
 use super::dispatch::Handled;
-use super::{Flow, NsSession, push_presence};
+use super::{Flow, NsSession};
 use crate::connection::Writer;
 
 fn group_ref(g: &Group) -> GroupRef {
@@ -264,7 +264,7 @@ impl NsSession {
         let group = (list == ListKind::Forward).then(|| group.unwrap_or(0));
         w.push(&Reply::Add { trid, list, serial, handle, friendly, group, guid: Some(outcome.guid) });
         if let Some(contact) = outcome.initial_presence {
-            push_presence(w, Some(trid), contact);
+            self.push_presence(w, Some(trid), contact);
         }
         Ok(Flow::Continue)
     }
@@ -307,7 +307,7 @@ impl NsSession {
                     guid: Some(outcome.guid),
                 });
                 if let Some(contact) = outcome.initial_presence {
-                    push_presence(w, Some(trid), contact);
+                    self.push_presence(w, Some(trid), contact);
                 }
             }
         }

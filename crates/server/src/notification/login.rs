@@ -172,8 +172,9 @@ impl NsSession {
         };
         w.push(&system_message(profile.to_message(w.dialect).to_bytes()));
         // Clients with points of presence wait for their own (empty) `UBX`
-        // before they go on; their endpoints follow in later ones.
-        if w.dialect.has_points_of_presence() {
+        // before they go on; their endpoints follow in later ones. (MSNP21
+        // has no `UBX`: its own document comes as it publishes.)
+        if w.dialect.has_points_of_presence() && !w.dialect.presence_in_documents() {
             w.push(&Reply::Ubx { handle: account.handle.clone(), payload: Bytes::new() });
         }
         self.login = Login::SignedIn(user);

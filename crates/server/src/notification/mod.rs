@@ -18,6 +18,7 @@ mod dispatch;
 mod list_documents;
 mod lists;
 mod login;
+mod routed;
 mod session;
 
 use std::future::Future;
@@ -33,8 +34,11 @@ use backend::presence::ContactPresence;
 use backend::presence::{LoadedLists, NsEvent, OnlineUser};
 use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
+use msnp::circle::{NotifType, Said, SdgStyle};
+use msnp::endpoint::MachineGuid;
 use msnp::oim::OimEntry;
 use msnp::personal::EndpointData;
+use msnp::user::UserDocument;
 use msnp::{ErrorCode, Frame, ListKind, Reply, TrId};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -307,8 +311,30 @@ impl NsSession {
         self.refresh_trace(w);
         let dialect = w.dialect;
         match event {
+            NsEvent::Presence(presence) if dialect.presence_in_documents() => {
+                let doc = UserDocument::of_presence(&presence);
+                self.push_user_document(w, &presence.handle, &doc, NotifType::Partial);
+            }
             NsEvent::Presence(presence) => w.push(&Reply::Nln { presence }),
+            NsEvent::Offline { handle } if dialect.presence_in_documents() => {
+                if let Some(me) = self.user() {
+                    let gone = msnp::user::offline_notification(&me.handle, &handle);
+                    w.push(&Reply::Nfy { removal: true, payload: gone.to_bytes() });
+                }
+            }
             NsEvent::Offline { handle } => w.push(&Reply::Fln { handle }),
+            NsEvent::PersonalMessage { handle, payload, .. } if dialect.presence_in_documents() => {
+                let doc = UserDocument {
+                    personal_message: Some(msnp::personal::status_of(&payload)),
+                    ..UserDocument::default()
+                };
+                self.push_user_document(w, &handle, &doc, NotifType::Partial);
+            }
+            // Said without a switchboard reaches the clients that have none.
+            NsEvent::Said { from, from_endpoint, to, said } if !dialect.has_switchboard() => {
+                self.push_said(w, from, from_endpoint, to, said);
+            }
+            NsEvent::Said { .. } => {}
             NsEvent::ListAdded { list: ListKind::Reverse, handle, friendly, .. }
                 if dialect.reverse_list_changes_as_adl() =>
             {
@@ -336,8 +362,10 @@ impl NsSession {
             NsEvent::PersonalMessage { handle, payload, endpoints } => {
                 self.push_ubx(w, handle, Some(&payload), &endpoints);
             }
-            // News only to clients that show endpoints.
-            NsEvent::EndpointsChanged { handle, payload, endpoints } if dialect.has_points_of_presence() => {
+            // News only to clients that show endpoints as UBX.
+            NsEvent::EndpointsChanged { handle, payload, endpoints }
+                if dialect.has_points_of_presence() && !dialect.presence_in_documents() =>
+            {
                 self.push_ubx(w, handle, payload.as_deref(), &endpoints);
             }
             NsEvent::EndpointsChanged { .. } => {}
@@ -377,6 +405,49 @@ impl NsSession {
         if let Some(doc) = msnp::personal::ubx_document(w.dialect, personal, endpoints, own) {
             w.push(&Reply::Ubx { handle, payload: Bytes::from(doc) });
         }
+    }
+
+    /// A contact's presence, in this client's dialect: `ILN` (answering
+    /// `trid`) or `NLN`, then `UBX` with the personal message; or (MSNP21)
+    /// one user document, whole when it answers a request.
+    pub(super) fn push_presence(&self, w: &mut Writer, trid: Option<TrId>, contact: ContactPresence) {
+        if w.dialect.presence_in_documents() {
+            let mut doc = UserDocument::of_presence(&contact.line);
+            doc.personal_message = contact.personal_message.as_deref().map(msnp::personal::status_of);
+            let kind = if trid.is_some() { NotifType::Full } else { NotifType::Partial };
+            self.push_user_document(w, &contact.line.handle, &doc, kind);
+            return;
+        }
+        let handle = contact.line.handle.clone();
+        match trid {
+            Some(trid) => w.push(&Reply::Iln { trid, presence: contact.line }),
+            None => w.push(&Reply::Nln { presence: contact.line }),
+        }
+        let doc =
+            msnp::personal::ubx_document(w.dialect, contact.personal_message.as_deref(), &contact.endpoints, false);
+        if let Some(doc) = doc {
+            w.push(&Reply::Ubx { handle, payload: Bytes::from(doc) });
+        }
+    }
+
+    /// `NFY PUT` of what `from` published, to this user (MSNP21).
+    fn push_user_document(&self, w: &mut Writer, from: &str, doc: &UserDocument, kind: NotifType) {
+        let Some(me) = self.user() else { return };
+        let put = msnp::user::presence_notification(&me.handle, from, doc, kind);
+        w.push(&Reply::Nfy { removal: false, payload: put.to_bytes() });
+    }
+
+    /// Something said to this account without a switchboard (MSNP21), or
+    /// this account's words on another of its endpoints.
+    fn push_said(&self, w: &mut Writer, from: String, from_endpoint: Option<MachineGuid>, to: String, said: Said) {
+        let Some(me) = self.user() else { return };
+        // Not back to the endpoint that said it.
+        if from.eq_ignore_ascii_case(&me.handle) && from_endpoint == me.machine {
+            return;
+        }
+        let endpoint = from_endpoint.as_ref().map(MachineGuid::as_str);
+        let message = msnp::circle::said_message(&format!("1:{to}"), &from, endpoint, &said, SdgStyle::Direct);
+        w.push(&Reply::Sdg { payload: message.to_bytes() });
     }
 
     /// Tells an MSNP13+ client that its memberships changed on the server
@@ -494,18 +565,6 @@ impl NsSession {
 
 /// An `ILN` (with a TrID) or `NLN`, followed on MSNP11+ by the contact's
 /// personal message.
-fn push_presence(w: &mut Writer, trid: Option<TrId>, contact: ContactPresence) {
-    let handle = contact.line.handle.clone();
-    match trid {
-        Some(trid) => w.push(&Reply::Iln { trid, presence: contact.line }),
-        None => w.push(&Reply::Nln { presence: contact.line }),
-    }
-    let doc = msnp::personal::ubx_document(w.dialect, contact.personal_message.as_deref(), &contact.endpoints, false);
-    if let Some(doc) = doc {
-        w.push(&Reply::Ubx { handle, payload: Bytes::from(doc) });
-    }
-}
-
 /// A message from the service itself, which clients see as from `Hotmail`.
 fn system_message(payload: Vec<u8>) -> Reply {
     Reply::Msg { handle: "Hotmail".into(), friendly: "Hotmail".into(), payload: Bytes::from(payload) }

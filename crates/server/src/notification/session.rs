@@ -8,8 +8,8 @@ use bytes::Bytes;
 use msnp::dialect::negotiate;
 use msnp::{ErrorCode, OnlineState, Reply, TrId};
 
+use super::NsSession;
 use super::dispatch::Handled;
-use super::{NsSession, push_presence};
 use crate::connection::{Flow, Writer};
 
 /// The shields configuration `GCF` hands out: no client is refused.
@@ -64,14 +64,34 @@ impl NsSession {
         msn_object: Option<String>,
         w: &mut Writer,
     ) -> Handled {
+        let (client_id, extended_caps) = (caps.map(|c| c.basic), caps.map_or(0, |c| c.extended));
+        let reply = Reply::Chg { trid, state, client_id, extended_caps, msn_object: msn_object.clone() };
+        self.change_state(user, trid, state, caps, msn_object, Some(reply), w).await
+    }
+
+    /// A change of state, from `CHG` or (MSNP21) a published user
+    /// document: `answer` goes first, then the contacts' presence if this
+    /// is the first, the challenges, and what waited while invisible.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn change_state(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        state: OnlineState,
+        caps: Option<msnp::endpoint::Capabilities>,
+        msn_object: Option<String>,
+        answer: Option<Reply>,
+        w: &mut Writer,
+    ) -> Handled {
         let first = !user.is_receiving();
         let was_visible = user.presence_line().is_some();
         let backend = self.shared.backend.clone();
-        let initial = backend.change_state(user, state, caps, msn_object.clone()).await?;
-        let (client_id, extended_caps) = (caps.map(|c| c.basic), caps.map_or(0, |c| c.extended));
-        w.push(&Reply::Chg { trid, state, client_id, extended_caps, msn_object });
+        let initial = backend.change_state(user, state, caps, msn_object).await?;
+        if let Some(answer) = answer {
+            w.push(&answer);
+        }
         for contact in initial {
-            push_presence(w, Some(trid), contact);
+            self.push_presence(w, Some(trid), contact);
         }
         if first {
             self.start_challenges(w);

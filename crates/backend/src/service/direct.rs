@@ -1,0 +1,65 @@
+//! Messages from one person to another without a switchboard (MSNP21's
+//! `SDG`): to every endpoint of the recipient, wherever it is signed in,
+//! and to the sender's other endpoints as their copy.
+
+use std::sync::atomic::Ordering;
+
+use msnp::ErrorCode;
+use msnp::circle::Said;
+
+use super::Backend;
+use crate::cluster::{Request, Response};
+use crate::handle::Handle;
+use crate::limits::Action;
+use crate::presence::{NsEvent, OnlineUser};
+
+impl Backend {
+    /// Says `said` to `to` from `user`. `217` when they are not online or
+    /// do not take messages from the sender (the answer a switchboard `CAL`
+    /// gets), `800` past the message rate.
+    pub async fn say_to(&self, user: &OnlineUser, to: &str, said: Said) -> Result<(), ErrorCode> {
+        if !self.allow(&user.key, Action::Message) {
+            self.stats.rate_limited_messages.fetch_add(1, Ordering::Relaxed);
+            return Err(ErrorCode::UserTooActive);
+        }
+        let handle = Handle::parse(to).map_err(|_| ErrorCode::InvalidUsername)?;
+        // Only endpoints without a switchboard read `SDG`; until a
+        // switchboard bridges to the others, a contact with none is as
+        // unreachable as one offline.
+        let reachable = match self.registry.get(handle.key()) {
+            Some(recipient) => {
+                Self::takes_invitation_from(&recipient, &user.key)
+                    && recipient.endpoints().iter().any(|e| !e.dialect.has_switchboard())
+            }
+            None => match self.remote(handle.key()) {
+                Some((cluster, node)) => {
+                    let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: user.key.clone() };
+                    match cluster.request(&node, ask).await {
+                        Some(Response::Invitable(Some(invitee))) => {
+                            !invitee.dialect.has_switchboard()
+                                || invitee.endpoints.iter().any(|(_, d)| !d.has_switchboard())
+                        }
+                        _ => false,
+                    }
+                }
+                None => false,
+            },
+        };
+        if !reachable {
+            return Err(ErrorCode::NotOnline);
+        }
+        let event = NsEvent::Said {
+            from: user.handle.clone(),
+            from_endpoint: user.machine.clone(),
+            to: handle.as_str().to_string(),
+            said,
+        };
+        self.tell_account(handle.key(), event.clone());
+        // The sender's other machines show what it said (each front
+        // leaves out the endpoint that said it).
+        if handle.key() != user.key {
+            user.deliver(event);
+        }
+        Ok(())
+    }
+}
