@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 const WATCHERS: usize = 1000;
 
 struct World {
-    backend: Backend,
+    backend: Arc<Backend>,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -30,7 +30,7 @@ fn world(rt: &Runtime, users: usize) -> World {
         .map(|i| ImportedAccount { handle: format!("u{i}@example.com"), password: "pw".into(), friendly: None })
         .collect();
     rt.block_on(backend.import_accounts(accounts)).unwrap();
-    World { backend, store, _dir: dir }
+    World { backend: Arc::new(backend), store, _dir: dir }
 }
 
 fn fan_out(c: &mut Criterion) {

@@ -236,6 +236,32 @@ impl Participant {
         }
     }
 
+    /// Someone without a switchboard connection (MSNP21), whose events a
+    /// bridge reads from `outbox` and passes on.
+    pub fn bridged(
+        handle: &str,
+        friendly: &str,
+        client_id: u32,
+        dialect: Dialect,
+        outbox: mpsc::Sender<SbEvent>,
+    ) -> Participant {
+        Participant {
+            handle: handle.to_string(),
+            key: handle.to_ascii_lowercase(),
+            friendly: friendly.to_string(),
+            client_id,
+            extended_caps: 0,
+            dialect,
+            machine: None,
+            connection_id: 0,
+            stand_in: false,
+            outbox,
+            overflowed: AtomicBool::new(false),
+            wake: Notify::new(),
+            typed: Mutex::new(None),
+        }
+    }
+
     /// A roster entry for someone who is not connected (the sender of
     /// offline messages). Messages to it are not delivered.
     pub fn stand_in(handle: &str, friendly: &str, dialect: Dialect) -> Participant {

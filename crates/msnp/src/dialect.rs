@@ -341,9 +341,10 @@ impl Dialect {
         self >= Dialect::Msnp8
     }
 
-    /// Whether a successful login is followed by `SBS 0 null` (MSNP11+).
+    /// Whether a successful login is followed by `SBS 0 null` (MSNP11-18;
+    /// bitlbee 3.4, an MSNP21 client, shows it as an unknown command).
     pub fn sends_sbs_after_login(self) -> bool {
-        self >= Dialect::Msnp11
+        self >= Dialect::Msnp11 && self < Dialect::Msnp21
     }
 
     /// Whether `LST` lines carry the network id after the list bits (MSNP12+).

@@ -86,9 +86,66 @@ impl MimeMessage {
     }
 }
 
+/// What a switchboard message says, when it is one a conversation without
+/// a switchboard carries (text, typing, a nudge); `None` for the rest
+/// (invitations, P2P data, ink).
+pub fn said_of(payload: &[u8]) -> Option<crate::circle::Said> {
+    use crate::circle::{MAX_TEXT, Said};
+    let m = MimeMessage::parse(payload).ok()?;
+    match m.content_type()? {
+        "text/plain" => {
+            let text = std::str::from_utf8(&m.body).ok()?;
+            (!text.is_empty() && text.len() <= MAX_TEXT)
+                .then(|| Said::Text { text: text.to_string(), format: m.header("X-MMS-IM-Format").map(str::to_string) })
+        }
+        "text/x-msmsgscontrol" => m.header("TypingUser").map(|_| Said::Typing),
+        "text/x-msnmsgr-datacast" => {
+            let body = String::from_utf8_lossy(&m.body);
+            body.lines().any(|l| l.trim() == "ID: 1").then_some(Said::Nudge)
+        }
+        _ => None,
+    }
+}
+
+/// The switchboard message that says `said` from `handle`.
+pub fn message_of(said: &crate::circle::Said, handle: &str) -> Vec<u8> {
+    use crate::circle::Said;
+    let m = match said {
+        Said::Text { text, format } => {
+            let m = MimeMessage::new("text/plain; charset=UTF-8");
+            let m = match format {
+                Some(f) => m.with_header("X-MMS-IM-Format", f.as_str()),
+                None => m,
+            };
+            m.with_body(text.as_bytes())
+        }
+        Said::Typing => MimeMessage::new("text/x-msmsgscontrol").with_header("TypingUser", handle).with_body(*b"\r\n"),
+        Said::Nudge => MimeMessage::new("text/x-msnmsgr-datacast").with_body(*b"ID: 1\r\n\r\n"),
+    };
+    m.to_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn said_things_cross_between_switchboard_messages_and_back() {
+        use crate::circle::Said;
+        for said in [
+            Said::Text { text: "hi there".into(), format: Some("FN=Arial; EF=; CO=0; CS=0; PF=0".into()) },
+            Said::Text { text: "plain".into(), format: None },
+            Said::Typing,
+            Said::Nudge,
+        ] {
+            assert_eq!(said_of(&message_of(&said, "alice@example.com")), Some(said));
+        }
+        let invite = MimeMessage::new("text/x-msmsgsinvite; charset=UTF-8").with_body(*b"Application-Name: x\r\n");
+        assert_eq!(said_of(&invite.to_bytes()), None);
+        assert_eq!(said_of(b"no headers"), None);
+        let empty = MimeMessage::new("text/plain").to_bytes();
+        assert_eq!(said_of(&empty), None);
+    }
 
     #[test]
     fn msnp2_profile_is_95_bytes() {

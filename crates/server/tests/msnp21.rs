@@ -1,6 +1,7 @@
 //! Windows Live Messenger 2011/2012 (MSNP21): presence as user documents
 //! (`PUT /user`, `NFY PUT`, `NFY DEL`) seen across dialects, and chat
-//! without a switchboard (`SDG`) between MSNP21 endpoints.
+//! without a switchboard (`SDG`) between MSNP21 endpoints and, through a
+//! bridge, with switchboard users of every older dialect.
 
 mod common;
 
@@ -170,16 +171,105 @@ async fn sdg_that_cannot_be_delivered_or_is_forged_is_refused() {
     dave.expect_prefix("QNG").await;
     bob.send("PNG").await;
     bob.expect_prefix("QNG").await;
-    // A contact on a switchboard dialect cannot take SDG yet: 217, and a
-    // CAL to an MSNP21 user is 217 too, rather than a ring never answered.
-    let mut carol = login_as_dialect(&server, 11, "carol@example.com", "pw-carol").await;
-    carol.send("SYN 1 0 0").await;
-    carol.sync_point_skipping().await;
-    carol.send("CHG 2 NLN 0").await;
-    carol.expect_prefix("CHG 2 NLN").await;
-    alice.send_payload("SDG 86", &sdg("alice", "carol", "Text", "hi Carol")).await;
-    alice.expect("217 86").await;
+}
+
+/// `name` online on a switchboard dialect (`n`), its lists synced.
+async fn online_on(server: &TestServer, n: u8, name: &str) -> Client {
+    let mut c = login_as_dialect(server, n, &format!("{name}@example.com"), &format!("pw-{name}")).await;
+    let sync = if c.dialect.uses_guids() { "SYN 1 0 0" } else { "SYN 1 0" };
+    c.send(sync).await;
+    c.sync_point_skipping().await;
+    let chg = if c.dialect.presence_has_client_id() { "CHG 2 NLN 0" } else { "CHG 2 NLN" };
+    c.send(chg).await;
+    c.expect_prefix("CHG 2 NLN").await;
+    c
+}
+
+/// The text an SDG carries, skipping pings and presence.
+async fn next_said(c: &mut Client) -> (String, String, String) {
+    loop {
+        let line = c.recv().await;
+        if !line.text.starts_with("SDG 0 ") {
+            continue;
+        }
+        let m = RoutedMessage::parse(line.payload.as_deref().unwrap()).unwrap();
+        let kind = m.content.get("Message-Type").unwrap_or("").to_string();
+        return (m.from().unwrap().name, kind, String::from_utf8_lossy(&m.body).into_owned());
+    }
+}
+
+/// The text of the next MSG from `from`, skipping the rest.
+async fn next_msg(sb: &mut Client, from: &str) -> String {
+    let payload = next_msg_payload(sb, from).await;
+    payload.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_msnp21_user_and_switchboard_users_chat_both_ways_and_in_a_group() {
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "carol", "dave"]);
+    let (mut alice, _) = online21(&server, "alice").await;
+    let mut carol = online_on(&server, 11, "carol").await;
+
+    // Alice's first word rings Carol from a session opened for her, and
+    // waits there until Carol answers.
+    alice.send_payload("SDG 90", &sdg("alice", "carol", "Text", "hello from 2011")).await;
+    let ring = carol.expect_prefix("RNG ").await;
+    let r = ring.args();
+    assert_eq!(r[5], "alice@example.com");
+    let mut carol_sb = carol.next_to(r[2], client::conn::ServerKind::Switchboard).await;
+    carol_sb.send(&format!("ANS 1 carol@example.com {} {}", r[4], r[1])).await;
+    carol_sb.expect_prefix("IRO 1 1 1 alice@example.com").await;
+    carol_sb.expect("ANS 1 OK").await;
+    assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "hello from 2011");
+    // Carol answers and types; Alice reads both as SDG from Carol.
+    carol_sb
+        .send_payload(
+            "MSG 2 U",
+            b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: carol@example.com\r\n\r\n\r\n",
+        )
+        .await;
+    carol_sb.send_payload("MSG 3 N", &text_message("hi Alice")).await;
+    assert_eq!(next_said(&mut alice).await, ("carol@example.com".into(), "Control/Typing".into(), "\r\n".into()));
+    assert_eq!(next_said(&mut alice).await, ("carol@example.com".into(), "Text".into(), "hi Alice".into()));
+    // Her reply goes into the same conversation.
+    alice.send_payload("SDG 91", &sdg("alice", "carol", "Text", "how are you?")).await;
+    assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "how are you?");
+
+    // Carol brings Dave (MSNP2) in: three dialects in one conversation.
+    let mut dave = online_on(&server, 2, "dave").await;
+    let (mut dave_sb, iro) = invite(&mut carol_sb, 4, &mut dave, "dave@example.com").await;
+    assert!(iro.iter().any(|l| l.contains("alice@example.com")), "{iro:?}");
+    dave_sb.send_payload("MSG 8 N", &text_message("hello all")).await;
+    assert_eq!(next_said(&mut alice).await, ("dave@example.com".into(), "Text".into(), "hello all".into()));
+    assert_eq!(next_msg(&mut carol_sb, "dave@example.com").await, "hello all");
+    alice.send_payload("SDG 92", &sdg("alice", "carol", "Text", "hi Dave")).await;
+    assert_eq!(next_msg(&mut dave_sb, "alice@example.com").await, "hi Dave");
+    assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "hi Dave");
+
+    // Everyone else leaves: the bridge leaves with them. Carol's CAL then
+    // finds Alice at once, without a ring she could not answer.
+    carol_sb.send("OUT").await;
+    dave_sb.send("OUT").await;
     let mut sb = open_session(&server, &mut carol, "carol@example.com", "Carol").await;
     sb.send("CAL 2 alice@example.com").await;
-    sb.expect("217 2").await;
+    sb.expect_prefix("CAL 2 RINGING").await;
+    sb.expect_prefix("JOI alice@example.com").await;
+    sb.send_payload("MSG 3 N", &text_message("me again")).await;
+    assert_eq!(next_said(&mut alice).await, ("carol@example.com".into(), "Text".into(), "me again".into()));
+    alice.send_payload("SDG 93", &sdg("alice", "carol", "Nudge", "ID: 1\r\n\r\n")).await;
+    let nudge = next_msg_payload(&mut sb, "alice@example.com").await;
+    assert!(nudge.contains("text/x-msnmsgr-datacast") && nudge.contains("ID: 1"), "{nudge}");
+    // Alice signs out: she leaves the conversation.
+    alice.send("OUT").await;
+    sb.expect_prefix("BYE alice@example.com").await;
+}
+
+async fn next_msg_payload(sb: &mut Client, from: &str) -> String {
+    loop {
+        let line = sb.recv().await;
+        if line.text.starts_with(&format!("MSG {from}")) {
+            return String::from_utf8_lossy(line.payload.as_deref().unwrap()).into_owned();
+        }
+    }
 }

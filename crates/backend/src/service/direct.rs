@@ -2,6 +2,7 @@
 //! `SDG`): to every endpoint of the recipient, wherever it is signed in,
 //! and to the sender's other endpoints as their copy.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use msnp::ErrorCode;
@@ -17,20 +18,23 @@ impl Backend {
     /// Says `said` to `to` from `user`. `217` when they are not online or
     /// do not take messages from the sender (the answer a switchboard `CAL`
     /// gets), `800` past the message rate.
-    pub async fn say_to(&self, user: &OnlineUser, to: &str, said: Said) -> Result<(), ErrorCode> {
+    pub async fn say_to(self: &Arc<Self>, user: &Arc<OnlineUser>, to: &str, said: Said) -> Result<(), ErrorCode> {
         if !self.allow(&user.key, Action::Message) {
             self.stats.rate_limited_messages.fetch_add(1, Ordering::Relaxed);
             return Err(ErrorCode::UserTooActive);
         }
         let handle = Handle::parse(to).map_err(|_| ErrorCode::InvalidUsername)?;
-        // Only endpoints without a switchboard read `SDG`; until a
-        // switchboard bridges to the others, a contact with none is as
-        // unreachable as one offline.
+        // Only endpoints without a switchboard read `SDG`; someone with
+        // nothing but switchboards is reached through a bridge (here only:
+        // a bridge to a contact on another node is not built).
         let reachable = match self.registry.get(handle.key()) {
-            Some(recipient) => {
-                Self::takes_invitation_from(&recipient, &user.key)
-                    && recipient.endpoints().iter().any(|e| !e.dialect.has_switchboard())
+            Some(recipient) if Self::takes_invitation_from(&recipient, &user.key) => {
+                if !recipient.endpoints().iter().any(|e| !e.dialect.has_switchboard()) {
+                    return self.say_through_bridge(user, handle.as_str(), &said).await;
+                }
+                true
             }
+            Some(_) => false,
             None => match self.remote(handle.key()) {
                 Some((cluster, node)) => {
                     let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: user.key.clone() };

@@ -270,10 +270,18 @@ impl Backend {
             Removal::EndpointLeft => {
                 self.forget_web_tokens(user);
                 self.endpoints_changed(user);
+                let still_without_switchboard = self
+                    .registry
+                    .get(&user.key)
+                    .is_some_and(|u| u.endpoints().iter().any(|e| !e.dialect.has_switchboard()));
+                if !still_without_switchboard {
+                    self.bridges.end_for(&user.key);
+                }
                 return removal;
             }
             Removal::SignedOut => {
                 self.forget_web_tokens(user);
+                self.bridges.end_for(&user.key);
                 if let Some(cluster) = self.cluster.get() {
                     cluster.signed_out(user);
                 }

@@ -7,6 +7,7 @@
 //! of the disk.
 
 mod accounts;
+mod bridge;
 mod circles;
 mod cluster;
 mod direct;
@@ -186,7 +187,9 @@ pub struct Backend {
     config: BackendConfig,
     registry: Registry,
     cookies: CookieJar,
-    switchboards: Switchboards,
+    switchboards: Arc<Switchboards>,
+    /// Switchboard conversations of users without switchboards (MSNP21).
+    bridges: Arc<bridge::Bridges>,
     tickets: TicketJar,
     hashing: PasswordChecker,
     buckets: KeyedBuckets,
@@ -250,7 +253,8 @@ impl Backend {
             key,
             registry: Registry::default(),
             cookies: CookieJar::default(),
-            switchboards: Switchboards::default(),
+            switchboards: Arc::default(),
+            bridges: Arc::default(),
             tickets: TicketJar::default(),
             hashing: PasswordChecker::new(config.password_hash_workers, config.hashing_thread_start),
             buckets: KeyedBuckets::default(),

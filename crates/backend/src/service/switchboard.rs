@@ -212,8 +212,8 @@ impl Backend {
     /// on all of them; Windows Live Messenger 2009 does this as it opens
     /// every conversation, so it succeeds when there is none to ring.
     pub async fn invite(
-        &self,
-        session: &SwitchboardSession,
+        self: &Arc<Self>,
+        session: &Arc<SwitchboardSession>,
         caller: &Participant,
         handle: &str,
     ) -> Result<(), ErrorCode> {
@@ -253,10 +253,11 @@ impl Backend {
         }
         .ok_or(ErrorCode::NotOnline)?;
         if let Some(u) = local {
-            // Endpoints without switchboards (MSNP21) cannot answer a ring.
+            // Endpoints without switchboards (MSNP21) cannot answer a ring:
+            // an account with only those joins through a bridge at once.
             let ringable: Vec<_> = u.endpoints().into_iter().filter(|e| e.dialect.has_switchboard()).collect();
             if ringable.is_empty() {
-                return Err(ErrorCode::NotOnline);
+                return self.bridge_into(session, &u, &caller.key);
             }
             for endpoint in ringable {
                 self.ring(session, caller, &endpoint)?;

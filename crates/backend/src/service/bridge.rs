@@ -1,0 +1,189 @@
+//! Conversations between a switchboard and someone without one (MSNP21).
+//!
+//! An MSNP21 user in a switchboard conversation is a participant like any
+//! other, with no connection behind it: a task reads what the session
+//! relays to it and tells the user's endpoints as [`NsEvent::Said`]; what
+//! the user says to that contact (`SDG`) is relayed into the session as a
+//! switchboard message. So an older client calls an MSNP21 user with `CAL`
+//! and sees `JOI` at once, and an MSNP21 user's first word to an older
+//! client rings it (`RNG`) from a session opened on the user's behalf.
+//!
+//! One bridge per (MSNP21 user, other person). It ends when everyone else
+//! has left, when nobody answered its ring in time, or when the user's
+//! last endpoint without a switchboard signs out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use msnp::ErrorCode;
+use msnp::circle::Said;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+
+use super::Backend;
+use crate::presence::{NsEvent, OnlineUser};
+use crate::switchboard::{Participant, SbEvent, SwitchboardSession, Switchboards};
+
+/// Events a bridge's participant may have waiting.
+const BRIDGE_QUEUE: usize = 64;
+/// What the user may say before the person called answers.
+const MAX_WAITING: usize = 32;
+/// How long a relay into the session may wait for a slow reader.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The bridges of this node, by (MSNP21 user's key, other person's key).
+#[derive(Debug, Default)]
+pub(crate) struct Bridges(Mutex<HashMap<(String, String), Arc<Bridge>>>);
+
+#[derive(Debug)]
+pub(crate) struct Bridge {
+    session: Arc<SwitchboardSession>,
+    participant: Arc<Participant>,
+    /// Said before anyone else was in the session.
+    waiting: Mutex<Vec<Bytes>>,
+    ended: Notify,
+}
+
+impl Bridges {
+    fn get(&self, user: &str, other: &str) -> Option<Arc<Bridge>> {
+        self.0.lock().get(&(user.to_string(), other.to_string())).cloned()
+    }
+
+    /// Ends every bridge of a user who is no longer reachable without a
+    /// switchboard.
+    pub(crate) fn end_for(&self, user: &str) {
+        for (_, bridge) in self.0.lock().iter().filter(|((u, _), _)| u == user) {
+            bridge.ended.notify_one();
+        }
+    }
+}
+
+impl Backend {
+    /// Puts `user` (who has no switchboard) into `session` for `caller`,
+    /// as if it had answered the ring.
+    pub(super) fn bridge_into(
+        self: &Arc<Self>,
+        session: &Arc<SwitchboardSession>,
+        user: &Arc<OnlineUser>,
+        caller_key: &str,
+    ) -> Result<(), ErrorCode> {
+        let (participant, events) = bridged_participant(user);
+        self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
+        if let Err(e) = self.switchboards.join(session, participant.clone(), self.config.max_switchboard_participants) {
+            self.switchboards.release(&participant);
+            return Err(e);
+        }
+        self.start_bridge(session.clone(), participant, events, user.clone(), caller_key.to_string(), Vec::new());
+        Ok(())
+    }
+
+    /// Says `said` from `user` (who has no switchboard) to `to`, who has
+    /// nothing but switchboards: into their conversation, or a new one that
+    /// rings them.
+    pub(super) async fn say_through_bridge(
+        self: &Arc<Self>,
+        user: &Arc<OnlineUser>,
+        to: &str,
+        said: &Said,
+    ) -> Result<(), ErrorCode> {
+        let payload = Bytes::from(msnp::mime::message_of(said, &user.handle));
+        let to_key = to.to_ascii_lowercase();
+        if let Some(bridge) = self.bridges.get(&user.key, &to_key) {
+            if bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in) {
+                bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
+            } else {
+                let mut waiting = bridge.waiting.lock();
+                if waiting.len() >= MAX_WAITING {
+                    return Err(ErrorCode::UserTooActive);
+                }
+                waiting.push(payload);
+            }
+            return Ok(());
+        }
+        // Typing alone does not ring anyone.
+        if !matches!(said, Said::Text { .. } | Said::Nudge) {
+            return Ok(());
+        }
+        let (participant, events) = bridged_participant(user);
+        self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
+        let session = self.switchboards.open(participant.clone());
+        self.start_bridge(session.clone(), participant.clone(), events, user.clone(), to_key, vec![payload]);
+        self.invite(&session, &participant, to).await
+    }
+
+    fn start_bridge(
+        self: &Arc<Self>,
+        session: Arc<SwitchboardSession>,
+        participant: Arc<Participant>,
+        mut events: mpsc::Receiver<SbEvent>,
+        user: Arc<OnlineUser>,
+        other: String,
+        waiting: Vec<Bytes>,
+    ) {
+        let bridge = Arc::new(Bridge { session, participant, waiting: Mutex::new(waiting), ended: Notify::new() });
+        let key = (user.key.clone(), other);
+        self.bridges.0.lock().insert(key.clone(), bridge.clone());
+        let (switchboards, bridges) = (self.switchboards.clone(), self.bridges.clone());
+        let unanswered = self.config.cookie_lifetime;
+        tokio::spawn(async move {
+            let answered_by = tokio::time::Instant::now() + unanswered;
+            loop {
+                let others = bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in);
+                let deadline = if others { None } else { Some(answered_by) };
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    _ = bridge.ended.notified() => None,
+                    _ = sleep_until(deadline) => None,
+                };
+                let Some(event) = event else { break };
+                match event {
+                    SbEvent::Message { handle, payload, .. } => {
+                        if let Some(said) = msnp::mime::said_of(&payload) {
+                            let to = user.handle.clone();
+                            user.deliver(NsEvent::Said { from: handle, from_endpoint: None, to, said });
+                        }
+                    }
+                    SbEvent::Joined { .. } => {
+                        let waiting = std::mem::take(&mut *bridge.waiting.lock());
+                        for payload in waiting {
+                            bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
+                        }
+                    }
+                    SbEvent::Left { .. } => {
+                        if !bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in) {
+                            break;
+                        }
+                    }
+                }
+            }
+            end_bridge(&switchboards, &bridges, &key, &bridge);
+        });
+    }
+}
+
+/// Takes a bridge out of its session and forgets it.
+fn end_bridge(switchboards: &Switchboards, bridges: &Bridges, key: &(String, String), bridge: &Arc<Bridge>) {
+    switchboards.leave(&bridge.session, &bridge.participant, false);
+    switchboards.release(&bridge.participant);
+    let mut all = bridges.0.lock();
+    if all.get(key).is_some_and(|b| Arc::ptr_eq(b, bridge)) {
+        all.remove(key);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The participant that stands for `user` in a switchboard session.
+fn bridged_participant(user: &OnlineUser) -> (Arc<Participant>, mpsc::Receiver<SbEvent>) {
+    let (outbox, events) = mpsc::channel(BRIDGE_QUEUE);
+    let p = user.presence();
+    let participant = Participant::bridged(&user.handle, &p.friendly, p.client_id, user.dialect, outbox);
+    (Arc::new(participant), events)
+}
