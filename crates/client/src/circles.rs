@@ -128,8 +128,7 @@ pub(crate) async fn refresh(shared: &Shared) -> Result<()> {
 }
 
 /// A circle's `NFY` or `SDG`, as events.
-pub(crate) fn on_routed(shared: &Shared, removal: bool, sdg: bool, payload: &[u8]) {
-    let Ok(message) = RoutedMessage::parse(payload) else { return };
+pub(crate) fn on_routed(shared: &Shared, removal: bool, sdg: bool, message: RoutedMessage) {
     let circle_of = |a: Option<msnp::routed::RoutedAddress>| a.as_ref().and_then(CircleId::of_address);
     if sdg {
         let (Some(circle), Some(from)) = (circle_of(message.to()), message.from()) else { return };

@@ -8,13 +8,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use msnp::challenge::{md5_response, msnp11_response};
-use msnp::reply::PresenceLine;
 use msnp::request::{AdcTarget, NsRequest};
 use msnp::{Dialect, Frame, ListKind, OnlineState, PrivacyMode, PromptMode, Reply, TrId};
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
 use crate::config::ClientConfig;
 use crate::conn::Conn;
+use crate::contacts;
 use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::event::Event;
@@ -23,6 +23,7 @@ use crate::sb;
 use crate::shared::{Command, Shared};
 use crate::state::{Contact, State};
 use msnp::addressbook::Operation;
+use msnp::user::UserDocument;
 
 /// A signed-in client. Cheap to clone; every clone drives the same session.
 #[derive(Clone)]
@@ -49,6 +50,7 @@ impl Client {
             state: std::sync::Mutex::new(logged.state),
             events: events_tx,
             conversations: Default::default(),
+            direct: Default::default(),
             next_id: AtomicU64::new(1),
             commands,
             switchboard_requests: AsyncMutex::new(()),
@@ -93,6 +95,12 @@ impl Client {
     /// Sets my state (`CHG`). The first call also brings the initial presence
     /// of my contacts.
     pub async fn set_state(&self, state: OnlineState) -> Result<()> {
+        if self.shared.dialect.presence_in_documents() {
+            let doc = UserDocument { status: Some(state), ..UserDocument::default() };
+            self.publish(doc).await?;
+            self.shared.state.lock().expect("state lock").my_state = state;
+            return Ok(());
+        }
         let client_id = self.client_id();
         self.shared
             .request(move |trid| NsRequest::Chg { trid, state, client_id, extended_caps: 0, msn_object: None })
@@ -104,7 +112,9 @@ impl Client {
     /// Changes my friendly name.
     pub async fn set_name(&self, name: &str) -> Result<()> {
         let friendly = name.to_string();
-        if self.shared.dialect.uses_guids() {
+        if self.shared.dialect.presence_in_documents() {
+            self.publish(UserDocument { friendly: Some(friendly), ..UserDocument::default() }).await?;
+        } else if self.shared.dialect.uses_guids() {
             self.shared.request(|trid| NsRequest::Prp { trid, kind: "MFN".into(), value: Some(friendly) }).await?;
         } else {
             let handle = self.shared.me().0;
@@ -119,9 +129,23 @@ impl Client {
         if !self.shared.dialect.has_personal_message() {
             return Err(ClientError::Protocol(format!("{} has no personal messages", self.shared.dialect)));
         }
-        let payload = format!("<Data><PSM>{}</PSM><CurrentMedia></CurrentMedia></Data>", msnp::soap::escape_xml(text));
-        self.shared.request(|trid| NsRequest::Uux { trid, payload: payload.into() }).await?;
+        if self.shared.dialect.presence_in_documents() {
+            self.publish(UserDocument { personal_message: Some(text.to_string()), ..UserDocument::default() }).await?;
+        } else {
+            let payload =
+                format!("<Data><PSM>{}</PSM><CurrentMedia></CurrentMedia></Data>", msnp::soap::escape_xml(text));
+            self.shared.request(|trid| NsRequest::Uux { trid, payload: payload.into() }).await?;
+        }
         self.shared.state.lock().expect("state lock").personal_message = Some(text.to_string());
+        Ok(())
+    }
+
+    /// Publishes what `doc` says of me to my `/user` (MSNP21).
+    async fn publish(&self, doc: UserDocument) -> Result<()> {
+        let me = self.shared.me().0;
+        let machine = self.shared.config.machine.clone();
+        let message = msnp::user::publication(&me, &machine, &doc);
+        self.shared.request(move |trid| NsRequest::Put { trid, payload: message.to_bytes() }).await?;
         Ok(())
     }
 
@@ -312,6 +336,9 @@ impl Client {
     /// Starts a conversation with someone; `Event::Joined` tells when they
     /// are in it.
     pub async fn start_conversation(&self, handle: &str) -> Result<Conversation> {
+        if !self.shared.dialect.has_switchboard() {
+            return Ok(crate::direct::conversation_with(&self.shared, handle, false));
+        }
         sb::call(&self.shared, handle).await
     }
 
@@ -535,14 +562,8 @@ async fn handle(
         return;
     }
     match reply {
-        Reply::Iln { presence: p, .. } | Reply::Nln { presence: p } => presence(shared, p),
-        Reply::Fln { handle } => {
-            if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase()) {
-                c.state = OnlineState::Offline;
-                c.presence_name = None;
-            }
-            shared.emit(Event::Offline { handle });
-        }
+        Reply::Iln { presence: p, .. } | Reply::Nln { presence: p } => contacts::presence(shared, p),
+        Reply::Fln { handle } => contacts::offline(shared, handle),
         // The service's own messages; text ones are for the user to read,
         // offline-message notices (MSNP13+) say what to fetch; the profile,
         // mail and maintenance notices are other types.
@@ -566,11 +587,7 @@ async fn handle(
             }
         }
         Reply::Ubx { handle, payload } => {
-            let text = msnp::personal::status_of(&String::from_utf8_lossy(&payload));
-            if let Some(c) = shared.state.lock().expect("state lock").contacts.get_mut(&handle.to_ascii_lowercase()) {
-                c.personal_message = Some(text.clone());
-            }
-            shared.emit(Event::PersonalMessage { handle, text });
+            contacts::personal_message(shared, handle, msnp::personal::status_of(&String::from_utf8_lossy(&payload)))
         }
         Reply::Add { list: ListKind::Reverse, handle, friendly, .. } => {
             let friendly = if friendly.is_empty() { handle.clone() } else { friendly };
@@ -600,8 +617,8 @@ async fn handle(
         Reply::Qng { interval } => *ping_every = login::ping_interval(interval),
         // The address book changed: for a client with circles, they may have.
         Reply::Not { .. } if dialect.has_circles() => refresh_circles(shared),
-        Reply::Nfy { removal, payload } => crate::circles::on_routed(shared, removal, false, &payload),
-        Reply::Sdg { payload } => crate::circles::on_routed(shared, false, true, &payload),
+        Reply::Nfy { removal, payload } => on_routed(shared, removal, false, &payload),
+        Reply::Sdg { payload } => on_routed(shared, false, true, &payload),
         sync @ (Reply::Gtc { .. }
         | Reply::Blp { .. }
         | Reply::Prp { .. }
@@ -668,13 +685,13 @@ fn refresh_circles(shared: &Arc<Shared>) {
 }
 
 /// A contact's presence (`NLN`, or `ILN` after `CHG`).
-fn presence(shared: &Shared, p: PresenceLine) {
-    {
-        let mut s = shared.state.lock().expect("state lock");
-        let c = s.contact_mut(&p.handle);
-        c.state = p.state;
-        c.presence_name = Some(p.friendly.clone());
-        c.client_id = p.client_id;
+/// A routed notification or message: a circle's, or (MSNP21) a person's.
+fn on_routed(shared: &Arc<Shared>, removal: bool, sdg: bool, payload: &[u8]) {
+    let Ok(message) = msnp::routed::RoutedMessage::parse(payload) else { return };
+    let circle = |a: Option<msnp::routed::RoutedAddress>| a.is_some_and(|a| a.network == msnp::routed::CIRCLE_NETWORK);
+    if circle(message.to()) || circle(message.from()) {
+        crate::circles::on_routed(shared, removal, sdg, message);
+    } else {
+        crate::direct::on_routed(shared, removal, sdg, message);
     }
-    shared.emit(Event::Presence { handle: p.handle, friendly: p.friendly, state: p.state.code().to_string() });
 }

@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub state: std::sync::Mutex<State>,
     pub events: mpsc::UnboundedSender<Event>,
     pub conversations: std::sync::Mutex<HashMap<u64, Conversation>>,
+    /// MSNP21's conversations without a switchboard, by the other person's
+    /// handle key.
+    pub direct: std::sync::Mutex<HashMap<String, u64>>,
     pub next_id: AtomicU64,
     pub commands: mpsc::Sender<Command>,
     /// Serialises `XFR SB` so each answer goes to its own call.

@@ -26,7 +26,7 @@ struct Cli {
     /// The Passport nexus for MSNP8+ (e.g. https://host/rdr/pprdr.asp).
     #[arg(long, global = true, env = "MSN_LOGIN_URL")]
     login_url: Option<String>,
-    /// The protocol version to speak, 2-18 [default: 11]; 15+ sign in with single sign-on and read the lists from the address book; 16+ stay signed in on several machines at once.
+    /// The protocol version to speak, 2-18 or 21 [default: 11]; 15+ sign in with single sign-on and read the lists from the address book; 16+ stay signed in on several machines at once; 21 chats without switchboards.
     #[arg(long, global = true)]
     dialect: Option<u8>,
     /// A CA certificate (PEM) to trust for the Passport service.

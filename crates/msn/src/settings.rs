@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub struct FileSettings {
     pub server: Option<String>,
     pub account: Option<String>,
-    /// The dialect version, 2-18.
+    /// The dialect version, 2-18 or 21.
     pub dialect: Option<u8>,
     pub login_url: Option<String>,
     pub trust_ca: Option<PathBuf>,
@@ -102,7 +102,7 @@ pub fn resolve(given: &Given) -> anyhow::Result<Settings> {
     let dialect = Dialect::ALL
         .into_iter()
         .find(|d| d.number() == version)
-        .with_context(|| format!("no dialect MSNP{version} (2-18)"))?;
+        .with_context(|| format!("no dialect MSNP{version} (2-18, 21)"))?;
     let server = given.server.clone().or(file.server).unwrap_or_else(|| "127.0.0.1:1863".into());
     let login_url = given.login_url.clone().or(file.login_url);
     let data_dir = given.data_dir.clone().or(file.data_dir).unwrap_or_else(|| {

@@ -180,6 +180,25 @@ pub fn offline_notification(to: &str, from: &str) -> RoutedMessage {
     }
 }
 
+/// The `PUT` payload that publishes `document` as `handle`'s presence,
+/// from its endpoint `machine`.
+pub fn publication(handle: &str, machine: &MachineGuid, document: &UserDocument) -> RoutedMessage {
+    let body = document.to_xml();
+    RoutedMessage {
+        routing: Headers::default()
+            .with("Routing", "1.0")
+            .with("To", format!("1:{handle}"))
+            .with("From", format!("1:{handle};epid={}", machine.as_str())),
+        reliability: Headers::default().with("Reliability", "1.0"),
+        content: Headers::default()
+            .with("Publication", "1.0")
+            .with("Uri", USER_URI)
+            .with("Content-Type", USER_XML)
+            .with("Content-Length", body.len().to_string()),
+        body: body.into_bytes().into(),
+    }
+}
+
 /// The document a `PUT` publishes about its sender, if it is one
 /// (`Uri: /user`, `application/user+xml`, addressed to the sender).
 pub fn published(message: &RoutedMessage) -> Option<UserDocument> {

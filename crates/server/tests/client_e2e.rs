@@ -15,39 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
-fn config(server: &TestServer, name: &str, dialect: Dialect) -> ClientConfig {
-    let mut c = ClientConfig::new(&server.dispatch.to_string(), &format!("{name}@example.com"), &format!("pw-{name}"));
-    c.dialect = dialect;
-    c.login_url = Some(format!("http://{}/rdr/pprdr.asp", server.http.unwrap()));
-    c.timeout = Duration::from_secs(10);
-    c
-}
-
-async fn sign_in(server: &TestServer, name: &str, dialect: Dialect) -> (Client, UnboundedReceiver<Event>) {
-    Client::sign_in(config(server, name, dialect)).await.expect("signs in")
-}
-
-/// Waits for the first event `pick` accepts, skipping others.
-async fn wait<T>(events: &mut UnboundedReceiver<Event>, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-    timeout(Duration::from_secs(60), async {
-        loop {
-            let e = events.recv().await.expect("event stream open");
-            if let Some(t) = pick(&e) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("the event in time")
-}
-
 #[tokio::test]
 async fn signs_in_through_the_referral_in_both_login_schemes_and_syncs_from_the_cache() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
     let dir = tempfile::tempdir().unwrap();
     for dialect in [Dialect::Msnp7, Dialect::Msnp11] {
-        let mut cfg = config(&server, "alice", dialect);
+        let mut cfg = library_config(&server, "alice", dialect);
         cfg.cache_dir = Some(dir.path().join(dialect.to_string()));
         let (alice, mut events) = Client::sign_in(cfg.clone()).await.unwrap();
         assert!(matches!(events.recv().await, Some(Event::SignedIn { .. })));
@@ -67,16 +41,16 @@ async fn signs_in_through_the_referral_in_both_login_schemes_and_syncs_from_the_
         again.sign_out().await;
     }
     // A change while away (Bob adds Alice) makes the next sign-in sync for real.
-    let (bob, _) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    let (bob, _) = library_sign_in(&server, "bob", Dialect::Msnp11).await;
     bob.add_contact("alice@example.com", "Alice").await.unwrap();
-    let mut cfg = config(&server, "alice", Dialect::Msnp11);
+    let mut cfg = library_config(&server, "alice", Dialect::Msnp11);
     cfg.cache_dir = Some(dir.path().join("MSNP11"));
     let (alice, _) = Client::sign_in(cfg).await.unwrap();
     let state = alice.state();
     assert!(!state.from_cache);
     assert!(state.contact("bob@example.com").unwrap().on(msnp::ListKind::Reverse));
     // A wrong password is refused.
-    let mut bad = config(&server, "alice", Dialect::Msnp7);
+    let mut bad = library_config(&server, "alice", Dialect::Msnp7);
     bad.password = "nope".into();
     assert!(matches!(Client::sign_in(bad).await, Err(client::ClientError::AuthenticationFailed)));
 }
@@ -85,16 +59,16 @@ async fn signs_in_through_the_referral_in_both_login_schemes_and_syncs_from_the_
 async fn presence_in_every_state_and_privacy_effects() {
     let server = TestServer::start_with(&["--rate-state-changes", "100/10"]);
     users(&server, &["alice", "bob"]);
-    let (bob, mut b_events) = sign_in(&server, "bob", Dialect::Msnp7).await;
-    let (alice, mut a_events) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (bob, mut b_events) = library_sign_in(&server, "bob", Dialect::Msnp7).await;
+    let (alice, mut a_events) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     alice.add_contact("bob@example.com", "Bob").await.unwrap();
     alice.set_state(OnlineState::Online).await.unwrap();
     // Bob is told, and his client should ask him (he has not answered yet).
-    wait(&mut b_events, |e| matches!(e, Event::AddedBy { needs_answer: true, .. }).then_some(())).await;
+    wait_event(&mut b_events, |e| matches!(e, Event::AddedBy { needs_answer: true, .. }).then_some(())).await;
     assert_eq!(bob.state().needs_answer().count(), 1);
     for state in ["NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN"] {
         bob.set_state(OnlineState::from_code(state).unwrap()).await.unwrap();
-        let seen = wait(&mut a_events, |e| match e {
+        let seen = wait_event(&mut a_events, |e| match e {
             Event::Presence { handle, state, .. } if handle == "bob@example.com" => Some(state.clone()),
             _ => None,
         })
@@ -103,42 +77,50 @@ async fn presence_in_every_state_and_privacy_effects() {
     }
     assert_eq!(alice.state().contact("bob@example.com").unwrap().state, OnlineState::OutToLunch);
     bob.set_state(OnlineState::Hidden).await.unwrap();
-    wait(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(())).await;
-    bob.set_state(OnlineState::Online).await.unwrap();
-    wait(&mut a_events, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+    wait_event(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(()))
         .await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    wait_event(&mut a_events, |e| {
+        matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())
+    })
+    .await;
     // Bob blocks Alice: she sees him go offline; allowing her again brings him back.
     bob.block("alice@example.com").await.unwrap();
-    wait(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(())).await;
+    wait_event(&mut a_events, |e| matches!(e, Event::Offline { handle } if handle == "bob@example.com").then_some(()))
+        .await;
     let err = alice.start_conversation("bob@example.com").await.err().expect("cannot call someone who blocks you");
     assert_eq!(err.code(), Some(217));
     bob.allow("alice@example.com").await.unwrap();
-    wait(&mut a_events, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
-        .await;
+    wait_event(&mut a_events, |e| {
+        matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())
+    })
+    .await;
     let b = bob.state();
     let a_entry = b.contact("alice@example.com").unwrap();
     assert!(a_entry.on(msnp::ListKind::Allow) && !a_entry.on(msnp::ListKind::Block));
     // Names and personal messages.
     bob.set_name("Bobby").await.unwrap();
-    wait(&mut a_events, |e| matches!(e, Event::Presence { friendly, .. } if friendly == "Bobby").then_some(())).await;
-    let (carol, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    wait_event(&mut a_events, |e| matches!(e, Event::Presence { friendly, .. } if friendly == "Bobby").then_some(()))
+        .await;
+    let (carol, _) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     let _ = carol; // Alice signs in again elsewhere: the first session is told.
-    wait(&mut a_events, |e| matches!(e, Event::SignedOut { reason } if reason == "OTH").then_some(())).await;
+    wait_event(&mut a_events, |e| matches!(e, Event::SignedOut { reason } if reason == "OTH").then_some(())).await;
 }
 
 #[tokio::test]
 async fn a_three_party_chat_with_typing() {
     let server = TestServer::start();
     users(&server, &["alice", "bob", "carol"]);
-    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp11).await;
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp7).await;
-    let (carol, mut c) = sign_in(&server, "carol", Dialect::Msnp12).await;
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp7).await;
+    let (carol, mut c) = library_sign_in(&server, "carol", Dialect::Msnp12).await;
     for client in [&alice, &bob, &carol] {
         client.set_state(OnlineState::Online).await.unwrap();
     }
     let chat = alice.start_conversation("bob@example.com").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "bob@example.com").then_some(())).await;
-    let bob_chat = wait(&mut b, |e| match e {
+    wait_event(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
+    let bob_chat = wait_event(&mut b, |e| match e {
         Event::ConversationStarted { conversation, invited_by: Some(by), .. } if by == "alice@example.com" => {
             Some(*conversation)
         }
@@ -146,8 +128,9 @@ async fn a_three_party_chat_with_typing() {
     })
     .await;
     chat.invite("carol@example.com").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "carol@example.com").then_some(())).await;
-    let carol_chat = wait(&mut c, |e| match e {
+    wait_event(&mut a, |e| matches!(e, Event::Joined { handle, .. } if handle == "carol@example.com").then_some(()))
+        .await;
+    let carol_chat = wait_event(&mut c, |e| match e {
         Event::ConversationStarted { conversation, with, .. } => {
             assert_eq!(with.len(), 2, "Carol's roster has Alice and Bob: {with:?}");
             Some(*conversation)
@@ -156,10 +139,10 @@ async fn a_three_party_chat_with_typing() {
     })
     .await;
     chat.send_typing("alice@example.com").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Typing { from, .. } if from == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Typing { from, .. } if from == "alice@example.com").then_some(())).await;
     chat.send_formatted("hello both", Some("FN=Arial; EF=B; CO=ff0000; CS=0; PF=22")).await.unwrap();
     for events in [&mut b, &mut c] {
-        let (text, format) = wait(events, |e| match e {
+        let (text, format) = wait_event(events, |e| match e {
             Event::Message { from, text, format, .. } if from == "alice@example.com" => {
                 Some((text.clone(), format.clone()))
             }
@@ -170,9 +153,10 @@ async fn a_three_party_chat_with_typing() {
         assert_eq!(format.as_deref(), Some("FN=Arial; EF=B; CO=ff0000; CS=0; PF=22"));
     }
     bob.conversation(bob_chat).unwrap().send_text("hi from 2002").await.unwrap();
-    wait(&mut c, |e| matches!(e, Event::Message { from, .. } if from == "bob@example.com").then_some(())).await;
+    wait_event(&mut c, |e| matches!(e, Event::Message { from, .. } if from == "bob@example.com").then_some(())).await;
     carol.conversation(carol_chat).unwrap().leave().await;
-    wait(&mut a, |e| matches!(e, Event::Left { handle, .. } if handle == "carol@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::Left { handle, .. } if handle == "carol@example.com").then_some(()))
+        .await;
 }
 
 /// Five and a bit mebibytes of bytes that are not all alike.
@@ -187,7 +171,7 @@ async fn chat_pair(
     server: &TestServer,
     dialect: Dialect,
 ) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
-    chat_pair_with(server, config(server, "alice", dialect), dialect).await
+    chat_pair_with(server, library_config(server, "alice", dialect), dialect).await
 }
 
 /// `chat_pair` with Alice signed in by the given configuration.
@@ -196,7 +180,7 @@ async fn chat_pair_with(
     alice_config: ClientConfig,
     dialect: Dialect,
 ) -> (Client, UnboundedReceiver<Event>, client::Conversation, Client, UnboundedReceiver<Event>, u64) {
-    chat_pair_with_both(alice_config, config(server, "bob", dialect)).await
+    chat_pair_with_both(alice_config, library_config(server, "bob", dialect)).await
 }
 
 /// Alice and Bob signed in by the given configurations, online, with a
@@ -210,8 +194,8 @@ async fn chat_pair_with_both(
     alice.set_state(OnlineState::Online).await.unwrap();
     bob.set_state(OnlineState::Online).await.unwrap();
     let chat = alice.start_conversation("bob@example.com").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Joined { .. }).then_some(())).await;
-    let bob_chat = wait(&mut b, |e| match e {
+    wait_event(&mut a, |e| matches!(e, Event::Joined { .. }).then_some(())).await;
+    let bob_chat = wait_event(&mut b, |e| match e {
         Event::ConversationStarted { conversation, .. } => Some(*conversation),
         _ => None,
     })
@@ -226,7 +210,7 @@ async fn transfer_and_compare(dialect: Dialect, method: Method, expected_method:
     let source = big_file(dir.path());
     let (_alice, mut a, chat, bob, mut b, bob_chat) = chat_pair(&server, dialect).await;
     let sent = chat.send_file_with(&source, Some(method)).await.unwrap();
-    let (offer, name, size, how) = wait(&mut b, |e| match e {
+    let (offer, name, size, how) = wait_event(&mut b, |e| match e {
         Event::FileOffer { transfer, name, size, method, .. } => Some((*transfer, name.clone(), *size, method.clone())),
         _ => None,
     })
@@ -235,7 +219,7 @@ async fn transfer_and_compare(dialect: Dialect, method: Method, expected_method:
     let dest = dir.path().join("received.bin");
     bob.conversation(bob_chat).unwrap().accept_file(offer, &dest).await.unwrap();
     let mut progress = 0;
-    let verified = wait(&mut b, |e| match e {
+    let verified = wait_event(&mut b, |e| match e {
         Event::FileProgress { transfer, .. } if *transfer == offer => {
             progress += 1;
             None
@@ -247,7 +231,7 @@ async fn transfer_and_compare(dialect: Dialect, method: Method, expected_method:
     .await;
     assert!(verified, "the checksum was checked");
     assert!(progress > 5, "progress was reported");
-    wait(&mut a, |e| matches!(e, Event::FileDone { transfer, .. } if *transfer == sent).then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::FileDone { transfer, .. } if *transfer == sent).then_some(())).await;
     assert!(std::fs::read(&source).unwrap() == std::fs::read(&dest).unwrap(), "byte for byte");
 }
 
@@ -272,13 +256,13 @@ async fn transfers_can_be_refused_and_cancelled() {
     for method in [Method::Msnftp, Method::P2p] {
         // Refused.
         let t = chat.send_file_with(&source, Some(method)).await.unwrap();
-        let offer = wait(&mut b, |e| match e {
+        let offer = wait_event(&mut b, |e| match e {
             Event::FileOffer { transfer, .. } => Some(*transfer),
             _ => None,
         })
         .await;
         bob_chat.decline_file(offer).await.unwrap();
-        let reason = wait(&mut a, |e| match e {
+        let reason = wait_event(&mut a, |e| match e {
             Event::FileFailed { transfer, reason } if *transfer == t => Some(reason.clone()),
             _ => None,
         })
@@ -286,15 +270,16 @@ async fn transfers_can_be_refused_and_cancelled() {
         assert!(reason.contains("declined"), "{method:?}: {reason}");
         // Cancelled by the receiver while it runs.
         let t = chat.send_file_with(&source, Some(method)).await.unwrap();
-        let offer = wait(&mut b, |e| match e {
+        let offer = wait_event(&mut b, |e| match e {
             Event::FileOffer { transfer, .. } => Some(*transfer),
             _ => None,
         })
         .await;
         bob_chat.accept_file(offer, &dir.path().join("partial.bin")).await.unwrap();
-        wait(&mut b, |e| matches!(e, Event::FileProgress { transfer, .. } if *transfer == offer).then_some(())).await;
+        wait_event(&mut b, |e| matches!(e, Event::FileProgress { transfer, .. } if *transfer == offer).then_some(()))
+            .await;
         bob_chat.cancel_transfer(offer).await.unwrap();
-        let reason = wait(&mut a, |e| match e {
+        let reason = wait_event(&mut a, |e| match e {
             Event::FileFailed { transfer, reason } if *transfer == t => Some(reason.clone()),
             Event::FileDone { transfer, .. } if *transfer == t => Some("finished before the cancel arrived".into()),
             _ => None,
@@ -312,26 +297,26 @@ async fn a_failed_direct_connection_falls_back_to_the_switchboard() {
     let source = big_file(dir.path());
     // Alice listens on 127.0.0.1 but tells Bob to connect to 127.0.0.2,
     // where nothing listens: the direct connection must fail.
-    let mut cfg = config(&server, "alice", Dialect::Msnp11);
+    let mut cfg = library_config(&server, "alice", Dialect::Msnp11);
     cfg.transfer_address = Some("127.0.0.1".parse().unwrap());
     cfg.transfer_advertise = Some("127.0.0.2".parse().unwrap());
     let (_alice, mut a, chat, bob, mut b, bob_chat) = chat_pair_with(&server, cfg, Dialect::Msnp11).await;
     chat.send_file_with(&source, Some(Method::Msnftp)).await.unwrap();
-    let offer = wait(&mut b, |e| match e {
+    let offer = wait_event(&mut b, |e| match e {
         Event::FileOffer { transfer, .. } => Some(*transfer),
         _ => None,
     })
     .await;
     let dest = dir.path().join("via-switchboard.bin");
     bob.conversation(bob_chat).unwrap().accept_file(offer, &dest).await.unwrap();
-    let reason = wait(&mut b, |e| match e {
+    let reason = wait_event(&mut b, |e| match e {
         Event::FileFallback { transfer, reason } if *transfer == offer => Some(reason.clone()),
         _ => None,
     })
     .await;
     assert!(reason.contains("could not connect directly"), "{reason}");
-    wait(&mut a, |e| matches!(e, Event::FileFallback { .. }).then_some(())).await;
-    wait(&mut b, |e| match e {
+    wait_event(&mut a, |e| matches!(e, Event::FileFallback { .. }).then_some(())).await;
+    wait_event(&mut b, |e| match e {
         Event::FileDone { transfer, verified: true, .. } if *transfer == offer => Some(()),
         Event::FileFailed { reason, .. } => panic!("{reason}"),
         _ => None,
@@ -344,11 +329,11 @@ async fn a_failed_direct_connection_falls_back_to_the_switchboard() {
 async fn offline_messages_are_sent_and_shown() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (alice, _) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     alice.send_offline_message("bob@example.com", "call me when you're back").await.unwrap();
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp7).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp7).await;
     bob.set_state(OnlineState::Online).await.unwrap();
-    let (text, sent) = wait(&mut b, |e| match e {
+    let (text, sent) = wait_event(&mut b, |e| match e {
         Event::Message { from, text, offline_sent, .. } if from == "alice@example.com" => {
             Some((text.clone(), offline_sent.clone()))
         }
@@ -378,7 +363,7 @@ async fn invitations_the_client_cannot_serve_are_declined_not_shown_as_files() {
     let mut bob_ns = login_as_dialect(&server, 11, "bob@example.com", "pw-bob").await;
     bob_ns.send("CHG 20 NLN 0").await;
     bob_ns.expect_prefix("CHG 20 NLN").await;
-    let (alice, mut events) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (alice, mut events) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     alice.set_state(OnlineState::Online).await.unwrap();
     let starting = tokio::spawn(async move { alice.start_conversation("bob@example.com").await.map(|c| (alice, c)) });
     let rng = bob_ns.expect_prefix("RNG ").await;
@@ -436,7 +421,7 @@ async fn msnp_over_tls_carries_sign_in_referrals_and_a_chat() {
     let server = TestServer::start_with(&["--msnp-tls-listen", "127.0.0.1:0"]);
     users(&server, &["alice", "bob"]);
     let tls_config = |name: &str, dialect: Dialect| {
-        let mut c = config(&server, name, dialect);
+        let mut c = library_config(&server, name, dialect);
         c.server = server.msnp_tls.expect("msnp-tls listener").to_string();
         c.tls = true;
         c.trust_ca = Some(server.data_dir().join("tls/ca.pem"));
@@ -448,7 +433,7 @@ async fn msnp_over_tls_carries_sign_in_referrals_and_a_chat() {
     let (_alice, _a, chat, _bob, mut b, _) =
         chat_pair_with_both(tls_config("alice", Dialect::Msnp7), tls_config("bob", Dialect::Msnp11)).await;
     chat.send_text("over TLS").await.unwrap();
-    let text = wait(&mut b, |e| match e {
+    let text = wait_event(&mut b, |e| match e {
         Event::Message { text, .. } => Some(text.clone()),
         _ => None,
     })
@@ -469,47 +454,50 @@ async fn an_msnp15_client_reads_its_lists_from_the_address_book_and_chats_with_m
     users(&server, &["alice", "bob"]);
     // Alice listed Bob from an older client; MSNP15 finds him in the
     // address book.
-    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (alice, _) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     alice.add_contact("bob@example.com", "Bob").await.unwrap();
     alice.sign_out().await;
-    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp15).await;
     let bob_entry = alice.state().contact("bob@example.com").cloned().expect("Bob from the address book");
     assert!(bob_entry.on(msnp::ListKind::Forward) && bob_entry.guid.is_some());
     alice.set_state(OnlineState::Online).await.unwrap();
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp8).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp8).await;
     bob.set_state(OnlineState::Online).await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
     // Bob adds Alice: she is told through an ADL document.
     bob.add_contact("alice@example.com", "Alice").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
     let chat = alice.start_conversation("bob@example.com").await.unwrap();
-    let bob_chat = wait(&mut b, |e| match e {
+    let bob_chat = wait_event(&mut b, |e| match e {
         Event::ConversationStarted { conversation, .. } => Some(*conversation),
         _ => None,
     })
     .await;
     chat.send_text("hello from 2007").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "hello from 2007").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "hello from 2007").then_some(())).await;
     bob.conversation(bob_chat).unwrap().send_text("hi from 2003").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Message { text, .. } if text == "hi from 2003").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::Message { text, .. } if text == "hi from 2003").then_some(())).await;
     // Alice takes Bob out of her address book (ABContactDelete).
     alice.remove_contact("bob@example.com").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(()))
+        .await;
 }
 
 #[tokio::test]
 async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp11).await;
+    let (alice, _) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
     alice.send_offline_message("bob@example.com", "first, while you were out").await.unwrap();
     alice.send_offline_message("bob@example.com", "and a second").await.unwrap();
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp15).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp15).await;
     bob.set_state(OnlineState::Online).await.unwrap();
     let mut shown = Vec::new();
     for _ in 0..2 {
         shown.push(
-            wait(&mut b, |e| match e {
+            wait_event(&mut b, |e| match e {
                 Event::OfflineMessage { from, text, sent, .. } if from == "alice@example.com" => {
                     Some((text.clone(), sent.clone()))
                 }
@@ -523,10 +511,10 @@ async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
     assert!(shown[0].1.ends_with('Z'), "the time it was sent: {}", shown[0].1);
     bob.sign_out().await;
     // Read and deleted: the next sign-in shows nothing again.
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp15).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp15).await;
     bob.set_state(OnlineState::Online).await.unwrap();
     alice.send_offline_message("bob@example.com", "a third, after").await.unwrap();
-    let next = wait(&mut b, |e| match e {
+    let next = wait_event(&mut b, |e| match e {
         Event::OfflineMessage { text, .. } => Some(text.clone()),
         _ => None,
     })
@@ -538,63 +526,69 @@ async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
 async fn an_msnp15_client_adds_blocks_and_removes_through_the_address_book() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp11).await;
     bob.set_state(OnlineState::Online).await.unwrap();
-    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp15).await;
     alice.set_state(OnlineState::Online).await.unwrap();
     // ABContactAdd, then ADL: Bob's presence shows at once.
     alice.add_contact("bob@example.com", "Bob").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
-    wait(&mut b, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
+    wait_event(&mut b, |e| matches!(e, Event::AddedBy { handle, .. } if handle == "alice@example.com").then_some(()))
+        .await;
     bob.add_contact("alice@example.com", "Alice").await.unwrap();
     // Blocking through the membership service: Bob sees her go offline.
     alice.block("bob@example.com").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Offline { handle } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Offline { handle } if handle == "alice@example.com").then_some(())).await;
     alice.allow("bob@example.com").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(()))
+        .await;
     // The next sign-in reads the same from the services.
     alice.sign_out().await;
-    let (alice, _a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let (alice, _a) = library_sign_in(&server, "alice", Dialect::Msnp15).await;
     let entry = alice.state().contact("bob@example.com").cloned().expect("Bob in the address book");
     assert!(entry.on(msnp::ListKind::Forward) && entry.on(msnp::ListKind::Allow) && !entry.on(msnp::ListKind::Block));
     alice.remove_contact("bob@example.com").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::RemovedBy { handle } if handle == "alice@example.com").then_some(()))
+        .await;
 }
 
 #[tokio::test]
 async fn an_msnp15_client_sees_who_is_already_online_when_it_signs_in() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (bob, _b) = sign_in(&server, "bob", Dialect::Msnp11).await;
+    let (bob, _b) = library_sign_in(&server, "bob", Dialect::Msnp11).await;
     bob.set_state(OnlineState::Online).await.unwrap();
-    let (alice, _) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let (alice, _) = library_sign_in(&server, "alice", Dialect::Msnp15).await;
     alice.add_contact("bob@example.com", "Bob").await.unwrap();
     alice.sign_out().await;
     // Bob is online before Alice signs in again: the ILN after her CHG.
-    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp15).await;
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp15).await;
     alice.set_state(OnlineState::Online).await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
 }
 
 #[tokio::test]
 async fn an_msnp18_account_on_two_machines_sees_each_conversation_on_both() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (home, mut h) = sign_in(&server, "alice", Dialect::Msnp18).await;
+    let (home, mut h) = library_sign_in(&server, "alice", Dialect::Msnp18).await;
     home.add_contact("bob@example.com", "Bob").await.unwrap();
     home.set_state(OnlineState::Online).await.unwrap();
     // The second machine: a client configuration makes its own GUID.
-    let (work, mut w) = sign_in(&server, "alice", Dialect::Msnp18).await;
+    let (work, mut w) = library_sign_in(&server, "alice", Dialect::Msnp18).await;
     work.set_state(OnlineState::Online).await.unwrap();
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp8).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp8).await;
     bob.add_contact("alice@example.com", "Alice").await.unwrap();
     bob.set_state(OnlineState::Online).await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(()))
+        .await;
 
     // Alice opens a chat from home: her work machine is rung into it too,
     // and sees Bob, not her own machines, in it.
     let chat = home.start_conversation("bob@example.com").await.unwrap();
-    let (work_chat, with, invited_by) = wait(&mut w, |e| match e {
+    let (work_chat, with, invited_by) = wait_event(&mut w, |e| match e {
         Event::ConversationStarted { conversation, with, invited_by } => {
             Some((*conversation, with.clone(), invited_by.clone()))
         }
@@ -602,16 +596,16 @@ async fn an_msnp18_account_on_two_machines_sees_each_conversation_on_both() {
     })
     .await;
     assert_eq!(invited_by, None, "rung by my own other machine: not an invitation from me");
-    let bob_chat = wait(&mut b, |e| match e {
+    let bob_chat = wait_event(&mut b, |e| match e {
         Event::ConversationStarted { conversation, .. } => Some(*conversation),
         _ => None,
     })
     .await;
     chat.send_text("from home").await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "from home").then_some(())).await;
+    wait_event(&mut b, |e| matches!(e, Event::Message { text, .. } if text == "from home").then_some(())).await;
     bob.conversation(bob_chat).unwrap().send_text("hello, both").await.unwrap();
     for events in [&mut h, &mut w] {
-        wait(events, |e| matches!(e, Event::Message { text, .. } if text == "hello, both").then_some(())).await;
+        wait_event(events, |e| matches!(e, Event::Message { text, .. } if text == "hello, both").then_some(())).await;
     }
     assert!(
         with.is_empty() || with == ["bob@example.com"],
@@ -633,24 +627,24 @@ async fn a_5_mib_file_between_msnp18_clients_arrives_byte_for_byte() {
 async fn msnp18_clients_make_a_circle_and_speak_in_it_on_every_machine() {
     let server = TestServer::start();
     users(&server, &["alice", "bob"]);
-    let (alice, mut a) = sign_in(&server, "alice", Dialect::Msnp18).await;
-    let (bob, mut b) = sign_in(&server, "bob", Dialect::Msnp18).await;
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp18).await;
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp18).await;
 
     // Alice makes a circle: she is in it at once.
     let circle = alice.create_circle("Book club").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::CircleJoined { name, .. } if name == "Book club").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::CircleJoined { name, .. } if name == "Book club").then_some(())).await;
 
     // She invites Bob; he is told, accepts, and is in it.
     alice.invite_to_circle(&circle, "bob@example.com").await.unwrap();
-    let by = wait(&mut b, |e| match e {
+    let by = wait_event(&mut b, |e| match e {
         Event::CircleInvitation { circle: c, by, .. } if *c == circle => Some(by.clone()),
         _ => None,
     })
     .await;
     assert_eq!(by, "alice@example.com");
     bob.answer_circle(&circle, true).await.unwrap();
-    wait(&mut b, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
-    let members = wait(&mut a, |e| match e {
+    wait_event(&mut b, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
+    let members = wait_event(&mut a, |e| match e {
         Event::CircleRoster { members, .. } if members.len() == 2 => Some(members.clone()),
         _ => None,
     })
@@ -658,14 +652,14 @@ async fn msnp18_clients_make_a_circle_and_speak_in_it_on_every_machine() {
     assert_eq!(members, ["alice@example.com", "bob@example.com"]);
 
     // Bob's second machine joins the circle by itself at sign-in.
-    let (work, mut w) = sign_in(&server, "bob", Dialect::Msnp18).await;
-    wait(&mut w, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
+    let (work, mut w) = library_sign_in(&server, "bob", Dialect::Msnp18).await;
+    wait_event(&mut w, |e| matches!(e, Event::CircleJoined { circle: c, .. } if *c == circle).then_some(())).await;
     assert_eq!(work.circles().len(), 1);
 
     // What Alice says reaches both of Bob's machines; what Bob says, Alice.
     alice.say_in_circle(&circle, "first chapter tonight").await.unwrap();
     for events in [&mut b, &mut w] {
-        let from = wait(events, |e| match e {
+        let from = wait_event(events, |e| match e {
             Event::CircleMessage { text, from, .. } if text == "first chapter tonight" => Some(from.clone()),
             _ => None,
         })
@@ -673,11 +667,13 @@ async fn msnp18_clients_make_a_circle_and_speak_in_it_on_every_machine() {
         assert_eq!(from, "alice@example.com");
     }
     bob.say_in_circle(&circle, "I'll be there").await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::CircleMessage { text, .. } if text == "I'll be there").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::CircleMessage { text, .. } if text == "I'll be there").then_some(()))
+        .await;
 
     // Bob leaves for good; Alice sees him go.
     bob.leave_circle(&circle).await.unwrap();
-    wait(&mut a, |e| matches!(e, Event::CircleLeft { handle, .. } if handle == "bob@example.com").then_some(())).await;
+    wait_event(&mut a, |e| matches!(e, Event::CircleLeft { handle, .. } if handle == "bob@example.com").then_some(()))
+        .await;
     assert!(bob.circles().is_empty());
     alice.sign_out().await;
     work.sign_out().await;

@@ -147,30 +147,43 @@ async fn sdg_that_cannot_be_delivered_or_is_forged_is_refused() {
     let server = TestServer::start_with(&["--challenges", "off"]);
     users(&server, &["alice", "bob", "carol", "dave"]);
     let (mut alice, _) = online21(&server, "alice").await;
-    // Offline, unknown: 217.
+    // Text for someone offline (or unknown) is kept for them, as any
+    // offline message; typing for them is 217.
     alice.send_payload("SDG 80", &sdg("alice", "carol", "Text", "anyone?")).await;
-    eprintln!("GOT {:?}", alice.recv().await.text);
     alice.send_payload("SDG 81", &sdg("alice", "nobody", "Text", "anyone?")).await;
-    alice.expect("217 81").await;
-    // Someone who blocks her: the same answer, and nothing reaches him.
+    alice.send_payload("SDG 82", &sdg("alice", "carol", "Control/Typing", "")).await;
+    alice.expect("217 82").await;
+    // Someone who blocks her: her text is answered as any, and nothing
+    // reaches him, now or later.
     let (mut bob, _) = online21(&server, "bob").await;
     bob.send("BLP 1 BL").await;
     bob.expect_prefix("BLP 1 BL").await;
-    alice.send_payload("SDG 82", &sdg("alice", "bob", "Text", "hi")).await;
-    alice.expect("217 82").await;
+    alice.send_payload("SDG 83", &sdg("alice", "bob", "Text", "hi")).await;
     // A message that claims another sender, or says nothing a chat carries.
     let (mut dave, _) = online21(&server, "dave").await;
-    alice.send_payload("SDG 83", &sdg("dave", "dave", "Text", "I am Dave")).await;
-    alice.expect_prefix("201 83").await;
-    alice.send_payload("SDG 84", &sdg("alice", "dave", "Unheard/Of", "x")).await;
+    alice.send_payload("SDG 84", &sdg("dave", "dave", "Text", "I am Dave")).await;
     alice.expect_prefix("201 84").await;
-    alice.send_payload("SDG 85", b"not a routed message").await;
+    alice.send_payload("SDG 85", &sdg("alice", "dave", "Unheard/Of", "x")).await;
     alice.expect_prefix("201 85").await;
+    alice.send_payload("SDG 86", b"not a routed message").await;
+    alice.expect_prefix("201 86").await;
     // None of it reached Dave or Bob.
     dave.send("PNG").await;
     dave.expect_prefix("QNG").await;
     bob.send("PNG").await;
     bob.expect_prefix("QNG").await;
+    // Carol signs in and is told of the one message left for her.
+    let carol = login_as_dialect(&server, 21, "carol@example.com", "pw-carol").await;
+    let mut carol = carol;
+    carol.send_payload("ADL 1", br#"<ml l="1"></ml>"#).await;
+    carol.expect("ADL 1 OK").await;
+    let online = "<user><s n=\"IM\"><Status>NLN</Status></s></user>";
+    carol.send_payload("PUT 2", &user_put("carol", "{00000000-0000-0000-0000-0000000000c0}", online)).await;
+    carol.expect_prefix("PUT 2 OK").await;
+    let notice = carol.expect_prefix("MSG Hotmail Hotmail").await;
+    let notice = String::from_utf8_lossy(notice.payload.as_deref().unwrap()).into_owned();
+    assert_eq!(notice.matches("<M>").count(), 1, "{notice}");
+    assert!(notice.contains("alice@example.com"), "{notice}");
 }
 
 /// `name` online on a switchboard dialect (`n`), its lists synced.
@@ -272,4 +285,94 @@ async fn next_msg_payload(sb: &mut Client, from: &str) -> String {
             return String::from_utf8_lossy(line.payload.as_deref().unwrap()).into_owned();
         }
     }
+}
+
+#[tokio::test]
+async fn our_client_speaks_msnp21_with_an_msnp21_and_an_msnp11_client() {
+    use client::Event;
+    use msnp::Dialect;
+    let server = TestServer::start();
+    users(&server, &["alice", "bob", "carol"]);
+    // Lists made on an older client; MSNP21 reads them from the address book.
+    for (who, other) in [("alice", "bob"), ("alice", "carol"), ("bob", "alice"), ("carol", "alice")] {
+        let (c, _) = library_sign_in(&server, who, Dialect::Msnp11).await;
+        c.add_contact(&format!("{other}@example.com"), other).await.unwrap();
+        c.sign_out().await;
+    }
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp21).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    let (bob, mut b) = library_sign_in(&server, "bob", Dialect::Msnp21).await;
+    bob.set_state(OnlineState::Online).await.unwrap();
+    let (carol, mut c) = library_sign_in(&server, "carol", Dialect::Msnp11).await;
+    carol.set_state(OnlineState::Online).await.unwrap();
+    // Presence both ways, from NFY documents and from NLN alike.
+    for who in ["bob@example.com", "carol@example.com"] {
+        wait_event(&mut a, |e| matches!(e, Event::Presence { handle, .. } if handle == who).then_some(())).await;
+    }
+    wait_event(&mut c, |e| matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(()))
+        .await;
+    alice.set_personal_message("on 2011").await.unwrap();
+    let seen = |e: &Event| match e {
+        Event::PersonalMessage { handle, text } if handle == "alice@example.com" => Some(text.clone()),
+        _ => None,
+    };
+    assert_eq!(wait_event(&mut b, seen).await, "on 2011");
+    assert_eq!(wait_event(&mut c, seen).await, "on 2011");
+    alice.set_state(OnlineState::Busy).await.unwrap();
+    let busy = |e: &Event| matches!(e, Event::Presence { handle, state, .. } if handle == "alice@example.com" && state == "BSY");
+    wait_event(&mut b, |e| busy(e).then_some(())).await;
+    wait_event(&mut c, |e| busy(e).then_some(())).await;
+
+    // A chat without a switchboard, and one through the bridge.
+    for (peer, events) in [("bob@example.com", &mut b), ("carol@example.com", &mut c)] {
+        let chat = alice.start_conversation(peer).await.unwrap();
+        chat.send_text(&format!("hi {peer}")).await.unwrap();
+        let (conversation, from) = wait_event(events, |e| match e {
+            Event::Message { conversation, from, text, .. } if text == &format!("hi {peer}") => {
+                Some((*conversation, from.clone()))
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(from, "alice@example.com");
+        let answer =
+            if peer.starts_with("bob") { bob.conversation(conversation) } else { carol.conversation(conversation) };
+        answer.expect("the conversation").send_text(&format!("hello back from {peer}")).await.unwrap();
+        let expected = format!("hello back from {peer}");
+        let (in_chat, from) = wait_event(&mut a, |e| match e {
+            Event::Message { conversation, from, text, .. } if *text == expected => Some((*conversation, from.clone())),
+            _ => None,
+        })
+        .await;
+        assert_eq!((in_chat, from.as_str()), (chat.id, peer));
+    }
+    alice.sign_out().await;
+    wait_event(&mut b, |e| matches!(e, Event::Offline { handle } if handle == "alice@example.com").then_some(())).await;
+}
+
+#[tokio::test]
+async fn an_answer_to_an_msnp21_user_s_offline_message_reaches_them() {
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "carol"]);
+    let (mut alice, _) = online21(&server, "alice").await;
+    alice.send_payload("SDG 90", &sdg("alice", "carol", "Text", "call me when you are back")).await;
+    // Carol (MSNP11) comes online and is offered it by a stand-in for Alice
+    // (after the mail-data notice MSNP11 also gets).
+    let mut carol = online_on(&server, 11, "carol").await;
+    let ring = loop {
+        let line = carol.recv().await;
+        if line.text.starts_with("RNG ") {
+            break line;
+        }
+    };
+    let r = ring.args();
+    let mut carol_sb = carol.next_to(r[2], client::conn::ServerKind::Switchboard).await;
+    carol_sb.send(&format!("ANS 1 carol@example.com {} {}", r[4], r[1])).await;
+    let offered = next_msg(&mut carol_sb, "alice@example.com").await;
+    assert!(offered.ends_with("call me when you are back"), "{offered}");
+    // Her answer brings Alice into the conversation through the bridge.
+    carol_sb.send_payload("MSG 2 N", &text_message("I am back")).await;
+    assert_eq!(next_said(&mut alice).await, ("carol@example.com".into(), "Text".into(), "I am back".into()));
+    alice.send_payload("SDG 91", &sdg("alice", "carol", "Text", "great")).await;
+    assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "great");
 }

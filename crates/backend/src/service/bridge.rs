@@ -75,6 +75,18 @@ impl Backend {
             self.switchboards.release(&participant);
             return Err(e);
         }
+        // What was said to the user before it joined (to the stand-in of
+        // an offline message it sent, say) is passed on first.
+        for held in session.take_held(&user.key, None) {
+            if let Some(said) = msnp::mime::said_of(&held.payload) {
+                user.deliver(NsEvent::Said {
+                    from: held.from_handle,
+                    from_endpoint: None,
+                    to: user.handle.clone(),
+                    said,
+                });
+            }
+        }
         self.start_bridge(session.clone(), participant, events, user.clone(), caller_key.to_string(), Vec::new());
         Ok(())
     }

@@ -8,16 +8,18 @@ use std::sync::atomic::Ordering;
 use msnp::ErrorCode;
 use msnp::circle::Said;
 
-use super::Backend;
+use super::{Backend, OfflineError};
 use crate::cluster::{Request, Response};
 use crate::handle::Handle;
 use crate::limits::Action;
 use crate::presence::{NsEvent, OnlineUser};
 
 impl Backend {
-    /// Says `said` to `to` from `user`. `217` when they are not online or
-    /// do not take messages from the sender (the answer a switchboard `CAL`
-    /// gets), `800` past the message rate.
+    /// Says `said` to `to` from `user`. Text for someone who cannot take it
+    /// now (offline, hidden, or not allowing the sender: they look the
+    /// same) is kept as an offline message, as the offline-message service
+    /// keeps it (withheld, for someone who blocks the sender); typing and
+    /// nudges for them are `217`. `800` past the message rate.
     pub async fn say_to(self: &Arc<Self>, user: &Arc<OnlineUser>, to: &str, said: Said) -> Result<(), ErrorCode> {
         if !self.allow(&user.key, Action::Message) {
             self.stats.rate_limited_messages.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +52,7 @@ impl Backend {
             },
         };
         if !reachable {
-            return Err(ErrorCode::NotOnline);
+            return self.leave_said(user, handle.as_str(), &said).await;
         }
         let event = NsEvent::Said {
             from: user.handle.clone(),
@@ -65,5 +67,19 @@ impl Backend {
             user.deliver(event);
         }
         Ok(())
+    }
+
+    /// Keeps text for someone not there to read it (see [`Backend::say_to`]).
+    async fn leave_said(self: &Arc<Self>, user: &OnlineUser, to: &str, said: &Said) -> Result<(), ErrorCode> {
+        if !matches!(said, Said::Text { .. }) {
+            return Err(ErrorCode::NotOnline);
+        }
+        let payload = msnp::mime::message_of(said, &user.handle);
+        match self.send_offline_message(user, to, &payload).await {
+            Ok(()) | Err(OfflineError::NoSuchUser) => Ok(()),
+            Err(OfflineError::RateLimited) => Err(ErrorCode::UserTooActive),
+            Err(OfflineError::TooLong | OfflineError::QuotaFull) => Err(ErrorCode::NotOnline),
+            Err(OfflineError::Internal) => Err(ErrorCode::InternalServer),
+        }
     }
 }

@@ -1041,3 +1041,39 @@ pub async fn present_ticket(ns: SocketAddr, handle: &str, ticket: &str) -> Strin
     c.request(&NsRequest::Usr { trid: 3, step: UsrStep::TwnResponse { ticket: ticket.into() } }).await;
     c.recv().await.text
 }
+
+/// The client library's settings for `name@example.com` on `dialect`.
+pub fn library_config(server: &TestServer, name: &str, dialect: Dialect) -> client::ClientConfig {
+    let mut c =
+        client::ClientConfig::new(&server.dispatch.to_string(), &format!("{name}@example.com"), &format!("pw-{name}"));
+    c.dialect = dialect;
+    c.login_url = Some(format!("http://{}/rdr/pprdr.asp", server.http.unwrap()));
+    c.timeout = Duration::from_secs(10);
+    c
+}
+
+/// `name` signed in with the client library.
+pub async fn library_sign_in(
+    server: &TestServer,
+    name: &str,
+    dialect: Dialect,
+) -> (client::Client, tokio::sync::mpsc::UnboundedReceiver<client::Event>) {
+    client::Client::sign_in(library_config(server, name, dialect)).await.expect("signs in")
+}
+
+/// Waits for the first event `pick` accepts, skipping others.
+pub async fn wait_event<T>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<client::Event>,
+    mut pick: impl FnMut(&client::Event) -> Option<T>,
+) -> T {
+    timeout(Duration::from_secs(60), async {
+        loop {
+            let e = events.recv().await.expect("event stream open");
+            if let Some(t) = pick(&e) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
