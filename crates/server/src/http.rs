@@ -186,7 +186,14 @@ where
                 return;
             }
         };
-        let response = respond(&request, peer, local, tls, &shared, &web).await;
+        // Boxed, each request's future alone: a connection that waits (a
+        // held gateway poll, thousands at once) holds only what its own
+        // request needs, not the largest request's state.
+        let response = if request.path() == "/gateway/gateway.dll" && request.method == "POST" {
+            Box::pin(gateway(&web.gateways, &shared, &request, peer, local, tls)).await
+        } else {
+            Box::pin(respond(&request, peer, local, tls, &shared, &web)).await
+        };
         if stream.write_all(&response.to_bytes()).await.is_err() || !response.keep_alive {
             let _ = stream.shutdown().await;
             return;
@@ -206,9 +213,6 @@ async fn respond(
         return Response::empty(403, "Forbidden").with_header("X-Mariposa", "the login service needs HTTPS");
     }
     match request.path() {
-        "/gateway/gateway.dll" if request.method == "POST" => {
-            gateway(&web.gateways, shared, request, peer, local, tls).await
-        }
         "/rdr/pprdr.asp" => nexus(shared, request, local, tls),
         "/login2.srf" | "/login.srf" | "/ppsecure/login.srf" => login(shared, request, peer).await,
         "/RST.srf" | "/RST2.srf" if request.method == "POST" => rst(shared, request, peer).await,
@@ -321,12 +325,13 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, unread: &mut Vec<u8>
         if buf.len() >= MAX_HEAD {
             return Err(none());
         }
-        let mut chunk = [0u8; 2048];
-        let n = stream.read(&mut chunk).await.map_err(|_| none())?;
+        // Read into the buffer itself: no chunk on the stack, which would
+        // make every idle kept-alive connection's task that much larger.
+        buf.reserve(2048);
+        let n = stream.read_buf(&mut buf).await.map_err(|_| none())?;
         if n == 0 {
             return Err(if buf.is_empty() { Unread::Closed } else { none() });
         }
-        buf.extend_from_slice(&chunk[..n]);
     };
     let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| none())?;
     let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
