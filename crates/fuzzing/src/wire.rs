@@ -117,7 +117,8 @@ pub fn passport(data: &[u8]) {
 }
 
 /// The XML of MSNP13+: list documents (`ADL`/`RML`/`FQY`), SOAP envelopes
-/// of the address book and RST (both directions), and the SSO login blob.
+/// of the address book and RST (both directions), the SSO login blob, and
+/// MSNP21's user documents and said messages.
 /// A document that parses encodes to one that parses the same.
 pub fn soap_and_lists(data: &[u8]) {
     if let Ok(doc) = msnp::adl::ListDocument::parse(data) {
@@ -175,8 +176,19 @@ pub fn soap_and_lists(data: &[u8]) {
     let _ = msnp::addressbook::parse_circle_book_response(text);
     let _ = msnp::addressbook::parse_create_circle_response(text);
     if let Ok(message) = msnp::routed::RoutedMessage::parse(data) {
-        let _ = msnp::circle::Said::of(&message);
         let _ = msnp::circle::left_member(&message);
+        let _ = msnp::user::published(&message);
+        // What is said crosses to a switchboard message and back unchanged.
+        if let Some(said) = msnp::circle::Said::of(&message) {
+            assert_eq!(msnp::mime::said_of(&msnp::mime::message_of(&said, "a@b.c")), Some(said));
+        }
+    }
+    // MSNP21 user documents read back as written.
+    if let Some(doc) = msnp::user::UserDocument::parse(data) {
+        assert_eq!(msnp::user::UserDocument::parse(doc.to_xml().as_bytes()), Some(doc));
+    }
+    if let Some(said) = msnp::mime::said_of(data) {
+        assert_eq!(msnp::mime::said_of(&msnp::mime::message_of(&said, "a@b.c")), Some(said));
     }
     let nonce = msnp::sso::nonce(&[7; msnp::sso::NONCE_LEN]);
     assert!(!msnp::sso::verify_login_blob(&[1; msnp::sso::SECRET_LEN], &nonce, text) || text.len() > 100);
