@@ -183,6 +183,12 @@ pub fn soap_and_lists(data: &[u8]) {
             assert_eq!(msnp::mime::said_of(&msnp::mime::message_of(&said, "a@b.c")), Some(said));
         }
     }
+    // The directory and WhatsUp (MSNP21): requests read back as written.
+    if let Some(request) = msnp::directory::GetMany::parse(text) {
+        assert_eq!(msnp::directory::GetMany::parse(&request.to_xml()), Some(request));
+    }
+    let _ = msnp::directory::parse_get_many_response(text);
+    let _ = msnp::directory::recent_activity_request(text);
     // MSNP21 user documents read back as written.
     if let Some(doc) = msnp::user::UserDocument::parse(data) {
         assert_eq!(msnp::user::UserDocument::parse(doc.to_xml().as_bytes()), Some(doc));

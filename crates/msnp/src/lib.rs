@@ -24,6 +24,7 @@ pub mod base64;
 pub mod challenge;
 pub mod circle;
 pub mod dialect;
+pub mod directory;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

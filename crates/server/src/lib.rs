@@ -20,6 +20,7 @@ pub mod bus_seal;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod directory;
 pub mod gateway;
 pub mod hashing_threads;
 pub mod http;

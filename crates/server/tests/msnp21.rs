@@ -376,3 +376,47 @@ async fn an_answer_to_an_msnp21_user_s_offline_message_reaches_them() {
     alice.send_payload("SDG 91", &sdg("alice", "carol", "Text", "great")).await;
     assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "great");
 }
+
+#[tokio::test]
+async fn the_directory_and_whatsup_answer_what_the_caller_may_see() {
+    use msnp::directory::{CORE_PROFILE, DISPLAY_NAME, GetMany, parse_get_many_response};
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut alice, ticket) = with_address_book(&server, 21, "alice").await;
+    let bob = br#"<ml><d n="example.com"><c n="bob" t="1"><s n="IM" l="1"/></c></d></ml>"#;
+    alice.send_payload("ADL 60", bob).await;
+    alice.expect("ADL 60 OK").await;
+    // CIDs are account numbers: alice 1, bob 2, carol 3 (not on her lists).
+    let ask = GetMany { ticket: Some(ticket.clone()), view: CORE_PROFILE.into(), cids: vec![1, 2, 3] };
+    let answer = soap_post(&server, "/profile/profile.asmx", "http://profile.live.com/GetMany", &ask.to_xml()).await;
+    assert_eq!(answer.status, 200);
+    let profiles = parse_get_many_response(&String::from_utf8_lossy(&answer.body)).expect("a GetMany answer");
+    let names: Vec<(u64, &str)> = profiles
+        .iter()
+        .map(|p| (p.cid, p.attributes.iter().find(|(n, _)| n == DISPLAY_NAME).map(|(_, v)| v.as_str()).unwrap()))
+        .collect();
+    assert_eq!(names, [(1, "Alice"), (2, "Bob")]);
+    // Without a current ticket: a fault, nothing else.
+    let stranger = GetMany { ticket: Some("t=forged".into()), ..ask };
+    let refused =
+        soap_post(&server, "/profile/profile.asmx", "http://profile.live.com/GetMany", &stranger.to_xml()).await;
+    assert_eq!(refused.status, 500);
+    let whatsup = |ticket: &str| {
+        msnp::soap::envelope(
+            &format!(
+                r#"<ABAuthHeader xmlns="{}"><TicketToken>{}</TicketToken></ABAuthHeader>"#,
+                msnp::directory::WHATSUP_NS,
+                msnp::soap::escape_xml(ticket)
+            ),
+            &format!(
+                r#"<GetContactsRecentActivity xmlns="{}"><count>50</count></GetContactsRecentActivity>"#,
+                msnp::directory::WHATSUP_NS
+            ),
+        )
+    };
+    let action = "http://www.msn.com/webservices/AddressBook/GetContactsRecentActivity";
+    let answer = soap_post(&server, "/whatsnew/whatsnewservice.asmx", action, &whatsup(&ticket)).await;
+    assert_eq!(answer.status, 200);
+    assert!(String::from_utf8_lossy(&answer.body).contains("<Activities />"));
+    assert_eq!(soap_post(&server, "/whatsnew/whatsnewservice.asmx", action, &whatsup("t=no")).await.status, 500);
+}

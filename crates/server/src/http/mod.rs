@@ -16,23 +16,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+mod reader;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use msnp::passport::parse_authorization;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tower::ServiceExt;
 
 use crate::gateway::{GatewayAnswer, GatewayRequest, Gateways};
-use crate::request_target::{RequestTarget, host_of};
 use crate::shared::Shared;
 use crate::web::WebState;
+use reader::{MAX_BODY, Request, Unread, read_request};
 
-/// Largest request head we read.
-const MAX_HEAD: usize = 16 * 1024;
-/// Largest request body we read.
-const MAX_BODY: usize = 64 * 1024;
 /// Time a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -97,40 +95,6 @@ async fn status(State(state): State<WebState>) -> axum::Json<serde_json::Value> 
             "refused": b.logins_refused.load(Ordering::Relaxed),
         },
     }))
-}
-
-/// A parsed request.
-struct Request {
-    method: String,
-    target: RequestTarget,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// Whether the client asked to keep the connection for another request
-    /// (`Connection: Keep-Alive`; Pidgin also sends `Proxy-Connection`).
-    fn wants_keep_alive(&self) -> bool {
-        ["Connection", "Proxy-Connection"]
-            .iter()
-            .filter_map(|name| self.header(name))
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")))
-    }
-
-    /// The normalised path every decision is taken on.
-    fn path(&self) -> &str {
-        &self.target.path
-    }
-
-    /// The host name the client used to reach us: the absolute-form
-    /// target's, else the `Host` header's (RFC 9112 section 3.2.2).
-    fn host(&self) -> Option<String> {
-        self.target.host.clone().or_else(|| self.header("Host").and_then(host_of))
-    }
 }
 
 /// A response about to be written; header names are written as given.
@@ -224,10 +188,19 @@ async fn respond(
             soap_response(answer.status, answer.body)
         }
         "/storageservice/SchematizedStore.asmx" if request.method == "POST" => {
-            let scheme = if tls { "https" } else { "http" };
-            let base = format!("{scheme}://{}:{}", host(shared, request, local), local.port());
+            let base = base_url(shared, request, local, tls);
             let cookie = request.header("Cookie").and_then(msnp::passport::mspauth_cookie);
             let answer = crate::storage::serve(shared, &request.body, cookie, &base).await;
+            soap_response(answer.status, answer.body)
+        }
+        "/profile/profile.asmx" if request.method == "POST" => {
+            let answer =
+                crate::directory::get_many(shared, &request.body, &base_url(shared, request, local, tls)).await;
+            soap_response(answer.status, answer.body)
+        }
+        "/whatsnew/whatsnewservice.asmx" if request.method == "POST" => {
+            let base = base_url(shared, request, local, tls);
+            let answer = crate::directory::recent_activity(shared, &request.body, &base).await;
             soap_response(answer.status, answer.body)
         }
         path if path.starts_with(crate::storage::TILE_PATH) && request.method == "GET" => {
@@ -300,73 +273,6 @@ fn password_may_arrive(path: &str, tls: bool, peer: SocketAddr, insecure_http_lo
     !carries_password || tls || peer.ip().is_loopback() || insecure_http_login
 }
 
-/// Why no request was read.
-enum Unread {
-    /// Not HTTP, cut short, or a head over the limit.
-    Malformed,
-    /// A body announced over [`MAX_BODY`] (413).
-    TooLarge,
-    /// The client closed the connection between requests.
-    Closed,
-}
-
-/// Reads one request. `unread` holds bytes read past the previous request
-/// on a kept-alive connection and keeps those read past this one.
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, unread: &mut Vec<u8>) -> Result<Request, Unread> {
-    let none = || Unread::Malformed;
-    let mut buf = std::mem::take(unread);
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        if let Some(i) = find(&buf, b"\n\n") {
-            break i + 2;
-        }
-        if buf.len() >= MAX_HEAD {
-            return Err(none());
-        }
-        // Read into the buffer itself: no chunk on the stack, which would
-        // make every idle kept-alive connection's task that much larger.
-        buf.reserve(2048);
-        let n = stream.read_buf(&mut buf).await.map_err(|_| none())?;
-        if n == 0 {
-            return Err(if buf.is_empty() { Unread::Closed } else { none() });
-        }
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| none())?;
-    let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
-    let mut request_line = lines.next().ok_or_else(none)?.split(' ').filter(|s| !s.is_empty());
-    let method = request_line.next().ok_or_else(none)?.to_string();
-    let target = request_line.next().and_then(RequestTarget::parse).ok_or_else(none)?;
-    let headers: Vec<(String, String)> = lines
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if length > MAX_BODY {
-        return Err(Unread::TooLarge);
-    }
-    let mut body = buf.split_off(head_end);
-    while body.len() < length {
-        let mut chunk = vec![0u8; (length - body.len()).min(8192)];
-        let n = stream.read(&mut chunk).await.map_err(|_| none())?;
-        if n == 0 {
-            return Err(none());
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    *unread = body.split_off(length);
-    Ok(Request { method, target, headers, body })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// The host part of our own URLs: the public host; else the name the
 /// client reached us by (so that a client that checks certificates by DNS
 /// name and came as `localhost` is sent to `localhost`); else the address.
@@ -379,6 +285,13 @@ fn host(shared: &Shared, request: &Request, local: SocketAddr) -> String {
         None if local.is_ipv6() => format!("[{}]", local.ip()),
         None => local.ip().to_string(),
     }
+}
+
+/// The scheme, host and port the client reached, for addresses of ours
+/// (pictures, feeds) built into answers.
+fn base_url(shared: &Shared, request: &Request, local: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}:{}", host(shared, request, local), local.port())
 }
 
 /// The nexus: where to log in, in the field set the real nexus sent
