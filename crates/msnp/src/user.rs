@@ -148,7 +148,16 @@ fn routing(to: &str, from: &str) -> Headers {
 /// The `NFY PUT` payload that tells `to` what `from` published (`Full` for
 /// what a watcher is told first, `Partial` for a change).
 pub fn presence_notification(to: &str, from: &str, document: &UserDocument, kind: NotifType) -> RoutedMessage {
-    let body = document.to_xml();
+    notification(to, from, kind, document.to_xml())
+}
+
+/// The `NFY DEL` payload that tells `to` that `from` signed out.
+pub fn offline_notification(to: &str, from: &str) -> RoutedMessage {
+    notification(to, from, NotifType::Partial, "<user><s n=\"IM\"/><s n=\"PE\"/></user>".to_string())
+}
+
+/// A notification about `from`'s `/user` to `to`, carrying `body`.
+fn notification(to: &str, from: &str, kind: NotifType, body: String) -> RoutedMessage {
     RoutedMessage {
         routing: routing(to, from),
         reliability: Headers::default().with("Reliability", "1.0"),
@@ -160,23 +169,6 @@ pub fn presence_notification(to: &str, from: &str, document: &UserDocument, kind
             .with("Content-Type", USER_XML)
             .with("Content-Length", body.len().to_string()),
         body: body.into_bytes().into(),
-    }
-}
-
-/// The `NFY DEL` payload that tells `to` that `from` signed out.
-pub fn offline_notification(to: &str, from: &str) -> RoutedMessage {
-    let body = "<user><s n=\"IM\"/><s n=\"PE\"/></user>";
-    RoutedMessage {
-        routing: routing(to, from),
-        reliability: Headers::default().with("Reliability", "1.0"),
-        content: Headers::default()
-            .with("Notification", "1.0")
-            .with("NotifNum", "0")
-            .with("Uri", USER_URI)
-            .with("NotifType", "Partial")
-            .with("Content-Type", USER_XML)
-            .with("Content-Length", body.len().to_string()),
-        body: body.as_bytes().to_vec().into(),
     }
 }
 

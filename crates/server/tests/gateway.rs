@@ -71,6 +71,16 @@ async fn raw_sign_in(server: &TestServer, name: &str) -> String {
     id
 }
 
+/// A server with Alice signed in through raw gateway requests: the server,
+/// its HTTP address and her session id.
+async fn alice_through_raw_requests() -> (TestServer, SocketAddr, String) {
+    let server = TestServer::start();
+    users(&server, &["alice"]);
+    let http = server.http.unwrap();
+    let id = raw_sign_in(&server, "alice").await;
+    (server, http, id)
+}
+
 #[tokio::test]
 async fn every_dialect_signs_in_through_the_gateway() {
     let server = TestServer::start();
@@ -113,10 +123,7 @@ async fn gateway_users_chat_with_tcp_users_in_every_switchboard_dialect() {
 
 #[tokio::test]
 async fn a_session_is_the_opening_address_s_alone() {
-    let server = TestServer::start();
-    users(&server, &["alice"]);
-    let http = server.http.unwrap();
-    let id = raw_sign_in(&server, "alice").await;
+    let (_server, http, id) = alice_through_raw_requests().await;
     // The same id from another address, made-up ids, and requests without one.
     let stolen = post_from("127.0.0.2", http, &format!("SessionID={id}"), b"PNG\r\n").await;
     assert_eq!(stolen.status, 400);
@@ -136,10 +143,7 @@ async fn a_session_is_the_opening_address_s_alone() {
 
 #[tokio::test]
 async fn bodies_past_the_limits_are_refused_and_the_session_lives_on() {
-    let server = TestServer::start();
-    users(&server, &["alice"]);
-    let http = server.http.unwrap();
-    let id = raw_sign_in(&server, "alice").await;
+    let (_server, http, id) = alice_through_raw_requests().await;
     let over_a_frame = vec![b'A'; 20_000];
     assert_eq!(post(http, &format!("SessionID={id}"), &over_a_frame).await.status, 413);
     let over_http = vec![b'A'; 100_000];
@@ -173,10 +177,7 @@ async fn one_address_cannot_open_sessions_without_end() {
 
 #[tokio::test]
 async fn signing_out_ends_the_gateway_session() {
-    let server = TestServer::start();
-    users(&server, &["alice"]);
-    let http = server.http.unwrap();
-    let id = raw_sign_in(&server, "alice").await;
+    let (_server, http, id) = alice_through_raw_requests().await;
     let answer = post(http, &format!("SessionID={id}"), b"OUT\r\n").await;
     assert!(closed(&answer), "{:?}", answer.headers);
     assert_eq!(post(http, &format!("Action=poll&SessionID={id}"), b"").await.status, 400);

@@ -379,11 +379,7 @@ async fn scene_without_switchboard(d: Dialect) -> String {
     t.send_payload("B", &mut b, "SDG 25", &sdg("bob", "alice", "Text", "hi!")).await;
     t.settle("B", &mut b).await;
     t.settle("A", &mut a).await;
-    t.send("A", &mut a, "OUT").await;
-    for l in a.expect_closed().await {
-        t.record("A", "<", &l.text, l.payload.as_deref());
-    }
-    t.settle("B", &mut b).await;
+    signs_out(&mut t, a, &mut b).await;
     t.render(&format!("# {d}: Alice and Bob, both on {d}, without a switchboard"))
 }
 
@@ -490,11 +486,7 @@ async fn scene(d: Dialect) -> String {
 
     // Alice takes Bob off her allow list and signs out.
     t.step("A", &mut a, "REM 60 AL bob@example.com", &mut []).await;
-    t.send("A", &mut a, "OUT").await;
-    for l in a.expect_closed().await {
-        t.record("A", "<", &l.text, l.payload.as_deref());
-    }
-    t.settle("B", &mut b).await;
+    signs_out(&mut t, a, &mut b).await;
     t.render(&format!("# {d}: Alice and Bob, both on {d}"))
 }
 
@@ -545,12 +537,17 @@ async fn scene_over_soap(d: Dialect) -> String {
     t.send_payload("A", &mut a, "RML 60", bob).await;
     t.settle("A", &mut a).await;
     t.settle("B", &mut b).await;
+    signs_out(&mut t, a, &mut b).await;
+    t.render(&format!("# {d}: Alice and Bob, both on {d}, lists in the address book"))
+}
+
+/// Alice signs out, and what Bob is told of it.
+async fn signs_out(t: &mut Transcript, mut a: Client, b: &mut Client) {
     t.send("A", &mut a, "OUT").await;
     for l in a.expect_closed().await {
         t.record("A", "<", &l.text, l.payload.as_deref());
     }
-    t.settle("B", &mut b).await;
-    t.render(&format!("# {d}: Alice and Bob, both on {d}, lists in the address book"))
+    t.settle("B", b).await;
 }
 
 fn golden_path(d: Dialect) -> PathBuf {

@@ -14,6 +14,7 @@ use msnp::{ErrorCode, Reply, TrId};
 
 use super::NsSession;
 use super::dispatch::Handled;
+use super::session::NewState;
 use crate::connection::{Flow, Writer};
 
 /// A routed message must come from the endpoint's own account.
@@ -63,7 +64,8 @@ impl NsSession {
                 let caps =
                     doc.capabilities.unwrap_or(Capabilities { basic: now.client_id, extended: now.extended_caps });
                 let msn_object = doc.msn_object.as_deref().map(msnp::urlencode::encode).or(now.msn_object);
-                self.change_state(user, trid, state, Some(caps), msn_object, Some(answer), w).await
+                let new = NewState { state, caps: Some(caps), msn_object };
+                self.change_state(user, trid, new, Some(answer), w).await
             }
             None => {
                 w.push(&answer);

@@ -15,6 +15,13 @@ use crate::connection::{Flow, Writer};
 /// The shields configuration `GCF` hands out: no client is refused.
 const SHIELDS: &str = r#"<?xml version="1.0" encoding="utf-8" ?><config><shield><cli maj="7" min="0" minbld="0" maxbld="9999" deny=" " /></shield><block></block></config>"#;
 
+/// What a state change sets.
+pub(super) struct NewState {
+    pub state: OnlineState,
+    pub caps: Option<msnp::endpoint::Capabilities>,
+    pub msn_object: Option<String>,
+}
+
 impl NsSession {
     pub(super) fn png(&mut self, w: &mut Writer) -> Handled {
         w.push(&Reply::Qng { interval: self.shared.config.ping_interval });
@@ -66,23 +73,21 @@ impl NsSession {
     ) -> Handled {
         let (client_id, extended_caps) = (caps.map(|c| c.basic), caps.map_or(0, |c| c.extended));
         let reply = Reply::Chg { trid, state, client_id, extended_caps, msn_object: msn_object.clone() };
-        self.change_state(user, trid, state, caps, msn_object, Some(reply), w).await
+        self.change_state(user, trid, NewState { state, caps, msn_object }, Some(reply), w).await
     }
 
     /// A change of state, from `CHG` or (MSNP21) a published user
     /// document: `answer` goes first, then the contacts' presence if this
     /// is the first, the challenges, and what waited while invisible.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn change_state(
         &mut self,
         user: &Arc<OnlineUser>,
         trid: TrId,
-        state: OnlineState,
-        caps: Option<msnp::endpoint::Capabilities>,
-        msn_object: Option<String>,
+        new: NewState,
         answer: Option<Reply>,
         w: &mut Writer,
     ) -> Handled {
+        let NewState { state, caps, msn_object } = new;
         let first = !user.is_receiving();
         let was_visible = user.presence_line().is_some();
         let backend = self.shared.backend.clone();
