@@ -281,10 +281,19 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
 }
 
 /// The list version the cache holds, as `SYN` names it.
+/// A cache without a version (written by a session whose lists came from
+/// the address book, MSNP13+) asks for everything.
 fn sync_version(dialect: Dialect, cached: &str) -> SyncVersion {
     if dialect.uses_guids() {
-        let (list, settings) = cached.split_once(' ').unwrap_or((cached, cached));
-        SyncVersion::Timestamps(list.to_string(), settings.to_string())
+        let cached = cached.trim();
+        let (list, settings) = match cached.split_once(' ') {
+            Some((list, settings)) => (list.trim(), settings.trim()),
+            None => (cached, cached),
+        };
+        match (list, settings) {
+            ("", _) | (_, "") => SyncVersion::Timestamps("0".into(), "0".into()),
+            _ => SyncVersion::Timestamps(list.to_string(), settings.to_string()),
+        }
     } else {
         SyncVersion::Serial(cached.parse().unwrap_or(0))
     }
@@ -384,4 +393,18 @@ pub fn apply_sync_reply(reply: &Reply, state: &mut State) {
 /// The interval a `QNG` asks for, or the default ping interval.
 pub fn ping_interval(interval: u32) -> Duration {
     Duration::from_secs(if interval > 5 { u64::from(interval) } else { 50 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_without_a_version_asks_for_everything() {
+        let fresh = SyncVersion::Timestamps("0".into(), "0".into());
+        assert_eq!(sync_version(Dialect::Msnp11, ""), fresh);
+        assert_eq!(sync_version(Dialect::Msnp11, " "), fresh);
+        assert_eq!(sync_version(Dialect::Msnp11, "a b"), SyncVersion::Timestamps("a".into(), "b".into()));
+        assert_eq!(sync_version(Dialect::Msnp7, ""), SyncVersion::Serial(0));
+    }
 }
