@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use msnp::circle::{CircleId, Said};
 use msnp::endpoint::MachineGuid;
+use msnp::multiparty::GroupId;
 use msnp::personal::EndpointData;
 use msnp::reply::{OutReason, PresenceLine};
 use msnp::{Dialect, ErrorCode, ListKind, OnlineState};
@@ -100,6 +101,14 @@ pub enum NsEvent {
     /// Someone said something to this account without a switchboard
     /// (MSNP21's `SDG`); also the sender's copy on its other endpoints.
     Said { from: String, from_endpoint: Option<MachineGuid>, to: String, said: Said },
+    /// Invited into a group conversation (MSNP21).
+    GroupChatInvited { group: GroupId },
+    /// Who is in a group conversation now.
+    GroupChatRoster { group: GroupId, members: Vec<String> },
+    /// Someone left a group conversation.
+    GroupChatLeft { group: GroupId, who: String },
+    /// Something was said in a group conversation.
+    GroupChatSaid { group: GroupId, from: String, from_endpoint: Option<MachineGuid>, said: Said },
 }
 
 /// An offline message as its notice describes it (no text: the client

@@ -178,6 +178,11 @@ pub fn soap_and_lists(data: &[u8]) {
     if let Ok(message) = msnp::routed::RoutedMessage::parse(data) {
         let _ = msnp::circle::left_member(&message);
         let _ = msnp::user::published(&message);
+        let _ = msnp::multiparty::roster_of(&message);
+        if let Some(group) = message.to().as_ref().and_then(msnp::multiparty::GroupId::of_address) {
+            let again = msnp::routed::RoutedAddress::parse(&group.address()).expect("a group address parses");
+            assert_eq!(msnp::multiparty::GroupId::of_address(&again), Some(group));
+        }
         // What is said crosses to a switchboard message and back unchanged.
         if let Some(said) = msnp::circle::Said::of(&message) {
             assert_eq!(msnp::mime::said_of(&msnp::mime::message_of(&said, "a@b.c")), Some(said));

@@ -239,13 +239,24 @@ pub fn circle_notification(
     kind: NotifType,
     document: Option<&CircleDocument>,
 ) -> RoutedMessage {
+    roster_notification(to, circle.address().to_string(), kind, document)
+}
+
+/// [`circle_notification`] from any group address (a circle, `9:`, or a
+/// group conversation, `10:`).
+pub fn roster_notification(
+    to: &str,
+    from: String,
+    kind: NotifType,
+    document: Option<&CircleDocument>,
+) -> RoutedMessage {
     let body = document.map(CircleDocument::to_xml).unwrap_or_default();
     let content = match document {
         Some(_) => Headers::default().with("Publication", "1.0"),
         None => Headers::default().with("Notification", "1.0").with("NotifNum", "0"),
     };
     RoutedMessage {
-        routing: routing(&format!("1:{to}"), circle.address().to_string()),
+        routing: routing(&format!("1:{to}"), from),
         reliability: Headers::default().with("Reliability", "1.0").with("Stream", "0"),
         content: content
             .with("Uri", "/circle")
@@ -258,8 +269,13 @@ pub fn circle_notification(
 
 /// The payload of `NFY DEL` that tells `to` that `who` left the circle's roster.
 pub fn left_notification(to: &str, circle: &CircleId, who: &str) -> RoutedMessage {
+    left_notification_from(to, circle.address().to_string(), who)
+}
+
+/// [`left_notification`] from any group address.
+pub fn left_notification_from(to: &str, from: String, who: &str) -> RoutedMessage {
     RoutedMessage {
-        routing: routing(&format!("1:{to}"), circle.address().to_string()),
+        routing: routing(&format!("1:{to}"), from),
         reliability: Headers::default().with("Reliability", "1.0").with("Stream", "0"),
         content: Headers::default()
             .with("Notification", "1.0")

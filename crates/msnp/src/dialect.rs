@@ -389,7 +389,7 @@ impl Dialect {
             "IMS" => n >= 3,
             "QRY" => n >= 6,
             "UUX" | "GCF" => n >= 11,
-            "PUT" | "SDG" => n >= 18,
+            "PUT" | "SDG" | "DEL" => n >= 18,
             _ => false,
         }
     }

@@ -31,7 +31,18 @@ impl Direction {
             Direction::ToServer => {
                 matches!(
                     verb,
-                    b"MSG" | b"QRY" | b"UUX" | b"SDC" | b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM" | b"PUT" | b"SDG"
+                    b"MSG"
+                        | b"QRY"
+                        | b"UUX"
+                        | b"SDC"
+                        | b"ADL"
+                        | b"RML"
+                        | b"FQY"
+                        | b"UUN"
+                        | b"UUM"
+                        | b"PUT"
+                        | b"SDG"
+                        | b"DEL"
                 )
             }
             Direction::ToClient => {
@@ -50,6 +61,7 @@ impl Direction {
                         | b"NFY"
                         | b"SDG"
                         | b"PUT"
+                        | b"DEL"
                 )
             }
         }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod frame;
 pub mod mime;
 pub mod msnftp;
+pub mod multiparty;
 pub mod oim;
 pub mod p2p;
 pub mod p2pv2;

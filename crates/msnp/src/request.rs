@@ -365,6 +365,12 @@ pub enum NsRequest {
         trid: TrId,
         payload: Bytes,
     },
+    /// `DEL trid length` (MSNP18+): a routed withdrawal, of oneself from a
+    /// group conversation's roster.
+    Del {
+        trid: TrId,
+        payload: Bytes,
+    },
     Png,
     Out,
     /// A client may never send `MSG` to a notification server: the request is
@@ -526,6 +532,7 @@ impl NsRequest {
             }
             "PUT" if dialect.has_circles() => NsRequest::Put { trid: a.trid()?, payload: payload() },
             "SDG" if dialect.has_circles() => NsRequest::Sdg { trid: a.trid()?, payload: payload() },
+            "DEL" if dialect.has_circles() => NsRequest::Del { trid: a.trid()?, payload: payload() },
             "UUM" => NsRequest::Uum {
                 trid: a.trid()?,
                 to: a.get(1)?.to_string(),
@@ -575,7 +582,8 @@ impl NsRequest {
             | Uun { trid, .. }
             | Uum { trid, .. }
             | Put { trid, .. }
-            | Sdg { trid, .. } => Some(*trid),
+            | Sdg { trid, .. }
+            | Del { trid, .. } => Some(*trid),
             Msg { trid } => *trid,
             Png | Out => None,
         }
@@ -691,6 +699,7 @@ impl NsRequest {
             }
             Put { trid, payload } => return frame(format!("PUT {trid}"), Some(payload)),
             Sdg { trid, payload } => return frame(format!("SDG {trid}"), Some(payload)),
+            Del { trid, payload } => return frame(format!("DEL {trid}"), Some(payload)),
         };
         frame(line, None)
     }

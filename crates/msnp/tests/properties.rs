@@ -273,6 +273,7 @@ fn ns_request(dialect: Dialect) -> impl Strategy<Value = NsRequest> {
         prop_oneof![
             (t(), payload()).prop_map(|(trid, payload)| NsRequest::Put { trid, payload }),
             (t(), payload()).prop_map(|(trid, payload)| NsRequest::Sdg { trid, payload }),
+            (t(), payload()).prop_map(|(trid, payload)| NsRequest::Del { trid, payload }),
             (t(), token()).prop_map(|(trid, ticket)| NsRequest::Usr { trid, step: UsrStep::CircleTicket { ticket } }),
         ]
         .boxed()

@@ -266,7 +266,8 @@ fn reply() -> impl Strategy<Value = Reply> {
         payload().prop_map(|payload| Reply::Not { payload }),
         (any::<bool>(), payload()).prop_map(|(removal, payload)| Reply::Nfy { removal, payload }),
         payload().prop_map(|payload| Reply::Sdg { payload }),
-        t().prop_map(|trid| Reply::PutOk { trid }),
+        (t(), payload()).prop_map(|(trid, payload)| Reply::PutOk { trid, payload }),
+        t().prop_map(|trid| Reply::DelOk { trid }),
     ];
     prop_oneof![session, lists, changes, presence_and_chat, live]
 }

@@ -420,3 +420,87 @@ async fn the_directory_and_whatsup_answer_what_the_caller_may_see() {
     assert!(String::from_utf8_lossy(&answer.body).contains("<Activities />"));
     assert_eq!(soap_post(&server, "/whatsnew/whatsnewservice.asmx", action, &whatsup("t=no")).await.status, 500);
 }
+
+/// A routed `PUT`/`DEL` payload from `name` to `to` with `uri` and `body`.
+fn routed_to(name: &str, to: &str, uri: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Routing: 1.0\r\nTo: {to}\r\nFrom: 1:{name}@example.com;epid={{00000000-0000-0000-0000-000000000001}}\r\n\r\n\
+         Reliability: 1.0\r\n\r\nPublication: 1.0\r\nUri: {uri}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn roster(names: &[&str]) -> String {
+    let users: String = names.iter().map(|n| format!("<user><id>1:{n}@example.com</id></user>")).collect();
+    format!("<circle><roster><id>IM</id>{users}</roster></circle>")
+}
+
+/// The next `NFY` (skipping pings) as its routed message.
+async fn next_routed(c: &mut Client, prefix: &str) -> RoutedMessage {
+    loop {
+        let line = c.recv().await;
+        if line.text.starts_with(prefix) {
+            return RoutedMessage::parse(line.payload.as_deref().unwrap()).expect("a routed message");
+        }
+        assert!(line.text.starts_with("QNG"), "{} while waiting for {prefix}", line.text);
+    }
+}
+
+#[tokio::test]
+async fn a_group_conversation_is_made_joined_spoken_in_and_left() {
+    use msnp::multiparty::{GroupId, NEW_GROUP, roster_of};
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob", "dave"]);
+    let (mut alice, _) = online21(&server, "alice").await;
+    let (mut bob, _) = online21(&server, "bob").await;
+    let (mut dave, _) = online21(&server, "dave").await;
+    // Made at the empty group: the answer names the new one.
+    let multiparty = "application/multiparty+xml";
+    alice.send_payload("PUT 70", &routed_to("alice", &format!("10:{NEW_GROUP}"), "/circle", multiparty, "")).await;
+    let made = alice.expect_prefix("PUT 70 OK").await;
+    let made = RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap();
+    let group = GroupId::of_address(&made.from().unwrap()).expect("a group address");
+    let at = group.address();
+    // She joins it and invites Bob.
+    let circles = "application/circles+xml";
+    alice.send_payload("PUT 71", &routed_to("alice", &at, "/circle", circles, &roster(&["alice"]))).await;
+    alice.expect_prefix("PUT 71 OK").await;
+    assert_eq!(roster_of(&next_routed(&mut alice, "NFY PUT").await), Some(vec!["alice@example.com".to_string()]));
+    let invite_to = format!("{at};path=IM");
+    alice.send_payload("PUT 72", &routed_to("alice", &invite_to, "/circle", multiparty, &roster(&["bob"]))).await;
+    alice.expect_prefix("PUT 72 OK").await;
+    let invited = next_routed(&mut bob, "NFY PUT").await;
+    assert_eq!(GroupId::of_address(&invited.from().unwrap()), Some(group.clone()));
+    assert_eq!(invited.content.get("NotifType"), Some("Full"));
+    // Bob joins: both are told the roster.
+    bob.send_payload("PUT 80", &routed_to("bob", &at, "/circle", circles, &roster(&["bob"]))).await;
+    bob.expect_prefix("PUT 80 OK").await;
+    let both = Some(vec!["alice@example.com".to_string(), "bob@example.com".to_string()]);
+    assert_eq!(roster_of(&next_routed(&mut alice, "NFY PUT").await), both);
+    assert_eq!(roster_of(&next_routed(&mut bob, "NFY PUT").await), both);
+    // What Alice says reaches Bob from her, in the group.
+    let said = format!(
+        "Routing: 1.0\r\nTo: {invite_to}\r\nFrom: 1:alice@example.com;epid={{00000000-0000-0000-0000-000000000001}}\r\n\r\n\
+         Reliability: 1.0\r\n\r\nMessaging: 2.0\r\nMessage-Type: Text\r\nContent-Length: 11\r\n\r\nhello group"
+    );
+    alice.send_payload("SDG 73", said.as_bytes()).await;
+    let heard = next_routed(&mut bob, "SDG 0").await;
+    assert_eq!((heard.from().unwrap().name.as_str(), &heard.body[..]), ("alice@example.com", &b"hello group"[..]));
+    assert_eq!(GroupId::of_address(&heard.to().unwrap()), Some(group.clone()));
+    // Dave was not invited: he can neither join nor speak there (933).
+    dave.send_payload("PUT 90", &routed_to("dave", &at, "/circle", circles, &roster(&["dave"]))).await;
+    dave.expect_prefix("933 90").await;
+    dave.send_payload("SDG 91", said.replace("1:alice@", "1:dave@").as_bytes()).await;
+    dave.expect_prefix("933 91").await;
+    // Bob leaves; Alice is told.
+    let me = "/circle/roster(IM)/user(1:bob@example.com)";
+    bob.send_payload("DEL 81", &routed_to("bob", &at, me, circles, "")).await;
+    bob.expect_prefix("DEL 81 OK").await;
+    let gone = next_routed(&mut alice, "NFY DEL").await;
+    assert_eq!(msnp::circle::left_member(&gone).as_deref(), Some("bob@example.com"));
+    // Nothing of it reached Dave.
+    dave.send("PNG").await;
+    dave.expect_prefix("QNG").await;
+}

@@ -276,12 +276,15 @@ impl Backend {
                     .is_some_and(|u| u.endpoints().iter().any(|e| !e.dialect.has_switchboard()));
                 if !still_without_switchboard {
                     self.bridges.end_for(&user.key);
+                    self.leave_group_chats(user);
+                    self.leave_group_chats(user);
                 }
                 return removal;
             }
             Removal::SignedOut => {
                 self.forget_web_tokens(user);
                 self.bridges.end_for(&user.key);
+                self.leave_group_chats(user);
                 if let Some(cluster) = self.cluster.get() {
                     cluster.signed_out(user);
                 }

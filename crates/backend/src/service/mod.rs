@@ -11,6 +11,7 @@ mod bridge;
 mod circles;
 mod cluster;
 mod direct;
+mod group_chats;
 mod lists;
 mod login;
 mod notices;
@@ -190,6 +191,8 @@ pub struct Backend {
     switchboards: Arc<Switchboards>,
     /// Switchboard conversations of users without switchboards (MSNP21).
     bridges: Arc<bridge::Bridges>,
+    /// Group conversations without a switchboard (MSNP21).
+    group_chats: group_chats::GroupChats,
     tickets: TicketJar,
     hashing: PasswordChecker,
     buckets: KeyedBuckets,
@@ -255,6 +258,7 @@ impl Backend {
             cookies: CookieJar::default(),
             switchboards: Arc::default(),
             bridges: Arc::default(),
+            group_chats: Default::default(),
             tickets: TicketJar::default(),
             hashing: PasswordChecker::new(config.password_hash_workers, config.hashing_thread_start),
             buckets: KeyedBuckets::default(),

@@ -244,7 +244,8 @@ impl Reply {
                 write!(line, "NFY {} {}", if *removal { "DEL" } else { "PUT" }, payload.len())
             }
             Reply::Sdg { payload } => write!(line, "SDG 0 {}", payload.len()),
-            Reply::PutOk { trid } => write!(line, "PUT {trid} OK 0"),
+            Reply::PutOk { trid, payload } => write!(line, "PUT {trid} OK {}", payload.len()),
+            Reply::DelOk { trid } => write!(line, "DEL {trid} OK 0"),
             Reply::Url { trid, rru, url, id } => write!(line, "URL {trid} {rru} {url} {id}"),
             Reply::Sdc { trid } => write!(line, "SDC {trid} OK"),
             Reply::Snd { trid, email } => write!(line, "SND {trid} {email}"),

@@ -319,8 +319,15 @@ pub enum Reply {
     Sdg {
         payload: Bytes,
     },
-    /// `PUT trid OK 0`: the publication was taken.
+    /// `PUT trid OK length`: the publication was taken; the payload (a
+    /// routed message) names what it made, when it made something (a group
+    /// conversation, MSNP21), and is empty otherwise.
     PutOk {
+        trid: TrId,
+        payload: Bytes,
+    },
+    /// `DEL trid OK 0`: the withdrawal was taken.
+    DelOk {
         trid: TrId,
     },
     Url {
@@ -442,7 +449,8 @@ impl Reply {
             | RmlOk { trid }
             | Fqy { trid, .. }
             | UunOk { trid }
-            | PutOk { trid }
+            | PutOk { trid, .. }
+            | DelOk { trid }
             | UsrOk { trid, .. }
             | SbUsrOk { trid, .. }
             | XfrNs { trid, .. }
@@ -514,6 +522,7 @@ impl Reply {
         | Reply::Fqy { payload, .. }
         | Reply::Ubn { payload, .. }
         | Reply::Nfy { payload, .. }
+        | Reply::PutOk { payload, .. }
         | Reply::Sdg { payload }
         | Reply::Not { payload } = self
         {

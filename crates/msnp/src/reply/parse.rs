@@ -472,8 +472,12 @@ impl Reply {
             }
             "PUT" => {
                 w.expect(1, "OK")?;
+                Reply::PutOk { trid: w.trid(0)?, payload: w.payload() }
+            }
+            "DEL" => {
+                w.expect(1, "OK")?;
                 w.expect(2, "0")?;
-                Reply::PutOk { trid: w.trid(0)? }
+                Reply::DelOk { trid: w.trid(0)? }
             }
             "GCF" => Reply::Gcf { trid: w.trid(0)?, file: w.string(1)?, payload: w.payload() },
             "URL" => Reply::Url { trid: w.trid(0)?, rru: w.string(1)?, url: w.string(2)?, id: w.number(3)? },

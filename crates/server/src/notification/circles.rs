@@ -105,7 +105,7 @@ impl NsSession {
         if doc.roster.iter().any(|h| !h.eq_ignore_ascii_case(&user.handle)) {
             return Err(ErrorCode::InvalidParameter);
         }
-        w.push(&Reply::PutOk { trid });
+        w.push(&Reply::PutOk { trid, payload: bytes::Bytes::new() });
         Ok(Flow::Continue)
     }
 

@@ -133,6 +133,7 @@ impl NsSession {
             }
             Put { trid, payload } => self.put(signed(&user)?, trid, &payload, w).await,
             Sdg { payload, .. } => self.sdg(signed(&user)?, &payload).await,
+            Del { trid, payload } => self.del(signed(&user)?, trid, &payload, w),
         }
     }
 }
@@ -162,6 +163,7 @@ fn rate_limited_action(request: &NsRequest) -> Option<(Action, ErrorCode)> {
         // What is said in a circle is limited where it is said (the backend).
         Sdg { .. } => None,
         Put { .. } => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
+        Del { .. } => Some((Action::StateChange, ErrorCode::ChangingTooRapidly)),
         Fqy { .. } => None,
         // Named one by one, so that a new command is decided here.
         Ver { .. } | Inf { .. } | Cvr { .. } | Usr { .. } | Syn { .. } | Lst { .. } | Lsg { .. } | Qry { .. } => None,
@@ -183,6 +185,6 @@ fn leaves_lists_as_they_were(request: &NsRequest) -> bool {
         Adc { .. } | Rem { .. } | Adg { .. } | Rmg { .. } | Reg { .. } | Prp { .. } | Sbp { .. } | Chg { .. } => false,
         Rea { .. } | XfrSb { .. } | Qry { .. } | Uux { .. } | Sdc { .. } | Snd { .. } | Ims { .. } => false,
         Fnd { .. } | Png | Out | Msg { .. } | Adl { .. } | Rml { .. } | Fqy { .. } | Uun { .. } | Uum { .. } => false,
-        Put { .. } | Sdg { .. } => false,
+        Put { .. } | Sdg { .. } | Del { .. } => false,
     }
 }

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use msnp::challenge::{self, QryVerdict};
 use msnp::circle::{NotifType, Said, SdgStyle};
 use msnp::endpoint::MachineGuid;
+use msnp::multiparty;
 use msnp::oim::OimEntry;
 use msnp::personal::EndpointData;
 use msnp::user::UserDocument;
@@ -335,6 +336,18 @@ impl NsSession {
                 self.push_said(w, from, from_endpoint, to, said);
             }
             NsEvent::Said { .. } => {}
+            NsEvent::GroupChatInvited { .. }
+            | NsEvent::GroupChatRoster { .. }
+            | NsEvent::GroupChatLeft { .. }
+            | NsEvent::GroupChatSaid { .. }
+                if !dialect.has_switchboard() =>
+            {
+                self.push_group_chat(w, event);
+            }
+            NsEvent::GroupChatInvited { .. }
+            | NsEvent::GroupChatRoster { .. }
+            | NsEvent::GroupChatLeft { .. }
+            | NsEvent::GroupChatSaid { .. } => {}
             NsEvent::ListAdded { list: ListKind::Reverse, handle, friendly, .. }
                 if dialect.reverse_list_changes_as_adl() =>
             {
@@ -448,6 +461,33 @@ impl NsSession {
         let endpoint = from_endpoint.as_ref().map(MachineGuid::as_str);
         let message = msnp::circle::said_message(&format!("1:{to}"), &from, endpoint, &said, SdgStyle::Direct);
         w.push(&Reply::Sdg { payload: message.to_bytes() });
+    }
+
+    /// A group conversation's news, to an endpoint without a switchboard.
+    fn push_group_chat(&self, w: &mut Writer, event: NsEvent) {
+        let Some(me) = self.user() else { return };
+        let reply = match event {
+            NsEvent::GroupChatInvited { group } => {
+                Reply::Nfy { removal: false, payload: multiparty::notification(&me.handle, &group, None).to_bytes() }
+            }
+            NsEvent::GroupChatRoster { group, members } => {
+                let put = multiparty::notification(&me.handle, &group, Some(&members));
+                Reply::Nfy { removal: false, payload: put.to_bytes() }
+            }
+            NsEvent::GroupChatLeft { group, who } => {
+                Reply::Nfy { removal: true, payload: multiparty::left(&me.handle, &group, &who).to_bytes() }
+            }
+            NsEvent::GroupChatSaid { group, from, from_endpoint, said } => {
+                // Not back to the endpoint that said it.
+                if from.eq_ignore_ascii_case(&me.handle) && from_endpoint == me.machine {
+                    return;
+                }
+                let endpoint = from_endpoint.as_ref().map(MachineGuid::as_str);
+                Reply::Sdg { payload: multiparty::message(&group, &from, endpoint, &said).to_bytes() }
+            }
+            _ => return,
+        };
+        w.push(&reply);
     }
 
     /// Tells an MSNP13+ client that its memberships changed on the server

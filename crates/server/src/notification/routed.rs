@@ -1,6 +1,7 @@
-//! `PUT` and `SDG`, which say where they go in routing headers: to a
-//! circle (MSNP18, `circles.rs`), to the sender's own presence (MSNP21's
-//! `/user` document), or to a person (MSNP21's chat without a switchboard).
+//! `PUT`, `SDG` and `DEL`, which say where they go in routing headers: to
+//! a circle (MSNP18, `circles.rs`), to the sender's own presence (MSNP21's
+//! `/user` document), to a person (MSNP21's chat without a switchboard), or
+//! to a group conversation (MSNP21's `10:` groups).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use backend::presence::OnlineUser;
 use bytes::Bytes;
 use msnp::circle::Said;
 use msnp::endpoint::{Capabilities, MESSENGER_NETWORK};
+use msnp::multiparty::{self, GROUP_NETWORK, GroupId};
 use msnp::routed::{CIRCLE_NETWORK, RoutedMessage};
 use msnp::user::UserDocument;
 use msnp::{ErrorCode, Reply, TrId};
@@ -37,6 +39,9 @@ impl NsSession {
             return self.put_to_circle(user, trid, message, w);
         }
         check_sender(user, &message)?;
+        if to.network == GROUP_NETWORK {
+            return self.put_to_group_chat(user, trid, &message, w);
+        }
         let to_self = to.network == MESSENGER_NETWORK && to.name.eq_ignore_ascii_case(&user.handle);
         let document = msnp::user::published(&message).filter(|_| to_self).ok_or(ErrorCode::InvalidParameter)?;
         self.publish(user, trid, document, w).await
@@ -56,7 +61,7 @@ impl NsSession {
                 backend.set_personal_message(user, &msnp::personal::with_status(current.as_deref(), text)).await?;
             }
         }
-        let answer = Reply::PutOk { trid };
+        let answer = Reply::PutOk { trid, payload: Bytes::new() };
         match doc.status {
             Some(state) => {
                 // A publication names what changed; the rest stays.
@@ -74,7 +79,46 @@ impl NsSession {
         }
     }
 
-    /// `SDG`: said in a circle, or to a person.
+    /// `PUT` to a group conversation: to the empty one, make one (the
+    /// answer names it); to a group, a roster naming oneself joins and one
+    /// naming others invites them.
+    fn put_to_group_chat(&mut self, user: &OnlineUser, trid: TrId, message: &RoutedMessage, w: &mut Writer) -> Handled {
+        let to = message.to().ok_or(ErrorCode::InvalidParameter)?;
+        let backend = &self.shared.backend;
+        if multiparty::is_new_group(&to) {
+            let group = backend.create_group_chat(user)?;
+            let payload = multiparty::made(&user.handle, &group).to_bytes();
+            w.push(&Reply::PutOk { trid, payload });
+            return Ok(Flow::Continue);
+        }
+        let group = GroupId::of_address(&to).ok_or(ErrorCode::InvalidParameter)?;
+        let roster = multiparty::roster_of(message).ok_or(ErrorCode::InvalidParameter)?;
+        for handle in roster {
+            if handle.eq_ignore_ascii_case(&user.handle) {
+                backend.join_group_chat(user, &group)?;
+            } else {
+                backend.invite_to_group_chat(user, &group, &handle)?;
+            }
+        }
+        w.push(&Reply::PutOk { trid, payload: Bytes::new() });
+        Ok(Flow::Continue)
+    }
+
+    /// `DEL` of one's own entry in a group conversation's roster: leaves it.
+    pub(super) fn del(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
+        let message = parse(payload)?;
+        check_sender(user, &message)?;
+        let group = message.to().as_ref().and_then(GroupId::of_address).ok_or(ErrorCode::InvalidParameter)?;
+        let who = msnp::circle::left_member(&message).ok_or(ErrorCode::InvalidParameter)?;
+        if !who.eq_ignore_ascii_case(&user.handle) {
+            return Err(ErrorCode::InvalidParameter);
+        }
+        self.shared.backend.leave_group_chat(user, &group)?;
+        w.push(&Reply::DelOk { trid });
+        Ok(Flow::Continue)
+    }
+
+    /// `SDG`: said in a circle, to a group conversation, or to a person.
     pub(super) async fn sdg(&mut self, user: &Arc<OnlineUser>, payload: &Bytes) -> Handled {
         let message = parse(payload)?;
         let to = message.to().ok_or(ErrorCode::InvalidParameter)?;
@@ -82,10 +126,15 @@ impl NsSession {
             return self.sdg_to_circle(user, message).await;
         }
         check_sender(user, &message)?;
+        let said = Said::of(&message).ok_or(ErrorCode::InvalidParameter)?;
+        if to.network == GROUP_NETWORK {
+            let group = GroupId::of_address(&to).ok_or(ErrorCode::InvalidParameter)?;
+            self.shared.backend.say_in_group_chat(user, &group, said)?;
+            return Ok(Flow::Continue);
+        }
         if to.network != MESSENGER_NETWORK {
             return Err(ErrorCode::InvalidParameter);
         }
-        let said = Said::of(&message).ok_or(ErrorCode::InvalidParameter)?;
         self.shared.backend.say_to(user, &to.name, said).await?;
         Ok(Flow::Continue)
     }
