@@ -504,3 +504,27 @@ async fn a_group_conversation_is_made_joined_spoken_in_and_left() {
     dave.send("PNG").await;
     dave.expect_prefix("QNG").await;
 }
+
+#[tokio::test]
+async fn one_machine_signs_another_of_its_account_out_and_no_one_else() {
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob"]);
+    let (mut laptop, _) = online21(&server, "alice").await;
+    let (mut phone, phone_machine) = online21(&server, "alice").await;
+    let (mut bob, bob_machine) = online21(&server, "bob").await;
+    let body = |machine: &str| format!("<user><sep n=\"IM\" epid=\"{machine}\"/></user>");
+    // Bob cannot sign out Alice's phone: not his account.
+    let to_alice = routed_to("bob", "1:alice@example.com", "/user", "application/user+xml", &body(&phone_machine));
+    bob.send_payload("DEL 1", &to_alice).await;
+    bob.expect_prefix("201 1").await;
+    // Nor a machine that is not signed in.
+    let none = routed_to("alice", "1:alice@example.com", "/user", "application/user+xml", &body(&bob_machine));
+    laptop.send_payload("DEL 2", &none).await;
+    laptop.expect_prefix("217 2").await;
+    let phone_out = routed_to("alice", "1:alice@example.com", "/user", "application/user+xml", &body(&phone_machine));
+    laptop.send_payload("DEL 3", &phone_out).await;
+    laptop.expect_prefix("DEL 3 OK").await;
+    phone.expect("OUT OTH").await;
+    laptop.send("PNG").await;
+    laptop.expect_prefix("QNG").await;
+}

@@ -104,11 +104,23 @@ impl NsSession {
         Ok(Flow::Continue)
     }
 
-    /// `DEL` of one's own entry in a group conversation's roster: leaves it.
+    /// `DEL`: of one's own entry in a group conversation's roster, which
+    /// leaves it; or of one of one's machines from one's `/user` (MSNP21's
+    /// sign-out of another machine, which gets `OUT OTH`).
     pub(super) fn del(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
         let message = parse(payload)?;
         check_sender(user, &message)?;
-        let group = message.to().as_ref().and_then(GroupId::of_address).ok_or(ErrorCode::InvalidParameter)?;
+        let to = message.to().ok_or(ErrorCode::InvalidParameter)?;
+        if to.network == MESSENGER_NETWORK && to.name.eq_ignore_ascii_case(&user.handle) {
+            let machine = msnp::user::published(&message).and_then(|d| d.machine).ok_or(ErrorCode::InvalidParameter)?;
+            // Its own machine: the client signs out itself.
+            if user.machine.as_ref() != Some(&machine) {
+                self.shared.backend.end_endpoint(user, &machine)?;
+            }
+            w.push(&Reply::DelOk { trid });
+            return Ok(Flow::Continue);
+        }
+        let group = GroupId::of_address(&to).ok_or(ErrorCode::InvalidParameter)?;
         let who = msnp::circle::left_member(&message).ok_or(ErrorCode::InvalidParameter)?;
         if !who.eq_ignore_ascii_case(&user.handle) {
             return Err(ErrorCode::InvalidParameter);
