@@ -253,8 +253,24 @@ async fn an_msnp21_user_and_switchboard_users_chat_both_ways_and_in_a_group() {
     let mut dave = online_on(&server, 2, "dave").await;
     let (mut dave_sb, iro) = invite(&mut carol_sb, 4, &mut dave, "dave@example.com").await;
     assert!(iro.iter().any(|l| l.contains("alice@example.com")), "{iro:?}");
+    // With three others in it, Alice is shown it as a group conversation.
+    let invited = next_routed(&mut alice, "NFY PUT").await;
+    let group = msnp::multiparty::GroupId::of_address(&invited.from().unwrap()).expect("a group");
+    let shown = msnp::multiparty::roster_of(&next_routed(&mut alice, "NFY PUT").await).unwrap();
+    assert_eq!(shown, ["alice@example.com", "carol@example.com", "dave@example.com"]);
+    // What she says to the group reaches both.
+    let to_group = format!(
+        "Routing: 1.0\r\nTo: {};path=IM\r\nFrom: 1:alice@example.com;epid={{00000000-0000-0000-0000-000000000001}}\r\n\r\n\
+         Reliability: 1.0\r\n\r\nMessaging: 2.0\r\nMessage-Type: Text\r\nContent-Length: 9\r\n\r\nhi, both!",
+        group.address()
+    );
+    alice.send_payload("SDG 95", to_group.as_bytes()).await;
+    assert_eq!(next_msg(&mut carol_sb, "alice@example.com").await, "hi, both!");
+    assert_eq!(next_msg(&mut dave_sb, "alice@example.com").await, "hi, both!");
     dave_sb.send_payload("MSG 8 N", &text_message("hello all")).await;
-    assert_eq!(next_said(&mut alice).await, ("dave@example.com".into(), "Text".into(), "hello all".into()));
+    let heard = next_routed(&mut alice, "SDG 0").await;
+    assert_eq!(msnp::multiparty::GroupId::of_address(&heard.to().unwrap()), Some(group.clone()));
+    assert_eq!((heard.from().unwrap().name.as_str(), &heard.body[..]), ("dave@example.com", &b"hello all"[..]));
     assert_eq!(next_msg(&mut carol_sb, "dave@example.com").await, "hello all");
     alice.send_payload("SDG 92", &sdg("alice", "carol", "Text", "hi Dave")).await;
     assert_eq!(next_msg(&mut dave_sb, "alice@example.com").await, "hi Dave");

@@ -8,9 +8,12 @@
 //! and sees `JOI` at once, and an MSNP21 user's first word to an older
 //! client rings it (`RNG`) from a session opened on the user's behalf.
 //!
-//! One bridge per (MSNP21 user, other person). It ends when everyone else
-//! has left, when nobody answered its ring in time, or when the user's
-//! last endpoint without a switchboard signs out.
+//! One bridge per (MSNP21 user, other person). Once a third person is in
+//! the conversation, the MSNP21 user is shown it as a group conversation
+//! (`10:`, MSNP21's own kind): invited to it, told its roster, its words
+//! from the group; what it says to the group goes into the session. It ends
+//! when everyone else has left, when nobody answered its ring in time, or
+//! when the user's last endpoint without a switchboard signs out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use msnp::ErrorCode;
 use msnp::circle::Said;
+use msnp::multiparty::GroupId;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 
@@ -33,34 +37,79 @@ const MAX_WAITING: usize = 32;
 /// How long a relay into the session may wait for a slow reader.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// The bridges of this node, by (MSNP21 user's key, other person's key).
+/// The bridges of this node, by (MSNP21 user's key, other person's key),
+/// and those shown as group conversations, by group.
 #[derive(Debug, Default)]
-pub(crate) struct Bridges(Mutex<HashMap<(String, String), Arc<Bridge>>>);
+pub(crate) struct Bridges {
+    by_pair: Mutex<HashMap<(String, String), Arc<Bridge>>>,
+    by_group: Mutex<HashMap<GroupId, Arc<Bridge>>>,
+}
 
 #[derive(Debug)]
 pub(crate) struct Bridge {
     session: Arc<SwitchboardSession>,
     participant: Arc<Participant>,
+    /// The MSNP21 user's key.
+    user: String,
     /// Said before anyone else was in the session.
     waiting: Mutex<Vec<Bytes>>,
+    /// The group conversation it is shown as, once three are in it.
+    group: Mutex<Option<GroupId>>,
     ended: Notify,
+}
+
+impl Bridge {
+    /// Who else is in the session (not the user, no stand-ins).
+    fn others(&self) -> Vec<String> {
+        let mut handles: Vec<String> = Vec::new();
+        for p in self.session.participants().iter().filter(|p| p.key != self.user && !p.stand_in) {
+            if !handles.iter().any(|h| h.eq_ignore_ascii_case(&p.handle)) {
+                handles.push(p.handle.clone());
+            }
+        }
+        handles
+    }
 }
 
 impl Bridges {
     fn get(&self, user: &str, other: &str) -> Option<Arc<Bridge>> {
-        self.0.lock().get(&(user.to_string(), other.to_string())).cloned()
+        self.by_pair.lock().get(&(user.to_string(), other.to_string())).cloned()
     }
 
     /// Ends every bridge of a user who is no longer reachable without a
     /// switchboard.
     pub(crate) fn end_for(&self, user: &str) {
-        for (_, bridge) in self.0.lock().iter().filter(|((u, _), _)| u == user) {
+        for (_, bridge) in self.by_pair.lock().iter().filter(|((u, _), _)| u == user) {
             bridge.ended.notify_one();
         }
     }
 }
 
 impl Backend {
+    /// Whether `group` is a switchboard conversation shown to `user` as a
+    /// group; the group calls below are then carried out in it.
+    pub(super) fn bridged_group(&self, user: &OnlineUser, group: &GroupId) -> Option<Arc<Bridge>> {
+        self.bridges.by_group.lock().get(group).filter(|b| b.user == user.key).cloned()
+    }
+
+    /// Says `said` into the switchboard conversation behind a group.
+    pub(super) async fn say_in_bridged_group(bridge: &Bridge, user: &OnlineUser, said: &Said) {
+        let payload = Bytes::from(msnp::mime::message_of(said, &user.handle));
+        bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
+    }
+
+    /// Joining a bridged group (the client does when shown one) tells it
+    /// the roster again.
+    pub(super) fn join_bridged_group(bridge: &Bridge, user: &OnlineUser, group: &GroupId) {
+        let members = std::iter::once(user.handle.clone()).chain(bridge.others()).collect();
+        user.deliver(NsEvent::GroupChatRoster { group: group.clone(), members });
+    }
+
+    /// Leaving a bridged group leaves the switchboard conversation.
+    pub(super) fn leave_bridged_group(bridge: &Bridge) {
+        bridge.ended.notify_one();
+    }
+
     /// Puts `user` (who has no switchboard) into `session` for `caller`,
     /// as if it had answered the ring.
     pub(super) fn bridge_into(
@@ -134,9 +183,16 @@ impl Backend {
         other: String,
         waiting: Vec<Bytes>,
     ) {
-        let bridge = Arc::new(Bridge { session, participant, waiting: Mutex::new(waiting), ended: Notify::new() });
+        let bridge = Arc::new(Bridge {
+            session,
+            participant,
+            user: user.key.clone(),
+            waiting: Mutex::new(waiting),
+            group: Mutex::new(None),
+            ended: Notify::new(),
+        });
         let key = (user.key.clone(), other);
-        self.bridges.0.lock().insert(key.clone(), bridge.clone());
+        self.bridges.by_pair.lock().insert(key.clone(), bridge.clone());
         let (switchboards, bridges) = (self.switchboards.clone(), self.bridges.clone());
         let unanswered = self.config.cookie_lifetime;
         tokio::spawn(async move {
@@ -153,8 +209,15 @@ impl Backend {
                 match event {
                     SbEvent::Message { handle, payload, .. } => {
                         if let Some(said) = msnp::mime::said_of(&payload) {
-                            let to = user.handle.clone();
-                            user.deliver(NsEvent::Said { from: handle, from_endpoint: None, to, said });
+                            let group = bridge.group.lock().clone();
+                            user.deliver(match group {
+                                Some(group) => {
+                                    NsEvent::GroupChatSaid { group, from: handle, from_endpoint: None, said }
+                                }
+                                None => {
+                                    NsEvent::Said { from: handle, from_endpoint: None, to: user.handle.clone(), said }
+                                }
+                            });
                         }
                     }
                     SbEvent::Joined { .. } => {
@@ -162,9 +225,14 @@ impl Backend {
                         for payload in waiting {
                             bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
                         }
+                        show_as_group(&bridge, &bridges, &user);
                     }
-                    SbEvent::Left { .. } => {
-                        if !bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in) {
+                    SbEvent::Left { handle, last, .. } => {
+                        let group = bridge.group.lock().clone();
+                        if let Some(group) = group.filter(|_| last) {
+                            user.deliver(NsEvent::GroupChatLeft { group, who: handle });
+                        }
+                        if bridge.others().is_empty() {
                             break;
                         }
                     }
@@ -175,13 +243,41 @@ impl Backend {
     }
 }
 
+/// Once three or more are in the conversation, shows it to the user as a
+/// group conversation (invited, then its roster); after that, tells it the
+/// roster as it changes.
+fn show_as_group(bridge: &Arc<Bridge>, bridges: &Bridges, user: &OnlineUser) {
+    let others = bridge.others();
+    let mut group = bridge.group.lock();
+    if group.is_none() && others.len() < 2 {
+        return;
+    }
+    let id = match &*group {
+        Some(id) => id.clone(),
+        None => {
+            let id = GroupId::from_random(rand::random());
+            *group = Some(id.clone());
+            bridges.by_group.lock().insert(id.clone(), bridge.clone());
+            user.deliver(NsEvent::GroupChatInvited { group: id.clone() });
+            id
+        }
+    };
+    drop(group);
+    let members = std::iter::once(user.handle.clone()).chain(others).collect();
+    user.deliver(NsEvent::GroupChatRoster { group: id, members });
+}
+
 /// Takes a bridge out of its session and forgets it.
 fn end_bridge(switchboards: &Switchboards, bridges: &Bridges, key: &(String, String), bridge: &Arc<Bridge>) {
     switchboards.leave(&bridge.session, &bridge.participant, false);
     switchboards.release(&bridge.participant);
-    let mut all = bridges.0.lock();
+    let mut all = bridges.by_pair.lock();
     if all.get(key).is_some_and(|b| Arc::ptr_eq(b, bridge)) {
         all.remove(key);
+    }
+    drop(all);
+    if let Some(group) = bridge.group.lock().take() {
+        bridges.by_group.lock().remove(&group);
     }
 }
 

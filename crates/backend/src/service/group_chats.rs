@@ -96,6 +96,10 @@ impl Backend {
     /// `user` joins a group it made or was invited to; every member is told
     /// the roster.
     pub fn join_group_chat(&self, user: &OnlineUser, group: &GroupId) -> Result<(), ErrorCode> {
+        if let Some(bridge) = self.bridged_group(user, group) {
+            Self::join_bridged_group(&bridge, user, group);
+            return Ok(());
+        }
         let members = {
             let mut groups = self.group_chats.0.lock();
             let g = groups.get_mut(group).ok_or(ErrorCode::InvalidCircleMembership)?;
@@ -114,10 +118,14 @@ impl Backend {
     }
 
     /// Says `said` in a group `user` is in.
-    pub fn say_in_group_chat(&self, user: &OnlineUser, group: &GroupId, said: Said) -> Result<(), ErrorCode> {
+    pub async fn say_in_group_chat(&self, user: &OnlineUser, group: &GroupId, said: Said) -> Result<(), ErrorCode> {
         if !self.allow(&user.key, Action::Message) {
             self.stats.rate_limited_messages.fetch_add(1, Ordering::Relaxed);
             return Err(ErrorCode::UserTooActive);
+        }
+        if let Some(bridge) = self.bridged_group(user, group) {
+            Self::say_in_bridged_group(&bridge, user, &said).await;
+            return Ok(());
         }
         let members = {
             let groups = self.group_chats.0.lock();
@@ -139,6 +147,10 @@ impl Backend {
 
     /// `user` leaves a group; the others are told. The last one out ends it.
     pub fn leave_group_chat(&self, user: &OnlineUser, group: &GroupId) -> Result<(), ErrorCode> {
+        if let Some(bridge) = self.bridged_group(user, group) {
+            Self::leave_bridged_group(&bridge);
+            return Ok(());
+        }
         let members = {
             let mut groups = self.group_chats.0.lock();
             let g = groups.get_mut(group).ok_or(ErrorCode::InvalidCircleMembership)?;

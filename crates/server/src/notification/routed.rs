@@ -141,7 +141,7 @@ impl NsSession {
         let said = Said::of(&message).ok_or(ErrorCode::InvalidParameter)?;
         if to.network == GROUP_NETWORK {
             let group = GroupId::of_address(&to).ok_or(ErrorCode::InvalidParameter)?;
-            self.shared.backend.say_in_group_chat(user, &group, said)?;
+            self.shared.backend.say_in_group_chat(user, &group, said).await?;
             return Ok(Flow::Continue);
         }
         if to.network != MESSENGER_NETWORK {
