@@ -11,185 +11,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
-
-/// Fast heartbeats, so that a dead node is noticed in about a second.
-const HEARTBEAT_MS: &str = "200";
-/// For the tests where a node dies or the bus goes away: short, so they
-/// see the failure handled soon.
-const NODE_TIMEOUT_MS: &str = "1200";
-/// For the tests where every node stays up: on a loaded two-core CI
-/// machine thirty nodes of six tests can miss a 1.2 s window, and a node
-/// wrongly declared dead there is noise, not the behaviour under test.
-const STEADY_NODE_TIMEOUT_MS: &str = "10000";
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    dispatch: TestServer,
-    notification: Vec<TestServer>,
-    switchboards: Vec<TestServer>,
-}
-
-async fn cluster(test: &str, node_timeout_ms: &str) -> Option<Cluster> {
-    let nats = backend::testing::nats(&format!("cluster::{test}")).await?;
-    cluster_on(test, &nats, node_timeout_ms).await
-}
-
-/// A cluster on the given NATS server, whose nodes declare one another
-/// dead after `node_timeout_ms` of silence.
-async fn cluster_on(test: &str, nats: &str, node_timeout_ms: &str) -> Option<Cluster> {
-    let name = format!("cluster::{test}");
-    let database = backend::testing::postgres_schema_url(&name).await?;
-    let nats = nats.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let cluster_name = format!("t{:08x}", rand_u32());
-    // Every node needs the same server key (MD5 secrets are sealed under it).
-    let key_dir = dir.path().join("key");
-    std::fs::create_dir_all(&key_dir).unwrap();
-    let status =
-        msnd().arg("--data-dir").arg(&key_dir).args(["--database", &database, "user", "list"]).status().unwrap();
-    assert!(status.success());
-    let node = |name: &str, role: &str| {
-        let node_dir = dir.path().join(name);
-        std::fs::create_dir_all(&node_dir).unwrap();
-        copy_key(&key_dir, &node_dir);
-        TestServer::start_in(
-            &node_dir,
-            &[
-                "--database",
-                &database,
-                "--nats",
-                &nats,
-                "--cluster-name",
-                &cluster_name,
-                "--node-id",
-                name,
-                "--role",
-                role,
-                "--ns-listen",
-                "127.0.0.1:0",
-                "--heartbeat-ms",
-                HEARTBEAT_MS,
-                "--node-timeout-ms",
-                node_timeout_ms,
-                "--challenges",
-                "off",
-            ],
-        )
-    };
-    let cluster = Cluster {
-        notification: vec![node("ns1", "notification"), node("ns2", "notification")],
-        switchboards: vec![node("sb1", "switchboard"), node("sb2", "switchboard")],
-        dispatch: node("ds", "dispatch,http"),
-        _dir: dir,
-    };
-    // Accounts go into the shared store.
-    let input: String = (0..12).map(|i| format!("u{i}@example.com\tpw-u{i}\n")).collect();
-    let mut import = msnd()
-        .arg("--data-dir")
-        .arg(&key_dir)
-        .args(["--database", &database, "user", "import"])
-        .env("MSND_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut import.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    assert!(import.wait().unwrap().success());
-    // A node is ready once it has heard a heartbeat round: the dispatch
-    // node, started last, knows every node.
-    let status = http_get(cluster.dispatch.http.unwrap(), "/status.json", &[]).await;
-    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
-    assert_eq!(status["cluster"]["nodes"].as_array().map_or(0, Vec::len), 5, "{status}");
-    Some(cluster)
-}
-
-fn rand_u32() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() ^ std::process::id()
-}
-
-fn copy_key(from: &Path, to: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let target = to.join("server.key");
-    std::fs::copy(from.join("server.key"), &target).unwrap();
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// Signs a user in through the dispatch node; returns the connection and
-/// the notification node's address it was referred to.
-async fn sign_in(c: &Cluster, name: &str) -> (Client, String) {
-    let (_, ns) = refer(c, name).await;
-    (direct(&ns, name).await, ns)
-}
-
-/// The dispatch node's referral for a user.
-async fn refer(c: &Cluster, name: &str) -> (Client, String) {
-    let mut ds = Client::connect(c.dispatch.dispatch).await;
-    ds.send("VER 1 MSNP7 CVR0").await;
-    ds.expect("VER 1 MSNP7").await;
-    ds.send(&format!("USR 2 MD5 I {name}@example.com")).await;
-    let xfr = ds.expect_prefix("XFR 2 NS ").await;
-    let ns = xfr.args()[3].to_string();
-    (ds, ns)
-}
-
-/// Signs in on a given notification node, skipping the dispatch node.
-async fn direct(ns: &str, name: &str) -> Client {
-    let mut c = Client::connect_str(ns).await;
-    c.send("VER 1 MSNP7 CVR0").await;
-    c.expect("VER 1 MSNP7").await;
-    c.send(&format!("USR 2 MD5 I {name}@example.com")).await;
-    let challenge = c.expect_prefix("USR 2 MD5 S ").await.args()[4].to_string();
-    c.send(&format!("USR 3 MD5 S {}", md5_hex(&challenge, &format!("pw-{name}")))).await;
-    c.expect_prefix(&format!("USR 3 OK {name}@example.com ")).await;
-    c.expect_prefix("MSG Hotmail Hotmail").await;
-    c
-}
-
-/// One request to the address book service of `node`.
-async fn address_book(node: &TestServer, ticket: &str, op: msnp::addressbook::Operation) -> (u16, String) {
-    let body = msnp::addressbook::request(ticket, &op.to_xml());
-    let answer = soap_post(node, op.path(), &op.action(), &body).await;
-    (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
-}
-
-/// Reads lines until one starts with `prefix`, skipping others.
-async fn until(c: &mut Client, prefix: &str) -> Line {
-    loop {
-        let line = c.recv().await;
-        if line.text.starts_with(prefix) {
-            return line;
-        }
-    }
-}
-
-/// Two users whom the dispatch node put on different notification nodes.
-async fn users_on_two_nodes(c: &Cluster) -> ((Client, String, String), (Client, String, String)) {
-    let mut first: Option<(Client, String, String)> = None;
-    for i in 0..12 {
-        let name = format!("u{i}");
-        let (client, ns) = sign_in(c, &name).await;
-        match &first {
-            None => first = Some((client, name, ns)),
-            Some((_, _, first_ns)) if *first_ns != ns => return (first.unwrap(), (client, name, ns)),
-            Some(_) => {}
-        }
-    }
-    panic!("the dispatch node sent twelve users to one notification node");
-}
-
-/// Two users on different notification nodes, both online, A watching B
-/// (B on A's forward list, A shown B online).
-async fn a_watching_b_across_nodes(c: &Cluster) -> ((Client, String, String), (Client, String, String)) {
-    let ((mut a, a_name, a_ns), (mut b, b_name, b_ns)) = users_on_two_nodes(c).await;
-    for client in [&mut a, &mut b] {
-        client.send("CHG 5 NLN").await;
-        client.expect("CHG 5 NLN").await;
-    }
-    a.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
-    until(&mut a, &format!("ILN 6 NLN {b_name}@example.com")).await;
-    ((a, a_name, a_ns), (b, b_name, b_ns))
-}
 
 #[tokio::test]
 async fn users_on_different_nodes_add_each_other_see_presence_and_chat() {
@@ -697,4 +520,56 @@ async fn a_circle_speaks_across_nodes() {
     let heard = until(&mut alice, "SDG 0 ").await;
     let m = msnp::routed::RoutedMessage::parse(heard.payload.as_deref().unwrap()).unwrap();
     assert_eq!(Said::of(&m), Some(said));
+}
+
+#[tokio::test]
+async fn an_msnp21_user_and_a_switchboard_user_on_different_nodes_chat() {
+    let Some(c) = cluster("msnp21_bridge", STEADY_NODE_TIMEOUT_MS).await else { return };
+    // u0 signs in with MSNP21 wherever the dispatch node sends her; u1, on
+    // MSNP7, on the other notification node.
+    let (_, u0_ns) = refer(&c, "u0").await;
+    let other = c.notification.iter().map(|n| n.ns.to_string()).find(|ns| *ns != u0_ns).unwrap();
+    let stand_in = TestServer::attach(c._dir.path(), c.dispatch.dispatch, c.dispatch.ns, c.dispatch.http.unwrap());
+    let machine = msnp::endpoint::MachineGuid::from_random([7; 16]);
+    let mut alice = login_from_machine(&stand_in, 21, "u0@example.com", "pw-u0", machine.clone()).await;
+    alice.send_payload("ADL 50", br#"<ml l="1"></ml>"#).await;
+    alice.expect("ADL 50 OK").await;
+    let publish = |body: &str| {
+        format!(
+            "Routing: 1.0\r\nTo: 1:u0@example.com\r\nFrom: 1:u0@example.com;epid={}\r\n\r\nReliability: 1.0\r\n\r\n\
+             Publication: 1.0\r\nUri: /user\r\nContent-Type: application/user+xml\r\nContent-Length: {}\r\n\r\n{body}",
+            machine.as_str(),
+            body.len()
+        )
+    };
+    alice.send_payload("PUT 51", publish("<user><s n=\"IM\"><Status>NLN</Status></s></user>").as_bytes()).await;
+    alice.expect_prefix("PUT 51 OK").await;
+    let mut bob = direct(&other, "u1").await;
+    bob.send("CHG 5 NLN").await;
+    bob.expect("CHG 5 NLN").await;
+    // Her word rings him from her node's switchboard, through the bus.
+    let sdg = format!(
+        "Routing: 1.0\r\nTo: 1:u1@example.com\r\nFrom: 1:u0@example.com;epid={}\r\n\r\nReliability: 1.0\r\n\r\n\
+         Messaging: 2.0\r\nMessage-Type: Text\r\nContent-Length: 17\r\n\r\nhello across town",
+        machine.as_str()
+    );
+    alice.send_payload("SDG 52", sdg.as_bytes()).await;
+    let ring = until(&mut bob, "RNG ").await;
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 u1@example.com {} {}", r[4], r[1])).await;
+    let said = until(&mut sb, "MSG u0@example.com").await;
+    assert!(String::from_utf8_lossy(said.payload.as_deref().unwrap()).ends_with("hello across town"));
+    sb.send_payload("MSG 2 N", &text_message("hello back")).await;
+    let back = until(&mut alice, "SDG 0 ").await;
+    assert!(back.payload.as_deref().unwrap().ends_with(b"hello back"));
+    // A CAL from his node to her MSNP21 endpoint is refused, not left ringing.
+    bob.send("XFR 9 SB").await;
+    let xfr = until(&mut bob, "XFR 9 SB").await;
+    let (address, cookie) = (xfr.args()[3].to_string(), xfr.args()[5].to_string());
+    let mut own = Client::connect_str(&address).await;
+    own.send(&format!("USR 1 u1@example.com {cookie}")).await;
+    own.expect_prefix("USR 1 OK").await;
+    own.send("CAL 2 u0@example.com").await;
+    own.expect("217 2").await;
 }

@@ -27,8 +27,8 @@ impl Backend {
         }
         let handle = Handle::parse(to).map_err(|_| ErrorCode::InvalidUsername)?;
         // Only endpoints without a switchboard read `SDG`; someone with
-        // nothing but switchboards is reached through a bridge (here only:
-        // a bridge to a contact on another node is not built).
+        // nothing but switchboards is reached through a bridge, made here
+        // (its session rings them on whatever node they are).
         let reachable = match self.registry.get(handle.key()) {
             Some(recipient) if Self::takes_invitation_from(&recipient, &user.key) => {
                 if !recipient.endpoints().iter().any(|e| !e.dialect.has_switchboard()) {
@@ -42,8 +42,12 @@ impl Backend {
                     let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: user.key.clone() };
                     match cluster.request(&node, ask).await {
                         Some(Response::Invitable(Some(invitee))) => {
-                            !invitee.dialect.has_switchboard()
-                                || invitee.endpoints.iter().any(|(_, d)| !d.has_switchboard())
+                            let reads_sdg = !invitee.dialect.has_switchboard()
+                                || invitee.endpoints.iter().any(|(_, d)| !d.has_switchboard());
+                            if !reads_sdg {
+                                return self.say_through_bridge(user, handle.as_str(), &said).await;
+                            }
+                            true
                         }
                         _ => false,
                     }

@@ -266,13 +266,20 @@ impl Backend {
         }
         let (Some(cluster), None) = (self.cluster.get(), local) else { return Ok(()) };
         let Some(node) = cluster.locate(handle.key()) else { return Ok(()) };
+        // Someone on another node with no switchboard at all (MSNP21)
+        // cannot answer a ring, and a bridge must live beside the session:
+        // not built across nodes, so as offline as anyone unreachable.
+        let rings = invitee.dialect.has_switchboard() || invitee.endpoints.iter().any(|(_, d)| d.has_switchboard());
+        if !rings {
+            return Err(ErrorCode::NotOnline);
+        }
         // A user on another node: one cookie for the sign-in, or one per
         // machine when there are several (each names its own).
         let targets: Vec<(Option<msnp::endpoint::MachineGuid>, msnp::Dialect)> = match invitee.endpoints.is_empty() {
             true => vec![(None, invitee.dialect)],
             false => invitee.endpoints.iter().map(|(m, d)| (Some(m.clone()), *d)).collect(),
         };
-        for (machine, dialect) in targets {
+        for (machine, dialect) in targets.into_iter().filter(|(_, d)| d.has_switchboard()) {
             let grant = GrantFor {
                 handle: &invitee.handle,
                 friendly: &invitee.friendly,
