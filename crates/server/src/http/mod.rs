@@ -154,7 +154,7 @@ where
         // held gateway poll, thousands at once) holds only what its own
         // request needs, not the largest request's state.
         let response = if request.path() == "/gateway/gateway.dll" && request.method == "POST" {
-            Box::pin(gateway(&web.gateways, &shared, &request, peer, local, tls)).await
+            Box::pin(gateway(&web.gateways, &shared, request, peer, local, tls)).await
         } else {
             Box::pin(respond(&request, peer, local, tls, &shared, &web)).await
         };
@@ -225,18 +225,22 @@ async fn respond(
 async fn gateway(
     gateways: &Gateways,
     shared: &Arc<Shared>,
-    request: &Request,
+    request: Request,
     peer: SocketAddr,
     local: SocketAddr,
     tls: bool,
 ) -> Response {
     let default_port = if tls { 443 } else { 80 };
-    let mut gateway_host = host(shared, request, local);
+    let mut gateway_host = host(shared, &request, local);
     if local.port() != default_port {
         gateway_host = format!("{gateway_host}:{}", local.port());
     }
-    let query = request.target.query.as_deref().unwrap_or("");
-    let asked = GatewayRequest { query, body: &request.body, peer, local, tls, gateway_host };
+    let keep_alive = request.wants_keep_alive();
+    // Only the query and the body are kept: a held poll (thousands at
+    // once) should not hold the request's headers for its lifespan.
+    let Request { target, body, .. } = request;
+    let query = target.query.unwrap_or_default();
+    let asked = GatewayRequest { query: &query, body: &body, peer, local, tls, gateway_host };
     let mut response = match gateways.handle(shared, asked).await {
         GatewayAnswer::Bytes { session_header, body, sequence } => {
             let mut r = Response::empty(200, "OK")
@@ -251,7 +255,7 @@ async fn gateway(
         }
         GatewayAnswer::Refused { status, reason } => Response::empty(status, reason),
     };
-    response.keep_alive = request.wants_keep_alive();
+    response.keep_alive = keep_alive;
     response
 }
 
