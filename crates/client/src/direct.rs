@@ -5,11 +5,13 @@
 //! A conversation here has the same handle as a switchboard one, so the
 //! application does not tell them apart: its commands become `SDG`s to the
 //! other person, and `SDG`s from them (or, from my other machines, to
-//! them) become its events. One conversation per person.
+//! them) become its events. One conversation per person, and one per group
+//! conversation (`10:`) I am invited to, which I join at once.
 
 use std::sync::{Arc, Mutex};
 
 use msnp::circle::{Said, SdgStyle, said_message};
+use msnp::multiparty::GroupId;
 use msnp::request::NsRequest;
 use msnp::routed::RoutedMessage;
 use msnp::user::{UserDocument, published};
@@ -23,6 +25,11 @@ use crate::shared::Shared;
 
 /// The conversation with `peer`, made (and announced) if there is none.
 pub(crate) fn conversation_with(shared: &Arc<Shared>, peer: &str, invited: bool) -> Conversation {
+    open(shared, peer, format!("1:{peer}"), invited)
+}
+
+/// The conversation kept under `key`, whose `SDG`s go to `to`.
+fn open(shared: &Arc<Shared>, peer: &str, to: String, invited: bool) -> Conversation {
     let key = peer.to_ascii_lowercase();
     let existing = shared.direct.lock().expect("direct lock").get(&key).copied();
     if let Some(c) = existing.and_then(|id| shared.conversations.lock().expect("conversations lock").get(&id).cloned())
@@ -31,31 +38,34 @@ pub(crate) fn conversation_with(shared: &Arc<Shared>, peer: &str, invited: bool)
     }
     let id = shared.fresh_id();
     let (tx, rx) = mpsc::channel(64);
-    let conversation = Conversation { id, commands: tx, participants: Arc::new(Mutex::new(vec![peer.to_string()])) };
+    let group = msnp::routed::RoutedAddress::parse(&to).as_ref().and_then(GroupId::of_address);
+    let first = if group.is_some() { Vec::new() } else { vec![peer.to_string()] };
+    let conversation = Conversation { id, commands: tx, participants: Arc::new(Mutex::new(first.clone())) };
     shared.conversations.lock().expect("conversations lock").insert(id, conversation.clone());
     shared.direct.lock().expect("direct lock").insert(key, id);
-    let invited_by = invited.then(|| peer.to_string());
-    shared.emit(Event::ConversationStarted { conversation: id, with: vec![peer.to_string()], invited_by });
+    let invited_by = invited.then(|| peer.to_string()).filter(|_| group.is_none());
+    shared.emit(Event::ConversationStarted { conversation: id, with: first, invited_by });
     // Someone offline is not in it: what is said to them is kept for them.
     let online =
         shared.state.lock().expect("state lock").contact(peer).is_some_and(|c| c.state != OnlineState::Offline);
-    if invited || online {
+    if group.is_none() && (invited || online) {
         let friendly = contact_name(shared, peer);
         shared.emit(Event::Joined { conversation: id, handle: peer.to_string(), friendly });
     }
-    tokio::spawn(run(shared.clone(), id, peer.to_string(), rx));
+    tokio::spawn(run(shared.clone(), id, to, rx));
     conversation
 }
 
-/// One conversation's task: each command, as an `SDG`.
-async fn run(shared: Arc<Shared>, id: u64, peer: String, mut commands: mpsc::Receiver<Command>) {
+/// One conversation's task: each command, as an `SDG` to `to` (a person's
+/// `1:` address or a group's `10:` one).
+async fn run(shared: Arc<Shared>, id: u64, to: String, mut commands: mpsc::Receiver<Command>) {
     while let Some(command) = commands.recv().await {
         match command {
             Command::Text { payload, reply } => {
-                let _ = reply.send(say(&shared, &peer, &payload).await);
+                let _ = reply.send(say(&shared, &to, &payload).await);
             }
             Command::Unacknowledged(payload) => {
-                let _ = say(&shared, &peer, &payload).await;
+                let _ = say(&shared, &to, &payload).await;
             }
             Command::Invite { reply, .. } => {
                 let _ = reply.send(Err(unsupported("group conversations")));
@@ -80,17 +90,22 @@ fn unsupported(what: &str) -> ClientError {
 }
 
 /// Sends what a switchboard message payload says, as an `SDG`.
-async fn say(shared: &Shared, peer: &str, payload: &[u8]) -> Result<()> {
+async fn say(shared: &Shared, to: &str, payload: &[u8]) -> Result<()> {
     let said = msnp::mime::said_of(payload).ok_or_else(|| unsupported("this kind of message"))?;
     let me = shared.me().0;
     let machine = shared.config.machine.as_str().to_string();
-    let message = said_message(&format!("1:{peer}"), &me, Some(&machine), &said, SdgStyle::Direct);
+    let message = said_message(to, &me, Some(&machine), &said, SdgStyle::Direct);
     shared.send(move |trid| NsRequest::Sdg { trid, payload: message.to_bytes() }).await
 }
 
-/// A routed message addressed to a person (not a circle).
+/// A routed message addressed to a person or a group conversation (not a
+/// circle).
 pub(crate) fn on_routed(shared: &Arc<Shared>, removal: bool, sdg: bool, message: RoutedMessage) {
     let (Some(from), Some(to)) = (message.from(), message.to()) else { return };
+    if let Some(group) = GroupId::of_address(&to).or_else(|| GroupId::of_address(&from)) {
+        on_group(shared, removal, sdg, &group, message);
+        return;
+    }
     if sdg {
         let me = shared.me().0;
         // From my other machine to someone: what I said there.
@@ -120,6 +135,60 @@ pub(crate) fn on_routed(shared: &Arc<Shared>, removal: bool, sdg: bool, message:
     }
     let Some(doc) = published(&message) else { return };
     apply_document(shared, handle, doc);
+}
+
+/// News of a group conversation: an invitation (joined at once), its
+/// roster, someone leaving, or what was said in it.
+fn on_group(shared: &Arc<Shared>, removal: bool, sdg: bool, group: &GroupId, message: RoutedMessage) {
+    let address = group.address();
+    let conversation = open(shared, &address, format!("{address};path=IM"), true);
+    let me = shared.me().0;
+    if sdg {
+        let Some(from) = message.from().map(|f| f.name) else { return };
+        if from.eq_ignore_ascii_case(&me) {
+            return;
+        }
+        let id = conversation.id;
+        match Said::of(&message) {
+            Some(Said::Text { text, format }) => {
+                let friendly = contact_name(shared, &from);
+                shared.emit(Event::Message { conversation: id, from, friendly, text, format, offline_sent: None });
+            }
+            Some(Said::Typing) => shared.emit(Event::Typing { conversation: id, from }),
+            Some(Said::Nudge) => shared.emit(Event::Nudge { conversation: id, from }),
+            None => {}
+        }
+        return;
+    }
+    if removal {
+        if let Some(who) = msnp::circle::left_member(&message) {
+            conversation.participants.lock().expect("participants lock").retain(|h| !h.eq_ignore_ascii_case(&who));
+            shared.emit(Event::Left { conversation: conversation.id, handle: who, idle: false });
+        }
+        return;
+    }
+    match msnp::multiparty::roster_of(&message) {
+        // The roster: who came.
+        Some(roster) if !roster.is_empty() => {
+            let mut known = conversation.participants.lock().expect("participants lock");
+            for handle in roster.into_iter().filter(|h| !h.eq_ignore_ascii_case(&me)) {
+                if !known.iter().any(|k| k.eq_ignore_ascii_case(&handle)) {
+                    known.push(handle.clone());
+                    let friendly = contact_name(shared, &handle);
+                    shared.emit(Event::Joined { conversation: conversation.id, handle, friendly });
+                }
+            }
+        }
+        // The invitation: join.
+        _ => {
+            let machine = shared.config.machine.clone();
+            let join = msnp::multiparty::join(&me, &machine, group);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _ = shared.send(move |trid| NsRequest::Put { trid, payload: join.to_bytes() }).await;
+            });
+        }
+    }
 }
 
 /// The name a contact goes by now.

@@ -92,6 +92,24 @@ pub fn message(group: &GroupId, from: &str, from_endpoint: Option<&str>, said: &
     said_message(&format!("{};path=IM", group.address()), from, from_endpoint, said, SdgStyle::Direct)
 }
 
+/// The `PUT` payload with which `handle` (on `machine`) joins a group.
+pub fn join(handle: &str, machine: &crate::endpoint::MachineGuid, group: &GroupId) -> RoutedMessage {
+    let body = CircleDocument { roster: vec![handle.to_string()], presence: None }.to_xml();
+    RoutedMessage {
+        routing: Headers::default()
+            .with("Routing", "1.0")
+            .with("To", group.address())
+            .with("From", format!("1:{handle};epid={}", machine.as_str())),
+        reliability: Headers::default().with("Reliability", "1.0"),
+        content: Headers::default()
+            .with("Publication", "1.0")
+            .with("Uri", "/circle")
+            .with("Content-Type", crate::circle::CIRCLES_XML)
+            .with("Content-Length", body.len().to_string()),
+        body: body.into_bytes().into(),
+    }
+}
+
 /// The handles a `PUT` to a group names in its roster.
 pub fn roster_of(message: &RoutedMessage) -> Option<Vec<String>> {
     CircleDocument::parse(&message.body).map(|d| d.roster)

@@ -544,3 +544,41 @@ async fn one_machine_signs_another_of_its_account_out_and_no_one_else() {
     laptop.send("PNG").await;
     laptop.expect_prefix("QNG").await;
 }
+
+#[tokio::test]
+async fn our_msnp21_client_takes_part_in_a_group_of_three_dialects() {
+    use client::Event;
+    use msnp::Dialect;
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "carol", "dave"]);
+    let (alice, mut a) = library_sign_in(&server, "alice", Dialect::Msnp21).await;
+    alice.set_state(OnlineState::Online).await.unwrap();
+    let mut carol = online_on(&server, 11, "carol").await;
+    let mut dave = online_on(&server, 2, "dave").await;
+    // Carol calls Alice (bridged at once), then Dave.
+    let mut sb = open_session(&server, &mut carol, "carol@example.com", "Carol").await;
+    sb.send("CAL 2 alice@example.com").await;
+    sb.expect_prefix("CAL 2 RINGING").await;
+    sb.expect_prefix("JOI alice@example.com").await;
+    let (mut dave_sb, _) = invite(&mut sb, 3, &mut dave, "dave@example.com").await;
+    // Alice's client shows one group conversation with both.
+    let group = wait_event(&mut a, |e| match e {
+        Event::Joined { conversation, handle, .. } if handle == "dave@example.com" => Some(*conversation),
+        _ => None,
+    })
+    .await;
+    let chat = alice.conversation(group).expect("the group conversation");
+    let mut with = chat.participants();
+    with.sort();
+    assert_eq!(with, ["carol@example.com", "dave@example.com"]);
+    dave_sb.send_payload("MSG 8 N", &text_message("hello all")).await;
+    let in_group = wait_event(&mut a, |e| match e {
+        Event::Message { conversation, from, text, .. } if text == "hello all" => Some((*conversation, from.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(in_group, (group, "dave@example.com".to_string()));
+    chat.send_text("hi, both").await.unwrap();
+    assert_eq!(next_msg(&mut sb, "alice@example.com").await, "hi, both");
+    assert_eq!(next_msg(&mut dave_sb, "alice@example.com").await, "hi, both");
+}
