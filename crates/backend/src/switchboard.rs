@@ -203,6 +203,8 @@ pub struct Participant {
     /// A stand-in for the sender of offline messages: present in the roster,
     /// with no connection behind it.
     pub stand_in: bool,
+    /// Someone without a switchboard (MSNP21), present through a bridge.
+    pub bridged: bool,
     outbox: mpsc::Sender<SbEvent>,
     overflowed: AtomicBool,
     wake: Notify,
@@ -229,6 +231,7 @@ impl Participant {
             machine: grant.machine.clone(),
             connection_id,
             stand_in: false,
+            bridged: false,
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -255,6 +258,7 @@ impl Participant {
             machine: None,
             connection_id: 0,
             stand_in: false,
+            bridged: true,
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -276,6 +280,7 @@ impl Participant {
             machine: None,
             connection_id: 0,
             stand_in: true,
+            bridged: false,
             outbox,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),

@@ -582,3 +582,92 @@ async fn our_msnp21_client_takes_part_in_a_group_of_three_dialects() {
     assert_eq!(next_msg(&mut sb, "alice@example.com").await, "hi, both");
     assert_eq!(next_msg(&mut dave_sb, "alice@example.com").await, "hi, both");
 }
+
+#[tokio::test]
+async fn a_group_made_on_msnp21_takes_in_a_switchboard_user() {
+    use msnp::multiparty::{GroupId, NEW_GROUP};
+    let server = TestServer::start_with(&["--challenges", "off"]);
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut alice, _) = online21(&server, "alice").await;
+    let (mut bob, _) = online21(&server, "bob").await;
+    let mut carol = online_on(&server, 11, "carol").await;
+    let (multiparty, circles) = ("application/multiparty+xml", "application/circles+xml");
+    alice.send_payload("PUT 70", &routed_to("alice", &format!("10:{NEW_GROUP}"), "/circle", multiparty, "")).await;
+    let made = alice.expect_prefix("PUT 70 OK").await;
+    let group = GroupId::of_address(&RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap().from().unwrap());
+    let at = group.expect("a group").address();
+    alice.send_payload("PUT 71", &routed_to("alice", &at, "/circle", circles, &roster(&["alice"]))).await;
+    alice.expect_prefix("PUT 71 OK").await;
+    next_routed(&mut alice, "NFY PUT").await;
+    alice
+        .send_payload("PUT 72", &routed_to("alice", &format!("{at};path=IM"), "/circle", multiparty, &roster(&["bob"])))
+        .await;
+    alice.expect_prefix("PUT 72 OK").await;
+    next_routed(&mut bob, "NFY PUT").await;
+    bob.send_payload("PUT 80", &routed_to("bob", &at, "/circle", circles, &roster(&["bob"]))).await;
+    bob.expect_prefix("PUT 80 OK").await;
+    // Carol has only a switchboard: she is rung into the group's session.
+    alice
+        .send_payload(
+            "PUT 73",
+            &routed_to("alice", &format!("{at};path=IM"), "/circle", multiparty, &roster(&["carol"])),
+        )
+        .await;
+    until_prefix(&mut alice, "PUT 73 OK").await;
+    let ring = until_prefix(&mut carol, "RNG ").await;
+    let r = ring.args();
+    let mut sb = carol.next_to(r[2], client::conn::ServerKind::Switchboard).await;
+    sb.send(&format!("ANS 1 carol@example.com {} {}", r[4], r[1])).await;
+    let mut roster_seen = Vec::new();
+    loop {
+        let line = sb.recv().await;
+        if line.text.starts_with("IRO") {
+            roster_seen.push(line.args()[4].to_string());
+        }
+        if line.text == "ANS 1 OK" {
+            break;
+        }
+    }
+    roster_seen.sort();
+    assert_eq!(roster_seen, ["alice@example.com", "bob@example.com"]);
+    // Each hears everyone else once.
+    sb.send_payload("MSG 2 N", &text_message("hi from a switchboard")).await;
+    for c in [&mut alice, &mut bob] {
+        let heard = routed(until_prefix(c, "SDG 0").await);
+        assert_eq!(
+            (heard.from().unwrap().name.as_str(), &heard.body[..]),
+            ("carol@example.com", &b"hi from a switchboard"[..])
+        );
+    }
+    let said = |from: &str, text: &str| {
+        format!(
+            "Routing: 1.0\r\nTo: {at};path=IM\r\nFrom: 1:{from}@example.com;epid={{00000000-0000-0000-0000-000000000001}}\r\n\r\n\
+             Reliability: 1.0\r\n\r\nMessaging: 2.0\r\nMessage-Type: Text\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+    };
+    alice.send_payload("SDG 74", said("alice", "from alice").as_bytes()).await;
+    assert_eq!(next_msg(&mut sb, "alice@example.com").await, "from alice");
+    assert_eq!(&routed(until_prefix(&mut bob, "SDG 0").await).body[..], b"from alice");
+    bob.send_payload("SDG 81", said("bob", "from bob").as_bytes()).await;
+    assert_eq!(next_msg(&mut sb, "bob@example.com").await, "from bob");
+    assert_eq!(&routed(until_prefix(&mut alice, "SDG 0").await).body[..], b"from bob");
+    // Nothing twice: the next thing each hears is the next thing said.
+    sb.send_payload("MSG 3 N", &text_message("last")).await;
+    for c in [&mut alice, &mut bob] {
+        assert_eq!(&routed(until_prefix(c, "SDG 0").await).body[..], b"last");
+    }
+}
+
+fn routed(line: common::Line) -> RoutedMessage {
+    RoutedMessage::parse(line.payload.as_deref().unwrap()).expect("a routed message")
+}
+
+async fn until_prefix(c: &mut Client, prefix: &str) -> common::Line {
+    loop {
+        let line = c.recv().await;
+        if line.text.starts_with(prefix) {
+            return line;
+        }
+    }
+}

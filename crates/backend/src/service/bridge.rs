@@ -37,12 +37,13 @@ const MAX_WAITING: usize = 32;
 /// How long a relay into the session may wait for a slow reader.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// The bridges of this node, by (MSNP21 user's key, other person's key),
-/// and those shown as group conversations, by group.
+/// The bridges of this node, by (MSNP21 user's key, other person's key or
+/// group address), and those of group conversations, by group (one per
+/// MSNP21 member in the group's switchboard session).
 #[derive(Debug, Default)]
 pub(crate) struct Bridges {
     by_pair: Mutex<HashMap<(String, String), Arc<Bridge>>>,
-    by_group: Mutex<HashMap<GroupId, Arc<Bridge>>>,
+    by_group: Mutex<HashMap<GroupId, Vec<Arc<Bridge>>>>,
 }
 
 #[derive(Debug)]
@@ -58,11 +59,29 @@ pub(crate) struct Bridge {
     ended: Notify,
 }
 
+/// What a new bridge is for: the other person's key (or the group's
+/// address), what was said before anyone answered, and its group.
+struct Start {
+    other: String,
+    waiting: Vec<Bytes>,
+    group: Option<GroupId>,
+}
+
 impl Bridge {
     /// Who else is in the session (not the user, no stand-ins).
     fn others(&self) -> Vec<String> {
+        self.others_where(|_| true)
+    }
+
+    /// Who else is in the session on a switchboard of their own.
+    fn others_on_switchboards(&self) -> Vec<String> {
+        self.others_where(|p| !p.bridged)
+    }
+
+    fn others_where(&self, keep: impl Fn(&Participant) -> bool) -> Vec<String> {
         let mut handles: Vec<String> = Vec::new();
-        for p in self.session.participants().iter().filter(|p| p.key != self.user && !p.stand_in) {
+        let participants = self.session.participants();
+        for p in participants.iter().filter(|p| p.key != self.user && !p.stand_in && keep(p)) {
             if !handles.iter().any(|h| h.eq_ignore_ascii_case(&p.handle)) {
                 handles.push(p.handle.clone());
             }
@@ -72,6 +91,12 @@ impl Bridge {
 }
 
 impl Bridges {
+    /// Whether `handle` is in `group`'s session through a bridge of its own.
+    fn is_bridged(&self, group: &Option<GroupId>, handle: &str) -> bool {
+        let Some(group) = group else { return false };
+        self.by_group.lock().get(group).is_some_and(|l| l.iter().any(|b| b.user.eq_ignore_ascii_case(handle)))
+    }
+
     fn get(&self, user: &str, other: &str) -> Option<Arc<Bridge>> {
         self.by_pair.lock().get(&(user.to_string(), other.to_string())).cloned()
     }
@@ -89,7 +114,64 @@ impl Backend {
     /// Whether `group` is a switchboard conversation shown to `user` as a
     /// group; the group calls below are then carried out in it.
     pub(super) fn bridged_group(&self, user: &OnlineUser, group: &GroupId) -> Option<Arc<Bridge>> {
-        self.bridges.by_group.lock().get(group).filter(|b| b.user == user.key).cloned()
+        self.bridges.by_group.lock().get(group)?.iter().find(|b| b.user == user.key).cloned()
+    }
+
+    /// Brings someone with only switchboards into a group conversation:
+    /// the group's switchboard session (made with a bridged participant for
+    /// each MSNP21 member, when there is none yet) rings them.
+    pub(super) async fn invite_into_group_switchboard(
+        self: &Arc<Self>,
+        user: &Arc<OnlineUser>,
+        group: &GroupId,
+        members: &[String],
+        handle: &str,
+    ) -> Result<(), ErrorCode> {
+        if self.bridged_group(user, group).is_none() {
+            let mut session: Option<Arc<SwitchboardSession>> = None;
+            for member in members.iter().filter_map(|m| self.registry.get(&m.to_ascii_lowercase())) {
+                let (participant, events) = bridged_participant(&member);
+                self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
+                let s = match &session {
+                    Some(s) => {
+                        let max = self.config.max_switchboard_participants;
+                        if let Err(e) = self.switchboards.join(s, participant.clone(), max) {
+                            self.switchboards.release(&participant);
+                            return Err(e);
+                        }
+                        s.clone()
+                    }
+                    None => self.switchboards.open(participant.clone()),
+                };
+                session = Some(s.clone());
+                let start = Start { other: group.address(), waiting: Vec::new(), group: Some(group.clone()) };
+                self.start_bridge(s, participant, events, member, start);
+            }
+        }
+        let bridge = self.bridged_group(user, group).ok_or(ErrorCode::InvalidCircleMembership)?;
+        self.invite(&bridge.session, &bridge.participant, handle).await
+    }
+
+    /// Adds an MSNP21 member who joins a group later to the group's
+    /// switchboard session, if it has one.
+    pub(super) fn join_group_switchboard(self: &Arc<Self>, user: &Arc<OnlineUser>, group: &GroupId) {
+        let Some(session) = self.bridges.by_group.lock().get(group).and_then(|b| b.first()).map(|b| b.session.clone())
+        else {
+            return;
+        };
+        if self.bridged_group(user, group).is_some() {
+            return;
+        }
+        let (participant, events) = bridged_participant(user);
+        if self.switchboards.enter(&participant.key, self.config.max_sessions_per_user).is_err() {
+            return;
+        }
+        if self.switchboards.join(&session, participant.clone(), self.config.max_switchboard_participants).is_err() {
+            self.switchboards.release(&participant);
+            return;
+        }
+        let start = Start { other: group.address(), waiting: Vec::new(), group: Some(group.clone()) };
+        self.start_bridge(session, participant, events, user.clone(), start);
     }
 
     /// Says `said` into the switchboard conversation behind a group.
@@ -136,7 +218,8 @@ impl Backend {
                 });
             }
         }
-        self.start_bridge(session.clone(), participant, events, user.clone(), caller_key.to_string(), Vec::new());
+        let start = Start { other: caller_key.to_string(), waiting: Vec::new(), group: None };
+        self.start_bridge(session.clone(), participant, events, user.clone(), start);
         Ok(())
     }
 
@@ -170,7 +253,8 @@ impl Backend {
         let (participant, events) = bridged_participant(user);
         self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
         let session = self.switchboards.open(participant.clone());
-        self.start_bridge(session.clone(), participant.clone(), events, user.clone(), to_key, vec![payload]);
+        let start = Start { other: to_key, waiting: vec![payload], group: None };
+        self.start_bridge(session.clone(), participant.clone(), events, user.clone(), start);
         self.invite(&session, &participant, to).await
     }
 
@@ -180,25 +264,28 @@ impl Backend {
         participant: Arc<Participant>,
         mut events: mpsc::Receiver<SbEvent>,
         user: Arc<OnlineUser>,
-        other: String,
-        waiting: Vec<Bytes>,
+        start: Start,
     ) {
+        let Start { other, waiting, group } = start;
         let bridge = Arc::new(Bridge {
             session,
             participant,
             user: user.key.clone(),
             waiting: Mutex::new(waiting),
-            group: Mutex::new(None),
+            group: Mutex::new(group.clone()),
             ended: Notify::new(),
         });
         let key = (user.key.clone(), other);
         self.bridges.by_pair.lock().insert(key.clone(), bridge.clone());
+        if let Some(group) = group {
+            self.bridges.by_group.lock().entry(group).or_default().push(bridge.clone());
+        }
         let (switchboards, bridges) = (self.switchboards.clone(), self.bridges.clone());
         let unanswered = self.config.cookie_lifetime;
         tokio::spawn(async move {
             let answered_by = tokio::time::Instant::now() + unanswered;
             loop {
-                let others = bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in);
+                let others = !bridge.others_on_switchboards().is_empty();
                 let deadline = if others { None } else { Some(answered_by) };
                 let event = tokio::select! {
                     event = events.recv() => event,
@@ -208,6 +295,11 @@ impl Backend {
                 let Some(event) = event else { break };
                 match event {
                     SbEvent::Message { handle, payload, .. } => {
+                        // Another MSNP21 member's words reach this one
+                        // through the group itself, not twice.
+                        if bridge.session.participants().iter().any(|p| p.bridged && p.handle == handle) {
+                            continue;
+                        }
                         if let Some(said) = msnp::mime::said_of(&payload) {
                             let group = bridge.group.lock().clone();
                             user.deliver(match group {
@@ -229,10 +321,11 @@ impl Backend {
                     }
                     SbEvent::Left { handle, last, .. } => {
                         let group = bridge.group.lock().clone();
-                        if let Some(group) = group.filter(|_| last) {
+                        let on_switchboard = !bridges.is_bridged(&group, &handle);
+                        if let Some(group) = group.filter(|_| last && on_switchboard) {
                             user.deliver(NsEvent::GroupChatLeft { group, who: handle });
                         }
-                        if bridge.others().is_empty() {
+                        if bridge.others_on_switchboards().is_empty() {
                             break;
                         }
                     }
@@ -257,7 +350,7 @@ fn show_as_group(bridge: &Arc<Bridge>, bridges: &Bridges, user: &OnlineUser) {
         None => {
             let id = GroupId::from_random(rand::random());
             *group = Some(id.clone());
-            bridges.by_group.lock().insert(id.clone(), bridge.clone());
+            bridges.by_group.lock().entry(id.clone()).or_default().push(bridge.clone());
             user.deliver(NsEvent::GroupChatInvited { group: id.clone() });
             id
         }
@@ -277,7 +370,13 @@ fn end_bridge(switchboards: &Switchboards, bridges: &Bridges, key: &(String, Str
     }
     drop(all);
     if let Some(group) = bridge.group.lock().take() {
-        bridges.by_group.lock().remove(&group);
+        let mut by_group = bridges.by_group.lock();
+        if let Some(list) = by_group.get_mut(&group) {
+            list.retain(|b| !Arc::ptr_eq(b, bridge));
+            if list.is_empty() {
+                by_group.remove(&group);
+            }
+        }
     }
 }
 

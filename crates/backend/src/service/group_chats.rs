@@ -5,6 +5,7 @@
 //! on another node are told through the bus, but speak only here).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use msnp::ErrorCode;
@@ -64,18 +65,34 @@ impl Backend {
         Ok(id)
     }
 
-    /// Invites `handle` into a group `user` is in: they must be online,
-    /// take invitations from `user`, and read groups (MSNP21); `217` else.
-    pub fn invite_to_group_chat(&self, user: &OnlineUser, group: &GroupId, handle: &str) -> Result<(), ErrorCode> {
+    /// Invites `handle` into a group `user` is in: they must be online and
+    /// take invitations from `user` (`217` else). Someone with only
+    /// switchboards is rung into the group's switchboard session, which
+    /// bridges it to the MSNP21 members.
+    pub async fn invite_to_group_chat(
+        self: &Arc<Self>,
+        user: &Arc<OnlineUser>,
+        group: &GroupId,
+        handle: &str,
+    ) -> Result<(), ErrorCode> {
         if !self.allow(&user.key, Action::Invitation) {
             self.stats.rate_limited_invitations.fetch_add(1, Ordering::Relaxed);
             return Err(ErrorCode::UserTooActive);
         }
         let key = handle.to_ascii_lowercase();
-        let invitee = self.registry.get(&key).filter(|u| {
-            Self::takes_invitation_from(u, &user.key) && u.endpoints().iter().any(|e| !e.dialect.has_switchboard())
-        });
+        let invitee = self.registry.get(&key).filter(|u| Self::takes_invitation_from(u, &user.key));
         let Some(invitee) = invitee else { return Err(ErrorCode::NotOnline) };
+        if !invitee.endpoints().iter().any(|e| !e.dialect.has_switchboard()) {
+            let members = {
+                let groups = self.group_chats.0.lock();
+                let g = groups.get(group).ok_or(ErrorCode::InvalidCircleMembership)?;
+                if !g.members.iter().any(|m| m.eq_ignore_ascii_case(&user.key)) {
+                    return Err(ErrorCode::InvalidCircleMembership);
+                }
+                g.members.clone()
+            };
+            return self.invite_into_group_switchboard(user, group, &members, handle).await;
+        }
         {
             let mut groups = self.group_chats.0.lock();
             let g = groups.get_mut(group).ok_or(ErrorCode::InvalidCircleMembership)?;
@@ -95,8 +112,9 @@ impl Backend {
 
     /// `user` joins a group it made or was invited to; every member is told
     /// the roster.
-    pub fn join_group_chat(&self, user: &OnlineUser, group: &GroupId) -> Result<(), ErrorCode> {
-        if let Some(bridge) = self.bridged_group(user, group) {
+    pub fn join_group_chat(self: &Arc<Self>, user: &Arc<OnlineUser>, group: &GroupId) -> Result<(), ErrorCode> {
+        let made_here = self.group_chats.0.lock().contains_key(group);
+        if let Some(bridge) = self.bridged_group(user, group).filter(|_| !made_here) {
             Self::join_bridged_group(&bridge, user, group);
             return Ok(());
         }
@@ -113,6 +131,9 @@ impl Backend {
             }
             g.members.clone()
         };
+        // Someone on a switchboard already in it: the newcomer joins its
+        // session too.
+        self.join_group_switchboard(user, group);
         self.tell_group_chat(&members, NsEvent::GroupChatRoster { group: group.clone(), members: members.clone() });
         Ok(())
     }
@@ -123,9 +144,15 @@ impl Backend {
             self.stats.rate_limited_messages.fetch_add(1, Ordering::Relaxed);
             return Err(ErrorCode::UserTooActive);
         }
-        if let Some(bridge) = self.bridged_group(user, group) {
-            Self::say_in_bridged_group(&bridge, user, &said).await;
+        let bridge = self.bridged_group(user, group);
+        let made_here = self.group_chats.0.lock().contains_key(group);
+        if let Some(bridge) = bridge.as_ref().filter(|_| !made_here) {
+            Self::say_in_bridged_group(bridge, user, &said).await;
             return Ok(());
+        }
+        // Those on switchboards in the group hear it in its session.
+        if let Some(bridge) = &bridge {
+            Self::say_in_bridged_group(bridge, user, &said).await;
         }
         let members = {
             let groups = self.group_chats.0.lock();
@@ -149,7 +176,9 @@ impl Backend {
     pub fn leave_group_chat(&self, user: &OnlineUser, group: &GroupId) -> Result<(), ErrorCode> {
         if let Some(bridge) = self.bridged_group(user, group) {
             Self::leave_bridged_group(&bridge);
-            return Ok(());
+            if !self.group_chats.0.lock().contains_key(group) {
+                return Ok(());
+            }
         }
         let members = {
             let mut groups = self.group_chats.0.lock();

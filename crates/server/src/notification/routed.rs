@@ -40,7 +40,7 @@ impl NsSession {
         }
         check_sender(user, &message)?;
         if to.network == GROUP_NETWORK {
-            return self.put_to_group_chat(user, trid, &message, w);
+            return self.put_to_group_chat(user, trid, &message, w).await;
         }
         let to_self = to.network == MESSENGER_NETWORK && to.name.eq_ignore_ascii_case(&user.handle);
         let document = msnp::user::published(&message).filter(|_| to_self).ok_or(ErrorCode::InvalidParameter)?;
@@ -82,9 +82,15 @@ impl NsSession {
     /// `PUT` to a group conversation: to the empty one, make one (the
     /// answer names it); to a group, a roster naming oneself joins and one
     /// naming others invites them.
-    fn put_to_group_chat(&mut self, user: &OnlineUser, trid: TrId, message: &RoutedMessage, w: &mut Writer) -> Handled {
+    async fn put_to_group_chat(
+        &mut self,
+        user: &Arc<OnlineUser>,
+        trid: TrId,
+        message: &RoutedMessage,
+        w: &mut Writer,
+    ) -> Handled {
         let to = message.to().ok_or(ErrorCode::InvalidParameter)?;
-        let backend = &self.shared.backend;
+        let backend = self.shared.backend.clone();
         if multiparty::is_new_group(&to) {
             let group = backend.create_group_chat(user)?;
             let payload = multiparty::made(&user.handle, &group).to_bytes();
@@ -97,7 +103,7 @@ impl NsSession {
             if handle.eq_ignore_ascii_case(&user.handle) {
                 backend.join_group_chat(user, &group)?;
             } else {
-                backend.invite_to_group_chat(user, &group, &handle)?;
+                backend.invite_to_group_chat(user, &group, &handle).await?;
             }
         }
         w.push(&Reply::PutOk { trid, payload: Bytes::new() });
