@@ -85,6 +85,24 @@ pub struct Invitee {
     pub endpoints: Vec<(msnp::endpoint::MachineGuid, msnp::Dialect)>,
 }
 
+impl Invitee {
+    /// The dialects of the invitee's sign-ins: each machine's, or the one's.
+    fn dialects(&self) -> impl Iterator<Item = msnp::Dialect> + '_ {
+        let single = self.endpoints.is_empty().then_some(self.dialect);
+        single.into_iter().chain(self.endpoints.iter().map(|(_, d)| *d))
+    }
+
+    /// Whether a sign-in of theirs can answer a switchboard ring.
+    pub fn has_switchboard(&self) -> bool {
+        self.dialects().any(|d| d.has_switchboard())
+    }
+
+    /// Whether a sign-in of theirs reads `SDG` without a switchboard (MSNP21).
+    pub fn reads_sdg(&self) -> bool {
+        self.dialects().any(|d| !d.has_switchboard())
+    }
+}
+
 /// [`ContactPresence`] in the form that crosses the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SerializablePresence {

@@ -323,6 +323,12 @@ impl OnlineUser {
 
     /// The account's endpoints signed in now, this one included, oldest
     /// first. Before registration, just this one.
+    /// Whether an endpoint of the account reads `SDG` without a
+    /// switchboard (MSNP21).
+    pub fn reads_sdg(&self) -> bool {
+        self.endpoints().iter().any(|e| !e.dialect.has_switchboard())
+    }
+
     pub fn endpoints(&self) -> Vec<Arc<OnlineUser>> {
         let list = self.account.endpoints.lock();
         let live: Vec<Arc<OnlineUser>> = list.iter().filter_map(std::sync::Weak::upgrade).collect();

@@ -16,6 +16,17 @@ impl Backend {
         cluster.locate(key).map(|node| (cluster, node))
     }
 
+    /// Someone signed in on another node, if they take an invitation from
+    /// `caller_key` (the node they are on answers).
+    pub(super) async fn remote_invitee(&self, key: &str, caller_key: &str) -> Option<Invitee> {
+        let (cluster, node) = self.remote(key)?;
+        let ask = Request::Invitable { invitee: key.to_string(), caller_key: caller_key.to_string() };
+        match cluster.request(&node, ask).await {
+            Some(Response::Invitable(found)) => found,
+            _ => None,
+        }
+    }
+
     /// Delivers to every endpoint of an account, wherever it is signed in.
     pub(super) fn tell_account(&self, key: &str, event: NsEvent) {
         if let Some(u) = self.registry.get(key) {

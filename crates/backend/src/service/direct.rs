@@ -9,7 +9,6 @@ use msnp::ErrorCode;
 use msnp::circle::Said;
 
 use super::{Backend, OfflineError};
-use crate::cluster::{Request, Response};
 use crate::handle::Handle;
 use crate::limits::Action;
 use crate::presence::{NsEvent, OnlineUser};
@@ -30,30 +29,14 @@ impl Backend {
         // nothing but switchboards is reached through a bridge, made here
         // (its session rings them on whatever node they are).
         let reachable = match self.registry.get(handle.key()) {
-            Some(recipient) if Self::takes_invitation_from(&recipient, &user.key) => {
-                if !recipient.endpoints().iter().any(|e| !e.dialect.has_switchboard()) {
-                    return self.say_through_bridge(user, handle.as_str(), &said).await;
-                }
-                true
-            }
-            Some(_) => false,
-            None => match self.remote(handle.key()) {
-                Some((cluster, node)) => {
-                    let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: user.key.clone() };
-                    match cluster.request(&node, ask).await {
-                        Some(Response::Invitable(Some(invitee))) => {
-                            let reads_sdg = !invitee.dialect.has_switchboard()
-                                || invitee.endpoints.iter().any(|(_, d)| !d.has_switchboard());
-                            if !reads_sdg {
-                                return self.say_through_bridge(user, handle.as_str(), &said).await;
-                            }
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-                None => false,
-            },
+            Some(recipient) if Self::takes_invitation_from(&recipient, &user.key) => Some(recipient.reads_sdg()),
+            Some(_) => None,
+            None => self.remote_invitee(handle.key(), &user.key).await.map(|i| i.reads_sdg()),
+        };
+        let reachable = match reachable {
+            Some(false) => return self.say_through_bridge(user, handle.as_str(), &said).await,
+            Some(true) => true,
+            None => false,
         };
         if !reachable {
             return self.leave_said(user, handle.as_str(), &said).await;

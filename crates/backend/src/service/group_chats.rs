@@ -82,7 +82,7 @@ impl Backend {
         let key = handle.to_ascii_lowercase();
         let invitee = self.registry.get(&key).filter(|u| Self::takes_invitation_from(u, &user.key));
         let Some(invitee) = invitee else { return Err(ErrorCode::NotOnline) };
-        if !invitee.endpoints().iter().any(|e| !e.dialect.has_switchboard()) {
+        if !invitee.reads_sdg() {
             let members = {
                 let groups = self.group_chats.0.lock();
                 let g = groups.get(group).ok_or(ErrorCode::InvalidCircleMembership)?;

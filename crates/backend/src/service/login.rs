@@ -270,10 +270,7 @@ impl Backend {
             Removal::EndpointLeft => {
                 self.forget_web_tokens(user);
                 self.endpoints_changed(user);
-                let still_without_switchboard = self
-                    .registry
-                    .get(&user.key)
-                    .is_some_and(|u| u.endpoints().iter().any(|e| !e.dialect.has_switchboard()));
+                let still_without_switchboard = self.registry.get(&user.key).is_some_and(|u| u.reads_sdg());
                 if !still_without_switchboard {
                     self.bridges.end_for(&user.key);
                     self.leave_group_chats(user);

@@ -240,16 +240,7 @@ impl Backend {
                     endpoints: Vec::new(),
                 }
             }),
-            None => match self.remote(handle.key()) {
-                Some((cluster, node)) => {
-                    let ask = Request::Invitable { invitee: handle.key().to_string(), caller_key: caller.key.clone() };
-                    match cluster.request(&node, ask).await {
-                        Some(Response::Invitable(found)) => found,
-                        _ => None,
-                    }
-                }
-                None => None,
-            },
+            None => self.remote_invitee(handle.key(), &caller.key).await,
         }
         .ok_or(ErrorCode::NotOnline)?;
         if let Some(u) = local {
@@ -269,8 +260,7 @@ impl Backend {
         // Someone on another node with no switchboard at all (MSNP21)
         // cannot answer a ring, and a bridge must live beside the session:
         // not built across nodes, so as offline as anyone unreachable.
-        let rings = invitee.dialect.has_switchboard() || invitee.endpoints.iter().any(|(_, d)| d.has_switchboard());
-        if !rings {
+        if !invitee.has_switchboard() {
             return Err(ErrorCode::NotOnline);
         }
         // A user on another node: one cookie for the sign-in, or one per
