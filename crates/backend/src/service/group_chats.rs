@@ -48,6 +48,17 @@ impl GroupChats {
         left
     }
 
+    /// The members of a group `key` is in; `933` for a group that is not
+    /// there or not theirs.
+    fn members_seen_by(&self, group: &GroupId, key: &str) -> Result<Vec<String>, ErrorCode> {
+        let groups = self.0.lock();
+        let g = groups.get(group).ok_or(ErrorCode::InvalidCircleMembership)?;
+        if !g.members.iter().any(|m| m.eq_ignore_ascii_case(key)) {
+            return Err(ErrorCode::InvalidCircleMembership);
+        }
+        Ok(g.members.clone())
+    }
+
     fn count_of(&self, key: &str) -> usize {
         self.0.lock().values().filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(key))).count()
     }
@@ -83,14 +94,7 @@ impl Backend {
         let invitee = self.registry.get(&key).filter(|u| Self::takes_invitation_from(u, &user.key));
         let Some(invitee) = invitee else { return Err(ErrorCode::NotOnline) };
         if !invitee.reads_sdg() {
-            let members = {
-                let groups = self.group_chats.0.lock();
-                let g = groups.get(group).ok_or(ErrorCode::InvalidCircleMembership)?;
-                if !g.members.iter().any(|m| m.eq_ignore_ascii_case(&user.key)) {
-                    return Err(ErrorCode::InvalidCircleMembership);
-                }
-                g.members.clone()
-            };
+            let members = self.group_chats.members_seen_by(group, &user.key)?;
             return self.invite_into_group_switchboard(user, group, &members, handle).await;
         }
         {
@@ -146,22 +150,16 @@ impl Backend {
         }
         let bridge = self.bridged_group(user, group);
         let made_here = self.group_chats.0.lock().contains_key(group);
+        // A switchboard conversation shown as a group has only its session.
         if let Some(bridge) = bridge.as_ref().filter(|_| !made_here) {
             Self::say_in_bridged_group(bridge, user, &said).await;
             return Ok(());
         }
+        let members = self.group_chats.members_seen_by(group, &user.key)?;
         // Those on switchboards in the group hear it in its session.
         if let Some(bridge) = &bridge {
             Self::say_in_bridged_group(bridge, user, &said).await;
         }
-        let members = {
-            let groups = self.group_chats.0.lock();
-            let g = groups.get(group).ok_or(ErrorCode::InvalidCircleMembership)?;
-            if !g.members.iter().any(|m| m.eq_ignore_ascii_case(&user.key)) {
-                return Err(ErrorCode::InvalidCircleMembership);
-            }
-            g.members.clone()
-        };
         let event = NsEvent::GroupChatSaid {
             group: group.clone(),
             from: user.handle.clone(),
