@@ -167,6 +167,13 @@ impl Dialect {
         self >= Dialect::Msnp21
     }
 
+    /// Whether the account's endpoints are shown in `UBX` documents, its
+    /// own empty one first after sign-in (MSNP16-18; MSNP21 shows them in
+    /// its user documents).
+    pub fn shows_endpoints_in_ubx(self) -> bool {
+        self.has_points_of_presence() && !self.presence_in_documents()
+    }
+
     /// Whether the dialect has switchboards (all but MSNP21, which chats
     /// with `SDG` through the notification server).
     pub fn has_switchboard(self) -> bool {

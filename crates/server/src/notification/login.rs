@@ -174,7 +174,7 @@ impl NsSession {
         // Clients with points of presence wait for their own (empty) `UBX`
         // before they go on; their endpoints follow in later ones. (MSNP21
         // has no `UBX`: its own document comes as it publishes.)
-        if w.dialect.has_points_of_presence() && !w.dialect.presence_in_documents() {
+        if w.dialect.shows_endpoints_in_ubx() {
             w.push(&Reply::Ubx { handle: account.handle.clone(), payload: Bytes::new() });
         }
         self.login = Login::SignedIn(user);

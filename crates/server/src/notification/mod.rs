@@ -376,9 +376,7 @@ impl NsSession {
                 self.push_ubx(w, handle, Some(&payload), &endpoints);
             }
             // News only to clients that show endpoints as UBX.
-            NsEvent::EndpointsChanged { handle, payload, endpoints }
-                if dialect.has_points_of_presence() && !dialect.presence_in_documents() =>
-            {
+            NsEvent::EndpointsChanged { handle, payload, endpoints } if dialect.shows_endpoints_in_ubx() => {
                 self.push_ubx(w, handle, payload.as_deref(), &endpoints);
             }
             NsEvent::EndpointsChanged { .. } => {}

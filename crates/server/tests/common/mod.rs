@@ -902,7 +902,7 @@ pub async fn sign_in_on(
     c.ticket = ticket;
     c.contacts_ticket = contacts_ticket;
     c.dialect = d;
-    if d.has_points_of_presence() && !d.presence_in_documents() {
+    if d.shows_endpoints_in_ubx() {
         let own = c.expect_prefix("UBX ").await;
         assert_eq!(own.payload.as_deref().map(<[u8]>::len), Some(0), "{}", own.text);
     }
