@@ -25,11 +25,12 @@ use crate::shared::Shared;
 
 /// The conversation with `peer`, made (and announced) if there is none.
 pub(crate) fn conversation_with(shared: &Arc<Shared>, peer: &str, invited: bool) -> Conversation {
-    open(shared, peer, format!("1:{peer}"), invited)
+    open(shared, peer, format!("1:{peer}"), Some(invited))
 }
 
-/// The conversation kept under `key`, whose `SDG`s go to `to`.
-fn open(shared: &Arc<Shared>, peer: &str, to: String, invited: bool) -> Conversation {
+/// The conversation kept under `peer`, whose `SDG`s go to `to`: with a
+/// person (`invited`: whether they started it), or (`None`) a group.
+fn open(shared: &Arc<Shared>, peer: &str, to: String, invited: Option<bool>) -> Conversation {
     let key = peer.to_ascii_lowercase();
     let existing = shared.direct.lock().expect("direct lock").get(&key).copied();
     if let Some(c) = existing.and_then(|id| shared.conversations.lock().expect("conversations lock").get(&id).cloned())
@@ -38,17 +39,16 @@ fn open(shared: &Arc<Shared>, peer: &str, to: String, invited: bool) -> Conversa
     }
     let id = shared.fresh_id();
     let (tx, rx) = mpsc::channel(64);
-    let group = msnp::routed::RoutedAddress::parse(&to).as_ref().and_then(GroupId::of_address);
-    let first = if group.is_some() { Vec::new() } else { vec![peer.to_string()] };
+    let first = if invited.is_none() { Vec::new() } else { vec![peer.to_string()] };
     let conversation = Conversation { id, commands: tx, participants: Arc::new(Mutex::new(first.clone())) };
     shared.conversations.lock().expect("conversations lock").insert(id, conversation.clone());
     shared.direct.lock().expect("direct lock").insert(key, id);
-    let invited_by = invited.then(|| peer.to_string()).filter(|_| group.is_none());
+    let invited_by = (invited == Some(true)).then(|| peer.to_string());
     shared.emit(Event::ConversationStarted { conversation: id, with: first, invited_by });
     // Someone offline is not in it: what is said to them is kept for them.
     let online =
         shared.state.lock().expect("state lock").contact(peer).is_some_and(|c| c.state != OnlineState::Offline);
-    if group.is_none() && (invited || online) {
+    if invited.is_some_and(|i| i || online) {
         let friendly = contact_name(shared, peer);
         shared.emit(Event::Joined { conversation: id, handle: peer.to_string(), friendly });
     }
@@ -141,7 +141,7 @@ pub(crate) fn on_routed(shared: &Arc<Shared>, removal: bool, sdg: bool, message:
 /// roster, someone leaving, or what was said in it.
 fn on_group(shared: &Arc<Shared>, removal: bool, sdg: bool, group: &GroupId, message: RoutedMessage) {
     let address = group.address();
-    let conversation = open(shared, &address, format!("{address};path=IM"), true);
+    let conversation = open(shared, &address, format!("{address};path=IM"), None);
     let me = shared.me().0;
     if sdg {
         let Some(from) = message.from().map(|f| f.name) else { return };

@@ -139,15 +139,6 @@ impl Gateways {
         Gateways { sessions: Mutex::default(), tracker, shutdown, permits }
     }
 
-    /// Open gateway sessions.
-    pub fn len(&self) -> usize {
-        self.sessions.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Answers one gateway request.
     pub async fn handle(&self, shared: &Arc<Shared>, request: GatewayRequest<'_>) -> GatewayAnswer {
         let params = Parameters::parse(request.query);
