@@ -14,6 +14,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use msnp::ListKind;
+use msnp::circle::Said;
+use msnp::endpoint::MachineGuid;
+use msnp::multiparty::GroupId;
 use serde::{Deserialize, Serialize};
 
 use crate::presence::{ContactPresence, NsEvent, OnlineUser};
@@ -39,6 +42,13 @@ pub enum Envelope {
     OfflineMessageWaiting { to: String },
     /// `to`'s password changed: void their tickets and end their sign-in.
     CredentialsChanged { to: String },
+    /// A conversation `to` is in lives on node `home`: what `to` does in it
+    /// is asked of that node ([`Request::Converse`]). `conversation` is the
+    /// other person's key (a switchboard conversation bridged to `to`) or a
+    /// group's address. Then `event`, if any, is delivered.
+    ConversationAt { to: String, conversation: String, home: NodeId, event: Option<NsEvent> },
+    /// That conversation ended at its home.
+    ConversationEnded { to: String, conversation: String },
 }
 
 /// A question to another node, answered with a [`Response`].
@@ -58,6 +68,77 @@ pub enum Request {
     /// Issue a cookie for a new switchboard session for `user` (`XFR SB`
     /// on a notification node that is not a switchboard).
     OpenSession { user: Invitee, requester: String },
+    /// `speaker`, signed in on the asking node, acts in a conversation this
+    /// node holds (see [`Envelope::ConversationAt`]).
+    Converse { speaker: Speaker, call: Call },
+}
+
+/// What someone does in a conversation held on another node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Call {
+    /// Says something to `other` (a key) in the switchboard conversation
+    /// bridged to the speaker.
+    SayTo {
+        other: String,
+        said: Said,
+    },
+    SayInGroup {
+        group: GroupId,
+        said: Said,
+    },
+    JoinGroup {
+        group: GroupId,
+    },
+    LeaveGroup {
+        group: GroupId,
+    },
+    InviteToGroup {
+        group: GroupId,
+        handle: String,
+    },
+    /// The speaker can no longer be reached without a switchboard (its last
+    /// such endpoint signed out): out of every conversation held here.
+    Gone,
+}
+
+/// Someone in a conversation, as the people in it see them: enough to act
+/// for a user signed in on another node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Speaker {
+    pub key: String,
+    pub handle: String,
+    pub friendly: String,
+    pub client_id: u32,
+    pub dialect: msnp::Dialect,
+    /// The endpoint that acts (MSNP16+), so its own copy is left out.
+    pub machine: Option<MachineGuid>,
+}
+
+impl Speaker {
+    pub fn of(user: &OnlineUser) -> Speaker {
+        let p = user.presence();
+        Speaker {
+            key: user.key.clone(),
+            handle: user.handle.clone(),
+            friendly: p.friendly,
+            client_id: p.client_id,
+            dialect: user.dialect,
+            machine: user.machine.clone(),
+        }
+    }
+}
+
+impl From<&Invitee> for Speaker {
+    fn from(i: &Invitee) -> Speaker {
+        Speaker {
+            key: i.handle.to_ascii_lowercase(),
+            handle: i.handle.clone(),
+            friendly: i.friendly.clone(),
+            client_id: i.client_id,
+            dialect: i.dialect,
+            machine: None,
+        }
+    }
 }
 
 /// The answer to a [`Request`].
@@ -70,6 +151,8 @@ pub enum Response {
     Redeemed(Option<(u64, u64)>),
     /// The cookie, or the error code to answer `XFR SB` with.
     Session(Result<String, u16>),
+    /// What a [`Request::Converse`] came to: done, or the error code.
+    Conversed(Result<(), u16>),
 }
 
 /// Who an invitation cookie is for.
@@ -82,7 +165,7 @@ pub struct Invitee {
     /// The invitee's machines when signed in from several (MSNP16+), each
     /// with its dialect: each is rung with a cookie of its own.
     #[serde(default)]
-    pub endpoints: Vec<(msnp::endpoint::MachineGuid, msnp::Dialect)>,
+    pub endpoints: Vec<(MachineGuid, msnp::Dialect)>,
 }
 
 impl Invitee {

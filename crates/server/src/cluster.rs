@@ -37,6 +37,9 @@ use tokio::sync::mpsc;
 
 use crate::bus_seal::BusSeal;
 
+/// Requests from other nodes answered at once; past it, the next waits.
+const MAX_ANSWERING: usize = 256;
+
 /// What a node runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
@@ -293,19 +296,28 @@ impl NatsCluster {
         }
         let (b, c, s, r) = (backend.clone(), client.clone(), seal.clone(), rejected.clone());
         tokio::spawn(async move {
+            // Some answers wait (a word relayed to a slow reader): each is
+            // answered in a task of its own, so many at most.
+            let answering = Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING));
             while let Some(message) = requests.next().await {
                 let Some(reply) = message.reply else { continue };
                 let Some(body) = opened(&s, &r, message.subject.as_str(), &message.payload) else { continue };
-                let answer = match serde_json::from_slice::<Request>(body) {
-                    Ok(request) => b.on_request(request),
+                let request = match serde_json::from_slice::<Request>(body) {
+                    Ok(request) => request,
                     Err(e) => {
                         tracing::warn!("cluster: unreadable request: {e}");
                         continue;
                     }
                 };
-                let payload = serde_json::to_vec(&answer).unwrap_or_default();
-                let frame = s.seal(reply.as_str(), &payload);
-                let _ = c.publish(reply, frame.into()).await;
+                let Ok(permit) = answering.clone().acquire_owned().await else { return };
+                let (b, c, s) = (b.clone(), c.clone(), s.clone());
+                tokio::spawn(async move {
+                    let answer = b.on_request(request).await;
+                    let payload = serde_json::to_vec(&answer).unwrap_or_default();
+                    let frame = s.seal(reply.as_str(), &payload);
+                    let _ = c.publish(reply, frame.into()).await;
+                    drop(permit);
+                });
             }
         });
         let weak = Arc::downgrade(&cluster);

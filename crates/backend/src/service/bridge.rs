@@ -14,6 +14,10 @@
 //! from the group; what it says to the group goes into the session. It ends
 //! when everyone else has left, when nobody answered its ring in time, or
 //! when the user's last endpoint without a switchboard signs out.
+//!
+//! A bridge lives beside its session; its user may be signed in on another
+//! node, told what happens through the bus and acting in it by asking this
+//! node (see `homes`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 
 use super::Backend;
+use crate::cluster::Speaker;
 use crate::presence::{NsEvent, OnlineUser};
-use crate::switchboard::{Participant, SbEvent, SwitchboardSession, Switchboards};
+use crate::switchboard::{Participant, SbEvent, SwitchboardSession};
 
 /// Events a bridge's participant may have waiting.
 const BRIDGE_QUEUE: usize = 64;
@@ -50,8 +55,8 @@ pub(crate) struct Bridges {
 pub(crate) struct Bridge {
     session: Arc<SwitchboardSession>,
     participant: Arc<Participant>,
-    /// The MSNP21 user's key.
-    user: String,
+    /// The MSNP21 user.
+    user: Speaker,
     /// Said before anyone else was in the session.
     waiting: Mutex<Vec<Bytes>>,
     /// The group conversation it is shown as, once three are in it.
@@ -81,7 +86,7 @@ impl Bridge {
     fn others_where(&self, keep: impl Fn(&Participant) -> bool) -> Vec<String> {
         let mut handles: Vec<String> = Vec::new();
         let participants = self.session.participants();
-        for p in participants.iter().filter(|p| p.key != self.user && !p.stand_in && keep(p)) {
+        for p in participants.iter().filter(|p| p.key != self.user.key && !p.stand_in && keep(p)) {
             if !handles.iter().any(|h| h.eq_ignore_ascii_case(&p.handle)) {
                 handles.push(p.handle.clone());
             }
@@ -94,7 +99,7 @@ impl Bridges {
     /// Whether `handle` is in `group`'s session through a bridge of its own.
     fn is_bridged(&self, group: &Option<GroupId>, handle: &str) -> bool {
         let Some(group) = group else { return false };
-        self.by_group.lock().get(group).is_some_and(|l| l.iter().any(|b| b.user.eq_ignore_ascii_case(handle)))
+        self.by_group.lock().get(group).is_some_and(|l| l.iter().any(|b| b.user.key.eq_ignore_ascii_case(handle)))
     }
 
     fn get(&self, user: &str, other: &str) -> Option<Arc<Bridge>> {
@@ -113,8 +118,8 @@ impl Bridges {
 impl Backend {
     /// Whether `group` is a switchboard conversation shown to `user` as a
     /// group; the group calls below are then carried out in it.
-    pub(super) fn bridged_group(&self, user: &OnlineUser, group: &GroupId) -> Option<Arc<Bridge>> {
-        self.bridges.by_group.lock().get(group)?.iter().find(|b| b.user == user.key).cloned()
+    pub(super) fn bridged_group(&self, key: &str, group: &GroupId) -> Option<Arc<Bridge>> {
+        self.bridges.by_group.lock().get(group)?.iter().find(|b| b.user.key == key).cloned()
     }
 
     /// Brings someone with only switchboards into a group conversation:
@@ -122,15 +127,15 @@ impl Backend {
     /// each MSNP21 member, when there is none yet) rings them.
     pub(super) async fn invite_into_group_switchboard(
         self: &Arc<Self>,
-        user: &Arc<OnlineUser>,
+        user: &Speaker,
         group: &GroupId,
-        members: &[String],
+        members: &[Speaker],
         handle: &str,
     ) -> Result<(), ErrorCode> {
-        if self.bridged_group(user, group).is_none() {
+        if self.bridged_group(&user.key, group).is_none() {
             let mut session: Option<Arc<SwitchboardSession>> = None;
-            for member in members.iter().filter_map(|m| self.registry.get(&m.to_ascii_lowercase())) {
-                let (participant, events) = bridged_participant(&member);
+            for member in members {
+                let (participant, events) = bridged_participant(member);
                 self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
                 let s = match &session {
                     Some(s) => {
@@ -145,21 +150,21 @@ impl Backend {
                 };
                 session = Some(s.clone());
                 let start = Start { other: group.address(), waiting: Vec::new(), group: Some(group.clone()) };
-                self.start_bridge(s, participant, events, member, start);
+                self.start_bridge(s, participant, events, member.clone(), start);
             }
         }
-        let bridge = self.bridged_group(user, group).ok_or(ErrorCode::InvalidCircleMembership)?;
+        let bridge = self.bridged_group(&user.key, group).ok_or(ErrorCode::InvalidCircleMembership)?;
         self.invite(&bridge.session, &bridge.participant, handle).await
     }
 
     /// Adds an MSNP21 member who joins a group later to the group's
     /// switchboard session, if it has one.
-    pub(super) fn join_group_switchboard(self: &Arc<Self>, user: &Arc<OnlineUser>, group: &GroupId) {
+    pub(super) fn join_group_switchboard(self: &Arc<Self>, user: &Speaker, group: &GroupId) {
         let Some(session) = self.bridges.by_group.lock().get(group).and_then(|b| b.first()).map(|b| b.session.clone())
         else {
             return;
         };
-        if self.bridged_group(user, group).is_some() {
+        if self.bridged_group(&user.key, group).is_some() {
             return;
         }
         let (participant, events) = bridged_participant(user);
@@ -175,16 +180,16 @@ impl Backend {
     }
 
     /// Says `said` into the switchboard conversation behind a group.
-    pub(super) async fn say_in_bridged_group(bridge: &Bridge, user: &OnlineUser, said: &Said) {
+    pub(super) async fn say_in_bridged_group(bridge: &Bridge, user: &Speaker, said: &Said) {
         let payload = Bytes::from(msnp::mime::message_of(said, &user.handle));
         bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
     }
 
     /// Joining a bridged group (the client does when shown one) tells it
     /// the roster again.
-    pub(super) fn join_bridged_group(bridge: &Bridge, user: &OnlineUser, group: &GroupId) {
+    pub(super) fn join_bridged_group(&self, bridge: &Bridge, user: &Speaker, group: &GroupId) {
         let members = std::iter::once(user.handle.clone()).chain(bridge.others()).collect();
-        user.deliver(NsEvent::GroupChatRoster { group: group.clone(), members });
+        self.tell_account(&user.key, NsEvent::GroupChatRoster { group: group.clone(), members });
     }
 
     /// Leaving a bridged group leaves the switchboard conversation.
@@ -192,12 +197,12 @@ impl Backend {
         bridge.ended.notify_one();
     }
 
-    /// Puts `user` (who has no switchboard) into `session` for `caller`,
-    /// as if it had answered the ring.
+    /// Puts `user` (who has no switchboard, signed in here or on another
+    /// node) into `session` for `caller`, as if it had answered the ring.
     pub(super) fn bridge_into(
         self: &Arc<Self>,
         session: &Arc<SwitchboardSession>,
-        user: &Arc<OnlineUser>,
+        user: &Speaker,
         caller_key: &str,
     ) -> Result<(), ErrorCode> {
         let (participant, events) = bridged_participant(user);
@@ -210,14 +215,12 @@ impl Backend {
         // an offline message it sent, say) is passed on first.
         for held in session.take_held(&user.key, None) {
             if let Some(said) = msnp::mime::said_of(&held.payload) {
-                user.deliver(NsEvent::Said {
-                    from: held.from_handle,
-                    from_endpoint: None,
-                    to: user.handle.clone(),
-                    said,
-                });
+                let event =
+                    NsEvent::Said { from: held.from_handle, from_endpoint: None, to: user.handle.clone(), said };
+                self.tell_account(&user.key, event);
             }
         }
+        self.tell_of_conversation(&user.key, caller_key, None);
         let start = Start { other: caller_key.to_string(), waiting: Vec::new(), group: None };
         self.start_bridge(session.clone(), participant, events, user.clone(), start);
         Ok(())
@@ -232,30 +235,50 @@ impl Backend {
         to: &str,
         said: &Said,
     ) -> Result<(), ErrorCode> {
-        let payload = Bytes::from(msnp::mime::message_of(said, &user.handle));
         let to_key = to.to_ascii_lowercase();
-        if let Some(bridge) = self.bridges.get(&user.key, &to_key) {
-            if bridge.session.participants().iter().any(|p| p.key != user.key && !p.stand_in) {
-                bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
-            } else {
-                let mut waiting = bridge.waiting.lock();
-                if waiting.len() >= MAX_WAITING {
-                    return Err(ErrorCode::UserTooActive);
-                }
-                waiting.push(payload);
+        // Their conversation may be held on another node; if that node
+        // lost it, a new one starts here.
+        if let Some(home) = self.homes.home_of(&user.key, &to_key) {
+            let call = crate::cluster::Call::SayTo { other: to_key.clone(), said: said.clone() };
+            match self.converse_at(&home, user, call).await {
+                Err(ErrorCode::NotOnline) => self.homes.forget(&user.key, &to_key),
+                said => return said,
             }
-            return Ok(());
+        }
+        match self.say_in_bridge(&user.key, &to_key, said).await {
+            Err(ErrorCode::NotOnline) => {}
+            said => return said,
         }
         // Typing alone does not ring anyone.
         if !matches!(said, Said::Text { .. } | Said::Nudge) {
             return Ok(());
         }
-        let (participant, events) = bridged_participant(user);
+        let speaker = Speaker::of(user);
+        let payload = Bytes::from(msnp::mime::message_of(said, &user.handle));
+        let (participant, events) = bridged_participant(&speaker);
         self.switchboards.enter(&participant.key, self.config.max_sessions_per_user)?;
         let session = self.switchboards.open(participant.clone());
         let start = Start { other: to_key, waiting: vec![payload], group: None };
-        self.start_bridge(session.clone(), participant.clone(), events, user.clone(), start);
+        self.start_bridge(session.clone(), participant.clone(), events, speaker, start);
         self.invite(&session, &participant, to).await
+    }
+
+    /// Says `said` from `key` into its bridged conversation with `other`
+    /// (a key): relayed, or kept until someone answers; `217` when there
+    /// is no such conversation here.
+    pub(super) async fn say_in_bridge(&self, key: &str, other: &str, said: &Said) -> Result<(), ErrorCode> {
+        let bridge = self.bridges.get(key, other).ok_or(ErrorCode::NotOnline)?;
+        let payload = Bytes::from(msnp::mime::message_of(said, &bridge.user.handle));
+        if bridge.session.participants().iter().any(|p| p.key != key && !p.stand_in) {
+            bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
+        } else {
+            let mut waiting = bridge.waiting.lock();
+            if waiting.len() >= MAX_WAITING {
+                return Err(ErrorCode::UserTooActive);
+            }
+            waiting.push(payload);
+        }
+        Ok(())
     }
 
     fn start_bridge(
@@ -263,14 +286,14 @@ impl Backend {
         session: Arc<SwitchboardSession>,
         participant: Arc<Participant>,
         mut events: mpsc::Receiver<SbEvent>,
-        user: Arc<OnlineUser>,
+        user: Speaker,
         start: Start,
     ) {
         let Start { other, waiting, group } = start;
         let bridge = Arc::new(Bridge {
             session,
             participant,
-            user: user.key.clone(),
+            user: user.clone(),
             waiting: Mutex::new(waiting),
             group: Mutex::new(group.clone()),
             ended: Notify::new(),
@@ -280,7 +303,7 @@ impl Backend {
         if let Some(group) = group {
             self.bridges.by_group.lock().entry(group).or_default().push(bridge.clone());
         }
-        let (switchboards, bridges) = (self.switchboards.clone(), self.bridges.clone());
+        let backend = self.clone();
         let unanswered = self.config.cookie_lifetime;
         tokio::spawn(async move {
             let answered_by = tokio::time::Instant::now() + unanswered;
@@ -302,14 +325,20 @@ impl Backend {
                         }
                         if let Some(said) = msnp::mime::said_of(&payload) {
                             let group = bridge.group.lock().clone();
-                            user.deliver(match group {
-                                Some(group) => {
-                                    NsEvent::GroupChatSaid { group, from: handle, from_endpoint: None, said }
-                                }
-                                None => {
-                                    NsEvent::Said { from: handle, from_endpoint: None, to: user.handle.clone(), said }
-                                }
-                            });
+                            backend.tell_account(
+                                &user.key,
+                                match group {
+                                    Some(group) => {
+                                        NsEvent::GroupChatSaid { group, from: handle, from_endpoint: None, said }
+                                    }
+                                    None => NsEvent::Said {
+                                        from: handle,
+                                        from_endpoint: None,
+                                        to: user.handle.clone(),
+                                        said,
+                                    },
+                                },
+                            );
                         }
                     }
                     SbEvent::Joined { .. } => {
@@ -317,13 +346,13 @@ impl Backend {
                         for payload in waiting {
                             bridge.session.relay(&bridge.participant, payload, PATIENCE).await;
                         }
-                        show_as_group(&bridge, &bridges, &user);
+                        backend.show_as_group(&bridge);
                     }
                     SbEvent::Left { handle, last, .. } => {
                         let group = bridge.group.lock().clone();
-                        let on_switchboard = !bridges.is_bridged(&group, &handle);
+                        let on_switchboard = !backend.bridges.is_bridged(&group, &handle);
                         if let Some(group) = group.filter(|_| last && on_switchboard) {
-                            user.deliver(NsEvent::GroupChatLeft { group, who: handle });
+                            backend.tell_account(&user.key, NsEvent::GroupChatLeft { group, who: handle });
                         }
                         if bridge.others_on_switchboards().is_empty() {
                             break;
@@ -331,50 +360,58 @@ impl Backend {
                     }
                 }
             }
-            end_bridge(&switchboards, &bridges, &key, &bridge);
+            backend.end_bridge(&key, &bridge);
         });
     }
-}
 
-/// Once three or more are in the conversation, shows it to the user as a
-/// group conversation (invited, then its roster); after that, tells it the
-/// roster as it changes.
-fn show_as_group(bridge: &Arc<Bridge>, bridges: &Bridges, user: &OnlineUser) {
-    let others = bridge.others();
-    let mut group = bridge.group.lock();
-    if group.is_none() && others.len() < 2 {
-        return;
-    }
-    let id = match &*group {
-        Some(id) => id.clone(),
-        None => {
-            let id = GroupId::from_random(rand::random());
-            *group = Some(id.clone());
-            bridges.by_group.lock().entry(id.clone()).or_default().push(bridge.clone());
-            user.deliver(NsEvent::GroupChatInvited { group: id.clone() });
-            id
+    /// Once three or more are in the conversation, shows it to the user as
+    /// a group conversation (invited, then its roster); after that, tells
+    /// it the roster as it changes.
+    fn show_as_group(&self, bridge: &Arc<Bridge>) {
+        let others = bridge.others();
+        let mut group = bridge.group.lock();
+        if group.is_none() && others.len() < 2 {
+            return;
         }
-    };
-    drop(group);
-    let members = std::iter::once(user.handle.clone()).chain(others).collect();
-    user.deliver(NsEvent::GroupChatRoster { group: id, members });
-}
-
-/// Takes a bridge out of its session and forgets it.
-fn end_bridge(switchboards: &Switchboards, bridges: &Bridges, key: &(String, String), bridge: &Arc<Bridge>) {
-    switchboards.leave(&bridge.session, &bridge.participant, false);
-    switchboards.release(&bridge.participant);
-    let mut all = bridges.by_pair.lock();
-    if all.get(key).is_some_and(|b| Arc::ptr_eq(b, bridge)) {
-        all.remove(key);
+        let user = &bridge.user;
+        let id = match &*group {
+            Some(id) => id.clone(),
+            None => {
+                let id = GroupId::from_random(rand::random());
+                *group = Some(id.clone());
+                self.bridges.by_group.lock().entry(id.clone()).or_default().push(bridge.clone());
+                let invited = NsEvent::GroupChatInvited { group: id.clone() };
+                self.tell_of_conversation(&user.key, &id.address(), Some(invited));
+                id
+            }
+        };
+        drop(group);
+        let members = std::iter::once(user.handle.clone()).chain(others).collect();
+        self.tell_account(&user.key, NsEvent::GroupChatRoster { group: id, members });
     }
-    drop(all);
-    if let Some(group) = bridge.group.lock().take() {
-        let mut by_group = bridges.by_group.lock();
-        if let Some(list) = by_group.get_mut(&group) {
-            list.retain(|b| !Arc::ptr_eq(b, bridge));
-            if list.is_empty() {
-                by_group.remove(&group);
+
+    /// Takes a bridge out of its session and forgets it; a user on another
+    /// node is told the conversation is no longer held here.
+    fn end_bridge(&self, key: &(String, String), bridge: &Arc<Bridge>) {
+        self.switchboards.leave(&bridge.session, &bridge.participant, false);
+        self.switchboards.release(&bridge.participant);
+        let mut all = self.bridges.by_pair.lock();
+        if all.get(key).is_some_and(|b| Arc::ptr_eq(b, bridge)) {
+            all.remove(key);
+        }
+        drop(all);
+        self.tell_conversation_ended(&bridge.user.key, &key.1);
+        if let Some(group) = bridge.group.lock().take() {
+            let mut by_group = self.bridges.by_group.lock();
+            if let Some(list) = by_group.get_mut(&group) {
+                list.retain(|b| !Arc::ptr_eq(b, bridge));
+                if list.is_empty() {
+                    by_group.remove(&group);
+                }
+            }
+            drop(by_group);
+            if !self.group_chats.holds(&group) {
+                self.tell_conversation_ended(&bridge.user.key, &group.address());
             }
         }
     }
@@ -388,9 +425,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// The participant that stands for `user` in a switchboard session.
-fn bridged_participant(user: &OnlineUser) -> (Arc<Participant>, mpsc::Receiver<SbEvent>) {
+fn bridged_participant(user: &Speaker) -> (Arc<Participant>, mpsc::Receiver<SbEvent>) {
     let (outbox, events) = mpsc::channel(BRIDGE_QUEUE);
-    let p = user.presence();
-    let participant = Participant::bridged(&user.handle, &p.friendly, p.client_id, user.dialect, outbox);
+    let participant = Participant::bridged(&user.handle, &user.friendly, user.client_id, user.dialect, outbox);
     (Arc::new(participant), events)
 }

@@ -85,11 +85,15 @@ impl Backend {
                 }
             }
             Envelope::CredentialsChanged { to } => self.end_credentials_here(&to),
+            Envelope::ConversationAt { to, conversation, home, event } => {
+                self.conversation_at(&to, &conversation, home, event)
+            }
+            Envelope::ConversationEnded { to, conversation } => self.conversation_ended(&to, &conversation),
         }
     }
 
     /// Answers a question from another node about users signed in here.
-    pub fn on_request(&self, request: Request) -> Response {
+    pub async fn on_request(self: &Arc<Self>, request: Request) -> Response {
         match request {
             Request::Visible { watcher, contacts } => Response::Visible(
                 contacts
@@ -115,6 +119,9 @@ impl Backend {
                 };
                 let cookie = self.cookies.issue(grant, &requester, CookieKind::NewSession, self.config.cookie_lifetime);
                 Response::Session(cookie.map_err(|code| code.code()))
+            }
+            Request::Converse { speaker, call } => {
+                Response::Conversed(self.converse(speaker, call).await.map_err(|code| code.code()))
             }
             Request::Invitable { invitee, caller_key } => Response::Invitable(
                 self.registry.get(&invitee).filter(|u| Self::takes_invitation_from(u, &caller_key)).map(|u| {

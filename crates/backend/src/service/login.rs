@@ -272,16 +272,13 @@ impl Backend {
                 self.endpoints_changed(user);
                 let still_without_switchboard = self.registry.get(&user.key).is_some_and(|u| u.reads_sdg());
                 if !still_without_switchboard {
-                    self.bridges.end_for(&user.key);
-                    self.leave_group_chats(user);
-                    self.leave_group_chats(user);
+                    self.no_longer_without_switchboard(user);
                 }
                 return removal;
             }
             Removal::SignedOut => {
                 self.forget_web_tokens(user);
-                self.bridges.end_for(&user.key);
-                self.leave_group_chats(user);
+                self.no_longer_without_switchboard(user);
                 if let Some(cluster) = self.cluster.get() {
                     cluster.signed_out(user);
                 }
@@ -293,6 +290,14 @@ impl Backend {
             self.notify_watchers(user, NsEvent::Offline { handle: user.handle.clone() });
         }
         removal
+    }
+
+    /// Out of every conversation held for the user as someone without a
+    /// switchboard, here and on other nodes.
+    fn no_longer_without_switchboard(&self, user: &OnlineUser) {
+        self.bridges.end_for(&user.key);
+        self.leave_group_chats(&user.key, &user.handle);
+        self.gone_from_other_nodes(user);
     }
 
     fn forget_web_tokens(&self, user: &OnlineUser) {

@@ -12,6 +12,7 @@ mod circles;
 mod cluster;
 mod direct;
 mod group_chats;
+mod homes;
 mod lists;
 mod login;
 mod notices;
@@ -193,6 +194,8 @@ pub struct Backend {
     bridges: Arc<bridge::Bridges>,
     /// Group conversations without a switchboard (MSNP21).
     group_chats: group_chats::GroupChats,
+    /// Where this node's users' conversations held elsewhere are.
+    homes: homes::Homes,
     tickets: TicketJar,
     hashing: PasswordChecker,
     buckets: KeyedBuckets,
@@ -259,6 +262,7 @@ impl Backend {
             switchboards: Arc::default(),
             bridges: Arc::default(),
             group_chats: Default::default(),
+            homes: Default::default(),
             tickets: TicketJar::default(),
             hashing: PasswordChecker::new(config.password_hash_workers, config.hashing_thread_start),
             buckets: KeyedBuckets::default(),

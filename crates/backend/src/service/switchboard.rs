@@ -248,7 +248,7 @@ impl Backend {
             // an account with only those joins through a bridge at once.
             let ringable: Vec<_> = u.endpoints().into_iter().filter(|e| e.dialect.has_switchboard()).collect();
             if ringable.is_empty() {
-                return self.bridge_into(session, &u, &caller.key);
+                return self.bridge_into(session, &crate::cluster::Speaker::of(&u), &caller.key);
             }
             for endpoint in ringable {
                 self.ring(session, caller, &endpoint)?;
@@ -258,10 +258,9 @@ impl Backend {
         let (Some(cluster), None) = (self.cluster.get(), local) else { return Ok(()) };
         let Some(node) = cluster.locate(handle.key()) else { return Ok(()) };
         // Someone on another node with no switchboard at all (MSNP21)
-        // cannot answer a ring, and a bridge must live beside the session:
-        // not built across nodes, so as offline as anyone unreachable.
+        // cannot answer a ring: bridged here, beside the session.
         if !invitee.has_switchboard() {
-            return Err(ErrorCode::NotOnline);
+            return self.bridge_into(session, &(&invitee).into(), &caller.key);
         }
         // A user on another node: one cookie for the sign-in, or one per
         // machine when there are several (each names its own).

@@ -133,7 +133,7 @@ impl NsSession {
             }
             Put { trid, payload } => self.put(signed(&user)?, trid, &payload, w).await,
             Sdg { payload, .. } => self.sdg(signed(&user)?, &payload).await,
-            Del { trid, payload } => self.del(signed(&user)?, trid, &payload, w),
+            Del { trid, payload } => self.del(signed(&user)?, trid, &payload, w).await,
         }
     }
 }

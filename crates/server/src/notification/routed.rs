@@ -101,7 +101,7 @@ impl NsSession {
         let roster = multiparty::roster_of(message).ok_or(ErrorCode::InvalidParameter)?;
         for handle in roster {
             if handle.eq_ignore_ascii_case(&user.handle) {
-                backend.join_group_chat(user, &group)?;
+                backend.join_group_chat(user, &group).await?;
             } else {
                 backend.invite_to_group_chat(user, &group, &handle).await?;
             }
@@ -113,7 +113,7 @@ impl NsSession {
     /// `DEL`: of one's own entry in a group conversation's roster, which
     /// leaves it; or of one of one's machines from one's `/user` (MSNP21's
     /// sign-out of another machine, which gets `OUT OTH`).
-    pub(super) fn del(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
+    pub(super) async fn del(&mut self, user: &Arc<OnlineUser>, trid: TrId, payload: &Bytes, w: &mut Writer) -> Handled {
         let message = parse(payload)?;
         check_sender(user, &message)?;
         let to = message.to().ok_or(ErrorCode::InvalidParameter)?;
@@ -131,7 +131,7 @@ impl NsSession {
         if !who.eq_ignore_ascii_case(&user.handle) {
             return Err(ErrorCode::InvalidParameter);
         }
-        self.shared.backend.leave_group_chat(user, &group)?;
+        self.shared.backend.leave_group_chat(user, &group).await?;
         w.push(&Reply::DelOk { trid });
         Ok(Flow::Continue)
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod msnp21;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
