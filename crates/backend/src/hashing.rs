@@ -122,6 +122,19 @@ impl PasswordChecker {
         rx.await.ok()
     }
 
+    /// Runs another slow login check (a SCRAM proof's key derivation) on
+    /// the same threads and admission as a password check. `None` when the
+    /// pool has shut down.
+    pub async fn run<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _permit = self.admission.acquire().await.ok()?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |_| {
+            let _ = tx.send(check());
+        });
+        self.shared.push(job, true)?;
+        rx.await.ok()
+    }
+
     /// A new Argon2id hash of `password` (sign-up, password change), on the
     /// same threads but behind every waiting login check. `None` when the
     /// pool has shut down.

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     /// or any behind a local TLS tunnel): notification and switchboard on
     /// one port, without referral. Uses the `tls_cert`/`tls_key` pair.
     pub msnp_tls_listen: Option<SocketAddr>,
+    /// XMPP client connections (the XMPP front), when given.
+    pub xmpp_listen: Option<SocketAddr>,
     /// The host name or address put in `XFR` and `RNG`. By default, the
     /// address the client reached us on.
     pub public_host: Option<String>,
@@ -153,6 +155,7 @@ impl ServerConfig {
             legacy_tls_cert: None,
             legacy_tls_key: None,
             msnp_tls_listen: None,
+            xmpp_listen: None,
             public_host: None,
             referral: true,
             dialects: Dialect::ALL.to_vec(),

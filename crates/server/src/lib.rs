@@ -38,6 +38,7 @@ pub mod switchboard;
 
 pub mod tls;
 pub mod web;
+pub mod xmpp;
 
 pub use config::ServerConfig;
 pub use listeners::{RunningServer, Server, open_backend};

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::connection::Connection;
-use crate::roles::{Port, admit, decide_role, serve_connection, timeouts};
+use crate::roles::{Port, accept_or_stop, admit, decide_role, serve_connection, timeouts};
 use crate::shared::{Counters, Shared, read_trace_list};
 
 /// Opens the store (the data dir's SQLite file, or PostgreSQL) and the
@@ -51,6 +51,7 @@ pub struct RunningServer {
     pub https_addr: Option<SocketAddr>,
     pub legacy_https_addr: Option<SocketAddr>,
     pub msnp_tls_addr: Option<SocketAddr>,
+    pub xmpp_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tracker: TaskTracker,
@@ -118,6 +119,22 @@ impl Server {
             None => None,
         };
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        let xmpp = match config.xmpp_listen {
+            Some(addr) => {
+                let mut tls = (*crate::tls::server_config(
+                    &config.data_dir,
+                    config.tls_cert.as_deref(),
+                    config.tls_key.as_deref(),
+                    config.public_host.as_deref(),
+                )?)
+                .clone();
+                tls.alpn_protocols.clear();
+                let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+                Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+            }
+            None => None,
+        };
+        let xmpp_addr = xmpp.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
 
         let by_role: Arc<[AtomicU64; 3]> = Arc::default();
         let config_data_dir = config.data_dir.clone();
@@ -184,6 +201,16 @@ impl Server {
                 permits.clone(),
             ));
         }
+        if let Some((listener, acceptor)) = xmpp {
+            tracker.spawn(crate::xmpp::accept_loop(
+                listener,
+                acceptor,
+                shared.clone(),
+                shutdown.subscribe(),
+                tracker.clone(),
+                permits.clone(),
+            ));
+        }
         let gateways = Arc::new(crate::gateway::Gateways::new(tracker.clone(), shutdown.subscribe(), permits.clone()));
         tracker.spawn(gateways.clone().sweep(shared.config.gateway_idle_timeout));
         let web = crate::http::Web { router: crate::http::router(shared.clone()), gateways };
@@ -226,6 +253,7 @@ impl Server {
             https_addr,
             legacy_https_addr,
             msnp_tls_addr,
+            xmpp_addr,
             shared,
             shutdown,
             tracker,
@@ -452,27 +480,5 @@ async fn open_socket(stream: TcpStream, port: &Port, shared: &Shared) -> Option<
         Some(conn)
     } else {
         Connection::tcp(stream, Limits::default(), timeouts(config), keepalive).ok()
-    }
-}
-
-/// The next connection, or `None` once shutdown begins. A failed accept (out
-/// of file descriptors and the like) is logged and retried after a short
-/// back-off rather than ending the listener.
-async fn accept_or_stop(
-    listener: &TcpListener,
-    shutdown: &mut watch::Receiver<bool>,
-    what: &str,
-) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    loop {
-        tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => return Some(a),
-                Err(e) => {
-                    tracing::warn!("{what} accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => return None,
-        }
     }
 }

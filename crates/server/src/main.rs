@@ -281,6 +281,7 @@ fn configure(o: &ServeOptions, config: &mut ServerConfig) -> anyhow::Result<()> 
     config.challenges = o.challenges.unwrap();
     config.legacy_https_listen = o.legacy_https_listen;
     config.msnp_tls_listen = o.msnp_tls_listen;
+    config.xmpp_listen = o.xmpp_listen;
     config.roles = o.role.unwrap();
     if let Some(nats_url) = o.nats.clone() {
         if config.database.is_none() {
@@ -418,6 +419,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     if let Some(addr) = running.msnp_tls_addr {
         println!("msnd: msnp-tls listening on {addr}");
+    }
+    if let Some(addr) = running.xmpp_addr {
+        println!("msnd: xmpp listening on {addr}");
     }
     if let Some(cluster) = running.cluster() {
         println!("msnd: node {}", cluster.node_id());

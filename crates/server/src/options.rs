@@ -106,6 +106,11 @@ pub struct ServeOptions {
     /// --tls-cert pair, or the generated one.
     #[arg(long, env = "MSND_MSNP_TLS_LISTEN")]
     pub msnp_tls_listen: Option<SocketAddr>,
+    /// XMPP client connections (RFC 6120; STARTTLS with the --tls-cert
+    /// pair or the generated one), for Jabber clients signing in with their
+    /// MSN account: 0.0.0.0:5222 is the usual port. Off unless given.
+    #[arg(long, env = "MSND_XMPP_LISTEN")]
+    pub xmpp_listen: Option<SocketAddr>,
     /// Refuse the MD5 dialects (MSNP2-7) entirely: only Passport logins,
     /// whose passwords travel over TLS, are served.
     #[arg(long, env = "MSND_REFUSE_MD5", num_args = 0..=1, default_missing_value = "true", require_equals = true)]

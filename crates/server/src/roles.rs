@@ -177,3 +177,25 @@ pub async fn decide_role(mut conn: Connection, port: Port, shared: &Shared) -> O
     };
     Some(Session::Notification { conn, first: Some(first), role })
 }
+
+/// The next connection, or `None` once shutdown begins. A failed accept (out
+/// of file descriptors and the like) is logged and retried after a short
+/// back-off rather than ending the listener.
+pub async fn accept_or_stop(
+    listener: &tokio::net::TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    tracing::warn!("{what} accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return None,
+        }
+    }
+}

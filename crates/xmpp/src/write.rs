@@ -33,8 +33,10 @@ pub enum Features<'a> {
     StartTls,
     /// Inside TLS (or where TLS is not offered), before authentication.
     Sasl { mechanisms: &'a [&'a str] },
-    /// After authentication: resource binding (and the old session, optional).
-    Bind,
+    /// After authentication: resource binding (and the old session,
+    /// optional), with the server's entity capabilities (XEP-0115) as
+    /// `(node, ver)`.
+    Bind { caps: Option<(&'a str, &'a str)> },
 }
 
 pub fn features(features: Features<'_>) -> String {
@@ -44,8 +46,17 @@ pub fn features(features: Features<'_>) -> String {
             let list: String = mechanisms.iter().map(|m| format!("<mechanism>{m}</mechanism>")).collect();
             format!("<mechanisms xmlns='{NS_SASL}'>{list}</mechanisms>")
         }
-        Features::Bind => {
-            format!("<bind xmlns='{NS_BIND}'/><session xmlns='{NS_SESSION}'><optional/></session>")
+        Features::Bind { caps } => {
+            let caps = caps
+                .map(|(node, ver)| {
+                    format!(
+                        "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{}' ver='{}'/>",
+                        escape(node),
+                        escape(ver)
+                    )
+                })
+                .unwrap_or_default();
+            format!("<bind xmlns='{NS_BIND}'/><session xmlns='{NS_SESSION}'><optional/></session>{caps}")
         }
     };
     format!("<stream:features>{inner}</stream:features>")

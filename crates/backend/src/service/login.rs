@@ -123,6 +123,49 @@ impl Backend {
         }
     }
 
+    /// A login by proof of the password rather than the password itself
+    /// (XMPP's SCRAM): `check` is given the account's password, opened from
+    /// its sealed form, on the password-hashing threads, and answers what
+    /// the proof yields if it holds. Throttled like any login; accounts
+    /// without a sealed password cannot log in this way.
+    pub async fn proof_login<T: Send + 'static>(
+        &self,
+        handle: &str,
+        source: IpAddr,
+        check: impl FnOnce(&str) -> Option<T> + Send + 'static,
+    ) -> Result<(Account, T), ErrorCode> {
+        let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;
+        self.throttled(handle.key(), source, self.check_proof(&handle, check)).await
+    }
+
+    async fn check_proof<T: Send + 'static>(
+        &self,
+        handle: &Handle,
+        check: impl FnOnce(&str) -> Option<T> + Send + 'static,
+    ) -> Result<(Account, T), ErrorCode> {
+        let account = self.store.account(handle.key()).await.map_err(store_error)?.filter(|a| !a.disabled);
+        let password = account
+            .as_ref()
+            .and_then(|a| a.credentials.sealed_secret.as_ref())
+            .and_then(|sealed| self.key.open(handle.key(), sealed).ok());
+        // Unknown accounts cost the same derivation, against nothing.
+        let found = password.is_some();
+        let password = password.unwrap_or_else(|| secrets::random_token(16));
+        let proved = self.hashing.run(move || check(&password)).await.ok_or(ErrorCode::ServerUnavailable)?;
+        match (proved, account) {
+            (Some(proof), Some(account)) if found => Ok((account, proof)),
+            _ => Err(ErrorCode::AuthenticationFailed),
+        }
+    }
+
+    /// A salt of `handle`'s own for proofs of its password (SCRAM): the same
+    /// on every node and every login, derived, never stored.
+    pub fn proof_salt(&self, handle: &str) -> Vec<u8> {
+        let mut salt = self.key.sign("scram-salt", handle.to_ascii_lowercase().as_bytes());
+        salt.truncate(16);
+        salt
+    }
+
     /// Checks a password typed into a web page (throttled like any login).
     pub async fn web_login(&self, handle: &str, password: &str, source: IpAddr) -> Result<Account, ErrorCode> {
         let handle = Handle::parse(handle).map_err(|_| ErrorCode::AuthenticationFailed)?;

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod jabber;
 pub mod msnp21;
 
 use std::io::{BufRead, BufReader, Write};
@@ -42,6 +43,7 @@ pub struct TestServer {
     pub https: Option<SocketAddr>,
     pub legacy_https: Option<SocketAddr>,
     pub msnp_tls: Option<SocketAddr>,
+    pub xmpp: Option<SocketAddr>,
     extra: Vec<String>,
 }
 
@@ -76,6 +78,7 @@ impl TestServer {
             https: None,
             legacy_https: None,
             msnp_tls: None,
+            xmpp: None,
             extra: Vec::new(),
         }
     }
@@ -109,6 +112,7 @@ impl TestServer {
         let mut lines = BufReader::new(stdout).lines();
         let (mut dispatch, mut ns, mut http, mut https, mut legacy_https, mut msnp_tls) =
             (None, None, None, None, None, None);
+        let mut xmpp = None;
         for line in lines.by_ref() {
             let line = line.expect("msnd stdout");
             let addr = || line.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
@@ -118,6 +122,8 @@ impl TestServer {
                 ns = Some(addr());
             } else if line.starts_with("msnd: msnp-tls") {
                 msnp_tls = Some(addr());
+            } else if line.starts_with("msnd: xmpp") {
+                xmpp = Some(addr());
             } else if line.starts_with("msnd: legacy-https") {
                 legacy_https = Some(addr());
             } else if line.starts_with("msnd: https") {
@@ -140,6 +146,7 @@ impl TestServer {
             https,
             legacy_https,
             msnp_tls,
+            xmpp,
             extra,
         }
     }

@@ -1,0 +1,209 @@
+//! The XMPP front: Jabber clients sign in with their MSN account over
+//! STARTTLS and SASL, see their MSN lists as a roster, and chat and share
+//! presence with MSN users of every dialect; hostile streams end with the
+//! right stream error and touch no one else.
+
+mod common;
+
+use common::cluster::until;
+use common::jabber::*;
+use common::*;
+use xmpp::NS_CLIENT;
+
+#[tokio::test]
+async fn a_jabber_user_signs_in_with_scram_or_plain_and_nothing_else() {
+    let server = server_with_xmpp();
+    users(&server, &["alice"]);
+    // SCRAM-SHA-1 (the client checks the server's proof too) and PLAIN.
+    let scram = Jabber::sign_in(&server, "alice", "laptop", Mechanism::Scram).await;
+    assert_eq!(scram.jid, "alice@example.com/laptop");
+    let plain = Jabber::sign_in(&server, "alice", "phone", Mechanism::Plain).await;
+    assert_eq!(plain.jid, "alice@example.com/phone");
+    // A wrong password, either way: not-authorized.
+    for mechanism in [Mechanism::Plain, Mechanism::Scram] {
+        let mut s = secure(&server, "example.com").await;
+        let refused = authenticate(&mut s, "example.com", "alice", "wrong", mechanism).await;
+        assert_eq!(refused, Err("not-authorized".to_string()), "{mechanism:?}");
+    }
+    // No password before TLS: only STARTTLS is offered, and anything else
+    // ends the stream.
+    let mut plain = connect(&server).await;
+    let features = plain.open("example.com").await;
+    assert!(!features.has_child("mechanisms", xmpp::NS_SASL));
+    plain.send(&xmpp::write::sasl_auth("PLAIN", b"\0alice\0pw-alice")).await;
+    assert_eq!(plain.stream_error().await, "policy-violation");
+    // A stanza before binding: not-authorized.
+    let mut early = secure(&server, "example.com").await;
+    authenticate(&mut early, "example.com", "alice", "pw-alice", Mechanism::Plain).await.unwrap();
+    early.restart();
+    early.open("example.com").await;
+    early.send("<message to='bob@example.com'><body>hi</body></message>").await;
+    assert_eq!(early.stream_error().await, "not-authorized");
+    // No domain: host-unknown.
+    let mut nowhere = connect(&server).await;
+    nowhere.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>").await;
+    assert_eq!(nowhere.stream_error().await, "host-unknown");
+}
+
+#[tokio::test]
+async fn the_roster_is_the_forward_list_and_presence_flows_both_ways() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob"]);
+    let (mut alice, roster) = Jabber::online(&server, "alice", "home").await;
+    assert_eq!(roster.get_child("query", "jabber:iq:roster").map(|q| q.children().count()), Some(0));
+    // Alice adds Bob with a group: answered, and pushed to her.
+    let set = "<query xmlns='jabber:iq:roster'><item jid='bob@example.com'><group>Friends</group></item></query>";
+    let answer = alice.query("set", set).await;
+    assert_eq!(answer.attr("type"), Some("result"));
+    let push = alice.stream.until(|e| e.name() == "iq" && e.attr("type") == Some("set")).await;
+    let item = push.get_child("query", "jabber:iq:roster").unwrap().children().next().unwrap().clone();
+    assert_eq!((item.attr("jid"), item.attr("subscription")), (Some("bob@example.com"), Some("to")));
+    // Bob, on MSNP2, sees her add him and adds her back.
+    let (mut bob, _) = online_as(&server, "bob").await;
+    bob.send("ADD 20 FL alice@example.com Alice").await;
+    until(&mut bob, "ADD 20 FL").await;
+    // He is online: she sees him, and he sees her.
+    bob.send("CHG 21 BSY").await;
+    let online = alice.presence_of("bob@example.com").await;
+    assert!(online.attr("type").is_none() && !online.has_child("show", NS_CLIENT), "{}", String::from(&online));
+    let busy = alice.presence_of("bob@example.com").await;
+    assert_eq!(busy.get_child("show", NS_CLIENT).map(|s| s.text()).as_deref(), Some("dnd"));
+    alice.send("<presence><show>away</show><status>at lunch</status></presence>").await;
+    let nln = until(&mut bob, "NLN AWY alice@example.com").await;
+    assert!(nln.text.contains("Alice"), "{}", nln.text);
+    // Her roster now says both, in the group.
+    let roster = alice.query("get", "<query xmlns='jabber:iq:roster'/>").await;
+    let item = roster.get_child("query", "jabber:iq:roster").unwrap().children().next().unwrap().clone();
+    assert_eq!(item.attr("subscription"), Some("both"));
+    assert_eq!(item.get_child("group", "jabber:iq:roster").map(|g| g.text()).as_deref(), Some("Friends"));
+    // He goes: she sees him leave.
+    drop(bob);
+    let gone = alice.presence_of("bob@example.com").await;
+    assert_eq!(gone.attr("type"), Some("unavailable"));
+}
+
+#[tokio::test]
+async fn jabber_and_msn_users_of_old_and_new_dialects_chat() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut alice, _) = Jabber::online(&server, "alice", "desk").await;
+    // Bob (MSNP2, switchboards only) is rung by her first word.
+    let (mut bob, _) = online_as(&server, "bob").await;
+    alice.send(&chat("bob@example.com", "héllo bob ☕")).await;
+    let ring = until(&mut bob, "RNG ").await;
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 bob@example.com {} {}", r[4], r[1])).await;
+    let said = until(&mut sb, "MSG alice@example.com").await;
+    assert!(String::from_utf8_lossy(said.payload.as_deref().unwrap()).ends_with("héllo bob ☕"));
+    sb.send_payload("MSG 2 N", &text_message("hi alice")).await;
+    assert_eq!(alice.next_said().await, ("bob@example.com".to_string(), "hi alice".to_string()));
+    // Typing reaches her as a chat state.
+    let typing = "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: bob@example.com\r\n\r\n\r\n";
+    sb.send_payload("MSG 3 U", typing.as_bytes()).await;
+    let composing = alice.stream.until(|e| e.name() == "message").await;
+    assert!(composing.has_child("composing", "http://jabber.org/protocol/chatstates"));
+    // Carol (MSNP21) reads SDG: no switchboard either way.
+    let (mut carol, _) = common::msnp21::online21(&server, "carol").await;
+    alice.send(&chat("carol@example.com", "hello carol")).await;
+    let sdg = until(&mut carol, "SDG ").await;
+    assert!(sdg.payload.as_deref().unwrap().ends_with(b"hello carol"));
+    carol.send_payload("SDG 9", &common::msnp21::sdg("carol", "alice", "Text", "hello alice")).await;
+    assert_eq!(alice.next_said().await, ("carol@example.com".to_string(), "hello alice".to_string()));
+}
+
+#[tokio::test]
+async fn hostile_streams_end_with_their_error_and_touch_no_one_else() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut bob, _) = Jabber::online(&server, "bob", "r").await;
+    let cases: [(&str, String); 5] = [
+        ("not-well-formed", "<message><body>x</wrong></message>".to_string()),
+        ("not-well-formed", "<!DOCTYPE lol [<!ENTITY a 'aaaaaaaa'>]>".to_string()),
+        ("restricted-xml", "<message to='bob@example.com'><body>&lol;&lol;</body></message>".to_string()),
+        ("policy-violation", format!("<message to='bob@example.com'><body>{}</body></message>", "x".repeat(70_000))),
+        ("unsupported-stanza-type", "<foo/>".to_string()),
+    ];
+    for (want, bad) in cases {
+        let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+        alice.send(&bad).await;
+        assert_eq!(alice.stream.stream_error().await, want, "{}", &bad[..bad.len().min(60)]);
+    }
+    // A forged sender is replaced by the real one.
+    let (mut carol, _) = Jabber::online(&server, "carol", "r").await;
+    carol
+        .send("<message from='admin@example.com' to='bob@example.com' type='chat'><body>trust me</body></message>")
+        .await;
+    assert_eq!(bob.next_said().await, ("carol@example.com".to_string(), "trust me".to_string()));
+    // Bob was never disturbed: he still answers.
+    let pong = bob.query("get", "<ping xmlns='urn:xmpp:ping'/>").await;
+    assert_eq!(pong.attr("type"), Some("result"));
+    // An unknown request is service-unavailable; a malformed one bad-request.
+    let unknown = bob.query("get", "<query xmlns='urn:example:nothing'/>").await;
+    assert!(String::from(&unknown).contains("service-unavailable"));
+    let malformed = bob.query("set", "<query xmlns='jabber:iq:roster'/>").await;
+    assert!(String::from(&malformed).contains("bad-request"));
+}
+
+#[tokio::test]
+async fn blocking_hides_one_from_the_blocked_on_either_protocol() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob"]);
+    let (mut bob, _) = online_as(&server, "bob").await;
+    bob.send("ADD 20 FL alice@example.com Alice").await;
+    until(&mut bob, "ADD 20 FL").await;
+    let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+    until(&mut bob, "NLN NLN alice@example.com").await;
+    let blocked = alice.query("set", "<block xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></block>").await;
+    assert_eq!(blocked.attr("type"), Some("result"));
+    until(&mut bob, "FLN alice@example.com").await;
+    let list = alice.query("get", "<blocklist xmlns='urn:xmpp:blocking'/>").await;
+    assert!(String::from(&list).contains("bob@example.com"));
+    alice.query("set", "<unblock xmlns='urn:xmpp:blocking'/>").await;
+    until(&mut bob, "NLN NLN alice@example.com").await;
+}
+
+#[tokio::test]
+async fn offline_messages_reach_a_jabber_user_once_and_carbons_reach_the_other_resource() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "carol"]);
+    // Carol (MSNP21) writes while Alice is away: kept.
+    let (mut carol, _) = common::msnp21::online21(&server, "carol").await;
+    carol.send_payload("SDG 9", &common::msnp21::sdg("carol", "alice", "Text", "while you were out")).await;
+    carol.send("PNG").await;
+    until(&mut carol, "QNG").await;
+    let (mut alice, _) = Jabber::online(&server, "alice", "one").await;
+    let kept = alice.stream.until(|e| e.name() == "message").await;
+    assert_eq!(kept.get_child("body", NS_CLIENT).map(|b| b.text()).as_deref(), Some("while you were out"));
+    assert!(kept.has_child("delay", "urn:xmpp:delay"));
+    // Once: her second resource is not shown it again.
+    let (mut other, _) = Jabber::online(&server, "alice", "two").await;
+    let answer = other.query("set", "<enable xmlns='urn:xmpp:carbons:2'/>").await;
+    assert_eq!(answer.attr("type"), Some("result"));
+    // What the first resource says, the second sees as a sent carbon.
+    alice.send(&chat("carol@example.com", "thanks")).await;
+    until(&mut carol, "SDG ").await;
+    let carbon = other.stream.until(|e| e.name() == "message").await;
+    let sent = carbon.get_child("sent", "urn:xmpp:carbons:2").expect("a sent carbon");
+    let inner = sent.get_child("forwarded", "urn:xmpp:forward:0").unwrap().get_child("message", NS_CLIENT).unwrap();
+    assert_eq!(inner.attr("to"), Some("carol@example.com"));
+    assert_eq!(inner.get_child("body", NS_CLIENT).unwrap().text(), "thanks");
+}
+
+#[tokio::test]
+async fn discovery_lists_what_is_served_and_vcards_carry_names() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob"]);
+    let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+    alice.query("set", "<query xmlns='jabber:iq:roster'><item jid='bob@example.com'/></query>").await;
+    let info =
+        alice.query_to(Some("example.com"), "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>").await;
+    let text = String::from(&info);
+    for feature in ["urn:xmpp:ping", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "vcard-temp"] {
+        assert!(text.contains(feature), "{feature} in {text}");
+    }
+    let card = alice.query_to(Some("bob@example.com"), "get", "<vCard xmlns='vcard-temp'/>").await;
+    assert!(String::from(&card).contains("<FN>Bob</FN>"), "{}", String::from(&card));
+    let mine = alice.query("get", "<vCard xmlns='vcard-temp'/>").await;
+    assert!(String::from(&mine).contains("<NICKNAME>Alice</NICKNAME>"), "{}", String::from(&mine));
+}
