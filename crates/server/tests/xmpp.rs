@@ -198,6 +198,9 @@ async fn discovery_lists_what_is_served_and_vcards_carry_names() {
     alice.query("set", "<query xmlns='jabber:iq:roster'><item jid='bob@example.com'/></query>").await;
     let info =
         alice.query_to(Some("example.com"), "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>").await;
+    // Answered from the address asked (profanity crashed on an answer
+    // without one).
+    assert_eq!(info.attr("from"), Some("example.com"));
     let text = String::from(&info);
     for feature in ["urn:xmpp:ping", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "vcard-temp"] {
         assert!(text.contains(feature), "{feature} in {text}");

@@ -188,9 +188,15 @@ pub fn stanza_error(kind: &str, id: Option<&str>, from: Option<&str>, to: &str, 
     stanza.append(error).build()
 }
 
-/// An `iq` result to `to` for request `id`, with its payload if any.
-pub fn iq_result(id: &str, to: &str, payload: Option<Element>) -> Element {
-    let iq = Element::builder("iq", NS_CLIENT).attr(name("type"), "result").attr(name("id"), id).attr(name("to"), to);
+/// An `iq` result to `to` for request `id`, with its payload if any; from
+/// the address the request was sent to, if it named one (RFC 6120 section
+/// 8.1.2.1: clients match answers by it).
+pub fn iq_result(id: &str, from: Option<&str>, to: &str, payload: Option<Element>) -> Element {
+    let mut iq =
+        Element::builder("iq", NS_CLIENT).attr(name("type"), "result").attr(name("id"), id).attr(name("to"), to);
+    if let Some(from) = from {
+        iq = iq.attr(name("from"), from);
+    }
     match payload {
         Some(p) => iq.append(p).build(),
         None => iq.build(),
@@ -243,7 +249,7 @@ mod tests {
         let mut text = server_header("example.com", "abc", Some("a'b"));
         text.push_str(&features(Features::Sasl { mechanisms: &["SCRAM-SHA-1", "PLAIN"] }));
         text.push_str(&element(&stanza_error("iq", Some("7"), None, "a@b.c/r", StanzaCondition::ServiceUnavailable)));
-        text.push_str(&element(&iq_result("8", "a@b.c/r", None)));
+        text.push_str(&element(&iq_result("8", Some("b.c"), "a@b.c/r", None)));
         text.push_str(&sasl_success(b""));
         text.push_str(&stream_error(crate::StreamErrorCondition::PolicyViolation));
         let mut out = Vec::new();

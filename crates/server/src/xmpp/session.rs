@@ -87,7 +87,7 @@ pub(super) async fn run(signed_in: SignedIn, shared: &Arc<Shared>, mut shutdown:
         seen: HashMap::new(),
         pushes: Vec::new(),
     };
-    if wire.send(&write::element(&write::iq_result(&id, &session.full, Some(bound.build())))).await {
+    if wire.send(&write::element(&write::iq_result(&id, None, &session.full, Some(bound.build())))).await {
         session.serve(&mut wire, &events, &mut shutdown).await;
     }
     shared.backend.sign_out(&session.user);
@@ -218,12 +218,10 @@ impl Session {
     async fn stanza(&mut self, element: Element, wire: &mut Wire<Tls>) -> Flow {
         match ClientStanza::read(element) {
             Ok(ClientStanza::Query { id, to, query }) => {
+                let from = to.as_ref().map(|t| t.to_string());
                 let answer = match self.query(query, to.as_ref()).await {
-                    Ok(payload) => write::iq_result(&id, &self.full, payload),
-                    Err(condition) => {
-                        let from = to.map(|t| t.to_string());
-                        write::stanza_error("iq", Some(&id), from.as_deref(), &self.full, condition)
-                    }
+                    Ok(payload) => write::iq_result(&id, from.as_deref(), &self.full, payload),
+                    Err(condition) => write::stanza_error("iq", Some(&id), from.as_deref(), &self.full, condition),
                 };
                 let flow = self.send(wire, answer).await;
                 self.flush_pushes(wire, flow).await
