@@ -165,6 +165,18 @@ def main():
     write("p2p", "first-chunk", p2p_packet(session=7, total=5000, flags=0x01000030, payload=b"x" * 1202, footer=2))
     write("p2p", "bad-offset", p2p_packet(offset=2**63, total=1, payload=b"y"))
 
+    # XMPP: the first byte picks the piece size, the rest follows a stream header.
+    write("xmpp_stream", "message", b"\x03<message to='bob@example.com' type='chat'><body>hi &amp; bye</body>"
+          b"<composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+    write("xmpp_stream", "iqs", b"\x07<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource>"
+          b"</bind></iq><iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq> \n<presence><show>away</show>"
+          b"<status>out</status></presence></stream:stream>")
+    write("xmpp_stream", "sasl", b"\x01<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"
+          b"biwsbj11c2VyLHI9ZnlrbytkMmxiYkZnT05Sdjlxa3hkYXdM</auth>")
+    write("xmpp_stream", "scram-first", b"\x00n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL")
+    write("xmpp_stream", "scram-final", b"\x00c=biws,r=fyko+d2lbbFgONRv9qkxdawLnonce,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=")
+    write("xmpp_stream", "entities", b"\x05<!DOCTYPE x [<!ENTITY a 'aaaa'>]><message><body>&a;</body></message>")
+
 
 if __name__ == "__main__":
     main()

@@ -10,3 +10,4 @@
 
 pub mod session;
 pub mod wire;
+pub mod xmpp;

@@ -70,3 +70,8 @@ fn session() {
         assert_eq!(reached, fuzzing::session::Reached { signed_in: true, switchboard: true }, "{dialect}");
     }
 }
+
+#[test]
+fn xmpp_stream() {
+    replay("xmpp_stream", fuzzing::xmpp::xmpp_stream);
+}
