@@ -119,7 +119,8 @@ impl Server {
             None => None,
         };
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
-        let xmpp = match config.xmpp_listen {
+        // Jabber users are signed-in users: a notification node's.
+        let xmpp = match config.xmpp_listen.filter(|_| config.roles.notification) {
             Some(addr) => {
                 let mut tls = (*crate::tls::server_config(
                     &config.data_dir,

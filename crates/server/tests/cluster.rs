@@ -676,3 +676,34 @@ async fn next_said_in_group(c: &mut Client) -> msnp::routed::RoutedMessage {
         }
     }
 }
+
+#[tokio::test]
+async fn a_jabber_user_and_an_msn_user_on_different_nodes_chat() {
+    use common::jabber::{Jabber, chat};
+    let Some(c) = cluster("xmpp", STEADY_NODE_TIMEOUT_MS).await else { return };
+    // Alice signs in with XMPP on the first notification node, Bob (MSNP7)
+    // on the second.
+    let (mut alice, _) = Jabber::online(&c.notification[0], "u0", "desk").await;
+    let other = c.notification[1].ns.to_string();
+    let mut bob = direct(&other, "u1").await;
+    bob.send("ADD 4 FL u0@example.com u0").await;
+    until(&mut bob, "ADD 4 FL").await;
+    bob.send("CHG 5 NLN").await;
+    until(&mut bob, "CHG 5 NLN").await;
+    alice.query("set", "<query xmlns='jabber:iq:roster'><item jid='u1@example.com'/></query>").await;
+    // Each sees the other across the bus.
+    let seen = alice.presence_of("u1@example.com").await;
+    assert!(seen.attr("type").is_none(), "{}", String::from(&seen));
+    alice.send("<presence><show>dnd</show></presence>").await;
+    until(&mut bob, "NLN BSY u0@example.com").await;
+    // Her word rings him into a session; his answer reaches her.
+    alice.send(&chat("u1@example.com", "across the bus")).await;
+    let ring = until(&mut bob, "RNG ").await;
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 u1@example.com {} {}", r[4], r[1])).await;
+    let said = until(&mut sb, "MSG u0@example.com").await;
+    assert!(said.payload.as_deref().unwrap().ends_with(b"across the bus"));
+    sb.send_payload("MSG 2 N", &text_message("and back")).await;
+    assert_eq!(alice.next_said().await, ("u1@example.com".to_string(), "and back".to_string()));
+}

@@ -52,7 +52,8 @@ struct Session {
     carbons: bool,
     /// Contacts shown online, by key.
     seen: HashMap<String, Seen>,
-    /// Roster pushes to send after the answer to the request that made them.
+    /// Roster pushes (and the presence of a contact just added) to send
+    /// after the answer to the request that made them.
     pushes: Vec<Element>,
 }
 
@@ -263,12 +264,17 @@ impl Session {
                 let handle = item.jid.to_string();
                 if item.subscription == xmpp_parsers::roster::Subscription::Remove {
                     backend.remove_from_list(&self.user, ListKind::Forward, &handle).await.map_err(condition_of)?;
+                    self.push_contact(&handle).await;
                 } else {
-                    self.add_contact(&handle).await?;
+                    let shown = self.add_contact(&handle).await?;
                     let groups: Vec<String> = item.groups.iter().map(|g| g.0.clone()).collect();
                     self.put_in_groups(&handle, &groups).await?;
+                    self.push_contact(&handle).await;
+                    // A contact already online is shown at once.
+                    if let Some(presence) = shown.and_then(|c| self.note_contact(c)) {
+                        self.pushes.push(presence);
+                    }
                 }
-                self.push_contact(&handle).await;
                 Ok(None)
             }
             Query::DiscoInfo { node } => Ok(Some(translate::disco_info(node.as_deref()))),
@@ -435,20 +441,35 @@ impl Session {
 
     /// Shows a contact's presence (with their personal message as status).
     async fn show_contact(&mut self, contact: ContactPresence, wire: &mut Wire<Tls>) -> Flow {
+        match self.note_contact(contact) {
+            Some(presence) => self.send(wire, presence).await,
+            None => Flow::Continue,
+        }
+    }
+
+    /// Keeps a contact's presence; the stanza that shows it.
+    fn note_contact(&mut self, contact: ContactPresence) -> Option<Element> {
         let status = contact.personal_message.as_deref().map(msnp::personal::status_of).unwrap_or_default();
         let line = contact.line;
         let seen = Seen { state: Some(line.state), friendly: line.friendly.clone(), status };
         self.seen.insert(line.handle.to_ascii_lowercase(), seen);
-        self.resend(&line.handle, wire).await
+        self.presence_of(&line.handle)
+    }
+
+    /// What is known of a contact's presence, as a stanza.
+    fn presence_of(&self, handle: &str) -> Option<Element> {
+        let key = handle.to_ascii_lowercase();
+        let seen = self.seen.get(&key)?;
+        let state = seen.state?;
+        Some(translate::presence(&key, &self.full, state, Some(&seen.status), Some(&seen.friendly)))
     }
 
     /// Sends what is known of a contact's presence again.
     async fn resend(&self, handle: &str, wire: &mut Wire<Tls>) -> Flow {
-        let key = handle.to_ascii_lowercase();
-        let Some(seen) = self.seen.get(&key) else { return Flow::Continue };
-        let Some(state) = seen.state else { return Flow::Continue };
-        let p = translate::presence(&key, &self.full, state, Some(&seen.status), Some(&seen.friendly));
-        self.send(wire, p).await
+        match self.presence_of(handle) {
+            Some(p) => self.send(wire, p).await,
+            None => Flow::Continue,
+        }
     }
 
     /// What the domain tells this endpoint.

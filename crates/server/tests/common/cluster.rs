@@ -67,6 +67,9 @@ pub async fn cluster_on(test: &str, nats: &str, node_timeout_ms: &str) -> Option
                 node_timeout_ms,
                 "--challenges",
                 "off",
+                // Served on the notification nodes only.
+                "--xmpp-listen",
+                "127.0.0.1:0",
             ],
         )
     };
