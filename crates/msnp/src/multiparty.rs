@@ -32,7 +32,12 @@ impl GroupId {
         if address.network != GROUP_NETWORK || address.name.eq_ignore_ascii_case(NEW_GROUP) {
             return None;
         }
-        let guid = address.name.strip_suffix("@live.com")?.to_ascii_lowercase();
+        GroupId::of_guid(address.name.strip_suffix("@live.com")?)
+    }
+
+    /// The group a bare GUID names (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).
+    pub fn of_guid(guid: &str) -> Option<GroupId> {
+        let guid = guid.to_ascii_lowercase();
         let shape = guid.len() == 36
             && guid
                 .char_indices()

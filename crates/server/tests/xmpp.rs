@@ -210,3 +210,136 @@ async fn discovery_lists_what_is_served_and_vcards_carry_names() {
     let mine = alice.query("get", "<vCard xmlns='vcard-temp'/>").await;
     assert!(String::from(&mine).contains("<NICKNAME>Alice</NICKNAME>"), "{}", String::from(&mine));
 }
+
+/// An `SDG` of text from `name` to a group.
+fn said_to_group(name: &str, at: &str, text: &str) -> Vec<u8> {
+    format!(
+        "Routing: 1.0\r\nTo: {at};path=IM\r\nFrom: 1:{name}@example.com;epid={{00000000-0000-0000-0000-000000000001}}\r\n\r\n\
+         Reliability: 1.0\r\n\r\nMessaging: 2.0\r\nMessage-Type: Text\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
+
+const MUC: &str = "http://jabber.org/protocol/muc";
+const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+
+/// The status codes of a room presence.
+fn codes(p: &xmpp::Element) -> Vec<String> {
+    p.get_child("x", MUC_USER)
+        .map(|x| {
+            x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code").map(str::to_string)).collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_group_chat_is_a_room_with_msn_users_of_both_kinds_in_it() {
+    use common::msnp21::{next_routed, online21, roster, routed_to};
+    use msnp::multiparty::GroupId;
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob", "carol"]);
+    let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+    let (mut carol, _) = online21(&server, "carol").await;
+    let (mut bob, _) = online_as(&server, "bob").await;
+    // The server lists its room service.
+    let items =
+        alice.query_to(Some("example.com"), "get", "<query xmlns='http://jabber.org/protocol/disco#items'/>").await;
+    assert!(String::from(&items).contains("conference.example.com"));
+    // Alice makes a room by joining it; her nickname is her handle (210).
+    let room = "party@conference.example.com";
+    alice.send(&format!("<presence to='{room}/Alicia'><x xmlns='{MUC}'/></presence>")).await;
+    let me = alice.presence_of(&format!("{room}/alice@example.com")).await;
+    assert_eq!(codes(&me), ["110", "210"]);
+    // She invites Carol (MSNP21), who joins as a 10: group.
+    alice
+        .send(&format!("<message to='{room}'><x xmlns='{MUC_USER}'><invite to='carol@example.com'/></x></message>"))
+        .await;
+    let invited = next_routed(&mut carol, "NFY PUT").await;
+    let group = GroupId::of_address(&invited.from().unwrap()).expect("a group");
+    let at = group.address();
+    carol
+        .send_payload("PUT 80", &routed_to("carol", &at, "/circle", "application/circles+xml", &roster(&["carol"])))
+        .await;
+    carol.expect_prefix("PUT 80 OK").await;
+    alice.presence_of(&format!("{room}/carol@example.com")).await;
+    // Words both ways; Alice's own come back to her, as a room reflects them.
+    carol.send_payload("SDG 81", &said_to_group("carol", &at, "hi room")).await;
+    let heard = alice.stream.until(|e| e.name() == "message" && e.attr("type") == Some("groupchat")).await;
+    assert_eq!(heard.attr("from"), Some(&*format!("{room}/carol@example.com")));
+    assert_eq!(heard.get_child("body", NS_CLIENT).unwrap().text(), "hi room");
+    alice.send(&format!("<message to='{room}' type='groupchat'><body>hi carol</body></message>")).await;
+    let sdg = until(&mut carol, "SDG ").await;
+    assert!(sdg.payload.as_deref().unwrap().ends_with(b"hi carol"));
+    let echo = alice.stream.until(|e| e.name() == "message" && e.attr("type") == Some("groupchat")).await;
+    assert_eq!(echo.attr("from"), Some(&*format!("{room}/alice@example.com")));
+    // Bob has only switchboards: invited, he is rung into the room's session.
+    alice
+        .send(&format!("<message to='{room}'><x xmlns='{MUC_USER}'><invite to='bob@example.com'/></x></message>"))
+        .await;
+    let ring = until(&mut bob, "RNG ").await;
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 bob@example.com {} {}", r[4], r[1])).await;
+    until(&mut sb, "ANS 1 OK").await;
+    sb.send_payload("MSG 2 N", &text_message("hello room")).await;
+    let from_bob = alice
+        .stream
+        .until(|e| {
+            e.name() == "message"
+                && e.has_child("body", NS_CLIENT)
+                && e.attr("from") == Some(&*format!("{room}/bob@example.com"))
+        })
+        .await;
+    assert_eq!(from_bob.get_child("body", NS_CLIENT).unwrap().text(), "hello room");
+    // She leaves: told with 110, and Carol sees her go.
+    alice.send(&format!("<presence to='{room}/alice@example.com' type='unavailable'/>")).await;
+    let out = alice.stream.until(|e| e.name() == "presence" && e.attr("type") == Some("unavailable")).await;
+    assert!(codes(&out).contains(&"110".to_string()));
+    loop {
+        let line = until(&mut carol, "NFY DEL").await;
+        let gone = msnp::routed::RoutedMessage::parse(line.payload.as_deref().unwrap()).unwrap();
+        if msnp::circle::left_member(&gone).as_deref() == Some("alice@example.com") {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_jabber_user_is_invited_into_an_msnp21_group_and_joins_its_room() {
+    use common::msnp21::{next_routed, online21, roster, routed_to};
+    use msnp::multiparty::{GroupId, NEW_GROUP};
+    let server = server_with_xmpp();
+    users(&server, &["alice", "carol"]);
+    let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+    let (mut carol, _) = online21(&server, "carol").await;
+    let (multiparty, circles) = ("application/multiparty+xml", "application/circles+xml");
+    carol.send_payload("PUT 70", &routed_to("carol", &format!("10:{NEW_GROUP}"), "/circle", multiparty, "")).await;
+    let made = carol.expect_prefix("PUT 70 OK").await;
+    let made = msnp::routed::RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap();
+    let group = GroupId::of_address(&made.from().unwrap()).unwrap();
+    let at = group.address();
+    carol.send_payload("PUT 71", &routed_to("carol", &at, "/circle", circles, &roster(&["carol"]))).await;
+    carol.expect_prefix("PUT 71 OK").await;
+    carol
+        .send_payload(
+            "PUT 72",
+            &routed_to("carol", &format!("{at};path=IM"), "/circle", multiparty, &roster(&["alice"])),
+        )
+        .await;
+    until(&mut carol, "PUT 72 OK").await;
+    // A mediated invitation from the room named by the group.
+    let room = format!("{}@conference.example.com", group.guid());
+    let invitation = alice.stream.until(|e| e.name() == "message" && e.has_child("x", MUC_USER)).await;
+    assert_eq!(invitation.attr("from"), Some(room.as_str()));
+    alice.send(&format!("<presence to='{room}/alice@example.com'><x xmlns='{MUC}'/></presence>")).await;
+    alice.presence_of(&format!("{room}/carol@example.com")).await;
+    let me = alice.presence_of(&format!("{room}/alice@example.com")).await;
+    assert_eq!(codes(&me), ["110"]);
+    let joined = next_routed(&mut carol, "NFY PUT").await;
+    assert_eq!(msnp::multiparty::roster_of(&joined).map(|r| r.len()), Some(2));
+    // A room that is not there.
+    alice.send("<message to='nothing@conference.example.com' type='groupchat'><body>x</body></message>").await;
+    let error = alice.stream.until(|e| e.name() == "message" && e.attr("type") == Some("error")).await;
+    assert!(String::from(&error).contains("item-not-found"));
+}

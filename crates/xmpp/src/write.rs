@@ -134,6 +134,7 @@ pub enum StanzaCondition {
     NotAllowed,
     PolicyViolation,
     RecipientUnavailable,
+    RegistrationRequired,
     ResourceConstraint,
     ServiceUnavailable,
     InternalServerError,
@@ -151,6 +152,7 @@ impl StanzaCondition {
             StanzaCondition::NotAllowed => "not-allowed",
             StanzaCondition::PolicyViolation => "policy-violation",
             StanzaCondition::RecipientUnavailable => "recipient-unavailable",
+            StanzaCondition::RegistrationRequired => "registration-required",
             StanzaCondition::ResourceConstraint => "resource-constraint",
             StanzaCondition::ServiceUnavailable => "service-unavailable",
             StanzaCondition::InternalServerError => "internal-server-error",
@@ -160,7 +162,9 @@ impl StanzaCondition {
     /// The type RFC 6120 section 8.3.3 gives each condition.
     pub fn error_type(self) -> ErrorType {
         match self {
-            StanzaCondition::Forbidden | StanzaCondition::NotAllowed => ErrorType::Auth,
+            StanzaCondition::Forbidden | StanzaCondition::NotAllowed | StanzaCondition::RegistrationRequired => {
+                ErrorType::Auth
+            }
             StanzaCondition::BadRequest
             | StanzaCondition::JidMalformed
             | StanzaCondition::NotAcceptable

@@ -41,12 +41,12 @@ struct Seen {
     status: String,
 }
 
-struct Session {
-    shared: Arc<Shared>,
-    user: Arc<OnlineUser>,
+pub(super) struct Session {
+    pub(super) shared: Arc<Shared>,
+    pub(super) user: Arc<OnlineUser>,
     /// `handle` and `handle/resource`.
-    bare: String,
-    full: String,
+    pub(super) bare: String,
+    pub(super) full: String,
     /// Whether the client sent its first availability.
     available: bool,
     carbons: bool,
@@ -55,10 +55,12 @@ struct Session {
     /// Roster pushes (and the presence of a contact just added) to send
     /// after the answer to the request that made them.
     pushes: Vec<Element>,
+    /// Group conversations as rooms.
+    pub(super) rooms: super::rooms::Rooms,
 }
 
 /// Whether the session goes on.
-enum Flow {
+pub(super) enum Flow {
     Continue,
     End(Option<StreamErrorCondition>),
 }
@@ -87,6 +89,7 @@ pub(super) async fn run(signed_in: SignedIn, shared: &Arc<Shared>, mut shutdown:
         carbons: false,
         seen: HashMap::new(),
         pushes: Vec::new(),
+        rooms: Default::default(),
     };
     if wire.send(&write::element(&write::iq_result(&id, None, &session.full, Some(bound.build())))).await {
         session.serve(&mut wire, &events, &mut shutdown).await;
@@ -208,7 +211,7 @@ impl Session {
         self.pushes.push(translate::roster_push(&self.full, item));
     }
 
-    async fn send(&self, wire: &mut Wire<Tls>, element: Element) -> Flow {
+    pub(super) async fn send(&self, wire: &mut Wire<Tls>, element: Element) -> Flow {
         match wire.send(&write::element(&element)).await {
             true => Flow::Continue,
             false => Flow::End(None),
@@ -277,7 +280,13 @@ impl Session {
                 }
                 Ok(None)
             }
+            Query::DiscoInfo { .. } if to.is_some_and(|t| t.to_string() == self.muc_host()) => {
+                Ok(Some(self.muc_info()))
+            }
             Query::DiscoInfo { node } => Ok(Some(translate::disco_info(node.as_deref()))),
+            Query::DiscoItems { node: None } if to.is_none_or(|t| !t.to_string().starts_with("conference.")) => {
+                Ok(Some(self.server_items()))
+            }
             Query::DiscoItems { .. } => Ok(Some(Element::builder("query", translate::NS_DISCO_ITEMS).build())),
             Query::BlocklistGet => {
                 let snapshot = backend.list_snapshot(&self.user).await.map_err(condition_of)?;
@@ -364,6 +373,9 @@ impl Session {
 
     async fn message(&mut self, m: Message, wire: &mut Wire<Tls>) -> Flow {
         use xmpp_parsers::message::MessageType;
+        if m.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host()) {
+            return self.room_message(m, wire).await;
+        }
         if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {
             return Flow::Continue;
         }
@@ -383,6 +395,9 @@ impl Session {
     }
 
     async fn presence(&mut self, p: Presence, wire: &mut Wire<Tls>) -> Flow {
+        if p.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host()) {
+            return self.room_presence(p, wire).await;
+        }
         let backend = &self.shared.backend;
         let to = p.to.as_ref().map(|t| t.to_bare().to_string()).filter(|t| *t != self.bare);
         match (p.type_, to) {
@@ -506,14 +521,14 @@ impl Session {
             NsEvent::Said { from, from_endpoint, to, said } => {
                 let from_key = from.to_ascii_lowercase();
                 if from_key != self.user.key {
-                    return self.send(wire, translate::message(&from_key, &self.full, &said)).await;
+                    return self.send(wire, translate::message(&from_key, &self.full, &said, "chat")).await;
                 }
                 // One of this account's own endpoints said it: a carbon for
                 // the others that asked for them.
                 if !self.carbons || from_endpoint.as_ref() == self.user.machine.as_ref() {
                     return Flow::Continue;
                 }
-                let sent = translate::message(&self.bare, &to.to_ascii_lowercase(), &said);
+                let sent = translate::message(&self.bare, &to.to_ascii_lowercase(), &said, "chat");
                 self.send(wire, translate::sent_carbon(&self.bare, &self.full, sent)).await
             }
             NsEvent::Kick(reason) => Flow::End(Some(match reason {
@@ -522,6 +537,10 @@ impl Session {
                 None => StreamErrorCondition::PolicyViolation,
             })),
             NsEvent::OfflineMessagesWaiting { .. } => self.deliver_offline(wire).await,
+            NsEvent::GroupChatInvited { group } => self.invited(group, wire).await,
+            NsEvent::GroupChatRoster { group, members } => self.roster(group, members, wire).await,
+            NsEvent::GroupChatLeft { group, who } => self.left(group, who, wire).await,
+            NsEvent::GroupChatSaid { group, from, said, .. } => self.said_in_room(group, from, said, wire).await,
             _ => Flow::Continue,
         }
     }
@@ -532,7 +551,7 @@ impl Session {
         let backend = &self.shared.backend;
         for kept in backend.pending_offline(&self.user).await {
             let Some(said) = msnp::mime::said_of(&kept.payload) else { continue };
-            let mut m = translate::message(&kept.sender.to_ascii_lowercase(), &self.full, &said);
+            let mut m = translate::message(&kept.sender.to_ascii_lowercase(), &self.full, &said, "chat");
             m.append_child(translate::delay(&self.bare, kept.sent_at_ms));
             if let Flow::End(e) = self.send(wire, m).await {
                 return Flow::End(e);
@@ -544,7 +563,7 @@ impl Session {
 }
 
 /// The stanza error for a domain refusal.
-fn condition_of(code: ErrorCode) -> StanzaCondition {
+pub(super) fn condition_of(code: ErrorCode) -> StanzaCondition {
     match code {
         ErrorCode::InvalidUsername | ErrorCode::InvalidParameter => StanzaCondition::JidMalformed,
         ErrorCode::UserTooActive => StanzaCondition::PolicyViolation,

@@ -25,6 +25,7 @@ pub const CAPS_NODE: &str = "https://mariposa.invalid/xmpp";
 /// What disco#info lists: exactly what this front answers.
 pub const FEATURES: &[&str] =
     &[NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_BLOCKING, NS_VCARD, NS_CARBONS, NS_CHATSTATES, NS_ATTENTION];
+// The MUC service (`conference.<domain>`) answers disco#info of its own.
 
 /// The XMPP `show` for an MSN state; `None` is plain available.
 pub fn show_of(state: OnlineState) -> Option<&'static str> {
@@ -134,12 +135,12 @@ pub fn said_in(message: &xmpp_parsers::message::Message) -> Option<Said> {
     None
 }
 
-/// A chat message carrying `said`, from `from` to `to`.
-pub fn message(from: &str, to: &str, said: &Said) -> Element {
+/// A message of `kind` (`chat`, `groupchat`) carrying `said`, from `from` to `to`.
+pub fn message(from: &str, to: &str, said: &Said, kind: &'static str) -> Element {
     let m = Element::builder("message", NS_CLIENT)
         .attr(name("from"), from)
         .attr(name("to"), to)
-        .attr(name("type"), "chat")
+        .attr(name("type"), kind)
         .attr(name("id"), backend::secrets::random_token(12));
     let state = |s: &str| Element::builder(s, NS_CHATSTATES).build();
     match said {
