@@ -14,6 +14,8 @@ pub struct Launched {
     pub dispatch: String,
     /// The plain-HTTP Passport nexus.
     pub nexus: String,
+    /// The XMPP listener (`host:port`), always started.
+    pub xmpp: Option<String>,
 }
 
 impl Drop for Launched {
@@ -90,6 +92,7 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
     let wide = "1000000000/1000000000";
     let mut command = Command::new(msnd);
     command.arg("--data-dir").arg(data_dir).args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+    command.args(["--xmpp-listen", "127.0.0.1:0"]);
     if open_limits {
         command
             .args(["--max-connections-per-address", "10000000", "--login-failures-per-address", "1000000000"])
@@ -104,7 +107,7 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
         .with_context(|| format!("starting {}", msnd.display()))?;
     let stdout = child.stdout.take().context("stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let (mut dispatch, mut http) = (None, None);
+    let (mut dispatch, mut http, mut xmpp) = (None, None, None);
     for line in lines.by_ref() {
         let line = line?;
         let addr = line.rsplit(' ').next().unwrap_or("").to_string();
@@ -112,6 +115,8 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
             dispatch = Some(addr);
         } else if line.starts_with("msnd: http listening") {
             http = Some(addr);
+        } else if line.starts_with("msnd: xmpp listening") {
+            xmpp = Some(addr);
         } else if line == "msnd: ready" {
             break;
         }
@@ -121,5 +126,5 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
         let _ = child.kill();
         bail!("msnd did not print its addresses")
     };
-    Ok(Launched { child, dispatch, nexus: format!("http://{http}/rdr/pprdr.asp") })
+    Ok(Launched { child, dispatch, nexus: format!("http://{http}/rdr/pprdr.asp"), xmpp })
 }

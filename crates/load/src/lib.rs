@@ -23,6 +23,7 @@ pub mod launch;
 pub mod link;
 pub mod process;
 pub mod stats;
+pub mod xmpp;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

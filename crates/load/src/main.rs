@@ -88,6 +88,15 @@ struct Args {
     /// Seconds to wait for any one reply.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// Simulated Jabber users instead (STARTTLS, PLAIN, bind; then pairs
+    /// message each other): against the started msnd's XMPP front, or the
+    /// XMPP server at --server (Prosody, say, for comparison). The
+    /// --users, --login-rate, --sessions (pairs), --message-* options apply.
+    #[arg(long)]
+    xmpp: bool,
+    /// The domain of the Jabber users' JIDs (`<prefix><n>@<domain>`).
+    #[arg(long, default_value = "example.com")]
+    xmpp_domain: String,
     /// Every connection through the server's HTTP polling gateway (at the
     /// nexus's host: the started msnd's, or --login-url's).
     #[arg(long)]
@@ -96,6 +105,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.xmpp {
+        return xmpp_main(&args);
+    }
     let dialect = dialect_numbered(args.dialect, "--dialect")?;
     let background_dialect = dialect_numbered(args.background_dialect, "--background-dialect")?;
     let temp;
@@ -183,4 +195,55 @@ fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("msn-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// `--xmpp`: Jabber users against msnd's XMPP front (started here) or
+/// another XMPP server (`--server`, with `--server-pid` for its memory).
+fn xmpp_main(args: &Args) -> anyhow::Result<()> {
+    // Stops the started msnd when dropped, at the end.
+    let mut launched = None;
+    let (server, pid) = match &args.server {
+        Some(s) => (s.clone(), args.server_pid),
+        None => {
+            let msnd = args.msnd.clone().unwrap_or_else(launch::find_msnd);
+            let dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => tempdir()?,
+            };
+            std::fs::create_dir_all(&dir)?;
+            eprintln!("msn-load: creating {} accounts in {}", args.users, dir.display());
+            launch::import_accounts(&msnd, &dir, args.users, &args.prefix, &args.password)?;
+            let l = launch::serve(&msnd, &dir, true)?;
+            let found = (l.xmpp.clone().context("msnd did not print its XMPP address")?, Some(l.child.id()));
+            launched = Some(l);
+            found
+        }
+    };
+    let config = load::xmpp::XmppConfig {
+        server,
+        domain: args.xmpp_domain.clone(),
+        users: args.users,
+        prefix: args.prefix.clone(),
+        password: args.password.clone(),
+        login_rate: args.login_rate,
+        login_concurrency: args.login_concurrency,
+        pairs: args.sessions,
+        message_rate: args.message_rate,
+        message_duration: Duration::from_secs_f64(args.message_secs),
+        message_size: args.message_size,
+        server_pid: pid,
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(load::xmpp::run(&config))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    drop(launched);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if !report.success {
+        std::process::exit(1);
+    }
+    Ok(())
 }

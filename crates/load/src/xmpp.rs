@@ -1,0 +1,381 @@
+//! `msn-load --xmpp`: simulated Jabber users against an XMPP server (msnd's
+//! XMPP front, or another server such as Prosody, for comparison). Users
+//! sign in (STARTTLS, SASL PLAIN, bind, first presence) at the target rate
+//! and stay; the server's memory is read between the two halves of the
+//! logins; then pairs of users send each other messages at the target rate
+//! and each receiver notes each message's latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use xmpp::stream::{Incoming, StreamReader};
+use xmpp::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_TLS};
+
+use crate::process::{self, Usage};
+use crate::stats::{Samples, Summary};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct XmppConfig {
+    /// The server's XMPP address (`host:port`).
+    pub server: String,
+    /// The domain of the users' JIDs.
+    pub domain: String,
+    pub users: usize,
+    pub prefix: String,
+    pub password: String,
+    pub login_rate: f64,
+    pub login_concurrency: usize,
+    /// Pairs of users that message each other.
+    pub pairs: usize,
+    pub message_rate: f64,
+    pub message_duration: Duration,
+    pub message_size: usize,
+    pub server_pid: Option<u32>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct XmppReport {
+    pub users: usize,
+    pub logins_succeeded: usize,
+    pub logins_failed: usize,
+    pub logins_per_second: f64,
+    pub login_latency: Summary,
+    /// The server's memory before, halfway and after the logins.
+    pub server_before: Option<Usage>,
+    pub server_halfway: Option<Usage>,
+    pub server_logged_in: Option<Usage>,
+    /// RSS growth per user of the second half of the logins, KiB.
+    pub rss_per_added_user_kib: f64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub message_latency: Summary,
+    pub success: bool,
+}
+
+impl XmppReport {
+    pub fn table(&self) -> String {
+        let mib = |u: Option<Usage>| u.map_or("-".into(), |u| format!("{:.1}", u.rss_bytes as f64 / 1048576.0));
+        let s = |x: &Summary| format!("{:.2} / {:.2} / {:.2} (n={})", x.p50_ms, x.p99_ms, x.max_ms, x.count);
+        let mut out = String::new();
+        let mut row = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
+        row("xmpp users", self.users.to_string());
+        row("logins", format!("{} of {} at {:.0}/s", self.logins_succeeded, self.users, self.logins_per_second));
+        row("login latency p50/p99/max ms", s(&self.login_latency));
+        row(
+            "server RSS before/half/logged in",
+            format!("{} / {} / {} MiB", mib(self.server_before), mib(self.server_halfway), mib(self.server_logged_in)),
+        );
+        row("server RSS per added user", format!("{:.2} KiB", self.rss_per_added_user_kib));
+        row("messages sent/received", format!("{}/{}", self.messages_sent, self.messages_received));
+        row("message latency p50/p99/max ms", s(&self.message_latency));
+        row("result", if self.success { "success".into() } else { "FAILURE".into() });
+        out
+    }
+}
+
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// One signed-in user: its stream's halves and what was read ahead.
+struct Session {
+    reader: Reader<ReadHalf<Tls>>,
+    writer: WriteHalf<Tls>,
+}
+
+pub async fn run(cfg: &XmppConfig) -> anyhow::Result<XmppReport> {
+    let mut report = XmppReport { users: cfg.users, ..Default::default() };
+    report.server_before = cfg.server_pid.and_then(process::usage);
+    let connector = connector();
+    let half = cfg.users / 2;
+    let started = Instant::now();
+    let (mut sessions, mut latency, mut failed) = sign_in_range(cfg, &connector, 0..half).await;
+    report.server_halfway = cfg.server_pid.and_then(process::usage);
+    let (second, second_latency, second_failed) = sign_in_range(cfg, &connector, half..cfg.users).await;
+    let busy = started.elapsed();
+    report.server_logged_in = cfg.server_pid.and_then(process::usage);
+    let added = second.iter().filter(|s| s.is_some()).count();
+    sessions.extend(second);
+    latency.extend(second_latency);
+    failed += second_failed;
+    report.logins_succeeded = latency.len();
+    report.logins_failed = failed;
+    report.logins_per_second = latency.len() as f64 / busy.as_secs_f64().max(1e-6);
+    report.login_latency = latency.summary();
+    if let (Some(h), Some(l)) = (report.server_halfway, report.server_logged_in) {
+        report.rss_per_added_user_kib = (l.rss_bytes as f64 - h.rss_bytes as f64) / 1024.0 / added.max(1) as f64;
+    }
+    let (sent, received, samples) = exchange(cfg, &mut sessions).await?;
+    report.messages_sent = sent;
+    report.messages_received = received;
+    report.message_latency = samples.summary();
+    report.success = failed == 0 && sent == received;
+    Ok(report)
+}
+
+/// Signs in the users of `range` at the target rate; their sessions (by
+/// index from the range's start), the login latencies and the failures.
+async fn sign_in_range(
+    cfg: &XmppConfig,
+    connector: &tokio_rustls::TlsConnector,
+    range: std::ops::Range<usize>,
+) -> (Vec<Option<Session>>, Samples, usize) {
+    let gate = Arc::new(Semaphore::new(cfg.login_concurrency.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / cfg.login_rate.max(0.001));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (n, i) in range.enumerate() {
+        tokio::time::sleep_until((start + interval * n as u32).into()).await;
+        let permit = gate.clone().acquire_owned().await.expect("the gate stays open");
+        let (cfg, connector) = (cfg.clone(), connector.clone());
+        tasks.push(tokio::spawn(async move {
+            let began = Instant::now();
+            let user = format!("{}{i}", cfg.prefix);
+            let signed = tokio::time::timeout(cfg.timeout, sign_in(&cfg, &connector, &user)).await;
+            drop(permit);
+            match signed {
+                Ok(Ok(s)) => Ok((s, began.elapsed())),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(anyhow::anyhow!("timed out")),
+            }
+        }));
+    }
+    let (mut sessions, mut latency, mut failed) = (Vec::new(), Samples::default(), 0);
+    for task in tasks {
+        match task.await {
+            Ok(Ok((s, took))) => {
+                latency.push(took);
+                sessions.push(Some(s));
+            }
+            Ok(Err(e)) => {
+                if failed == 0 {
+                    eprintln!("msn-load: an XMPP login failed: {e:#}");
+                }
+                failed += 1;
+                sessions.push(None);
+            }
+            Err(_) => {
+                failed += 1;
+                sessions.push(None);
+            }
+        }
+    }
+    (sessions, latency, failed)
+}
+
+/// STARTTLS, PLAIN, bind and the first presence.
+async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user: &str) -> anyhow::Result<Session> {
+    let mut tcp = TcpStream::connect(&cfg.server).await.context("connecting")?;
+    tcp.set_nodelay(true)?;
+    {
+        let mut plain = Reader::new(&mut tcp);
+        plain.open(&cfg.domain).await?;
+        plain.inner.write_all(xmpp::write::starttls().as_bytes()).await?;
+        if !plain.element().await?.is("proceed", NS_TLS) {
+            bail!("STARTTLS refused");
+        }
+    }
+    let name = rustls::pki_types::ServerName::try_from(cfg.domain.clone())?;
+    let tls = connector.connect(name, tcp).await.context("TLS")?;
+    let mut reader = Reader::new(tls);
+    reader.open(&cfg.domain).await?;
+    let plain = xmpp::sasl::Plain { authzid: None, authcid: user.to_string(), password: cfg.password.clone() };
+    reader.inner.write_all(xmpp::write::sasl_auth("PLAIN", &plain.encode()).as_bytes()).await?;
+    if !reader.element().await?.is("success", NS_SASL) {
+        bail!("{user}: authentication refused");
+    }
+    reader.restart();
+    reader.open(&cfg.domain).await?;
+    let bind =
+        format!("<iq type='set' id='b'><bind xmlns='{NS_BIND}'><resource>load</resource></bind></iq><presence/>");
+    reader.inner.write_all(bind.as_bytes()).await?;
+    loop {
+        let e = reader.element().await?;
+        if e.name() == "iq" && e.attr("id") == Some("b") {
+            if e.attr("type") != Some("result") {
+                bail!("{user}: bind refused");
+            }
+            break;
+        }
+    }
+    let (read, writer) = tokio::io::split(reader.inner);
+    Ok(Session { reader: Reader { inner: read, stream: reader.stream, ready: reader.ready }, writer })
+}
+
+/// `pairs` pairs (user 2k to 2k+1) exchange messages at the total rate;
+/// every message carries its send time.
+async fn exchange(cfg: &XmppConfig, sessions: &mut [Option<Session>]) -> anyhow::Result<(u64, u64, Samples)> {
+    let base = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(std::sync::Mutex::new(Samples::default()));
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for k in 0..cfg.pairs.min(sessions.len() / 2) {
+        let (Some(a), Some(b)) = (sessions[2 * k].take(), sessions[2 * k + 1].take()) else { continue };
+        for (from, to, session) in [(2 * k, 2 * k + 1, a), (2 * k + 1, 2 * k, b)] {
+            let Session { reader, writer } = session;
+            let to = format!("{}{to}@{}", cfg.prefix, cfg.domain);
+            writers.push((from, to, writer));
+            let (received, samples) = (received.clone(), samples.clone());
+            readers.push(tokio::spawn(listen(reader, base, received, samples)));
+        }
+    }
+    if writers.is_empty() || cfg.message_duration.is_zero() {
+        return Ok((0, 0, Samples::default()));
+    }
+    let interval = Duration::from_secs_f64(1.0 / cfg.message_rate.max(0.001));
+    let padding = "x".repeat(cfg.message_size.saturating_sub(24));
+    let mut sent = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < cfg.message_duration {
+        let n = writers.len();
+        let (_, to, writer) = &mut writers[sent as usize % n];
+        let stamp = base.elapsed().as_micros();
+        let m = format!("<message to='{to}' type='chat'><body>t={stamp};{padding}</body></message>");
+        writer.write_all(m.as_bytes()).await?;
+        sent += 1;
+        tokio::time::sleep_until((start + interval * sent as u32).into()).await;
+    }
+    // What is still on its way arrives, or is lost.
+    let deadline = Instant::now() + cfg.timeout.min(Duration::from_secs(10));
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (_, _, mut w) in writers {
+        let _ = w.write_all(xmpp::write::stream_close().as_bytes()).await;
+    }
+    for r in readers {
+        r.abort();
+    }
+    let samples = std::mem::take(&mut *samples.lock().expect("the samples' lock"));
+    Ok((sent, received.load(Ordering::Relaxed), samples))
+}
+
+/// Notes the latency of every message with a body `t=<micros>;...`.
+async fn listen(
+    mut reader: Reader<ReadHalf<Tls>>,
+    base: Instant,
+    received: Arc<AtomicU64>,
+    samples: Arc<std::sync::Mutex<Samples>>,
+) {
+    while let Ok(e) = reader.element().await {
+        let Some(body) = e.get_child("body", NS_CLIENT).map(|b| b.text()) else { continue };
+        let Some(stamp) = body.strip_prefix("t=").and_then(|b| b.split(';').next()).and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let now = base.elapsed().as_micros() as u64;
+        samples.lock().expect("the samples' lock").push(Duration::from_micros(now.saturating_sub(stamp)));
+        received.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream being read, over any byte stream.
+struct Reader<S> {
+    inner: S,
+    stream: StreamReader,
+    ready: std::collections::VecDeque<Incoming>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
+    fn new(inner: S) -> Reader<S> {
+        Reader { inner, stream: StreamReader::new(), ready: Default::default() }
+    }
+
+    fn restart(&mut self) {
+        self.stream = StreamReader::new();
+        self.ready.clear();
+    }
+
+    /// Opens a stream and reads the header and the features.
+    async fn open(&mut self, domain: &str) -> anyhow::Result<Element> {
+        self.inner.write_all(xmpp::write::client_header(domain).as_bytes()).await?;
+        match self.next().await? {
+            Incoming::Header(_) => self.element().await,
+            other => bail!("expected a stream header, got {other:?}"),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Reader<S> {
+    async fn next(&mut self) -> anyhow::Result<Incoming> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(item);
+            }
+            let mut buf = Vec::with_capacity(8192);
+            if self.inner.read_buf(&mut buf).await? == 0 {
+                bail!("the server closed the connection");
+            }
+            let mut items = Vec::new();
+            self.stream.feed(&buf, &mut items).map_err(|e| anyhow::anyhow!("stream error: {e}"))?;
+            self.ready.extend(items);
+        }
+    }
+
+    async fn element(&mut self) -> anyhow::Result<Element> {
+        loop {
+            match self.next().await? {
+                Incoming::Element(e) if e.name() == "error" && e.ns() == xmpp::NS_STREAMS => {
+                    bail!("stream error: {}", String::from(&e))
+                }
+                Incoming::Element(e) => return Ok(e),
+                Incoming::Close => bail!("the server closed its stream"),
+                Incoming::Header(_) => {}
+            }
+        }
+    }
+}
+
+/// A TLS client that takes any certificate: the load tool measures
+/// servers on loopback with certificates of their own making.
+fn connector() -> tokio_rustls::TlsConnector {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
