@@ -170,3 +170,33 @@ async fn messages_the_server_drops_are_a_failure() {
     assert!(r.switchboard.lost > 0, "{}", r.table());
     assert!(r.problems.iter().any(|p| p.contains("were lost")), "{:?}", r.problems);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_xmpp_run_signs_everyone_in_and_delivers_every_message() {
+    let Some((_dir, l)) = start(8, true) else { return };
+    let cfg = load::xmpp::XmppConfig {
+        server: l.xmpp.clone().expect("msnd's XMPP listener"),
+        domain: "example.com".into(),
+        users: 8,
+        prefix: "u".into(),
+        password: "secret".into(),
+        login_rate: 500.0,
+        login_concurrency: 8,
+        pairs: 4,
+        message_rate: 100.0,
+        message_duration: Duration::from_millis(500),
+        message_size: 150,
+        server_pid: Some(l.child.id()),
+        timeout: Duration::from_secs(20),
+    };
+    let r = load::xmpp::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    assert_eq!((r.logins_succeeded, r.logins_failed), (8, 0));
+    assert!(r.messages_sent > 0 && r.messages_sent == r.messages_received, "{}", r.table());
+    assert_eq!(r.message_latency.count as u64, r.messages_received);
+    // A wrong password is a failed login and a failed run.
+    let wrong = load::xmpp::XmppConfig { password: "wrong".into(), users: 2, pairs: 0, ..cfg };
+    let r = load::xmpp::run(&wrong).await.unwrap();
+    assert!(!r.success);
+    assert_eq!(r.logins_failed, 2);
+}
