@@ -25,13 +25,16 @@ async fn a_jabber_user_signs_in_with_scram_or_plain_and_nothing_else() {
         let refused = authenticate(&mut s, "example.com", "alice", "wrong", mechanism).await;
         assert_eq!(refused, Err("not-authorized".to_string()), "{mechanism:?}");
     }
-    // No password before TLS: only STARTTLS is offered, and anything else
-    // ends the stream.
+    // No password before TLS: only STARTTLS is offered, SASL is answered
+    // `encryption-required` (as Prosody does) and a stanza ends the stream.
     let mut plain = connect(&server).await;
     let features = plain.open("example.com").await;
     assert!(!features.has_child("mechanisms", xmpp::NS_SASL));
     plain.send(&xmpp::write::sasl_auth("PLAIN", b"\0alice\0pw-alice")).await;
-    assert_eq!(plain.stream_error().await, "policy-violation");
+    let refused = plain.element().await;
+    assert!(refused.has_child("encryption-required", xmpp::NS_SASL), "{}", String::from(&refused));
+    plain.send("<message to='bob@example.com'><body>hi</body></message>").await;
+    assert_eq!(plain.stream_error().await, "not-authorized");
     // A stanza before binding: not-authorized.
     let mut early = secure(&server, "example.com").await;
     authenticate(&mut early, "example.com", "alice", "pw-alice", Mechanism::Plain).await.unwrap();
@@ -39,10 +42,10 @@ async fn a_jabber_user_signs_in_with_scram_or_plain_and_nothing_else() {
     early.open("example.com").await;
     early.send("<message to='bob@example.com'><body>hi</body></message>").await;
     assert_eq!(early.stream_error().await, "not-authorized");
-    // No domain: host-unknown.
+    // No domain: improper-addressing (as Prosody answers).
     let mut nowhere = connect(&server).await;
     nowhere.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>").await;
-    assert_eq!(nowhere.stream_error().await, "host-unknown");
+    assert_eq!(nowhere.stream_error().await, "improper-addressing");
 }
 
 #[tokio::test]

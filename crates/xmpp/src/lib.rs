@@ -35,6 +35,8 @@ pub enum StreamErrorCondition {
     ConnectionTimeout,
     #[error("host-unknown")]
     HostUnknown,
+    #[error("improper-addressing")]
+    ImproperAddressing,
     #[error("internal-server-error")]
     InternalServerError,
     #[error("invalid-namespace")]
@@ -66,6 +68,7 @@ impl StreamErrorCondition {
             Conflict,
             ConnectionTimeout,
             HostUnknown,
+            ImproperAddressing,
             InternalServerError,
             InvalidNamespace,
             NotAuthorized,

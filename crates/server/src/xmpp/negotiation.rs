@@ -34,18 +34,33 @@ pub(super) async fn negotiate(
 ) -> Option<SignedIn> {
     let mut plain = Wire::new(tcp, peer);
     let domain = open_stream(&mut plain, Features::StartTls).await?;
-    match plain.next().await {
-        Ok(Incoming::Element(e)) if e.is("starttls", NS_TLS) => {
-            if !plain.send(&write::proceed()).await {
+    // TLS is required here (RFC 6120 section 5.3.1): SASL is answered
+    // `encryption-required` (as Prosody does), a stanza `not-authorized`.
+    let mut refused = 0;
+    loop {
+        match plain.next().await {
+            Ok(Incoming::Element(e)) if e.is("starttls", NS_TLS) => {
+                if !plain.send(&write::proceed()).await {
+                    return None;
+                }
+                break;
+            }
+            Ok(Incoming::Element(e)) if e.is("auth", NS_SASL) && refused < MAX_ATTEMPTS => {
+                refused += 1;
+                if !plain.send(&write::sasl_failure(SaslError::EncryptionRequired)).await {
+                    return None;
+                }
+            }
+            Ok(Incoming::Element(e)) => {
+                let condition = match xmpp::stream::is_stanza(&e) {
+                    true => StreamErrorCondition::NotAuthorized,
+                    false => StreamErrorCondition::UnsupportedStanzaType,
+                };
+                plain.fail(condition).await;
                 return None;
             }
+            other => return close(&mut plain, other).await,
         }
-        Ok(Incoming::Element(_)) => {
-            // RFC 6120 section 5.3.1: TLS is required here.
-            plain.fail(StreamErrorCondition::PolicyViolation).await;
-            return None;
-        }
-        other => return close(&mut plain, other).await,
     }
     let tls = acceptor.accept(plain.io).await.ok()?;
     let mut wire = Wire::new(tls, peer);
@@ -91,7 +106,13 @@ where
         return None;
     }
     let Some(domain) = domain else {
-        wire.fail(StreamErrorCondition::HostUnknown).await;
+        // No `to` at all is improper addressing (as Prosody answers); one
+        // that is no host name, an unknown host.
+        let condition = match header.to {
+            None => StreamErrorCondition::ImproperAddressing,
+            Some(_) => StreamErrorCondition::HostUnknown,
+        };
+        wire.fail(condition).await;
         return None;
     };
     if header.version.as_deref().and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok()) != Some(1) {
