@@ -101,6 +101,11 @@ pub enum NsEvent {
     /// Someone said something to this account without a switchboard
     /// (MSNP21's `SDG`); also the sender's copy on its other endpoints.
     Said { from: String, from_endpoint: Option<MachineGuid>, to: String, said: Said },
+    /// One of the account's own lists changed through another of its
+    /// endpoints (or the web services on another node): `contact` is now on
+    /// `list`, or no longer. Clients that mirror the lists live (XMPP's
+    /// roster pushes) act on it; the others read the lists at their next sync.
+    OwnListChanged { contact: String, list: ListKind, member: bool },
     /// Invited into a group conversation (MSNP21).
     GroupChatInvited { group: GroupId },
     /// Who is in a group conversation now.
@@ -297,6 +302,11 @@ impl OnlineUser {
                 endpoint.deliver_here(this);
             }
         }
+    }
+
+    /// Queues an event for the account's endpoints other than this one.
+    pub fn deliver_to_others(&self, event: NsEvent) {
+        self.deliver_where(event, |e| e.session_id != self.session_id);
     }
 
     /// Queues an event for this connection only.

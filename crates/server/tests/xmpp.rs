@@ -346,3 +346,29 @@ async fn a_jabber_user_is_invited_into_an_msnp21_group_and_joins_its_room() {
     let error = alice.stream.until(|e| e.name() == "message" && e.attr("type") == Some("error")).await;
     assert!(String::from(&error).contains("item-not-found"));
 }
+
+#[tokio::test]
+async fn a_change_on_one_resource_is_pushed_to_the_others() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "bob"]);
+    let (mut laptop, _) = Jabber::online(&server, "alice", "laptop").await;
+    let (mut phone, _) = Jabber::online(&server, "alice", "phone").await;
+    laptop.query("set", "<query xmlns='jabber:iq:roster'><item jid='bob@example.com'/></query>").await;
+    let push = phone.stream.until(|e| e.name() == "iq" && e.attr("type") == Some("set")).await;
+    let item = push.get_child("query", "jabber:iq:roster").and_then(|q| q.children().next()).expect("a roster item");
+    assert_eq!(item.attr("jid"), Some("bob@example.com"));
+    laptop.query("set", "<block xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></block>").await;
+    let blocked = phone.stream.until(|e| e.name() == "iq" && e.has_child("block", "urn:xmpp:blocking")).await;
+    assert!(String::from(&blocked).contains("bob@example.com"));
+    laptop
+        .query("set", "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' subscription='remove'/></query>")
+        .await;
+    let removed = phone
+        .stream
+        .until(|e| {
+            e.name() == "iq" && String::from(e).contains("subscription=\"remove\"")
+                || String::from(e).contains("subscription='remove'")
+        })
+        .await;
+    assert_eq!(removed.attr("type"), Some("set"));
+}

@@ -72,6 +72,7 @@ impl Backend {
                     if list != ListKind::Forward {
                         self.refresh_view(&u, &contact, allowed_before);
                     }
+                    u.deliver(NsEvent::OwnListChanged { contact, list, member });
                 }
             }
             Envelope::SignedInElsewhere { to, session } => {

@@ -42,6 +42,7 @@ impl Backend {
     /// keeps its lists in memory as the store now has them.
     fn own_list_changed(&self, user: &OnlineUser, contact: &str, list: ListKind, member: bool) {
         if self.registry.get(&user.key).is_some() {
+            user.deliver_to_others(NsEvent::OwnListChanged { contact: contact.to_string(), list, member });
             return;
         }
         if let Some((cluster, node)) = self.remote(&user.key) {

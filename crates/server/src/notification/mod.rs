@@ -348,6 +348,8 @@ impl NsSession {
             | NsEvent::GroupChatRoster { .. }
             | NsEvent::GroupChatLeft { .. }
             | NsEvent::GroupChatSaid { .. } => {}
+            // MSN clients read their own lists anew at their next sync.
+            NsEvent::OwnListChanged { .. } => {}
             NsEvent::ListAdded { list: ListKind::Reverse, handle, friendly, .. }
                 if dialect.reverse_list_changes_as_adl() =>
             {

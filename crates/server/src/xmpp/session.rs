@@ -536,6 +536,9 @@ impl Session {
                 Some(OutReason::ServerShutdown) => StreamErrorCondition::SystemShutdown,
                 None => StreamErrorCondition::PolicyViolation,
             })),
+            NsEvent::OwnListChanged { contact, list, member } => {
+                self.own_list_changed(&contact, list, member, wire).await
+            }
             NsEvent::OfflineMessagesWaiting { .. } => self.deliver_offline(wire).await,
             NsEvent::GroupChatInvited { group } => self.invited(group, wire).await,
             NsEvent::GroupChatRoster { group, members } => self.roster(group, members, wire).await,
@@ -543,6 +546,32 @@ impl Session {
             NsEvent::GroupChatSaid { group, from, said, .. } => self.said_in_room(group, from, said, wire).await,
             _ => Flow::Continue,
         }
+    }
+
+    /// The account's lists changed elsewhere (another resource, an MSN
+    /// client of the account, the web services): the roster push or the
+    /// block-list push (XEP-0191) this resource would have had for its own
+    /// change.
+    async fn own_list_changed(&mut self, contact: &str, list: ListKind, member: bool, wire: &mut Wire<Tls>) -> Flow {
+        let push = match list {
+            ListKind::Forward => {
+                self.push_contact(contact).await;
+                return self.flush_pushes(wire, Flow::Continue).await;
+            }
+            ListKind::Block => {
+                let kind = if member { "block" } else { "unblock" };
+                let item =
+                    Element::builder("item", NS_BLOCKING).attr(name("jid"), contact.to_ascii_lowercase()).build();
+                Element::builder("iq", NS_CLIENT)
+                    .attr(name("type"), "set")
+                    .attr(name("id"), format!("push-{}", backend::secrets::random_token(8)))
+                    .attr(name("to"), self.full.as_str())
+                    .append(Element::builder(kind, NS_BLOCKING).append(item).build())
+                    .build()
+            }
+            _ => return Flow::Continue,
+        };
+        self.send(wire, push).await
     }
 
     /// Offline messages kept for the account: shown with their time, then
