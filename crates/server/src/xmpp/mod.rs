@@ -11,6 +11,7 @@
 //! switchboard users).
 
 mod negotiation;
+mod room_list;
 mod rooms;
 mod session;
 mod translate;

@@ -8,8 +8,6 @@
 //! names never clash and each occupant is its account; a client asking for
 //! another nickname is told of the change (status 210).
 
-use std::collections::{BTreeSet, HashMap};
-
 use msnp::circle::Said;
 use msnp::multiparty::GroupId;
 use xmpp::write::{self, StanzaCondition, name};
@@ -23,45 +21,6 @@ use super::{Tls, Wire};
 
 pub(super) const NS_MUC: &str = "http://jabber.org/protocol/muc";
 pub(super) const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
-/// Rooms one session keeps track of (joined or invited to).
-const MAX_ROOMS: usize = 64;
-
-/// The rooms of one session, by group.
-#[derive(Debug, Default)]
-pub(super) struct Rooms(HashMap<GroupId, Room>);
-
-#[derive(Debug)]
-struct Room {
-    /// The room's local part.
-    name: String,
-    joined: bool,
-    /// The nickname the client asked for, when it was not its handle.
-    asked_nick: Option<String>,
-    /// Occupants shown, by key.
-    shown: BTreeSet<String>,
-}
-
-impl Rooms {
-    /// The group a room name stands for.
-    fn group_of(&self, room: &str) -> Option<GroupId> {
-        let room = room.to_ascii_lowercase();
-        self.0.iter().find(|(_, r)| r.name == room).map(|(g, _)| g.clone()).or_else(|| GroupId::of_guid(&room))
-    }
-
-    /// The room of a group, known from now on.
-    fn room(&mut self, group: &GroupId) -> Option<&mut Room> {
-        if !self.0.contains_key(group) && self.0.len() >= MAX_ROOMS {
-            return None;
-        }
-        Some(self.0.entry(group.clone()).or_insert_with(|| Room {
-            name: group.guid().to_string(),
-            joined: false,
-            asked_nick: None,
-            shown: BTreeSet::new(),
-        }))
-    }
-}
-
 impl Session {
     /// The MUC service's address.
     pub(super) fn muc_host(&self) -> String {

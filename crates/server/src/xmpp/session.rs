@@ -56,7 +56,7 @@ pub(super) struct Session {
     /// after the answer to the request that made them.
     pushes: Vec<Element>,
     /// Group conversations as rooms.
-    pub(super) rooms: super::rooms::Rooms,
+    pub(super) rooms: super::room_list::Rooms,
 }
 
 /// Whether the session goes on.
