@@ -172,13 +172,24 @@ fn main() -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(load::run(&config))?;
-    print!("{}", report.table());
+    finish(&args, (report.table(), report.success, &report), launched, runtime)
+}
+
+/// Prints the report (and writes it as JSON when asked), stops the started
+/// msnd, and exits with failure when the run was not a success.
+fn finish(
+    args: &Args,
+    (table, success, report): (String, bool, &impl serde::Serialize),
+    launched: Option<launch::Launched>,
+    runtime: tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    print!("{table}");
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(report)?)?;
     }
     drop(launched);
     runtime.shutdown_timeout(Duration::from_secs(1));
-    if !report.success {
+    if !success {
         std::process::exit(1);
     }
     Ok(())
@@ -236,14 +247,5 @@ fn xmpp_main(args: &Args) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(load::xmpp::run(&config))?;
-    print!("{}", report.table());
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
-    drop(launched);
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    if !report.success {
-        std::process::exit(1);
-    }
-    Ok(())
+    finish(args, (report.table(), report.success, &report), launched, runtime)
 }

@@ -17,6 +17,7 @@ use msnp::Limits;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
@@ -102,37 +103,13 @@ impl Server {
         };
         let legacy_https_addr = legacy.as_ref().map(|l| l.local_addr()).transpose()?;
         let msnp_tls = match config.msnp_tls_listen {
-            Some(addr) => {
-                let mut tls = (*crate::tls::server_config(
-                    &config.data_dir,
-                    config.tls_cert.as_deref(),
-                    config.tls_key.as_deref(),
-                    config.public_host.as_deref(),
-                )?)
-                .clone();
-                // The HTTP side's ALPN would refuse a client that offers
-                // some other protocol name; MSNP has none.
-                tls.alpn_protocols.clear();
-                let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-                Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
-            }
+            Some(addr) => Some(tls_listener(&config, addr).await?),
             None => None,
         };
         let msnp_tls_addr = msnp_tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
         // Jabber users are signed-in users: a notification node's.
         let xmpp = match config.xmpp_listen.filter(|_| config.roles.notification) {
-            Some(addr) => {
-                let mut tls = (*crate::tls::server_config(
-                    &config.data_dir,
-                    config.tls_cert.as_deref(),
-                    config.tls_key.as_deref(),
-                    config.public_host.as_deref(),
-                )?)
-                .clone();
-                tls.alpn_protocols.clear();
-                let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-                Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
-            }
+            Some(addr) => Some(tls_listener(&config, addr).await?),
             None => None,
         };
         let xmpp_addr = xmpp.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
@@ -460,6 +437,23 @@ async fn accept_loop(
             sessions.spawn(session.run(shared, shutdown, (slot, permit)));
         });
     }
+}
+
+/// A listener for a protocol over TLS other than HTTP (MSNP, XMPP's
+/// STARTTLS), with the `--tls-cert` pair or the generated one.
+async fn tls_listener(config: &ServerConfig, addr: SocketAddr) -> anyhow::Result<(TcpListener, TlsAcceptor)> {
+    let mut tls = (*crate::tls::server_config(
+        &config.data_dir,
+        config.tls_cert.as_deref(),
+        config.tls_key.as_deref(),
+        config.public_host.as_deref(),
+    )?)
+    .clone();
+    // The HTTP side's ALPN would refuse a client that offers some other
+    // protocol name; MSNP has none, and XMPP clients name their own.
+    tls.alpn_protocols.clear();
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    Ok((listener, TlsAcceptor::from(Arc::new(tls))))
 }
 
 /// Wraps an accepted socket, completing the TLS handshake on the TLS port.

@@ -39,10 +39,7 @@ async fn an_msnp21_user_and_a_switchboard_user_on_different_nodes_chat() {
         machine.as_str()
     );
     alice.send_payload("SDG 52", sdg.as_bytes()).await;
-    let ring = until(&mut bob, "RNG ").await;
-    let r = ring.args();
-    let mut sb = Client::connect_str(r[2]).await;
-    sb.send(&format!("ANS 1 u1@example.com {} {}", r[4], r[1])).await;
+    let mut sb = answer_ring(&mut bob, "u1@example.com").await;
     let said = until(&mut sb, "MSG u0@example.com").await;
     assert!(String::from_utf8_lossy(said.payload.as_deref().unwrap()).ends_with("hello across town"));
     sb.send_payload("MSG 2 N", &text_message("hello back")).await;
@@ -91,27 +88,20 @@ async fn msnp21_users_on_two_nodes(c: &Cluster) -> ((Client, String), (Client, S
 
 #[tokio::test]
 async fn a_group_conversation_spans_nodes() {
-    use common::msnp21::{next_routed, roster, routed_to};
-    use msnp::multiparty::{GroupId, NEW_GROUP, roster_of};
+    use common::msnp21::{CIRCLES, MULTIPARTY, invite_into, make_group, next_routed, roster, routed_to};
+    use msnp::multiparty::{GroupId, roster_of};
     let Some(c) = cluster("msnp21_group", STEADY_NODE_TIMEOUT_MS).await else { return };
     let ((mut alice, a), (mut bob, b)) = msnp21_users_on_two_nodes(&c).await;
     // Alice makes a group on her node and invites Bob, who is on the other.
-    let (multiparty, circles) = ("application/multiparty+xml", "application/circles+xml");
-    alice.send_payload("PUT 70", &routed_to(&a, &format!("10:{NEW_GROUP}"), "/circle", multiparty, "")).await;
-    let made = alice.expect_prefix("PUT 70 OK").await;
-    let made = msnp::routed::RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap();
-    let group = GroupId::of_address(&made.from().unwrap()).expect("a group address");
+    let group = make_group(&mut alice, &a).await;
     let at = group.address();
-    alice.send_payload("PUT 71", &routed_to(&a, &at, "/circle", circles, &roster(&[&a]))).await;
-    alice.expect_prefix("PUT 71 OK").await;
     next_routed(&mut alice, "NFY PUT").await;
     let invite_to = format!("{at};path=IM");
-    alice.send_payload("PUT 72", &routed_to(&a, &invite_to, "/circle", multiparty, &roster(&[&b]))).await;
-    alice.expect_prefix("PUT 72 OK").await;
+    invite_into(&mut alice, &a, &group, &b).await;
     let invited = next_routed(&mut bob, "NFY PUT").await;
     assert_eq!(GroupId::of_address(&invited.from().unwrap()), Some(group.clone()));
     // He joins from his node: both are told the roster.
-    bob.send_payload("PUT 80", &routed_to(&b, &at, "/circle", circles, &roster(&[&b]))).await;
+    bob.send_payload("PUT 80", &routed_to(&b, &at, "/circle", CIRCLES, &roster(&[&b]))).await;
     bob.expect_prefix("PUT 80 OK").await;
     let both = Some(vec![format!("{a}@example.com"), format!("{b}@example.com")]);
     assert_eq!(roster_of(&next_routed(&mut alice, "NFY PUT").await), both);
@@ -130,12 +120,9 @@ async fn a_group_conversation_spans_nodes() {
     let (mut carol, _) = sign_in(&c, "u11").await;
     carol.send("CHG 5 NLN").await;
     carol.expect("CHG 5 NLN").await;
-    bob.send_payload("PUT 82", &routed_to(&b, &invite_to, "/circle", multiparty, &roster(&["u11"]))).await;
+    bob.send_payload("PUT 82", &routed_to(&b, &invite_to, "/circle", MULTIPARTY, &roster(&["u11"]))).await;
     bob.expect_prefix("PUT 82 OK").await;
-    let ring = until(&mut carol, "RNG ").await;
-    let r = ring.args();
-    let mut sb = Client::connect_str(r[2]).await;
-    sb.send(&format!("ANS 1 u11@example.com {} {}", r[4], r[1])).await;
+    let mut sb = answer_ring(&mut carol, "u11@example.com").await;
     until(&mut sb, "ANS 1 OK").await;
     sb.send_payload("MSG 2 N", &text_message("hello both")).await;
     for member in [&mut alice, &mut bob] {
@@ -183,10 +170,7 @@ async fn a_jabber_user_and_an_msn_user_on_different_nodes_chat() {
     until(&mut bob, "NLN BSY u0@example.com").await;
     // Her word rings him into a session; his answer reaches her.
     alice.send(&chat("u1@example.com", "across the bus")).await;
-    let ring = until(&mut bob, "RNG ").await;
-    let r = ring.args();
-    let mut sb = Client::connect_str(r[2]).await;
-    sb.send(&format!("ANS 1 u1@example.com {} {}", r[4], r[1])).await;
+    let mut sb = answer_ring(&mut bob, "u1@example.com").await;
     let said = until(&mut sb, "MSG u0@example.com").await;
     assert!(said.payload.as_deref().unwrap().ends_with(b"across the bus"));
     sb.send_payload("MSG 2 N", &text_message("and back")).await;

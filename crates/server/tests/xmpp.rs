@@ -93,10 +93,7 @@ async fn jabber_and_msn_users_of_old_and_new_dialects_chat() {
     // Bob (MSNP2, switchboards only) is rung by her first word.
     let (mut bob, _) = online_as(&server, "bob").await;
     alice.send(&chat("bob@example.com", "héllo bob ☕")).await;
-    let ring = until(&mut bob, "RNG ").await;
-    let r = ring.args();
-    let mut sb = Client::connect_str(r[2]).await;
-    sb.send(&format!("ANS 1 bob@example.com {} {}", r[4], r[1])).await;
+    let mut sb = answer_ring(&mut bob, "bob@example.com").await;
     let said = until(&mut sb, "MSG alice@example.com").await;
     assert!(String::from_utf8_lossy(said.payload.as_deref().unwrap()).ends_with("héllo bob ☕"));
     sb.send_payload("MSG 2 N", &text_message("hi alice")).await;
@@ -280,10 +277,7 @@ async fn a_group_chat_is_a_room_with_msn_users_of_both_kinds_in_it() {
     alice
         .send(&format!("<message to='{room}'><x xmlns='{MUC_USER}'><invite to='bob@example.com'/></x></message>"))
         .await;
-    let ring = until(&mut bob, "RNG ").await;
-    let r = ring.args();
-    let mut sb = Client::connect_str(r[2]).await;
-    sb.send(&format!("ANS 1 bob@example.com {} {}", r[4], r[1])).await;
+    let mut sb = answer_ring(&mut bob, "bob@example.com").await;
     until(&mut sb, "ANS 1 OK").await;
     sb.send_payload("MSG 2 N", &text_message("hello room")).await;
     let from_bob = alice
@@ -310,27 +304,13 @@ async fn a_group_chat_is_a_room_with_msn_users_of_both_kinds_in_it() {
 
 #[tokio::test]
 async fn a_jabber_user_is_invited_into_an_msnp21_group_and_joins_its_room() {
-    use common::msnp21::{next_routed, online21, roster, routed_to};
-    use msnp::multiparty::{GroupId, NEW_GROUP};
+    use common::msnp21::{invite_into, make_group, next_routed, online21};
     let server = server_with_xmpp();
     users(&server, &["alice", "carol"]);
     let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
     let (mut carol, _) = online21(&server, "carol").await;
-    let (multiparty, circles) = ("application/multiparty+xml", "application/circles+xml");
-    carol.send_payload("PUT 70", &routed_to("carol", &format!("10:{NEW_GROUP}"), "/circle", multiparty, "")).await;
-    let made = carol.expect_prefix("PUT 70 OK").await;
-    let made = msnp::routed::RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap();
-    let group = GroupId::of_address(&made.from().unwrap()).unwrap();
-    let at = group.address();
-    carol.send_payload("PUT 71", &routed_to("carol", &at, "/circle", circles, &roster(&["carol"]))).await;
-    carol.expect_prefix("PUT 71 OK").await;
-    carol
-        .send_payload(
-            "PUT 72",
-            &routed_to("carol", &format!("{at};path=IM"), "/circle", multiparty, &roster(&["alice"])),
-        )
-        .await;
-    until(&mut carol, "PUT 72 OK").await;
+    let group = make_group(&mut carol, "carol").await;
+    invite_into(&mut carol, "carol", &group, "alice").await;
     // A mediated invitation from the room named by the group.
     let room = format!("{}@conference.example.com", group.guid());
     let invitation = alice.stream.until(|e| e.name() == "message" && e.has_child("x", MUC_USER)).await;

@@ -627,6 +627,16 @@ pub async fn online_as(server: &TestServer, name: &str) -> (Client, Vec<String>)
     online(server, &format!("{name}@example.com"), &format!("pw-{name}")).await
 }
 
+/// Waits for an `RNG` on `ns` (skipping other lines) and answers it as
+/// `handle`: the switchboard connection, its `ANS` sent.
+pub async fn answer_ring(ns: &mut Client, handle: &str) -> Client {
+    let ring = cluster::until(ns, "RNG ").await;
+    let r = ring.args();
+    let mut sb = Client::connect_str(r[2]).await;
+    sb.send(&format!("ANS 1 {handle} {} {}", r[4], r[1])).await;
+    sb
+}
+
 /// A plain-text instant message payload.
 pub fn text_message(body: &str) -> Vec<u8> {
     format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{body}").into_bytes()

@@ -84,3 +84,27 @@ pub async fn next_routed(c: &mut Client, prefix: &str) -> RoutedMessage {
         assert!(line.text.starts_with("QNG"), "{} while waiting for {prefix}", line.text);
     }
 }
+
+pub const MULTIPARTY: &str = "application/multiparty+xml";
+pub const CIRCLES: &str = "application/circles+xml";
+
+/// `name` (signed in on `c`) makes a group conversation and joins it; the
+/// group. The roster that follows the join is left unread.
+pub async fn make_group(c: &mut Client, name: &str) -> msnp::multiparty::GroupId {
+    use msnp::multiparty::{GroupId, NEW_GROUP};
+    c.send_payload("PUT 70", &routed_to(name, &format!("10:{NEW_GROUP}"), "/circle", MULTIPARTY, "")).await;
+    let made = c.expect_prefix("PUT 70 OK").await;
+    let made = RoutedMessage::parse(made.payload.as_deref().unwrap()).unwrap();
+    let group = GroupId::of_address(&made.from().unwrap()).expect("a group address");
+    c.send_payload("PUT 71", &routed_to(name, &group.address(), "/circle", CIRCLES, &roster(&[name]))).await;
+    c.expect_prefix("PUT 71 OK").await;
+    group
+}
+
+/// `name` invites `who` into `group`; waits for the answer (skipping what
+/// comes before it).
+pub async fn invite_into(c: &mut Client, name: &str, group: &msnp::multiparty::GroupId, who: &str) {
+    let to = format!("{};path=IM", group.address());
+    c.send_payload("PUT 72", &routed_to(name, &to, "/circle", MULTIPARTY, &roster(&[who]))).await;
+    super::cluster::until(c, "PUT 72 OK").await;
+}
