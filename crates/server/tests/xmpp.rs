@@ -352,3 +352,36 @@ async fn a_change_on_one_resource_is_pushed_to_the_others() {
         .await;
     assert_eq!(removed.attr("type"), Some("set"));
 }
+
+#[tokio::test]
+async fn floods_meet_the_account_s_flood_control_and_offline_words_wait_for_a_jabber_user() {
+    let server = server_with_xmpp();
+    users(&server, &["alice", "dave"]);
+    let (mut alice, _) = Jabber::online(&server, "alice", "r").await;
+    // State changes past the account's rate: policy-violation, as an MSN
+    // client's CHG gets 800.
+    for n in 0..40 {
+        let show = if n % 2 == 0 { "away" } else { "dnd" };
+        alice.send(&format!("<presence><show>{show}</show></presence>")).await;
+    }
+    let refused = alice.stream.until(|e| e.name() == "presence" && e.attr("type") == Some("error")).await;
+    assert!(String::from(&refused).contains("policy-violation"), "{}", String::from(&refused));
+    // Words for a Jabber user who is away are kept, and shown to them once.
+    alice.send(&chat("dave@example.com", "see you tomorrow")).await;
+    alice.query("get", "<ping xmlns='urn:xmpp:ping'/>").await;
+    let (mut dave, _) = Jabber::online(&server, "dave", "r").await;
+    let (from, text) = dave.next_said().await;
+    assert_eq!((from.as_str(), text.as_str()), ("alice@example.com", "see you tomorrow"));
+    drop(dave);
+    // The second sign-in is shown nothing again: everything before the
+    // answer to a ping sent after its first presence is not a message.
+    let (mut again, _) = Jabber::online(&server, "dave", "r2").await;
+    again.send("<iq type='get' id='last'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    loop {
+        let e = again.stream.element().await;
+        assert!(!(e.name() == "message" && e.has_child("body", NS_CLIENT)), "shown twice: {}", String::from(&e));
+        if e.name() == "iq" && e.attr("id") == Some("last") {
+            break;
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backend::limits::Action;
 use backend::lists::OppositeList;
 use backend::outbox::Outbox;
 use backend::presence::{ContactPresence, NsEvent, OnlineUser};
@@ -241,8 +242,18 @@ impl Session {
         }
     }
 
+    /// The account's flood control, as the MSNP front applies it to the
+    /// commands that do the same.
+    fn allowed(&self, action: Action) -> bool {
+        self.shared.backend.allow(&self.user.key, action)
+    }
+
     /// A request; its result's payload, or the error.
     async fn query(&mut self, query: Query, to: Option<&Jid>) -> Result<Option<Element>, StanzaCondition> {
+        let changes_lists = matches!(query, Query::RosterSet(_) | Query::Block(_) | Query::Unblock(_));
+        if changes_lists && !self.allowed(Action::ListChange) {
+            return Err(StanzaCondition::PolicyViolation);
+        }
         let backend = &self.shared.backend;
         // Requests to a contact's address: only their vCard is served.
         let for_contact = to.map(|t| t.to_bare().to_string()).filter(|t| *t != self.bare && t.contains('@'));
@@ -398,8 +409,19 @@ impl Session {
         if p.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host()) {
             return self.room_presence(p, wire).await;
         }
-        let backend = &self.shared.backend;
         let to = p.to.as_ref().map(|t| t.to_bare().to_string()).filter(|t| *t != self.bare);
+        let action = match (&p.type_, &to) {
+            (PresenceType::None | PresenceType::Unavailable, None) => Some(Action::StateChange),
+            (PresenceType::Subscribe | PresenceType::Subscribed, Some(_)) => Some(Action::ListChange),
+            (PresenceType::Unsubscribe | PresenceType::Unsubscribed, Some(_)) => Some(Action::ListChange),
+            _ => None,
+        };
+        if action.is_some_and(|a| !self.allowed(a)) {
+            let from = to.as_deref();
+            let error = write::stanza_error("presence", None, from, &self.full, StanzaCondition::PolicyViolation);
+            return self.send(wire, error).await;
+        }
+        let backend = &self.shared.backend;
         match (p.type_, to) {
             (PresenceType::None, None) => {
                 let state = translate::state_of(&p.show);
