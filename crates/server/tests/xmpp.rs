@@ -55,7 +55,7 @@ async fn the_roster_is_the_forward_list_and_presence_flows_both_ways() {
     let (mut alice, roster) = Jabber::online(&server, "alice", "home").await;
     assert_eq!(roster.get_child("query", "jabber:iq:roster").map(|q| q.children().count()), Some(0));
     // Alice adds Bob with a group: answered, and pushed to her.
-    let set = "<query xmlns='jabber:iq:roster'><item jid='bob@example.com'><group>Friends</group></item></query>";
+    let set = "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' name='Bobby'><group>Friends</group></item></query>";
     let answer = alice.query("set", set).await;
     assert_eq!(answer.attr("type"), Some("result"));
     let push = alice.stream.until(|e| e.name() == "iq" && e.attr("type") == Some("set")).await;
@@ -71,13 +71,14 @@ async fn the_roster_is_the_forward_list_and_presence_flows_both_ways() {
     assert!(online.attr("type").is_none() && !online.has_child("show", NS_CLIENT), "{}", String::from(&online));
     let busy = alice.presence_of("bob@example.com").await;
     assert_eq!(busy.get_child("show", NS_CLIENT).map(|s| s.text()).as_deref(), Some("dnd"));
-    alice.send("<presence><show>away</show><status>at lunch</status></presence>").await;
-    let nln = until(&mut bob, "NLN AWY alice@example.com").await;
-    assert!(nln.text.contains("Alice"), "{}", nln.text);
+    // Her nickname (XEP-0172) is her friendly name.
+    let nick = "<nick xmlns='http://jabber.org/protocol/nick'>Alice A.</nick>";
+    alice.send(&format!("<presence><show>away</show><status>at lunch</status>{nick}</presence>")).await;
+    until(&mut bob, "NLN AWY alice@example.com Alice%20A.").await;
     // Her roster now says both, in the group.
     let roster = alice.query("get", "<query xmlns='jabber:iq:roster'/>").await;
     let item = roster.get_child("query", "jabber:iq:roster").unwrap().children().next().unwrap().clone();
-    assert_eq!(item.attr("subscription"), Some("both"));
+    assert_eq!((item.attr("subscription"), item.attr("name")), (Some("both"), Some("Bobby")));
     assert_eq!(item.get_child("group", "jabber:iq:roster").map(|g| g.text()).as_deref(), Some("Friends"));
     // He goes: she sees him leave.
     drop(bob);

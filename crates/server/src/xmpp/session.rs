@@ -283,6 +283,10 @@ impl Session {
                     let shown = self.add_contact(&handle).await?;
                     let groups: Vec<String> = item.groups.iter().map(|g| g.0.clone()).collect();
                     self.put_in_groups(&handle, &groups).await?;
+                    // The roster name is the user's own name for the contact.
+                    if let Some(name) = item.name.as_deref().and_then(shown_name) {
+                        backend.set_nickname(&self.user, &handle, &name).await.map_err(condition_of)?;
+                    }
                     self.push_contact(&handle).await;
                     // A contact already online is shown at once.
                     if let Some(presence) = shown.and_then(|c| self.note_contact(c)) {
@@ -429,6 +433,13 @@ impl Session {
                     Ok(shown) => shown,
                     Err(_) => return Flow::Continue,
                 };
+                // A nickname (XEP-0172) in the presence is the friendly name.
+                let nick = p.payloads.iter().find(|e| e.is("nick", translate::NS_NICK)).map(|n| n.text());
+                if let Some(nick) = nick.as_deref().and_then(shown_name)
+                    && nick != self.user.presence().friendly
+                {
+                    let _ = backend.rename(&self.user, &self.user.handle, &nick).await;
+                }
                 let status = p.statuses.values().next().cloned().unwrap_or_default();
                 let current = self.user.presence().personal_message;
                 if msnp::personal::status_of(current.as_deref().unwrap_or("")) != status {
@@ -535,9 +546,7 @@ impl Session {
                     return Flow::Continue;
                 }
                 let mut ask = translate::presence_of_type(&key, &self.bare, "subscribe");
-                ask.append_child(
-                    Element::builder("nick", "http://jabber.org/protocol/nick").append(friendly.as_str()).build(),
-                );
+                ask.append_child(Element::builder("nick", translate::NS_NICK).append(friendly.as_str()).build());
                 self.send(wire, ask).await
             }
             NsEvent::Said { from, from_endpoint, to, said } => {
@@ -611,6 +620,14 @@ impl Session {
         }
         Flow::Continue
     }
+}
+
+/// A name as MSN clients can show it: trimmed, with no control characters,
+/// at most 129 characters (the friendly-name limit of MSN clients).
+fn shown_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let fits = !name.is_empty() && name.chars().count() <= 129 && !name.chars().any(char::is_control);
+    fits.then(|| name.to_string())
 }
 
 /// The stanza error for a domain refusal.

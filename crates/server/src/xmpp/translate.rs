@@ -19,6 +19,7 @@ pub const NS_VCARD: &str = "vcard-temp";
 pub const NS_PING: &str = "urn:xmpp:ping";
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+pub const NS_NICK: &str = "http://jabber.org/protocol/nick";
 /// The node our entity capabilities name.
 pub const CAPS_NODE: &str = "https://mariposa.invalid/xmpp";
 
@@ -57,7 +58,7 @@ pub fn presence(from: &str, to: &str, state: OnlineState, status: Option<&str>, 
         p = p.append(Element::builder("status", NS_CLIENT).append(status).build());
     }
     if let Some(nick) = nick {
-        p = p.append(Element::builder("nick", "http://jabber.org/protocol/nick").append(nick).build());
+        p = p.append(Element::builder("nick", NS_NICK).append(nick).build());
     }
     p.build()
 }
