@@ -91,7 +91,8 @@ struct Args {
     /// Simulated Jabber users instead (STARTTLS, PLAIN, bind; then pairs
     /// message each other): against the started msnd's XMPP front, or the
     /// XMPP server at --server (Prosody, say, for comparison). The
-    /// --users, --login-rate, --sessions (pairs), --message-* options apply.
+    /// --users, --login-rate, --contacts (subscriptions each), --presence-*,
+    /// --sessions (pairs) and --message-* options apply.
     #[arg(long)]
     xmpp: bool,
     /// The domain of the Jabber users' JIDs (`<prefix><n>@<domain>`).
@@ -238,6 +239,9 @@ fn xmpp_main(args: &Args) -> anyhow::Result<()> {
         password: args.password.clone(),
         login_rate: args.login_rate,
         login_concurrency: args.login_concurrency,
+        contacts: args.contacts,
+        presence_rate: args.presence_rate,
+        presence_duration: Duration::from_secs_f64(args.presence_secs),
         pairs: args.sessions,
         message_rate: args.message_rate,
         message_duration: Duration::from_secs_f64(args.message_secs),

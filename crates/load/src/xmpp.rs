@@ -2,8 +2,10 @@
 //! XMPP front, or another server such as Prosody, for comparison). Users
 //! sign in (STARTTLS, SASL PLAIN, bind, first presence) at the target rate
 //! and stay; the server's memory is read between the two halves of the
-//! logins; then pairs of users send each other messages at the target rate
-//! and each receiver notes each message's latency.
+//! logins; each subscribes to a few others, who approve; then users change
+//! their presence at the target rate and every watcher notes each change's
+//! latency; then pairs of users send each other messages at the target
+//! rate and each receiver notes each message's latency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,11 @@ pub struct XmppConfig {
     pub password: String,
     pub login_rate: f64,
     pub login_concurrency: usize,
+    /// Each user subscribes to the presence of this many others (the next
+    /// in turn), who approve.
+    pub contacts: usize,
+    pub presence_rate: f64,
+    pub presence_duration: Duration,
     /// Pairs of users that message each other.
     pub pairs: usize,
     pub message_rate: f64,
@@ -54,6 +61,11 @@ pub struct XmppReport {
     pub server_logged_in: Option<Usage>,
     /// RSS growth per user of the second half of the logins, KiB.
     pub rss_per_added_user_kib: f64,
+    pub presence_changes: u64,
+    /// Deliveries to watchers: expected (changes × watchers) and received.
+    pub presence_expected: u64,
+    pub presence_received: u64,
+    pub presence_latency: Summary,
     pub messages_sent: u64,
     pub messages_received: u64,
     pub message_latency: Summary,
@@ -74,6 +86,11 @@ impl XmppReport {
             format!("{} / {} / {} MiB", mib(self.server_before), mib(self.server_halfway), mib(self.server_logged_in)),
         );
         row("server RSS per added user", format!("{:.2} KiB", self.rss_per_added_user_kib));
+        row(
+            "presence changes / deliveries",
+            format!("{} / {} of {}", self.presence_changes, self.presence_received, self.presence_expected),
+        );
+        row("presence delivery p50/p99/max ms", s(&self.presence_latency));
         row("messages sent/received", format!("{}/{}", self.messages_sent, self.messages_received));
         row("message latency p50/p99/max ms", s(&self.message_latency));
         row("result", if self.success { "success".into() } else { "FAILURE".into() });
@@ -111,11 +128,10 @@ pub async fn run(cfg: &XmppConfig) -> anyhow::Result<XmppReport> {
     if let (Some(h), Some(l)) = (report.server_halfway, report.server_logged_in) {
         report.rss_per_added_user_kib = (l.rss_bytes as f64 - h.rss_bytes as f64) / 1024.0 / added.max(1) as f64;
     }
-    let (sent, received, samples) = exchange(cfg, &mut sessions).await?;
-    report.messages_sent = sent;
-    report.messages_received = received;
-    report.message_latency = samples.summary();
-    report.success = failed == 0 && sent == received;
+    after_logins(cfg, sessions, &mut report).await?;
+    report.success = failed == 0
+        && report.messages_sent == report.messages_received
+        && report.presence_received == report.presence_expected;
     Ok(report)
 }
 
@@ -208,71 +224,125 @@ async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user:
     Ok(Session { reader: Reader { inner: read, stream: reader.stream, ready: reader.ready }, writer })
 }
 
-/// `pairs` pairs (user 2k to 2k+1) exchange messages at the total rate;
-/// every message carries its send time.
-async fn exchange(cfg: &XmppConfig, sessions: &mut [Option<Session>]) -> anyhow::Result<(u64, u64, Samples)> {
+/// What every signed-in user's reader notes: the latency of each stamped
+/// message and presence it receives.
+#[derive(Default)]
+struct Heard {
+    messages: AtomicU64,
+    presences: AtomicU64,
+    message_latency: std::sync::Mutex<Samples>,
+    presence_latency: std::sync::Mutex<Samples>,
+}
+
+/// A signed-in user, its reader listening.
+struct Online {
+    /// Its bare JID.
+    jid: String,
+    writer: WriteHalf<Tls>,
+}
+
+/// The phases after the logins: subscriptions, presence, messages.
+async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: &mut XmppReport) -> anyhow::Result<()> {
     let base = Instant::now();
-    let received = Arc::new(AtomicU64::new(0));
-    let samples = Arc::new(std::sync::Mutex::new(Samples::default()));
+    let heard = Arc::new(Heard::default());
     let mut readers = Vec::new();
-    let mut writers = Vec::new();
-    for k in 0..cfg.pairs.min(sessions.len() / 2) {
-        let (Some(a), Some(b)) = (sessions[2 * k].take(), sessions[2 * k + 1].take()) else { continue };
-        for (from, to, session) in [(2 * k, 2 * k + 1, a), (2 * k + 1, 2 * k, b)] {
-            let Session { reader, writer } = session;
-            let to = format!("{}{to}@{}", cfg.prefix, cfg.domain);
-            writers.push((from, to, writer));
-            let (received, samples) = (received.clone(), samples.clone());
-            readers.push(tokio::spawn(listen(reader, base, received, samples)));
+    let mut online: Vec<Online> = Vec::new();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let Some(Session { reader, writer }) = session else { continue };
+        readers.push(tokio::spawn(listen(reader, base, heard.clone())));
+        online.push(Online { jid: format!("{}{i}@{}", cfg.prefix, cfg.domain), writer });
+    }
+    let n = online.len();
+    let contacts = cfg.contacts.min(n.saturating_sub(1));
+    // Each user asks for the presence of the next `contacts` users, who
+    // approve: subscribe, then subscribed (RFC 6121 section 3.1).
+    for kind in ["subscribe", "subscribed"] {
+        for i in 0..n {
+            for k in 1..=contacts {
+                let j = (i + k) % n;
+                let (from, to) = if kind == "subscribe" { (i, j) } else { (j, i) };
+                let to = online[to].jid.clone();
+                online[from].writer.write_all(format!("<presence type='{kind}' to='{to}'/>").as_bytes()).await?;
+            }
         }
     }
-    if writers.is_empty() || cfg.message_duration.is_zero() {
-        return Ok((0, 0, Samples::default()));
+    // State changes, each stamped in its status; every watcher notes it.
+    let expected_per_change = contacts as u64;
+    let mut changes = 0u64;
+    if n > 0 && !cfg.presence_duration.is_zero() && contacts > 0 {
+        // The subscriptions settle before anything is measured.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let interval = Duration::from_secs_f64(1.0 / cfg.presence_rate.max(0.001));
+        let start = Instant::now();
+        while start.elapsed() < cfg.presence_duration {
+            let user = &mut online[changes as usize % n];
+            let show = if changes % 2 == 0 { "away" } else { "dnd" };
+            let stamp = base.elapsed().as_micros();
+            let p = format!("<presence><show>{show}</show><status>t={stamp}</status></presence>");
+            user.writer.write_all(p.as_bytes()).await?;
+            changes += 1;
+            tokio::time::sleep_until((start + interval * changes as u32).into()).await;
+        }
+        wait_for(&heard.presences, changes * expected_per_change, cfg.timeout).await;
     }
-    let interval = Duration::from_secs_f64(1.0 / cfg.message_rate.max(0.001));
-    let padding = "x".repeat(cfg.message_size.saturating_sub(24));
+    report.presence_changes = changes;
+    report.presence_expected = changes * expected_per_change;
+    report.presence_received = heard.presences.load(Ordering::Relaxed);
+    report.presence_latency = heard.presence_latency.lock().expect("the samples' lock").summary();
+    // Pairs (user 2k and 2k+1) message each other at the total rate.
+    let pairs = cfg.pairs.min(n / 2);
     let mut sent = 0u64;
-    let start = Instant::now();
-    while start.elapsed() < cfg.message_duration {
-        let n = writers.len();
-        let (_, to, writer) = &mut writers[sent as usize % n];
-        let stamp = base.elapsed().as_micros();
-        let m = format!("<message to='{to}' type='chat'><body>t={stamp};{padding}</body></message>");
-        writer.write_all(m.as_bytes()).await?;
-        sent += 1;
-        tokio::time::sleep_until((start + interval * sent as u32).into()).await;
+    if pairs > 0 && !cfg.message_duration.is_zero() {
+        let interval = Duration::from_secs_f64(1.0 / cfg.message_rate.max(0.001));
+        let padding = "x".repeat(cfg.message_size.saturating_sub(24));
+        let start = Instant::now();
+        while start.elapsed() < cfg.message_duration {
+            let from = sent as usize % (2 * pairs);
+            let to = online[from ^ 1].jid.clone();
+            let stamp = base.elapsed().as_micros();
+            let m = format!("<message to='{to}' type='chat'><body>t={stamp};{padding}</body></message>");
+            online[from].writer.write_all(m.as_bytes()).await?;
+            sent += 1;
+            tokio::time::sleep_until((start + interval * sent as u32).into()).await;
+        }
+        wait_for(&heard.messages, sent, cfg.timeout).await;
     }
-    // What is still on its way arrives, or is lost.
-    let deadline = Instant::now() + cfg.timeout.min(Duration::from_secs(10));
-    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for (_, _, mut w) in writers {
-        let _ = w.write_all(xmpp::write::stream_close().as_bytes()).await;
+    report.messages_sent = sent;
+    report.messages_received = heard.messages.load(Ordering::Relaxed);
+    report.message_latency = heard.message_latency.lock().expect("the samples' lock").summary();
+    for mut user in online {
+        let _ = user.writer.write_all(xmpp::write::stream_close().as_bytes()).await;
     }
     for r in readers {
         r.abort();
     }
-    let samples = std::mem::take(&mut *samples.lock().expect("the samples' lock"));
-    Ok((sent, received.load(Ordering::Relaxed), samples))
+    Ok(())
 }
 
-/// Notes the latency of every message with a body `t=<micros>;...`.
-async fn listen(
-    mut reader: Reader<ReadHalf<Tls>>,
-    base: Instant,
-    received: Arc<AtomicU64>,
-    samples: Arc<std::sync::Mutex<Samples>>,
-) {
+/// Waits until `count` reaches `target`, or a while (then it is short).
+async fn wait_for(count: &AtomicU64, target: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout.min(Duration::from_secs(10));
+    while count.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Notes the latency of every message with a body `t=<micros>;...` and of
+/// every presence with a status `t=<micros>`.
+async fn listen(mut reader: Reader<ReadHalf<Tls>>, base: Instant, heard: Arc<Heard>) {
+    let stamp_of = |text: String| text.strip_prefix("t=").and_then(|b| b.split(';').next()?.parse::<u64>().ok());
     while let Ok(e) = reader.element().await {
-        let Some(body) = e.get_child("body", NS_CLIENT).map(|b| b.text()) else { continue };
-        let Some(stamp) = body.strip_prefix("t=").and_then(|b| b.split(';').next()).and_then(|t| t.parse::<u64>().ok())
-        else {
-            continue;
-        };
         let now = base.elapsed().as_micros() as u64;
+        let (counter, samples, text) = match e.name() {
+            "message" => (&heard.messages, &heard.message_latency, e.get_child("body", NS_CLIENT).map(|b| b.text())),
+            "presence" => {
+                (&heard.presences, &heard.presence_latency, e.get_child("status", NS_CLIENT).map(|b| b.text()))
+            }
+            _ => continue,
+        };
+        let Some(stamp) = text.and_then(stamp_of) else { continue };
         samples.lock().expect("the samples' lock").push(Duration::from_micros(now.saturating_sub(stamp)));
-        received.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

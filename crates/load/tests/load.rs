@@ -182,6 +182,9 @@ async fn a_small_xmpp_run_signs_everyone_in_and_delivers_every_message() {
         password: "secret".into(),
         login_rate: 500.0,
         login_concurrency: 8,
+        contacts: 3,
+        presence_rate: 40.0,
+        presence_duration: Duration::from_millis(400),
         pairs: 4,
         message_rate: 100.0,
         message_duration: Duration::from_millis(500),
@@ -194,8 +197,11 @@ async fn a_small_xmpp_run_signs_everyone_in_and_delivers_every_message() {
     assert_eq!((r.logins_succeeded, r.logins_failed), (8, 0));
     assert!(r.messages_sent > 0 && r.messages_sent == r.messages_received, "{}", r.table());
     assert_eq!(r.message_latency.count as u64, r.messages_received);
+    // Every change reached its three watchers.
+    assert!(r.presence_changes > 0 && r.presence_expected == 3 * r.presence_changes, "{}", r.table());
+    assert_eq!(r.presence_received, r.presence_expected, "{}", r.table());
     // A wrong password is a failed login and a failed run.
-    let wrong = load::xmpp::XmppConfig { password: "wrong".into(), users: 2, pairs: 0, ..cfg };
+    let wrong = load::xmpp::XmppConfig { password: "wrong".into(), users: 2, pairs: 0, contacts: 0, ..cfg };
     let r = load::xmpp::run(&wrong).await.unwrap();
     assert!(!r.success);
     assert_eq!(r.logins_failed, 2);
