@@ -276,7 +276,7 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
         let start = Instant::now();
         while start.elapsed() < cfg.presence_duration {
             let user = &mut online[changes as usize % n];
-            let show = if changes % 2 == 0 { "away" } else { "dnd" };
+            let show = if changes.is_multiple_of(2) { "away" } else { "dnd" };
             let stamp = base.elapsed().as_micros();
             let p = format!("<presence><show>{show}</show><status>t={stamp}</status></presence>");
             user.writer.write_all(p.as_bytes()).await?;
