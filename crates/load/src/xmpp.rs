@@ -203,6 +203,7 @@ async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user:
     reader.open(&cfg.domain).await?;
     let plain = xmpp::sasl::Plain { authzid: None, authcid: user.to_string(), password: cfg.password.clone() };
     reader.inner.write_all(xmpp::write::sasl_auth("PLAIN", &plain.encode()).as_bytes()).await?;
+    reader.inner.flush().await?;
     if !reader.element().await?.is("success", NS_SASL) {
         bail!("{user}: authentication refused");
     }
@@ -211,6 +212,7 @@ async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user:
     let bind =
         format!("<iq type='set' id='b'><bind xmlns='{NS_BIND}'><resource>load</resource></bind></iq><presence/>");
     reader.inner.write_all(bind.as_bytes()).await?;
+    reader.inner.flush().await?;
     loop {
         let e = reader.element().await?;
         if e.name() == "iq" && e.attr("id") == Some("b") {
@@ -228,6 +230,8 @@ async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user:
 /// message and presence it receives.
 #[derive(Default)]
 struct Heard {
+    /// Answers to the ping each user sends after its subscriptions.
+    settled: AtomicU64,
     messages: AtomicU64,
     presences: AtomicU64,
     message_latency: std::sync::Mutex<Samples>,
@@ -266,12 +270,18 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
             }
         }
     }
+    // A server answers a user's stanzas in order: the answer to a ping sent
+    // after its subscriptions means they are done.
+    for user in online.iter_mut() {
+        user.writer.write_all(b"<iq type='get' id='settled'><ping xmlns='urn:xmpp:ping'/></iq>").await?;
+        // TLS keeps what was written until flushed.
+        user.writer.flush().await?;
+    }
+    wait_for(&heard.settled, n as u64, Duration::from_secs(120)).await;
     // State changes, each stamped in its status; every watcher notes it.
     let expected_per_change = contacts as u64;
     let mut changes = 0u64;
     if n > 0 && !cfg.presence_duration.is_zero() && contacts > 0 {
-        // The subscriptions settle before anything is measured.
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let interval = Duration::from_secs_f64(1.0 / cfg.presence_rate.max(0.001));
         let start = Instant::now();
         while start.elapsed() < cfg.presence_duration {
@@ -280,6 +290,7 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
             let stamp = base.elapsed().as_micros();
             let p = format!("<presence><show>{show}</show><status>t={stamp}</status></presence>");
             user.writer.write_all(p.as_bytes()).await?;
+            user.writer.flush().await?;
             changes += 1;
             tokio::time::sleep_until((start + interval * changes as u32).into()).await;
         }
@@ -302,6 +313,7 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
             let stamp = base.elapsed().as_micros();
             let m = format!("<message to='{to}' type='chat'><body>t={stamp};{padding}</body></message>");
             online[from].writer.write_all(m.as_bytes()).await?;
+            online[from].writer.flush().await?;
             sent += 1;
             tokio::time::sleep_until((start + interval * sent as u32).into()).await;
         }
@@ -312,6 +324,7 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
     report.message_latency = heard.message_latency.lock().expect("the samples' lock").summary();
     for mut user in online {
         let _ = user.writer.write_all(xmpp::write::stream_close().as_bytes()).await;
+        let _ = user.writer.flush().await;
     }
     for r in readers {
         r.abort();
@@ -319,9 +332,9 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
     Ok(())
 }
 
-/// Waits until `count` reaches `target`, or a while (then it is short).
+/// Waits until `count` reaches `target`, or `timeout` (then it is short).
 async fn wait_for(count: &AtomicU64, target: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout.min(Duration::from_secs(10));
+    let deadline = Instant::now() + timeout;
     while count.load(Ordering::Relaxed) < target && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -333,6 +346,10 @@ async fn listen(mut reader: Reader<ReadHalf<Tls>>, base: Instant, heard: Arc<Hea
     let stamp_of = |text: String| text.strip_prefix("t=").and_then(|b| b.split(';').next()?.parse::<u64>().ok());
     while let Ok(e) = reader.element().await {
         let now = base.elapsed().as_micros() as u64;
+        if e.name() == "iq" && e.attr("id") == Some("settled") {
+            heard.settled.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let (counter, samples, text) = match e.name() {
             "message" => (&heard.messages, &heard.message_latency, e.get_child("body", NS_CLIENT).map(|b| b.text())),
             "presence" => {
@@ -366,6 +383,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
     /// Opens a stream and reads the header and the features.
     async fn open(&mut self, domain: &str) -> anyhow::Result<Element> {
         self.inner.write_all(xmpp::write::client_header(domain).as_bytes()).await?;
+        self.inner.flush().await?;
         match self.next().await? {
             Incoming::Header(_) => self.element().await,
             other => bail!("expected a stream header, got {other:?}"),

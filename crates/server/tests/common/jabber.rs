@@ -30,6 +30,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppStream<S> {
 
     pub async fn send(&mut self, text: &str) {
         self.io.write_all(text.as_bytes()).await.expect("writing to msnd");
+        // TLS keeps what was written until flushed.
+        self.io.flush().await.expect("writing to msnd");
     }
 
     /// The next thing the server sent; `None` when the socket closed.
