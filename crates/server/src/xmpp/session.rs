@@ -304,10 +304,10 @@ impl Session {
             }
             Query::DiscoItems { .. } => Ok(Some(Element::builder("query", translate::NS_DISCO_ITEMS).build())),
             Query::BlocklistGet => {
-                let snapshot = backend.list_snapshot(&self.user).await.map_err(condition_of)?;
-                let items = snapshot.list(ListKind::Block).map(|e| {
-                    Element::builder("item", NS_BLOCKING).attr(name("jid"), e.handle.to_ascii_lowercase()).build()
-                });
+                let items = self
+                    .blocked()
+                    .into_iter()
+                    .map(|key| Element::builder("item", NS_BLOCKING).attr(name("jid"), key).build());
                 Ok(Some(Element::builder("blocklist", NS_BLOCKING).append_all(items).build()))
             }
             Query::Block(jids) => {
@@ -323,10 +323,7 @@ impl Session {
             Query::Unblock(jids) => {
                 let handles: Vec<String> = match jids.is_empty() {
                     // Unblock everyone (XEP-0191 section 3.4).
-                    true => {
-                        let snapshot = backend.list_snapshot(&self.user).await.map_err(condition_of)?;
-                        snapshot.list(ListKind::Block).map(|e| e.handle.clone()).collect()
-                    }
+                    true => self.blocked(),
                     false => jids.iter().map(|j| j.to_bare().to_string()).collect(),
                 };
                 for handle in handles {
@@ -361,13 +358,18 @@ impl Session {
         Ok(shown)
     }
 
+    /// Who the account blocks (the lists in memory: no store read).
+    fn blocked(&self) -> Vec<String> {
+        self.user.with_lists(|l| l.members(ListKind::Block).map(str::to_string).collect())
+    }
+
     /// The roster groups of a contact, made where they do not exist.
     async fn put_in_groups(&self, handle: &str, names: &[String]) -> Result<(), StanzaCondition> {
         let backend = &self.shared.backend;
         for group in names.iter().take(8) {
-            let snapshot = backend.list_snapshot(&self.user).await.map_err(condition_of)?;
-            let id = match snapshot.groups.iter().find(|g| g.name == *group) {
-                Some(g) => g.id,
+            let known = self.user.with_lists(|l| l.groups.iter().find(|g| g.name == *group).map(|g| g.id));
+            let id = match known {
+                Some(id) => id,
                 None => backend.create_group(&self.user, group).await.map_err(condition_of)?.1.id,
             };
             match backend.add_to_group(&self.user, handle, &id.to_string()).await {
