@@ -5,7 +5,7 @@ use minidom::Element;
 use xmpp_parsers::blocking::{Block, BlocklistRequest, Unblock};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoItemsQuery};
 use xmpp_parsers::iq::Iq;
-use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster::Roster;
@@ -153,11 +153,6 @@ fn query_of(payload: Element, set: bool) -> Query {
         (NS_CARBONS, "disable", true) => Query::Carbons { enable: false },
         _ => Query::Unsupported,
     }
-}
-
-/// The bare address of a JID, for the `to` of stanzas to a contact.
-pub fn bare(jid: &Jid) -> BareJid {
-    jid.to_bare()
 }
 
 #[cfg(test)]
