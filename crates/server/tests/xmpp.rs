@@ -157,6 +157,10 @@ async fn blocking_hides_one_from_the_blocked_on_either_protocol() {
     until(&mut bob, "NLN NLN alice@example.com").await;
     let blocked = alice.query("set", "<block xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></block>").await;
     assert_eq!(blocked.attr("type"), Some("result"));
+    // The resource that blocked is pushed the change too (XEP-0191 3.3):
+    // clients keep their block list from the pushes (profanity does).
+    let push = alice.stream.until(|e| e.name() == "iq" && e.attr("type") == Some("set")).await;
+    assert!(push.has_child("block", "urn:xmpp:blocking"), "{}", String::from(&push));
     until(&mut bob, "FLN alice@example.com").await;
     let list = alice.query("get", "<blocklist xmlns='urn:xmpp:blocking'/>").await;
     assert!(String::from(&list).contains("bob@example.com"));

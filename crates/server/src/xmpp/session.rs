@@ -314,7 +314,7 @@ impl Session {
                 for jid in jids {
                     let handle = jid.to_bare().to_string();
                     match backend.add_to_list(&self.user, ListKind::Block, &handle, OppositeList::Accept).await {
-                        Ok(_) | Err(ErrorCode::AlreadyThere) => {}
+                        Ok(_) | Err(ErrorCode::AlreadyThere) => self.pushes.push(self.block_push(&handle, true)),
                         Err(e) => return Err(condition_of(e)),
                     }
                 }
@@ -328,7 +328,7 @@ impl Session {
                 };
                 for handle in handles {
                     match backend.remove_from_list(&self.user, ListKind::Block, &handle).await {
-                        Ok(_) | Err(ErrorCode::NotOnList) => {}
+                        Ok(_) | Err(ErrorCode::NotOnList) => self.pushes.push(self.block_push(&handle, false)),
                         Err(e) => return Err(condition_of(e)),
                     }
                 }
@@ -591,20 +591,23 @@ impl Session {
                 self.push_contact(contact).await;
                 return self.flush_pushes(wire, Flow::Continue).await;
             }
-            ListKind::Block => {
-                let kind = if member { "block" } else { "unblock" };
-                let item =
-                    Element::builder("item", NS_BLOCKING).attr(name("jid"), contact.to_ascii_lowercase()).build();
-                Element::builder("iq", NS_CLIENT)
-                    .attr(name("type"), "set")
-                    .attr(name("id"), format!("push-{}", backend::secrets::random_token(8)))
-                    .attr(name("to"), self.full.as_str())
-                    .append(Element::builder(kind, NS_BLOCKING).append(item).build())
-                    .build()
-            }
+            ListKind::Block => self.block_push(contact, member),
             _ => return Flow::Continue,
         };
         self.send(wire, push).await
+    }
+
+    /// The block-list push (XEP-0191 section 3.3) of one change, for every
+    /// resource, the one that made it included.
+    fn block_push(&self, contact: &str, member: bool) -> Element {
+        let kind = if member { "block" } else { "unblock" };
+        let item = Element::builder("item", NS_BLOCKING).attr(name("jid"), contact.to_ascii_lowercase()).build();
+        Element::builder("iq", NS_CLIENT)
+            .attr(name("type"), "set")
+            .attr(name("id"), format!("push-{}", backend::secrets::random_token(8)))
+            .attr(name("to"), self.full.as_str())
+            .append(Element::builder(kind, NS_BLOCKING).append(item).build())
+            .build()
     }
 
     /// Offline messages kept for the account: shown with their time, then
