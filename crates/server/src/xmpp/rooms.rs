@@ -22,13 +22,8 @@ use super::{Tls, Wire};
 pub(super) const NS_MUC: &str = "http://jabber.org/protocol/muc";
 pub(super) const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 impl Session {
-    /// The MUC service's address.
-    pub(super) fn muc_host(&self) -> String {
-        format!("conference.{}", self.bare.rsplit_once('@').map_or("localhost", |(_, d)| d))
-    }
-
     fn room_jid(&self, room: &str) -> String {
-        format!("{room}@{}", self.muc_host())
+        format!("{room}@{}", self.muc_host)
     }
 
     /// Presence to a room: joining (or making) it, or leaving.
@@ -127,7 +122,7 @@ impl Session {
 
     /// Invited into a group: a mediated invitation from its room.
     pub(super) async fn invited(&mut self, group: GroupId, wire: &mut Wire<Tls>) -> Flow {
-        let muc_host = self.muc_host();
+        let muc_host = self.muc_host.clone();
         let Some(room) = self.rooms.room(&group) else { return Flow::Continue };
         let jid = format!("{}@{muc_host}", room.name);
         let invitation = Element::builder("message", NS_CLIENT)
@@ -143,7 +138,7 @@ impl Session {
     /// (with 110) when it has just joined.
     pub(super) async fn roster(&mut self, group: GroupId, members: Vec<String>, wire: &mut Wire<Tls>) -> Flow {
         let me = self.user.handle.to_ascii_lowercase();
-        let muc_host = self.muc_host();
+        let muc_host = self.muc_host.clone();
         let Some(room) = self.rooms.room(&group) else { return Flow::Continue };
         if !room.joined {
             return Flow::Continue;
@@ -172,7 +167,7 @@ impl Session {
 
     /// Someone left a group.
     pub(super) async fn left(&mut self, group: GroupId, who: String, wire: &mut Wire<Tls>) -> Flow {
-        let muc_host = self.muc_host();
+        let muc_host = self.muc_host.clone();
         let Some(room) = self.rooms.0.get_mut(&group) else { return Flow::Continue };
         let key = who.to_ascii_lowercase();
         if !room.joined || !room.shown.remove(&key) {
@@ -191,7 +186,7 @@ impl Session {
         said: Said,
         wire: &mut Wire<Tls>,
     ) -> Flow {
-        let muc_host = self.muc_host();
+        let muc_host = self.muc_host.clone();
         let Some(room) = self.rooms.0.get(&group).filter(|r| r.joined) else { return Flow::Continue };
         let from = format!("{}@{muc_host}/{}", room.name, from.to_ascii_lowercase());
         self.send(wire, translate::message(&from, &self.full, &said, "groupchat")).await
@@ -218,7 +213,7 @@ impl Session {
         Element::builder("query", translate::NS_DISCO_ITEMS)
             .append(
                 Element::builder("item", translate::NS_DISCO_ITEMS)
-                    .attr(name("jid"), self.muc_host())
+                    .attr(name("jid"), self.muc_host.as_str())
                     .attr(name("name"), "Group conversations")
                     .build(),
             )

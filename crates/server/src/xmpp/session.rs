@@ -56,8 +56,10 @@ pub(super) struct Session {
     /// Roster pushes (and the presence of a contact just added) to send
     /// after the answer to the request that made them.
     pushes: Vec<Element>,
-    /// Group conversations as rooms.
+    /// Group conversations as rooms, and the MUC service's address
+    /// (`conference.<domain of the handle>`), worked out once.
     pub(super) rooms: super::room_list::Rooms,
+    pub(super) muc_host: String,
 }
 
 /// Whether the session goes on.
@@ -81,6 +83,7 @@ pub(super) async fn run(signed_in: SignedIn, shared: &Arc<Shared>, mut shutdown:
     };
     let bound =
         Element::builder("bind", NS_BIND).append(Element::builder("jid", NS_BIND).append(full.as_str()).build());
+    let muc_host = format!("conference.{}", bare.rsplit_once('@').map_or("localhost", |(_, d)| d));
     let mut session = Session {
         shared: shared.clone(),
         user,
@@ -91,6 +94,7 @@ pub(super) async fn run(signed_in: SignedIn, shared: &Arc<Shared>, mut shutdown:
         seen: HashMap::new(),
         pushes: Vec::new(),
         rooms: Default::default(),
+        muc_host,
     };
     if wire.send(&write::element(&write::iq_result(&id, None, &session.full, Some(bound.build())))).await {
         session.serve(&mut wire, &events, &mut shutdown).await;
@@ -295,9 +299,7 @@ impl Session {
                 }
                 Ok(None)
             }
-            Query::DiscoInfo { .. } if to.is_some_and(|t| t.to_string() == self.muc_host()) => {
-                Ok(Some(self.muc_info()))
-            }
+            Query::DiscoInfo { .. } if to.is_some_and(|t| t.to_string() == self.muc_host) => Ok(Some(self.muc_info())),
             Query::DiscoInfo { node } => Ok(Some(translate::disco_info(node.as_deref()))),
             Query::DiscoItems { node: None } if to.is_none_or(|t| !t.to_string().starts_with("conference.")) => {
                 Ok(Some(self.server_items()))
@@ -390,7 +392,7 @@ impl Session {
 
     async fn message(&mut self, m: Message, wire: &mut Wire<Tls>) -> Flow {
         use xmpp_parsers::message::MessageType;
-        if m.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host()) {
+        if m.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host) {
             return self.room_message(m, wire).await;
         }
         if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {
@@ -412,7 +414,7 @@ impl Session {
     }
 
     async fn presence(&mut self, p: Presence, wire: &mut Wire<Tls>) -> Flow {
-        if p.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host()) {
+        if p.to.as_ref().is_some_and(|t| t.domain().as_str() == self.muc_host) {
             return self.room_presence(p, wire).await;
         }
         let to = p.to.as_ref().map(|t| t.to_bare().to_string()).filter(|t| *t != self.bare);
