@@ -42,6 +42,8 @@ pub enum Envelope {
     OfflineMessageWaiting { to: String },
     /// `to`'s password changed: void their tickets and end their sign-in.
     CredentialsChanged { to: String },
+    /// A web messenger session was ended (signed out) before it expired.
+    WebSessionEnded { id: String, expires: u64 },
     /// A conversation `to` is in lives on node `home`: what `to` does in it
     /// is asked of that node ([`Request::Converse`]). `conversation` is the
     /// other person's key (a switchboard conversation bridged to `to`) or a

@@ -147,3 +147,33 @@ async fn one_sender_gets_a_fifth_of_a_mailbox_and_is_rate_limited() {
     assert!(answers[2].as_deref().is_some_and(|e| e.contains("too many offline messages waiting")), "{answers:?}");
     assert!(answers[3].as_deref().is_some_and(|e| e.contains("from this sender")), "{answers:?}");
 }
+
+#[tokio::test]
+async fn a_web_session_is_good_until_ended_or_the_password_changes() {
+    use std::time::Duration;
+    let w = World::new(&["alice"]).await;
+    let b = &w.backend;
+    let hour = Duration::from_secs(3600);
+    assert!(b.open_web_session("alice@example.com", "wrong", HOME, hour).await.is_err());
+    let (token, account) = b.open_web_session("Alice@example.com", "pw-alice", HOME, hour).await.unwrap();
+    assert_eq!(account.handle, "alice@example.com");
+    assert_eq!(b.web_session(&token).await.unwrap().handle, "alice@example.com");
+
+    // A token with any part changed is nobody's.
+    let forged = token.replacen("alice", "alicf", 1);
+    assert!(b.web_session(&forged).await.is_none());
+    let (payload, _) = token.rsplit_once('.').unwrap();
+    assert!(b.web_session(&format!("{payload}.{}", "0".repeat(64))).await.is_none());
+    assert!(b.web_session("").await.is_none());
+    assert!(b.web_session("....").await.is_none());
+
+    b.end_web_session(&token);
+    assert!(b.web_session(&token).await.is_none(), "an ended session stays ended");
+
+    let (second, _) = b.open_web_session("alice@example.com", "pw-alice", HOME, hour).await.unwrap();
+    b.set_password("alice@example.com", "new-password").await.unwrap();
+    assert!(b.web_session(&second).await.is_none(), "a password change voids every session");
+
+    let (expired, _) = b.open_web_session("alice@example.com", "new-password", HOME, Duration::ZERO).await.unwrap();
+    assert!(b.web_session(&expired).await.is_none(), "an expired session is refused");
+}

@@ -86,6 +86,7 @@ impl Backend {
                 }
             }
             Envelope::CredentialsChanged { to } => self.end_credentials_here(&to),
+            Envelope::WebSessionEnded { id, expires } => self.web_session_ended(id, expires),
             Envelope::ConversationAt { to, conversation, home, event } => {
                 self.conversation_at(&to, &conversation, home, event)
             }

@@ -21,6 +21,7 @@ mod operator;
 mod presence;
 mod properties;
 mod switchboard;
+mod web_sessions;
 
 use std::sync::Arc;
 
@@ -203,6 +204,8 @@ pub struct Backend {
     stats: BackendStats,
     /// Web-service credentials of current sign-ins, by token.
     web_tokens: parking_lot::Mutex<std::collections::HashMap<String, WebCredential>>,
+    /// Web messenger sessions ended before they expired: id → expiry.
+    ended_web_sessions: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
     /// The other nodes, when this one is part of a cluster.
     cluster: std::sync::OnceLock<Arc<dyn Cluster>>,
 }
@@ -269,6 +272,7 @@ impl Backend {
             logins: LoginThrottle::default(),
             stats,
             web_tokens: Default::default(),
+            ended_web_sessions: Default::default(),
             cluster: std::sync::OnceLock::new(),
             config,
         }
