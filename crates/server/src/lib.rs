@@ -27,6 +27,7 @@ pub mod http;
 #[cfg(feature = "legacy-tls")]
 pub mod legacy_tls;
 pub mod listeners;
+pub mod messenger;
 pub mod metrics;
 pub mod notification;
 pub mod options;

@@ -191,7 +191,9 @@ impl Server {
         }
         let gateways = Arc::new(crate::gateway::Gateways::new(tracker.clone(), shutdown.subscribe(), permits.clone()));
         tracker.spawn(gateways.clone().sweep(shared.config.gateway_idle_timeout));
-        let web = crate::http::Web { router: crate::http::router(shared.clone()), gateways };
+        let pages = Arc::new(crate::messenger::Pages::new(tracker.clone(), shutdown.subscribe()));
+        let router = crate::http::router(shared.clone(), pages.clone());
+        let web = crate::http::Web { router, gateways, pages };
         if let Some(http) = http {
             tracker.spawn(http_accept_loop(
                 http,

@@ -8,74 +8,13 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use client::{ClientConfig, Event};
 use common::*;
-use fantoccini::{ClientBuilder, Locator};
+use common::browser::{browser, chromedriver};
+use fantoccini::Locator;
 use msnp::Dialect;
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts chromedriver on a free port; `None` (after a skip notice) when
-/// the browser is not installed.
-async fn chromedriver(test: &str) -> Option<(Driver, u16)> {
-    for tool in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
-        if !std::path::Path::new(tool).exists() {
-            backend::testing::skip(
-                test,
-                &format!("{tool} is not installed (apt-get install chromium chromium-driver)"),
-            );
-            return None;
-        }
-    }
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    // It says when it listens.
-    let stdout = child.stdout.take().unwrap();
-    let driver = Driver(child);
-    let started = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let ok = lines.by_ref().any(|l| l.is_ok_and(|l| l.contains("started successfully")));
-        std::thread::spawn(move || for _ in lines {});
-        ok
-    });
-    let ok = tokio::time::timeout(Duration::from_secs(30), started).await.expect("chromedriver in time").unwrap();
-    assert!(ok, "chromedriver did not start");
-    Some((driver, port))
-}
-
-async fn browser(port: u16) -> fantoccini::Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        }),
-    );
-    // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a browser session")
-}
 
 /// The first event `want` picks, skipping others.
 async fn wait_for(

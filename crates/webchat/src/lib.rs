@@ -117,8 +117,8 @@ pub struct Contact {
     /// `None`: offline (or hidden, or blocking one).
     pub state: Option<State>,
     pub personal: String,
-    /// Where their display picture is served, when they have one.
-    pub picture: Option<String>,
+    /// Where their display picture is served (404 while they have none).
+    pub picture: String,
 }
 
 /// Someone in a group conversation.
@@ -315,7 +315,7 @@ mod tests {
             pending: false,
             state: None,
             personal: "hi".into(),
-            picture: Some("/messenger/picture/b%40example.com".into()),
+            picture: "/messenger/picture/b%40example.com".into(),
         };
         let frames = [
             ServerFrame::Welcome { version: VERSION, page: "p".into(), resumed: false, me: me.clone() },

@@ -87,6 +87,12 @@ impl Backend {
 
     /// Sets or clears the user's display picture in the storage service.
     pub async fn set_profile_photo(&self, user: &OnlineUser, photo: Option<StoredPhoto>) -> Result<(), ErrorCode> {
-        self.store.set_photo(user.account_id, photo).await.map_err(store_error)
+        self.set_account_photo(user.account_id, photo).await
+    }
+
+    /// Sets or clears an account's display picture, signed in or not (the
+    /// web messenger sets it outside any sign-in).
+    pub async fn set_account_photo(&self, account: AccountId, photo: Option<StoredPhoto>) -> Result<(), ErrorCode> {
+        self.store.set_photo(account, photo).await.map_err(store_error)
     }
 }

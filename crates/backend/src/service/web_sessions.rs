@@ -86,6 +86,13 @@ impl Backend {
         current.then_some(account)
     }
 
+    /// An account by handle, enabled or not (`None` for no such account or
+    /// a store failure).
+    pub async fn account(&self, handle: &str) -> Option<Account> {
+        let handle = Handle::parse(handle).ok()?;
+        self.store.account(handle.key()).await.map_err(store_error).ok()?
+    }
+
     /// Ends a session before it expires, here and on every other node.
     pub fn end_web_session(&self, token: &str) {
         let Some(claims) = self.web_session_claims(token) else { return };

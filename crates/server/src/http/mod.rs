@@ -40,12 +40,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Web {
     pub router: Router,
     pub gateways: Arc<Gateways>,
+    pub pages: Arc<crate::messenger::Pages>,
 }
 
 /// The routes served by axum (everything but the Passport paths): health,
 /// status, metrics, and the web pages, on one state.
-pub fn router(shared: Arc<Shared>) -> Router {
-    let state = WebState { shared, started: Instant::now(), sessions: Default::default() };
+pub fn router(shared: Arc<Shared>, pages: Arc<crate::messenger::Pages>) -> Router {
+    let state = WebState { shared, started: Instant::now(), sessions: Default::default(), pages };
     crate::web::routes()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status.json", get(status))
@@ -153,6 +154,12 @@ where
         // Boxed, each request's future alone: a connection that waits (a
         // held gateway poll, thousands at once) holds only what its own
         // request needs, not the largest request's state.
+        if request.path() == crate::messenger::SOCKET_PATH {
+            let nothing_more = unread.is_empty();
+            crate::messenger::serve_socket(stream, &request.method, &request.headers, nothing_more, &shared, &web.pages)
+                .await;
+            return;
+        }
         let response = if request.path() == "/gateway/gateway.dll" && request.method == "POST" {
             Box::pin(gateway(&web.gateways, &shared, request, peer, local, tls)).await
         } else {
@@ -273,6 +280,7 @@ fn password_may_arrive(path: &str, tls: bool, peer: SocketAddr, insecure_http_lo
             | "/signup"
             | "/password"
             | "/admin/login"
+            | "/messenger/login"
     );
     !carries_password || tls || peer.ip().is_loopback() || insecure_http_login
 }

@@ -25,6 +25,7 @@ pub fn page(title: &str, body: Markup) -> Markup {
             body {
                 nav {
                     a href="/" { "Mariposa" }
+                    a href="/messenger" { "Web Messenger" }
                     a href="/signup" { "Sign up" }
                     a href="/password" { "Change password" }
                     a href="/admin" { "Operator" }

@@ -6,7 +6,9 @@
 //! includes it whole either way.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
+pub mod web_page;
 pub mod jabber;
 pub mod msnp21;
 
