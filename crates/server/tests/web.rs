@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use client::{ClientConfig, Event};
-use common::*;
 use common::browser::{browser, chromedriver};
+use common::*;
 use fantoccini::Locator;
 use msnp::Dialect;
 

@@ -57,27 +57,65 @@ pub enum ClientFrame {
         last_seen: Option<u64>,
     },
     /// Everything up to `seq` arrived: the server may forget it.
-    Ack { seq: u64 },
-    SetState { state: State },
-    SetName { name: String },
-    SetPersonal { text: String },
+    Ack {
+        seq: u64,
+    },
+    SetState {
+        state: State,
+    },
+    SetName {
+        name: String,
+    },
+    SetPersonal {
+        text: String,
+    },
     /// Adds someone to one's contacts (and allows them to see one).
-    AddContact { handle: String },
-    RemoveContact { handle: String },
-    Block { handle: String },
+    AddContact {
+        handle: String,
+    },
+    RemoveContact {
+        handle: String,
+    },
+    Block {
+        handle: String,
+    },
     /// Unblocks someone and lets them see one's presence.
-    Allow { handle: String },
+    Allow {
+        handle: String,
+    },
     /// A message to one contact; `id` is the page's, answered by `sent`.
-    Send { id: String, to: String, text: String },
-    Typing { to: String },
-    Nudge { to: String },
+    Send {
+        id: String,
+        to: String,
+        text: String,
+    },
+    Typing {
+        to: String,
+    },
+    Nudge {
+        to: String,
+    },
     /// Starts a group conversation and invites people into it; `id` comes
     /// back in `group_started`.
-    GroupStart { id: String, invite: Vec<String> },
-    GroupInvite { group: String, handle: String },
-    GroupSend { id: String, group: String, text: String },
-    GroupTyping { group: String },
-    GroupLeave { group: String },
+    GroupStart {
+        id: String,
+        invite: Vec<String>,
+    },
+    GroupInvite {
+        group: String,
+        handle: String,
+    },
+    GroupSend {
+        id: String,
+        group: String,
+        text: String,
+    },
+    GroupTyping {
+        group: String,
+    },
+    GroupLeave {
+        group: String,
+    },
     /// Ends the page's sign-in (the cookie stays until `/messenger/logout`).
     SignOut,
 }
@@ -134,17 +172,34 @@ pub struct Member {
 pub enum ServerFrame {
     /// The answer to `hello`: the page's name, and whether what it missed
     /// follows (`resumed`) or it starts over from the `roster` that follows.
-    Welcome { version: u32, page: String, resumed: bool, me: Me },
+    Welcome {
+        version: u32,
+        page: String,
+        resumed: bool,
+        me: Me,
+    },
     /// The whole contact list.
-    Roster { groups: Vec<Group>, contacts: Vec<Contact> },
+    Roster {
+        groups: Vec<Group>,
+        contacts: Vec<Contact>,
+    },
     /// One contact as it is now.
-    Contact { contact: Contact },
+    Contact {
+        contact: Contact,
+    },
     /// Someone is on none of one's lists any more.
-    ContactRemoved { handle: String },
+    ContactRemoved {
+        handle: String,
+    },
     /// One's own name, state or personal message, as set anywhere.
-    Me { me: Me },
+    Me {
+        me: Me,
+    },
     /// Someone added one to their list and waits for an answer.
-    AddedBy { handle: String, name: String },
+    AddedBy {
+        handle: String,
+        name: String,
+    },
     /// A message: to one (`from` a contact), or by one of one's own other
     /// sign-ins (`from` oneself); in a group when `group` is set. `at` is
     /// when it was sent (Unix milliseconds); `offline` when it was kept
@@ -171,7 +226,11 @@ pub enum ServerFrame {
     },
     /// A `send` or `group_send` was delivered, or kept for an offline
     /// contact (`offline`).
-    Sent { id: String, at: i64, offline: bool },
+    Sent {
+        id: String,
+        at: i64,
+        offline: bool,
+    },
     /// A request was refused: its `id` when it had one, the MSN error code
     /// and words for a person.
     Refused {
@@ -181,14 +240,25 @@ pub enum ServerFrame {
         reason: String,
     },
     /// A group conversation started here, for the page's `group_start` id.
-    GroupStarted { id: String, group: String },
+    GroupStarted {
+        id: String,
+        group: String,
+    },
     /// Who is in a group conversation now (the first one seen is an
     /// invitation, already accepted).
-    GroupMembers { group: String, members: Vec<Member> },
-    GroupLeft { group: String, handle: String },
+    GroupMembers {
+        group: String,
+        members: Vec<Member>,
+    },
+    GroupLeft {
+        group: String,
+        handle: String,
+    },
     /// The sign-in ended: `other_login`, `shutdown`, `signed_out`,
     /// `kicked`, `too_slow` (the page did not read).
-    Bye { reason: String },
+    Bye {
+        reason: String,
+    },
 }
 
 /// A server frame with its number; `seq` 0 is a frame that is not kept
@@ -319,7 +389,10 @@ mod tests {
         };
         let frames = [
             ServerFrame::Welcome { version: VERSION, page: "p".into(), resumed: false, me: me.clone() },
-            ServerFrame::Roster { groups: vec![Group { id: "1".into(), name: "Pals".into() }], contacts: vec![contact] },
+            ServerFrame::Roster {
+                groups: vec![Group { id: "1".into(), name: "Pals".into() }],
+                contacts: vec![contact],
+            },
             ServerFrame::Me { me },
             ServerFrame::Message {
                 from: "b@example.com".into(),

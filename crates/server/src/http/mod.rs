@@ -46,8 +46,10 @@ pub struct Web {
 /// The routes served by axum (everything but the Passport paths): health,
 /// status, metrics, and the web pages, on one state.
 pub fn router(shared: Arc<Shared>, pages: Arc<crate::messenger::Pages>) -> Router {
-    let state = WebState { shared, started: Instant::now(), sessions: Default::default(), pages };
+    let state = WebState { shared, started: Instant::now(), sessions: Default::default() };
     crate::web::routes()
+        .merge(crate::messenger::routes())
+        .layer(axum::Extension(pages))
         .route("/health", get(|| async { "ok\n" }))
         .route("/status.json", get(status))
         .route("/metrics", get(metrics))
@@ -156,8 +158,15 @@ where
         // request needs, not the largest request's state.
         if request.path() == crate::messenger::SOCKET_PATH {
             let nothing_more = unread.is_empty();
-            crate::messenger::serve_socket(stream, &request.method, &request.headers, nothing_more, &shared, &web.pages)
-                .await;
+            crate::messenger::serve_socket(
+                stream,
+                &request.method,
+                &request.headers,
+                nothing_more,
+                &shared,
+                &web.pages,
+            )
+            .await;
             return;
         }
         let response = if request.path() == "/gateway/gateway.dll" && request.method == "POST" {

@@ -40,7 +40,10 @@ pub(super) const SOCKET_QUEUE: usize = 256;
 /// What reaches a page's task.
 pub(super) enum Input {
     /// A socket (new, or the page coming back) that reads from `out`.
-    Attach { last_seen: Option<u64>, out: mpsc::Sender<String> },
+    Attach {
+        last_seen: Option<u64>,
+        out: mpsc::Sender<String>,
+    },
     Frame(ClientFrame),
     /// The socket closed.
     Detach,
@@ -86,7 +89,8 @@ pub(super) async fn open(
     let events = Outbox::new(shared.backend.config().outbox_capacity);
     let machine = MachineGuid::from_random(rand::random());
     let token = backend::secrets::random_token(24);
-    let (user, _) = shared.backend.sign_in(account, Dialect::Msnp21, Some(machine), token, None, events.clone()).await?;
+    let (user, _) =
+        shared.backend.sign_in(account, Dialect::Msnp21, Some(machine), token, None, events.clone()).await?;
     let name = backend::secrets::random_token(24);
     let (input, inputs) = mpsc::channel(64);
     let handle = PageHandle { account: key, session, input };
@@ -121,7 +125,12 @@ enum Flow {
 }
 
 impl Page {
-    async fn run(&mut self, events: Outbox<NsEvent>, mut inputs: mpsc::Receiver<Input>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        &mut self,
+        events: Outbox<NsEvent>,
+        mut inputs: mpsc::Receiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         if !self.start().await {
             return;
         }
@@ -220,9 +229,8 @@ impl Page {
 
     /// A socket for this page: what it missed, or everything from the start.
     async fn attach(&mut self, last_seen: Option<u64>, out: mpsc::Sender<String>) -> Flow {
-        let resumable = last_seen.is_some_and(|n| {
-            n < self.next_seq && self.kept.front().is_none_or(|first| first.seq <= n + 1)
-        });
+        let resumable =
+            last_seen.is_some_and(|n| n < self.next_seq && self.kept.front().is_none_or(|first| first.seq <= n + 1));
         self.out = Some(out);
         let welcome =
             ServerFrame::Welcome { version: VERSION, page: self.name.clone(), resumed: resumable, me: self.me() };
@@ -256,7 +264,7 @@ impl Page {
         let waiting: Vec<(String, String)> = snapshot
             .entries
             .iter()
-            .filter(|e| e.lists.contains(ListKind::Pending) && !e.lists.contains(ListKind::Forward))
+            .filter(|e| awaits_answer(e.lists))
             .map(|e| (e.handle.to_ascii_lowercase(), e.friendly.clone()))
             .collect();
         for (handle, name) in waiting {
@@ -358,8 +366,10 @@ impl Page {
         if changes_lists && !self.allowed(Action::ListChange) {
             return self.refused(None, ErrorCode::UserTooActive);
         }
-        let changes_me =
-            matches!(frame, ClientFrame::SetState { .. } | ClientFrame::SetName { .. } | ClientFrame::SetPersonal { .. });
+        let changes_me = matches!(
+            frame,
+            ClientFrame::SetState { .. } | ClientFrame::SetName { .. } | ClientFrame::SetPersonal { .. }
+        );
         if changes_me && !self.allowed(Action::StateChange) {
             return self.refused(None, ErrorCode::UserTooActive);
         }
@@ -529,7 +539,7 @@ impl Page {
                 let flow = self.refresh(&handle, true).await;
                 let key = handle.to_ascii_lowercase();
                 let asks = matches!(list, ListKind::Reverse | ListKind::Pending)
-                    && self.user.with_lists(|l| l.bits(&key).contains(ListKind::Pending));
+                    && self.user.with_lists(|l| awaits_answer(l.bits(&key)));
                 match (flow, asks) {
                     (Flow::Continue, true) => self.emit(ServerFrame::AddedBy { handle: key, name: friendly }),
                     (flow, _) => flow,
@@ -603,6 +613,15 @@ impl Page {
         };
         Member { handle: key, name }
     }
+}
+
+/// Whether someone who added one waits for an answer: on the reverse (or
+/// pending) list and on neither the allow nor the block list, MSN's rule
+/// for asking.
+fn awaits_answer(bits: backend::lists::ListBits) -> bool {
+    (bits.contains(ListKind::Reverse) || bits.contains(ListKind::Pending))
+        && !bits.contains(ListKind::Allow)
+        && !bits.contains(ListKind::Block)
 }
 
 fn now_ms() -> i64 {

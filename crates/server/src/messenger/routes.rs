@@ -42,7 +42,9 @@ fn guarded(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it Chromium sends `Origin: null` on our own
+    // forms, which the origin check must refuse.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
@@ -127,13 +129,14 @@ async fn login(
 async fn logout(
     State(s): State<WebState>,
     Extension(tls): Extension<OverTls>,
+    Extension(pages): Extension<std::sync::Arc<super::Pages>>,
     headers: HeaderMap,
 ) -> Response {
     if !same_origin(&headers, false) {
         return guarded(StatusCode::FORBIDDEN.into_response());
     }
     if let Some(token) = session_token(&headers) {
-        s.pages.sign_out_session(token);
+        pages.sign_out_session(token);
         s.shared.backend.end_web_session(token);
     }
     let expired = cookie("", 0, tls.0);

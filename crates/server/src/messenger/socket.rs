@@ -75,22 +75,21 @@ pub async fn serve_socket<S>(
             map.append(n, v);
         }
     }
-    let key = header(headers, "Sec-WebSocket-Key").filter(|k| {
-        base64::engine::general_purpose::STANDARD.decode(k.trim()).is_ok_and(|b| b.len() == 16)
-    });
+    let key = header(headers, "Sec-WebSocket-Key")
+        .filter(|k| base64::engine::general_purpose::STANDARD.decode(k.trim()).is_ok_and(|b| b.len() == 16));
     let upgrade = method == "GET"
         && has_token(header(headers, "Upgrade"), "websocket")
         && has_token(header(headers, "Connection"), "upgrade")
         && nothing_more;
-    let answer = match (upgrade, key, header(headers, "Sec-WebSocket-Version")) {
-        (false, _, _) | (_, None, _) => Err(refusal(400, "Bad Request")),
-        (true, Some(_), version) if version.map(str::trim) != Some("13") => {
-            Err(refusal(426, "Upgrade Required").replace("Content-Length", "Sec-WebSocket-Version: 13\r\nContent-Length"))
-        }
-        // A page of another site cannot open a socket with our cookie.
-        _ if !super::routes::same_origin(&map, true) => Err(refusal(403, "Forbidden")),
-        (true, Some(key), _) => Ok(key.trim().to_string()),
-    };
+    let answer =
+        match (upgrade, key, header(headers, "Sec-WebSocket-Version")) {
+            (false, _, _) | (_, None, _) => Err(refusal(400, "Bad Request")),
+            (true, Some(_), version) if version.map(str::trim) != Some("13") => Err(refusal(426, "Upgrade Required")
+                .replace("Content-Length", "Sec-WebSocket-Version: 13\r\nContent-Length")),
+            // A page of another site cannot open a socket with our cookie.
+            _ if !super::routes::same_origin(&map, true) => Err(refusal(403, "Forbidden")),
+            (true, Some(key), _) => Ok(key.trim().to_string()),
+        };
     let key = match answer {
         Ok(key) => key,
         Err(refused) => {

@@ -51,13 +51,11 @@ pub struct WebState {
     pub shared: Arc<Shared>,
     pub started: Instant,
     pub sessions: Arc<Sessions>,
-    /// The web messenger's open pages.
-    pub pages: Arc<crate::messenger::Pages>,
 }
 
 /// The pages' routes; the caller adds its own and the state.
 pub fn routes() -> Router<WebState> {
-    crate::messenger::routes()
+    Router::new()
         .route("/", get(home))
         .route("/signup", get(signup_page).post(signup))
         .route("/password", get(password_page).post(change_password))

@@ -74,4 +74,3 @@ pub async fn browser_with(port: u16, flags: &[&str]) -> fantoccini::Client {
         .await
         .expect("a browser session")
 }
-

@@ -8,9 +8,9 @@
 
 pub mod browser;
 pub mod cluster;
-pub mod web_page;
 pub mod jabber;
 pub mod msnp21;
+pub mod web_page;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -640,6 +640,12 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && document.body.classList.contains("chatting")) document.body.classList.remove("chatting");
 });
 
+// Signing out forgets the conversations: the computer may be borrowed.
+$("sign-out").closest("form").addEventListener("submit", () => {
+  ended = true;
+  sessionStorage.removeItem("mariposa");
+});
+$("me-picture").addEventListener("error", () => { $("me-picture").src = "/messenger/assets/icon.svg"; });
 loadSession();
 renderTabs();
 renderActive();
