@@ -178,5 +178,13 @@ def main():
     write("xmpp_stream", "entities", b"\x05<!DOCTYPE x [<!ENTITY a 'aaaa'>]><message><body>&a;</body></message>")
 
 
+    # The web messenger: frames a page sends.
+    write("webchat_frame", "hello", b'{"type":"hello","version":1,"page":"abc","last_seen":4}')
+    write("webchat_frame", "send", b'{"type":"send","id":"m1","to":"bob@example.com","text":"hi \\u00e9 :)"}')
+    write("webchat_frame", "group", b'{"type":"group_start","id":"g","invite":["a@example.com","b@example.com"]}')
+    write("webchat_frame", "state", b'{"type":"set_state","state":"brb"}')
+    write("webchat_frame", "deep", b'{"type":"ack","seq":' + b"[" * 200 + b"]" * 200 + b"}")
+
+
 if __name__ == "__main__":
     main()

@@ -10,4 +10,5 @@
 
 pub mod session;
 pub mod wire;
+pub mod webchat;
 pub mod xmpp;

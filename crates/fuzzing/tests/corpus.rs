@@ -75,3 +75,8 @@ fn session() {
 fn xmpp_stream() {
     replay("xmpp_stream", fuzzing::xmpp::xmpp_stream);
 }
+
+#[test]
+fn webchat_frame() {
+    replay("webchat_frame", fuzzing::webchat::webchat_frame);
+}
