@@ -9,6 +9,6 @@
 //! frame, a server that stops answering).
 
 pub mod session;
-pub mod wire;
 pub mod webchat;
+pub mod wire;
 pub mod xmpp;

@@ -176,3 +176,40 @@ async fn a_jabber_user_and_an_msn_user_on_different_nodes_chat() {
     sb.send_payload("MSG 2 N", &text_message("and back")).await;
     assert_eq!(alice.next_said().await, ("u1@example.com".to_string(), "and back".to_string()));
 }
+
+#[tokio::test]
+async fn a_browser_user_and_an_msn_user_on_different_nodes_chat() {
+    use common::web_page::{Page, session_cookie};
+    use webchat::{ClientFrame, ServerFrame};
+    let Some(c) = cluster("messenger", STEADY_NODE_TIMEOUT_MS).await else { return };
+    // Alice's page is served by the HTTP node, Bob (MSNP7) is on a
+    // notification node.
+    let cookie = session_cookie(&c.dispatch, "u0").await;
+    let mut alice = Page::open(&c.dispatch, &cookie).await;
+    let mut bob = direct(&c.notification[1].ns.to_string(), "u1").await;
+    bob.send("ADD 4 FL u0@example.com u0").await;
+    until(&mut bob, "ADD 4 FL").await;
+    bob.send("CHG 5 NLN").await;
+    until(&mut bob, "CHG 5 NLN").await;
+    alice.send(ClientFrame::AddContact { handle: "u1@example.com".into() }).await;
+    let online = |f: &ServerFrame| match f {
+        ServerFrame::Contact { contact } if contact.handle == "u1@example.com" => contact.state,
+        _ => None,
+    };
+    assert_eq!(alice.until(online).await, webchat::State::Online);
+    alice.send(ClientFrame::SetState { state: webchat::State::Busy }).await;
+    until(&mut bob, "NLN BSY u0@example.com").await;
+    // Her word rings him into a session; his answer reaches her page.
+    alice.send(ClientFrame::Send { id: "1".into(), to: "u1@example.com".into(), text: "across the bus".into() }).await;
+    let mut sb = answer_ring(&mut bob, "u1@example.com").await;
+    let said = until(&mut sb, "MSG u0@example.com").await;
+    assert!(said.payload.as_deref().unwrap().ends_with(b"across the bus"));
+    sb.send_payload("MSG 2 N", &text_message("and back")).await;
+    let heard = alice
+        .until(|f| match f {
+            ServerFrame::Message { from, text, .. } if from == "u1@example.com" => Some(text.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(heard, "and back");
+}

@@ -232,6 +232,19 @@ async fn wait_text(b: &Browser, css: &str, needle: &str) -> String {
     }
 }
 
+/// Waits until a script's answer is `want`.
+async fn wait_script(b: &Browser, script: &str, arg: serde_json::Value, want: serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = b.execute(script, vec![arg.clone()]).await.unwrap();
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{script} gave {got}, not {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn sign_in(b: &Browser, server: &TestServer, name: &str) {
     b.goto(&format!("{}/messenger", origin(server))).await.unwrap();
     wait_css(b, "#email").await.send_keys(&format!("{name}@example.com")).await.unwrap();
@@ -263,6 +276,10 @@ async fn two_browser_users_add_each_other_chat_with_typing_and_see_away() {
     alice.set_window_size(1280, 800).await.unwrap();
     sign_in(&alice, &server, "alice").await;
     sign_in(&bob, &server, "bob").await;
+    // Bob has a display picture (set as his page's "Picture" button does).
+    let bob_cookie = session_cookie(&server, "bob").await;
+    let picture = include_bytes!("fixtures/picture.png");
+    assert_eq!(post_bytes(&server, "/messenger/picture", &bob_cookie, "image/png", picture).await.status, 204);
 
     // Bob names himself with HTML: it is shown as text, never run.
     let name = wait_css(&bob, "#me-name").await;
@@ -277,6 +294,10 @@ async fn two_browser_users_add_each_other_chat_with_typing_and_see_away() {
     wait_text(&alice, entry, "<img src=x id=pwned> Bob").await;
     assert!(alice.find(Locator::Id("pwned")).await.is_err(), "a name became markup");
     wait_css(&alice, &format!("{entry} .dot.state-online")).await;
+    // His picture is shown beside his name (loaded, not the stand-in).
+    let natural_width = "const i = document.querySelector(arguments[0]); return i && i.complete && i.naturalWidth;";
+    let avatar = serde_json::json!(format!("{entry} img.avatar"));
+    wait_script(&alice, natural_width, avatar, serde_json::json!(48)).await;
 
     // Both open the conversation; Alice types, Bob sees it, then the words.
     alice.find(Locator::Css(&format!("{entry} button"))).await.unwrap().click().await.unwrap();
@@ -425,4 +446,67 @@ async fn offline_messages_cross_between_the_browser_and_msn_once_each() {
     let log = wait_text(&alice, "#log", "Missed you").await;
     assert_eq!(log.matches("Missed you").count(), 1, "{log}");
     alice.close().await.unwrap();
+}
+
+/// A request with a body and the session cookie, over plain HTTP.
+async fn post_bytes(server: &TestServer, path: &str, cookie: &str, mime: &str, body: &[u8]) -> HttpAnswer {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(server.http.unwrap()).await.unwrap();
+    http_exchange(stream, &[head.as_bytes(), body].concat()).await
+}
+
+#[tokio::test]
+async fn a_display_picture_set_in_the_browser_is_shown_to_signed_in_pages() {
+    let server = TestServer::start();
+    users(&server, &["alice", "bob"]);
+    let alice = session_cookie(&server, "alice").await;
+    let bob = session_cookie(&server, "bob").await;
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7u8; 200]].concat();
+    assert_eq!(post_bytes(&server, "/messenger/picture", &alice, "image/png", &png).await.status, 204);
+    // A page pretending to be a picture, or one too large, is refused.
+    let page = b"<html><script>alert(1)</script>";
+    assert_eq!(post_bytes(&server, "/messenger/picture", &alice, "image/png", page).await.status, 415);
+    assert_eq!(post_bytes(&server, "/messenger/picture", &alice, "text/html", page).await.status, 415);
+    let huge = [b"\x89PNG\r\n\x1a\n".as_slice(), &vec![0u8; 60 * 1024]].concat();
+    assert_eq!(post_bytes(&server, "/messenger/picture", &alice, "image/png", &huge).await.status, 413);
+    assert_eq!(post_bytes(&server, "/messenger/picture", "msnd_messenger=forged", "image/png", &png).await.status, 401);
+
+    let http = server.http.unwrap();
+    let path = "/messenger/picture/alice%40example.com";
+    let seen = http_get(http, path, &[("Cookie", &bob)]).await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.body, png, "the picture as it was set");
+    assert_eq!(seen.header("content-type"), Some("image/png"));
+    assert!(seen.header("content-security-policy").is_some_and(|p| p.contains("default-src 'none'")));
+    assert_eq!(http_get(http, path, &[]).await.status, 401, "only to signed-in pages");
+    assert_eq!(http_get(http, "/messenger/picture/bob%40example.com", &[("Cookie", &bob)]).await.status, 404);
+}
+
+#[tokio::test]
+async fn the_pages_forbid_inline_script_and_other_sites() {
+    let server = TestServer::start();
+    let http = server.http.unwrap();
+    let page = http_get(http, "/messenger", &[]).await;
+    assert_eq!(page.status, 200);
+    let policy = page.header("content-security-policy").expect("a policy");
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"));
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(!html.contains("<script>") && html.contains("id=\"sign-in\""), "{html}");
+    let script = http_get(http, "/messenger/assets/messenger.js", &[]).await;
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    let escape = http_get(http, "/messenger/assets/..%2fmod.rs", &[]).await.status;
+    assert!(matches!(escape, 400 | 404), "{escape}");
+    assert_eq!(http_get(http, "/messenger/assets/mod.rs", &[]).await.status, 404);
+    // A sign-in form posted from another site is refused.
+    let body = "email=alice%40example.com&password=pw-alice";
+    let request = format!(
+        "POST /messenger/login HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    assert_eq!(http_exchange(stream, request.as_bytes()).await.status, 403);
 }
