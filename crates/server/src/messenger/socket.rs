@@ -215,6 +215,6 @@ mod tests {
     #[test]
     fn the_accept_key_is_the_rfcs() {
         // RFC 6455 section 1.3's example.
-        assert_eq!(super::accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kOCLhZ+xOo=");
+        assert_eq!(super::accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }
