@@ -254,6 +254,20 @@ async fn sign_in(b: &Browser, server: &TestServer, name: &str) {
     wait_css(b, "#contacts li").await;
 }
 
+/// Moves the focus with Tab alone until it is on `css`, then presses Enter:
+/// the messenger works without a mouse.
+async fn tab_to_and_press(b: &Browser, css: &str) {
+    let focused = "return document.activeElement && document.activeElement.matches(arguments[0]);";
+    for _ in 0..40 {
+        if b.execute(focused, vec![serde_json::json!(css)]).await.unwrap() == serde_json::json!(true) {
+            b.active_element().await.unwrap().send_keys("\u{E007}").await.unwrap();
+            return;
+        }
+        b.active_element().await.unwrap().send_keys("\u{E004}").await.unwrap();
+    }
+    panic!("Tab never reached {css}");
+}
+
 async fn type_into(b: &Browser, css: &str, text: &str) {
     wait_css(b, css).await.send_keys(text).await.unwrap();
 }
@@ -402,10 +416,12 @@ async fn offline_messages_cross_between_the_browser_and_msn_once_each() {
     let alice = browser(port).await;
     alice.set_window_size(1280, 800).await.unwrap();
     sign_in(&alice, &server, "alice").await;
-    type_into(&alice, "#add-handle", "carol@example.com").await;
-    alice.find(Locator::Id("add")).await.unwrap().click().await.unwrap();
-    wait_css(&alice, "li[data-handle='carol@example.com'] button").await.click().await.unwrap();
-    type_into(&alice, "#composer", "See you later\u{E007}").await;
+    // With the keyboard alone: the address, Enter; Tab to Carol, Enter; type, Enter.
+    type_into(&alice, "#add-handle", "carol@example.com\u{E007}").await;
+    wait_css(&alice, "li[data-handle='carol@example.com'] button").await;
+    tab_to_and_press(&alice, "li[data-handle='carol@example.com'] button").await;
+    wait_css(&alice, "#composer:focus").await;
+    alice.active_element().await.unwrap().send_keys("See you later\u{E007}").await.unwrap();
     wait_text(&alice, "#log", "will be delivered when they sign in").await;
 
     // Carol reads it in msn when she signs in.
