@@ -22,6 +22,7 @@ pub mod graph;
 pub mod launch;
 pub mod link;
 pub mod process;
+pub mod reference;
 pub mod stats;
 pub mod xmpp;
 
@@ -104,6 +105,9 @@ pub struct Report {
     pub switchboard: SwitchboardReport,
     pub held: HeldReport,
     pub server: Option<ServerReport>,
+    /// This machine's time for the fixed reference work
+    /// ([`reference::milliseconds`]), taken before the run.
+    pub machine_reference_ms: f64,
     /// Everything that went wrong (the first few of each kind).
     pub problems: Vec<String>,
     pub success: bool,
@@ -287,7 +291,13 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         progress: Notify::new(),
         problems: Mutex::default(),
     });
-    let mut report = Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), ..Report::default() };
+    let machine_reference_ms = reference::milliseconds();
+    let mut report = Report {
+        users: cfg.users,
+        dialect: cfg.target.dialect.to_string(),
+        machine_reference_ms,
+        ..Report::default()
+    };
     let mut churn_cpu_ms = 0.0;
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
@@ -886,6 +896,7 @@ impl Report {
         let mut t = String::new();
         let mut row = |k: &str, v: String| t.push_str(&format!("{k:<34} {v}\n"));
         row("users / dialect", format!("{} / {}", self.users, self.dialect));
+        row("machine reference (fixed work) ms", format!("{:.1}", self.machine_reference_ms));
         if let Some(l) = &self.lists {
             row("list changes (durable)", format!("{} at {:.0}/s", l.changes, l.per_second));
         }

@@ -51,6 +51,8 @@ pub struct XmppConfig {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct XmppReport {
     pub users: usize,
+    /// This machine's time for the fixed reference work.
+    pub machine_reference_ms: f64,
     pub logins_succeeded: usize,
     pub logins_failed: usize,
     pub logins_per_second: f64,
@@ -79,6 +81,7 @@ impl XmppReport {
         let mut out = String::new();
         let mut row = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
         row("xmpp users", self.users.to_string());
+        row("machine reference (fixed work) ms", format!("{:.1}", self.machine_reference_ms));
         row("logins", format!("{} of {} at {:.0}/s", self.logins_succeeded, self.users, self.logins_per_second));
         row("login latency p50/p99/max ms", s(&self.login_latency));
         row(
@@ -107,7 +110,8 @@ struct Session {
 }
 
 pub async fn run(cfg: &XmppConfig) -> anyhow::Result<XmppReport> {
-    let mut report = XmppReport { users: cfg.users, ..Default::default() };
+    let machine_reference_ms = crate::reference::milliseconds();
+    let mut report = XmppReport { users: cfg.users, machine_reference_ms, ..Default::default() };
     report.server_before = cfg.server_pid.and_then(process::usage);
     let connector = connector();
     let half = cfg.users / 2;

@@ -46,12 +46,22 @@ pub fn admit(
 ) -> Option<(AddressSlot, tokio::sync::OwnedSemaphorePermit)> {
     let Ok(permit) = permits.clone().try_acquire_owned() else {
         shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%peer, "connection limit reached; refusing");
+        tracing::warn!(
+            %peer,
+            "connection refused: this listener's connections are all in use \
+             (--max-connections for MSNP and XMPP, 4,096 for the web listeners)"
+        );
         return None;
     };
     let Some(slot) = AddressSlot::take(shared, peer.ip()) else {
         shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%peer, "too many connections from this address; refusing");
+        let limit = shared.config.max_connections_per_address;
+        tracing::warn!(
+            %peer,
+            limit,
+            "connection refused: {limit} connections from this address are open \
+             (--max-connections-per-address; a load generator on one machine needs it raised)"
+        );
         return None;
     };
     Some((slot, permit))
