@@ -18,6 +18,7 @@
 //! Over 700 lines on purpose: the phases share one run's state (`Shared`, the
 //! online users, the samples) and are read in the order they run.
 
+pub mod accounts;
 pub mod graph;
 pub mod launch;
 pub mod link;
@@ -38,6 +39,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+pub use accounts::Accounts;
 use link::{Link, Target};
 use process::Usage;
 use stats::{Samples, Summary};
@@ -47,9 +49,8 @@ use stats::{Samples, Summary};
 pub struct Config {
     pub target: Target,
     pub users: usize,
-    /// Accounts are `PREFIX0@example.com`, `PREFIX1@example.com`, ...
-    pub prefix: String,
-    pub password: String,
+    /// Who the users are (numbered, or listed in a file).
+    pub accounts: Accounts,
     /// Contacts per user, and the fraction of them that are mutual.
     pub contacts: usize,
     pub mutual: f64,
@@ -86,6 +87,7 @@ pub struct BackgroundLogins {
     /// Accounts `PREFIX0@example.com`.. (not the measured users, who would
     /// be told `OUT OTH`).
     pub prefix: String,
+    pub password: String,
     pub users: usize,
     pub rate: f64,
 }
@@ -275,7 +277,7 @@ impl Online {
 
 /// Runs the phases and reports.
 pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
-    let handles: Vec<String> = (0..cfg.users).map(|i| launch::handle(&cfg.prefix, i)).collect();
+    let handles: Vec<String> = (0..cfg.users).map(|i| cfg.accounts.handle(i)).collect();
     let contacts = graph::contacts(cfg.users, cfg.contacts, cfg.mutual);
     let watchers = graph::watchers(&contacts);
     let shared = Arc::new(Shared {
@@ -292,12 +294,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         problems: Mutex::default(),
     });
     let machine_reference_ms = reference::milliseconds();
-    let mut report = Report {
-        users: cfg.users,
-        dialect: cfg.target.dialect.to_string(),
-        machine_reference_ms,
-        ..Report::default()
-    };
+    let mut report =
+        Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), machine_reference_ms, ..Report::default() };
     let mut churn_cpu_ms = 0.0;
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
@@ -347,11 +345,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         // A few at a time: they share the open-file limit with every
         // held user.
         let concurrency = BACKGROUND_CONCURRENCY;
-        let password = cfg.password.clone();
+        let accounts = Accounts::numbered(&b.prefix, &b.password);
         let target = Target { dialect: b.dialect, ..cfg.target.clone() };
         tokio::spawn(async move {
-            let handles: Vec<String> = (0..b.users).map(|i| launch::handle(&b.prefix, i)).collect();
-            let churn = Churn { target, password, rate: b.rate };
+            let handles: Vec<String> = (0..b.users).map(|i| accounts.handle(i)).collect();
+            let churn = Churn { target, accounts, rate: b.rate };
             churn.run(&handles, concurrency, &shared, || stop.load(Ordering::Relaxed)).await
         })
     });
@@ -491,7 +489,7 @@ async fn set_up_lists(
     // Lists are made over MSNP2 whatever the measured dialect: ADD has one shape there.
     let target = Target { dialect: Dialect::Msnp2, ..cfg.target.clone() };
     let (mut first, version) =
-        link::sign_in(&target, &handles[0], &cfg.password).await.context("signing in the first user")?;
+        link::sign_in(&target, &handles[0], &cfg.accounts.password(0)).await.context("signing in the first user")?;
     let _ = first.send(&NsRequest::Out).await;
     if version != "0" {
         return Ok(None);
@@ -501,7 +499,7 @@ async fn set_up_lists(
     let gate = Arc::new(Semaphore::new(cfg.login_concurrency.clamp(1, 256)));
     let mut jobs = tokio::task::JoinSet::new();
     for (i, cs) in contacts.iter().enumerate() {
-        let (target, handle, password) = (target.clone(), handles[i].clone(), cfg.password.clone());
+        let (target, handle, password) = (target.clone(), handles[i].clone(), cfg.accounts.password(i));
         let names: Vec<String> = cs.iter().map(|&c| handles[c].clone()).collect();
         let (gate, changes) = (gate.clone(), changes.clone());
         jobs.spawn(async move {
@@ -544,14 +542,15 @@ async fn set_up_lists(
 /// to stay.
 async fn sustained_logins(cfg: &Config, handles: &[String], shared: &Arc<Shared>) -> LoginsReport {
     let started = Instant::now();
-    let churn = Churn { target: cfg.target.clone(), password: cfg.password.clone(), rate: cfg.login_rate };
+    let churn = Churn { target: cfg.target.clone(), accounts: cfg.accounts.clone(), rate: cfg.login_rate };
     churn.run(handles, cfg.login_concurrency, shared, || started.elapsed() >= cfg.churn_duration).await
 }
 
 /// Users signing in and straight out again, at a rate.
 struct Churn {
     target: Target,
-    password: String,
+    /// Whose passwords the handles have (the same numbering).
+    accounts: Accounts,
     rate: f64,
 }
 
@@ -586,8 +585,8 @@ impl Churn {
         while !done() && !handles.is_empty() {
             tick.tick().await;
             let permit = gate.clone().acquire_owned().await.expect("never closed");
-            let (handle, password, target) =
-                (handles[attempted % handles.len()].clone(), self.password.clone(), self.target.clone());
+            let turn = attempted % handles.len();
+            let (handle, password, target) = (handles[turn].clone(), self.accounts.password(turn), self.target.clone());
             attempted += 1;
             jobs.spawn(async move {
                 let _permit = permit;
@@ -643,7 +642,7 @@ async fn sign_in_batch(
     for i in range {
         tick.tick().await;
         let permit = gate.clone().acquire_owned().await.expect("never closed");
-        let (handle, password, shared) = (handles[i].clone(), cfg.password.clone(), shared.clone());
+        let (handle, password, shared) = (handles[i].clone(), cfg.accounts.password(i), shared.clone());
         jobs.spawn(async move {
             let _permit = permit;
             let t0 = Instant::now();

@@ -37,10 +37,16 @@ struct Args {
     /// The protocol version: 2 (MD5 login) to 12 (Passport).
     #[arg(long, default_value_t = 2)]
     dialect: u8,
+    /// Numbered accounts `<prefix><n>@example.com`, all with --password
+    /// (what the started msnd is given).
     #[arg(long, default_value = "load")]
     prefix: String,
     #[arg(long, default_value = "load-password")]
     password: String,
+    /// Any server's accounts instead: a file of `handle password` lines
+    /// (with --server: nothing is imported). --users defaults to their count.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
     /// Contacts per user.
     #[arg(long, default_value_t = 10)]
     contacts: usize,
@@ -105,9 +111,18 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let listed = args.accounts.as_deref().map(load::Accounts::read).transpose()?;
+    if let Some(n) = listed.as_ref().and_then(load::Accounts::listed) {
+        anyhow::ensure!(args.server.is_some(), "--accounts is for a running server: give --server too");
+        if !std::env::args().any(|a| a == "--users" || a.starts_with("--users=")) {
+            args.users = n;
+        }
+        anyhow::ensure!(args.users <= n, "--users {} but {n} accounts are listed", args.users);
+    }
+    let accounts = listed.unwrap_or_else(|| load::Accounts::numbered(&args.prefix, &args.password));
     if args.xmpp {
-        return xmpp_main(&args);
+        return xmpp_main(&args, accounts);
     }
     let dialect = dialect_numbered(args.dialect, "--dialect")?;
     let background_dialect = dialect_numbered(args.background_dialect, "--background-dialect")?;
@@ -150,8 +165,7 @@ fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(args.timeout_secs),
         },
         users: args.users,
-        prefix: args.prefix.clone(),
-        password: args.password.clone(),
+        accounts,
         contacts: args.contacts,
         mutual: args.mutual,
         login_rate: args.login_rate,
@@ -160,6 +174,7 @@ fn main() -> anyhow::Result<()> {
         background: (args.background_login_rate > 0.0).then(|| BackgroundLogins {
             dialect: background_dialect,
             prefix: "bg".into(),
+            password: args.password.clone(),
             users: args.background_users,
             rate: args.background_login_rate,
         }),
@@ -211,7 +226,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 
 /// `--xmpp`: Jabber users against msnd's XMPP front (started here) or
 /// another XMPP server (`--server`, with `--server-pid` for its memory).
-fn xmpp_main(args: &Args) -> anyhow::Result<()> {
+fn xmpp_main(args: &Args, accounts: load::Accounts) -> anyhow::Result<()> {
     // Stops the started msnd when dropped, at the end.
     let mut launched = None;
     let (server, pid) = match &args.server {
@@ -235,8 +250,7 @@ fn xmpp_main(args: &Args) -> anyhow::Result<()> {
         server,
         domain: args.xmpp_domain.clone(),
         users: args.users,
-        prefix: args.prefix.clone(),
-        password: args.password.clone(),
+        accounts: accounts.in_domain(&args.xmpp_domain),
         login_rate: args.login_rate,
         login_concurrency: args.login_concurrency,
         contacts: args.contacts,

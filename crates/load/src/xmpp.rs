@@ -30,8 +30,9 @@ pub struct XmppConfig {
     /// The domain of the users' JIDs.
     pub domain: String,
     pub users: usize,
-    pub prefix: String,
-    pub password: String,
+    /// Who the users are: their JIDs are the handles (numbered accounts in
+    /// `domain`), the SASL identity each one's local part.
+    pub accounts: crate::Accounts,
     pub login_rate: f64,
     pub login_concurrency: usize,
     /// Each user subscribes to the presence of this many others (the next
@@ -156,8 +157,10 @@ async fn sign_in_range(
         let (cfg, connector) = (cfg.clone(), connector.clone());
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
-            let user = format!("{}{i}", cfg.prefix);
-            let signed = tokio::time::timeout(cfg.timeout, sign_in(&cfg, &connector, &user)).await;
+            let jid = cfg.accounts.handle(i);
+            let user = jid.split('@').next().unwrap_or_default().to_string();
+            let password = cfg.accounts.password(i);
+            let signed = tokio::time::timeout(cfg.timeout, sign_in(&cfg, &connector, &user, &password)).await;
             drop(permit);
             match signed {
                 Ok(Ok(s)) => Ok((s, began.elapsed())),
@@ -190,7 +193,12 @@ async fn sign_in_range(
 }
 
 /// STARTTLS, PLAIN, bind and the first presence.
-async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user: &str) -> anyhow::Result<Session> {
+async fn sign_in(
+    cfg: &XmppConfig,
+    connector: &tokio_rustls::TlsConnector,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<Session> {
     let mut tcp = TcpStream::connect(&cfg.server).await.context("connecting")?;
     tcp.set_nodelay(true)?;
     {
@@ -205,7 +213,7 @@ async fn sign_in(cfg: &XmppConfig, connector: &tokio_rustls::TlsConnector, user:
     let tls = connector.connect(name, tcp).await.context("TLS")?;
     let mut reader = Reader::new(tls);
     reader.open(&cfg.domain).await?;
-    let plain = xmpp::sasl::Plain { authzid: None, authcid: user.to_string(), password: cfg.password.clone() };
+    let plain = xmpp::sasl::Plain { authzid: None, authcid: user.to_string(), password: password.to_string() };
     reader.inner.write_all(xmpp::write::sasl_auth("PLAIN", &plain.encode()).as_bytes()).await?;
     reader.inner.flush().await?;
     if !reader.element().await?.is("success", NS_SASL) {
@@ -258,7 +266,7 @@ async fn after_logins(cfg: &XmppConfig, sessions: Vec<Option<Session>>, report: 
     for (i, session) in sessions.into_iter().enumerate() {
         let Some(Session { reader, writer }) = session else { continue };
         readers.push(tokio::spawn(listen(reader, base, heard.clone())));
-        online.push(Online { jid: format!("{}{i}@{}", cfg.prefix, cfg.domain), writer });
+        online.push(Online { jid: cfg.accounts.handle(i), writer });
     }
     let n = online.len();
     let contacts = cfg.contacts.min(n.saturating_sub(1));

@@ -28,8 +28,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
             gateway: None,
         },
         users,
-        prefix: "u".into(),
-        password: "secret".into(),
+        accounts: load::Accounts::numbered("u", "secret"),
         contacts: 4,
         mutual: 0.5,
         login_rate: 500.0,
@@ -129,8 +128,13 @@ async fn background_logins_run_beside_the_measured_traffic() {
     launch::import_accounts(&msnd, dir.path(), 8, "bg", "secret").unwrap();
     let l = launch::serve(&msnd, dir.path(), true).unwrap();
     let mut cfg = config(&l, 8, Dialect::Msnp2);
-    cfg.background =
-        Some(load::BackgroundLogins { dialect: Dialect::Msnp11, prefix: "bg".into(), users: 8, rate: 10.0 });
+    cfg.background = Some(load::BackgroundLogins {
+        dialect: Dialect::Msnp11,
+        prefix: "bg".into(),
+        password: "secret".into(),
+        users: 8,
+        rate: 10.0,
+    });
     let r = load::run(&cfg).await.unwrap();
     assert!(r.success, "{}", r.table());
     let b = r.background_logins.as_ref().expect("a background report");
@@ -144,7 +148,7 @@ async fn refused_logins_are_a_failure() {
     let Some((_dir, l)) = start(4, true) else { return };
     let mut cfg = config(&l, 4, Dialect::Msnp2);
     cfg.contacts = 0;
-    cfg.password = "not-the-password".into();
+    cfg.accounts = load::Accounts::numbered("u", "not-the-password");
     cfg.churn_duration = Duration::from_millis(200);
     cfg.login_rate = 50.0;
     let r = load::run(&cfg).await.unwrap();
@@ -178,8 +182,7 @@ async fn a_small_xmpp_run_signs_everyone_in_and_delivers_every_message() {
         server: l.xmpp.clone().expect("msnd's XMPP listener"),
         domain: "example.com".into(),
         users: 8,
-        prefix: "u".into(),
-        password: "secret".into(),
+        accounts: load::Accounts::numbered("u", "secret"),
         login_rate: 500.0,
         login_concurrency: 8,
         contacts: 3,
@@ -201,8 +204,59 @@ async fn a_small_xmpp_run_signs_everyone_in_and_delivers_every_message() {
     assert!(r.presence_changes > 0 && r.presence_expected == 3 * r.presence_changes, "{}", r.table());
     assert_eq!(r.presence_received, r.presence_expected, "{}", r.table());
     // A wrong password is a failed login and a failed run.
-    let wrong = load::xmpp::XmppConfig { password: "wrong".into(), users: 2, pairs: 0, contacts: 0, ..cfg };
+    let accounts = load::Accounts::numbered("u", "wrong");
+    let wrong = load::xmpp::XmppConfig { accounts, users: 2, pairs: 0, contacts: 0, ..cfg };
     let r = load::xmpp::run(&wrong).await.unwrap();
     assert!(!r.success);
     assert_eq!(r.logins_failed, 2);
+}
+
+/// The command line against a server msn-load did not start, with its
+/// accounts from a file (each its own password): nothing imported, every
+/// user signed in, presence and messages measured, and a wrong password in
+/// the file makes the run fail.
+#[test]
+fn the_command_drives_a_running_server_with_accounts_from_a_file() {
+    let Some(msnd) = msnd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: Vec<(String, String)> =
+        (0..6).map(|i| (format!("friend{i}@example.net"), format!("own password {i}"))).collect();
+    let mut import = std::process::Command::new(&msnd)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["user", "import"])
+        .env("MSND_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: String = accounts.iter().map(|(h, p)| format!("{h}\t{p}\n")).collect();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), lines.as_bytes()).unwrap();
+    assert!(import.wait().unwrap().success());
+    let l = launch::serve(&msnd, dir.path(), true).unwrap();
+    let file = dir.path().join("accounts.txt");
+    let listed: String = accounts.iter().map(|(h, p)| format!("{h} {p}\n")).collect();
+    std::fs::write(&file, format!("# handle password\n{listed}")).unwrap();
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_msn-load"))
+            .args(["--server", &l.dispatch, "--login-url", &l.nexus, "--dialect", "11"])
+            .arg("--server-pid")
+            .arg(l.child.id().to_string())
+            .arg("--accounts")
+            .arg(file)
+            .args(["--contacts", "2", "--presence-secs", "0.3", "--sessions", "2", "--message-rate", "50"])
+            .args(["--message-secs", "0.3", "--login-rate", "100"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&file);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("6 / MSNP11"), "{table}");
+    assert!(table.contains("logins") && table.contains("6 of 6"), "{table}");
+    assert!(table.contains("machine reference"), "{table}");
+
+    let wrong = dir.path().join("wrong.txt");
+    std::fs::write(&wrong, listed.replacen("own password 3", "not it", 1)).unwrap();
+    assert!(!run(&wrong).status.success(), "a refused login fails the run");
 }
