@@ -3,10 +3,12 @@
 //! Argon2id at the OWASP minimum needs 19 MiB per hash. Run on tokio's
 //! blocking pool, each hash could land on a different thread, and glibc keeps
 //! a freed 19 MiB in that thread's arena: a Passport login burst left the
-//! server hundreds of MiB larger. Here each worker owns its block memory for
-//! life, so hashing costs `workers × 19 MiB` once, and never blocks an async
-//! worker. Callers wait for admission asynchronously, so a burst queues
-//! without threads or memory growing.
+//! server hundreds of MiB larger. Here each worker owns its block memory
+//! while logins keep coming, so a burst costs `workers × 19 MiB` once, and
+//! never blocks an async worker; a worker idle for [`GIVE_BACK_AFTER`] frees
+//! it, so a quiet server does not carry it (a small server's memory per user
+//! would otherwise be mostly this). Callers wait for admission
+//! asynchronously, so a burst queues without threads or memory growing.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -18,6 +20,17 @@ use tokio::sync::{Semaphore, oneshot};
 use crate::secrets::{SecretError, constant_time_eq};
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// How long a worker keeps its block memory with nothing to do.
+const GIVE_BACK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a worker is given to do next.
+enum Next {
+    Job(Job),
+    /// Nothing came within the wait.
+    Idle,
+    Closed,
+}
 
 /// Work waiting for a worker. Logins go first: a burst of sign-ups or
 /// password changes (each a fresh hash) waits behind them, so it can slow
@@ -50,17 +63,22 @@ impl Shared {
         Some(())
     }
 
-    /// The next job, logins first; `None` once the pool is closed and empty.
-    fn next(&self) -> Option<Job> {
-        let mut q = self.queues.lock().ok()?;
+    /// The next job, logins first, waiting at most `patience`.
+    fn next(&self, patience: std::time::Duration) -> Next {
+        let Ok(mut q) = self.queues.lock() else { return Next::Closed };
+        let deadline = std::time::Instant::now() + patience;
         loop {
             if let Some(job) = q.logins.pop_front().or_else(|| q.new_hashes.pop_front()) {
-                return Some(job);
+                return Next::Job(job);
             }
             if q.closed {
-                return None;
+                return Next::Closed;
             }
-            q = self.ready.wait(q).ok()?;
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else { return Next::Idle };
+            q = match self.ready.wait_timeout(q, left) {
+                Ok((q, _)) => q,
+                Err(_) => return Next::Closed,
+            };
         }
     }
 }
@@ -94,8 +112,14 @@ impl PasswordChecker {
                     start();
                 }
                 let mut memory = Vec::new();
-                while let Some(job) = shared.next() {
-                    job(&mut memory);
+                loop {
+                    match shared.next(GIVE_BACK_AFTER) {
+                        Next::Job(job) => job(&mut memory),
+                        // Freed (a 19 MiB allocation goes back to the system
+                        // at once); the next check allocates it again.
+                        Next::Idle => memory = Vec::new(),
+                        Next::Closed => return,
+                    }
                 }
             });
             if let Err(e) = spawned {
