@@ -169,6 +169,11 @@ pub struct ServerReport {
     /// the cost of one more user, without fixed costs.
     pub rss_per_added_user_bytes: u64,
     pub rss_max_bytes: u64,
+    /// With every user still online at the end of the run (logins long
+    /// over), and that growth divided by the users: what a server of this
+    /// size carries when it is quiet.
+    pub rss_end_bytes: u64,
+    pub rss_per_user_at_end_bytes: u64,
     /// Server CPU per sustained login (sign in and out), in milliseconds.
     pub cpu_ms_per_churn_login: f64,
     pub cpu_seconds_logins: f64,
@@ -420,6 +425,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         dropped: shared.dropped.load(Ordering::Relaxed),
         answered_ping: shared.pongs.load(Ordering::Relaxed),
     };
+    let at_end = cfg.server_pid.and_then(process::usage);
 
     if let (Some(before), Some(start), Some(halfway), Some(logged_in), Some(p), Some(s)) =
         (before, cpu_before_logins, halfway, logged_in, after_presence, after_switchboard)
@@ -432,6 +438,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             rss_per_user_bytes: logged_in.rss_bytes.saturating_sub(start.rss_bytes) / users,
             rss_per_added_user_bytes: logged_in.rss_bytes.saturating_sub(halfway.rss_bytes) / second_half_users.max(1),
             rss_max_bytes: max.max(s.rss_bytes),
+            rss_end_bytes: at_end.map_or(0, |u| u.rss_bytes),
+            rss_per_user_at_end_bytes: at_end.map_or(0, |u| u.rss_bytes.saturating_sub(start.rss_bytes) / users),
             cpu_ms_per_churn_login: churn_cpu_ms,
             cpu_seconds_logins: logged_in.cpu_seconds - start.cpu_seconds,
             cpu_seconds_presence: p.cpu_seconds - logged_in.cpu_seconds,
@@ -924,6 +932,10 @@ impl Report {
                     mib(s.rss_logged_in_bytes),
                     mib(s.rss_max_bytes)
                 ),
+            );
+            row(
+                "server RSS at the end / per user",
+                format!("{:.1} MiB / {:.2} KiB", mib(s.rss_end_bytes), s.rss_per_user_at_end_bytes as f64 / 1024.0),
             );
             row(
                 "server RSS per user / added user",
