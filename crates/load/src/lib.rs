@@ -496,10 +496,10 @@ async fn set_up_lists(
     }
     // Lists are made over MSNP2 whatever the measured dialect: ADD has one shape there.
     let target = Target { dialect: Dialect::Msnp2, ..cfg.target.clone() };
-    let (mut first, version) =
+    let (mut first, forward) =
         link::sign_in(&target, &handles[0], &cfg.accounts.password(0)).await.context("signing in the first user")?;
     let _ = first.send(&NsRequest::Out).await;
-    if version != "0" {
+    if forward > 0 {
         return Ok(None);
     }
     let started = Instant::now();

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use bytes::BytesMut;
 use msnp::request::{NsRequest, SbRequest, SyncVersion};
 use msnp::signin::{Action, SignIn};
-use msnp::{Decoder, Dialect, Direction, ErrorCode, Frame, Limits, OnlineState, Reply, TrId};
+use msnp::{Decoder, Dialect, Direction, ErrorCode, Frame, Limits, ListKind, OnlineState, Reply, TrId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -192,9 +192,10 @@ pub struct Target {
 
 /// Signs in completely: VER, INF or CVR, USR (following `XFR NS`), SYN and
 /// `CHG NLN`. Returns the notification connection once the `CHG` is
-/// answered, which the server does only after the whole sync, and the list
-/// version the `SYN` reply named.
-pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::Result<(Link, String)> {
+/// answered, which the server does only after the whole sync, and how many
+/// people are on the user's forward list (what the sync listed: any
+/// server's, whatever its list versions look like).
+pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::Result<(Link, usize)> {
     let d = target.dialect;
     let gateway = target.gateway.as_deref();
     let mut link = Link::connect(&target.server, d, gateway).await?;
@@ -238,16 +239,16 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
             .to_bytes(),
     );
     link.write.write_all(&batch).await?;
-    let version = match link.reply(syn, target.timeout).await? {
-        Reply::Syn { serial, timestamp, .. } => {
-            if d.uses_guids() {
-                timestamp
-            } else {
-                serial.to_string()
-            }
+    let mut forward = 0;
+    loop {
+        match link.next_reply(target.timeout).await? {
+            Reply::Chl { challenge } => link.send(&qry(0, &challenge)).await?,
+            Reply::Lst { trid, list: ListKind::Forward, item: Some(_), .. } if trid == syn => forward += 1,
+            Reply::SyncContact(c) if c.bits & 1 != 0 => forward += 1,
+            Reply::Error { code, trid: Some(t) } if t == syn || t == chg => return Err(Refused(code).into()),
+            reply if reply.trid() == Some(chg) => break,
+            _ => {}
         }
-        other => bail!("{other:?} answering SYN"),
-    };
-    link.reply(chg, target.timeout).await?;
-    Ok((link, version))
+    }
+    Ok((link, forward))
 }
