@@ -70,7 +70,13 @@ pub(crate) async fn call(shared: &Arc<Shared>, handle: &str) -> Result<Conversat
 }
 
 /// Answers an invitation (`RNG`): `ANS`, the roster, then the conversation.
-pub(crate) fn answer(shared: &Arc<Shared>, session_id: u32, address: String, cookie: String, caller: String) {
+pub(crate) fn answer(
+    shared: &Arc<Shared>,
+    session_id: msnp::SessionId,
+    address: String,
+    cookie: String,
+    caller: String,
+) {
     let shared = shared.clone();
     tokio::spawn(async move {
         let result: Result<()> = async {

@@ -740,7 +740,7 @@ fn spawn_user(handle: String, link: Link, shared: Arc<Shared>) -> Arc<Online> {
 const SENT_AT: &str = "X-Load-Sent: ";
 
 /// Joins a session one was rung for and notes every message's latency.
-async fn answer_ring(handle: String, session_id: u32, addr: String, cookie: String, shared: Arc<Shared>) {
+async fn answer_ring(handle: String, session_id: msnp::SessionId, addr: String, cookie: String, shared: Arc<Shared>) {
     let result = async {
         let mut sb = Link::connect_switchboard(&addr, shared.target.dialect, shared.target.gateway.as_deref()).await?;
         sb.send_sb(&SbRequest::Ans { trid: 1, handle: msnp::endpoint::Address::user(&handle), cookie, session_id })

@@ -54,4 +54,4 @@ pub use dialect::Dialect;
 pub use error::ErrorCode;
 pub use frame::{Decoder, Direction, Frame, FrameError, Limits};
 pub use reply::Reply;
-pub use types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, TrId};
+pub use types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, SessionId, TrId};

@@ -16,7 +16,7 @@ use crate::dialect::Dialect;
 use crate::endpoint::{Address, Capabilities, MachineGuid};
 use crate::error::ErrorCode;
 use crate::frame::Frame;
-use crate::types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, TrId, parse_trid};
+use crate::types::{AckMode, ListKind, OnlineState, PrivacyMode, PromptMode, SessionId, TrId, parse_trid};
 use crate::urlencode;
 
 /// Longest user handle (draft 5.4).
@@ -720,7 +720,7 @@ pub enum SbRequest {
         trid: TrId,
         handle: Address,
         cookie: String,
-        session_id: u32,
+        session_id: SessionId,
     },
     Cal {
         trid: TrId,
@@ -746,7 +746,7 @@ impl SbRequest {
                 trid: a.trid()?,
                 handle: a.address(1)?,
                 cookie: a.get(2)?.to_string(),
-                session_id: a.number(3).map_err(|_| err(a.trid, ErrorCode::AuthenticationFailed))?,
+                session_id: a.get(3)?.parse().map_err(|_| err(a.trid, ErrorCode::AuthenticationFailed))?,
             },
             "CAL" => SbRequest::Cal { trid: a.trid()?, handle: a.get(1)?.to_string() },
             "MSG" => SbRequest::Msg {
@@ -898,8 +898,23 @@ mod tests {
             SbRequest::Msg { trid: 3, ack: AckMode::NegativeOnly, payload: Bytes::from_static(b"hi") }
         );
         let f = Frame { line: "ANS 1 bob@x.com 123.456 11752013".into(), payload: None };
-        assert!(matches!(SbRequest::parse(&f).unwrap(), SbRequest::Ans { session_id: 11752013, .. }));
+        assert!(
+            matches!(SbRequest::parse(&f).unwrap(), SbRequest::Ans { session_id, .. } if session_id.number() == Some(11752013))
+        );
         let f = Frame { line: "MSG 3 n 2".into(), payload: Some(Bytes::from_static(b"hi")) };
         assert_eq!(SbRequest::parse(&f).unwrap_err().code, ErrorCode::InvalidParameter);
+    }
+
+    #[test]
+    fn another_servers_hex_session_id_is_echoed_as_it_came() {
+        // Escargot's switchboard sessions are hex strings; a client answers
+        // `RNG` with the id it was given.
+        let id: SessionId = "36a43fa8ff336cd75fb6f41b0fce29d".parse().unwrap();
+        let ans = SbRequest::Ans { trid: 1, handle: Address::user("bob@x.com"), cookie: "c".into(), session_id: id };
+        let frame = ans.to_frame();
+        assert_eq!(frame.line, "ANS 1 bob@x.com c 36a43fa8ff336cd75fb6f41b0fce29d");
+        assert_eq!(SbRequest::parse(&frame).unwrap(), ans);
+        assert!("".parse::<SessionId>().is_err() && "a b".parse::<SessionId>().is_err());
+        assert!("x".repeat(65).parse::<SessionId>().is_err());
     }
 }

@@ -269,3 +269,45 @@ mod tests {
         assert_eq!(AckMode::from_code("a"), None);
     }
 }
+
+/// A switchboard session's id as `RNG`, `CAL ... RINGING` and `ANS` carry
+/// it. The draft's servers (and msnd) number their sessions; others send
+/// hex strings (Escargot: `RNG 36a43fa8ff336cd75fb6f41b0fce29d ...`), and a
+/// client only echoes the id back in `ANS`, so it is kept as the token it
+/// was: printable, without spaces, at most [`SessionId::MAX_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub const MAX_LEN: usize = 64;
+
+    /// The number, for a server that numbers its sessions.
+    pub fn number(&self) -> Option<u32> {
+        self.0.parse().ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<u32> for SessionId {
+    fn from(n: u32) -> SessionId {
+        SessionId(n.to_string())
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<SessionId, ()> {
+        let token = !s.is_empty() && s.len() <= SessionId::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+        token.then(|| SessionId(s.to_string())).ok_or(())
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

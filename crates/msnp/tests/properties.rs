@@ -289,8 +289,9 @@ fn sb_request() -> impl Strategy<Value = SbRequest> {
     prop_oneof![
         Just(SbRequest::Out),
         (any::<u32>(), address(), token()).prop_map(|(trid, handle, cookie)| SbRequest::Usr { trid, handle, cookie }),
-        (any::<u32>(), address(), token(), any::<u32>())
-            .prop_map(|(trid, handle, cookie, session_id)| SbRequest::Ans { trid, handle, cookie, session_id }),
+        (any::<u32>(), address(), token(), any::<u32>()).prop_map(|(trid, handle, cookie, session_id)| {
+            SbRequest::Ans { trid, handle, cookie, session_id: session_id.into() }
+        }),
         (any::<u32>(), token()).prop_map(|(trid, handle)| SbRequest::Cal { trid, handle }),
         (any::<u32>(), ack, payload()).prop_map(|(trid, ack, payload)| SbRequest::Msg { trid, ack, payload }),
     ]

@@ -12,6 +12,14 @@ use proptest::prelude::*;
 mod strategies;
 use strategies::{list, name, payload, state, token};
 
+/// A switchboard session id: msnd's numbers, or another server's hex.
+fn session_id() -> impl Strategy<Value = msnp::SessionId> {
+    prop_oneof![
+        any::<u32>().prop_map(msnp::SessionId::from),
+        "[0-9a-f]{1,32}".prop_map(|s| s.parse().expect("a token")),
+    ]
+}
+
 fn handle() -> impl Strategy<Value = String> {
     "[a-z0-9._]{1,12}@[a-z]{1,10}\\.com"
 }
@@ -215,7 +223,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         (t(), presence()).prop_map(|(trid, presence)| Reply::Iln { trid, presence }),
         presence().prop_map(|presence| Reply::Nln { presence }),
         handle().prop_map(|handle| Reply::Fln { handle }),
-        (any::<u32>(), token(), token(), handle(), name(387)).prop_map(
+        (session_id(), token(), token(), handle(), name(387)).prop_map(
             |(session_id, address, cookie, caller, caller_friendly)| Reply::Rng {
                 session_id,
                 address,
@@ -224,7 +232,7 @@ fn reply() -> impl Strategy<Value = Reply> {
                 caller_friendly
             }
         ),
-        (t(), any::<u32>()).prop_map(|(trid, session_id)| Reply::CalRinging { trid, session_id }),
+        (t(), session_id()).prop_map(|(trid, session_id)| Reply::CalRinging { trid, session_id }),
         (t(), 1usize..100, 1usize..100, endpoint_handle(), name(387), any::<u32>(), any::<u32>()).prop_map(
             |(trid, index, total, handle, friendly, client_id, extended_caps)| Reply::Iro {
                 trid,

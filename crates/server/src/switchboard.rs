@@ -200,6 +200,11 @@ impl SbSession {
                 }
             }
             (SbRequest::Ans { trid, handle, cookie, session_id }, None) => {
+                // msnd numbers its sessions: any other id names none of them.
+                let Some(session_id) = session_id.number() else {
+                    w.push(&Reply::error(ErrorCode::AuthenticationFailed, trid));
+                    return Flow::Close;
+                };
                 match backend.join_switchboard(&handle, &cookie, session_id, self.id, self.events.clone()) {
                     Ok((session, me, roster)) => {
                         w.dialect = me.dialect;
@@ -258,7 +263,7 @@ impl SbSession {
                 }
                 match backend.invite(session, me, &handle).await {
                     Ok(()) => {
-                        w.push(&Reply::CalRinging { trid, session_id: session.id });
+                        w.push(&Reply::CalRinging { trid, session_id: session.id.into() });
                         // An endpoint calling its own handle (WLM 2009 does as
                         // it opens a conversation) waits for itself to join.
                         if me.machine.is_some() && handle.eq_ignore_ascii_case(&me.handle) {

@@ -15,7 +15,7 @@ pub use parse::MalformedReply;
 
 use crate::dialect::{AuthScheme, Dialect};
 use crate::error::ErrorCode;
-use crate::types::{ListKind, OnlineState, PrivacyMode, PromptMode, TrId};
+use crate::types::{ListKind, OnlineState, PrivacyMode, PromptMode, SessionId, TrId};
 
 /// Why the server ends a session with `OUT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,7 +371,7 @@ pub enum Reply {
         handle: String,
     },
     Rng {
-        session_id: u32,
+        session_id: SessionId,
         address: String,
         cookie: String,
         caller: String,
@@ -390,7 +390,7 @@ pub enum Reply {
     /// `CAL trid RINGING session-id`
     CalRinging {
         trid: TrId,
-        session_id: u32,
+        session_id: SessionId,
     },
     Iro {
         trid: TrId,

@@ -371,7 +371,7 @@ impl NsSession {
             NsEvent::Ring { session_id, cookie, caller, caller_friendly, address, .. } => {
                 // Another node's switchboard names its own address.
                 let address = address.unwrap_or_else(|| self.sb_address());
-                w.push(&Reply::Rng { session_id, address, cookie, caller, caller_friendly });
+                w.push(&Reply::Rng { session_id: session_id.into(), address, cookie, caller, caller_friendly });
             }
             NsEvent::SystemMessage { payload } => w.push(&system_message(payload.to_vec())),
             NsEvent::PersonalMessage { handle, payload, endpoints } => {
