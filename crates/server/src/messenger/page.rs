@@ -283,19 +283,27 @@ impl Page {
         translate::contact(entry, seen.state, &seen.personal)
     }
 
-    /// Sends a contact as they are now (after a list change: the lists are
-    /// read again).
+    /// Sends a contact as they are now. After a list change their lists
+    /// and groups are taken from the account's lists in memory; the store is
+    /// read only for someone this page has not seen yet (for their name).
     async fn refresh(&mut self, handle: &str, lists_changed: bool) -> Flow {
         let key = handle.to_ascii_lowercase();
         if lists_changed {
-            let Ok(snapshot) = self.shared.backend.list_snapshot(&self.user).await else { return Flow::Continue };
-            match snapshot.entries.into_iter().find(|e| e.handle.eq_ignore_ascii_case(&key)) {
-                Some(entry) => {
-                    self.entries.insert(key.clone(), entry);
-                }
+            let now = self.user.with_lists(|l| l.contact(&key).map(|c| (c.bits, c.groups.clone())));
+            let Some((bits, groups)) = now.filter(|(bits, _)| bits.0 != 0) else {
+                self.entries.remove(&key);
+                return self.emit(ServerFrame::ContactRemoved { handle: key });
+            };
+            match self.entries.get_mut(&key) {
+                Some(entry) => (entry.lists, entry.groups) = (bits, groups),
                 None => {
-                    self.entries.remove(&key);
-                    return self.emit(ServerFrame::ContactRemoved { handle: key });
+                    let Ok(snapshot) = self.shared.backend.list_snapshot(&self.user).await else {
+                        return Flow::Continue;
+                    };
+                    let Some(entry) = snapshot.entries.into_iter().find(|e| e.handle.eq_ignore_ascii_case(&key)) else {
+                        return Flow::Continue;
+                    };
+                    self.entries.insert(key.clone(), entry);
                 }
             }
         }
