@@ -46,8 +46,9 @@ const MAX_PAGES_PER_ACCOUNT: usize = 8;
 /// The live pages of this node, by the name the server gave each.
 pub struct Pages {
     open: parking_lot::Mutex<HashMap<String, PageHandle>>,
-    /// Ids of messages pages sent, per account, with when.
-    sent: parking_lot::Mutex<HashMap<String, VecDeque<(String, Instant)>>>,
+    /// Ids of messages pages sent, per account, with when; and when
+    /// accounts whose ids have all expired were last dropped.
+    sent: parking_lot::Mutex<(HashMap<String, VecDeque<(String, Instant)>>, Option<Instant>)>,
     tracker: TaskTracker,
     shutdown: watch::Receiver<bool>,
 }
@@ -103,9 +104,18 @@ impl Pages {
     /// id seen before is one a page sends again.
     fn first_send(&self, account: &str, id: &str) -> bool {
         let now = Instant::now();
-        let mut sent = self.sent.lock();
-        sent.retain(|_, ids| ids.back().is_some_and(|(_, at)| now.duration_since(*at) < REMEMBER_SENDS_FOR));
+        let mut guard = self.sent.lock();
+        let (sent, swept) = &mut *guard;
+        // Accounts that sent nothing for a while are dropped at most once a
+        // minute, not on every message.
+        if swept.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
+            sent.retain(|_, ids| ids.back().is_some_and(|(_, at)| now.duration_since(*at) < REMEMBER_SENDS_FOR));
+            *swept = Some(now);
+        }
         let ids = sent.entry(account.to_string()).or_default();
+        while ids.front().is_some_and(|(_, at)| now.duration_since(*at) >= REMEMBER_SENDS_FOR) {
+            ids.pop_front();
+        }
         if ids.iter().any(|(seen, _)| seen == id) {
             return false;
         }
