@@ -46,11 +46,17 @@ const MAX_PAGES_PER_ACCOUNT: usize = 8;
 /// The live pages of this node, by the name the server gave each.
 pub struct Pages {
     open: parking_lot::Mutex<HashMap<String, PageHandle>>,
-    /// Ids of messages pages sent, per account, with when; and when
-    /// accounts whose ids have all expired were last dropped.
-    sent: parking_lot::Mutex<(HashMap<String, VecDeque<(String, Instant)>>, Option<Instant>)>,
+    sent: parking_lot::Mutex<SentIds>,
     tracker: TaskTracker,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Ids of messages pages sent, per account, with when they came.
+#[derive(Default)]
+struct SentIds {
+    by_account: HashMap<String, VecDeque<(String, Instant)>>,
+    /// When accounts whose ids had all expired were last dropped.
+    swept: Option<Instant>,
 }
 
 /// How a socket reaches a page's task.
@@ -105,7 +111,7 @@ impl Pages {
     fn first_send(&self, account: &str, id: &str) -> bool {
         let now = Instant::now();
         let mut guard = self.sent.lock();
-        let (sent, swept) = &mut *guard;
+        let SentIds { by_account: sent, swept } = &mut *guard;
         // Accounts that sent nothing for a while are dropped at most once a
         // minute, not on every message.
         if swept.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
