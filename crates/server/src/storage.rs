@@ -172,9 +172,7 @@ impl Me<'_> {
         if !IMAGE_TYPES.contains(&mime.as_str()) {
             return fault("BadArgument", "Only pictures are kept");
         }
-        // Random, so that a picture's address cannot be guessed from the
-        // account; the CID in front finds its owner.
-        let resource_id = format!("{:X}!2{:08}", self.cid(), backend::secrets::random_u32() % 100_000_000);
+        let resource_id = photo_resource_id(self.cid());
         let stored = StoredPhoto { resource_id: resource_id.clone(), name, mime, data };
         match self.shared.backend.set_profile_photo(self.user, Some(stored)).await {
             Ok(()) => ok(create_document_response(ns, &resource_id)),
@@ -202,6 +200,13 @@ impl Me<'_> {
 /// A display picture by its resource id (`GET /storage/usertile/<id>`):
 /// its type and bytes, if it is the current picture of the account the id
 /// names.
+/// A new display picture's resource id (its address under [`TILE_PATH`]):
+/// random, so that it cannot be guessed from the account; the CID in front
+/// finds its owner.
+pub fn photo_resource_id(cid: u64) -> String {
+    format!("{cid:X}!2{:08}", backend::secrets::random_u32() % 100_000_000)
+}
+
 pub async fn tile(shared: &Shared, resource_id: &str) -> Option<(String, Vec<u8>)> {
     let (cid, _) = resource_id.split_once('!')?;
     let account = i64::from_str_radix(cid, 16).ok()?;

@@ -80,8 +80,7 @@ impl Backend {
     /// the password it was opened under is still the account's.
     pub async fn web_session(&self, token: &str) -> Option<Account> {
         let claims = self.web_session_claims(token)?;
-        let handle = Handle::parse(claims.key).ok()?;
-        let account = self.store.account(handle.key()).await.map_err(store_error).ok()??;
+        let account = self.account(claims.key).await?;
         let current = !account.disabled && credential_tag(&account.credentials.password_hash) == claims.tag;
         current.then_some(account)
     }

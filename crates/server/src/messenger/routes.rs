@@ -189,7 +189,7 @@ async fn set_picture(State(s): State<WebState>, headers: HeaderMap, body: Bytes)
     if body.len() > MAX_PICTURE {
         return guarded(StatusCode::PAYLOAD_TOO_LARGE.into_response());
     }
-    let resource_id = format!("{:X}!2{:08}", account.id, backend::secrets::random_u32() % 100_000_000);
+    let resource_id = crate::storage::photo_resource_id(account.id as u64);
     let photo = StoredPhoto { resource_id, name: "web".into(), mime, data: body.to_vec() };
     match backend.set_account_photo(account.id, Some(photo)).await {
         Ok(()) => guarded(StatusCode::NO_CONTENT.into_response()),
