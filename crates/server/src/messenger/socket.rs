@@ -51,9 +51,9 @@ fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
-/// Why a handshake is refused: the HTTP status line.
-fn refusal(status: u16, reason: &str) -> String {
-    format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+/// A refused handshake's answer: the status and any header lines.
+fn refusal(status: u16, reason: &str, headers: &str) -> String {
+    format!("HTTP/1.1 {status} {reason}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 /// Serves one connection that asked for the messenger's socket.
@@ -81,15 +81,15 @@ pub async fn serve_socket<S>(
         && has_token(header(headers, "Upgrade"), "websocket")
         && has_token(header(headers, "Connection"), "upgrade")
         && nothing_more;
-    let answer =
-        match (upgrade, key, header(headers, "Sec-WebSocket-Version")) {
-            (false, _, _) | (_, None, _) => Err(refusal(400, "Bad Request")),
-            (true, Some(_), version) if version.map(str::trim) != Some("13") => Err(refusal(426, "Upgrade Required")
-                .replace("Content-Length", "Sec-WebSocket-Version: 13\r\nContent-Length")),
-            // A page of another site cannot open a socket with our cookie.
-            _ if !super::routes::same_origin(&map, true) => Err(refusal(403, "Forbidden")),
-            (true, Some(key), _) => Ok(key.trim().to_string()),
-        };
+    let answer = match (upgrade, key, header(headers, "Sec-WebSocket-Version")) {
+        (false, _, _) | (_, None, _) => Err(refusal(400, "Bad Request", "")),
+        (true, Some(_), version) if version.map(str::trim) != Some("13") => {
+            Err(refusal(426, "Upgrade Required", "Sec-WebSocket-Version: 13\r\n"))
+        }
+        // A page of another site cannot open a socket with our cookie.
+        _ if !super::routes::same_origin(&map, true) => Err(refusal(403, "Forbidden", "")),
+        (true, Some(key), _) => Ok(key.trim().to_string()),
+    };
     let key = match answer {
         Ok(key) => key,
         Err(refused) => {
@@ -103,7 +103,7 @@ pub async fn serve_socket<S>(
         None => None,
     };
     let (Some(account), Some(token)) = (account, token) else {
-        let _ = stream.write_all(refusal(401, "Unauthorized").as_bytes()).await;
+        let _ = stream.write_all(refusal(401, "Unauthorized", "").as_bytes()).await;
         return;
     };
     let switching = format!(
