@@ -140,10 +140,20 @@ impl Link {
     /// Reads past asynchronous lines (presence, CHL answered here) to the
     /// reply with `trid`; an error reply fails with [`Refused`].
     pub async fn reply(&mut self, trid: TrId, wait: Duration) -> anyhow::Result<Reply> {
+        self.reply_seeing(trid, wait, |_| {}).await
+    }
+
+    /// [`Link::reply`], showing `seen` every other reply on the way.
+    pub async fn reply_seeing(
+        &mut self,
+        trid: TrId,
+        wait: Duration,
+        mut seen: impl FnMut(&Reply),
+    ) -> anyhow::Result<Reply> {
         loop {
             match self.next_reply(wait).await? {
                 Reply::Chl { challenge } => self.send(&qry(0, &challenge)).await?,
-                reply if reply.trid() != Some(trid) => {}
+                reply if reply.trid() != Some(trid) => seen(&reply),
                 Reply::Error { code, .. } => return Err(Refused(code).into()),
                 reply => return Ok(reply),
             }
@@ -239,16 +249,17 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
             .to_bytes(),
     );
     link.write.write_all(&batch).await?;
-    let mut forward = 0;
-    loop {
-        match link.next_reply(target.timeout).await? {
-            Reply::Chl { challenge } => link.send(&qry(0, &challenge)).await?,
-            Reply::Lst { trid, list: ListKind::Forward, item: Some(_), .. } if trid == syn => forward += 1,
-            Reply::SyncContact(c) if c.bits & 1 != 0 => forward += 1,
-            Reply::Error { code, trid: Some(t) } if t == syn || t == chg => return Err(Refused(code).into()),
-            reply if reply.trid() == Some(chg) => break,
-            _ => {}
-        }
+    // The sync's lines come before the CHG's answer; count the forward list.
+    let (mut forward, mut refused) = (0, None);
+    link.reply_seeing(chg, target.timeout, |reply| match reply {
+        Reply::Lst { trid, list: ListKind::Forward, item: Some(_), .. } if *trid == syn => forward += 1,
+        Reply::SyncContact(c) if c.bits & 1 != 0 => forward += 1,
+        Reply::Error { code, trid: Some(t) } if *t == syn => refused = Some(*code),
+        _ => {}
+    })
+    .await?;
+    if let Some(code) = refused {
+        return Err(Refused(code).into());
     }
     Ok((link, forward))
 }
