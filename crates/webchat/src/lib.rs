@@ -338,7 +338,7 @@ impl ServerFrame {
     /// Whether a page coming back is sent this frame again: what only
     /// describes the moment (typing) is not.
     pub fn kept_for_resume(&self) -> bool {
-        !matches!(self, ServerFrame::Welcome { .. } | ServerFrame::Typing { .. })
+        !matches!(self, ServerFrame::Welcome { .. } | ServerFrame::Typing { .. } | ServerFrame::Bye { .. })
     }
 }
 
