@@ -443,8 +443,24 @@ async fn offline_messages_cross_between_the_browser_and_msn_once_each() {
         matches!(e, Event::Presence { handle, .. } if handle == "alice@example.com").then_some(())
     })
     .await;
+    // Signing out forgets the conversations, even when a frame comes after
+    // the click and before the next page (its acknowledgement, 200 ms on,
+    // once wrote them back, and the next sign-in on this tab opened on
+    // Carol's conversation, where her offline message raised no badge).
+    // The form's handler runs alone first, so that the frame surely comes
+    // in between.
+    let kept = "return sessionStorage.getItem('mariposa');";
+    alice
+        .execute("document.getElementById('sign-out').closest('form').dispatchEvent(new Event('submit'));", vec![])
+        .await
+        .unwrap();
+    carol.set_state(msnp::OnlineState::Away).await.unwrap();
+    wait_css(&alice, "li[data-handle='carol@example.com'] .dot.state-away").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(alice.execute(kept, vec![]).await.unwrap(), serde_json::Value::Null, "the tab kept the conversations");
     alice.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
     wait_css(&alice, "#sign-in").await;
+    carol.set_state(msnp::OnlineState::Online).await.unwrap();
     next_event(&mut carol_events, |e| {
         matches!(e, Event::Offline { handle } if handle == "alice@example.com").then_some(())
     })

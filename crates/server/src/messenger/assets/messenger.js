@@ -80,6 +80,9 @@ function send(frame) {
 }
 
 function saveSession() {
+  // Signed out: a late frame or acknowledgement must not write the
+  // conversations back for the next person to sign in on this tab.
+  if (ended) return;
   const kept = [...conversations.entries()].map(([key, c]) => [key, { ...c, typing: null }]);
   try {
     sessionStorage.setItem("mariposa", JSON.stringify({ handle: me.handle, page, lastSeen, conversations: kept, active }));
