@@ -89,16 +89,27 @@ pub fn handle(prefix: &str, i: usize) -> String {
 /// user comes from 127.0.0.1, and the point is to measure the server, not
 /// its rate limits).
 pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<Launched> {
+    let args = ["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--xmpp-listen", "127.0.0.1:0"];
+    start(msnd, data_dir, &[], &args, open_limits)
+}
+
+/// The limits opened wide for a load tool on one address.
+fn wide_limits() -> Vec<&'static str> {
     let wide = "1000000000/1000000000";
+    let mut args = vec!["--max-connections-per-address", "10000000", "--login-failures-per-address", "1000000000"];
+    args.extend(["--logins-in-flight-per-address", "1000000"]);
+    args.extend(["--rate-messages", wide, "--rate-messages-per-connection", wide, "--rate-invitations", wide]);
+    args.extend(["--rate-list-changes", wide, "--rate-state-changes", wide]);
+    args
+}
+
+/// Starts `msnd` (global options, then `serve` and its options) and waits
+/// for `msnd: ready`, reading the addresses it prints.
+fn start(msnd: &Path, data_dir: &Path, global: &[&str], serve: &[&str], open_limits: bool) -> anyhow::Result<Launched> {
     let mut command = Command::new(msnd);
-    command.arg("--data-dir").arg(data_dir).args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
-    command.args(["--xmpp-listen", "127.0.0.1:0"]);
+    command.arg("--data-dir").arg(data_dir).args(global).arg("serve").args(serve);
     if open_limits {
-        command
-            .args(["--max-connections-per-address", "10000000", "--login-failures-per-address", "1000000000"])
-            .args(["--logins-in-flight-per-address", "1000000"])
-            .args(["--rate-messages", wide, "--rate-messages-per-connection", wide, "--rate-invitations", wide])
-            .args(["--rate-list-changes", wide, "--rate-state-changes", wide]);
+        command.args(wide_limits());
     }
     let mut child = command
         .env("MSND_LOG", std::env::var("MSND_LOG").unwrap_or_else(|_| "warn".into()))
@@ -122,9 +133,114 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    let (Some(dispatch), Some(http)) = (dispatch, http) else {
+    let Some(dispatch) = dispatch else {
         let _ = child.kill();
         bail!("msnd did not print its addresses")
     };
-    Ok(Launched { child, dispatch, nexus: format!("http://{http}/rdr/pprdr.asp"), xmpp })
+    let nexus = http.map(|h| format!("http://{h}/rdr/pprdr.asp")).unwrap_or_default();
+    if nexus.is_empty() && serve.contains(&"--http-listen") {
+        let _ = child.kill();
+        bail!("msnd did not print its HTTP address")
+    }
+    Ok(Launched { child, dispatch, nexus, xmpp })
+}
+
+/// The shared store and bus of a cluster started on this machine.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    /// `postgres://...` (a schema of its own is best: `options=-c search_path=...`).
+    pub database: String,
+    pub nats: String,
+    /// Prefixes the bus subjects, so runs do not hear one another.
+    pub name: String,
+    pub notification_nodes: usize,
+    pub switchboard_nodes: usize,
+}
+
+/// A cluster of `msnd` processes on loopback, as docs/DEPLOYMENT.md lays it
+/// out: one dispatch and Passport node, notification nodes, switchboard
+/// nodes. Stopped when dropped.
+pub struct LaunchedCluster {
+    /// `dispatch,http` first, then the notification nodes, then the switchboards.
+    pub nodes: Vec<(String, Launched)>,
+}
+
+impl LaunchedCluster {
+    pub fn dispatch(&self) -> &Launched {
+        &self.nodes[0].1
+    }
+
+    /// Every node's name and process id.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.nodes.iter().map(|(name, l)| (name.clone(), l.child.id())).collect()
+    }
+}
+
+/// The global options that put an `msnd` command on the plan's store.
+fn store_args(plan: &ClusterPlan) -> [&str; 2] {
+    ["--database", &plan.database]
+}
+
+/// Creates the accounts in the cluster's shared store (the server key is
+/// made in `key_dir` the first time).
+pub fn import_cluster_accounts(
+    msnd: &Path,
+    key_dir: &Path,
+    plan: &ClusterPlan,
+    (users, prefix, password): (usize, &str, &str),
+) -> anyhow::Result<()> {
+    let mut child = Command::new(msnd)
+        .arg("--data-dir")
+        .arg(key_dir)
+        .args(store_args(plan))
+        .args(["user", "import"])
+        .env("MSND_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", msnd.display()))?;
+    {
+        let mut stdin = std::io::BufWriter::new(child.stdin.take().context("stdin")?);
+        for i in 0..users {
+            writeln!(stdin, "{}\t{password}", handle(prefix, i))?;
+        }
+    }
+    if !child.wait()?.success() {
+        bail!("msnd user import failed");
+    }
+    Ok(())
+}
+
+/// Starts the nodes, each in a data dir of its own under `dir` with the
+/// server key of `dir/key`, and waits until the dispatch node (started
+/// last) is ready, which is once it has heard every node's heartbeat.
+pub fn serve_cluster(msnd: &Path, dir: &Path, plan: &ClusterPlan) -> anyhow::Result<LaunchedCluster> {
+    let key = dir.join("key").join("server.key");
+    anyhow::ensure!(key.exists(), "{} is missing: import the accounts first", key.display());
+    let mut names: Vec<(String, &str)> = Vec::new();
+    names.extend((1..=plan.notification_nodes).map(|n| (format!("ns{n}"), "notification")));
+    names.extend((1..=plan.switchboard_nodes).map(|n| (format!("sb{n}"), "switchboard")));
+    names.push(("ds".to_string(), "dispatch,http"));
+    let mut nodes = Vec::new();
+    for (name, role) in names {
+        let node_dir = dir.join(&name);
+        std::fs::create_dir_all(&node_dir)?;
+        let target = node_dir.join("server.key");
+        std::fs::copy(&key, &target)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let mut serve = vec!["--role", role, "--listen", "127.0.0.1:0", "--ns-listen", "127.0.0.1:0"];
+        serve.extend(["--nats", &plan.nats, "--cluster-name", &plan.name, "--node-id", &name]);
+        if role.contains("http") {
+            serve.extend(["--http-listen", "127.0.0.1:0"]);
+        }
+        let launched =
+            start(msnd, &node_dir, &store_args(plan), &serve, true).with_context(|| format!("starting node {name}"))?;
+        nodes.push((name, launched));
+    }
+    // The dispatch node first in the list.
+    nodes.rotate_right(1);
+    Ok(LaunchedCluster { nodes })
 }

@@ -25,6 +25,7 @@ pub mod link;
 pub mod process;
 pub mod reference;
 pub mod stats;
+pub mod workers;
 pub mod xmpp;
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use msnp::request::{NsRequest, SbRequest};
 use msnp::{AckMode, Dialect, ErrorCode, ListKind, OnlineState, Reply, TrId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
@@ -96,6 +97,8 @@ pub struct BackgroundLogins {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub users: usize,
+    /// msn-load processes that drove the users (one unless `--workers`).
+    pub workers: usize,
     pub dialect: String,
     pub lists: Option<ListsReport>,
     /// Sustained logins (sign in, then out), when asked for.
@@ -107,6 +110,10 @@ pub struct Report {
     pub switchboard: SwitchboardReport,
     pub held: HeldReport,
     pub server: Option<ServerReport>,
+    /// A cluster's nodes, each measured on its own (`--cluster`).
+    pub nodes: Vec<workers::NodeReport>,
+    /// The shared store and the bus of a cluster, as processes on this machine.
+    pub services: Vec<workers::ServiceReport>,
     /// This machine's time for the fixed reference work
     /// ([`reference::milliseconds`]), taken before the run.
     pub machine_reference_ms: f64,
@@ -152,7 +159,7 @@ pub struct SwitchboardReport {
     pub latency: Summary,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HeldReport {
     pub connections: usize,
     pub dropped: u64,
@@ -205,9 +212,29 @@ struct Shared {
     /// Woken on every change heard in full, pong and message received.
     progress: Notify,
     problems: Mutex<Vec<String>>,
+    /// While a worker of several processes measures presence, every `NLN`
+    /// heard, for the coordinator to match with changes made elsewhere.
+    heard_log: Mutex<Option<Vec<workers::Heard>>>,
 }
 
 impl Shared {
+    fn new(target: Target) -> Arc<Shared> {
+        Arc::new(Shared {
+            base: Instant::now(),
+            target,
+            changes: Mutex::default(),
+            fanout: Mutex::default(),
+            delivery: Mutex::default(),
+            sb_latency: Mutex::default(),
+            pongs: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            ending: AtomicBool::new(false),
+            progress: Notify::new(),
+            problems: Mutex::default(),
+            heard_log: Mutex::default(),
+        })
+    }
+
     fn problem(&self, p: String) {
         let mut ps = self.problems.lock().unwrap();
         if ps.len() < 20 {
@@ -230,6 +257,9 @@ impl Shared {
 
     fn heard(&self, handle: &str, state: OnlineState) {
         let now = Instant::now();
+        if let Some(log) = self.heard_log.lock().unwrap().as_mut() {
+            log.push(workers::Heard { handle: handle.to_string(), state, at_us: workers::wall_us() });
+        }
         let mut changes = self.changes.lock().unwrap();
         let Some(c) = changes.get_mut(handle) else { return };
         if c.state != state {
@@ -285,22 +315,15 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let handles: Vec<String> = (0..cfg.users).map(|i| cfg.accounts.handle(i)).collect();
     let contacts = graph::contacts(cfg.users, cfg.contacts, cfg.mutual);
     let watchers = graph::watchers(&contacts);
-    let shared = Arc::new(Shared {
-        base: Instant::now(),
-        target: cfg.target.clone(),
-        changes: Mutex::default(),
-        fanout: Mutex::default(),
-        delivery: Mutex::default(),
-        sb_latency: Mutex::default(),
-        pongs: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        ending: AtomicBool::new(false),
-        progress: Notify::new(),
-        problems: Mutex::default(),
-    });
+    let shared = Shared::new(cfg.target.clone());
     let machine_reference_ms = reference::milliseconds();
-    let mut report =
-        Report { users: cfg.users, dialect: cfg.target.dialect.to_string(), machine_reference_ms, ..Report::default() };
+    let mut report = Report {
+        users: cfg.users,
+        workers: 1,
+        dialect: cfg.target.dialect.to_string(),
+        machine_reference_ms,
+        ..Report::default()
+    };
     let mut churn_cpu_ms = 0.0;
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
@@ -368,22 +391,14 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let changes = (cfg.presence_rate * cfg.presence_duration.as_secs_f64()).round() as usize;
     let mut presence = PresenceReport::default();
     if !movers.is_empty() && changes > 0 {
-        let period = Duration::from_secs_f64(1.0 / cfg.presence_rate.max(0.001));
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        for n in 0..changes {
-            tick.tick().await;
-            let i = movers[n % movers.len()];
-            let state = if (n / movers.len()).is_multiple_of(2) { OnlineState::Away } else { OnlineState::Online };
+        change_states(cfg.presence_rate, changes, &movers, &online_set, |i, state, user| {
             let expected = watchers[i].iter().filter(|&&w| online_set[w].is_some()).count();
-            let user = online_set[i].as_ref().expect("a mover is online");
             shared.changes.lock().unwrap().insert(
                 user.handle.to_ascii_lowercase(),
                 Change { state, at: Instant::now(), expected, heard: 0, slowest: Duration::ZERO },
             );
-            let client_id = cfg.target.dialect.presence_has_client_id().then_some(0);
-            user.send(&NsRequest::Chg { trid: user.next_trid(), state, client_id, extended_caps: 0, msn_object: None });
-        }
+        })
+        .await;
         // Let the last changes arrive.
         shared.settle(Duration::from_secs(5), || shared.changes.lock().unwrap().is_empty()).await;
         let incomplete = shared.changes.lock().unwrap().len();
@@ -406,25 +421,14 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     report.presence = presence;
     let after_presence = cfg.server_pid.and_then(process::usage);
 
-    report.switchboard = switchboard_phase(cfg, &online_set, &shared).await;
+    report.switchboard = SwitchboardReport::of(&[switchboard_phase(cfg, &online_set, &shared).await]);
     let after_switchboard = cfg.server_pid.and_then(process::usage);
     background_stop.store(true, Ordering::Relaxed);
     if let Some(task) = background {
         report.background_logins = task.await.ok();
     }
 
-    // Held: every connection still there answers a ping.
-    let connections = online_set.iter().flatten().count();
-    for user in online_set.iter().flatten() {
-        user.send(&NsRequest::Png);
-    }
-    shared.settle(Duration::from_secs(10), || shared.pongs.load(Ordering::Relaxed) as usize >= connections).await;
-    shared.ending.store(true, Ordering::Relaxed);
-    report.held = HeldReport {
-        connections,
-        dropped: shared.dropped.load(Ordering::Relaxed),
-        answered_ping: shared.pongs.load(Ordering::Relaxed),
-    };
+    report.held = held_phase(&online_set, &shared).await;
     let at_end = cfg.server_pid.and_then(process::usage);
 
     if let (Some(before), Some(start), Some(halfway), Some(logged_in), Some(p), Some(s)) =
@@ -453,8 +457,30 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         user.send(&NsRequest::Out);
     }
 
-    let mut problems = shared.problems.lock().unwrap().clone();
-    let r = &report;
+    let problems = shared.problems.lock().unwrap().clone();
+    judge(&mut report, problems);
+    Ok(report)
+}
+
+/// Phase 5: every connection still there answers a ping.
+async fn held_phase(online: &[Option<Arc<Online>>], shared: &Arc<Shared>) -> HeldReport {
+    let connections = online.iter().flatten().count();
+    for user in online.iter().flatten() {
+        user.send(&NsRequest::Png);
+    }
+    shared.settle(Duration::from_secs(10), || shared.pongs.load(Ordering::Relaxed) as usize >= connections).await;
+    shared.ending.store(true, Ordering::Relaxed);
+    HeldReport {
+        connections,
+        dropped: shared.dropped.load(Ordering::Relaxed),
+        answered_ping: shared.pongs.load(Ordering::Relaxed),
+    }
+}
+
+/// A run succeeds when nothing was refused, dropped or lost: the problems
+/// seen, and those the report's counts show.
+fn judge(report: &mut Report, mut problems: Vec<String>) {
+    let r = &*report;
     for (kind, _, l) in r.login_kinds() {
         if l.failed > 0 {
             problems.push(format!("{} of {} {kind} failed", l.failed, l.attempted));
@@ -482,7 +508,29 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     }
     report.success = problems.is_empty();
     report.problems = problems;
-    Ok(report)
+}
+
+/// Phase 3: `count` state changes at `rate` per second, one mover at a time
+/// in turn (away, then back). `noted` is told of each just before it is sent.
+async fn change_states(
+    rate: f64,
+    count: usize,
+    movers: &[usize],
+    online: &[Option<Arc<Online>>],
+    mut noted: impl FnMut(usize, OnlineState, &Online),
+) {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for n in 0..count {
+        tick.tick().await;
+        let i = movers[n % movers.len()];
+        let state = if (n / movers.len()).is_multiple_of(2) { OnlineState::Away } else { OnlineState::Online };
+        let user = online[i].as_ref().expect("a mover is online");
+        noted(i, state, user);
+        let client_id = user.dialect.presence_has_client_id().then_some(0);
+        user.send(&NsRequest::Chg { trid: user.next_trid(), state, client_id, extended_caps: 0, msn_object: None });
+    }
 }
 
 /// Phase 1: the social graph, unless the first user already has a list.
@@ -491,22 +539,45 @@ async fn set_up_lists(
     handles: &[String],
     contacts: &[Vec<usize>],
 ) -> anyhow::Result<Option<ListsReport>> {
-    if cfg.contacts == 0 || handles.is_empty() {
-        return Ok(None);
-    }
-    // Lists are made over MSNP2 whatever the measured dialect: ADD has one shape there.
-    let target = Target { dialect: Dialect::Msnp2, ..cfg.target.clone() };
-    let (mut first, forward) =
-        link::sign_in(&target, &handles[0], &cfg.accounts.password(0)).await.context("signing in the first user")?;
-    let _ = first.send(&NsRequest::Out).await;
-    if forward > 0 {
+    if !lists_needed(cfg, handles).await? {
         return Ok(None);
     }
     let started = Instant::now();
+    let n = make_lists(cfg, handles, contacts, 0..handles.len()).await?;
+    Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
+}
+
+/// Lists are made over MSNP2 whatever the measured dialect: ADD has one shape there.
+fn lists_target(cfg: &Config) -> Target {
+    Target { dialect: Dialect::Msnp2, ..cfg.target.clone() }
+}
+
+/// Whether the graph still has to be made: the first user's forward list is empty.
+async fn lists_needed(cfg: &Config, handles: &[String]) -> anyhow::Result<bool> {
+    if cfg.contacts == 0 || handles.is_empty() {
+        return Ok(false);
+    }
+    let (mut first, forward) = link::sign_in(&lists_target(cfg), &handles[0], &cfg.accounts.password(0))
+        .await
+        .context("signing in the first user")?;
+    let _ = first.send(&NsRequest::Out).await;
+    Ok(forward == 0)
+}
+
+/// The users in `range` sign in and add their contacts; the number of
+/// durably acknowledged list changes.
+async fn make_lists(
+    cfg: &Config,
+    handles: &[String],
+    contacts: &[Vec<usize>],
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<u64> {
+    let target = lists_target(cfg);
     let changes = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Semaphore::new(cfg.login_concurrency.clamp(1, 256)));
     let mut jobs = tokio::task::JoinSet::new();
-    for (i, cs) in contacts.iter().enumerate() {
+    for i in range {
+        let cs = &contacts[i];
         let (target, handle, password) = (target.clone(), handles[i].clone(), cfg.accounts.password(i));
         let names: Vec<String> = cs.iter().map(|&c| handles[c].clone()).collect();
         let (gate, changes) = (gate.clone(), changes.clone());
@@ -540,8 +611,7 @@ async fn set_up_lists(
     while let Some(r) = jobs.join_next().await {
         r??;
     }
-    let n = changes.load(Ordering::Relaxed);
-    Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
+    Ok(changes.load(Ordering::Relaxed))
 }
 
 /// Phase 1b: sustained logins. For the configured time, users (in turn)
@@ -632,6 +702,8 @@ struct LoginBatch {
     failed: usize,
     /// From the first login started to the last one finished.
     busy: Duration,
+    /// The same span on the wall clock (µs), which processes share.
+    wall: (u64, u64),
 }
 
 /// Phase 2: the users in `range` sign in at the target rate and stay.
@@ -646,7 +718,7 @@ async fn sign_in_batch(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut jobs = tokio::task::JoinSet::new();
-    let started = Instant::now();
+    let (started, wall_started) = (Instant::now(), workers::wall_us());
     for i in range {
         tick.tick().await;
         let permit = gate.clone().acquire_owned().await.expect("never closed");
@@ -675,6 +747,7 @@ async fn sign_in_batch(
         }
     }
     batch.busy = last - started;
+    batch.wall = (wall_started, wall_started + batch.busy.as_micros() as u64);
     batch
 }
 
@@ -764,11 +837,11 @@ async fn answer_ring(handle: String, session_id: msnp::SessionId, addr: String, 
 
 /// Phase 4: sessions of two, messages at the target rate, latency noted by
 /// the receivers.
-async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared: &Arc<Shared>) -> SwitchboardReport {
+async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared: &Arc<Shared>) -> SwitchboardPart {
     let up: Vec<&Arc<Online>> = online.iter().flatten().collect();
     let sessions = cfg.sessions.min(up.len() / 2);
     if sessions == 0 || cfg.message_rate <= 0.0 {
-        return SwitchboardReport::default();
+        return SwitchboardPart::default();
     }
     // Open every session: XFR SB, USR, CAL, and wait for the JOI.
     let mut opening = tokio::task::JoinSet::new();
@@ -843,18 +916,42 @@ async fn switchboard_phase(cfg: &Config, online: &[Option<Arc<Online>>], shared:
     let sent = sent.load(Ordering::Relaxed);
     let received = || shared.sb_latency.lock().unwrap().len() as u64;
     shared.settle(Duration::from_secs(5), || received() >= sent).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let received = received();
+    let elapsed_secs = started.elapsed().as_secs_f64();
     for mut link in links {
         let _ = link.send_sb(&SbRequest::Out).await;
     }
-    SwitchboardReport {
-        sessions,
-        sent,
-        received,
-        lost: sent.saturating_sub(received),
-        per_second: received as f64 / elapsed.max(1e-6),
-        latency: shared.sb_latency.lock().unwrap().summary(),
+    let latency = shared.sb_latency.lock().unwrap().clone();
+    SwitchboardPart { sessions, sent, latency, elapsed_secs }
+}
+
+/// What one process's sessions saw, with every latency sample, so that the
+/// parts of several processes add up exactly.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SwitchboardPart {
+    pub sessions: usize,
+    pub sent: u64,
+    pub latency: Samples,
+    pub elapsed_secs: f64,
+}
+
+impl SwitchboardReport {
+    /// The sessions of every part, measured over the longest part.
+    pub fn of(parts: &[SwitchboardPart]) -> SwitchboardReport {
+        let mut latency = Samples::default();
+        for p in parts {
+            latency.extend(p.latency.clone());
+        }
+        let sent: u64 = parts.iter().map(|p| p.sent).sum();
+        let received = latency.len() as u64;
+        let elapsed = parts.iter().map(|p| p.elapsed_secs).fold(0.0, f64::max);
+        SwitchboardReport {
+            sessions: parts.iter().map(|p| p.sessions).sum(),
+            sent,
+            received,
+            lost: sent.saturating_sub(received),
+            per_second: received as f64 / elapsed.max(1e-6),
+            latency: latency.summary(),
+        }
     }
 }
 
@@ -902,7 +999,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut t = String::new();
         let mut row = |k: &str, v: String| t.push_str(&format!("{k:<34} {v}\n"));
-        row("users / dialect", format!("{} / {}", self.users, self.dialect));
+        row("users / dialect / processes", format!("{} / {} / {}", self.users, self.dialect, self.workers));
         row("machine reference (fixed work) ms", format!("{:.1}", self.machine_reference_ms));
         if let Some(l) = &self.lists {
             row("list changes (durable)", format!("{} at {:.0}/s", l.changes, l.per_second));
@@ -955,6 +1052,9 @@ impl Report {
             if self.churn.is_some() {
                 row("server CPU per sustained login", format!("{:.3} ms", s.cpu_ms_per_churn_login));
             }
+        }
+        for (k, v) in workers::table_rows(self) {
+            row(&k, v);
         }
         row("result", if self.success { "success".into() } else { format!("FAILED: {}", self.problems.join("; ")) });
         t

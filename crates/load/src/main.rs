@@ -108,6 +108,26 @@ struct Args {
     /// nexus's host: the started msnd's, or --login-url's).
     #[arg(long)]
     through_gateway: bool,
+    /// Drive the users from this many msn-load processes (each under its
+    /// own open-file limit), with one report.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// (Internal) one of --workers: its share K of N, steps on stdin.
+    #[arg(long, hide = true)]
+    worker: Option<String>,
+    /// Start a cluster instead of one msnd: this many notification nodes,
+    /// beside one dispatch-and-Passport node (needs --database and NATS).
+    #[arg(long, default_value_t = 0)]
+    notification_nodes: usize,
+    /// The started cluster's switchboard nodes.
+    #[arg(long, default_value_t = 2)]
+    switchboard_nodes: usize,
+    /// The started cluster's shared store (`postgres://...`).
+    #[arg(long)]
+    database: Option<String>,
+    /// The started cluster's bus.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -126,10 +146,49 @@ fn main() -> anyhow::Result<()> {
     }
     let dialect = dialect_numbered(args.dialect, "--dialect")?;
     let background_dialect = dialect_numbered(args.background_dialect, "--background-dialect")?;
+    if args.workers > 1 || args.notification_nodes > 0 {
+        anyhow::ensure!(
+            args.churn_secs == 0.0 && args.background_login_rate == 0.0 && !args.through_gateway,
+            "--workers and clusters measure held users: no --churn-secs, --background-login-rate or --through-gateway"
+        );
+    }
     let temp;
     let mut launched = None;
+    let mut cluster = None;
     let (server, login_url, pid) = match &args.server {
         Some(s) => (s.clone(), args.login_url.clone(), args.server_pid),
+        None if args.notification_nodes > 0 => {
+            let msnd = args.msnd.clone().unwrap_or_else(launch::find_msnd);
+            let database = args.database.clone().context("a cluster needs --database postgres://...")?;
+            let dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => tempdir()?,
+            };
+            std::fs::create_dir_all(dir.join("key"))?;
+            launch::check_graph(&dir, args.users, args.contacts, args.mutual, &args.prefix)?;
+            let plan = launch::ClusterPlan {
+                database,
+                nats: args.nats.clone(),
+                name: format!("load{}", std::process::id()),
+                notification_nodes: args.notification_nodes,
+                switchboard_nodes: args.switchboard_nodes,
+            };
+            eprintln!("msn-load: creating {} accounts in the cluster's store", args.users);
+            launch::import_cluster_accounts(
+                &msnd,
+                &dir.join("key"),
+                &plan,
+                (args.users, &args.prefix, &args.password),
+            )?;
+            eprintln!(
+                "msn-load: starting {} notification and {} switchboard nodes",
+                plan.notification_nodes, plan.switchboard_nodes
+            );
+            let c = launch::serve_cluster(&msnd, &dir, &plan)?;
+            let found = (c.dispatch().dispatch.clone(), Some(c.dispatch().nexus.clone()), None);
+            cluster = Some(c);
+            found
+        }
         None => {
             let msnd = args.msnd.clone().unwrap_or_else(launch::find_msnd);
             let dir = match &args.data_dir {
@@ -186,9 +245,65 @@ fn main() -> anyhow::Result<()> {
         message_size: args.message_size,
         server_pid: pid,
     };
+    if let Some(spec) = &args.worker {
+        let (k, n) = load::workers::parse_worker(spec)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return runtime.block_on(load::workers::serve_worker(config, k, n));
+    }
+    if args.workers > 1 || cluster.is_some() {
+        let mut watched = load::workers::Watched::default();
+        match &cluster {
+            Some(c) => {
+                watched.nodes = c.pids();
+                for name in ["postgres", "nats-server"] {
+                    watched.services.push((name.to_string(), load::process::named(name)));
+                }
+            }
+            None => watched.nodes = pid.map(|p| vec![("msnd".to_string(), p)]).unwrap_or_default(),
+        }
+        let exe = std::env::current_exe()?;
+        let report =
+            load::workers::coordinate(&config, (&exe, &worker_args(&args, &config)), args.workers.max(1), &watched)?;
+        drop(cluster);
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        return finish(&args, (report.table(), report.success, &report), launched, runtime);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(load::run(&config))?;
     finish(&args, (report.table(), report.success, &report), launched, runtime)
+}
+
+/// What a worker is started with: the server found or started here, and
+/// the whole run's users and rates (it takes its own share).
+fn worker_args(args: &Args, config: &Config) -> Vec<String> {
+    let mut w: Vec<String> = vec!["--server".into(), config.target.server.clone()];
+    if let Some(url) = &config.target.login_url {
+        w.extend(["--login-url".into(), url.clone()]);
+    }
+    if let Some(file) = &args.accounts {
+        w.extend(["--accounts".into(), file.display().to_string()]);
+    }
+    let numbers = [
+        ("--users", args.users.to_string()),
+        ("--dialect", args.dialect.to_string()),
+        ("--prefix", args.prefix.clone()),
+        ("--password", args.password.clone()),
+        ("--contacts", args.contacts.to_string()),
+        ("--mutual", args.mutual.to_string()),
+        ("--login-rate", args.login_rate.to_string()),
+        ("--login-concurrency", args.login_concurrency.to_string()),
+        ("--presence-rate", args.presence_rate.to_string()),
+        ("--presence-secs", args.presence_secs.to_string()),
+        ("--sessions", args.sessions.to_string()),
+        ("--message-rate", args.message_rate.to_string()),
+        ("--message-secs", args.message_secs.to_string()),
+        ("--message-size", args.message_size.to_string()),
+        ("--timeout-secs", args.timeout_secs.to_string()),
+    ];
+    for (flag, value) in numbers {
+        w.extend([flag.to_string(), value]);
+    }
+    w
 }
 
 /// Prints the report (and writes it as JSON when asked), stops the started

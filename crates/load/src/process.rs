@@ -27,6 +27,21 @@ pub fn usage(pid: u32) -> Option<Usage> {
     Some(Usage { rss_bytes: rss_kib * 1024, cpu_seconds: (utime + stime) as f64 / clock_ticks() })
 }
 
+/// How many files a process holds open (its sockets among them).
+pub fn open_files(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// The processes whose command name is `name` (`postgres`, `nats-server`).
+pub fn named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .collect()
+}
+
 /// `sysconf(_SC_CLK_TCK)`: 100 on every Linux we run on; no libc call for one number.
 fn clock_ticks() -> f64 {
     100.0

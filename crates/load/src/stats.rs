@@ -1,11 +1,12 @@
 //! Latency samples and their percentiles.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Latencies in microseconds. Every sample is kept: a run is bounded in
 /// count, and exact percentiles beat a histogram's buckets at this size.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Samples(Vec<u64>);
 
 /// p50/p99/max of a set of samples, in milliseconds.

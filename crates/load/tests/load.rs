@@ -260,3 +260,108 @@ fn the_command_drives_a_running_server_with_accounts_from_a_file() {
     std::fs::write(&wrong, listed.replacen("own password 3", "not it", 1)).unwrap();
     assert!(!run(&wrong).status.success(), "a refused login fails the run");
 }
+
+/// The report of a run by several processes (`--workers`), read from its JSON.
+fn run_command(args: &[&str]) -> (bool, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msn-load"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read(&json).map(|b| serde_json::from_slice(&b).unwrap()).unwrap_or_default();
+    (out.status.success(), report, text)
+}
+
+/// What every run by several processes must show: every user signed in
+/// once, every change heard by every watcher across the processes, no
+/// message lost, every connection answering at the end.
+fn assert_whole(report: &serde_json::Value, users: u64, text: &str) {
+    assert_eq!(report["workers"], 3, "{text}");
+    assert_eq!(report["logins"]["succeeded"], users, "{text}");
+    let presence = &report["presence"];
+    assert!(presence["changes"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(presence["complete"], presence["changes"], "{text}");
+    assert!(presence["notifications"].as_u64().unwrap() >= presence["changes"].as_u64().unwrap(), "{text}");
+    let sb = &report["switchboard"];
+    assert!(sb["sent"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!((sb["lost"].as_u64(), sb["received"].as_u64()), (Some(0), sb["sent"].as_u64()), "{text}");
+    assert_eq!(report["held"]["answered_ping"], users, "{text}");
+    assert_eq!(report["success"], true, "{text}");
+}
+
+const SMALL: [&str; 16] = [
+    "--contacts",
+    "4",
+    "--presence-rate",
+    "60",
+    "--presence-secs",
+    "0.5",
+    "--sessions",
+    "6",
+    "--message-rate",
+    "300",
+    "--message-secs",
+    "0.5",
+    "--login-rate",
+    "300",
+    "--timeout-secs",
+    "20",
+];
+
+/// Three processes drive one msnd (started by the coordinator) and report
+/// as one run: presence changes made in one process are heard in others.
+#[test]
+fn three_processes_drive_one_server_and_report_as_one_run() {
+    let Some(msnd) = msnd() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec!["--workers", "3", "--users", "45", "--msnd", msnd.to_str().unwrap()];
+    args.extend(["--data-dir", data.path().to_str().unwrap()]);
+    args.extend(SMALL);
+    let (ok, report, text) = run_command(&args);
+    assert!(ok, "{text}");
+    assert_whole(&report, 45, &text);
+    // The server's own connections: the 45 users (and their switchboards, closed by then).
+    let nodes = report["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{text}");
+    assert!(nodes[0]["connections"].as_u64().unwrap() >= 45, "{text}");
+}
+
+/// The cluster of docs/DEPLOYMENT.md, started by msn-load on the local
+/// PostgreSQL and NATS: users spread over two notification nodes, sessions
+/// on two switchboard nodes, each node measured on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_drive_a_cluster_of_five_nodes() {
+    let Some(msnd) = msnd() else { return };
+    let test = "load::three_processes_drive_a_cluster";
+    let Some(database) = backend::testing::postgres_schema_url(test).await else { return };
+    let Some(nats) = backend::testing::nats(test).await else { return };
+    let data = tempfile::tempdir().unwrap();
+    let msnd = msnd.to_str().unwrap().to_string();
+    let dir = data.path().to_str().unwrap().to_string();
+    let mut args = vec!["--workers", "3", "--users", "45", "--msnd", &msnd, "--data-dir", &dir];
+    args.extend(["--notification-nodes", "2", "--switchboard-nodes", "2", "--database", &database, "--nats", &nats]);
+    args.extend(["--dialect", "11"]);
+    args.extend(SMALL);
+    let args: Vec<String> = args.into_iter().map(String::from).collect();
+    let (ok, report, text) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_command(&args)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{text}");
+    assert_whole(&report, 45, &text);
+    let nodes = report["nodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ds", "ns1", "ns2", "sb1", "sb2"], "{text}");
+    let held: u64 = nodes[1..3].iter().map(|n| n["connections"].as_u64().unwrap()).sum();
+    assert!(held >= 45, "the notification nodes hold every user: {text}");
+    assert!(nodes[1..3].iter().all(|n| n["connections"].as_u64().unwrap() > 0), "both are used: {text}");
+    let services: Vec<&str> =
+        report["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(services, ["postgres", "nats-server"], "{text}");
+}
