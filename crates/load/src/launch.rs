@@ -39,9 +39,20 @@ pub fn find_msnd() -> PathBuf {
 /// Creates the accounts `PREFIX0@example.com`.. (`msnd user import`; the
 /// ones that exist are kept).
 pub fn import_accounts(msnd: &Path, data_dir: &Path, users: usize, prefix: &str, password: &str) -> anyhow::Result<()> {
+    import_into(msnd, data_dir, &[], (users, prefix, password))
+}
+
+/// `msnd [global options] user import` of the numbered accounts.
+fn import_into(
+    msnd: &Path,
+    data_dir: &Path,
+    global: &[&str],
+    (users, prefix, password): (usize, &str, &str),
+) -> anyhow::Result<()> {
     let mut child = Command::new(msnd)
         .arg("--data-dir")
         .arg(data_dir)
+        .args(global)
         .args(["user", "import"])
         .env("MSND_LOG", "warn")
         .stdin(Stdio::piped())
@@ -155,6 +166,9 @@ pub struct ClusterPlan {
     pub name: String,
     pub notification_nodes: usize,
     pub switchboard_nodes: usize,
+    /// PostgreSQL connections for all the nodes together (under its
+    /// `max_connections`, 100 by default, with room for others).
+    pub database_connections: usize,
 }
 
 /// A cluster of `msnd` processes on loopback, as docs/DEPLOYMENT.md lays it
@@ -187,28 +201,9 @@ pub fn import_cluster_accounts(
     msnd: &Path,
     key_dir: &Path,
     plan: &ClusterPlan,
-    (users, prefix, password): (usize, &str, &str),
+    accounts: (usize, &str, &str),
 ) -> anyhow::Result<()> {
-    let mut child = Command::new(msnd)
-        .arg("--data-dir")
-        .arg(key_dir)
-        .args(store_args(plan))
-        .args(["user", "import"])
-        .env("MSND_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", msnd.display()))?;
-    {
-        let mut stdin = std::io::BufWriter::new(child.stdin.take().context("stdin")?);
-        for i in 0..users {
-            writeln!(stdin, "{}\t{password}", handle(prefix, i))?;
-        }
-    }
-    if !child.wait()?.success() {
-        bail!("msnd user import failed");
-    }
-    Ok(())
+    import_into(msnd, key_dir, &store_args(plan), accounts)
 }
 
 /// Starts the nodes, each in a data dir of its own under `dir` with the
@@ -236,8 +231,11 @@ pub fn serve_cluster(msnd: &Path, dir: &Path, plan: &ClusterPlan) -> anyhow::Res
         if role.contains("http") {
             serve.extend(["--http-listen", "127.0.0.1:0"]);
         }
+        let every = plan.notification_nodes + plan.switchboard_nodes + 1;
+        let share = (plan.database_connections / every).max(2).to_string();
+        let global = [store_args(plan).as_slice(), &["--database-connections", &share]].concat();
         let launched =
-            start(msnd, &node_dir, &store_args(plan), &serve, true).with_context(|| format!("starting node {name}"))?;
+            start(msnd, &node_dir, &global, &serve, true).with_context(|| format!("starting node {name}"))?;
         nodes.push((name, launched));
     }
     // The dispatch node first in the list.

@@ -125,6 +125,9 @@ struct Args {
     /// The started cluster's shared store (`postgres://...`).
     #[arg(long)]
     database: Option<String>,
+    /// PostgreSQL connections the started cluster's nodes share.
+    #[arg(long, default_value_t = 80)]
+    database_connections: usize,
     /// The started cluster's bus.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats: String,
@@ -172,6 +175,7 @@ fn main() -> anyhow::Result<()> {
                 name: format!("load{}", std::process::id()),
                 notification_nodes: args.notification_nodes,
                 switchboard_nodes: args.switchboard_nodes,
+                database_connections: args.database_connections,
             };
             eprintln!("msn-load: creating {} accounts in the cluster's store", args.users);
             launch::import_cluster_accounts(

@@ -381,18 +381,19 @@ pub fn coordinate(
     let parts = step(Step::Presence { offline: offline.clone() })?;
     keep(&parts);
     let moved: Vec<Moved> = parts.into_iter().flat_map(|p| p.moved).collect();
-    let expected: usize = moved.iter().map(|m| watchers[m.user].iter().filter(|&&w| up[w]).count()).sum();
+    // (An `NLN` of a contact's late sign-in is heard too, and matches no
+    // change: only a complete report ends the wait.)
     let mut heard = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let parts = step(Step::Heard)?;
         heard.extend(parts.into_iter().flat_map(|p| p.heard));
-        if heard.len() >= expected || Instant::now() >= deadline {
+        report.presence = presence_report(&moved, &heard, &handles, &watchers, &up);
+        if report.presence.complete == report.presence.changes || Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    report.presence = presence_report(&moved, &heard, &handles, &watchers, &up);
     let after_presence = watched.read();
 
     let parts = step(Step::Switchboard)?;
@@ -427,7 +428,7 @@ pub fn coordinate(
             rss_before_bytes: b.rss_bytes,
             rss_logged_in_bytes: l.rss_bytes,
             rss_end_bytes: at_end.nodes[i].0.map_or(0, |u| u.rss_bytes),
-            rss_per_connection_bytes: l.rss_bytes.saturating_sub(b.rss_bytes) / connections.max(1),
+            rss_per_connection_bytes: l.rss_bytes.saturating_sub(b.rss_bytes).checked_div(connections).unwrap_or(0),
             cpu_seconds_logins: l.cpu_seconds - b.cpu_seconds,
             cpu_seconds_presence: p.cpu_seconds - l.cpu_seconds,
             cpu_seconds_switchboard: s.cpu_seconds - p.cpu_seconds,
@@ -525,13 +526,16 @@ pub fn table_rows(report: &Report) -> Vec<(String, String)> {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let mut rows = Vec::new();
     for n in &report.nodes {
+        let each = match n.connections {
+            0 => String::new(),
+            _ => format!(" ({:.2} KiB each)", n.rss_per_connection_bytes as f64 / 1024.0),
+        };
         rows.push((
             format!("node {} conns / RSS", n.name),
             format!(
-                "{} / {:.1} MiB ({:.2} KiB each); CPU {:.1}/{:.1}/{:.1} s",
+                "{} / {:.1} MiB{each}; CPU {:.1}/{:.1}/{:.1} s",
                 n.connections,
                 mib(n.rss_logged_in_bytes),
-                n.rss_per_connection_bytes as f64 / 1024.0,
                 n.cpu_seconds_logins,
                 n.cpu_seconds_presence,
                 n.cpu_seconds_switchboard

@@ -344,7 +344,7 @@ async fn three_processes_drive_a_cluster_of_five_nodes() {
     let dir = data.path().to_str().unwrap().to_string();
     let mut args = vec!["--workers", "3", "--users", "45", "--msnd", &msnd, "--data-dir", &dir];
     args.extend(["--notification-nodes", "2", "--switchboard-nodes", "2", "--database", &database, "--nats", &nats]);
-    args.extend(["--dialect", "11"]);
+    args.extend(["--dialect", "11", "--database-connections", "20"]);
     args.extend(SMALL);
     let args: Vec<String> = args.into_iter().map(String::from).collect();
     let (ok, report, text) = tokio::task::spawn_blocking(move || {

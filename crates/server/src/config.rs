@@ -92,6 +92,9 @@ pub struct ServerConfig {
     /// The store: `None` for the embedded SQLite file in the data dir, or a
     /// `postgres://` URL for the shared store of a cluster.
     pub database: Option<String>,
+    /// The most connections this process opens to PostgreSQL: every node's
+    /// together must stay under the server's `max_connections`.
+    pub database_connections: usize,
     /// What this process serves.
     pub roles: crate::cluster::Roles,
     /// Cluster membership, when the node is one of several.
@@ -181,6 +184,7 @@ impl ServerConfig {
                 ..BackendConfig::default()
             },
             database: None,
+            database_connections: 16,
             roles: crate::cluster::Roles::ALL,
             cluster: None,
             registration: Registration::Closed,

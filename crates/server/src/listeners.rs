@@ -32,9 +32,11 @@ pub async fn open_backend(config: &ServerConfig) -> anyhow::Result<Backend> {
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let key = ServerKey::load_or_create(&config.data_dir)?;
     let store: Arc<dyn backend::store::Store> = match &config.database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PostgresStore::connect(url, 16).await.with_context(|| format!("cannot open the store at {url}"))?)
-        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
+            PostgresStore::connect(url, config.database_connections)
+                .await
+                .with_context(|| format!("cannot open the store at {url}"))?,
+        ),
         Some(other) => anyhow::bail!("--database must be a postgres:// URL (got {other:?}); leave it out for SQLite"),
         None => Arc::new(SqliteStore::open(&config.data_dir.join("mariposa.db"))?),
     };

@@ -27,6 +27,10 @@ struct Cli {
     /// SQLite in the data dir].
     #[arg(long, global = true, env = "MSND_DATABASE")]
     database: Option<String>,
+    /// Connections to PostgreSQL this process may open at once (all the
+    /// nodes' together must stay under the server's max_connections).
+    #[arg(long, global = true, env = "MSND_DATABASE_CONNECTIONS", default_value_t = 16)]
+    database_connections: usize,
     /// The config file [default: DATA_DIR/msnd.toml, if it exists].
     #[arg(long, global = true, env = "MSND_CONFIG")]
     config: Option<PathBuf>,
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir.clone();
     let mut config = ServerConfig::new(cli.data_dir.clone());
     config.database = cli.database.clone();
+    config.database_connections = cli.database_connections;
     match cli.command {
         Command::Serve(flags) => {
             let options = layered(&flags, &cli.config, &data_dir)?;
