@@ -232,20 +232,20 @@ pub type Answer<'a> = Pin<Box<dyn Future<Output = Flow> + Send + 'a>>;
 pub async fn answer_pipelined<S>(
     session: &mut S,
     first: Frame,
-    conn: &mut Connection,
+    (reader, writer, peer): (&mut Reader, &mut Writer, SocketAddr),
     answer: for<'a> fn(&'a mut S, Frame, &'a mut Writer) -> Answer<'a>,
     more: impl Fn(&S) -> bool,
 ) -> Flow {
-    let mut flow = answer(session, first, &mut conn.writer).await;
+    let mut flow = answer(session, first, writer).await;
     for _ in 0..BATCH {
         if flow != Flow::Continue || !more(session) {
             break;
         }
-        match conn.reader.buffered() {
-            Ok(Some(frame)) => flow = answer(session, frame, &mut conn.writer).await,
+        match reader.buffered() {
+            Ok(Some(frame)) => flow = answer(session, frame, writer).await,
             Ok(None) => break,
             Err(e) => {
-                tracing::debug!(peer = %conn.peer, "closing: {e}");
+                tracing::debug!(peer = %peer, "closing: {e}");
                 flow = Flow::Close;
             }
         }
@@ -364,6 +364,12 @@ impl Connection {
             secure: false,
             socket: None,
         }
+    }
+
+    /// The two halves alone, for a session that keeps the addresses itself
+    /// (its idle memory is the halves, not the whole connection twice over).
+    pub fn into_halves(self) -> (Reader, Writer) {
+        (self.reader, self.writer)
     }
 
     /// Whether the client's TCP stack has acknowledged every byte written to

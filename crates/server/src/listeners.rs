@@ -150,7 +150,7 @@ impl Server {
             msnp_tls_port: msnp_tls_addr.map(|a| a.port()),
             cluster,
             by_role,
-            drain: watch::channel(false).0,
+            lifecycle: watch::channel(crate::shared::Lifecycle::Serving).0,
             traced: parking_lot::RwLock::new(read_trace_list(&config_data_dir)),
         });
         let (shutdown, _) = watch::channel(false);
@@ -264,7 +264,13 @@ impl RunningServer {
     pub fn drain(&self) -> bool {
         let Some(cluster) = &self.shared.cluster else { return false };
         cluster.set_draining();
-        let _ = self.shared.drain.send(true);
+        self.shared.lifecycle.send_if_modified(|state| {
+            let serving = *state == crate::shared::Lifecycle::Serving;
+            if serving {
+                *state = crate::shared::Lifecycle::Draining;
+            }
+            serving
+        });
         true
     }
 
@@ -295,6 +301,7 @@ impl RunningServer {
             cluster.leave().await;
         }
         let _ = self.shutdown.send(true);
+        self.shared.lifecycle.send_replace(crate::shared::Lifecycle::Stopping);
         self.tracker.close();
         if timeout(std::time::Duration::from_secs(10), self.tracker.wait()).await.is_err() {
             tracing::warn!("some connections did not close within 10 s");
@@ -479,5 +486,40 @@ async fn open_socket(stream: TcpStream, port: &Port, shared: &Shared) -> Option<
         Some(conn)
     } else {
         Connection::tcp(stream, Limits::default(), timeouts(config), keepalive).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::Session;
+    use crate::shared::Role;
+
+    /// An idle signed-in user's biggest single cost is its session task:
+    /// the notification session's future, which tokio allocates as one
+    /// block with the task's header. Its size is fixed at compile time; this
+    /// keeps it from creeping back (docs/PERFORMANCE.md, where the memory goes).
+    #[tokio::test]
+    async fn a_notification_session_future_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(dir.path().to_path_buf());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.ns_listen = "127.0.0.1:0".parse().unwrap();
+        config.http_listen = None;
+        let running = Server::start(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let shared = running.shared.clone();
+        let keepalive = (std::time::Duration::from_secs(60), std::time::Duration::from_secs(10));
+        let conn = Connection::tcp(stream, Limits::default(), timeouts(&shared.config), keepalive).unwrap();
+        let session = Session::Notification { conn, first: None, role: Role::Notification };
+        let future = session.run(shared, running.shutdown.subscribe(), ());
+        let size = std::mem::size_of_val(&future);
+        eprintln!("notification session future: {size} bytes");
+        drop((future, client));
+        // 1,408 bytes before the node's signals became one channel and the
+        // answering, the first frame and the circles were boxed.
+        assert!(size <= 1_100, "{size} bytes");
     }
 }

@@ -132,7 +132,8 @@ impl Session {
             Session::Notification { conn, first, role } => {
                 let counted = InRole::new(&shared, role);
                 Either::Left(
-                    notification::serve(conn, first, role, shared, shutdown).map(move |()| drop((counted, guards))),
+                    // It hears of the node stopping through `Shared::lifecycle`.
+                    notification::serve(conn, first, role, shared).map(move |()| drop((counted, guards))),
                 )
             }
             Session::Switchboard { conn, first } => {

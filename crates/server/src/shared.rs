@@ -65,11 +65,20 @@ pub struct Shared {
     /// Open client connections per role, indexed by [`Role`]
     /// (for the metrics; their sum is the load a node reports to the cluster).
     pub by_role: Arc<[AtomicU64; 3]>,
-    /// Set when the node drains: notification sessions move their clients
-    /// to other nodes.
-    pub drain: watch::Sender<bool>,
+    /// What notification sessions are told: the node drains (they move
+    /// their clients to other nodes) or stops (`OUT SSD`). One channel for
+    /// both, so that every idle session waits on one future, not two.
+    pub lifecycle: watch::Sender<Lifecycle>,
     /// Accounts (handle keys) whose protocol the operator is tracing.
     pub traced: parking_lot::RwLock<std::collections::HashSet<String>>,
+}
+
+/// The node's state as its notification sessions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Serving,
+    Draining,
+    Stopping,
 }
 
 impl Shared {

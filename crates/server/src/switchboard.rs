@@ -118,7 +118,7 @@ pub async fn serve(mut conn: Connection, first: Frame, shared: Arc<Shared>, mut 
                     if conn.reader.position() > sb.written_mark {
                         sb.offline_read().await;
                     }
-                    answer_pipelined(&mut sb, frame, &mut conn, SbSession::answer, |sb| {
+                    answer_pipelined(&mut sb, frame, (&mut conn.reader, &mut conn.writer, conn.peer), SbSession::answer, |sb| {
                         events.is_empty() && sb.has_room()
                     })
                     .await

@@ -17,11 +17,35 @@ use crate::connection::{Flow, Writer};
 
 /// What this endpoint may see of circles.
 #[derive(Debug, Default)]
-pub(super) struct CircleAccess {
+pub(super) struct CircleAccess(Option<Box<Circles>>);
+
+/// Boxed, and only once a ticket admits the endpoint: circles are an
+/// MSNP18+ feature, and every idle session would otherwise carry their room.
+#[derive(Debug, Default)]
+struct Circles {
     /// The circles the last `USR SHA A` admitted to; `None` before one.
     admitted: Option<Vec<CircleId>>,
     /// The circles joined with `ADL`, whose events this endpoint is shown.
-    pub(super) joined: Vec<CircleId>,
+    joined: Vec<CircleId>,
+}
+
+impl CircleAccess {
+    fn admitted(&self) -> Option<&Vec<CircleId>> {
+        self.0.as_ref()?.admitted.as_ref()
+    }
+
+    fn has_joined(&self, circle: &CircleId) -> bool {
+        self.0.as_ref().is_some_and(|c| c.joined.contains(circle))
+    }
+
+    fn inner(&mut self) -> &mut Circles {
+        self.0.get_or_insert_default()
+    }
+
+    /// The circles joined, forgotten here (the session ends).
+    pub(super) fn take_joined(&mut self) -> Vec<CircleId> {
+        self.0.take().map(|c| c.joined).unwrap_or_default()
+    }
 }
 
 impl NsSession {
@@ -39,13 +63,13 @@ impl NsSession {
     ) -> Handled {
         let circles = self.backend().admit_circle_ticket(user, ticket)?;
         w.push(&Reply::UsrOk { trid, handle: user.handle.clone(), friendly: String::new() });
-        if let Some(before) = &self.circles.admitted {
+        if let Some(before) = self.circles.admitted() {
             for id in circles.iter().filter(|id| !before.contains(id)) {
                 let ready = circle::circle_notification(&user.handle, id, NotifType::Full, None);
                 w.push(&Reply::Nfy { removal: false, payload: ready.to_bytes() });
             }
         }
-        self.circles.admitted = Some(circles);
+        self.circles.inner().admitted = Some(circles);
         Ok(Flow::Continue)
     }
 
@@ -57,7 +81,7 @@ impl NsSession {
         user: &Arc<OnlineUser>,
         ids: Vec<CircleId>,
     ) -> Result<Vec<Reply>, ErrorCode> {
-        let admitted = self.circles.admitted.as_ref().ok_or(ErrorCode::InvalidCircleMembership)?;
+        let admitted = self.circles.admitted().ok_or(ErrorCode::InvalidCircleMembership)?;
         if ids.iter().any(|id| !admitted.contains(id)) {
             return Err(ErrorCode::InvalidCircleMembership);
         }
@@ -72,8 +96,8 @@ impl NsSession {
                 let said = Said::Text { text: m.text, format: m.format };
                 replies.push(Reply::Sdg { payload: circle::circle_message(&id, &m.sender, None, &said).to_bytes() });
             }
-            if !self.circles.joined.contains(&id) {
-                self.circles.joined.push(id);
+            if !self.circles.has_joined(&id) {
+                self.circles.inner().joined.push(id);
             }
         }
         Ok(replies)
@@ -113,7 +137,7 @@ impl NsSession {
     fn joined_circle(&self, user: &OnlineUser, message: &RoutedMessage) -> Result<CircleId, ErrorCode> {
         super::routed::check_sender(user, message)?;
         let circle = message.to().as_ref().and_then(CircleId::of_address).ok_or(ErrorCode::InvalidParameter)?;
-        if !self.circles.joined.contains(&circle) {
+        if !self.circles.has_joined(&circle) {
             return Err(ErrorCode::InvalidCircleMembership);
         }
         Ok(circle)
@@ -125,21 +149,19 @@ impl NsSession {
         match event {
             // Only a client with circles reads its book again for them.
             NsEvent::CirclesChanged { .. } if w.dialect.has_circles() => self.push_lists_changed(w),
-            NsEvent::CircleRoster { circle, members } if self.circles.joined.contains(&circle) => {
+            NsEvent::CircleRoster { circle, members } if self.circles.has_joined(&circle) => {
                 let doc = CircleDocument { roster: members, presence: None };
                 let put = circle::circle_notification(&user.handle, &circle, NotifType::Partial, Some(&doc));
                 w.push(&Reply::Nfy { removal: false, payload: put.to_bytes() });
             }
-            NsEvent::CircleLeft { circle, who } if self.circles.joined.contains(&circle) => {
+            NsEvent::CircleLeft { circle, who } if self.circles.has_joined(&circle) => {
                 if who.eq_ignore_ascii_case(&user.handle) {
-                    self.circles.joined.retain(|c| *c != circle);
+                    self.circles.inner().joined.retain(|c| *c != circle);
                 }
                 let left = circle::left_notification(&user.handle, &circle, &who);
                 w.push(&Reply::Nfy { removal: true, payload: left.to_bytes() });
             }
-            NsEvent::CircleSaid { circle, id, from, from_endpoint, said, .. }
-                if self.circles.joined.contains(&circle) =>
-            {
+            NsEvent::CircleSaid { circle, id, from, from_endpoint, said, .. } if self.circles.has_joined(&circle) => {
                 // Not back to the endpoint that said it.
                 if from.eq_ignore_ascii_case(&user.handle) && from_endpoint == user.machine {
                     return;

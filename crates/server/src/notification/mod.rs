@@ -41,12 +41,11 @@ use msnp::oim::OimEntry;
 use msnp::personal::EndpointData;
 use msnp::user::UserDocument;
 use msnp::{ErrorCode, Frame, ListKind, Reply, TrId};
-use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::config::ChallengePolicy;
 use crate::connection::{Answer, BATCH, Connection, Flow, Writer, answer_pipelined};
-use crate::shared::{Role, Shared};
+use crate::shared::{Lifecycle, Role, Shared};
 
 /// How long a dispatch connection waits for the client to hang up after
 /// `XFR NS` before it closes the connection itself.
@@ -85,7 +84,8 @@ struct NsSession {
     local: SocketAddr,
     /// Arrived over TLS: switchboard referrals then name the TLS port.
     secure: bool,
-    pending_challenge: Option<PendingChallenge>,
+    /// Boxed: it lasts a few seconds after each challenge.
+    pending_challenge: Option<Box<PendingChallenge>>,
     /// When the next CHL is due, once challenges have started.
     next_challenge: Option<Instant>,
     /// A dispatch connection that has sent `XFR NS`: the client hangs up.
@@ -99,46 +99,59 @@ struct NsSession {
     circles: circles::CircleAccess,
 }
 
+/// The server is stopping: the client is told so (`OUT SSD`).
+fn stopping(w: &mut Writer) -> Flow {
+    w.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
+    Flow::Close
+}
+
 /// Serves one dispatch or notification connection until it ends.
 /// `first` is a frame already read while the role was being decided.
 #[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see the body
 pub fn serve(
-    mut conn: Connection,
+    conn: Connection,
     first: Option<Frame>,
     role: Role,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    // An `async` block rather than an `async fn`: an `async fn` keeps a
-    // second copy of its arguments (the connection, the first frame) in
-    // its future, and this future is the bulk of every idle user's memory.
+    // An `async` block rather than an `async fn`, and the session built
+    // before it: a future keeps what it captures for its whole life, so an
+    // `async fn` would keep a second copy of its arguments, and a session
+    // built inside a second copy of the addresses. This future is the bulk
+    // of every idle user's memory.
+    let events = Outbox::new(shared.backend.config().outbox_capacity);
+    let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
+    let mut session = NsSession {
+        shared,
+        role,
+        negotiated: false,
+        login: Login::Initial,
+        events,
+        failed_logins: 0,
+        peer: conn.peer,
+        local: conn.local,
+        secure: conn.secure,
+        pending_challenge: None,
+        next_challenge: None,
+        strikes: Strikes::default(),
+        loaded_lists: None,
+        referred: false,
+        circles: circles::CircleAccess::default(),
+    };
+    let (mut reader, mut writer) = conn.into_halves();
+    let events = session.events.clone();
+    // Boxed for the same reason: a captured value stays for the whole life.
+    let first = first.map(Box::new);
     async move {
-        let events = Outbox::new(shared.backend.config().outbox_capacity);
-        let login_deadline = tokio::time::Instant::now() + shared.config.login_timeout;
-        let mut session = NsSession {
-            shared,
-            role,
-            negotiated: false,
-            login: Login::Initial,
-            events: events.clone(),
-            failed_logins: 0,
-            peer: conn.peer,
-            local: conn.local,
-            secure: conn.secure,
-            pending_challenge: None,
-            next_challenge: None,
-            strikes: Strikes::default(),
-            loaded_lists: None,
-            referred: false,
-            circles: circles::CircleAccess::default(),
-        };
-
         let mut flow = match first {
-            Some(frame) => session.answer(frame, &mut conn.writer).await,
+            Some(frame) => session.answer(*frame, &mut writer).await,
             None => Flow::Continue,
         };
         let mut last_heard = tokio::time::Instant::now();
-        let mut drain = session.shared.drain.subscribe();
+        let mut lifecycle = session.shared.lifecycle.subscribe();
+        if *lifecycle.borrow() == Lifecycle::Stopping {
+            flow = stopping(&mut writer);
+        }
         // One timer lives as long as the connection and is moved, not
         // recreated, on each turn: to the silence deadline or the next
         // challenge, whichever is first. Pushing a deadline later is a
@@ -146,7 +159,7 @@ pub fn serve(
         let timer = sleep_until(login_deadline);
         tokio::pin!(timer);
         while flow == Flow::Continue {
-            if conn.writer.flush().await.is_err() {
+            if writer.flush().await.is_err() {
                 break;
             }
             let user = session.user();
@@ -154,7 +167,7 @@ pub fn serve(
             // the idle limit means the client is gone.
             let config = &session.shared.config;
             let idle_limit =
-                if conn.writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
+                if writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
             let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
             let challenge_due = session.next_timer().map(tokio::time::Instant::from_std);
             let next = challenge_due.map_or(deadline, |c| c.min(deadline));
@@ -166,28 +179,34 @@ pub fn serve(
                 // client sees the world in the order the server saw it.
                 biased;
                 event = events.recv() => match event {
-                    Some(event) => session.events(event, &mut conn.writer),
+                    Some(event) => session.events(event, &mut writer),
                     None => {
                         tracing::info!(peer = %session.peer, "closing a connection that stopped reading");
                         break;
                     }
                 },
-                _ = shutdown.changed() => {
-                    conn.writer.push(&Reply::Out { reason: Some(msnp::reply::OutReason::ServerShutdown) });
-                    Flow::Close
-                }
-                _ = drain.changed() => session.move_elsewhere(&mut conn.writer),
+                _ = lifecycle.changed() => match *lifecycle.borrow_and_update() {
+                    Lifecycle::Stopping => stopping(&mut writer),
+                    Lifecycle::Draining => session.move_elsewhere(&mut writer),
+                    Lifecycle::Serving => Flow::Continue,
+                },
                 _ = &mut timer => {
                     if tokio::time::Instant::now() >= deadline {
                         tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
                         break;
                     }
-                    session.on_timer(&mut conn.writer)
+                    session.on_timer(&mut writer)
                 }
-                frame = conn.reader.next() => match frame {
+                frame = reader.next() => match frame {
                     Ok(Some(frame)) => {
                         last_heard = tokio::time::Instant::now();
-                        answer_pipelined(&mut session, frame, &mut conn, NsSession::answer, |s| s.events.is_empty()).await
+                        let halves = (&mut reader, &mut writer, session.peer);
+                        // Boxed: answering is this future's largest state,
+                        // and an idle session should not carry its room.
+                        Box::pin(answer_pipelined(&mut session, frame, halves, NsSession::answer, |s| {
+                            s.events.is_empty()
+                        }))
+                        .await
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -203,7 +222,7 @@ pub fn serve(
             let removal = session.shared.backend.sign_out(&user);
             // The other members see the roster without this account once
             // its last endpoint is gone.
-            let joined = std::mem::take(&mut session.circles.joined);
+            let joined = session.circles.take_joined();
             if !joined.is_empty() && removal == backend::presence::Removal::SignedOut {
                 let backend = session.shared.backend.clone();
                 tokio::spawn(async move { backend.circles_went_offline(&user, &joined).await });
@@ -215,14 +234,12 @@ pub fn serve(
             // VER, CVR and USR, and reads our close before it has handled
             // the XFR line already in its buffer. Wait for the client, a
             // while, reading (and ignoring) whatever it still sends.
-            if conn.writer.flush().await.is_ok() {
-                let _ = tokio::time::timeout(REFERRAL_LINGER, async {
-                    while let Ok(Some(_)) = conn.reader.next().await {}
-                })
-                .await;
+            if writer.flush().await.is_ok() {
+                let _ = tokio::time::timeout(REFERRAL_LINGER, async { while let Ok(Some(_)) = reader.next().await {} })
+                    .await;
             }
         }
-        conn.writer.close().await;
+        writer.close().await;
     }
 }
 
@@ -545,7 +562,7 @@ impl NsSession {
         // which avoids the MSNP11 padding ambiguity.
         let challenge = backend::secrets::random_digits(20);
         w.push(&Reply::Chl { challenge: challenge.clone() });
-        self.pending_challenge = Some(PendingChallenge { challenge, sent: Instant::now() });
+        self.pending_challenge = Some(Box::new(PendingChallenge { challenge, sent: Instant::now() }));
         self.next_challenge = Some(Instant::now() + self.shared.config.challenge_interval);
     }
 
