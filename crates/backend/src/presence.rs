@@ -237,15 +237,64 @@ pub struct AccountOnline {
     directory_session: AtomicU64,
 }
 
-/// Where a sign-in's offline messages are in their delivery.
+/// Where a sign-in's offline messages are in their delivery. Boxed, and
+/// only while some are: most sign-ins have none, and every online user
+/// would otherwise carry the room of a set and a list.
 #[derive(Debug, Default)]
-pub struct OfflineDelivery {
+pub struct OfflineDelivery(Option<Box<Delivering>>);
+
+#[derive(Debug, Default)]
+struct Delivering {
     /// Offered on a switchboard and not yet confirmed or given up, so that
     /// they are not offered twice.
-    pub in_flight: std::collections::HashSet<i64>,
+    in_flight: std::collections::HashSet<i64>,
     /// Written to the client's switchboard connection: the next word the
     /// client says on any of its connections confirms them.
-    pub shown: Vec<i64>,
+    shown: Vec<i64>,
+}
+
+impl OfflineDelivery {
+    /// Notes a message as offered; false if it was already in flight.
+    pub fn offer(&mut self, id: i64) -> bool {
+        self.0.get_or_insert_default().in_flight.insert(id)
+    }
+
+    /// Notes messages as written to the client's connection.
+    pub fn written(&mut self, ids: &[i64]) {
+        self.0.get_or_insert_default().shown.extend_from_slice(ids);
+    }
+
+    /// The messages written since the last call.
+    pub fn take_written(&mut self) -> Vec<i64> {
+        let shown = self.0.as_mut().map(|d| std::mem::take(&mut d.shown)).unwrap_or_default();
+        self.tidy();
+        shown
+    }
+
+    /// Forgets these messages as offered (confirmed, or given up to be
+    /// offered again at the next sign-in).
+    pub fn no_longer_offered(&mut self, ids: &[i64]) {
+        if let Some(d) = self.0.as_mut() {
+            d.in_flight.retain(|id| !ids.contains(id));
+        }
+        self.tidy();
+    }
+
+    /// Forgets these messages altogether.
+    pub fn forget(&mut self, ids: &[i64]) {
+        if let Some(d) = self.0.as_mut() {
+            d.in_flight.retain(|id| !ids.contains(id));
+            d.shown.retain(|id| !ids.contains(id));
+        }
+        self.tidy();
+    }
+
+    /// Gives the room back once nothing is being delivered.
+    fn tidy(&mut self) {
+        if self.0.as_ref().is_some_and(|d| d.in_flight.is_empty() && d.shown.is_empty()) {
+            self.0 = None;
+        }
+    }
 }
 
 impl OnlineUser {

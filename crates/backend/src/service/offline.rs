@@ -143,7 +143,7 @@ impl Backend {
         }
         let fresh: Vec<OfflineMessage> = {
             let mut delivery = user.offline_delivery.lock();
-            waiting.into_iter().filter(|m| delivery.in_flight.insert(m.id)).collect()
+            waiting.into_iter().filter(|m| delivery.offer(m.id)).collect()
         };
         let mut by_sender: Vec<(String, Vec<OfflineMessage>)> = Vec::new();
         for m in fresh {
@@ -164,7 +164,7 @@ impl Backend {
                 Ok(c) => c,
                 Err(_) => {
                     self.switchboards.end_if_unjoined(&session);
-                    user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
+                    user.offline_delivery.lock().no_longer_offered(&ids);
                     continue;
                 }
             };
@@ -183,7 +183,7 @@ impl Backend {
             tokio::spawn(async move {
                 tokio::time::sleep(lifetime + std::time::Duration::from_secs(1)).await;
                 if backend.switchboards.end_if_unjoined(&session) {
-                    user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
+                    user.offline_delivery.lock().no_longer_offered(&ids);
                 }
             });
         }
@@ -202,9 +202,7 @@ impl Backend {
             tracing::error!("cannot delete delivered offline messages: {e}");
             return;
         }
-        let mut delivery = user.offline_delivery.lock();
-        delivery.in_flight.retain(|id| !ids.contains(id));
-        delivery.shown.retain(|id| !ids.contains(id));
+        user.offline_delivery.lock().forget(ids);
     }
 
     /// These offline messages were written to the recipient's switchboard
@@ -213,14 +211,14 @@ impl Backend {
     /// talking is alive and has read what came before.
     pub fn offline_written(&self, recipient: &str, ids: &[i64]) {
         if let Some(user) = self.registry.get(&recipient.to_ascii_lowercase()) {
-            user.offline_delivery.lock().shown.extend_from_slice(ids);
+            user.offline_delivery.lock().written(ids);
         }
     }
 
     /// The client said something on its notification connection: the
     /// offline messages written to it before are confirmed.
     pub async fn client_spoke(&self, user: &OnlineUser) {
-        let shown = std::mem::take(&mut user.offline_delivery.lock().shown);
+        let shown = user.offline_delivery.lock().take_written();
         if !shown.is_empty() {
             self.confirm_offline(&user.handle, &shown).await;
         }
@@ -231,9 +229,7 @@ impl Backend {
     /// they stay stored and are offered again at the next sign-in.
     pub fn release_offline(&self, recipient: &str, ids: &[i64]) {
         if let Some(user) = self.registry.get(&recipient.to_ascii_lowercase()) {
-            let mut delivery = user.offline_delivery.lock();
-            delivery.in_flight.retain(|id| !ids.contains(id));
-            delivery.shown.retain(|id| !ids.contains(id));
+            user.offline_delivery.lock().forget(ids);
         }
     }
 
@@ -243,7 +239,7 @@ impl Backend {
         let ids: Vec<i64> =
             waiting.iter().filter(|m| guids.iter().any(|g| g.eq_ignore_ascii_case(&m.guid))).map(|m| m.id).collect();
         let n = self.store.delete_offline_messages(user.account_id, &ids).await.unwrap_or(0);
-        user.offline_delivery.lock().in_flight.retain(|id| !ids.contains(id));
+        user.offline_delivery.lock().no_longer_offered(&ids);
         n
     }
 }
