@@ -90,6 +90,23 @@ pub fn check_graph(data_dir: &Path, users: usize, contacts: usize, mutual: f64, 
     }
 }
 
+/// Whether a data dir's lists are made (`Some(true)`), were begun and not
+/// finished (`Some(false)`: an interrupted run, resumed), or it does not
+/// say (a data dir of an older msn-load, or a new one).
+pub fn lists_made(data_dir: &Path) -> Option<bool> {
+    match std::fs::read_to_string(data_dir.join("msn-load-lists")).ok()?.trim() {
+        "made" => Some(true),
+        _ => Some(false),
+    }
+}
+
+/// Notes how far the lists of a data dir are.
+pub fn note_lists(data_dir: &Path, made: bool) -> anyhow::Result<()> {
+    let path = data_dir.join("msn-load-lists");
+    std::fs::write(&path, if made { "made\n" } else { "making\n" })
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// The handle of user `i`.
 pub fn handle(prefix: &str, i: usize) -> String {
     format!("{prefix}{i}@example.com")

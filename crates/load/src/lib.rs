@@ -75,6 +75,9 @@ pub struct Config {
     pub message_size: usize,
     /// The server's process, for RSS and CPU (when on this machine).
     pub server_pid: Option<u32>,
+    /// Whether the social graph's lists are made, when the data dir says
+    /// (`None`: the first user's forward list tells).
+    pub lists_made: Option<bool>,
 }
 
 /// Background logins in flight at once.
@@ -328,7 +331,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
 
-    report.lists = set_up_lists(cfg, &handles, &contacts).await?;
+    report.lists = set_up_lists(cfg, &handles, &contacts, &shared).await?;
 
     if !cfg.churn_duration.is_zero() {
         let before = cfg.server_pid.and_then(process::usage);
@@ -538,12 +541,13 @@ async fn set_up_lists(
     cfg: &Config,
     handles: &[String],
     contacts: &[Vec<usize>],
+    shared: &Shared,
 ) -> anyhow::Result<Option<ListsReport>> {
     if !lists_needed(cfg, handles).await? {
         return Ok(None);
     }
     let started = Instant::now();
-    let n = make_lists(cfg, handles, contacts, 0..handles.len()).await?;
+    let n = make_lists(cfg, handles, contacts, 0..handles.len(), shared).await;
     Ok(Some(ListsReport { changes: n, per_second: n as f64 / started.elapsed().as_secs_f64() }))
 }
 
@@ -552,10 +556,14 @@ fn lists_target(cfg: &Config) -> Target {
     Target { dialect: Dialect::Msnp2, ..cfg.target.clone() }
 }
 
-/// Whether the graph still has to be made: the first user's forward list is empty.
+/// Whether the graph still has to be made: as the data dir says, else
+/// when the first user's forward list is empty.
 async fn lists_needed(cfg: &Config, handles: &[String]) -> anyhow::Result<bool> {
     if cfg.contacts == 0 || handles.is_empty() {
         return Ok(false);
+    }
+    if let Some(made) = cfg.lists_made {
+        return Ok(!made);
     }
     let (mut first, forward) = link::sign_in(&lists_target(cfg), &handles[0], &cfg.accounts.password(0))
         .await
@@ -565,13 +573,16 @@ async fn lists_needed(cfg: &Config, handles: &[String]) -> anyhow::Result<bool> 
 }
 
 /// The users in `range` sign in and add their contacts; the number of
-/// durably acknowledged list changes.
+/// durably acknowledged list changes (those already there from an
+/// interrupted run are not counted). A user whose changes failed is a
+/// problem of the run, and the others go on.
 async fn make_lists(
     cfg: &Config,
     handles: &[String],
     contacts: &[Vec<usize>],
     range: std::ops::Range<usize>,
-) -> anyhow::Result<u64> {
+    shared: &Shared,
+) -> u64 {
     let target = lists_target(cfg);
     let changes = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Semaphore::new(cfg.login_concurrency.clamp(1, 256)));
@@ -597,21 +608,24 @@ async fn make_lists(
             link.write.write_all(&batch).await?;
             for t in 10..trid {
                 match link.reply(t, target.timeout).await {
-                    Ok(_) => {}
+                    Ok(_) => changes.fetch_add(1, Ordering::Relaxed),
                     // Already there (a rerun after an interrupted set-up).
-                    Err(e) if e.downcast_ref() == Some(&link::Refused(ErrorCode::AlreadyThere)) => {}
-                    Err(e) => return Err(e),
-                }
-                changes.fetch_add(1, Ordering::Relaxed);
+                    Err(e) if e.downcast_ref() == Some(&link::Refused(ErrorCode::AlreadyThere)) => 0,
+                    Err(e) => return Err(e.context(format!("{handle} adding contacts"))),
+                };
             }
             let _ = link.send(&NsRequest::Out).await;
             anyhow::Ok(())
         });
     }
     while let Some(r) = jobs.join_next().await {
-        r??;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => shared.problem(format!("making the lists: {e:#}")),
+            Err(e) => shared.problem(format!("making the lists: {e}")),
+        }
     }
-    Ok(changes.load(Ordering::Relaxed))
+    changes.load(Ordering::Relaxed)
 }
 
 /// Phase 1b: sustained logins. For the configured time, users (in turn)

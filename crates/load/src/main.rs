@@ -158,6 +158,8 @@ fn main() -> anyhow::Result<()> {
     let temp;
     let mut launched = None;
     let mut cluster = None;
+    // The data dir of a server started here, which remembers its lists.
+    let mut data_dir = None;
     let (server, login_url, pid) = match &args.server {
         Some(s) => (s.clone(), args.login_url.clone(), args.server_pid),
         None if args.notification_nodes > 0 => {
@@ -169,6 +171,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::fs::create_dir_all(dir.join("key"))?;
             launch::check_graph(&dir, args.users, args.contacts, args.mutual, &args.prefix)?;
+            data_dir = Some(dir.clone());
             let plan = launch::ClusterPlan {
                 database,
                 nats: args.nats.clone(),
@@ -204,6 +207,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::fs::create_dir_all(&dir)?;
             launch::check_graph(&dir, args.users, args.contacts, args.mutual, &args.prefix)?;
+            data_dir = Some(dir.clone());
             eprintln!("msn-load: creating {} accounts in {}", args.users, dir.display());
             launch::import_accounts(&msnd, &dir, args.users, &args.prefix, &args.password)?;
             if args.background_login_rate > 0.0 {
@@ -248,6 +252,19 @@ fn main() -> anyhow::Result<()> {
         message_duration: Duration::from_secs_f64(args.message_secs),
         message_size: args.message_size,
         server_pid: pid,
+        lists_made: data_dir.as_deref().and_then(launch::lists_made),
+    };
+    if let (Some(dir), false) = (&data_dir, config.lists_made == Some(true)) {
+        launch::note_lists(dir, false)?;
+    }
+    // The lists are made once every user's changes went through.
+    let lists_done = |report: &load::Report| -> anyhow::Result<()> {
+        match &data_dir {
+            Some(dir) if !report.problems.iter().any(|p| p.starts_with("making the lists")) => {
+                launch::note_lists(dir, true)
+            }
+            _ => Ok(()),
+        }
     };
     if let Some(spec) = &args.worker {
         let (k, n) = load::workers::parse_worker(spec)?;
@@ -268,12 +285,14 @@ fn main() -> anyhow::Result<()> {
         let exe = std::env::current_exe()?;
         let report =
             load::workers::coordinate(&config, (&exe, &worker_args(&args, &config)), args.workers.max(1), &watched)?;
+        lists_done(&report)?;
         drop(cluster);
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         return finish(&args, (report.table(), report.success, &report), launched, runtime);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(load::run(&config))?;
+    lists_done(&report)?;
     finish(&args, (report.table(), report.success, &report), launched, runtime)
 }
 

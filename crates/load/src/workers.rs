@@ -165,8 +165,9 @@ impl Worker {
         let mut part = Part::default();
         match step {
             Step::Lists => {
+                let range = self.range.clone();
                 part.list_changes =
-                    crate::make_lists(&self.cfg, &self.handles, &self.contacts, self.range.clone()).await?;
+                    crate::make_lists(&self.cfg, &self.handles, &self.contacts, range, &self.shared).await;
             }
             Step::Logins { half } => {
                 let mid = self.range.start + self.range.len() / 2;
@@ -280,6 +281,22 @@ pub struct Watched {
 }
 
 impl Watched {
+    /// Waits (at most 3 s) until no node's open files change for 200 ms,
+    /// so that connections still closing are not counted as held.
+    fn settle(&self) {
+        let count = || self.nodes.iter().map(|(_, pid)| process::open_files(*pid)).collect::<Vec<_>>();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = count();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = count();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
     fn read(&self) -> Readings {
         let nodes = self.nodes.iter().map(|(_, pid)| (process::usage(*pid), process::open_files(*pid))).collect();
         let services = self
@@ -360,6 +377,8 @@ pub fn coordinate(
         let changes = parts.iter().map(|p| p.list_changes).sum::<u64>();
         report.lists = Some(ListsReport { changes, per_second: changes as f64 / t0.elapsed().as_secs_f64() });
     }
+    // The list makers' connections close as the nodes get to it.
+    watched.settle();
     let before = watched.read();
     let first = step(Step::Logins { half: 0 })?;
     let second = step(Step::Logins { half: 1 })?;

@@ -42,6 +42,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
         message_duration: Duration::from_millis(500),
         message_size: 150,
         server_pid: Some(l.child.id()),
+        lists_made: None,
     }
 }
 
@@ -328,6 +329,14 @@ fn three_processes_drive_one_server_and_report_as_one_run() {
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 1, "{text}");
     assert!(nodes[0]["connections"].as_u64().unwrap() >= 45, "{text}");
+    // The data dir remembers that its lists are made: the next run does not
+    // make them again (an interrupted one would be resumed).
+    assert!(report["lists"]["changes"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(std::fs::read_to_string(data.path().join("msn-load-lists")).unwrap(), "made\n");
+    let (ok, again, text) = run_command(&args);
+    assert!(ok, "{text}");
+    assert!(again["lists"].is_null(), "{text}");
+    assert_whole(&again, 45, &text);
 }
 
 /// The cluster of docs/DEPLOYMENT.md, started by msn-load on the local
