@@ -381,10 +381,23 @@ impl NatsCluster {
         let b = backend.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Instant::now();
             loop {
                 ticks.tick().await;
                 let Some(cluster) = weak.upgrade() else { return };
                 cluster.beat(false);
+                // A node that was itself not running (stopped, swapped out,
+                // starved) has not been listening: the others' silence is
+                // its own. It judges nobody until it has read what they
+                // said meanwhile, or it would tell the whole cluster that
+                // every healthy node is dead.
+                let stalled = last.elapsed() > interval * 2;
+                last = Instant::now();
+                if stalled {
+                    tracing::warn!("cluster: this node stalled; judging no other node this round");
+                    continue;
+                }
                 cluster.sweep(&b);
             }
         });

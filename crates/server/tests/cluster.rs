@@ -126,6 +126,37 @@ async fn a_killed_notification_node_shows_its_users_offline_and_they_sign_in_aga
     until(&mut b, &format!("NLN NLN {a_name}@example.com")).await;
 }
 
+/// A node stopped for longer than the node timeout (a debugger, a swapped
+/// out process) is declared dead by the others, rightly. When it runs
+/// again it has heard nobody for as long, but that silence is its own: it
+/// must not tell the cluster that every healthy node is dead. Its user
+/// goes on seeing the other user, with no `FLN` in between.
+#[tokio::test]
+async fn a_node_that_was_stopped_does_not_declare_the_others_dead() {
+    let Some(c) = cluster("stalled", NODE_TIMEOUT_MS).await else { return };
+    let ((mut a, _, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
+    let stopped = c.notification.iter().find(|n| n.ns.to_string() == a_ns).unwrap().pid();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill").args([sig, &stopped.to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    signal("-CONT");
+    // Longer than a few rounds of heartbeats and sweeps after it resumed.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // (B saw A go and come back meanwhile: A's node was silent.)
+    b.send("CHG 9 BSY").await;
+    until(&mut b, "CHG 9 BSY").await;
+    loop {
+        let line = a.recv().await;
+        assert!(!line.text.starts_with(&format!("FLN {b_name}@")), "A was told B left: {}", line.text);
+        if line.text.starts_with(&format!("NLN BSY {b_name}@")) {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn draining_a_notification_node_moves_every_client_with_xfr_ns() {
     let Some(c) = cluster("drain", STEADY_NODE_TIMEOUT_MS).await else { return };
