@@ -387,18 +387,12 @@ impl NatsCluster {
                 ticks.tick().await;
                 let Some(cluster) = weak.upgrade() else { return };
                 cluster.beat(false);
-                // A node that was itself not running (stopped, swapped out,
-                // starved) has not been listening: the others' silence is
-                // its own. It judges nobody until it has read what they
-                // said meanwhile, or it would tell the whole cluster that
-                // every healthy node is dead.
-                let stalled = last.elapsed() > interval * 2;
-                last = Instant::now();
-                if stalled {
-                    tracing::warn!("cluster: this node stalled; judging no other node this round");
-                    continue;
+                // A node that was not running itself (stopped, starved) has not
+                // been listening: the silence is its own, so it judges nobody
+                // until it has read what the others said meanwhile.
+                if std::mem::replace(&mut last, Instant::now()).elapsed() <= interval * 2 {
+                    cluster.sweep(&b);
                 }
-                cluster.sweep(&b);
             }
         });
         // Serve only once the node knows the cluster: the directory as it
