@@ -133,7 +133,10 @@ async fn a_killed_notification_node_shows_its_users_offline_and_they_sign_in_aga
 /// goes on seeing the other user, with no `FLN` in between.
 #[tokio::test]
 async fn a_node_that_was_stopped_does_not_declare_the_others_dead() {
-    let Some(c) = cluster("stalled", NODE_TIMEOUT_MS).await else { return };
+    // The steady timeout: a loaded machine must not make a healthy node
+    // look dead here; the stop lasts longer than the timeout instead.
+    let Some(c) = cluster("stalled", STEADY_NODE_TIMEOUT_MS).await else { return };
+    let timeout = Duration::from_millis(STEADY_NODE_TIMEOUT_MS.parse().unwrap());
     let ((mut a, _, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
     let stopped = c.notification.iter().find(|n| n.ns.to_string() == a_ns).unwrap().pid();
     let signal = |sig: &str| {
@@ -141,7 +144,7 @@ async fn a_node_that_was_stopped_does_not_declare_the_others_dead() {
         assert!(status.success());
     };
     signal("-STOP");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(timeout + Duration::from_secs(1)).await;
     signal("-CONT");
     // Longer than a few rounds of heartbeats and sweeps after it resumed.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
