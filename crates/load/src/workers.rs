@@ -61,6 +61,10 @@ pub enum Step {
     Logins {
         half: u8,
     },
+    /// Note every `NLN` heard from now on. A step of its own, taken by
+    /// every worker before any changes: a change made by a quick worker
+    /// must not reach a slower one before it listens.
+    Listen,
     /// Make the worker's share of the state changes, among users with a
     /// watcher online anywhere (`offline`: the users who did not sign in).
     Presence {
@@ -195,7 +199,6 @@ impl Worker {
                     .filter(|&i| self.online[i].is_some() && watchers[i].iter().any(|&w| up[w]))
                     .collect();
                 let count = (self.cfg.presence_rate * self.cfg.presence_duration.as_secs_f64()).round() as usize;
-                *self.shared.heard_log.lock().unwrap() = Some(Vec::new());
                 if !movers.is_empty() && count > 0 {
                     let moved = &mut part.moved;
                     crate::change_states(self.cfg.presence_rate, count, &movers, &self.online, |user, state, _| {
@@ -204,6 +207,7 @@ impl Worker {
                     .await;
                 }
             }
+            Step::Listen => *self.shared.heard_log.lock().unwrap() = Some(Vec::new()),
             Step::Heard => {
                 if let Some(log) = self.shared.heard_log.lock().unwrap().as_mut() {
                     part.heard = std::mem::take(log);
@@ -397,6 +401,7 @@ pub fn coordinate(
     for &i in &offline {
         up[i] = false;
     }
+    keep(&step(Step::Listen)?);
     let parts = step(Step::Presence { offline: offline.clone() })?;
     keep(&parts);
     let moved: Vec<Moved> = parts.into_iter().flat_map(|p| p.moved).collect();
