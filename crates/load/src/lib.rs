@@ -354,6 +354,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let second = sign_in_batch(cfg, &handles, half..cfg.users, &shared).await;
     let logged_in = cfg.server_pid.and_then(process::usage);
     let second_half_users = second.online.len() as u64;
+    let busy = first.busy() + second.busy();
     let mut online = vec![None; cfg.users];
     let mut latency = first.latency;
     latency.extend(second.latency);
@@ -365,7 +366,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         attempted: cfg.users,
         succeeded,
         failed: first.failed + second.failed,
-        per_second: succeeded as f64 / (first.busy + second.busy).as_secs_f64().max(1e-6),
+        per_second: succeeded as f64 / busy.as_secs_f64().max(1e-6),
         latency: latency.summary(),
     };
 
@@ -714,10 +715,15 @@ struct LoginBatch {
     online: Vec<(usize, Arc<Online>)>,
     latency: Samples,
     failed: usize,
-    /// From the first login started to the last one finished.
-    busy: Duration,
-    /// The same span on the wall clock (µs), which processes share.
+    /// From the first login started to the last one finished, on the wall
+    /// clock (µs), which the processes of a run by several share.
     wall: (u64, u64),
+}
+
+impl LoginBatch {
+    fn busy(&self) -> Duration {
+        Duration::from_micros(self.wall.1.saturating_sub(self.wall.0))
+    }
 }
 
 /// Phase 2: the users in `range` sign in at the target rate and stay.
@@ -760,8 +766,7 @@ async fn sign_in_batch(
             }
         }
     }
-    batch.busy = last - started;
-    batch.wall = (wall_started, wall_started + batch.busy.as_micros() as u64);
+    batch.wall = (wall_started, wall_started + (last - started).as_micros() as u64);
     batch
 }
 
