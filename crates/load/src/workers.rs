@@ -507,7 +507,9 @@ fn presence_report(
     watchers: &[Vec<usize>],
     up: &[bool],
 ) -> PresenceReport {
-    let index: HashMap<String, usize> = handles.iter().enumerate().map(|(i, h)| (h.to_ascii_lowercase(), i)).collect();
+    // Only the movers' handles: an `NLN` of anyone else tells of no change
+    // (this runs on every poll of the wait, so it stays small).
+    let index: HashMap<String, usize> = moved.iter().map(|m| (handles[m.user].to_ascii_lowercase(), m.user)).collect();
     // Per user and state: the changes (time, slot in `moved`), in time order.
     let mut changes: HashMap<(usize, OnlineState), Vec<(u64, usize)>> = HashMap::new();
     for (slot, m) in moved.iter().enumerate() {
