@@ -60,6 +60,11 @@ impl Accounts {
         }
     }
 
+    /// The handles of the first `n` users.
+    pub fn handles(&self, n: usize) -> Vec<String> {
+        (0..n).map(|i| self.handle(i)).collect()
+    }
+
     pub fn password(&self, i: usize) -> String {
         match self {
             Accounts::Numbered { password, .. } => password.clone(),

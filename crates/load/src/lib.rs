@@ -315,7 +315,7 @@ impl Online {
 
 /// Runs the phases and reports.
 pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
-    let handles: Vec<String> = (0..cfg.users).map(|i| cfg.accounts.handle(i)).collect();
+    let handles = cfg.accounts.handles(cfg.users);
     let contacts = graph::contacts(cfg.users, cfg.contacts, cfg.mutual);
     let watchers = graph::watchers(&contacts);
     let shared = Shared::new(cfg.target.clone());
@@ -380,7 +380,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         let accounts = Accounts::numbered(&b.prefix, &b.password);
         let target = Target { dialect: b.dialect, ..cfg.target.clone() };
         tokio::spawn(async move {
-            let handles: Vec<String> = (0..b.users).map(|i| accounts.handle(i)).collect();
+            let handles = accounts.handles(b.users);
             let churn = Churn { target, accounts, rate: b.rate };
             churn.run(&handles, concurrency, &shared, || stop.load(Ordering::Relaxed)).await
         })

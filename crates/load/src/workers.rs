@@ -234,7 +234,7 @@ impl Worker {
 /// `msn-load --worker K/N`: takes steps from standard input until told to
 /// sign out, answering each with one JSON line on standard output.
 pub async fn serve_worker(cfg: Config, k: usize, n: usize) -> anyhow::Result<()> {
-    let handles: Vec<String> = (0..cfg.users).map(|i| cfg.accounts.handle(i)).collect();
+    let handles = cfg.accounts.handles(cfg.users);
     let contacts = graph::contacts(cfg.users, cfg.contacts, cfg.mutual);
     let mut worker = Worker {
         shared: Shared::new(cfg.target.clone()),
@@ -361,7 +361,7 @@ pub fn coordinate(
         }
         Ok(parts)
     };
-    let handles: Vec<String> = (0..cfg.users).map(|i| cfg.accounts.handle(i)).collect();
+    let handles = cfg.accounts.handles(cfg.users);
     let mut report = Report {
         users: cfg.users,
         workers: n,
