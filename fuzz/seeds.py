@@ -176,6 +176,9 @@ def main():
     write("xmpp_stream", "scram-first", b"\x00n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL")
     write("xmpp_stream", "scram-final", b"\x00c=biws,r=fyko+d2lbbFgONRv9qkxdawLnonce,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=")
     write("xmpp_stream", "entities", b"\x05<!DOCTYPE x [<!ENTITY a 'aaaa'>]><message><body>&a;</body></message>")
+    # Found by CI's fuzz run: an element in no namespace (written back, it
+    # fell into its parent's).
+    write("xmpp_stream", "unqualified", b"\x01<auth xmlns=''>biws</auth><message><body xmlns=''>hi</body></message>")
 
 
     # The web messenger: frames a page sends.

@@ -119,6 +119,12 @@ impl StreamReader {
             return Err(StreamErrorCondition::PolicyViolation);
         }
         self.tree.process_event(event).map_err(|_| StreamErrorCondition::InvalidNamespace)?;
+        // Every element in a stream is qualified by a namespace (RFC 6120
+        // sections 4.9.3.10 and 8.4). One in none (`xmlns=''`) would also not
+        // survive being written again: it would fall into its parent's.
+        if head_closes && self.tree.depth() >= 2 && self.tree.top().is_some_and(|e| e.ns().is_empty()) {
+            return Err(StreamErrorCondition::InvalidNamespace);
+        }
         match (head_closes, foot, self.tree.depth()) {
             // The stream's own header.
             (true, _, 1) if !self.opened => {
@@ -227,6 +233,21 @@ mod tests {
         let wrong = "<stream xmlns='jabber:client'>";
         assert_eq!(read(&[wrong.as_bytes()]).1, Err(StreamErrorCondition::InvalidNamespace));
         assert_eq!(read(&[OPEN.as_bytes(), b"<x:y/>"]).1, Err(StreamErrorCondition::InvalidNamespace));
+    }
+
+    /// Found by the `xmpp_stream` fuzz target: `xmlns=''` puts an element in
+    /// no namespace, and writing it back would have put it in its parent's.
+    #[test]
+    fn an_element_in_no_namespace_is_refused_at_any_depth() {
+        for bad in ["<auth xmlns=''>biws</auth>", "<message><body xmlns=''>hi</body></message>"] {
+            let (items, result) = read(&[OPEN.as_bytes(), bad.as_bytes()]);
+            assert_eq!(result, Err(StreamErrorCondition::InvalidNamespace), "{bad}");
+            assert_eq!(items.len(), 1, "{bad}: only the header was read");
+        }
+        let bare = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams'><presence/>";
+        assert_eq!(read(&[bare.as_bytes()]).1, Err(StreamErrorCondition::InvalidNamespace));
+        let other = format!("{OPEN}<message><x xmlns='urn:example'><y/></x></message>");
+        assert_eq!(read(&[other.as_bytes()]).1, Ok(()));
     }
 
     #[test]
