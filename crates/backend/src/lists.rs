@@ -104,59 +104,85 @@ impl ListSnapshot {
     }
 }
 
-/// A contact GUID as memory keeps it. The server issues GUIDs in the
+/// A contact GUID as memory keeps it: the server issues GUIDs in the
 /// lower-case `8-4-4-4-12` form, which packs into 16 bytes instead of a
-/// 36-byte string on the heap; anything else (a GUID stored by another
-/// implementation, or none yet) is kept as it came.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ContactGuid {
-    #[default]
-    None,
-    Packed([u8; 16]),
-    Text(Box<str>),
-}
+/// 36-byte string on the heap. All zeros is "not packed": none known yet,
+/// or a GUID of another shape, which [`ContactLists`] keeps aside as it came
+/// (a GUID stored by another implementation). No tag: every entry of every
+/// online list holds one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackedGuid([u8; 16]);
 
-impl ContactGuid {
-    pub fn new(guid: &str) -> ContactGuid {
-        if guid.is_empty() {
-            return ContactGuid::None;
-        }
+impl PackedGuid {
+    /// The packed form of `guid`, if it has one that formats back the same.
+    fn of(guid: &str) -> Option<PackedGuid> {
         // Only the lower-case form packs: formatting must give it back.
-        match pack_guid(guid).filter(|_| !guid.bytes().any(|b| b.is_ascii_uppercase())) {
-            Some(bytes) => ContactGuid::Packed(bytes),
-            None => ContactGuid::Text(guid.into()),
-        }
+        pack_guid(guid).filter(|b| *b != [0; 16] && !guid.bytes().any(|c| c.is_ascii_uppercase())).map(PackedGuid)
     }
 
-    pub fn is_empty(&self) -> bool {
-        *self == ContactGuid::None
+    fn is_packed(self) -> bool {
+        self.0 != [0; 16]
     }
 
     /// Whether a GUID a client sent names this one (clients may change the
-    /// case of the hex digits).
-    pub fn matches(&self, guid: &str) -> bool {
-        match self {
-            ContactGuid::None => false,
-            ContactGuid::Packed(bytes) => pack_guid(guid).is_some_and(|b| b == *bytes),
-            ContactGuid::Text(text) => text.eq_ignore_ascii_case(guid),
-        }
+    /// case).
+    fn matches(self, guid: &str) -> bool {
+        self.is_packed() && pack_guid(guid) == Some(self.0)
     }
 }
 
-impl std::fmt::Display for ContactGuid {
+impl std::fmt::Display for PackedGuid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ContactGuid::None => Ok(()),
-            ContactGuid::Text(text) => f.write_str(text),
-            ContactGuid::Packed(b) => {
-                for (i, byte) in b.iter().enumerate() {
-                    if matches!(i, 4 | 6 | 8 | 10) {
-                        f.write_str("-")?;
-                    }
-                    write!(f, "{byte:02x}")?;
-                }
-                Ok(())
+        if !self.is_packed() {
+            return Ok(());
+        }
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
             }
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The groups a forward-list contact is in, a bit per group id: 8 bytes in
+/// every entry of every online list, never on the heap. Ids are below
+/// [`GROUP_ID_LIMIT`]; the stores give out the smallest free id and refuse
+/// one past the limit, and a user has at most [`MAX_GROUPS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupSet(u64);
+
+/// Group ids are below this.
+pub const GROUP_ID_LIMIT: u32 = 64;
+
+impl GroupSet {
+    pub fn of(ids: &[u32]) -> GroupSet {
+        ids.iter().fold(GroupSet::default(), |set, &id| set.with(id, true))
+    }
+
+    pub fn contains(self, id: u32) -> bool {
+        id < GROUP_ID_LIMIT && self.0 & (1 << id) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The ids, in order.
+    pub fn iter(self) -> impl Iterator<Item = u32> {
+        (0..GROUP_ID_LIMIT).filter(move |&id| self.contains(id))
+    }
+
+    fn with(self, id: u32, member: bool) -> GroupSet {
+        if id >= GROUP_ID_LIMIT {
+            // The stores never give out such an id.
+            tracing::warn!(id, "a group id past the limit is not kept in memory");
+            return self;
+        }
+        match member {
+            true => GroupSet(self.0 | 1 << id),
+            false => GroupSet(self.0 & !(1 << id)),
         }
     }
 }
@@ -187,17 +213,16 @@ fn pack_guid(guid: &str) -> Option<[u8; 16]> {
     digits.next().is_none().then_some(out)
 }
 
-/// What memory holds about one contact of an online user.
+/// What memory holds about one contact of an online user: 32 bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactState {
     pub bits: ListBits,
-    /// The contact GUID; empty until known (a reverse-list entry made by the
-    /// other user gets its GUID from the store when I add them).
-    pub guid: ContactGuid,
-    /// The groups this forward-list contact is in, in order. A boxed slice
-    /// (8 bytes less than a vector in every entry of every online list):
-    /// group membership changes seldom.
-    pub groups: Box<[u32]>,
+    /// The contact GUID, packed; not packed until known (a reverse-list
+    /// entry made by the other user gets its GUID from the store when I add
+    /// them) or when [`ContactLists`] keeps it aside.
+    guid: PackedGuid,
+    /// The groups this forward-list contact is in.
+    pub groups: GroupSet,
 }
 
 /// An online user's lists, kept current in memory so that presence fan-out
@@ -214,26 +239,32 @@ pub struct ContactLists {
     pub prompt: PromptMode,
     pub groups: Vec<Group>,
     entries: Vec<(Key, ContactState)>,
+    /// The contact GUIDs that do not pack, by handle key; almost always
+    /// empty.
+    unpacked_guids: Vec<(Key, Box<str>)>,
 }
 
 impl ContactLists {
     pub fn from_snapshot(s: &ListSnapshot) -> ContactLists {
-        let mut entries: Vec<(Key, ContactState)> = s
-            .entries
-            .iter()
-            .map(|e| {
-                let mut groups = e.groups.clone();
-                groups.sort_unstable();
-                groups.dedup();
-                let groups = groups.into_boxed_slice();
-                let state = ContactState { bits: e.lists, guid: ContactGuid::new(&e.guid), groups };
-                (Key::new(&e.handle.to_ascii_lowercase()), state)
-            })
-            .collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|a, b| a.0 == b.0);
-        entries.shrink_to_fit();
-        ContactLists { privacy: s.privacy, prompt: s.prompt, groups: s.groups.clone(), entries }
+        let mut lists = ContactLists {
+            privacy: s.privacy,
+            prompt: s.prompt,
+            groups: s.groups.clone(),
+            entries: Vec::with_capacity(s.entries.len()),
+            unpacked_guids: Vec::new(),
+        };
+        for e in &s.entries {
+            let key = e.handle.to_ascii_lowercase();
+            let state = ContactState { bits: e.lists, guid: PackedGuid::default(), groups: GroupSet::of(&e.groups) };
+            lists.entries.push((Key::new(&key), state));
+        }
+        lists.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        lists.entries.dedup_by(|a, b| a.0 == b.0);
+        lists.entries.shrink_to_fit();
+        for e in &s.entries {
+            lists.set_guid(&e.handle.to_ascii_lowercase(), &e.guid);
+        }
+        lists
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
@@ -254,7 +285,18 @@ impl ContactLists {
 
     /// The handle key of the contact with this GUID.
     pub fn key_of_guid(&self, guid: &str) -> Option<&str> {
-        self.entries.iter().find(|(_, c)| c.guid.matches(guid)).map(|(k, _)| &**k)
+        let packed = self.entries.iter().find(|(_, c)| c.guid.matches(guid)).map(|(k, _)| k);
+        let unpacked = || self.unpacked_guids.iter().find(|(_, g)| g.eq_ignore_ascii_case(guid)).map(|(k, _)| k);
+        packed.or_else(unpacked).map(|k| &**k)
+    }
+
+    /// The GUID of a contact on my lists, once the store has given it one.
+    pub fn guid_of(&self, key: &str) -> Option<String> {
+        let packed = self.contact(key)?.guid;
+        match packed.is_packed() {
+            true => Some(packed.to_string()),
+            false => self.unpacked_guids.iter().find(|(k, _)| **k == *key).map(|(_, g)| g.to_string()),
+        }
     }
 
     pub fn set(&mut self, key: &str, list: ListKind, member: bool) {
@@ -269,31 +311,28 @@ impl ContactLists {
         let entry = &mut self.entries[i].1;
         entry.bits = entry.bits.with(list, member);
         if list == ListKind::Forward && !member {
-            entry.groups = Box::default();
+            entry.groups = GroupSet::default();
         }
         if entry.bits.is_empty() {
             self.entries.remove(i);
+            self.unpacked_guids.retain(|(k, _)| **k != *key);
         }
     }
 
     /// Records the contact GUID the store assigned.
     pub fn set_guid(&mut self, key: &str, guid: &str) {
-        if let Some(c) = self.contact_mut(key) {
-            c.guid = ContactGuid::new(guid);
+        let Some(c) = self.contact_mut(key) else { return };
+        let packed = PackedGuid::of(guid);
+        c.guid = packed.unwrap_or_default();
+        self.unpacked_guids.retain(|(k, _)| **k != *key);
+        if packed.is_none() && !guid.is_empty() {
+            self.unpacked_guids.push((Key::new(key), guid.into()));
         }
     }
 
     pub fn set_group_member(&mut self, key: &str, group: u32, member: bool) {
         if let Some(c) = self.contact_mut(key) {
-            let mut groups = c.groups.to_vec();
-            match (groups.binary_search(&group), member) {
-                (Err(i), true) => groups.insert(i, group),
-                (Ok(i), false) => {
-                    groups.remove(i);
-                }
-                _ => return,
-            }
-            c.groups = groups.into_boxed_slice();
+            c.groups = c.groups.with(group, member);
         }
     }
 
@@ -419,25 +458,44 @@ mod tests {
     #[test]
     fn issued_guids_pack_into_bytes_and_print_the_same() {
         let issued = crate::secrets::new_guid();
-        let g = ContactGuid::new(&issued);
-        assert!(matches!(g, ContactGuid::Packed(_)));
-        assert_eq!(g.to_string(), issued);
-        assert!(g.matches(&issued.to_uppercase()));
-        assert!(!g.matches(&crate::secrets::new_guid()));
-        // Other shapes are kept as they came.
+        let packed = PackedGuid::of(&issued).expect("an issued GUID packs");
+        assert_eq!(packed.to_string(), issued);
+        assert!(packed.matches(&issued.to_uppercase()));
+        assert!(!packed.matches(&crate::secrets::new_guid()));
+        let mut l = ContactLists::default();
+        l.set("a@x.com", ListKind::Forward, true);
+        assert_eq!(l.guid_of("a@x.com"), None, "none until the store gives one");
+        l.set_guid("a@x.com", &issued);
+        assert_eq!(l.guid_of("a@x.com").as_deref(), Some(issued.as_str()));
+        assert_eq!(l.key_of_guid(&issued.to_uppercase()), Some("a@x.com"));
+        // Other shapes are kept aside as they came.
         for other in [
             "cg",
             "0B9B9F02-32B4-4BD0-87C4-2A3F8AE1B4C3",
             "0b9b9f02-32b4-4bd0-87c4-2a3f8ae1b4cz",
             "0b9b9f0232b44bd087c42a3f8ae1b4c3xxxx",
+            "00000000-0000-0000-0000-000000000000",
         ] {
-            let g = ContactGuid::new(other);
-            assert!(matches!(g, ContactGuid::Text(_)), "{other}");
-            assert_eq!(g.to_string(), other);
-            assert!(g.matches(&other.to_lowercase()));
+            assert_eq!(PackedGuid::of(other), None, "{other}");
+            l.set_guid("a@x.com", other);
+            assert_eq!(l.guid_of("a@x.com").as_deref(), Some(other));
+            assert_eq!(l.key_of_guid(&other.to_lowercase()), Some("a@x.com"), "{other}");
+            assert_eq!(l.unpacked_guids.len(), 1, "one kept aside per contact");
         }
-        assert!(ContactGuid::new("").is_empty());
-        assert!(!ContactGuid::new("").matches(""));
+        l.set_guid("a@x.com", &issued);
+        assert!(l.unpacked_guids.is_empty(), "replaced by the packed one");
+        l.set_guid("a@x.com", "cg");
+        l.set("a@x.com", ListKind::Forward, false);
+        assert!(l.unpacked_guids.is_empty(), "forgotten with the contact");
+        assert_eq!(l.key_of_guid("cg"), None);
+        assert_eq!(l.key_of_guid(""), None);
+    }
+
+    #[test]
+    fn a_list_entry_stays_small() {
+        // Every online user holds a few dozen; jemalloc rounds their vector
+        // up to its size class, so each byte here counts many times.
+        assert_eq!(std::mem::size_of::<(Key, ContactState)>(), 40);
     }
 
     #[test]
@@ -455,9 +513,14 @@ mod tests {
         l.set_group_member("c@x.com", 7, true);
         l.set_group_member("c@x.com", 2, true);
         l.set_group_member("c@x.com", 7, true);
-        assert_eq!(*l.contact("c@x.com").unwrap().groups, [2, 7]);
+        let groups = |l: &ContactLists| l.contact("c@x.com").unwrap().groups.iter().collect::<Vec<_>>();
+        assert_eq!(groups(&l), [2, 7]);
         l.set_group_member("c@x.com", 2, false);
-        assert_eq!(*l.contact("c@x.com").unwrap().groups, [7]);
+        assert_eq!(groups(&l), [7]);
+        l.set_group_member("c@x.com", GROUP_ID_LIMIT, true);
+        assert_eq!(groups(&l), [7], "the stores never give out such an id");
+        l.set_group_member("c@x.com", GROUP_ID_LIMIT - 1, true);
+        assert_eq!(groups(&l), [7, GROUP_ID_LIMIT - 1]);
     }
 
     #[test]

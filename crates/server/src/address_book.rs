@@ -390,7 +390,9 @@ impl Book<'_> {
                 ContactRef::Handle(handle) => {
                     let key = handle.to_ascii_lowercase();
                     let existing = self.user.with_lists(|l| {
-                        l.contact(&key).filter(|c| c.bits.contains(ListKind::Forward)).map(|c| c.guid.to_string())
+                        l.contact(&key)
+                            .filter(|c| c.bits.contains(ListKind::Forward))
+                            .map(|_| l.guid_of(&key).unwrap_or_default())
                     });
                     match existing {
                         Some(g) => g,

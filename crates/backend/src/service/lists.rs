@@ -124,7 +124,7 @@ impl Backend {
             self.resolve_contact(user, target).ok_or(ErrorCode::NotOnList)?
         };
         user.with_lists(|l| l.check_remove(list, &key))?;
-        let guid = user.with_lists(|l| l.contact(&key).map(|c| c.guid.to_string()).unwrap_or_default());
+        let guid = user.with_lists(|l| l.guid_of(&key).unwrap_or_default());
         let Some(contact) = self.store.account(&key).await.map_err(store_error)? else {
             // The account was deleted behind our back; forget it here too.
             user.set_list(&key, list, false);
@@ -153,7 +153,12 @@ impl Backend {
     pub async fn create_group(&self, user: &OnlineUser, name: &str) -> Result<(u32, Group), ErrorCode> {
         user.with_lists(|l| l.check_new_group(name))?;
         let guid = secrets::new_guid();
-        let (id, serial) = self.store.create_group(user.account_id, name, &guid).await.map_err(store_error)?;
+        let (id, serial) = self.store.create_group(user.account_id, name, &guid).await.map_err(|e| match e {
+            // Two endpoints adding groups at once can pass the count check
+            // together; the store's id limit holds regardless.
+            StoreError::TooManyGroups => ErrorCode::TooManyGroups,
+            other => store_error(other),
+        })?;
         let group = Group { id, guid, name: name.to_string() };
         user.with_lists_mut(|l| l.groups.push(group.clone()));
         Ok((serial, group))
@@ -227,7 +232,9 @@ impl Backend {
         let group = self.find_group(user, group)?;
         let key = self.resolve_contact(user, contact).ok_or(ErrorCode::NotOnList)?;
         let (on_forward, in_group, guid) = user.with_lists(|l| match l.contact(&key) {
-            Some(c) => (c.bits.contains(ListKind::Forward), c.groups.contains(&group.id), c.guid.to_string()),
+            Some(c) => {
+                (c.bits.contains(ListKind::Forward), c.groups.contains(group.id), l.guid_of(&key).unwrap_or_default())
+            }
             None => (false, false, String::new()),
         });
         if !on_forward {

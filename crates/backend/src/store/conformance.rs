@@ -138,6 +138,15 @@ async fn groups_properties_and_guids(f: Fixture) {
     assert_eq!(e.guid, "cg");
     store.set_property(a, "PHH", None, true).await.unwrap();
     assert!(store.list_snapshot(a).await.unwrap().phones.is_empty());
+    // Group ids stay below the limit memory keeps them in, whatever the
+    // count check in front of the store let through.
+    let c = account(store, "c@x.com").await;
+    for n in 1..crate::lists::GROUP_ID_LIMIT {
+        assert_eq!(store.create_group(c, &format!("g{n}"), &format!("g{n}")).await.unwrap().0, n);
+    }
+    assert!(matches!(store.create_group(c, "one too many", "gx").await, Err(StoreError::TooManyGroups)));
+    store.delete_group(c, 7).await.unwrap();
+    assert_eq!(store.create_group(c, "again", "ga").await.unwrap().0, 7);
     let before = store.list_snapshot(a).await.unwrap().modified_ms;
     store.set_privacy(a, PrivacyMode::BlockUnlisted).await.unwrap();
     assert!(store.list_snapshot(a).await.unwrap().modified_ms > before);

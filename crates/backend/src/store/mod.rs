@@ -52,6 +52,8 @@ pub enum StoreError {
     CircleFull,
     #[error("no such circle, or no such member of it")]
     NoSuchCircle,
+    #[error("no group id is free below the limit")]
+    TooManyGroups,
 }
 
 /// A circle (a persistent group chat, MSNP18) as stored, with everyone in

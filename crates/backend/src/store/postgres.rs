@@ -29,7 +29,7 @@ use super::{
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
     StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
-use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
+use crate::lists::{AccountId, GROUP_ID_LIMIT, Group, ListBits, ListEntry, ListSnapshot};
 use msnp::circle::{CircleId, CircleRole, CircleState};
 
 /// The schema, version by version (the same versions as SQLite's).
@@ -668,6 +668,9 @@ impl Store for PostgresStore {
                 .await
                 .map_err(pg)?
                 .get(0);
+            if id as u32 >= GROUP_ID_LIMIT {
+                return Err(StoreError::TooManyGroups);
+            }
             tx.execute(
                 "INSERT INTO contact_groups (owner_id, group_id, guid, name) VALUES ($1, $2, $3, $4)",
                 &[&owner, &id, &guid, &name],

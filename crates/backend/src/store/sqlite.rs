@@ -26,7 +26,7 @@ use super::{
     MailboxCounts, MailboxLimits, MembershipChange, NewAccount, OfflineMessage, SnapshotRows, Store, StoreError,
     StoredCircle, StoredCircleMember, StoredPhoto, circles_from_rows, role_of, state_of,
 };
-use crate::lists::{AccountId, Group, ListBits, ListEntry, ListSnapshot};
+use crate::lists::{AccountId, GROUP_ID_LIMIT, Group, ListBits, ListEntry, ListSnapshot};
 use msnp::circle::{CircleId, CircleRole, CircleState};
 
 /// Versioned schema migrations, applied in order, each exactly once.
@@ -730,6 +730,9 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(db)?;
+            if id >= GROUP_ID_LIMIT {
+                return Err(StoreError::TooManyGroups);
+            }
             conn.execute(
                 "INSERT INTO contact_groups (owner_id, group_id, guid, name) VALUES (?1, ?2, ?3, ?4)",
                 params![owner, id, guid, name],

@@ -289,7 +289,7 @@ impl Page {
     async fn refresh(&mut self, handle: &str, lists_changed: bool) -> Flow {
         let key = handle.to_ascii_lowercase();
         if lists_changed {
-            let now = self.user.with_lists(|l| l.contact(&key).map(|c| (c.bits, c.groups.to_vec())));
+            let now = self.user.with_lists(|l| l.contact(&key).map(|c| (c.bits, c.groups.iter().collect())));
             let Some((bits, groups)) = now.filter(|(bits, _)| bits.0 != 0) else {
                 self.entries.remove(&key);
                 return self.emit(ServerFrame::ContactRemoved { handle: key });
