@@ -9,8 +9,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 /// A bounded single-consumer queue. Clones share the queue: any clone may
 /// push; one task receives.
@@ -20,7 +22,10 @@ pub struct Outbox<T> {
 
 struct Inner<T> {
     queue: Mutex<VecDeque<T>>,
-    ready: Notify,
+    /// The one receiver's waker. Not a `Notify`: waiting on one keeps a
+    /// `Notified` of 80-odd bytes in every idle connection's future; this
+    /// keeps the waker here, and the receiving future is a reference.
+    ready: AtomicWaker,
     capacity: usize,
     /// An item was refused for want of room: the receiver is not keeping
     /// up, and its connection is to close once the queue is drained.
@@ -45,7 +50,7 @@ impl<T> Outbox<T> {
         Outbox {
             inner: Arc::new(Inner {
                 queue: Mutex::new(VecDeque::new()),
-                ready: Notify::new(),
+                ready: AtomicWaker::new(),
                 capacity: capacity.max(1),
                 overflowed: AtomicBool::new(false),
             }),
@@ -60,13 +65,14 @@ impl<T> Outbox<T> {
             if q.len() >= self.inner.capacity {
                 self.inner.overflowed.store(true, Ordering::Relaxed);
                 drop(q);
-                self.inner.ready.notify_one();
+                self.inner.ready.wake();
                 return Err(item);
             }
             q.push_back(item);
         }
-        // A stored permit if the receiver is not waiting: no wake-up is lost.
-        self.inner.ready.notify_one();
+        // The receiver checks the queue again after registering its waker,
+        // so no wake-up is lost when it is not waiting yet.
+        self.inner.ready.wake();
         Ok(())
     }
 
@@ -75,16 +81,29 @@ impl<T> Outbox<T> {
     /// signal a receiver needs, so that an idle connection waits on one
     /// future, not two). Cancel-safe: an item is taken only in the same poll
     /// that returns it.
-    pub async fn recv(&self) -> Option<T> {
-        loop {
-            if let Some(item) = self.pop() {
-                return Some(item);
-            }
-            if self.inner.overflowed.load(Ordering::Relaxed) {
-                return None;
-            }
-            self.inner.ready.notified().await;
+    pub fn recv(&self) -> impl Future<Output = Option<T>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_recv(cx))
+    }
+
+    /// [`Outbox::recv`] as a poll.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(ready) = self.ready_now() {
+            return Poll::Ready(ready);
         }
+        self.inner.ready.register(cx.waker());
+        // Again: an item pushed before the waker was registered woke no one.
+        match self.ready_now() {
+            Some(ready) => Poll::Ready(ready),
+            None => Poll::Pending,
+        }
+    }
+
+    /// What `recv` returns if it need not wait.
+    fn ready_now(&self) -> Option<Option<T>> {
+        if let Some(item) = self.pop() {
+            return Some(Some(item));
+        }
+        self.inner.overflowed.load(Ordering::Relaxed).then_some(None)
     }
 
     /// The next item if one is waiting.
@@ -162,5 +181,28 @@ mod tests {
         }
         sender.await.unwrap();
         assert_eq!(got, (0..50).collect::<Vec<_>>());
+    }
+
+    /// The receiver's waker is registered, then the queue checked again:
+    /// items pushed from another thread at any moment wake it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pushes_from_another_thread_never_leave_the_receiver_asleep() {
+        let q = Outbox::new(100_000);
+        let tx = q.clone();
+        let sender = std::thread::spawn(move || {
+            for i in 0..20_000 {
+                tx.try_push(i).unwrap();
+                if i % 1_000 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut next = 0;
+        while next < 20_000 {
+            let item = tokio::time::timeout(Duration::from_secs(10), q.recv()).await.expect("woken");
+            assert_eq!(item, Some(next));
+            next += 1;
+        }
+        sender.join().unwrap();
     }
 }
