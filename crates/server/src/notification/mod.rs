@@ -155,9 +155,10 @@ pub fn serve(
         // One timer lives as long as the connection and is moved, not
         // recreated, on each turn: to the silence deadline or the next
         // challenge, whichever is first. Pushing a deadline later is a
-        // compare-and-swap in tokio, not a timer-wheel insertion.
-        let timer = sleep_until(login_deadline);
-        tokio::pin!(timer);
+        // compare-and-swap in tokio, not a timer-wheel insertion. Boxed: with
+        // it inline, the task tokio allocates for the session falls in the
+        // allocator's next size class up.
+        let mut timer = Box::pin(sleep_until(login_deadline));
         while flow == Flow::Continue {
             if writer.flush().await.is_err() {
                 break;
@@ -190,7 +191,7 @@ pub fn serve(
                     Lifecycle::Draining => session.move_elsewhere(&mut writer),
                     Lifecycle::Serving => Flow::Continue,
                 },
-                _ = &mut timer => {
+                _ = timer.as_mut() => {
                     if tokio::time::Instant::now() >= deadline {
                         tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
                         break;
