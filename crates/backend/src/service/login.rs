@@ -253,6 +253,9 @@ impl Backend {
         outbox: Outbox<NsEvent>,
     ) -> Result<(Arc<OnlineUser>, Option<LoadedLists>), ErrorCode> {
         let machine = machine.filter(|_| dialect.has_points_of_presence());
+        // An MD5 sign-in never presents its token: nothing is kept, here or
+        // in a cluster's directory (an empty token matches no one).
+        let web_token = if dialect.has_web_services() { web_token } else { String::new() };
         let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox)
             .on_machine(machine);
         user.ticket_token = ticket.as_ref().map(|(t, _)| t.clone());
