@@ -241,7 +241,7 @@ pub struct ContactLists {
     entries: Vec<(Key, ContactState)>,
     /// The contact GUIDs that do not pack, by handle key; almost always
     /// empty.
-    unpacked_guids: Vec<(Key, Box<str>)>,
+    unpacked_guids: Option<Box<Vec<(Key, Box<str>)>>>,
 }
 
 impl ContactLists {
@@ -251,7 +251,7 @@ impl ContactLists {
             prompt: s.prompt,
             groups: s.groups.clone(),
             entries: Vec::with_capacity(s.entries.len()),
-            unpacked_guids: Vec::new(),
+            unpacked_guids: None,
         };
         for e in &s.entries {
             let key = e.handle.to_ascii_lowercase();
@@ -286,7 +286,7 @@ impl ContactLists {
     /// The handle key of the contact with this GUID.
     pub fn key_of_guid(&self, guid: &str) -> Option<&str> {
         let packed = self.entries.iter().find(|(_, c)| c.guid.matches(guid)).map(|(k, _)| k);
-        let unpacked = || self.unpacked_guids.iter().find(|(_, g)| g.eq_ignore_ascii_case(guid)).map(|(k, _)| k);
+        let unpacked = || self.unpacked().find(|(_, g)| g.eq_ignore_ascii_case(guid)).map(|(k, _)| k);
         packed.or_else(unpacked).map(|k| &**k)
     }
 
@@ -295,7 +295,20 @@ impl ContactLists {
         let packed = self.contact(key)?.guid;
         match packed.is_packed() {
             true => Some(packed.to_string()),
-            false => self.unpacked_guids.iter().find(|(k, _)| **k == *key).map(|(_, g)| g.to_string()),
+            false => self.unpacked().find(|(k, _)| **k == *key).map(|(_, g)| g.to_string()),
+        }
+    }
+
+    fn unpacked(&self) -> impl Iterator<Item = &(Key, Box<str>)> {
+        self.unpacked_guids.iter().flat_map(|u| u.iter())
+    }
+
+    fn forget_unpacked(&mut self, key: &str) {
+        if let Some(unpacked) = &mut self.unpacked_guids {
+            unpacked.retain(|(k, _)| **k != *key);
+            if unpacked.is_empty() {
+                self.unpacked_guids = None;
+            }
         }
     }
 
@@ -315,7 +328,7 @@ impl ContactLists {
         }
         if entry.bits.is_empty() {
             self.entries.remove(i);
-            self.unpacked_guids.retain(|(k, _)| **k != *key);
+            self.forget_unpacked(key);
         }
     }
 
@@ -324,9 +337,9 @@ impl ContactLists {
         let Some(c) = self.contact_mut(key) else { return };
         let packed = PackedGuid::of(guid);
         c.guid = packed.unwrap_or_default();
-        self.unpacked_guids.retain(|(k, _)| **k != *key);
+        self.forget_unpacked(key);
         if packed.is_none() && !guid.is_empty() {
-            self.unpacked_guids.push((Key::new(key), guid.into()));
+            self.unpacked_guids.get_or_insert_default().push((Key::new(key), guid.into()));
         }
     }
 
@@ -480,13 +493,13 @@ mod tests {
             l.set_guid("a@x.com", other);
             assert_eq!(l.guid_of("a@x.com").as_deref(), Some(other));
             assert_eq!(l.key_of_guid(&other.to_lowercase()), Some("a@x.com"), "{other}");
-            assert_eq!(l.unpacked_guids.len(), 1, "one kept aside per contact");
+            assert_eq!(l.unpacked().count(), 1, "one kept aside per contact");
         }
         l.set_guid("a@x.com", &issued);
-        assert!(l.unpacked_guids.is_empty(), "replaced by the packed one");
+        assert!(l.unpacked_guids.is_none(), "replaced by the packed one");
         l.set_guid("a@x.com", "cg");
         l.set("a@x.com", ListKind::Forward, false);
-        assert!(l.unpacked_guids.is_empty(), "forgotten with the contact");
+        assert!(l.unpacked_guids.is_none(), "forgotten with the contact");
         assert_eq!(l.key_of_guid("cg"), None);
         assert_eq!(l.key_of_guid(""), None);
     }

@@ -163,7 +163,8 @@ pub struct PresenceInfo {
 struct ListCache {
     lists: ContactLists,
     loaded: bool,
-    pending: Vec<(String, ListKind, bool)>,
+    /// Changes made before the lists were loaded; boxed, as they seldom are.
+    pending: Option<Box<Vec<(String, ListKind, bool)>>>,
     /// Counts every change to `lists` (and every pending one), so that a
     /// snapshot read from the store can be known to be still current.
     version: u64,
@@ -209,10 +210,10 @@ pub struct OnlineUser {
     pub machine: Option<MachineGuid>,
     /// The `MSPAuth` token of this sign-in: the credential the web services
     /// (offline messages) accept while the user is signed in.
-    pub web_token: String,
+    pub web_token: Box<str>,
     /// The token of the Passport ticket this sign-in presented: also taken
     /// by the web services, but only until the ticket would have expired.
-    pub ticket_token: Option<String>,
+    pub ticket_token: Option<Box<str>>,
     /// Offline messages being delivered in this sign-in.
     pub offline_delivery: Mutex<OfflineDelivery>,
     /// Set by this connection's first `CHG`: from then on it receives
@@ -313,7 +314,7 @@ impl OnlineUser {
             account_id,
             dialect,
             machine: None,
-            web_token,
+            web_token: web_token.into(),
             ticket_token: None,
             offline_delivery: Mutex::new(Default::default()),
             handle: handle.to_string(),
@@ -455,7 +456,7 @@ impl OnlineUser {
         self.account.presence.lock().personal_message = snapshot.personal_message.clone();
         let mut cache = self.account.cache.write();
         cache.lists = ContactLists::from_snapshot(&snapshot);
-        let pending = std::mem::take(&mut cache.pending);
+        let pending = cache.pending.take().map(|p| *p).unwrap_or_default();
         let replayed = !pending.is_empty();
         for (key, list, member) in pending {
             cache.lists.set(&key, list, member);
@@ -478,7 +479,7 @@ impl OnlineUser {
         if cache.loaded {
             cache.lists.set(key, list, member);
         } else {
-            cache.pending.push((key.to_string(), list, member));
+            cache.pending.get_or_insert_default().push((key.to_string(), list, member));
         }
     }
 
@@ -632,5 +633,16 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every signed-in user holds one of each, inside an `Arc` (16 bytes
+    /// more): at these sizes both fall in jemalloc's 256-byte class.
+    #[test]
+    fn an_online_user_and_its_account_state_stay_small() {
+        assert!(std::mem::size_of::<super::OnlineUser>() <= 240);
+        assert!(std::mem::size_of::<super::AccountOnline>() <= 240);
     }
 }

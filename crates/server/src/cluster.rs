@@ -628,7 +628,7 @@ impl Cluster for NatsCluster {
             node: self.settings.node_id.clone(),
             session: user.directory_session(),
             handle: user.handle.clone(),
-            token: user.web_token.clone(),
+            token: user.web_token.to_string(),
         };
         // Seen here at once; the others see it through the directory.
         self.directory.write().insert(user.key.clone(), seat.clone());

@@ -258,7 +258,7 @@ impl Backend {
         let web_token = if dialect.has_web_services() { web_token } else { String::new() };
         let mut user = OnlineUser::new(account.id, &account.handle, &account.friendly, dialect, web_token, outbox)
             .on_machine(machine);
-        user.ticket_token = ticket.as_ref().map(|(t, _)| t.clone());
+        user.ticket_token = ticket.as_ref().map(|(t, _)| t.as_str().into());
         // Register before loading the lists: a reverse-list change made by
         // someone else in between is queued on the user and replayed.
         let (user, replaced) = self.registry.insert(user, self.config.max_endpoints_per_account)?;
@@ -282,7 +282,7 @@ impl Backend {
         if dialect.has_web_services() {
             let credential = |until| WebCredential { key: user.key.clone(), session: user.session_id, until };
             let mut tokens = self.web_tokens.lock();
-            tokens.insert(user.web_token.clone(), credential(None));
+            tokens.insert(user.web_token.to_string(), credential(None));
             if let Some((token, left)) = ticket {
                 tokens.insert(token, credential(Some(std::time::Instant::now() + left)));
             }
@@ -348,9 +348,9 @@ impl Backend {
 
     fn forget_web_tokens(&self, user: &OnlineUser) {
         let mut tokens = self.web_tokens.lock();
-        tokens.remove(&user.web_token);
+        tokens.remove(&*user.web_token);
         if let Some(t) = &user.ticket_token {
-            tokens.remove(t);
+            tokens.remove(&**t);
         }
     }
 
