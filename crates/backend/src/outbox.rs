@@ -106,6 +106,12 @@ impl<T> Outbox<T> {
         self.inner.overflowed.load(Ordering::Relaxed).then_some(None)
     }
 
+    /// Wakes the receiver with nothing new in the queue, for it to look at
+    /// something else it waits on.
+    pub fn wake(&self) {
+        self.inner.ready.wake();
+    }
+
     /// The next item if one is waiting.
     pub fn pop(&self) -> Option<T> {
         let mut q = self.inner.queue.lock();

@@ -5,10 +5,11 @@
 //! of them.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use backend::Backend;
-use tokio::sync::watch;
+use backend::outbox::Outbox;
+use backend::presence::NsEvent;
 
 use crate::config::ServerConfig;
 
@@ -66,9 +67,8 @@ pub struct Shared {
     /// (for the metrics; their sum is the load a node reports to the cluster).
     pub by_role: Arc<[AtomicU64; 3]>,
     /// What notification sessions are told: the node drains (they move
-    /// their clients to other nodes) or stops (`OUT SSD`). One channel for
-    /// both, so that every idle session waits on one future, not two.
-    pub lifecycle: watch::Sender<Lifecycle>,
+    /// their clients to other nodes) or stops (`OUT SSD`).
+    pub lifecycle: Arc<NodeSignal>,
     /// Accounts (handle keys) whose protocol the operator is tracing.
     pub traced: parking_lot::RwLock<std::collections::HashSet<String>>,
 }
@@ -79,6 +79,67 @@ pub enum Lifecycle {
     Serving,
     Draining,
     Stopping,
+}
+
+/// The node's [`Lifecycle`], and the event queues of the notification
+/// sessions that act on it. A change wakes each session through its queue,
+/// and the session reads the state when it runs: waiting on a channel would
+/// keep a 120-byte future in every idle session, and this keeps one entry
+/// in a slab.
+#[derive(Default)]
+pub struct NodeSignal {
+    state: AtomicU8,
+    sessions: parking_lot::Mutex<slab::Slab<Outbox<NsEvent>>>,
+}
+
+impl NodeSignal {
+    pub fn now(&self) -> Lifecycle {
+        match self.state.load(Ordering::Acquire) {
+            0 => Lifecycle::Serving,
+            1 => Lifecycle::Draining,
+            _ => Lifecycle::Stopping,
+        }
+    }
+
+    /// Serving becomes draining; false if the node was not serving.
+    pub fn drain(&self) -> bool {
+        let changed = self.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if changed {
+            self.wake_all();
+        }
+        changed
+    }
+
+    pub fn stop(&self) {
+        if self.state.swap(2, Ordering::AcqRel) != 2 {
+            self.wake_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        for (_, events) in self.sessions.lock().iter() {
+            events.wake();
+        }
+    }
+
+    /// Has `events` woken at each change until the returned guard drops.
+    /// Read [`NodeSignal::now`] after: a change before it wakes no one.
+    pub fn listen(self: &Arc<Self>, events: Outbox<NsEvent>) -> Listening {
+        let id = self.sessions.lock().insert(events);
+        Listening { signal: self.clone(), id }
+    }
+}
+
+/// A session's place in [`NodeSignal`]'s list.
+pub struct Listening {
+    signal: Arc<NodeSignal>,
+    id: usize,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.signal.sessions.lock().try_remove(self.id);
+    }
 }
 
 impl Shared {

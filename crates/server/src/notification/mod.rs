@@ -148,8 +148,10 @@ pub fn serve(
             None => Flow::Continue,
         };
         let mut last_heard = tokio::time::Instant::now();
-        let mut lifecycle = session.shared.lifecycle.subscribe();
-        if *lifecycle.borrow() == Lifecycle::Stopping {
+        let signal = session.shared.lifecycle.clone();
+        let _listening = signal.listen(events.clone());
+        let mut lifecycle = signal.now();
+        if lifecycle == Lifecycle::Stopping {
             flow = stopping(&mut writer);
         }
         // One timer lives as long as the connection and is moved, not
@@ -160,20 +162,19 @@ pub fn serve(
         // allocator's next size class up.
         let mut timer = Box::pin(sleep_until(login_deadline));
         while flow == Flow::Continue {
-            if writer.flush().await.is_err() {
+            // Boxed, and only when there is something to write: the write's
+            // timeout would otherwise be the future's largest state.
+            if writer.has_unsent() && Box::pin(writer.flush()).await.is_err() {
                 break;
             }
-            let user = session.user();
-            // Before sign-in the login deadline applies; after it, silence past
-            // the idle limit means the client is gone.
-            let config = &session.shared.config;
-            let idle_limit =
-                if writer.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
-            let deadline = if user.is_none() { login_deadline } else { last_heard + idle_limit };
-            let challenge_due = session.next_timer().map(tokio::time::Instant::from_std);
-            let next = challenge_due.map_or(deadline, |c| c.min(deadline));
-            if timer.deadline() != next {
-                timer.as_mut().reset(next);
+            // In a block, so that none of it is kept across the wait.
+            {
+                let silence = session.silence_deadline(&writer, last_heard, login_deadline);
+                let challenge_due = session.next_timer().map(tokio::time::Instant::from_std);
+                let next = challenge_due.map_or(silence, |c| c.min(silence));
+                if timer.deadline() != next {
+                    timer.as_mut().reset(next);
+                }
             }
             flow = tokio::select! {
                 // Events queued before a request are answered first, so a
@@ -186,14 +187,22 @@ pub fn serve(
                         break;
                     }
                 },
-                _ = lifecycle.changed() => match *lifecycle.borrow_and_update() {
-                    Lifecycle::Stopping => stopping(&mut writer),
-                    Lifecycle::Draining => session.move_elsewhere(&mut writer),
-                    Lifecycle::Serving => Flow::Continue,
+                // Woken through the event queue (`NodeSignal`).
+                now = std::future::poll_fn(|_| match signal.now() {
+                    now if now != lifecycle => std::task::Poll::Ready(now),
+                    _ => std::task::Poll::Pending,
+                }) => {
+                    lifecycle = now;
+                    match now {
+                        Lifecycle::Stopping => stopping(&mut writer),
+                        Lifecycle::Draining => session.move_elsewhere(&mut writer),
+                        Lifecycle::Serving => Flow::Continue,
+                    }
                 },
                 _ = timer.as_mut() => {
-                    if tokio::time::Instant::now() >= deadline {
-                        tracing::info!(peer = %session.peer, signed_in = user.is_some(), "closing a silent connection");
+                    if tokio::time::Instant::now() >= session.silence_deadline(&writer, last_heard, login_deadline) {
+                        let signed_in = session.user().is_some();
+                        tracing::info!(peer = %session.peer, signed_in, "closing a silent connection");
                         break;
                     }
                     session.on_timer(&mut writer)
@@ -235,16 +244,33 @@ pub fn serve(
             // VER, CVR and USR, and reads our close before it has handled
             // the XFR line already in its buffer. Wait for the client, a
             // while, reading (and ignoring) whatever it still sends.
-            if writer.flush().await.is_ok() {
-                let _ = tokio::time::timeout(REFERRAL_LINGER, async { while let Ok(Some(_)) = reader.next().await {} })
-                    .await;
+            // Boxed: states of their own, larger than an idle session's.
+            if Box::pin(writer.flush()).await.is_ok() {
+                let linger = async { while let Ok(Some(_)) = reader.next().await {} };
+                let _ = Box::pin(tokio::time::timeout(REFERRAL_LINGER, linger)).await;
             }
         }
-        writer.close().await;
+        Box::pin(writer.close()).await;
     }
 }
 
 impl NsSession {
+    /// When silence means the client is gone: before sign-in the login
+    /// deadline; after it, the idle limit past the last command heard.
+    fn silence_deadline(
+        &self,
+        w: &Writer,
+        last_heard: tokio::time::Instant,
+        login_deadline: tokio::time::Instant,
+    ) -> tokio::time::Instant {
+        let config = &self.shared.config;
+        let idle_limit = if w.dialect.qng_has_interval() { config.idle_timeout } else { config.legacy_idle_timeout };
+        match self.login {
+            Login::SignedIn(_) => last_heard + idle_limit,
+            _ => login_deadline,
+        }
+    }
+
     fn answer<'a>(&'a mut self, frame: Frame, w: &'a mut Writer) -> Answer<'a> {
         Box::pin(self.handle(frame, w))
     }
