@@ -41,8 +41,21 @@ fn shard(key: &str) -> &'static Mutex<HashSet<Interned>> {
 /// A handle key shared with every other list that holds the same handle.
 /// Forgotten by the interner when the last `Key` for it is dropped.
 /// (Always `Some`; `None` only inside `drop`.)
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key(Option<Shared>);
+
+/// Hashed as its text, so that a map keyed by `Key` is searched by `&str`.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
 
 impl Key {
     pub fn new(key: &str) -> Key {

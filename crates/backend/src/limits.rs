@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::intern::Key;
+
 /// A rate: a burst allowance and a sustained rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
@@ -83,6 +85,22 @@ pub enum Action {
     /// Accounts created from one address (the web sign-up page), counted
     /// before the invite code or anything else is looked at.
     SignUp,
+}
+
+impl Action {
+    const COUNT: usize = 7;
+
+    fn index(self) -> usize {
+        match self {
+            Action::Message => 0,
+            Action::Data => 1,
+            Action::Invitation => 2,
+            Action::ListChange => 3,
+            Action::StateChange => 4,
+            Action::OfflineMessage => 5,
+            Action::SignUp => 6,
+        }
+    }
 }
 
 /// The limits, from the configuration.
@@ -169,19 +187,22 @@ impl RateLimits {
 
 const SHARDS: usize = 16;
 
-/// A shard: each (user, action) bucket with the rate it was made for.
-type BucketMap = HashMap<(String, Action), (TokenBucket, Rate)>;
+/// A shard: each user's bucket for one action with the rate it was made
+/// for, a map per action. By interned key, so that a bucket keeps no copy of
+/// the handle and a lookup by `&str` makes none.
+#[derive(Debug, Default)]
+struct BucketMaps([HashMap<Key, (TokenBucket, Rate)>; Action::COUNT]);
 
 /// Token buckets by key (account, action), sharded; full buckets are dropped
 /// as keys are added, so memory follows the number of recently active users.
 #[derive(Debug)]
 pub struct KeyedBuckets {
-    shards: Vec<Mutex<BucketMap>>,
+    shards: Vec<Mutex<BucketMaps>>,
 }
 
 impl Default for KeyedBuckets {
     fn default() -> Self {
-        KeyedBuckets { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        KeyedBuckets { shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
     }
 }
 
@@ -195,19 +216,20 @@ impl KeyedBuckets {
     pub fn take_or_wait(&self, key: &str, action: Action, rate: Rate) -> Result<(), Duration> {
         let h = crate::fnv1a(key.as_bytes());
         let mut shard = self.shards[(h as usize) % SHARDS].lock();
+        let buckets = &mut shard.0[action.index()];
         let now = Instant::now();
         let outcome = |bucket: &mut TokenBucket| {
             if bucket.take(rate, now) { Ok(()) } else { Err(bucket.time_to_next_token(rate)) }
         };
-        if let Some((bucket, _)) = shard.get_mut(&(key.to_string(), action)) {
+        if let Some((bucket, _)) = buckets.get_mut(key) {
             return outcome(bucket);
         }
-        if shard.len() >= 4096 && shard.len().is_power_of_two() {
-            shard.retain(|_, (b, r)| !b.is_full(*r, now));
+        if buckets.len() >= 4096 && buckets.len().is_power_of_two() {
+            buckets.retain(|_, (b, r)| !b.is_full(*r, now));
         }
         let mut bucket = TokenBucket::new(rate);
         let result = outcome(&mut bucket);
-        shard.insert((key.to_string(), action), (bucket, rate));
+        buckets.insert(Key::new(key), (bucket, rate));
         result
     }
 }
@@ -464,6 +486,22 @@ mod tests {
         assert!(!k.take("a", Action::Message, rate));
         assert!(k.take("b", Action::Message, rate));
         assert!(k.take("a", Action::Invitation, rate));
+        // Every action has a map of its own.
+        let all = [
+            Action::Message,
+            Action::Data,
+            Action::Invitation,
+            Action::ListChange,
+            Action::StateChange,
+            Action::OfflineMessage,
+            Action::SignUp,
+        ];
+        let mut indices: Vec<usize> = all.iter().map(|a| a.index()).collect();
+        indices.dedup();
+        assert_eq!(indices, (0..Action::COUNT).collect::<Vec<_>>());
+        for action in all {
+            assert!(k.take("c", action, rate) && k.take("c", action, rate) && !k.take("c", action, rate));
+        }
     }
 
     fn attempt(

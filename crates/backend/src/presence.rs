@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::intern::Key;
 use bytes::Bytes;
 use msnp::circle::{CircleId, Said};
 use msnp::endpoint::MachineGuid;
@@ -518,7 +519,8 @@ pub enum Removal {
 /// on different users rarely contend.
 #[derive(Debug)]
 pub struct Registry {
-    shards: Vec<RwLock<HashMap<String, Arc<OnlineUser>>>>,
+    /// By interned handle key: 8 bytes a slot and no copy of the handle.
+    shards: Vec<RwLock<HashMap<Key, Arc<OnlineUser>>>>,
 }
 
 impl Default for Registry {
@@ -538,7 +540,7 @@ pub struct Replaced {
 }
 
 impl Registry {
-    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<OnlineUser>>> {
+    fn shard(&self, key: &str) -> &RwLock<HashMap<Key, Arc<OnlineUser>>> {
         let h = crate::fnv1a(key.as_bytes());
         &self.shards[(h as usize) % SHARDS]
     }
@@ -559,7 +561,7 @@ impl Registry {
         let mut shard = self.shard(&user.key).write();
         let mut user = user;
         let mut replaced = Replaced::default();
-        if let Some(existing) = shard.get(&user.key) {
+        if let Some(existing) = shard.get(&*user.key) {
             let live = existing.endpoints();
             let all_named = user.machine.is_some() && live.iter().all(|e| e.machine.is_some());
             if all_named {
@@ -585,7 +587,7 @@ impl Registry {
             list.push(Arc::downgrade(&user));
         }
         user.account.directory_session.compare_exchange(0, user.session_id, Ordering::AcqRel, Ordering::Acquire).ok();
-        shard.insert(user.key.clone(), user.clone());
+        shard.insert(Key::new(&user.key), user.clone());
         Ok((user, replaced))
     }
 
@@ -594,7 +596,7 @@ impl Registry {
     /// last endpoint (then the account is offline).
     pub fn remove(&self, user: &OnlineUser) -> Removal {
         let mut shard = self.shard(&user.key).write();
-        let Some(current) = shard.get(&user.key) else { return Removal::NotThere };
+        let Some(current) = shard.get(&*user.key) else { return Removal::NotThere };
         if !Arc::ptr_eq(&current.account, &user.account) {
             return Removal::NotThere;
         }
@@ -609,13 +611,15 @@ impl Registry {
         };
         match remaining.first() {
             Some(next) => {
-                if current.session_id == user.session_id {
-                    shard.insert(user.key.clone(), next.clone());
+                if current.session_id == user.session_id
+                    && let Some(slot) = shard.get_mut(&*user.key)
+                {
+                    *slot = next.clone();
                 }
                 Removal::EndpointLeft
             }
             None => {
-                shard.remove(&user.key);
+                shard.remove(&*user.key);
                 Removal::SignedOut
             }
         }
