@@ -63,7 +63,14 @@ impl NsSession {
                 let key = contact.handle.to_ascii_lowercase();
                 for list in CLIENT_LISTS.into_iter().filter(|l| contact.lists & l.bit() != 0) {
                     if !user.with_lists(|l| l.bits(&key).contains(list)) {
-                        backend.add_to_list(user, list, &contact.handle, OppositeList::Accept).await?;
+                        match backend.add_to_list(user, list, &contact.handle, OppositeList::Accept).await {
+                            // ADL asks for a state, not a change: one that is
+                            // reached meanwhile (the same change made by the
+                            // address book on another node, or another
+                            // endpoint) is what was asked for.
+                            Ok(_) | Err(ErrorCode::AlreadyThere) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 }
                 if contact.lists & ListKind::Forward.bit() != 0 && user.presence().started {
