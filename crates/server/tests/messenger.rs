@@ -268,8 +268,18 @@ async fn tab_to_and_press(b: &Browser, css: &str) {
     panic!("Tab never reached {css}");
 }
 
+/// Types into the element `css` finds. The page may draw the element again
+/// between finding it and typing (a frame arrived): then it is found again.
 async fn type_into(b: &Browser, css: &str, text: &str) {
-    wait_css(b, css).await.send_keys(text).await.unwrap();
+    for _ in 0..5 {
+        match wait_css(b, css).await.send_keys(text).await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+            Err(e) => panic!("typing into {css}: {e}"),
+        }
+    }
+    panic!("{css} was drawn again every time it was found");
 }
 
 async fn screenshot(b: &Browser, name: &str) {
