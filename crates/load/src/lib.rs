@@ -186,6 +186,9 @@ pub struct ServerReport {
     pub rss_per_user_at_end_bytes: u64,
     /// Server CPU per sustained login (sign in and out), in milliseconds.
     pub cpu_ms_per_churn_login: f64,
+    /// The same less the password-hashing threads' CPU: what the rest of
+    /// a Passport login costs.
+    pub cpu_ms_per_churn_login_besides_hashing: f64,
     pub cpu_seconds_logins: f64,
     pub cpu_seconds_presence: f64,
     pub cpu_seconds_switchboard: f64,
@@ -327,7 +330,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         machine_reference_ms,
         ..Report::default()
     };
-    let mut churn_cpu_ms = 0.0;
+    let (mut churn_cpu_ms, mut churn_cpu_ms_besides_hashing) = (0.0, 0.0);
     let sampler = cfg.server_pid.map(Sampler::start);
     let before = cfg.server_pid.and_then(process::usage);
 
@@ -338,7 +341,10 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         let churn = sustained_logins(cfg, &handles, &shared).await;
         let after = cfg.server_pid.and_then(process::usage);
         if let (Some(b), Some(a)) = (before, after) {
-            churn_cpu_ms = (a.cpu_seconds - b.cpu_seconds) * 1000.0 / churn.succeeded.max(1) as f64;
+            let logins = churn.succeeded.max(1) as f64;
+            churn_cpu_ms = (a.cpu_seconds - b.cpu_seconds) * 1000.0 / logins;
+            let hashing = a.hashing_cpu_seconds - b.hashing_cpu_seconds;
+            churn_cpu_ms_besides_hashing = (a.cpu_seconds - b.cpu_seconds - hashing) * 1000.0 / logins;
         }
         report.churn = Some(churn);
     }
@@ -449,6 +455,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             rss_end_bytes: at_end.map_or(0, |u| u.rss_bytes),
             rss_per_user_at_end_bytes: at_end.map_or(0, |u| u.rss_bytes.saturating_sub(start.rss_bytes) / users),
             cpu_ms_per_churn_login: churn_cpu_ms,
+            cpu_ms_per_churn_login_besides_hashing: churn_cpu_ms_besides_hashing,
             cpu_seconds_logins: logged_in.cpu_seconds - start.cpu_seconds,
             cpu_seconds_presence: p.cpu_seconds - logged_in.cpu_seconds,
             cpu_seconds_switchboard: s.cpu_seconds - p.cpu_seconds,
@@ -1070,6 +1077,7 @@ impl Report {
             );
             if self.churn.is_some() {
                 row("server CPU per sustained login", format!("{:.3} ms", s.cpu_ms_per_churn_login));
+                row("  of it besides password hashing", format!("{:.3} ms", s.cpu_ms_per_churn_login_besides_hashing));
             }
         }
         for (k, v) in workers::table_rows(self) {

@@ -9,6 +9,10 @@ pub struct Usage {
     pub rss_bytes: u64,
     /// User + system CPU time since the process started, seconds.
     pub cpu_seconds: f64,
+    /// The part of it spent on msnd's password-hashing threads
+    /// (`argon2-N`): a Passport login's CPU less this is the rest of the
+    /// login (zero for another server).
+    pub hashing_cpu_seconds: f64,
 }
 
 /// Reads `/proc/PID/status` and `/proc/PID/stat`; `None` where there is no
@@ -17,14 +21,27 @@ pub fn usage(pid: u32) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib: u64 =
         status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let cpu_seconds = cpu_of(&format!("/proc/{pid}/stat"))?;
+    let hashing_cpu_seconds = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("argon2-")))
+        .filter_map(|t| cpu_of(&t.path().join("stat").to_string_lossy()))
+        .sum();
+    Some(Usage { rss_bytes: rss_kib * 1024, cpu_seconds, hashing_cpu_seconds })
+}
+
+/// User + system CPU seconds from a `stat` file (a process's or a thread's).
+fn cpu_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may hold spaces) start at state.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     // utime and stime are fields 14 and 15 of stat, 11 and 12 after the state.
     let (utime, stime) = (ticks(11)?, ticks(12)?);
-    Some(Usage { rss_bytes: rss_kib * 1024, cpu_seconds: (utime + stime) as f64 / clock_ticks() })
+    Some((utime + stime) as f64 / clock_ticks())
 }
 
 /// How many files a process holds open (its sockets among them).
@@ -54,6 +71,21 @@ mod tests {
         if std::path::Path::new("/proc/self/stat").exists() {
             let u = super::usage(std::process::id()).expect("own usage");
             assert!(u.rss_bytes > 0);
+            // A thread named as msnd's hashing threads are is counted apart.
+            let spin = std::thread::Builder::new()
+                .name("argon2-test".into())
+                .spawn(|| {
+                    let start = std::time::Instant::now();
+                    let mut x = 0u64;
+                    while start.elapsed() < std::time::Duration::from_millis(300) {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                    super::usage(std::process::id()).expect("own usage")
+                })
+                .unwrap();
+            let during = spin.join().unwrap();
+            assert!(during.hashing_cpu_seconds > 0.0, "{during:?}");
+            assert!(during.hashing_cpu_seconds <= during.cpu_seconds);
         }
     }
 }
