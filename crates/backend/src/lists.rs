@@ -225,6 +225,9 @@ pub struct ContactState {
     pub groups: GroupSet,
 }
 
+/// Contact GUIDs that do not pack, by handle key.
+type UnpackedGuids = Vec<(Key, Box<str>)>;
+
 /// An online user's lists, kept current in memory so that presence fan-out
 /// and privacy checks never touch the store.
 ///
@@ -241,7 +244,8 @@ pub struct ContactLists {
     entries: Vec<(Key, ContactState)>,
     /// The contact GUIDs that do not pack, by handle key; almost always
     /// empty.
-    unpacked_guids: Option<Box<Vec<(Key, Box<str>)>>>,
+    #[allow(clippy::box_collection)] // the box keeps the empty case at 8 bytes
+    unpacked_guids: Option<Box<UnpackedGuids>>,
 }
 
 impl ContactLists {

@@ -165,6 +165,7 @@ struct ListCache {
     lists: ContactLists,
     loaded: bool,
     /// Changes made before the lists were loaded; boxed, as they seldom are.
+    #[allow(clippy::box_collection)] // the box keeps the empty case at 8 bytes
     pending: Option<Box<Vec<(String, ListKind, bool)>>>,
     /// Counts every change to `lists` (and every pending one), so that a
     /// snapshot read from the store can be known to be still current.

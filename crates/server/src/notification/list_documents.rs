@@ -69,7 +69,7 @@ impl NsSession {
                             // address book on another node, or another
                             // endpoint) is what was asked for.
                             Ok(_) | Err(ErrorCode::AlreadyThere) => {}
-                            Err(e) => return Err(e.into()),
+                            Err(e) => return Err(e),
                         }
                     }
                 }
