@@ -31,6 +31,11 @@ struct Cli {
     /// nodes' together must stay under the server's max_connections).
     #[arg(long, global = true, env = "MSND_DATABASE_CONNECTIONS", default_value_t = 16)]
     database_connections: usize,
+    /// Threads that check Argon2 passwords (Passport and SSO logins, web
+    /// sign-in): they bound the login rate, and while they hash, other
+    /// traffic shares the cores with them [default: one per core].
+    #[arg(long, global = true, env = "MSND_PASSWORD_HASH_THREADS")]
+    password_hash_threads: Option<usize>,
     /// The config file [default: DATA_DIR/msnd.toml, if it exists].
     #[arg(long, global = true, env = "MSND_CONFIG")]
     config: Option<PathBuf>,
@@ -142,6 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(cli.data_dir.clone());
     config.database = cli.database.clone();
     config.database_connections = cli.database_connections;
+    if let Some(threads) = cli.password_hash_threads {
+        config.backend.password_hash_workers = threads.max(1);
+    }
     match cli.command {
         Command::Serve(flags) => {
             let options = layered(&flags, &cli.config, &data_dir)?;

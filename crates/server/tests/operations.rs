@@ -275,3 +275,30 @@ async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     child.wait().unwrap();
 }
+
+/// The threads of a running msnd named `name-N`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("a /proc");
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(name)))
+        .count()
+}
+
+#[tokio::test]
+async fn the_password_hashing_threads_are_as_many_as_the_operator_says() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: no /proc to count threads in");
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default = TestServer::start();
+    assert_eq!(threads_named(default.pid(), "argon2-"), cores, "one per core by default");
+    let one = TestServer::start_with(&["--password-hash-threads", "1"]);
+    assert_eq!(threads_named(one.pid(), "argon2-"), 1);
+    // And a Passport login is checked on it.
+    one.add_user("alice@example.com", "pw-alice");
+    let mut alice = login_as_dialect(&one, 11, "alice@example.com", "pw-alice").await;
+    alice.send("PNG").await;
+    alice.expect_prefix("QNG").await;
+}
