@@ -185,6 +185,11 @@ impl Writer {
         }
     }
 
+    /// Whether replies wait to be written.
+    pub fn has_unsent(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Writes everything queued. A client that does not take its data within
     /// the write timeout is treated as gone.
     ///
@@ -193,11 +198,6 @@ impl Writer {
     /// the tail of one that still pins the whole allocation of a sign-in's
     /// `SYN`, as `split` did) would cost every idle user kilobytes. An
     /// allocation per write costs far less than its system call.
-    /// Whether replies wait to be written.
-    pub fn has_unsent(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
