@@ -136,6 +136,12 @@ pub struct Listening {
     id: usize,
 }
 
+impl Listening {
+    pub fn now(&self) -> Lifecycle {
+        self.signal.now()
+    }
+}
+
 impl Drop for Listening {
     fn drop(&mut self) {
         self.signal.sessions.lock().try_remove(self.id);

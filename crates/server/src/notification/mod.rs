@@ -148,8 +148,7 @@ pub fn serve(
             None => Flow::Continue,
         };
         let mut last_heard = tokio::time::Instant::now();
-        let signal = session.shared.lifecycle.clone();
-        let _listening = signal.listen(events.clone());
+        let signal = session.shared.lifecycle.listen(events.clone());
         let mut lifecycle = signal.now();
         if lifecycle == Lifecycle::Stopping {
             flow = stopping(&mut writer);
