@@ -258,15 +258,20 @@ impl ContactLists {
             unpacked_guids: None,
         };
         for e in &s.entries {
-            let key = e.handle.to_ascii_lowercase();
-            let state = ContactState { bits: e.lists, guid: PackedGuid::default(), groups: GroupSet::of(&e.groups) };
-            lists.entries.push((Key::new(&key), state));
+            let key = Key::new(&e.handle.to_ascii_lowercase());
+            let guid = PackedGuid::of(&e.guid);
+            if guid.is_none() && !e.guid.is_empty() {
+                lists.unpacked_guids.get_or_insert_default().push((key.clone(), e.guid.as_str().into()));
+            }
+            let state = ContactState { bits: e.lists, guid: guid.unwrap_or_default(), groups: GroupSet::of(&e.groups) };
+            lists.entries.push((key, state));
         }
         lists.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         lists.entries.dedup_by(|a, b| a.0 == b.0);
         lists.entries.shrink_to_fit();
-        for e in &s.entries {
-            lists.set_guid(&e.handle.to_ascii_lowercase(), &e.guid);
+        if let Some(unpacked) = &mut lists.unpacked_guids {
+            unpacked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            unpacked.dedup_by(|a, b| a.0 == b.0);
         }
         lists
     }
@@ -506,6 +511,32 @@ mod tests {
         assert!(l.unpacked_guids.is_none(), "forgotten with the contact");
         assert_eq!(l.key_of_guid("cg"), None);
         assert_eq!(l.key_of_guid(""), None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_packed_and_other_guids_alike() {
+        let issued = crate::secrets::new_guid();
+        let entry = |handle: &str, guid: &str| ListEntry {
+            contact_id: 1,
+            handle: handle.into(),
+            friendly: handle.into(),
+            lists: ListBits(1),
+            guid: guid.into(),
+            groups: vec![3, 1],
+            nickname: None,
+            phones: Vec::new(),
+        };
+        let snapshot = ListSnapshot {
+            entries: vec![entry("B@x.com", "cg"), entry("a@x.com", &issued), entry("c@x.com", "")],
+            ..ListSnapshot::default()
+        };
+        let l = ContactLists::from_snapshot(&snapshot);
+        assert_eq!(l.guid_of("a@x.com").as_deref(), Some(issued.as_str()));
+        assert_eq!(l.guid_of("b@x.com").as_deref(), Some("cg"));
+        assert_eq!(l.guid_of("c@x.com"), None);
+        assert_eq!(l.key_of_guid("CG"), Some("b@x.com"));
+        assert_eq!(l.unpacked().count(), 1);
+        assert_eq!(l.contact("a@x.com").unwrap().groups.iter().collect::<Vec<_>>(), [1, 3]);
     }
 
     #[test]
