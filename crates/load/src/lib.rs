@@ -338,13 +338,14 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
 
     if !cfg.churn_duration.is_zero() {
         let before = cfg.server_pid.and_then(process::usage);
+        let hashing_before = cfg.server_pid.map(process::hashing_cpu);
         let churn = sustained_logins(cfg, &handles, &shared).await;
         let after = cfg.server_pid.and_then(process::usage);
-        if let (Some(b), Some(a)) = (before, after) {
+        let hashing_after = cfg.server_pid.map(process::hashing_cpu);
+        if let (Some(b), Some(a), Some(hb), Some(ha)) = (before, after, hashing_before, hashing_after) {
             let logins = churn.succeeded.max(1) as f64;
             churn_cpu_ms = (a.cpu_seconds - b.cpu_seconds) * 1000.0 / logins;
-            let hashing = a.hashing_cpu_seconds - b.hashing_cpu_seconds;
-            churn_cpu_ms_besides_hashing = (a.cpu_seconds - b.cpu_seconds - hashing) * 1000.0 / logins;
+            churn_cpu_ms_besides_hashing = (a.cpu_seconds - b.cpu_seconds - (ha - hb)) * 1000.0 / logins;
         }
         report.churn = Some(churn);
     }

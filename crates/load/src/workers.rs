@@ -310,7 +310,6 @@ impl Watched {
                 pids.iter().filter_map(|&p| process::usage(p)).fold(Usage::default(), |a, u| Usage {
                     rss_bytes: a.rss_bytes + u.rss_bytes,
                     cpu_seconds: a.cpu_seconds + u.cpu_seconds,
-                    hashing_cpu_seconds: a.hashing_cpu_seconds + u.hashing_cpu_seconds,
                 })
             })
             .collect();
