@@ -73,13 +73,13 @@ pub async fn passport_ticket(config: &ClientConfig, challenge: &str) -> Result<S
 }
 
 /// What the RST service gave a single sign-on (MSNP15+).
-struct SsoTokens {
+pub struct SsoTokens {
     /// The `messengerclear.live.com` ticket, for `USR ... SSO S`.
-    messenger: String,
+    pub messenger: String,
     /// Its session key, which the login blob proves.
-    secret: Vec<u8>,
+    pub secret: Vec<u8>,
     /// The `contacts.msn.com` ticket, for the address book services.
-    contacts: String,
+    pub contacts: String,
 }
 
 /// The origin of the login service, named by the nexus URL the client
@@ -93,7 +93,7 @@ pub(crate) fn login_origin(config: &ClientConfig) -> Result<String> {
 }
 
 /// Asks the RST service for the messenger and contacts tokens.
-async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens> {
+pub async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens> {
     use msnp::passport::{RstFailure, parse_rst_response, rst_request};
     let services = [(msnp::sso::MESSENGER_SERVICE, policy), ("contacts.msn.com", "MBI")];
     let body = rst_request(&config.account, &config.password, &services);
@@ -113,8 +113,6 @@ async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens> {
     Ok(SsoTokens { messenger: messenger.ticket.clone(), secret, contacts })
 }
 
-/// Fills the state from the membership and address book services
-/// (MSNP13+), which hold the lists instead of `SYN`.
 /// One call to the address book or membership service: the answer's
 /// envelope, or the fault's code as an error.
 pub(crate) async fn address_book(config: &ClientConfig, ticket: &str, op: &Operation) -> Result<String> {
@@ -129,7 +127,9 @@ pub(crate) async fn address_book(config: &ClientConfig, ticket: &str, op: &Opera
     Err(ClientError::Protocol(format!("{} refused: {why}", op.name())))
 }
 
-async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> Result<()> {
+/// Fills the state from the membership and address book services
+/// (MSNP13+), which hold the lists instead of `SYN`.
+pub async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> Result<()> {
     use msnp::addressbook::{parse_ab_find_all_response, parse_find_membership_response};
     let xml = address_book(config, ticket, &Operation::FindMembership { deltas_since: None }).await?;
     let roles = parse_find_membership_response(&xml)
@@ -162,9 +162,16 @@ async fn fetch_lists(config: &ClientConfig, ticket: &str, state: &mut State) -> 
     Ok(())
 }
 
+/// The sign-in's web-service token: the login profile's `MSPAuth` (empty
+/// when the profile names none, as for MD5 sign-ins).
+pub fn profile_web_token(profile: &[u8]) -> String {
+    MimeMessage::parse(profile)
+        .map_or(String::new(), |p| p.header("MSPAuth").unwrap_or("").trim_end_matches("$$").to_string())
+}
+
 /// The `ADL` a client sends after fetching its lists: the forward, allow
 /// and block lists it shows.
-fn initial_list_document(state: &State) -> msnp::adl::ListDocument {
+pub fn initial_list_document(state: &State) -> msnp::adl::ListDocument {
     let shown = ListKind::Forward.bit() | ListKind::Allow.bit() | ListKind::Block.bit();
     msnp::adl::ListDocument {
         initial: true,
@@ -238,10 +245,13 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
         dialect: Some(dialect),
         ..State::default()
     };
-    if let Ok(p) = MimeMessage::parse(&profile) {
-        state.web_token = p.header("MSPAuth").unwrap_or("").trim_end_matches("$$").to_string();
-    }
+    state.web_token = profile_web_token(&profile);
     if dialect.lists_over_soap() {
+        // MSNP13 and 14 sign in without RST: the address book takes the
+        // profile's MSPAuth in place of a contacts ticket.
+        if contacts_ticket.is_empty() {
+            contacts_ticket = state.web_token.clone();
+        }
         fetch_lists(config, &contacts_ticket, &mut state).await?;
         let payload = bytes::Bytes::from(initial_list_document(&state).encode());
         conn.send(&NsRequest::Adl { trid, payload }, dialect).await?;

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use bytes::BytesMut;
+use msnp::endpoint::MachineGuid;
 use msnp::request::{NsRequest, SbRequest, SyncVersion};
 use msnp::signin::{Action, SignIn};
 use msnp::{Decoder, Dialect, Direction, ErrorCode, Frame, Limits, ListKind, OnlineState, Reply, TrId};
+use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -210,7 +212,15 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
     let gateway = target.gateway.as_deref();
     let mut link = Link::connect(&target.server, d, gateway).await?;
     let client_version = ["0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "msmsgs"];
-    let mut signing = SignIn::new(d, handle, password, &client_version);
+    // MSNP16+ name the machine; each simulated user keeps one, as a person
+    // signing in again from the same computer does.
+    let machine = sha2::Sha256::digest(handle.as_bytes())[..16].try_into().expect("16 of 32 bytes");
+    let mut signing = SignIn::new(d, handle, password, &client_version).on_machine(MachineGuid::from_random(machine));
+    // What the web services (nexus, RST, address book) are asked with.
+    let mut web = client::ClientConfig::new(&target.server, handle, password);
+    web.login_url = target.login_url.clone();
+    web.timeout = target.timeout;
+    let mut contacts_ticket = String::new();
     let mut action = signing.start();
     let signed = loop {
         action = match action {
@@ -223,17 +233,23 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
                 link = Link::connect(&address, d, gateway).await?;
                 signing.connected()
             }
-            Action::FetchTicket(challenge) => {
-                let mut config = client::ClientConfig::new(&target.server, handle, password);
-                config.login_url = target.login_url.clone();
-                config.timeout = target.timeout;
-                signing.ticket(client::login::passport_ticket(&config, &challenge).await?)
+            Action::FetchTicket(challenge) => signing.ticket(client::login::passport_ticket(&web, &challenge).await?),
+            Action::FetchSsoToken { policy } => {
+                let tokens = client::login::sso_tokens(&web, &policy).await?;
+                contacts_ticket = tokens.contacts;
+                signing.sso_token(tokens.messenger, &tokens.secret, rand::random())
             }
-            // The load tool measures MSNP2-12, whose lists come with SYN.
-            Action::FetchSsoToken { .. } => anyhow::bail!("msn-load speaks MSNP2 to MSNP12, not {d}"),
             Action::Done(signed) => break signed,
         };
     };
+    if d.lists_over_soap() {
+        // MSNP13 and 14 have no RST: the profile's MSPAuth opens the address book.
+        if contacts_ticket.is_empty() {
+            contacts_ticket = client::login::profile_web_token(&signed.profile);
+        }
+        let forward = lists_from_web_services(&mut link, &web, &contacts_ticket, signed.next_trid, target).await?;
+        return Ok((link, forward));
+    }
     // SYN and CHG in one write; the CHG is answered after the whole sync.
     let (syn, chg) = (signed.next_trid, signed.next_trid + 1);
     let version = if d.sync_has_two_versions() {
@@ -262,4 +278,49 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
         return Err(Refused(code).into());
     }
     Ok((link, forward))
+}
+
+/// What an MSNP13+ client does where older ones sync: fetch the lists from
+/// the membership and address book services, send them in one `ADL`, then
+/// `CHG`, whose answer comes after the `ADL`'s. Returns the size of the
+/// forward list, as the address book gave it.
+async fn lists_from_web_services(
+    link: &mut Link,
+    web: &client::ClientConfig,
+    contacts_ticket: &str,
+    trid: TrId,
+    target: &Target,
+) -> anyhow::Result<usize> {
+    let d = target.dialect;
+    let mut lists = client::State::default();
+    client::login::fetch_lists(web, contacts_ticket, &mut lists).await?;
+    let forward = lists.contacts.values().filter(|c| c.lists & ListKind::Forward.bit() != 0).count();
+    let (adl, chg) = (trid, trid + 1);
+    let payload = bytes::Bytes::from(client::login::initial_list_document(&lists).encode());
+    let mut batch = NsRequest::Adl { trid: adl, payload }.to_frame(d).to_bytes();
+    batch.extend(
+        NsRequest::Chg {
+            trid: chg,
+            state: OnlineState::Online,
+            client_id: Some(0),
+            extended_caps: 0,
+            msn_object: None,
+        }
+        .to_frame(d)
+        .to_bytes(),
+    );
+    link.write.write_all(&batch).await?;
+    let mut refused = None;
+    link.reply_seeing(chg, target.timeout, |reply| {
+        if let Reply::Error { code, trid: Some(t) } = reply
+            && *t == adl
+        {
+            refused = Some(*code);
+        }
+    })
+    .await?;
+    match refused {
+        Some(code) => Err(Refused(code).into()),
+        None => Ok(forward),
+    }
 }

@@ -18,7 +18,8 @@ struct Args {
     /// msnd of its own on loopback (accounts created with `msnd user import`).
     #[arg(long)]
     server: Option<String>,
-    /// The Passport nexus of --server, for --dialect 8 and up.
+    /// The Passport nexus of --server, for --dialect 8 and up (the RST and
+    /// address book services are found beside it).
     #[arg(long)]
     login_url: Option<String>,
     /// The running server's process id, to report its RSS and CPU.
@@ -34,7 +35,8 @@ struct Args {
     /// Simulated users.
     #[arg(long, default_value_t = 1000)]
     users: usize,
-    /// The protocol version: 2 (MD5 login) to 12 (Passport).
+    /// The protocol version: 2 (MD5 login), 8 to 12 (Passport), 13 to 18
+    /// (lists from the address book; single sign-on from 15).
     #[arg(long, default_value_t = 2)]
     dialect: u8,
     /// Numbered accounts `<prefix><n>@example.com`, all with --password
@@ -351,7 +353,11 @@ fn finish(
 
 /// The dialect a flag names by its number.
 fn dialect_numbered(number: u8, flag: &str) -> anyhow::Result<Dialect> {
-    Dialect::ALL.into_iter().find(|d| d.number() == number).with_context(|| format!("{flag}: 2 to 12"))
+    // Every phase but presence goes through switchboards, which MSNP21 has not.
+    Dialect::ALL
+        .into_iter()
+        .find(|d| d.number() == number && d.has_switchboard())
+        .with_context(|| format!("{flag}: 2 to 18"))
 }
 
 /// A fresh directory under the system temp dir (removed by the OS, not us:

@@ -74,6 +74,30 @@ async fn a_small_run_in_both_login_schemes_sees_every_login_change_and_message()
     }
 }
 
+/// MSNP13-18 take their lists from the address book and send them in one
+/// ADL; MSNP15 and up sign in through the RST service (single sign-on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_in_the_address_book_dialects_sees_every_login_change_and_message() {
+    let Some((_dir, l)) = start(12, true) else { return };
+    for dialect in [Dialect::Msnp13, Dialect::Msnp15, Dialect::Msnp18] {
+        let mut cfg = config(&l, 12, dialect);
+        cfg.churn_duration = Duration::from_millis(300);
+        // Fewer at once than accounts: the server refuses a third check of
+        // one account's password while two are running (a guessing defence).
+        cfg.login_concurrency = 4;
+        let r = load::run(&cfg).await.unwrap();
+        assert!(r.success, "{dialect}: {}", r.table());
+        let churn = r.churn.as_ref().unwrap();
+        assert!(churn.succeeded > 0 && churn.failed == 0, "{dialect}: {}", r.table());
+        assert_eq!((r.logins.succeeded, r.logins.failed), (12, 0), "{dialect}");
+        assert_eq!(r.presence.changes, 20, "{dialect}");
+        assert_eq!(r.presence.complete, 20, "{dialect}: {}", r.table());
+        assert!(r.presence.notifications >= 20, "{dialect}: {}", r.table());
+        assert_eq!((r.switchboard.sent, r.switchboard.received), (48, 48), "{dialect}: {}", r.table());
+        assert_eq!(r.held.answered_ping, 12, "{dialect}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_run_through_the_http_gateway_sees_every_login_change_and_message() {
     let Some((_dir, l)) = start(8, true) else { return };
