@@ -133,6 +133,13 @@ impl Backend {
     /// they wait instead (it fetches and deletes them there).
     pub async fn deliver_offline(self: &Arc<Self>, user: &Arc<OnlineUser>) {
         let waiting = self.pending_offline(user).await;
+        self.deliver_pending_offline(user, waiting);
+    }
+
+    /// [`Backend::deliver_offline`] of what [`Backend::pending_offline`]
+    /// just read: a sign-in that also lists them (MSNP11's mail data)
+    /// reads the store once.
+    pub fn deliver_pending_offline(self: &Arc<Self>, user: &Arc<OnlineUser>, waiting: Vec<OfflineMessage>) {
         if user.dialect.reads_offline_messages_over_soap() {
             if !waiting.is_empty() {
                 user.deliver(NsEvent::OfflineMessagesWaiting {

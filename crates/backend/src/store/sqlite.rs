@@ -212,6 +212,37 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// Statements parsed once per connection, not at every call: a Passport
+/// sign-in runs the same few, and re-parsing them was most of the SQLite
+/// thread's CPU per login (`sqlite3RunParser`, `resolveExprStep`, ...).
+trait Cached {
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Distinct statements the store runs; the cache holds them all.
+const STATEMENT_CACHE: usize = 256;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -226,6 +257,7 @@ impl SqliteStore {
         // page cache made them read from the OS in a login burst (a third of
         // the server's CPU at 10,000 users). 16 MiB holds the hot pages.
         conn.pragma_update(None, "cache_size", -16 * 1024).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut conn)?;
 
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -321,7 +353,7 @@ fn worker(conn: Connection, queue: mpsc::Receiver<Job>) {
             }
         }
         let mut completions = Vec::with_capacity(batch.len());
-        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(db);
+        let begun = conn.run("BEGIN IMMEDIATE", []).map(drop).map_err(db);
         if let Err(e) = begun {
             let msg = e.to_string();
             // Run nothing; tell every caller.
@@ -332,18 +364,18 @@ fn worker(conn: Connection, queue: mpsc::Receiver<Job>) {
             continue;
         }
         for job in batch {
-            let _ = conn.execute_batch("SAVEPOINT job");
+            let _ = conn.run("SAVEPOINT job", []);
             let (ok, completion) = job(&conn);
             if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = conn.run("ROLLBACK TO job", []);
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = conn.run("RELEASE job", []);
             completions.push(completion);
         }
-        match conn.execute_batch("COMMIT") {
-            Ok(()) => completions.into_iter().for_each(|c| c(Ok(()))),
+        match conn.run("COMMIT", []) {
+            Ok(_) => completions.into_iter().for_each(|c| c(Ok(()))),
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = conn.run("ROLLBACK", []);
                 let msg = e.to_string();
                 tracing::error!("store: commit failed: {msg}");
                 completions.into_iter().for_each(|c| c(Err(StoreError::Database(msg.clone()))));
@@ -359,7 +391,7 @@ fn now_ms() -> i64 {
 fn bump_serial(conn: &Connection, id: AccountId) -> Result<u32, StoreError> {
     // The modification time never goes backwards, so MSNP10+ versions change
     // with every change even if the clock does.
-    conn.query_row(
+    conn.row(
         "UPDATE accounts SET serial = serial + 1, list_modified_ms = max(list_modified_ms + 1, ?2)
          WHERE id = ?1 RETURNING serial",
         params![id, now_ms()],
@@ -379,7 +411,7 @@ fn set_bit(
     new_guid: &str,
 ) -> Result<(), StoreError> {
     if member {
-        conn.execute(
+        conn.run(
             "INSERT INTO list_entries (owner_id, contact_id, lists, guid) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (owner_id, contact_id) DO UPDATE
              SET lists = lists | excluded.lists, guid = COALESCE(guid, excluded.guid)",
@@ -387,12 +419,12 @@ fn set_bit(
         )
         .map_err(db)?;
     } else {
-        conn.execute(
+        conn.run(
             "UPDATE list_entries SET lists = lists & ~?3 WHERE owner_id = ?1 AND contact_id = ?2 AND lists != ?3",
             params![owner, contact, bit],
         )
         .map_err(db)?;
-        conn.execute(
+        conn.run(
             "DELETE FROM list_entries WHERE owner_id = ?1 AND contact_id = ?2 AND lists = ?3",
             params![owner, contact, bit],
         )
@@ -404,11 +436,9 @@ fn set_bit(
 /// Reads everything `SYN` needs for one account.
 fn snapshot(conn: &Connection, id: AccountId) -> Result<ListSnapshot, StoreError> {
     let (serial, modified_ms, prompt, privacy, friendly) = conn
-        .query_row(
-            "SELECT serial, list_modified_ms, prompt, privacy, friendly FROM accounts WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        .row("SELECT serial, list_modified_ms, prompt, privacy, friendly FROM accounts WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()
         .map_err(db)?
         .ok_or(StoreError::NoSuchAccount)?;
@@ -489,12 +519,12 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let key = account.handle.to_ascii_lowercase();
             let exists: bool = conn
-                .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE handle_key = ?1)", [&key], |r| r.get(0))
+                .row("SELECT EXISTS(SELECT 1 FROM accounts WHERE handle_key = ?1)", [&key], |r| r.get(0))
                 .map_err(db)?;
             if exists {
                 return Err(StoreError::AccountExists);
             }
-            conn.execute(
+            conn.run(
                 "INSERT INTO accounts (handle, handle_key, friendly, password_hash, sealed_secret, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -516,7 +546,7 @@ impl Store for SqliteStore {
         let key = handle_key.to_string();
         self.run(move |conn| {
             let id: AccountId = conn
-                .query_row("SELECT id FROM accounts WHERE handle_key = ?1", [&key], |r| r.get(0))
+                .row("SELECT id FROM accounts WHERE handle_key = ?1", [&key], |r| r.get(0))
                 .optional()
                 .map_err(db)?
                 .ok_or(StoreError::NoSuchAccount)?;
@@ -526,7 +556,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             // After the delete, so that the modification time reaches the
             // stamp of the removal records the delete leaves.
-            conn.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(db)?;
+            conn.run("DELETE FROM accounts WHERE id = ?1", [id]).map_err(db)?;
             for owner in owners {
                 bump_serial(conn, owner)?;
             }
@@ -539,7 +569,7 @@ impl Store for SqliteStore {
         let key = handle_key.to_string();
         self.run(move |conn| {
             let n = conn
-                .execute("UPDATE accounts SET disabled = ?2 WHERE handle_key = ?1", params![key, disabled])
+                .run("UPDATE accounts SET disabled = ?2 WHERE handle_key = ?1", params![key, disabled])
                 .map_err(db)?;
             if n == 0 { Err(StoreError::NoSuchAccount) } else { Ok(()) }
         })
@@ -550,7 +580,7 @@ impl Store for SqliteStore {
         let key = handle_key.to_string();
         self.run(move |conn| {
             let n = conn
-                .execute(
+                .run(
                     "UPDATE accounts SET password_hash = ?2, sealed_secret = ?3 WHERE handle_key = ?1",
                     params![key, credentials.password_hash, credentials.sealed_secret],
                 )
@@ -587,7 +617,7 @@ impl Store for SqliteStore {
     async fn account(&self, handle_key: &str) -> Result<Option<Account>, StoreError> {
         let key = handle_key.to_string();
         self.run(move |conn| {
-            conn.query_row(
+            conn.row(
                 "SELECT id, handle, friendly, password_hash, sealed_secret, disabled FROM accounts WHERE handle_key = ?1",
                 [&key],
                 |r| {
@@ -612,11 +642,9 @@ impl Store for SqliteStore {
 
     async fn photo(&self, id: AccountId) -> Result<Option<StoredPhoto>, StoreError> {
         self.run(move |conn| {
-            conn.query_row(
-                "SELECT resource_id, name, mime, data FROM profile_photos WHERE account_id = ?1",
-                [id],
-                |r| Ok(StoredPhoto { resource_id: r.get(0)?, name: r.get(1)?, mime: r.get(2)?, data: r.get(3)? }),
-            )
+            conn.row("SELECT resource_id, name, mime, data FROM profile_photos WHERE account_id = ?1", [id], |r| {
+                Ok(StoredPhoto { resource_id: r.get(0)?, name: r.get(1)?, mime: r.get(2)?, data: r.get(3)? })
+            })
             .optional()
             .map_err(db)
         })
@@ -626,13 +654,13 @@ impl Store for SqliteStore {
     async fn set_photo(&self, id: AccountId, photo: Option<StoredPhoto>) -> Result<(), StoreError> {
         self.run(move |conn| {
             match photo {
-                Some(p) => conn.execute(
+                Some(p) => conn.run(
                     "INSERT INTO profile_photos (account_id, resource_id, name, mime, data) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (account_id) DO UPDATE SET resource_id = excluded.resource_id, name = excluded.name,
                      mime = excluded.mime, data = excluded.data",
                     params![id, p.resource_id, p.name, p.mime, p.data],
                 ),
-                None => conn.execute("DELETE FROM profile_photos WHERE account_id = ?1", [id]),
+                None => conn.run("DELETE FROM profile_photos WHERE account_id = ?1", [id]),
             }
             .map_err(db)?;
             Ok(())
@@ -643,7 +671,7 @@ impl Store for SqliteStore {
     async fn list_changes(&self, id: AccountId, since_ms: i64) -> Result<Option<ListChanges>, StoreError> {
         self.run(move |conn| {
             let (modified, kept_since): (i64, i64) = conn
-                .query_row(
+                .row(
                     "SELECT list_modified_ms, (SELECT applied_at * 1000 FROM schema_migrations WHERE version = 5)
                      FROM accounts WHERE id = ?1",
                     [id],
@@ -694,7 +722,7 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             set_bit(conn, owner, contact, list.bit(), member, &new_guid)?;
             if list == ListKind::Forward && !member {
-                conn.execute("DELETE FROM group_members WHERE owner_id = ?1 AND contact_id = ?2", [owner, contact])
+                conn.run("DELETE FROM group_members WHERE owner_id = ?1 AND contact_id = ?2", [owner, contact])
                     .map_err(db)?;
             }
             let owner_serial = bump_serial(conn, owner)?;
@@ -705,11 +733,9 @@ impl Store for SqliteStore {
                 None
             };
             let guid: Option<String> = conn
-                .query_row(
-                    "SELECT guid FROM list_entries WHERE owner_id = ?1 AND contact_id = ?2",
-                    [owner, contact],
-                    |r| r.get(0),
-                )
+                .row("SELECT guid FROM list_entries WHERE owner_id = ?1 AND contact_id = ?2", [owner, contact], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(db)?
                 .flatten();
@@ -722,7 +748,7 @@ impl Store for SqliteStore {
         let (name, guid) = (name.to_string(), guid.to_string());
         self.run(move |conn| {
             let id: u32 = conn
-                .query_row(
+                .row(
                     "SELECT COALESCE(MIN(g.group_id + 1), 1) FROM (SELECT 0 AS group_id UNION ALL
                          SELECT group_id FROM contact_groups WHERE owner_id = ?1) g
                      WHERE NOT EXISTS (SELECT 1 FROM contact_groups c WHERE c.owner_id = ?1 AND c.group_id = g.group_id + 1)",
@@ -733,7 +759,7 @@ impl Store for SqliteStore {
             if id >= GROUP_ID_LIMIT {
                 return Err(StoreError::TooManyGroups);
             }
-            conn.execute(
+            conn.run(
                 "INSERT INTO contact_groups (owner_id, group_id, guid, name) VALUES (?1, ?2, ?3, ?4)",
                 params![owner, id, guid, name],
             )
@@ -745,7 +771,7 @@ impl Store for SqliteStore {
 
     async fn delete_group(&self, owner: AccountId, id: u32) -> Result<u32, StoreError> {
         self.run(move |conn| {
-            conn.execute("DELETE FROM contact_groups WHERE owner_id = ?1 AND group_id = ?2", params![owner, id])
+            conn.run("DELETE FROM contact_groups WHERE owner_id = ?1 AND group_id = ?2", params![owner, id])
                 .map_err(db)?;
             bump_serial(conn, owner)
         })
@@ -755,7 +781,7 @@ impl Store for SqliteStore {
     async fn rename_group(&self, owner: AccountId, id: u32, name: &str) -> Result<u32, StoreError> {
         let name = name.to_string();
         self.run(move |conn| {
-            conn.execute(
+            conn.run(
                 "UPDATE contact_groups SET name = ?3 WHERE owner_id = ?1 AND group_id = ?2",
                 params![owner, id, name],
             )
@@ -774,12 +800,12 @@ impl Store for SqliteStore {
     ) -> Result<u32, StoreError> {
         self.run(move |conn| {
             if member {
-                conn.execute(
+                conn.run(
                     "INSERT OR IGNORE INTO group_members (owner_id, contact_id, group_id) VALUES (?1, ?2, ?3)",
                     params![owner, contact, group],
                 )
             } else {
-                conn.execute(
+                conn.run(
                     "DELETE FROM group_members WHERE owner_id = ?1 AND contact_id = ?2 AND group_id = ?3",
                     params![owner, contact, group],
                 )
@@ -800,19 +826,20 @@ impl Store for SqliteStore {
         let (kind, value) = (kind.to_string(), value.map(str::to_string));
         self.run(move |conn| {
             match &value {
-                Some(v) => conn.execute(
+                Some(v) => conn.run(
                     "INSERT INTO account_properties (account_id, kind, value) VALUES (?1, ?2, ?3)
                      ON CONFLICT (account_id, kind) DO UPDATE SET value = excluded.value",
                     params![id, kind, v],
                 ),
-                None => conn
-                    .execute("DELETE FROM account_properties WHERE account_id = ?1 AND kind = ?2", params![id, kind]),
+                None => {
+                    conn.run("DELETE FROM account_properties WHERE account_id = ?1 AND kind = ?2", params![id, kind])
+                }
             }
             .map_err(db)?;
             if bump {
                 bump_serial(conn, id)
             } else {
-                conn.query_row("SELECT serial FROM accounts WHERE id = ?1", [id], |r| r.get(0)).map_err(db)
+                conn.row("SELECT serial FROM accounts WHERE id = ?1", [id], |r| r.get(0)).map_err(db)
             }
         })
         .await
@@ -826,7 +853,7 @@ impl Store for SqliteStore {
     ) -> Result<OfflineMessage, StoreError> {
         self.run(move |conn| {
             let waiting = conn
-                .query_row(
+                .row(
                     "SELECT COUNT(*),
                         COALESCE(SUM(CASE WHEN lower(sender) = lower(?2) THEN 1 ELSE 0 END), 0),
                         COALESCE(SUM(CASE WHEN from_contact = 0 THEN 1 ELSE 0 END), 0)
@@ -844,7 +871,7 @@ impl Store for SqliteStore {
             if !limits.admits(waiting, message.from_contact) {
                 return Err(StoreError::QuotaExceeded);
             }
-            conn.execute(
+            conn.run(
                 "INSERT INTO offline_messages
                     (recipient_id, guid, sender, sender_friendly, sent_at_ms, payload, from_contact, withheld)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -913,7 +940,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let nickname = nickname.map(str::to_string);
         self.run(move |conn| {
-            conn.execute(
+            conn.run(
                 "UPDATE list_entries SET nickname = ?3 WHERE owner_id = ?1 AND contact_id = ?2",
                 params![owner, contact, nickname],
             )
@@ -925,7 +952,7 @@ impl Store for SqliteStore {
 
     async fn set_privacy(&self, id: AccountId, mode: PrivacyMode) -> Result<u32, StoreError> {
         self.run(move |conn| {
-            conn.execute("UPDATE accounts SET privacy = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
+            conn.run("UPDATE accounts SET privacy = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
             bump_serial(conn, id)
         })
         .await
@@ -933,7 +960,7 @@ impl Store for SqliteStore {
 
     async fn set_prompt(&self, id: AccountId, mode: PromptMode) -> Result<u32, StoreError> {
         self.run(move |conn| {
-            conn.execute("UPDATE accounts SET prompt = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
+            conn.run("UPDATE accounts SET prompt = ?2 WHERE id = ?1", params![id, mode.code()]).map_err(db)?;
             bump_serial(conn, id)
         })
         .await
@@ -942,7 +969,7 @@ impl Store for SqliteStore {
     async fn set_friendly_name(&self, id: AccountId, friendly: &str) -> Result<u32, StoreError> {
         let friendly = friendly.to_string();
         self.run(move |conn| {
-            conn.execute("UPDATE accounts SET friendly = ?2 WHERE id = ?1", params![id, friendly]).map_err(db)?;
+            conn.run("UPDATE accounts SET friendly = ?2 WHERE id = ?1", params![id, friendly]).map_err(db)?;
             bump_serial(conn, id)
         })
         .await
@@ -957,13 +984,13 @@ impl Store for SqliteStore {
         let (id, name) = (id.hex().to_string(), name.to_string());
         self.run(move |conn| {
             let held: i64 = conn
-                .query_row("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", [owner], |r| r.get(0))
+                .row("SELECT COUNT(*) FROM circle_members WHERE account_id = ?1", [owner], |r| r.get(0))
                 .map_err(db)?;
             if held as usize >= limits.per_account {
                 return Err(StoreError::CircleFull);
             }
-            conn.execute("INSERT INTO circles (id, name) VALUES (?1, ?2)", params![id, name]).map_err(db)?;
-            conn.execute(
+            conn.run("INSERT INTO circles (id, name) VALUES (?1, ?2)", params![id, name]).map_err(db)?;
+            conn.run(
                 "INSERT INTO circle_members (circle_id, account_id, role, state) VALUES (?1, ?2, ?3, ?4)",
                 params![id, owner, CircleRole::Admin.number(), CircleState::Accepted.number()],
             )
@@ -1000,16 +1027,15 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let id = id.hex().to_string();
         self.run(move |conn| {
-            let exists: bool = conn
-                .query_row("SELECT EXISTS (SELECT 1 FROM circles WHERE id = ?1)", [&id], |r| r.get(0))
-                .map_err(db)?;
+            let exists: bool =
+                conn.row("SELECT EXISTS (SELECT 1 FROM circles WHERE id = ?1)", [&id], |r| r.get(0)).map_err(db)?;
             if !exists {
                 return Err(StoreError::NoSuchCircle);
             }
             match change {
                 MembershipChange::Invite { inviter, message } => {
                     let (already, members, held): (bool, i64, i64) = conn
-                        .query_row(INVITATION_COUNTS, params![id, account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .row(INVITATION_COUNTS, params![id, account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .map_err(db)?;
                     if already {
                         return Ok(());
@@ -1017,7 +1043,7 @@ impl Store for SqliteStore {
                     if members as usize >= limits.members || held as usize >= limits.per_account {
                         return Err(StoreError::CircleFull);
                     }
-                    conn.execute(
+                    conn.run(
                         "INSERT INTO circle_members (circle_id, account_id, role, state, inviter, invite_message)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
@@ -1033,7 +1059,7 @@ impl Store for SqliteStore {
                 }
                 MembershipChange::Accept => {
                     let changed = conn
-                        .execute(
+                        .run(
                             "UPDATE circle_members SET state = ?3, inviter = NULL, invite_message = NULL,
                              seen_id = (SELECT COALESCE(MAX(id), 0) FROM circle_messages WHERE circle_id = ?1)
                              WHERE circle_id = ?1 AND account_id = ?2",
@@ -1046,7 +1072,7 @@ impl Store for SqliteStore {
                 }
                 MembershipChange::Remove => {
                     let changed = conn
-                        .execute(
+                        .run(
                             "DELETE FROM circle_members WHERE circle_id = ?1 AND account_id = ?2",
                             params![id, account],
                         )
@@ -1055,7 +1081,7 @@ impl Store for SqliteStore {
                         return Err(StoreError::NoSuchCircle);
                     }
                     // A circle nobody is in any more is gone, with what was said.
-                    conn.execute(
+                    conn.run(
                         "DELETE FROM circles WHERE id = ?1 AND NOT EXISTS
                          (SELECT 1 FROM circle_members WHERE circle_id = ?1 AND state = ?2)",
                         params![id, CircleState::Accepted.number()],
@@ -1076,14 +1102,14 @@ impl Store for SqliteStore {
     ) -> Result<i64, StoreError> {
         let id = id.hex().to_string();
         self.run(move |conn| {
-            conn.execute(
+            conn.run(
                 "INSERT INTO circle_messages (circle_id, sender, sender_friendly, sent_at_ms, text, format)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id, message.sender, message.sender_friendly, message.sent_at_ms, message.text, message.format],
             )
             .map_err(db)?;
             let new_id = conn.last_insert_rowid();
-            conn.execute(
+            conn.run(
                 "DELETE FROM circle_messages WHERE circle_id = ?1 AND id <= ?2",
                 params![id, new_id - keep as i64],
             )
@@ -1121,7 +1147,7 @@ impl Store for SqliteStore {
     async fn mark_circle_seen(&self, id: &CircleId, account: AccountId, seen_id: i64) -> Result<(), StoreError> {
         let id = id.hex().to_string();
         self.run(move |conn| {
-            conn.execute(
+            conn.run(
                 "UPDATE circle_members SET seen_id = MAX(seen_id, ?3) WHERE circle_id = ?1 AND account_id = ?2",
                 params![id, account, seen_id],
             )

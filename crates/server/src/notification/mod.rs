@@ -547,16 +547,19 @@ impl NsSession {
     /// dialect gets them through switchboard invitations from their senders.
     async fn offer_offline_messages(&mut self, user: &Arc<OnlineUser>, first: bool, w: &mut Writer) {
         let backend = self.shared.backend.clone();
-        if first && w.dialect.has_personal_message() {
-            let waiting = backend.pending_offline(user).await;
-            if !waiting.is_empty() {
-                let entries: Vec<OimEntry> = waiting.iter().map(|m| OimEntry::from(m.waiting())).collect();
-                w.push(&system_message(msnp::oim::mail_data_notification(&entries).to_bytes()));
-            }
+        let mail_data = first && w.dialect.has_personal_message();
+        let invitations = !w.dialect.reads_offline_messages_over_soap();
+        if !mail_data && !invitations {
+            return;
+        }
+        let waiting = backend.pending_offline(user).await;
+        if mail_data && !waiting.is_empty() {
+            let entries: Vec<OimEntry> = waiting.iter().map(|m| OimEntry::from(m.waiting())).collect();
+            w.push(&system_message(msnp::oim::mail_data_notification(&entries).to_bytes()));
         }
         // A client that reads them from the web service has just been told.
-        if !w.dialect.reads_offline_messages_over_soap() {
-            backend.deliver_offline(user).await;
+        if invitations {
+            backend.deliver_pending_offline(user, waiting);
         }
     }
 
