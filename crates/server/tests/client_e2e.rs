@@ -485,29 +485,6 @@ async fn an_msnp15_client_reads_its_lists_from_the_address_book_and_chats_with_m
         .await;
 }
 
-/// MSNP13 and 14 sign in with Passport, not RST: the address book takes
-/// the login profile's MSPAuth as the ticket (once our own client sent an
-/// empty one and saw `BadContextToken`).
-#[tokio::test]
-async fn an_msnp13_client_reads_and_changes_its_lists_with_the_profiles_ticket() {
-    let server = TestServer::start();
-    users(&server, &["alice", "bob", "carol"]);
-    let (alice, _) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
-    alice.add_contact("bob@example.com", "Bob").await.unwrap();
-    alice.sign_out().await;
-    for dialect in [Dialect::Msnp13, Dialect::Msnp14] {
-        let (alice, _a) = library_sign_in(&server, "alice", dialect).await;
-        let bob = alice.state().contact("bob@example.com").cloned().expect("Bob from the address book");
-        assert!(bob.on(msnp::ListKind::Forward) && bob.guid.is_some(), "{dialect}");
-        alice.sign_out().await;
-    }
-    let (alice, _a) = library_sign_in(&server, "alice", Dialect::Msnp13).await;
-    alice.add_contact("carol@example.com", "Carol").await.unwrap();
-    alice.sign_out().await;
-    let (alice, _a) = library_sign_in(&server, "alice", Dialect::Msnp11).await;
-    assert!(alice.state().contact("carol@example.com").is_some_and(|c| c.on(msnp::ListKind::Forward)));
-}
-
 #[tokio::test]
 async fn an_msnp15_client_reads_offline_messages_from_the_inbox_once() {
     let server = TestServer::start();
