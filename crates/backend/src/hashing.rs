@@ -9,6 +9,13 @@
 //! it, so a quiet server does not carry it (a small server's memory per user
 //! would otherwise be mostly this). Callers wait for admission
 //! asynchronously, so a burst queues without threads or memory growing.
+//!
+//! The first worker takes every check; the others are helpers that take one
+//! only when [`HELP_AT`] checks wait. A steady trickle of logins then hashes
+//! on one core and leaves the other to the connections (a hash streams 19
+//! MiB through the caches the cores share, and beside chat traffic a second
+//! hashing thread doubled its latency tail), while a burst still gets every
+//! thread and the full rate.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,6 +30,10 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 /// How long a worker keeps its block memory with nothing to do.
 const GIVE_BACK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waiting checks at which the helpers start taking them: one waiting
+/// behind the first worker's is a wait of one hash at most; two are a queue.
+pub const HELP_AT: usize = 2;
 
 /// What a worker is given to do next.
 enum Next {
@@ -42,9 +53,27 @@ struct Queues {
     closed: bool,
 }
 
+impl Queues {
+    fn waiting(&self) -> usize {
+        self.logins.len() + self.new_hashes.len()
+    }
+}
+
+/// Which of the pool's threads a worker is.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// Takes every job.
+    First,
+    /// Takes a job only when [`HELP_AT`] wait.
+    Helper,
+}
+
 struct Shared {
     queues: Mutex<Queues>,
+    /// The first worker waits here.
     ready: Condvar,
+    /// The helpers wait here, woken only when a queue forms.
+    backlog: Condvar,
 }
 
 impl Shared {
@@ -58,24 +87,31 @@ impl Shared {
         } else {
             q.new_hashes.push_back(job)
         }
+        let queue_formed = q.waiting() >= HELP_AT;
         drop(q);
         self.ready.notify_one();
+        if queue_formed {
+            self.backlog.notify_one();
+        }
         Some(())
     }
 
-    /// The next job, logins first, waiting at most `patience`.
-    fn next(&self, patience: std::time::Duration) -> Next {
+    /// The next job for a worker of `role`, logins first, waiting at most
+    /// `patience`.
+    fn next(&self, role: Role, patience: std::time::Duration) -> Next {
         let Ok(mut q) = self.queues.lock() else { return Next::Closed };
         let deadline = std::time::Instant::now() + patience;
+        let signal = if role == Role::First { &self.ready } else { &self.backlog };
         loop {
-            if let Some(job) = q.logins.pop_front().or_else(|| q.new_hashes.pop_front()) {
+            let takes = role == Role::First || q.waiting() >= HELP_AT;
+            if takes && let Some(job) = q.logins.pop_front().or_else(|| q.new_hashes.pop_front()) {
                 return Next::Job(job);
             }
             if q.closed {
                 return Next::Closed;
             }
             let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else { return Next::Idle };
-            q = match self.ready.wait_timeout(q, left) {
+            q = match signal.wait_timeout(q, left) {
                 Ok((q, _)) => q,
                 Err(_) => return Next::Closed,
             };
@@ -96,6 +132,7 @@ impl Drop for PasswordChecker {
             q.closed = true;
         }
         self.shared.ready.notify_all();
+        self.shared.backlog.notify_all();
     }
 }
 
@@ -104,16 +141,18 @@ impl PasswordChecker {
     /// (and as many new hashes) queued per worker beyond the ones running.
     pub fn new(workers: usize, on_start: Option<fn()>) -> PasswordChecker {
         let workers = workers.max(1);
-        let shared = Arc::new(Shared { queues: Mutex::new(Queues::default()), ready: Condvar::new() });
+        let shared =
+            Arc::new(Shared { queues: Mutex::new(Queues::default()), ready: Condvar::new(), backlog: Condvar::new() });
         for n in 0..workers {
             let shared = shared.clone();
+            let role = if n == 0 { Role::First } else { Role::Helper };
             let spawned = std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
                 if let Some(start) = on_start {
                     start();
                 }
                 let mut memory = Vec::new();
                 loop {
-                    match shared.next(GIVE_BACK_AFTER) {
+                    match shared.next(role, GIVE_BACK_AFTER) {
                         Next::Job(job) => job(&mut memory),
                         // Freed (a 19 MiB allocation goes back to the system
                         // at once); the next check allocates it again.
@@ -221,6 +260,45 @@ mod tests {
         assert_eq!(pool.verify(vec!["nope".into()], hash).await, Some(false));
         let made = pool.hash("fresh".into()).await.unwrap().unwrap();
         assert_eq!(pool.verify(vec!["fresh".into()], made).await, Some(true));
+    }
+
+    /// The names of the threads that ran `jobs` checks started together
+    /// (each holding its thread for `hold`), or one after another.
+    async fn threads_used(pool: &Arc<PasswordChecker>, jobs: usize, together: bool) -> Vec<String> {
+        let hold = std::time::Duration::from_millis(20);
+        let run = |pool: Arc<PasswordChecker>| async move {
+            pool.run(move || {
+                std::thread::sleep(hold);
+                std::thread::current().name().unwrap_or("").to_string()
+            })
+            .await
+            .unwrap()
+        };
+        let mut names = Vec::new();
+        if together {
+            let all: Vec<_> = (0..jobs).map(|_| tokio::spawn(run(pool.clone()))).collect();
+            for job in all {
+                names.push(job.await.unwrap());
+            }
+        } else {
+            for _ in 0..jobs {
+                names.push(run(pool.clone()).await);
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Logins one at a time hash on the first thread only; a burst that
+    /// queues gets the helpers too.
+    #[tokio::test]
+    async fn helpers_hash_only_when_checks_queue() {
+        let pool = Arc::new(PasswordChecker::new(2, None));
+        assert_eq!(threads_used(&pool, 6, false).await, ["argon2-0"]);
+        assert_eq!(threads_used(&pool, 8, true).await, ["argon2-0", "argon2-1"]);
+        // Back to one at a time: the first thread alone again.
+        assert_eq!(threads_used(&pool, 4, false).await, ["argon2-0"]);
     }
 
     /// With the one worker busy, a login check queued after a new hash still

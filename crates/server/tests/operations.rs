@@ -277,12 +277,26 @@ async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
 }
 
 /// The threads of a running msnd named `name-N`.
-fn threads_named(pid: u32, name: &str) -> usize {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("a /proc");
-    tasks
-        .flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(name)))
-        .count()
+/// How many of the process's threads are named `name...`, once `expected`
+/// are (or after 10 s, whatever the count is then): a new thread names
+/// itself when it first runs, which on a loaded machine can be after the
+/// server already listens.
+fn threads_named(pid: u32, name: &str, expected: usize) -> usize {
+    let count = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("a /proc");
+        tasks
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(name)))
+            .count()
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = count();
+        if n == expected || std::time::Instant::now() > give_up {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[tokio::test]
@@ -293,9 +307,9 @@ async fn the_password_hashing_threads_are_as_many_as_the_operator_says() {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let default = TestServer::start();
-    assert_eq!(threads_named(default.pid(), "argon2-"), cores, "one per core by default");
+    assert_eq!(threads_named(default.pid(), "argon2-", cores), cores, "one per core by default");
     let one = TestServer::start_with(&["--password-hash-threads", "1"]);
-    assert_eq!(threads_named(one.pid(), "argon2-"), 1);
+    assert_eq!(threads_named(one.pid(), "argon2-", 1), 1);
     // And a Passport login is checked on it.
     one.add_user("alice@example.com", "pw-alice");
     let mut alice = login_as_dialect(&one, 11, "alice@example.com", "pw-alice").await;
