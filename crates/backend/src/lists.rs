@@ -259,11 +259,8 @@ impl ContactLists {
         };
         for e in &s.entries {
             let key = Key::new(&e.handle.to_ascii_lowercase());
-            let guid = PackedGuid::of(&e.guid);
-            if guid.is_none() && !e.guid.is_empty() {
-                lists.unpacked_guids.get_or_insert_default().push((key.clone(), e.guid.as_str().into()));
-            }
-            let state = ContactState { bits: e.lists, guid: guid.unwrap_or_default(), groups: GroupSet::of(&e.groups) };
+            let guid = lists.pack_or_set_aside(&key, &e.guid);
+            let state = ContactState { bits: e.lists, guid, groups: GroupSet::of(&e.groups) };
             lists.entries.push((key, state));
         }
         lists.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -343,13 +340,24 @@ impl ContactLists {
 
     /// Records the contact GUID the store assigned.
     pub fn set_guid(&mut self, key: &str, guid: &str) {
-        let Some(c) = self.contact_mut(key) else { return };
-        let packed = PackedGuid::of(guid);
-        c.guid = packed.unwrap_or_default();
+        if self.contact(key).is_none() {
+            return;
+        }
         self.forget_unpacked(key);
+        let packed = self.pack_or_set_aside(key, guid);
+        if let Some(c) = self.contact_mut(key) {
+            c.guid = packed;
+        }
+    }
+
+    /// `guid` packed into an entry, or kept aside for `key` when it does not
+    /// pack (the entry then holds the zero GUID).
+    fn pack_or_set_aside(&mut self, key: &str, guid: &str) -> PackedGuid {
+        let packed = PackedGuid::of(guid);
         if packed.is_none() && !guid.is_empty() {
             self.unpacked_guids.get_or_insert_default().push((Key::new(key), guid.into()));
         }
+        packed.unwrap_or_default()
     }
 
     pub fn set_group_member(&mut self, key: &str, group: u32, member: bool) {
