@@ -169,6 +169,13 @@ pub fn profile_web_token(profile: &[u8]) -> String {
         .map_or(String::new(), |p| p.header("MSPAuth").unwrap_or("").trim_end_matches("$$").to_string())
 }
 
+/// The ticket the address book is asked with: RST's contacts ticket
+/// (MSNP15+), else the login profile's `MSPAuth` (MSNP13 and 14 sign in
+/// without RST).
+pub fn address_book_ticket(from_rst: String, profile: &[u8]) -> String {
+    if from_rst.is_empty() { profile_web_token(profile) } else { from_rst }
+}
+
 /// The `ADL` a client sends after fetching its lists: the forward, allow
 /// and block lists it shows.
 pub fn initial_list_document(state: &State) -> msnp::adl::ListDocument {
@@ -247,11 +254,7 @@ pub async fn sign_in(config: &ClientConfig) -> Result<LoggedIn> {
     };
     state.web_token = profile_web_token(&profile);
     if dialect.lists_over_soap() {
-        // MSNP13 and 14 sign in without RST: the address book takes the
-        // profile's MSPAuth in place of a contacts ticket.
-        if contacts_ticket.is_empty() {
-            contacts_ticket = state.web_token.clone();
-        }
+        let contacts_ticket = address_book_ticket(contacts_ticket, &profile);
         fetch_lists(config, &contacts_ticket, &mut state).await?;
         let payload = bytes::Bytes::from(initial_list_document(&state).encode());
         conn.send(&NsRequest::Adl { trid, payload }, dialect).await?;

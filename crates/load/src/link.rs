@@ -243,10 +243,7 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
         };
     };
     if d.lists_over_soap() {
-        // MSNP13 and 14 have no RST: the profile's MSPAuth opens the address book.
-        if contacts_ticket.is_empty() {
-            contacts_ticket = client::login::profile_web_token(&signed.profile);
-        }
+        let contacts_ticket = client::login::address_book_ticket(contacts_ticket, &signed.profile);
         let forward = lists_from_web_services(&mut link, &web, &contacts_ticket, signed.next_trid, target).await?;
         return Ok((link, forward));
     }
