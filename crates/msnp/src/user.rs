@@ -110,12 +110,20 @@ impl UserDocument {
                 text("CurrentMedia", &self.current_media)
             ));
         }
-        if self.friendly.is_some() || self.personal_message.is_some() || self.msn_object.is_some() {
+        // The machine is also named inside `PE`, as Windows Live Messenger
+        // writes it, so a document with no endpoint section keeps it.
+        if self.friendly.is_some()
+            || self.personal_message.is_some()
+            || self.msn_object.is_some()
+            || self.machine.is_some()
+        {
+            let machine = self.machine.as_ref().map(|m| m.as_str().to_string());
             xml.push_str(&format!(
-                "<s n=\"PE\">{}{}{}</s>",
+                "<s n=\"PE\">{}{}{}{}</s>",
                 text("FriendlyName", &self.friendly),
                 text("PSM", &self.personal_message),
-                text("UserTileLocation", &self.msn_object)
+                text("UserTileLocation", &self.msn_object),
+                text("MachineGuid", &machine)
             ));
         }
         if let Some(caps) = self.capabilities {
@@ -236,6 +244,12 @@ mod tests {
         };
         assert_eq!(UserDocument::parse(doc.to_xml().as_bytes()), Some(doc));
         assert_eq!(UserDocument::parse(b"<user/>"), Some(UserDocument::default()));
+        // A machine named only in `PE` (no endpoint section) is kept.
+        let only_machine = UserDocument {
+            machine: MachineGuid::parse("{b342be3e-1111-2222-3333-444455556666}"),
+            ..UserDocument::default()
+        };
+        assert_eq!(UserDocument::parse(only_machine.to_xml().as_bytes()), Some(only_machine));
     }
 
     #[test]
