@@ -99,17 +99,24 @@ pub async fn sso_tokens(config: &ClientConfig, policy: &str) -> Result<SsoTokens
     let body = rst_request(&config.account, &config.password, &services);
     let url = format!("{}/RST.srf", login_origin(config)?);
     let answer = http::post_soap(&url, "", &body, config.trust_ca.as_deref()).await?;
-    let tokens = match parse_rst_response(&String::from_utf8_lossy(&answer.body)) {
-        Ok(t) => t,
-        Err(RstFailure::FailedAuthentication) => return Err(ClientError::AuthenticationFailed),
-        Err(e) => return Err(ClientError::Protocol(e.to_string())),
-    };
-    // Tokens are numbered as asked: Compact1 the messenger's, Compact2 the
-    // address book's.
-    let by_id = |id: &str| tokens.iter().find(|t| t.id == id);
-    let messenger = by_id("Compact1").ok_or_else(|| ClientError::Protocol("no messenger token".into()))?;
+    match parse_rst_response(&String::from_utf8_lossy(&answer.body)) {
+        Ok(tokens) => messenger_and_contacts(&tokens),
+        Err(RstFailure::FailedAuthentication) => Err(ClientError::AuthenticationFailed),
+        Err(e) => Err(ClientError::Protocol(e.to_string())),
+    }
+}
+
+/// Picks the messenger's and the address book's tokens out of an RST
+/// answer by the service each applies to, as Windows Live Messenger does:
+/// their numbers differ between servers (msnd numbers them as asked,
+/// `Compact1` the messenger's; Escargot counts the `Passport.NET/tb`
+/// request too, so its messenger token is `Compact2`).
+fn messenger_and_contacts(tokens: &[msnp::passport::IssuedToken]) -> Result<SsoTokens> {
+    let for_service = |service: &str| tokens.iter().find(|t| t.address.eq_ignore_ascii_case(service));
+    let messenger =
+        for_service(msnp::sso::MESSENGER_SERVICE).ok_or_else(|| ClientError::Protocol("no messenger token".into()))?;
     let secret = messenger.secret.clone().ok_or_else(|| ClientError::Protocol("no session key".into()))?;
-    let contacts = by_id("Compact2").map(|t| t.ticket.clone()).unwrap_or_default();
+    let contacts = for_service("contacts.msn.com").map(|t| t.ticket.clone()).unwrap_or_default();
     Ok(SsoTokens { messenger: messenger.ticket.clone(), secret, contacts })
 }
 
@@ -419,5 +426,30 @@ mod tests {
         assert_eq!(sync_version(Dialect::Msnp11, " "), fresh);
         assert_eq!(sync_version(Dialect::Msnp11, "a b"), SyncVersion::Timestamps("a".into(), "b".into()));
         assert_eq!(sync_version(Dialect::Msnp7, ""), SyncVersion::Serial(0));
+    }
+
+    #[test]
+    fn sso_tokens_are_found_by_their_service_whatever_their_numbers() {
+        use msnp::passport::IssuedToken;
+        let token = |address: &str, id: &str, ticket: &str, secret: Option<Vec<u8>>| IssuedToken {
+            address: address.into(),
+            id: id.into(),
+            ticket: ticket.into(),
+            secret,
+        };
+        // Escargot's numbering: the Passport.NET/tb request counted too.
+        let escargot = [
+            token("messengerclear.live.com", "Compact2", "t=messenger", Some(vec![1; 24])),
+            token("contacts.msn.com", "Compact3", "t=contacts", None),
+        ];
+        let picked = messenger_and_contacts(&escargot).unwrap();
+        assert_eq!((picked.messenger.as_str(), picked.contacts.as_str()), ("t=messenger", "t=contacts"));
+        assert_eq!(picked.secret, vec![1; 24]);
+        // The order does not matter either; an answer without the messenger's
+        // token is an error, one without the address book's an empty ticket.
+        let reversed = [escargot[1].clone(), escargot[0].clone()];
+        assert_eq!(messenger_and_contacts(&reversed).unwrap().messenger, "t=messenger");
+        assert!(messenger_and_contacts(&escargot[1..]).is_err());
+        assert_eq!(messenger_and_contacts(&escargot[..1]).unwrap().contacts, "");
     }
 }
