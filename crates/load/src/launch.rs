@@ -121,6 +121,23 @@ pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<
     start(msnd, data_dir, &[], &args, open_limits)
 }
 
+/// [`serve`], with the login service over HTTPS as well: the nexus (still
+/// at plain HTTP) then names the HTTPS login, whose certificate is signed
+/// by the data dir's `tls/ca.pem`, as a deployment's would be by a public CA.
+pub fn serve_with_https(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<Launched> {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--https-listen",
+        "127.0.0.1:0",
+        "--xmpp-listen",
+        "127.0.0.1:0",
+    ];
+    start(msnd, data_dir, &[], &args, open_limits)
+}
+
 /// The limits opened wide for a load tool on one address.
 fn wide_limits() -> Vec<&'static str> {
     let wide = "1000000000/1000000000";

@@ -197,6 +197,8 @@ pub struct Target {
     pub dialect: Dialect,
     /// The Passport nexus, for MSNP8+.
     pub login_url: Option<String>,
+    /// A CA to trust for the login URL's HTTPS services.
+    pub trust_ca: Option<std::path::PathBuf>,
     pub timeout: Duration,
     /// The HTTP gateway every connection goes through, if any.
     pub gateway: Option<String>,
@@ -219,6 +221,7 @@ pub async fn sign_in(target: &Target, handle: &str, password: &str) -> anyhow::R
     // What the web services (nexus, RST, address book) are asked with.
     let mut web = client::ClientConfig::new(&target.server, handle, password);
     web.login_url = target.login_url.clone();
+    web.trust_ca = target.trust_ca.clone();
     web.timeout = target.timeout;
     let mut contacts_ticket = String::new();
     let mut action = signing.start();

@@ -22,6 +22,10 @@ struct Args {
     /// address book services are found beside it).
     #[arg(long)]
     login_url: Option<String>,
+    /// A CA certificate (PEM) to trust for --login-url's HTTPS services,
+    /// besides the public roots (a test server's own certificate).
+    #[arg(long)]
+    trust_ca: Option<PathBuf>,
     /// The running server's process id, to report its RSS and CPU.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -231,6 +235,7 @@ fn main() -> anyhow::Result<()> {
                 (true, None) => anyhow::bail!("--through-gateway needs --login-url to find the gateway"),
             },
             login_url,
+            trust_ca: args.trust_ca.clone(),
             timeout: Duration::from_secs(args.timeout_secs),
         },
         users: args.users,
@@ -304,6 +309,9 @@ fn worker_args(args: &Args, config: &Config) -> Vec<String> {
     let mut w: Vec<String> = vec!["--server".into(), config.target.server.clone()];
     if let Some(url) = &config.target.login_url {
         w.extend(["--login-url".into(), url.clone()]);
+    }
+    if let Some(ca) = &config.target.trust_ca {
+        w.extend(["--trust-ca".into(), ca.display().to_string()]);
     }
     if let Some(file) = &args.accounts {
         w.extend(["--accounts".into(), file.display().to_string()]);

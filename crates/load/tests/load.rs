@@ -24,6 +24,7 @@ fn config(l: &launch::Launched, users: usize, dialect: Dialect) -> Config {
             server: l.dispatch.clone(),
             dialect,
             login_url: Some(l.nexus.clone()),
+            trust_ca: None,
             timeout: Duration::from_secs(20),
             gateway: None,
         },
@@ -110,6 +111,30 @@ async fn a_small_run_through_the_http_gateway_sees_every_login_change_and_messag
     assert_eq!(r.switchboard.sent, r.switchboard.received);
     assert!(r.switchboard.received > 0, "{}", r.table());
     assert_eq!(r.held.answered_ping, 8);
+}
+
+/// A server whose login service is HTTPS with a certificate of its own
+/// (Escargot behind its TLS proxy, msnd with its generated CA): msn-load
+/// signs in when told to trust that CA, and reports every login failed, not
+/// success, when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passport_over_https_signs_in_with_the_servers_ca_and_fails_without_it() {
+    let Some(msnd) = msnd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    launch::import_accounts(&msnd, dir.path(), 6, "u", "secret").unwrap();
+    let l = launch::serve_with_https(&msnd, dir.path(), true).unwrap();
+    let mut cfg = config(&l, 6, Dialect::Msnp11);
+    cfg.sessions = 0;
+    cfg.presence_rate = 0.0;
+    cfg.target.timeout = Duration::from_secs(5);
+    cfg.target.trust_ca = Some(dir.path().join("tls/ca.pem"));
+    let r = load::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    assert_eq!((r.logins.succeeded, r.logins.failed), (6, 0));
+    cfg.target.trust_ca = None;
+    let r = load::run(&cfg).await.unwrap();
+    assert!(!r.success, "{}", r.table());
+    assert_eq!(r.logins.succeeded, 0, "{}", r.table());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
