@@ -464,38 +464,40 @@ impl SwitchboardSession {
         patience: Duration,
         endpoint: Option<&msnp::endpoint::Address>,
     ) -> bool {
-        let others: Vec<Arc<Participant>> = self
-            .others(from)
-            .into_iter()
-            .filter(|p| !p.stand_in)
-            .filter(|p| match endpoint {
-                Some(d) => p.key != d.handle.to_ascii_lowercase() || p.machine.is_none() || p.machine == d.endpoint,
+        // Everyone with room gets it under one look at the roster, with no
+        // list built; only those whose queues are full are kept, to wait for.
+        let mut full: Vec<(Arc<Participant>, SbEvent)> = Vec::new();
+        let (mut anyone, mut all) = (false, true);
+        for p in self.participants.lock().iter() {
+            let addressed = match endpoint {
+                Some(d) => !p.key.eq_ignore_ascii_case(&d.handle) || p.machine.is_none() || p.machine == d.endpoint,
                 None => true,
-            })
-            .collect();
-        let mut all = !others.is_empty();
-        for p in others {
+            };
+            if p.connection_id == from.connection_id || p.stand_in || !addressed {
+                continue;
+            }
+            anyone = true;
             let event = SbEvent::Message {
                 handle: from.handle.clone(),
                 friendly: from.friendly.clone(),
                 payload: payload.clone(),
             };
-            let delivered = match p.outbox.try_send(event) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    match tokio::time::timeout(patience, p.outbox.send(event)).await {
-                        Ok(sent) => sent.is_ok(),
-                        Err(_) => {
-                            self.stalled(&p);
-                            false
-                        }
-                    }
+            match p.outbox.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => all = false,
+                Err(mpsc::error::TrySendError::Full(event)) => full.push((p.clone(), event)),
+            }
+        }
+        for (p, event) in full {
+            all &= match tokio::time::timeout(patience, p.outbox.send(event)).await {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    self.stalled(&p);
+                    false
                 }
             };
-            all &= delivered;
         }
-        all
+        anyone && all
     }
 
     /// Whether every other participant can take one more message now.
