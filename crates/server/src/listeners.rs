@@ -151,7 +151,7 @@ impl Server {
             cluster,
             by_role,
             lifecycle: Arc::default(),
-            traced: parking_lot::RwLock::new(read_trace_list(&config_data_dir)),
+            traced: crate::shared::TraceList::new(read_trace_list(&config_data_dir)),
         });
         let (shutdown, _) = watch::channel(false);
         let tracker = TaskTracker::new();
@@ -253,7 +253,7 @@ impl RunningServer {
     pub fn reload_trace_list(&self) -> usize {
         let list = read_trace_list(&self.shared.config.data_dir);
         let n = list.len();
-        *self.shared.traced.write() = list;
+        self.shared.traced.set(list);
         n
     }
 

@@ -70,7 +70,35 @@ pub struct Shared {
     /// their clients to other nodes) or stops (`OUT SSD`).
     pub lifecycle: Arc<NodeSignal>,
     /// Accounts (handle keys) whose protocol the operator is tracing.
-    pub traced: parking_lot::RwLock<std::collections::HashSet<String>>,
+    pub traced: TraceList,
+}
+
+/// The traced accounts, looked up for every command and event: with none
+/// traced (the usual case) a lookup is one relaxed load, not a read lock
+/// whose counter every core's sessions would write to.
+#[derive(Default)]
+pub struct TraceList {
+    any: std::sync::atomic::AtomicBool,
+    handles: parking_lot::RwLock<std::collections::HashSet<String>>,
+}
+
+impl TraceList {
+    pub fn new(handles: std::collections::HashSet<String>) -> TraceList {
+        let list = TraceList::default();
+        list.set(handles);
+        list
+    }
+
+    /// Replaces the list (`msnd trace`, SIGHUP).
+    pub fn set(&self, handles: std::collections::HashSet<String>) {
+        let mut current = self.handles.write();
+        self.any.store(!handles.is_empty(), Ordering::Relaxed);
+        *current = handles;
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.any.load(Ordering::Relaxed) && self.handles.read().contains(key)
+    }
 }
 
 /// The node's state as its notification sessions see it.
@@ -152,8 +180,7 @@ impl Shared {
     /// The account to trace a connection under, if its user is traced.
     pub fn trace_for(&self, key: Option<&str>) -> Option<String> {
         let key = key?;
-        let traced = self.traced.read();
-        (!traced.is_empty() && traced.contains(key)).then(|| key.to_string())
+        self.traced.contains(key).then(|| key.to_string())
     }
 }
 

@@ -353,15 +353,15 @@ impl SbSession {
 
     fn event(&mut self, event: SbEvent, w: &mut Writer) {
         self.refresh_trace(w);
-        let me = self.joined.as_ref().map(|(_, p)| p.key.clone()).unwrap_or_default();
+        let me = self.joined.as_ref().map_or("", |(_, p)| p.key.as_str());
         match event {
             SbEvent::Joined { handle, friendly, client_id, extended_caps, machine, first } => {
-                for name in msnp::endpoint::roster_names(w.dialect, &me, &handle, machine.as_ref(), first) {
+                for name in msnp::endpoint::roster_names(w.dialect, me, &handle, machine.as_ref(), first) {
                     w.push(&Reply::Joi { handle: name, friendly: friendly.clone(), client_id, extended_caps });
                 }
             }
             SbEvent::Left { handle, idle, machine, last } => {
-                for name in msnp::endpoint::roster_names(w.dialect, &me, &handle, machine.as_ref(), last) {
+                for name in msnp::endpoint::roster_names(w.dialect, me, &handle, machine.as_ref(), last) {
                     w.push(&Reply::Bye { handle: name, idle });
                 }
             }
