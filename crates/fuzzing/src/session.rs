@@ -12,7 +12,10 @@
 //! - every line the server sent frames correctly;
 //! - the server closes each connection after the client ends it (nothing
 //!   hangs on a half-finished command);
-//! - the server still answers Bob afterwards (nobody else was hurt).
+//! - the server still answers Bob afterwards (nobody else was hurt);
+//! - every session of the iteration has ended before the next begins (a
+//!   session that outlives its closed connection is a leak, and one left
+//!   running would also blur libFuzzer's per-input leak check).
 //!
 //! Sessions run over in-memory pipes (`RunningServer::serve_stream`): the
 //! same session code as TCP, without sockets or ports per iteration.
@@ -83,14 +86,16 @@ struct Peer {
     stream: DuplexStream,
     buf: BytesMut,
     decoder: Decoder,
+    /// The server's session for this connection.
+    served: tokio::task::JoinHandle<()>,
 }
 
 impl Peer {
     /// Opens a connection that the server serves as if it came from `peer`.
     fn open(h: &'static Harness, peer: SocketAddr) -> Peer {
         let (client, server_end) = tokio::io::duplex(64 * 1024);
-        h.runtime.spawn(h.server.serve_stream(server_end, peer));
-        Peer { stream: client, buf: BytesMut::new(), decoder: client_decoder() }
+        let served = h.runtime.spawn(h.server.serve_stream(server_end, peer));
+        Peer { stream: client, buf: BytesMut::new(), decoder: client_decoder(), served }
     }
 
     async fn send(&mut self, frame: &Frame) {
@@ -140,7 +145,7 @@ impl Peer {
     /// until the server closes. Panics if the server sends a malformed frame,
     /// too much, or never closes.
     async fn finish(self, input: Vec<u8>) {
-        let Peer { stream, mut buf, mut decoder } = self;
+        let Peer { stream, mut buf, mut decoder, served } = self;
         let (mut read, mut write) = tokio::io::split(stream);
         let writer = async move {
             let _ = write.write_all(&input).await;
@@ -164,7 +169,23 @@ impl Peer {
                 Err(e) => panic!("the server sent a malformed frame: {e}"),
             }
         }
+        session_ended(served).await;
     }
+
+    /// Hangs up and waits until the server's session has ended.
+    async fn close(self) {
+        let Peer { stream, served, .. } = self;
+        drop(stream);
+        session_ended(served).await;
+    }
+}
+
+/// Waits for a session whose client has gone; panics if it never ends.
+async fn session_ended(served: tokio::task::JoinHandle<()>) {
+    tokio::time::timeout(PATIENCE, served)
+        .await
+        .expect("the server ends a session whose client has gone")
+        .expect("the session task");
 }
 
 fn client_decoder() -> Decoder {
@@ -175,6 +196,16 @@ fn client_decoder() -> Decoder {
 /// (flood control from an earlier input, say): the iteration then does less.
 async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: SocketAddr) -> Option<Peer> {
     let mut p = Peer::open(h, peer);
+    if signed_in(h, &mut p, handle, dialect).await.is_some() {
+        Some(p)
+    } else {
+        p.close().await;
+        None
+    }
+}
+
+/// Signs in on `p`; `None` if the server refused or went quiet.
+async fn signed_in(h: &'static Harness, p: &mut Peer, handle: &str, dialect: Dialect) -> Option<()> {
     let name = handle.split('@').next().unwrap_or(handle);
     let mut signing = SignIn::new(dialect, handle, &format!("pw-{name}"), &["0x0409", "winnt", "5.1", "i386", "FUZZ"])
         .on_machine(msnp::endpoint::MachineGuid::from_random([7; 16]));
@@ -194,7 +225,7 @@ async fn sign_in(h: &'static Harness, handle: &str, dialect: Dialect, peer: Sock
                 let (ticket, secret) = h.server.backend().issue_sso_ticket(handle).await.ok()?;
                 signing.sso_token(ticket, &secret, [1; 8])
             }
-            Action::Done(_) => return Some(p),
+            Action::Done(_) => return Some(()),
         };
     }
 }
@@ -207,6 +238,24 @@ async fn go_online(p: &mut Peer, dialect: Dialect) -> Option<Reply> {
         dialect,
     )
     .await
+}
+
+/// Reads Bob's events until `done`, then whether he is still answered
+/// (`PNG`, `QNG`).
+async fn answers_after(bob: &mut Peer, done: &mut tokio::sync::oneshot::Receiver<()>) -> bool {
+    loop {
+        tokio::select! {
+            frame = bob.next() => if frame.is_none() { return false },
+            _ = &mut *done => break,
+        }
+    }
+    bob.send(&NsRequest::Png.to_frame(Dialect::Msnp7)).await;
+    while let Some(frame) = bob.next().await {
+        if let Ok(Reply::Qng { .. }) = Reply::parse(&frame, Dialect::Msnp7) {
+            return true;
+        }
+    }
+    false
 }
 
 /// How far an iteration got before the input took over: a harness that
@@ -230,7 +279,10 @@ pub fn session(data: &[u8]) -> Reached {
     h.runtime.block_on(async move {
         let Some(mut bob) = sign_in(h, ACCOUNTS[1], Dialect::Msnp7, peer).await else { return Reached::default() };
         go_online(&mut bob, Dialect::Msnp7).await;
-        let Some(mut alice) = sign_in(h, ACCOUNTS[0], dialect, peer).await else { return Reached::default() };
+        let Some(mut alice) = sign_in(h, ACCOUNTS[0], dialect, peer).await else {
+            bob.close().await;
+            return Reached::default();
+        };
         go_online(&mut alice, dialect).await;
         let switchboard = match alice.request(NsRequest::XfrSb { trid: 11 }, dialect).await {
             Some(Reply::XfrSb { cookie, .. }) => {
@@ -239,7 +291,12 @@ pub fn session(data: &[u8]) -> Reached {
                     &SbRequest::Usr { trid: 1, handle: msnp::endpoint::Address::user(ACCOUNTS[0]), cookie }.to_frame(),
                 )
                 .await;
-                sb.reply(1, dialect, true).await.map(|_| sb)
+                if sb.reply(1, dialect, true).await.is_some() {
+                    Some(sb)
+                } else {
+                    sb.close().await;
+                    None
+                }
             }
             _ => None,
         };
@@ -247,19 +304,9 @@ pub fn session(data: &[u8]) -> Reached {
         // runs); once she is done, he must still be answered.
         let (alice_done, mut done) = tokio::sync::oneshot::channel::<()>();
         let bob_still_served = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    frame = bob.next() => if frame.is_none() { return false },
-                    _ = &mut done => break,
-                }
-            }
-            bob.send(&NsRequest::Png.to_frame(Dialect::Msnp7)).await;
-            while let Some(frame) = bob.next().await {
-                if let Ok(Reply::Qng { .. }) = Reply::parse(&frame, Dialect::Msnp7) {
-                    return true;
-                }
-            }
-            false
+            let answered = answers_after(&mut bob, &mut done).await;
+            bob.close().await;
+            answered
         });
         let reached = Reached { signed_in: true, switchboard: switchboard.is_some() };
         match switchboard {
