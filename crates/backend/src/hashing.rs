@@ -12,10 +12,10 @@
 //!
 //! The first worker takes every check; the others are helpers that take one
 //! only when [`HELP_AT`] checks wait. A steady trickle of logins then hashes
-//! on one core and leaves the other to the connections (a hash streams 19
-//! MiB through the caches the cores share, and beside chat traffic a second
-//! hashing thread doubled its latency tail), while a burst still gets every
-//! thread and the full rate.
+//! on one core and leaves the other to the connections (beside chat traffic
+//! a second hashing thread doubled its latency tail; it is the hash's CPU
+//! that hurts, not its memory or priority, see docs/PERFORMANCE.md), while
+//! a burst still gets every thread and the full rate.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
