@@ -173,6 +173,10 @@ pub struct HeldReport {
 pub struct ServerReport {
     pub rss_before_bytes: u64,
     pub rss_logged_in_bytes: u64,
+    /// The anonymous part of the two above: what the server allocated,
+    /// without its executable's resident pages.
+    pub anon_before_bytes: u64,
+    pub anon_logged_in_bytes: u64,
     /// The growth over all logins, divided by the users.
     pub rss_per_user_bytes: u64,
     /// The growth over the second half of the logins, divided by its users:
@@ -450,6 +454,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         report.server = Some(ServerReport {
             rss_before_bytes: before.rss_bytes,
             rss_logged_in_bytes: logged_in.rss_bytes,
+            anon_before_bytes: before.anon_bytes,
+            anon_logged_in_bytes: logged_in.anon_bytes,
             rss_per_user_bytes: logged_in.rss_bytes.saturating_sub(start.rss_bytes) / users,
             rss_per_added_user_bytes: logged_in.rss_bytes.saturating_sub(halfway.rss_bytes) / second_half_users.max(1),
             rss_max_bytes: max.max(s.rss_bytes),
@@ -1056,6 +1062,10 @@ impl Report {
                     mib(s.rss_logged_in_bytes),
                     mib(s.rss_max_bytes)
                 ),
+            );
+            row(
+                "server anonymous RSS before/logged in",
+                format!("{:.1} / {:.1} MiB", mib(s.anon_before_bytes), mib(s.anon_logged_in_bytes)),
             );
             row(
                 "server RSS at the end / per user",

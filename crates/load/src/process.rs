@@ -7,6 +7,10 @@ use serde::Serialize;
 pub struct Usage {
     /// Resident set size, bytes.
     pub rss_bytes: u64,
+    /// The anonymous part of it (`RssAnon`): memory the process allocated,
+    /// without its executable's resident pages, which vary with what code
+    /// has run (docs/PERFORMANCE.md, the idle server's fixed cost).
+    pub anon_bytes: u64,
     /// User + system CPU time since the process started, seconds.
     pub cpu_seconds: f64,
 }
@@ -15,10 +19,13 @@ pub struct Usage {
 /// `/proc` or no such process.
 pub fn usage(pid: u32) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib: u64 =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        status.lines().find_map(|l| l.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    let rss_kib = kib("VmRSS:")?;
+    let anon_kib = kib("RssAnon:").unwrap_or(rss_kib);
     let cpu_seconds = cpu_of(&format!("/proc/{pid}/stat"))?;
-    Some(Usage { rss_bytes: rss_kib * 1024, cpu_seconds })
+    Some(Usage { rss_bytes: rss_kib * 1024, anon_bytes: anon_kib * 1024, cpu_seconds })
 }
 
 /// The CPU seconds of msnd's password-hashing threads (`argon2-N`): a

@@ -309,6 +309,7 @@ impl Watched {
             .map(|(_, pids)| {
                 pids.iter().filter_map(|&p| process::usage(p)).fold(Usage::default(), |a, u| Usage {
                     rss_bytes: a.rss_bytes + u.rss_bytes,
+                    anon_bytes: a.anon_bytes + u.anon_bytes,
                     cpu_seconds: a.cpu_seconds + u.cpu_seconds,
                 })
             })

@@ -71,6 +71,14 @@ async fn a_small_run_in_both_login_schemes_sees_every_login_change_and_message()
         assert_eq!(r.switchboard.received, 48);
         assert_eq!(r.held.answered_ping, 12);
         assert!(r.server.as_ref().is_some_and(|s| s.rss_logged_in_bytes > 0));
+        // What msnd allocated, apart from its executable's resident pages.
+        assert!(
+            r.server.as_ref().is_some_and(|s| s.anon_logged_in_bytes > 0
+                && s.anon_logged_in_bytes <= s.rss_logged_in_bytes
+                && s.anon_before_bytes <= s.rss_before_bytes),
+            "{}",
+            r.table()
+        );
         assert!(r.table().contains("success"));
     }
 }
