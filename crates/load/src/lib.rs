@@ -1064,7 +1064,7 @@ impl Report {
                 ),
             );
             row(
-                "server anonymous RSS before/logged in",
+                "server RSS anon before/logged in",
                 format!("{:.1} / {:.1} MiB", mib(s.anon_before_bytes), mib(s.anon_logged_in_bytes)),
             );
             row(
