@@ -117,24 +117,18 @@ pub fn handle(prefix: &str, i: usize) -> String {
 /// user comes from 127.0.0.1, and the point is to measure the server, not
 /// its rate limits).
 pub fn serve(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<Launched> {
-    let args = ["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--xmpp-listen", "127.0.0.1:0"];
-    start(msnd, data_dir, &[], &args, open_limits)
+    start(msnd, data_dir, &[], &SERVE_ARGS, open_limits)
 }
+
+/// What [`serve`] listens on, all on loopback ports of msnd's choosing.
+const SERVE_ARGS: [&str; 6] =
+    ["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--xmpp-listen", "127.0.0.1:0"];
 
 /// [`serve`], with the login service over HTTPS as well: the nexus (still
 /// at plain HTTP) then names the HTTPS login, whose certificate is signed
 /// by the data dir's `tls/ca.pem`, as a deployment's would be by a public CA.
 pub fn serve_with_https(msnd: &Path, data_dir: &Path, open_limits: bool) -> anyhow::Result<Launched> {
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--https-listen",
-        "127.0.0.1:0",
-        "--xmpp-listen",
-        "127.0.0.1:0",
-    ];
+    let args = [&SERVE_ARGS[..], &["--https-listen", "127.0.0.1:0"]].concat();
     start(msnd, data_dir, &[], &args, open_limits)
 }
 
