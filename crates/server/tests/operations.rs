@@ -276,7 +276,6 @@ async fn one_account_can_be_traced_at_run_time_with_secrets_masked() {
     child.wait().unwrap();
 }
 
-/// The threads of a running msnd named `name-N`.
 /// How many of the process's threads are named `name...`, once `expected`
 /// are (or after 10 s, whatever the count is then): a new thread names
 /// itself when it first runs, which on a loaded machine can be after the
