@@ -689,11 +689,32 @@ impl Churn {
             }
             Err(_) => failed += 1,
         };
+        // A user still signing in or out is skipped: signing the same
+        // account in again would sign the first connection out (`OTH`), a
+        // failure of the tool's making. With few users and slow logins the
+        // turn comes round again before the last one is done.
+        let busy: Arc<Vec<AtomicBool>> = Arc::new(handles.iter().map(|_| AtomicBool::new(false)).collect());
+        let mut next = 0;
         while !done() && !handles.is_empty() {
             tick.tick().await;
             let permit = gate.clone().acquire_owned().await.expect("never closed");
-            let turn = attempted % handles.len();
+            let turn = loop {
+                let free =
+                    (0..handles.len()).map(|k| (next + k) % handles.len()).find(|&t| !busy[t].load(Ordering::Acquire));
+                if let Some(turn) = free {
+                    break turn;
+                }
+                match jobs.join_next().await {
+                    Some(joined) => note(joined),
+                    // Nothing in flight (a login task panicked before
+                    // clearing its mark): nobody is busy.
+                    None => busy.iter().for_each(|b| b.store(false, Ordering::Release)),
+                }
+            };
+            next = turn + 1;
+            busy[turn].store(true, Ordering::Release);
             let (handle, password, target) = (handles[turn].clone(), self.accounts.password(turn), self.target.clone());
+            let busy = busy.clone();
             attempted += 1;
             jobs.spawn(async move {
                 let _permit = permit;
@@ -703,6 +724,7 @@ impl Churn {
                     link.send(&NsRequest::Out).await
                 }
                 .await;
+                busy[turn].store(false, Ordering::Release);
                 (t0.elapsed(), Instant::now(), result, handle)
             });
             while let Some(joined) = jobs.try_join_next() {

@@ -174,6 +174,22 @@ async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
     assert!(r.table().contains("sustained logins"));
 }
 
+/// More logins offered at once than there are users: the tool never signs
+/// an account in while its last sign-in is still under way (the server
+/// would rightly sign the first one out, a failure of the tool's making).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_logins_never_overlap_one_account_with_itself() {
+    let Some((_dir, l)) = start(2, true) else { return };
+    let mut cfg = config(&l, 2, Dialect::Msnp2);
+    cfg.churn_duration = Duration::from_millis(500);
+    cfg.login_rate = 2000.0;
+    let r = load::run(&cfg).await.unwrap();
+    assert!(r.success, "{}", r.table());
+    let churn = r.churn.as_ref().expect("a sustained-login report");
+    assert!(churn.attempted > 4, "{}", r.table());
+    assert_eq!((churn.succeeded, churn.failed), (churn.attempted, 0), "{}", r.table());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_logins_run_beside_the_measured_traffic() {
     let Some(msnd) = msnd() else { return };
