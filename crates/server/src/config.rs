@@ -96,7 +96,7 @@ pub struct ServerConfig {
     /// together must stay under the server's `max_connections`.
     pub database_connections: usize,
     /// What this process serves.
-    pub roles: crate::cluster::Roles,
+    pub roles: crate::node_roles::Roles,
     /// Cluster membership, when the node is one of several.
     pub cluster: Option<crate::cluster::ClusterSettings>,
     /// Who may create an account on the web page.
@@ -185,7 +185,7 @@ impl ServerConfig {
             },
             database: None,
             database_connections: 16,
-            roles: crate::cluster::Roles::ALL,
+            roles: crate::node_roles::Roles::ALL,
             cluster: None,
             registration: Registration::Closed,
             invite_code: None,

@@ -10,7 +10,8 @@
 //!   the offline-message web services, health and status; the rest goes to
 //!   [`web`] (sign-up, password, operator pages).
 //! - [`request_target`]: HTTP request targets, parsed and normalised once.
-//! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames.
+//! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames;
+//!   [`node_roles`]: what a node runs.
 //! - [`tls`], `legacy_tls`: certificates and the TLS listeners.
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
 //! - [`shared`]: what every connection of a node shares (ground floor).
@@ -29,6 +30,7 @@ pub mod legacy_tls;
 pub mod listeners;
 pub mod messenger;
 pub mod metrics;
+pub mod node_roles;
 pub mod notification;
 pub mod options;
 pub mod request_target;

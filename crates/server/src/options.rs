@@ -14,8 +14,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::Roles;
 use crate::config::{ChallengePolicy, Registration};
+use crate::node_roles::Roles;
 
 /// Gives a type that reads and writes itself as a string (`FromStr` and
 /// `Display`) the same form in the config file.
