@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::bus_seal::BusSeal;
 use crate::node_roles::Roles;
+use crate::switchboard_spread::Spread;
 
 /// Requests from other nodes answered at once; past it, the next waits.
 const MAX_ANSWERING: usize = 256;
@@ -112,6 +113,8 @@ pub struct NatsCluster {
     seal: Arc<BusSeal>,
     /// Frames refused: unsigned, forged, stale or replayed.
     rejected: Arc<AtomicU64>,
+    /// Sessions handed to each switchboard node since its heartbeats.
+    spread: Spread,
 }
 
 /// The body of a frame received on the bus, or `None` (counted, logged)
@@ -217,6 +220,7 @@ impl NatsCluster {
             load,
             seal: seal.clone(),
             rejected: rejected.clone(),
+            spread: Spread::default(),
         });
 
         // Subscribe before announcing ourselves, so nothing sent to us is lost.
@@ -394,12 +398,14 @@ impl NatsCluster {
                 return;
             }
             let gone = self.nodes.write().remove(&info.node).is_some();
+            self.spread.forget(&info.node);
             if gone && info.node != self.settings.node_id {
                 self.forget_node(&info.node, backend);
             }
         } else {
             let node = info.node.clone();
             let new = self.nodes.write().insert(node.clone(), (info, Instant::now())).is_none();
+            self.spread.heard(&node);
             if new && node != self.settings.node_id {
                 let back = self.seated_on(&node).into_iter().map(|(key, _)| key).collect::<Vec<_>>();
                 let backend = backend.clone();
@@ -432,6 +438,7 @@ impl NatsCluster {
         });
         for obituary in dead {
             tracing::warn!(node = %obituary.node, "cluster: node silent for {timeout:?}; its users are offline");
+            self.spread.forget(&obituary.node);
             self.forget_node(&obituary.node, backend);
             if let Ok(payload) = serde_json::to_vec(&obituary) {
                 self.publish(self.settings.heartbeats(), &payload);
@@ -615,13 +622,12 @@ impl Cluster for NatsCluster {
             return None;
         }
         let nodes = self.nodes.read();
-        nodes
+        let candidates = nodes
             .values()
             .map(|(info, _)| info)
             .filter(|i| i.roles.switchboard && !i.draining)
-            .filter_map(|i| i.switchboard_address.as_ref().map(|a| (i.load, i.node.clone(), a.clone())))
-            .min()
-            .map(|(_, node, address)| (node, address))
+            .filter_map(|i| i.switchboard_address.as_deref().map(|a| (&i.node, i.load, a)));
+        self.spread.pick(candidates)
     }
 }
 

@@ -11,7 +11,8 @@
 //!   [`web`] (sign-up, password, operator pages).
 //! - [`request_target`]: HTTP request targets, parsed and normalised once.
 //! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames;
-//!   [`node_roles`]: what a node runs.
+//!   [`node_roles`]: what a node runs; [`switchboard_spread`]: which switchboard
+//!   node takes a new session.
 //! - [`tls`], `legacy_tls`: certificates and the TLS listeners.
 //! - [`server`]: listeners, the role of each accepted socket, shutdown.
 //! - [`shared`]: what every connection of a node shares (ground floor).
@@ -38,6 +39,7 @@ pub mod roles;
 pub mod shared;
 pub mod storage;
 pub mod switchboard;
+pub mod switchboard_spread;
 
 pub mod tls;
 pub mod web;

@@ -14,6 +14,30 @@ use std::time::{Duration, Instant};
 use common::cluster::*;
 use common::*;
 
+/// Sessions asked for in a burst, within one heartbeat, are spread over
+/// the switchboard nodes: each notification node counts what it handed
+/// out until the switchboard nodes' heartbeats can include it (they all
+/// went to one node before).
+#[tokio::test]
+async fn a_burst_of_sessions_is_spread_over_the_switchboard_nodes() {
+    let Some(c) = cluster("sb_spread", STEADY_NODE_TIMEOUT_MS).await else { return };
+    let (mut a, _) = sign_in(&c, "u0").await;
+    a.send("CHG 5 NLN").await;
+    a.expect("CHG 5 NLN").await;
+    let mut handed_out = std::collections::HashMap::<String, usize>::new();
+    for trid in 10..18 {
+        a.send(&format!("XFR {trid} SB")).await;
+        let xfr = until(&mut a, &format!("XFR {trid} SB ")).await;
+        *handed_out.entry(xfr.args()[3].to_string()).or_default() += 1;
+    }
+    let sb_ports: Vec<String> = c.switchboards.iter().map(|s| s.dispatch.to_string()).collect();
+    assert!(handed_out.keys().all(|a| sb_ports.contains(a)), "{handed_out:?} against {sb_ports:?}");
+    // Eight sessions and nobody connected: four each, give or take the
+    // heartbeats that arrived in between.
+    assert_eq!(handed_out.len(), 2, "every session went to one switchboard node: {handed_out:?}");
+    assert!(handed_out.values().all(|n| *n >= 2), "{handed_out:?}");
+}
+
 #[tokio::test]
 async fn users_on_different_nodes_add_each_other_see_presence_and_chat() {
     let Some(c) = cluster("presence_and_chat", STEADY_NODE_TIMEOUT_MS).await else { return };
