@@ -654,26 +654,32 @@ impl Store for SqliteStore {
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT handle, friendly, disabled,
+        // Every account: too long a read to hold an async worker for, on a
+        // big server, so it gets a blocking thread of its own.
+        let store = self.clone();
+        let all = tokio::task::spawn_blocking(move || {
+            store.read(|conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT handle, friendly, disabled,
                             (SELECT COUNT(*) FROM list_entries WHERE owner_id = accounts.id AND lists & 1)
                      FROM accounts ORDER BY handle_key",
-                )
-                .map_err(db)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(AccountSummary {
-                        handle: r.get(0)?,
-                        friendly: r.get(1)?,
-                        disabled: r.get(2)?,
-                        contacts: r.get::<_, i64>(3)? as usize,
+                    )
+                    .map_err(db)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(AccountSummary {
+                            handle: r.get(0)?,
+                            friendly: r.get(1)?,
+                            disabled: r.get(2)?,
+                            contacts: r.get::<_, i64>(3)? as usize,
+                        })
                     })
-                })
-                .map_err(db)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db)
-        })
+                    .map_err(db)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            })
+        });
+        all.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn account(&self, handle_key: &str) -> Result<Option<Account>, StoreError> {
