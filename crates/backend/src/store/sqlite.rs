@@ -1,4 +1,4 @@
-//! The embedded store: SQLite through rusqlite on a thread of its own.
+//! The embedded store: SQLite through rusqlite, written on a thread of its own.
 //!
 //! One worker thread owns the connection that writes. Callers send it
 //! closures; it runs every closure that is waiting in one transaction (each
