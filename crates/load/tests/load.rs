@@ -155,14 +155,22 @@ async fn made_the_lists_once_and_reuses_them() {
     assert!(second.success, "{}", second.table());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
-    let Some((_dir, l)) = start(12, true) else { return };
-    let mut cfg = config(&l, 12, Dialect::Msnp2);
+/// An MSNP2 run of `users` with half a second of sustained logins at
+/// `rate` before the usual phases; `None` without an msnd to run.
+async fn churned(users: usize, rate: f64) -> Option<load::Report> {
+    let (_dir, l) = start(users, true)?;
+    let mut cfg = config(&l, users, Dialect::Msnp2);
     cfg.churn_duration = Duration::from_millis(500);
-    cfg.login_rate = 100.0;
+    cfg.login_rate = rate;
     let r = load::run(&cfg).await.unwrap();
     assert!(r.success, "{}", r.table());
+    assert!(r.churn.is_some(), "a sustained-login report");
+    Some(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
+    let Some(r) = churned(12, 100.0).await else { return };
     let churn = r.churn.as_ref().expect("a sustained-login report");
     // 100/s for half a second: about 50 (fewer on a busy machine), every one
     // complete, each account signed in more than once (12 accounts).
@@ -179,12 +187,7 @@ async fn sustained_logins_sign_in_and_out_and_leave_the_held_users_alone() {
 /// would rightly sign the first one out, a failure of the tool's making).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_logins_never_overlap_one_account_with_itself() {
-    let Some((_dir, l)) = start(2, true) else { return };
-    let mut cfg = config(&l, 2, Dialect::Msnp2);
-    cfg.churn_duration = Duration::from_millis(500);
-    cfg.login_rate = 2000.0;
-    let r = load::run(&cfg).await.unwrap();
-    assert!(r.success, "{}", r.table());
+    let Some(r) = churned(2, 2000.0).await else { return };
     let churn = r.churn.as_ref().expect("a sustained-login report");
     assert!(churn.attempted > 4, "{}", r.table());
     assert_eq!((churn.succeeded, churn.failed), (churn.attempted, 0), "{}", r.table());
