@@ -187,6 +187,19 @@ impl BusSeal {
     }
 }
 
+/// The body of a frame received on the bus, or `None` (counted, logged)
+/// for one that is not a current, signed frame of a node of this cluster.
+pub fn opened<'a>(seal: &BusSeal, rejected: &AtomicU64, subject: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
+    match seal.open(subject, payload) {
+        Ok(body) => Some(body),
+        Err(why) => {
+            rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%subject, "cluster: refused a frame on the bus ({why:?})");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 //!   `heartbeat` and a last one when it leaves. A node not heard from for
 //!   `node_timeout` is dead: its users are shown offline to local watchers.
 //! - **Directory**: which node each signed-in user is on, in the JetStream
-//!   key-value bucket `mariposa_sessions`, watched by every node (a node
-//!   that starts late reads the current entries first).
+//!   key-value bucket `mariposa_sessions`, its changes told to every node
+//!   in batches (`seat_bus`; a node that starts late reads the bucket first).
 //! - **Messages**: one-way [`Envelope`]s on `mariposa.node.<id>`, questions
 //!   ([`Request`]) on `mariposa.request.<id>` with NATS request-reply. One
 //!   task publishes everything a node sends, so messages from one node to
@@ -35,8 +35,10 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::bus_seal::BusSeal;
+use crate::bus_seal::{BusSeal, opened};
 use crate::node_roles::Roles;
+use crate::seat_bus::{self, SeatWrite};
+use crate::seats::{ENDED_KEPT, Seat, Seats};
 use crate::switchboard_spread::Spread;
 
 /// Requests from other nodes answered at once; past it, the next waits.
@@ -77,21 +79,9 @@ pub struct NodeInfo {
     pub declared_by: Option<NodeId>,
 }
 
-/// A directory entry: who is signed in where.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Seat {
-    node: NodeId,
-    session: u64,
-    handle: String,
-    /// The sign-in's web token, so that any node's web services accept it.
-    token: String,
-}
-
 /// What the publishing task does, in order.
 enum Outgoing {
     Publish(String, Bytes),
-    Seat(String, Seat),
-    Unseat(String, NodeId, u64),
     /// Answered once everything queued before it is on the wire.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -103,8 +93,9 @@ pub struct NatsCluster {
     me: RwLock<NodeInfo>,
     /// Live nodes (this one included) with when they were last heard.
     nodes: RwLock<HashMap<NodeId, (NodeInfo, Instant)>>,
-    directory: RwLock<HashMap<String, Seat>>,
+    seats: Arc<Seats>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
+    seat_writes: mpsc::UnboundedSender<SeatWrite>,
     draining: AtomicBool,
     /// Open connections by role, shared with the listeners; their sum is
     /// the load.
@@ -115,24 +106,6 @@ pub struct NatsCluster {
     rejected: Arc<AtomicU64>,
     /// Sessions handed to each switchboard node since its heartbeats.
     spread: Spread,
-}
-
-/// The body of a frame received on the bus, or `None` (counted, logged)
-/// for one that is not a current, signed frame of a node of this cluster.
-fn opened<'a>(seal: &BusSeal, rejected: &AtomicU64, subject: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
-    match seal.open(subject, payload) {
-        Ok(body) => Some(body),
-        Err(why) => {
-            rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%subject, "cluster: refused a frame on the bus ({why:?})");
-            None
-        }
-    }
-}
-
-/// The subject a directory entry is signed for.
-fn seat_subject(key: &str) -> String {
-    format!("seat.{key}")
 }
 
 impl ClusterSettings {
@@ -155,16 +128,10 @@ impl ClusterSettings {
     fn request_subject(&self, node: &str) -> String {
         format!("{}.request.{node}", self.cluster_name)
     }
-}
 
-/// Directory keys: handles hold `@` and other characters NATS keys may
-/// not, so they travel hex-encoded.
-fn seat_key(handle_key: &str) -> String {
-    hex::encode(handle_key.as_bytes())
-}
-
-fn handle_of_seat_key(key: &str) -> Option<String> {
-    String::from_utf8(hex::decode(key).ok()?).ok()
+    fn seats_subject(&self) -> String {
+        format!("{}.seats", self.cluster_name)
+    }
 }
 
 /// A stable hash (FNV-1a), the same on every node, for rendezvous hashing.
@@ -187,13 +154,24 @@ impl NatsCluster {
         load: Arc<[AtomicU64; 3]>,
         backend: Arc<Backend>,
     ) -> anyhow::Result<Arc<NatsCluster>> {
+        // Told each time the connection to the bus is made: batches of the
+        // directory sent meanwhile were lost to this node.
+        let (connected, reconnections) = mpsc::unbounded_channel::<()>();
         let client = async_nats::ConnectOptions::new()
             .name(format!("msnd {}", settings.node_id))
             .request_timeout(Some(settings.request_timeout))
             // Back soon after the bus is: a quarter second more per failed
             // attempt, at most two seconds between attempts.
             .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
-            .event_callback(|event| async move { tracing::info!("cluster: bus {event}") })
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        let _ = connected.send(());
+                    }
+                    tracing::info!("cluster: bus {event}")
+                }
+            })
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("cannot reach NATS at {}", settings.nats_url))?;
@@ -207,6 +185,7 @@ impl NatsCluster {
                 .context("cannot create the session directory in JetStream")?,
         };
         let (outgoing, queue) = mpsc::unbounded_channel();
+        let (seat_writes, seat_queue) = mpsc::unbounded_channel();
         let seal = Arc::new(BusSeal::new(backend.bus_key()));
         let rejected = Arc::new(AtomicU64::new(0));
         let cluster = Arc::new(NatsCluster {
@@ -214,8 +193,9 @@ impl NatsCluster {
             client: client.clone(),
             me: RwLock::new(me),
             nodes: RwLock::new(HashMap::new()),
-            directory: RwLock::new(HashMap::new()),
+            seats: Arc::new(Seats::default()),
             outgoing,
+            seat_writes,
             draining: AtomicBool::new(false),
             load,
             seal: seal.clone(),
@@ -229,11 +209,18 @@ impl NatsCluster {
         let mut requests = client.subscribe(settings.request_subject(&settings.node_id)).await?;
         let mut heartbeats = client.subscribe(settings.heartbeats()).await?;
         let broadcasts = client.subscribe(settings.broadcast_subject()).await?;
-        let directory_store = sessions.clone();
-        let empty = sessions.status().await.map(|s| s.values() == 0).unwrap_or(true);
+        let seat_batches = client.subscribe(settings.seats_subject()).await?;
         let (loaded, directory_ready) = tokio::sync::oneshot::channel::<()>();
 
-        tokio::spawn(publisher(client.clone(), sessions, queue, seal.clone()));
+        tokio::spawn(publisher(client.clone(), queue));
+        tokio::spawn(seat_bus::writer(
+            client.clone(),
+            sessions.clone(),
+            seat_queue,
+            seal.clone(),
+            settings.seats_subject(),
+        ));
+        tokio::spawn(seat_bus::listen(seat_batches, cluster.seats.clone(), seal.clone(), rejected.clone()));
         for mut subscription in [envelopes, broadcasts] {
             let (b, seal, rejected) = (backend.clone(), seal.clone(), rejected.clone());
             tokio::spawn(async move {
@@ -285,51 +272,16 @@ impl NatsCluster {
                 }
             }
         });
-        let weak = Arc::downgrade(&cluster);
-        let (s, r) = (seal.clone(), rejected.clone());
-        tokio::spawn(async move {
-            let Ok(mut watch) = directory_store.watch_with_history(">").await else {
-                tracing::error!("cluster: cannot watch the session directory");
-                return;
-            };
-            // Told once the entries that existed at the start are read.
-            let mut loaded = if empty {
-                let _ = loaded.send(());
-                None
-            } else {
-                Some(loaded)
-            };
-            while let Some(entry) = watch.next().await {
-                let Some(cluster) = weak.upgrade() else { return };
-                let Ok(entry) = entry else { continue };
-                // The last entry that existed at the start: say so once applied.
-                let caught_up = if entry.delta == 0 { loaded.take() } else { None };
-                let Some(key) = handle_of_seat_key(&entry.key) else { continue };
-                // Deletes, purges and the signed empty value of a sign-out
-                // all end a seat; a value not signed by a node changes nothing.
-                let seat = match entry.operation {
-                    kv::Operation::Put => match s.open_state(&seat_subject(&key), &entry.value) {
-                        Ok(body) => serde_json::from_slice::<Seat>(body).ok(),
-                        Err(why) => {
-                            r.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("cluster: refused a directory entry ({why:?})");
-                            continue;
-                        }
-                    },
-                    _ => None,
-                };
-                {
-                    let mut directory = cluster.directory.write();
-                    match seat {
-                        Some(seat) => directory.insert(key, seat),
-                        None => directory.remove(&key),
-                    };
-                }
-                if let Some(done) = caught_up {
-                    let _ = done.send(());
-                }
-            }
-        });
+        // The bucket is read once the batches are heard (a change may come
+        // both ways; its revision orders it).
+        tokio::spawn(seat_bus::keep_whole(
+            sessions,
+            cluster.seats.clone(),
+            seal.clone(),
+            rejected.clone(),
+            reconnections,
+            loaded,
+        ));
         let weak = Arc::downgrade(&cluster);
         let interval = cluster.settings.heartbeat;
         let b = backend.clone();
@@ -337,10 +289,15 @@ impl NatsCluster {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last = Instant::now();
+            let mut last_forgotten = Instant::now();
             loop {
                 ticks.tick().await;
                 let Some(cluster) = weak.upgrade() else { return };
                 cluster.beat(false);
+                if last_forgotten.elapsed() > ENDED_KEPT {
+                    cluster.seats.forget_ended(ENDED_KEPT);
+                    last_forgotten = Instant::now();
+                }
                 // A node that was not running itself (stopped, starved) has not
                 // been listening: the silence is its own, so it judges nobody
                 // until it has read what the others said meanwhile.
@@ -416,8 +373,7 @@ impl NatsCluster {
 
     /// The users the directory places on `node`: (handle key, handle).
     fn seated_on(&self, node: &str) -> Vec<(String, String)> {
-        let directory = self.directory.read();
-        directory.iter().filter(|(_, s)| s.node == node).map(|(k, s)| (k.clone(), s.handle.clone())).collect()
+        self.seats.seated_on(node)
     }
 
     /// Declares nodes dead that have been silent too long: acts on it here
@@ -493,8 +449,13 @@ impl NatsCluster {
 
     /// Says goodbye, so the others need not wait for the timeout.
     pub async fn leave(&self) {
+        // The sign-outs of the drain written first, then the goodbye sent
+        // (and all before it).
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.seat_writes.send(SeatWrite::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(self.settings.request_timeout, written).await;
+        }
         self.beat(true);
-        // Wait until the publisher has sent it (and all before it).
         let (done, sent) = tokio::sync::oneshot::channel();
         if self.outgoing.send(Outgoing::Flush(done)).is_ok() {
             let _ = tokio::time::timeout(self.settings.request_timeout, sent).await;
@@ -503,12 +464,7 @@ impl NatsCluster {
 }
 
 /// Publishes everything a node sends, one at a time, in order.
-async fn publisher(
-    client: async_nats::Client,
-    sessions: kv::Store,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
-    seal: Arc<BusSeal>,
-) {
+async fn publisher(client: async_nats::Client, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
     while let Some(item) = queue.recv().await {
         match item {
             Outgoing::Publish(subject, payload) => {
@@ -516,30 +472,9 @@ async fn publisher(
                     tracing::warn!("cluster: publish failed: {e}");
                 }
             }
-            Outgoing::Seat(key, seat) => {
-                let value = seal.seal(&seat_subject(&key), &serde_json::to_vec(&seat).unwrap_or_default());
-                if let Err(e) = sessions.put(seat_key(&key), value.into()).await {
-                    tracing::warn!("cluster: cannot record a sign-in: {e}");
-                }
-            }
             Outgoing::Flush(done) => {
                 let _ = client.flush().await;
                 let _ = done.send(());
-            }
-            Outgoing::Unseat(key, node, session) => {
-                // Only our own entry: a newer sign-in elsewhere must stay.
-                let name = seat_key(&key);
-                if let Ok(Some(entry)) = sessions.entry(name.clone()).await
-                    && let Ok(body) = seal.open_state(&seat_subject(&key), &entry.value)
-                    && let Ok(seat) = serde_json::from_slice::<Seat>(body)
-                    && seat.node == node
-                    && seat.session == session
-                {
-                    // A signed empty value, written only if nobody wrote
-                    // since the read: a sign-in elsewhere in between stays.
-                    let empty = seal.seal(&seat_subject(&key), b"");
-                    let _ = sessions.update(name, empty.into(), entry.revision).await;
-                }
             }
         }
     }
@@ -551,7 +486,7 @@ impl Cluster for NatsCluster {
     }
 
     fn locate(&self, key: &str) -> Option<NodeId> {
-        let node = self.directory.read().get(key).map(|s| s.node.clone())?;
+        let node = self.seats.node_of(key)?;
         (node != self.settings.node_id && self.alive(&node)).then_some(node)
     }
 
@@ -587,30 +522,26 @@ impl Cluster for NatsCluster {
             handle: user.handle.clone(),
             token: user.web_token.to_string(),
         };
-        // Seen here at once; the others see it through the directory.
-        self.directory.write().insert(user.key.clone(), seat.clone());
-        let _ = self.outgoing.send(Outgoing::Seat(user.key.clone(), seat));
+        // Seen here at once; the others once it is written.
+        self.seats.seat_here(&user.key, seat.clone());
+        let _ = self.seat_writes.send(SeatWrite::Seat(user.key.clone(), seat));
     }
 
     fn signed_out(&self, user: &OnlineUser) {
-        let _ = self.outgoing.send(Outgoing::Unseat(
-            user.key.clone(),
-            self.settings.node_id.clone(),
-            user.directory_session(),
-        ));
+        let _ = self.seat_writes.send(SeatWrite::Unseat {
+            key: user.key.clone(),
+            node: self.settings.node_id.clone(),
+            session: user.directory_session(),
+        });
     }
 
     fn peers(&self) -> Vec<NodeId> {
         self.nodes.read().keys().filter(|n| **n != self.settings.node_id).cloned().collect()
     }
 
-    /// A scan of the directory: web-service calls (offline messages) are
-    /// rare next to everything else a node does.
     fn user_of_token(&self, token: &str) -> Option<String> {
-        let directory = self.directory.read();
-        let (key, seat) =
-            directory.iter().find(|(_, s)| backend::secrets::constant_time_eq(s.token.as_bytes(), token.as_bytes()))?;
-        self.alive(&seat.node).then(|| key.clone())
+        let (key, node) = self.seats.holder_of_token(token)?;
+        self.alive(&node).then_some(key)
     }
 
     fn switchboard_address(&self) -> String {
@@ -628,19 +559,5 @@ impl Cluster for NatsCluster {
             .filter(|i| i.roles.switchboard && !i.draining)
             .filter_map(|i| i.switchboard_address.as_deref().map(|a| (&i.node, i.load, a)));
         self.spread.pick(candidates)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seat_keys_round_trip_and_are_valid_nats_keys() {
-        for handle in ["alice@example.com", "o'neil+x@host.example", "ü@x.y"] {
-            let key = seat_key(handle);
-            assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
-            assert_eq!(handle_of_seat_key(&key).as_deref(), Some(handle));
-        }
     }
 }

@@ -11,6 +11,7 @@
 //!   [`web`] (sign-up, password, operator pages).
 //! - [`request_target`]: HTTP request targets, parsed and normalised once.
 //! - [`cluster`], [`bus_seal`]: the NATS bus between nodes and its signed frames;
+//!   [`seats`], [`seat_bus`]: the session directory and how it crosses the bus;
 //!   [`node_roles`]: what a node runs; [`switchboard_spread`]: which switchboard
 //!   node takes a new session.
 //! - [`tls`], `legacy_tls`: certificates and the TLS listeners.
@@ -36,6 +37,8 @@ pub mod notification;
 pub mod options;
 pub mod request_target;
 pub mod roles;
+pub mod seat_bus;
+pub mod seats;
 pub mod shared;
 pub mod storage;
 pub mod switchboard;
