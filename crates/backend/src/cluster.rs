@@ -29,6 +29,9 @@ pub type NodeId = String;
 pub enum Envelope {
     /// Deliver an event to `to`'s connection.
     Deliver { to: String, event: NsEvent },
+    /// Deliver a presence event to each of `to`, watchers signed in on the
+    /// receiving node: one message per node rather than one per watcher.
+    DeliverPresence { to: Vec<String>, event: NsEvent },
     /// `contact` was put on or taken off `to`'s `list` by a change `contact`
     /// made (the reverse list of a forward-list change): update the lists in
     /// memory, then deliver `event`.

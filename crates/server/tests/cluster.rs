@@ -439,6 +439,45 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
     }
 }
 
+/// Watchers signed in on one node hear of a change through one message to
+/// that node, not one each.
+#[tokio::test]
+async fn watchers_on_one_node_hear_of_a_change_in_one_message() {
+    let test = "cluster::presence_per_node";
+    if backend::testing::postgres_schema_url(test).await.is_none() {
+        return;
+    }
+    let Some(nats) = PrivateNats::start(test) else { return };
+    let Some(c) = cluster_on("presence_per_node", &nats.url(), STEADY_NODE_TIMEOUT_MS).await else { return };
+    let ((mut a, a_name, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
+    let a_node = format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap() + 1);
+    // A second watcher of B on A's node.
+    let other = (0..12).map(|i| format!("u{i}")).find(|n| *n != a_name && *n != b_name).unwrap();
+    let mut other_client = direct(&a_ns, &other).await;
+    other_client.send("CHG 5 NLN").await;
+    other_client.expect("CHG 5 NLN").await;
+    other_client.send(&format!("ADD 6 FL {b_name}@example.com {b_name}")).await;
+    until(&mut other_client, &format!("ILN 6 NLN {b_name}@example.com")).await;
+
+    let tap = async_nats::connect(nats.url()).await.unwrap();
+    let mut to_a_node = tap.subscribe(format!("*.node.{a_node}")).await.unwrap();
+    tap.flush().await.unwrap();
+    b.send("CHG 7 BSY").await;
+    until(&mut a, &format!("NLN BSY {b_name}@example.com")).await;
+    until(&mut other_client, &format!("NLN BSY {b_name}@example.com")).await;
+    // Both have it: what was sent for it is on its way to the tap too. A
+    // second message would follow the first at once.
+    let mut messages = 0;
+    let mut deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut to_a_node)).await {
+        if String::from_utf8_lossy(&m.payload).contains("Presence") {
+            messages += 1;
+            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_millis(300));
+        }
+    }
+    assert_eq!(messages, 1, "messages to A's node for B's change");
+}
+
 #[tokio::test]
 async fn the_web_services_serve_a_user_signed_in_on_another_node() {
     use msnp::addressbook::{Operation, parse_ab_find_all_response};

@@ -59,6 +59,13 @@ impl Backend {
                     }
                 }
             }
+            Envelope::DeliverPresence { to, event } => {
+                for key in to {
+                    if let Some(u) = self.registry.get(&key) {
+                        u.deliver_presence(event.clone());
+                    }
+                }
+            }
             Envelope::ListChanged { to, contact, list, member, event } => {
                 if let Some(u) = self.registry.get(&to) {
                     u.set_list(&contact, list, member);

@@ -57,12 +57,22 @@ impl Backend {
 
     /// Sends an event to every online watcher (someone with `user` on their
     /// forward list) who has started receiving presence and whom `user`'s
-    /// privacy allows.
+    /// privacy allows; watchers on another node in one message to it.
     pub(super) fn notify_watchers(&self, user: &OnlineUser, event: NsEvent) {
         let watchers: Vec<String> =
             user.with_lists(|l| l.members(ListKind::Reverse).filter(|k| l.allows(k)).map(str::to_string).collect());
+        let mut elsewhere: std::collections::HashMap<NodeId, Vec<String>> = Default::default();
         for key in watchers {
-            self.deliver_to_watcher(&key, event.clone());
+            if let Some(w) = self.registry.get(&key) {
+                w.deliver_presence(event.clone());
+            } else if let Some((_, node)) = self.remote(&key) {
+                elsewhere.entry(node).or_default().push(key);
+            }
+        }
+        if let Some(cluster) = self.cluster.get() {
+            for (node, to) in elsewhere {
+                cluster.send(&node, Envelope::DeliverPresence { to, event: event.clone() });
+            }
         }
     }
 
