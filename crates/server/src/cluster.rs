@@ -9,8 +9,8 @@
 //!   in batches (`seat_bus`; a node that starts late reads the bucket first).
 //! - **Messages**: one-way [`Envelope`]s on `mariposa.node.<id>`, questions
 //!   ([`Request`]) on `mariposa.request.<id>` with NATS request-reply. One
-//!   task publishes everything a node sends, so messages from one node to
-//!   another arrive in order.
+//!   task publishes everything a node sends (the directory's batches aside),
+//!   so messages from one node to another arrive in order.
 //!
 //! Why NATS and not Redis: the cluster needs subject-addressed messages to
 //! one node, request-reply with timeouts, and a watched directory that a
