@@ -205,6 +205,35 @@ pub struct ClusterPlan {
 pub struct LaunchedCluster {
     /// `dispatch,http` first, then the notification nodes, then the switchboards.
     pub nodes: Vec<(String, Launched)>,
+    /// The bus and the cluster's name there, to clear up after.
+    nats: String,
+    name: String,
+}
+
+/// Stops the nodes, then removes the cluster's session directory from
+/// JetStream: each run names a cluster of its own, and its directory would
+/// otherwise stay in the operator's NATS for good.
+impl Drop for LaunchedCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        forget_directory(&self.nats, &self.name);
+    }
+}
+
+/// Deletes the bucket `<name>_sessions` (best effort, a few seconds at
+/// most). On a thread of its own, since a runtime may be running here.
+pub fn forget_directory(nats: &str, name: &str) {
+    let (nats, bucket) = (nats.to_string(), format!("{name}_sessions"));
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async {
+            let wait = std::time::Duration::from_secs(3);
+            let client = tokio::time::timeout(wait, async_nats::connect(&nats)).await.ok()?.ok()?;
+            let jetstream = async_nats::jetstream::new(client);
+            tokio::time::timeout(wait, jetstream.delete_key_value(&bucket)).await.ok()?.ok()
+        })
+    })
+    .join();
 }
 
 impl LaunchedCluster {
@@ -268,5 +297,5 @@ pub fn serve_cluster(msnd: &Path, dir: &Path, plan: &ClusterPlan) -> anyhow::Res
     }
     // The dispatch node first in the list.
     nodes.rotate_right(1);
-    Ok(LaunchedCluster { nodes })
+    Ok(LaunchedCluster { nodes, nats: plan.nats.clone(), name: plan.name.clone() })
 }

@@ -424,6 +424,7 @@ async fn three_processes_drive_a_cluster_of_five_nodes() {
     let test = "load::three_processes_drive_a_cluster";
     let Some(database) = backend::testing::postgres_schema_url(test).await else { return };
     let Some(nats) = backend::testing::nats(test).await else { return };
+    let before = load_directories(&nats).await;
     let data = tempfile::tempdir().unwrap();
     let msnd = msnd.to_str().unwrap().to_string();
     let dir = data.path().to_str().unwrap().to_string();
@@ -449,4 +450,21 @@ async fn three_processes_drive_a_cluster_of_five_nodes() {
     let services: Vec<&str> =
         report["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(services, ["postgres", "nats-server"], "{text}");
+    // The run's session directory went from NATS with its cluster.
+    let left: Vec<String> = load_directories(&nats).await.difference(&before).cloned().collect();
+    assert!(left.is_empty(), "left in NATS after the run: {left:?}");
+}
+
+/// The session directories of msn-load's clusters in NATS's JetStream.
+async fn load_directories(nats: &str) -> std::collections::BTreeSet<String> {
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats).await.unwrap());
+    let mut names = jetstream.stream_names();
+    let mut found = std::collections::BTreeSet::new();
+    while let Some(name) = futures::StreamExt::next(&mut names).await {
+        let name = name.unwrap();
+        if name.starts_with("KV_load") {
+            found.insert(name);
+        }
+    }
+    found
 }
