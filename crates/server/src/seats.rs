@@ -85,16 +85,13 @@ impl Seats {
         }
     }
 
-    fn seat(&self, key: &str) -> Option<Seat> {
+    /// The node `key` is signed in on. On the path of everything sent to
+    /// another node's user: only the node's name is copied.
+    pub fn node_of(&self, key: &str) -> Option<NodeId> {
         match &self.entries.read().get(key)?.state {
-            State::Seated(seat) => Some(seat.clone()),
+            State::Seated(seat) => Some(seat.node.clone()),
             State::Ended(_) => None,
         }
-    }
-
-    /// The node `key` is signed in on.
-    pub fn node_of(&self, key: &str) -> Option<NodeId> {
-        self.seat(key).map(|s| s.node)
     }
 
     /// The users seated on `node`: (handle key, handle).
