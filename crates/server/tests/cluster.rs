@@ -301,14 +301,25 @@ impl Drop for PrivateNats {
     }
 }
 
+/// A cluster on a NATS of its own, for tests that watch or break the bus;
+/// `None` (said why) where PostgreSQL or nats-server is absent.
+async fn cluster_on_a_bus_of_its_own(name: &str, node_timeout_ms: &str) -> Option<(PrivateNats, Cluster)> {
+    let test = format!("cluster::{name}");
+    backend::testing::postgres_schema_url(&test).await?;
+    let nats = PrivateNats::start(&test)?;
+    let c = cluster_on(name, &nats.url(), node_timeout_ms).await?;
+    Some((nats, c))
+}
+
+/// The bus name of the notification node listening on `ns`.
+fn node_name(c: &Cluster, ns: &str) -> String {
+    format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == ns).unwrap() + 1)
+}
+
 #[tokio::test]
 async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_again() {
     let test = "cluster::bus_restart";
-    if backend::testing::postgres_schema_url(test).await.is_none() {
-        return;
-    }
-    let Some(mut nats) = PrivateNats::start(test) else { return };
-    let Some(c) = cluster_on("bus_restart", &nats.url(), NODE_TIMEOUT_MS).await else { return };
+    let Some((mut nats, c)) = cluster_on_a_bus_of_its_own("bus_restart", NODE_TIMEOUT_MS).await else { return };
     let ((mut a, a_name, _), (mut b, b_name, b_ns)) = a_watching_b_across_nodes(&c).await;
 
     // The bus goes away for longer than the node timeout: each node sees
@@ -364,14 +375,9 @@ async fn rejected_frames(node: &TestServer) -> u64 {
 /// refused, and the user sees neither.
 #[tokio::test]
 async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
-    let test = "cluster::bus_forgery";
-    if backend::testing::postgres_schema_url(test).await.is_none() {
-        return;
-    }
-    let Some(nats) = PrivateNats::start(test) else { return };
-    let Some(c) = cluster_on("bus_forgery", &nats.url(), STEADY_NODE_TIMEOUT_MS).await else { return };
+    let Some((nats, c)) = cluster_on_a_bus_of_its_own("bus_forgery", STEADY_NODE_TIMEOUT_MS).await else { return };
     let ((mut a, a_name, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
-    let a_node = format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap() + 1);
+    let a_node = node_name(&c, &a_ns);
 
     let eve = async_nats::connect(nats.url()).await.unwrap();
     // Eve listens to everything and records B's next change on its way to
@@ -443,14 +449,11 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
 /// that node, not one each.
 #[tokio::test]
 async fn watchers_on_one_node_hear_of_a_change_in_one_message() {
-    let test = "cluster::presence_per_node";
-    if backend::testing::postgres_schema_url(test).await.is_none() {
+    let Some((nats, c)) = cluster_on_a_bus_of_its_own("presence_per_node", STEADY_NODE_TIMEOUT_MS).await else {
         return;
-    }
-    let Some(nats) = PrivateNats::start(test) else { return };
-    let Some(c) = cluster_on("presence_per_node", &nats.url(), STEADY_NODE_TIMEOUT_MS).await else { return };
+    };
     let ((mut a, a_name, a_ns), (mut b, b_name, _)) = a_watching_b_across_nodes(&c).await;
-    let a_node = format!("ns{}", c.notification.iter().position(|n| n.ns.to_string() == a_ns).unwrap() + 1);
+    let a_node = node_name(&c, &a_ns);
     // A second watcher of B on A's node.
     let other = (0..12).map(|i| format!("u{i}")).find(|n| *n != a_name && *n != b_name).unwrap();
     let mut other_client = direct(&a_ns, &other).await;
