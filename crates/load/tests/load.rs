@@ -164,7 +164,6 @@ async fn churned(users: usize, rate: f64) -> Option<load::Report> {
     cfg.login_rate = rate;
     let r = load::run(&cfg).await.unwrap();
     assert!(r.success, "{}", r.table());
-    assert!(r.churn.is_some(), "a sustained-login report");
     Some(r)
 }
 
