@@ -217,6 +217,7 @@ impl NatsCluster {
             client.clone(),
             sessions.clone(),
             seat_queue,
+            cluster.seats.clone(),
             seal.clone(),
             settings.seats_subject(),
         ));

@@ -71,6 +71,7 @@ pub async fn writer(
     client: async_nats::Client,
     bucket: kv::Store,
     mut queue: mpsc::UnboundedReceiver<SeatWrite>,
+    seats: Arc<Seats>,
     seal: Arc<BusSeal>,
     subject: String,
 ) {
@@ -85,8 +86,13 @@ pub async fn writer(
         let (flushes, writes): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| matches!(w, SeatWrite::Flush(_)));
         let mut changes = Vec::with_capacity(writes.len());
         for round in rounds(writes, SeatWrite::key) {
-            let written = futures::future::join_all(round.iter().map(|w| write(&bucket, &seal, w))).await;
-            changes.extend(written.into_iter().flatten());
+            let written = futures::future::join_all(round.iter().map(|w| write(&bucket, &seats, &seal, w))).await;
+            // Held here at once, so that a sign-out in the next round knows
+            // the revision it is conditional on.
+            for change in written.into_iter().flatten() {
+                seats.apply(change.clone());
+                changes.push(change);
+            }
         }
         if !changes.is_empty() {
             match serde_json::to_vec(&changes) {
@@ -111,7 +117,7 @@ pub async fn writer(
 }
 
 /// One write to the bucket, and the change it made.
-async fn write(bucket: &kv::Store, seal: &BusSeal, write: &SeatWrite) -> Option<SeatChange> {
+async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWrite) -> Option<SeatChange> {
     match write {
         SeatWrite::Seat(key, seat) => {
             let value = seal.seal(&entry_subject(key), &serde_json::to_vec(seat).ok()?);
@@ -125,16 +131,25 @@ async fn write(bucket: &kv::Store, seal: &BusSeal, write: &SeatWrite) -> Option<
         }
         SeatWrite::Unseat { key, node, session } => {
             let name = bucket_key(key);
+            // A signed empty value, written only if nobody wrote since the
+            // seat's own write: a sign-in elsewhere in between stays.
+            let empty = || seal.seal(&entry_subject(key), b"");
+            // The seat's revision as this node last heard it: if that is
+            // still the bucket's, one write does it, with no read first.
+            if let Some(known) = seats.revision_of(key, node, *session)
+                && let Ok(revision) = bucket.update(name.clone(), empty().into(), known).await
+            {
+                return Some(SeatChange { key: key.clone(), revision, seat: None });
+            }
+            // Someone wrote since, or the seat's revision is not known here:
+            // what the bucket holds decides.
             let entry = bucket.entry(name.clone()).await.ok()??;
             let body = seal.open_state(&entry_subject(key), &entry.value).ok()?;
             let seat = serde_json::from_slice::<Seat>(body).ok()?;
             if seat.node != *node || seat.session != *session {
                 return None;
             }
-            // A signed empty value, written only if nobody wrote since the
-            // read: a sign-in elsewhere in between stays.
-            let empty = seal.seal(&entry_subject(key), b"");
-            let revision = bucket.update(name, empty.into(), entry.revision).await.ok()?;
+            let revision = bucket.update(name, empty().into(), entry.revision).await.ok()?;
             Some(SeatChange { key: key.clone(), revision, seat: None })
         }
         SeatWrite::Flush(_) => None,

@@ -41,8 +41,21 @@ pub struct SeatChange {
 
 #[derive(Debug)]
 enum State {
+    /// Confirmed: the entry's revision is this seat's write.
     Seated(Seat),
+    /// A sign-in on this node whose write is not confirmed yet: the entry's
+    /// revision is still the key's previous write.
+    Arriving(Seat),
     Ended(Instant),
+}
+
+impl State {
+    fn seat(&self) -> Option<&Seat> {
+        match self {
+            State::Seated(seat) | State::Arriving(seat) => Some(seat),
+            State::Ended(_) => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -78,9 +91,9 @@ impl Seats {
     pub fn seat_here(&self, key: &str, seat: Seat) {
         let mut entries = self.entries.write();
         match entries.get_mut(key) {
-            Some(entry) => entry.state = State::Seated(seat),
+            Some(entry) => entry.state = State::Arriving(seat),
             None => {
-                entries.insert(key.to_string(), Entry { revision: 0, state: State::Seated(seat) });
+                entries.insert(key.to_string(), Entry { revision: 0, state: State::Arriving(seat) });
             }
         }
     }
@@ -88,9 +101,18 @@ impl Seats {
     /// The node `key` is signed in on. On the path of everything sent to
     /// another node's user: only the node's name is copied.
     pub fn node_of(&self, key: &str) -> Option<NodeId> {
-        match &self.entries.read().get(key)?.state {
-            State::Seated(seat) => Some(seat.node.clone()),
-            State::Ended(_) => None,
+        self.entries.read().get(key)?.state.seat().map(|seat| seat.node.clone())
+    }
+
+    /// The bucket revision of `key`'s seat if it is still the sign-in
+    /// `session` on `node` and its write was confirmed here: a sign-out can
+    /// then be written conditionally on it without reading the bucket.
+    pub fn revision_of(&self, key: &str, node: &str, session: u64) -> Option<u64> {
+        let entries = self.entries.read();
+        let entry = entries.get(key)?;
+        match &entry.state {
+            State::Seated(s) if s.node == node && s.session == session => Some(entry.revision),
+            _ => None,
         }
     }
 
@@ -99,10 +121,7 @@ impl Seats {
         let entries = self.entries.read();
         entries
             .iter()
-            .filter_map(|(key, e)| match &e.state {
-                State::Seated(s) if s.node == node => Some((key.clone(), s.handle.clone())),
-                _ => None,
-            })
+            .filter_map(|(key, e)| e.state.seat().filter(|s| s.node == node).map(|s| (key.clone(), s.handle.clone())))
             .collect()
     }
 
@@ -110,11 +129,10 @@ impl Seats {
     /// scan: web-service calls are rare next to everything else a node does.
     pub fn holder_of_token(&self, token: &str) -> Option<(String, NodeId)> {
         let entries = self.entries.read();
-        entries.iter().find_map(|(key, e)| match &e.state {
-            State::Seated(s) if backend::secrets::constant_time_eq(s.token.as_bytes(), token.as_bytes()) => {
-                Some((key.clone(), s.node.clone()))
-            }
-            _ => None,
+        entries.iter().find_map(|(key, e)| {
+            let s = e.state.seat()?;
+            backend::secrets::constant_time_eq(s.token.as_bytes(), token.as_bytes())
+                .then(|| (key.clone(), s.node.clone()))
         })
     }
 
@@ -213,6 +231,23 @@ mod tests {
         assert!(seats.apply(change(10, Some(seat("ns2", 2)))));
         assert_eq!(seats.seated_on("ns2"), vec![("bob@example.com".to_string(), "bob@example.com".to_string())]);
         assert!(seats.seated_on("ns1").is_empty());
+    }
+
+    #[test]
+    fn a_revision_is_known_only_for_a_confirmed_seat_of_that_sign_in() {
+        let seats = Seats::default();
+        seats.apply(change(9, Some(seat("ns1", 1))));
+        assert_eq!(seats.revision_of("bob@example.com", "ns1", 1), Some(9));
+        assert_eq!(seats.revision_of("bob@example.com", "ns1", 2), None, "another sign-in");
+        // Until its write is confirmed, a sign-in here has no revision of
+        // its own: the 9 held is ns1's.
+        seats.seat_here("bob@example.com", seat("ns2", 2));
+        assert_eq!(seats.revision_of("bob@example.com", "ns2", 2), None);
+        assert_eq!(seats.revision_of("bob@example.com", "ns1", 1), None);
+        seats.apply(change(10, Some(seat("ns2", 2))));
+        assert_eq!(seats.revision_of("bob@example.com", "ns2", 2), Some(10));
+        seats.apply(change(11, None));
+        assert_eq!(seats.revision_of("bob@example.com", "ns2", 2), None);
     }
 
     #[test]

@@ -32,9 +32,19 @@ async fn bucket(test: &str) -> Option<(String, async_nats::Client, kv::Store, St
 
 /// A node's writer: its queue, and a way to wait until what is queued is told.
 fn writer(client: &async_nats::Client, store: &kv::Store, subject: &str) -> mpsc::UnboundedSender<SeatWrite> {
+    writer_with(client, store, subject, Arc::new(Seats::default()))
+}
+
+/// A node's writer that keeps the node's directory `seats`.
+fn writer_with(
+    client: &async_nats::Client,
+    store: &kv::Store,
+    subject: &str,
+    seats: Arc<Seats>,
+) -> mpsc::UnboundedSender<SeatWrite> {
     let (queue, writes) = mpsc::unbounded_channel();
     let seal = Arc::new(BusSeal::new(KEY));
-    tokio::spawn(seat_bus::writer(client.clone(), store.clone(), writes, seal, subject.to_string()));
+    tokio::spawn(seat_bus::writer(client.clone(), store.clone(), writes, seats, seal, subject.to_string()));
     queue
 }
 
@@ -186,4 +196,53 @@ async fn a_node_back_on_the_bus_reads_what_it_missed() {
     })
     .await;
     assert_eq!(rejected.load(Ordering::SeqCst), 0);
+}
+
+/// Reads of the bucket's entries by anyone on `client`'s NATS, counted
+/// from now: a key-value get is a request on one of these subjects.
+async fn bucket_reads(client: &async_nats::Client) -> Arc<AtomicU64> {
+    let reads = Arc::new(AtomicU64::new(0));
+    for subject in ["$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>"] {
+        let mut requests = client.subscribe(subject).await.unwrap();
+        let reads = reads.clone();
+        tokio::spawn(async move {
+            while requests.next().await.is_some() {
+                reads.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    client.flush().await.unwrap();
+    reads
+}
+
+/// A sign-out is one conditional write at the revision the node heard for
+/// the seat, with no read of the bucket first; a newer sign-in elsewhere
+/// makes that write fail, and the bucket then decides: it stays.
+#[tokio::test]
+async fn a_sign_out_is_one_write_and_a_newer_sign_in_elsewhere_stays() {
+    let Some((_, client, store, subject)) = bucket("cluster::seat_sign_out").await else { return };
+    let seats = Arc::new(Seats::default());
+    let queue = writer_with(&client, &store, &subject, seats.clone());
+    let other_node = writer(&client, &store, &subject);
+    queue.send(SeatWrite::Seat("bob".into(), seat("ns1", 1, "bob"))).unwrap();
+    queue.send(SeatWrite::Seat("carol".into(), seat("ns1", 2, "carol"))).unwrap();
+    flushed(&queue).await;
+    // Carol signs in on ns2 since; ns1 has not heard it.
+    other_node.send(SeatWrite::Seat("carol".into(), seat("ns2", 3, "carol"))).unwrap();
+    flushed(&other_node).await;
+
+    let reads = bucket_reads(&client).await;
+    queue.send(SeatWrite::Unseat { key: "bob".into(), node: "ns1".into(), session: 1 }).unwrap();
+    flushed(&queue).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 0, "bob's sign-out read the bucket");
+    let bob = store.entry(hex::encode("bob")).await.unwrap().expect("bob's entry");
+    let ended = BusSeal::new(KEY).open_state("seat.bob", &bob.value).unwrap().to_vec();
+    assert!(ended.is_empty(), "bob's seat is ended: a signed empty value");
+
+    queue.send(SeatWrite::Unseat { key: "carol".into(), node: "ns1".into(), session: 2 }).unwrap();
+    flushed(&queue).await;
+    let carol = store.entry(hex::encode("carol")).await.unwrap().expect("carol's entry");
+    let body = BusSeal::new(KEY).open_state("seat.carol", &carol.value).unwrap().to_vec();
+    let held: Seat = serde_json::from_slice(&body).unwrap();
+    assert_eq!(held, seat("ns2", 3, "carol"), "the older sign-in's sign-out ended the newer one");
 }
