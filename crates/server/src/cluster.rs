@@ -35,7 +35,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::bus_seal::{BusSeal, opened};
+use crate::bus_seal::{BusSeal, Stream, opened};
 use crate::node_roles::Roles;
 use crate::seat_bus::{self, SeatWrite};
 use crate::seats::{ENDED_KEPT, Seat, Seats};
@@ -222,11 +222,12 @@ impl NatsCluster {
             settings.seats_subject(),
         ));
         tokio::spawn(seat_bus::listen(seat_batches, cluster.seats.clone(), seal.clone(), rejected.clone()));
-        for mut subscription in [envelopes, broadcasts] {
+        for (mut subscription, stream) in [(envelopes, Stream::Envelopes), (broadcasts, Stream::Broadcasts)] {
             let (b, seal, rejected) = (backend.clone(), seal.clone(), rejected.clone());
             tokio::spawn(async move {
                 while let Some(message) = subscription.next().await {
-                    let Some(body) = opened(&seal, &rejected, message.subject.as_str(), &message.payload) else {
+                    let Some(body) = opened(&seal, &rejected, stream, message.subject.as_str(), &message.payload)
+                    else {
                         continue;
                     };
                     match serde_json::from_slice::<Envelope>(body) {
@@ -243,7 +244,9 @@ impl NatsCluster {
             let answering = Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING));
             while let Some(message) = requests.next().await {
                 let Some(reply) = message.reply else { continue };
-                let Some(body) = opened(&s, &r, message.subject.as_str(), &message.payload) else { continue };
+                let Some(body) = opened(&s, &r, Stream::Requests, message.subject.as_str(), &message.payload) else {
+                    continue;
+                };
                 let request = match serde_json::from_slice::<Request>(body) {
                     Ok(request) => request,
                     Err(e) => {
@@ -267,7 +270,9 @@ impl NatsCluster {
         tokio::spawn(async move {
             while let Some(message) = heartbeats.next().await {
                 let Some(cluster) = weak.upgrade() else { return };
-                let Some(body) = opened(&s, &r, message.subject.as_str(), &message.payload) else { continue };
+                let Some(body) = opened(&s, &r, Stream::Heartbeats, message.subject.as_str(), &message.payload) else {
+                    continue;
+                };
                 if let Ok(info) = serde_json::from_slice::<NodeInfo>(body) {
                     cluster.heard(info, &b);
                 }
@@ -511,7 +516,7 @@ impl Cluster for NatsCluster {
         Box::pin(async move {
             let frame = seal.seal(&subject, &serde_json::to_vec(&request).ok()?);
             let answer = tokio::time::timeout(timeout, client.request(subject, frame.into())).await.ok()?.ok()?;
-            let body = opened(&seal, &rejected, answer.subject.as_str(), &answer.payload)?;
+            let body = opened(&seal, &rejected, Stream::Replies, answer.subject.as_str(), &answer.payload)?;
             serde_json::from_slice(body).ok()
         })
     }

@@ -20,7 +20,7 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bus_seal::{BusSeal, opened};
+use crate::bus_seal::{BusSeal, Stream, opened};
 use crate::seats::{Seat, SeatChange, Seats, rounds};
 
 /// Changes told in one message: about 200 bytes each, far under the 1 MiB
@@ -165,7 +165,9 @@ pub async fn listen(
     rejected: Arc<AtomicU64>,
 ) {
     while let Some(message) = batches.next().await {
-        let Some(body) = opened(&seal, &rejected, message.subject.as_str(), &message.payload) else { continue };
+        let Some(body) = opened(&seal, &rejected, Stream::Seats, message.subject.as_str(), &message.payload) else {
+            continue;
+        };
         match serde_json::from_slice::<Vec<SeatChange>>(body) {
             Ok(changes) => {
                 for change in changes {

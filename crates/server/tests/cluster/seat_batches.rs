@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
-use server::bus_seal::BusSeal;
+use server::bus_seal::{BusSeal, Stream};
 use server::seat_bus::{self, SeatWrite};
 use server::seats::{Seat, SeatChange, Seats};
 use tokio::sync::{mpsc, oneshot};
@@ -80,7 +80,7 @@ async fn sign_ins_queued_together_are_told_in_one_message() {
     flushed(&queue).await;
 
     let message = tokio::time::timeout(Duration::from_secs(10), heard.next()).await.unwrap().unwrap();
-    let body = BusSeal::new(KEY).open(&subject, &message.payload).unwrap().to_vec();
+    let body = BusSeal::new(KEY).open(Stream::Seats, &subject, &message.payload).unwrap().to_vec();
     let changes: Vec<SeatChange> = serde_json::from_slice(&body).unwrap();
     assert_eq!(changes.len(), 101, "every write that changed something, in one message");
     let seats = Seats::default();
