@@ -208,6 +208,7 @@ pub struct LaunchedCluster {
     /// The bus and the cluster's name there, to clear up after.
     nats: String,
     name: String,
+    msnd: PathBuf,
 }
 
 /// Stops the nodes, then removes the cluster's session directory from
@@ -216,24 +217,14 @@ pub struct LaunchedCluster {
 impl Drop for LaunchedCluster {
     fn drop(&mut self) {
         self.nodes.clear();
-        forget_directory(&self.nats, &self.name);
+        // Best effort: `msnd forget-cluster` listens 1.5 s for heartbeats
+        // (the nodes beat every second) and gives up on NATS after 5 s.
+        let _ = Command::new(&self.msnd)
+            .args(["forget-cluster", "--nats", &self.nats, "--cluster-name", &self.name, "--quiet-ms", "1500"])
+            .env("MSND_LOG", "warn")
+            .stdout(Stdio::null())
+            .status();
     }
-}
-
-/// Deletes the bucket `<name>_sessions` (best effort, a few seconds at
-/// most). On a thread of its own, since a runtime may be running here.
-pub fn forget_directory(nats: &str, name: &str) {
-    let (nats, bucket) = (nats.to_string(), format!("{name}_sessions"));
-    let _ = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-        runtime.block_on(async {
-            let wait = std::time::Duration::from_secs(3);
-            let client = tokio::time::timeout(wait, async_nats::connect(&nats)).await.ok()?.ok()?;
-            let jetstream = async_nats::jetstream::new(client);
-            tokio::time::timeout(wait, jetstream.delete_key_value(&bucket)).await.ok()?.ok()
-        })
-    })
-    .join();
 }
 
 impl LaunchedCluster {
@@ -297,5 +288,5 @@ pub fn serve_cluster(msnd: &Path, dir: &Path, plan: &ClusterPlan) -> anyhow::Res
     }
     // The dispatch node first in the list.
     nodes.rotate_right(1);
-    Ok(LaunchedCluster { nodes, nats: plan.nats.clone(), name: plan.name.clone() })
+    Ok(LaunchedCluster { nodes, nats: plan.nats.clone(), name: plan.name.clone(), msnd: msnd.to_path_buf() })
 }

@@ -108,13 +108,23 @@ pub struct NatsCluster {
     spread: Spread,
 }
 
+/// The subject cluster `name`'s nodes beat on.
+fn heartbeat_subject(name: &str) -> String {
+    format!("{name}.heartbeat")
+}
+
+/// Cluster `name`'s session directory in JetStream.
+fn directory_bucket(name: &str) -> String {
+    format!("{name}_sessions")
+}
+
 impl ClusterSettings {
     fn heartbeats(&self) -> String {
-        format!("{}.heartbeat", self.cluster_name)
+        heartbeat_subject(&self.cluster_name)
     }
 
     fn bucket(&self) -> String {
-        format!("{}_sessions", self.cluster_name)
+        directory_bucket(&self.cluster_name)
     }
 
     fn broadcast_subject(&self) -> String {
@@ -566,4 +576,41 @@ impl Cluster for NatsCluster {
             .filter_map(|i| i.switchboard_address.as_deref().map(|a| (&i.node, i.load, a)));
         self.spread.pick(candidates)
     }
+}
+
+/// What [`forget`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forgotten {
+    /// The directory was deleted.
+    Deleted,
+    /// The cluster had no directory on this NATS.
+    Absent,
+}
+
+/// Deletes the session directory of cluster `name`, whose nodes are all
+/// stopped: a cluster that is gone for good, or a test run's. Every node
+/// that runs recreates it when it starts, so nothing else is kept. Refused
+/// if a heartbeat of the cluster is heard within `quiet` (deleting the
+/// directory under running nodes would lose who is signed in where).
+pub async fn forget(nats_url: &str, name: &str, quiet: Duration) -> anyhow::Result<Forgotten> {
+    let wait = Duration::from_secs(5);
+    let client = tokio::time::timeout(wait, async_nats::connect(nats_url))
+        .await
+        .ok()
+        .with_context(|| format!("NATS at {nats_url} did not answer"))?
+        .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
+    let mut beats = client.subscribe(heartbeat_subject(name)).await?;
+    if tokio::time::timeout(quiet, beats.next()).await.is_ok() {
+        anyhow::bail!("nodes of cluster {name} are running (a heartbeat was heard): stop them first");
+    }
+    let js = async_nats::jetstream::new(client);
+    let bucket = directory_bucket(name);
+    if tokio::time::timeout(wait, js.get_key_value(&bucket)).await.context("JetStream did not answer")?.is_err() {
+        return Ok(Forgotten::Absent);
+    }
+    tokio::time::timeout(wait, js.delete_key_value(&bucket))
+        .await
+        .context("JetStream did not answer")?
+        .with_context(|| format!("cannot delete {bucket}"))?;
+    Ok(Forgotten::Deleted)
 }

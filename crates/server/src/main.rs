@@ -71,6 +71,21 @@ enum Command {
     /// Drain the cluster node serving from this data dir: new users go to
     /// other nodes and its clients are moved there (the same as SIGUSR1).
     Drain,
+    /// Delete a stopped cluster's session directory from NATS (JetStream
+    /// bucket CLUSTER_sessions), which otherwise stays there for good.
+    /// Refused while a node of the cluster is heard.
+    ForgetCluster {
+        /// The cluster's NATS server.
+        #[arg(long, env = "MSND_NATS")]
+        nats: String,
+        /// The cluster's name.
+        #[arg(long, env = "MSND_CLUSTER_NAME", default_value = "mariposa")]
+        cluster_name: String,
+        /// How long to listen for the cluster's heartbeats first, in
+        /// milliseconds (longer than the nodes' --heartbeat-ms).
+        #[arg(long, default_value_t = 3000)]
+        quiet_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +236,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let what = if off { "no longer traced" } else { "traced (log target msnp::trace)" };
             println!("{key}: {what}{}", if changed { "" } else { " already" });
+            Ok(())
+        }
+        Command::ForgetCluster { nats, cluster_name, quiet_ms } => {
+            match server::cluster::forget(&nats, &cluster_name, Duration::from_millis(quiet_ms)).await? {
+                server::cluster::Forgotten::Deleted => {
+                    println!("deleted the session directory of cluster {cluster_name}")
+                }
+                server::cluster::Forgotten::Absent => println!("cluster {cluster_name} has no session directory"),
+            }
             Ok(())
         }
         Command::Drain => {

@@ -639,3 +639,7 @@ async fn a_circle_speaks_across_nodes() {
 /// The directory's changes of one node, as another node hears them.
 #[path = "cluster/seat_batches.rs"]
 mod seat_batches;
+
+/// Deleting a cluster's session directory, and refusing to while it runs.
+#[path = "cluster/forget.rs"]
+mod forget;

@@ -11,14 +11,17 @@ use server::seat_bus::{self, SeatWrite};
 use server::seats::{Seat, SeatChange, Seats};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Forget;
+
 const KEY: [u8; 32] = [7; 32];
 
 fn seat(node: &str, session: u64, handle: &str) -> Seat {
     Seat { node: node.into(), session, handle: handle.into(), token: format!("{handle}-{session}") }
 }
 
-/// A fresh bucket on the test NATS, and the subject its batches go on.
-async fn bucket(test: &str) -> Option<(String, async_nats::Client, kv::Store, String)> {
+/// A fresh bucket on the test NATS, the subject its batches go on, and
+/// what deletes the bucket when the test ends.
+async fn bucket(test: &str) -> Option<(String, async_nats::Client, kv::Store, String, Forget)> {
     let url = backend::testing::nats(test).await?;
     let client = async_nats::connect(&url).await.unwrap();
     let name = format!("t{:08x}", super::rand_u32());
@@ -27,7 +30,8 @@ async fn bucket(test: &str) -> Option<(String, async_nats::Client, kv::Store, St
         .create_key_value(kv::Config { bucket: format!("{name}_sessions"), history: 1, ..Default::default() })
         .await
         .unwrap();
-    Some((url, client, store, format!("{name}.seats")))
+    let forget = Forget::new(&url, &name);
+    Some((url, client, store, format!("{name}.seats"), forget))
 }
 
 /// A node's writer: its queue, and a way to wait until what is queued is told.
@@ -66,7 +70,7 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
 /// user's sign-in and sign-out in it keep their order.
 #[tokio::test]
 async fn sign_ins_queued_together_are_told_in_one_message() {
-    let Some((_, client, store, subject)) = bucket("cluster::seat_batch").await else { return };
+    let Some((_, client, store, subject, _forget)) = bucket("cluster::seat_batch").await else { return };
     let mut heard = client.subscribe(subject.clone()).await.unwrap();
     client.flush().await.unwrap();
     let queue = writer(&client, &store, &subject);
@@ -142,7 +146,7 @@ impl Relay {
 /// who left.
 #[tokio::test]
 async fn a_node_back_on_the_bus_reads_what_it_missed() {
-    let Some((url, client, store, subject)) = bucket("cluster::seat_reconnect").await else { return };
+    let Some((url, client, store, subject, _forget)) = bucket("cluster::seat_reconnect").await else { return };
     let queue = writer(&client, &store, &subject);
     queue.send(SeatWrite::Seat("bob".into(), seat("ns1", 1, "bob"))).unwrap();
     queue.send(SeatWrite::Seat("dave".into(), seat("ns1", 2, "dave"))).unwrap();
@@ -220,7 +224,7 @@ async fn bucket_reads(client: &async_nats::Client) -> Arc<AtomicU64> {
 /// makes that write fail, and the bucket then decides: it stays.
 #[tokio::test]
 async fn a_sign_out_is_one_write_and_a_newer_sign_in_elsewhere_stays() {
-    let Some((_, client, store, subject)) = bucket("cluster::seat_sign_out").await else { return };
+    let Some((_, client, store, subject, _forget)) = bucket("cluster::seat_sign_out").await else { return };
     let seats = Arc::new(Seats::default());
     let queue = writer_with(&client, &store, &subject, seats.clone());
     let other_node = writer(&client, &store, &subject);

@@ -16,11 +16,40 @@ pub const NODE_TIMEOUT_MS: &str = "1200";
 /// wrongly declared dead there is noise, not the behaviour under test.
 pub const STEADY_NODE_TIMEOUT_MS: &str = "10000";
 
+/// Fields drop in this order: the nodes, then the directory they leave in
+/// NATS, then their data dirs.
 pub struct Cluster {
-    pub _dir: tempfile::TempDir,
     pub dispatch: TestServer,
     pub notification: Vec<TestServer>,
     pub switchboards: Vec<TestServer>,
+    directory: Forget,
+    pub _dir: tempfile::TempDir,
+}
+
+/// Deletes a test cluster's session directory from NATS once its nodes are
+/// stopped (`msnd forget-cluster`): each test's cluster has a name of its
+/// own, and its directory would otherwise stay in the test NATS for good.
+pub struct Forget {
+    nats: String,
+    name: String,
+}
+
+impl Forget {
+    pub fn new(nats: &str, name: &str) -> Forget {
+        Forget { nats: nats.to_string(), name: name.to_string() }
+    }
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        // Three of the tests' heartbeats; best effort, as a test may have
+        // stopped its NATS already.
+        let _ = msnd()
+            .args(["forget-cluster", "--nats", &self.nats, "--cluster-name", &self.name, "--quiet-ms", "600"])
+            .env("MSND_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
 }
 
 pub async fn cluster(test: &str, node_timeout_ms: &str) -> Option<Cluster> {
@@ -77,6 +106,7 @@ pub async fn cluster_on(test: &str, nats: &str, node_timeout_ms: &str) -> Option
         notification: vec![node("ns1", "notification"), node("ns2", "notification")],
         switchboards: vec![node("sb1", "switchboard"), node("sb2", "switchboard")],
         dispatch: node("ds", "dispatch,http"),
+        directory: Forget { nats: nats.clone(), name: cluster_name.clone() },
         _dir: dir,
     };
     // Accounts go into the shared store.
@@ -98,6 +128,21 @@ pub async fn cluster_on(test: &str, nats: &str, node_timeout_ms: &str) -> Option
     let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
     assert_eq!(status["cluster"]["nodes"].as_array().map_or(0, Vec::len), 5, "{status}");
     Some(cluster)
+}
+
+impl Cluster {
+    /// The cluster's NATS and its name there.
+    pub fn bus(&self) -> (&str, &str) {
+        (&self.directory.nats, &self.directory.name)
+    }
+
+    /// Kills every node at once, as a crash of the whole cluster would.
+    pub fn kill_all(&mut self) {
+        self.dispatch.kill9();
+        for node in self.notification.iter_mut().chain(&mut self.switchboards) {
+            node.kill9();
+        }
+    }
 }
 
 pub fn rand_u32() -> u32 {
