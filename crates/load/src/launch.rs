@@ -14,6 +14,8 @@ pub struct Launched {
     pub dispatch: String,
     /// The plain-HTTP Passport nexus.
     pub nexus: String,
+    /// Where its plain HTTP is served (`host:port`), if it serves HTTP.
+    pub http: Option<String>,
     /// The XMPP listener (`host:port`), always started.
     pub xmpp: Option<String>,
 }
@@ -176,12 +178,12 @@ fn start(msnd: &Path, data_dir: &Path, global: &[&str], serve: &[&str], open_lim
         let _ = child.kill();
         bail!("msnd did not print its addresses")
     };
-    let nexus = http.map(|h| format!("http://{h}/rdr/pprdr.asp")).unwrap_or_default();
+    let nexus = http.as_ref().map(|h| format!("http://{h}/rdr/pprdr.asp")).unwrap_or_default();
     if nexus.is_empty() && serve.contains(&"--http-listen") {
         let _ = child.kill();
         bail!("msnd did not print its HTTP address")
     }
-    Ok(Launched { child, dispatch, nexus, xmpp })
+    Ok(Launched { child, dispatch, nexus, http, xmpp })
 }
 
 /// The shared store and bus of a cluster started on this machine.

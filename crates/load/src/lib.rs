@@ -117,6 +117,8 @@ pub struct Report {
     pub nodes: Vec<workers::NodeReport>,
     /// The shared store and the bus of a cluster, as processes on this machine.
     pub services: Vec<workers::ServiceReport>,
+    /// Bus frames a cluster's nodes refused (events lost between nodes).
+    pub bus_frames_refused: Option<u64>,
     /// This machine's time for the fixed reference work
     /// ([`reference::milliseconds`]), taken before the run.
     pub machine_reference_ms: f64,
@@ -516,6 +518,9 @@ fn judge(report: &mut Report, mut problems: Vec<String>) {
     }
     if r.switchboard.lost > 0 {
         problems.push(format!("{} of {} switchboard messages were lost", r.switchboard.lost, r.switchboard.sent));
+    }
+    if let Some(refused) = r.bus_frames_refused.filter(|&n| n > 0) {
+        problems.push(format!("the nodes refused {refused} frames on the bus (events lost between nodes)"));
     }
     if r.presence.complete < r.presence.changes {
         problems.push(format!(
@@ -1123,4 +1128,21 @@ impl Report {
 
 fn fmt(s: &Summary) -> String {
     format!("{:.2} / {:.2} / {:.2} (n={})", s.p50_ms, s.p99_ms, s.max_ms, s.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_whose_nodes_refused_bus_frames_fails() {
+        let mut clean = Report { bus_frames_refused: Some(0), ..Report::default() };
+        judge(&mut clean, Vec::new());
+        assert!(clean.success, "{:?}", clean.problems);
+
+        let mut lossy = Report { bus_frames_refused: Some(146), ..Report::default() };
+        judge(&mut lossy, Vec::new());
+        assert!(!lossy.success);
+        assert_eq!(lossy.problems, ["the nodes refused 146 frames on the bus (events lost between nodes)"]);
+    }
 }

@@ -283,6 +283,7 @@ fn main() -> anyhow::Result<()> {
         match &cluster {
             Some(c) => {
                 watched.nodes = c.pids();
+                watched.status = c.dispatch().http.as_ref().map(|h| format!("http://{h}/status.json"));
                 for name in ["postgres", "nats-server"] {
                     watched.services.push((name.to_string(), load::process::named(name)));
                 }

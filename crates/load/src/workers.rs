@@ -282,6 +282,9 @@ struct Started {
 pub struct Watched {
     pub nodes: Vec<(String, u32)>,
     pub services: Vec<(String, Vec<u32>)>,
+    /// A cluster node's `/status.json` (`http://host:port/status.json`),
+    /// whose `cluster.nodes` say how many bus frames each node refused.
+    pub status: Option<String>,
 }
 
 impl Watched {
@@ -439,6 +442,9 @@ pub fn coordinate(
     for mut w in started {
         let _ = w.child.wait();
     }
+    if let Some(url) = &watched.status {
+        report.bus_frames_refused = Some(runtime.block_on(frames_refused(url))?);
+    }
 
     for (i, (name, _)) in watched.nodes.iter().enumerate() {
         let (Some(b), Some(l), Some(p), Some(s)) =
@@ -472,6 +478,17 @@ pub fn coordinate(
     }
     crate::judge(&mut report, problems);
     Ok(report)
+}
+
+/// The bus frames the cluster's nodes refused, as their heartbeats tell
+/// the node serving `url`; read once a heartbeat (a second) has passed
+/// since the run's last step, so that every node's count is current.
+async fn frames_refused(url: &str) -> anyhow::Result<u64> {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let answer = client::http::get(url, &[], None).await?;
+    let status: serde_json::Value = serde_json::from_slice(&answer.body).context("the cluster's status")?;
+    let nodes = status["cluster"]["nodes"].as_array().context("no cluster.nodes in the status")?;
+    Ok(nodes.iter().filter_map(|n| n["rejected_frames"].as_u64()).sum())
 }
 
 /// The logins of every worker, over the two halves' spans (each from its
@@ -568,6 +585,9 @@ pub fn table_rows(report: &Report) -> Vec<(String, String)> {
                 n.cpu_seconds_switchboard
             ),
         ));
+    }
+    if let Some(refused) = report.bus_frames_refused {
+        rows.push(("bus frames refused by the nodes".into(), refused.to_string()));
     }
     if !report.nodes.is_empty() {
         let total: u64 = report.nodes.iter().map(|n| n.rss_logged_in_bytes).sum();

@@ -77,6 +77,11 @@ pub struct NodeInfo {
     /// For an obituary, the node that declared this one dead.
     #[serde(default)]
     pub declared_by: Option<NodeId>,
+    /// Bus frames this node refused since it started (unsigned, forged,
+    /// stale or replayed): each is an event lost, so that one status page
+    /// shows which node refuses what.
+    #[serde(default)]
+    pub rejected_frames: u64,
 }
 
 /// What the publishing task does, in order.
@@ -339,6 +344,7 @@ impl NatsCluster {
             let mut me = self.me.write();
             me.load = self.load.iter().map(|n| n.load(Ordering::Relaxed)).sum();
             me.draining = self.draining.load(Ordering::Relaxed);
+            me.rejected_frames = self.rejected.load(Ordering::Relaxed);
             me.leaving = leaving;
             me.clone()
         };

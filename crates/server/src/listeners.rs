@@ -130,6 +130,7 @@ impl Server {
                     draining: false,
                     leaving: false,
                     declared_by: None,
+                    rejected_frames: 0,
                 };
                 let cluster =
                     crate::cluster::NatsCluster::join(settings.clone(), me, by_role.clone(), backend.clone()).await?;

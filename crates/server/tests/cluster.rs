@@ -443,6 +443,20 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
         assert!(Instant::now() < deadline, "the dispatch node took a forged broadcast or seat");
         tokio::task::yield_now().await;
     }
+    // A's node refused the replay and the forgery too, and its heartbeats
+    // say so on the dispatch node's status page.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = http_get(c.dispatch.http.unwrap(), "/status.json", &[]).await;
+        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let nodes = status["cluster"]["nodes"].as_array().unwrap();
+        let a_node_refused = nodes.iter().find(|n| n["node"] == a_node.as_str()).unwrap()["rejected_frames"].as_u64();
+        if a_node_refused.unwrap() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's node's refusals are not on the status page: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Watchers signed in on one node hear of a change through one message to
