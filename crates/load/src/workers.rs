@@ -443,7 +443,10 @@ pub fn coordinate(
         let _ = w.child.wait();
     }
     if let Some(url) = &watched.status {
-        report.bus_frames_refused = Some(runtime.block_on(frames_refused(url))?);
+        match runtime.block_on(frames_refused(url)) {
+            Ok(refused) => report.bus_frames_refused = Some(refused),
+            Err(e) => problems.push(format!("cannot read the cluster's status: {e:#}")),
+        }
     }
 
     for (i, (name, _)) in watched.nodes.iter().enumerate() {

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv;
 use backend::Backend;
 use backend::cluster::{Cluster, Envelope, NodeId, Pending, Request, Response};
@@ -611,8 +613,13 @@ pub async fn forget(nats_url: &str, name: &str, quiet: Duration) -> anyhow::Resu
     }
     let js = async_nats::jetstream::new(client);
     let bucket = directory_bucket(name);
-    if tokio::time::timeout(wait, js.get_key_value(&bucket)).await.context("JetStream did not answer")?.is_err() {
-        return Ok(Forgotten::Absent);
+    match tokio::time::timeout(wait, js.get_stream(format!("KV_{bucket}"))).await.context("JetStream did not answer")? {
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            return Ok(Forgotten::Absent);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot look {bucket} up")),
     }
     tokio::time::timeout(wait, js.delete_key_value(&bucket))
         .await
