@@ -608,7 +608,9 @@ pub async fn forget(nats_url: &str, name: &str, quiet: Duration) -> anyhow::Resu
         .with_context(|| format!("NATS at {nats_url} did not answer"))?
         .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
     let mut beats = client.subscribe(heartbeat_subject(name)).await?;
-    if tokio::time::timeout(quiet, beats.next()).await.is_ok() {
+    // Listening from here on: the server has the subscription.
+    client.flush().await?;
+    if let Ok(Some(_)) = tokio::time::timeout(quiet, beats.next()).await {
         anyhow::bail!("nodes of cluster {name} are running (a heartbeat was heard): stop them first");
     }
     let js = async_nats::jetstream::new(client);
