@@ -136,8 +136,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Human-readable by default; MSND_LOG_FORMAT=json for log collectors.
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("MSND_LOG").unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+    // The NATS client's own connection events are left out: the cluster
+    // logs them itself ("cluster: bus ...").
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MSND_LOG")
+        .unwrap_or_else(|_| "info,tokio_postgres=warn,async_nats=warn".into());
     // A trace the operator asked for shows whatever the filter says.
     let filter = filter.add_directive("msnp::trace=info".parse().expect("a valid directive"));
     // Colours only for a person at a terminal, not in files or journald.
