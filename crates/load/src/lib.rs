@@ -117,8 +117,8 @@ pub struct Report {
     pub nodes: Vec<workers::NodeReport>,
     /// The shared store and the bus of a cluster, as processes on this machine.
     pub services: Vec<workers::ServiceReport>,
-    /// Bus frames a cluster's nodes refused (events lost between nodes).
-    pub bus_frames_refused: Option<u64>,
+    /// What went wrong between a cluster's nodes.
+    pub bus: Option<workers::BusTrouble>,
     /// This machine's time for the fixed reference work
     /// ([`reference::milliseconds`]), taken before the run.
     pub machine_reference_ms: f64,
@@ -519,8 +519,28 @@ fn judge(report: &mut Report, mut problems: Vec<String>) {
     if r.switchboard.lost > 0 {
         problems.push(format!("{} of {} switchboard messages were lost", r.switchboard.lost, r.switchboard.sent));
     }
-    if let Some(refused) = r.bus_frames_refused.filter(|&n| n > 0) {
-        problems.push(format!("the nodes refused {refused} frames on the bus (events lost between nodes)"));
+    if let Some(bus) = &r.bus {
+        if bus.frames_refused > 0 {
+            problems.push(format!(
+                "the nodes refused {} frames on the bus (events lost between nodes)",
+                bus.frames_refused
+            ));
+        }
+        if bus.messages_dropped > 0 {
+            problems.push(format!(
+                "the nodes' NATS clients dropped {} messages, a subscription's queue full (events lost between nodes)",
+                bus.messages_dropped
+            ));
+        }
+        if bus.reconnections > 0 {
+            problems.push(format!("the nodes lost their connection to NATS {} times", bus.reconnections));
+        }
+        if bus.nodes_declared_silent > 0 {
+            problems.push(format!(
+                "a node gave another up for silence {} times (its users shown offline meanwhile)",
+                bus.nodes_declared_silent
+            ));
+        }
     }
     if r.presence.complete < r.presence.changes {
         problems.push(format!(
@@ -1135,14 +1155,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_whose_nodes_refused_bus_frames_fails() {
-        let mut clean = Report { bus_frames_refused: Some(0), ..Report::default() };
+    fn a_run_with_trouble_on_the_bus_fails() {
+        let mut clean = Report { bus: Some(workers::BusTrouble::default()), ..Report::default() };
         judge(&mut clean, Vec::new());
         assert!(clean.success, "{:?}", clean.problems);
 
-        let mut lossy = Report { bus_frames_refused: Some(146), ..Report::default() };
+        let trouble = workers::BusTrouble {
+            frames_refused: 146,
+            messages_dropped: 3,
+            reconnections: 1,
+            nodes_declared_silent: 30,
+        };
+        let mut lossy = Report { bus: Some(trouble), ..Report::default() };
         judge(&mut lossy, Vec::new());
         assert!(!lossy.success);
-        assert_eq!(lossy.problems, ["the nodes refused 146 frames on the bus (events lost between nodes)"]);
+        assert_eq!(
+            lossy.problems,
+            [
+                "the nodes refused 146 frames on the bus (events lost between nodes)",
+                "the nodes' NATS clients dropped 3 messages, a subscription's queue full (events lost between nodes)",
+                "the nodes lost their connection to NATS 1 times",
+                "a node gave another up for silence 30 times (its users shown offline meanwhile)",
+            ]
+        );
     }
 }

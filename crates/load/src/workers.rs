@@ -118,6 +118,20 @@ pub struct NodeReport {
 }
 
 /// A shared service of the cluster (PostgreSQL, NATS): all its processes.
+/// What went wrong between a cluster's nodes during a run, summed over
+/// the nodes; anything but zeros means events were lost or delayed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BusTrouble {
+    /// Frames refused (unsigned, forged, stale or replayed).
+    pub frames_refused: u64,
+    /// Messages a node's NATS client dropped, its subscription's queue full.
+    pub messages_dropped: u64,
+    /// Connections to NATS lost and made again.
+    pub reconnections: u64,
+    /// Times a node gave another up for silence.
+    pub nodes_declared_silent: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServiceReport {
     pub name: String,
@@ -443,8 +457,8 @@ pub fn coordinate(
         let _ = w.child.wait();
     }
     if let Some(url) = &watched.status {
-        match runtime.block_on(frames_refused(url)) {
-            Ok(refused) => report.bus_frames_refused = Some(refused),
+        match runtime.block_on(bus_trouble(url)) {
+            Ok(trouble) => report.bus = Some(trouble),
             Err(e) => problems.push(format!("cannot read the cluster's status: {e:#}")),
         }
     }
@@ -483,15 +497,22 @@ pub fn coordinate(
     Ok(report)
 }
 
-/// The bus frames the cluster's nodes refused, as their heartbeats tell
-/// the node serving `url`; read once a heartbeat (a second) has passed
-/// since the run's last step, so that every node's count is current.
-async fn frames_refused(url: &str) -> anyhow::Result<u64> {
+/// What went wrong on the bus, summed over the cluster's nodes as their
+/// heartbeats tell the node serving `url`; read once a heartbeat (a
+/// second) has passed since the run's last step, so that every node's
+/// count is current.
+async fn bus_trouble(url: &str) -> anyhow::Result<BusTrouble> {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let answer = client::http::get(url, &[], None).await?;
     let status: serde_json::Value = serde_json::from_slice(&answer.body).context("the cluster's status")?;
     let nodes = status["cluster"]["nodes"].as_array().context("no cluster.nodes in the status")?;
-    Ok(nodes.iter().filter_map(|n| n["rejected_frames"].as_u64()).sum())
+    let sum = |field: &str| nodes.iter().filter_map(|n| n[field].as_u64()).sum();
+    Ok(BusTrouble {
+        frames_refused: sum("rejected_frames"),
+        messages_dropped: sum("dropped_messages"),
+        reconnections: sum("reconnections"),
+        nodes_declared_silent: sum("declared_silent"),
+    })
 }
 
 /// The logins of every worker, over the two halves' spans (each from its
@@ -589,8 +610,14 @@ pub fn table_rows(report: &Report) -> Vec<(String, String)> {
             ),
         ));
     }
-    if let Some(refused) = report.bus_frames_refused {
-        rows.push(("bus frames refused by the nodes".into(), refused.to_string()));
+    if let Some(bus) = &report.bus {
+        rows.push((
+            "bus: frames refused / messages dropped / reconnections / nodes declared silent".into(),
+            format!(
+                "{} / {} / {} / {}",
+                bus.frames_refused, bus.messages_dropped, bus.reconnections, bus.nodes_declared_silent
+            ),
+        ));
     }
     if !report.nodes.is_empty() {
         let total: u64 = report.nodes.iter().map(|n| n.rss_logged_in_bytes).sum();

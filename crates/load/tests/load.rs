@@ -449,7 +449,10 @@ async fn three_processes_drive_a_cluster_of_five_nodes() {
     let services: Vec<&str> =
         report["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(services, ["postgres", "nats-server"], "{text}");
-    assert_eq!(report["bus_frames_refused"], 0, "every node's count, read from the dispatch node: {text}");
+    let bus = &report["bus"];
+    for trouble in ["frames_refused", "messages_dropped", "reconnections", "nodes_declared_silent"] {
+        assert_eq!(bus[trouble], 0, "{trouble}, every node's count read from the dispatch node: {text}");
+    }
     // The run's session directory went from NATS with its cluster.
     let left: Vec<String> = load_directories(&nats).await.difference(&before).cloned().collect();
     assert!(left.is_empty(), "left in NATS after the run: {left:?}");

@@ -84,6 +84,25 @@ pub struct NodeInfo {
     /// shows which node refuses what.
     #[serde(default)]
     pub rejected_frames: u64,
+    /// Messages for this node that its NATS client dropped because a
+    /// subscription's queue was full (a slow consumer): events lost too.
+    #[serde(default)]
+    pub dropped_messages: u64,
+    /// Times this node's connection to the bus came back after it was lost.
+    #[serde(default)]
+    pub reconnections: u64,
+    /// Other nodes this node gave up for silence: their users were shown
+    /// offline here, rightly only if they were really gone.
+    #[serde(default)]
+    pub declared_silent: u64,
+}
+
+/// What went wrong on a node's bus since it started, for its heartbeats.
+#[derive(Default)]
+struct Trouble {
+    dropped: AtomicU64,
+    connections: AtomicU64,
+    declared_silent: AtomicU64,
 }
 
 /// What the publishing task does, in order.
@@ -111,6 +130,7 @@ pub struct NatsCluster {
     seal: Arc<BusSeal>,
     /// Frames refused: unsigned, forged, stale or replayed.
     rejected: Arc<AtomicU64>,
+    trouble: Arc<Trouble>,
     /// Sessions handed to each switchboard node since its heartbeats.
     spread: Spread,
 }
@@ -173,7 +193,11 @@ impl NatsCluster {
     ) -> anyhow::Result<Arc<NatsCluster>> {
         // Told each time the connection to the bus is made: batches of the
         // directory sent meanwhile were lost to this node.
+        // Told too when the client dropped messages for a full
+        // subscription, which may have been batches.
         let (connected, reconnections) = mpsc::unbounded_channel::<()>();
+        let trouble = Arc::new(Trouble::default());
+        let counted = trouble.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("msnd {}", settings.node_id))
             .request_timeout(Some(settings.request_timeout))
@@ -181,12 +205,27 @@ impl NatsCluster {
             // attempt, at most two seconds between attempts.
             .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
             .event_callback(move |event| {
-                let connected = connected.clone();
+                let (connected, counted) = (connected.clone(), counted.clone());
                 async move {
-                    if matches!(event, async_nats::Event::Connected) {
-                        let _ = connected.send(());
+                    match event {
+                        async_nats::Event::Connected => {
+                            counted.connections.fetch_add(1, Ordering::Relaxed);
+                            let _ = connected.send(());
+                            tracing::info!("cluster: bus {event}")
+                        }
+                        async_nats::Event::SlowConsumer(_) => {
+                            let _ = connected.send(());
+                            // One event per message dropped: said at 1, 2, 4, ...
+                            let dropped = counted.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                            if dropped.is_power_of_two() {
+                                tracing::warn!(
+                                    "cluster: {dropped} bus messages dropped so far, a subscription's queue full; \
+                                     reading the directory again"
+                                );
+                            }
+                        }
+                        _ => tracing::info!("cluster: bus {event}"),
                     }
-                    tracing::info!("cluster: bus {event}")
                 }
             })
             .connect(&settings.nats_url)
@@ -217,6 +256,7 @@ impl NatsCluster {
             load,
             seal: seal.clone(),
             rejected: rejected.clone(),
+            trouble,
             spread: Spread::default(),
         });
 
@@ -347,6 +387,9 @@ impl NatsCluster {
             me.load = self.load.iter().map(|n| n.load(Ordering::Relaxed)).sum();
             me.draining = self.draining.load(Ordering::Relaxed);
             me.rejected_frames = self.rejected.load(Ordering::Relaxed);
+            me.dropped_messages = self.trouble.dropped.load(Ordering::Relaxed);
+            me.reconnections = self.trouble.connections.load(Ordering::Relaxed).saturating_sub(1);
+            me.declared_silent = self.trouble.declared_silent.load(Ordering::Relaxed);
             me.leaving = leaving;
             me.clone()
         };
@@ -417,6 +460,7 @@ impl NatsCluster {
             !silent
         });
         for obituary in dead {
+            self.trouble.declared_silent.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(node = %obituary.node, "cluster: node silent for {timeout:?}; its users are offline");
             self.spread.forget(&obituary.node);
             self.forget_node(&obituary.node, backend);

@@ -131,6 +131,9 @@ impl Server {
                     leaving: false,
                     declared_by: None,
                     rejected_frames: 0,
+                    dropped_messages: 0,
+                    reconnections: 0,
+                    declared_silent: 0,
                 };
                 let cluster =
                     crate::cluster::NatsCluster::join(settings.clone(), me, by_role.clone(), backend.clone()).await?;
