@@ -13,8 +13,10 @@
 //! away are lost to it. Each change carries its bucket revision, so
 //! [`Seats`] orders them whichever way they came.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
@@ -65,8 +67,27 @@ fn handle_of_bucket_key(key: &str) -> Option<String> {
     String::from_utf8(hex::decode(key).ok()?).ok()
 }
 
+/// The first wait before failed writes are tried again; it doubles with
+/// each batch that fails again, up to [`RETRY_MOST`].
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MOST: Duration = Duration::from_secs(2);
+
+/// What one write to the bucket came to.
+enum Written {
+    /// Written: the change to tell every node.
+    Changed(SeatChange),
+    /// Nothing to write (the seat was already someone else's, or gone).
+    Unchanged,
+    /// The bus did not answer (a timeout, a lost connection): to be tried
+    /// again, or a sign-in would stay unknown to the other nodes for good.
+    Failed,
+}
+
 /// Writes the queued sign-ins and sign-outs, and tells every node what was
-/// written on `subject`, until the queue closes.
+/// written on `subject`, until the queue closes. A write the bus did not
+/// answer is tried again, before anything queued after it for the same
+/// user, until it is written; a flush is answered once nothing queued
+/// before it is waiting to be tried again.
 pub async fn writer(
     client: async_nats::Client,
     bucket: kv::Store,
@@ -75,23 +96,52 @@ pub async fn writer(
     seal: Arc<BusSeal>,
     subject: String,
 ) {
-    while let Some(first) = queue.recv().await {
-        let mut waiting = vec![first];
+    // Failed writes, in the order they were queued; tried first.
+    let mut again: Vec<SeatWrite> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut pause = RETRY_FIRST;
+    loop {
+        let mut waiting = std::mem::take(&mut again);
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(first) => waiting.push(first),
+                None => return,
+            }
+        }
         while waiting.len() < MOST_PER_BATCH {
             match queue.try_recv() {
                 Ok(write) => waiting.push(write),
                 Err(_) => break,
             }
         }
-        let (flushes, writes): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| matches!(w, SeatWrite::Flush(_)));
+        let mut writes = Vec::with_capacity(waiting.len());
+        for write in waiting {
+            match write {
+                SeatWrite::Flush(done) => flushes.push(done),
+                write => writes.push(write),
+            }
+        }
         let mut changes = Vec::with_capacity(writes.len());
+        // Users with a write that failed: their later writes wait behind it.
+        let mut held_back: HashSet<String> = HashSet::new();
         for round in rounds(writes, SeatWrite::key) {
-            let written = futures::future::join_all(round.iter().map(|w| write(&bucket, &seats, &seal, w))).await;
-            // Held here at once, so that a sign-out in the next round knows
-            // the revision it is conditional on.
-            for change in written.into_iter().flatten() {
-                seats.apply(change.clone());
-                changes.push(change);
+            let (now, later): (Vec<_>, Vec<_>) = round.into_iter().partition(|w| !held_back.contains(w.key()));
+            again.extend(later);
+            let written = futures::future::join_all(now.iter().map(|w| write(&bucket, &seats, &seal, w))).await;
+            for (w, written) in now.into_iter().zip(written) {
+                match written {
+                    // Held here at once, so that a sign-out in the next
+                    // round knows the revision it is conditional on.
+                    Written::Changed(change) => {
+                        seats.apply(change.clone());
+                        changes.push(change);
+                    }
+                    Written::Unchanged => {}
+                    Written::Failed => {
+                        held_back.insert(w.key().to_string());
+                        again.push(w);
+                    }
+                }
             }
         }
         if !changes.is_empty() {
@@ -105,27 +155,33 @@ pub async fn writer(
                 Err(e) => tracing::error!("cluster: cannot encode the directory's changes: {e}"),
             }
         }
-        if !flushes.is_empty() {
-            let _ = client.flush().await;
-            for flush in flushes {
-                if let SeatWrite::Flush(done) = flush {
+        if again.is_empty() {
+            pause = RETRY_FIRST;
+            if !flushes.is_empty() {
+                let _ = client.flush().await;
+                for done in flushes.drain(..) {
                     let _ = done.send(());
                 }
             }
+        } else {
+            tracing::warn!("cluster: {} directory writes failed; trying again in {pause:?}", again.len());
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MOST);
         }
     }
 }
 
 /// One write to the bucket, and the change it made.
-async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWrite) -> Option<SeatChange> {
+async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWrite) -> Written {
     match write {
         SeatWrite::Seat(key, seat) => {
-            let value = seal.seal(&entry_subject(key), &serde_json::to_vec(seat).ok()?);
+            let Ok(body) = serde_json::to_vec(seat) else { return Written::Unchanged };
+            let value = seal.seal(&entry_subject(key), &body);
             match bucket.put(bucket_key(key), value.into()).await {
-                Ok(revision) => Some(SeatChange { key: key.clone(), revision, seat: Some(seat.clone()) }),
+                Ok(revision) => Written::Changed(SeatChange { key: key.clone(), revision, seat: Some(seat.clone()) }),
                 Err(e) => {
-                    tracing::warn!("cluster: cannot record a sign-in: {e}");
-                    None
+                    tracing::debug!("cluster: cannot record a sign-in: {e}");
+                    Written::Failed
                 }
             }
         }
@@ -139,20 +195,39 @@ async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWr
             if let Some(known) = seats.revision_of(key, node, *session)
                 && let Ok(revision) = bucket.update(name.clone(), empty().into(), known).await
             {
-                return Some(SeatChange { key: key.clone(), revision, seat: None });
+                return Written::Changed(SeatChange { key: key.clone(), revision, seat: None });
             }
             // Someone wrote since, or the seat's revision is not known here:
             // what the bucket holds decides.
-            let entry = bucket.entry(name.clone()).await.ok()??;
-            let body = seal.open_state(&entry_subject(key), &entry.value).ok()?;
-            let seat = serde_json::from_slice::<Seat>(body).ok()?;
+            let entry = match bucket.entry(name.clone()).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return Written::Unchanged,
+                Err(e) => {
+                    tracing::debug!("cluster: cannot read a seat to end it: {e}");
+                    return Written::Failed;
+                }
+            };
+            let Some(seat) = seal
+                .open_state(&entry_subject(key), &entry.value)
+                .ok()
+                .and_then(|body| serde_json::from_slice::<Seat>(body).ok())
+            else {
+                return Written::Unchanged;
+            };
             if seat.node != *node || seat.session != *session {
-                return None;
+                return Written::Unchanged;
             }
-            let revision = bucket.update(name, empty().into(), entry.revision).await.ok()?;
-            Some(SeatChange { key: key.clone(), revision, seat: None })
+            // Fails too if someone wrote since the read: tried again, the
+            // bucket decides anew.
+            match bucket.update(name, empty().into(), entry.revision).await {
+                Ok(revision) => Written::Changed(SeatChange { key: key.clone(), revision, seat: None }),
+                Err(e) => {
+                    tracing::debug!("cluster: cannot end a seat: {e}");
+                    Written::Failed
+                }
+            }
         }
-        SeatWrite::Flush(_) => None,
+        SeatWrite::Flush(_) => Written::Unchanged,
     }
 }
 

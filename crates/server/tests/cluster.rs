@@ -290,6 +290,21 @@ impl PrivateNats {
         let _ = self.child.wait();
     }
 
+    /// Stops the server without closing its connections (a starved or
+    /// swapped-out NATS), until [`PrivateNats::resume`].
+    fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
     fn restart(&mut self, test: &str) {
         self.child = Self::spawn(test, self.port, self.store.path()).expect("nats-server starts again");
     }
@@ -657,3 +672,7 @@ mod seat_batches;
 /// Deleting a cluster's session directory, and refusing to while it runs.
 #[path = "cluster/forget.rs"]
 mod forget;
+
+/// The bus stops answering for a while without closing its connections.
+#[path = "cluster/stalled_bus.rs"]
+mod stalled_bus;

@@ -1,0 +1,46 @@
+//! NATS stops answering for longer than JetStream waits for an
+//! acknowledgement (5 s), its connections left open: a starved, swapped
+//! out or stopped server.
+
+use super::*;
+
+/// Someone signs in while the bus does not answer: the write of their seat
+/// in the directory times out. It is written again once the bus answers,
+/// so users on other nodes reach them. (It used to be given up: nobody on
+/// another node could reach them until they signed in again.)
+#[tokio::test]
+async fn a_sign_in_the_directory_could_not_record_is_recorded_once_the_bus_answers() {
+    let Some((nats, c)) = cluster_on_a_bus_of_its_own("stalled_write", NODE_TIMEOUT_MS).await else { return };
+    let ((mut a, a_name, _), (_b, b_name, b_ns)) = a_watching_b_across_nodes(&c).await;
+
+    nats.pause();
+    // Carol (u11) signs in on B's node and puts A on her forward list (the lists
+    // are in the store, not on the bus).
+    let mut carol = direct(&b_ns, "u11").await;
+    carol.send("CHG 5 NLN").await;
+    carol.expect("CHG 5 NLN").await;
+    carol.send(&format!("ADD 6 FL {a_name}@example.com {a_name}")).await;
+    until(&mut carol, "ADD 6 FL ").await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    nats.resume();
+
+    // The nodes hear each other again: A sees B back.
+    until(&mut a, &format!("NLN NLN {b_name}@example.com")).await;
+    // A's changes reach Carol once A's node knows where she is.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (trid, state) in (10..).zip(["BSY", "AWY"].into_iter().cycle()) {
+        a.send(&format!("CHG {trid} {state}")).await;
+        until(&mut a, &format!("CHG {trid} {state}")).await;
+        let heard = loop {
+            match carol.try_recv(Duration::from_millis(500)).await {
+                Some(line) if line.text.starts_with(&format!("NLN {state} {a_name}@example.com")) => break true,
+                Some(_) => {}
+                None => break false,
+            }
+        };
+        if heard {
+            return;
+        }
+        assert!(Instant::now() < deadline, "Carol, signed in while the bus was away, never heard of A's changes");
+    }
+}
