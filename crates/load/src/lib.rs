@@ -1165,6 +1165,7 @@ mod tests {
             messages_dropped: 3,
             reconnections: 1,
             nodes_declared_silent: 30,
+            slowest_heartbeat_ms: 5_100,
         };
         let mut lossy = Report { bus: Some(trouble), ..Report::default() };
         judge(&mut lossy, Vec::new());

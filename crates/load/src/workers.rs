@@ -130,6 +130,8 @@ pub struct BusTrouble {
     pub reconnections: u64,
     /// Times a node gave another up for silence.
     pub nodes_declared_silent: u64,
+    /// The longest a heartbeat took to reach a node (given up at 5 s).
+    pub slowest_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -512,6 +514,7 @@ async fn bus_trouble(url: &str) -> anyhow::Result<BusTrouble> {
         messages_dropped: sum("dropped_messages"),
         reconnections: sum("reconnections"),
         nodes_declared_silent: sum("declared_silent"),
+        slowest_heartbeat_ms: nodes.iter().filter_map(|n| n["slowest_heartbeat_ms"].as_u64()).max().unwrap_or(0),
     })
 }
 
@@ -618,6 +621,7 @@ pub fn table_rows(report: &Report) -> Vec<(String, String)> {
                 bus.frames_refused, bus.messages_dropped, bus.reconnections, bus.nodes_declared_silent
             ),
         ));
+        rows.push(("bus: slowest heartbeat ms".into(), bus.slowest_heartbeat_ms.to_string()));
     }
     if !report.nodes.is_empty() {
         let total: u64 = report.nodes.iter().map(|n| n.rss_logged_in_bytes).sum();

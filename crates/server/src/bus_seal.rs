@@ -233,9 +233,28 @@ pub fn opened<'a>(
     }
 }
 
+/// How long ago a frame that opened was sealed, by the sender's clock
+/// (`None` for one too short to tell).
+pub fn age(frame: &[u8]) -> Option<Duration> {
+    let sent = u64::from_be_bytes(frame.get(MAC_LEN + 16..HEADER_LEN)?.try_into().ok()?);
+    Some(Duration::from_millis(now_ms().saturating_sub(sent)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_tells_how_long_ago_it_was_sealed() {
+        let seal = BusSeal::new([3; 32]);
+        let mut frame = seal.seal("c.heartbeat", b"{}");
+        assert!(age(&frame).unwrap() < FRESHNESS);
+        // Sealed three seconds ago.
+        let three_seconds_ago = (now_ms() - 3_000).to_be_bytes();
+        frame[MAC_LEN + 16..HEADER_LEN].copy_from_slice(&three_seconds_ago);
+        assert!(age(&frame).unwrap() >= Duration::from_secs(3));
+        assert_eq!(age(b"short"), None);
+    }
 
     #[test]
     fn a_frame_opens_once_on_its_subject_with_its_key() {

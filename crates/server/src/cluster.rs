@@ -9,7 +9,8 @@
 //!   in batches (`seat_bus`; a node that starts late reads the bucket first).
 //! - **Messages**: one-way [`Envelope`]s on `mariposa.node.<id>`, questions
 //!   ([`Request`]) on `mariposa.request.<id>` with NATS request-reply. One
-//!   task publishes everything a node sends (the directory's batches aside),
+//!   task publishes everything a node sends (the directory's batches and the
+//!   heartbeats aside),
 //!   so messages from one node to another arrive in order.
 //!
 //! Why NATS and not Redis: the cluster needs subject-addressed messages to
@@ -37,7 +38,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::bus_seal::{BusSeal, Stream, opened};
+use crate::bus_seal::{self, BusSeal, Stream, opened};
 use crate::node_roles::Roles;
 use crate::seat_bus::{self, SeatWrite};
 use crate::seats::{ENDED_KEPT, Seat, Seats};
@@ -88,21 +89,26 @@ pub struct NodeInfo {
     /// subscription's queue was full (a slow consumer): events lost too.
     #[serde(default)]
     pub dropped_messages: u64,
-    /// Times this node's connection to the bus came back after it was lost.
+    /// Times this node's connection to the bus was lost (and made again).
     #[serde(default)]
     pub reconnections: u64,
     /// Other nodes this node gave up for silence: their users were shown
     /// offline here, rightly only if they were really gone.
     #[serde(default)]
     pub declared_silent: u64,
+    /// The longest any heartbeat took to reach this node (from its sealing
+    /// to its reading): how close the cluster came to giving a node up.
+    #[serde(default)]
+    pub slowest_heartbeat_ms: u64,
 }
 
 /// What went wrong on a node's bus since it started, for its heartbeats.
 #[derive(Default)]
 struct Trouble {
     dropped: AtomicU64,
-    connections: AtomicU64,
+    disconnections: AtomicU64,
     declared_silent: AtomicU64,
+    slowest_heartbeat_ms: AtomicU64,
 }
 
 /// What the publishing task does, in order.
@@ -209,9 +215,13 @@ impl NatsCluster {
                 async move {
                     match event {
                         async_nats::Event::Connected => {
-                            counted.connections.fetch_add(1, Ordering::Relaxed);
                             let _ = connected.send(());
                             tracing::info!("cluster: bus {event}")
+                        }
+                        // (A reconnection is told `Connected` twice.)
+                        async_nats::Event::Disconnected => {
+                            counted.disconnections.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("cluster: bus {event}")
                         }
                         async_nats::Event::SlowConsumer(_) => {
                             let _ = connected.send(());
@@ -330,6 +340,9 @@ impl NatsCluster {
                 let Some(body) = opened(&s, &r, Stream::Heartbeats, message.subject.as_str(), &message.payload) else {
                     continue;
                 };
+                if let Some(age) = bus_seal::age(&message.payload) {
+                    cluster.trouble.slowest_heartbeat_ms.fetch_max(age.as_millis() as u64, Ordering::Relaxed);
+                }
                 if let Ok(info) = serde_json::from_slice::<NodeInfo>(body) {
                     cluster.heard(info, &b);
                 }
@@ -388,13 +401,29 @@ impl NatsCluster {
             me.draining = self.draining.load(Ordering::Relaxed);
             me.rejected_frames = self.rejected.load(Ordering::Relaxed);
             me.dropped_messages = self.trouble.dropped.load(Ordering::Relaxed);
-            me.reconnections = self.trouble.connections.load(Ordering::Relaxed).saturating_sub(1);
+            me.reconnections = self.trouble.disconnections.load(Ordering::Relaxed);
             me.declared_silent = self.trouble.declared_silent.load(Ordering::Relaxed);
+            me.slowest_heartbeat_ms = self.trouble.slowest_heartbeat_ms.load(Ordering::Relaxed);
             me.leaving = leaving;
             me.clone()
         };
         let payload = serde_json::to_vec(&info).unwrap_or_default();
-        self.publish(self.settings.heartbeats(), &payload);
+        if leaving {
+            // The goodbye comes after everything this node sent.
+            self.publish(self.settings.heartbeats(), &payload);
+        } else {
+            // A heartbeat says the node runs, not how much it has queued:
+            // behind a burst of envelopes in the publishing task, the
+            // heartbeats of busy nodes came late and others gave them up.
+            let subject = self.settings.heartbeats();
+            let frame = self.seal.seal(&subject, &payload);
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                if let Err(e) = client.publish(subject, frame.into()).await {
+                    tracing::warn!("cluster: cannot send a heartbeat: {e}");
+                }
+            });
+        }
     }
 
     /// Queues a signed frame for `subject`.

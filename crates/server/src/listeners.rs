@@ -134,6 +134,7 @@ impl Server {
                     dropped_messages: 0,
                     reconnections: 0,
                     declared_silent: 0,
+                    slowest_heartbeat_ms: 0,
                 };
                 let cluster =
                     crate::cluster::NatsCluster::join(settings.clone(), me, by_role.clone(), backend.clone()).await?;

@@ -376,6 +376,25 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
     late.expect("CHG 5 NLN").await;
     a.send("ADD 10 FL u11@example.com u11").await;
     until(&mut a, "ILN 10 NLN u11@example.com").await;
+    // Each node counts the connection it lost.
+    until_a_node_reports(&c.dispatch, "reconnections", 1).await;
+}
+
+/// Waits until some node's heartbeat, as `node`'s status page lists it,
+/// reports at least `least` of `field` (a heartbeat a second carries it);
+/// returns the status.
+async fn until_a_node_reports(node: &TestServer, field: &str, least: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = http_get(node.http.unwrap(), "/status.json", &[]).await;
+        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let nodes = status["cluster"]["nodes"].as_array().unwrap();
+        if nodes.iter().filter_map(|n| n[field].as_u64()).max().unwrap_or(0) >= least {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no node reports {field} of {least}: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The bus frames refused by a node so far.

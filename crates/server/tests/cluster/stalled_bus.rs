@@ -39,8 +39,17 @@ async fn a_sign_in_the_directory_could_not_record_is_recorded_once_the_bus_answe
             }
         };
         if heard {
-            return;
+            break;
         }
         assert!(Instant::now() < deadline, "Carol, signed in while the bus was away, never heard of A's changes");
     }
+
+    // What the nodes went through shows on the status page of any node,
+    // once their next heartbeats tell it: heartbeats held up for as long
+    // as the pause, nodes given up for it, and no connection lost.
+    let status = until_a_node_reports(&c.dispatch, "slowest_heartbeat_ms", 5_000).await;
+    let most =
+        |field: &str| status["cluster"]["nodes"].as_array().unwrap().iter().filter_map(|n| n[field].as_u64()).max();
+    assert!(most("declared_silent") >= Some(1), "{status}");
+    assert_eq!(most("reconnections"), Some(0), "{status}");
 }
