@@ -228,7 +228,24 @@ impl PostgresStore {
         let pool = Pool::builder(manager).max_size(pool_size.max(1)).build().map_err(pg)?;
         let store = PostgresStore { pool };
         store.migrate().await?;
+        store.warn_without_autovacuum().await;
         Ok(store)
+    }
+
+    /// Without autovacuum the planner's statistics are never refreshed:
+    /// as the lists grow from nothing, queries planned for empty tables
+    /// slow down until someone runs `ANALYZE` (seen in a 100,000-user run
+    /// on a server with it off).
+    async fn warn_without_autovacuum(&self) {
+        let Ok(client) = self.client().await else { return };
+        if let Ok(row) = client.query_one("SELECT current_setting('autovacuum')", &[]).await
+            && row.get::<_, String>(0) == "off"
+        {
+            tracing::warn!(
+                "PostgreSQL runs with autovacuum off: its statistics go stale as the lists grow; \
+                 turn it on or run ANALYZE after bulk changes"
+            );
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
