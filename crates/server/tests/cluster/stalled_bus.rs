@@ -53,3 +53,21 @@ async fn a_sign_in_the_directory_could_not_record_is_recorded_once_the_bus_answe
     assert!(most("declared_silent") >= Some(1), "{status}");
     assert_eq!(most("reconnections"), Some(0), "{status}");
 }
+
+/// Every node falls silent at once to the dispatch node when it is the bus
+/// that stalls. Sign-ins go on to the notification nodes it gave up (a
+/// node signs users in without the bus) rather than being turned away
+/// with 601.
+#[tokio::test]
+async fn sign_ins_go_on_while_the_bus_stalls() {
+    let Some((nats, c)) = cluster_on_a_bus_of_its_own("stalled_sign_ins", NODE_TIMEOUT_MS).await else { return };
+    let timeout = Duration::from_millis(NODE_TIMEOUT_MS.parse().unwrap());
+    nats.pause();
+    // Long enough for the dispatch node to give every node up.
+    tokio::time::sleep(timeout * 2 + Duration::from_millis(500)).await;
+    let (mut late, ns) = sign_in(&c, "u10").await;
+    assert!(c.notification.iter().any(|n| n.ns.to_string() == ns), "referred to {ns}");
+    late.send("CHG 5 NLN").await;
+    late.expect("CHG 5 NLN").await;
+    nats.resume();
+}
