@@ -26,8 +26,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv;
 use backend::Backend;
 use backend::cluster::{Cluster, Envelope, NodeId, Pending, Request, Response};
@@ -44,28 +42,18 @@ use crate::seat_bus::{self, SeatWrite};
 use crate::seats::{ENDED_KEPT, Seat, Seats};
 use crate::switchboard_spread::Spread;
 
+mod forget;
+mod settings;
+
+pub use forget::{Forgotten, forget};
+pub use settings::ClusterSettings;
+
 /// How long after it was given up for silence a notification node still
 /// takes new sign-ins when no node is heard at all.
 const GIVEN_UP_TRIED: Duration = Duration::from_secs(60);
 
 /// Requests from other nodes answered at once; past it, the next waits.
 const MAX_ANSWERING: usize = 256;
-
-/// How a node joins the cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    pub nats_url: String,
-    /// Names the cluster's subjects and directory, so that several clusters
-    /// (or test runs) can share one NATS server.
-    pub cluster_name: String,
-    /// Unique per running node; by default generated at start.
-    pub node_id: String,
-    pub heartbeat: Duration,
-    /// Silence after which a node counts as dead.
-    pub node_timeout: Duration,
-    /// How long a request to another node may take.
-    pub request_timeout: Duration,
-}
 
 /// A node as its heartbeats describe it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,42 +134,6 @@ pub struct NatsCluster {
     trouble: Arc<Trouble>,
     /// Sessions handed to each switchboard node since its heartbeats.
     spread: Spread,
-}
-
-/// The subject cluster `name`'s nodes beat on.
-fn heartbeat_subject(name: &str) -> String {
-    format!("{name}.heartbeat")
-}
-
-/// Cluster `name`'s session directory in JetStream.
-fn directory_bucket(name: &str) -> String {
-    format!("{name}_sessions")
-}
-
-impl ClusterSettings {
-    fn heartbeats(&self) -> String {
-        heartbeat_subject(&self.cluster_name)
-    }
-
-    fn bucket(&self) -> String {
-        directory_bucket(&self.cluster_name)
-    }
-
-    fn broadcast_subject(&self) -> String {
-        format!("{}.all", self.cluster_name)
-    }
-
-    fn node_subject(&self, node: &str) -> String {
-        format!("{}.node.{node}", self.cluster_name)
-    }
-
-    fn request_subject(&self, node: &str) -> String {
-        format!("{}.request.{node}", self.cluster_name)
-    }
-
-    fn seats_subject(&self) -> String {
-        format!("{}.seats", self.cluster_name)
-    }
 }
 
 /// A stable hash (FNV-1a), the same on every node, for rendezvous hashing.
@@ -685,48 +637,4 @@ impl Cluster for NatsCluster {
             .filter_map(|i| i.switchboard_address.as_deref().map(|a| (&i.node, i.load, a)));
         self.spread.pick(candidates)
     }
-}
-
-/// What [`forget`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Forgotten {
-    /// The directory was deleted.
-    Deleted,
-    /// The cluster had no directory on this NATS.
-    Absent,
-}
-
-/// Deletes the session directory of cluster `name`, whose nodes are all
-/// stopped: a cluster that is gone for good, or a test run's. Every node
-/// that runs recreates it when it starts, so nothing else is kept. Refused
-/// if a heartbeat of the cluster is heard within `quiet` (deleting the
-/// directory under running nodes would lose who is signed in where).
-pub async fn forget(nats_url: &str, name: &str, quiet: Duration) -> anyhow::Result<Forgotten> {
-    let wait = Duration::from_secs(5);
-    let client = tokio::time::timeout(wait, async_nats::connect(nats_url))
-        .await
-        .ok()
-        .with_context(|| format!("NATS at {nats_url} did not answer"))?
-        .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
-    let mut beats = client.subscribe(heartbeat_subject(name)).await?;
-    // Listening from here on: the server has the subscription.
-    client.flush().await?;
-    if let Ok(Some(_)) = tokio::time::timeout(quiet, beats.next()).await {
-        anyhow::bail!("nodes of cluster {name} are running (a heartbeat was heard): stop them first");
-    }
-    let js = async_nats::jetstream::new(client);
-    let bucket = directory_bucket(name);
-    match tokio::time::timeout(wait, js.get_stream(format!("KV_{bucket}"))).await.context("JetStream did not answer")? {
-        Ok(_) => {}
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-        {
-            return Ok(Forgotten::Absent);
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot look {bucket} up")),
-    }
-    tokio::time::timeout(wait, js.delete_key_value(&bucket))
-        .await
-        .context("JetStream did not answer")?
-        .with_context(|| format!("cannot delete {bucket}"))?;
-    Ok(Forgotten::Deleted)
 }
