@@ -540,6 +540,21 @@ impl NatsCluster {
     }
 }
 
+/// Returns once the NATS server has handled everything `client` sent
+/// before (its subscriptions, its messages): the server handles one
+/// connection's messages in order, so a message the client sends itself
+/// comes back only after them. `flush` only writes them to the socket.
+pub async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let probe = client.new_inbox();
+    let mut back = client.subscribe(probe.clone()).await?;
+    client.publish(probe, Bytes::new()).await?;
+    match tokio::time::timeout(Duration::from_secs(5), back.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the connection to NATS closed".into()),
+        Err(_) => Err("NATS did not answer within 5 s".into()),
+    }
+}
+
 /// Publishes everything a node sends, one at a time, in order.
 async fn publisher(client: async_nats::Client, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
     while let Some(item) = queue.recv().await {

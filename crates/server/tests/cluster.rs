@@ -418,7 +418,7 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
     // A's node.
     let mut tap = eve.subscribe(">").await.unwrap();
     // Listening once the server has the subscription.
-    eve.flush().await.unwrap();
+    server::cluster::round_trip(&eve).await.unwrap();
     b.send("CHG 7 BSY").await;
     until(&mut a, &format!("NLN BSY {b_name}@example.com")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -459,7 +459,8 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
         }),
     };
     eve.publish(seats, serde_json::to_vec(&vec![forged_seat]).unwrap().into()).await.unwrap();
-    eve.flush().await.unwrap();
+    // NATS has passed them on before anything it gets after this.
+    server::cluster::round_trip(&eve).await.unwrap();
     // B's next change travels the same subject after Eve's frames: once A
     // sees it, A's node has dealt with them.
     b.send("CHG 8 NLN").await;
@@ -512,7 +513,7 @@ async fn watchers_on_one_node_hear_of_a_change_in_one_message() {
 
     let tap = async_nats::connect(nats.url()).await.unwrap();
     let mut to_a_node = tap.subscribe(format!("*.node.{a_node}")).await.unwrap();
-    tap.flush().await.unwrap();
+    server::cluster::round_trip(&tap).await.unwrap();
     b.send("CHG 7 BSY").await;
     until(&mut a, &format!("NLN BSY {b_name}@example.com")).await;
     until(&mut other_client, &format!("NLN BSY {b_name}@example.com")).await;

@@ -32,7 +32,7 @@ pub async fn forget(nats_url: &str, name: &str, quiet: Duration) -> anyhow::Resu
         .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
     let mut beats = client.subscribe(heartbeat_subject(name)).await?;
     // Listening from here on: the server has the subscription.
-    client.flush().await?;
+    super::round_trip(&client).await.map_err(|e| anyhow::anyhow!("NATS at {nats_url}: {e}"))?;
     if let Ok(Some(_)) = tokio::time::timeout(quiet, beats.next()).await {
         anyhow::bail!("nodes of cluster {name} are running (a heartbeat was heard): stop them first");
     }

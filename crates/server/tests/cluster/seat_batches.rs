@@ -171,7 +171,7 @@ async fn a_node_back_on_the_bus_reads_what_it_missed() {
     let seats = Arc::new(Seats::default());
     let (seal, rejected) = (Arc::new(BusSeal::new(KEY)), Arc::new(AtomicU64::new(0)));
     let batches = listener.subscribe(subject.clone()).await.unwrap();
-    listener.flush().await.unwrap();
+    server::cluster::round_trip(&listener).await.unwrap();
     tokio::spawn(seat_bus::listen(batches, seats.clone(), seal.clone(), rejected.clone()));
     let (loaded, ready) = oneshot::channel();
     let its_bucket = async_nats::jetstream::new(listener.clone()).get_key_value(store.name.clone()).await.unwrap();
@@ -215,7 +215,7 @@ async fn bucket_reads(client: &async_nats::Client) -> Arc<AtomicU64> {
             }
         });
     }
-    client.flush().await.unwrap();
+    server::cluster::round_trip(client).await.unwrap();
     reads
 }
 
