@@ -447,6 +447,9 @@ impl NatsCluster {
     /// next sweep.
     fn sweep(&self, backend: &Backend) {
         let timeout = self.settings.node_timeout;
+        // Nodes given up long ago (their ids are new at each start) are
+        // no last resort any more.
+        self.given_up.write().retain(|_, (_, when)| when.elapsed() < GIVEN_UP_TRIED);
         let mut dead = Vec::new();
         self.nodes.write().retain(|id, (info, seen)| {
             let silent = *id != self.settings.node_id && seen.elapsed() > timeout;
