@@ -235,6 +235,9 @@ pub trait Cluster: Send + Sync + 'static {
     fn signed_out(&self, user: &OnlineUser);
     /// Every other live node.
     fn peers(&self) -> Vec<NodeId>;
+    /// Whether nodes went silent lately (given up, not gone with a
+    /// goodbye): what they alone know may be out of reach for now.
+    fn peers_lost_lately(&self) -> bool;
     /// The user (handle key) whose sign-in on a live node has this web
     /// token (`MSPAuth`).
     fn user_of_token(&self, token: &str) -> Option<String>;

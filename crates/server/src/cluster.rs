@@ -634,6 +634,13 @@ impl Cluster for NatsCluster {
         self.nodes.read().keys().filter(|n| **n != self.settings.node_id).cloned().collect()
     }
 
+    fn peers_lost_lately(&self) -> bool {
+        self.given_up
+            .read()
+            .values()
+            .any(|(info, when)| info.node != self.settings.node_id && when.elapsed() < GIVEN_UP_TRIED)
+    }
+
     fn user_of_token(&self, token: &str) -> Option<String> {
         let (key, node) = self.seats.holder_of_token(token)?;
         self.alive(&node).then_some(key)

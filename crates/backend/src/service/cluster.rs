@@ -158,13 +158,17 @@ impl Backend {
 
     /// Asks the other nodes whether one of them issued this ticket (the
     /// login service may run on another node); it is used up there.
+    /// `ServerUnavailable` when a node that may have issued it did not
+    /// answer (the bus stalls): the ticket may be good, and a client
+    /// tries 601 again later, where 911 tells a person their password is
+    /// wrong (bitlbee showed "Authentication failed" for a NATS pause).
     pub(super) async fn redeem_elsewhere(
         &self,
         handle_key: &str,
         ticket: &str,
         proof: Option<&crate::passport::SsoProof>,
-    ) -> Option<Redeemed> {
-        let cluster = self.cluster.get()?;
+    ) -> Result<Redeemed, ErrorCode> {
+        let Some(cluster) = self.cluster.get() else { return Err(ErrorCode::AuthenticationFailed) };
         let asks = cluster.peers().into_iter().map(|node| {
             let ask = Request::RedeemTicket {
                 handle_key: handle_key.to_string(),
@@ -173,12 +177,18 @@ impl Backend {
             };
             cluster.request(&node, ask)
         });
-        futures::future::join_all(asks).await.into_iter().find_map(|a| match a {
-            Some(Response::Redeemed(Some((tag, ms)))) => {
-                Some(Redeemed { tag, remaining: std::time::Duration::from_millis(ms) })
+        let answers = futures::future::join_all(asks).await;
+        let mut unanswered = cluster.peers_lost_lately();
+        for answer in answers {
+            match answer {
+                Some(Response::Redeemed(Some((tag, ms)))) => {
+                    return Ok(Redeemed { tag, remaining: std::time::Duration::from_millis(ms) });
+                }
+                Some(Response::Redeemed(None)) => {}
+                _ => unanswered = true,
             }
-            _ => None,
-        })
+        }
+        Err(if unanswered { ErrorCode::ServerUnavailable } else { ErrorCode::AuthenticationFailed })
     }
 
     /// A node stopped answering: its users are gone. Every local watcher

@@ -218,9 +218,7 @@ impl Backend {
     ) -> Result<(Account, std::time::Duration), ErrorCode> {
         let redeemed = match self.tickets.redeem(handle.key(), ticket, proof) {
             Ok(r) => r,
-            Err(_) => {
-                self.redeem_elsewhere(handle.key(), ticket, proof).await.ok_or(ErrorCode::AuthenticationFailed)?
-            }
+            Err(_) => self.redeem_elsewhere(handle.key(), ticket, proof).await?,
         };
         let account = self
             .store

@@ -71,3 +71,33 @@ async fn sign_ins_go_on_while_the_bus_stalls() {
     late.expect("CHG 5 NLN").await;
     nats.resume();
 }
+
+/// A Passport ticket from the dispatch node's login service is redeemed
+/// by asking, over the bus, the node that issued it. While the bus stalls
+/// nobody can: the sign-in is refused with 601 (server unavailable),
+/// which clients try again, not 911, which tells a person their password
+/// is wrong (bitlbee 3.2.2 said "Authentication failed" during a NATS
+/// pause). Once the bus answers, the same ticket signs in.
+#[tokio::test]
+async fn a_ticket_nobody_can_vouch_for_while_the_bus_stalls_is_unavailable_not_wrong() {
+    let Some((nats, c)) = cluster_on_a_bus_of_its_own("stalled_ticket", NODE_TIMEOUT_MS).await else { return };
+    let timeout = Duration::from_millis(NODE_TIMEOUT_MS.parse().unwrap());
+    let ticket = passport_ticket(&c.dispatch, "u4@example.com", "pw-u4", "lc=1033,id=507").await.unwrap();
+    let ns = c.notification[0].ns;
+    nats.pause();
+    // Long enough for the notification node to give the others up.
+    tokio::time::sleep(timeout * 2 + Duration::from_millis(500)).await;
+    let refused = present_ticket(ns, "u4@example.com", &ticket).await;
+    nats.resume();
+    assert!(refused.starts_with("601 3"), "{refused}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = present_ticket(ns, "u4@example.com", &ticket).await;
+        if answer.starts_with("USR 3 OK u4@example.com") {
+            break;
+        }
+        assert!(answer.starts_with("601 3"), "{answer}");
+        assert!(Instant::now() < deadline, "the ticket never signed in: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
