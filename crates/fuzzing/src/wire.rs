@@ -255,7 +255,7 @@ pub fn web_and_bus(data: &[u8]) {
     let _ = seal.open(server::bus_seal::Stream::Envelopes, "c.node.n1", data);
     let _ = seal.open_state("seat.x", data);
     // A frame it sealed itself opens once, whatever the body.
-    let frame = seal.seal("c.node.n1", data);
+    let frame = seal.seal(server::bus_seal::Stream::Envelopes, "c.node.n1", data);
     assert_eq!(seal.open(server::bus_seal::Stream::Envelopes, "c.node.n1", &frame), Ok(data));
     assert!(seal.open(server::bus_seal::Stream::Envelopes, "c.node.n1", &frame).is_err());
 }

@@ -286,7 +286,7 @@ impl NatsCluster {
                 tokio::spawn(async move {
                     let answer = b.on_request(request).await;
                     let payload = serde_json::to_vec(&answer).unwrap_or_default();
-                    let frame = s.seal(reply.as_str(), &payload);
+                    let frame = s.seal(Stream::Replies, reply.as_str(), &payload);
                     let _ = c.publish(reply, frame.into()).await;
                     drop(permit);
                 });
@@ -370,13 +370,13 @@ impl NatsCluster {
         let payload = serde_json::to_vec(&info).unwrap_or_default();
         if leaving {
             // The goodbye comes after everything this node sent.
-            self.publish(self.settings.heartbeats(), &payload);
+            self.publish(Stream::Heartbeats, self.settings.heartbeats(), &payload);
         } else {
             // A heartbeat says the node runs, not how much it has queued:
             // behind a burst of envelopes in the publishing task, the
             // heartbeats of busy nodes came late and others gave them up.
             let subject = self.settings.heartbeats();
-            let frame = self.seal.seal(&subject, &payload);
+            let frame = self.seal.seal(Stream::Heartbeats, &subject, &payload);
             let client = self.client.clone();
             tokio::spawn(async move {
                 if let Err(e) = client.publish(subject, frame.into()).await {
@@ -387,8 +387,8 @@ impl NatsCluster {
     }
 
     /// Queues a signed frame for `subject`.
-    fn publish(&self, subject: String, body: &[u8]) {
-        let frame = self.seal.seal(&subject, body);
+    fn publish(&self, stream: Stream, subject: String, body: &[u8]) {
+        let frame = self.seal.seal(stream, &subject, body);
         let _ = self.outgoing.send(Outgoing::Publish(subject, frame.into()));
     }
 
@@ -465,7 +465,7 @@ impl NatsCluster {
             self.spread.forget(&obituary.node);
             self.forget_node(&obituary.node, backend);
             if let Ok(payload) = serde_json::to_vec(&obituary) {
-                self.publish(self.settings.heartbeats(), &payload);
+                self.publish(Stream::Heartbeats, self.settings.heartbeats(), &payload);
             }
         }
     }
@@ -587,14 +587,14 @@ impl Cluster for NatsCluster {
 
     fn send(&self, node: &str, envelope: Envelope) {
         match serde_json::to_vec(&envelope) {
-            Ok(payload) => self.publish(self.settings.node_subject(node), &payload),
+            Ok(payload) => self.publish(Stream::Envelopes, self.settings.node_subject(node), &payload),
             Err(e) => tracing::error!("cluster: cannot encode an envelope: {e}"),
         }
     }
 
     fn broadcast(&self, envelope: Envelope) {
         if let Ok(payload) = serde_json::to_vec(&envelope) {
-            self.publish(self.settings.broadcast_subject(), &payload);
+            self.publish(Stream::Broadcasts, self.settings.broadcast_subject(), &payload);
         }
     }
 
@@ -603,7 +603,7 @@ impl Cluster for NatsCluster {
             (self.client.clone(), self.settings.request_subject(node), self.settings.request_timeout);
         let (seal, rejected) = (self.seal.clone(), self.rejected.clone());
         Box::pin(async move {
-            let frame = seal.seal(&subject, &serde_json::to_vec(&request).ok()?);
+            let frame = seal.seal(Stream::Requests, &subject, &serde_json::to_vec(&request).ok()?);
             let answer = tokio::time::timeout(timeout, client.request(subject, frame.into())).await.ok()?.ok()?;
             let body = opened(&seal, &rejected, Stream::Replies, answer.subject.as_str(), &answer.payload)?;
             serde_json::from_slice(body).ok()

@@ -147,7 +147,7 @@ pub async fn writer(
         if !changes.is_empty() {
             match serde_json::to_vec(&changes) {
                 Ok(body) => {
-                    let frame = seal.seal(&subject, &body);
+                    let frame = seal.seal(Stream::Seats, &subject, &body);
                     if let Err(e) = client.publish(subject.clone(), frame.into()).await {
                         tracing::warn!("cluster: cannot tell the directory's changes: {e}");
                     }
@@ -176,7 +176,7 @@ async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWr
     match write {
         SeatWrite::Seat(key, seat) => {
             let Ok(body) = serde_json::to_vec(seat) else { return Written::Unchanged };
-            let value = seal.seal(&entry_subject(key), &body);
+            let value = seal.seal(Stream::Seats, &entry_subject(key), &body);
             match bucket.put(bucket_key(key), value.into()).await {
                 Ok(revision) => Written::Changed(SeatChange { key: key.clone(), revision, seat: Some(seat.clone()) }),
                 Err(e) => {
@@ -189,7 +189,7 @@ async fn write(bucket: &kv::Store, seats: &Seats, seal: &BusSeal, write: &SeatWr
             let name = bucket_key(key);
             // A signed empty value, written only if nobody wrote since the
             // seat's own write: a sign-in elsewhere in between stays.
-            let empty = || seal.seal(&entry_subject(key), b"");
+            let empty = || seal.seal(Stream::Seats, &entry_subject(key), b"");
             // The seat's revision as this node last heard it: if that is
             // still the bucket's, one write does it, with no read first.
             if let Some(known) = seats.revision_of(key, node, *session)
