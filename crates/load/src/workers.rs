@@ -120,7 +120,7 @@ pub struct NodeReport {
 /// A shared service of the cluster (PostgreSQL, NATS): all its processes.
 /// What went wrong between a cluster's nodes during a run, summed over
 /// the nodes; anything but zeros means events were lost or delayed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BusTrouble {
     /// Frames refused (unsigned, forged, stale or replayed).
     pub frames_refused: u64,
@@ -500,22 +500,30 @@ pub fn coordinate(
 }
 
 /// What went wrong on the bus, summed over the cluster's nodes as their
-/// heartbeats tell the node serving `url`; read once a heartbeat (a
-/// second) has passed since the run's last step, so that every node's
-/// count is current.
+/// heartbeats tell the node serving `url`. A node's heartbeats carry its
+/// counts, and after a stormy phase (100,000 sign-outs at once) they come
+/// late: read until two readings a heartbeat and a half apart agree.
 async fn bus_trouble(url: &str) -> anyhow::Result<BusTrouble> {
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let answer = client::http::get(url, &[], None).await?;
-    let status: serde_json::Value = serde_json::from_slice(&answer.body).context("the cluster's status")?;
-    let nodes = status["cluster"]["nodes"].as_array().context("no cluster.nodes in the status")?;
-    let sum = |field: &str| nodes.iter().filter_map(|n| n[field].as_u64()).sum();
-    Ok(BusTrouble {
-        frames_refused: sum("rejected_frames"),
-        messages_dropped: sum("dropped_messages"),
-        reconnections: sum("reconnections"),
-        nodes_declared_silent: sum("declared_silent"),
-        slowest_heartbeat_ms: nodes.iter().filter_map(|n| n["slowest_heartbeat_ms"].as_u64()).max().unwrap_or(0),
-    })
+    let mut last: Option<BusTrouble> = None;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let answer = client::http::get(url, &[], None).await?;
+        let status: serde_json::Value = serde_json::from_slice(&answer.body).context("the cluster's status")?;
+        let nodes = status["cluster"]["nodes"].as_array().context("no cluster.nodes in the status")?;
+        let sum = |field: &str| nodes.iter().filter_map(|n| n[field].as_u64()).sum();
+        let now = BusTrouble {
+            frames_refused: sum("rejected_frames"),
+            messages_dropped: sum("dropped_messages"),
+            reconnections: sum("reconnections"),
+            nodes_declared_silent: sum("declared_silent"),
+            slowest_heartbeat_ms: nodes.iter().filter_map(|n| n["slowest_heartbeat_ms"].as_u64()).max().unwrap_or(0),
+        };
+        if last.as_ref() == Some(&now) {
+            return Ok(now);
+        }
+        last = Some(now);
+    }
+    last.context("no reading")
 }
 
 /// The logins of every worker, over the two halves' spans (each from its
