@@ -501,8 +501,8 @@ pub fn coordinate(
 
 /// What went wrong on the bus, summed over the cluster's nodes as their
 /// heartbeats tell the node serving `url`. A node's heartbeats carry its
-/// counts, and after a stormy phase (100,000 sign-outs at once) they come
-/// late: read until two readings a heartbeat and a half apart agree.
+/// counts, and after a stormy phase they come late: read until two
+/// readings a heartbeat and a half apart agree.
 async fn bus_trouble(url: &str) -> anyhow::Result<BusTrouble> {
     let mut last: Option<BusTrouble> = None;
     for _ in 0..10 {
