@@ -265,6 +265,7 @@ impl NatsCluster {
             });
         }
         let (b, c, s, r) = (backend.clone(), client.clone(), seal.clone(), rejected.clone());
+        let asker_waits = settings.request_timeout;
         tokio::spawn(async move {
             // Some answers wait (a word relayed to a slow reader): each is
             // answered in a task of its own, so many at most.
@@ -282,6 +283,14 @@ impl NatsCluster {
                     }
                 };
                 let Ok(permit) = answering.clone().acquire_owned().await else { return };
+                // The asker has given up on a question older than it waits
+                // (held up while the bus stalled): acting on it now would
+                // use up what it asked for, a ticket say, with nobody to
+                // take the answer.
+                if bus_seal::age(&message.payload).is_some_and(|age| age > asker_waits) {
+                    tracing::debug!("cluster: a question came too late to answer");
+                    continue;
+                }
                 let (b, c, s) = (b.clone(), c.clone(), s.clone());
                 tokio::spawn(async move {
                     let answer = b.on_request(request).await;
