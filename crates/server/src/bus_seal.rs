@@ -250,9 +250,9 @@ mod tests {
 
     /// Heartbeats go to NATS at once while an obituary waits in the
     /// node's queue; thousands of envelopes sealed in between must not
-    /// push the late one out of the heartbeats' window (29 heartbeats were
-    /// refused as replays in a 100,000-user run when one counter numbered
-    /// every stream).
+    /// push the late one out of the heartbeats' window (29 frames on the
+    /// heartbeat subject were refused as replays in a 100,000-user run when
+    /// one counter numbered every stream).
     #[test]
     fn a_streams_frames_are_numbered_apart_from_the_others() {
         let (a, b) = (BusSeal::new([4; 32]), BusSeal::new([4; 32]));

@@ -52,6 +52,10 @@ pub use settings::ClusterSettings;
 /// takes new sign-ins when no node is heard at all.
 const GIVEN_UP_TRIED: Duration = Duration::from_secs(60);
 
+/// How far apart the nodes' clocks may be (NTP keeps them far closer):
+/// a question older than the asker waits by more than this is not acted on.
+const CLOCKS_AGREE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Requests from other nodes answered at once; past it, the next waits.
 const MAX_ANSWERING: usize = 256;
 
@@ -285,9 +289,10 @@ impl NatsCluster {
                 let Ok(permit) = answering.clone().acquire_owned().await else { return };
                 // The asker has given up on a question older than it waits
                 // (held up while the bus stalled): acting on it now would
-                // use up what it asked for, a ticket say, with nobody to
-                // take the answer.
-                if bus_seal::age(&message.payload).is_some_and(|age| age > asker_waits) {
+                // use up what it asked for (a ticket), or relay a message
+                // the sender was told had failed. By the sender's clock, so
+                // with room for clocks that disagree a little.
+                if bus_seal::age(&message.payload).is_some_and(|age| age > asker_waits + CLOCKS_AGREE_WITHIN) {
                     tracing::debug!("cluster: a question came too late to answer");
                     continue;
                 }

@@ -159,8 +159,8 @@ impl Backend {
     /// Asks the other nodes whether one of them issued this ticket (the
     /// login service may run on another node); it is used up there.
     /// `ServerUnavailable` when a node that may have issued it did not
-    /// answer (the bus stalls): the ticket may be good, and a client
-    /// tries 601 again later, where 911 tells a person their password is
+    /// answer (the bus stalls): the ticket may be good, and a client told
+    /// 601 tries again later, where 911 tells a person their password is
     /// wrong (bitlbee showed "Authentication failed" for a NATS pause).
     pub(super) async fn redeem_elsewhere(
         &self,
