@@ -397,6 +397,23 @@ async fn until_a_node_reports(node: &TestServer, field: &str, least: u64) -> ser
     }
 }
 
+/// Waits until the dispatch node's status page lists exactly `nodes`
+/// (it gives up nodes it does not hear, and lists them again once heard).
+async fn until_the_dispatch_node_hears(c: &Cluster, nodes: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = http_get(c.dispatch.http.unwrap(), "/status.json", &[]).await;
+        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let heard: Vec<&str> =
+            status["cluster"]["nodes"].as_array().unwrap().iter().filter_map(|n| n["node"].as_str()).collect();
+        if heard == nodes {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the dispatch node hears {heard:?}, not {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The bus frames refused by a node so far.
 async fn rejected_frames(node: &TestServer) -> u64 {
     let status = http_get(node.http.unwrap(), "/status.json", &[]).await;
