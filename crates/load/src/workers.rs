@@ -117,7 +117,6 @@ pub struct NodeReport {
     pub cpu_seconds_switchboard: f64,
 }
 
-/// A shared service of the cluster (PostgreSQL, NATS): all its processes.
 /// What went wrong between a cluster's nodes during a run, summed over
 /// the nodes; anything but zeros means events were lost or delayed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -134,6 +133,7 @@ pub struct BusTrouble {
     pub slowest_heartbeat_ms: u64,
 }
 
+/// A shared service of the cluster (PostgreSQL, NATS): all its processes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServiceReport {
     pub name: String,

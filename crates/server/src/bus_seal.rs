@@ -189,7 +189,7 @@ impl BusSeal {
     /// signed, fresh, and not seen before.
     pub fn open<'a>(&self, stream: Stream, subject: &str, frame: &'a [u8]) -> Result<&'a [u8], Refusal> {
         let body = self.open_state(subject, frame)?;
-        let field = |at: usize| u64::from_be_bytes(frame[MAC_LEN + at..MAC_LEN + at + 8].try_into().expect("8 bytes"));
+        let field = |at: usize| header_field(frame, at).expect("a signed frame has its header");
         let (epoch, sequence, sent) = (field(0), field(8), field(16));
         let now = now_ms();
         let skew = FRESHNESS.as_millis() as u64;
@@ -240,8 +240,13 @@ pub fn opened<'a>(
 /// How long ago a frame that opened was sealed, by the sender's clock
 /// (`None` for one too short to tell).
 pub fn age(frame: &[u8]) -> Option<Duration> {
-    let sent = u64::from_be_bytes(frame.get(MAC_LEN + 16..HEADER_LEN)?.try_into().ok()?);
+    let sent = header_field(frame, 16)?;
     Some(Duration::from_millis(now_ms().saturating_sub(sent)))
+}
+
+/// The header's number at `at` (0: epoch, 8: sequence, 16: sent).
+fn header_field(frame: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(frame.get(MAC_LEN + at..MAC_LEN + at + 8)?.try_into().ok()?))
 }
 
 #[cfg(test)]
