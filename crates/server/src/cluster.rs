@@ -160,11 +160,10 @@ impl NatsCluster {
         load: Arc<[AtomicU64; 3]>,
         backend: Arc<Backend>,
     ) -> anyhow::Result<Arc<NatsCluster>> {
-        // Told each time the connection to the bus is made: batches of the
-        // directory sent meanwhile were lost to this node.
-        // Told too when the client dropped messages for a full
-        // subscription, which may have been batches.
-        let (connected, reconnections) = mpsc::unbounded_channel::<()>();
+        // Told each time the connection to the bus is made (batches of the
+        // directory sent meanwhile were lost to this node) and when the
+        // client dropped messages for a full subscription (batches too).
+        let (reread, batches_lost) = mpsc::unbounded_channel::<()>();
         let trouble = Arc::new(Trouble::default());
         let counted = trouble.clone();
         let client = async_nats::ConnectOptions::new()
@@ -174,11 +173,11 @@ impl NatsCluster {
             // attempt, at most two seconds between attempts.
             .reconnect_delay_callback(|attempts| Duration::from_millis(250 * attempts.min(8) as u64))
             .event_callback(move |event| {
-                let (connected, counted) = (connected.clone(), counted.clone());
+                let (reread, counted) = (reread.clone(), counted.clone());
                 async move {
                     match event {
                         async_nats::Event::Connected => {
-                            let _ = connected.send(());
+                            let _ = reread.send(());
                             tracing::info!("cluster: bus {event}")
                         }
                         // (A reconnection is told `Connected` twice.)
@@ -187,7 +186,7 @@ impl NatsCluster {
                             tracing::warn!("cluster: bus {event}")
                         }
                         async_nats::Event::SlowConsumer(_) => {
-                            let _ = connected.send(());
+                            let _ = reread.send(());
                             // One event per message dropped: said at 1, 2, 4, ...
                             let dropped = counted.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                             if dropped.is_power_of_two() {
@@ -329,7 +328,7 @@ impl NatsCluster {
             cluster.seats.clone(),
             seal.clone(),
             rejected.clone(),
-            reconnections,
+            batches_lost,
             loaded,
         ));
         let weak = Arc::downgrade(&cluster);

@@ -255,20 +255,21 @@ pub async fn listen(
 }
 
 /// Keeps `seats` whole: reads the bucket now (then says so on `loaded`)
-/// and again after each reconnection to the bus, told on `reconnections`
-/// (the first connection counts as one too).
+/// and again whenever batches may have been lost (a reconnection to the
+/// bus, messages the client dropped), told on `batches_lost` (the first
+/// connection counts as one too).
 pub async fn keep_whole(
     bucket: kv::Store,
     seats: Arc<Seats>,
     seal: Arc<BusSeal>,
     rejected: Arc<AtomicU64>,
-    mut reconnections: mpsc::UnboundedReceiver<()>,
+    mut batches_lost: mpsc::UnboundedReceiver<()>,
     loaded: oneshot::Sender<()>,
 ) {
     let mut loaded = Some(loaded);
     loop {
-        // Connections told before this read began are covered by it.
-        while reconnections.try_recv().is_ok() {}
+        // Losses told before this read began are covered by it.
+        while batches_lost.try_recv().is_ok() {}
         match read_bucket(&bucket, &seats, &seal, &rejected).await {
             Ok(read) => tracing::debug!("cluster: read {read} directory entries"),
             Err(e) => tracing::warn!("cluster: cannot read the session directory: {e}"),
@@ -276,7 +277,7 @@ pub async fn keep_whole(
         if let Some(done) = loaded.take() {
             let _ = done.send(());
         }
-        if reconnections.recv().await.is_none() {
+        if batches_lost.recv().await.is_none() {
             return;
         }
     }
