@@ -386,8 +386,7 @@ async fn after_the_bus_restarts_users_on_other_nodes_are_online_and_reachable_ag
 async fn until_a_node_reports(node: &TestServer, field: &str, least: u64) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = http_get(node.http.unwrap(), "/status.json", &[]).await;
-        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let status = status(node).await;
         let nodes = status["cluster"]["nodes"].as_array().unwrap();
         if nodes.iter().filter_map(|n| n[field].as_u64()).max().unwrap_or(0) >= least {
             return status;
@@ -402,8 +401,7 @@ async fn until_a_node_reports(node: &TestServer, field: &str, least: u64) -> ser
 async fn until_the_dispatch_node_hears(c: &Cluster, nodes: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = http_get(c.dispatch.http.unwrap(), "/status.json", &[]).await;
-        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let status = status(&c.dispatch).await;
         let heard: Vec<&str> =
             status["cluster"]["nodes"].as_array().unwrap().iter().filter_map(|n| n["node"].as_str()).collect();
         if heard == nodes {
@@ -416,8 +414,7 @@ async fn until_the_dispatch_node_hears(c: &Cluster, nodes: &[&str]) {
 
 /// The bus frames refused by a node so far.
 async fn rejected_frames(node: &TestServer) -> u64 {
-    let status = http_get(node.http.unwrap(), "/status.json", &[]).await;
-    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    let status = status(node).await;
     status["cluster"]["rejected_frames"].as_u64().unwrap_or_else(|| panic!("{status}"))
 }
 
@@ -499,8 +496,7 @@ async fn a_publisher_on_the_bus_without_the_key_can_neither_forge_nor_replay() {
     // say so on the dispatch node's status page.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = http_get(c.dispatch.http.unwrap(), "/status.json", &[]).await;
-        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let status = status(&c.dispatch).await;
         let nodes = status["cluster"]["nodes"].as_array().unwrap();
         let a_node_refused = nodes.iter().find(|n| n["node"] == a_node.as_str()).unwrap()["rejected_frames"].as_u64();
         if a_node_refused.unwrap() >= 3 {

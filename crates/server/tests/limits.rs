@@ -8,11 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-async fn status(server: &TestServer) -> serde_json::Value {
-    let answer = http_get(server.http.unwrap(), "/status.json", &[]).await;
-    serde_json::from_slice(&answer.body).unwrap()
-}
-
 #[tokio::test]
 async fn a_silent_client_is_reaped_and_its_watchers_see_it_leave() {
     let server = TestServer::start_with(&["--idle-timeout-secs", "1", "--legacy-idle-timeout-secs", "1"]);

@@ -727,6 +727,12 @@ where
     HttpAnswer { status, headers, body: raw[end + 4..].to_vec() }
 }
 
+/// The server's `/status.json`.
+pub async fn status(server: &TestServer) -> serde_json::Value {
+    let answer = http_get(server.http.unwrap(), "/status.json", &[]).await;
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
 /// A GET over plain HTTP with extra header lines.
 pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
     let stream = TcpStream::connect(addr).await.unwrap();
