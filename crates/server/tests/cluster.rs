@@ -392,7 +392,7 @@ async fn until_a_node_reports(node: &TestServer, field: &str, least: u64) -> ser
             return status;
         }
         assert!(Instant::now() < deadline, "no node reports {field} of {least}: {status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
